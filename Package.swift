@@ -1,0 +1,113 @@
+// swift-tools-version:6.1
+// Switchyard: a model-serving gateway. The target list reads in the order of a request's path:
+// C shims → HTTP/2 front end → inference service → routing → worker pools → engine.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "switchyard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "switchyard", targets: ["switchyard"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // MARK: C libraries (module maps and tiny shims only)
+        .systemLibrary(
+            name: "CNghttp2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(name: "CEpoll"),
+        .target(
+            name: "SwitchyardProto",
+            linkerSettings: [.linkedLibrary("protobuf-c")]
+        ),
+
+        // MARK: The request path
+        .target(name: "SwitchyardCore", swiftSettings: strict),
+        .target(
+            name: "SwitchyardHTTP2",
+            dependencies: [
+                "SwitchyardCore", "CNghttp2", "COpenSSL", "CZlib", "CEpoll",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwitchyardEngine",
+            dependencies: ["SwitchyardCore", "SwitchyardProto"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwitchyardWorkers",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardEngine",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwitchyardModels",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardEngine", "SwitchyardWorkers", "Yams",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwitchyardInference",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardWorkers",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "switchyard",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels", "Yams",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
+        .testTarget(
+            name: "SwitchyardHTTP2Tests",
+            dependencies: ["SwitchyardHTTP2", "SwitchyardCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardEngineTests",
+            dependencies: ["SwitchyardEngine", "SwitchyardCore"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardInferenceTests",
+            dependencies: ["SwitchyardInference", "SwitchyardModels", "SwitchyardWorkers", "SwitchyardCore"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,34 @@
+#define _GNU_SOURCE
+#include "CEpoll.h"
+
+#ifdef __linux__
+#include <sys/socket.h>
+#include <unistd.h>
+
+int cswitchyard_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int cswitchyard_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = token;
+    int realop = op == CSWITCHYARD_EPOLL_CTL_ADD   ? EPOLL_CTL_ADD
+                 : op == CSWITCHYARD_EPOLL_CTL_DEL ? EPOLL_CTL_DEL
+                                                   : EPOLL_CTL_MOD;
+    return epoll_ctl(epfd, realop, fd, &ev);
+}
+
+int cswitchyard_epoll_wait(int epfd, uint32_t *events, uint64_t *tokens, int max, int timeout_ms) {
+    struct epoll_event evs[256];
+    if (max > 256) max = 256;
+    int n = epoll_wait(epfd, evs, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        events[i] = evs[i].events;
+        tokens[i] = evs[i].data.u64;
+    }
+    return n;
+}
+
+int cswitchyard_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int cswitchyard_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+#endif

@@ -1,0 +1,36 @@
+// Linux readiness and wake-up primitives for Switchyard's event loops: epoll, eventfd, accept4.
+// Wrapped here because Swift does not import <sys/epoll.h>'s packed struct and variadic helpers well.
+#pragma once
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __linux__
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#endif
+
+/// Creates an epoll instance (close-on-exec). Returns -1 and sets errno on failure.
+int cswitchyard_epoll_create(void);
+/// Adds, modifies or removes `fd`; `events` is a mask of CSWITCHYARD_EPOLL* flags, `token` comes back in waits.
+int cswitchyard_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token);
+/// Waits for events; fills `events`/`tokens` arrays of length `max`. Returns the count, or -1 (errno).
+int cswitchyard_epoll_wait(int epfd, uint32_t *events, uint64_t *tokens, int max, int timeout_ms);
+/// Creates a non-blocking, close-on-exec eventfd.
+int cswitchyard_eventfd(void);
+/// Accepts a connection as non-blocking and close-on-exec.
+int cswitchyard_accept4(int fd);
+
+enum {
+    CSWITCHYARD_EPOLL_CTL_ADD = 1,
+    CSWITCHYARD_EPOLL_CTL_DEL = 2,
+    CSWITCHYARD_EPOLL_CTL_MOD = 3,
+};
+
+enum {
+    CSWITCHYARD_EPOLLIN = 0x001,
+    CSWITCHYARD_EPOLLOUT = 0x004,
+    CSWITCHYARD_EPOLLERR = 0x008,
+    CSWITCHYARD_EPOLLHUP = 0x010,
+    CSWITCHYARD_EPOLLRDHUP = 0x2000,
+    CSWITCHYARD_EPOLLET = (int)(1u << 31),
+};

@@ -1,0 +1,187 @@
+// The gateway's configuration file (`switchyard.yaml`). CLI flags override the same fields.
+
+/// Top-level configuration of a Switchyard process.
+public struct ServerConfiguration: Sendable, Hashable, Codable {
+    /// The gRPC listener. Default `127.0.0.1:8001`.
+    public var listen: String
+    /// Event-loop threads of the front end. Default 1 (numeric work runs on the pools' own threads).
+    public var threads: Int
+    /// Path of the model repository. Default `models`.
+    public var modelRepository: String
+    /// TLS settings; `nil` serves h2c (HTTP/2 over cleartext with prior knowledge).
+    public var tls: TLSSettings?
+    /// Per-connection and per-stream limits.
+    public var limits: Limits
+    /// Grace period in seconds for in-flight calls when draining on SIGTERM/SIGINT. Default 30.
+    public var drainSeconds: Double
+
+    /// TLS settings.
+    public struct TLSSettings: Sendable, Hashable, Codable {
+        /// PEM certificate chain.
+        public var certificate: String
+        /// PEM private key.
+        public var key: String
+        /// PEM CA bundle; when set, clients must present a certificate signed by it.
+        public var clientCA: String?
+
+        /// Creates TLS settings.
+        public init(certificate: String, key: String, clientCA: String? = nil) {
+            self.certificate = certificate
+            self.key = key
+            self.clientCA = clientCA
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case certificate = "cert"
+            case key
+            case clientCA = "client_ca"
+        }
+    }
+
+    /// Resource limits of the front end, with safe defaults.
+    public struct Limits: Sendable, Hashable, Codable {
+        /// Largest request message in bytes (after decompression). Default 64 MiB.
+        public var maxRequestBytes: Int
+        /// SETTINGS_MAX_CONCURRENT_STREAMS per connection. Default 256.
+        public var maxConcurrentStreams: Int
+        /// SETTINGS_MAX_HEADER_LIST_SIZE in bytes. Default 16 KiB.
+        public var maxHeaderListBytes: Int
+        /// Response bytes buffered per connection for a client that stops reading before the connection
+        /// stops producing. Default 16 MiB.
+        public var maxOutputBufferBytes: Int
+        /// Most connections open at once, across loops. Default 10 000.
+        public var maxConnections: Int
+
+        /// The defaults.
+        public init(
+            maxRequestBytes: Int = 64 << 20,
+            maxConcurrentStreams: Int = 256,
+            maxHeaderListBytes: Int = 16 << 10,
+            maxOutputBufferBytes: Int = 16 << 20,
+            maxConnections: Int = 10_000
+        ) {
+            self.maxRequestBytes = maxRequestBytes
+            self.maxConcurrentStreams = maxConcurrentStreams
+            self.maxHeaderListBytes = maxHeaderListBytes
+            self.maxOutputBufferBytes = maxOutputBufferBytes
+            self.maxConnections = maxConnections
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case maxRequestBytes = "max_request_bytes"
+            case maxConcurrentStreams = "max_concurrent_streams"
+            case maxHeaderListBytes = "max_header_list_bytes"
+            case maxOutputBufferBytes = "max_output_buffer_bytes"
+            case maxConnections = "max_connections"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let d = Limits()
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            maxRequestBytes = try c.decodeIfPresent(Int.self, forKey: .maxRequestBytes) ?? d.maxRequestBytes
+            maxConcurrentStreams =
+                try c.decodeIfPresent(Int.self, forKey: .maxConcurrentStreams) ?? d.maxConcurrentStreams
+            maxHeaderListBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeaderListBytes) ?? d.maxHeaderListBytes
+            maxOutputBufferBytes =
+                try c.decodeIfPresent(Int.self, forKey: .maxOutputBufferBytes) ?? d.maxOutputBufferBytes
+            maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections
+        }
+    }
+
+    /// The defaults.
+    public init(
+        listen: String = "127.0.0.1:8001",
+        threads: Int = 1,
+        modelRepository: String = "models",
+        tls: TLSSettings? = nil,
+        limits: Limits = Limits(),
+        drainSeconds: Double = 30
+    ) {
+        self.listen = listen
+        self.threads = threads
+        self.modelRepository = modelRepository
+        self.tls = tls
+        self.limits = limits
+        self.drainSeconds = drainSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case listen, threads, tls, limits
+        case modelRepository = "model_repository"
+        case drainSeconds = "drain_seconds"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let d = ServerConfiguration()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? d.listen
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
+        modelRepository = try c.decodeIfPresent(String.self, forKey: .modelRepository) ?? d.modelRepository
+        tls = try c.decodeIfPresent(TLSSettings.self, forKey: .tls)
+        limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? d.limits
+        drainSeconds = try c.decodeIfPresent(Double.self, forKey: .drainSeconds) ?? d.drainSeconds
+    }
+
+    /// Every problem with this configuration, each prefixed with its key path.
+    public func validate() -> [String] {
+        var problems: [String] = []
+        if (try? HostAndPort(parsing: listen)) == nil {
+            problems.append("listen: expected HOST:PORT (e.g. 127.0.0.1:8001), got '\(listen)'")
+        }
+        if threads < 1 || threads > 256 { problems.append("threads: expected 1…256, got \(threads)") }
+        if modelRepository.isEmpty { problems.append("model_repository: expected a directory path, got ''") }
+        if let tls {
+            if tls.certificate.isEmpty { problems.append("tls.cert: expected a PEM file path") }
+            if tls.key.isEmpty { problems.append("tls.key: expected a PEM file path") }
+        }
+        if limits.maxRequestBytes < 1024 || limits.maxRequestBytes > Int(Int32.max) {
+            problems.append("limits.max_request_bytes: expected 1024…2147483647, got \(limits.maxRequestBytes)")
+        }
+        if limits.maxConcurrentStreams < 1 {
+            problems.append("limits.max_concurrent_streams: expected at least 1, got \(limits.maxConcurrentStreams)")
+        }
+        if limits.maxHeaderListBytes < 1024 {
+            problems.append("limits.max_header_list_bytes: expected at least 1024, got \(limits.maxHeaderListBytes)")
+        }
+        if limits.maxOutputBufferBytes < 65_536 {
+            problems.append(
+                "limits.max_output_buffer_bytes: expected at least 65536, got \(limits.maxOutputBufferBytes)"
+            )
+        }
+        if limits.maxConnections < 1 {
+            problems.append("limits.max_connections: expected at least 1, got \(limits.maxConnections)")
+        }
+        if !(drainSeconds >= 0) { problems.append("drain_seconds: expected ≥ 0, got \(drainSeconds)") }
+        return problems
+    }
+}
+
+/// A `HOST:PORT` pair; IPv6 hosts in brackets (`[::1]:8001`).
+public struct HostAndPort: Sendable, Hashable, CustomStringConvertible {
+    /// Host name or address, without brackets.
+    public var host: String
+    /// Port, 0…65535 (0 asks the system for a free port).
+    public var port: Int
+
+    /// Creates a host and port.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT`.
+    /// - Throws: `SwitchyardError.invalidArgument` naming the text and the expected form.
+    public init(parsing text: String) throws {
+        let bad = SwitchyardError.invalidArgument("expected HOST:PORT (e.g. 127.0.0.1:8001), got '\(text)'")
+        guard let colon = text.lastIndex(of: ":") else { throw bad }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw bad
+        }
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

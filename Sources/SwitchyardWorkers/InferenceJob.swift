@@ -1,0 +1,77 @@
+// One call's work as the worker pools see it: inputs copied out of the request, a deadline, a
+// priority, and a completion that hands outputs back.
+
+public import SwitchyardCore
+
+/// The work class of a job. Shadow work runs only on otherwise idle capacity and is dropped first.
+public enum WorkClass: Sendable, Hashable {
+    /// A caller is waiting for this result.
+    case primary
+    /// Mirrored traffic whose result only feeds comparisons.
+    case shadow
+}
+
+/// The outputs of one job: one buffer per signature output, `rows × elementsPerRow` FP32 values each.
+public struct JobOutputs: Sendable {
+    /// Output tensors in signature order.
+    public var tensors: [[Float]]
+    /// Rows in each output (equal to the job's rows).
+    public var rows: Int
+    /// Nanoseconds the job spent queued before its batch started.
+    public var queueNanoseconds: UInt64
+    /// Nanoseconds its batch took to compute.
+    public var computeNanoseconds: UInt64
+    /// Rows in the batch the job ran in.
+    public var batchRows: Int
+
+    /// Creates job outputs.
+    public init(tensors: [[Float]], rows: Int, queueNanoseconds: UInt64, computeNanoseconds: UInt64, batchRows: Int) {
+        self.tensors = tensors
+        self.rows = rows
+        self.queueNanoseconds = queueNanoseconds
+        self.computeNanoseconds = computeNanoseconds
+        self.batchRows = batchRows
+    }
+}
+
+/// One call's work for a pool. Created on an event-loop thread, completed exactly once on a worker
+/// thread (or on the submitting thread when rejected).
+public final class InferenceJob: Sendable {
+    /// Input tensors in signature order, `rows × elementsPerRow` FP32 values each.
+    public let inputs: [[Float]]
+    /// Batch rows in this job.
+    public let rows: Int
+    /// When the result stops being useful; `nil` for none.
+    public let deadline: MonotonicInstant?
+    /// Higher runs first among jobs with the same deadline class; 0 is the default level.
+    public let priority: Int
+    /// Primary or shadow.
+    public let workClass: WorkClass
+    /// When the job was created.
+    public let enqueuedAt: MonotonicInstant
+    /// Whether the caller has gone away; checked before the job is batched.
+    public let isCancelled: @Sendable () -> Bool
+    /// Called exactly once with the outputs or the reason the job did not run.
+    public let completion: @Sendable (Result<JobOutputs, SwitchyardError>) -> Void
+
+    /// Creates a job.
+    public init(
+        inputs: [[Float]],
+        rows: Int,
+        deadline: MonotonicInstant?,
+        priority: Int = 0,
+        workClass: WorkClass = .primary,
+        enqueuedAt: MonotonicInstant = .now(),
+        isCancelled: @escaping @Sendable () -> Bool = { false },
+        completion: @escaping @Sendable (Result<JobOutputs, SwitchyardError>) -> Void
+    ) {
+        self.inputs = inputs
+        self.rows = rows
+        self.deadline = deadline
+        self.priority = priority
+        self.workClass = workClass
+        self.enqueuedAt = enqueuedAt
+        self.isCancelled = isCancelled
+        self.completion = completion
+    }
+}
