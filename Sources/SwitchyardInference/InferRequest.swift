@@ -1,0 +1,233 @@
+// Decoding and validating a ModelInferRequest: protobuf-c bytes in, a checked call with contiguous FP32
+// inputs out. Every rejection names the tensor, what was expected and what came.
+
+import SwitchyardCore
+import SwitchyardModels
+import SwitchyardProto
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A ModelInferRequest after decoding, before its model version is resolved.
+struct DecodedInferRequest: ~Copyable {
+    let pointer: UnsafeMutablePointer<Inference__ModelInferRequest>
+
+    /// Decodes `bytes`.
+    /// - Throws: `invalidArgument` when the bytes are not a valid ModelInferRequest.
+    init(bytes: UnsafeRawBufferPointer) throws(SwitchyardError) {
+        guard
+            let pointer = inference__model_infer_request__unpack(
+                nil,
+                bytes.count,
+                bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            )
+        else {
+            throw .invalidArgument(
+                "malformed ModelInferRequest: \(bytes.count) bytes are not a valid protobuf encoding of it"
+            )
+        }
+        self.pointer = pointer
+    }
+
+    deinit { inference__model_infer_request__free_unpacked(pointer, nil) }
+
+    var modelName: String { swiftString(pointer.pointee.model_name) }
+    var modelVersion: String { swiftString(pointer.pointee.model_version) }
+    var id: String { swiftString(pointer.pointee.id) }
+}
+
+/// Request parameters Switchyard acts on; every other parameter is accepted and ignored.
+struct InferParameters {
+    /// The `timeout` parameter, microseconds.
+    var timeoutMicroseconds: Int64?
+    /// Scheduling priority for the pool, higher first. Triton's `priority` parameter counts the other
+    /// way (1 is the most urgent level, 0 means the default), so level p > 0 becomes 1000 - p and the
+    /// default stays 0, below every explicit level.
+    var priority: Int = 0
+}
+
+/// A validated inference call: inputs copied out of the request in signature order.
+struct ValidatedInferCall {
+    var id: String
+    var rows: Int
+    var inputs: [[Float]]
+    /// Indices into the signature's outputs, in the order to return them.
+    var outputIndices: [Int]
+    var parameters: InferParameters
+}
+
+enum InferRequestValidator {
+    /// Checks a decoded request against a model version's signature and copies its inputs.
+    /// - Throws: `invalidArgument` naming the tensor, the expectation and what came.
+    static func validate(
+        _ request: borrowing DecodedInferRequest,
+        for version: ModelVersion
+    ) throws(SwitchyardError) -> ValidatedInferCall {
+        let message = request.pointer.pointee
+        let signature = version.signature
+        let label = "model '\(version.model)' version \(version.version)"
+
+        // Map request inputs to signature inputs, rejecting duplicates and unknown names.
+        var slots = [Int?](repeating: nil, count: signature.inputs.count)
+        for index in 0..<message.n_inputs {
+            guard let tensor = message.inputs[index] else { continue }
+            let name = swiftString(tensor.pointee.name)
+            guard let slot = signature.inputs.firstIndex(where: { $0.name == name }) else {
+                let known = signature.inputs.map(\.name).joined(separator: ", ")
+                throw .invalidArgument("unexpected input '\(name)': \(label) takes \(known)")
+            }
+            if slots[slot] != nil { throw .invalidArgument("input '\(name)' appears more than once") }
+            slots[slot] = index
+        }
+        for (slot, spec) in signature.inputs.enumerated() where slots[slot] == nil {
+            throw .invalidArgument("missing input '\(spec.name)': \(label) expects \(spec.name) (\(spec))")
+        }
+        let useRaw = message.n_raw_input_contents > 0
+        if useRaw && message.n_raw_input_contents != message.n_inputs {
+            throw .invalidArgument(
+                "raw_input_contents has \(message.n_raw_input_contents) entries for \(message.n_inputs) inputs; "
+                    + "expected one entry per input"
+            )
+        }
+
+        let maxRows = max(1, version.configuration.maxBatchSize)
+        var rows = -1
+        var inputs: [[Float]] = []
+        inputs.reserveCapacity(signature.inputs.count)
+        for (slot, spec) in signature.inputs.enumerated() {
+            let index = slots[slot]!
+            let tensor = message.inputs[index]!.pointee
+            let datatype = swiftString(tensor.datatype)
+            let shape = (0..<tensor.n_shape).map { Int(truncatingIfNeeded: tensor.shape[$0]) }
+            let got = "\(datatype) \(Shape.format(shape))"
+            guard datatype == spec.dataType.rawValue else {
+                throw .invalidArgument("input '\(spec.name)': expected \(spec), got \(got)")
+            }
+            guard shape.count == spec.shape.count, shape.allSatisfy({ $0 >= 0 }),
+                zip(shape.dropFirst(), spec.shape.dropFirst()).allSatisfy({ $1 < 0 || $0 == $1 })
+            else {
+                throw .invalidArgument("input '\(spec.name)': expected \(spec), got \(got)")
+            }
+            let batch = shape.first ?? 1
+            guard batch >= 1 else {
+                throw .invalidArgument("input '\(spec.name)': expected at least one row, got \(got)")
+            }
+            guard batch <= maxRows else {
+                throw .invalidArgument(
+                    "input '\(spec.name)': batch of \(batch) rows exceeds \(label)'s max_batch_size \(maxRows)"
+                )
+            }
+            if rows >= 0 && batch != rows {
+                throw .invalidArgument(
+                    "input '\(spec.name)': batch of \(batch) rows differs from the other inputs' \(rows) rows"
+                )
+            }
+            rows = batch
+            guard let count = Shape.elementCount(shape), count.multipliedReportingOverflow(by: 4).overflow == false
+            else {
+                throw .invalidArgument("input '\(spec.name)': shape \(Shape.format(shape)) is too large")
+            }
+            var values = [Float](repeating: 0, count: count)
+            if useRaw {
+                let raw = message.raw_input_contents[index]
+                guard raw.len == count * 4 else {
+                    throw .invalidArgument(
+                        "input '\(spec.name)': expected \(count * 4) bytes of raw FP32 data for shape "
+                            + "\(Shape.format(shape)), got \(raw.len)"
+                    )
+                }
+                if count > 0 { values.withUnsafeMutableBytes { _ = memcpy($0.baseAddress!, raw.data, count * 4) } }
+            } else if let contents = tensor.contents?.pointee, contents.n_fp32_contents > 0 || count == 0 {
+                guard contents.n_fp32_contents == count else {
+                    throw .invalidArgument(
+                        "input '\(spec.name)': expected \(count) values in contents.fp32_contents for shape "
+                            + "\(Shape.format(shape)), got \(contents.n_fp32_contents)"
+                    )
+                }
+                values.withUnsafeMutableBufferPointer { buffer in
+                    for element in 0..<count { buffer[element] = contents.fp32_contents[element] }
+                }
+            } else if let contents = tensor.contents?.pointee, let field = otherContentsField(contents) {
+                throw .invalidArgument(
+                    "input '\(spec.name)': FP32 data belongs in contents.fp32_contents, got \(field)"
+                )
+            } else {
+                throw .invalidArgument(
+                    "input '\(spec.name)': no data; expected raw_input_contents or contents.fp32_contents"
+                )
+            }
+            inputs.append(values)
+        }
+
+        var outputIndices: [Int] = []
+        for index in 0..<message.n_outputs {
+            guard let requested = message.outputs[index] else { continue }
+            let name = swiftString(requested.pointee.name)
+            guard let found = signature.outputs.firstIndex(where: { $0.name == name }) else {
+                let known = signature.outputs.map(\.name).joined(separator: ", ")
+                throw .invalidArgument("unknown output '\(name)': \(label) produces \(known)")
+            }
+            if !outputIndices.contains(found) { outputIndices.append(found) }
+        }
+        if outputIndices.isEmpty { outputIndices = Array(signature.outputs.indices) }
+
+        return ValidatedInferCall(
+            id: swiftString(message.id),
+            rows: max(rows, 1),
+            inputs: inputs,
+            outputIndices: outputIndices,
+            parameters: try parameters(of: message)
+        )
+    }
+
+    private static func schedulingPriority(level: Int) -> Int { level == 0 ? 0 : 1000 - min(level, 999) }
+
+    private static func otherContentsField(_ contents: Inference__InferTensorContents) -> String? {
+        if contents.n_bool_contents > 0 { return "bool_contents" }
+        if contents.n_int_contents > 0 { return "int_contents" }
+        if contents.n_int64_contents > 0 { return "int64_contents" }
+        if contents.n_uint_contents > 0 { return "uint_contents" }
+        if contents.n_uint64_contents > 0 { return "uint64_contents" }
+        if contents.n_fp64_contents > 0 { return "fp64_contents" }
+        if contents.n_bytes_contents > 0 { return "bytes_contents" }
+        return nil
+    }
+
+    private static func parameters(of message: Inference__ModelInferRequest) throws(SwitchyardError) -> InferParameters
+    {
+        var result = InferParameters()
+        for index in 0..<message.n_parameters {
+            guard let entry = message.parameters[index], let value = entry.pointee.value?.pointee else { continue }
+            switch swiftString(entry.pointee.key) {
+            case "timeout":
+                switch value.parameter_choice_case {
+                case INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM:
+                    result.timeoutMicroseconds = value.int64_param
+                case INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_UINT64_PARAM:
+                    result.timeoutMicroseconds = Int64(clamping: value.uint64_param)
+                default:
+                    throw .invalidArgument("parameter 'timeout': expected an int64 number of microseconds")
+                }
+                if let timeout = result.timeoutMicroseconds, timeout < 0 {
+                    throw .invalidArgument("parameter 'timeout': expected ≥ 0 microseconds, got \(timeout)")
+                }
+            case "priority":
+                switch value.parameter_choice_case {
+                case INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_UINT64_PARAM:
+                    result.priority = schedulingPriority(level: Int(clamping: value.uint64_param))
+                case INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM:
+                    guard value.int64_param >= 0 else {
+                        throw .invalidArgument("parameter 'priority': expected ≥ 0, got \(value.int64_param)")
+                    }
+                    result.priority = schedulingPriority(level: Int(value.int64_param))
+                default:
+                    throw .invalidArgument("parameter 'priority': expected an integer")
+                }
+            default:
+                continue
+            }
+        }
+        return result
+    }
+}

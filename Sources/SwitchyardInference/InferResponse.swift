@@ -1,0 +1,79 @@
+// Encoding ModelInferResponse (and its streaming wrapper) with protobuf-c: outputs always travel in
+// raw_output_contents, one entry per returned output, in order — what tritonclient and perf_analyzer read.
+
+import SwitchyardCore
+import SwitchyardModels
+import SwitchyardProto
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The parts of a successful inference that go into a response.
+struct InferResult {
+    var modelName: String
+    var modelVersion: String
+    var id: String
+    var rows: Int
+    /// Returned outputs: spec and `rows × elementsPerRow` values.
+    var outputs: [(spec: TensorSpec, values: [Float])]
+}
+
+enum InferResponseEncoder {
+    /// Fills a ModelInferResponse in `arena` and returns it.
+    private static func build(
+        _ result: InferResult,
+        in arena: CArena
+    ) -> UnsafeMutablePointer<Inference__ModelInferResponse> {
+        let response = arena.allocate(Inference__ModelInferResponse.self, count: 1)
+        inference__model_infer_response__init(response)
+        response.pointee.model_name = arena.string(result.modelName)
+        response.pointee.model_version = arena.string(result.modelVersion)
+        response.pointee.id = arena.string(result.id)
+        let count = result.outputs.count
+        let tensors = arena.allocate(Inference__ModelInferResponse__InferOutputTensor.self, count: count)
+        let tensorPointers = arena.allocate(
+            UnsafeMutablePointer<Inference__ModelInferResponse__InferOutputTensor>?.self,
+            count: count
+        )
+        let raw = arena.allocate(ProtobufCBinaryData.self, count: count)
+        for (index, output) in result.outputs.enumerated() {
+            let tensor = tensors + index
+            inference__model_infer_response__infer_output_tensor__init(tensor)
+            tensor.pointee.name = arena.string(output.spec.name)
+            tensor.pointee.datatype = arena.string(output.spec.dataType.rawValue)
+            let shape = [Int64(result.rows)] + output.spec.shape.dropFirst().map { Int64($0) }
+            tensor.pointee.n_shape = shape.count
+            tensor.pointee.shape = arena.array(shape)
+            tensorPointers[index] = tensor
+            raw[index] = output.values.withUnsafeBytes { arena.binary($0) }
+        }
+        response.pointee.n_outputs = count
+        response.pointee.outputs = tensorPointers
+        response.pointee.n_raw_output_contents = count
+        response.pointee.raw_output_contents = raw
+        return response
+    }
+
+    /// A serialized ModelInferResponse.
+    static func encode(_ result: InferResult) -> [UInt8] {
+        let arena = CArena()
+        return withExtendedLifetime(arena) { packMessage(build(result, in: arena)) }
+    }
+
+    /// A serialized ModelStreamInferResponse carrying either a response or an error message.
+    static func encodeStream(_ result: Result<InferResult, SwitchyardError>) -> [UInt8] {
+        let arena = CArena()
+        return withExtendedLifetime(arena) {
+            let message = arena.allocate(Inference__ModelStreamInferResponse.self, count: 1)
+            inference__model_stream_infer_response__init(message)
+            switch result {
+            case .success(let result):
+                message.pointee.infer_response = build(result, in: arena)
+            case .failure(let error):
+                message.pointee.error_message = arena.string("[\(error.code)] \(error.message)")
+            }
+            return packMessage(message)
+        }
+    }
+}

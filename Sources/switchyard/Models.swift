@@ -1,0 +1,38 @@
+// `switchyard models`: load every model of a repository and print what it serves, without serving.
+
+import ArgumentParser
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardModels
+
+struct Models: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a model repository: load every version and print its inputs and outputs."
+    )
+
+    @Option(name: .long, help: "Model repository directory.")
+    var modelRepository: String = "models"
+
+    func run() throws {
+        var failures = 0
+        for model in try ModelRepository(root: modelRepository).scan() {
+            let c = model.configuration
+            print(
+                "\(model.name)  max_batch_size=\(c.maxBatchSize) workers=\(c.workers) slo_ms=\(c.sloMilliseconds) "
+                    + "max_queue_size=\(c.maxQueueSize)"
+            )
+            for version in model.versions {
+                do {
+                    let signature = try ONNXModel(contentsOf: version.path).signature
+                    let inputs = signature.inputs.map { "\($0.name) \($0)" }.joined(separator: ", ")
+                    let outputs = signature.outputs.map { "\($0.name) \($0)" }.joined(separator: ", ")
+                    print("  version \(version.version): \(inputs) -> \(outputs)")
+                } catch {
+                    failures += 1
+                    print("  version \(version.version): FAILED: \((error as? SwitchyardError)?.message ?? "\(error)")")
+                }
+            }
+        }
+        if failures > 0 { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,163 @@
+// `switchyard serve`: load the configuration and model repository, serve gRPC until SIGINT/SIGTERM,
+// then drain: readiness off, GOAWAY, finish in-flight calls, stop the pools, exit 0.
+
+public import ArgumentParser
+import Foundation
+import Logging
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardHTTP2
+import SwitchyardInference
+import SwitchyardModels
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the models of a repository over gRPC (KServe v2 / Open Inference Protocol)."
+    )
+
+    @Option(name: .long, help: "YAML configuration file (switchyard.yaml).")
+    var config: String?
+
+    @Option(name: .long, help: "Model repository directory (default: models).")
+    var modelRepository: String?
+
+    @Option(name: .long, help: "gRPC listen address HOST:PORT (default: 127.0.0.1:8001).")
+    var listen: String?
+
+    @Option(name: .long, help: "Front-end event-loop threads (default: 1).")
+    var threads: Int?
+
+    @Option(name: .long, help: "TLS certificate chain (PEM); serves TLS with ALPN h2 when set with --tls-key.")
+    var tlsCert: String?
+
+    @Option(name: .long, help: "TLS private key (PEM).")
+    var tlsKey: String?
+
+    @Option(name: .long, help: "CA bundle (PEM) that client certificates must chain to; requires client certificates.")
+    var tlsClientCa: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    @Option(name: .long, help: "Engine for every model: auto (fused when the graph allows) or reference.")
+    var engine: EngineChoice = .auto
+
+    func run() throws {
+        let settings = try resolvedConfiguration()
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "switchyard")
+
+        // Block the shutdown signals before any thread starts so that every thread inherits the mask and
+        // only the main thread's sigwait sees them.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&signals, signal) }
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        let registry = try ModelRegistry.load(
+            repository: ModelRepository(root: settings.modelRepository),
+            engineLoader: engine.loader,
+            logger: logger
+        )
+        let service = InferenceService(registry: registry, logger: logger)
+        let server = try GRPCServer(
+            configuration: GRPCServer.Configuration(
+                listen: try HostAndPort(parsing: settings.listen),
+                eventLoops: settings.threads,
+                tls: settings.tls,
+                limits: settings.limits
+            ),
+            service: service,
+            logger: logger
+        )
+        let port = try server.start()
+        let listenAddress = try HostAndPort(parsing: settings.listen)
+        logger.notice(
+            "serving",
+            metadata: [
+                "address": "\(HostAndPort(host: listenAddress.host, port: port))",
+                "tls": "\(settings.tls != nil)",
+                "models": "\(registry.models.map { "\($0.name)@\($0.versions.map(\.version))" })",
+            ]
+        )
+
+        while true {
+            var received: Int32 = 0
+            sigwait(&signals, &received)
+            if received == SIGHUP {
+                logger.notice("SIGHUP received; configuration reload is not supported yet, keeping the running one")
+                continue
+            }
+            logger.notice(
+                "draining",
+                metadata: [
+                    "signal": "\(received == SIGINT ? "SIGINT" : "SIGTERM")", "grace_s": "\(settings.drainSeconds)",
+                ]
+            )
+            service.beginDraining()
+            server.shutdown(gracePeriodSeconds: settings.drainSeconds)
+            registry.shutdown()
+            logger.notice("stopped")
+            return
+        }
+    }
+
+    /// The configuration file (or defaults) with the command-line overrides applied, validated.
+    private func resolvedConfiguration() throws -> ServerConfiguration {
+        var settings = ServerConfiguration()
+        if let config {
+            guard let data = FileManager.default.contents(atPath: config) else {
+                throw ValidationError("--config \(config): file not found or unreadable")
+            }
+            do {
+                settings = try YAMLDecoder().decode(
+                    ServerConfiguration.self,
+                    from: String(decoding: data, as: UTF8.self)
+                )
+            } catch {
+                throw ValidationError("--config \(config): \(error)")
+            }
+        }
+        if let modelRepository { settings.modelRepository = modelRepository }
+        if let listen { settings.listen = listen }
+        if let threads { settings.threads = threads }
+        if tlsCert != nil || tlsKey != nil {
+            guard let tlsCert, let tlsKey else { throw ValidationError("--tls-cert and --tls-key go together") }
+            settings.tls = ServerConfiguration.TLSSettings(certificate: tlsCert, key: tlsKey, clientCA: tlsClientCa)
+        } else if let tlsClientCa {
+            guard settings.tls != nil else { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
+            settings.tls?.clientCA = tlsClientCa
+        }
+        let problems = settings.validate()
+        guard problems.isEmpty else {
+            throw ValidationError("invalid configuration:\n  " + problems.joined(separator: "\n  "))
+        }
+        return settings
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Which engine runs the models.
+enum EngineChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, reference
+
+    /// Loads an ONNX file into an engine.
+    var loader: (String) throws -> any InferenceEngine {
+        switch self {
+        case .auto: { path in makeEngine(for: try ONNXModel(contentsOf: path)) }
+        case .reference: { path in ReferenceEngine(model: try ONNXModel(contentsOf: path)) }
+        }
+    }
+}

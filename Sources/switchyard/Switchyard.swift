@@ -1,0 +1,14 @@
+// The `switchyard` command: `serve` runs the gateway; `models` inspects a model repository.
+
+import ArgumentParser
+
+@main
+struct Switchyard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchyard",
+        abstract: "A model-serving gateway speaking the Open Inference Protocol over gRPC.",
+        version: "0.1.0",
+        subcommands: [Serve.self, Models.self],
+        defaultSubcommand: Serve.self
+    )
+}

@@ -1,0 +1,239 @@
+import Logging
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardModels
+import SwitchyardProto
+import SwitchyardWorkers
+import Testing
+
+@testable import SwitchyardInference
+
+/// An engine that doubles its input: the engine boundary is not under test here, the request checks are.
+private struct DoublingEngine: InferenceEngine {
+    let signature = ModelSignature(
+        inputs: [TensorSpec(name: "x", dataType: .fp32, shape: [-1, 3])],
+        outputs: [
+            TensorSpec(name: "y", dataType: .fp32, shape: [-1, 3]),
+            TensorSpec(name: "z", dataType: .fp32, shape: [-1, 3]),
+        ]
+    )
+
+    final class Executor: EngineExecutor {
+        func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) {
+            for index in 0..<(rows * 3) {
+                outputs[0][index] = inputs[0][index] * 2
+                outputs[1][index] = -inputs[0][index]
+            }
+        }
+    }
+
+    func makeExecutor() -> any EngineExecutor { Executor() }
+}
+
+private func makeVersion(maxBatchSize: Int = 4) -> ModelVersion {
+    let configuration = ModelConfiguration(maxBatchSize: maxBatchSize, workers: 1)
+    let pool = WorkerPool(
+        name: "double:1",
+        engine: DoublingEngine(),
+        configuration: configuration,
+        logger: Logger(label: "test")
+    )
+    return ModelVersion(model: "double", version: "1", configuration: configuration, pool: pool)
+}
+
+/// A request tensor as a test writes it.
+struct TestInput: Sendable {
+    var name = "x"
+    var datatype = "FP32"
+    var shape: [Int64] = [1, 3]
+    var raw: [Float]? = [1, 2, 3]
+    var typed: [Float]? = nil
+    var typedInts: [Int32]? = nil
+}
+
+private func encode(_ inputs: [TestInput], outputs: [String] = [], parameters: [(String, Int64)] = []) -> [UInt8] {
+    let arena = CArena()
+    return withExtendedLifetime(arena) {
+        var request = Inference__ModelInferRequest()
+        inference__model_infer_request__init(&request)
+        request.model_name = arena.string("double")
+        request.id = arena.string("abc")
+        let tensors = arena.allocate(Inference__ModelInferRequest__InferInputTensor.self, count: inputs.count)
+        let pointers = arena.allocate(
+            UnsafeMutablePointer<Inference__ModelInferRequest__InferInputTensor>?.self,
+            count: inputs.count
+        )
+        var raw: [ProtobufCBinaryData] = []
+        for (index, input) in inputs.enumerated() {
+            inference__model_infer_request__infer_input_tensor__init(tensors + index)
+            tensors[index].name = arena.string(input.name)
+            tensors[index].datatype = arena.string(input.datatype)
+            tensors[index].n_shape = input.shape.count
+            tensors[index].shape = arena.array(input.shape)
+            if let values = input.raw { raw.append(values.withUnsafeBytes { arena.binary($0) }) }
+            if input.typed != nil || input.typedInts != nil {
+                let contents = arena.allocate(Inference__InferTensorContents.self, count: 1)
+                inference__infer_tensor_contents__init(contents)
+                if let typed = input.typed {
+                    contents.pointee.n_fp32_contents = typed.count
+                    contents.pointee.fp32_contents = arena.array(typed)
+                }
+                if let ints = input.typedInts {
+                    contents.pointee.n_int_contents = ints.count
+                    contents.pointee.int_contents = arena.array(ints)
+                }
+                tensors[index].contents = contents
+            }
+            pointers[index] = tensors + index
+        }
+        request.n_inputs = inputs.count
+        request.inputs = pointers
+        request.n_raw_input_contents = raw.count
+        request.raw_input_contents = arena.array(raw)
+        let requested = arena.allocate(
+            Inference__ModelInferRequest__InferRequestedOutputTensor.self,
+            count: outputs.count
+        )
+        let requestedPointers = arena.allocate(
+            UnsafeMutablePointer<Inference__ModelInferRequest__InferRequestedOutputTensor>?.self,
+            count: outputs.count
+        )
+        for (index, name) in outputs.enumerated() {
+            inference__model_infer_request__infer_requested_output_tensor__init(requested + index)
+            requested[index].name = arena.string(name)
+            requestedPointers[index] = requested + index
+        }
+        request.n_outputs = outputs.count
+        request.outputs = requestedPointers
+        let entries = arena.allocate(Inference__ModelInferRequest__ParametersEntry.self, count: parameters.count)
+        let entryPointers = arena.allocate(
+            UnsafeMutablePointer<Inference__ModelInferRequest__ParametersEntry>?.self,
+            count: parameters.count
+        )
+        for (index, (key, value)) in parameters.enumerated() {
+            inference__model_infer_request__parameters_entry__init(entries + index)
+            entries[index].key = arena.string(key)
+            let parameter = arena.allocate(Inference__InferParameter.self, count: 1)
+            inference__infer_parameter__init(parameter)
+            parameter.pointee.parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+            parameter.pointee.int64_param = value
+            entries[index].value = parameter
+            entryPointers[index] = entries + index
+        }
+        request.n_parameters = parameters.count
+        request.parameters = entryPointers
+        return packMessage(&request)
+    }
+}
+
+private func validate(_ bytes: [UInt8], version: ModelVersion = makeVersion()) throws(SwitchyardError)
+    -> ValidatedInferCall
+{
+    let outcome: Result<ValidatedInferCall, SwitchyardError> = bytes.withUnsafeBytes { raw in
+        Result { () throws(SwitchyardError) -> ValidatedInferCall in
+            let request = try DecodedInferRequest(bytes: raw)
+            return try InferRequestValidator.validate(request, for: version)
+        }
+    }
+    return try outcome.get()
+}
+
+private func rejection(_ bytes: [UInt8]) -> SwitchyardError? {
+    do {
+        _ = try validate(bytes)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+@Suite struct InferRequestValidatorTests {
+    @Test func acceptsRawInputsAndDefaultsToEveryOutput() throws {
+        let call = try validate(encode([TestInput(shape: [2, 3], raw: [1, 2, 3, 4, 5, 6])]))
+        #expect(call.rows == 2)
+        #expect(call.id == "abc")
+        #expect(call.inputs == [[1, 2, 3, 4, 5, 6]])
+        #expect(call.outputIndices == [0, 1])
+    }
+
+    @Test func acceptsTypedContentsAndRequestedOutputs() throws {
+        let call = try validate(encode([TestInput(raw: nil, typed: [7, 8, 9])], outputs: ["z"]))
+        #expect(call.inputs == [[7, 8, 9]])
+        #expect(call.outputIndices == [1])
+    }
+
+    @Test func readsTimeoutAndPriorityParameters() throws {
+        let call = try validate(encode([TestInput()], parameters: [("timeout", 1500), ("priority", 1), ("other", 3)]))
+        #expect(call.parameters.timeoutMicroseconds == 1500)
+        #expect(call.parameters.priority == 999)
+    }
+
+    @Test(arguments: [
+        ([TestInput(shape: [1, 4], raw: [1, 2, 3, 4])], "input 'x': expected FP32 [-1, 3], got FP32 [1, 4]"),
+        ([TestInput(datatype: "FP64")], "input 'x': expected FP32 [-1, 3], got FP64 [1, 3]"),
+        ([TestInput(shape: [3])], "input 'x': expected FP32 [-1, 3], got FP32 [3]"),
+        ([TestInput(shape: [1, -3])], "input 'x': expected FP32 [-1, 3], got FP32 [1, -3]"),
+        ([TestInput(raw: [1, 2])], "input 'x': expected 12 bytes of raw FP32 data for shape [1, 3], got 8"),
+        ([TestInput(raw: nil, typed: [1])], "input 'x': expected 3 values in contents.fp32_contents"),
+        ([TestInput(raw: nil, typedInts: [1, 2, 3])], "FP32 data belongs in contents.fp32_contents, got int_contents"),
+        ([TestInput(raw: nil)], "input 'x': no data"),
+        ([TestInput(name: "w")], "unexpected input 'w': model 'double' version 1 takes x"),
+        ([TestInput(), TestInput()], "input 'x' appears more than once"),
+        ([], "missing input 'x'"),
+        ([TestInput(shape: [5, 3], raw: [Float](repeating: 0, count: 15))], "batch of 5 rows exceeds"),
+        ([TestInput(shape: [0, 3], raw: [])], "expected at least one row"),
+        ([TestInput(shape: [Int64(1) << 62, 3], raw: [])], "input 'x'"),
+    ])
+    func rejectsWithMessagesNamingTheTensor(inputs: [TestInput], fragment: String) throws {
+        let error = try #require(rejection(encode(inputs)))
+        #expect(error.code == .invalidArgument)
+        #expect(error.message.contains(fragment), "\(error.message)")
+    }
+
+    @Test func rejectsUnknownRequestedOutputs() throws {
+        let error = try #require(rejection(encode([TestInput()], outputs: ["q"])))
+        #expect(error.message == "unknown output 'q': model 'double' version 1 produces y, z")
+    }
+
+    @Test func rejectsNegativeTimeouts() throws {
+        let error = try #require(rejection(encode([TestInput()], parameters: [("timeout", -1)])))
+        #expect(error.message.contains("parameter 'timeout'"))
+    }
+
+    @Test(arguments: [[UInt8]([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]), [0x2a, 0x03, 0x0a]])
+    func rejectsMalformedProtobuf(bytes: [UInt8]) throws {
+        let error = try #require(rejection(bytes))
+        #expect(error.code == .invalidArgument)
+        #expect(error.message.hasPrefix("malformed ModelInferRequest"))
+    }
+}
+
+@Suite struct InferResponseEncoderTests {
+    @Test func encodesOutputsAsRawContentsInOrder() throws {
+        let result = InferResult(
+            modelName: "m",
+            modelVersion: "3",
+            id: "r1",
+            rows: 2,
+            outputs: [(TensorSpec(name: "p", dataType: .fp32, shape: [-1, 2]), [1, 2, 3, 4])]
+        )
+        let bytes = InferResponseEncoder.encode(result)
+        let decoded = try #require(
+            bytes.withUnsafeBufferPointer {
+                inference__model_infer_response__unpack(nil, $0.count, $0.baseAddress)
+            }
+        )
+        defer { inference__model_infer_response__free_unpacked(decoded, nil) }
+        #expect(String(cString: decoded.pointee.model_name) == "m")
+        #expect(String(cString: decoded.pointee.model_version) == "3")
+        #expect(String(cString: decoded.pointee.id) == "r1")
+        #expect(decoded.pointee.n_outputs == 1)
+        let tensor = decoded.pointee.outputs[0]!.pointee
+        #expect(String(cString: tensor.name) == "p")
+        #expect(String(cString: tensor.datatype) == "FP32")
+        #expect(Array(UnsafeBufferPointer(start: tensor.shape, count: tensor.n_shape)) == [2, 2])
+        let raw = decoded.pointee.raw_output_contents[0]
+        let floats = Array(UnsafeRawBufferPointer(start: raw.data, count: raw.len).bindMemory(to: Float.self))
+        #expect(floats == [1, 2, 3, 4])
+    }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Server CPU per request for batch-1 ModelInfer on the demo model, next to the front end's echo floor,
+# measured in the same run with the same client (h2load, one connection, 64 concurrent streams).
+#   loadtest/modelinfer-vs-echo.sh [REQUESTS=200000] [RUNS=3] [MODEL_VERSION=1]
+# Prints per-run figures and the medians: requests/s, server CPU µs/request (utime+stime of the whole
+# server process over the run, all threads), and the ratio to the echo floor.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS=${1:-200000}
+RUNS=${2:-3}
+VERSION=${3:-1}
+bash scripts/bootstrap.sh --test >/dev/null
+venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
+swift build -c release --product switchyard >/dev/null
+swift build -c release --product switchyard-echo-server >/dev/null
+bin=$(swift build -c release --show-bin-path)
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+"$venv/bin/python" loadtest/grpc_body.py infer digits 1 "$work/infer.bin" >/dev/null
+size=$(($(stat -c %s "$work/infer.bin") - 5))
+"$venv/bin/python" loadtest/grpc_body.py raw "$size" "$work/echo.bin" >/dev/null
+mkdir -p "$work/repo/digits"
+cp -r models/digits/"$VERSION" "$work/repo/digits/1"
+cp models/digits/config.yaml "$work/repo/digits/" 2>/dev/null || true
+
+clock_ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+# run NAME PATH BODY -- server command...
+run() {
+    local name=$1 path=$2 body=$3; shift 4
+    local p; p=$(port)
+    "$@" --listen "127.0.0.1:$p" >"$work/$name.log" 2>&1 &
+    local pid=$!
+    wait_port "$p"
+    h2load -n 2000 -c 1 -m 64 -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' \
+        "http://127.0.0.1:$p$path" >/dev/null   # warm-up
+    local before; before=$(cpu_ticks $pid)
+    local out; out=$(h2load -n "$REQUESTS" -c 1 -m 64 -d "$body" -H 'content-type: application/grpc' \
+        -H 'te: trailers' "http://127.0.0.1:$p$path")
+    local after; after=$(cpu_ticks $pid)
+    kill -TERM $pid; wait $pid || true
+    local rps; rps=$(echo "$out" | awk '/^finished in/ {gsub(",","",$4); print $4}')
+    local ok; ok=$(echo "$out" | awk '/^requests:/ {print $8}')
+    local us; us=$(awk -v t=$((after - before)) -v hz="$clock_ticks" -v n="$REQUESTS" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+    echo "$name $rps $us $ok"
+}
+
+results=()
+for i in $(seq "$RUNS"); do
+    e=$(run echo /switchyard.bench.Echo/Echo "$work/echo.bin" -- "$bin/switchyard-echo-server")
+    m=$(run infer /inference.GRPCInferenceService/ModelInfer "$work/infer.bin" -- \
+        "$bin/switchyard" serve --model-repository "$work/repo" --log-level warning)
+    echo "run $i: echo  $(echo "$e" | awk '{printf "%10.0f req/s  %6.2f µs CPU/req  (%s succeeded)", $2, $3, $4}')"
+    echo "run $i: infer $(echo "$m" | awk '{printf "%10.0f req/s  %6.2f µs CPU/req  (%s succeeded)", $2, $3, $4}')"
+    results+=("$e" "$m")
+done
+printf '%s\n' "${results[@]}" | python3 -c '
+import statistics, sys
+rows = [l.split() for l in sys.stdin if l.strip()]
+med = {k: (statistics.median(float(r[1]) for r in rows if r[0] == k), statistics.median(float(r[2]) for r in rows if r[0] == k)) for k in ("echo", "infer")}
+print(f"median echo floor : {med[\"echo\"][0]:10.0f} req/s  {med[\"echo\"][1]:6.2f} µs CPU/req")
+print(f"median ModelInfer : {med[\"infer\"][0]:10.0f} req/s  {med[\"infer\"][1]:6.2f} µs CPU/req")
+print(f"ModelInfer / echo : {med[\"infer\"][1] / med[\"echo\"][1]:.2f}x CPU per request")
+'

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every Switchyard test: formatting, a warnings-as-errors build, the Swift unit and integration
+# tests, and the end-to-end tests with stock clients (grpcio, tritonclient, perf_analyzer) against the
+# real gateway binary. Installs missing system packages and the Python test environment first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh --test
+venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
+export PATH="$venv/bin:$PATH"
+
+echo "== swift format lint"
+swift format lint --strict -r Package.swift Sources Tests Benchmarks 2>&1 | tee /tmp/switchyard-format.log
+if [ -s /tmp/switchyard-format.log ]; then echo "swift format: fix the findings above (swift format -i -r Sources Tests Benchmarks)"; exit 1; fi
+
+echo "== build (warnings are errors)"
+swift build --build-tests -Xswiftc -warnings-as-errors
+
+echo "== swift test"
+swift test --skip-build
+
+echo "== end-to-end tests with stock clients"
+SWITCHYARD_BIN="$(swift build --show-bin-path)/switchyard" python -m pytest -q Tests/EndToEnd
