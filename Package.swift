@@ -12,7 +12,8 @@ let package = Package(
     name: "switchyard",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "switchyard", targets: ["switchyard"])
+        .executable(name: "switchyard", targets: ["switchyard"]),
+        .executable(name: "switchyard-echo-server", targets: ["switchyard-echo-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -88,6 +89,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Benchmarks
+        .executableTarget(
+            name: "switchyard-echo-server",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardHTTP2",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/EchoServer",
+            exclude: ["measure.sh"],
             swiftSettings: strict
         ),
 
