@@ -108,7 +108,8 @@ let package = Package(
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
         .testTarget(
             name: "SwitchyardHTTP2Tests",
-            dependencies: ["SwitchyardHTTP2", "SwitchyardCore"],
+            dependencies: ["SwitchyardHTTP2", "SwitchyardCore", .product(name: "Logging", package: "swift-log")],
+            exclude: ["Clients"],
             swiftSettings: strict
         ),
         .testTarget(

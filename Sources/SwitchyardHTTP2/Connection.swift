@@ -41,6 +41,15 @@ final class Connection {
     private var nvs: [nghttp2_nv] = []
 
     var pendingOutput: Int { out.count - outSent }
+    private var protocolErrorCounted = false
+
+    /// Counts this connection's protocol failure once, however many ways it is noticed.
+    func countProtocolError() {
+        if !protocolErrorCounted {
+            protocolErrorCounted = true
+            loop.core.counters.protocolErrors.add(1, ordering: .relaxed)
+        }
+    }
 
     init(fd: Int32, loop: EventLoop, tls: TLSSession?) {
         self.fd = fd
@@ -87,7 +96,7 @@ final class Connection {
             bytes.count
         )
         if consumed < 0 {
-            loop.core.counters.protocolErrors.add(1, ordering: .relaxed)
+            countProtocolError()
             loop.core.logger.debug(
                 "HTTP/2 protocol error, closing connection",
                 metadata: ["fd": "\(fd)", "error": "\(String(cString: nghttp2_strerror(Int32(consumed))))"]
@@ -686,6 +695,11 @@ final class HTTP2Callbacks: @unchecked Sendable {
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, user in
             guard let frame, let user else { return 0 }
             let type = frame.pointee.hd.type
+            if type == UInt8(NGHTTP2_GOAWAY.rawValue) && frame.pointee.goaway.error_code != NGHTTP2_NO_ERROR.rawValue {
+                // nghttp2 itself answers most protocol violations with GOAWAY; this is where we see them.
+                Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue().countProtocolError()
+                return 0
+            }
             if (type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue))
                 && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
             {

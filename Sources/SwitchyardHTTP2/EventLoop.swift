@@ -419,7 +419,7 @@ final class EventLoop: @unchecked Sendable {
                 case .closed:
                     ok = false
                 case .failed(let reason):
-                    core.counters.protocolErrors.add(1, ordering: .relaxed)
+                    connection.countProtocolError()
                     core.logger.debug("closing TLS connection", metadata: ["reason": "\(reason)"])
                     ok = false
                 }
