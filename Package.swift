@@ -12,7 +12,8 @@ let package = Package(
     name: "switchyard",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "switchyard", targets: ["switchyard"])
+        .executable(name: "switchyard", targets: ["switchyard"]),
+        .executable(name: "switchyard-echo-server", targets: ["switchyard-echo-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -91,11 +92,24 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Benchmarks
+        .executableTarget(
+            name: "switchyard-echo-server",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardHTTP2",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/EchoServer",
+            exclude: ["measure.sh"],
+            swiftSettings: strict
+        ),
+
         // MARK: Tests
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
         .testTarget(
             name: "SwitchyardHTTP2Tests",
-            dependencies: ["SwitchyardHTTP2", "SwitchyardCore"],
+            dependencies: ["SwitchyardHTTP2", "SwitchyardCore", .product(name: "Logging", package: "swift-log")],
+            exclude: ["Clients"],
             swiftSettings: strict
         ),
         .testTarget(

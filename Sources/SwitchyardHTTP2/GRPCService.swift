@@ -110,7 +110,12 @@ public protocol GRPCService: Sendable {
     ///   - method: the method resolved by `method(for:)`.
     ///   - head: the call's path, metadata and deadline.
     ///   - responder: answers the call, from any thread.
-    func handle(message: UnsafeRawBufferPointer, method: GRPCMethod, head: GRPCRequestHead, responder: any GRPCResponder)
+    func handle(
+        message: UnsafeRawBufferPointer,
+        method: GRPCMethod,
+        head: GRPCRequestHead,
+        responder: any GRPCResponder
+    )
 }
 
 /// Answers one gRPC call. Thread-safe: any thread may respond; the bytes are handed to the connection's

@@ -1,0 +1,739 @@
+// The one file that owns an nghttp2 server session: one HTTP/2 connection in memory mode. Socket bytes
+// (decrypted when TLS) go in through `nghttp2_session_mem_recv`; frames come out of
+// `nghttp2_session_mem_send` into one output buffer written once per loop iteration. The callbacks
+// registered here turn HEADERS/DATA into gRPC calls and answers into HEADERS/DATA/trailers.
+
+internal import CNghttp2
+import SwitchyardCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One accepted HTTP/2 connection. Loop-confined.
+final class Connection {
+    let fd: Int32
+    unowned(unsafe) let loop: EventLoop
+    private(set) var session: OpaquePointer?
+    let tls: TLSSession?
+    /// Bytes for the socket not yet written (`out[outSent...]`).
+    var out: [UInt8] = []
+    var outSent = 0
+    var isClosed = false
+    var isDirty = false
+    var readingPaused = false
+    var writeInterest = false
+    var stalledSince: MonotonicInstant?
+    /// Response bytes queued in calls but not yet framed.
+    var queuedBytes = 0
+    /// Live calls (intrusive list head).
+    var calls: GRPCCall?
+    var goawaySent = false
+    var closeAfterFlush = false
+    var registeredEvents: UInt32 = 0
+    /// The last `:path` and its resolution: most connections call one method over and over.
+    private var cachedPathBytes: [UInt8] = []
+    private var cachedPath = ""
+    private var cachedMethod: GRPCMethod?
+    /// Reused storage for outgoing header blocks.
+    private var headerBytes: [UInt8] = []
+    private var headerEntries: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
+    private var nvs: [nghttp2_nv] = []
+
+    var pendingOutput: Int { out.count - outSent }
+    private var protocolErrorCounted = false
+
+    /// Counts this connection's protocol failure once, however many ways it is noticed.
+    func countProtocolError() {
+        if !protocolErrorCounted {
+            protocolErrorCounted = true
+            loop.core.counters.protocolErrors.add(1, ordering: .relaxed)
+        }
+    }
+
+    init(fd: Int32, loop: EventLoop, tls: TLSSession?) {
+        self.fd = fd
+        self.loop = loop
+        self.tls = tls
+        var session: OpaquePointer?
+        let options = loop.core.sessionOptions
+        nghttp2_session_server_new2(
+            &session,
+            HTTP2Callbacks.shared.callbacks,
+            Unmanaged.passUnretained(self).toOpaque(),
+            options.pointer
+        )
+        self.session = session
+        let limits = loop.core.limits
+        let settings = [
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                value: UInt32(clamping: limits.maxConcurrentStreams)
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: UInt32(clamping: limits.maxHeaderListBytes)
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                value: 1 << 20
+            ),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), settings, settings.count)
+        // A larger connection window lets big messages and many streams flow without WINDOW_UPDATE stalls.
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
+        out.reserveCapacity(16 << 10)
+    }
+
+    // MARK: Input
+
+    /// Feeds plaintext HTTP/2 bytes. Returns false when the connection must close (protocol error).
+    func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let session, bytes.count > 0 else { return true }
+        let consumed = nghttp2_session_mem_recv(
+            session,
+            bytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
+            bytes.count
+        )
+        if consumed < 0 {
+            countProtocolError()
+            loop.core.logger.debug(
+                "HTTP/2 protocol error, closing connection",
+                metadata: ["fd": "\(fd)", "error": "\(String(cString: nghttp2_strerror(Int32(consumed))))"]
+            )
+            // nghttp2 has queued GOAWAY for most errors; make sure one goes out, then close after the flush.
+            nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR.rawValue)
+            return false
+        }
+        return true
+    }
+
+    // MARK: Output
+
+    /// Moves frames from nghttp2 (through TLS when present) into `out`, stopping at the buffer limit.
+    /// Returns false on a fatal session error.
+    func produce() -> Bool {
+        guard let session else { return true }
+        if let tls, !tls.established {
+            tls.drain(into: &out)  // handshake records only; frames wait for the handshake
+            return true
+        }
+        let limit = loop.core.limits.maxOutputBufferBytes
+        while pendingOutput < limit {
+            var data: UnsafePointer<UInt8>? = nil
+            let count = nghttp2_session_mem_send(session, &data)
+            if count < 0 { return false }
+            if count == 0 { break }
+            let chunk = UnsafeRawBufferPointer(start: data, count: count)
+            if let tls {
+                if !tls.send(chunk) { return false }
+            } else {
+                out.append(contentsOf: chunk)
+            }
+        }
+        tls?.drain(into: &out)
+        return true
+    }
+
+    /// Whether nghttp2 is done with this connection (GOAWAY exchanged or peer gone, nothing to send).
+    var sessionFinished: Bool {
+        guard let session else { return true }
+        return nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0
+    }
+
+    // MARK: Shutdown
+
+    /// Tells the client no new streams will be accepted soon (first half of a graceful GOAWAY).
+    func sendShutdownNotice() {
+        guard let session, !goawaySent else { return }
+        nghttp2_submit_shutdown_notice(session)
+    }
+
+    /// The final GOAWAY naming the last stream we will process.
+    func sendFinalGoaway() {
+        guard let session, !goawaySent else { return }
+        goawaySent = true
+        nghttp2_submit_goaway(
+            session,
+            UInt8(NGHTTP2_FLAG_NONE.rawValue),
+            nghttp2_session_get_last_proc_stream_id(session),
+            NGHTTP2_NO_ERROR.rawValue,
+            nil,
+            0
+        )
+    }
+
+    /// Frees the session; every live call ends as cancelled.
+    func teardown() {
+        isClosed = true
+        if let session { nghttp2_session_del(session) }
+        session = nil
+        while let call = calls {
+            unlink(call)
+            if !call.wireDone {
+                call.wireDone = true
+                call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+                loop.core.counters.countCall(.cancelled)
+            }
+            call.streamClosed = true
+            loop.timers.remove(call)
+            Unmanaged.passUnretained(call).release()
+        }
+    }
+
+    // MARK: Calls
+
+    func link(_ call: GRPCCall) {
+        call.next = calls
+        calls?.previous = call
+        calls = call
+    }
+
+    func unlink(_ call: GRPCCall) {
+        if let previous = call.previous { previous.next = call.next } else if calls === call { calls = call.next }
+        call.next?.previous = call.previous
+        call.previous = nil
+        call.next = nil
+    }
+
+    fileprivate func call(for streamID: Int32) -> GRPCCall? {
+        guard let session, let raw = nghttp2_session_get_stream_user_data(session, streamID) else { return nil }
+        return Unmanaged<GRPCCall>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    fileprivate func beginRequest(streamID: Int32) {
+        let call = GRPCCall(loop: loop, connection: self, streamID: streamID, limit: loop.core.limits.maxRequestBytes)
+        nghttp2_session_set_stream_user_data(session, streamID, Unmanaged.passRetained(call).toOpaque())
+        link(call)
+        loop.core.counters.streamsOpened.add(1, ordering: .relaxed)
+    }
+
+    fileprivate func header(
+        call: GRPCCall,
+        name: UnsafeRawBufferPointer,
+        value: UnsafeRawBufferPointer
+    ) {
+        call.headerBytes += name.count + value.count + 32
+        guard name.count > 0 else { return }
+        if name[0] == UInt8(ascii: ":") {
+            if name.elementsEqual(":path".utf8) {
+                if value.elementsEqual(cachedPathBytes) {
+                    call.path = cachedPath
+                    call.method = cachedMethod
+                } else {
+                    cachedPathBytes = Array(value)
+                    cachedPath = String(decoding: value, as: UTF8.self)
+                    cachedMethod = loop.core.service.method(for: cachedPath)
+                    call.path = cachedPath
+                    call.method = cachedMethod
+                }
+            } else if name.elementsEqual(":method".utf8) {
+                call.isPost = value.elementsEqual("POST".utf8)
+            }
+            return
+        }
+        if name.elementsEqual("content-type".utf8) {
+            let prefix = "application/grpc".utf8
+            if value.starts(with: prefix) {
+                let rest = value.dropFirst(prefix.count)
+                call.contentTypeOK = rest.isEmpty || rest.first == UInt8(ascii: "+") || rest.first == UInt8(ascii: ";")
+            }
+            if !call.contentTypeOK { call.contentTypeSeen = String(decoding: value, as: UTF8.self) }
+        } else if name.elementsEqual("grpc-timeout".utf8) {
+            if let nanoseconds = GRPCTimeout.parse(value) {
+                call.deadline = MonotonicInstant.now().advanced(byNanoseconds: nanoseconds)
+            } else {
+                call.badTimeout = String(decoding: value, as: UTF8.self)
+            }
+        } else if name.elementsEqual("grpc-encoding".utf8) {
+            if let encoding = GRPCCompression(headerValue: value) {
+                call.encoding = encoding
+            } else {
+                call.unsupportedEncoding = String(decoding: value, as: UTF8.self)
+            }
+        } else if name.elementsEqual("te".utf8) || name.elementsEqual("user-agent".utf8)
+            || name.elementsEqual("grpc-accept-encoding".utf8)
+        {
+            return
+        } else {
+            call.metadata.append(
+                (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+            )
+        }
+    }
+
+    /// The request's header block is complete: validate it, arm the deadline.
+    fileprivate func requestHeadersComplete(call: GRPCCall) {
+        if !call.contentTypeOK {
+            call.rejected = true
+            loop.core.counters.httpRejections.add(1, ordering: .relaxed)
+            let seen = call.contentTypeSeen.isEmpty ? "none" : "'\(call.contentTypeSeen)'"
+            respondHTTPError(call: call, status: "415", message: "expected content-type application/grpc, got \(seen)")
+            return
+        }
+        if !call.isPost {
+            call.rejected = true
+            loop.core.counters.httpRejections.add(1, ordering: .relaxed)
+            respondHTTPError(call: call, status: "405", message: "expected :method POST for gRPC")
+            return
+        }
+        let limit = loop.core.limits.maxHeaderListBytes
+        if call.headerBytes > limit {
+            return reject(
+                call,
+                GRPCStatus(
+                    .resourceExhausted,
+                    "request header list of \(call.headerBytes) bytes exceeds the limit of \(limit) bytes"
+                )
+            )
+        }
+        if let bad = call.badTimeout {
+            return reject(
+                call,
+                GRPCStatus(
+                    .invalidArgument,
+                    "malformed grpc-timeout '\(bad)': expected 1-8 digits and a unit H, M, S, m, u or n"
+                )
+            )
+        }
+        if let encoding = call.unsupportedEncoding {
+            return reject(
+                call,
+                GRPCStatus(
+                    .unimplemented,
+                    "grpc-encoding '\(encoding)' is not supported; supported: \(GRPCCompression.acceptEncoding)"
+                )
+            )
+        }
+        guard call.method != nil else {
+            return reject(call, GRPCStatus(.unimplemented, "unknown method \(call.path)"))
+        }
+        call.head = GRPCRequestHead(path: call.path, metadata: call.metadata, deadline: call.deadline)
+        if let deadline = call.deadline { loop.timers.insert(call, deadline: deadline) }
+    }
+
+    private func reject(_ call: GRPCCall, _ status: GRPCStatus) {
+        call.rejected = true
+        call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+        finish(call, status: status, metadata: [])
+    }
+
+    fileprivate func data(call: GRPCCall, bytes: UnsafeRawBufferPointer) {
+        if call.rejected || call.wireDone { return }
+        do {
+            try call.deframer.feed(bytes) { compressed, message in
+                self.deliver(call: call, compressed: compressed, message: message)
+            }
+        } catch DeframeError.tooLarge(let declared, let limit) {
+            reject(
+                call,
+                GRPCStatus(
+                    .resourceExhausted,
+                    "request message of \(declared) bytes exceeds the limit of \(limit) bytes (max_request_bytes)"
+                )
+            )
+        } catch DeframeError.badFlag(let flag) {
+            reject(call, GRPCStatus(.internal, "invalid gRPC message prefix: compressed flag \(flag), expected 0 or 1"))
+        } catch {
+            reject(call, GRPCStatus(.internal, "cannot read request: \(error)"))
+        }
+    }
+
+    private func deliver(call: GRPCCall, compressed: Bool, message: UnsafeRawBufferPointer) {
+        guard !call.rejected, !call.wireDone, let method = call.method, let head = call.head else { return }
+        if method.kind == .unary && call.messagesReceived > 0 {
+            return reject(
+                call,
+                GRPCStatus(.unimplemented, "unary method \(call.path) received more than one request message")
+            )
+        }
+        call.messagesReceived += 1
+        if compressed {
+            guard call.encoding != .identity else {
+                return reject(
+                    call,
+                    GRPCStatus(
+                        .unimplemented,
+                        "request message is compressed but no grpc-encoding was given; supported: \(GRPCCompression.acceptEncoding)"
+                    )
+                )
+            }
+            let limit = loop.core.limits.maxRequestBytes
+            let inflated: [UInt8]
+            do {
+                inflated = try call.encoding.decompress(message, limit: limit)
+            } catch {
+                switch error {
+                case .tooLarge(let limit):
+                    return reject(
+                        call,
+                        GRPCStatus(
+                            .resourceExhausted,
+                            "decompressed request message exceeds the limit of \(limit) bytes (max_request_bytes)"
+                        )
+                    )
+                case .corrupt(let reason):
+                    return reject(call, GRPCStatus(.internal, "cannot decompress request message: \(reason)"))
+                }
+            }
+            inflated.withUnsafeBytes {
+                loop.core.service.handle(message: $0, method: method, head: head, responder: call)
+            }
+        } else {
+            loop.core.service.handle(message: message, method: method, head: head, responder: call)
+        }
+    }
+
+    fileprivate func halfClosed(call: GRPCCall) {
+        call.clientHalfClosed = true
+        if call.rejected || call.wireDone { return }
+        if call.deframer.hasPartialMessage {
+            return reject(call, GRPCStatus(.internal, "request stream ended inside a message"))
+        }
+        guard let method = call.method else { return }
+        switch method.kind {
+        case .unary:
+            if call.messagesReceived == 0 {
+                reject(call, GRPCStatus(.unimplemented, "unary method \(call.path) received no request message"))
+            }
+        case .bidirectionalStreaming:
+            if call.messagesAnswered == call.messagesReceived && call.finalStatus == nil {
+                call.state.store(GRPCCall.answered, ordering: .relaxed)
+                finish(call, status: .ok, metadata: [])
+            }
+        }
+    }
+
+    fileprivate func streamClosed(call: GRPCCall, errorCode: UInt32) {
+        call.streamClosed = true
+        if !call.wireDone {
+            // RST_STREAM from the client (or a stream error) before we finished: the call is cancelled.
+            call.wireDone = true
+            call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+            loop.core.counters.countCall(.cancelled)
+            if errorCode != NGHTTP2_NO_ERROR.rawValue && errorCode != NGHTTP2_CANCEL.rawValue {
+                loop.core.counters.protocolErrors.add(1, ordering: .relaxed)
+            }
+        }
+        loop.timers.remove(call)
+        unlink(call)
+        nghttp2_session_set_stream_user_data(session, call.streamID, nil)
+        Unmanaged.passUnretained(call).release()
+    }
+
+    // MARK: Answers (on the loop)
+
+    /// A service's `send` reached the loop.
+    func deliverSend(_ call: GRPCCall, message: [UInt8], metadata: [(name: String, value: String)]) {
+        guard !call.wireDone, !isClosed, call.finalStatus == nil else { return loop.countDropped() }
+        call.outQueue.append(message)
+        call.queuedBytes += message.count + 5
+        queuedBytes += message.count + 5
+        call.messagesAnswered += 1
+        if call.method?.kind == .bidirectionalStreaming {
+            if call.clientHalfClosed && call.messagesAnswered >= call.messagesReceived {
+                call.state.store(GRPCCall.answered, ordering: .relaxed)
+                call.finalStatus = .ok
+                loop.core.counters.countCall(.ok)
+                loop.timers.remove(call)
+            }
+        } else {
+            call.finalStatus = .ok
+            call.finalMetadata = metadata
+            loop.core.counters.countCall(.ok)
+            loop.timers.remove(call)
+        }
+        startOrResume(call)
+    }
+
+    /// A service's `fail`, a deadline, or a front-end error ends the call with `status`.
+    func finish(_ call: GRPCCall, status: GRPCStatus, metadata: [(name: String, value: String)]) {
+        guard !call.wireDone, !isClosed, call.finalStatus == nil else { return loop.countDropped() }
+        loop.core.counters.countCall(status.code)
+        loop.timers.remove(call)
+        call.finalStatus = status
+        call.finalMetadata = metadata
+        if !call.headersSent {
+            // Trailers-Only: one HEADERS frame with END_STREAM.
+            call.headersSent = true
+            call.wireDone = true
+            beginHeaders()
+            addHeader(":status", "200")
+            addHeader("content-type", "application/grpc")
+            addHeader("grpc-accept-encoding", GRPCCompression.acceptEncoding)
+            addStatus(status, metadata: metadata)
+            submitHeaders { nghttp2_submit_response(session, call.streamID, $0, $1, nil) }
+            call.outQueue.removeAll()
+        } else {
+            startOrResume(call)
+        }
+        markDirty()
+    }
+
+    private func startOrResume(_ call: GRPCCall) {
+        if !call.headersSent {
+            call.headersSent = true
+            beginHeaders()
+            addHeader(":status", "200")
+            addHeader("content-type", "application/grpc")
+            addHeader("grpc-accept-encoding", GRPCCompression.acceptEncoding)
+            var provider = nghttp2_data_provider(
+                source: nghttp2_data_source(ptr: Unmanaged.passUnretained(call).toOpaque()),
+                read_callback: HTTP2Callbacks.readData
+            )
+            submitHeaders { nghttp2_submit_response(session, call.streamID, $0, $1, &provider) }
+        } else if call.dataDeferred {
+            call.dataDeferred = false
+            nghttp2_session_resume_data(session, call.streamID)
+        }
+        markDirty()
+    }
+
+    /// Copies queued response messages (with their 5-byte prefixes) into a DATA frame payload.
+    fileprivate func readData(
+        call: GRPCCall,
+        buffer: UnsafeMutablePointer<UInt8>,
+        length: Int,
+        flags: UnsafeMutablePointer<UInt32>
+    ) -> Int {
+        var written = 0
+        while written < length, !call.outQueue.isEmpty {
+            let message = call.outQueue[0]
+            if call.outOffset < 5 {
+                let count = UInt32(message.count)
+                let prefix: (UInt8, UInt8, UInt8, UInt8, UInt8) = (
+                    0, UInt8(count >> 24), UInt8((count >> 16) & 0xFF), UInt8((count >> 8) & 0xFF), UInt8(count & 0xFF)
+                )
+                withUnsafeBytes(of: prefix) { p in
+                    while call.outOffset < 5 && written < length {
+                        buffer[written] = p[call.outOffset]
+                        written += 1
+                        call.outOffset += 1
+                    }
+                }
+                continue
+            }
+            let start = call.outOffset - 5
+            let take = min(message.count - start, length - written)
+            message.withUnsafeBytes { raw in
+                (buffer + written).update(
+                    from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + start,
+                    count: take
+                )
+            }
+            written += take
+            call.outOffset += take
+            if call.outOffset - 5 == message.count {
+                call.outQueue.removeFirst()
+                call.outOffset = 0
+                call.queuedBytes -= message.count + 5
+                queuedBytes -= message.count + 5
+            }
+        }
+        if call.outQueue.isEmpty, let status = call.finalStatus {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            call.wireDone = true
+            beginHeaders()
+            addStatus(status, metadata: call.finalMetadata)
+            submitHeaders { nghttp2_submit_trailer(session, call.streamID, $0, $1) }
+            return written
+        }
+        if written == 0 {
+            call.dataDeferred = true
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        return written
+    }
+
+    /// After our END_STREAM, reset a stream the client is still sending on so it stops (as gRPC servers do).
+    fileprivate func sentEndStream(streamID: Int32) {
+        guard let call = call(for: streamID), !call.clientHalfClosed else { return }
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_NO_ERROR.rawValue)
+    }
+
+    func markDirty() {
+        if !isDirty && !isClosed {
+            isDirty = true
+            loop.dirty.append(self)
+        }
+    }
+
+    // MARK: Header blocks
+
+    private func beginHeaders() {
+        headerBytes.removeAll(keepingCapacity: true)
+        headerEntries.removeAll(keepingCapacity: true)
+    }
+
+    private func addHeader(_ name: String, _ value: String) {
+        var name = name
+        var value = value
+        let nameStart = headerBytes.count
+        name.withUTF8 { headerBytes.append(contentsOf: $0) }
+        let valueStart = headerBytes.count
+        value.withUTF8 { headerBytes.append(contentsOf: $0) }
+        headerEntries.append((nameStart, valueStart - nameStart, valueStart, headerBytes.count - valueStart))
+    }
+
+    private func addStatus(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {
+        addHeader("grpc-status", status.code.description)
+        if !status.message.isEmpty { addHeader("grpc-message", GRPCPercentEncoding.encode(status.message)) }
+        for (name, value) in metadata { addHeader(name.lowercased(), value) }
+    }
+
+    /// Builds the nghttp2 name/value array over `headerBytes` (nghttp2 copies it) and submits it.
+    private func submitHeaders(_ submit: (UnsafePointer<nghttp2_nv>, Int) -> Int32) {
+        headerBytes.append(0)  // never empty, so the base address exists
+        let rv: Int32 = headerBytes.withUnsafeMutableBufferPointer { bytes in
+            let base = bytes.baseAddress!
+            nvs.removeAll(keepingCapacity: true)
+            for entry in headerEntries {
+                nvs.append(
+                    nghttp2_nv(
+                        name: base + entry.name,
+                        value: base + entry.value,
+                        namelen: entry.nameLength,
+                        valuelen: entry.valueLength,
+                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                    )
+                )
+            }
+            return nvs.withUnsafeBufferPointer { submit($0.baseAddress!, $0.count) }
+        }
+        if rv != 0 {
+            loop.core.logger.warning(
+                "nghttp2 refused a header block",
+                metadata: ["error": "\(String(cString: nghttp2_strerror(rv)))"]
+            )
+        }
+    }
+
+    private func respondHTTPError(call: GRPCCall, status: String, message: String) {
+        call.wireDone = true
+        call.headersSent = true
+        call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+        loop.timers.remove(call)
+        beginHeaders()
+        addHeader(":status", status)
+        addHeader("content-type", "application/grpc")
+        addHeader("grpc-status", GRPCStatusCode.internal.description)
+        addHeader("grpc-message", GRPCPercentEncoding.encode(message))
+        submitHeaders { nghttp2_submit_response(session, call.streamID, $0, $1, nil) }
+        markDirty()
+    }
+}
+
+/// The nghttp2 callback table, built once and shared by every session (nghttp2 copies it per session).
+final class HTTP2Callbacks: @unchecked Sendable {
+    static let shared = HTTP2Callbacks()
+    let callbacks: OpaquePointer
+
+    private init() {
+        var callbacks: OpaquePointer?
+        nghttp2_session_callbacks_new(&callbacks)
+        self.callbacks = callbacks!
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, user in
+            guard let frame, let user else { return 0 }
+            if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue)
+                && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
+            {
+                Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                    .beginRequest(streamID: frame.pointee.hd.stream_id)
+            }
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) {
+            _,
+            frame,
+            name,
+            nameLength,
+            value,
+            valueLength,
+            _,
+            user in
+            guard let frame, let user, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
+                frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
+            else { return 0 }
+            let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+            guard let call = connection.call(for: frame.pointee.hd.stream_id) else { return 0 }
+            connection.header(
+                call: call,
+                name: UnsafeRawBufferPointer(start: name, count: nameLength),
+                value: UnsafeRawBufferPointer(start: value, count: valueLength)
+            )
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, user in
+            guard let frame, let user else { return 0 }
+            let type = frame.pointee.hd.type
+            guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue) else { return 0 }
+            let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+            guard let call = connection.call(for: frame.pointee.hd.stream_id) else { return 0 }
+            if type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+                connection.requestHeadersComplete(call: call)
+            }
+            if frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 {
+                connection.halfClosed(call: call)
+            }
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, user in
+            guard let user else { return 0 }
+            let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+            guard let call = connection.call(for: streamID) else { return 0 }
+            connection.data(call: call, bytes: UnsafeRawBufferPointer(start: data, count: length))
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, user in
+            guard let user else { return 0 }
+            let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+            if connection.isClosed { return 0 }
+            guard let call = connection.call(for: streamID) else { return 0 }
+            connection.streamClosed(call: call, errorCode: errorCode)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, user in
+            guard let frame, let user else { return 0 }
+            let type = frame.pointee.hd.type
+            if type == UInt8(NGHTTP2_GOAWAY.rawValue) && frame.pointee.goaway.error_code != NGHTTP2_NO_ERROR.rawValue {
+                // nghttp2 itself answers most protocol violations with GOAWAY; this is where we see them.
+                Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue().countProtocolError()
+                return 0
+            }
+            if (type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue))
+                && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+            {
+                Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                    .sentEndStream(streamID: frame.pointee.hd.stream_id)
+            }
+            return 0
+        }
+    }
+
+    /// The data provider's read callback: `source.ptr` is the call.
+    static let readData: nghttp2_data_source_read_callback = { _, _, buffer, length, flags, source, user in
+        guard let buffer, let flags, let source, let raw = source.pointee.ptr, let user else {
+            return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+        }
+        let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+        let call = Unmanaged<GRPCCall>.fromOpaque(raw).takeUnretainedValue()
+        return connection.readData(call: call, buffer: buffer, length: length, flags: flags)
+    }
+}
+
+/// nghttp2 session options shared by all sessions of a server.
+final class HTTP2SessionOptions: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init(limits: ServerConfiguration.Limits) {
+        var option: OpaquePointer?
+        nghttp2_option_new(&option)
+        pointer = option!
+        // Bound what a peer can make us queue: PING/SETTINGS acks it never reads, and header blocks we send.
+        nghttp2_option_set_max_outbound_ack(pointer, 1000)
+        nghttp2_option_set_max_settings(pointer, 32)
+        nghttp2_option_set_max_send_header_block_length(pointer, 64 << 10)
+    }
+
+    deinit { nghttp2_option_del(pointer) }
+}

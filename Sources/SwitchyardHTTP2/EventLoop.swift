@@ -1,0 +1,544 @@
+// An epoll reactor on its own pthread. It owns its connections outright; other threads reach it only
+// through its MPSC inbox, and wake it with its eventfd only when the inbox goes from empty to non-empty,
+// so a batch of answers costs one wake-up. Deadlines live in a min-heap that drives epoll_wait's timeout.
+
+internal import CEpoll
+import Logging
+import SwitchyardCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Work handed to a loop.
+enum LoopMessage: @unchecked Sendable {
+    /// A service answered (unary response or one streaming message).
+    case send(GRPCCall, [UInt8], [(name: String, value: String)])
+    /// A service ended a call with a status.
+    case fail(GRPCCall, GRPCStatus)
+    /// Loop 0 accepted a socket for this loop.
+    case adopt(Int32)
+    /// Stop accepting, GOAWAY everyone, drain until the deadline.
+    case shutdown(MonotonicInstant)
+}
+
+/// State shared read-only by every loop of one server.
+final class ServerCore: Sendable {
+    let service: any GRPCService
+    let limits: ServerConfiguration.Limits
+    let tls: TLSContext?
+    let counters = FrontEndCounters()
+    let logger: Logger
+    let sessionOptions: HTTP2SessionOptions
+
+    init(service: any GRPCService, limits: ServerConfiguration.Limits, tls: TLSContext?, logger: Logger) {
+        self.service = service
+        self.limits = limits
+        self.tls = tls
+        self.logger = logger
+        self.sessionOptions = HTTP2SessionOptions(limits: limits)
+    }
+}
+
+/// A min-heap of calls by deadline; each call knows its index so finished calls leave in O(log n).
+struct DeadlineHeap {
+    private var calls: [GRPCCall] = []
+
+    var earliest: MonotonicInstant? { calls.first?.deadline }
+    var count: Int { calls.count }
+
+    mutating func insert(_ call: GRPCCall, deadline: MonotonicInstant) {
+        remove(call)
+        call.deadline = deadline
+        call.heapIndex = calls.count
+        calls.append(call)
+        siftUp(calls.count - 1)
+    }
+
+    mutating func remove(_ call: GRPCCall) {
+        let index = call.heapIndex
+        guard index >= 0 else { return }
+        call.heapIndex = -1
+        let last = calls.removeLast()
+        if index < calls.count {
+            calls[index] = last
+            last.heapIndex = index
+            siftDown(index)
+            siftUp(index)
+        }
+    }
+
+    /// Removes and returns the calls whose deadline is at or before `now`.
+    mutating func popExpired(now: MonotonicInstant, into expired: inout [GRPCCall]) {
+        while let first = calls.first, let deadline = first.deadline, deadline <= now {
+            remove(first)
+            expired.append(first)
+        }
+    }
+
+    private func key(_ i: Int) -> UInt64 { calls[i].deadline?.nanoseconds ?? .max }
+
+    private mutating func swapAt(_ i: Int, _ j: Int) {
+        calls.swapAt(i, j)
+        calls[i].heapIndex = i
+        calls[j].heapIndex = j
+    }
+
+    private mutating func siftUp(_ start: Int) {
+        var i = start
+        while i > 0 {
+            let parent = (i - 1) / 2
+            if key(i) >= key(parent) { return }
+            swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var i = start
+        while true {
+            let left = 2 * i + 1
+            if left >= calls.count { return }
+            var smallest = left
+            if left + 1 < calls.count && key(left + 1) < key(left) { smallest = left + 1 }
+            if key(smallest) >= key(i) { return }
+            swapAt(i, smallest)
+            i = smallest
+        }
+    }
+}
+
+/// One reactor thread.
+final class EventLoop: @unchecked Sendable {
+    let index: Int
+    let core: ServerCore
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private let inbox = Mutex<[LoopMessage]>([])
+    private let threadID = Atomic<UInt>(0)
+    private let stopped = Atomic<Bool>(false)
+    /// Loops that accepted sockets are handed to, round-robin (set on loop 0 only).
+    var peers: [EventLoop] = []
+    var listenFD: Int32 = -1
+
+    // MARK: Loop-confined
+    private var connections: [Int32: Connection] = [:]
+    private var local: [LoopMessage] = []
+    private var spare: [LoopMessage] = []
+    var dirty: [Connection] = []
+    var timers = DeadlineHeap()
+    private var expired: [GRPCCall] = []
+    private var nextPeer = 0
+    private var pausedConnections = 0
+    private var draining = false
+    private var drainDeadline = MonotonicInstant(nanoseconds: .max)
+    private var finalGoawayAt: MonotonicInstant?
+    private let readBuffer: UnsafeMutableRawBufferPointer
+    private let tlsScratch: UnsafeMutableRawBufferPointer
+
+    private static let wakeToken = UInt64.max
+    private static let listenToken = UInt64.max - 1
+    /// How long a connection may stay over its output limit (client not reading) before it is closed.
+    static let stallTimeoutNanoseconds: UInt64 = 10_000_000_000
+
+    init(index: Int, core: ServerCore) throws {
+        self.index = index
+        self.core = core
+        epfd = cswitchyard_epoll_create()
+        wakeFD = cswitchyard_eventfd()
+        guard epfd >= 0, wakeFD >= 0 else {
+            throw SwitchyardError.internal("cannot create epoll/eventfd for event loop \(index): errno \(errno)")
+        }
+        _ = cswitchyard_epoll_ctl(
+            epfd,
+            Int32(CSWITCHYARD_EPOLL_CTL_ADD),
+            wakeFD,
+            UInt32(CSWITCHYARD_EPOLLIN),
+            Self.wakeToken
+        )
+        readBuffer = .allocate(byteCount: 256 << 10, alignment: 16)
+        tlsScratch = .allocate(byteCount: 64 << 10, alignment: 16)
+    }
+
+    deinit {
+        close(epfd)
+        close(wakeFD)
+        readBuffer.deallocate()
+        tlsScratch.deallocate()
+    }
+
+    // MARK: Cross-thread entry points
+
+    var isOnLoop: Bool { threadID.load(ordering: .relaxed) == UInt(pthread_self()) }
+
+    /// Hands work to the loop. On the loop itself this is a plain append; elsewhere the eventfd is
+    /// written only when the inbox was empty.
+    func enqueue(_ message: LoopMessage) {
+        if isOnLoop {
+            local.append(message)
+            return
+        }
+        if stopped.load(ordering: .acquiring) {
+            if case .adopt(let fd) = message { close(fd) } else { countDropped() }
+            return
+        }
+        let wasEmpty = inbox.withLock { queue in
+            let wasEmpty = queue.isEmpty
+            queue.append(message)
+            return wasEmpty
+        }
+        if wasEmpty {
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+        }
+    }
+
+    func countDropped() { core.counters.responsesDropped.add(1, ordering: .relaxed) }
+
+    /// Registers the listening socket (loop 0).
+    func attachListener(_ fd: Int32) {
+        listenFD = fd
+        _ = cswitchyard_epoll_ctl(
+            epfd,
+            Int32(CSWITCHYARD_EPOLL_CTL_ADD),
+            fd,
+            UInt32(CSWITCHYARD_EPOLLIN),
+            Self.listenToken
+        )
+    }
+
+    // MARK: The loop
+
+    func run() {
+        threadID.store(UInt(pthread_self()), ordering: .relaxed)
+        let maxEvents = 256
+        let events = UnsafeMutablePointer<UInt32>.allocate(capacity: maxEvents)
+        let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: maxEvents)
+        defer {
+            events.deallocate()
+            tokens.deallocate()
+        }
+        while true {
+            let count = cswitchyard_epoll_wait(epfd, events, tokens, Int32(maxEvents), timeoutMilliseconds())
+            if count < 0 && errno != EINTR {
+                core.logger.error("epoll_wait failed", metadata: ["loop": "\(index)", "errno": "\(errno)"])
+                break
+            }
+            for i in 0..<max(Int(count), 0) {
+                let token = tokens[i]
+                if token == Self.wakeToken {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                } else if token == Self.listenToken {
+                    acceptConnections()
+                } else if let connection = connections[Int32(truncatingIfNeeded: token)] {
+                    handle(connection, events: events[i])
+                }
+            }
+            processMessages()
+            fireTimers()
+            if pausedConnections > 0 { checkStalled() }
+            flushDirty()
+            if draining {
+                let now = MonotonicInstant.now()
+                if let at = finalGoawayAt, now >= at {
+                    finalGoawayAt = nil
+                    for connection in connections.values {
+                        connection.sendFinalGoaway()
+                        connection.markDirty()
+                    }
+                    flushDirty()
+                }
+                if connections.isEmpty { break }
+                if now >= drainDeadline {
+                    for connection in Array(connections.values) { closeConnection(connection) }
+                    break
+                }
+            }
+        }
+        stopped.store(true, ordering: .releasing)
+        if listenFD >= 0 {
+            close(listenFD)
+            listenFD = -1
+        }
+        for connection in Array(connections.values) { closeConnection(connection) }
+        // Answers that raced with the stop are dropped (and counted).
+        let late = inbox.withLock { queue in
+            let late = queue
+            queue.removeAll()
+            return late
+        }
+        for message in late {
+            if case .adopt(let fd) = message { close(fd) } else { countDropped() }
+        }
+    }
+
+    private func timeoutMilliseconds() -> Int32 {
+        if !local.isEmpty || !dirty.isEmpty { return 0 }
+        var until: UInt64 = .max
+        let now = MonotonicInstant.now()
+        if let earliest = timers.earliest { until = earliest.nanoseconds(since: now) }
+        if pausedConnections > 0 { until = min(until, 1_000_000_000) }
+        if draining {
+            until = min(until, drainDeadline.nanoseconds(since: now))
+            if let at = finalGoawayAt { until = min(until, at.nanoseconds(since: now)) }
+            until = min(until, 100_000_000)
+        }
+        if until == .max { return -1 }
+        return Int32(min((until + 999_999) / 1_000_000, 60_000))
+    }
+
+    private func processMessages() {
+        var batch = spare
+        inbox.withLock { swap(&$0, &batch) }
+        for message in batch { apply(message) }
+        batch.removeAll(keepingCapacity: true)
+        spare = batch
+        while !local.isEmpty {
+            var work = local
+            local = []
+            for message in work { apply(message) }
+            work.removeAll(keepingCapacity: true)
+            if local.isEmpty { local = work }
+        }
+    }
+
+    private func apply(_ message: LoopMessage) {
+        switch message {
+        case .send(let call, let bytes, let metadata):
+            guard !call.streamClosed else { return countDropped() }
+            call.connection.deliverSend(call, message: bytes, metadata: metadata)
+        case .fail(let call, let status):
+            guard !call.streamClosed else { return countDropped() }
+            call.connection.finish(call, status: status, metadata: [])
+        case .adopt(let fd):
+            adopt(fd)
+        case .shutdown(let deadline):
+            beginDrain(deadline: deadline)
+        }
+    }
+
+    private func fireTimers() {
+        guard let earliest = timers.earliest else { return }
+        let now = MonotonicInstant.now()
+        guard earliest <= now else { return }
+        timers.popExpired(now: now, into: &expired)
+        for call in expired where !call.wireDone && !call.streamClosed {
+            call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+            call.connection.finish(call, status: GRPCStatus(.deadlineExceeded, "deadline exceeded"), metadata: [])
+        }
+        expired.removeAll(keepingCapacity: true)
+    }
+
+    private func flushDirty() {
+        var rounds = 0
+        while !dirty.isEmpty && rounds < 4 {
+            rounds += 1
+            let batch = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for connection in batch {
+                connection.isDirty = false
+                if !connection.isClosed { flush(connection) }
+            }
+        }
+    }
+
+    // MARK: Connections
+
+    private func acceptConnections() {
+        while true {
+            let fd = cswitchyard_accept4(listenFD)
+            if fd < 0 { return }
+            let counters = core.counters
+            if counters.connectionsOpen.load(ordering: .relaxed) >= core.limits.maxConnections || draining {
+                counters.connectionsRejected.add(1, ordering: .relaxed)
+                close(fd)
+                continue
+            }
+            counters.connectionsOpen.add(1, ordering: .relaxed)
+            counters.connectionsAccepted.add(1, ordering: .relaxed)
+            var one: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let target = peers.isEmpty ? self : peers[nextPeer % peers.count]
+            nextPeer &+= 1
+            if target === self { adopt(fd) } else { target.enqueue(.adopt(fd)) }
+        }
+    }
+
+    private func adopt(_ fd: Int32) {
+        var tls: TLSSession?
+        if let context = core.tls {
+            tls = TLSSession(context: context)
+            if tls == nil {
+                core.logger.error("cannot create a TLS session; closing connection")
+                close(fd)
+                core.counters.connectionsOpen.subtract(1, ordering: .relaxed)
+                core.counters.connectionsClosed.add(1, ordering: .relaxed)
+                return
+            }
+        }
+        let connection = Connection(fd: fd, loop: self, tls: tls)
+        connections[fd] = connection
+        connection.registeredEvents = UInt32(CSWITCHYARD_EPOLLIN)
+        _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_ADD), fd, connection.registeredEvents, UInt64(fd))
+        if draining {
+            connection.sendShutdownNotice()
+            if finalGoawayAt == nil { connection.sendFinalGoaway() }
+        }
+        if tls == nil { connection.markDirty() }  // our SETTINGS; under TLS they follow the handshake
+    }
+
+    private func handle(_ connection: Connection, events: UInt32) {
+        if events & UInt32(CSWITCHYARD_EPOLLIN) != 0
+            || events & UInt32(CSWITCHYARD_EPOLLHUP | CSWITCHYARD_EPOLLERR) != 0
+        {
+            readable(connection)
+        }
+        if connection.isClosed { return }
+        if events & UInt32(CSWITCHYARD_EPOLLOUT) != 0 { connection.markDirty() }
+    }
+
+    private func readable(_ connection: Connection) {
+        for _ in 0..<4 {
+            let count = read(connection.fd, readBuffer.baseAddress, readBuffer.count)
+            if count == 0 {
+                closeConnection(connection)
+                return
+            }
+            if count < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
+                closeConnection(connection)
+                return
+            }
+            let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
+            var ok = true
+            if let tls = connection.tls {
+                switch tls.receive(bytes, scratch: tlsScratch, onPlaintext: { connection.receive($0) }) {
+                case .ok: break
+                case .closed:
+                    ok = false
+                case .failed(let reason):
+                    connection.countProtocolError()
+                    core.logger.debug("closing TLS connection", metadata: ["reason": "\(reason)"])
+                    ok = false
+                }
+                if !ok {
+                    // Send the alert (or close_notify) before closing.
+                    connection.closeAfterFlush = true
+                }
+            } else {
+                ok = connection.receive(bytes)
+                if !ok { connection.closeAfterFlush = true }
+            }
+            connection.markDirty()
+            if !ok || connection.readingPaused || count < readBuffer.count { break }
+        }
+    }
+
+    /// Produces frames, writes what the socket takes, and keeps epoll interest and backpressure right.
+    private func flush(_ connection: Connection) {
+        if !connection.produce() {
+            core.counters.protocolErrors.add(1, ordering: .relaxed)
+            closeConnection(connection)
+            return
+        }
+        while connection.pendingOutput > 0 {
+            let written = connection.out.withUnsafeBytes { raw in
+                write(connection.fd, raw.baseAddress! + connection.outSent, connection.pendingOutput)
+            }
+            if written > 0 {
+                connection.outSent += written
+                continue
+            }
+            if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { break }
+            closeConnection(connection)
+            return
+        }
+        if connection.pendingOutput == 0 {
+            connection.out.removeAll(keepingCapacity: connection.out.capacity <= 1 << 20)
+            connection.outSent = 0
+            if connection.closeAfterFlush || connection.sessionFinished {
+                closeConnection(connection)
+                return
+            }
+        } else if connection.outSent > 1 << 20 && connection.outSent > connection.out.count / 2 {
+            connection.out.removeFirst(connection.outSent)
+            connection.outSent = 0
+        }
+        updateInterest(connection)
+    }
+
+    private func updateInterest(_ connection: Connection) {
+        let limit = core.limits.maxOutputBufferBytes
+        let pending = connection.pendingOutput + connection.queuedBytes
+        if !connection.readingPaused && connection.pendingOutput >= limit {
+            connection.readingPaused = true
+            connection.stalledSince = .now()
+            pausedConnections += 1
+        } else if connection.readingPaused && pending < limit / 2 {
+            connection.readingPaused = false
+            connection.stalledSince = nil
+            pausedConnections -= 1
+            connection.markDirty()  // produce what was held back
+        }
+        if let since = connection.stalledSince,
+            MonotonicInstant.now().nanoseconds(since: since) > Self.stallTimeoutNanoseconds
+        {
+            core.logger.debug("closing connection whose client stopped reading", metadata: ["fd": "\(connection.fd)"])
+            connection.sendFinalGoaway()
+            _ = connection.produce()
+            closeConnection(connection)
+            return
+        }
+        var wanted: UInt32 = connection.readingPaused ? 0 : UInt32(CSWITCHYARD_EPOLLIN)
+        if connection.pendingOutput > 0 { wanted |= UInt32(CSWITCHYARD_EPOLLOUT) }
+        if wanted != connection.registeredEvents {
+            connection.registeredEvents = wanted
+            _ = cswitchyard_epoll_ctl(
+                epfd,
+                Int32(CSWITCHYARD_EPOLL_CTL_MOD),
+                connection.fd,
+                wanted,
+                UInt64(connection.fd)
+            )
+        }
+    }
+
+    /// Re-checks stalled connections (called from the loop's periodic wake-ups).
+    private func checkStalled() {
+        guard pausedConnections > 0 else { return }
+        for connection in Array(connections.values) where connection.readingPaused {
+            flush(connection)
+        }
+    }
+
+    private func closeConnection(_ connection: Connection) {
+        guard !connection.isClosed else { return }
+        if connection.readingPaused { pausedConnections -= 1 }
+        _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), connection.fd, 0, 0)
+        connections[connection.fd] = nil
+        close(connection.fd)
+        connection.teardown()
+        core.counters.connectionsOpen.subtract(1, ordering: .relaxed)
+        core.counters.connectionsClosed.add(1, ordering: .relaxed)
+    }
+
+    private func beginDrain(deadline: MonotonicInstant) {
+        guard !draining else { return }
+        draining = true
+        drainDeadline = deadline
+        if listenFD >= 0 {
+            _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), listenFD, 0, 0)
+            close(listenFD)
+            listenFD = -1
+        }
+        // Two-step GOAWAY: a notice now, the final one (with the last stream id) a moment later, so
+        // requests already in flight from the client are not refused.
+        for connection in connections.values {
+            connection.sendShutdownNotice()
+            connection.markDirty()
+        }
+        finalGoawayAt = MonotonicInstant.now().advanced(byNanoseconds: 50_000_000)
+    }
+}

@@ -1,0 +1,91 @@
+// One gRPC call (one HTTP/2 stream): the request state the connection builds from HEADERS and DATA, the
+// response queue nghttp2's data provider reads from, and the `GRPCResponder` services answer through.
+// Everything except `state` is confined to the owning loop; `send`/`fail` from other threads go through
+// the loop's queue.
+
+import SwitchyardCore
+import Synchronization
+
+/// A call's stream and responder.
+final class GRPCCall: GRPCResponder, @unchecked Sendable {
+    /// `state` values: the responder may answer / a final answer was queued / the call ended without it.
+    static let open: UInt8 = 0
+    static let answered: UInt8 = 1
+    static let cancelled: UInt8 = 2
+
+    let loop: EventLoop
+    let streamID: Int32
+    /// Cross-thread part: whether answers are still wanted.
+    let state = Atomic<UInt8>(GRPCCall.open)
+
+    // MARK: Loop-confined state
+    unowned(unsafe) var connection: Connection
+    /// Intrusive list of the connection's live calls, for teardown.
+    var previous: GRPCCall?
+    var next: GRPCCall?
+    /// Position in the loop's deadline heap, or -1.
+    var heapIndex = -1
+    var deadline: MonotonicInstant?
+
+    // Request side.
+    var path = ""
+    var method: GRPCMethod?
+    var isPost = false
+    var contentTypeOK = false
+    var contentTypeSeen = ""
+    var headerBytes = 0
+    var badTimeout: String?
+    var encoding: GRPCCompression = .identity
+    var unsupportedEncoding: String?
+    var metadata: [(name: String, value: String)] = []
+    var deframer: MessageDeframer
+    var head: GRPCRequestHead?
+    var messagesReceived = 0
+    var messagesAnswered = 0
+    var clientHalfClosed = false
+    /// Requests were refused before dispatch (HTTP error or immediate status): ignore further DATA.
+    var rejected = false
+
+    // Response side.
+    var headersSent = false
+    /// Response messages not yet copied into DATA frames, and how far into the first one we are
+    /// (offsets 0–4 are its 5-byte prefix).
+    var outQueue: [[UInt8]] = []
+    var outOffset = 0
+    var queuedBytes = 0
+    /// The final status, once decided; trailers go out when the queue drains.
+    var finalStatus: GRPCStatus?
+    var finalMetadata: [(name: String, value: String)] = []
+    var dataDeferred = false
+    /// The stream's final frame was handed to nghttp2 (or the stream is gone): nothing more may be sent.
+    var wireDone = false
+    var streamClosed = false
+
+    init(loop: EventLoop, connection: Connection, streamID: Int32, limit: Int) {
+        self.loop = loop
+        self.connection = connection
+        self.streamID = streamID
+        self.deframer = MessageDeframer(limit: limit)
+    }
+
+    // MARK: GRPCResponder
+
+    var isCancelled: Bool { state.load(ordering: .relaxed) == GRPCCall.cancelled }
+
+    func send(message: [UInt8], metadata: [(name: String, value: String)]) {
+        if method?.kind == .bidirectionalStreaming {
+            guard state.load(ordering: .relaxed) == GRPCCall.open else { return loop.countDropped() }
+        } else {
+            guard
+                state.compareExchange(expected: GRPCCall.open, desired: GRPCCall.answered, ordering: .relaxed).exchanged
+            else { return loop.countDropped() }
+        }
+        loop.enqueue(.send(self, message, metadata))
+    }
+
+    func fail(_ status: GRPCStatus) {
+        guard state.compareExchange(expected: GRPCCall.open, desired: GRPCCall.answered, ordering: .relaxed).exchanged
+        else { return loop.countDropped() }
+        loop.enqueue(.fail(self, status))
+    }
+}

@@ -1,0 +1,189 @@
+// The gRPC front end's public face: binds the listener, runs N event-loop threads, drains on shutdown
+// and exposes counters. Accepting happens on loop 0, which hands sockets to loops round-robin.
+
+public import Logging
+public import SwitchyardCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// An HTTP/2 gRPC server: h2c with prior knowledge, or TLS 1.2/1.3 with ALPN "h2".
+public final class GRPCServer: Sendable {
+    /// What to listen on and how.
+    public struct Configuration: Sendable {
+        /// Address to bind; port 0 picks a free port (see `start()`'s result).
+        public var listen: HostAndPort
+        /// Event-loop threads (at least 1).
+        public var eventLoops: Int
+        /// TLS settings; `nil` serves h2c.
+        public var tls: ServerConfiguration.TLSSettings?
+        /// Per-connection and per-stream limits.
+        public var limits: ServerConfiguration.Limits
+
+        /// Creates a configuration.
+        public init(
+            listen: HostAndPort,
+            eventLoops: Int = 1,
+            tls: ServerConfiguration.TLSSettings? = nil,
+            limits: ServerConfiguration.Limits = .init()
+        ) {
+            self.listen = listen
+            self.eventLoops = eventLoops
+            self.tls = tls
+            self.limits = limits
+        }
+    }
+
+    private enum Lifecycle: Sendable {
+        case idle
+        case running(threads: [UInt])
+        case stopped
+    }
+
+    private let configuration: Configuration
+    private let core: ServerCore
+    private let loops: [EventLoop]
+    private let lifecycle = Mutex<Lifecycle>(.idle)
+
+    /// Creates a server; loads the TLS certificate and key when configured.
+    /// - Throws: `SwitchyardError.invalidArgument` for an unusable configuration or TLS file (naming it).
+    public init(configuration: Configuration, service: any GRPCService, logger: Logger) throws {
+        guard configuration.eventLoops >= 1 && configuration.eventLoops <= 256 else {
+            throw SwitchyardError.invalidArgument("eventLoops: expected 1…256, got \(configuration.eventLoops)")
+        }
+        self.configuration = configuration
+        let tls = try configuration.tls.map { try TLSContext(settings: $0) }
+        core = ServerCore(service: service, limits: configuration.limits, tls: tls, logger: logger)
+        var loops: [EventLoop] = []
+        for index in 0..<configuration.eventLoops { loops.append(try EventLoop(index: index, core: core)) }
+        loops[0].peers = loops
+        self.loops = loops
+    }
+
+    /// Binds the listener and starts the loop threads.
+    /// - Returns: the bound port (useful with port 0).
+    /// - Throws: `SwitchyardError` when the address cannot be resolved or bound, or the server was started.
+    public func start() throws -> Int {
+        try lifecycle.withLock { state in
+            guard case .idle = state else {
+                throw SwitchyardError(
+                    .failedPrecondition,
+                    "GRPCServer.start: expected a new server, it was already started"
+                )
+            }
+            let (fd, port) = try Self.bind(configuration.listen)
+            loops[0].attachListener(fd)
+            var threads: [UInt] = []
+            for loop in loops {
+                var thread = pthread_t()
+                let box = Unmanaged.passRetained(loop).toOpaque()
+                let rc = pthread_create(
+                    &thread,
+                    nil,
+                    { raw in
+                        let loop = Unmanaged<EventLoop>.fromOpaque(raw!).takeRetainedValue()
+                        loop.run()
+                        return nil
+                    },
+                    box
+                )
+                guard rc == 0 else {
+                    Unmanaged<EventLoop>.fromOpaque(box).release()
+                    throw SwitchyardError.internal("cannot start event-loop thread: pthread_create returned \(rc)")
+                }
+                threads.append(UInt(thread))
+            }
+            state = .running(threads: threads)
+            core.logger.info(
+                "gRPC front end listening",
+                metadata: [
+                    "address": "\(configuration.listen.host):\(port)", "loops": "\(loops.count)",
+                    "tls": "\(configuration.tls != nil)",
+                ]
+            )
+            return port
+        }
+    }
+
+    /// Drains and stops: stops accepting, sends GOAWAY on every connection, lets in-flight calls finish
+    /// for up to `gracePeriodSeconds`, then closes what is left (those calls end cancelled) and joins the
+    /// loop threads. Blocks until done; safe to call more than once.
+    public func shutdown(gracePeriodSeconds: Double) {
+        let threads: [UInt] = lifecycle.withLock { state in
+            guard case .running(let threads) = state else {
+                state = .stopped
+                return []
+            }
+            state = .stopped
+            return threads
+        }
+        guard !threads.isEmpty else { return }
+        let grace = UInt64(max(0, min(gracePeriodSeconds, 86_400)) * 1e9)
+        let deadline = MonotonicInstant.now().advanced(byNanoseconds: grace)
+        for loop in loops { loop.enqueue(.shutdown(deadline)) }
+        for thread in threads { pthread_join(pthread_t(thread), nil) }
+        core.logger.info("gRPC front end stopped", metadata: ["statistics": "\(statistics)"])
+    }
+
+    /// A snapshot of the front end's counters.
+    public var statistics: FrontEndStatistics { core.counters.snapshot() }
+
+    /// Resolves and binds a non-blocking listening socket.
+    private static func bind(_ address: HostAndPort) throws -> (Int32, Int) {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var result: UnsafeMutablePointer<addrinfo>?
+        let host = address.host == "*" ? nil : address.host
+        let rc = getaddrinfo(host, String(address.port), &hints, &result)
+        guard rc == 0, let first = result else {
+            throw SwitchyardError.invalidArgument(
+                "listen: cannot resolve '\(address)': \(String(cString: gai_strerror(rc)))"
+            )
+        }
+        defer { freeaddrinfo(result) }
+        var lastError: Int32 = 0
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let info = entry {
+            entry = info.pointee.ai_next
+            let fd = socket(
+                info.pointee.ai_family,
+                Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+                0
+            )
+            if fd < 0 {
+                lastError = errno
+                continue
+            }
+            var one: Int32 = 1
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            if Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 || listen(fd, 4096) != 0 {
+                lastError = errno
+                close(fd)
+                continue
+            }
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let port = withUnsafeMutablePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa -> Int in
+                    getsockname(fd, sa, &length)
+                    if sa.pointee.sa_family == UInt16(AF_INET6) {
+                        return sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                            Int(UInt16(bigEndian: $0.pointee.sin6_port))
+                        }
+                    }
+                    return sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                        Int(UInt16(bigEndian: $0.pointee.sin_port))
+                    }
+                }
+            }
+            return (fd, port)
+        }
+        throw SwitchyardError.invalidArgument(
+            "listen: cannot bind \(address): \(String(cString: strerror(lastError)))"
+        )
+    }
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""A stock grpcio client for the front end's end-to-end tests. Each mode prints one JSON object."""
+import argparse
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+
+import grpc
+
+
+def channel_for(args):
+    options = [
+        ("grpc.max_send_message_length", -1),
+        ("grpc.max_receive_message_length", -1),
+        ("grpc.enable_retries", 0),
+    ]
+    if args.tls_ca:
+        root = open(args.tls_ca, "rb").read()
+        key = open(args.client_key, "rb").read() if args.client_key else None
+        cert = open(args.client_cert, "rb").read() if args.client_cert else None
+        creds = grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
+        options.append(("grpc.ssl_target_name_override", "localhost"))
+        return grpc.secure_channel(args.target, creds, options=options)
+    return grpc.insecure_channel(args.target, options=options)
+
+
+def payload(args):
+    if args.zeros is not None:
+        return bytes(args.zeros)
+    if args.text is not None:
+        return args.text.encode("utf-8")
+    return bytes((i * 7 + 3) % 251 for i in range(args.size))
+
+
+def describe(error):
+    return {"code": error.code().name, "details": error.details(), "trailers": dict(error.trailing_metadata() or ())}
+
+
+def unary(args):
+    channel = channel_for(args)
+    call = channel.unary_unary(args.path, request_serializer=None, response_deserializer=None)
+    request = payload(args)
+    kwargs = {"timeout": args.timeout, "metadata": [tuple(m.split("=", 1)) for m in args.metadata]}
+    if args.gzip:
+        kwargs["compression"] = grpc.Compression.Gzip
+    if args.deflate:
+        kwargs["compression"] = grpc.Compression.Deflate
+    results = []
+    for _ in range(args.repeat):
+        try:
+            response, info = call.with_call(request, **kwargs)
+            results.append({"code": "OK", "echoed": response == request, "length": len(response),
+                            "trailers": dict(info.trailing_metadata() or ())})
+        except grpc.RpcError as error:
+            results.append(describe(error))
+    return results[0] if args.repeat == 1 else {"results": results}
+
+
+def stream(args):
+    channel = channel_for(args)
+    call = channel.stream_stream(args.path, request_serializer=None, response_deserializer=None)
+    requests = [("msg-%d-" % i).encode() + bytes(i % 50) for i in range(args.count)]
+    try:
+        responses = list(call(iter(requests), timeout=args.timeout))
+        return {"code": "OK", "count": len(responses), "echoed": responses == requests}
+    except grpc.RpcError as error:
+        return describe(error)
+
+
+def cancel(args):
+    channel = channel_for(args)
+    call = channel.unary_unary(args.path, request_serializer=None, response_deserializer=None)
+    future = call.future(payload(args))
+    time.sleep(args.after)
+    future.cancel()
+    try:
+        future.result()
+        return {"code": "OK"}
+    except grpc.FutureCancelledError:
+        # Give the RST_STREAM time to leave before the process exits.
+        time.sleep(0.3)
+        return {"code": "CANCELLED"}
+    except grpc.RpcError as error:
+        return describe(error)
+
+
+def garbage(args):
+    """Speaks broken HTTP/2 (a DATA frame on stream 0) and reports whether a GOAWAY came back."""
+    host, port = args.target.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + struct.pack(">I", 0)[1:] + b"\x04\x00" + struct.pack(">I", 0))
+    sock.sendall(struct.pack(">I", 4)[1:] + b"\x00\x00" + struct.pack(">I", 0) + b"boom")
+    received = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    except socket.timeout:
+        return {"goaway": False, "closed": False}
+    frames = []
+    offset = 0
+    while offset + 9 <= len(received):
+        length = int.from_bytes(received[offset:offset + 3], "big")
+        frames.append(received[offset + 3])
+        offset += 9 + length
+    return {"goaway": 7 in frames, "closed": True}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["unary", "stream", "cancel", "garbage"])
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--path", default="/test.Test/Echo")
+    parser.add_argument("--size", type=int, default=16)
+    parser.add_argument("--text")
+    parser.add_argument("--zeros", type=int)
+    parser.add_argument("--timeout", type=float, default=10)
+    parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--deflate", action="store_true")
+    parser.add_argument("--metadata", action="append", default=[])
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--count", type=int, default=10)
+    parser.add_argument("--after", type=float, default=0.3)
+    parser.add_argument("--tls-ca")
+    parser.add_argument("--client-cert")
+    parser.add_argument("--client-key")
+    args = parser.parse_args()
+    result = {"unary": unary, "stream": stream, "cancel": cancel, "garbage": garbage}[args.mode](args)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

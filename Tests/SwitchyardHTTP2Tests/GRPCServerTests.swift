@@ -1,0 +1,314 @@
+// End-to-end tests of the front end over loopback with independent clients: python grpcio (a stock
+// gRPC stack), nghttp (a stock HTTP/2 client) and a raw socket speaking broken HTTP/2.
+
+import Foundation
+import Logging
+import SwitchyardCore
+import Synchronization
+import Testing
+
+@testable import SwitchyardHTTP2
+
+/// A service for the tests: echo, fail-on-demand, never-answer, answer-later and streaming echo.
+final class TestService: GRPCService {
+    /// Responders of `/test.Test/Hang` calls, to check they were cancelled.
+    let hung = Mutex<[any GRPCResponder]>([])
+
+    func method(for path: String) -> GRPCMethod? {
+        switch path {
+        case "/test.Test/Echo": GRPCMethod(id: 0, kind: .unary)
+        case "/test.Test/Fail": GRPCMethod(id: 1, kind: .unary)
+        case "/test.Test/Hang": GRPCMethod(id: 2, kind: .unary)
+        case "/test.Test/Later": GRPCMethod(id: 3, kind: .unary)
+        case "/test.Test/Stream": GRPCMethod(id: 4, kind: .bidirectionalStreaming)
+        case "/test.Test/Slow": GRPCMethod(id: 5, kind: .unary)
+        default: nil
+        }
+    }
+
+    func handle(
+        message: UnsafeRawBufferPointer,
+        method: GRPCMethod,
+        head: GRPCRequestHead,
+        responder: any GRPCResponder
+    ) {
+        let bytes = Array(message)
+        switch method.id {
+        case 0:
+            var trailers: [(name: String, value: String)] = []
+            if let key = head.metadata("x-key") { trailers.append(("x-echo", key)) }
+            responder.send(message: bytes, metadata: trailers)
+        case 1:
+            // "CODE:message" → fail with that status.
+            let text = String(decoding: bytes, as: UTF8.self)
+            let parts = text.split(separator: ":", maxSplits: 1)
+            responder.fail(
+                GRPCStatus(GRPCStatusCode(rawValue: Int(parts[0]) ?? 2), parts.count > 1 ? String(parts[1]) : "")
+            )
+        case 2:
+            hung.withLock { $0.append(responder) }
+        case 3, 5:
+            // Answer from another thread, as worker pools do.
+            let box = UncheckedBox(responder)
+            let delay = method.id == 3 ? 0.02 : 0.8
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: delay)
+                box.value.send(message: bytes)
+            }
+        default:
+            responder.send(message: bytes)
+        }
+    }
+}
+
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// A running server on an ephemeral port, stopped by `stop()`.
+struct RunningServer {
+    let server: GRPCServer
+    let service: TestService
+    let port: Int
+    var target: String { "127.0.0.1:\(port)" }
+
+    init(loops: Int = 2, tls: ServerConfiguration.TLSSettings? = nil, limits: ServerConfiguration.Limits = .init())
+        throws
+    {
+        service = TestService()
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        server = try GRPCServer(
+            configuration: .init(
+                listen: HostAndPort(host: "127.0.0.1", port: 0),
+                eventLoops: loops,
+                tls: tls,
+                limits: limits
+            ),
+            service: service,
+            logger: logger
+        )
+        port = try server.start()
+    }
+
+    func stop() { server.shutdown(gracePeriodSeconds: 2) }
+}
+
+/// Result of a client run: exit status, and its JSON output.
+struct ClientRun {
+    let status: Int32
+    let json: [String: Any]
+    let stderr: String
+
+    var code: String? { json["code"] as? String }
+    var details: String? { json["details"] as? String }
+    var trailers: [String: String] { json["trailers"] as? [String: String] ?? [:] }
+}
+
+enum Clients {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Clients/grpc_client.py").path
+
+    /// Whether python3 with grpcio is present (it is on the project's machines).
+    static let grpcioAvailable: Bool = (try? run("/usr/bin/env", ["python3", "-c", "import grpc"]).status) == 0
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (
+            process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self)
+        )
+    }
+
+    /// Runs the grpcio client script in `mode` against `target`.
+    static func grpc(_ mode: String, _ target: String, _ arguments: [String] = []) throws -> ClientRun {
+        let result = try run("/usr/bin/env", ["python3", script, mode, "--target", target] + arguments)
+        let line = result.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let json = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
+        return ClientRun(status: result.status, json: json, stderr: result.stderr)
+    }
+}
+
+@Suite(.serialized, .enabled(if: Clients.grpcioAvailable, "python3 with grpcio is not installed"))
+struct GRPCServerTests {
+    @Test func unaryEcho() throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let run = try Clients.grpc("unary", s.target, ["--size", "100", "--repeat", "20", "--metadata", "x-key=abc"])
+        let results = try #require(run.json["results"] as? [[String: Any]], "client failed: \(run.stderr)")
+        #expect(results.count == 20)
+        for result in results {
+            #expect(result["code"] as? String == "OK")
+            #expect(result["echoed"] as? Bool == true)
+            #expect((result["trailers"] as? [String: String])?["x-echo"] == "abc")
+        }
+        #expect(s.server.statistics.callsByStatus[.ok] == 20)
+    }
+
+    @Test func answerFromAnotherThread() throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let run = try Clients.grpc("unary", s.target, ["--path", "/test.Test/Later", "--size", "10", "--repeat", "5"])
+        let results = try #require(run.json["results"] as? [[String: Any]], "client failed: \(run.stderr)")
+        #expect(results.allSatisfy { $0["code"] as? String == "OK" && $0["echoed"] as? Bool == true })
+    }
+
+    @Test func bigMessageSpansManyFrames() throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let run = try Clients.grpc("unary", s.target, ["--size", String(8 << 20)])
+        #expect(run.code == "OK", "\(run.json) \(run.stderr)")
+        #expect(run.json["echoed"] as? Bool == true)
+        #expect(run.json["length"] as? Int == 8 << 20)
+    }
+
+    @Test func overLimitMessageIsResourceExhausted() throws {
+        let s = try RunningServer(limits: .init(maxRequestBytes: 64 << 10))
+        defer { s.stop() }
+        let run = try Clients.grpc("unary", s.target, ["--size", String(1 << 20)])
+        #expect(run.code == "RESOURCE_EXHAUSTED", "\(run.json) \(run.stderr)")
+        #expect(run.details?.contains("1048576") == true)
+        #expect(run.details?.contains("65536") == true)
+        // The connection is still good for the next call.
+        let next = try Clients.grpc("unary", s.target, ["--size", "1000"])
+        #expect(next.code == "OK")
+    }
+
+    @Test func unknownMethodIsUnimplemented() throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let run = try Clients.grpc("unary", s.target, ["--path", "/nope.Service/Missing"])
+        #expect(run.code == "UNIMPLEMENTED", "\(run.json) \(run.stderr)")
+        #expect(run.details?.contains("/nope.Service/Missing") == true)
+    }
+
+    @Test func deadlineIsExceededAndResponderCancelled() throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let started = Date()
+        let run = try Clients.grpc("unary", s.target, ["--path", "/test.Test/Hang", "--timeout", "0.3"])
+        #expect(run.code == "DEADLINE_EXCEEDED", "\(run.json) \(run.stderr)")
+        #expect(Date().timeIntervalSince(started) < 5)
+        // The server (not just the client) ended it: counted, and the responder says so.
+        #expect(s.server.statistics.callsByStatus[.deadlineExceeded] == 1)
+        let responders = s.service.hung.withLock { $0 }
+        #expect(responders.count == 1)
+        #expect(responders.allSatisfy { $0.isCancelled })
+        // A late answer is dropped and counted.
+        responders.first?.send(message: [1, 2, 3])
+        #expect(s.server.statistics.responsesDropped == 1)
+    }
+
+    @Test(arguments: ["--gzip", "--deflate"])
+    func compressedRequest(flag: String) throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let run = try Clients.grpc("unary", s.target, ["--size", "200000", flag])
+        #expect(run.code == "OK", "\(run.json) \(run.stderr)")
+        #expect(run.json["echoed"] as? Bool == true)
+    }
+
+    @Test func compressedOverLimitIsResourceExhausted() throws {
+        // The client's compressed message is small; it inflates past the limit.
+        let s = try RunningServer(limits: .init(maxRequestBytes: 64 << 10))
+        defer { s.stop() }
+        let run = try Clients.grpc("unary", s.target, ["--zeros", String(1 << 20), "--gzip"])
+        #expect(run.code == "RESOURCE_EXHAUSTED", "\(run.json) \(run.stderr)")
+        #expect(run.details?.contains("65536") == true)
+    }
+
+    @Test func clientCancelMarksResponderCancelled() throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let run = try Clients.grpc("cancel", s.target, ["--path", "/test.Test/Hang", "--after", "0.3"])
+        #expect(run.code == "CANCELLED", "\(run.json) \(run.stderr)")
+        let responders = s.service.hung.withLock { $0 }
+        #expect(responders.count == 1)
+        #expect(responders.first?.isCancelled == true)
+        #expect(s.server.statistics.callsByStatus[.cancelled] == 1)
+    }
+
+    @Test(arguments: ["plain message", "100% sure", "line one\nline two", "naïve café ✓ 日本"])
+    func errorMessageRoundTrip(message: String) throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let run = try Clients.grpc("unary", s.target, ["--path", "/test.Test/Fail", "--text", "9:\(message)"])
+        #expect(run.code == "FAILED_PRECONDITION", "\(run.json) \(run.stderr)")
+        #expect(run.details == message)
+    }
+
+    @Test func bidirectionalStreaming() throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let run = try Clients.grpc("stream", s.target, ["--path", "/test.Test/Stream", "--count", "200"])
+        #expect(run.code == "OK", "\(run.json) \(run.stderr)")
+        #expect(run.json["count"] as? Int == 200)
+        #expect(run.json["echoed"] as? Bool == true)
+        let empty = try Clients.grpc("stream", s.target, ["--path", "/test.Test/Stream", "--count", "0"])
+        #expect(empty.code == "OK")
+        #expect(empty.json["count"] as? Int == 0)
+    }
+
+    @Test func brokenPeerGetsGoawayAndOthersAreUnaffected() throws {
+        let s = try RunningServer(loops: 1)
+        defer { s.stop() }
+        let broken = try Clients.grpc("garbage", s.target)
+        #expect(broken.json["goaway"] as? Bool == true, "\(broken.json) \(broken.stderr)")
+        #expect(broken.json["closed"] as? Bool == true)
+        let fine = try Clients.grpc("unary", s.target, ["--size", "10"])
+        #expect(fine.code == "OK")
+        #expect(s.server.statistics.protocolErrors >= 1)
+    }
+
+    @Test func wrongContentTypeIs415() throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let body = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-415-\(s.port).bin")
+        try Data([0, 0, 0, 0, 1, 42]).write(to: body)
+        defer { try? FileManager.default.removeItem(at: body) }
+        let result = try Clients.run(
+            "/usr/bin/env",
+            ["nghttp", "-v", "-H", "content-type: text/plain", "-d", body.path, "http://\(s.target)/test.Test/Echo"]
+        )
+        #expect(result.stdout.contains(":status: 415"), "\(result.stdout)")
+        #expect(s.server.statistics.httpRejections == 1)
+    }
+
+    @Test func gracefulShutdownFinishesInFlightCalls() throws {
+        let s = try RunningServer()
+        let result = Mutex<(code: String?, output: String)>((nil, ""))
+        let done = DispatchSemaphore(value: 0)
+        let target = s.target
+        Thread.detachNewThread {
+            let run = try? Clients.grpc("unary", target, ["--path", "/test.Test/Slow", "--size", "10"])
+            let outcome = (run?.code, "\(String(describing: run?.json)) \(run?.stderr ?? "")")
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        // Wait until the call is in flight (python starts slowly), then drain with it still running.
+        let start = Date()
+        while s.server.statistics.streamsOpened == 0 && Date().timeIntervalSince(start) < 10 {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        s.stop()
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        let outcome = result.withLock { $0 }
+        #expect(outcome.code == "OK", "\(outcome.output)")
+        #expect(s.server.statistics.connectionsOpen == 0)
+        // Nothing listens any more.
+        let after = try Clients.grpc("unary", s.target, ["--timeout", "2"])
+        #expect(after.code == "UNAVAILABLE")
+    }
+}
