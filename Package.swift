@@ -91,6 +91,17 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Benchmarks
+        .executableTarget(
+            name: "switchyard-batcher-bench",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardEngine", "SwitchyardWorkers",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Batcher",
+            swiftSettings: strict
+        ),
+
         // MARK: Tests
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
         .testTarget(
@@ -102,6 +113,11 @@ let package = Package(
             name: "SwitchyardEngineTests",
             dependencies: ["SwitchyardEngine", "SwitchyardCore"],
             resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardWorkersTests",
+            dependencies: ["SwitchyardWorkers", "SwitchyardEngine", "SwitchyardCore"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -173,7 +173,8 @@ public struct BatchScheduler: Sendable {
         let a = costModel.nanosecondsPerRow
         let b = costModel.nanosecondsPerBatch
         guard a > 0 else { return limit }
-        let fits = Int(((budget - b) / a).rounded(.down))
+        // The fit is not exact; a hair of tolerance keeps 4.9999 rows from rounding down to 4.
+        let fits = Int(((budget - b) / a + 1e-3).rounded(.down))
         return min(limit, max(1, fits))
     }
 
