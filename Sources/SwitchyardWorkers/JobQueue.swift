@@ -103,6 +103,9 @@ struct JobQueue {
     /// Shadow jobs queued.
     private(set) var shadowJobs = 0
 
+    /// Entries held by the primary and deadline indexes, live or stale.
+    var indexSizes: (primary: Int, deadlines: Int) { (primary.count, deadlines.count) }
+
     /// Queues a job in its class.
     mutating func append(_ job: InferenceJob) {
         sequence += 1

@@ -3,11 +3,11 @@
 import SwitchyardCore
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @testable import SwitchyardWorkers
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 private let ms: UInt64 = 1_000_000
 private let us: UInt64 = 1_000
@@ -117,7 +117,11 @@ private func feed(_ scheduler: inout BatchScheduler, ratePerSecond: Double, unti
         let scheduler = warmScheduler()
         #expect(scheduler.decide(now: at(ms), queue: .empty, workers: .init(idle: 1)) == .idle)
         #expect(
-            scheduler.decide(now: at(ms), queue: .init(jobs: 3, rows: 3, oldestEnqueuedAt: at(0)), workers: .init(idle: 0))
+            scheduler.decide(
+                now: at(ms),
+                queue: .init(jobs: 3, rows: 3, oldestEnqueuedAt: at(0)),
+                workers: .init(idle: 0)
+            )
                 == .idle
         )
     }
@@ -238,7 +242,11 @@ private func feed(_ scheduler: inout BatchScheduler, ratePerSecond: Double, unti
         let scheduler = warmScheduler(perRow: perRow, perBatch: perBatch, maxBatch: maxBatch, slo: slo)
         #expect(scheduler.batchCap == cap)
         #expect(
-            scheduler.decide(now: at(ms), queue: .init(jobs: 100, rows: 100, oldestEnqueuedAt: at(0)), workers: .init(idle: 1))
+            scheduler.decide(
+                now: at(ms),
+                queue: .init(jobs: 100, rows: 100, oldestEnqueuedAt: at(0)),
+                workers: .init(idle: 1)
+            )
                 == .dispatch(rows: cap)
         )
     }

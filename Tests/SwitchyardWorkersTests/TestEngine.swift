@@ -1,9 +1,9 @@
 // An engine for pool tests: y = 2·x, taking a configurable a·rows + b of wall time per batch, and
 // logging every batch it runs so tests can check order and overlap.
 
-import Synchronization
 import SwitchyardCore
 import SwitchyardEngine
+import Synchronization
 
 /// One batch as the test engine saw it.
 struct RunRecord: Sendable {
@@ -47,7 +47,9 @@ final class DoublingEngine: InferenceEngine {
             while MonotonicInstant.now().nanoseconds(since: start) < cost {}
             let end = MonotonicInstant.now()
             engine.log.withLock { $0.append(RunRecord(rows: rows, firstValue: inputs[0][0], start: start, end: end)) }
-            if (0..<rows).contains(where: { inputs[0][$0 * engine.width].isNaN }) { throw SwitchyardError.invalidArgument("input 'x': expected numbers, got NaN") }
+            if (0..<rows).contains(where: { inputs[0][$0 * engine.width].isNaN }) {
+                throw SwitchyardError.invalidArgument("input 'x': expected numbers, got NaN")
+            }
         }
     }
 }
