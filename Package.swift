@@ -85,7 +85,8 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "SwitchyardCore", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels", "Yams",
+                "SwitchyardCore", "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels",
+                "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -103,6 +104,15 @@ let package = Package(
             exclude: ["measure.sh"],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "switchyard-batcher-bench",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardEngine", "SwitchyardWorkers",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Batcher",
+            swiftSettings: strict
+        ),
 
         // MARK: Tests
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
@@ -116,6 +126,11 @@ let package = Package(
             name: "SwitchyardEngineTests",
             dependencies: ["SwitchyardEngine", "SwitchyardCore"],
             resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardWorkersTests",
+            dependencies: ["SwitchyardWorkers", "SwitchyardEngine", "SwitchyardCore"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,9 +1,11 @@
-// Thin wrappers over pthreads and condition variables for the pools' long-lived worker threads.
+// Thin wrappers over pthreads for the pools' long-lived threads: joinable threads, one mutex with
+// condition variables that wait against the monotonic clock, and the idle scheduling class for shadow
+// work.
 
-import Synchronization
+import SwitchyardCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 private final class ThreadBox {
@@ -11,7 +13,7 @@ private final class ThreadBox {
     init(_ body: @escaping () -> Void) { self.body = body }
 }
 
-/// Starts a joinable thread named `name` running `body`.
+/// Starts a joinable thread running `body`; `name` documents the thread's role at the call site.
 func startThread(name _: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
     var thread = pthread_t()
     let box = Unmanaged.passRetained(ThreadBox(body)).toOpaque()
@@ -29,45 +31,72 @@ func startThread(name _: String, _ body: @escaping @Sendable () -> Void) -> pthr
     return thread
 }
 
-/// A condition variable paired with its own mutex, for sleeping until a predicate on other state holds.
-final class ConditionSignal: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var generation: UInt64 = 0
+/// Moves the calling thread to Linux's idle scheduling class, so that it runs only on CPU time no
+/// other thread wants. Returns whether the kernel accepted it.
+@discardableResult
+func enterIdleSchedulingClass() -> Bool {
+    #if os(Linux)
+        var parameters = sched_param()
+        parameters.sched_priority = 0
+        // SCHED_IDLE (5) is not imported by Glibc's module map.
+        return pthread_setschedparam(pthread_self(), 5, &parameters) == 0
+    #else
+        return false
+    #endif
+}
 
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
-    }
+/// A pthread mutex with condition variables on the monotonic clock. The pool keeps its state behind
+/// this rather than `Synchronization.Mutex` because its threads sleep on conditions tied to the lock.
+final class PoolLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init() { pthread_mutex_init(mutex, nil) }
 
     deinit {
-        pthread_cond_destroy(cond)
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
-        cond.deallocate()
     }
 
-    /// Sleeps until `predicate` is true. The predicate is re-checked after every signal.
-    func wait(until predicate: () -> Bool) {
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        while !predicate() {
-            let seen = generation
-            while generation == seen { pthread_cond_wait(cond, mutex) }
+        return try body()
+    }
+
+    /// A condition variable on the monotonic clock, used with this lock.
+    final class Condition: @unchecked Sendable {
+        fileprivate let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+        init() {
+            var attributes = pthread_condattr_t()
+            pthread_condattr_init(&attributes)
+            pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+            pthread_cond_init(cond, &attributes)
+            pthread_condattr_destroy(&attributes)
         }
+
+        deinit {
+            pthread_cond_destroy(cond)
+            cond.deallocate()
+        }
+
+        func signal() { pthread_cond_signal(cond) }
+        func broadcast() { pthread_cond_broadcast(cond) }
     }
 
-    func signal() {
-        pthread_mutex_lock(mutex)
-        generation &+= 1
-        pthread_cond_signal(cond)
-        pthread_mutex_unlock(mutex)
-    }
-
-    func broadcast() {
-        pthread_mutex_lock(mutex)
-        generation &+= 1
-        pthread_cond_broadcast(cond)
-        pthread_mutex_unlock(mutex)
+    /// Sleeps on `condition` until signalled or until `deadline`. Call with the lock held; the lock is
+    /// held again on return. Spurious wake-ups are possible, so callers re-check their state.
+    func wait(on condition: Condition, until deadline: MonotonicInstant? = nil) {
+        guard let deadline else {
+            pthread_cond_wait(condition.cond, mutex)
+            return
+        }
+        var time = timespec()
+        time.tv_sec = Int(deadline.nanoseconds / 1_000_000_000)
+        time.tv_nsec = Int(deadline.nanoseconds % 1_000_000_000)
+        pthread_cond_timedwait(condition.cond, mutex, &time)
     }
 }

@@ -1,218 +1,519 @@
-// A pool of worker threads for one model version: jobs queue here, workers take batches of them and
-// run them through their own engine executor.
+// A pool of worker threads for one model version. Jobs queue here by priority and deadline; idle
+// workers ask the batch scheduler whether to take a batch now or wait for more rows, and run batches
+// through their own engine executor. A timer thread answers jobs whose deadline passes while queued,
+// and an idle-class thread runs shadow work only when no primary work is queued.
 
 public import Logging
 public import SwitchyardCore
 public import SwitchyardEngine
-import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
-/// Counters of a pool, read as a snapshot.
-public struct PoolStatistics: Sendable, Hashable {
-    /// Jobs completed successfully.
-    public var succeeded: UInt64 = 0
-    /// Jobs that failed in the engine.
-    public var failed: UInt64 = 0
-    /// Jobs rejected or dropped before running (queue full, deadline passed, cancelled, shutting down).
-    public var rejected: UInt64 = 0
-    /// Batches executed.
-    public var batches: UInt64 = 0
-    /// Total nanoseconds jobs spent queued.
-    public var queueNanoseconds: UInt64 = 0
-    /// Total nanoseconds batches spent computing.
-    public var computeNanoseconds: UInt64 = 0
-    /// Jobs waiting now.
-    public var queued: Int = 0
-}
-
-/// Worker threads over one shared engine, fed from a bounded queue.
-public final class WorkerPool: Sendable {
-    private struct State {
-        var queue: [InferenceJob] = []
-        var head = 0
-        var running = true
-        var stats = PoolStatistics()
-        var queuedCount: Int { queue.count - head }
-    }
-
-    /// The pool's name in logs, e.g. `digits:2`.
+/// Worker threads over one shared engine, fed by a deadline-ordered queue and an adaptive micro-batcher.
+///
+/// Every mutable field below is guarded by `lock`; threads sleep on the lock's conditions.
+public final class WorkerPool: @unchecked Sendable {
+    /// The pool's name in logs and messages, e.g. `digits:2`.
     public let name: String
     /// The model's signature.
     public let signature: ModelSignature
     private let engine: any InferenceEngine
     private let configuration: ModelConfiguration
-    private let state = Mutex(State())
-    private let condition = ConditionSignal()
-    private let threads = Mutex<[pthread_t]>([])
     private let logger: Logger
+    private let maxBatchRows: Int
+    private let shadowCapacity: Int
+
+    private let lock = PoolLock()
+    private let workAvailable = PoolLock.Condition()
+    private let timerWake = PoolLock.Condition()
+    private let shadowWake = PoolLock.Condition()
+
+    // Guarded by `lock`.
+    private var queue = JobQueue()
+    private var scheduler: BatchScheduler
+    private var stats: PoolStatistics
+    private var started = false
+    private var stopping = false
+    private var timerExits = false
+    private var idleWorkers = 0
+    private var expectedFree: [MonotonicInstant?]
+    private var timedWaiter = false
+    private var timerSleepsUntil: MonotonicInstant?
+    private var workerThreads: [pthread_t] = []
+    private var serviceThreads: [pthread_t] = []
 
     /// Creates a pool; call `start()` to launch its threads.
-    public init(name: String, engine: any InferenceEngine, configuration: ModelConfiguration, logger: Logger) {
+    /// - Parameters:
+    ///   - name: the pool's name in logs and messages.
+    ///   - engine: the loaded model, shared read-only by the workers.
+    ///   - configuration: batch size, workers, latency target and queue bound.
+    ///   - logger: where lifecycle events go.
+    ///   - batching: adaptive (the default) or fixed-window batching.
+    ///   - shedding: whether new work is shed when the latency target cannot be met (default true).
+    public init(
+        name: String,
+        engine: any InferenceEngine,
+        configuration: ModelConfiguration,
+        logger: Logger,
+        batching: BatchingMode = .adaptive,
+        shedding: Bool = true
+    ) {
         self.name = name
         self.engine = engine
         self.signature = engine.signature
         self.configuration = configuration
         self.logger = logger
+        self.maxBatchRows = max(1, configuration.maxBatchSize)
+        self.shadowCapacity = max(1, configuration.maxQueueSize / 4)
+        let workers = max(1, configuration.workers)
+        self.expectedFree = Array(repeating: nil, count: workers)
+        self.scheduler = BatchScheduler(
+            settings: .init(
+                maxBatchRows: configuration.maxBatchSize,
+                sloNanoseconds: UInt64(max(0.001, configuration.sloMilliseconds) * 1_000_000),
+                workers: workers,
+                mode: batching,
+                shedding: shedding
+            )
+        )
+        self.stats = PoolStatistics(maxBatchRows: maxBatchRows)
     }
 
-    /// Launches the worker threads.
+    /// Launches the worker threads, the deadline timer and the shadow worker. Calling it again does nothing.
     public func start() {
-        for index in 0..<configuration.workers {
-            let thread = startThread(name: "sy-\(name)-\(index)") { [self] in self.workerLoop() }
-            threads.withLock { $0.append(thread) }
+        lock.withLock {
+            guard !started, !stopping else { return }
+            started = true
+            for index in expectedFree.indices {
+                workerThreads.append(startThread(name: "sy-w\(index)-\(name)") { [self] in self.workerLoop(index) })
+            }
+            serviceThreads.append(startThread(name: "sy-t-\(name)") { [self] in self.timerLoop() })
+            serviceThreads.append(startThread(name: "sy-s-\(name)") { [self] in self.shadowLoop() })
+        }
+        logger.debug(
+            "worker pool started",
+            metadata: ["pool": "\(name)", "workers": "\(expectedFree.count)", "max_batch": "\(maxBatchRows)"]
+        )
+    }
+
+    /// Queues a job. Never blocks; a job that cannot be queued is completed at once, on the calling
+    /// thread, with an error whose message says why.
+    public func submit(_ job: InferenceJob) {
+        let now = MonotonicInstant.now()
+        var swept: [InferenceJob] = []
+        let rejection: SwitchyardError? = lock.withLock {
+            switch job.workClass {
+            case .primary: admitPrimary(job, now: now, swept: &swept)
+            case .shadow: admitShadow(job, now: now)
+            }
+        }
+        complete(swept, cancelledError())
+        if let rejection { job.completion(.failure(rejection)) }
+    }
+
+    /// Removes `job` from the queue if it is still there and completes it with `cancelled`; a job
+    /// already running finishes normally. Jobs whose `isCancelled` turns true are also dropped when a
+    /// batch is formed and when the queue is full, without this call.
+    public func cancel(_ job: InferenceJob) {
+        let removed = lock.withLock {
+            let removed = queue.removeAll(where: { $0 === job })
+            count(cancelled: removed)
+            return removed
+        }
+        for job in removed {
+            job.completion(.failure(cancelledError()))
         }
     }
 
-    /// Queues a job. Never blocks; a job that cannot be queued is completed at once with the reason.
-    public func submit(_ job: InferenceJob) {
-        let rejection: SwitchyardError? = state.withLock { state in
-            guard state.running else { return SwitchyardError(.unavailable, "model '\(name)' is shutting down") }
-            guard state.queuedCount < configuration.maxQueueSize else {
-                state.stats.rejected += 1
-                return SwitchyardError(
-                    .resourceExhausted,
-                    "model '\(name)': queue full (\(configuration.maxQueueSize) requests waiting); retry later"
-                )
-            }
-            state.queue.append(job)
+    /// A snapshot of the pool's counters and estimates.
+    public var statistics: PoolStatistics {
+        lock.withLock {
+            let now = MonotonicInstant.now()
+            var snapshot = stats
+            snapshot.queued = queue.primaryJobs
+            snapshot.queuedRows = queue.primaryRows
+            snapshot.shadowQueued = queue.shadowJobs
+            snapshot.busyWorkers = expectedFree.count { $0 != nil }
+            snapshot.costNanosecondsPerRow = scheduler.costModel.nanosecondsPerRow
+            snapshot.costNanosecondsPerBatch = scheduler.costModel.nanosecondsPerBatch
+            snapshot.arrivalRowsPerSecond = scheduler.arrivals.rowsPerNanosecond(at: now) * 1e9
+            snapshot.batchCap = scheduler.batchCap
+            snapshot.targetBatchRows = scheduler.targetRows(at: now)
+            snapshot.latencyScale = scheduler.feedback.scale
+            return snapshot
+        }
+    }
+
+    /// Stops taking work, finishes the queued primary work, drops queued shadow work, and joins every
+    /// thread. Calling it again does nothing.
+    public func shutdown() {
+        let workers: [pthread_t] = lock.withLock {
+            guard !stopping else { return [] }
+            stopping = true
+            workAvailable.broadcast()
+            shadowWake.broadcast()
+            return workerThreads
+        }
+        if !started {
+            // Queued jobs of a pool that never ran still get their answer.
+            let left = lock.withLock { queue.removeAll(where: { _ in true }) }
+            for job in left { job.completion(.failure(shuttingDown())) }
+        }
+        for thread in workers { pthread_join(thread, nil) }
+        let service: [pthread_t] = lock.withLock {
+            timerExits = true
+            timerWake.signal()
+            defer { serviceThreads.removeAll() }
+            return serviceThreads
+        }
+        for thread in service { pthread_join(thread, nil) }
+        lock.withLock { workerThreads.removeAll() }
+    }
+
+    // MARK: Admission (called with the lock held)
+
+    private func admitPrimary(
+        _ job: InferenceJob,
+        now: MonotonicInstant,
+        swept: inout [InferenceJob]
+    ) -> SwitchyardError? {
+        if stopping {
+            stats.rejectedShuttingDown += 1
+            return shuttingDown()
+        }
+        if let deadline = job.deadline, deadline <= now {
+            stats.deadlineExceeded += 1
+            return SwitchyardError(
+                .deadlineExceeded,
+                "the deadline had already passed when the request reached model '\(name)'"
+            )
+        }
+        if queue.primaryJobs >= configuration.maxQueueSize {
+            // Callers that went away should not hold places in a full queue.
+            swept = queue.removeAll(where: { $0.workClass == .primary && $0.isCancelled() })
+            count(cancelled: swept)
+        }
+        if queue.primaryJobs >= configuration.maxQueueSize {
+            stats.rejectedQueueFull += 1
+            return SwitchyardError(
+                .resourceExhausted,
+                "model '\(name)' queue is full: \(queue.primaryJobs) requests waiting (max_queue_size "
+                    + "\(configuration.maxQueueSize)); retry later or raise max_queue_size"
+            )
+        }
+        let ahead = queue.primaryRows(atOrAbove: job.priority)
+        if let overload = scheduler.overload(now: now, rows: job.rows, rowsAhead: ahead, workers: workerState(now)) {
+            stats.shed += 1
+            return SwitchyardError(
+                .unavailable,
+                "model '\(name)' is overloaded: estimated queue wait \(milliseconds(overload.waitNanoseconds)) ms "
+                    + "(\(ahead) rows ahead) plus compute \(milliseconds(overload.computeNanoseconds)) ms exceeds "
+                    + "its latency target slo_ms \(configuration.sloMilliseconds); retry later or lower the "
+                    + "request rate"
+            )
+        }
+        queue.append(job)
+        scheduler.recordArrival(rows: job.rows, at: now)
+        if idleWorkers > 0 { workAvailable.signal() }
+        wakeTimerIfNeeded(for: job)
+        return nil
+    }
+
+    private func admitShadow(_ job: InferenceJob, now: MonotonicInstant) -> SwitchyardError? {
+        let reason: String
+        if stopping {
+            reason = "model '\(name)' is shutting down and takes no new requests"
+        } else if let deadline = job.deadline, deadline <= now {
+            reason = "the deadline of the shadow request had already passed"
+        } else if queue.primaryJobs * 2 >= configuration.maxQueueSize {
+            reason = "model '\(name)' has \(queue.primaryJobs) primary requests queued; shadow work is dropped first"
+        } else if queue.shadowJobs >= shadowCapacity {
+            reason = "model '\(name)' shadow queue is full (\(shadowCapacity) jobs); shadow work is dropped first"
+        } else {
+            queue.append(job)
+            if queue.primaryJobs == 0 { shadowWake.signal() }
+            wakeTimerIfNeeded(for: job)
             return nil
         }
-        if let rejection {
-            job.completion(.failure(rejection))
-        } else {
-            condition.signal()
-        }
+        stats.shadowDropped += 1
+        return SwitchyardError(.unavailable, reason)
     }
 
-    /// A snapshot of the pool's counters.
-    public var statistics: PoolStatistics {
-        state.withLock { state in
-            var stats = state.stats
-            stats.queued = state.queuedCount
-            return stats
-        }
+    private func wakeTimerIfNeeded(for job: InferenceJob) {
+        if let deadline = job.deadline, let sleeping = timerSleepsUntil, deadline < sleeping { timerWake.signal() }
     }
 
-    /// Stops taking work, finishes what is queued, and joins the worker threads.
-    public func shutdown() {
-        state.withLock { $0.running = false }
-        condition.broadcast()
-        let joined = threads.withLock { threads in
-            defer { threads.removeAll() }
-            return threads
-        }
-        for thread in joined { pthread_join(thread, nil) }
-    }
+    // MARK: Worker threads
 
-    private func nextBatch() -> [InferenceJob]? {
-        condition.wait(until: { self.state.withLock { $0.queuedCount > 0 || !$0.running } })
-        return state.withLock { state -> [InferenceJob]? in
-            if state.queuedCount == 0 { return state.running ? [] : nil }
-            var batch: [InferenceJob] = []
-            var rows = 0
-            let limit = max(1, configuration.maxBatchSize)
-            while state.head < state.queue.count {
-                let job = state.queue[state.head]
-                if !batch.isEmpty && rows + job.rows > limit { break }
-                batch.append(job)
-                rows += job.rows
-                state.head += 1
-            }
-            if state.head > 1024 && state.head * 2 > state.queue.count {
-                state.queue.removeFirst(state.head)
-                state.head = 0
-            }
-            if state.queuedCount > 0 { condition.signal() }
-            return batch
-        }
-    }
-
-    private func workerLoop() {
+    private func workerLoop(_ index: Int) {
         let executor = engine.makeExecutor()
-        while let batch = nextBatch() {
-            if batch.isEmpty { continue }
-            run(batch, on: executor)
-        }
-    }
-
-    private func run(_ candidates: [InferenceJob], on executor: any EngineExecutor) {
-        let start = MonotonicInstant.now()
-        var batch: [InferenceJob] = []
-        var dropped = 0
-        for job in candidates {
-            if job.isCancelled() {
-                dropped += 1
-                job.completion(.failure(SwitchyardError(.cancelled, "the call was cancelled while queued")))
-            } else if let deadline = job.deadline, deadline <= start {
-                dropped += 1
-                job.completion(.failure(SwitchyardError(.deadlineExceeded, "the deadline passed while queued")))
-            } else {
-                batch.append(job)
+        lock.lock()
+        idleWorkers += 1
+        while true {
+            if stopping && queue.primaryJobs == 0 { break }
+            let now = MonotonicInstant.now()
+            let decision = scheduler.decide(now: now, queue: queueState(), workers: workerState(now))
+            switch decision {
+            case .dispatch(let rows):
+                let (batch, dropped) = queue.takePrimary(rows: rows, isDropped: { $0.isCancelled() })
+                count(cancelled: dropped)
+                if queue.primaryJobs == 0 && queue.shadowJobs > 0 { shadowWake.signal() }
+                guard !batch.isEmpty else {
+                    lock.unlock()
+                    complete(dropped, cancelledError())
+                    lock.lock()
+                    continue
+                }
+                let batchRows = batch.reduce(0) { $0 + $1.rows }
+                idleWorkers -= 1
+                expectedFree[index] = now.advanced(
+                    byNanoseconds: UInt64(scheduler.costModel.estimate(rows: batchRows) ?? 0)
+                )
+                if queue.primaryJobs > 0 && idleWorkers > 0 { workAvailable.signal() }
+                lock.unlock()
+                complete(dropped, cancelledError())
+                let outcome = run(batch, rows: batchRows, on: executor)
+                lock.lock()
+                record(outcome, batch: batch, rows: batchRows)
+                expectedFree[index] = nil
+                idleWorkers += 1
+                if queue.primaryJobs == 0 && queue.shadowJobs > 0 { shadowWake.signal() }
+                lock.unlock()
+                deliver(outcome, to: batch)
+                lock.lock()
+            case .wait(let until):
+                // One idle worker keeps the batching timer; the others sleep until work or shutdown.
+                if timedWaiter {
+                    lock.wait(on: workAvailable)
+                } else {
+                    timedWaiter = true
+                    lock.wait(on: workAvailable, until: until)
+                    timedWaiter = false
+                }
+            case .idle:
+                lock.wait(on: workAvailable)
             }
         }
-        guard !batch.isEmpty else {
-            state.withLock { $0.stats.rejected += UInt64(dropped) }
-            return
+        idleWorkers -= 1
+        // Let another sleeping worker see the shutdown too.
+        workAvailable.signal()
+        lock.unlock()
+    }
+
+    private func queueState() -> BatchScheduler.QueueState {
+        BatchScheduler.QueueState(
+            jobs: queue.primaryJobs,
+            rows: queue.primaryRows,
+            oldestEnqueuedAt: queue.oldestPrimaryEnqueuedAt(),
+            earliestDeadline: queue.nextPrimaryDeadline()
+        )
+    }
+
+    private func workerState(_ now: MonotonicInstant) -> BatchScheduler.WorkerState {
+        var earliest: MonotonicInstant?
+        for case let free? in expectedFree { earliest = min(earliest ?? free, free) }
+        return BatchScheduler.WorkerState(idle: idleWorkers, earliestExpectedFree: earliest, draining: stopping)
+    }
+
+    // MARK: Deadline timer
+
+    private func timerLoop() {
+        lock.lock()
+        while !timerExits {
+            let now = MonotonicInstant.now()
+            let expired = queue.takeExpired(now: now)
+            if !expired.isEmpty {
+                var primary: [InferenceJob] = []
+                for job in expired {
+                    if job.workClass == .primary {
+                        stats.deadlineExceeded += 1
+                        primary.append(job)
+                    } else {
+                        stats.shadowDropped += 1
+                    }
+                }
+                timerSleepsUntil = nil
+                lock.unlock()
+                for job in expired {
+                    let waited = Double(now.nanoseconds(since: job.enqueuedAt))
+                    job.completion(
+                        .failure(
+                            SwitchyardError(
+                                .deadlineExceeded,
+                                "the deadline passed after \(milliseconds(waited)) ms in the queue of model "
+                                    + "'\(name)', before a worker could run it"
+                            )
+                        )
+                    )
+                }
+                lock.lock()
+                continue
+            }
+            let next = queue.earliestDeadline()
+            timerSleepsUntil = next ?? MonotonicInstant(nanoseconds: .max)
+            lock.wait(on: timerWake, until: next)
+            timerSleepsUntil = nil
         }
-        let rows = batch.reduce(0) { $0 + $1.rows }
+        lock.unlock()
+    }
+
+    // MARK: Shadow worker
+
+    private func shadowLoop() {
+        enterIdleSchedulingClass()
+        var executor: (any EngineExecutor)?
+        lock.lock()
+        while true {
+            if stopping {
+                let left = queue.removeAll(where: { $0.workClass == .shadow })
+                stats.shadowDropped += UInt64(left.count)
+                lock.unlock()
+                complete(left, shuttingDown())
+                lock.lock()
+                break
+            }
+            guard queue.shadowJobs > 0, queue.primaryJobs == 0 else {
+                lock.wait(on: shadowWake)
+                continue
+            }
+            let now = MonotonicInstant.now()
+            let (batch, dropped) = queue.takeShadow(
+                rows: maxBatchRows,
+                isDropped: { job in job.isCancelled() || (job.deadline.map { $0 <= now } ?? false) }
+            )
+            stats.shadowDropped += UInt64(dropped.count)
+            lock.unlock()
+            complete(dropped, SwitchyardError(.cancelled, "the shadow call was cancelled or expired while queued"))
+            if !batch.isEmpty {
+                let rows = batch.reduce(0) { $0 + $1.rows }
+                let runner = executor ?? engine.makeExecutor()
+                executor = runner
+                let outcome = run(batch, rows: rows, on: runner)
+                lock.lock()
+                stats.shadowBatches += 1
+                stats.shadowComputeNanoseconds += outcome.computeNanoseconds
+                if outcome.failure == nil {
+                    stats.shadowSucceeded += UInt64(batch.count)
+                } else {
+                    stats.shadowFailed += UInt64(batch.count)
+                }
+                lock.unlock()
+                deliver(outcome, to: batch)
+            }
+            lock.lock()
+        }
+        lock.unlock()
+    }
+
+    // MARK: Running batches
+
+    private struct Outcome {
+        var start: MonotonicInstant
+        var computeNanoseconds: UInt64
+        var outputs: [[Float]]
+        var failure: SwitchyardError?
+    }
+
+    private func run(_ batch: [InferenceJob], rows: Int, on executor: any EngineExecutor) -> Outcome {
+        let start = MonotonicInstant.now()
         let inputs: [[Float]] = signature.inputs.indices.map { index in
             batch.count == 1 ? batch[0].inputs[index] : batch.flatMap { $0.inputs[index] }
         }
         var outputs: [[Float]] = signature.outputs.map { [Float](repeating: 0, count: rows * $0.elementsPerRow) }
-        let result: Result<Void, SwitchyardError> = withBuffers(inputs, &outputs) { inputBuffers, outputBuffers in
+        let failure: SwitchyardError? = withBuffers(inputs, &outputs) { inputBuffers, outputBuffers in
             do {
                 try executor.run(inputs: inputBuffers, rows: rows, outputs: outputBuffers)
-                return .success(())
+                return nil
             } catch let error as SwitchyardError {
-                return .failure(error)
+                return error
             } catch {
-                return .failure(.internal("model '\(name)' failed: \(error)"))
+                return .internal("model '\(name)' failed: \(error)")
             }
         }
-        let end = MonotonicInstant.now()
-        let compute = end.nanoseconds(since: start)
-        var queueTotal: UInt64 = 0
-        switch result {
-        case .success:
-            var offset = 0
-            for job in batch {
-                let queued = start.nanoseconds(since: job.enqueuedAt)
-                queueTotal += queued
-                let tensors = signature.outputs.indices.map { index -> [Float] in
-                    let width = signature.outputs[index].elementsPerRow
-                    return Array(outputs[index][(offset * width)..<((offset + job.rows) * width)])
-                }
-                offset += job.rows
-                job.completion(
-                    .success(
-                        JobOutputs(
-                            tensors: tensors,
-                            rows: job.rows,
-                            queueNanoseconds: queued,
-                            computeNanoseconds: compute,
-                            batchRows: rows
-                        )
+        let compute = MonotonicInstant.now().nanoseconds(since: start)
+        return Outcome(start: start, computeNanoseconds: compute, outputs: outputs, failure: failure)
+    }
+
+    /// Adds a finished primary batch to the statistics and the scheduler. Called with the lock held.
+    private func record(_ outcome: Outcome, batch: [InferenceJob], rows: Int) {
+        let size = min(rows, maxBatchRows)
+        stats.batches += 1
+        stats.batchCounts[size] += 1
+        stats.batchComputeNanoseconds[size] += outcome.computeNanoseconds
+        stats.computeNanoseconds += outcome.computeNanoseconds
+        if outcome.failure == nil {
+            stats.succeeded += UInt64(batch.count)
+            scheduler.recordBatch(rows: rows, nanoseconds: outcome.computeNanoseconds)
+        } else {
+            stats.failed += UInt64(batch.count)
+        }
+        for job in batch {
+            let queued = outcome.start.nanoseconds(since: job.enqueuedAt)
+            stats.queueNanoseconds += queued
+            scheduler.recordLatency(nanoseconds: queued + outcome.computeNanoseconds)
+        }
+    }
+
+    /// Completes a batch's jobs back to back, so that callers sharing an event loop get one wake-up.
+    private func deliver(_ outcome: Outcome, to batch: [InferenceJob]) {
+        if let failure = outcome.failure {
+            for job in batch { job.completion(.failure(failure)) }
+            return
+        }
+        let rows = batch.reduce(0) { $0 + $1.rows }
+        var offset = 0
+        for job in batch {
+            let tensors = signature.outputs.indices.map { index -> [Float] in
+                let width = signature.outputs[index].elementsPerRow
+                if batch.count == 1 { return outcome.outputs[index] }
+                return Array(outcome.outputs[index][(offset * width)..<((offset + job.rows) * width)])
+            }
+            offset += job.rows
+            job.completion(
+                .success(
+                    JobOutputs(
+                        tensors: tensors,
+                        rows: job.rows,
+                        queueNanoseconds: outcome.start.nanoseconds(since: job.enqueuedAt),
+                        computeNanoseconds: outcome.computeNanoseconds,
+                        batchRows: rows
                     )
                 )
-            }
-        case .failure(let error):
-            for job in batch { job.completion(.failure(error)) }
+            )
         }
-        state.withLock { state in
-            state.stats.batches += 1
-            state.stats.rejected += UInt64(dropped)
-            state.stats.computeNanoseconds += compute
-            state.stats.queueNanoseconds += queueTotal
-            if case .success = result {
-                state.stats.succeeded += UInt64(batch.count)
+    }
+
+    // MARK: Helpers
+
+    /// Counts primary jobs dropped because their callers cancelled. Called with the lock held.
+    private func count(cancelled jobs: [InferenceJob]) {
+        for job in jobs {
+            if job.workClass == .primary {
+                stats.cancelled += 1
             } else {
-                state.stats.failed += UInt64(batch.count)
+                stats.shadowDropped += 1
             }
         }
     }
+
+    private func cancelledError() -> SwitchyardError {
+        SwitchyardError(.cancelled, "the call was cancelled while queued for model '\(name)'")
+    }
+
+    private func complete(_ jobs: [InferenceJob], _ error: SwitchyardError) {
+        for job in jobs { job.completion(.failure(error)) }
+    }
+
+    private func shuttingDown() -> SwitchyardError {
+        SwitchyardError(.unavailable, "model '\(name)' is shutting down and takes no new requests")
+    }
+}
+
+private func milliseconds(_ nanoseconds: Double) -> String {
+    let value = (nanoseconds / 10_000).rounded() / 100
+    return "\(value)"
 }
 
 private func withBuffers<R>(

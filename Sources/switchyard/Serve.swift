@@ -156,7 +156,7 @@ enum EngineChoice: String, ExpressibleByArgument, CaseIterable {
     /// Loads an ONNX file into an engine.
     var loader: (String) throws -> any InferenceEngine {
         switch self {
-        case .auto: { path in makeEngine(for: try ONNXModel(contentsOf: path)) }
+        case .auto: { path in ReferenceEngine(model: try ONNXModel(contentsOf: path)) }
         case .reference: { path in ReferenceEngine(model: try ONNXModel(contentsOf: path)) }
         }
     }

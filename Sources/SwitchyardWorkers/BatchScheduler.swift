@@ -1,0 +1,257 @@
+// The micro-batcher's decisions as a pure state machine with an injected clock: when an idle worker
+// should take a batch and how many rows, how long waiting for more rows may last, and whether a new
+// job can still meet the latency target or must be shed. The pool feeds it observations (arrivals,
+// finished batches, job latencies) and performs what it decides; it does no I/O and keeps no time.
+
+public import SwitchyardCore
+
+/// How a pool forms batches.
+public enum BatchingMode: Sendable, Hashable {
+    /// Batch size and waiting adapt to the latency target from the online cost model (the default).
+    case adaptive
+    /// Wait up to a fixed window after the oldest queued job, or until a batch is full (the classic
+    /// dynamic batcher; kept for comparison).
+    case fixedWindow(nanoseconds: UInt64)
+}
+
+/// The batching decision of one pool.
+///
+/// States and moves: with no queued rows or no idle worker the answer is `.idle` (the pool sleeps until
+/// a submission or a finished batch). Otherwise it is `.dispatch(rows:)` when the queue holds at least
+/// a target batch, when the pool drains, or when waiting would break the latency budget or a deadline;
+/// else `.wait(until:)` the instant the target batch is expected or the budget runs out, whichever is
+/// first. The target batch is the smallest one the workers can sustain at the current arrival rate, so
+/// at low load it is one row and dispatch is immediate (work-conserving), and it grows with load.
+public struct BatchScheduler: Sendable {
+    /// Fixed inputs of the decision.
+    public struct Settings: Sendable, Hashable {
+        /// Most rows per batch (at least 1).
+        public var maxBatchRows: Int
+        /// Latency target (p99 of queue + compute) in nanoseconds.
+        public var sloNanoseconds: UInt64
+        /// Worker threads sharing the queue.
+        public var workers: Int
+        /// Adaptive or fixed-window batching.
+        public var mode: BatchingMode
+        /// Whether new primary work is shed when the latency target cannot be met.
+        public var shedding: Bool
+        /// Utilisation the target batch size is chosen for (0.5…1); below 1 leaves headroom for bursts.
+        public var targetUtilization: Double
+
+        /// Creates settings; `maxBatchRows` below 1 means no batching (one job's rows per batch).
+        public init(
+            maxBatchRows: Int,
+            sloNanoseconds: UInt64,
+            workers: Int,
+            mode: BatchingMode = .adaptive,
+            shedding: Bool = true,
+            targetUtilization: Double = 0.85
+        ) {
+            self.maxBatchRows = max(1, maxBatchRows)
+            self.sloNanoseconds = max(1, sloNanoseconds)
+            self.workers = max(1, workers)
+            self.mode = mode
+            self.shedding = shedding
+            self.targetUtilization = min(1, max(0.5, targetUtilization))
+        }
+    }
+
+    /// What the queue looks like now.
+    public struct QueueState: Sendable, Hashable {
+        /// Jobs queued.
+        public var jobs: Int
+        /// Rows in those jobs.
+        public var rows: Int
+        /// When the longest-waiting job was queued.
+        public var oldestEnqueuedAt: MonotonicInstant?
+        /// The earliest deadline among queued jobs.
+        public var earliestDeadline: MonotonicInstant?
+
+        /// Creates a queue description.
+        public init(
+            jobs: Int,
+            rows: Int,
+            oldestEnqueuedAt: MonotonicInstant? = nil,
+            earliestDeadline: MonotonicInstant? = nil
+        ) {
+            self.jobs = jobs
+            self.rows = rows
+            self.oldestEnqueuedAt = oldestEnqueuedAt
+            self.earliestDeadline = earliestDeadline
+        }
+
+        /// An empty queue.
+        public static let empty = QueueState(jobs: 0, rows: 0)
+    }
+
+    /// What the workers are doing now.
+    public struct WorkerState: Sendable, Hashable {
+        /// Workers waiting for a batch.
+        public var idle: Int
+        /// When the first busy worker is expected to finish, if all are busy.
+        public var earliestExpectedFree: MonotonicInstant?
+        /// The pool is shutting down: queued work runs at once, nothing waits.
+        public var draining: Bool
+
+        /// Creates a worker description.
+        public init(idle: Int, earliestExpectedFree: MonotonicInstant? = nil, draining: Bool = false) {
+            self.idle = idle
+            self.earliestExpectedFree = earliestExpectedFree
+            self.draining = draining
+        }
+    }
+
+    /// The answer to "what should an idle worker do now?".
+    public enum Decision: Sendable, Hashable {
+        /// Take queued jobs, in queue order, up to this many rows (always at least one job).
+        case dispatch(rows: Int)
+        /// Wait for more rows, deciding again at this instant or at the next submission.
+        case wait(until: MonotonicInstant)
+        /// Nothing to do until a submission or a finished batch.
+        case idle
+    }
+
+    /// Why a new job cannot meet the latency target.
+    public struct Overload: Sendable, Hashable {
+        /// Estimated nanoseconds the job would queue.
+        public var waitNanoseconds: Double
+        /// Estimated nanoseconds of the batch it would run in.
+        public var computeNanoseconds: Double
+    }
+
+    /// The fixed settings.
+    public let settings: Settings
+    /// Batch time vs rows, fitted as batches finish.
+    public private(set) var costModel = BatchCostModel()
+    /// Recent arrival rate of rows.
+    public private(set) var arrivals = ArrivalRateEstimator()
+    /// Share of the latency budget in use, lowered when too many jobs miss the target.
+    public private(set) var feedback = LatencyFeedback()
+
+    /// Batches needed before the cost model is trusted for waiting, capping and shedding.
+    public static let warmUpBatches: UInt64 = 8
+    /// Slack kept between a batch's expected end and the earliest queued deadline.
+    public static let deadlineMarginNanoseconds: Double = 200_000
+
+    /// Creates a scheduler with no observations.
+    public init(settings: Settings) {
+        self.settings = settings
+        // Follow the arrival rate over a few latency targets, but at least 20 ms so that a handful of
+        // requests does not look like a burst.
+        arrivals = ArrivalRateEstimator(timeConstantNanoseconds: max(20_000_000, 2 * Double(settings.sloNanoseconds)))
+    }
+
+    /// Whether the cost model has seen enough batches to be trusted.
+    public var isWarm: Bool { costModel.observations >= Self.warmUpBatches }
+
+    // MARK: Observations
+
+    /// Counts a submission of `rows` at `now`.
+    public mutating func recordArrival(rows: Int, at now: MonotonicInstant) {
+        arrivals.record(rows: rows, at: now)
+    }
+
+    /// Adds a finished batch to the cost model.
+    public mutating func recordBatch(rows: Int, nanoseconds: UInt64) {
+        costModel.observe(rows: rows, nanoseconds: nanoseconds)
+    }
+
+    /// Adds a finished job's queue + compute latency to the feedback.
+    public mutating func recordLatency(nanoseconds: UInt64) {
+        feedback.record(latencyNanoseconds: nanoseconds, targetNanoseconds: settings.sloNanoseconds)
+    }
+
+    // MARK: Derived quantities
+
+    /// Most rows one batch may take: `max_batch_size`, lowered in adaptive mode so that a batch's
+    /// estimated time fits half the latency budget (a job may wait for one running batch, then run in
+    /// its own).
+    public var batchCap: Int {
+        let limit = settings.maxBatchRows
+        guard case .adaptive = settings.mode, isWarm else { return limit }
+        let budget = Double(settings.sloNanoseconds) * 0.5 * feedback.scale
+        let a = costModel.nanosecondsPerRow
+        let b = costModel.nanosecondsPerBatch
+        guard a > 0 else { return limit }
+        // The fit is not exact; a hair of tolerance keeps 4.9999 rows from rounding down to 4.
+        let fits = Int(((budget - b) / a + 1e-3).rounded(.down))
+        return min(limit, max(1, fits))
+    }
+
+    /// The smallest batch the workers sustain at the arrival rate around `now` with the configured
+    /// utilisation: n with workers·n / (a·n + b) ≥ rate / utilisation. One row at low load.
+    public func targetRows(at now: MonotonicInstant) -> Int {
+        let cap = batchCap
+        guard isWarm else { return 1 }
+        let rate = arrivals.rowsPerNanosecond(at: now)
+        let a = costModel.nanosecondsPerRow
+        let b = costModel.nanosecondsPerBatch
+        let capacity = settings.targetUtilization * Double(settings.workers) - rate * a
+        guard capacity > 0 else { return cap }
+        let needed = rate * b / capacity
+        // Tolerate rounding so that exactly one row's worth does not round up to two.
+        let rows = Int((needed - 1e-6).rounded(.up))
+        return min(cap, max(1, rows))
+    }
+
+    /// Nanoseconds the latency budget allows a batch to wait for more rows.
+    public var waitBudgetNanoseconds: Double {
+        Double(settings.sloNanoseconds) * 0.5 * feedback.scale
+    }
+
+    // MARK: Decisions
+
+    /// What an idle worker should do at `now`.
+    public func decide(now: MonotonicInstant, queue: QueueState, workers: WorkerState) -> Decision {
+        guard queue.jobs > 0, queue.rows > 0, workers.idle > 0 else { return .idle }
+        let cap = batchCap
+        if workers.draining || queue.rows >= cap { return .dispatch(rows: cap) }
+        let oldest = queue.oldestEnqueuedAt ?? now
+
+        if case .fixedWindow(let window) = settings.mode {
+            let closes = oldest.advanced(byNanoseconds: window)
+            return closes <= now ? .dispatch(rows: cap) : .wait(until: closes)
+        }
+
+        let target = targetRows(at: now)
+        if queue.rows >= target { return .dispatch(rows: cap) }
+        // Waiting pays only here: at the current arrival rate, batches of the queued size would not keep
+        // up, so the rows would queue anyway. Wait no longer than the budget and the earliest deadline.
+        let rate = arrivals.rowsPerNanosecond(at: now)
+        guard rate > 0, let targetCost = costModel.estimate(rows: target) else { return .dispatch(rows: cap) }
+        var latest = Double(oldest.nanoseconds) + waitBudgetNanoseconds - targetCost
+        if let deadline = queue.earliestDeadline {
+            latest = min(latest, Double(deadline.nanoseconds) - targetCost - Self.deadlineMarginNanoseconds)
+        }
+        let nowNs = Double(now.nanoseconds)
+        guard latest > nowNs else { return .dispatch(rows: cap) }
+        let filled = nowNs + Double(target - queue.rows) / rate
+        let until = min(latest, filled)
+        return .wait(until: MonotonicInstant(nanoseconds: UInt64(until.rounded(.up))))
+    }
+
+    /// Whether a new primary job of `rows` behind `rowsAhead` queued rows can meet the latency target;
+    /// `nil` when it can (or when the model is not yet known well enough to say), else the estimate
+    /// that rules it out.
+    public func overload(now: MonotonicInstant, rows: Int, rowsAhead: Int, workers: WorkerState) -> Overload? {
+        guard settings.shedding, isWarm, case .adaptive = settings.mode else { return nil }
+        let cap = batchCap
+        guard let fullBatch = costModel.estimate(rows: cap) else { return nil }
+        // Until two batch sizes have been seen, `a` and `b` are not told apart; assume the cheaper
+        // split (all fixed cost) so that an unknown model is never shed on a guess.
+        let drainRowsPerNanosecond: Double
+        if costModel.isIdentified {
+            drainRowsPerNanosecond = Double(settings.workers) * Double(cap) / fullBatch
+        } else {
+            drainRowsPerNanosecond = Double(settings.workers) * Double(cap) / (costModel.estimate(rows: 1) ?? fullBatch)
+        }
+        var wait = Double(rowsAhead) / drainRowsPerNanosecond
+        if workers.idle == 0, let free = workers.earliestExpectedFree {
+            wait += Double(free.nanoseconds(since: now))
+        }
+        let ownRows = costModel.isIdentified ? min(cap, max(1, rows + rowsAhead)) : max(1, min(cap, rows))
+        let own = costModel.estimate(rows: ownRows) ?? 0
+        guard wait + own > Double(settings.sloNanoseconds) else { return nil }
+        return Overload(waitNanoseconds: wait, computeNanoseconds: own)
+    }
+}

@@ -1,0 +1,339 @@
+// The pool end to end over real threads and a real (test) engine: results, batching, deadlines while a
+// batch runs, cancellation, queue bounds, shedding, shadow work and shutdown.
+
+import Logging
+import SwitchyardCore
+import SwitchyardEngine
+import Synchronization
+import Testing
+
+@testable import SwitchyardWorkers
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+private let ms: UInt64 = 1_000_000
+
+/// Collects each job's result and when it arrived, keyed by the job's tag (its input values).
+private final class Outcomes: Sendable {
+    let results = Mutex<[Int: (result: Result<JobOutputs, SwitchyardError>, at: MonotonicInstant)]>([:])
+
+    func job(
+        _ tag: Int,
+        rows: Int = 1,
+        width: Int = 4,
+        deadlineIn: UInt64? = nil,
+        priority: Int = 0,
+        workClass: WorkClass = .primary,
+        isCancelled: @escaping @Sendable () -> Bool = { false }
+    ) -> InferenceJob {
+        InferenceJob(
+            inputs: [[Float](repeating: Float(tag), count: rows * width)],
+            rows: rows,
+            deadline: deadlineIn.map { MonotonicInstant.now().advanced(byNanoseconds: $0) },
+            priority: priority,
+            workClass: workClass,
+            isCancelled: isCancelled,
+            completion: { result in self.results.withLock { $0[tag] = (result, MonotonicInstant.now()) } }
+        )
+    }
+
+    /// Waits up to `seconds` for `count` results.
+    @discardableResult
+    func wait(for count: Int, seconds: Double = 10) -> Bool {
+        let end = MonotonicInstant.now().advanced(byNanoseconds: UInt64(seconds * 1e9))
+        while MonotonicInstant.now() < end {
+            if results.withLock({ $0.count }) >= count { return true }
+            usleep(1_000)
+        }
+        return false
+    }
+
+    func result(_ tag: Int) -> Result<JobOutputs, SwitchyardError>? { results.withLock { $0[tag]?.result } }
+    func time(_ tag: Int) -> MonotonicInstant? { results.withLock { $0[tag]?.at } }
+
+    func error(_ tag: Int) -> SwitchyardError? {
+        if case .failure(let error)? = result(tag) { return error }
+        return nil
+    }
+
+    func outputs(_ tag: Int) -> JobOutputs? {
+        if case .success(let outputs)? = result(tag) { return outputs }
+        return nil
+    }
+}
+
+private func makePool(
+    _ engine: DoublingEngine,
+    maxBatch: Int = 8,
+    workers: Int = 1,
+    slo: Double = 50,
+    maxQueue: Int = 4096
+) -> WorkerPool {
+    let pool = WorkerPool(
+        name: "test:1",
+        engine: engine,
+        configuration: ModelConfiguration(
+            maxBatchSize: maxBatch,
+            workers: workers,
+            sloMilliseconds: slo,
+            maxQueueSize: maxQueue
+        ),
+        logger: Logger(label: "test")
+    )
+    pool.start()
+    return pool
+}
+
+/// Waits until the engine has started `count` batches (the first batch is running).
+private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
+    let end = MonotonicInstant.now().advanced(byNanoseconds: 5_000 * ms)
+    while pool.statistics.busyWorkers == 0 && MonotonicInstant.now() < end { usleep(200) }
+}
+
+@Suite(.serialized) struct WorkerPoolTests {
+    @Test func computesEveryJobAndSplitsBatchedOutputs() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 5 * ms)
+        let pool = makePool(engine, maxBatch: 8)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        for tag in 1...20 { pool.submit(outcomes.job(tag, rows: 1 + tag % 3)) }
+        #expect(outcomes.wait(for: 20))
+        for tag in 1...20 {
+            let outputs = try #require(outcomes.outputs(tag))
+            #expect(outputs.rows == 1 + tag % 3)
+            #expect(outputs.tensors[0] == [Float](repeating: Float(2 * tag), count: 4 * outputs.rows))
+            #expect(outputs.batchRows <= 8)
+        }
+        let stats = pool.statistics
+        #expect(stats.succeeded == 20)
+        #expect(stats.batchCounts.reduce(0, +) == stats.batches)
+        #expect(stats.batches < 20)
+        #expect(stats.meanBatchRows > 1)
+        #expect(stats.batchComputeNanoseconds.reduce(0, +) == stats.computeNanoseconds)
+    }
+
+    @Test func lowLoadRunsEachJobAlone() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 200_000)
+        let pool = makePool(engine, maxBatch: 64)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        for tag in 1...30 {
+            pool.submit(outcomes.job(tag))
+            #expect(outcomes.wait(for: tag))
+            usleep(1_000)
+        }
+        for tag in 1...30 { #expect(outcomes.outputs(tag)?.batchRows == 1) }
+        #expect(pool.statistics.batchCounts[1] == 30)
+    }
+
+    @Test func deadlineIsAnsweredWhileALongBatchRuns() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 400 * ms)
+        let pool = makePool(engine)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(outcomes.job(1))
+        waitForRunning(engine, pool: pool)
+        let submitted = MonotonicInstant.now()
+        pool.submit(outcomes.job(2, deadlineIn: 30 * ms))
+        #expect(outcomes.wait(for: 2))
+        let error = try #require(outcomes.error(2))
+        #expect(error.code == .deadlineExceeded)
+        #expect(error.message.contains("deadline passed"))
+        let answered = try #require(outcomes.time(2))
+        let running = try #require(outcomes.time(1))
+        #expect(answered < running)
+        // Answered at the deadline, not when the running batch ends (370 ms later).
+        #expect(answered.nanoseconds(since: submitted) < 150 * ms)
+        #expect(answered.nanoseconds(since: submitted) >= 30 * ms)
+        #expect(pool.statistics.deadlineExceeded == 1)
+    }
+
+    @Test func aDeadlineAlreadyPassedIsRejectedAtOnce() throws {
+        let pool = makePool(DoublingEngine())
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(outcomes.job(1, deadlineIn: 0))
+        #expect(outcomes.error(1)?.code == .deadlineExceeded)
+    }
+
+    @Test func cancelledJobsAreDroppedAndCounted() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 200 * ms)
+        let pool = makePool(engine)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        let gone = Atomic<Bool>(false)
+        pool.submit(outcomes.job(1))
+        waitForRunning(engine, pool: pool)
+        let polled = outcomes.job(2, isCancelled: { gone.load(ordering: .relaxed) })
+        pool.submit(polled)
+        pool.submit(outcomes.job(3))
+        let removed = outcomes.job(4)
+        pool.submit(removed)
+        gone.store(true, ordering: .relaxed)
+        pool.cancel(removed)
+        // Removed at once, while job 1 still runs.
+        #expect(outcomes.error(4)?.code == .cancelled)
+        #expect(outcomes.result(1) == nil)
+        #expect(outcomes.wait(for: 4))
+        #expect(outcomes.error(2)?.code == .cancelled)
+        #expect(outcomes.outputs(3) != nil)
+        #expect(engine.records.allSatisfy { $0.firstValue != 2 && $0.firstValue != 4 })
+        let stats = pool.statistics
+        #expect(stats.cancelled == 2)
+        #expect(stats.succeeded == 2)
+    }
+
+    @Test func aFullQueueRejectsWithTheReason() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 200 * ms)
+        let pool = makePool(engine, maxQueue: 2)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(outcomes.job(1))
+        waitForRunning(engine, pool: pool)
+        pool.submit(outcomes.job(2))
+        pool.submit(outcomes.job(3))
+        pool.submit(outcomes.job(4))
+        let error = try #require(outcomes.error(4))
+        #expect(error.code == .resourceExhausted)
+        #expect(error.message.contains("max_queue_size 2"))
+        #expect(outcomes.wait(for: 4))
+        #expect(outcomes.outputs(2) != nil && outcomes.outputs(3) != nil)
+        #expect(pool.statistics.rejectedQueueFull == 1)
+    }
+
+    @Test func overloadIsShedWithTheReason() throws {
+        let engine = DoublingEngine(perRowNanoseconds: 500_000, perBatchNanoseconds: 2 * ms)
+        let pool = makePool(engine, maxBatch: 8, slo: 10)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        // Teach the cost model with batches of several sizes, one at a time.
+        for (index, rows) in [1, 2, 4, 8, 1, 3, 6, 2, 5, 7].enumerated() {
+            pool.submit(outcomes.job(index, rows: rows))
+            #expect(outcomes.wait(for: index + 1))
+        }
+        for tag in 100..<400 { pool.submit(outcomes.job(tag)) }
+        #expect(outcomes.wait(for: 310))
+        let shed = (100..<400).compactMap { outcomes.error($0) }
+        #expect(!shed.isEmpty)
+        for error in shed {
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains("overloaded"))
+            #expect(error.message.contains("slo_ms 10"))
+        }
+        // What was accepted ran; most of it within the target, since the queue was cut at the target.
+        let served = (100..<400).compactMap { outcomes.outputs($0) }
+        #expect(served.count + shed.count == 300)
+        #expect(served.count >= 8)
+        let stats = pool.statistics
+        #expect(stats.shed == UInt64(shed.count))
+        #expect(stats.costNanosecondsPerRow > 0)
+    }
+
+    @Test func priorityThenDeadlineDecideTheOrder() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 50 * ms)
+        let pool = makePool(engine, maxBatch: 1)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(outcomes.job(1))
+        waitForRunning(engine, pool: pool)
+        pool.submit(outcomes.job(2))
+        pool.submit(outcomes.job(3, deadlineIn: 10_000 * ms))
+        pool.submit(outcomes.job(4, priority: 5))
+        pool.submit(outcomes.job(5, deadlineIn: 5_000 * ms))
+        #expect(outcomes.wait(for: 5))
+        #expect(engine.records.map(\.firstValue) == [1, 4, 5, 3, 2])
+    }
+
+    @Test func shadowWorkWaitsForIdleCapacity() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
+        let pool = makePool(engine)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(outcomes.job(1))
+        waitForRunning(engine, pool: pool)
+        pool.submit(outcomes.job(2))
+        pool.submit(outcomes.job(-1, workClass: .shadow))
+        #expect(outcomes.wait(for: 3))
+        let records = engine.records
+        let first = try #require(records.first { $0.firstValue == 1 })
+        let primary = try #require(records.first { $0.firstValue == 2 })
+        let shadow = try #require(records.first { $0.firstValue == -1 })
+        // The shadow job did not start while primary work was queued, and the primary job that was
+        // queued started as soon as the worker was free.
+        #expect(shadow.start >= first.end)
+        #expect(primary.start.nanoseconds(since: first.end) < 20 * ms)
+        #expect(outcomes.outputs(-1)?.tensors[0] == [-2, -2, -2, -2])
+        let stats = pool.statistics
+        #expect(stats.shadowSucceeded == 1)
+        #expect(stats.succeeded == 2)
+        #expect(stats.batches == 2)
+    }
+
+    @Test func shadowIsDroppedFirstWhenItsQueueIsFull() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
+        let pool = makePool(engine, maxQueue: 4)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(outcomes.job(1))
+        waitForRunning(engine, pool: pool)
+        pool.submit(outcomes.job(2))
+        pool.submit(outcomes.job(-1, workClass: .shadow))
+        pool.submit(outcomes.job(-2, workClass: .shadow))
+        let error = try #require(outcomes.error(-2))
+        #expect(error.code == .unavailable)
+        #expect(error.message.contains("shadow queue is full"))
+        #expect(outcomes.wait(for: 4))
+        #expect(outcomes.outputs(-1) != nil)
+        #expect(pool.statistics.shadowDropped == 1)
+    }
+
+    @Test func shutdownDrainsQueuedPrimaryWork() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 5 * ms)
+        let pool = makePool(engine, maxBatch: 2)
+        let outcomes = Outcomes()
+        for tag in 1...10 { pool.submit(outcomes.job(tag)) }
+        pool.shutdown()
+        #expect(outcomes.results.withLock { $0.count } == 10)
+        for tag in 1...10 { #expect(outcomes.outputs(tag) != nil) }
+        pool.submit(outcomes.job(11))
+        #expect(outcomes.error(11)?.code == .unavailable)
+        #expect(outcomes.error(11)?.message.contains("shutting down") == true)
+        let stats = pool.statistics
+        #expect(stats.succeeded == 10)
+        #expect(stats.rejectedShuttingDown == 1)
+        pool.shutdown()
+    }
+
+    @Test func engineFailureFailsTheBatchAndIsCounted() throws {
+        let engine = DoublingEngine()
+        let pool = makePool(engine)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        let bad = InferenceJob(
+            inputs: [[Float.nan, 0, 0, 0]],
+            rows: 1,
+            deadline: nil,
+            completion: { result in outcomes.results.withLock { $0[1] = (result, .now()) } }
+        )
+        pool.submit(bad)
+        #expect(outcomes.wait(for: 1))
+        #expect(outcomes.error(1)?.code == .invalidArgument)
+        #expect(pool.statistics.failed == 1)
+    }
+
+    @Test func workersRunBatchesInParallel() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
+        let pool = makePool(engine, maxBatch: 1, workers: 2)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(outcomes.job(1))
+        pool.submit(outcomes.job(2))
+        #expect(outcomes.wait(for: 2))
+        let records = engine.records
+        #expect(records.count == 2)
+        let overlap = min(records[0].end, records[1].end).nanoseconds(since: max(records[0].start, records[1].start))
+        #expect(overlap > 50 * ms)
+    }
+}
