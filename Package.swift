@@ -104,15 +104,6 @@ let package = Package(
             exclude: ["measure.sh"],
             swiftSettings: strict
         ),
-        .executableTarget(
-            name: "switchyard-batcher-bench",
-            dependencies: [
-                "SwitchyardCore", "SwitchyardEngine", "SwitchyardWorkers",
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            path: "Benchmarks/Batcher",
-            swiftSettings: strict
-        ),
 
         // MARK: Tests
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
