@@ -209,10 +209,33 @@ struct ControlRPCs {
                 count: stats.failureCount.load(ordering: .relaxed),
                 ns: stats.failureNanoseconds.load(ordering: .relaxed)
             )
-            inference.pointee.queue = duration(count: pool.succeeded, ns: pool.queueNanoseconds)
-            inference.pointee.compute_input = duration(count: pool.succeeded, ns: 0)
-            inference.pointee.compute_infer = duration(count: pool.batches, ns: pool.computeNanoseconds)
-            inference.pointee.compute_output = duration(count: pool.succeeded, ns: 0)
+            // perf_analyzer requires the three compute counts to agree: each counts successful calls.
+            inference.pointee.queue = duration(count: successes, ns: stats.queueNanoseconds.load(ordering: .relaxed))
+            inference.pointee.compute_input = duration(count: successes, ns: 0)
+            inference.pointee.compute_infer = duration(
+                count: successes,
+                ns: stats.computeNanoseconds.load(ordering: .relaxed)
+            )
+            inference.pointee.compute_output = duration(count: successes, ns: 0)
+            let sizes = pool.batchCounts.indices.filter { pool.batchCounts[$0] > 0 }
+            let batchItems = arena.allocate(Inference__InferBatchStatistics.self, count: sizes.count)
+            let batchPointers = arena.allocate(
+                UnsafeMutablePointer<Inference__InferBatchStatistics>?.self,
+                count: sizes.count
+            )
+            for (slot, size) in sizes.enumerated() {
+                let batch = batchItems + slot
+                inference__infer_batch_statistics__init(batch)
+                batch.pointee.batch_size = UInt64(size)
+                let count = pool.batchCounts[size]
+                let ns = size < pool.batchComputeNanoseconds.count ? pool.batchComputeNanoseconds[size] : 0
+                batch.pointee.compute_input = duration(count: count, ns: 0)
+                batch.pointee.compute_infer = duration(count: count, ns: ns)
+                batch.pointee.compute_output = duration(count: count, ns: 0)
+                batchPointers[slot] = batch
+            }
+            item.pointee.n_batch_stats = sizes.count
+            item.pointee.batch_stats = batchPointers
             item.pointee.inference_stats = inference
             pointers[index] = item
         }

@@ -151,6 +151,11 @@ public final class InferenceService: GRPCService {
                     statistics.successCount.add(1, ordering: .relaxed)
                     statistics.successNanoseconds.add(elapsed, ordering: .relaxed)
                     statistics.inferenceCount.add(UInt64(call.rows), ordering: .relaxed)
+                    statistics.queueNanoseconds.add(outputs.queueNanoseconds, ordering: .relaxed)
+                    statistics.computeNanoseconds.add(
+                        outputs.computeNanoseconds * UInt64(call.rows) / UInt64(max(outputs.batchRows, 1)),
+                        ordering: .relaxed
+                    )
                     statistics.lastInferenceMilliseconds.store(wallClockMilliseconds(), ordering: .relaxed)
                 case .failure(let error):
                     statistics.failureCount.add(1, ordering: .relaxed)

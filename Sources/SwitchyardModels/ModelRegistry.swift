@@ -18,6 +18,10 @@ public final class VersionStatistics: Sendable {
     public let failureCount = Atomic<UInt64>(0)
     /// Total nanoseconds of failed calls.
     public let failureNanoseconds = Atomic<UInt64>(0)
+    /// Total nanoseconds successful calls waited in the pool's queue.
+    public let queueNanoseconds = Atomic<UInt64>(0)
+    /// Total compute nanoseconds attributed to successful calls: each batch's time shared by its rows.
+    public let computeNanoseconds = Atomic<UInt64>(0)
     /// Rows inferred.
     public let inferenceCount = Atomic<UInt64>(0)
     /// Wall-clock milliseconds since 1970 of the last successful inference.

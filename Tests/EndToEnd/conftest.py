@@ -54,7 +54,8 @@ class Gateway:
         raise AssertionError(f"gateway did not listen within {timeout}s:\n{self.output()}")
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return pathlib.Path(self.log_path).read_text()
 
     def stop(self, expect_code=0, timeout=30.0):

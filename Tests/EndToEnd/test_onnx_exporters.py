@@ -48,7 +48,7 @@ def sklearn_graph():
 
     x = RNG.standard_normal((200, 12)).astype(np.float32)
     y = (x[:, :3] * [1.0, -2.0, 0.5]).sum(axis=1)
-    model = MLPRegressor(hidden_layer_sizes=(16, 8), max_iter=300, random_state=0).fit(x, y)
+    model = MLPRegressor(hidden_layer_sizes=(16, 8), max_iter=2000, random_state=0).fit(x, y)
     return to_onnx(model, x[:1], target_opset=17)
 
 
