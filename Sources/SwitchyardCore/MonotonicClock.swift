@@ -1,8 +1,8 @@
 // A cheap monotonic clock in nanoseconds, shared by deadlines, batch timing and statistics.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A point on the monotonic clock, in nanoseconds since an arbitrary origin.

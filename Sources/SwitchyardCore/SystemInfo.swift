@@ -1,8 +1,8 @@
 // Facts about the host that defaults are derived from.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Host facts used for defaults.

@@ -6,7 +6,7 @@ import SwitchyardModels
 import SwitchyardProto
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A ModelInferRequest after decoding, before its model version is resolved.

@@ -6,7 +6,7 @@ import SwitchyardModels
 import SwitchyardProto
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The parts of a successful inference that go into a response.

@@ -9,7 +9,7 @@ import SwitchyardWorkers
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The gRPC methods Switchyard serves.

@@ -4,7 +4,7 @@
 import SwitchyardProto
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Owns the C memory that one protobuf-c message under construction points at; frees it all at once.

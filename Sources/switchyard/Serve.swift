@@ -12,7 +12,7 @@ import SwitchyardModels
 import Yams
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Serve: ParsableCommand {
