@@ -40,7 +40,7 @@ def main() -> None:
         body = frame(infer_body(sys.argv[2], int(sys.argv[3])))
         out = sys.argv[4]
     elif kind == "raw":
-        body = frame(b"\x0a" + bytes([int(sys.argv[2]) - 2]) + b"x" * (int(sys.argv[2]) - 2))
+        body = frame(b"x" * int(sys.argv[2]))
         out = sys.argv[3]
     else:
         sys.exit(__doc__)

@@ -61,8 +61,11 @@ done
 printf '%s\n' "${results[@]}" | python3 -c '
 import statistics, sys
 rows = [l.split() for l in sys.stdin if l.strip()]
-med = {k: (statistics.median(float(r[1]) for r in rows if r[0] == k), statistics.median(float(r[2]) for r in rows if r[0] == k)) for k in ("echo", "infer")}
-print(f"median echo floor : {med[\"echo\"][0]:10.0f} req/s  {med[\"echo\"][1]:6.2f} µs CPU/req")
-print(f"median ModelInfer : {med[\"infer\"][0]:10.0f} req/s  {med[\"infer\"][1]:6.2f} µs CPU/req")
-print(f"ModelInfer / echo : {med[\"infer\"][1] / med[\"echo\"][1]:.2f}x CPU per request")
+def median(kind, column):
+    return statistics.median(float(r[column]) for r in rows if r[0] == kind)
+echo_rps, echo_us = median("echo", 1), median("echo", 2)
+infer_rps, infer_us = median("infer", 1), median("infer", 2)
+print("median echo floor : %10.0f req/s  %6.2f us CPU/req" % (echo_rps, echo_us))
+print("median ModelInfer : %10.0f req/s  %6.2f us CPU/req" % (infer_rps, infer_us))
+print("ModelInfer / echo : %.2fx CPU per request" % (infer_us / echo_us))
 '
