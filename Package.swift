@@ -52,9 +52,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Dense-layer micro-kernels (AVX-512, AVX2+FMA, portable), chosen at run time.
+        .target(name: "CSwitchyardKernels"),
         .target(
             name: "SwitchyardEngine",
-            dependencies: ["SwitchyardCore", "SwitchyardProto"],
+            dependencies: ["SwitchyardCore", "SwitchyardProto", "CSwitchyardKernels"],
             swiftSettings: strict
         ),
         .target(
