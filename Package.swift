@@ -59,6 +59,14 @@ let package = Package(
             dependencies: ["SwitchyardCore", "SwitchyardProto", "CSwitchyardKernels"],
             swiftSettings: strict
         ),
+        // Engine benchmark: reference vs fused engine, GFLOP/s and allocations per batch (Benchmarks/Engine).
+        .target(name: "CAllocationCounter", path: "Benchmarks/Engine/CAllocationCounter"),
+        .executableTarget(
+            name: "switchyard-engine-bench",
+            dependencies: ["SwitchyardEngine", "SwitchyardCore", "CAllocationCounter"],
+            path: "Benchmarks/Engine/Sources",
+            swiftSettings: strict
+        ),
         .target(
             name: "SwitchyardWorkers",
             dependencies: [
