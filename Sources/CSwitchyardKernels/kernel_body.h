@@ -133,56 +133,65 @@ SY_INLINE vf vactivate(vf x, int activation, float alpha) {
 #define SY_MAXMR 8
 #define SY_MAXNP 4
 
-// One register tile: mr rows × np panels (np·NR columns) over kb steps of k. Accumulators start at zero
-// (first) or at the partial sums in c; the last block adds the bias and applies the activation. Every
-// output element sees the same sequence of operations whatever mr and np are and wherever its row sits.
-// A is read in place (row stride lda) or, when packed, from a block holding a[r, k] at k·mr + r.
-SY_INLINE void tile(const int mr, const int np, const int packed, const float *restrict a, ptrdiff_t lda,
-                    const float *restrict b, ptrdiff_t panel_stride, int kb, float *restrict c, ptrdiff_t ldc,
-                    int first, int last, const float *restrict bias, int activation, float alpha) {
+// One register tile: mr rows × np panels of nh vectors (np·nh·VL columns) over kb steps of k. Accumulators
+// start at zero (first) or at the partial sums in c; the last block adds the bias and applies the activation.
+// Every output element sees the same sequence of operations whatever mr, np and nh are and wherever its row
+// sits. A is read in place (row stride lda) or, when packed, from a block holding a[r, k] at k·mr + r.
+SY_INLINE void tile(const int mr, const int np, const int nh, const int packed, const float *restrict a,
+                    ptrdiff_t lda, const float *restrict b, ptrdiff_t panel_stride, int kb, float *restrict c,
+                    ptrdiff_t ldc, int first, int last, const float *restrict bias, int activation, float alpha) {
+    const int pw = nh * SY_VL;
     vf acc[SY_MAXMR][SY_MAXNP][2];
     for (int r = 0; r < mr; r++)
         for (int p = 0; p < np; p++)
-            for (int h = 0; h < 2; h++)
-                acc[r][p][h] = first ? vsplat(0.0f) : vload(c + r * ldc + p * SY_NR + h * SY_VL);
+            for (int h = 0; h < nh; h++)
+                acc[r][p][h] = first ? vsplat(0.0f) : vload(c + r * ldc + p * pw + h * SY_VL);
     for (int k = 0; k < kb; k++) {
         vf bv[SY_MAXNP][2];
         for (int p = 0; p < np; p++)
-            for (int h = 0; h < 2; h++) bv[p][h] = vload(b + p * panel_stride + k * SY_NR + h * SY_VL);
+            for (int h = 0; h < nh; h++) bv[p][h] = vload(b + p * panel_stride + k * pw + h * SY_VL);
         for (int r = 0; r < mr; r++) {
             vf av = vsplat(packed ? a[k * mr + r] : a[r * lda + k]);
             for (int p = 0; p < np; p++)
-                for (int h = 0; h < 2; h++) acc[r][p][h] = SY_FMA(av, bv[p][h], acc[r][p][h]);
+                for (int h = 0; h < nh; h++) acc[r][p][h] = SY_FMA(av, bv[p][h], acc[r][p][h]);
         }
     }
     for (int r = 0; r < mr; r++)
         for (int p = 0; p < np; p++)
-            for (int h = 0; h < 2; h++) {
+            for (int h = 0; h < nh; h++) {
                 vf v = acc[r][p][h];
-                if (last) v = vactivate(v + vload(bias + p * SY_NR + h * SY_VL), activation, alpha);
-                vstore(c + r * ldc + p * SY_NR + h * SY_VL, v);
+                if (last) v = vactivate(v + vload(bias + p * pw + h * SY_VL), activation, alpha);
+                vstore(c + r * ldc + p * pw + h * SY_VL, v);
             }
 }
 
-// Few rows: all panels for mr rows read in place, SY_NP(mr) panels at a time, then single panels.
+// Few rows: all panels for mr rows read in place, SY_NP(mr) wide panels at a time, then single panels, then
+// the narrow last panel if the layer has one.
 SY_INLINE void few_rows(const int mr, const sy_layer *layer, const float *a, ptrdiff_t lda, float *c, ptrdiff_t ldc) {
     const int np = SY_NP(mr);
     const ptrdiff_t panel_stride = (ptrdiff_t)layer->k * SY_NR;
+    const int wide = layer->panels - layer->narrow_last;
     int p = 0;
-    for (; p + np <= layer->panels; p += np)
-        tile(mr, np, 0, a, lda, layer->packed + p * panel_stride, panel_stride, layer->k, c + p * SY_NR, ldc, 1, 1,
+    for (; p + np <= wide; p += np)
+        tile(mr, np, 2, 0, a, lda, layer->packed + p * panel_stride, panel_stride, layer->k, c + p * SY_NR, ldc, 1,
+             1, layer->bias + p * SY_NR, layer->activation, layer->alpha);
+    for (; p < wide; p++)
+        tile(mr, 1, 2, 0, a, lda, layer->packed + p * panel_stride, panel_stride, layer->k, c + p * SY_NR, ldc, 1, 1,
              layer->bias + p * SY_NR, layer->activation, layer->alpha);
-    for (; p < layer->panels; p++)
-        tile(mr, 1, 0, a, lda, layer->packed + p * panel_stride, panel_stride, layer->k, c + p * SY_NR, ldc, 1, 1,
+    if (layer->narrow_last)
+        tile(mr, 1, 1, 0, a, lda, layer->packed + p * panel_stride, panel_stride, layer->k, c + p * SY_NR, ldc, 1, 1,
              layer->bias + p * SY_NR, layer->activation, layer->alpha);
 }
 
-// One panel's k block for a packed row block of mr rows.
-static void packed_tile(int mr, const float *ap, const float *b, int kb, float *c, ptrdiff_t ldc, int first, int last,
-                        const float *bias, int activation, float alpha) {
-    switch (mr) {
+// One panel's k block for a row block of mr rows, A packed or in place.
+static void block_tile(int mr, int nh, int packed, const float *a, ptrdiff_t lda, const float *b, int kb, float *c,
+                       ptrdiff_t ldc, int first, int last, const float *bias, int activation, float alpha) {
+    switch (mr * 4 + (nh - 1) * 2 + packed) {
 #define SY_CASE(n) \
-    case n: tile(n, 1, 1, ap, 0, b, 0, kb, c, ldc, first, last, bias, activation, alpha); break;
+    case n * 4: tile(n, 1, 1, 0, a, lda, b, 0, kb, c, ldc, first, last, bias, activation, alpha); break; \
+    case n * 4 + 1: tile(n, 1, 1, 1, a, lda, b, 0, kb, c, ldc, first, last, bias, activation, alpha); break; \
+    case n * 4 + 2: tile(n, 1, 2, 0, a, lda, b, 0, kb, c, ldc, first, last, bias, activation, alpha); break; \
+    case n * 4 + 3: tile(n, 1, 2, 1, a, lda, b, 0, kb, c, ldc, first, last, bias, activation, alpha); break;
     SY_CASE(1) SY_CASE(2) SY_CASE(3) SY_CASE(4)
 #if SY_MR > 4
     SY_CASE(5) SY_CASE(6)
@@ -207,23 +216,29 @@ void SY_FN(sy_dense)(const sy_layer *layer, const float *a, ptrdiff_t lda, int m
     case 4: few_rows(4, layer, a, lda, c, ldc); return;
     default: break;
     }
-    // GotoBLAS order: a k block of A is packed once (row blocks of SY_MR, k-major inside, so broadcasts read
-    // one stream whatever lda is), then each kb × NR weight block stays in L1 while every row block uses it.
+    // GotoBLAS order: each kb × NR weight block stays in L1 while every row block of A uses it. A is read in
+    // place, except when its rows are a multiple of 4 KiB apart: then the row block's broadcasts would all
+    // fall in one L1 set, so the k block is packed first (row blocks of SY_MR, k-major inside).
+    const int pack = lda % 1024 == 0;
     for (int k0 = 0; k0 < layer->k; k0 += SY_KC) {
         int kb = layer->k - k0 < SY_KC ? layer->k - k0 : SY_KC;
         int first = k0 == 0, last = k0 + kb == layer->k;
-        for (int i = 0; i < m; i += SY_MR) {
-            int mr = m - i < SY_MR ? m - i : SY_MR;
-            float *ap = workspace + (ptrdiff_t)i * kb;
-            for (int k = 0; k < kb; k++)
-                for (int r = 0; r < mr; r++) ap[k * mr + r] = a[(i + r) * lda + k0 + k];
-        }
-        for (int p = 0; p < layer->panels; p++) {
-            const float *b = layer->packed + p * panel_stride + (ptrdiff_t)k0 * SY_NR;
+        if (pack) {
             for (int i = 0; i < m; i += SY_MR) {
                 int mr = m - i < SY_MR ? m - i : SY_MR;
-                packed_tile(mr, workspace + (ptrdiff_t)i * kb, b, kb, c + i * ldc + p * SY_NR, ldc, first, last,
-                            layer->bias + p * SY_NR, layer->activation, layer->alpha);
+                float *ap = workspace + (ptrdiff_t)i * kb;
+                for (int k = 0; k < kb; k++)
+                    for (int r = 0; r < mr; r++) ap[k * mr + r] = a[(i + r) * lda + k0 + k];
+            }
+        }
+        for (int p = 0; p < layer->panels; p++) {
+            int nh = p == layer->panels - 1 && layer->narrow_last ? 1 : 2;
+            const float *b = layer->packed + p * panel_stride + (ptrdiff_t)k0 * nh * SY_VL;
+            for (int i = 0; i < m; i += SY_MR) {
+                int mr = m - i < SY_MR ? m - i : SY_MR;
+                const float *ai = pack ? workspace + (ptrdiff_t)i * kb : a + i * lda + k0;
+                block_tile(mr, nh, pack, ai, lda, b, kb, c + i * ldc + p * SY_NR, ldc, first, last,
+                           layer->bias + p * SY_NR, layer->activation, layer->alpha);
             }
         }
     }

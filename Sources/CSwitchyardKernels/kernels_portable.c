@@ -42,6 +42,8 @@ int sy_kernel_panel_width(int kernel) {
     }
 }
 
+int sy_kernel_vector_width(int kernel) { return sy_kernel_panel_width(kernel) / 2; }
+
 size_t sy_dense_workspace(int kernel, int m) {
     switch (kernel) {
 #if defined(__x86_64__)

@@ -368,7 +368,7 @@ final class FusedProgram: @unchecked Sendable {
     let inputWidth: Int
     /// Kernel descriptors; their pointers point into `allocations`.
     let layers: UnsafeMutableBufferPointer<sy_layer>
-    /// Row stride of each layer's output in scratch: its panels times the panel width.
+    /// Row stride of each layer's output in scratch: its packed column count.
     let strides: [Int]
     let widths: [Int]
     let softmax: Bool
@@ -385,23 +385,29 @@ final class FusedProgram: @unchecked Sendable {
         self.softmax = plan.softmax
         self.outputs = plan.outputs
         let nr = kernel.panelWidth
+        let vector = nr / 2
         layers = .allocate(capacity: plan.layers.count)
         var strides: [Int] = []
         for (index, layer) in plan.layers.enumerated() {
+            // Whole panels of nr columns; a tail that fits one vector gets a narrow panel instead of a padded one.
+            let remainder = layer.n % nr
+            let narrow = remainder > 0 && remainder <= vector
             let panels = (layer.n + nr - 1) / nr
+            let columns = layer.n - remainder + (remainder == 0 ? 0 : narrow ? vector : nr)
             let packed = FusedProgram.allocateFloats(panels * layer.k * nr)
-            let bias = FusedProgram.allocateFloats(panels * nr)
-            // Panel p holds columns p·nr ..< p·nr + nr as k rows of nr floats, zero-padded past n.
+            let bias = FusedProgram.allocateFloats(columns)
             for panel in 0..<panels {
+                let width = narrow && panel == panels - 1 ? vector : nr
+                let base = panel * layer.k * nr
                 for inner in 0..<layer.k {
-                    for lane in 0..<nr {
+                    for lane in 0..<width {
                         let column = panel * nr + lane
-                        packed[(panel * layer.k + inner) * nr + lane] =
+                        packed[base + inner * width + lane] =
                             column < layer.n ? layer.weights[inner * layer.n + column] : 0
                     }
                 }
             }
-            for column in 0..<(panels * nr) { bias[column] = column < layer.n ? layer.bias[column] : 0 }
+            for column in 0..<columns { bias[column] = column < layer.n ? layer.bias[column] : 0 }
             allocations.append(UnsafeMutableRawPointer(packed))
             allocations.append(UnsafeMutableRawPointer(bias))
             let (code, alpha) = FusedProgram.activationCode(layer.activation)
@@ -409,12 +415,13 @@ final class FusedProgram: @unchecked Sendable {
                 k: Int32(layer.k),
                 n: Int32(layer.n),
                 panels: Int32(panels),
+                narrow_last: narrow ? 1 : 0,
                 packed: packed,
                 bias: bias,
                 activation: code,
                 alpha: alpha
             )
-            strides.append(panels * nr)
+            strides.append(columns)
         }
         self.strides = strides
         self.widths = plan.layers.map(\.n)

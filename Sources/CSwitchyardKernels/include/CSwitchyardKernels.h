@@ -28,14 +28,17 @@ enum {
     SY_ACT_ERF = 7,
 };
 
-/// One dense layer: y = act(x · W + bias) with W packed into panels of `sy_kernel_panel_width` columns:
-/// panel p holds columns [p·NR, p·NR + NR) as k rows of NR floats (zero-padded), panels back to back.
+/// One dense layer: y = act(x · W + bias) with W packed into panels of NR = `sy_kernel_panel_width` columns:
+/// panel p starts at p·k·NR and holds columns [p·NR, p·NR + NR) as k rows of NR floats (zero-padded). When
+/// `narrow_last` is set the last panel is half as wide (NR/2 columns as k rows of NR/2 floats), for layers whose
+/// last columns fit in one vector.
 typedef struct {
     int k;                 ///< input width
     int n;                 ///< output width
-    int panels;            ///< ceil(n / NR)
-    const float *packed;   ///< panels · k · NR floats, 64-byte aligned
-    const float *bias;     ///< panels · NR floats (zero-padded), 64-byte aligned
+    int panels;            ///< panels, the narrow one included
+    int narrow_last;       ///< 1 if the last panel is NR/2 wide
+    const float *packed;   ///< the panels, 64-byte aligned
+    const float *bias;     ///< one value per packed column (zero-padded), 64-byte aligned
     int activation;        ///< SY_ACT_*
     float alpha;           ///< LeakyRelu slope
 } sy_layer;
@@ -46,11 +49,14 @@ int sy_kernel_available(int kernel);
 /// Columns per packed panel (NR) of a kernel path; the output of `sy_dense` is written in whole panels.
 int sy_kernel_panel_width(int kernel);
 
+/// Columns per narrow panel (NR / 2, one vector).
+int sy_kernel_vector_width(int kernel);
+
 /// Floats of workspace `sy_dense` needs for m rows.
 size_t sy_dense_workspace(int kernel, int m);
 
 /// c[i, 0 ..< panels·NR] = act(a[i, 0 ..< k] · W + bias) for i in 0 ..< m. `a` is row-major with stride `lda`;
-/// `c` has stride `ldc` >= panels·NR (the padding columns are written too); `workspace` holds at least
+/// `c` has stride `ldc` >= the packed column count (the padding columns are written too); `workspace` holds at least
 /// `sy_dense_workspace(kernel, m)` floats, 64-byte aligned. Each row's result depends on that row alone: the
 /// same arithmetic in the same order whatever m is and wherever the row sits.
 void sy_dense(int kernel, const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
