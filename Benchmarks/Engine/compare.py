@@ -6,8 +6,9 @@
 Models: the demo models/digits/2/model.onnx (64→256→128→10) and an MLP 784→1024→1024→10 (Gemm+Relu, the
 layout torch exports for nn.Linear) written with a fixed seed to --workdir. The Swift side is the
 switchyard-engine-bench executable (built here in release mode unless --bench is given); onnxruntime runs in
-this process with intra_op_num_threads=1. Every figure is the median of --runs runs; a run repeats the batch
-for at least 30 ms. Prints a Markdown table.
+this process with intra_op_num_threads=1. For each batch size the Swift engines and onnxruntime alternate
+--rounds times; each figure is the median over those rounds of the median of --runs runs, and a run repeats
+the batch for at least 30 ms. Prints a Markdown table.
 """
 
 import argparse
@@ -94,6 +95,9 @@ def main():
     parser.add_argument("--bench", help="path of a built switchyard-engine-bench")
     parser.add_argument("--workdir", default="/tmp/switchyard-engine-bench")
     parser.add_argument("--paths", default="avx512,avx2", help="fused kernel paths to time")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternate the Swift engines and onnxruntime this many times per batch size")
+    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference engine")
     args = parser.parse_args()
     rows_list = [int(r) for r in args.rows.split(",")]
     os.makedirs(args.workdir, exist_ok=True)
@@ -107,40 +111,54 @@ def main():
         subprocess.run(["swift", "build", "-c", "release", "--scratch-path", scratch, "--product",
                         "switchyard-engine-bench"], cwd=ROOT, check=True, stdout=sys.stderr)
         bench = os.path.join(scratch, "release", "switchyard-engine-bench")
-    output = subprocess.run([bench, "--json", "--runs", str(args.runs), "--rows", args.rows, "--paths", args.paths]
-                            + models, check=True, capture_output=True, text=True).stdout
-    swift = json.loads(output)
-
-    print(f"CPU: {cpu_name()}; 1 thread; median of {args.runs} runs; onnxruntime {ort.__version__}\n")
-    order = [f"fused-{p}" for p in args.paths.split(",")] + ["reference"]
-    engines = [e for e in order if any(m["engine"] == e for m in swift)]
-    header = ["model", "M"] + [f"{e} µs (GFLOP/s)" for e in engines] + ["onnxruntime µs (GFLOP/s)",
-                                                                         f"{engines[0]} vs onnxruntime"]
+    print(f"CPU: {cpu_name()}; 1 thread; median of {args.runs} runs × {args.rounds} alternating rounds; onnxruntime {ort.__version__}; "
+          f"load average before: {os.getloadavg()[0]:.2f}\n")
+    order = [f"fused-{p}" for p in args.paths.split(",")] + ([] if args.no_reference else ["reference"])
+    header = ["model", "M"] + [f"{e} µs (GFLOP/s)" for e in order] + ["onnxruntime µs (GFLOP/s)",
+                                                                      f"{order[0]} speed-up"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
+    allocations = set()
     for path in models:
-        name = "digits/2 (64→256→128→10)" if "digits" in path else "MLP 784→1024→1024→10"
-        key = "digits/2" if "digits" in path else "mlp_784_1024_1024_10"
+        name = "digits v2 64→256→128→10" if "digits" in path else "MLP 784→1024→1024→10"
         flops = flops_per_row(path)
-        ort_times = time_onnxruntime(path, rows_list, args.runs)
         for rows in rows_list:
+            # The Swift engines and onnxruntime run back to back for each batch size, so that both see the same
+            # machine (other processes on a shared machine move every figure).
+            command = [bench, "--json", "--runs", str(args.runs), "--rows", str(rows), "--paths", args.paths, path]
+            if args.no_reference:
+                command.insert(1, "--no-reference")
+            swift_rounds, ort_rounds = [], []
+            for _ in range(args.rounds):
+                swift_rounds.append(json.loads(subprocess.run(command, check=True, capture_output=True,
+                                                              text=True).stdout))
+                ort_rounds.append(time_onnxruntime(path, [rows], args.runs)[rows])
+            # Per engine, the round with the median time.
+            swift = []
+            for engine in order:
+                found = sorted((m for r in swift_rounds for m in r if m["engine"] == engine),
+                               key=lambda m: m["microseconds"])
+                if found:
+                    swift.append(found[len(found) // 2])
+            ort_seconds = sorted(ort_rounds)[len(ort_rounds) // 2]
             cells = [name, str(rows)]
-            fastest = None
-            for engine in engines:
-                match = [m for m in swift if m["model"] == key and m["engine"] == engine and m["rows"] == rows]
-                if match:
-                    us = match[0]["microseconds"]
-                    cells.append(f"{us:.1f} ({match[0]['gflops']:.1f})")
-                    if engine == engines[0]:
-                        fastest = us
-                else:
+            first = None
+            for engine in order:
+                match = [m for m in swift if m["engine"] == engine]
+                if not match:
                     cells.append("–")
-            ort_us = ort_times[rows] * 1e6
-            cells.append(f"{ort_us:.1f} ({flops * rows / ort_times[rows] / 1e9:.1f})")
-            cells.append(f"{ort_us / fastest:.2f}×" if fastest else "–")
-            print("| " + " | ".join(cells) + " |")
-    allocations = {m["allocationsPerBatch"] for m in swift if m["engine"].startswith("fused")}
-    print(f"\nheap allocations per batch, fused engine: {sorted(a for a in allocations if a is not None)}")
+                    continue
+                us = match[0]["microseconds"]
+                first = us if first is None else first
+                cells.append(f"{us:.1f} ({match[0]['gflops']:.1f})")
+                if engine.startswith("fused") and match[0].get("allocationsPerBatch") is not None:
+                    allocations.add(match[0]["allocationsPerBatch"])
+            ort_us = ort_seconds * 1e6
+            cells.append(f"{ort_us:.1f} ({flops * rows / ort_seconds / 1e9:.1f})")
+            cells.append(f"{ort_us / first:.2f}×" if first else "–")
+            print("| " + " | ".join(cells) + " |", flush=True)
+    print(f"\nheap allocations per batch in the fused engine (100 batches counted per row): {sorted(allocations)}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 def cpu_name():

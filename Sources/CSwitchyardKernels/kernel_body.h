@@ -8,14 +8,15 @@
 // Including files wrap the include in a target attribute so that no code here needs -march flags.
 
 #include <stdint.h>
-#include <string.h>
 
 #define SY_CAT2(a, b) a##_##b
 #define SY_CAT(a, b) SY_CAT2(a, b)
 #define SY_FN(name) SY_CAT(name, SY_SUFFIX)
 
 #define SY_NR (2 * SY_VL)
+#ifndef SY_KC
 #define SY_KC 256
+#endif
 
 typedef float vf __attribute__((vector_size(SY_VL * 4)));
 typedef int32_t vi __attribute__((vector_size(SY_VL * 4)));
