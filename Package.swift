@@ -53,9 +53,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Dense-layer micro-kernels (AVX-512, AVX2+FMA, portable), chosen at run time.
+        .target(name: "CSwitchyardKernels"),
         .target(
             name: "SwitchyardEngine",
-            dependencies: ["SwitchyardCore", "SwitchyardProto"],
+            dependencies: ["SwitchyardCore", "SwitchyardProto", "CSwitchyardKernels"],
+            swiftSettings: strict
+        ),
+        // Engine benchmark: reference vs fused engine, GFLOP/s and allocations per batch (Benchmarks/Engine).
+        .target(name: "CAllocationCounter", path: "Benchmarks/Engine/CAllocationCounter"),
+        .executableTarget(
+            name: "switchyard-engine-bench",
+            dependencies: ["SwitchyardEngine", "SwitchyardCore", "CAllocationCounter"],
+            path: "Benchmarks/Engine/Sources",
             swiftSettings: strict
         ),
         .target(

@@ -44,6 +44,14 @@ public struct ONNXModel: Sendable {
     /// memory a hostile file can make the server allocate.
     public static let maxElements = 1 << 26
 
+    /// Wraps a graph built in code (tests build random networks this way).
+    init(graph: Graph, opsetVersion: Int = 17, producerName: String = "") {
+        self.graph = graph
+        self.signature = graph.signature
+        self.opsetVersion = opsetVersion
+        self.producerName = producerName
+    }
+
     /// Reads a model file.
     /// - Throws: `SwitchyardError.notFound` if the file cannot be read, `invalidArgument` if it is not a
     ///   model this importer can run (the message names the node and operator, tensor or field at fault).

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Compares the fused engine with the reference engine and onnxruntime on the same ONNX files, one thread.
+
+  python3 Benchmarks/Engine/compare.py [--runs 7] [--bench PATH] [--rows 1,4,16,64,256]
+
+Models: the demo models/digits/2/model.onnx (64→256→128→10) and an MLP 784→1024→1024→10 (Gemm+Relu, the
+layout torch exports for nn.Linear) written with a fixed seed to --workdir. The Swift side is the
+switchyard-engine-bench executable (built here in release mode unless --bench is given); onnxruntime runs in
+this process with intra_op_num_threads=1. For each batch size the Swift engines and onnxruntime alternate
+--rounds times; each figure is the median over those rounds of the median of --runs runs, and a run repeats
+the batch for at least 30 ms. Prints a Markdown table.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def write_mlp(path, widths, seed=1024):
+    rng = np.random.default_rng(seed)
+    nodes, initializers = [], []
+    current = "input"
+    for index, (k, n) in enumerate(zip(widths, widths[1:])):
+        initializers.append(numpy_helper.from_array(
+            (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32), f"fc{index}.weight"))
+        initializers.append(numpy_helper.from_array((rng.standard_normal(n) * 0.1).astype(np.float32),
+                                                    f"fc{index}.bias"))
+        out = "output" if index == len(widths) - 2 else f"h{index}"
+        nodes.append(helper.make_node("Gemm", [current, f"fc{index}.weight", f"fc{index}.bias"], [out],
+                                      name=f"fc{index}", transB=1))
+        if index < len(widths) - 2:
+            nodes.append(helper.make_node("Relu", [out], [f"r{index}"], name=f"relu{index}"))
+            current = f"r{index}"
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", widths[0]])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", widths[-1]])],
+                              initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def flops_per_row(path):
+    model = onnx.load(path)
+    shapes = {t.name: list(t.dims) for t in model.graph.initializer}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type in ("Gemm", "MatMul"):
+            dims = shapes[node.input[1]]
+            total += 2 * dims[0] * dims[1]
+    return total
+
+
+def time_onnxruntime(path, rows_list, runs):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    info = session.get_inputs()[0]
+    rng = np.random.default_rng(0)
+    results = {}
+    for rows in rows_list:
+        feed = {info.name: rng.uniform(0, 16, size=(rows, info.shape[1])).astype(np.float32)}
+        session.run(None, feed)
+        samples = []
+        for _ in range(runs):
+            iterations = 0
+            start = time.perf_counter()
+            while True:
+                session.run(None, feed)
+                iterations += 1
+                elapsed = time.perf_counter() - start
+                if elapsed >= 0.03:
+                    break
+            samples.append(elapsed / iterations)
+        samples.sort()
+        results[rows] = samples[len(samples) // 2]
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--rows", default="1,4,16,64,256")
+    parser.add_argument("--bench", help="path of a built switchyard-engine-bench")
+    parser.add_argument("--workdir", default="/tmp/switchyard-engine-bench")
+    parser.add_argument("--paths", default="avx512,avx2", help="fused kernel paths to time")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternate the Swift engines and onnxruntime this many times per batch size")
+    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference engine")
+    args = parser.parse_args()
+    rows_list = [int(r) for r in args.rows.split(",")]
+    os.makedirs(args.workdir, exist_ok=True)
+    mlp = os.path.join(args.workdir, "mlp_784_1024_1024_10.onnx")
+    write_mlp(mlp, [784, 1024, 1024, 10])
+    models = [os.path.join(ROOT, "models", "digits", "2", "model.onnx"), mlp]
+
+    bench = args.bench
+    if bench is None:
+        scratch = os.path.join(ROOT, ".build-bench")
+        subprocess.run(["swift", "build", "-c", "release", "--scratch-path", scratch, "--product",
+                        "switchyard-engine-bench"], cwd=ROOT, check=True, stdout=sys.stderr)
+        bench = os.path.join(scratch, "release", "switchyard-engine-bench")
+    print(f"CPU: {cpu_name()}; 1 thread; median of {args.runs} runs × {args.rounds} alternating rounds; onnxruntime {ort.__version__}; "
+          f"load average before: {os.getloadavg()[0]:.2f}\n")
+    order = [f"fused-{p}" for p in args.paths.split(",")] + ([] if args.no_reference else ["reference"])
+    header = ["model", "M"] + [f"{e} µs (GFLOP/s)" for e in order] + ["onnxruntime µs (GFLOP/s)",
+                                                                      f"{order[0]} speed-up"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    allocations = set()
+    for path in models:
+        name = "digits v2 64→256→128→10" if "digits" in path else "MLP 784→1024→1024→10"
+        flops = flops_per_row(path)
+        for rows in rows_list:
+            # The Swift engines and onnxruntime run back to back for each batch size, so that both see the same
+            # machine (other processes on a shared machine move every figure).
+            command = [bench, "--json", "--runs", str(args.runs), "--rows", str(rows), "--paths", args.paths, path]
+            if args.no_reference:
+                command.insert(1, "--no-reference")
+            swift_rounds, ort_rounds = [], []
+            for _ in range(args.rounds):
+                swift_rounds.append(json.loads(subprocess.run(command, check=True, capture_output=True,
+                                                              text=True).stdout))
+                ort_rounds.append(time_onnxruntime(path, [rows], args.runs)[rows])
+            # Per engine, the round with the median time.
+            swift = []
+            for engine in order:
+                found = sorted((m for r in swift_rounds for m in r if m["engine"] == engine),
+                               key=lambda m: m["microseconds"])
+                if found:
+                    swift.append(found[len(found) // 2])
+            ort_seconds = sorted(ort_rounds)[len(ort_rounds) // 2]
+            cells = [name, str(rows)]
+            first = None
+            for engine in order:
+                match = [m for m in swift if m["engine"] == engine]
+                if not match:
+                    cells.append("–")
+                    continue
+                us = match[0]["microseconds"]
+                first = us if first is None else first
+                cells.append(f"{us:.1f} ({match[0]['gflops']:.1f})")
+                if engine.startswith("fused") and match[0].get("allocationsPerBatch") is not None:
+                    allocations.add(match[0]["allocationsPerBatch"])
+            ort_us = ort_seconds * 1e6
+            cells.append(f"{ort_us:.1f} ({flops * rows / ort_seconds / 1e9:.1f})")
+            cells.append(f"{ort_us / first:.2f}×" if first else "–")
+            print("| " + " | ".join(cells) + " |", flush=True)
+    print(f"\nheap allocations per batch in the fused engine (100 batches counted per row): {sorted(allocations)}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    main()

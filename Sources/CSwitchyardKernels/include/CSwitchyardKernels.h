@@ -1,0 +1,72 @@
+// Dense-layer micro-kernels for the fused engine: packed-weight GEMM with a fused bias + activation epilogue,
+// and row softmax. One implementation per instruction set (AVX-512, AVX2+FMA, portable), chosen at run time.
+#ifndef C_SWITCHYARD_KERNELS_H
+#define C_SWITCHYARD_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Kernel paths. Values are stable: the Swift side maps them to names.
+enum {
+    SY_KERNEL_PORTABLE = 0,
+    SY_KERNEL_AVX2 = 1,
+    SY_KERNEL_AVX512 = 2,
+};
+
+/// Epilogue activations.
+enum {
+    SY_ACT_NONE = 0,
+    SY_ACT_RELU = 1,
+    SY_ACT_LEAKY_RELU = 2,
+    SY_ACT_SIGMOID = 3,
+    SY_ACT_TANH = 4,
+    SY_ACT_GELU = 5,
+    SY_ACT_GELU_TANH = 6,
+    SY_ACT_ERF = 7,
+};
+
+/// One dense layer: y = act(x · W + bias) with W packed into panels of NR = `sy_kernel_panel_width` columns:
+/// panel p starts at p·k·NR and holds columns [p·NR, p·NR + NR) as k rows of NR floats (zero-padded). When
+/// `narrow_last` is set the last panel is half as wide (NR/2 columns as k rows of NR/2 floats), for layers whose
+/// last columns fit in one vector.
+typedef struct {
+    int k;                 ///< input width
+    int n;                 ///< output width
+    int panels;            ///< panels, the narrow one included
+    int narrow_last;       ///< 1 if the last panel is NR/2 wide
+    const float *packed;   ///< the panels, 64-byte aligned
+    const float *bias;     ///< one value per packed column (zero-padded), 64-byte aligned
+    int activation;        ///< SY_ACT_*
+    float alpha;           ///< LeakyRelu slope
+} sy_layer;
+
+/// 1 if this CPU (and build) can run the kernel path.
+int sy_kernel_available(int kernel);
+
+/// Columns per packed panel (NR) of a kernel path; the output of `sy_dense` is written in whole panels.
+int sy_kernel_panel_width(int kernel);
+
+/// Columns per narrow panel (NR / 2, one vector).
+int sy_kernel_vector_width(int kernel);
+
+/// Floats of workspace `sy_dense` needs for m rows.
+size_t sy_dense_workspace(int kernel, int m);
+
+/// c[i, 0 ..< panels·NR] = act(a[i, 0 ..< k] · W + bias) for i in 0 ..< m. `a` is row-major with stride `lda`;
+/// `c` has stride `ldc` >= the packed column count (the padding columns are written too); `workspace` holds at least
+/// `sy_dense_workspace(kernel, m)` floats, 64-byte aligned. Each row's result depends on that row alone: the
+/// same arithmetic in the same order whatever m is and wherever the row sits.
+void sy_dense(int kernel, const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
+              float *workspace);
+
+/// y[i, 0 ..< n] = softmax(x[i, 0 ..< n]) for i in 0 ..< m.
+void sy_softmax(int kernel, const float *x, ptrdiff_t ldx, int m, int n, float *y, ptrdiff_t ldy);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,76 @@
+// The portable instantiation of the kernels (4-lane vectors: SSE2 on x86-64, NEON on aarch64), and the
+// run-time dispatch between instruction sets.
+#include "CSwitchyardKernels.h"
+
+#define SY_VL 4
+#define SY_SUFFIX portable
+#define SY_MR 4
+#define SY_FMA(a, b, c) ((a) * (b) + (c))
+#define SY_NP(mr) ((mr) == 1 ? 3 : (mr) == 2 ? 2 : 1)
+#include "kernel_body.h"
+
+#if defined(__x86_64__)
+void sy_dense_avx512(const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc, float *w);
+size_t sy_dense_workspace_avx512(int m);
+void sy_softmax_avx512(const float *x, ptrdiff_t ldx, int m, int n, float *y, ptrdiff_t ldy);
+void sy_dense_avx2(const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc, float *w);
+size_t sy_dense_workspace_avx2(int m);
+void sy_softmax_avx2(const float *x, ptrdiff_t ldx, int m, int n, float *y, ptrdiff_t ldy);
+#endif
+
+int sy_kernel_available(int kernel) {
+    switch (kernel) {
+    case SY_KERNEL_PORTABLE: return 1;
+#if defined(__x86_64__)
+    case SY_KERNEL_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case SY_KERNEL_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    default: return 0;
+    }
+}
+
+int sy_kernel_panel_width(int kernel) {
+    switch (kernel) {
+    case SY_KERNEL_AVX512: return 32;
+    case SY_KERNEL_AVX2: return 16;
+    default: return 8;
+    }
+}
+
+int sy_kernel_vector_width(int kernel) { return sy_kernel_panel_width(kernel) / 2; }
+
+size_t sy_dense_workspace(int kernel, int m) {
+    switch (kernel) {
+#if defined(__x86_64__)
+    case SY_KERNEL_AVX512: return sy_dense_workspace_avx512(m);
+    case SY_KERNEL_AVX2: return sy_dense_workspace_avx2(m);
+#endif
+    default: return sy_dense_workspace_portable(m);
+    }
+}
+
+void sy_dense(int kernel, const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
+              float *workspace) {
+    switch (kernel) {
+#if defined(__x86_64__)
+    case SY_KERNEL_AVX512: sy_dense_avx512(layer, a, lda, m, c, ldc, workspace); return;
+    case SY_KERNEL_AVX2: sy_dense_avx2(layer, a, lda, m, c, ldc, workspace); return;
+#endif
+    default: sy_dense_portable(layer, a, lda, m, c, ldc, workspace); return;
+    }
+}
+
+void sy_softmax(int kernel, const float *x, ptrdiff_t ldx, int m, int n, float *y, ptrdiff_t ldy) {
+    switch (kernel) {
+#if defined(__x86_64__)
+    case SY_KERNEL_AVX512: sy_softmax_avx512(x, ldx, m, n, y, ldy); return;
+    case SY_KERNEL_AVX2: sy_softmax_avx2(x, ldx, m, n, y, ldy); return;
+#endif
+    default: sy_softmax_portable(x, ldx, m, n, y, ldy); return;
+    }
+}

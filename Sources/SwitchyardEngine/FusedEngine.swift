@@ -1,0 +1,646 @@
+// The fused engine: an imported graph compiled into a chain of dense layers (GEMM + bias + activation, softmax
+// after the last), weights packed once into the panel layout of the chosen micro-kernel, and executors that
+// run batches through preallocated, aligned scratch without touching the heap.
+
+internal import CSwitchyardKernels
+public import SwitchyardCore
+
+#if canImport(Glibc)
+    internal import Glibc
+#elseif canImport(Darwin)
+    internal import Darwin
+#endif
+
+/// An instruction-set path of the fused engine's micro-kernels.
+public enum KernelPath: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// 16-lane AVX-512 kernels, 8 × 32 register tiles.
+    case avx512
+    /// 8-lane AVX2 + FMA kernels, 6 × 16 register tiles.
+    case avx2
+    /// 4-lane kernels in portable C (SSE2 on x86-64, NEON on aarch64).
+    case portable
+
+    /// The environment variable that forces a path: `avx512`, `avx2` or `portable`.
+    public static let environmentVariable = "SWITCHYARD_KERNEL"
+
+    var code: Int32 {
+        switch self {
+        case .avx512: Int32(SY_KERNEL_AVX512)
+        case .avx2: Int32(SY_KERNEL_AVX2)
+        case .portable: Int32(SY_KERNEL_PORTABLE)
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    public var isAvailable: Bool { sy_kernel_available(code) != 0 }
+
+    /// Columns per packed weight panel.
+    public var panelWidth: Int { Int(sy_kernel_panel_width(code)) }
+
+    /// The fastest path this CPU runs.
+    public static var best: KernelPath { [.avx512, .avx2].first { $0.isAvailable } ?? .portable }
+
+    /// The path `SWITCHYARD_KERNEL` names, or nil when it is unset or empty.
+    /// - Throws: `SwitchyardError.invalidArgument` if it names no path, or a path this CPU cannot run.
+    public static func fromEnvironment() throws -> KernelPath? {
+        try parse(getenv(environmentVariable).map { String(cString: $0) })
+    }
+
+    /// The path a `SWITCHYARD_KERNEL` value names, or nil for nil or an empty value.
+    /// - Throws: `SwitchyardError.invalidArgument` if it names no path, or a path this CPU cannot run.
+    public static func parse(_ value: String?) throws -> KernelPath? {
+        guard let value, !value.isEmpty else { return nil }
+        guard let path = KernelPath(rawValue: value.lowercased()) else {
+            throw SwitchyardError.invalidArgument(
+                "\(environmentVariable)=\(value): expected one of "
+                    + KernelPath.allCases.map(\.rawValue).joined(separator: ", ")
+            )
+        }
+        guard path.isAvailable else {
+            throw SwitchyardError.invalidArgument(
+                "\(environmentVariable)=\(value): this CPU cannot run the \(value) kernels; available: "
+                    + KernelPath.allCases.filter(\.isAvailable).map(\.rawValue).joined(separator: ", ")
+            )
+        }
+        return path
+    }
+
+    public var description: String { rawValue }
+}
+
+// MARK: - Compiling a graph into dense layers
+
+/// A graph reduced to dense layers: what the fused engine runs.
+struct FusedPlan {
+    /// One dense layer: `y = activation(x · weights + bias)`.
+    struct Layer {
+        var k: Int
+        var n: Int
+        /// `[k, n]`, row-major, with Gemm's alpha and any folded constant scaling applied.
+        var weights: [Float]
+        var bias: [Float]
+        var activation: UnaryOperator?
+    }
+
+    /// Where a graph output's values come from.
+    enum Tap: Equatable {
+        case input
+        case layer(Int)
+        case softmax
+    }
+
+    var inputWidth: Int
+    var layers: [Layer]
+    /// Softmax over each row of the last layer's output, when the graph ends in one.
+    var softmax: Bool
+    var outputs: [Tap]
+
+    /// Compiles a graph, or throws `unimplemented` with the reason it is not a chain of dense layers.
+    static func compile(_ graph: Graph) throws -> FusedPlan {
+        var compiler = Compiler(graph: graph)
+        return try compiler.compile()
+    }
+}
+
+private struct Compiler {
+    let graph: Graph
+    var uses: [Int]
+    var layers: [FusedPlan.Layer] = []
+    var stages: [Int] = []
+    var taps: [Int: (tap: FusedPlan.Tap, stage: Int)] = [:]
+    var current: Int
+    var softmax = false
+
+    init(graph: Graph) {
+        self.graph = graph
+        var uses = [Int](repeating: 0, count: graph.values.count)
+        for node in graph.nodes {
+            for id in Compiler.operands(node.operation) { uses[id] += 1 }
+        }
+        for id in graph.outputs { uses[id] += 1 }
+        self.uses = uses
+        self.current = graph.inputs.first ?? 0
+    }
+
+    static func operands(_ operation: Operation) -> [Int] {
+        switch operation {
+        case .gemm(let gemm): [gemm.input]
+        case .matMul(let matMul): [matMul.input]
+        case .binary(_, let lhs, let rhs, _):
+            [lhs, rhs].compactMap { if case .value(let id) = $0 { id } else { nil } }
+        case .unary(_, let input, _): [input]
+        case .softmax(let input, _, _): [input]
+        case .reshape(let input, _): [input]
+        }
+    }
+
+    func decline(_ node: Graph.Node, _ reason: String) -> SwitchyardError {
+        SwitchyardError(.unimplemented, "\(node.label) (\(node.opType)): \(reason)")
+    }
+
+    /// The last layer, if `current` is its latest stage and nothing else needs that stage: it may be extended.
+    func extensibleLayer(_ node: Graph.Node) throws -> Int {
+        guard !softmax else { throw decline(node, "only Identity, Flatten or Reshape may follow the softmax") }
+        guard let (tap, stage) = taps[current], case .layer(let index) = tap, index == layers.count - 1,
+            stage == stages[index]
+        else { throw decline(node, "expected a dense layer (Gemm or MatMul) before it") }
+        guard uses[current] == 1 else {
+            throw decline(node, "its input '\(graph.values[current].name)' is also used elsewhere")
+        }
+        return index
+    }
+
+    mutating func advance(_ index: Int, to output: Int) {
+        stages[index] += 1
+        taps[output] = (.layer(index), stages[index])
+        current = output
+    }
+
+    mutating func compile() throws -> FusedPlan {
+        guard graph.inputs.count == 1 else {
+            throw SwitchyardError(.unimplemented, "the graph has \(graph.inputs.count) inputs; expected one")
+        }
+        taps[current] = (.input, 0)
+        var position = 0
+        while position < graph.nodes.count {
+            let node = graph.nodes[position]
+            if let consumed = try erfGelu(at: position) {
+                position += consumed
+                continue
+            }
+            try step(node)
+            position += 1
+        }
+        guard !layers.isEmpty else { throw SwitchyardError(.unimplemented, "the graph has no dense layer") }
+        var outputs: [FusedPlan.Tap] = []
+        for id in graph.outputs {
+            guard let (tap, stage) = taps[id] else {
+                throw SwitchyardError(
+                    .unimplemented,
+                    "output '\(graph.values[id].name)' is not on the chain of dense layers"
+                )
+            }
+            if case .layer(let index) = tap, stage != stages[index] {
+                throw SwitchyardError(
+                    .unimplemented,
+                    "output '\(graph.values[id].name)' is an intermediate value inside a layer"
+                )
+            }
+            outputs.append(tap)
+        }
+        return FusedPlan(
+            inputWidth: graph.values[graph.inputs[0]].width,
+            layers: layers,
+            softmax: softmax,
+            outputs: outputs
+        )
+    }
+
+    mutating func step(_ node: Graph.Node) throws {
+        switch node.operation {
+        case .reshape(let input, let output), .unary(.identity, let input, let output):
+            guard input == current else { throw decline(node, "expected it to take the previous layer's output") }
+            taps[output] = taps[input]
+            current = output
+        case .gemm(let gemm):
+            try startLayer(node, input: gemm.input)
+            var weights = [Float](repeating: 0, count: gemm.k * gemm.n)
+            for inner in 0..<gemm.k {
+                for column in 0..<gemm.n {
+                    let b = gemm.transB ? gemm.b[column * gemm.k + inner] : gemm.b[inner * gemm.n + column]
+                    weights[inner * gemm.n + column] = gemm.alpha * b
+                }
+            }
+            let bias = gemm.c.map { $0.map { gemm.beta * $0 } } ?? [Float](repeating: 0, count: gemm.n)
+            addLayer(FusedPlan.Layer(k: gemm.k, n: gemm.n, weights: weights, bias: bias), output: gemm.output)
+        case .matMul(let matMul):
+            try startLayer(node, input: matMul.input)
+            addLayer(
+                FusedPlan.Layer(
+                    k: matMul.k,
+                    n: matMul.n,
+                    weights: matMul.b,
+                    bias: [Float](repeating: 0, count: matMul.n)
+                ),
+                output: matMul.output
+            )
+        case .binary(let op, let lhs, let rhs, let output):
+            try foldConstant(node, op: op, lhs: lhs, rhs: rhs, output: output)
+        case .unary(let op, let input, let output):
+            guard input == current else { throw decline(node, "expected it to take the previous layer's output") }
+            let index = try extensibleLayer(node)
+            guard layers[index].activation == nil else {
+                throw decline(node, "a second activation in one layer is not fused")
+            }
+            layers[index].activation = op
+            advance(index, to: output)
+        case .softmax(let input, let output, let group):
+            guard input == current, !softmax else {
+                throw decline(node, "expected a softmax on the last layer's output")
+            }
+            guard let (tap, _) = taps[input], case .layer(let index) = tap, index == layers.count - 1 else {
+                throw decline(node, "expected a softmax after a dense layer")
+            }
+            guard group == graph.values[input].width else {
+                throw decline(node, "softmax over part of a row is not fused")
+            }
+            softmax = true
+            taps[output] = (.softmax, 0)
+            current = output
+        }
+    }
+
+    mutating func startLayer(_ node: Graph.Node, input: Int) throws {
+        guard !softmax else { throw decline(node, "a dense layer after the softmax is not fused") }
+        guard input == current else { throw decline(node, "expected it to take the previous layer's output") }
+        guard graph.values[input].rowShape.count == 1 else {
+            throw decline(
+                node,
+                "input of shape \(Shape.format([-1] + graph.values[input].rowShape)) is not a [batch, K] matrix"
+            )
+        }
+    }
+
+    mutating func addLayer(_ layer: FusedPlan.Layer, output: Int) {
+        layers.append(layer)
+        stages.append(0)
+        taps[output] = (.layer(layers.count - 1), 0)
+        current = output
+    }
+
+    /// Folds `x ± c`, `x · c` and `x / c` with a per-column constant into the layer's bias and weights.
+    mutating func foldConstant(
+        _ node: Graph.Node,
+        op: BinaryOperator,
+        lhs: Operand,
+        rhs: Operand,
+        output: Int
+    ) throws {
+        let row: [Float]
+        let valueFirst: Bool
+        switch (lhs, rhs) {
+        case (.value(let id), .constant(let constant)) where id == current: (row, valueFirst) = (constant, true)
+        case (.constant(let constant), .value(let id)) where id == current: (row, valueFirst) = (constant, false)
+        default: throw decline(node, "only a constant applied to the previous layer's output is fused")
+        }
+        let index = try extensibleLayer(node)
+        guard layers[index].activation == nil else {
+            throw decline(node, "a constant applied after the activation is not fused")
+        }
+        let n = layers[index].n
+        switch (op, valueFirst) {
+        case (.add, _):
+            for column in 0..<n { layers[index].bias[column] += row[column] }
+        case (.sub, true):
+            for column in 0..<n { layers[index].bias[column] -= row[column] }
+        case (.mul, _), (.div, true):
+            var scale = row
+            if op == .div {
+                guard row.allSatisfy({ $0 != 0 }) else { throw decline(node, "division by a zero constant") }
+                scale = row.map { 1 / $0 }
+            }
+            for inner in 0..<layers[index].k {
+                for column in 0..<n { layers[index].weights[inner * n + column] *= scale[column] }
+            }
+            for column in 0..<n { layers[index].bias[column] *= scale[column] }
+        case (.sub, false), (.div, false):
+            throw decline(node, "a constant on the left of \(op.rawValue) is not fused")
+        }
+        advance(index, to: output)
+    }
+
+    /// torch.onnx's GELU before opset 20: `y = x · (erf(x / √2) + 1) · 0.5` over five nodes. Returns the node
+    /// count when the pattern starts at `position` on the current layer's output.
+    mutating func erfGelu(at position: Int) throws -> Int? {
+        let nodes = graph.nodes
+        guard position + 4 < nodes.count else { return nil }
+        func constant(_ operand: Operand, is expected: Float) -> Bool {
+            guard case .constant(let row) = operand else { return false }
+            return row.allSatisfy { abs($0 - expected) <= 1e-6 * abs(expected) }
+        }
+        func binary(_ node: Graph.Node, _ op: BinaryOperator, value: Int, constant expected: Float) -> Int? {
+            guard case .binary(let kind, let lhs, let rhs, let output) = node.operation, kind == op else { return nil }
+            if case .value(value) = lhs, constant(rhs, is: expected) { return output }
+            if op != .div, case .value(value) = rhs, constant(lhs, is: expected) { return output }
+            return nil
+        }
+        func product(_ node: Graph.Node, _ a: Int, _ b: Int) -> Int? {
+            guard case .binary(.mul, .value(let lhs), .value(let rhs), let output) = node.operation,
+                (lhs == a && rhs == b) || (lhs == b && rhs == a)
+            else { return nil }
+            return output
+        }
+        let x = current
+        guard
+            let scaled = binary(nodes[position], .div, value: x, constant: Float(2).squareRoot())
+                ?? binary(nodes[position], .mul, value: x, constant: Float(0.5).squareRoot()),
+            case .unary(.erf, scaled, let erf) = nodes[position + 1].operation,
+            let plusOne = binary(nodes[position + 2], .add, value: erf, constant: 1),
+            [scaled, erf, plusOne].allSatisfy({ uses[$0] == 1 }), uses[x] == 2
+        else { return nil }
+        let y: Int
+        if let xTimes = product(nodes[position + 3], x, plusOne),
+            let result = binary(nodes[position + 4], .mul, value: xTimes, constant: 0.5), uses[xTimes] == 1
+        {
+            y = result
+        } else if let half = binary(nodes[position + 3], .mul, value: x, constant: 0.5),
+            let result = product(nodes[position + 4], half, plusOne), uses[half] == 1
+        {
+            y = result
+        } else {
+            return nil
+        }
+        uses[x] = 1  // the pattern's two uses of x become the one fused activation
+        let index = try extensibleLayer(nodes[position])
+        guard layers[index].activation == nil else { return nil }
+        layers[index].activation = .gelu
+        advance(index, to: y)
+        return 5
+    }
+}
+
+// MARK: - The engine
+
+/// Packed weights and the per-layer kernel descriptors, shared read-only by every executor of an engine.
+final class FusedProgram: @unchecked Sendable {
+    let kernel: KernelPath
+    let signature: ModelSignature
+    let inputWidth: Int
+    /// Kernel descriptors; their pointers point into `allocations`.
+    let layers: UnsafeMutableBufferPointer<sy_layer>
+    /// Row stride of each layer's output in scratch: its packed column count.
+    let strides: [Int]
+    let widths: [Int]
+    let softmax: Bool
+    let outputs: [FusedPlan.Tap]
+    /// For each layer, the outputs that copy its result.
+    let layerOutputs: [[Int]]
+    let maxStride: Int
+    private var allocations: [UnsafeMutableRawPointer] = []
+
+    init(plan: FusedPlan, signature: ModelSignature, kernel: KernelPath) {
+        self.kernel = kernel
+        self.signature = signature
+        self.inputWidth = plan.inputWidth
+        self.softmax = plan.softmax
+        self.outputs = plan.outputs
+        let nr = kernel.panelWidth
+        let vector = nr / 2
+        layers = .allocate(capacity: plan.layers.count)
+        var strides: [Int] = []
+        for (index, layer) in plan.layers.enumerated() {
+            // Whole panels of nr columns; a tail that fits one vector gets a narrow panel instead of a padded one.
+            let remainder = layer.n % nr
+            let narrow = remainder > 0 && remainder <= vector
+            let panels = (layer.n + nr - 1) / nr
+            let columns = layer.n - remainder + (remainder == 0 ? 0 : narrow ? vector : nr)
+            let packed = FusedProgram.allocateFloats(panels * layer.k * nr)
+            let bias = FusedProgram.allocateFloats(columns)
+            for panel in 0..<panels {
+                let width = narrow && panel == panels - 1 ? vector : nr
+                let base = panel * layer.k * nr
+                for inner in 0..<layer.k {
+                    for lane in 0..<width {
+                        let column = panel * nr + lane
+                        packed[base + inner * width + lane] =
+                            column < layer.n ? layer.weights[inner * layer.n + column] : 0
+                    }
+                }
+            }
+            for column in 0..<columns { bias[column] = column < layer.n ? layer.bias[column] : 0 }
+            allocations.append(UnsafeMutableRawPointer(packed))
+            allocations.append(UnsafeMutableRawPointer(bias))
+            let (code, alpha) = FusedProgram.activationCode(layer.activation)
+            layers[index] = sy_layer(
+                k: Int32(layer.k),
+                n: Int32(layer.n),
+                panels: Int32(panels),
+                narrow_last: narrow ? 1 : 0,
+                packed: packed,
+                bias: bias,
+                activation: code,
+                alpha: alpha
+            )
+            strides.append(columns)
+        }
+        self.strides = strides
+        self.widths = plan.layers.map(\.n)
+        self.maxStride = strides.max() ?? 0
+        var layerOutputs = [[Int]](repeating: [], count: plan.layers.count)
+        for (position, tap) in plan.outputs.enumerated() {
+            if case .layer(let index) = tap { layerOutputs[index].append(position) }
+        }
+        self.layerOutputs = layerOutputs
+    }
+
+    deinit {
+        layers.deallocate()
+        for pointer in allocations { pointer.deallocate() }
+    }
+
+    static func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 16) * 4, alignment: 64)
+        return raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 16))
+    }
+
+    static func activationCode(_ activation: UnaryOperator?) -> (Int32, Float) {
+        switch activation {
+        case nil, .identity?: (Int32(SY_ACT_NONE), 0)
+        case .relu?: (Int32(SY_ACT_RELU), 0)
+        case .leakyRelu(let alpha)?: (Int32(SY_ACT_LEAKY_RELU), alpha)
+        case .sigmoid?: (Int32(SY_ACT_SIGMOID), 0)
+        case .tanh?: (Int32(SY_ACT_TANH), 0)
+        case .gelu?: (Int32(SY_ACT_GELU), 0)
+        case .geluTanh?: (Int32(SY_ACT_GELU_TANH), 0)
+        case .erf?: (Int32(SY_ACT_ERF), 0)
+        }
+    }
+}
+
+/// Runs graphs that reduce to a chain of dense layers (GEMM + bias + activation per layer, an optional softmax
+/// after the last) with packed weights and SIMD micro-kernels.
+///
+/// Numerics: FP32 throughout, products accumulated in k order with fused multiply-adds (on the AVX paths), so
+/// results differ from the double-accumulating `ReferenceEngine` by float rounding (well within 1e-4
+/// relative). A row's outputs are bit-for-bit the same whatever batch it is in and wherever it sits in it;
+/// different kernel paths may differ from each other in the last bits.
+public final class FusedEngine: InferenceEngine, CustomStringConvertible {
+    /// Rows run through the whole network at a time: their activations stay in L2 between layers.
+    public static let chunkRows = 64
+
+    /// The model's inputs and outputs.
+    public let signature: ModelSignature
+    /// The kernel path this engine runs.
+    public var kernel: KernelPath { program.kernel }
+    /// The dense layers' widths, input first: `[64, 256, 128, 10]`.
+    public let layerWidths: [Int]
+    let program: FusedProgram
+
+    /// Compiles and packs a model.
+    /// - Parameters:
+    ///   - model: an imported model.
+    ///   - kernel: the kernel path; nil takes `SWITCHYARD_KERNEL` if set, else the best this CPU runs.
+    /// - Throws: `SwitchyardError.unimplemented` naming the node when the graph is not a chain of dense
+    ///   layers (run it with `ReferenceEngine`); `invalidArgument` for a kernel path this CPU cannot run.
+    public init(model: ONNXModel, kernel: KernelPath? = nil) throws {
+        let path = try kernel ?? KernelPath.fromEnvironment() ?? KernelPath.best
+        guard path.isAvailable else {
+            throw SwitchyardError.invalidArgument("this CPU cannot run the \(path) kernels")
+        }
+        let plan = try FusedPlan.compile(model.graph)
+        self.signature = model.signature
+        self.layerWidths = [plan.inputWidth] + plan.layers.map(\.n)
+        self.program = FusedProgram(plan: plan, signature: model.signature, kernel: path)
+    }
+
+    /// Whether the fused engine can run the model, or the reason it cannot.
+    public static func unsupportedReason(for model: ONNXModel) -> String? {
+        do {
+            _ = try FusedPlan.compile(model.graph)
+            return nil
+        } catch let error as SwitchyardError {
+            return error.message
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// Creates an executor with its own scratch memory.
+    public func makeExecutor() -> any EngineExecutor { FusedExecutor(program: program) }
+
+    public var description: String {
+        "fused engine (\(kernel), layers \(layerWidths.map(String.init).joined(separator: "→")))"
+    }
+}
+
+/// One worker's scratch: two activation buffers of `chunkRows` rows and the kernels' workspace, allocated
+/// once, 64-byte aligned, reused by every batch.
+final class FusedExecutor: EngineExecutor {
+    private let program: FusedProgram
+    private let buffers: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+    private let workspace: UnsafeMutablePointer<Float>
+
+    init(program: FusedProgram) {
+        self.program = program
+        let rows = FusedEngine.chunkRows
+        buffers = (
+            FusedProgram.allocateFloats(rows * program.maxStride),
+            FusedProgram.allocateFloats(rows * program.maxStride)
+        )
+        workspace = FusedProgram.allocateFloats(Int(sy_dense_workspace(program.kernel.code, Int32(rows))))
+    }
+
+    deinit {
+        buffers.0.deallocate()
+        buffers.1.deallocate()
+        workspace.deallocate()
+    }
+
+    func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
+        try validateRunArguments(signature: program.signature, inputs: inputs, rows: rows, outputs: outputs)
+        guard let input = inputs[0].baseAddress else { return }
+        let kernel = program.kernel.code
+        let inputWidth = program.inputWidth
+        var start = 0
+        while start < rows {
+            let count = min(FusedEngine.chunkRows, rows - start)
+            var source = input + start * inputWidth
+            var sourceStride = inputWidth
+            var target = buffers.0
+            for index in 0..<program.layers.count {
+                let stride = program.strides[index]
+                sy_dense(
+                    kernel,
+                    program.layers.baseAddress! + index,
+                    source,
+                    sourceStride,
+                    Int32(count),
+                    target,
+                    stride,
+                    workspace
+                )
+                for position in program.layerOutputs[index] {
+                    copyRows(
+                        from: target,
+                        stride: stride,
+                        width: program.widths[index],
+                        rows: count,
+                        to: outputs[position],
+                        at: start
+                    )
+                }
+                source = UnsafePointer(target)
+                sourceStride = stride
+                target = target == buffers.0 ? buffers.1 : buffers.0
+            }
+            for (position, tap) in program.outputs.enumerated() {
+                switch tap {
+                case .softmax:
+                    let width = program.widths[program.widths.count - 1]
+                    sy_softmax(
+                        kernel,
+                        source,
+                        sourceStride,
+                        Int32(count),
+                        Int32(width),
+                        outputs[position].baseAddress! + start * width,
+                        width
+                    )
+                case .input:
+                    copyRows(
+                        from: input + start * inputWidth,
+                        stride: inputWidth,
+                        width: inputWidth,
+                        rows: count,
+                        to: outputs[position],
+                        at: start
+                    )
+                case .layer:
+                    break
+                }
+            }
+            start += count
+        }
+    }
+
+    private func copyRows(
+        from source: UnsafePointer<Float>,
+        stride: Int,
+        width: Int,
+        rows: Int,
+        to output: UnsafeMutableBufferPointer<Float>,
+        at start: Int
+    ) {
+        let target = output.baseAddress! + start * width
+        for row in 0..<rows {
+            (target + row * width).update(from: source + row * stride, count: width)
+        }
+    }
+}
+
+// MARK: - Choosing an engine
+
+/// Which engine `makeEngine(for:selection:)` builds.
+public enum EngineSelection: String, Sendable, CaseIterable {
+    /// The fused engine when it accepts the graph, else the reference engine.
+    case automatic
+    /// Always the reference engine (the exact, slow oracle).
+    case reference
+}
+
+/// Builds the engine that serves a model: the fused engine when the graph is a chain of dense layers, else the
+/// reference engine. The fused engine's kernel path follows `SWITCHYARD_KERNEL` when set.
+/// - Throws: `SwitchyardError.invalidArgument` if `SWITCHYARD_KERNEL` names no path or one this CPU cannot run.
+public func makeEngine(for model: ONNXModel, selection: EngineSelection = .automatic) throws -> any InferenceEngine {
+    switch selection {
+    case .reference:
+        return ReferenceEngine(model: model)
+    case .automatic:
+        let kernel = try KernelPath.fromEnvironment() ?? KernelPath.best
+        do {
+            return try FusedEngine(model: model, kernel: kernel)
+        } catch let error as SwitchyardError where error.code == .unimplemented {
+            return ReferenceEngine(model: model)
+        }
+    }
+}

@@ -1,0 +1,265 @@
+// The fused engine against the reference engine and onnxruntime: every kernel path this CPU runs, random
+// shapes and activations, determinism of a row wherever it lands in a batch, and which graphs it accepts.
+
+import SwitchyardCore
+import Testing
+
+@testable import SwitchyardEngine
+
+/// A small deterministic generator (SplitMix64), so failures reproduce.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Builds random dense networks directly as imported graphs.
+struct RandomNetwork {
+    var values: [Graph.Value] = []
+    var nodes: [Graph.Node] = []
+    var rng: SplitMix
+
+    init(seed: UInt64) { rng = SplitMix(state: seed) }
+
+    mutating func value(_ width: Int) -> Int {
+        values.append(Graph.Value(name: "v\(values.count)", rowShape: [width], width: width))
+        return values.count - 1
+    }
+
+    mutating func add(_ operation: Operation, _ opType: String) {
+        nodes.append(Graph.Node(index: nodes.count, name: "n\(nodes.count)", opType: opType, operation: operation))
+    }
+
+    mutating func floats(_ count: Int, scale: Float) -> [Float] {
+        (0..<count).map { _ in Float.random(in: -scale...scale, using: &rng) }
+    }
+
+    /// A Gemm (random transB, alpha, beta) or MatMul + Add layer from `input` to a new value of width n.
+    mutating func dense(_ input: Int, n: Int) -> Int {
+        let k = values[input].width
+        let scale = 1.7 / Float(k).squareRoot()
+        let output = value(n)
+        if Bool.random(using: &rng) {
+            let transB = Bool.random(using: &rng)
+            let gemm = GemmOperation(
+                input: input,
+                output: output,
+                k: k,
+                n: n,
+                b: floats(k * n, scale: scale),
+                transB: transB,
+                alpha: Float.random(in: 0.5...1.5, using: &rng),
+                beta: Float.random(in: 0.5...1.5, using: &rng),
+                c: Bool.random(using: &rng) ? floats(n, scale: 0.5) : nil
+            )
+            add(.gemm(gemm), "Gemm")
+            return output
+        }
+        add(
+            .matMul(MatMulOperation(input: input, output: output, k: k, n: n, b: floats(k * n, scale: scale))),
+            "MatMul"
+        )
+        let biased = value(n)
+        add(.binary(.add, lhs: .value(output), rhs: .constant(floats(n, scale: 0.5)), output: biased), "Add")
+        return biased
+    }
+
+    mutating func activation(_ op: UnaryOperator, _ input: Int) -> Int {
+        let output = value(values[input].width)
+        add(.unary(op, input: input, output: output), "act")
+        return output
+    }
+
+    func model(input: Int, outputs: [Int]) -> ONNXModel {
+        let spec = { (id: Int) in TensorSpec(name: values[id].name, dataType: .fp32, shape: [-1, values[id].width]) }
+        let graph = Graph(
+            values: values,
+            nodes: nodes,
+            inputs: [input],
+            outputs: outputs,
+            signature: ModelSignature(inputs: [spec(input)], outputs: outputs.map(spec))
+        )
+        return ONNXModel(graph: graph)
+    }
+}
+
+let availablePaths = KernelPath.allCases.filter(\.isAvailable)
+
+let activations: [UnaryOperator] = [
+    .relu, .leakyRelu(alpha: 0.07), .sigmoid, .tanh, .gelu, .geluTanh, .erf,
+]
+
+/// Input widths, layer widths and batch sizes: odd sizes around the vector widths (4, 8, 16) and panel widths
+/// (8, 16, 32), K past the 256-wide k blocks, and rows 4 KiB apart (1024 wide), where A is packed.
+let shapeCases: [(seed: UInt64, widths: [Int], rows: Int)] = [
+    (1, [1, 1], 1), (2, [3, 5, 2], 2), (3, [17, 33, 9], 3), (4, [15, 31, 7], 4), (5, [33, 65, 10], 5),
+    (6, [63, 17, 1], 7), (7, [100, 129, 13], 8), (8, [129, 300, 3], 9), (9, [257, 47, 29], 16),
+    (10, [300, 513, 31], 33),
+    (11, [64, 256, 128, 10], 64), (12, [7, 250, 19], 65), (13, [40, 97, 5], 100), (14, [513, 23, 40], 129),
+    (15, [31, 63, 127, 255], 257), (16, [50, 70, 3], 300), (17, [1024, 33, 7], 20), (18, [20, 1024, 9], 70),
+]
+
+func expectClose(_ actual: [Float], _ expected: [Float], _ context: String) {
+    let mismatch = firstMismatch(actual, expected, relative: 1e-4, absolute: 1e-5)
+    #expect(mismatch == nil, "\(context): \(String(describing: mismatch))")
+}
+
+@Suite struct FusedEngineTests {
+    @Test(arguments: shapeCases, availablePaths)
+    func matchesTheReferenceOnRandomNetworks(shape: (seed: UInt64, widths: [Int], rows: Int), path: KernelPath)
+        throws
+    {
+        for (index, op) in activations.enumerated() {
+            var network = RandomNetwork(seed: shape.seed &* 31 &+ UInt64(index))
+            let input = network.value(shape.widths[0])
+            var current = input
+            for (layer, width) in shape.widths.dropFirst().enumerated() {
+                current = network.dense(current, n: width)
+                if layer < shape.widths.count - 2 || index % 2 == 0 { current = network.activation(op, current) }
+            }
+            let model = network.model(input: input, outputs: [current])
+            let data = network.floats(shape.rows * shape.widths[0], scale: 2)
+            let expected = try runEngine(ReferenceEngine(model: model), inputs: [data], rows: shape.rows)
+            let fused = try FusedEngine(model: model, kernel: path)
+            let actual = try runEngine(fused, inputs: [data], rows: shape.rows)
+            expectClose(actual[0], expected[0], "\(path) \(op) widths \(shape.widths) rows \(shape.rows)")
+        }
+    }
+
+    @Test(arguments: availablePaths)
+    func softmaxAndIntermediateOutputs(path: KernelPath) throws {
+        for (widths, rows) in [([9, 20, 3], 5), ([64, 37, 1], 1), ([30, 70, 33], 70), ([5, 8, 16], 4)] {
+            var network = RandomNetwork(seed: UInt64(rows))
+            let input = network.value(widths[0])
+            let hidden = network.activation(.relu, network.dense(input, n: widths[1]))
+            let logits = network.dense(hidden, n: widths[2])
+            let probabilities = network.value(widths[2])
+            network.add(.softmax(input: logits, output: probabilities, group: widths[2]), "Softmax")
+            let model = network.model(input: input, outputs: [probabilities, hidden, logits])
+            let data = network.floats(rows * widths[0], scale: 3)
+            let expected = try runEngine(ReferenceEngine(model: model), inputs: [data], rows: rows)
+            let actual = try runEngine(try FusedEngine(model: model, kernel: path), inputs: [data], rows: rows)
+            for output in 0..<3 { expectClose(actual[output], expected[output], "\(path) output \(output)") }
+        }
+    }
+
+    @Test(arguments: availablePaths)
+    func aRowGetsTheSameBitsWhereverItLands(path: KernelPath) throws {
+        var network = RandomNetwork(seed: 99)
+        let input = network.value(300)
+        let hidden = network.activation(.gelu, network.dense(input, n: 77))
+        let output = network.activation(.tanh, network.dense(hidden, n: 40))
+        let model = network.model(input: input, outputs: [output])
+        let engine = try FusedEngine(model: model, kernel: path)
+        let executor = engine.makeExecutor()
+        let probe = network.floats(300, scale: 2)
+        let alone = try runExecutor(executor, signature: engine.signature, inputs: [probe], rows: 1)[0]
+        for (rows, position) in [(2, 1), (3, 0), (4, 3), (5, 2), (8, 7), (9, 8), (64, 33), (65, 64), (130, 100)] {
+            var batch = network.floats(rows * 300, scale: 2)
+            batch.replaceSubrange((position * 300)..<((position + 1) * 300), with: probe)
+            let result = try runExecutor(executor, signature: engine.signature, inputs: [batch], rows: rows)[0]
+            #expect(
+                Array(result[(position * 40)..<((position + 1) * 40)]) == alone,
+                "\(path) rows \(rows) at \(position)"
+            )
+        }
+    }
+
+    @Test(arguments: Fixtures.cases, availablePaths)
+    func matchesOnnxRuntimeOnTheFixtures(fixture: FixtureCase, path: KernelPath) throws {
+        let model = try ONNXModel(contentsOf: Fixtures.path(fixture.model))
+        let declined = ["torch_matmul3d_reshape"]
+        guard !declined.contains(fixture.name) else {
+            let error = try #require(throws: SwitchyardError.self) { _ = try FusedEngine(model: model, kernel: path) }
+            #expect(error.code == .unimplemented)
+            #expect(error.message.contains("node 0 '/l1/MatMul' (MatMul)"))
+            return
+        }
+        let rows = try #require(fixture.inputs.first?.shape.first)
+        let outputs = try runEngine(
+            try FusedEngine(model: model, kernel: path),
+            inputs: fixture.inputs.map(\.data),
+            rows: rows
+        )
+        for (output, expected) in zip(outputs, fixture.outputs) {
+            expectClose(output, expected.data, "\(fixture.name) \(path) '\(expected.name)'")
+        }
+    }
+
+    @Test(arguments: [1, 2], availablePaths)
+    func classifiesTheDigitSamples(version: Int, path: KernelPath) throws {
+        let model = try ONNXModel(
+            contentsOf: demoModelsDirectory.appendingPathComponent("digits/\(version)/model.onnx").path
+        )
+        let engine = try FusedEngine(model: model, kernel: path)
+        #expect(engine.layerWidths == (version == 1 ? [64, 32, 10] : [64, 256, 128, 10]))
+        let samples = try DigitSamples.load()
+        let data = samples.pixels.flatMap { $0 }
+        let fused = try runEngine(engine, inputs: [data], rows: samples.labels.count)
+        let reference = try runEngine(ReferenceEngine(model: model), inputs: [data], rows: samples.labels.count)
+        for row in samples.labels.indices {
+            #expect(argmax(fused[1][(row * 10)..<((row + 1) * 10)]) == samples.labels[row])
+        }
+        expectClose(fused[0], reference[0], "logits")
+        expectClose(fused[1], reference[1], "probabilities")
+    }
+
+    @Test func declinesWhatIsNotADenseChain() throws {
+        var network = RandomNetwork(seed: 5)
+        let input = network.value(8)
+        let hidden = network.dense(input, n: 8)
+        let relu = network.activation(.relu, hidden)
+        let sum = network.value(8)
+        network.add(.binary(.add, lhs: .value(relu), rhs: .value(input), output: sum), "Add")
+        let error = try #require(throws: SwitchyardError.self) {
+            _ = try FusedEngine(model: network.model(input: input, outputs: [sum]))
+        }
+        #expect(error.code == .unimplemented)
+        #expect(error.message.contains("'Add'") || error.message.contains("(Add)"))
+        #expect(FusedEngine.unsupportedReason(for: network.model(input: input, outputs: [sum])) != nil)
+        var chain = RandomNetwork(seed: 6)
+        let chainInput = chain.value(8)
+        let chainHidden = chain.dense(chainInput, n: 8)
+        let chainRelu = chain.activation(.relu, chainHidden)
+        #expect(FusedEngine.unsupportedReason(for: chain.model(input: chainInput, outputs: [chainRelu])) == nil)
+        // An output taken before the layer's activation cannot come out of a fused layer.
+        let inside = try #require(throws: SwitchyardError.self) {
+            _ = try FusedEngine(model: chain.model(input: chainInput, outputs: [chainHidden, chainRelu]))
+        }
+        #expect(inside.message.contains("also used elsewhere") || inside.message.contains("intermediate"))
+    }
+
+    @Test func factoryPicksTheEngine() throws {
+        let digits = try ONNXModel(contentsOf: demoModelsDirectory.appendingPathComponent("digits/2/model.onnx").path)
+        #expect(try makeEngine(for: digits) is FusedEngine)
+        #expect(try makeEngine(for: digits, selection: .reference) is ReferenceEngine)
+        let other = try ONNXModel(contentsOf: Fixtures.path("torch_matmul3d_reshape.onnx"))
+        #expect(try makeEngine(for: other) is ReferenceEngine)
+    }
+
+    @Test func kernelPathNames() throws {
+        #expect(try KernelPath.parse(nil) == nil)
+        #expect(try KernelPath.parse("") == nil)
+        #expect(try KernelPath.parse("portable") == .portable)
+        #expect(try KernelPath.parse("PORTABLE") == .portable)
+        let error = try #require(throws: SwitchyardError.self) { _ = try KernelPath.parse("sse9") }
+        #expect(error.message.contains("SWITCHYARD_KERNEL=sse9"))
+        #expect(error.message.contains("avx512, avx2, portable"))
+        #expect(KernelPath.portable.isAvailable)
+        #expect(KernelPath.best.isAvailable)
+    }
+
+    @Test func rejectsBadBuffers() throws {
+        let model = try ONNXModel(contentsOf: Fixtures.path("gemm_transb.onnx"))
+        let engine = try FusedEngine(model: model)
+        #expect(throws: SwitchyardError.self) {
+            _ = try runEngine(engine, inputs: [[Float](repeating: 0, count: 12)], rows: 1)
+        }
+        #expect(throws: SwitchyardError.self) { _ = try runEngine(engine, inputs: [[]], rows: 0) }
+    }
+}
