@@ -214,10 +214,16 @@ final class Connection {
         value: UnsafeRawBufferPointer
     ) {
         call.headerBytes += name.count + value.count + 32
-        guard name.count > 0 else { return }
+        // Past the limit the call is refused anyway; keep nothing more of it.
+        guard name.count > 0, call.headerBytes <= loop.core.limits.maxHeaderListBytes else { return }
         if name[0] == UInt8(ascii: ":") {
-            if name.elementsEqual(":path".utf8) {
-                if value.elementsEqual(cachedPathBytes) {
+            if name.equals(":path") {
+                if value.count == cachedPathBytes.count
+                    && (value.count == 0
+                        || cachedPathBytes.withUnsafeBytes({
+                            memcmp($0.baseAddress!, value.baseAddress!, value.count) == 0
+                        }))
+                {
                     call.path = cachedPath
                     call.method = cachedMethod
                 } else {
@@ -227,32 +233,32 @@ final class Connection {
                     call.path = cachedPath
                     call.method = cachedMethod
                 }
-            } else if name.elementsEqual(":method".utf8) {
-                call.isPost = value.elementsEqual("POST".utf8)
+            } else if name.equals(":method") {
+                call.isPost = value.equals("POST")
             }
             return
         }
-        if name.elementsEqual("content-type".utf8) {
-            let prefix = "application/grpc".utf8
-            if value.starts(with: prefix) {
-                let rest = value.dropFirst(prefix.count)
+        if name.equals("content-type") {
+            let prefix: StaticString = "application/grpc"
+            if value.hasPrefix(prefix) {
+                let rest = value.dropFirst(prefix.utf8CodeUnitCount)
                 call.contentTypeOK = rest.isEmpty || rest.first == UInt8(ascii: "+") || rest.first == UInt8(ascii: ";")
             }
             if !call.contentTypeOK { call.contentTypeSeen = String(decoding: value, as: UTF8.self) }
-        } else if name.elementsEqual("grpc-timeout".utf8) {
+        } else if name.equals("grpc-timeout") {
             if let nanoseconds = GRPCTimeout.parse(value) {
                 call.deadline = MonotonicInstant.now().advanced(byNanoseconds: nanoseconds)
             } else {
                 call.badTimeout = String(decoding: value, as: UTF8.self)
             }
-        } else if name.elementsEqual("grpc-encoding".utf8) {
+        } else if name.equals("grpc-encoding") {
             if let encoding = GRPCCompression(headerValue: value) {
                 call.encoding = encoding
             } else {
                 call.unsupportedEncoding = String(decoding: value, as: UTF8.self)
             }
-        } else if name.elementsEqual("te".utf8) || name.elementsEqual("user-agent".utf8)
-            || name.elementsEqual("grpc-accept-encoding".utf8)
+        } else if name.equals("te") || name.equals("user-agent")
+            || name.equals("grpc-accept-encoding")
         {
             return
         } else {
@@ -736,4 +742,20 @@ final class HTTP2SessionOptions: @unchecked Sendable {
     }
 
     deinit { nghttp2_option_del(pointer) }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Byte equality with an ASCII literal (header names are compared per header, so this stays cheap).
+    @inline(__always)
+    func equals(_ literal: StaticString) -> Bool {
+        count == literal.utf8CodeUnitCount && (count == 0 || memcmp(baseAddress!, literal.utf8Start, count) == 0)
+    }
+
+    /// Whether the bytes start with an ASCII literal.
+    @inline(__always)
+    func hasPrefix(_ literal: StaticString) -> Bool {
+        count >= literal.utf8CodeUnitCount
+            && (literal.utf8CodeUnitCount == 0
+                || memcmp(baseAddress!, literal.utf8Start, literal.utf8CodeUnitCount) == 0)
+    }
 }

@@ -472,7 +472,7 @@ final class EventLoop: @unchecked Sendable {
     private func updateInterest(_ connection: Connection) {
         let limit = core.limits.maxOutputBufferBytes
         let pending = connection.pendingOutput + connection.queuedBytes
-        if !connection.readingPaused && connection.pendingOutput >= limit {
+        if !connection.readingPaused && pending >= limit {
             connection.readingPaused = true
             connection.stalledSince = .now()
             pausedConnections += 1

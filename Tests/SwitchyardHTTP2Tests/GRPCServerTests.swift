@@ -286,6 +286,59 @@ struct GRPCServerTests {
         #expect(s.server.statistics.httpRejections == 1)
     }
 
+    /// Requests nghttp can make that grpcio would never send, and the status line each must produce.
+    static let malformedRequests: [(headers: [String], body: [UInt8]?, expected: [String])] = [
+        (["grpc-timeout: 12x"], [0, 0, 0, 0, 1, 42], ["grpc-status: 3", "malformed grpc-timeout '12x'"]),
+        (["grpc-timeout: 123456789S"], [0, 0, 0, 0, 1, 42], ["grpc-status: 3"]),
+        (
+            ["grpc-encoding: snappy"], [0, 0, 0, 0, 1, 42],
+            ["grpc-status: 12", "grpc-accept-encoding: identity,deflate,gzip"]
+        ),
+        ([], [1, 0, 0, 0, 1, 42], ["grpc-status: 12", "compressed but no grpc-encoding"]),
+        (["grpc-encoding: gzip"], [1, 0, 0, 0, 3, 1, 2, 3], ["grpc-status: 13", "cannot decompress"]),
+        (["x-big: " + String(repeating: "a", count: 20_000)], [0, 0, 0, 0, 1, 42], ["grpc-status: 8", "16384"]),
+        ([], nil, [":status: 405"]),
+        ([], [0, 0, 0, 0, 1], ["grpc-status: 13", "ended inside a message"]),
+        ([], [], ["grpc-status: 12", "received no request message"]),
+        ([], [0, 0, 0, 0, 1, 42, 0, 0, 0, 0, 1, 43], ["grpc-status: 12", "more than one request message"]),
+    ]
+
+    @Test(arguments: malformedRequests)
+    func malformedRequestGetsAClearStatus(headers: [String], body: [UInt8]?, expected: [String]) throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        var arguments = ["-v", "-H", "content-type: application/grpc", "-H", "te: trailers"]
+        for header in headers { arguments += ["-H", header] }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-body-\(UUID()).bin")
+        defer { try? FileManager.default.removeItem(at: file) }
+        if let body {
+            try Data(body).write(to: file)
+            arguments += ["-d", file.path]
+        }
+        let result = try Clients.run("/usr/bin/env", ["nghttp"] + arguments + ["http://\(s.target)/test.Test/Echo"])
+        for line in expected { #expect(result.stdout.contains(line), "expected '\(line)' in:\n\(result.stdout)") }
+        // The connection survives a bad stream: the server still answers.
+        let fine = try Clients.grpc("unary", s.target, ["--size", "10"])
+        #expect(fine.code == "OK")
+    }
+
+    @Test func connectionLimitRefusesExtraConnections() throws {
+        let s = try RunningServer(loops: 1, limits: .init(maxConnections: 1))
+        defer { s.stop() }
+        // One connection held open by a hanging call; a second client is refused.
+        let target = s.target
+        Thread.detachNewThread {
+            _ = try? Clients.grpc("unary", target, ["--path", "/test.Test/Hang", "--timeout", "3"])
+        }
+        let start = Date()
+        while s.server.statistics.connectionsOpen == 0 && Date().timeIntervalSince(start) < 10 {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let refused = try Clients.grpc("unary", s.target, ["--timeout", "1"])
+        #expect(refused.code == "UNAVAILABLE")
+        #expect(s.server.statistics.connectionsRejected >= 1)
+    }
+
     @Test func gracefulShutdownFinishesInFlightCalls() throws {
         let s = try RunningServer()
         let result = Mutex<(code: String?, output: String)>((nil, ""))
