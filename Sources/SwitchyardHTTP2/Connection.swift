@@ -135,6 +135,19 @@ final class Connection {
         return true
     }
 
+    /// Whether nghttp2 still expects frames from the peer (false after a GOAWAY exchange or fatal error).
+    var sessionWantsRead: Bool {
+        guard let session else { return false }
+        return nghttp2_session_want_read(session) != 0
+    }
+
+    /// Whether nghttp2 has frames to send (and may send them now).
+    var sessionWantsWrite: Bool {
+        guard let session, !isClosed else { return false }
+        if let tls, !tls.established { return false }
+        return nghttp2_session_want_write(session) != 0
+    }
+
     /// Whether nghttp2 is done with this connection (GOAWAY exchanged or peer gone, nothing to send).
     var sessionFinished: Bool {
         guard let session else { return true }
@@ -354,6 +367,17 @@ final class Connection {
             )
         }
         call.messagesReceived += 1
+        let outputLimit = loop.core.limits.maxOutputBufferBytes
+        if queuedBytes >= outputLimit {
+            // The client is not opening flow-control windows for what it already asked: refuse more work.
+            return reject(
+                call,
+                GRPCStatus(
+                    .resourceExhausted,
+                    "client is not reading responses: \(queuedBytes) bytes queued on this connection, limit \(outputLimit) bytes (max_output_buffer_bytes)"
+                )
+            )
+        }
         if compressed {
             guard call.encoding != .identity else {
                 return reject(
@@ -704,6 +728,19 @@ final class HTTP2Callbacks: @unchecked Sendable {
             if type == UInt8(NGHTTP2_GOAWAY.rawValue) && frame.pointee.goaway.error_code != NGHTTP2_NO_ERROR.rawValue {
                 // nghttp2 itself answers most protocol violations with GOAWAY; this is where we see them.
                 Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue().countProtocolError()
+                return 0
+            }
+            if type == UInt8(NGHTTP2_RST_STREAM.rawValue) {
+                let code = frame.pointee.rst_stream.error_code
+                if code == NGHTTP2_PROTOCOL_ERROR.rawValue || code == NGHTTP2_FLOW_CONTROL_ERROR.rawValue
+                    || code == NGHTTP2_FRAME_SIZE_ERROR.rawValue || code == NGHTTP2_STREAM_CLOSED.rawValue
+                {
+                    // nghttp2 reset a stream for a peer violation (e.g. ignoring flow control) and would keep
+                    // discarding its frames; a peer that breaks the protocol loses the whole connection.
+                    let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                    connection.countProtocolError()
+                    nghttp2_session_terminate_session(connection.session, code)
+                }
                 return 0
             }
             if (type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue))

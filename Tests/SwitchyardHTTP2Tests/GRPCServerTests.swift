@@ -339,6 +339,38 @@ struct GRPCServerTests {
         #expect(s.server.statistics.connectionsRejected >= 1)
     }
 
+    @Test(arguments: [false, true])
+    func clientThatStopsReadingIsBoundedThenClosed(flood: Bool) throws {
+        let s = try RunningServer(limits: .init(maxOutputBufferBytes: 256 << 10))
+        defer { s.stop() }
+        let outcome = Mutex<(json: String, closedInTime: Bool, closed: Bool)>(("", false, false))
+        let done = DispatchSemaphore(value: 0)
+        let target = s.target
+        Thread.detachNewThread {
+            let run = try? Clients.grpc(
+                "noread",
+                target,
+                ["--path", "/test.Test/Stream", "--timeout", "10"] + (flood ? ["--flood"] : ["--stall", "12"])
+            )
+            let result = (
+                "\(String(describing: run?.json)) \(run?.stderr ?? "")",
+                (run?.json["seconds"] as? Double ?? 99) < 30, run?.json["closed"] as? Bool ?? false
+            )
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        // While that client is stalled, others are served.
+        Thread.sleep(forTimeInterval: flood ? 0.5 : 3)
+        let other = try Clients.grpc("unary", s.target, ["--size", "1000"])
+        #expect(other.code == "OK")
+        #expect(done.wait(timeout: .now() + 40) == .success)
+        let result = outcome.withLock { $0 }
+        #expect(result.closedInTime, "the stalled connection stayed open too long: \(result.json)")
+        #expect(result.closed, "the server never closed the stalled connection: \(result.json)")
+        #expect(s.server.statistics.connectionsClosed >= 1)
+        if flood { #expect(s.server.statistics.protocolErrors >= 1) }
+    }
+
     @Test func gracefulShutdownFinishesInFlightCalls() throws {
         let s = try RunningServer()
         let result = Mutex<(code: String?, output: String)>((nil, ""))
