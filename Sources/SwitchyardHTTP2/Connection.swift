@@ -14,34 +14,34 @@ import SwitchyardCore
 final class Connection {
     let fd: Int32
     unowned(unsafe) let loop: EventLoop
-    private(set) var session: OpaquePointer?
+    @exclusivity(unchecked) private(set) var session: OpaquePointer?
     let tls: TLSSession?
     /// Bytes for the socket not yet written (`out[outSent...]`).
-    var out: [UInt8] = []
-    var outSent = 0
-    var isClosed = false
-    var isDirty = false
-    var readingPaused = false
-    var writeInterest = false
-    var stalledSince: MonotonicInstant?
+    @exclusivity(unchecked) var out: [UInt8] = []
+    @exclusivity(unchecked) var outSent = 0
+    @exclusivity(unchecked) var isClosed = false
+    @exclusivity(unchecked) var isDirty = false
+    @exclusivity(unchecked) var readingPaused = false
+    @exclusivity(unchecked) var writeInterest = false
+    @exclusivity(unchecked) var stalledSince: MonotonicInstant?
     /// Response bytes queued in calls but not yet framed.
-    var queuedBytes = 0
+    @exclusivity(unchecked) var queuedBytes = 0
     /// Live calls (intrusive list head).
-    var calls: GRPCCall?
-    var goawaySent = false
-    var closeAfterFlush = false
-    var registeredEvents: UInt32 = 0
+    @exclusivity(unchecked) var calls: GRPCCall?
+    @exclusivity(unchecked) var goawaySent = false
+    @exclusivity(unchecked) var closeAfterFlush = false
+    @exclusivity(unchecked) var registeredEvents: UInt32 = 0
     /// The last `:path` and its resolution: most connections call one method over and over.
-    private var cachedPathBytes: [UInt8] = []
-    private var cachedPath = ""
-    private var cachedMethod: GRPCMethod?
+    @exclusivity(unchecked) private var cachedPathBytes: [UInt8] = []
+    @exclusivity(unchecked) private var cachedPath = ""
+    @exclusivity(unchecked) private var cachedMethod: GRPCMethod?
     /// Reused storage for outgoing header blocks.
-    private var headerBytes: [UInt8] = []
-    private var headerEntries: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
-    private var nvs: [nghttp2_nv] = []
+    @exclusivity(unchecked) private var headerBytes: [UInt8] = []
+    @exclusivity(unchecked) private var headerEntries: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
+    @exclusivity(unchecked) private var nvs: [nghttp2_nv] = []
 
     var pendingOutput: Int { out.count - outSent }
-    private var protocolErrorCounted = false
+    @exclusivity(unchecked) private var protocolErrorCounted = false
 
     /// Counts this connection's protocol failure once, however many ways it is noticed.
     func countProtocolError() {

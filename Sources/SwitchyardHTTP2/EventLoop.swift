@@ -119,21 +119,21 @@ final class EventLoop: @unchecked Sendable {
     private let threadID = Atomic<UInt>(0)
     private let stopped = Atomic<Bool>(false)
     /// Loops that accepted sockets are handed to, round-robin (set on loop 0 only).
-    var peers: [EventLoop] = []
-    var listenFD: Int32 = -1
+    @exclusivity(unchecked) var peers: [EventLoop] = []
+    @exclusivity(unchecked) var listenFD: Int32 = -1
 
     // MARK: Loop-confined
-    private var connections: [Int32: Connection] = [:]
-    private var local: [LoopMessage] = []
-    private var spare: [LoopMessage] = []
-    var dirty: [Connection] = []
-    var timers = DeadlineHeap()
-    private var expired: [GRPCCall] = []
-    private var nextPeer = 0
-    private var stalledConnections = 0
-    private var draining = false
-    private var drainDeadline = MonotonicInstant(nanoseconds: .max)
-    private var finalGoawayAt: MonotonicInstant?
+    @exclusivity(unchecked) private var connections: [Int32: Connection] = [:]
+    @exclusivity(unchecked) private var local: [LoopMessage] = []
+    @exclusivity(unchecked) private var spare: [LoopMessage] = []
+    @exclusivity(unchecked) var dirty: [Connection] = []
+    @exclusivity(unchecked) var timers = DeadlineHeap()
+    @exclusivity(unchecked) private var expired: [GRPCCall] = []
+    @exclusivity(unchecked) private var nextPeer = 0
+    @exclusivity(unchecked) private var stalledConnections = 0
+    @exclusivity(unchecked) private var draining = false
+    @exclusivity(unchecked) private var drainDeadline = MonotonicInstant(nanoseconds: .max)
+    @exclusivity(unchecked) private var finalGoawayAt: MonotonicInstant?
     private let readBuffer: UnsafeMutableRawBufferPointer
     private let tlsScratch: UnsafeMutableRawBufferPointer
 
