@@ -41,14 +41,23 @@ final class ServerCore: Sendable {
     }
 }
 
-/// A min-heap of calls by deadline; each call knows its index so finished calls leave in O(log n).
-struct DeadlineHeap {
-    private var calls: [GRPCCall] = []
+/// Something with a deadline that remembers its place in a `DeadlineHeap`.
+protocol DeadlineHeapElement: AnyObject {
+    /// Position in the heap, or -1 when not in one.
+    var heapIndex: Int { get set }
+    /// When it expires.
+    var deadline: MonotonicInstant? { get set }
+}
+
+/// A min-heap by deadline; each element knows its index so finished calls leave in O(log n) instead of
+/// lingering until their (possibly far) deadline.
+struct DeadlineHeap<Element: DeadlineHeapElement> {
+    private var calls: [Element] = []
 
     var earliest: MonotonicInstant? { calls.first?.deadline }
     var count: Int { calls.count }
 
-    mutating func insert(_ call: GRPCCall, deadline: MonotonicInstant) {
+    mutating func insert(_ call: Element, deadline: MonotonicInstant) {
         remove(call)
         call.deadline = deadline
         call.heapIndex = calls.count
@@ -56,7 +65,7 @@ struct DeadlineHeap {
         siftUp(calls.count - 1)
     }
 
-    mutating func remove(_ call: GRPCCall) {
+    mutating func remove(_ call: Element) {
         let index = call.heapIndex
         guard index >= 0 else { return }
         call.heapIndex = -1
@@ -70,7 +79,7 @@ struct DeadlineHeap {
     }
 
     /// Removes and returns the calls whose deadline is at or before `now`.
-    mutating func popExpired(now: MonotonicInstant, into expired: inout [GRPCCall]) {
+    mutating func popExpired(now: MonotonicInstant, into expired: inout [Element]) {
         while let first = calls.first, let deadline = first.deadline, deadline <= now {
             remove(first)
             expired.append(first)
@@ -127,7 +136,7 @@ final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var local: [LoopMessage] = []
     @exclusivity(unchecked) private var spare: [LoopMessage] = []
     @exclusivity(unchecked) var dirty: [Connection] = []
-    @exclusivity(unchecked) var timers = DeadlineHeap()
+    @exclusivity(unchecked) var timers = DeadlineHeap<GRPCCall>()
     @exclusivity(unchecked) private var expired: [GRPCCall] = []
     @exclusivity(unchecked) private var nextPeer = 0
     @exclusivity(unchecked) private var stalledConnections = 0

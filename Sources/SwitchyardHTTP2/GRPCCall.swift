@@ -7,7 +7,7 @@ import SwitchyardCore
 import Synchronization
 
 /// A call's stream and responder.
-final class GRPCCall: GRPCResponder, @unchecked Sendable {
+final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
     /// `state` values: the responder may answer / a final answer was queued / the call ended without it.
     static let open: UInt8 = 0
     static let answered: UInt8 = 1
