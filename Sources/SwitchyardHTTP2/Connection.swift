@@ -441,9 +441,6 @@ final class Connection {
             call.wireDone = true
             call.state.store(GRPCCall.cancelled, ordering: .relaxed)
             loop.core.counters.countCall(.cancelled)
-            if errorCode != NGHTTP2_NO_ERROR.rawValue && errorCode != NGHTTP2_CANCEL.rawValue {
-                loop.core.counters.protocolErrors.add(1, ordering: .relaxed)
-            }
         }
         loop.timers.remove(call)
         unlink(call)
@@ -545,11 +542,13 @@ final class Connection {
             }
             let start = call.outOffset - 5
             let take = min(message.count - start, length - written)
-            message.withUnsafeBytes { raw in
-                (buffer + written).update(
-                    from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + start,
-                    count: take
-                )
+            if take > 0 {
+                message.withUnsafeBytes { raw in
+                    (buffer + written).update(
+                        from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + start,
+                        count: take
+                    )
+                }
             }
             written += take
             call.outOffset += take
@@ -732,14 +731,15 @@ final class HTTP2Callbacks: @unchecked Sendable {
             }
             if type == UInt8(NGHTTP2_RST_STREAM.rawValue) {
                 let code = frame.pointee.rst_stream.error_code
-                if code == NGHTTP2_PROTOCOL_ERROR.rawValue || code == NGHTTP2_FLOW_CONTROL_ERROR.rawValue
-                    || code == NGHTTP2_FRAME_SIZE_ERROR.rawValue || code == NGHTTP2_STREAM_CLOSED.rawValue
-                {
-                    // nghttp2 reset a stream for a peer violation (e.g. ignoring flow control) and would keep
-                    // discarding its frames; a peer that breaks the protocol loses the whole connection.
-                    let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                if code == NGHTTP2_FLOW_CONTROL_ERROR.rawValue || code == NGHTTP2_STREAM_CLOSED.rawValue {
+                    // nghttp2 reset a stream whose peer ignored flow control (or kept sending after a reset)
+                    // and would go on discarding its frames at full speed: such a peer loses the connection.
                     connection.countProtocolError()
                     nghttp2_session_terminate_session(connection.session, code)
+                } else if code == NGHTTP2_PROTOCOL_ERROR.rawValue || code == NGHTTP2_FRAME_SIZE_ERROR.rawValue {
+                    // A malformed request (e.g. missing :path) is a stream error: that stream only.
+                    connection.loop.core.counters.protocolErrors.add(1, ordering: .relaxed)
                 }
                 return 0
             }

@@ -172,6 +172,11 @@ struct GRPCServerTests {
             #expect((result["trailers"] as? [String: String])?["x-echo"] == "abc")
         }
         #expect(s.server.statistics.callsByStatus[.ok] == 20)
+        let empty = try Clients.grpc("unary", s.target, ["--size", "0"])
+        #expect(empty.code == "OK", "\(empty.json) \(empty.stderr)")
+        #expect(empty.json["length"] as? Int == 0)
+        let emptyStream = try Clients.grpc("stream", s.target, ["--path", "/test.Test/Stream", "--count", "1"])
+        #expect(emptyStream.code == "OK")
     }
 
     @Test func answerFromAnotherThread() throws {
