@@ -31,27 +31,32 @@ struct EchoService: GRPCService {
 var listen = "127.0.0.1:50051"
 var loops = 1
 var tls: ServerConfiguration.TLSSettings?
+var limits = ServerConfiguration.Limits()
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
     case "--listen": listen = arguments.popFirst() ?? listen
     case "--loops": loops = Int(arguments.popFirst() ?? "") ?? loops
+    case "--max-output-buffer":
+        limits.maxOutputBufferBytes = Int(arguments.popFirst() ?? "") ?? limits.maxOutputBufferBytes
     case "--tls":
         guard let cert = arguments.popFirst(), let key = arguments.popFirst() else {
             fatalError("--tls expects CERT KEY")
         }
         tls = ServerConfiguration.TLSSettings(certificate: cert, key: key)
     default:
-        print("usage: switchyard-echo-server [--listen HOST:PORT] [--loops N] [--tls CERT KEY]")
+        print(
+            "usage: switchyard-echo-server [--listen HOST:PORT] [--loops N] [--tls CERT KEY] [--max-output-buffer BYTES]"
+        )
         exit(2)
     }
 }
 
 var logger = Logger(label: "switchyard-echo-server")
-logger.logLevel = .info
+logger.logLevel = getenv("ECHO_DEBUG") != nil ? .debug : .info
 do {
     let server = try GRPCServer(
-        configuration: .init(listen: try HostAndPort(parsing: listen), eventLoops: loops, tls: tls),
+        configuration: .init(listen: try HostAndPort(parsing: listen), eventLoops: loops, tls: tls, limits: limits),
         service: EchoService(),
         logger: logger
     )

@@ -14,34 +14,34 @@ import SwitchyardCore
 final class Connection {
     let fd: Int32
     unowned(unsafe) let loop: EventLoop
-    private(set) var session: OpaquePointer?
+    @exclusivity(unchecked) private(set) var session: OpaquePointer?
     let tls: TLSSession?
     /// Bytes for the socket not yet written (`out[outSent...]`).
-    var out: [UInt8] = []
-    var outSent = 0
-    var isClosed = false
-    var isDirty = false
-    var readingPaused = false
-    var writeInterest = false
-    var stalledSince: MonotonicInstant?
+    @exclusivity(unchecked) var out: [UInt8] = []
+    @exclusivity(unchecked) var outSent = 0
+    @exclusivity(unchecked) var isClosed = false
+    @exclusivity(unchecked) var isDirty = false
+    @exclusivity(unchecked) var readingPaused = false
+    @exclusivity(unchecked) var writeInterest = false
+    @exclusivity(unchecked) var stalledSince: MonotonicInstant?
     /// Response bytes queued in calls but not yet framed.
-    var queuedBytes = 0
+    @exclusivity(unchecked) var queuedBytes = 0
     /// Live calls (intrusive list head).
-    var calls: GRPCCall?
-    var goawaySent = false
-    var closeAfterFlush = false
-    var registeredEvents: UInt32 = 0
+    @exclusivity(unchecked) var calls: GRPCCall?
+    @exclusivity(unchecked) var goawaySent = false
+    @exclusivity(unchecked) var closeAfterFlush = false
+    @exclusivity(unchecked) var registeredEvents: UInt32 = 0
     /// The last `:path` and its resolution: most connections call one method over and over.
-    private var cachedPathBytes: [UInt8] = []
-    private var cachedPath = ""
-    private var cachedMethod: GRPCMethod?
+    @exclusivity(unchecked) private var cachedPathBytes: [UInt8] = []
+    @exclusivity(unchecked) private var cachedPath = ""
+    @exclusivity(unchecked) private var cachedMethod: GRPCMethod?
     /// Reused storage for outgoing header blocks.
-    private var headerBytes: [UInt8] = []
-    private var headerEntries: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
-    private var nvs: [nghttp2_nv] = []
+    @exclusivity(unchecked) private var headerBytes: [UInt8] = []
+    @exclusivity(unchecked) private var headerEntries: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
+    @exclusivity(unchecked) private var nvs: [nghttp2_nv] = []
 
     var pendingOutput: Int { out.count - outSent }
-    private var protocolErrorCounted = false
+    @exclusivity(unchecked) private var protocolErrorCounted = false
 
     /// Counts this connection's protocol failure once, however many ways it is noticed.
     func countProtocolError() {
@@ -135,6 +135,19 @@ final class Connection {
         return true
     }
 
+    /// Whether nghttp2 still expects frames from the peer (false after a GOAWAY exchange or fatal error).
+    var sessionWantsRead: Bool {
+        guard let session else { return false }
+        return nghttp2_session_want_read(session) != 0
+    }
+
+    /// Whether nghttp2 has frames to send (and may send them now).
+    var sessionWantsWrite: Bool {
+        guard let session, !isClosed else { return false }
+        if let tls, !tls.established { return false }
+        return nghttp2_session_want_write(session) != 0
+    }
+
     /// Whether nghttp2 is done with this connection (GOAWAY exchanged or peer gone, nothing to send).
     var sessionFinished: Bool {
         guard let session else { return true }
@@ -214,10 +227,16 @@ final class Connection {
         value: UnsafeRawBufferPointer
     ) {
         call.headerBytes += name.count + value.count + 32
-        guard name.count > 0 else { return }
+        // Past the limit the call is refused anyway; keep nothing more of it.
+        guard name.count > 0, call.headerBytes <= loop.core.limits.maxHeaderListBytes else { return }
         if name[0] == UInt8(ascii: ":") {
-            if name.elementsEqual(":path".utf8) {
-                if value.elementsEqual(cachedPathBytes) {
+            if name.equals(":path") {
+                if value.count == cachedPathBytes.count
+                    && (value.count == 0
+                        || cachedPathBytes.withUnsafeBytes({
+                            memcmp($0.baseAddress!, value.baseAddress!, value.count) == 0
+                        }))
+                {
                     call.path = cachedPath
                     call.method = cachedMethod
                 } else {
@@ -227,32 +246,32 @@ final class Connection {
                     call.path = cachedPath
                     call.method = cachedMethod
                 }
-            } else if name.elementsEqual(":method".utf8) {
-                call.isPost = value.elementsEqual("POST".utf8)
+            } else if name.equals(":method") {
+                call.isPost = value.equals("POST")
             }
             return
         }
-        if name.elementsEqual("content-type".utf8) {
-            let prefix = "application/grpc".utf8
-            if value.starts(with: prefix) {
-                let rest = value.dropFirst(prefix.count)
+        if name.equals("content-type") {
+            let prefix: StaticString = "application/grpc"
+            if value.hasPrefix(prefix) {
+                let rest = value.dropFirst(prefix.utf8CodeUnitCount)
                 call.contentTypeOK = rest.isEmpty || rest.first == UInt8(ascii: "+") || rest.first == UInt8(ascii: ";")
             }
             if !call.contentTypeOK { call.contentTypeSeen = String(decoding: value, as: UTF8.self) }
-        } else if name.elementsEqual("grpc-timeout".utf8) {
+        } else if name.equals("grpc-timeout") {
             if let nanoseconds = GRPCTimeout.parse(value) {
                 call.deadline = MonotonicInstant.now().advanced(byNanoseconds: nanoseconds)
             } else {
                 call.badTimeout = String(decoding: value, as: UTF8.self)
             }
-        } else if name.elementsEqual("grpc-encoding".utf8) {
+        } else if name.equals("grpc-encoding") {
             if let encoding = GRPCCompression(headerValue: value) {
                 call.encoding = encoding
             } else {
                 call.unsupportedEncoding = String(decoding: value, as: UTF8.self)
             }
-        } else if name.elementsEqual("te".utf8) || name.elementsEqual("user-agent".utf8)
-            || name.elementsEqual("grpc-accept-encoding".utf8)
+        } else if name.equals("te") || name.equals("user-agent")
+            || name.equals("grpc-accept-encoding")
         {
             return
         } else {
@@ -348,6 +367,17 @@ final class Connection {
             )
         }
         call.messagesReceived += 1
+        let outputLimit = loop.core.limits.maxOutputBufferBytes
+        if queuedBytes >= outputLimit {
+            // The client is not opening flow-control windows for what it already asked: refuse more work.
+            return reject(
+                call,
+                GRPCStatus(
+                    .resourceExhausted,
+                    "client is not reading responses: \(queuedBytes) bytes queued on this connection, limit \(outputLimit) bytes (max_output_buffer_bytes)"
+                )
+            )
+        }
         if compressed {
             guard call.encoding != .identity else {
                 return reject(
@@ -411,9 +441,6 @@ final class Connection {
             call.wireDone = true
             call.state.store(GRPCCall.cancelled, ordering: .relaxed)
             loop.core.counters.countCall(.cancelled)
-            if errorCode != NGHTTP2_NO_ERROR.rawValue && errorCode != NGHTTP2_CANCEL.rawValue {
-                loop.core.counters.protocolErrors.add(1, ordering: .relaxed)
-            }
         }
         loop.timers.remove(call)
         unlink(call)
@@ -515,11 +542,13 @@ final class Connection {
             }
             let start = call.outOffset - 5
             let take = min(message.count - start, length - written)
-            message.withUnsafeBytes { raw in
-                (buffer + written).update(
-                    from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + start,
-                    count: take
-                )
+            if take > 0 {
+                message.withUnsafeBytes { raw in
+                    (buffer + written).update(
+                        from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + start,
+                        count: take
+                    )
+                }
             }
             written += take
             call.outOffset += take
@@ -700,6 +729,20 @@ final class HTTP2Callbacks: @unchecked Sendable {
                 Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue().countProtocolError()
                 return 0
             }
+            if type == UInt8(NGHTTP2_RST_STREAM.rawValue) {
+                let code = frame.pointee.rst_stream.error_code
+                let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                if code == NGHTTP2_FLOW_CONTROL_ERROR.rawValue || code == NGHTTP2_STREAM_CLOSED.rawValue {
+                    // nghttp2 reset a stream whose peer ignored flow control (or kept sending after a reset)
+                    // and would go on discarding its frames at full speed: such a peer loses the connection.
+                    connection.countProtocolError()
+                    nghttp2_session_terminate_session(connection.session, code)
+                } else if code == NGHTTP2_PROTOCOL_ERROR.rawValue || code == NGHTTP2_FRAME_SIZE_ERROR.rawValue {
+                    // A malformed request (e.g. missing :path) is a stream error: that stream only.
+                    connection.loop.core.counters.protocolErrors.add(1, ordering: .relaxed)
+                }
+                return 0
+            }
             if (type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue))
                 && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
             {
@@ -736,4 +779,20 @@ final class HTTP2SessionOptions: @unchecked Sendable {
     }
 
     deinit { nghttp2_option_del(pointer) }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Byte equality with an ASCII literal (header names are compared per header, so this stays cheap).
+    @inline(__always)
+    func equals(_ literal: StaticString) -> Bool {
+        count == literal.utf8CodeUnitCount && (count == 0 || memcmp(baseAddress!, literal.utf8Start, count) == 0)
+    }
+
+    /// Whether the bytes start with an ASCII literal.
+    @inline(__always)
+    func hasPrefix(_ literal: StaticString) -> Bool {
+        count >= literal.utf8CodeUnitCount
+            && (literal.utf8CodeUnitCount == 0
+                || memcmp(baseAddress!, literal.utf8Start, literal.utf8CodeUnitCount) == 0)
+    }
 }

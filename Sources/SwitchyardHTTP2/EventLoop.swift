@@ -41,14 +41,23 @@ final class ServerCore: Sendable {
     }
 }
 
-/// A min-heap of calls by deadline; each call knows its index so finished calls leave in O(log n).
-struct DeadlineHeap {
-    private var calls: [GRPCCall] = []
+/// Something with a deadline that remembers its place in a `DeadlineHeap`.
+protocol DeadlineHeapElement: AnyObject {
+    /// Position in the heap, or -1 when not in one.
+    var heapIndex: Int { get set }
+    /// When it expires.
+    var deadline: MonotonicInstant? { get set }
+}
+
+/// A min-heap by deadline; each element knows its index so finished calls leave in O(log n) instead of
+/// lingering until their (possibly far) deadline.
+struct DeadlineHeap<Element: DeadlineHeapElement> {
+    private var calls: [Element] = []
 
     var earliest: MonotonicInstant? { calls.first?.deadline }
     var count: Int { calls.count }
 
-    mutating func insert(_ call: GRPCCall, deadline: MonotonicInstant) {
+    mutating func insert(_ call: Element, deadline: MonotonicInstant) {
         remove(call)
         call.deadline = deadline
         call.heapIndex = calls.count
@@ -56,7 +65,7 @@ struct DeadlineHeap {
         siftUp(calls.count - 1)
     }
 
-    mutating func remove(_ call: GRPCCall) {
+    mutating func remove(_ call: Element) {
         let index = call.heapIndex
         guard index >= 0 else { return }
         call.heapIndex = -1
@@ -70,7 +79,7 @@ struct DeadlineHeap {
     }
 
     /// Removes and returns the calls whose deadline is at or before `now`.
-    mutating func popExpired(now: MonotonicInstant, into expired: inout [GRPCCall]) {
+    mutating func popExpired(now: MonotonicInstant, into expired: inout [Element]) {
         while let first = calls.first, let deadline = first.deadline, deadline <= now {
             remove(first)
             expired.append(first)
@@ -119,21 +128,21 @@ final class EventLoop: @unchecked Sendable {
     private let threadID = Atomic<UInt>(0)
     private let stopped = Atomic<Bool>(false)
     /// Loops that accepted sockets are handed to, round-robin (set on loop 0 only).
-    var peers: [EventLoop] = []
-    var listenFD: Int32 = -1
+    @exclusivity(unchecked) var peers: [EventLoop] = []
+    @exclusivity(unchecked) var listenFD: Int32 = -1
 
     // MARK: Loop-confined
-    private var connections: [Int32: Connection] = [:]
-    private var local: [LoopMessage] = []
-    private var spare: [LoopMessage] = []
-    var dirty: [Connection] = []
-    var timers = DeadlineHeap()
-    private var expired: [GRPCCall] = []
-    private var nextPeer = 0
-    private var pausedConnections = 0
-    private var draining = false
-    private var drainDeadline = MonotonicInstant(nanoseconds: .max)
-    private var finalGoawayAt: MonotonicInstant?
+    @exclusivity(unchecked) private var connections: [Int32: Connection] = [:]
+    @exclusivity(unchecked) private var local: [LoopMessage] = []
+    @exclusivity(unchecked) private var spare: [LoopMessage] = []
+    @exclusivity(unchecked) var dirty: [Connection] = []
+    @exclusivity(unchecked) var timers = DeadlineHeap<GRPCCall>()
+    @exclusivity(unchecked) private var expired: [GRPCCall] = []
+    @exclusivity(unchecked) private var nextPeer = 0
+    @exclusivity(unchecked) private var stalledConnections = 0
+    @exclusivity(unchecked) private var draining = false
+    @exclusivity(unchecked) private var drainDeadline = MonotonicInstant(nanoseconds: .max)
+    @exclusivity(unchecked) private var finalGoawayAt: MonotonicInstant?
     private let readBuffer: UnsafeMutableRawBufferPointer
     private let tlsScratch: UnsafeMutableRawBufferPointer
 
@@ -238,7 +247,7 @@ final class EventLoop: @unchecked Sendable {
             }
             processMessages()
             fireTimers()
-            if pausedConnections > 0 { checkStalled() }
+            if stalledConnections > 0 { checkStalled() }
             flushDirty()
             if draining {
                 let now = MonotonicInstant.now()
@@ -279,7 +288,7 @@ final class EventLoop: @unchecked Sendable {
         var until: UInt64 = .max
         let now = MonotonicInstant.now()
         if let earliest = timers.earliest { until = earliest.nanoseconds(since: now) }
-        if pausedConnections > 0 { until = min(until, 1_000_000_000) }
+        if stalledConnections > 0 { until = min(until, 1_000_000_000) }
         if draining {
             until = min(until, drainDeadline.nanoseconds(since: now))
             if let at = finalGoawayAt { until = min(until, at.nanoseconds(since: now)) }
@@ -438,30 +447,37 @@ final class EventLoop: @unchecked Sendable {
 
     /// Produces frames, writes what the socket takes, and keeps epoll interest and backpressure right.
     private func flush(_ connection: Connection) {
-        if !connection.produce() {
-            core.counters.protocolErrors.add(1, ordering: .relaxed)
-            closeConnection(connection)
-            return
-        }
-        while connection.pendingOutput > 0 {
-            let written = connection.out.withUnsafeBytes { raw in
-                write(connection.fd, raw.baseAddress! + connection.outSent, connection.pendingOutput)
+        // Produce and write in rounds: `produce` stops at the output limit, so when the socket takes it
+        // all, nghttp2 may still have frames. A few rounds, then yield to other connections.
+        for _ in 0..<8 {
+            if !connection.produce() {
+                connection.countProtocolError()
+                closeConnection(connection)
+                return
             }
-            if written > 0 {
-                connection.outSent += written
-                continue
+            while connection.pendingOutput > 0 {
+                let written = connection.out.withUnsafeBytes { raw in
+                    write(connection.fd, raw.baseAddress! + connection.outSent, connection.pendingOutput)
+                }
+                if written > 0 {
+                    connection.outSent += written
+                    continue
+                }
+                if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { break }
+                closeConnection(connection)
+                return
             }
-            if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { break }
-            closeConnection(connection)
-            return
-        }
-        if connection.pendingOutput == 0 {
+            if connection.pendingOutput > 0 { break }  // EPOLLOUT resumes
             connection.out.removeAll(keepingCapacity: connection.out.capacity <= 1 << 20)
             connection.outSent = 0
             if connection.closeAfterFlush || connection.sessionFinished {
                 closeConnection(connection)
                 return
             }
+            if !connection.sessionWantsWrite { break }
+        }
+        if connection.pendingOutput == 0 && connection.sessionWantsWrite {
+            connection.markDirty()
         } else if connection.outSent > 1 << 20 && connection.outSent > connection.out.count / 2 {
             connection.out.removeFirst(connection.outSent)
             connection.outSent = 0
@@ -469,29 +485,44 @@ final class EventLoop: @unchecked Sendable {
         updateInterest(connection)
     }
 
+    /// Backpressure. Two ways a client can leave responses piling up: it stops reading the socket
+    /// (`pendingOutput` grows: stop reading its requests until it drains to half the limit), or it stops
+    /// opening HTTP/2 flow-control windows (`queuedBytes` grows: keep reading, since WINDOW_UPDATEs arrive
+    /// that way, but refuse new messages). Over the limit for `stallTimeoutNanoseconds`, it is closed.
     private func updateInterest(_ connection: Connection) {
         let limit = core.limits.maxOutputBufferBytes
-        let pending = connection.pendingOutput + connection.queuedBytes
         if !connection.readingPaused && connection.pendingOutput >= limit {
             connection.readingPaused = true
-            connection.stalledSince = .now()
-            pausedConnections += 1
-        } else if connection.readingPaused && pending < limit / 2 {
+        } else if connection.readingPaused && connection.pendingOutput < limit / 2 {
             connection.readingPaused = false
-            connection.stalledSince = nil
-            pausedConnections -= 1
             connection.markDirty()  // produce what was held back
+        }
+        let finishing = connection.closeAfterFlush || !connection.sessionWantsRead
+        let stalled =
+            connection.pendingOutput >= limit || connection.queuedBytes >= limit
+            || (finishing && connection.pendingOutput > 0)
+        if stalled && connection.stalledSince == nil {
+            connection.stalledSince = .now()
+            stalledConnections += 1
+        } else if !stalled && connection.stalledSince != nil {
+            connection.stalledSince = nil
+            stalledConnections -= 1
         }
         if let since = connection.stalledSince,
             MonotonicInstant.now().nanoseconds(since: since) > Self.stallTimeoutNanoseconds
         {
-            core.logger.debug("closing connection whose client stopped reading", metadata: ["fd": "\(connection.fd)"])
+            core.logger.debug(
+                "closing connection whose client stopped reading",
+                metadata: [
+                    "fd": "\(connection.fd)", "buffered": "\(connection.pendingOutput + connection.queuedBytes)",
+                ]
+            )
             connection.sendFinalGoaway()
             _ = connection.produce()
             closeConnection(connection)
             return
         }
-        var wanted: UInt32 = connection.readingPaused ? 0 : UInt32(CSWITCHYARD_EPOLLIN)
+        var wanted: UInt32 = connection.readingPaused || finishing ? 0 : UInt32(CSWITCHYARD_EPOLLIN)
         if connection.pendingOutput > 0 { wanted |= UInt32(CSWITCHYARD_EPOLLOUT) }
         if wanted != connection.registeredEvents {
             connection.registeredEvents = wanted
@@ -507,15 +538,15 @@ final class EventLoop: @unchecked Sendable {
 
     /// Re-checks stalled connections (called from the loop's periodic wake-ups).
     private func checkStalled() {
-        guard pausedConnections > 0 else { return }
-        for connection in Array(connections.values) where connection.readingPaused {
+        guard stalledConnections > 0 else { return }
+        for connection in Array(connections.values) where connection.stalledSince != nil {
             flush(connection)
         }
     }
 
     private func closeConnection(_ connection: Connection) {
         guard !connection.isClosed else { return }
-        if connection.readingPaused { pausedConnections -= 1 }
+        if connection.stalledSince != nil { stalledConnections -= 1 }
         _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), connection.fd, 0, 0)
         connections[connection.fd] = nil
         close(connection.fd)

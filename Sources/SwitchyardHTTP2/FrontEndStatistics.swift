@@ -26,6 +26,7 @@ public struct FrontEndStatistics: Sendable, Hashable, CustomStringConvertible {
     /// Total finished calls, whatever their status.
     public var calls: Int { callsByStatus.values.reduce(0, +) }
 
+    /// One line with every counter, for logs.
     public var description: String {
         let statuses = callsByStatus.keys.sorted { $0.rawValue < $1.rawValue }
             .map { "\($0.rawValue):\(callsByStatus[$0]!)" }.joined(separator: ",")

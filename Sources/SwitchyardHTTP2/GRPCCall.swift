@@ -7,7 +7,7 @@ import SwitchyardCore
 import Synchronization
 
 /// A call's stream and responder.
-final class GRPCCall: GRPCResponder, @unchecked Sendable {
+final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
     /// `state` values: the responder may answer / a final answer was queued / the call ended without it.
     static let open: UInt8 = 0
     static let answered: UInt8 = 1
@@ -21,45 +21,45 @@ final class GRPCCall: GRPCResponder, @unchecked Sendable {
     // MARK: Loop-confined state
     unowned(unsafe) var connection: Connection
     /// Intrusive list of the connection's live calls, for teardown.
-    var previous: GRPCCall?
-    var next: GRPCCall?
+    @exclusivity(unchecked) var previous: GRPCCall?
+    @exclusivity(unchecked) var next: GRPCCall?
     /// Position in the loop's deadline heap, or -1.
-    var heapIndex = -1
-    var deadline: MonotonicInstant?
+    @exclusivity(unchecked) var heapIndex = -1
+    @exclusivity(unchecked) var deadline: MonotonicInstant?
 
     // Request side.
-    var path = ""
-    var method: GRPCMethod?
-    var isPost = false
-    var contentTypeOK = false
-    var contentTypeSeen = ""
-    var headerBytes = 0
-    var badTimeout: String?
-    var encoding: GRPCCompression = .identity
-    var unsupportedEncoding: String?
-    var metadata: [(name: String, value: String)] = []
-    var deframer: MessageDeframer
-    var head: GRPCRequestHead?
-    var messagesReceived = 0
-    var messagesAnswered = 0
-    var clientHalfClosed = false
+    @exclusivity(unchecked) var path = ""
+    @exclusivity(unchecked) var method: GRPCMethod?
+    @exclusivity(unchecked) var isPost = false
+    @exclusivity(unchecked) var contentTypeOK = false
+    @exclusivity(unchecked) var contentTypeSeen = ""
+    @exclusivity(unchecked) var headerBytes = 0
+    @exclusivity(unchecked) var badTimeout: String?
+    @exclusivity(unchecked) var encoding: GRPCCompression = .identity
+    @exclusivity(unchecked) var unsupportedEncoding: String?
+    @exclusivity(unchecked) var metadata: [(name: String, value: String)] = []
+    @exclusivity(unchecked) var deframer: MessageDeframer
+    @exclusivity(unchecked) var head: GRPCRequestHead?
+    @exclusivity(unchecked) var messagesReceived = 0
+    @exclusivity(unchecked) var messagesAnswered = 0
+    @exclusivity(unchecked) var clientHalfClosed = false
     /// Requests were refused before dispatch (HTTP error or immediate status): ignore further DATA.
-    var rejected = false
+    @exclusivity(unchecked) var rejected = false
 
     // Response side.
-    var headersSent = false
+    @exclusivity(unchecked) var headersSent = false
     /// Response messages not yet copied into DATA frames, and how far into the first one we are
     /// (offsets 0–4 are its 5-byte prefix).
-    var outQueue: [[UInt8]] = []
-    var outOffset = 0
-    var queuedBytes = 0
+    @exclusivity(unchecked) var outQueue: [[UInt8]] = []
+    @exclusivity(unchecked) var outOffset = 0
+    @exclusivity(unchecked) var queuedBytes = 0
     /// The final status, once decided; trailers go out when the queue drains.
-    var finalStatus: GRPCStatus?
-    var finalMetadata: [(name: String, value: String)] = []
-    var dataDeferred = false
+    @exclusivity(unchecked) var finalStatus: GRPCStatus?
+    @exclusivity(unchecked) var finalMetadata: [(name: String, value: String)] = []
+    @exclusivity(unchecked) var dataDeferred = false
     /// The stream's final frame was handed to nghttp2 (or the stream is gone): nothing more may be sent.
-    var wireDone = false
-    var streamClosed = false
+    @exclusivity(unchecked) var wireDone = false
+    @exclusivity(unchecked) var streamClosed = false
 
     init(loop: EventLoop, connection: Connection, streamID: Int32, limit: Int) {
         self.loop = loop

@@ -13,6 +13,8 @@ import Testing
 final class TestService: GRPCService {
     /// Responders of `/test.Test/Hang` calls, to check they were cancelled.
     let hung = Mutex<[any GRPCResponder]>([])
+    /// One worker thread answering `/test.Test/Queued` calls in arrival order, as a pool would.
+    let worker = DispatchQueue(label: "test-worker")
 
     func method(for path: String) -> GRPCMethod? {
         switch path {
@@ -22,6 +24,9 @@ final class TestService: GRPCService {
         case "/test.Test/Later": GRPCMethod(id: 3, kind: .unary)
         case "/test.Test/Stream": GRPCMethod(id: 4, kind: .bidirectionalStreaming)
         case "/test.Test/Slow": GRPCMethod(id: 5, kind: .unary)
+        case "/test.Test/Queued": GRPCMethod(id: 6, kind: .unary)
+        case "/test.Test/StreamFail": GRPCMethod(id: 7, kind: .bidirectionalStreaming)
+        case "/test.Test/StreamFirst": GRPCMethod(id: 8, kind: .bidirectionalStreaming)
         default: nil
         }
     }
@@ -55,6 +60,18 @@ final class TestService: GRPCService {
                 Thread.sleep(forTimeInterval: delay)
                 box.value.send(message: bytes)
             }
+        case 6:
+            worker.async { responder.send(message: bytes) }
+        case 7:
+            // Echo until the message "msg-3-…", then fail the whole stream.
+            if bytes.starts(with: Array("msg-3-".utf8)) {
+                responder.fail(GRPCStatus(.aborted, "stopped at message 3"))
+            } else {
+                responder.send(message: bytes)
+            }
+        case 8:
+            // Answer only the first message, then leave the stream hanging.
+            if bytes.starts(with: Array("msg-0-".utf8)) { responder.send(message: bytes) }
         default:
             responder.send(message: bytes)
         }
@@ -155,6 +172,11 @@ struct GRPCServerTests {
             #expect((result["trailers"] as? [String: String])?["x-echo"] == "abc")
         }
         #expect(s.server.statistics.callsByStatus[.ok] == 20)
+        let empty = try Clients.grpc("unary", s.target, ["--size", "0"])
+        #expect(empty.code == "OK", "\(empty.json) \(empty.stderr)")
+        #expect(empty.json["length"] as? Int == 0)
+        let emptyStream = try Clients.grpc("stream", s.target, ["--path", "/test.Test/Stream", "--count", "1"])
+        #expect(emptyStream.code == "OK")
     }
 
     @Test func answerFromAnotherThread() throws {
@@ -201,14 +223,41 @@ struct GRPCServerTests {
         let run = try Clients.grpc("unary", s.target, ["--path", "/test.Test/Hang", "--timeout", "0.3"])
         #expect(run.code == "DEADLINE_EXCEEDED", "\(run.json) \(run.stderr)")
         #expect(Date().timeIntervalSince(started) < 5)
-        // The server (not just the client) ended it: counted, and the responder says so.
-        #expect(s.server.statistics.callsByStatus[.deadlineExceeded] == 1)
+        // Client and server deadlines race (the client's starts first); either way the call ended once and
+        // the responder knows.
+        let stats = s.server.statistics
+        #expect((stats.callsByStatus[.deadlineExceeded] ?? 0) + (stats.callsByStatus[.cancelled] ?? 0) == 1)
         let responders = s.service.hung.withLock { $0 }
         #expect(responders.count == 1)
         #expect(responders.allSatisfy { $0.isCancelled })
         // A late answer is dropped and counted.
         responders.first?.send(message: [1, 2, 3])
         #expect(s.server.statistics.responsesDropped == 1)
+    }
+
+    @Test(arguments: [("200m", 0.2), ("300000u", 0.3), ("1S", 1.0)])
+    func serverEnforcesDeadlineItself(timeout: String, seconds: Double) throws {
+        // nghttp has no deadline of its own: only the server can end this call.
+        let s = try RunningServer()
+        defer { s.stop() }
+        let body = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-deadline-\(UUID()).bin")
+        try Data(frame([1, 2, 3])).write(to: body)
+        defer { try? FileManager.default.removeItem(at: body) }
+        let started = Date()
+        let result = try Clients.run(
+            "/usr/bin/env",
+            [
+                "nghttp", "-v", "-H", "content-type: application/grpc", "-H", "grpc-timeout: \(timeout)", "-d",
+                body.path,
+                "http://\(s.target)/test.Test/Hang",
+            ]
+        )
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(result.stdout.contains("grpc-status: 4"), "\(result.stdout)")
+        #expect(elapsed >= seconds * 0.95)
+        #expect(elapsed < seconds + 3)
+        #expect(s.server.statistics.callsByStatus[.deadlineExceeded] == 1)
+        #expect(s.service.hung.withLock { $0.allSatisfy { $0.isCancelled } })
     }
 
     @Test(arguments: ["--gzip", "--deflate"])
@@ -261,6 +310,28 @@ struct GRPCServerTests {
         #expect(empty.json["count"] as? Int == 0)
     }
 
+    @Test func streamingFailureEndsTheStream() throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let run = try Clients.grpc("stream", s.target, ["--path", "/test.Test/StreamFail", "--count", "10"])
+        #expect(run.code == "ABORTED", "\(run.json) \(run.stderr)")
+        #expect(run.details == "stopped at message 3")
+        #expect(s.server.statistics.callsByStatus[.aborted] == 1)
+    }
+
+    @Test func streamingDeadlineAfterFirstResponse() throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        let run = try Clients.grpc(
+            "stream",
+            s.target,
+            ["--path", "/test.Test/StreamFirst", "--count", "5", "--timeout", "0.5"]
+        )
+        #expect(run.code == "DEADLINE_EXCEEDED", "\(run.json) \(run.stderr)")
+        let stats = s.server.statistics
+        #expect((stats.callsByStatus[.deadlineExceeded] ?? 0) + (stats.callsByStatus[.cancelled] ?? 0) == 1)
+    }
+
     @Test func brokenPeerGetsGoawayAndOthersAreUnaffected() throws {
         let s = try RunningServer(loops: 1)
         defer { s.stop() }
@@ -284,6 +355,124 @@ struct GRPCServerTests {
         )
         #expect(result.stdout.contains(":status: 415"), "\(result.stdout)")
         #expect(s.server.statistics.httpRejections == 1)
+    }
+
+    /// Requests nghttp can make that grpcio would never send, and the status line each must produce.
+    static let malformedRequests: [(headers: [String], body: [UInt8]?, expected: [String])] = [
+        (["grpc-timeout: 12x"], [0, 0, 0, 0, 1, 42], ["grpc-status: 3", "malformed grpc-timeout '12x'"]),
+        (["grpc-timeout: 123456789S"], [0, 0, 0, 0, 1, 42], ["grpc-status: 3"]),
+        (
+            ["grpc-encoding: snappy"], [0, 0, 0, 0, 1, 42],
+            ["grpc-status: 12", "grpc-accept-encoding: identity,deflate,gzip"]
+        ),
+        ([], [1, 0, 0, 0, 1, 42], ["grpc-status: 12", "compressed but no grpc-encoding"]),
+        (["grpc-encoding: gzip"], [1, 0, 0, 0, 3, 1, 2, 3], ["grpc-status: 13", "cannot decompress"]),
+        (["x-big: " + String(repeating: "a", count: 20_000)], [0, 0, 0, 0, 1, 42], ["grpc-status: 8", "16384"]),
+        ([], nil, [":status: 405"]),
+        ([], [0, 0, 0, 0, 1], ["grpc-status: 13", "ended inside a message"]),
+        ([], [], ["grpc-status: 12", "received no request message"]),
+        ([], [0, 0, 0, 0, 1, 42, 0, 0, 0, 0, 1, 43], ["grpc-status: 12", "more than one request message"]),
+    ]
+
+    @Test(arguments: malformedRequests)
+    func malformedRequestGetsAClearStatus(headers: [String], body: [UInt8]?, expected: [String]) throws {
+        let s = try RunningServer()
+        defer { s.stop() }
+        var arguments = ["-v", "-H", "content-type: application/grpc", "-H", "te: trailers"]
+        for header in headers { arguments += ["-H", header] }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-body-\(UUID()).bin")
+        defer { try? FileManager.default.removeItem(at: file) }
+        if let body {
+            try Data(body).write(to: file)
+            arguments += ["-d", file.path]
+        }
+        let result = try Clients.run("/usr/bin/env", ["nghttp"] + arguments + ["http://\(s.target)/test.Test/Echo"])
+        for line in expected { #expect(result.stdout.contains(line), "expected '\(line)' in:\n\(result.stdout)") }
+        // The connection survives a bad stream: the server still answers.
+        let fine = try Clients.grpc("unary", s.target, ["--size", "10"])
+        #expect(fine.code == "OK")
+    }
+
+    @Test func connectionLimitRefusesExtraConnections() throws {
+        let s = try RunningServer(loops: 1, limits: .init(maxConnections: 1))
+        defer { s.stop() }
+        // One connection held open by a hanging call; a second client is refused.
+        let target = s.target
+        Thread.detachNewThread {
+            _ = try? Clients.grpc("unary", target, ["--path", "/test.Test/Hang", "--timeout", "3"])
+        }
+        let start = Date()
+        while s.server.statistics.connectionsOpen == 0 && Date().timeIntervalSince(start) < 10 {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let refused = try Clients.grpc("unary", s.target, ["--timeout", "1"])
+        #expect(refused.code == "UNAVAILABLE")
+        #expect(s.server.statistics.connectionsRejected >= 1)
+    }
+
+    @Test(arguments: [false, true])
+    func clientThatStopsReadingIsBoundedThenClosed(flood: Bool) throws {
+        let s = try RunningServer(limits: .init(maxOutputBufferBytes: 256 << 10))
+        defer { s.stop() }
+        let outcome = Mutex<(json: String, closedInTime: Bool, closed: Bool)>(("", false, false))
+        let done = DispatchSemaphore(value: 0)
+        let target = s.target
+        Thread.detachNewThread {
+            let run = try? Clients.grpc(
+                "noread",
+                target,
+                ["--path", "/test.Test/Stream", "--timeout", "10"] + (flood ? ["--flood"] : ["--stall", "12"])
+            )
+            let result = (
+                "\(String(describing: run?.json)) \(run?.stderr ?? "")",
+                (run?.json["seconds"] as? Double ?? 99) < 30, run?.json["closed"] as? Bool ?? false
+            )
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        // While that client is stalled, others are served.
+        Thread.sleep(forTimeInterval: flood ? 0.5 : 3)
+        let other = try Clients.grpc("unary", s.target, ["--size", "1000"])
+        #expect(other.code == "OK")
+        #expect(done.wait(timeout: .now() + 40) == .success)
+        let result = outcome.withLock { $0 }
+        #expect(result.closedInTime, "the stalled connection stayed open too long: \(result.json)")
+        #expect(result.closed, "the server never closed the stalled connection: \(result.json)")
+        #expect(s.server.statistics.connectionsClosed >= 1)
+        if flood { #expect(s.server.statistics.protocolErrors >= 1) }
+    }
+
+    @Test(arguments: ["/test.Test/Echo", "/test.Test/Queued"])
+    func manyConcurrentCallsWithH2load(path: String) throws {
+        let s = try RunningServer(loops: 2)
+        defer { s.stop() }
+        let body = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-h2load-\(UUID()).bin")
+        try Data(frame(Array(repeating: 7, count: 100))).write(to: body)
+        defer { try? FileManager.default.removeItem(at: body) }
+        let result = try Clients.run(
+            "/usr/bin/env",
+            [
+                "h2load", "-n", "20000", "-c", "4", "-m", "32", "-d", body.path, "-H", "content-type: application/grpc",
+                "-H", "te: trailers", "http://\(s.target)\(path)",
+            ]
+        )
+        #expect(result.stdout.contains("20000 succeeded"), "\(result.stdout)")
+        let stats = s.server.statistics
+        #expect(stats.callsByStatus[.ok] == 20000)
+        #expect(stats.calls == 20000)
+        #expect(stats.connectionsAccepted == 4)
+        #expect(stats.responsesDropped == 0)
+    }
+
+    @Test func advertisesSettings() throws {
+        let s = try RunningServer(limits: .init(maxConcurrentStreams: 77, maxHeaderListBytes: 9000))
+        defer { s.stop() }
+        let result = try Clients.run(
+            "/usr/bin/env",
+            ["nghttp", "-v", "-H", "content-type: application/grpc", "http://\(s.target)/test.Test/Echo"]
+        )
+        #expect(result.stdout.contains("SETTINGS_MAX_CONCURRENT_STREAMS(0x03):77"), "\(result.stdout)")
+        #expect(result.stdout.contains("SETTINGS_MAX_HEADER_LIST_SIZE(0x06):9000"), "\(result.stdout)")
     }
 
     @Test func gracefulShutdownFinishesInFlightCalls() throws {

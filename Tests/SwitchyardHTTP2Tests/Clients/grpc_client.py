@@ -111,9 +111,75 @@ def garbage(args):
     return {"goaway": 7 in frames, "closed": True}
 
 
+def frame(kind, flags, stream_id, payload):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream_id.to_bytes(4, "big") + payload
+
+
+def literal(name, value):
+    # HPACK literal header field without indexing, new name, no Huffman (lengths < 127).
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def noread(args):
+    """Sends echo requests and never reads. Within HTTP/2 flow control (default): 28 streams of 512 KiB,
+    all the server's windows allow without a WINDOW_UPDATE. With --flood: one stream, ignoring flow
+    control (a protocol violation). The server must bound what it buffers and close the connection."""
+    host, port = args.target.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
+    window = 2**31 - 1
+    headers = b"".join(literal(n, v) for n, v in [
+        (b":method", b"POST"), (b":scheme", b"http"), (b":path", args.path.encode()),
+        (b":authority", b"localhost"), (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                 + frame(4, 0, 0, (4).to_bytes(2, "big") + window.to_bytes(4, "big"))
+                 + frame(8, 0, 0, (window - 65535).to_bytes(4, "big")))
+    message = bytes(16379)
+    streams = [1] if args.flood else list(range(1, 57, 2))
+    per_stream = None if args.flood else 32  # 32 frames of 16 KiB = 512 KiB per stream
+    for stream_id in streams:
+        sock.sendall(frame(1, 4, stream_id, headers))
+    sock.settimeout(2)
+    sent = 0
+    blocked = False
+    start = time.time()
+    try:
+        if args.flood:
+            data = frame(0, 0, 1, b"\x00" + len(message).to_bytes(4, "big") + message)
+            while time.time() - start < 30:
+                sock.sendall(data)
+                sent += len(data)
+        else:
+            for _ in range(per_stream):
+                for stream_id in streams:
+                    data = frame(0, 0, stream_id, b"\x00" + len(message).to_bytes(4, "big") + message)
+                    sock.sendall(data)
+                    sent += len(data)
+    except socket.timeout:
+        blocked = True
+    except OSError:
+        pass
+    time.sleep(args.stall)  # still not reading
+    received = 0
+    closed = False
+    sock.settimeout(args.timeout)
+    try:
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                closed = True
+                break
+            received += len(chunk)
+    except socket.timeout:
+        pass
+    except OSError:
+        closed = True
+    return {"sent": sent, "blocked": blocked, "closed": closed, "received": received,
+            "seconds": round(time.time() - start, 2)}
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["unary", "stream", "cancel", "garbage"])
+    parser.add_argument("mode", choices=["unary", "stream", "cancel", "garbage", "noread"])
     parser.add_argument("--target", required=True)
     parser.add_argument("--path", default="/test.Test/Echo")
     parser.add_argument("--size", type=int, default=16)
@@ -126,11 +192,13 @@ def main():
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--after", type=float, default=0.3)
+    parser.add_argument("--flood", action="store_true")
+    parser.add_argument("--stall", type=float, default=0)
     parser.add_argument("--tls-ca")
     parser.add_argument("--client-cert")
     parser.add_argument("--client-key")
     args = parser.parse_args()
-    result = {"unary": unary, "stream": stream, "cancel": cancel, "garbage": garbage}[args.mode](args)
+    result = {"unary": unary, "stream": stream, "cancel": cancel, "garbage": garbage, "noread": noread}[args.mode](args)
     print(json.dumps(result))
 
 
