@@ -164,12 +164,13 @@ public struct BatchScheduler: Sendable {
     // MARK: Derived quantities
 
     /// Most rows one batch may take: `max_batch_size`, lowered in adaptive mode so that a batch's
-    /// estimated time fits half the latency budget (a job may wait for one running batch, then run in
-    /// its own).
+    /// estimated time fits half the latency target (a job may wait for one running batch, then run in
+    /// its own). Latency feedback does not lower it: missed targets under load come from queueing, and
+    /// smaller batches would only cut capacity and make the queue longer.
     public var batchCap: Int {
         let limit = settings.maxBatchRows
         guard case .adaptive = settings.mode, isWarm else { return limit }
-        let budget = Double(settings.sloNanoseconds) * 0.5 * feedback.scale
+        let budget = Double(settings.sloNanoseconds) * 0.5
         let a = costModel.nanosecondsPerRow
         let b = costModel.nanosecondsPerBatch
         guard a > 0 else { return limit }
@@ -197,6 +198,13 @@ public struct BatchScheduler: Sendable {
     /// Nanoseconds the latency budget allows a batch to wait for more rows.
     public var waitBudgetNanoseconds: Double {
         Double(settings.sloNanoseconds) * 0.5 * feedback.scale
+    }
+
+    /// Estimated queue + compute beyond which new work is shed: the latency target, lowered (to half
+    /// at most) while finished jobs miss it more often than a p99 allows, since the estimate is then
+    /// evidently too optimistic.
+    public var sheddingThresholdNanoseconds: Double {
+        Double(settings.sloNanoseconds) * max(0.5, feedback.scale)
     }
 
     // MARK: Decisions
@@ -251,7 +259,7 @@ public struct BatchScheduler: Sendable {
         }
         let ownRows = costModel.isIdentified ? min(cap, max(1, rows + rowsAhead)) : max(1, min(cap, rows))
         let own = costModel.estimate(rows: ownRows) ?? 0
-        guard wait + own > Double(settings.sloNanoseconds) else { return nil }
+        guard wait + own > sheddingThresholdNanoseconds else { return nil }
         return Overload(waitNanoseconds: wait, computeNanoseconds: own)
     }
 }

@@ -260,16 +260,20 @@ private func feed(_ scheduler: inout BatchScheduler, ratePerSecond: Double, unti
         #expect(scheduler.decide(now: at(10 * ms), queue: full, workers: .init(idle: 1)) == .dispatch(rows: 64))
     }
 
-    @Test func missedTargetsShrinkTheBudgetAndRecoveryRestoresIt() {
+    @Test func missedTargetsShrinkTheWaitBudgetAndRecoveryRestoresIt() {
         var scheduler = warmScheduler()
         let capBefore = scheduler.batchCap
         for _ in 0..<400 { scheduler.recordLatency(nanoseconds: 20 * ms) }
         #expect(scheduler.feedback.scale < 0.5)
         #expect(scheduler.waitBudgetNanoseconds < Double(5 * ms) * 0.5)
-        #expect(scheduler.batchCap < capBefore)
+        #expect(scheduler.batchCap == capBefore)
+        #expect(scheduler.sheddingThresholdNanoseconds == Double(5 * ms))
+        // 60 rows ahead fit the full target but not the lowered one.
+        #expect(scheduler.overload(now: at(0), rows: 1, rowsAhead: 60, workers: .init(idle: 1)) != nil)
         for _ in 0..<4_000 { scheduler.recordLatency(nanoseconds: 1 * ms) }
         #expect(scheduler.feedback.scale == 1)
         #expect(scheduler.batchCap == capBefore)
+        #expect(scheduler.overload(now: at(0), rows: 1, rowsAhead: 60, workers: .init(idle: 1)) == nil)
     }
 }
 
