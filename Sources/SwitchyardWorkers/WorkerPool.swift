@@ -120,6 +120,7 @@ public final class WorkerPool: @unchecked Sendable {
         let removed = lock.withLock {
             let removed = queue.removeAll(where: { $0 === job })
             count(cancelled: removed)
+            wakeShadowIfIdle()
             return removed
         }
         for job in removed {
@@ -210,7 +211,7 @@ public final class WorkerPool: @unchecked Sendable {
                 .unavailable,
                 "model '\(name)' is overloaded: estimated queue wait \(milliseconds(overload.waitNanoseconds)) ms "
                     + "(\(ahead) rows ahead) plus compute \(milliseconds(overload.computeNanoseconds)) ms exceeds "
-                    + "its latency target slo_ms \(configuration.sloMilliseconds); retry later or lower the "
+                    + "its latency target slo_ms \(number(configuration.sloMilliseconds)); retry later or lower the "
                     + "request rate"
             )
         }
@@ -241,6 +242,11 @@ public final class WorkerPool: @unchecked Sendable {
         return SwitchyardError(.unavailable, reason)
     }
 
+    /// Lets the shadow worker run once no primary work is queued. Called with the lock held.
+    private func wakeShadowIfIdle() {
+        if queue.primaryJobs == 0 && queue.shadowJobs > 0 { shadowWake.signal() }
+    }
+
     private func wakeTimerIfNeeded(for job: InferenceJob) {
         if let deadline = job.deadline, let sleeping = timerSleepsUntil, deadline < sleeping { timerWake.signal() }
     }
@@ -259,7 +265,7 @@ public final class WorkerPool: @unchecked Sendable {
             case .dispatch(let rows):
                 let (batch, dropped) = queue.takePrimary(rows: rows, isDropped: { $0.isCancelled() })
                 count(cancelled: dropped)
-                if queue.primaryJobs == 0 && queue.shadowJobs > 0 { shadowWake.signal() }
+                wakeShadowIfIdle()
                 guard !batch.isEmpty else {
                     lock.unlock()
                     complete(dropped, cancelledError())
@@ -279,7 +285,7 @@ public final class WorkerPool: @unchecked Sendable {
                 record(outcome, batch: batch, rows: batchRows)
                 expectedFree[index] = nil
                 idleWorkers += 1
-                if queue.primaryJobs == 0 && queue.shadowJobs > 0 { shadowWake.signal() }
+                wakeShadowIfIdle()
                 lock.unlock()
                 deliver(outcome, to: batch)
                 lock.lock()
@@ -335,6 +341,7 @@ public final class WorkerPool: @unchecked Sendable {
                     }
                 }
                 timerSleepsUntil = nil
+                wakeShadowIfIdle()
                 lock.unlock()
                 for job in expired {
                     let waited = Double(now.nanoseconds(since: job.enqueuedAt))
@@ -362,7 +369,6 @@ public final class WorkerPool: @unchecked Sendable {
     // MARK: Shadow worker
 
     private func shadowLoop() {
-        enterIdleSchedulingClass()
         var executor: (any EngineExecutor)?
         lock.lock()
         while true {
@@ -390,7 +396,12 @@ public final class WorkerPool: @unchecked Sendable {
                 let rows = batch.reduce(0) { $0 + $1.rows }
                 let runner = executor ?? engine.makeExecutor()
                 executor = runner
+                // Only the computation runs in the idle class: a thread that might starve there must
+                // never hold the pool's lock or call completions. Where the class cannot be left again
+                // (no CAP_SYS_NICE), shadow work is still held back while primary work is queued.
+                let idle = idleSchedulingClassIsReversible && setIdleSchedulingClass(true)
                 let outcome = run(batch, rows: rows, on: runner)
+                if idle { setIdleSchedulingClass(false) }
                 lock.lock()
                 stats.shadowBatches += 1
                 stats.shadowComputeNanoseconds += outcome.computeNanoseconds
@@ -509,6 +520,11 @@ public final class WorkerPool: @unchecked Sendable {
     private func shuttingDown() -> SwitchyardError {
         SwitchyardError(.unavailable, "model '\(name)' is shutting down and takes no new requests")
     }
+}
+
+/// `10` for 10.0, `2.5` for 2.5.
+private func number(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
 }
 
 private func milliseconds(_ nanoseconds: Double) -> String {
