@@ -63,6 +63,10 @@ struct Options {
     }
 }
 
+enum ProcessInfoLike {
+    static let verbose = getenv("BENCH_VERBOSE") != nil
+}
+
 func fail(_ message: String) -> Never {
     print("switchyard-batcher-bench: \(message)")
     exit(2)
@@ -308,6 +312,50 @@ func serialRun(mode: String, options: Options, engine: SyntheticEngine) -> RunFi
     )
 }
 
+/// Jobs whose deadline passes while a 50 ms batch runs: how late after its deadline each is answered.
+func expiryRun(options: Options) -> (p50: Double, p99: Double, max: Double) {
+    let slow = SyntheticEngine(perRow: 0, perBatch: 50_000_000)
+    let pool = makePool(mode: "adaptive", options: options, engine: slow)
+    let count = 200
+    let results = Results(count: count)
+    var deadlines: [MonotonicInstant] = []
+    for round in 0..<4 {
+        // One job occupies the worker; the rest expire behind it.
+        pool.submit(InferenceJob(inputs: [input], rows: 1, deadline: nil, completion: { _ in }))
+        while pool.statistics.busyWorkers == 0 { usleep(100) }
+        for index in 0..<(count / 4) {
+            let id = round * (count / 4) + index
+            let deadline = MonotonicInstant.now().advanced(byNanoseconds: UInt64(1_000_000 + index * 700_000))
+            deadlines.append(deadline)
+            pool.submit(
+                InferenceJob(
+                    inputs: [input],
+                    rows: 1,
+                    deadline: deadline,
+                    completion: { result in
+                        if case .failure(let error) = result, error.code == .deadlineExceeded {
+                            results.status[id] = 0
+                        } else {
+                            results.status[id] = 1
+                        }
+                        results.completedAt[id] = MonotonicInstant.now().nanoseconds
+                        results.done.add(1, ordering: .releasing)
+                    }
+                )
+            )
+        }
+        while results.done.load(ordering: .acquiring) < (round + 1) * (count / 4) { usleep(1_000) }
+        usleep(60_000)
+    }
+    pool.shutdown()
+    let late = (0..<count).map { Double(results.completedAt[$0] &- deadlines[$0].nanoseconds) / 1e6 }
+    if ProcessInfoLike.verbose {
+        for id in 0..<count { print(id, results.status[id], late[id]) }
+    }
+    let sorted = late.sorted()
+    return (sorted[count / 2], sorted[count * 99 / 100], sorted[count - 1])
+}
+
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted[sorted.count / 2]
@@ -355,6 +403,12 @@ for mode in options.modes {
     let figures = medianFigures((0..<options.runs).map { _ in serialRun(mode: mode, options: options, engine: engine) })
     print("| \(mode) | \(format(figures.p50, 3)) | \(format(figures.p99, 3)) | \(format(figures.meanBatch, 2)) |")
 }
+print("")
+let expiry = expiryRun(options: options)
+print(
+    "deadline expiry while a 50 ms batch runs (200 jobs): answered \(format(expiry.p50, 3)) ms (p50), "
+        + "\(format(expiry.p99, 3)) ms (p99), \(format(expiry.max, 3)) ms (max) after the deadline"
+)
 print("")
 print("open-loop Poisson arrivals (latency from scheduled arrival; goodput = successful requests/s):")
 print("| mode | offered /s | p50 ms | p99 ms | goodput /s | rejected | mean batch |")

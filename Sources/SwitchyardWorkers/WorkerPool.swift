@@ -263,12 +263,20 @@ public final class WorkerPool: @unchecked Sendable {
             let decision = scheduler.decide(now: now, queue: queueState(), workers: workerState(now))
             switch decision {
             case .dispatch(let rows):
-                let (batch, dropped) = queue.takePrimary(rows: rows, isDropped: { $0.isCancelled() })
-                count(cancelled: dropped)
+                // A job whose deadline passed is never run, even if the timer has not answered it yet.
+                let (batch, dropped) = queue.takePrimary(
+                    rows: rows,
+                    isDropped: { job in job.deadline.map { $0 <= now } ?? false || job.isCancelled() }
+                )
+                let expired = dropped.filter { job in job.deadline.map { $0 <= now } ?? false }
+                let cancelled = dropped.filter { job in !(job.deadline.map { $0 <= now } ?? false) }
+                stats.deadlineExceeded += UInt64(expired.count)
+                count(cancelled: cancelled)
                 wakeShadowIfIdle()
                 guard !batch.isEmpty else {
                     lock.unlock()
-                    complete(dropped, cancelledError())
+                    expire(expired, now: now)
+                    complete(cancelled, cancelledError())
                     lock.lock()
                     continue
                 }
@@ -279,7 +287,8 @@ public final class WorkerPool: @unchecked Sendable {
                 )
                 if queue.primaryJobs > 0 && idleWorkers > 0 { workAvailable.signal() }
                 lock.unlock()
-                complete(dropped, cancelledError())
+                expire(expired, now: now)
+                complete(cancelled, cancelledError())
                 let outcome = run(batch, rows: batchRows, on: executor)
                 lock.lock()
                 record(outcome, batch: batch, rows: batchRows)
@@ -343,18 +352,7 @@ public final class WorkerPool: @unchecked Sendable {
                 timerSleepsUntil = nil
                 wakeShadowIfIdle()
                 lock.unlock()
-                for job in expired {
-                    let waited = Double(now.nanoseconds(since: job.enqueuedAt))
-                    job.completion(
-                        .failure(
-                            SwitchyardError(
-                                .deadlineExceeded,
-                                "the deadline passed after \(milliseconds(waited)) ms in the queue of model "
-                                    + "'\(name)', before a worker could run it"
-                            )
-                        )
-                    )
-                }
+                expire(expired, now: now)
                 lock.lock()
                 continue
             }
@@ -511,6 +509,22 @@ public final class WorkerPool: @unchecked Sendable {
 
     private func cancelledError() -> SwitchyardError {
         SwitchyardError(.cancelled, "the call was cancelled while queued for model '\(name)'")
+    }
+
+    /// Answers jobs whose deadline passed while queued.
+    private func expire(_ jobs: [InferenceJob], now: MonotonicInstant) {
+        for job in jobs {
+            let waited = Double(now.nanoseconds(since: job.enqueuedAt))
+            job.completion(
+                .failure(
+                    SwitchyardError(
+                        .deadlineExceeded,
+                        "the deadline passed after \(milliseconds(waited)) ms in the queue of model '\(name)', "
+                            + "before a worker could run it"
+                    )
+                )
+            )
+        }
     }
 
     private func complete(_ jobs: [InferenceJob], _ error: SwitchyardError) {
