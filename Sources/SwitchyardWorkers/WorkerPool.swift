@@ -41,6 +41,7 @@ public final class WorkerPool: @unchecked Sendable {
     private var expectedFree: [MonotonicInstant?]
     private var timedWaiter = false
     private var timerSleepsUntil: MonotonicInstant?
+    private var nextCancelledSweep = MonotonicInstant(nanoseconds: 0)
     private var workerThreads: [pthread_t] = []
     private var serviceThreads: [pthread_t] = []
 
@@ -159,7 +160,17 @@ public final class WorkerPool: @unchecked Sendable {
         }
         if !started {
             // Queued jobs of a pool that never ran still get their answer.
-            let left = lock.withLock { queue.removeAll(where: { _ in true }) }
+            let left = lock.withLock {
+                let left = queue.removeAll(where: { _ in true })
+                for job in left {
+                    if job.workClass == .primary {
+                        stats.rejectedShuttingDown += 1
+                    } else {
+                        stats.shadowDropped += 1
+                    }
+                }
+                return left
+            }
             for job in left { job.completion(.failure(shuttingDown())) }
         }
         for thread in workers { pthread_join(thread, nil) }
@@ -191,10 +202,12 @@ public final class WorkerPool: @unchecked Sendable {
                 "the deadline had already passed when the request reached model '\(name)'"
             )
         }
-        if queue.primaryJobs >= configuration.maxQueueSize {
-            // Callers that went away should not hold places in a full queue.
+        if queue.primaryJobs >= configuration.maxQueueSize && now >= nextCancelledSweep {
+            // Callers that went away should not hold places in a full queue. The sweep scans the whole
+            // queue under the lock, so under sustained overload it runs at most every 10 ms.
             swept = queue.removeAll(where: { $0.workClass == .primary && $0.isCancelled() })
             count(cancelled: swept)
+            nextCancelledSweep = now.advanced(byNanoseconds: 10_000_000)
         }
         if queue.primaryJobs >= configuration.maxQueueSize {
             stats.rejectedQueueFull += 1

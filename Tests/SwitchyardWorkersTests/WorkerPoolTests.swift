@@ -206,6 +206,26 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         #expect(pool.statistics.rejectedQueueFull == 1)
     }
 
+    @Test func cancelledJobsMakeRoomInAFullQueue() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 200 * ms)
+        let pool = makePool(engine, maxQueue: 2)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        let gone = Atomic<Bool>(false)
+        pool.submit(outcomes.job(1))
+        waitForRunning(engine, pool: pool)
+        pool.submit(outcomes.job(2, isCancelled: { gone.load(ordering: .relaxed) }))
+        pool.submit(outcomes.job(3))
+        gone.store(true, ordering: .relaxed)
+        pool.submit(outcomes.job(4))
+        #expect(outcomes.error(2)?.code == .cancelled)
+        #expect(outcomes.result(4) == nil)
+        #expect(outcomes.wait(for: 4))
+        #expect(outcomes.outputs(4) != nil)
+        #expect(pool.statistics.cancelled == 1)
+        #expect(pool.statistics.rejectedQueueFull == 0)
+    }
+
     @Test func overloadIsShedWithTheReason() throws {
         let engine = DoublingEngine(perRowNanoseconds: 500_000, perBatchNanoseconds: 2 * ms)
         let pool = makePool(engine, maxBatch: 8, slo: 10)
