@@ -20,8 +20,9 @@ public enum BatchingMode: Sendable, Hashable {
 /// a submission or a finished batch). Otherwise it is `.dispatch(rows:)` when the queue holds at least
 /// a target batch, when the pool drains, or when waiting would break the latency budget or a deadline;
 /// else `.wait(until:)` the instant the target batch is expected or the budget runs out, whichever is
-/// first. The target batch is the smallest one the workers can sustain at the current arrival rate, so
-/// at low load it is one row and dispatch is immediate (work-conserving), and it grows with load.
+/// first. The target batch is the size that minimises expected latency under the online cost model
+/// at the current arrival rate, so at low load it is one row and dispatch is immediate
+/// (work-conserving), and it grows with load.
 public struct BatchScheduler: Sendable {
     /// Fixed inputs of the decision.
     public struct Settings: Sendable, Hashable {
@@ -35,7 +36,8 @@ public struct BatchScheduler: Sendable {
         public var mode: BatchingMode
         /// Whether new primary work is shed when the latency target cannot be met.
         public var shedding: Bool
-        /// Utilisation the target batch size is chosen for (0.5…1); below 1 leaves headroom for bursts.
+        /// Highest utilisation a target batch size may imply (0.5…0.99); below 1 leaves headroom for
+        /// bursts. Default 0.9.
         public var targetUtilization: Double
 
         /// Creates settings; `maxBatchRows` below 1 means no batching (one job's rows per batch).
@@ -45,14 +47,14 @@ public struct BatchScheduler: Sendable {
             workers: Int,
             mode: BatchingMode = .adaptive,
             shedding: Bool = true,
-            targetUtilization: Double = 0.85
+            targetUtilization: Double = 0.9
         ) {
             self.maxBatchRows = max(1, maxBatchRows)
             self.sloNanoseconds = max(1, sloNanoseconds)
             self.workers = max(1, workers)
             self.mode = mode
             self.shedding = shedding
-            self.targetUtilization = min(1, max(0.5, targetUtilization))
+            self.targetUtilization = min(0.99, max(0.5, targetUtilization))
         }
     }
 
@@ -164,12 +166,13 @@ public struct BatchScheduler: Sendable {
     // MARK: Derived quantities
 
     /// Most rows one batch may take: `max_batch_size`, lowered in adaptive mode so that a batch's
-    /// estimated time fits half the latency budget (a job may wait for one running batch, then run in
-    /// its own).
+    /// estimated time fits half the latency target (a job may wait for one running batch, then run in
+    /// its own). Latency feedback does not lower it: missed targets under load come from queueing, and
+    /// smaller batches would only cut capacity and make the queue longer.
     public var batchCap: Int {
         let limit = settings.maxBatchRows
         guard case .adaptive = settings.mode, isWarm else { return limit }
-        let budget = Double(settings.sloNanoseconds) * 0.5 * feedback.scale
+        let budget = Double(settings.sloNanoseconds) * 0.5
         let a = costModel.nanosecondsPerRow
         let b = costModel.nanosecondsPerBatch
         guard a > 0 else { return limit }
@@ -178,25 +181,48 @@ public struct BatchScheduler: Sendable {
         return min(limit, max(1, fits))
     }
 
-    /// The smallest batch the workers sustain at the arrival rate around `now` with the configured
-    /// utilisation: n with workers·n / (a·n + b) ≥ rate / utilisation. One row at low load.
+    /// The batch size worth waiting for at the arrival rate around `now`: the n that minimises a row's
+    /// expected latency, which is the time for the batch to fill, (n − 1) / (2·rate), plus its compute
+    /// t(n) = a·n + b, plus queueing behind other batches at the utilisation ρ = rate·t(n) / (workers·n)
+    /// that this size implies, ρ / (2(1 − ρ))·t(n) / workers (the M/D/1 mean wait), among sizes with
+    /// ρ below `targetUtilization`. At low load filling costs more than it saves and the answer is one
+    /// row; as the rate grows the optimum moves towards the cap.
     public func targetRows(at now: MonotonicInstant) -> Int {
-        let cap = batchCap
         guard isWarm else { return 1 }
+        let cap = batchCap
         let rate = arrivals.rowsPerNanosecond(at: now)
-        let a = costModel.nanosecondsPerRow
-        let b = costModel.nanosecondsPerBatch
-        let capacity = settings.targetUtilization * Double(settings.workers) - rate * a
-        guard capacity > 0 else { return cap }
-        let needed = rate * b / capacity
-        // Tolerate rounding so that exactly one row's worth does not round up to two.
-        let rows = Int((needed - 1e-6).rounded(.up))
-        return min(cap, max(1, rows))
+        guard rate > 0 else { return 1 }
+        let workers = Double(settings.workers)
+        var best = cap
+        var bestLatency = Double.infinity
+        for rows in 1...min(cap, 4_096) {
+            let fill = Double(rows - 1) / (2 * rate)
+            // The fill time only grows with n: past the best latency so far nothing larger can win.
+            if fill >= bestLatency { break }
+            guard let compute = costModel.estimate(rows: rows) else { return 1 }
+            let utilization = rate * compute / (workers * Double(rows))
+            guard utilization < settings.targetUtilization else { continue }
+            let queueing = utilization / (2 * (1 - utilization)) * compute / workers
+            let latency = fill + compute + queueing
+            if latency < bestLatency {
+                bestLatency = latency
+                best = rows
+            }
+        }
+        return best
     }
 
     /// Nanoseconds the latency budget allows a batch to wait for more rows.
     public var waitBudgetNanoseconds: Double {
         Double(settings.sloNanoseconds) * 0.5 * feedback.scale
+    }
+
+    /// Estimated queue + compute beyond which new work is shed: the latency target, lowered (by a fifth
+    /// at most) while finished jobs miss it more often than a p99 allows, since the estimate is then
+    /// evidently too optimistic. Not lower: a shorter queue means smaller batches, less capacity and
+    /// yet more shedding.
+    public var sheddingThresholdNanoseconds: Double {
+        Double(settings.sloNanoseconds) * max(0.8, feedback.scale)
     }
 
     // MARK: Decisions
@@ -251,7 +277,7 @@ public struct BatchScheduler: Sendable {
         }
         let ownRows = costModel.isIdentified ? min(cap, max(1, rows + rowsAhead)) : max(1, min(cap, rows))
         let own = costModel.estimate(rows: ownRows) ?? 0
-        guard wait + own > Double(settings.sloNanoseconds) else { return nil }
+        guard wait + own > sheddingThresholdNanoseconds else { return nil }
         return Overload(waitNanoseconds: wait, computeNanoseconds: own)
     }
 }

@@ -3,6 +3,7 @@
 // work.
 
 import SwitchyardCore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -31,19 +32,32 @@ func startThread(name _: String, _ body: @escaping @Sendable () -> Void) -> pthr
     return thread
 }
 
-/// Moves the calling thread to Linux's idle scheduling class, so that it runs only on CPU time no
-/// other thread wants. Returns whether the kernel accepted it.
+/// Moves the calling thread into Linux's idle scheduling class (`true`), where it runs only on CPU
+/// time no other thread wants, or back to the normal class (`false`). Returns whether the kernel
+/// accepted it.
 @discardableResult
-func enterIdleSchedulingClass() -> Bool {
+func setIdleSchedulingClass(_ idle: Bool) -> Bool {
     #if os(Linux)
         var parameters = sched_param()
         parameters.sched_priority = 0
-        // SCHED_IDLE (5) is not imported by Glibc's module map.
-        return pthread_setschedparam(pthread_self(), 5, &parameters) == 0
+        // SCHED_IDLE (5) is not imported by Glibc's module map; SCHED_OTHER is 0.
+        return pthread_setschedparam(pthread_self(), idle ? 5 : 0, &parameters) == 0
     #else
         return false
     #endif
 }
+
+/// Whether threads of this process may enter the idle scheduling class and leave it again. Leaving
+/// needs CAP_SYS_NICE or an RLIMIT_NICE of 20, so it is tried once, on a throwaway thread, since a
+/// thread that cannot leave would be stuck in the idle class.
+let idleSchedulingClassIsReversible: Bool = {
+    let result = Atomic<Bool>(false)
+    let probe = startThread(name: "sy-probe") {
+        if setIdleSchedulingClass(true) && setIdleSchedulingClass(false) { result.store(true, ordering: .relaxed) }
+    }
+    pthread_join(probe, nil)
+    return result.load(ordering: .relaxed)
+}()
 
 /// A pthread mutex with condition variables on the monotonic clock. The pool keeps its state behind
 /// this rather than `Synchronization.Mutex` because its threads sleep on conditions tied to the lock.

@@ -41,6 +41,7 @@ public final class WorkerPool: @unchecked Sendable {
     private var expectedFree: [MonotonicInstant?]
     private var timedWaiter = false
     private var timerSleepsUntil: MonotonicInstant?
+    private var nextCancelledSweep = MonotonicInstant(nanoseconds: 0)
     private var workerThreads: [pthread_t] = []
     private var serviceThreads: [pthread_t] = []
 
@@ -120,6 +121,7 @@ public final class WorkerPool: @unchecked Sendable {
         let removed = lock.withLock {
             let removed = queue.removeAll(where: { $0 === job })
             count(cancelled: removed)
+            wakeShadowIfIdle()
             return removed
         }
         for job in removed {
@@ -158,7 +160,17 @@ public final class WorkerPool: @unchecked Sendable {
         }
         if !started {
             // Queued jobs of a pool that never ran still get their answer.
-            let left = lock.withLock { queue.removeAll(where: { _ in true }) }
+            let left = lock.withLock {
+                let left = queue.removeAll(where: { _ in true })
+                for job in left {
+                    if job.workClass == .primary {
+                        stats.rejectedShuttingDown += 1
+                    } else {
+                        stats.shadowDropped += 1
+                    }
+                }
+                return left
+            }
             for job in left { job.completion(.failure(shuttingDown())) }
         }
         for thread in workers { pthread_join(thread, nil) }
@@ -190,10 +202,12 @@ public final class WorkerPool: @unchecked Sendable {
                 "the deadline had already passed when the request reached model '\(name)'"
             )
         }
-        if queue.primaryJobs >= configuration.maxQueueSize {
-            // Callers that went away should not hold places in a full queue.
+        if queue.primaryJobs >= configuration.maxQueueSize && now >= nextCancelledSweep {
+            // Callers that went away should not hold places in a full queue. The sweep scans the whole
+            // queue under the lock, so under sustained overload it runs at most every 10 ms.
             swept = queue.removeAll(where: { $0.workClass == .primary && $0.isCancelled() })
             count(cancelled: swept)
+            nextCancelledSweep = now.advanced(byNanoseconds: 10_000_000)
         }
         if queue.primaryJobs >= configuration.maxQueueSize {
             stats.rejectedQueueFull += 1
@@ -210,7 +224,7 @@ public final class WorkerPool: @unchecked Sendable {
                 .unavailable,
                 "model '\(name)' is overloaded: estimated queue wait \(milliseconds(overload.waitNanoseconds)) ms "
                     + "(\(ahead) rows ahead) plus compute \(milliseconds(overload.computeNanoseconds)) ms exceeds "
-                    + "its latency target slo_ms \(configuration.sloMilliseconds); retry later or lower the "
+                    + "its latency target slo_ms \(number(configuration.sloMilliseconds)); retry later or lower the "
                     + "request rate"
             )
         }
@@ -241,6 +255,11 @@ public final class WorkerPool: @unchecked Sendable {
         return SwitchyardError(.unavailable, reason)
     }
 
+    /// Lets the shadow worker run once no primary work is queued. Called with the lock held.
+    private func wakeShadowIfIdle() {
+        if queue.primaryJobs == 0 && queue.shadowJobs > 0 { shadowWake.signal() }
+    }
+
     private func wakeTimerIfNeeded(for job: InferenceJob) {
         if let deadline = job.deadline, let sleeping = timerSleepsUntil, deadline < sleeping { timerWake.signal() }
     }
@@ -257,12 +276,20 @@ public final class WorkerPool: @unchecked Sendable {
             let decision = scheduler.decide(now: now, queue: queueState(), workers: workerState(now))
             switch decision {
             case .dispatch(let rows):
-                let (batch, dropped) = queue.takePrimary(rows: rows, isDropped: { $0.isCancelled() })
-                count(cancelled: dropped)
-                if queue.primaryJobs == 0 && queue.shadowJobs > 0 { shadowWake.signal() }
+                // A job whose deadline passed is never run, even if the timer has not answered it yet.
+                let (batch, dropped) = queue.takePrimary(
+                    rows: rows,
+                    isDropped: { job in job.deadline.map { $0 <= now } ?? false || job.isCancelled() }
+                )
+                let expired = dropped.filter { job in job.deadline.map { $0 <= now } ?? false }
+                let cancelled = dropped.filter { job in !(job.deadline.map { $0 <= now } ?? false) }
+                stats.deadlineExceeded += UInt64(expired.count)
+                count(cancelled: cancelled)
+                wakeShadowIfIdle()
                 guard !batch.isEmpty else {
                     lock.unlock()
-                    complete(dropped, cancelledError())
+                    expire(expired, now: now)
+                    complete(cancelled, cancelledError())
                     lock.lock()
                     continue
                 }
@@ -273,13 +300,14 @@ public final class WorkerPool: @unchecked Sendable {
                 )
                 if queue.primaryJobs > 0 && idleWorkers > 0 { workAvailable.signal() }
                 lock.unlock()
-                complete(dropped, cancelledError())
+                expire(expired, now: now)
+                complete(cancelled, cancelledError())
                 let outcome = run(batch, rows: batchRows, on: executor)
                 lock.lock()
                 record(outcome, batch: batch, rows: batchRows)
                 expectedFree[index] = nil
                 idleWorkers += 1
-                if queue.primaryJobs == 0 && queue.shadowJobs > 0 { shadowWake.signal() }
+                wakeShadowIfIdle()
                 lock.unlock()
                 deliver(outcome, to: batch)
                 lock.lock()
@@ -335,19 +363,9 @@ public final class WorkerPool: @unchecked Sendable {
                     }
                 }
                 timerSleepsUntil = nil
+                wakeShadowIfIdle()
                 lock.unlock()
-                for job in expired {
-                    let waited = Double(now.nanoseconds(since: job.enqueuedAt))
-                    job.completion(
-                        .failure(
-                            SwitchyardError(
-                                .deadlineExceeded,
-                                "the deadline passed after \(milliseconds(waited)) ms in the queue of model "
-                                    + "'\(name)', before a worker could run it"
-                            )
-                        )
-                    )
-                }
+                expire(expired, now: now)
                 lock.lock()
                 continue
             }
@@ -362,7 +380,6 @@ public final class WorkerPool: @unchecked Sendable {
     // MARK: Shadow worker
 
     private func shadowLoop() {
-        enterIdleSchedulingClass()
         var executor: (any EngineExecutor)?
         lock.lock()
         while true {
@@ -390,7 +407,12 @@ public final class WorkerPool: @unchecked Sendable {
                 let rows = batch.reduce(0) { $0 + $1.rows }
                 let runner = executor ?? engine.makeExecutor()
                 executor = runner
+                // Only the computation runs in the idle class: a thread that might starve there must
+                // never hold the pool's lock or call completions. Where the class cannot be left again
+                // (no CAP_SYS_NICE), shadow work is still held back while primary work is queued.
+                let idle = idleSchedulingClassIsReversible && setIdleSchedulingClass(true)
                 let outcome = run(batch, rows: rows, on: runner)
+                if idle { setIdleSchedulingClass(false) }
                 lock.lock()
                 stats.shadowBatches += 1
                 stats.shadowComputeNanoseconds += outcome.computeNanoseconds
@@ -502,6 +524,22 @@ public final class WorkerPool: @unchecked Sendable {
         SwitchyardError(.cancelled, "the call was cancelled while queued for model '\(name)'")
     }
 
+    /// Answers jobs whose deadline passed while queued.
+    private func expire(_ jobs: [InferenceJob], now: MonotonicInstant) {
+        for job in jobs {
+            let waited = Double(now.nanoseconds(since: job.enqueuedAt))
+            job.completion(
+                .failure(
+                    SwitchyardError(
+                        .deadlineExceeded,
+                        "the deadline passed after \(milliseconds(waited)) ms in the queue of model '\(name)', "
+                            + "before a worker could run it"
+                    )
+                )
+            )
+        }
+    }
+
     private func complete(_ jobs: [InferenceJob], _ error: SwitchyardError) {
         for job in jobs { job.completion(.failure(error)) }
     }
@@ -509,6 +547,11 @@ public final class WorkerPool: @unchecked Sendable {
     private func shuttingDown() -> SwitchyardError {
         SwitchyardError(.unavailable, "model '\(name)' is shutting down and takes no new requests")
     }
+}
+
+/// `10` for 10.0, `2.5` for 2.5.
+private func number(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
 }
 
 private func milliseconds(_ nanoseconds: Double) -> String {

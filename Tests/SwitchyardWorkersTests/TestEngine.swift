@@ -5,12 +5,18 @@ import SwitchyardCore
 import SwitchyardEngine
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One batch as the test engine saw it.
 struct RunRecord: Sendable {
     var rows: Int
     var firstValue: Float
     var start: MonotonicInstant
     var end: MonotonicInstant
+    /// The running thread's scheduling policy (0 normal, 5 idle).
+    var policy: Int32
 }
 
 /// y = 2·x over rows of `width` values, spinning for `perBatchNanoseconds + rows · perRowNanoseconds`.
@@ -46,7 +52,17 @@ final class DoublingEngine: InferenceEngine {
             for index in 0..<(rows * engine.width) { outputs[0][index] = 2 * inputs[0][index] }
             while MonotonicInstant.now().nanoseconds(since: start) < cost {}
             let end = MonotonicInstant.now()
-            engine.log.withLock { $0.append(RunRecord(rows: rows, firstValue: inputs[0][0], start: start, end: end)) }
+            engine.log.withLock {
+                $0.append(
+                    RunRecord(
+                        rows: rows,
+                        firstValue: inputs[0][0],
+                        start: start,
+                        end: end,
+                        policy: sched_getscheduler(0)
+                    )
+                )
+            }
             if (0..<rows).contains(where: { inputs[0][$0 * engine.width].isNaN }) {
                 throw SwitchyardError.invalidArgument("input 'x': expected numbers, got NaN")
             }

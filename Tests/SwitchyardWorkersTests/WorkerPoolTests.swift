@@ -94,11 +94,14 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
 @Suite(.serialized) struct WorkerPoolTests {
     @Test func computesEveryJobAndSplitsBatchedOutputs() throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 5 * ms)
+        let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
         let pool = makePool(engine, maxBatch: 8)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
-        for tag in 1...20 { pool.submit(outcomes.job(tag, rows: 1 + tag % 3)) }
+        pool.submit(outcomes.job(1, rows: 2))
+        waitForRunning(engine, pool: pool)
+        engine.perBatchNanoseconds.withLock { $0 = 1 * ms }
+        for tag in 2...20 { pool.submit(outcomes.job(tag, rows: 1 + tag % 3)) }
         #expect(outcomes.wait(for: 20))
         for tag in 1...20 {
             let outputs = try #require(outcomes.outputs(tag))
@@ -203,6 +206,26 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         #expect(pool.statistics.rejectedQueueFull == 1)
     }
 
+    @Test func cancelledJobsMakeRoomInAFullQueue() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 200 * ms)
+        let pool = makePool(engine, maxQueue: 2)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        let gone = Atomic<Bool>(false)
+        pool.submit(outcomes.job(1))
+        waitForRunning(engine, pool: pool)
+        pool.submit(outcomes.job(2, isCancelled: { gone.load(ordering: .relaxed) }))
+        pool.submit(outcomes.job(3))
+        gone.store(true, ordering: .relaxed)
+        pool.submit(outcomes.job(4))
+        #expect(outcomes.error(2)?.code == .cancelled)
+        #expect(outcomes.result(4) == nil)
+        #expect(outcomes.wait(for: 4))
+        #expect(outcomes.outputs(4) != nil)
+        #expect(pool.statistics.cancelled == 1)
+        #expect(pool.statistics.rejectedQueueFull == 0)
+    }
+
     @Test func overloadIsShedWithTheReason() throws {
         let engine = DoublingEngine(perRowNanoseconds: 500_000, perBatchNanoseconds: 2 * ms)
         let pool = makePool(engine, maxBatch: 8, slo: 10)
@@ -220,12 +243,13 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         for error in shed {
             #expect(error.code == .unavailable)
             #expect(error.message.contains("overloaded"))
-            #expect(error.message.contains("slo_ms 10"))
+            #expect(error.message.contains("slo_ms 10;"))
         }
         // What was accepted ran; most of it within the target, since the queue was cut at the target.
         let served = (100..<400).compactMap { outcomes.outputs($0) }
         #expect(served.count + shed.count == 300)
-        #expect(served.count >= 8)
+        #expect(!served.isEmpty)
+        #expect(shed.count >= 200)
         let stats = pool.statistics
         #expect(stats.shed == UInt64(shed.count))
         #expect(stats.costNanosecondsPerRow > 0)
@@ -263,8 +287,11 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         // The shadow job did not start while primary work was queued, and the primary job that was
         // queued started as soon as the worker was free.
         #expect(shadow.start >= first.end)
-        #expect(primary.start.nanoseconds(since: first.end) < 20 * ms)
+        #expect(primary.start.nanoseconds(since: first.end) < 50 * ms)
         #expect(outcomes.outputs(-1)?.tensors[0] == [-2, -2, -2, -2])
+        // Shadow compute runs in the idle scheduling class where the process may leave it again.
+        #expect(primary.policy == 0)
+        #expect(shadow.policy == (idleSchedulingClassIsReversible ? 5 : 0))
         let stats = pool.statistics
         #expect(stats.shadowSucceeded == 1)
         #expect(stats.succeeded == 2)

@@ -1,0 +1,429 @@
+// Drives a worker pool with open-loop Poisson arrivals against a synthetic engine whose batch time is
+// a·rows + b, and prints latency (p50/p99 from the scheduled arrival, so a stalled generator cannot
+// hide queueing), goodput, shed share and mean batch size for the adaptive batcher, a fixed 2 ms
+// window and no batching. Each figure is the median of several runs.
+//
+//   swift run -c release --scratch-path .build-x switchyard-batcher-bench [--runs 3] [--seconds 2]
+//       [--per-row-us 50] [--per-batch-us 500] [--slo-ms 10] [--max-batch 64] [--workers 1]
+//       [--rates 500,1000,...] [--modes adaptive,adaptive-noshed,window,none]
+
+import Logging
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardWorkers
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// MARK: Options
+
+struct Options {
+    var runs = 3
+    var seconds = 2.0
+    var perRowMicroseconds = 50.0
+    var perBatchMicroseconds = 500.0
+    var sloMilliseconds = 10.0
+    var maxBatch = 64
+    var workers = 1
+    var windowMicroseconds = 2_000.0
+    var rates: [Double] = [200, 1_000, 1_600, 2_500, 5_000, 10_000, 14_000, 17_000, 25_000]
+    var modes = ["adaptive", "adaptive-noshed", "window", "none"]
+    var serialRequests = 2_000
+
+    init(arguments: [String]) {
+        var index = 1
+        func value() -> String {
+            index += 1
+            guard index < arguments.count else { fail("\(arguments[index - 1]) needs a value") }
+            return arguments[index]
+        }
+        func number(_ text: String) -> Double {
+            guard let number = Double(text) else { fail("expected a number, got '\(text)'") }
+            return number
+        }
+        while index < arguments.count {
+            switch arguments[index] {
+            case "--runs": runs = Int(number(value()))
+            case "--seconds": seconds = number(value())
+            case "--per-row-us": perRowMicroseconds = number(value())
+            case "--per-batch-us": perBatchMicroseconds = number(value())
+            case "--slo-ms": sloMilliseconds = number(value())
+            case "--max-batch": maxBatch = Int(number(value()))
+            case "--workers": workers = Int(number(value()))
+            case "--window-us": windowMicroseconds = number(value())
+            case "--rates": rates = value().split(separator: ",").map { number(String($0)) }
+            case "--modes": modes = value().split(separator: ",").map(String.init)
+            case "--serial": serialRequests = Int(number(value()))
+            default: fail("unknown option '\(arguments[index])'")
+            }
+            index += 1
+        }
+    }
+}
+
+enum ProcessInfoLike {
+    static let verbose = getenv("BENCH_VERBOSE") != nil
+}
+
+func fail(_ message: String) -> Never {
+    print("switchyard-batcher-bench: \(message)")
+    exit(2)
+}
+
+// MARK: Synthetic engine
+
+/// An MLP-shaped engine (784 inputs, 10 outputs) whose batch takes a·rows + b of busy CPU time.
+final class SyntheticEngine: InferenceEngine {
+    let signature = ModelSignature(
+        inputs: [TensorSpec(name: "x", dataType: .fp32, shape: [-1, 784])],
+        outputs: [TensorSpec(name: "y", dataType: .fp32, shape: [-1, 10])]
+    )
+    let perRow: UInt64
+    let perBatch: UInt64
+
+    init(perRow: UInt64, perBatch: UInt64) {
+        self.perRow = perRow
+        self.perBatch = perBatch
+    }
+
+    func makeExecutor() -> any EngineExecutor { Executor(perRow: perRow, perBatch: perBatch) }
+
+    final class Executor: EngineExecutor {
+        let perRow: UInt64
+        let perBatch: UInt64
+        init(perRow: UInt64, perBatch: UInt64) {
+            self.perRow = perRow
+            self.perBatch = perBatch
+        }
+
+        func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
+            // The cost is CPU time of this thread, as a compute-bound kernel's would be: when the core is
+            // shared, the batch takes longer on the wall clock, as a real one would.
+            let start = threadCPUNanoseconds()
+            let cost = perBatch + UInt64(rows) * perRow
+            for row in 0..<rows {
+                for column in 0..<10 { outputs[0][row * 10 + column] = inputs[0][row * 784 + column] }
+            }
+            while threadCPUNanoseconds() - start < cost {}
+        }
+    }
+}
+
+func threadCPUNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}
+
+// MARK: Load
+
+/// Per-request results written once by the completing thread, read after all have completed.
+final class Results: @unchecked Sendable {
+    let latency: UnsafeMutablePointer<UInt64>
+    let status: UnsafeMutablePointer<UInt8>
+    let completedAt: UnsafeMutablePointer<UInt64>
+    let done = Atomic<Int>(0)
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        latency = .allocate(capacity: count)
+        status = .allocate(capacity: count)
+        completedAt = .allocate(capacity: count)
+    }
+
+    deinit {
+        latency.deallocate()
+        status.deallocate()
+        completedAt.deallocate()
+    }
+}
+
+struct RunFigures {
+    var p50: Double
+    var p99: Double
+    var goodput: Double
+    var shedShare: Double
+    var meanBatch: Double
+}
+
+func makePool(mode: String, options: Options, engine: SyntheticEngine) -> WorkerPool {
+    var configuration = ModelConfiguration(
+        maxBatchSize: options.maxBatch,
+        workers: options.workers,
+        sloMilliseconds: options.sloMilliseconds,
+        maxQueueSize: 4096
+    )
+    let batching: BatchingMode
+    let shedding: Bool
+    switch mode {
+    case "adaptive":
+        (batching, shedding) = (.adaptive, true)
+    case "adaptive-noshed":
+        (batching, shedding) = (.adaptive, false)
+    case "window":
+        (batching, shedding) = (.fixedWindow(nanoseconds: UInt64(options.windowMicroseconds * 1_000)), false)
+    case "none":
+        configuration.maxBatchSize = 1
+        (batching, shedding) = (.adaptive, false)
+    default:
+        fail("unknown mode '\(mode)'; expected adaptive, adaptive-noshed, window or none")
+    }
+    let pool = WorkerPool(
+        name: "bench",
+        engine: engine,
+        configuration: configuration,
+        logger: Logger(label: "bench"),
+        batching: batching,
+        shedding: shedding
+    )
+    pool.start()
+    return pool
+}
+
+/// A seeded exponential stream: arrival offsets in nanoseconds.
+func poissonOffsets(rate: Double, seconds: Double, seed: UInt64) -> [UInt64] {
+    var state = seed
+    var time = 0.0
+    var offsets: [UInt64] = []
+    while true {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        let uniform = (Double(state >> 11) + 0.5) / Double(1 << 53)
+        time += -log(uniform) / rate * 1e9
+        if time > seconds * 1e9 { break }
+        offsets.append(UInt64(time))
+    }
+    return offsets
+}
+
+func sleep(until instant: MonotonicInstant) {
+    var time = timespec()
+    time.tv_sec = Int(instant.nanoseconds / 1_000_000_000)
+    time.tv_nsec = Int(instant.nanoseconds % 1_000_000_000)
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &time, nil)
+}
+
+func percentile(_ sorted: [UInt64], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    return Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))])
+}
+
+let input = [Float](repeating: 0.5, count: 784)
+
+func openLoopRun(mode: String, rate: Double, options: Options, engine: SyntheticEngine, seed: UInt64) -> RunFigures {
+    let pool = makePool(mode: mode, options: options, engine: engine)
+    let offsets = poissonOffsets(rate: rate, seconds: options.seconds, seed: seed)
+    let results = Results(count: offsets.count)
+    let start = MonotonicInstant.now().advanced(byNanoseconds: 20_000_000)
+    var next = 0
+    while next < offsets.count {
+        let now = MonotonicInstant.now()
+        let due = start.advanced(byNanoseconds: offsets[next])
+        if due > now {
+            if due.nanoseconds(since: now) > 60_000 { sleep(until: due.advanced(byNanoseconds: 0)) }
+            continue
+        }
+        // Submit everything due; latency counts from the scheduled arrival.
+        while next < offsets.count && start.advanced(byNanoseconds: offsets[next]) <= now {
+            let id = next
+            let scheduled = start.advanced(byNanoseconds: offsets[id])
+            pool.submit(
+                InferenceJob(
+                    inputs: [input],
+                    rows: 1,
+                    deadline: nil,
+                    completion: { result in
+                        let end = MonotonicInstant.now()
+                        results.latency[id] = end.nanoseconds(since: scheduled)
+                        results.completedAt[id] = end.nanoseconds
+                        switch result {
+                        case .success: results.status[id] = 0
+                        case .failure(let error): results.status[id] = error.code == .unavailable ? 1 : 2
+                        }
+                        results.done.add(1, ordering: .releasing)
+                    }
+                )
+            )
+            next += 1
+        }
+    }
+    while results.done.load(ordering: .acquiring) < offsets.count { usleep(1_000) }
+    let stats = pool.statistics
+    pool.shutdown()
+
+    // Skip the first 10 % of the run (the cost model warms up in its first batches).
+    let warm = UInt64(options.seconds * 0.1 * 1e9)
+    var latencies: [UInt64] = []
+    var measured = 0
+    var shed = 0
+    var lastCompletion: UInt64 = 0
+    for id in 0..<offsets.count where offsets[id] >= warm {
+        measured += 1
+        if results.status[id] == 0 {
+            latencies.append(results.latency[id])
+            lastCompletion = max(lastCompletion, results.completedAt[id])
+        } else {
+            shed += 1
+        }
+    }
+    latencies.sort()
+    let window = Double(lastCompletion - (start.nanoseconds + warm)) / 1e9
+    return RunFigures(
+        p50: percentile(latencies, 0.5) / 1e6,
+        p99: percentile(latencies, 0.99) / 1e6,
+        goodput: Double(latencies.count) / max(window, 1e-9),
+        shedShare: Double(shed) / Double(max(1, measured)),
+        meanBatch: stats.meanBatchRows
+    )
+}
+
+/// One request in flight at a time: the low-load latency floor of each mode.
+func serialRun(mode: String, options: Options, engine: SyntheticEngine) -> RunFigures {
+    let pool = makePool(mode: mode, options: options, engine: engine)
+    var latencies: [UInt64] = []
+    let done = Atomic<Bool>(false)
+    for _ in 0..<options.serialRequests {
+        done.store(false, ordering: .relaxed)
+        let start = MonotonicInstant.now()
+        pool.submit(
+            InferenceJob(
+                inputs: [input],
+                rows: 1,
+                deadline: nil,
+                completion: { _ in done.store(true, ordering: .releasing) }
+            )
+        )
+        while !done.load(ordering: .acquiring) {}
+        latencies.append(MonotonicInstant.now().nanoseconds(since: start))
+        // A short think time, as a lone client would have.
+        usleep(200)
+    }
+    let stats = pool.statistics
+    pool.shutdown()
+    latencies.sort()
+    return RunFigures(
+        p50: percentile(latencies, 0.5) / 1e6,
+        p99: percentile(latencies, 0.99) / 1e6,
+        goodput: 0,
+        shedShare: 0,
+        meanBatch: stats.meanBatchRows
+    )
+}
+
+/// Jobs whose deadline passes while a 50 ms batch runs: how late after its deadline each is answered.
+func expiryRun(options: Options) -> (p50: Double, p99: Double, max: Double) {
+    let slow = SyntheticEngine(perRow: 0, perBatch: 50_000_000)
+    let pool = makePool(mode: "adaptive", options: options, engine: slow)
+    let count = 200
+    let results = Results(count: count)
+    var deadlines: [MonotonicInstant] = []
+    for round in 0..<4 {
+        // One job occupies the worker; the rest expire behind it.
+        pool.submit(InferenceJob(inputs: [input], rows: 1, deadline: nil, completion: { _ in }))
+        while pool.statistics.busyWorkers == 0 { usleep(100) }
+        for index in 0..<(count / 4) {
+            let id = round * (count / 4) + index
+            let deadline = MonotonicInstant.now().advanced(byNanoseconds: UInt64(1_000_000 + index * 700_000))
+            deadlines.append(deadline)
+            pool.submit(
+                InferenceJob(
+                    inputs: [input],
+                    rows: 1,
+                    deadline: deadline,
+                    completion: { result in
+                        if case .failure(let error) = result, error.code == .deadlineExceeded {
+                            results.status[id] = 0
+                        } else {
+                            results.status[id] = 1
+                        }
+                        results.completedAt[id] = MonotonicInstant.now().nanoseconds
+                        results.done.add(1, ordering: .releasing)
+                    }
+                )
+            )
+        }
+        while results.done.load(ordering: .acquiring) < (round + 1) * (count / 4) { usleep(1_000) }
+        usleep(60_000)
+    }
+    pool.shutdown()
+    let late = (0..<count).map { Double(results.completedAt[$0] &- deadlines[$0].nanoseconds) / 1e6 }
+    if ProcessInfoLike.verbose {
+        for id in 0..<count { print(id, results.status[id], late[id]) }
+    }
+    let sorted = late.sorted()
+    return (sorted[count / 2], sorted[count * 99 / 100], sorted[count - 1])
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+func medianFigures(_ runs: [RunFigures]) -> RunFigures {
+    RunFigures(
+        p50: median(runs.map(\.p50)),
+        p99: median(runs.map(\.p99)),
+        goodput: median(runs.map(\.goodput)),
+        shedShare: median(runs.map(\.shedShare)),
+        meanBatch: median(runs.map(\.meanBatch))
+    )
+}
+
+func format(_ value: Double, _ decimals: Int) -> String {
+    guard value.isFinite else { return "-" }
+    var scale = 1.0
+    for _ in 0..<decimals { scale *= 10 }
+    let rounded = (value * scale).rounded() / scale
+    return decimals == 0 ? String(Int(rounded)) : String(rounded)
+}
+
+// MARK: Main
+
+let options = Options(arguments: CommandLine.arguments)
+let engine = SyntheticEngine(
+    perRow: UInt64(options.perRowMicroseconds * 1_000),
+    perBatch: UInt64(options.perBatchMicroseconds * 1_000)
+)
+let batchOne = options.perRowMicroseconds + options.perBatchMicroseconds
+let batchFull = options.perRowMicroseconds * Double(options.maxBatch) + options.perBatchMicroseconds
+print(
+    "synthetic engine: \(options.perRowMicroseconds) µs/row + \(options.perBatchMicroseconds) µs/batch; "
+        + "capacity \(format(1e6 * Double(options.workers) / batchOne, 0))/s unbatched, "
+        + "\(format(1e6 * Double(options.workers * options.maxBatch) / batchFull, 0))/s at batch \(options.maxBatch); "
+        + "workers \(options.workers), slo_ms \(options.sloMilliseconds), runs \(options.runs) × \(options.seconds) s, "
+        + "median shown"
+)
+print("")
+print("one request in flight (closed loop, \(options.serialRequests) requests):")
+print("| mode | p50 ms | p99 ms | mean batch |")
+print("|---|---|---|---|")
+for mode in options.modes {
+    let figures = medianFigures((0..<options.runs).map { _ in serialRun(mode: mode, options: options, engine: engine) })
+    print("| \(mode) | \(format(figures.p50, 3)) | \(format(figures.p99, 3)) | \(format(figures.meanBatch, 2)) |")
+}
+print("")
+let expiry = expiryRun(options: options)
+print(
+    "deadline expiry while a 50 ms batch runs (200 jobs): answered \(format(expiry.p50, 3)) ms (p50), "
+        + "\(format(expiry.p99, 3)) ms (p99), \(format(expiry.max, 3)) ms (max) after the deadline"
+)
+print("")
+print("open-loop Poisson arrivals (latency from scheduled arrival; goodput = successful requests/s):")
+print("| mode | offered /s | p50 ms | p99 ms | goodput /s | rejected | mean batch |")
+print("|---|---|---|---|---|---|---|")
+for mode in options.modes {
+    for rate in options.rates {
+        let runs = (0..<options.runs).map { run in
+            openLoopRun(mode: mode, rate: rate, options: options, engine: engine, seed: UInt64(run + 1) * 7_919)
+        }
+        let figures = medianFigures(runs)
+        print(
+            "| \(mode) | \(format(rate, 0)) | \(format(figures.p50, 2)) | \(format(figures.p99, 2)) | "
+                + "\(format(figures.goodput, 0)) | \(format(figures.shedShare * 100, 1)) % | "
+                + "\(format(figures.meanBatch, 1)) |"
+        )
+        fflush(nil)
+    }
+}
