@@ -115,6 +115,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .executableTarget(
+            name: "switchyard-batcher-bench",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardEngine", "SwitchyardWorkers",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Batcher",
+            swiftSettings: strict
+        ),
+
         // MARK: Tests
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
         .testTarget(

@@ -44,8 +44,11 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    @Option(name: .long, help: "Engine for every model: auto (fused when the graph allows) or reference.")
-    var engine: EngineChoice = .auto
+    @Option(
+        name: .long,
+        help: "Engine for every model: automatic (fused when the graph is a chain of dense layers) or reference."
+    )
+    var engine: EngineSelection = .automatic
 
     func run() throws {
         let settings = try resolvedConfiguration()
@@ -149,15 +152,11 @@ struct Serve: ParsableCommand {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-/// Which engine runs the models.
-enum EngineChoice: String, ExpressibleByArgument, CaseIterable {
-    case auto, reference
+extension EngineSelection: ExpressibleByArgument {}
 
-    /// Loads an ONNX file into an engine.
+extension EngineSelection {
+    /// Loads an ONNX file into the selected engine.
     var loader: (String) throws -> any InferenceEngine {
-        switch self {
-        case .auto: { path in ReferenceEngine(model: try ONNXModel(contentsOf: path)) }
-        case .reference: { path in ReferenceEngine(model: try ONNXModel(contentsOf: path)) }
-        }
+        { path in try makeEngine(for: try ONNXModel(contentsOf: path), selection: self) }
     }
 }
