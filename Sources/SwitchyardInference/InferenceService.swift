@@ -106,15 +106,21 @@ public final class InferenceService: GRPCService {
         streaming: Bool
     ) throws(SwitchyardError) {
         let started = MonotonicInstant.now()
-        let request = try DecodedInferRequest(bytes: message)
-        let version = try registry.resolve(model: request.modelName, version: request.modelVersion)
-        let call: ValidatedInferCall
-        do {
-            call = try InferRequestValidator.validate(request, for: version)
-        } catch {
-            version.statistics.failureCount.add(1, ordering: .relaxed)
-            throw error
-        }
+        let (version, call) = try withBumpAllocator(capacity: 8192) { arena in
+            Result { () throws(SwitchyardError) -> (ModelVersion, ValidatedInferCall) in
+                let request = try InferRequestDecoder.decode(message, arena: &arena).pointee
+                let version = try registry.resolve(
+                    model: swiftString(request.model_name),
+                    version: swiftString(request.model_version)
+                )
+                do throws(SwitchyardError) {
+                    return (version, try InferRequestValidator.validate(request, for: version))
+                } catch {
+                    version.statistics.failureCount.add(1, ordering: .relaxed)
+                    throw error
+                }
+            }
+        }.get()
         var deadline = head.deadline
         if let timeout = call.parameters.timeoutMicroseconds {
             let parameterDeadline = started.advanced(
