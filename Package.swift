@@ -111,7 +111,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/EchoServer",
-            exclude: ["measure.sh"],
+            exclude: ["measure.sh", "README.md"],
             swiftSettings: strict
         ),
 

@@ -12,7 +12,7 @@ import Synchronization
 #endif
 
 /// Work handed to a loop.
-enum LoopMessage: @unchecked Sendable {
+enum LoopMessage: Sendable {
     /// A service answered (unary response or one streaming message).
     case send(GRPCCall, [UInt8], [(name: String, value: String)])
     /// A service ended a call with a status.
@@ -221,6 +221,7 @@ final class EventLoop: @unchecked Sendable {
 
     func run() {
         threadID.store(UInt(pthread_self()), ordering: .relaxed)
+        cswitchyard_set_thread_name("switchyard-io-\(index)")
         let maxEvents = 256
         let events = UnsafeMutablePointer<UInt32>.allocate(capacity: maxEvents)
         let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: maxEvents)
