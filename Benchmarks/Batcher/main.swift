@@ -5,7 +5,12 @@
 //
 //   swift run -c release --scratch-path .build-x switchyard-batcher-bench [--runs 3] [--seconds 2]
 //       [--per-row-us 50] [--per-batch-us 500] [--slo-ms 10] [--max-batch 64] [--workers 1]
-//       [--rates 500,1000,...] [--modes adaptive,adaptive-noshed,window,none]
+//       [--rates 500,1000,...] [--modes adaptive,adaptive-noshed,window,none] [--engine-clock wall|cpu]
+//
+// With `--engine-clock wall` (the default) a batch takes a·n + b of wall time whatever share of a core
+// the worker gets, like an accelerator, so the batching policies are compared on the same service
+// times even on a busy machine; with `cpu` it takes a·n + b of the worker's CPU time, like a CPU
+// kernel, and slows down when the core is shared.
 
 import Logging
 import SwitchyardCore
@@ -31,6 +36,7 @@ struct Options {
     var rates: [Double] = [200, 1_000, 1_600, 2_500, 5_000, 10_000, 14_000, 17_000, 25_000]
     var modes = ["adaptive", "adaptive-noshed", "window", "none"]
     var serialRequests = 2_000
+    var cpuClock = false
 
     init(arguments: [String]) {
         var index = 1
@@ -56,6 +62,12 @@ struct Options {
             case "--rates": rates = value().split(separator: ",").map { number(String($0)) }
             case "--modes": modes = value().split(separator: ",").map(String.init)
             case "--serial": serialRequests = Int(number(value()))
+            case "--engine-clock":
+                switch value() {
+                case "wall": cpuClock = false
+                case "cpu": cpuClock = true
+                case let other: fail("--engine-clock: expected wall or cpu, got '\(other)'")
+                }
             default: fail("unknown option '\(arguments[index])'")
             }
             index += 1
@@ -82,31 +94,37 @@ final class SyntheticEngine: InferenceEngine {
     )
     let perRow: UInt64
     let perBatch: UInt64
+    let cpuClock: Bool
 
-    init(perRow: UInt64, perBatch: UInt64) {
+    init(perRow: UInt64, perBatch: UInt64, cpuClock: Bool = false) {
         self.perRow = perRow
         self.perBatch = perBatch
+        self.cpuClock = cpuClock
     }
 
-    func makeExecutor() -> any EngineExecutor { Executor(perRow: perRow, perBatch: perBatch) }
+    func makeExecutor() -> any EngineExecutor { Executor(perRow: perRow, perBatch: perBatch, cpuClock: cpuClock) }
 
     final class Executor: EngineExecutor {
         let perRow: UInt64
         let perBatch: UInt64
-        init(perRow: UInt64, perBatch: UInt64) {
+        let clock: () -> UInt64
+        init(perRow: UInt64, perBatch: UInt64, cpuClock: Bool) {
             self.perRow = perRow
             self.perBatch = perBatch
+            if cpuClock {
+                clock = { threadCPUNanoseconds() }
+            } else {
+                clock = { MonotonicInstant.now().nanoseconds }
+            }
         }
 
         func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
-            // The cost is CPU time of this thread, as a compute-bound kernel's would be: when the core is
-            // shared, the batch takes longer on the wall clock, as a real one would.
-            let start = threadCPUNanoseconds()
+            let start = clock()
             let cost = perBatch + UInt64(rows) * perRow
             for row in 0..<rows {
                 for column in 0..<10 { outputs[0][row * 10 + column] = inputs[0][row * 784 + column] }
             }
-            while threadCPUNanoseconds() - start < cost {}
+            while clock() - start < cost {}
         }
     }
 }
@@ -386,7 +404,8 @@ func format(_ value: Double, _ decimals: Int) -> String {
 let options = Options(arguments: CommandLine.arguments)
 let engine = SyntheticEngine(
     perRow: UInt64(options.perRowMicroseconds * 1_000),
-    perBatch: UInt64(options.perBatchMicroseconds * 1_000)
+    perBatch: UInt64(options.perBatchMicroseconds * 1_000),
+    cpuClock: options.cpuClock
 )
 let batchOne = options.perRowMicroseconds + options.perBatchMicroseconds
 let batchFull = options.perRowMicroseconds * Double(options.maxBatch) + options.perBatchMicroseconds
@@ -395,7 +414,7 @@ print(
         + "capacity \(format(1e6 * Double(options.workers) / batchOne, 0))/s unbatched, "
         + "\(format(1e6 * Double(options.workers * options.maxBatch) / batchFull, 0))/s at batch \(options.maxBatch); "
         + "workers \(options.workers), slo_ms \(options.sloMilliseconds), runs \(options.runs) × \(options.seconds) s, "
-        + "median shown"
+        + "engine clock \(options.cpuClock ? "cpu" : "wall"), median shown"
 )
 print("")
 print("one request in flight (closed loop, \(options.serialRequests) requests):")
