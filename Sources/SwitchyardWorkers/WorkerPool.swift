@@ -153,7 +153,8 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     /// Stops taking work, finishes the queued primary work, drops queued shadow work, and joins every
-    /// thread. Calling it again does nothing.
+    /// thread. Calling it again does nothing. Must not be called from a job's completion, which runs
+    /// on the threads it joins.
     public func shutdown() {
         let workers: [pthread_t] = lock.withLock {
             guard !stopping else { return [] }
