@@ -379,6 +379,45 @@ func expiryRun(options: Options) -> (p50: Double, p99: Double, max: Double) {
     return (sorted[count / 2], sorted[count * 99 / 100], sorted[count - 1])
 }
 
+/// Nanoseconds per batching decision and per submission into a pool whose worker is busy, the two
+/// costs paid per request on the hot path.
+func decisionCost(options: Options) -> (decide: Double, submit: Double) {
+    var scheduler = BatchScheduler(
+        settings: .init(maxBatchRows: options.maxBatch, sloNanoseconds: 10_000_000, workers: 1)
+    )
+    for rows in [1, 2, 4, 8, 16, 32, 64, 3, 12, 48] {
+        scheduler.recordBatch(rows: rows, nanoseconds: UInt64(rows) * 50_000 + 500_000)
+    }
+    var time: UInt64 = 1_000_000_000
+    for _ in 0..<2_000 {
+        time += 100_000
+        scheduler.recordArrival(rows: 1, at: MonotonicInstant(nanoseconds: time))
+    }
+    let calls = 1_000_000
+    var dispatched = 0
+    let start = MonotonicInstant.now()
+    for index in 0..<calls {
+        let now = MonotonicInstant(nanoseconds: time + UInt64(index % 1_000))
+        let queue = BatchScheduler.QueueState(jobs: 1 + index % 8, rows: 1 + index % 8, oldestEnqueuedAt: now)
+        if case .dispatch = scheduler.decide(now: now, queue: queue, workers: .init(idle: 1)) { dispatched += 1 }
+    }
+    let decide = Double(MonotonicInstant.now().nanoseconds(since: start)) / Double(calls)
+    precondition(dispatched >= 0)
+
+    let busy = SyntheticEngine(perRow: 0, perBatch: 1_000_000_000)
+    var configuration = options
+    configuration.workers = 1
+    let pool = makePool(mode: "adaptive-noshed", options: configuration, engine: busy)
+    pool.submit(InferenceJob(inputs: [input], rows: 1, deadline: nil, completion: { _ in }))
+    while pool.statistics.busyWorkers == 0 { usleep(100) }
+    let jobs = 4_000
+    let submitStart = MonotonicInstant.now()
+    for _ in 0..<jobs { pool.submit(InferenceJob(inputs: [input], rows: 1, deadline: nil, completion: { _ in })) }
+    let submit = Double(MonotonicInstant.now().nanoseconds(since: submitStart)) / Double(jobs)
+    pool.shutdown()
+    return (decide, submit)
+}
+
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted[sorted.count / 2]
@@ -427,6 +466,12 @@ for mode in options.modes {
     let figures = medianFigures((0..<options.runs).map { _ in serialRun(mode: mode, options: options, engine: engine) })
     print("| \(mode) | \(format(figures.p50, 3)) | \(format(figures.p99, 3)) | \(format(figures.meanBatch, 2)) |")
 }
+print("")
+let cost = decisionCost(options: options)
+print(
+    "hot-path cost: \(format(cost.decide, 0)) ns per batching decision (warm, 10 000 rows/s), "
+        + "\(format(cost.submit, 0)) ns per accepted submission (job creation included)"
+)
 print("")
 let expiry = expiryRun(options: options)
 print(
