@@ -122,6 +122,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/Batcher",
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
 

@@ -102,6 +102,10 @@ public final class WorkerPool: @unchecked Sendable {
     /// Queues a job. Never blocks; a job that cannot be queued is completed at once, on the calling
     /// thread, with an error whose message says why.
     public func submit(_ job: InferenceJob) {
+        if let problem = validate(job) {
+            job.completion(.failure(problem))
+            return
+        }
         let now = MonotonicInstant.now()
         var swept: [InferenceJob] = []
         let rejection: SwitchyardError? = lock.withLock {
@@ -149,7 +153,8 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     /// Stops taking work, finishes the queued primary work, drops queued shadow work, and joins every
-    /// thread. Calling it again does nothing.
+    /// thread. Calling it again does nothing. Must not be called from a job's completion, which runs
+    /// on the threads it joins.
     public func shutdown() {
         let workers: [pthread_t] = lock.withLock {
             guard !stopping else { return [] }
@@ -182,6 +187,26 @@ public final class WorkerPool: @unchecked Sendable {
         }
         for thread in service { pthread_join(thread, nil) }
         lock.withLock { workerThreads.removeAll() }
+    }
+
+    /// A job whose buffers do not match the signature would break the whole batch it joined, so it is
+    /// refused on its own.
+    private func validate(_ job: InferenceJob) -> SwitchyardError? {
+        guard job.rows >= 1 else {
+            return .invalidArgument("model '\(name)': expected at least 1 row, got \(job.rows)")
+        }
+        guard job.inputs.count == signature.inputs.count else {
+            return .invalidArgument(
+                "model '\(name)': expected \(signature.inputs.count) input tensors, got \(job.inputs.count)"
+            )
+        }
+        for (spec, values) in zip(signature.inputs, job.inputs) where values.count != job.rows * spec.elementsPerRow {
+            return .invalidArgument(
+                "model '\(name)' input '\(spec.name)': expected \(job.rows) × \(spec.elementsPerRow) = "
+                    + "\(job.rows * spec.elementsPerRow) values, got \(values.count)"
+            )
+        }
+        return nil
     }
 
     // MARK: Admission (called with the lock held)
@@ -348,6 +373,9 @@ public final class WorkerPool: @unchecked Sendable {
     // MARK: Deadline timer
 
     private func timerLoop() {
+        // Expired jobs must be answered within a millisecond of their deadline even when every core is
+        // busy; where permitted the timer preempts other threads (it only ever works for microseconds).
+        enterLowestRealtimePriority()
         lock.lock()
         while !timerExits {
             let now = MonotonicInstant.now()
