@@ -457,8 +457,14 @@ final class EventLoop: @unchecked Sendable {
                 return
             }
             while connection.pendingOutput > 0 {
+                // send(MSG_NOSIGNAL), not write(): a peer that vanished must cost EPIPE, not the process.
                 let written = connection.out.withUnsafeBytes { raw in
-                    write(connection.fd, raw.baseAddress! + connection.outSent, connection.pendingOutput)
+                    send(
+                        connection.fd,
+                        raw.baseAddress! + connection.outSent,
+                        connection.pendingOutput,
+                        Int32(MSG_NOSIGNAL)
+                    )
                 }
                 if written > 0 {
                     connection.outSent += written

@@ -332,6 +332,27 @@ struct GRPCServerTests {
         #expect((stats.callsByStatus[.deadlineExceeded] ?? 0) + (stats.callsByStatus[.cancelled] ?? 0) == 1)
     }
 
+    @Test func peersVanishingMidResponseDoNotHurtTheServer() throws {
+        let s = try RunningServer(loops: 1)
+        defer { s.stop() }
+        let run = try Clients.grpc(
+            "hangup",
+            s.target,
+            ["--path", "/test.Test/Queued", "--size", "1000000", "--count", "8", "--repeat", "5"]
+        )
+        #expect(run.json["done"] as? Bool == true, "\(run.stderr)")
+        let fine = try Clients.grpc("unary", s.target, ["--size", "100000"])
+        #expect(fine.code == "OK")
+        let start = Date()
+        while s.server.statistics.connectionsOpen > 1 && Date().timeIntervalSince(start) < 5 {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let stats = s.server.statistics
+        #expect(stats.connectionsClosed >= 5)
+        // Every stream ended exactly once: answered, or cancelled by the vanishing peer.
+        #expect(stats.calls == stats.streamsOpened, "\(stats)")
+    }
+
     @Test func brokenPeerGetsGoawayAndOthersAreUnaffected() throws {
         let s = try RunningServer(loops: 1)
         defer { s.stop() }
