@@ -424,8 +424,14 @@ final class EventLoop: @unchecked Sendable {
             let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
             var ok = true
             if let tls = connection.tls {
-                switch tls.receive(bytes, scratch: tlsScratch, onPlaintext: { connection.receive($0) }) {
-                case .ok: break
+                var http2OK = true
+                let result = tls.receive(bytes, scratch: tlsScratch) { plaintext in
+                    http2OK = connection.receive(plaintext)
+                    return http2OK
+                }
+                switch result {
+                case .ok:
+                    ok = http2OK
                 case .closed:
                     ok = false
                 case .failed(let reason):

@@ -3,6 +3,7 @@
 import argparse
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -91,6 +92,10 @@ def garbage(args):
     """Speaks broken HTTP/2 (a DATA frame on stream 0) and reports whether a GOAWAY came back."""
     host, port = args.target.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=5)
+    if args.tls_ca:
+        context = ssl.create_default_context(cafile=args.tls_ca)
+        context.set_alpn_protocols(["h2"])
+        sock = context.wrap_socket(sock, server_hostname="localhost")
     sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + struct.pack(">I", 0)[1:] + b"\x04\x00" + struct.pack(">I", 0))
     sock.sendall(struct.pack(">I", 4)[1:] + b"\x00\x00" + struct.pack(">I", 0) + b"boom")
     received = b""
@@ -102,6 +107,8 @@ def garbage(args):
             received += chunk
     except socket.timeout:
         return {"goaway": False, "closed": False}
+    except (ssl.SSLError, ConnectionResetError):
+        pass
     frames = []
     offset = 0
     while offset + 9 <= len(received):
