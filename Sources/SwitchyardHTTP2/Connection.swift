@@ -523,7 +523,7 @@ final class Connection {
     ) -> Int {
         var written = 0
         while written < length, !call.outQueue.isEmpty {
-            let message = call.outQueue[0]
+            let message = call.outQueue.front
             if call.outOffset < 5 {
                 let count = UInt32(message.count)
                 let prefix: (UInt8, UInt8, UInt8, UInt8, UInt8) = (
