@@ -27,6 +27,7 @@ final class TestService: GRPCService {
         case "/test.Test/Queued": GRPCMethod(id: 6, kind: .unary)
         case "/test.Test/StreamFail": GRPCMethod(id: 7, kind: .bidirectionalStreaming)
         case "/test.Test/StreamFirst": GRPCMethod(id: 8, kind: .bidirectionalStreaming)
+        case "/test.Test/StreamQueued": GRPCMethod(id: 9, kind: .bidirectionalStreaming)
         default: nil
         }
     }
@@ -60,7 +61,7 @@ final class TestService: GRPCService {
                 Thread.sleep(forTimeInterval: delay)
                 box.value.send(message: bytes)
             }
-        case 6:
+        case 6, 9:
             worker.async { responder.send(message: bytes) }
         case 7:
             // Echo until the message "msg-3-…", then fail the whole stream.
@@ -305,6 +306,10 @@ struct GRPCServerTests {
         #expect(run.code == "OK", "\(run.json) \(run.stderr)")
         #expect(run.json["count"] as? Int == 200)
         #expect(run.json["echoed"] as? Bool == true)
+        let queued = try Clients.grpc("stream", s.target, ["--path", "/test.Test/StreamQueued", "--count", "500"])
+        #expect(queued.code == "OK", "\(queued.json) \(queued.stderr)")
+        #expect(queued.json["count"] as? Int == 500)
+        #expect(queued.json["echoed"] as? Bool == true)
         let empty = try Clients.grpc("stream", s.target, ["--path", "/test.Test/Stream", "--count", "0"])
         #expect(empty.code == "OK")
         #expect(empty.json["count"] as? Int == 0)
