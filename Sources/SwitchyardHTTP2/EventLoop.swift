@@ -424,8 +424,14 @@ final class EventLoop: @unchecked Sendable {
             let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
             var ok = true
             if let tls = connection.tls {
-                switch tls.receive(bytes, scratch: tlsScratch, onPlaintext: { connection.receive($0) }) {
-                case .ok: break
+                var http2OK = true
+                let result = tls.receive(bytes, scratch: tlsScratch) { plaintext in
+                    http2OK = connection.receive(plaintext)
+                    return http2OK
+                }
+                switch result {
+                case .ok:
+                    ok = http2OK
                 case .closed:
                     ok = false
                 case .failed(let reason):
@@ -457,8 +463,14 @@ final class EventLoop: @unchecked Sendable {
                 return
             }
             while connection.pendingOutput > 0 {
+                // send(MSG_NOSIGNAL), not write(): a peer that vanished must cost EPIPE, not the process.
                 let written = connection.out.withUnsafeBytes { raw in
-                    write(connection.fd, raw.baseAddress! + connection.outSent, connection.pendingOutput)
+                    send(
+                        connection.fd,
+                        raw.baseAddress! + connection.outSent,
+                        connection.pendingOutput,
+                        Int32(MSG_NOSIGNAL)
+                    )
                 }
                 if written > 0 {
                     connection.outSent += written
