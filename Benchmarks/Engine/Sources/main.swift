@@ -83,13 +83,13 @@ func time(
 
 func allocationsPerBatch(
     _ executor: any EngineExecutor,
+    batches: Int,
     inputs: [UnsafeBufferPointer<Float>],
     rows: Int,
     outputs: [UnsafeMutableBufferPointer<Float>]
 ) throws -> Double? {
     let before = sy_allocation_count()
     guard before != UInt64.max else { return nil }
-    let batches = 100
     for _ in 0..<batches { try executor.run(inputs: inputs, rows: rows, outputs: outputs) }
     return Double(sy_allocation_count() - before) / Double(batches)
 }
@@ -133,7 +133,14 @@ for path in options.models {
             // The reference engine is slow: fewer runs past small batches.
             let runs = engineName == "reference" && rows > 16 ? min(options.runs, 3) : options.runs
             let seconds = try time(executor, inputs: inputViews, rows: rows, outputs: outputs, runs: runs)
-            let allocations = try allocationsPerBatch(executor, inputs: inputViews, rows: rows, outputs: outputs)
+            // The reference engine allocates by design and is slow: a few batches show it.
+            let allocations = try allocationsPerBatch(
+                executor,
+                batches: engineName == "reference" ? 3 : 100,
+                inputs: inputViews,
+                rows: rows,
+                outputs: outputs
+            )
             let measurement = Measurement(
                 model: name,
                 engine: engineName,
