@@ -705,15 +705,25 @@ public enum EngineSelection: String, Sendable, CaseIterable {
 
 /// Builds the engine that serves a model: the fused engine when the graph is a chain of dense layers, else the
 /// reference engine. The fused engine's kernel path follows `SWITCHYARD_KERNEL` when set.
-/// - Throws: `SwitchyardError.invalidArgument` if `SWITCHYARD_KERNEL` names no path or one this CPU cannot run.
-public func makeEngine(for model: ONNXModel, selection: EngineSelection = .automatic) throws -> any InferenceEngine {
+/// - Parameters:
+///   - model: the imported model.
+///   - selection: `.automatic` (default) or `.reference` to force the reference engine.
+///   - precision: the fused engine's weights: `.fp32` (default) or `.bf16` (opt-in; needs AVX-512 BF16 and the
+///     avx512 kernel path). A graph the fused engine cannot run falls back to the FP32 reference engine.
+/// - Throws: `SwitchyardError.invalidArgument` if `SWITCHYARD_KERNEL` names no path or one this CPU cannot run,
+///   or if `.bf16` is asked for on a CPU or kernel path without AVX-512 BF16.
+public func makeEngine(
+    for model: ONNXModel,
+    selection: EngineSelection = .automatic,
+    precision: WeightPrecision = .fp32
+) throws -> any InferenceEngine {
     switch selection {
     case .reference:
         return ReferenceEngine(model: model)
     case .automatic:
-        let kernel = try KernelPath.fromEnvironment() ?? KernelPath.best
+        let kernel = try KernelPath.fromEnvironment() ?? (precision == .bf16 ? .avx512 : KernelPath.best)
         do {
-            return try FusedEngine(model: model, kernel: kernel)
+            return try FusedEngine(model: model, kernel: kernel, precision: precision)
         } catch let error as SwitchyardError where error.code == .unimplemented {
             return ReferenceEngine(model: model)
         }

@@ -372,5 +372,8 @@ struct FusedEngineBF16Tests {
             _ = try FusedEngine(model: model, kernel: .avx2, precision: .bf16)
         }
         #expect(error.message.contains("bf16"))
+        let digits = try ONNXModel(contentsOf: demoModelsDirectory.appendingPathComponent("digits/1/model.onnx").path)
+        let engine = try #require(try makeEngine(for: digits, precision: .bf16) as? FusedEngine)
+        #expect(engine.precision == .bf16)
     }
 }
