@@ -49,6 +49,20 @@ def write_mlp(path, widths, seed=1024):
     onnx.save(model, path)
 
 
+def write_layer(path, k, n, seed=7):
+    rng = np.random.default_rng(seed)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["input", "weight", "bias"], ["z"], name="fc", transB=1),
+         helper.make_node("Relu", ["z"], ["output"], name="relu")], "layer",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", k])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", n])],
+        [numpy_helper.from_array((rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32), "weight"),
+         numpy_helper.from_array((rng.standard_normal(n) * 0.1).astype(np.float32), "bias")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
 def flops_per_row(path):
     model = onnx.load(path)
     shapes = {t.name: list(t.dims) for t in model.graph.initializer}
@@ -97,6 +111,8 @@ def main():
     parser.add_argument("--paths", default="avx512,avx2", help="fused kernel paths to time")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternate the Swift engines and onnxruntime this many times per batch size")
+    parser.add_argument("--layers", action="store_true",
+                        help="also single GEMM+bias+ReLU layers 512², 1024², 1024×4096, 4096×1024")
     parser.add_argument("--bf16", action="store_true", help="also time BF16 weights and report their accuracy cost")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference engine")
     args = parser.parse_args()
@@ -105,6 +121,15 @@ def main():
     mlp = os.path.join(args.workdir, "mlp_784_1024_1024_10.onnx")
     write_mlp(mlp, [784, 1024, 1024, 10])
     models = [os.path.join(ROOT, "models", "digits", "2", "model.onnx"), mlp]
+    names = {models[0]: "digits v2 64→256→128→10", mlp: "MLP 784→1024→1024→10"}
+    if args.layers:
+        # Single GEMM + bias + ReLU layers (Gemm + Relu with the relu as the output).
+        for k, n in [(512, 512), (1024, 1024), (1024, 4096), (4096, 1024)]:
+            path = os.path.join(args.workdir, f"layer_{k}x{n}.onnx")
+            write_layer(path, k, n)
+            models.append(path)
+            names[path] = f"layer {k}×{n} + ReLU"
+
 
     bench = args.bench
     if bench is None:
@@ -122,13 +147,13 @@ def main():
     print("|" + "---|" * len(header))
     allocations = set()
     for path in models:
-        name = "digits v2 64→256→128→10" if "digits" in path else "MLP 784→1024→1024→10"
+        name = names[path]
         flops = flops_per_row(path)
         for rows in rows_list:
             # The Swift engines and onnxruntime run back to back for each batch size, so that both see the same
             # machine (other processes on a shared machine move every figure).
             command = [bench, "--json", "--runs", str(args.runs), "--rows", str(rows), "--paths", args.paths, path]
-            if args.no_reference:
+            if args.no_reference or "layer" in name:
                 command.insert(1, "--no-reference")
             if args.bf16:
                 command.insert(1, "--bf16")
