@@ -65,6 +65,7 @@ public enum KernelPath: String, Sendable, CaseIterable, CustomStringConvertible 
         return path
     }
 
+    /// A short name for logs.
     public var description: String { rawValue }
 }
 
@@ -79,6 +80,7 @@ public enum WeightPrecision: String, Sendable, CaseIterable, CustomStringConvert
     /// Whether this CPU runs the precision's kernels.
     public var isAvailable: Bool { self == .fp32 || sy_bf16_available() != 0 }
 
+    /// A short name for logs.
     public var description: String { rawValue }
 }
 
@@ -581,6 +583,7 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
     /// Creates an executor with its own scratch memory.
     public func makeExecutor() -> any EngineExecutor { FusedExecutor(program: program) }
 
+    /// A short name for logs.
     public var description: String {
         "fused engine (\(kernel), \(precision), layers \(layerWidths.map(String.init).joined(separator: "→")))"
     }

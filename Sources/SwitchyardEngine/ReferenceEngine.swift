@@ -19,6 +19,7 @@ public final class ReferenceEngine: InferenceEngine, CustomStringConvertible {
     /// Creates an executor with its own value buffers.
     public func makeExecutor() -> any EngineExecutor { ReferenceExecutor(graph: graph) }
 
+    /// A short name for logs.
     public var description: String { "reference engine (\(graph.nodes.count) nodes)" }
 }
 
