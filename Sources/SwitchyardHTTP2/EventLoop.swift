@@ -246,6 +246,7 @@ final class EventLoop: @unchecked Sendable {
                     handle(connection, events: events[i])
                 }
             }
+            core.service.eventLoopDidProcessBatch()
             processMessages()
             fireTimers()
             if stalledConnections > 0 { checkStalled() }

@@ -99,6 +99,10 @@ public final class InferenceService: GRPCService {
         }
     }
 
+    public func eventLoopDidProcessBatch() {
+        for pool in registry.pools { pool.releaseDeferredWakeUp() }
+    }
+
     private func infer(
         _ message: UnsafeRawBufferPointer,
         head: GRPCRequestHead,
@@ -174,7 +178,8 @@ public final class InferenceService: GRPCService {
                 }
             }
         )
-        version.pool.submit(job)
+        // Called on an event loop: the pool is woken once per batch of socket events, in eventLoopDidProcessBatch.
+        version.pool.submit(job, deferWakeUp: true)
     }
 }
 
