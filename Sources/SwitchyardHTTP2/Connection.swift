@@ -363,7 +363,7 @@ final class Connection {
         if method.kind == .unary && call.messagesReceived > 0 {
             return reject(
                 call,
-                GRPCStatus(.unimplemented, "unary method \(call.path) received more than one request message")
+                GRPCStatus(.internal, "unary method \(call.path) expects one request message, got more")
             )
         }
         call.messagesReceived += 1
@@ -424,7 +424,7 @@ final class Connection {
         switch method.kind {
         case .unary:
             if call.messagesReceived == 0 {
-                reject(call, GRPCStatus(.unimplemented, "unary method \(call.path) received no request message"))
+                reject(call, GRPCStatus(.internal, "unary method \(call.path) expects one request message, got none"))
             }
         case .bidirectionalStreaming:
             if call.messagesAnswered == call.messagesReceived && call.finalStatus == nil {

@@ -396,8 +396,8 @@ struct GRPCServerTests {
         (["x-big: " + String(repeating: "a", count: 20_000)], [0, 0, 0, 0, 1, 42], ["grpc-status: 8", "16384"]),
         ([], nil, [":status: 405"]),
         ([], [0, 0, 0, 0, 1], ["grpc-status: 13", "ended inside a message"]),
-        ([], [], ["grpc-status: 12", "received no request message"]),
-        ([], [0, 0, 0, 0, 1, 42, 0, 0, 0, 0, 1, 43], ["grpc-status: 12", "more than one request message"]),
+        ([], [], ["grpc-status: 13", "expects one request message, got none"]),
+        ([], [0, 0, 0, 0, 1, 42, 0, 0, 0, 0, 1, 43], ["grpc-status: 13", "expects one request message, got more"]),
     ]
 
     @Test(arguments: malformedRequests)
