@@ -387,7 +387,7 @@ public final class RoutingTable: Sendable {
     public func decide(
         model: String,
         requestedVersion: String,
-        requestID: String,
+        requestID: @autoclosure () -> String,
         key: (RouteConfiguration.StickyKey) -> String?
     ) -> RoutingDecision {
         let current = snapshot.withLock { $0 }
@@ -434,10 +434,13 @@ public final class RoutingTable: Sendable {
             arm = buckets.version(ofBucket: bucket)
         case .bandit:
             arm = route.bandit!.state.withLock { $0.choose(using: &generator) }
-            if let ttl = route.feedbackTTLNanoseconds, !requestID.isEmpty {
-                let now = clock()
-                let cell = route.bandit!
-                ledger.withLock { $0.register(id: requestID, value: (cell, arm), now: now, ttlNanoseconds: ttl) }
+            if let ttl = route.feedbackTTLNanoseconds {
+                let id = requestID()
+                if !id.isEmpty {
+                    let now = clock()
+                    let cell = route.bandit!
+                    ledger.withLock { $0.register(id: id, value: (cell, arm), now: now, ttlNanoseconds: ttl) }
+                }
             }
         default:
             arm = 0
