@@ -134,7 +134,8 @@ final class RecordWriter: @unchecked Sendable {
             buffer.removeAll(keepingCapacity: true)
             for record in batch {
                 let line = RecordCoding.jsonLine(record)
-                if descriptor >= 0 && fileBytes > 0 && fileBytes + buffer.count + line.count > maxFileBytes {
+                let used = fileBytes + buffer.count
+                if descriptor >= 0 && used > 0 && used + line.count > maxFileBytes {
                     if flush(&buffer) {
                         written += pending
                         bytes += fileBytesDelta
