@@ -101,12 +101,24 @@ public struct ComparisonRecord: Sendable, Hashable {
     /// or no output is a classification.
     public var agreed: Bool? {
         guard compared else { return nil }
-        let classified = outputs.compactMap(\.argmaxAgreement)
-        return classified.isEmpty ? nil : classified.allSatisfy { $0 == 1 }
+        var classified = false
+        for output in outputs {
+            guard let agreement = output.argmaxAgreement else { continue }
+            if agreement != 1 { return false }
+            classified = true
+        }
+        return classified ? true : nil
     }
 
     /// The largest |Δ| over all outputs; `nil` when nothing was compared.
-    public var maxAbsDelta: Double? { compared ? outputs.map(\.maxAbsDelta).max() : nil }
+    public var maxAbsDelta: Double? {
+        guard compared else { return nil }
+        var largest = -Double.infinity
+        for output in outputs where output.maxAbsDelta > largest || output.maxAbsDelta.isNaN {
+            largest = output.maxAbsDelta.isNaN ? .infinity : output.maxAbsDelta
+        }
+        return largest
+    }
 }
 
 /// The layout of a model's outputs, to compare them.

@@ -263,58 +263,80 @@ final class RecordWriter: @unchecked Sendable {
 public enum RecordCoding {
     /// One record as a JSON object followed by a newline.
     public static func jsonLine(_ record: ComparisonRecord) -> [UInt8] {
-        var out = "{\"ts_ms\":\(record.timestampMilliseconds),\"request_id\":"
-        appendString(record.requestID, to: &out)
-        out += ",\"model\":"
-        appendString(record.model, to: &out)
-        out += ",\"primary_version\":"
-        appendString(record.primaryVersion, to: &out)
-        out += ",\"shadow_version\":"
-        appendString(record.shadowVersion, to: &out)
-        out += ",\"primary_latency_ns\":\(record.primaryLatencyNanoseconds)"
-        out += ",\"shadow_latency_ns\":\(record.shadowLatencyNanoseconds),\"primary_error\":"
-        appendOptionalString(record.primaryError, to: &out)
-        out += ",\"shadow_error\":"
-        appendOptionalString(record.shadowError, to: &out)
-        out += ",\"agreed\":" + (record.agreed.map { $0 ? "true" : "false" } ?? "null")
-        out += ",\"max_abs_delta\":" + number(record.maxAbsDelta)
-        out += ",\"outputs\":["
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        raw("{\"ts_ms\":", &out)
+        raw(String(record.timestampMilliseconds), &out)
+        raw(",\"request_id\":", &out)
+        string(record.requestID, &out)
+        raw(",\"model\":", &out)
+        string(record.model, &out)
+        raw(",\"primary_version\":", &out)
+        string(record.primaryVersion, &out)
+        raw(",\"shadow_version\":", &out)
+        string(record.shadowVersion, &out)
+        raw(",\"primary_latency_ns\":", &out)
+        raw(String(record.primaryLatencyNanoseconds), &out)
+        raw(",\"shadow_latency_ns\":", &out)
+        raw(String(record.shadowLatencyNanoseconds), &out)
+        raw(",\"primary_error\":", &out)
+        optionalString(record.primaryError, &out)
+        raw(",\"shadow_error\":", &out)
+        optionalString(record.shadowError, &out)
+        raw(",\"agreed\":", &out)
+        raw(record.agreed.map { $0 ? "true" : "false" } ?? "null", &out)
+        raw(",\"max_abs_delta\":", &out)
+        number(record.maxAbsDelta, &out)
+        raw(",\"outputs\":[", &out)
         for (index, output) in record.outputs.enumerated() {
-            if index > 0 { out += "," }
-            out += "{\"name\":"
-            appendString(output.name, to: &out)
-            out += ",\"argmax_agreement\":" + number(output.argmaxAgreement)
-            out += ",\"max_abs_delta\":" + number(output.maxAbsDelta)
-            out += ",\"mean_abs_delta\":" + number(output.meanAbsDelta) + "}"
+            raw(index > 0 ? ",{\"name\":" : "{\"name\":", &out)
+            string(output.name, &out)
+            raw(",\"argmax_agreement\":", &out)
+            number(output.argmaxAgreement, &out)
+            raw(",\"max_abs_delta\":", &out)
+            number(output.maxAbsDelta, &out)
+            raw(",\"mean_abs_delta\":", &out)
+            number(output.meanAbsDelta, &out)
+            out.append(UInt8(ascii: "}"))
         }
-        out += "]}\n"
-        return Array(out.utf8)
+        raw("]}\n", &out)
+        return out
     }
 
-    private static func number(_ value: Double?) -> String {
-        guard let value, value.isFinite else { return "null" }
-        return "\(value)"
+    @inline(__always)
+    private static func raw(_ text: StaticString, _ out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
-    private static func appendOptionalString(_ text: String?, to out: inout String) {
-        if let text { appendString(text, to: &out) } else { out += "null" }
+    @inline(__always)
+    private static func raw(_ text: String, _ out: inout [UInt8]) { out.append(contentsOf: text.utf8) }
+
+    private static func number(_ value: Double?, _ out: inout [UInt8]) {
+        guard let value, value.isFinite else { return raw("null", &out) }
+        raw(value.description, &out)
     }
 
-    private static func appendString(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+    private static func optionalString(_ text: String?, _ out: inout [UInt8]) {
+        if let text { string(text, &out) } else { raw("null", &out) }
+    }
+
+    private static func string(_ text: String, _ out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): raw("\\\"", &out)
+            case UInt8(ascii: "\\"): raw("\\\\", &out)
+            case UInt8(ascii: "\n"): raw("\\n", &out)
+            case UInt8(ascii: "\r"): raw("\\r", &out)
+            case UInt8(ascii: "\t"): raw("\\t", &out)
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                raw("\\u00", &out)
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 15)])
+            default: out.append(byte)
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
