@@ -189,3 +189,49 @@ def test_sink_records_every_pair(routed):
             assert output["argmax_agreement"] == (1.0 if record["agreed"] else 0.0)
     log = gateway.output()
     assert "comparison sink stopped" in log and f"written={len(sent)}" in log, log
+
+
+def test_invalid_routes_are_refused_with_key_paths(tmp_path):
+    import subprocess
+
+    from conftest import binary
+
+    config = tmp_path / "switchyard.yaml"
+    config.write_text(
+        """
+routes:
+  - model: digits
+    policy: canary
+    versions: [{version: 1, weight: 0}, {version: 9, weight: 0}]
+    shadow: {version: 2, fraction: 1.5}
+  - model: digits
+    policy: bandit
+    versions: [{version: 1}]
+    bandit: {algorithm: softmax}
+"""
+    )
+    result = subprocess.run(
+        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    for message in [
+        "routes[0].versions: canary weights must sum to more than 0",
+        "routes[0].shadow.fraction: expected 0…1, got 1.5",
+        "routes[1].model: model 'digits' already has a route (routes[0])",
+        "routes[1].bandit.algorithm: unknown algorithm 'softmax'; expected one of epsilon_greedy, ucb1, thompson",
+    ]:
+        assert message in result.stderr, result.stderr
+    # Versions are checked against the loaded repository once the structure is sound.
+    config.write_text("routes:\n  - {model: digits, policy: fixed, versions: [{version: 9}]}\n")
+    result = subprocess.run(
+        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    expected = "routes[0].versions[0].version: model 'digits' has no loaded version '9'; available versions: 1, 2"
+    assert expected in result.stderr, result.stderr
