@@ -116,7 +116,12 @@ measure("bandit Thompson, feedback: register id + Report", count: iterations / 4
     _ = decide("digits-feedback", id: id, n)
     sink &+= (try? table.report(requestID: id, reward: 1)) == .applied ? 1 : 0
 }
-measure("trailer value (cached)") { n in sink &+= decide("digits-sticky", n).trailer(servedVersion: "1").utf8.count }
+measure("canary + trailer value (cached per snapshot)") { n in
+    sink &+= decide("digits-sticky", n).trailer(servedVersion: "1").utf8.count
+}
+measure("unrouted + trailer value (built per call)") { n in
+    sink &+= decide("digits", n).trailer(servedVersion: "2").utf8.count
+}
 
 // Sink bookkeeping for one shadowed call of the demo model: 2 outputs × 10 values, one row.
 let logger = Logger(label: "bench")

@@ -128,9 +128,11 @@ public final class InferenceService: GRPCService {
         let started = MonotonicInstant.now()
         let request = try DecodedInferRequest(bytes: message)
         let requestPointer = request.pointer
+        let modelName = request.modelName
+        let requestedVersion = request.modelVersion
         let decision = routing?.decide(
-            model: request.modelName,
-            requestedVersion: request.modelVersion,
+            model: modelName,
+            requestedVersion: requestedVersion,
             requestID: request.id,
             key: { source in
                 if let header = source.header { return head.metadata(header) }
@@ -138,7 +140,7 @@ public final class InferenceService: GRPCService {
                 return nil
             }
         )
-        let version = try registry.resolve(model: request.modelName, version: decision?.version ?? request.modelVersion)
+        let version = try registry.resolve(model: modelName, version: decision?.version ?? requestedVersion)
         let call: ValidatedInferCall
         do {
             call = try InferRequestValidator.validate(request, for: version)
