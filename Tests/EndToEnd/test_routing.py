@@ -32,6 +32,7 @@ def routed(start_gateway, tmp_path_factory):
     repository = root / "models"
     shutil.copytree(MODELS / "digits", repository / "digits")
     shutil.copytree(MODELS / "digits", repository / "bandit")
+    shutil.copytree(MODELS / "digits", repository / "byparam")
     sink = root / "comparisons"
     config = root / "switchyard.yaml"
     config.write_text(
@@ -48,6 +49,10 @@ routes:
     policy: bandit
     versions: [{{version: "1"}}, {{version: "2"}}]
     bandit: {{algorithm: ucb1, reward: feedback, feedback_ttl_s: 60}}
+  - model: byparam
+    policy: canary
+    sticky: {{parameter: user}}
+    versions: [{{version: 1, weight: 1}}, {{version: 2, weight: 1}}]
 sink:
   directory: {sink}
   max_file_bytes: 4096
@@ -134,6 +139,22 @@ def test_errors_keep_their_status_under_shadowing(routed):
     with pytest.raises(grpc.RpcError) as excinfo:
         stub.ModelInfer(request(PIXELS[:1], version="7"), timeout=10)
     assert excinfo.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_sticky_key_from_a_request_parameter(routed):
+    _, stub, _, _ = routed
+    assignment = {}
+    for round_ in range(2):
+        for n in range(30):
+            req = request(PIXELS[:1], model="byparam")
+            if n % 2:
+                req.parameters["user"].string_param = f"u{n}"
+            else:
+                req.parameters["user"].int64_param = n
+            response, trailers, _ = call(stub, req)
+            assert parse_route(trailers["switchyard-route"])["policy"] == "canary"
+            assert assignment.setdefault(n, response.model_version) == response.model_version
+    assert set(assignment.values()) == {"1", "2"}
 
 
 def report(channel, request_id, reward):
