@@ -119,7 +119,7 @@ measure("bandit Thompson, feedback: register id + Report", count: iterations / 4
 measure("canary + trailer value (cached per snapshot)") { n in
     sink &+= decide("digits-sticky", n).trailer(servedVersion: "1").utf8.count
 }
-measure("unrouted + trailer value (built per call)") { n in
+measure("unrouted + trailer value (cached per generation)") { n in
     sink &+= decide("digits", n).trailer(servedVersion: "2").utf8.count
 }
 

@@ -57,6 +57,8 @@ public struct RoutingDecision: Sendable {
     public let shadowVersion: String?
     /// The `switchyard-route` trailer value when `version` is known at decision time.
     let cachedTrailer: String?
+    /// The snapshot's trailers of default and explicit decisions, built once per served version.
+    let trailers: TrailerCache?
     let bandit: BanditCell?
     let arm: Int
     let rewardTargetNanoseconds: UInt64?
@@ -76,11 +78,47 @@ public struct RoutingDecision: Sendable {
     /// - Parameter servedVersion: the version that actually served (resolves `""`).
     public func trailer(servedVersion: String) -> String {
         if let cachedTrailer, servedVersion == version { return cachedTrailer }
+        if let trailers { return trailers.trailer(version: servedVersion, reason: reason) }
         return RoutingDecision.trailer(generation: generation, version: servedVersion, reason: reason)
     }
 
     static func trailer(generation: UInt64, version: String, reason: RouteReason) -> String {
-        "generation=\(generation); version=\(version); policy=\(reason.rawValue)"
+        // Built by appending into one reserved buffer: interpolation costs several times more per call.
+        let policy = reason.rawValue
+        var text = "generation="
+        text.reserveCapacity(40 + version.utf8.count)
+        text += String(generation)
+        text += "; version="
+        text += version
+        text += "; policy="
+        text += policy
+        return text
+    }
+}
+
+/// Trailer values of one generation for decisions whose version is only known after the decision (default
+/// and explicit): a few entries, filled on first use, so that a call usually finds its string ready.
+final class TrailerCache: Sendable {
+    private let generation: UInt64
+    private let entries = Mutex<[String: (default: String?, explicit: String?)]>([:])
+
+    init(generation: UInt64) { self.generation = generation }
+
+    func trailer(version: String, reason: RouteReason) -> String {
+        let cached = entries.withLock { $0[version] }
+        switch reason {
+        case .default: if let text = cached?.default { return text }
+        case .explicit: if let text = cached?.explicit { return text }
+        default: return RoutingDecision.trailer(generation: generation, version: version, reason: reason)
+        }
+        let text = RoutingDecision.trailer(generation: generation, version: version, reason: reason)
+        entries.withLock { entries in
+            // Versions come from the registry, but bound the cache anyway against unforeseen growth.
+            guard entries.count < 1024 || entries[version] != nil else { return }
+            if reason == .default { entries[version, default: (nil, nil)].default = text }
+            if reason == .explicit { entries[version, default: (nil, nil)].explicit = text }
+        }
+        return text
     }
 }
 
@@ -176,10 +214,12 @@ extension RouteConfiguration.Policy {
 final class RoutingSnapshot: Sendable {
     let generation: UInt64
     let routes: [String: CompiledRoute]
+    let trailers: TrailerCache
 
     init(generation: UInt64, routes: [String: CompiledRoute]) {
         self.generation = generation
         self.routes = routes
+        self.trailers = TrailerCache(generation: generation)
     }
 }
 
@@ -398,6 +438,7 @@ public final class RoutingTable: Sendable {
                 generation: current.generation,
                 shadowVersion: nil,
                 cachedTrailer: nil,
+                trailers: current.trailers,
                 bandit: nil,
                 arm: 0,
                 rewardTargetNanoseconds: nil
@@ -416,6 +457,7 @@ public final class RoutingTable: Sendable {
                 generation: current.generation,
                 shadowVersion: shadow,
                 cachedTrailer: nil,
+                trailers: current.trailers,
                 bandit: nil,
                 arm: 0,
                 rewardTargetNanoseconds: nil
@@ -453,6 +495,7 @@ public final class RoutingTable: Sendable {
             generation: current.generation,
             shadowVersion: shadow,
             cachedTrailer: route.trailers[arm],
+            trailers: nil,
             bandit: route.bandit,
             arm: arm,
             rewardTargetNanoseconds: route.rewardTargetNanoseconds
