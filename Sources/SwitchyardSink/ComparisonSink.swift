@@ -16,7 +16,7 @@ public struct SinkStatistics: Sendable, Hashable {
     public var recorded: UInt64 = 0
     /// Records written to disk.
     public var written: UInt64 = 0
-    /// Records dropped because the writer's queue was full.
+    /// Records dropped because the writer's queue was full (or the sink was already closed).
     public var droppedQueueFull: UInt64 = 0
     /// Records dropped because writing failed.
     public var droppedWriteFailed: UInt64 = 0
@@ -98,7 +98,8 @@ public final class ComparisonSink: Sendable {
     /// The directory records go to, if any.
     public var directory: String? { writer?.directory }
 
-    /// Writes every queued record and stops the writer thread. Records after this are aggregated only.
+    /// Writes every queued record and stops the writer thread. Records after this are aggregated only
+    /// (and counted in `droppedQueueFull`).
     public func close() { writer?.close() }
 }
 
