@@ -120,7 +120,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/EchoServer",
-            exclude: ["measure.sh"],
+            exclude: ["measure.sh", "README.md"],
             swiftSettings: strict
         ),
 
@@ -131,6 +131,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/Batcher",
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
 

@@ -5,7 +5,12 @@
 //
 //   swift run -c release --scratch-path .build-x switchyard-batcher-bench [--runs 3] [--seconds 2]
 //       [--per-row-us 50] [--per-batch-us 500] [--slo-ms 10] [--max-batch 64] [--workers 1]
-//       [--rates 500,1000,...] [--modes adaptive,adaptive-noshed,window,none]
+//       [--rates 500,1000,...] [--modes adaptive,adaptive-noshed,window,none] [--engine-clock wall|cpu]
+//
+// With `--engine-clock wall` (the default) a batch takes a·n + b of wall time whatever share of a core
+// the worker gets, like an accelerator, so the batching policies are compared on the same service
+// times even on a busy machine; with `cpu` it takes a·n + b of the worker's CPU time, like a CPU
+// kernel, and slows down when the core is shared.
 
 import Logging
 import SwitchyardCore
@@ -31,6 +36,7 @@ struct Options {
     var rates: [Double] = [200, 1_000, 1_600, 2_500, 5_000, 10_000, 14_000, 17_000, 25_000]
     var modes = ["adaptive", "adaptive-noshed", "window", "none"]
     var serialRequests = 2_000
+    var cpuClock = false
 
     init(arguments: [String]) {
         var index = 1
@@ -56,6 +62,12 @@ struct Options {
             case "--rates": rates = value().split(separator: ",").map { number(String($0)) }
             case "--modes": modes = value().split(separator: ",").map(String.init)
             case "--serial": serialRequests = Int(number(value()))
+            case "--engine-clock":
+                switch value() {
+                case "wall": cpuClock = false
+                case "cpu": cpuClock = true
+                case let other: fail("--engine-clock: expected wall or cpu, got '\(other)'")
+                }
             default: fail("unknown option '\(arguments[index])'")
             }
             index += 1
@@ -82,31 +94,37 @@ final class SyntheticEngine: InferenceEngine {
     )
     let perRow: UInt64
     let perBatch: UInt64
+    let cpuClock: Bool
 
-    init(perRow: UInt64, perBatch: UInt64) {
+    init(perRow: UInt64, perBatch: UInt64, cpuClock: Bool = false) {
         self.perRow = perRow
         self.perBatch = perBatch
+        self.cpuClock = cpuClock
     }
 
-    func makeExecutor() -> any EngineExecutor { Executor(perRow: perRow, perBatch: perBatch) }
+    func makeExecutor() -> any EngineExecutor { Executor(perRow: perRow, perBatch: perBatch, cpuClock: cpuClock) }
 
     final class Executor: EngineExecutor {
         let perRow: UInt64
         let perBatch: UInt64
-        init(perRow: UInt64, perBatch: UInt64) {
+        let clock: () -> UInt64
+        init(perRow: UInt64, perBatch: UInt64, cpuClock: Bool) {
             self.perRow = perRow
             self.perBatch = perBatch
+            if cpuClock {
+                clock = { threadCPUNanoseconds() }
+            } else {
+                clock = { MonotonicInstant.now().nanoseconds }
+            }
         }
 
         func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
-            // The cost is CPU time of this thread, as a compute-bound kernel's would be: when the core is
-            // shared, the batch takes longer on the wall clock, as a real one would.
-            let start = threadCPUNanoseconds()
+            let start = clock()
             let cost = perBatch + UInt64(rows) * perRow
             for row in 0..<rows {
                 for column in 0..<10 { outputs[0][row * 10 + column] = inputs[0][row * 784 + column] }
             }
-            while threadCPUNanoseconds() - start < cost {}
+            while clock() - start < cost {}
         }
     }
 }
@@ -222,7 +240,9 @@ func openLoopRun(mode: String, rate: Double, options: Options, engine: Synthetic
         let now = MonotonicInstant.now()
         let due = start.advanced(byNanoseconds: offsets[next])
         if due > now {
-            if due.nanoseconds(since: now) > 60_000 { sleep(until: due.advanced(byNanoseconds: 0)) }
+            // Sleep rather than spin: on a small machine a spinning generator would take the core the
+            // worker needs. Late wake-ups only bunch arrivals; latency still counts from the schedule.
+            sleep(until: due)
             continue
         }
         // Submit everything due; latency counts from the scheduled arrival.
@@ -295,7 +315,7 @@ func serialRun(mode: String, options: Options, engine: SyntheticEngine) -> RunFi
                 completion: { _ in done.store(true, ordering: .releasing) }
             )
         )
-        while !done.load(ordering: .acquiring) {}
+        while !done.load(ordering: .acquiring) { sched_yield() }
         latencies.append(MonotonicInstant.now().nanoseconds(since: start))
         // A short think time, as a lone client would have.
         usleep(200)
@@ -315,12 +335,16 @@ func serialRun(mode: String, options: Options, engine: SyntheticEngine) -> RunFi
 /// Jobs whose deadline passes while a 50 ms batch runs: how late after its deadline each is answered.
 func expiryRun(options: Options) -> (p50: Double, p99: Double, max: Double) {
     let slow = SyntheticEngine(perRow: 0, perBatch: 50_000_000)
-    let pool = makePool(mode: "adaptive", options: options, engine: slow)
+    // One worker, so that nothing runs the queued jobs before they expire.
+    var single = options
+    single.workers = 1
+    let pool = makePool(mode: "adaptive", options: single, engine: slow)
     let count = 200
     let results = Results(count: count)
     var deadlines: [MonotonicInstant] = []
     for round in 0..<4 {
-        // One job occupies the worker; the rest expire behind it.
+        // One job occupies the worker (once the previous one is done); the rest expire behind it.
+        while pool.statistics.busyWorkers > 0 || pool.statistics.queued > 0 { usleep(1_000) }
         pool.submit(InferenceJob(inputs: [input], rows: 1, deadline: nil, completion: { _ in }))
         while pool.statistics.busyWorkers == 0 { usleep(100) }
         for index in 0..<(count / 4) {
@@ -345,7 +369,6 @@ func expiryRun(options: Options) -> (p50: Double, p99: Double, max: Double) {
             )
         }
         while results.done.load(ordering: .acquiring) < (round + 1) * (count / 4) { usleep(1_000) }
-        usleep(60_000)
     }
     pool.shutdown()
     let late = (0..<count).map { Double(results.completedAt[$0] &- deadlines[$0].nanoseconds) / 1e6 }
@@ -354,6 +377,45 @@ func expiryRun(options: Options) -> (p50: Double, p99: Double, max: Double) {
     }
     let sorted = late.sorted()
     return (sorted[count / 2], sorted[count * 99 / 100], sorted[count - 1])
+}
+
+/// Nanoseconds per batching decision and per submission into a pool whose worker is busy, the two
+/// costs paid per request on the hot path.
+func decisionCost(options: Options) -> (decide: Double, submit: Double) {
+    var scheduler = BatchScheduler(
+        settings: .init(maxBatchRows: options.maxBatch, sloNanoseconds: 10_000_000, workers: 1)
+    )
+    for rows in [1, 2, 4, 8, 16, 32, 64, 3, 12, 48] {
+        scheduler.recordBatch(rows: rows, nanoseconds: UInt64(rows) * 50_000 + 500_000)
+    }
+    var time: UInt64 = 1_000_000_000
+    for _ in 0..<2_000 {
+        time += 100_000
+        scheduler.recordArrival(rows: 1, at: MonotonicInstant(nanoseconds: time))
+    }
+    let calls = 1_000_000
+    var dispatched = 0
+    let start = MonotonicInstant.now()
+    for index in 0..<calls {
+        let now = MonotonicInstant(nanoseconds: time + UInt64(index % 1_000))
+        let queue = BatchScheduler.QueueState(jobs: 1 + index % 8, rows: 1 + index % 8, oldestEnqueuedAt: now)
+        if case .dispatch = scheduler.decide(now: now, queue: queue, workers: .init(idle: 1)) { dispatched += 1 }
+    }
+    let decide = Double(MonotonicInstant.now().nanoseconds(since: start)) / Double(calls)
+    precondition(dispatched >= 0)
+
+    let busy = SyntheticEngine(perRow: 0, perBatch: 1_000_000_000)
+    var configuration = options
+    configuration.workers = 1
+    let pool = makePool(mode: "adaptive-noshed", options: configuration, engine: busy)
+    pool.submit(InferenceJob(inputs: [input], rows: 1, deadline: nil, completion: { _ in }))
+    while pool.statistics.busyWorkers == 0 { usleep(100) }
+    let jobs = 4_000
+    let submitStart = MonotonicInstant.now()
+    for _ in 0..<jobs { pool.submit(InferenceJob(inputs: [input], rows: 1, deadline: nil, completion: { _ in })) }
+    let submit = Double(MonotonicInstant.now().nanoseconds(since: submitStart)) / Double(jobs)
+    pool.shutdown()
+    return (decide, submit)
 }
 
 func median(_ values: [Double]) -> Double {
@@ -384,7 +446,8 @@ func format(_ value: Double, _ decimals: Int) -> String {
 let options = Options(arguments: CommandLine.arguments)
 let engine = SyntheticEngine(
     perRow: UInt64(options.perRowMicroseconds * 1_000),
-    perBatch: UInt64(options.perBatchMicroseconds * 1_000)
+    perBatch: UInt64(options.perBatchMicroseconds * 1_000),
+    cpuClock: options.cpuClock
 )
 let batchOne = options.perRowMicroseconds + options.perBatchMicroseconds
 let batchFull = options.perRowMicroseconds * Double(options.maxBatch) + options.perBatchMicroseconds
@@ -393,7 +456,7 @@ print(
         + "capacity \(format(1e6 * Double(options.workers) / batchOne, 0))/s unbatched, "
         + "\(format(1e6 * Double(options.workers * options.maxBatch) / batchFull, 0))/s at batch \(options.maxBatch); "
         + "workers \(options.workers), slo_ms \(options.sloMilliseconds), runs \(options.runs) × \(options.seconds) s, "
-        + "median shown"
+        + "engine clock \(options.cpuClock ? "cpu" : "wall"), median shown"
 )
 print("")
 print("one request in flight (closed loop, \(options.serialRequests) requests):")
@@ -403,6 +466,12 @@ for mode in options.modes {
     let figures = medianFigures((0..<options.runs).map { _ in serialRun(mode: mode, options: options, engine: engine) })
     print("| \(mode) | \(format(figures.p50, 3)) | \(format(figures.p99, 3)) | \(format(figures.meanBatch, 2)) |")
 }
+print("")
+let cost = decisionCost(options: options)
+print(
+    "hot-path cost: \(format(cost.decide, 0)) ns per batching decision (warm, 10 000 rows/s), "
+        + "\(format(cost.submit, 0)) ns per accepted submission (job creation included)"
+)
 print("")
 let expiry = expiryRun(options: options)
 print(

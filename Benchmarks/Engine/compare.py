@@ -49,6 +49,20 @@ def write_mlp(path, widths, seed=1024):
     onnx.save(model, path)
 
 
+def write_layer(path, k, n, seed=7):
+    rng = np.random.default_rng(seed)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["input", "weight", "bias"], ["z"], name="fc", transB=1),
+         helper.make_node("Relu", ["z"], ["output"], name="relu")], "layer",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", k])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", n])],
+        [numpy_helper.from_array((rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32), "weight"),
+         numpy_helper.from_array((rng.standard_normal(n) * 0.1).astype(np.float32), "bias")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
 def flops_per_row(path):
     model = onnx.load(path)
     shapes = {t.name: list(t.dims) for t in model.graph.initializer}
@@ -97,6 +111,9 @@ def main():
     parser.add_argument("--paths", default="avx512,avx2", help="fused kernel paths to time")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternate the Swift engines and onnxruntime this many times per batch size")
+    parser.add_argument("--layers", action="store_true",
+                        help="also single GEMM+bias+ReLU layers 512², 1024², 1024×4096, 4096×1024")
+    parser.add_argument("--bf16", action="store_true", help="also time BF16 weights and report their accuracy cost")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference engine")
     args = parser.parse_args()
     rows_list = [int(r) for r in args.rows.split(",")]
@@ -104,6 +121,15 @@ def main():
     mlp = os.path.join(args.workdir, "mlp_784_1024_1024_10.onnx")
     write_mlp(mlp, [784, 1024, 1024, 10])
     models = [os.path.join(ROOT, "models", "digits", "2", "model.onnx"), mlp]
+    names = {models[0]: "digits v2 64→256→128→10", mlp: "MLP 784→1024→1024→10"}
+    if args.layers:
+        # Single GEMM + bias + ReLU layers (Gemm + Relu with the relu as the output).
+        for k, n in [(512, 512), (1024, 1024), (1024, 4096), (4096, 1024)]:
+            path = os.path.join(args.workdir, f"layer_{k}x{n}.onnx")
+            write_layer(path, k, n)
+            models.append(path)
+            names[path] = f"layer {k}×{n} + ReLU"
+
 
     bench = args.bench
     if bench is None:
@@ -113,25 +139,28 @@ def main():
         bench = os.path.join(scratch, "release", "switchyard-engine-bench")
     print(f"CPU: {cpu_name()}; 1 thread; median of {args.runs} runs × {args.rounds} alternating rounds; onnxruntime {ort.__version__}; "
           f"load average before: {os.getloadavg()[0]:.2f}\n")
-    order = [f"fused-{p}" for p in args.paths.split(",")] + ([] if args.no_reference else ["reference"])
+    order = [f"fused-{p}" for p in args.paths.split(",")] + (["fused-avx512-bf16"] if args.bf16 else []) + \
+        ([] if args.no_reference else ["reference"])
     header = ["model", "M"] + [f"{e} µs (GFLOP/s)" for e in order] + ["onnxruntime µs (GFLOP/s)",
                                                                       f"{order[0]} speed-up"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     allocations = set()
     for path in models:
-        name = "digits v2 64→256→128→10" if "digits" in path else "MLP 784→1024→1024→10"
+        name = names[path]
         flops = flops_per_row(path)
         for rows in rows_list:
             # The Swift engines and onnxruntime run back to back for each batch size, so that both see the same
             # machine (other processes on a shared machine move every figure).
             command = [bench, "--json", "--runs", str(args.runs), "--rows", str(rows), "--paths", args.paths, path]
-            if args.no_reference:
+            if args.no_reference or "layer" in name:
                 command.insert(1, "--no-reference")
+            if args.bf16:
+                command.insert(1, "--bf16")
             swift_rounds, ort_rounds = [], []
             for _ in range(args.rounds):
                 swift_rounds.append(json.loads(subprocess.run(command, check=True, capture_output=True,
-                                                              text=True).stdout))
+                                                              text=True).stdout)["timings"])
                 ort_rounds.append(time_onnxruntime(path, [rows], args.runs)[rows])
             # Per engine, the round with the median time.
             swift = []
@@ -158,7 +187,35 @@ def main():
             cells.append(f"{ort_us / first:.2f}×" if first else "–")
             print("| " + " | ".join(cells) + " |", flush=True)
     print(f"\nheap allocations per batch in the fused engine (100 batches counted per row): {sorted(allocations)}")
+    accuracy_table(args, bench, models[0])
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def accuracy_table(args, bench, digits_model):
+    """Top-1 accuracy of each engine on the digits test split (the 450 images training held out)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    _, x_test, _, y_test = train_test_split(digits.data.astype(np.float32), digits.target, test_size=0.25,
+                                            random_state=0, stratify=digits.target)
+    path = os.path.join(args.workdir, "digits_test.json")
+    with open(path, "w") as f:
+        json.dump({"pixels": x_test.tolist(), "labels": [int(v) for v in y_test]}, f)
+    command = [bench, "--json", "--runs", "1", "--rows", "1", "--paths", args.paths, "--accuracy", path,
+               digits_model]
+    if args.bf16:
+        command.insert(1, "--bf16")
+    report = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    session = ort.InferenceSession(digits_model, providers=["CPUExecutionProvider"])
+    logits = session.run(None, {session.get_inputs()[0].name: x_test})[0]
+    print(f"\ndigits v2 on its {len(y_test)} held-out test images (first output, logits):\n")
+    print("| engine | top-1 accuracy | max abs difference from the reference engine |")
+    print("|---|---|---|")
+    for entry in report["accuracy"]:
+        difference = entry.get("maxDifferenceFromReference")
+        print(f"| {entry['engine']} | {entry['accuracy']:.4f} | {'–' if difference is None else f'{difference:.2e}'} |")
+    print(f"| onnxruntime | {np.mean(np.argmax(logits, axis=1) == y_test):.4f} | – |")
 
 
 def cpu_name():

@@ -2,6 +2,7 @@
 #include "CEpoll.h"
 
 #ifdef __linux__
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,4 +32,6 @@ int cswitchyard_epoll_wait(int epfd, uint32_t *events, uint64_t *tokens, int max
 int cswitchyard_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 int cswitchyard_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+void cswitchyard_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
 #endif

@@ -15,6 +15,8 @@ size_t sy_dense_workspace_avx512(int m);
 void sy_softmax_avx512(const float *x, ptrdiff_t ldx, int m, int n, float *y, ptrdiff_t ldy);
 void sy_dense_avx2(const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc, float *w);
 size_t sy_dense_workspace_avx2(int m);
+void sy_dense_bf16_avx512(const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
+                          float *w);
 void sy_softmax_avx2(const float *x, ptrdiff_t ldx, int m, int n, float *y, ptrdiff_t ldy);
 #endif
 
@@ -44,18 +46,36 @@ int sy_kernel_panel_width(int kernel) {
 
 int sy_kernel_vector_width(int kernel) { return sy_kernel_panel_width(kernel) / 2; }
 
-size_t sy_dense_workspace(int kernel, int m) {
+int sy_bf16_available(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return sy_kernel_available(SY_KERNEL_AVX512) && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+size_t sy_dense_workspace(int kernel, int m, int k) {
+    size_t bf16 = (size_t)m * (size_t)((k + 1) / 2);  // rows rounded to bf16, two per float
+    size_t fp32;
     switch (kernel) {
 #if defined(__x86_64__)
-    case SY_KERNEL_AVX512: return sy_dense_workspace_avx512(m);
-    case SY_KERNEL_AVX2: return sy_dense_workspace_avx2(m);
+    case SY_KERNEL_AVX512: fp32 = sy_dense_workspace_avx512(m); break;
+    case SY_KERNEL_AVX2: fp32 = sy_dense_workspace_avx2(m); break;
 #endif
-    default: return sy_dense_workspace_portable(m);
+    default: fp32 = sy_dense_workspace_portable(m); break;
     }
+    return fp32 > bf16 ? fp32 : bf16;
 }
 
 void sy_dense(int kernel, const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
               float *workspace) {
+#if defined(__x86_64__)
+    if (layer->bf16) {
+        sy_dense_bf16_avx512(layer, a, lda, m, c, ldc, workspace);
+        return;
+    }
+#endif
     switch (kernel) {
 #if defined(__x86_64__)
     case SY_KERNEL_AVX512: sy_dense_avx512(layer, a, lda, m, c, ldc, workspace); return;

@@ -65,6 +65,22 @@ public enum KernelPath: String, Sendable, CaseIterable, CustomStringConvertible 
         return path
     }
 
+    /// A short name for logs.
+    public var description: String { rawValue }
+}
+
+/// How the fused engine stores weights and multiplies.
+public enum WeightPrecision: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// FP32 weights and products (the default).
+    case fp32
+    /// Weights and each layer's inputs rounded to bfloat16, products summed in FP32 (AVX-512 BF16 only): about
+    /// twice the arithmetic rate, about three significant digits per product.
+    case bf16
+
+    /// Whether this CPU runs the precision's kernels.
+    public var isAvailable: Bool { self == .fp32 || sy_bf16_available() != 0 }
+
+    /// A short name for logs.
     public var description: String { rawValue }
 }
 
@@ -364,8 +380,11 @@ private struct Compiler {
 /// Packed weights and the per-layer kernel descriptors, shared read-only by every executor of an engine.
 final class FusedProgram: @unchecked Sendable {
     let kernel: KernelPath
+    let precision: WeightPrecision
     let signature: ModelSignature
     let inputWidth: Int
+    /// The widest layer input: the kernels' workspace holds a chunk of rows this wide.
+    var maxInputWidth: Int { (0..<layers.count).map { Int(layers[$0].k) }.max() ?? 0 }
     /// Kernel descriptors; their pointers point into `allocations`.
     let layers: UnsafeMutableBufferPointer<sy_layer>
     /// Row stride of each layer's output in scratch: its packed column count.
@@ -378,8 +397,9 @@ final class FusedProgram: @unchecked Sendable {
     let maxStride: Int
     private var allocations: [UnsafeMutableRawPointer] = []
 
-    init(plan: FusedPlan, signature: ModelSignature, kernel: KernelPath) {
+    init(plan: FusedPlan, signature: ModelSignature, kernel: KernelPath, precision: WeightPrecision) {
         self.kernel = kernel
+        self.precision = precision
         self.signature = signature
         self.inputWidth = plan.inputWidth
         self.softmax = plan.softmax
@@ -389,6 +409,27 @@ final class FusedProgram: @unchecked Sendable {
         layers = .allocate(capacity: plan.layers.count)
         var strides: [Int] = []
         for (index, layer) in plan.layers.enumerated() {
+            let (code, alpha) = FusedProgram.activationCode(layer.activation)
+            if precision == .bf16 {
+                let (packed, panels) = FusedProgram.packBF16(layer)
+                let bias = FusedProgram.allocateFloats(panels * 32)
+                for column in 0..<layer.n { bias[column] = layer.bias[column] }
+                allocations.append(UnsafeMutableRawPointer(packed))
+                allocations.append(UnsafeMutableRawPointer(bias))
+                layers[index] = sy_layer(
+                    k: Int32(layer.k),
+                    n: Int32(layer.n),
+                    panels: Int32(panels),
+                    narrow_last: 0,
+                    packed: UnsafeRawPointer(packed).assumingMemoryBound(to: Float.self),
+                    bias: bias,
+                    activation: code,
+                    alpha: alpha,
+                    bf16: 1
+                )
+                strides.append(panels * 32)
+                continue
+            }
             // Whole panels of nr columns; a tail that fits one vector gets a narrow panel instead of a padded one.
             let remainder = layer.n % nr
             let narrow = remainder > 0 && remainder <= vector
@@ -410,7 +451,6 @@ final class FusedProgram: @unchecked Sendable {
             for column in 0..<columns { bias[column] = column < layer.n ? layer.bias[column] : 0 }
             allocations.append(UnsafeMutableRawPointer(packed))
             allocations.append(UnsafeMutableRawPointer(bias))
-            let (code, alpha) = FusedProgram.activationCode(layer.activation)
             layers[index] = sy_layer(
                 k: Int32(layer.k),
                 n: Int32(layer.n),
@@ -419,7 +459,8 @@ final class FusedProgram: @unchecked Sendable {
                 packed: packed,
                 bias: bias,
                 activation: code,
-                alpha: alpha
+                alpha: alpha,
+                bf16: 0
             )
             strides.append(columns)
         }
@@ -436,6 +477,28 @@ final class FusedProgram: @unchecked Sendable {
     deinit {
         layers.deallocate()
         for pointer in allocations { pointer.deallocate() }
+    }
+
+    /// BF16 panels of 32 columns: for each k-pair q, each column's couple (W[2q][j], W[2q+1][j]).
+    static func packBF16(_ layer: FusedPlan.Layer) -> (UnsafeMutablePointer<UInt16>, panels: Int) {
+        let panels = (layer.n + 31) / 32
+        let pairs = (layer.k + 1) / 2
+        let count = max(panels * pairs * 64, 32)
+        let packed = UnsafeMutableRawPointer.allocate(byteCount: count * 2, alignment: 64)
+            .initializeMemory(as: UInt16.self, repeating: 0, count: count)
+        for panel in 0..<panels {
+            for pair in 0..<pairs {
+                for lane in 0..<32 {
+                    let column = panel * 32 + lane
+                    guard column < layer.n else { continue }
+                    let base = (panel * pairs + pair) * 64 + (lane / 16) * 32 + (lane % 16) * 2
+                    for half in 0..<2 where 2 * pair + half < layer.k {
+                        packed[base + half] = sy_bf16_from_float(layer.weights[(2 * pair + half) * layer.n + column])
+                    }
+                }
+            }
+        }
+        return (packed, panels)
     }
 
     static func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
@@ -480,18 +543,30 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
     /// - Parameters:
     ///   - model: an imported model.
     ///   - kernel: the kernel path; nil takes `SWITCHYARD_KERNEL` if set, else the best this CPU runs.
+    ///   - precision: FP32 (default) or BF16 weights; BF16 needs the AVX-512 path and AVX-512 BF16.
     /// - Throws: `SwitchyardError.unimplemented` naming the node when the graph is not a chain of dense
     ///   layers (run it with `ReferenceEngine`); `invalidArgument` for a kernel path this CPU cannot run.
-    public init(model: ONNXModel, kernel: KernelPath? = nil) throws {
+    public init(model: ONNXModel, kernel: KernelPath? = nil, precision: WeightPrecision = .fp32) throws {
         let path = try kernel ?? KernelPath.fromEnvironment() ?? KernelPath.best
         guard path.isAvailable else {
             throw SwitchyardError.invalidArgument("this CPU cannot run the \(path) kernels")
         }
+        if precision == .bf16 {
+            guard path == .avx512, precision.isAvailable else {
+                throw SwitchyardError.invalidArgument(
+                    "bf16 weights need the avx512 kernel path on a CPU with AVX-512 BF16; got \(path)"
+                        + (precision.isAvailable ? "" : " on a CPU without AVX-512 BF16")
+                )
+            }
+        }
         let plan = try FusedPlan.compile(model.graph)
         self.signature = model.signature
         self.layerWidths = [plan.inputWidth] + plan.layers.map(\.n)
-        self.program = FusedProgram(plan: plan, signature: model.signature, kernel: path)
+        self.program = FusedProgram(plan: plan, signature: model.signature, kernel: path, precision: precision)
     }
+
+    /// How this engine stores weights.
+    public var precision: WeightPrecision { program.precision }
 
     /// Whether the fused engine can run the model, or the reason it cannot.
     public static func unsupportedReason(for model: ONNXModel) -> String? {
@@ -508,8 +583,9 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
     /// Creates an executor with its own scratch memory.
     public func makeExecutor() -> any EngineExecutor { FusedExecutor(program: program) }
 
+    /// A short name for logs.
     public var description: String {
-        "fused engine (\(kernel), layers \(layerWidths.map(String.init).joined(separator: "→")))"
+        "fused engine (\(kernel), \(precision), layers \(layerWidths.map(String.init).joined(separator: "→")))"
     }
 }
 
@@ -527,7 +603,9 @@ final class FusedExecutor: EngineExecutor {
             FusedProgram.allocateFloats(rows * program.maxStride),
             FusedProgram.allocateFloats(rows * program.maxStride)
         )
-        workspace = FusedProgram.allocateFloats(Int(sy_dense_workspace(program.kernel.code, Int32(rows))))
+        workspace = FusedProgram.allocateFloats(
+            Int(sy_dense_workspace(program.kernel.code, Int32(rows), Int32(program.maxInputWidth)))
+        )
     }
 
     deinit {
@@ -630,15 +708,25 @@ public enum EngineSelection: String, Sendable, CaseIterable {
 
 /// Builds the engine that serves a model: the fused engine when the graph is a chain of dense layers, else the
 /// reference engine. The fused engine's kernel path follows `SWITCHYARD_KERNEL` when set.
-/// - Throws: `SwitchyardError.invalidArgument` if `SWITCHYARD_KERNEL` names no path or one this CPU cannot run.
-public func makeEngine(for model: ONNXModel, selection: EngineSelection = .automatic) throws -> any InferenceEngine {
+/// - Parameters:
+///   - model: the imported model.
+///   - selection: `.automatic` (default) or `.reference` to force the reference engine.
+///   - precision: the fused engine's weights: `.fp32` (default) or `.bf16` (opt-in; needs AVX-512 BF16 and the
+///     avx512 kernel path). A graph the fused engine cannot run falls back to the FP32 reference engine.
+/// - Throws: `SwitchyardError.invalidArgument` if `SWITCHYARD_KERNEL` names no path or one this CPU cannot run,
+///   or if `.bf16` is asked for on a CPU or kernel path without AVX-512 BF16.
+public func makeEngine(
+    for model: ONNXModel,
+    selection: EngineSelection = .automatic,
+    precision: WeightPrecision = .fp32
+) throws -> any InferenceEngine {
     switch selection {
     case .reference:
         return ReferenceEngine(model: model)
     case .automatic:
-        let kernel = try KernelPath.fromEnvironment() ?? KernelPath.best
+        let kernel = try KernelPath.fromEnvironment() ?? (precision == .bf16 ? .avx512 : KernelPath.best)
         do {
-            return try FusedEngine(model: model, kernel: kernel)
+            return try FusedEngine(model: model, kernel: kernel, precision: precision)
         } catch let error as SwitchyardError where error.code == .unimplemented {
             return ReferenceEngine(model: model)
         }

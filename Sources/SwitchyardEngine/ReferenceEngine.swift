@@ -5,7 +5,7 @@ import Foundation
 public import SwitchyardCore
 
 /// Runs an `ONNXModel` node by node on `[rows × width]` buffers. Simple and exact rather than fast.
-public final class ReferenceEngine: InferenceEngine {
+public final class ReferenceEngine: InferenceEngine, CustomStringConvertible {
     /// The model's inputs and outputs.
     public let signature: ModelSignature
     let graph: Graph
@@ -18,6 +18,9 @@ public final class ReferenceEngine: InferenceEngine {
 
     /// Creates an executor with its own value buffers.
     public func makeExecutor() -> any EngineExecutor { ReferenceExecutor(graph: graph) }
+
+    /// A short name for logs.
+    public var description: String { "reference engine (\(graph.nodes.count) nodes)" }
 }
 
 /// Checks the buffers handed to `run` against a signature; shared by every executor.

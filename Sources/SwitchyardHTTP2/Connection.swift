@@ -283,19 +283,6 @@ final class Connection {
 
     /// The request's header block is complete: validate it, arm the deadline.
     fileprivate func requestHeadersComplete(call: GRPCCall) {
-        if !call.contentTypeOK {
-            call.rejected = true
-            loop.core.counters.httpRejections.add(1, ordering: .relaxed)
-            let seen = call.contentTypeSeen.isEmpty ? "none" : "'\(call.contentTypeSeen)'"
-            respondHTTPError(call: call, status: "415", message: "expected content-type application/grpc, got \(seen)")
-            return
-        }
-        if !call.isPost {
-            call.rejected = true
-            loop.core.counters.httpRejections.add(1, ordering: .relaxed)
-            respondHTTPError(call: call, status: "405", message: "expected :method POST for gRPC")
-            return
-        }
         let limit = loop.core.limits.maxHeaderListBytes
         if call.headerBytes > limit {
             return reject(
@@ -305,6 +292,19 @@ final class Connection {
                     "request header list of \(call.headerBytes) bytes exceeds the limit of \(limit) bytes"
                 )
             )
+        }
+        if !call.isPost {
+            call.rejected = true
+            loop.core.counters.httpRejections.add(1, ordering: .relaxed)
+            respondHTTPError(call: call, status: "405", message: "expected :method POST for gRPC")
+            return
+        }
+        if !call.contentTypeOK {
+            call.rejected = true
+            loop.core.counters.httpRejections.add(1, ordering: .relaxed)
+            let seen = call.contentTypeSeen.isEmpty ? "none" : "'\(call.contentTypeSeen)'"
+            respondHTTPError(call: call, status: "415", message: "expected content-type application/grpc, got \(seen)")
+            return
         }
         if let bad = call.badTimeout {
             return reject(
@@ -363,7 +363,7 @@ final class Connection {
         if method.kind == .unary && call.messagesReceived > 0 {
             return reject(
                 call,
-                GRPCStatus(.unimplemented, "unary method \(call.path) received more than one request message")
+                GRPCStatus(.internal, "unary method \(call.path) expects one request message, got more")
             )
         }
         call.messagesReceived += 1
@@ -424,7 +424,7 @@ final class Connection {
         switch method.kind {
         case .unary:
             if call.messagesReceived == 0 {
-                reject(call, GRPCStatus(.unimplemented, "unary method \(call.path) received no request message"))
+                reject(call, GRPCStatus(.internal, "unary method \(call.path) expects one request message, got none"))
             }
         case .bidirectionalStreaming:
             if call.messagesAnswered == call.messagesReceived && call.finalStatus == nil {
@@ -461,13 +461,11 @@ final class Connection {
             if call.clientHalfClosed && call.messagesAnswered >= call.messagesReceived {
                 call.state.store(GRPCCall.answered, ordering: .relaxed)
                 call.finalStatus = .ok
-                loop.core.counters.countCall(.ok)
                 loop.timers.remove(call)
             }
         } else {
             call.finalStatus = .ok
             call.finalMetadata = metadata
-            loop.core.counters.countCall(.ok)
             loop.timers.remove(call)
         }
         startOrResume(call)
@@ -476,7 +474,6 @@ final class Connection {
     /// A service's `fail`, a deadline, or a front-end error ends the call with `status`.
     func finish(_ call: GRPCCall, status: GRPCStatus, metadata: [(name: String, value: String)]) {
         guard !call.wireDone, !isClosed, call.finalStatus == nil else { return loop.countDropped() }
-        loop.core.counters.countCall(status.code)
         loop.timers.remove(call)
         call.finalStatus = status
         call.finalMetadata = metadata
@@ -484,6 +481,7 @@ final class Connection {
             // Trailers-Only: one HEADERS frame with END_STREAM.
             call.headersSent = true
             call.wireDone = true
+            loop.core.counters.countCall(status.code)
             beginHeaders()
             addHeader(":status", "200")
             addHeader("content-type", "application/grpc")
@@ -525,7 +523,7 @@ final class Connection {
     ) -> Int {
         var written = 0
         while written < length, !call.outQueue.isEmpty {
-            let message = call.outQueue[0]
+            let message = call.outQueue.front
             if call.outOffset < 5 {
                 let count = UInt32(message.count)
                 let prefix: (UInt8, UInt8, UInt8, UInt8, UInt8) = (
@@ -562,6 +560,8 @@ final class Connection {
         if call.outQueue.isEmpty, let status = call.finalStatus {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
             call.wireDone = true
+            // Counted here, once the status is on its way: a call cut off before this counts as cancelled.
+            loop.core.counters.countCall(status.code)
             beginHeaders()
             addStatus(status, metadata: call.finalMetadata)
             submitHeaders { nghttp2_submit_trailer(session, call.streamID, $0, $1) }

@@ -12,7 +12,7 @@ import Synchronization
 #endif
 
 /// Work handed to a loop.
-enum LoopMessage: @unchecked Sendable {
+enum LoopMessage: Sendable {
     /// A service answered (unary response or one streaming message).
     case send(GRPCCall, [UInt8], [(name: String, value: String)])
     /// A service ended a call with a status.
@@ -221,6 +221,7 @@ final class EventLoop: @unchecked Sendable {
 
     func run() {
         threadID.store(UInt(pthread_self()), ordering: .relaxed)
+        cswitchyard_set_thread_name("switchyard-io-\(index)")
         let maxEvents = 256
         let events = UnsafeMutablePointer<UInt32>.allocate(capacity: maxEvents)
         let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: maxEvents)
@@ -245,6 +246,7 @@ final class EventLoop: @unchecked Sendable {
                     handle(connection, events: events[i])
                 }
             }
+            core.service.eventLoopDidProcessBatch()
             processMessages()
             fireTimers()
             if stalledConnections > 0 { checkStalled() }
@@ -423,8 +425,14 @@ final class EventLoop: @unchecked Sendable {
             let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
             var ok = true
             if let tls = connection.tls {
-                switch tls.receive(bytes, scratch: tlsScratch, onPlaintext: { connection.receive($0) }) {
-                case .ok: break
+                var http2OK = true
+                let result = tls.receive(bytes, scratch: tlsScratch) { plaintext in
+                    http2OK = connection.receive(plaintext)
+                    return http2OK
+                }
+                switch result {
+                case .ok:
+                    ok = http2OK
                 case .closed:
                     ok = false
                 case .failed(let reason):
@@ -456,8 +464,14 @@ final class EventLoop: @unchecked Sendable {
                 return
             }
             while connection.pendingOutput > 0 {
+                // send(MSG_NOSIGNAL), not write(): a peer that vanished must cost EPIPE, not the process.
                 let written = connection.out.withUnsafeBytes { raw in
-                    write(connection.fd, raw.baseAddress! + connection.outSent, connection.pendingOutput)
+                    send(
+                        connection.fd,
+                        raw.baseAddress! + connection.outSent,
+                        connection.pendingOutput,
+                        Int32(MSG_NOSIGNAL)
+                    )
                 }
                 if written > 0 {
                     connection.outSent += written

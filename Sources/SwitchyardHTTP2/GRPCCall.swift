@@ -50,7 +50,7 @@ final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
     @exclusivity(unchecked) var headersSent = false
     /// Response messages not yet copied into DATA frames, and how far into the first one we are
     /// (offsets 0–4 are its 5-byte prefix).
-    @exclusivity(unchecked) var outQueue: [[UInt8]] = []
+    @exclusivity(unchecked) var outQueue = MessageQueue()
     @exclusivity(unchecked) var outOffset = 0
     @exclusivity(unchecked) var queuedBytes = 0
     /// The final status, once decided; trailers go out when the queue drains.
@@ -87,5 +87,41 @@ final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
         guard state.compareExchange(expected: GRPCCall.open, desired: GRPCCall.answered, ordering: .relaxed).exchanged
         else { return loop.countDropped() }
         loop.enqueue(.fail(self, status))
+    }
+}
+
+/// A FIFO of response messages that holds the common single message (every unary call) without
+/// allocating, and pops from the front in O(1) for streams.
+struct MessageQueue {
+    private var first: [UInt8]?
+    private var more: [[UInt8]] = []
+    private var moreHead = 0
+
+    var isEmpty: Bool { first == nil }
+    /// The oldest message (`isEmpty` must be false).
+    var front: [UInt8] { first! }
+
+    mutating func append(_ message: [UInt8]) {
+        if first == nil { first = message } else { more.append(message) }
+    }
+
+    mutating func removeFirst() {
+        if moreHead < more.count {
+            first = more[moreHead]
+            more[moreHead] = []
+            moreHead += 1
+            if moreHead == more.count {
+                more.removeAll(keepingCapacity: true)
+                moreHead = 0
+            }
+        } else {
+            first = nil
+        }
+    }
+
+    mutating func removeAll() {
+        first = nil
+        more.removeAll()
+        moreHead = 0
     }
 }

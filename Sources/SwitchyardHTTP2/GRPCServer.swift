@@ -10,6 +10,11 @@ import Synchronization
 #endif
 
 /// An HTTP/2 gRPC server: h2c with prior knowledge, or TLS 1.2/1.3 with ALPN "h2".
+///
+/// `eventLoops` threads each run an epoll reactor that owns its connections; loop 0 also accepts and
+/// hands sockets out round-robin. Call `start()` once and `shutdown(gracePeriodSeconds:)` before
+/// dropping the server (the loop threads keep it alive until then); never call `shutdown` from inside a
+/// `GRPCService` callback, which runs on a loop thread.
 public final class GRPCServer: Sendable {
     /// What to listen on and how.
     public struct Configuration: Sendable {

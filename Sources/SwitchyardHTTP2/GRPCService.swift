@@ -116,6 +116,16 @@ public protocol GRPCService: Sendable {
         head: GRPCRequestHead,
         responder: any GRPCResponder
     )
+
+    /// Called on an event-loop thread after it has handled one batch of socket events — every request message in
+    /// it has been passed to `handle` — before the loop writes responses and sleeps. Work deferred while handling
+    /// the batch, such as waking worker threads, is released here: once per batch instead of once per call.
+    func eventLoopDidProcessBatch()
+}
+
+extension GRPCService {
+    /// Does nothing.
+    public func eventLoopDidProcessBatch() {}
 }
 
 /// Answers one gRPC call. Thread-safe: any thread may respond; the bytes are handed to the connection's

@@ -40,6 +40,8 @@ struct MessageDeframer {
         let count = chunk.count
         while index < count {
             if inBody {
+                // Reserved once, from the declared length, only when a message really spans chunks.
+                if body.capacity < bodyExpected { body.reserveCapacity(bodyExpected) }
                 let take = min(bodyExpected - body.count, count - index)
                 body.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[index..<index + take]))
                 index += take
@@ -94,8 +96,6 @@ struct MessageDeframer {
         compressed = flag == 1
         inBody = true
         bodyExpected = length
-        body = []
-        body.reserveCapacity(length)
         if length == 0 { inBody = false }
     }
 }

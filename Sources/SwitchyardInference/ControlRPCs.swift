@@ -15,48 +15,56 @@ struct ControlRPCs {
     /// Answers `rpc` with a serialized response.
     /// - Throws: `invalidArgument` for a malformed request, `notFound` for unknown models.
     func answer(_ rpc: InferenceMethod, message: UnsafeRawBufferPointer) throws(SwitchyardError) -> [UInt8] {
-        let arena = CArena()
-        return try withExtendedLifetime(arena) { () throws(SwitchyardError) -> [UInt8] in
-            switch rpc {
-            case .serverLive:
-                var response = Inference__ServerLiveResponse()
-                inference__server_live_response__init(&response)
-                response.live = 1
-                return packMessage(&response)
-            case .serverReady:
-                var response = Inference__ServerReadyResponse()
-                inference__server_ready_response__init(&response)
-                response.ready = service.isReady ? 1 : 0
-                return packMessage(&response)
-            case .modelReady:
-                let (name, version) = try decodeNameVersion(message, rpc: "ModelReadyRequest")
-                var response = Inference__ModelReadyResponse()
-                inference__model_ready_response__init(&response)
-                response.ready = (try? service.registry.resolve(model: name, version: version)) != nil ? 1 : 0
-                return packMessage(&response)
-            case .serverMetadata:
-                var response = Inference__ServerMetadataResponse()
-                inference__server_metadata_response__init(&response)
-                response.name = arena.string(InferenceService.serverName)
-                response.version = arena.string(InferenceService.serverVersion)
-                let extensions = ["statistics", "model_configuration"]
-                response.n_extensions = extensions.count
-                response.extensions = arena.array(extensions.map { Optional(arena.string($0)) })
-                return packMessage(&response)
-            case .modelMetadata:
-                let (name, version) = try decodeNameVersion(message, rpc: "ModelMetadataRequest")
-                return try modelMetadata(name: name, version: version, arena: arena)
-            case .modelConfig:
-                let (name, version) = try decodeNameVersion(message, rpc: "ModelConfigRequest")
-                return try modelConfig(name: name, version: version, arena: arena)
-            case .modelStatistics:
-                let (name, version) = try decodeNameVersion(message, rpc: "ModelStatisticsRequest")
-                return try modelStatistics(name: name, version: version, arena: arena)
-            case .healthCheck:
-                return try healthCheck(message, arena: arena)
-            case .modelInfer, .modelStreamInfer, .feedbackReport:
-                throw .internal("inference calls are not control RPCs")
-            }
+        let outcome = withBumpAllocator { arena in
+            Result { () throws(SwitchyardError) -> [UInt8] in try answer(rpc, message: message, arena: &arena) }
+        }
+        return try outcome.get()
+    }
+
+    private func answer(
+        _ rpc: InferenceMethod,
+        message: UnsafeRawBufferPointer,
+        arena: inout BumpAllocator
+    ) throws(SwitchyardError) -> [UInt8] {
+        switch rpc {
+        case .serverLive:
+            var response = Inference__ServerLiveResponse()
+            inference__server_live_response__init(&response)
+            response.live = 1
+            return packMessage(&response)
+        case .serverReady:
+            var response = Inference__ServerReadyResponse()
+            inference__server_ready_response__init(&response)
+            response.ready = service.isReady ? 1 : 0
+            return packMessage(&response)
+        case .modelReady:
+            let (name, version) = try decodeNameVersion(message, rpc: "ModelReadyRequest")
+            var response = Inference__ModelReadyResponse()
+            inference__model_ready_response__init(&response)
+            response.ready = (try? service.registry.resolve(model: name, version: version)) != nil ? 1 : 0
+            return packMessage(&response)
+        case .serverMetadata:
+            var response = Inference__ServerMetadataResponse()
+            inference__server_metadata_response__init(&response)
+            response.name = arena.string(InferenceService.serverName)
+            response.version = arena.string(InferenceService.serverVersion)
+            let extensions = ["statistics", "model_configuration"]
+            response.n_extensions = extensions.count
+            response.extensions = arena.array(extensions.map { Optional(arena.string($0)) })
+            return packMessage(&response)
+        case .modelMetadata:
+            let (name, version) = try decodeNameVersion(message, rpc: "ModelMetadataRequest")
+            return try modelMetadata(name: name, version: version, arena: &arena)
+        case .modelConfig:
+            let (name, version) = try decodeNameVersion(message, rpc: "ModelConfigRequest")
+            return try modelConfig(name: name, version: version, arena: &arena)
+        case .modelStatistics:
+            let (name, version) = try decodeNameVersion(message, rpc: "ModelStatisticsRequest")
+            return try modelStatistics(name: name, version: version, arena: &arena)
+        case .healthCheck:
+            return try healthCheck(message, arena: &arena)
+        case .modelInfer, .modelStreamInfer, .feedbackReport:
+            throw .internal("inference calls are not control RPCs")
         }
     }
 
@@ -86,7 +94,9 @@ struct ControlRPCs {
         return (entry, version.isEmpty ? entry.versions : [chosen])
     }
 
-    private func modelMetadata(name: String, version: String, arena: CArena) throws(SwitchyardError) -> [UInt8] {
+    private func modelMetadata(name: String, version: String, arena: inout BumpAllocator) throws(SwitchyardError)
+        -> [UInt8]
+    {
         let (entry, versions) = try resolveVersions(name: name, version: version)
         let signature = (try service.registry.resolve(model: name, version: version)).signature
         var response = Inference__ModelMetadataResponse()
@@ -120,7 +130,9 @@ struct ControlRPCs {
         return packMessage(&response)
     }
 
-    private func modelConfig(name: String, version: String, arena: CArena) throws(SwitchyardError) -> [UInt8] {
+    private func modelConfig(name: String, version: String, arena: inout BumpAllocator) throws(SwitchyardError)
+        -> [UInt8]
+    {
         let chosen = try service.registry.resolve(model: name, version: version)
         let batched = chosen.configuration.maxBatchSize > 0
         func dims(_ spec: TensorSpec) -> [Int64] {
@@ -172,7 +184,9 @@ struct ControlRPCs {
         return packMessage(&response)
     }
 
-    private func modelStatistics(name: String, version: String, arena: CArena) throws(SwitchyardError) -> [UInt8] {
+    private func modelStatistics(name: String, version: String, arena: inout BumpAllocator) throws(SwitchyardError)
+        -> [UInt8]
+    {
         var versions: [ModelVersion] = []
         if name.isEmpty {
             versions = service.registry.models.flatMap(\.versions)
@@ -246,7 +260,9 @@ struct ControlRPCs {
         return packMessage(&response)
     }
 
-    private func healthCheck(_ message: UnsafeRawBufferPointer, arena: CArena) throws(SwitchyardError) -> [UInt8] {
+    private func healthCheck(_ message: UnsafeRawBufferPointer, arena: inout BumpAllocator) throws(SwitchyardError)
+        -> [UInt8]
+    {
         guard
             let request = grpc__health__v1__health_check_request__unpack(
                 nil,

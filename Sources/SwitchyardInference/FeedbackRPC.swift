@@ -39,8 +39,7 @@ enum FeedbackRPC {
 }
 
 /// The value of a string or integer request parameter named `name`, for sticky routing keys.
-func stringParameter(_ name: String, of request: UnsafeMutablePointer<Inference__ModelInferRequest>) -> String? {
-    let message = request.pointee
+func stringParameter(_ name: String, of message: Inference__ModelInferRequest) -> String? {
     for index in 0..<message.n_parameters {
         guard let entry = message.parameters[index], let value = entry.pointee.value?.pointee else { continue }
         guard swiftString(entry.pointee.key) == name else { continue }

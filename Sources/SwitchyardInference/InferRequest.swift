@@ -9,32 +9,28 @@ import SwitchyardProto
     import Glibc
 #endif
 
-/// A ModelInferRequest after decoding, before its model version is resolved.
-struct DecodedInferRequest: ~Copyable {
-    let pointer: UnsafeMutablePointer<Inference__ModelInferRequest>
-
-    /// Decodes `bytes`.
+/// Decoding of ModelInferRequest bytes into protobuf-c structures owned by a bump allocator.
+enum InferRequestDecoder {
+    /// Decodes `bytes`; the result lives as long as `arena`.
     /// - Throws: `invalidArgument` when the bytes are not a valid ModelInferRequest.
-    init(bytes: UnsafeRawBufferPointer) throws(SwitchyardError) {
-        guard
-            let pointer = inference__model_infer_request__unpack(
-                nil,
+    static func decode(
+        _ bytes: UnsafeRawBufferPointer,
+        arena: inout BumpAllocator
+    ) throws(SwitchyardError) -> UnsafeMutablePointer<Inference__ModelInferRequest> {
+        let decoded = withProtobufAllocator(&arena) { allocator in
+            inference__model_infer_request__unpack(
+                allocator,
                 bytes.count,
                 bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
             )
-        else {
+        }
+        guard let decoded else {
             throw .invalidArgument(
                 "malformed ModelInferRequest: \(bytes.count) bytes are not a valid protobuf encoding of it"
             )
         }
-        self.pointer = pointer
+        return decoded
     }
-
-    deinit { inference__model_infer_request__free_unpacked(pointer, nil) }
-
-    var modelName: String { swiftString(pointer.pointee.model_name) }
-    var modelVersion: String { swiftString(pointer.pointee.model_version) }
-    var id: String { swiftString(pointer.pointee.id) }
 }
 
 /// Request parameters Switchyard acts on; every other parameter is accepted and ignored.
@@ -61,23 +57,24 @@ enum InferRequestValidator {
     /// Checks a decoded request against a model version's signature and copies its inputs.
     /// - Throws: `invalidArgument` naming the tensor, the expectation and what came.
     static func validate(
-        _ request: borrowing DecodedInferRequest,
+        _ message: Inference__ModelInferRequest,
         for version: ModelVersion
     ) throws(SwitchyardError) -> ValidatedInferCall {
-        let message = request.pointer.pointee
         let signature = version.signature
-        let label = "model '\(version.model)' version \(version.version)"
+        var label: String { "model '\(version.model)' version \(version.version)" }
 
         // Map request inputs to signature inputs, rejecting duplicates and unknown names.
         var slots = [Int?](repeating: nil, count: signature.inputs.count)
         for index in 0..<message.n_inputs {
             guard let tensor = message.inputs[index] else { continue }
-            let name = swiftString(tensor.pointee.name)
-            guard let slot = signature.inputs.firstIndex(where: { $0.name == name }) else {
+            guard let slot = signature.inputs.firstIndex(where: { strcmp($0.name, tensor.pointee.name) == 0 }) else {
+                let name = swiftString(tensor.pointee.name)
                 let known = signature.inputs.map(\.name).joined(separator: ", ")
                 throw .invalidArgument("unexpected input '\(name)': \(label) takes \(known)")
             }
-            if slots[slot] != nil { throw .invalidArgument("input '\(name)' appears more than once") }
+            if slots[slot] != nil {
+                throw .invalidArgument("input '\(signature.inputs[slot].name)' appears more than once")
+            }
             slots[slot] = index
         }
         for (slot, spec) in signature.inputs.enumerated() where slots[slot] == nil {
@@ -98,18 +95,30 @@ enum InferRequestValidator {
         for (slot, spec) in signature.inputs.enumerated() {
             let index = slots[slot]!
             let tensor = message.inputs[index]!.pointee
-            let datatype = swiftString(tensor.datatype)
-            let shape = (0..<tensor.n_shape).map { Int(truncatingIfNeeded: tensor.shape[$0]) }
-            let got = "\(datatype) \(Shape.format(shape))"
-            guard datatype == spec.dataType.rawValue else {
+            // Check datatype and shape without building strings or arrays; describe them only on failure.
+            var got: String {
+                let shape = (0..<tensor.n_shape).map { Int(truncatingIfNeeded: tensor.shape[$0]) }
+                return "\(swiftString(tensor.datatype)) \(Shape.format(shape))"
+            }
+            guard let datatype = tensor.datatype, strcmp(datatype, spec.dataType.rawValue) == 0 else {
                 throw .invalidArgument("input '\(spec.name)': expected \(spec), got \(got)")
             }
-            guard shape.count == spec.shape.count, shape.allSatisfy({ $0 >= 0 }),
-                zip(shape.dropFirst(), spec.shape.dropFirst()).allSatisfy({ $1 < 0 || $0 == $1 })
-            else {
+            guard tensor.n_shape == spec.shape.count, tensor.n_shape > 0 else {
                 throw .invalidArgument("input '\(spec.name)': expected \(spec), got \(got)")
             }
-            let batch = shape.first ?? 1
+            var count = 1
+            var overflow = false
+            for dimension in 0..<tensor.n_shape {
+                let value = tensor.shape[dimension]
+                let expected = spec.shape[dimension]
+                guard value >= 0, dimension == 0 || expected < 0 || value == Int64(expected) else {
+                    throw .invalidArgument("input '\(spec.name)': expected \(spec), got \(got)")
+                }
+                let (product, didOverflow) = count.multipliedReportingOverflow(by: Int(truncatingIfNeeded: value))
+                overflow = overflow || didOverflow || value > Int64(Int32.max)
+                count = product
+            }
+            let batch = Int(tensor.shape[0])
             guard batch >= 1 else {
                 throw .invalidArgument("input '\(spec.name)': expected at least one row, got \(got)")
             }
@@ -124,17 +133,17 @@ enum InferRequestValidator {
                 )
             }
             rows = batch
-            guard let count = Shape.elementCount(shape), count.multipliedReportingOverflow(by: 4).overflow == false
-            else {
-                throw .invalidArgument("input '\(spec.name)': shape \(Shape.format(shape)) is too large")
+            guard !overflow, count.multipliedReportingOverflow(by: 4).overflow == false else {
+                throw .invalidArgument("input '\(spec.name)': \(got) is too large")
             }
+            var shapeText: String { Shape.format((0..<tensor.n_shape).map { Int(tensor.shape[$0]) }) }
             var values = [Float](repeating: 0, count: count)
             if useRaw {
                 let raw = message.raw_input_contents[index]
                 guard raw.len == count * 4 else {
                     throw .invalidArgument(
                         "input '\(spec.name)': expected \(count * 4) bytes of raw FP32 data for shape "
-                            + "\(Shape.format(shape)), got \(raw.len)"
+                            + "\(shapeText), got \(raw.len)"
                     )
                 }
                 if count > 0 { values.withUnsafeMutableBytes { _ = memcpy($0.baseAddress!, raw.data, count * 4) } }
@@ -142,7 +151,7 @@ enum InferRequestValidator {
                 guard contents.n_fp32_contents == count else {
                     throw .invalidArgument(
                         "input '\(spec.name)': expected \(count) values in contents.fp32_contents for shape "
-                            + "\(Shape.format(shape)), got \(contents.n_fp32_contents)"
+                            + "\(shapeText), got \(contents.n_fp32_contents)"
                     )
                 }
                 values.withUnsafeMutableBufferPointer { buffer in
@@ -163,8 +172,9 @@ enum InferRequestValidator {
         var outputIndices: [Int] = []
         for index in 0..<message.n_outputs {
             guard let requested = message.outputs[index] else { continue }
-            let name = swiftString(requested.pointee.name)
-            guard let found = signature.outputs.firstIndex(where: { $0.name == name }) else {
+            guard let found = signature.outputs.firstIndex(where: { strcmp($0.name, requested.pointee.name) == 0 })
+            else {
+                let name = swiftString(requested.pointee.name)
                 let known = signature.outputs.map(\.name).joined(separator: ", ")
                 throw .invalidArgument("unknown output '\(name)': \(label) produces \(known)")
             }

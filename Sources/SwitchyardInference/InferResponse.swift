@@ -23,7 +23,7 @@ enum InferResponseEncoder {
     /// Fills a ModelInferResponse in `arena` and returns it.
     private static func build(
         _ result: InferResult,
-        in arena: CArena
+        in arena: inout BumpAllocator
     ) -> UnsafeMutablePointer<Inference__ModelInferResponse> {
         let response = arena.allocate(Inference__ModelInferResponse.self, count: 1)
         inference__model_infer_response__init(response)
@@ -57,19 +57,17 @@ enum InferResponseEncoder {
 
     /// A serialized ModelInferResponse.
     static func encode(_ result: InferResult) -> [UInt8] {
-        let arena = CArena()
-        return withExtendedLifetime(arena) { packMessage(build(result, in: arena)) }
+        withBumpAllocator { arena in packMessage(build(result, in: &arena)) }
     }
 
     /// A serialized ModelStreamInferResponse carrying either a response or an error message.
     static func encodeStream(_ result: Result<InferResult, SwitchyardError>) -> [UInt8] {
-        let arena = CArena()
-        return withExtendedLifetime(arena) {
+        withBumpAllocator { arena in
             let message = arena.allocate(Inference__ModelStreamInferResponse.self, count: 1)
             inference__model_stream_infer_response__init(message)
             switch result {
             case .success(let result):
-                message.pointee.infer_response = build(result, in: arena)
+                message.pointee.infer_response = build(result, in: &arena)
             case .failure(let error):
                 message.pointee.error_message = arena.string("[\(error.code)] \(error.message)")
             }

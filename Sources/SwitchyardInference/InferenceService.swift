@@ -119,6 +119,10 @@ public final class InferenceService: GRPCService {
         }
     }
 
+    public func eventLoopDidProcessBatch() {
+        for pool in registry.pools { pool.releaseDeferredWakeUp() }
+    }
+
     private func infer(
         _ message: UnsafeRawBufferPointer,
         head: GRPCRequestHead,
@@ -126,28 +130,30 @@ public final class InferenceService: GRPCService {
         streaming: Bool
     ) throws(SwitchyardError) {
         let started = MonotonicInstant.now()
-        let request = try DecodedInferRequest(bytes: message)
-        let requestPointer = request.pointer
-        let modelName = request.modelName
-        let requestedVersion = request.modelVersion
-        let decision = routing?.decide(
-            model: modelName,
-            requestedVersion: requestedVersion,
-            requestID: request.id,
-            key: { source in
-                if let header = source.header { return head.metadata(header) }
-                if let parameter = source.parameter { return stringParameter(parameter, of: requestPointer) }
-                return nil
+        let (version, call, decision) = try withBumpAllocator(capacity: 8192) { arena in
+            Result { () throws(SwitchyardError) -> (ModelVersion, ValidatedInferCall, RoutingDecision?) in
+                let request = try InferRequestDecoder.decode(message, arena: &arena).pointee
+                let modelName = swiftString(request.model_name)
+                let requestedVersion = swiftString(request.model_version)
+                let decision = routing?.decide(
+                    model: modelName,
+                    requestedVersion: requestedVersion,
+                    requestID: swiftString(request.id),
+                    key: { source in
+                        if let header = source.header { return head.metadata(header) }
+                        if let parameter = source.parameter { return stringParameter(parameter, of: request) }
+                        return nil
+                    }
+                )
+                let version = try registry.resolve(model: modelName, version: decision?.version ?? requestedVersion)
+                do throws(SwitchyardError) {
+                    return (version, try InferRequestValidator.validate(request, for: version), decision)
+                } catch {
+                    version.statistics.failureCount.add(1, ordering: .relaxed)
+                    throw error
+                }
             }
-        )
-        let version = try registry.resolve(model: modelName, version: decision?.version ?? requestedVersion)
-        let call: ValidatedInferCall
-        do {
-            call = try InferRequestValidator.validate(request, for: version)
-        } catch {
-            version.statistics.failureCount.add(1, ordering: .relaxed)
-            throw error
-        }
+        }.get()
         var deadline = head.deadline
         if let timeout = call.parameters.timeoutMicroseconds {
             let parameterDeadline = started.advanced(
@@ -228,7 +234,8 @@ public final class InferenceService: GRPCService {
                 }
             }
         )
-        version.pool.submit(job)
+        // Called on an event loop: the pool is woken once per batch of socket events, in eventLoopDidProcessBatch.
+        version.pool.submit(job, deferWakeUp: true)
         pair?.submitShadow()
     }
 

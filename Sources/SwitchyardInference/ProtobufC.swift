@@ -1,5 +1,6 @@
-// The one place where Switchyard builds and packs protobuf-c messages: a per-message arena for the C
-// strings and arrays a message points at, and packing into Swift bytes.
+// The one place where Switchyard builds, packs and unpacks protobuf-c messages: C memory for the strings and
+// arrays a message points at (a stack-backed bump allocator that spills to the heap), and packing into Swift
+// bytes.
 
 import SwitchyardProto
 
@@ -7,18 +8,10 @@ import SwitchyardProto
     import Glibc
 #endif
 
-/// Owns the C memory that one protobuf-c message under construction points at; frees it all at once.
-final class CArena {
-    private var blocks: [UnsafeMutableRawPointer] = []
-
-    init() { blocks.reserveCapacity(16) }
-
-    deinit {
-        for block in blocks { free(block) }
-    }
-
+/// Typed helpers for building protobuf-c messages.
+extension BumpAllocator {
     /// A NUL-terminated copy of `text`.
-    func string(_ text: String) -> UnsafeMutablePointer<CChar> {
+    mutating func string(_ text: String) -> UnsafeMutablePointer<CChar> {
         var text = text
         return text.withUTF8 { utf8 in
             let raw = allocateRaw(utf8.count + 1)
@@ -29,29 +22,87 @@ final class CArena {
     }
 
     /// Zeroed storage for `count` values of `T`.
-    func allocate<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
-        let raw = allocateRaw(max(1, count) * MemoryLayout<T>.stride)
+    mutating func allocate<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let byteCount = max(1, count) * MemoryLayout<T>.stride
+        let raw = allocateRaw(byteCount)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
         return raw.bindMemory(to: T.self, capacity: max(1, count))
     }
 
     /// A C array holding `values`.
-    func array<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
+    mutating func array<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
         let pointer = allocate(T.self, count: values.count)
         for (index, value) in values.enumerated() { (pointer + index).initialize(to: value) }
         return pointer
     }
 
     /// A binary-data value holding a copy of `bytes`.
-    func binary(_ bytes: UnsafeRawBufferPointer) -> ProtobufCBinaryData {
+    mutating func binary(_ bytes: UnsafeRawBufferPointer) -> ProtobufCBinaryData {
         let raw = allocateRaw(bytes.count)
         if let base = bytes.baseAddress { raw.copyMemory(from: base, byteCount: bytes.count) }
         return ProtobufCBinaryData(len: bytes.count, data: raw.assumingMemoryBound(to: UInt8.self))
     }
+}
 
-    private func allocateRaw(_ byteCount: Int) -> UnsafeMutableRawPointer {
-        let raw = calloc(1, max(1, byteCount))!
-        blocks.append(raw)
-        return raw
+/// A bump allocator over a caller's buffer (normally on the stack), spilling to malloc past its end. The request
+/// path decodes and encodes with it so that small messages cost no heap allocation at all.
+struct BumpAllocator {
+    private let base: UnsafeMutableRawPointer
+    private let capacity: Int
+    private var used = 0
+    /// Spilled blocks, linked through their first word.
+    private var spill: UnsafeMutableRawPointer?
+
+    fileprivate init(buffer: UnsafeMutableRawBufferPointer) {
+        base = buffer.baseAddress!
+        capacity = buffer.count
+    }
+
+    /// `byteCount` bytes aligned to 16, valid until the allocator is released.
+    mutating func allocateRaw(_ byteCount: Int) -> UnsafeMutableRawPointer {
+        let size = (max(1, byteCount) + 15) & ~15
+        if used + size <= capacity {
+            defer { used += size }
+            return base + used
+        }
+        let block = malloc(size + 16)!
+        block.storeBytes(of: spill, as: UnsafeMutableRawPointer?.self)
+        spill = block
+        return block + 16
+    }
+
+    fileprivate mutating func releaseSpill() {
+        while let block = spill {
+            spill = block.load(as: UnsafeMutableRawPointer?.self)
+            free(block)
+        }
+    }
+}
+
+/// Runs `body` with a bump allocator over `capacity` bytes of temporary (stack) memory.
+func withBumpAllocator<R>(capacity: Int = 4096, _ body: (inout BumpAllocator) -> R) -> R {
+    withUnsafeTemporaryAllocation(byteCount: capacity, alignment: 16) { buffer in
+        var allocator = BumpAllocator(buffer: buffer)
+        defer { allocator.releaseSpill() }
+        return body(&allocator)
+    }
+}
+
+/// Runs `body` with a protobuf-c allocator that draws from `allocator`; frees are no-ops because the bump
+/// allocator releases everything at once.
+func withProtobufAllocator<R>(
+    _ allocator: inout BumpAllocator,
+    _ body: (UnsafeMutablePointer<ProtobufCAllocator>) -> R
+) -> R {
+    withUnsafeMutablePointer(to: &allocator) { state in
+        var cAllocator = ProtobufCAllocator(
+            alloc: { data, size in
+                data!.assumingMemoryBound(to: BumpAllocator.self).pointee.allocateRaw(size)
+            },
+            free: { _, _ in },
+            allocator_data: UnsafeMutableRawPointer(state)
+        )
+        return body(&cAllocator)
     }
 }
 

@@ -80,13 +80,19 @@ public struct ModelEntry: Sendable {
 /// Every loaded model, behind one lock-protected immutable snapshot.
 public final class ModelRegistry: Sendable {
     private let snapshot: Mutex<[String: ModelEntry]>
+    private let poolSnapshot: Mutex<[WorkerPool]>
     private let logger: Logger
 
     /// Creates a registry holding `entries`.
     public init(entries: [ModelEntry], logger: Logger) {
         self.snapshot = Mutex(Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) }))
+        self.poolSnapshot = Mutex(entries.flatMap { $0.versions.map(\.pool) })
         self.logger = logger
     }
+
+    /// Every loaded version's pool, read without sorting or copying entries (an event loop reads it once per
+    /// batch of socket events).
+    public var pools: [WorkerPool] { poolSnapshot.withLock { $0 } }
 
     /// Loads every model of a repository, each version's file through `engineLoader` (path → engine). A version that fails to load is recorded with its reason (and
     /// logged); the rest still serve.

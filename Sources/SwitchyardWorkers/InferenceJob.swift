@@ -34,8 +34,9 @@ public struct JobOutputs: Sendable {
     }
 }
 
-/// One call's work for a pool. Created on an event-loop thread, completed exactly once on a worker
-/// thread (or on the submitting thread when rejected).
+/// One call's work for a pool. Created on an event-loop thread and completed exactly once: on a worker
+/// thread with its batch's results, on the pool's deadline timer thread when its deadline passes while
+/// queued, or on the thread that called `submit` or `cancel` when it is rejected or cancelled there.
 public final class InferenceJob: Sendable {
     /// Input tensors in signature order, `rows × elementsPerRow` FP32 values each.
     public let inputs: [[Float]]
@@ -43,13 +44,15 @@ public final class InferenceJob: Sendable {
     public let rows: Int
     /// When the result stops being useful; `nil` for none.
     public let deadline: MonotonicInstant?
-    /// Higher runs first among jobs with the same deadline class; 0 is the default level.
+    /// Priority level: higher levels run first; within a level, earlier deadlines run first and jobs
+    /// without a deadline last. 0 is the default level.
     public let priority: Int
     /// Primary or shadow.
     public let workClass: WorkClass
     /// When the job was created.
     public let enqueuedAt: MonotonicInstant
-    /// Whether the caller has gone away; checked before the job is batched.
+    /// Whether the caller has gone away; checked when a batch is formed and when the queue is full, with
+    /// the pool's lock held, so it must be cheap and must not block (an atomic load).
     public let isCancelled: @Sendable () -> Bool
     /// Called exactly once with the outputs or the reason the job did not run.
     public let completion: @Sendable (Result<JobOutputs, SwitchyardError>) -> Void

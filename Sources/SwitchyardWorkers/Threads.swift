@@ -47,6 +47,20 @@ func setIdleSchedulingClass(_ idle: Bool) -> Bool {
     #endif
 }
 
+/// Moves the calling thread to the lowest real-time priority (SCHED_FIFO 1) where the process is
+/// allowed to, so that it runs as soon as it wakes even on a saturated machine. Only for threads that
+/// do a few microseconds of work per wake-up. Returns whether the kernel accepted it.
+@discardableResult
+func enterLowestRealtimePriority() -> Bool {
+    #if os(Linux)
+        var parameters = sched_param()
+        parameters.sched_priority = 1
+        return pthread_setschedparam(pthread_self(), 1, &parameters) == 0
+    #else
+        return false
+    #endif
+}
+
 /// Whether threads of this process may enter the idle scheduling class and leave it again. Leaving
 /// needs CAP_SYS_NICE or an RLIMIT_NICE of 20, so it is tried once, on a throwaway thread, since a
 /// thread that cannot leave would be stuck in the idle class.

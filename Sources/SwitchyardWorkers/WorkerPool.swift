@@ -6,6 +6,7 @@
 public import Logging
 public import SwitchyardCore
 public import SwitchyardEngine
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -38,6 +39,8 @@ public final class WorkerPool: @unchecked Sendable {
     private var stopping = false
     private var timerExits = false
     private var idleWorkers = 0
+    /// Set when a submission left the workers asleep for `releaseDeferredWakeUp()`.
+    private let wakeUpDeferred = Atomic<Bool>(false)
     private var expectedFree: [MonotonicInstant?]
     private var timedWaiter = false
     private var timerSleepsUntil: MonotonicInstant?
@@ -101,17 +104,32 @@ public final class WorkerPool: @unchecked Sendable {
 
     /// Queues a job. Never blocks; a job that cannot be queued is completed at once, on the calling
     /// thread, with an error whose message says why.
-    public func submit(_ job: InferenceJob) {
+    /// - Parameter deferWakeUp: leave idle workers asleep until `releaseDeferredWakeUp()`. An event loop that
+    ///   submits many calls from one batch of socket events wakes the pool once for all of them, so the first
+    ///   call does not pull a worker onto the CPU for a batch of one while the rest are still being decoded.
+    public func submit(_ job: InferenceJob, deferWakeUp: Bool = false) {
+        if let problem = validate(job) {
+            job.completion(.failure(problem))
+            return
+        }
         let now = MonotonicInstant.now()
         var swept: [InferenceJob] = []
         let rejection: SwitchyardError? = lock.withLock {
             switch job.workClass {
-            case .primary: admitPrimary(job, now: now, swept: &swept)
+            case .primary: admitPrimary(job, now: now, swept: &swept, deferWakeUp: deferWakeUp)
             case .shadow: admitShadow(job, now: now)
             }
         }
         complete(swept, cancelledError())
         if let rejection { job.completion(.failure(rejection)) }
+    }
+
+    /// Wakes an idle worker if submissions since the last call deferred their wake-up. Cheap when none did.
+    public func releaseDeferredWakeUp() {
+        guard wakeUpDeferred.exchange(false, ordering: .relaxed) else { return }
+        lock.withLock {
+            if idleWorkers > 0 && queue.primaryJobs > 0 { workAvailable.signal() }
+        }
     }
 
     /// Removes `job` from the queue if it is still there and completes it with `cancelled`; a job
@@ -149,7 +167,8 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     /// Stops taking work, finishes the queued primary work, drops queued shadow work, and joins every
-    /// thread. Calling it again does nothing.
+    /// thread. Calling it again does nothing. Must not be called from a job's completion, which runs
+    /// on the threads it joins.
     public func shutdown() {
         let workers: [pthread_t] = lock.withLock {
             guard !stopping else { return [] }
@@ -184,12 +203,33 @@ public final class WorkerPool: @unchecked Sendable {
         lock.withLock { workerThreads.removeAll() }
     }
 
+    /// A job whose buffers do not match the signature would break the whole batch it joined, so it is
+    /// refused on its own.
+    private func validate(_ job: InferenceJob) -> SwitchyardError? {
+        guard job.rows >= 1 else {
+            return .invalidArgument("model '\(name)': expected at least 1 row, got \(job.rows)")
+        }
+        guard job.inputs.count == signature.inputs.count else {
+            return .invalidArgument(
+                "model '\(name)': expected \(signature.inputs.count) input tensors, got \(job.inputs.count)"
+            )
+        }
+        for (spec, values) in zip(signature.inputs, job.inputs) where values.count != job.rows * spec.elementsPerRow {
+            return .invalidArgument(
+                "model '\(name)' input '\(spec.name)': expected \(job.rows) × \(spec.elementsPerRow) = "
+                    + "\(job.rows * spec.elementsPerRow) values, got \(values.count)"
+            )
+        }
+        return nil
+    }
+
     // MARK: Admission (called with the lock held)
 
     private func admitPrimary(
         _ job: InferenceJob,
         now: MonotonicInstant,
-        swept: inout [InferenceJob]
+        swept: inout [InferenceJob],
+        deferWakeUp: Bool
     ) -> SwitchyardError? {
         if stopping {
             stats.rejectedShuttingDown += 1
@@ -230,7 +270,11 @@ public final class WorkerPool: @unchecked Sendable {
         }
         queue.append(job)
         scheduler.recordArrival(rows: job.rows, at: now)
-        if idleWorkers > 0 { workAvailable.signal() }
+        if deferWakeUp {
+            wakeUpDeferred.store(true, ordering: .relaxed)
+        } else if idleWorkers > 0 {
+            workAvailable.signal()
+        }
         wakeTimerIfNeeded(for: job)
         return nil
     }
@@ -348,6 +392,9 @@ public final class WorkerPool: @unchecked Sendable {
     // MARK: Deadline timer
 
     private func timerLoop() {
+        // Expired jobs must be answered within a millisecond of their deadline even when every core is
+        // busy; where permitted the timer preempts other threads (it only ever works for microseconds).
+        enterLowestRealtimePriority()
         lock.lock()
         while !timerExits {
             let now = MonotonicInstant.now()

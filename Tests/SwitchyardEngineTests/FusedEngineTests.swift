@@ -263,3 +263,117 @@ func expectClose(_ actual: [Float], _ expected: [Float], _ context: String) {
         #expect(throws: SwitchyardError.self) { _ = try runEngine(engine, inputs: [[]], rows: 0) }
     }
 }
+
+/// BF16 weights: the kernels against an emulation of the same arithmetic (weights and each layer's inputs
+/// rounded to bfloat16, exact sums), so that the check stays tight while BF16 itself moves results by up to a
+/// few percent.
+@Suite(.enabled(if: WeightPrecision.bf16.isAvailable, "needs AVX-512 BF16"))
+struct FusedEngineBF16Tests {
+    static func bf16(_ value: Float) -> Double {
+        var bits = value.bitPattern
+        bits &+= 0x7fff &+ ((bits >> 16) & 1)
+        return Double(Float(bitPattern: bits & 0xffff_0000))
+    }
+
+    /// The compiled layers run with bf16-rounded operands and double sums.
+    static func emulate(_ model: ONNXModel, input: [Float], rows: Int) throws -> [Float] {
+        let plan = try FusedPlan.compile(model.graph)
+        var x = input
+        for layer in plan.layers {
+            var y = [Float](repeating: 0, count: rows * layer.n)
+            let weights = layer.weights.map(bf16)
+            for row in 0..<rows {
+                let a = (0..<layer.k).map { bf16(x[row * layer.k + $0]) }
+                for column in 0..<layer.n {
+                    var sum = 0.0
+                    for inner in 0..<layer.k { sum += a[inner] * weights[inner * layer.n + column] }
+                    let value = Float(sum + Double(layer.bias[column]))
+                    y[row * layer.n + column] = layer.activation.map { ReferenceExecutor.apply($0, value) } ?? value
+                }
+            }
+            x = y
+        }
+        return x
+    }
+
+    @Test(arguments: shapeCases)
+    func matchesAnEmulationOfTheArithmetic(shape: (seed: UInt64, widths: [Int], rows: Int)) throws {
+        for (index, op) in activations.enumerated() {
+            var network = RandomNetwork(seed: shape.seed &* 31 &+ UInt64(index))
+            let input = network.value(shape.widths[0])
+            var current = input
+            for (layer, width) in shape.widths.dropFirst().enumerated() {
+                current = network.dense(current, n: width)
+                if layer < shape.widths.count - 2 || index % 2 == 0 { current = network.activation(op, current) }
+            }
+            let model = network.model(input: input, outputs: [current])
+            let data = network.floats(shape.rows * shape.widths[0], scale: 2)
+            let expected = try Self.emulate(model, input: data, rows: shape.rows)
+            let engine = try FusedEngine(model: model, kernel: .avx512, precision: .bf16)
+            #expect(engine.precision == .bf16)
+            let actual = try runEngine(engine, inputs: [data], rows: shape.rows)[0]
+            // A layer input within float noise of a bf16 rounding boundary may round the other way in the
+            // kernel (its sums and activations are FP32, the emulation's exact): that term moves by 2⁻⁸ of
+            // itself, and such moves compound over layers. Hence 5e-3, not 1e-4; a wrong layout or pairing
+            // would be off by far more.
+            let rms = (expected.reduce(0) { $0 + $1 * $1 } / Float(max(expected.count, 1))).squareRoot()
+            let mismatch = firstMismatch(actual, expected, relative: 5e-3, absolute: 5e-3 * max(rms, 1e-3))
+            #expect(
+                mismatch == nil,
+                "bf16 \(op) widths \(shape.widths) rows \(shape.rows): \(String(describing: mismatch))"
+            )
+        }
+    }
+
+    @Test func aRowGetsTheSameBitsWhereverItLands() throws {
+        var network = RandomNetwork(seed: 77)
+        let input = network.value(301)
+        let hidden = network.activation(.relu, network.dense(input, n: 70))
+        let output = network.activation(.sigmoid, network.dense(hidden, n: 33))
+        let model = network.model(input: input, outputs: [output])
+        let engine = try FusedEngine(model: model, kernel: .avx512, precision: .bf16)
+        let executor = engine.makeExecutor()
+        let probe = network.floats(301, scale: 2)
+        let alone = try runExecutor(executor, signature: engine.signature, inputs: [probe], rows: 1)[0]
+        for (rows, position) in [(2, 1), (4, 3), (5, 4), (9, 8), (64, 40), (100, 99)] {
+            var batch = network.floats(rows * 301, scale: 2)
+            batch.replaceSubrange((position * 301)..<((position + 1) * 301), with: probe)
+            let result = try runExecutor(executor, signature: engine.signature, inputs: [batch], rows: rows)[0]
+            #expect(Array(result[(position * 33)..<((position + 1) * 33)]) == alone, "rows \(rows) at \(position)")
+        }
+    }
+
+    @Test(arguments: [1, 2])
+    func classifiesTheDigitSamples(version: Int) throws {
+        let path = demoModelsDirectory.appendingPathComponent("digits/\(version)/model.onnx").path
+        let model = try ONNXModel(contentsOf: path)
+        let samples = try DigitSamples.load()
+        let data = samples.pixels.flatMap { $0 }
+        let bf16 = try runEngine(
+            try FusedEngine(model: model, kernel: .avx512, precision: .bf16),
+            inputs: [data],
+            rows: samples.labels.count
+        )
+        let fp32 = try runEngine(
+            try FusedEngine(model: model, kernel: .avx512),
+            inputs: [data],
+            rows: samples.labels.count
+        )
+        for row in samples.labels.indices {
+            #expect(argmax(bf16[1][(row * 10)..<((row + 1) * 10)]) == samples.labels[row])
+        }
+        let worst = zip(bf16[1], fp32[1]).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst < 0.05, "largest probability change \(worst)")
+    }
+
+    @Test func needsTheAVX512Path() throws {
+        let model = try ONNXModel(contentsOf: Fixtures.path("gemm_transb.onnx"))
+        let error = try #require(throws: SwitchyardError.self) {
+            _ = try FusedEngine(model: model, kernel: .avx2, precision: .bf16)
+        }
+        #expect(error.message.contains("bf16"))
+        let digits = try ONNXModel(contentsOf: demoModelsDirectory.appendingPathComponent("digits/1/model.onnx").path)
+        let engine = try #require(try makeEngine(for: digits, precision: .bf16) as? FusedEngine)
+        #expect(engine.precision == .bf16)
+    }
+}

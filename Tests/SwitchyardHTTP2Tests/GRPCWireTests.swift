@@ -172,3 +172,34 @@ func deframe(_ chunks: [[UInt8]], limit: Int = 1 << 20) throws -> [(Bool, [UInt8
         #expect(GRPCCompression(headerValue: "snappy".utf8) == nil)
     }
 }
+
+@Suite struct MessageQueueTests {
+    @Test(arguments: [0, 1, 2, 5, 100])
+    func isFirstInFirstOut(count: Int) {
+        var queue = MessageQueue()
+        var popped: [[UInt8]] = []
+        // Interleave appends and pops so the overflow storage is reused.
+        for i in 0..<count {
+            queue.append([UInt8(i % 256)])
+            if i % 3 == 2 {
+                popped.append(queue.front)
+                queue.removeFirst()
+            }
+        }
+        while !queue.isEmpty {
+            popped.append(queue.front)
+            queue.removeFirst()
+        }
+        #expect(popped == (0..<count).map { [UInt8($0 % 256)] })
+    }
+
+    @Test func removeAllEmpties() {
+        var queue = MessageQueue()
+        queue.append([1])
+        queue.append([2])
+        queue.removeAll()
+        #expect(queue.isEmpty)
+        queue.append([3])
+        #expect(queue.front == [3])
+    }
+}

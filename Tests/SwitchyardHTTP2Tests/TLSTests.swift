@@ -93,6 +93,19 @@ struct TLSTests {
         #expect(h2.stdout.contains("ALPN protocol: h2"), "\(h2.stdout)")
     }
 
+    @Test func brokenPeerOverTLSGetsGoaway() throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let s = try RunningServer(tls: .init(certificate: pki.serverCert, key: pki.serverKey))
+        defer { s.stop() }
+        let broken = try Clients.grpc("garbage", s.target, ["--tls-ca", pki.ca])
+        #expect(broken.json["goaway"] as? Bool == true, "\(broken.json) \(broken.stderr)")
+        #expect(broken.json["closed"] as? Bool == true)
+        #expect(s.server.statistics.protocolErrors >= 1)
+        let fine = try Clients.grpc("unary", s.target, ["--tls-ca", pki.ca])
+        #expect(fine.code == "OK")
+    }
+
     @Test func missingCertificateFailsClearly() throws {
         #expect {
             _ = try GRPCServer(

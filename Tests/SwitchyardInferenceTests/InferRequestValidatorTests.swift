@@ -52,8 +52,7 @@ struct TestInput: Sendable {
 }
 
 private func encode(_ inputs: [TestInput], outputs: [String] = [], parameters: [(String, Int64)] = []) -> [UInt8] {
-    let arena = CArena()
-    return withExtendedLifetime(arena) {
+    withBumpAllocator { arena in
         var request = Inference__ModelInferRequest()
         inference__model_infer_request__init(&request)
         request.model_name = arena.string("double")
@@ -130,9 +129,11 @@ private func validate(_ bytes: [UInt8], version: ModelVersion = makeVersion()) t
     -> ValidatedInferCall
 {
     let outcome: Result<ValidatedInferCall, SwitchyardError> = bytes.withUnsafeBytes { raw in
-        Result { () throws(SwitchyardError) -> ValidatedInferCall in
-            let request = try DecodedInferRequest(bytes: raw)
-            return try InferRequestValidator.validate(request, for: version)
+        withBumpAllocator { arena in
+            Result { () throws(SwitchyardError) -> ValidatedInferCall in
+                let request = try InferRequestDecoder.decode(raw, arena: &arena)
+                return try InferRequestValidator.validate(request.pointee, for: version)
+            }
         }
     }
     return try outcome.get()

@@ -333,6 +333,33 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         pool.shutdown()
     }
 
+    static let malformed: [(rows: Int, inputs: [[Float]], mentions: String)] = [
+        (0, [[]], "at least 1 row"),
+        (1, [], "expected 1 input tensors, got 0"),
+        (2, [[1, 2, 3, 4]], "input 'x': expected 2 × 4 = 8 values, got 4"),
+    ]
+
+    @Test(arguments: malformed)
+    func malformedJobsAreRefusedAlone(rows: Int, inputs: [[Float]], mentions: String) throws {
+        let pool = makePool(DoublingEngine())
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(
+            InferenceJob(
+                inputs: inputs,
+                rows: rows,
+                deadline: nil,
+                completion: { result in outcomes.results.withLock { $0[1] = (result, .now()) } }
+            )
+        )
+        let error = try #require(outcomes.error(1))
+        #expect(error.code == .invalidArgument)
+        #expect(error.message.contains(mentions))
+        pool.submit(outcomes.job(2))
+        #expect(outcomes.wait(for: 2))
+        #expect(outcomes.outputs(2) != nil)
+    }
+
     @Test func engineFailureFailsTheBatchAndIsCounted() throws {
         let engine = DoublingEngine()
         let pool = makePool(engine)

@@ -4,6 +4,7 @@
 #define C_SWITCHYARD_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +42,7 @@ typedef struct {
     const float *bias;     ///< one value per packed column (zero-padded), 64-byte aligned
     int activation;        ///< SY_ACT_*
     float alpha;           ///< LeakyRelu slope
+    int bf16;              ///< 1: `packed` holds bfloat16 weights in the BF16 layout (see sy_dense)
 } sy_layer;
 
 /// 1 if this CPU (and build) can run the kernel path.
@@ -52,13 +54,23 @@ int sy_kernel_panel_width(int kernel);
 /// Columns per narrow panel (NR / 2, one vector).
 int sy_kernel_vector_width(int kernel);
 
-/// Floats of workspace `sy_dense` needs for m rows.
-size_t sy_dense_workspace(int kernel, int m);
+/// 1 if this CPU runs the BF16-weight kernels (AVX-512 BF16; used with the AVX-512 path).
+int sy_bf16_available(void);
+
+/// The bfloat16 nearest to `value` (ties to even): how BF16 layers round weights and inputs.
+uint16_t sy_bf16_from_float(float value);
+
+/// Floats of workspace `sy_dense` needs for m rows of at most k inputs.
+size_t sy_dense_workspace(int kernel, int m, int k);
 
 /// c[i, 0 ..< panels·NR] = act(a[i, 0 ..< k] · W + bias) for i in 0 ..< m. `a` is row-major with stride `lda`;
 /// `c` has stride `ldc` >= the packed column count (the padding columns are written too); `workspace` holds at least
 /// `sy_dense_workspace(kernel, m)` floats, 64-byte aligned. Each row's result depends on that row alone: the
 /// same arithmetic in the same order whatever m is and wherever the row sits.
+///
+/// A BF16 layer (`bf16` = 1, AVX-512 path only, no narrow panel) holds 32-column panels of ceil(k/2) k-pairs:
+/// panel p starts at p·ceil(k/2)·64 bf16 values, and pair q holds for each column j the couple
+/// (W[2q][j], W[2q+1][j]) (W[k][j] = 0 for an odd k). Inputs are rounded to bf16 per row; sums are FP32.
 void sy_dense(int kernel, const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
               float *workspace);
 

@@ -3,6 +3,7 @@
 import argparse
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -91,6 +92,10 @@ def garbage(args):
     """Speaks broken HTTP/2 (a DATA frame on stream 0) and reports whether a GOAWAY came back."""
     host, port = args.target.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=5)
+    if args.tls_ca:
+        context = ssl.create_default_context(cafile=args.tls_ca)
+        context.set_alpn_protocols(["h2"])
+        sock = context.wrap_socket(sock, server_hostname="localhost")
     sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + struct.pack(">I", 0)[1:] + b"\x04\x00" + struct.pack(">I", 0))
     sock.sendall(struct.pack(">I", 4)[1:] + b"\x00\x00" + struct.pack(">I", 0) + b"boom")
     received = b""
@@ -102,6 +107,8 @@ def garbage(args):
             received += chunk
     except socket.timeout:
         return {"goaway": False, "closed": False}
+    except (ssl.SSLError, ConnectionResetError):
+        pass
     frames = []
     offset = 0
     while offset + 9 <= len(received):
@@ -177,9 +184,37 @@ def noread(args):
             "seconds": round(time.time() - start, 2)}
 
 
+def hangup(args):
+    """Asks for big echoes on many streams, then closes at once without reading: the server's writes then
+    hit a reset socket (EPIPE), which must not take the process down."""
+    host, port = args.target.rsplit(":", 1)
+    headers = b"".join(literal(n, v) for n, v in [
+        (b":method", b"POST"), (b":scheme", b"http"), (b":path", args.path.encode()),
+        (b":authority", b"localhost"), (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+    for _ in range(args.repeat):
+        sock = socket.create_connection((host, int(port)))
+        sock.settimeout(5)
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+        sock.recv(65536)  # the server's SETTINGS (1 MiB stream windows) and connection WINDOW_UPDATE
+        out = frame(4, 1, 0, b"")
+        for stream_id in range(1, 2 * args.count, 2):
+            message = bytes(args.size)
+            body = b"\x00" + len(message).to_bytes(4, "big") + message
+            out += frame(1, 4, stream_id, headers)
+            for offset in range(0, len(body), 16384):
+                chunk = body[offset:offset + 16384]
+                flags = 1 if offset + 16384 >= len(body) else 0
+                out += frame(0, flags, stream_id, chunk)
+        sock.sendall(out)
+        time.sleep(0.05)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    return {"done": True}
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["unary", "stream", "cancel", "garbage", "noread"])
+    parser.add_argument("mode", choices=["unary", "stream", "cancel", "garbage", "noread", "hangup"])
     parser.add_argument("--target", required=True)
     parser.add_argument("--path", default="/test.Test/Echo")
     parser.add_argument("--size", type=int, default=16)
@@ -198,7 +233,7 @@ def main():
     parser.add_argument("--client-cert")
     parser.add_argument("--client-key")
     args = parser.parse_args()
-    result = {"unary": unary, "stream": stream, "cancel": cancel, "garbage": garbage, "noread": noread}[args.mode](args)
+    result = {"unary": unary, "stream": stream, "cancel": cancel, "garbage": garbage, "noread": noread, "hangup": hangup}[args.mode](args)
     print(json.dumps(result))
 
 
