@@ -140,6 +140,7 @@ let package = Package(
             name: "switchyard-routing-bench",
             dependencies: ["SwitchyardCore", "SwitchyardRouting", "SwitchyardSink"],
             path: "Benchmarks/Routing",
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
 
