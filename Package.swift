@@ -84,10 +84,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Traffic policies (fixed, sticky canary, bandits, shadow) as pure state machines over snapshots.
+        .target(name: "SwitchyardRouting", dependencies: ["SwitchyardCore"], swiftSettings: strict),
+        // Shadow-vs-primary comparisons: online aggregates and rotated JSON Lines records.
+        .target(
+            name: "SwitchyardSink",
+            dependencies: ["SwitchyardCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .target(
             name: "SwitchyardInference",
             dependencies: [
                 "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardWorkers",
+                "SwitchyardRouting", "SwitchyardSink",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -96,7 +105,7 @@ let package = Package(
             name: "switchyard",
             dependencies: [
                 "SwitchyardCore", "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels",
-                "Yams",
+                "SwitchyardRouting", "SwitchyardSink", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -126,7 +135,26 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Routing decision + sink bookkeeping CPU per call, and bandit regret (Benchmarks/Routing).
+        .executableTarget(
+            name: "switchyard-routing-bench",
+            dependencies: ["SwitchyardCore", "SwitchyardRouting", "SwitchyardSink"],
+            path: "Benchmarks/Routing",
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+
         // MARK: Tests
+        .testTarget(
+            name: "SwitchyardRoutingTests",
+            dependencies: ["SwitchyardRouting", "SwitchyardCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardSinkTests",
+            dependencies: ["SwitchyardSink", "SwitchyardCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
         .testTarget(
             name: "SwitchyardHTTP2Tests",

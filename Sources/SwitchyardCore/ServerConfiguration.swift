@@ -14,6 +14,10 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
     public var limits: Limits
     /// Grace period in seconds for in-flight calls when draining on SIGTERM/SIGINT. Default 30.
     public var drainSeconds: Double
+    /// Traffic policies per model (`routes:`); models without a route serve their default version.
+    public var routes: [RouteConfiguration]
+    /// The comparison sink for shadow traffic (`sink:`).
+    public var sink: SinkConfiguration
 
     /// TLS settings.
     public struct TLSSettings: Sendable, Hashable, Codable {
@@ -95,7 +99,9 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         modelRepository: String = "models",
         tls: TLSSettings? = nil,
         limits: Limits = Limits(),
-        drainSeconds: Double = 30
+        drainSeconds: Double = 30,
+        routes: [RouteConfiguration] = [],
+        sink: SinkConfiguration = SinkConfiguration()
     ) {
         self.listen = listen
         self.threads = threads
@@ -103,10 +109,12 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         self.tls = tls
         self.limits = limits
         self.drainSeconds = drainSeconds
+        self.routes = routes
+        self.sink = sink
     }
 
     enum CodingKeys: String, CodingKey {
-        case listen, threads, tls, limits
+        case listen, threads, tls, limits, routes, sink
         case modelRepository = "model_repository"
         case drainSeconds = "drain_seconds"
     }
@@ -120,6 +128,8 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         tls = try c.decodeIfPresent(TLSSettings.self, forKey: .tls)
         limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? d.limits
         drainSeconds = try c.decodeIfPresent(Double.self, forKey: .drainSeconds) ?? d.drainSeconds
+        routes = try c.decodeIfPresent([RouteConfiguration].self, forKey: .routes) ?? d.routes
+        sink = try c.decodeIfPresent(SinkConfiguration.self, forKey: .sink) ?? d.sink
     }
 
     /// Every problem with this configuration, each prefixed with its key path.
@@ -152,6 +162,16 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             problems.append("limits.max_connections: expected at least 1, got \(limits.maxConnections)")
         }
         if !(drainSeconds >= 0) { problems.append("drain_seconds: expected ≥ 0, got \(drainSeconds)") }
+        var routed: [String: Int] = [:]
+        for (index, route) in routes.enumerated() {
+            problems += route.validate(path: "routes[\(index)]")
+            if let first = routed[route.model] {
+                problems.append("routes[\(index)].model: model '\(route.model)' already has a route (routes[\(first)])")
+            } else {
+                routed[route.model] = index
+            }
+        }
+        problems += sink.validate()
         return problems
     }
 }

@@ -63,7 +63,7 @@ struct ControlRPCs {
             return try modelStatistics(name: name, version: version, arena: &arena)
         case .healthCheck:
             return try healthCheck(message, arena: &arena)
-        case .modelInfer, .modelStreamInfer:
+        case .modelInfer, .modelStreamInfer, .feedbackReport:
             throw .internal("inference calls are not control RPCs")
         }
     }

@@ -5,6 +5,8 @@ public import Logging
 import SwitchyardCore
 public import SwitchyardHTTP2
 public import SwitchyardModels
+public import SwitchyardRouting
+public import SwitchyardSink
 import SwitchyardWorkers
 import Synchronization
 
@@ -15,11 +17,12 @@ import Synchronization
 /// The gRPC methods Switchyard serves.
 enum InferenceMethod: Int, CaseIterable {
     case serverLive, serverReady, modelReady, serverMetadata, modelMetadata, modelConfig, modelStatistics
-    case modelInfer, modelStreamInfer, healthCheck
+    case modelInfer, modelStreamInfer, healthCheck, feedbackReport
 
     var path: String {
         switch self {
         case .healthCheck: return "/grpc.health.v1.Health/Check"
+        case .feedbackReport: return "/switchyard.v1.Feedback/Report"
         default: return "/inference.GRPCInferenceService/" + name
         }
     }
@@ -36,6 +39,7 @@ enum InferenceMethod: Int, CaseIterable {
         case .modelInfer: "ModelInfer"
         case .modelStreamInfer: "ModelStreamInfer"
         case .healthCheck: "Check"
+        case .feedbackReport: "Report"
         }
     }
 
@@ -46,7 +50,11 @@ enum InferenceMethod: Int, CaseIterable {
     )
 }
 
-/// Serves the inference protocol over a model registry.
+/// The response trailer naming the routing generation, served version and policy of a call.
+let routeTrailerName = "switchyard-route"
+
+/// Serves the inference protocol over a model registry, routing calls by a routing table and mirroring
+/// shadow traffic into a comparison sink.
 public final class InferenceService: GRPCService {
     /// The server name reported by ServerMetadata.
     public static let serverName = "switchyard"
@@ -54,12 +62,22 @@ public final class InferenceService: GRPCService {
     public static let serverVersion = "0.1.0"
 
     let registry: ModelRegistry
+    /// The traffic policies; `nil` serves every call from the requested or default version.
+    let routing: RoutingTable?
+    /// Where shadow results are compared; `nil` mirrors nothing.
+    let sink: ComparisonSink?
     private let draining = Atomic<Bool>(false)
     private let logger: Logger
 
     /// Creates the service over `registry`.
-    public init(registry: ModelRegistry, logger: Logger) {
+    /// - Parameters:
+    ///   - routing: the routing table; with one, every response carries a `switchyard-route` trailer and
+    ///     `switchyard.v1.Feedback/Report` is served.
+    ///   - sink: the comparison sink shadow results go to; without one, no call is mirrored.
+    public init(registry: ModelRegistry, routing: RoutingTable? = nil, sink: ComparisonSink? = nil, logger: Logger) {
         self.registry = registry
+        self.routing = routing
+        self.sink = sink
         self.logger = logger
     }
 
@@ -91,6 +109,8 @@ public final class InferenceService: GRPCService {
                 } catch {
                     responder.send(message: InferResponseEncoder.encodeStream(.failure(error)))
                 }
+            case .feedbackReport:
+                responder.send(message: try FeedbackRPC.answer(message, routing: routing))
             default:
                 responder.send(message: try ControlRPCs(service: self).answer(rpc, message: message))
             }
@@ -110,15 +130,24 @@ public final class InferenceService: GRPCService {
         streaming: Bool
     ) throws(SwitchyardError) {
         let started = MonotonicInstant.now()
-        let (version, call) = try withBumpAllocator(capacity: 8192) { arena in
-            Result { () throws(SwitchyardError) -> (ModelVersion, ValidatedInferCall) in
+        let (version, call, decision) = try withBumpAllocator(capacity: 8192) { arena in
+            Result { () throws(SwitchyardError) -> (ModelVersion, ValidatedInferCall, RoutingDecision?) in
                 let request = try InferRequestDecoder.decode(message, arena: &arena).pointee
-                let version = try registry.resolve(
-                    model: swiftString(request.model_name),
-                    version: swiftString(request.model_version)
+                let modelName = swiftString(request.model_name)
+                let requestedVersion = swiftString(request.model_version)
+                let decision = routing?.decide(
+                    model: modelName,
+                    requestedVersion: requestedVersion,
+                    requestID: swiftString(request.id),
+                    key: { source in
+                        if let header = source.header { return head.metadata(header) }
+                        if let parameter = source.parameter { return stringParameter(parameter, of: request) }
+                        return nil
+                    }
                 )
+                let version = try registry.resolve(model: modelName, version: decision?.version ?? requestedVersion)
                 do throws(SwitchyardError) {
-                    return (version, try InferRequestValidator.validate(request, for: version))
+                    return (version, try InferRequestValidator.validate(request, for: version), decision)
                 } catch {
                     version.statistics.failureCount.add(1, ordering: .relaxed)
                     throw error
@@ -133,6 +162,11 @@ public final class InferenceService: GRPCService {
             deadline = min(deadline ?? parameterDeadline, parameterDeadline)
         }
         let signature = version.signature
+        let trailers =
+            decision.map { [(name: routeTrailerName, value: $0.trailer(servedVersion: version.version))] } ?? []
+        let pair = decision?.shadowVersion.flatMap { shadowVersion in
+            mirror(call, deadline: deadline, started: started, primary: version, shadowVersion: shadowVersion)
+        }
         let job = InferenceJob(
             inputs: call.inputs,
             rows: call.rows,
@@ -156,7 +190,19 @@ public final class InferenceService: GRPCService {
                     responder.send(
                         message: streaming
                             ? InferResponseEncoder.encodeStream(.success(inferResult))
-                            : InferResponseEncoder.encode(inferResult)
+                            : InferResponseEncoder.encode(inferResult),
+                        metadata: trailers
+                    )
+                    // Bookkeeping after the response is on its way: the caller never waits for it.
+                    if let decision, decision.wantsOutcome {
+                        decision.recordOutcome(succeeded: true, latencyNanoseconds: elapsed)
+                    }
+                    pair?.completePrimary(
+                        ComparisonSide(
+                            version: version.version,
+                            latencyNanoseconds: elapsed,
+                            result: .success(outputs.tensors)
+                        )
                     )
                     statistics.successCount.add(1, ordering: .relaxed)
                     statistics.successNanoseconds.add(elapsed, ordering: .relaxed)
@@ -175,11 +221,105 @@ public final class InferenceService: GRPCService {
                     } else {
                         responder.fail(GRPCStatus(error))
                     }
+                    if let decision, decision.wantsOutcome {
+                        decision.recordOutcome(succeeded: false, latencyNanoseconds: elapsed)
+                    }
+                    pair?.completePrimary(
+                        ComparisonSide(
+                            version: version.version,
+                            latencyNanoseconds: elapsed,
+                            result: .failure(ComparisonError(error.description))
+                        )
+                    )
                 }
             }
         )
         // Called on an event loop: the pool is woken once per batch of socket events, in eventLoopDidProcessBatch.
         version.pool.submit(job, deferWakeUp: true)
+        pair?.submitShadow()
+    }
+
+    /// Prepares the shadow of a call: resolves the shadow version and pairs its result with the primary's.
+    /// The shadow runs as the pool's lower work class with the same inputs; a shadow that cannot run is
+    /// recorded as a shadow error and never touches the primary call.
+    private func mirror(
+        _ call: ValidatedInferCall,
+        deadline: MonotonicInstant?,
+        started: MonotonicInstant,
+        primary: ModelVersion,
+        shadowVersion: String
+    ) -> MirroredCall? {
+        guard let sink else { return nil }
+        let signature = primary.signature
+        let pair = sink.makePair(
+            requestID: call.id,
+            model: primary.model,
+            layout: OutputLayout(
+                names: signature.outputs.map(\.name),
+                elementsPerRow: signature.outputs.map(\.elementsPerRow)
+            )
+        )
+        let shadow: ModelVersion
+        do throws(SwitchyardError) {
+            shadow = try registry.resolve(model: primary.model, version: shadowVersion)
+        } catch {
+            pair.completeShadow(
+                ComparisonSide(
+                    version: shadowVersion,
+                    latencyNanoseconds: 0,
+                    result: .failure(ComparisonError(error.description))
+                )
+            )
+            return MirroredCall(pair: pair, pool: nil, job: nil)
+        }
+        guard shadow.signature.inputs == signature.inputs else {
+            pair.completeShadow(
+                ComparisonSide(
+                    version: shadowVersion,
+                    latencyNanoseconds: 0,
+                    result: .failure(
+                        ComparisonError(
+                            "invalid argument: shadow version \(shadowVersion) takes \(shadow.signature.inputs), "
+                                + "primary version \(primary.version) takes \(signature.inputs)"
+                        )
+                    )
+                )
+            )
+            return MirroredCall(pair: pair, pool: nil, job: nil)
+        }
+        let job = InferenceJob(
+            inputs: call.inputs,
+            rows: call.rows,
+            deadline: deadline,
+            priority: call.parameters.priority,
+            workClass: .shadow,
+            enqueuedAt: started,
+            completion: { result in
+                let elapsed = MonotonicInstant.now().nanoseconds(since: started)
+                pair.completeShadow(
+                    ComparisonSide(
+                        version: shadowVersion,
+                        latencyNanoseconds: elapsed,
+                        result: result.map(\.tensors).mapError { ComparisonError($0.description) }
+                    )
+                )
+            }
+        )
+        return MirroredCall(pair: pair, pool: shadow.pool, job: job)
+    }
+}
+
+/// A call's shadow: its pair in the sink and the job to submit once the primary is queued.
+struct MirroredCall: Sendable {
+    let pair: ShadowPair
+    let pool: WorkerPool?
+    let job: InferenceJob?
+
+    func completePrimary(_ side: ComparisonSide) { pair.completePrimary(side) }
+
+    /// Queues the shadow job (never blocks: a pool without room completes it at once with the reason).
+    func submitShadow() {
+        if let pool, let job { pool.submit(job) }
     }
 }
 

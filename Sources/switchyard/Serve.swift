@@ -9,6 +9,8 @@ import SwitchyardEngine
 import SwitchyardHTTP2
 import SwitchyardInference
 import SwitchyardModels
+import SwitchyardRouting
+import SwitchyardSink
 import Yams
 
 #if canImport(Glibc)
@@ -73,7 +75,21 @@ struct Serve: ParsableCommand {
             engineLoader: engine.loader,
             logger: logger
         )
-        let service = InferenceService(registry: registry, logger: logger)
+        let routing: RoutingTable
+        do {
+            routing = try RoutingTable(routes: settings.routes, catalog: catalog(of: registry))
+        } catch {
+            registry.shutdown()
+            throw ValidationError("invalid configuration: \(error.message)")
+        }
+        let sink: ComparisonSink
+        do {
+            sink = try ComparisonSink(configuration: settings.sink, logger: logger)
+        } catch {
+            registry.shutdown()
+            throw ValidationError("invalid configuration: \(error.message)")
+        }
+        let service = InferenceService(registry: registry, routing: routing, sink: sink, logger: logger)
         let server = try GRPCServer(
             configuration: GRPCServer.Configuration(
                 listen: try HostAndPort(parsing: settings.listen),
@@ -92,6 +108,8 @@ struct Serve: ParsableCommand {
                 "address": "\(HostAndPort(host: listenAddress.host, port: port))",
                 "tls": "\(settings.tls != nil)",
                 "models": "\(registry.models.map { "\($0.name)@\($0.versions.map(\.version))" })",
+                "routes": "\(routing.routes.map { "\($0.model):\($0.policy)" })",
+                "sink": "\(sink.directory ?? "aggregates only")",
             ]
         )
 
@@ -99,7 +117,7 @@ struct Serve: ParsableCommand {
             var received: Int32 = 0
             sigwait(&signals, &received)
             if received == SIGHUP {
-                logger.notice("SIGHUP received; configuration reload is not supported yet, keeping the running one")
+                reloadRoutes(routing, logger: logger)
                 continue
             }
             logger.notice(
@@ -111,9 +129,68 @@ struct Serve: ParsableCommand {
             service.beginDraining()
             server.shutdown(gracePeriodSeconds: settings.drainSeconds)
             registry.shutdown()
+            // The pools have completed every shadow job, so every pair has reached the sink.
+            sink.close()
+            logComparisons(sink, logger: logger)
             logger.notice("stopped")
             return
         }
+    }
+
+    /// What the router needs to know of the loaded models.
+    private func catalog(of registry: ModelRegistry) -> @Sendable (String) -> ModelCatalogEntry? {
+        { [registry] name in
+            guard let entry = registry.model(named: name) else { return nil }
+            return ModelCatalogEntry(
+                versions: entry.versions.map(\.version),
+                latencyTargetMilliseconds: entry.configuration.sloMilliseconds
+            )
+        }
+    }
+
+    /// SIGHUP: re-reads `routes:` from the configuration file and swaps the routing table; an invalid file
+    /// keeps the running routes.
+    private func reloadRoutes(_ routing: RoutingTable, logger: Logger) {
+        guard config != nil else {
+            logger.notice("SIGHUP received without --config; nothing to reload")
+            return
+        }
+        do {
+            let settings = try resolvedConfiguration()
+            let generation = try routing.replaceAll(routes: settings.routes)
+            logger.notice(
+                "routes reloaded",
+                metadata: ["generation": "\(generation)", "routes": "\(settings.routes.count)"]
+            )
+        } catch {
+            logger.error("routes not reloaded; keeping the running ones", metadata: ["reason": "\(error)"])
+        }
+    }
+
+    /// One log line per (model, primary, shadow) with the comparison aggregates, and the sink's counters.
+    private func logComparisons(_ sink: ComparisonSink, logger: Logger) {
+        for (key, aggregate) in sink.aggregates.sorted(by: { $0.key.description < $1.key.description }) {
+            logger.notice(
+                "shadow comparisons",
+                metadata: [
+                    "pair": "\(key)", "pairs": "\(aggregate.pairs)", "compared": "\(aggregate.compared)",
+                    "agreement": "\(aggregate.agreementRate.map { "\($0)" } ?? "n/a")",
+                    "max_abs_delta_p50": "\(aggregate.divergence.quantile(0.5).map { "\($0)" } ?? "n/a")",
+                    "max_abs_delta_p99": "\(aggregate.divergence.quantile(0.99).map { "\($0)" } ?? "n/a")",
+                    "latency_delta_ms": "\(aggregate.meanLatencyDeltaMilliseconds.map { "\($0)" } ?? "n/a")",
+                    "primary_errors": "\(aggregate.primaryErrors)", "shadow_errors": "\(aggregate.shadowErrors)",
+                ]
+            )
+        }
+        let statistics = sink.statistics
+        logger.notice(
+            "comparison sink stopped",
+            metadata: [
+                "recorded": "\(statistics.recorded)", "written": "\(statistics.written)",
+                "dropped_queue_full": "\(statistics.droppedQueueFull)",
+                "dropped_write_failed": "\(statistics.droppedWriteFailed)", "write_errors": "\(statistics.writeErrors)",
+            ]
+        )
     }
 
     /// The configuration file (or defaults) with the command-line overrides applied, validated.

@@ -3,3 +3,4 @@
 #include "health.pb-c.h"
 #include "model_config.pb-c.h"
 #include "onnx_subset.pb-c.h"
+#include "switchyard_feedback.pb-c.h"

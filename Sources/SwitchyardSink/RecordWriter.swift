@@ -1,0 +1,342 @@
+// Durable comparison records: a bounded queue drained by one writer thread into JSON Lines files
+// (`comparisons-NNNNNN.jsonl`) rotated by size, keeping the newest `maxFiles`. Enqueueing never waits
+// on the disk: a full queue drops the record, a failed write drops its batch, both counted.
+
+import Foundation
+import Logging
+import SwitchyardCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The writer thread and its queue.
+final class RecordWriter: @unchecked Sendable {
+    let directory: String
+    private let maxFileBytes: Int
+    private let maxFiles: Int
+    private let queueCapacity: Int
+    private let logger: Logger
+
+    // Guarded by `mutex`.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var queue: [ComparisonRecord] = []
+    private var writerWaiting = false
+    private var closing = false
+    private var counters = SinkStatistics()
+    private var thread: pthread_t?
+
+    // Writer thread only.
+    private var descriptor: Int32 = -1
+    private var fileBytes = 0
+    private var sequence = 0
+
+    init(directory: String, maxFileBytes: Int, maxFiles: Int, queueCapacity: Int, logger: Logger)
+        throws(SwitchyardError)
+    {
+        self.directory = directory
+        self.maxFileBytes = maxFileBytes
+        self.maxFiles = max(1, maxFiles)
+        self.queueCapacity = max(1, queueCapacity)
+        self.logger = logger
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw SwitchyardError(.failedPrecondition, "sink.directory '\(directory)': cannot create it: \(error)")
+        }
+        guard access(directory, W_OK) == 0 else {
+            throw SwitchyardError(.failedPrecondition, "sink.directory '\(directory)': not writable")
+        }
+        sequence = existingFiles().last?.sequence ?? 0
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var handle = pthread_t()
+        let rc = pthread_create(
+            &handle,
+            nil,
+            { raw in
+                let writer = Unmanaged<RecordWriter>.fromOpaque(raw!).takeRetainedValue()
+                writer.run()
+                return nil
+            },
+            box
+        )
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        thread = handle
+    }
+
+    deinit {
+        pthread_cond_destroy(wake)
+        pthread_mutex_destroy(mutex)
+        wake.deallocate()
+        mutex.deallocate()
+    }
+
+    /// Queues a record, or drops it when the queue is full or the writer has stopped.
+    func enqueue(_ record: ComparisonRecord) {
+        pthread_mutex_lock(mutex)
+        if closing || queue.count >= queueCapacity {
+            counters.droppedQueueFull += 1
+        } else {
+            queue.append(record)
+            if writerWaiting { pthread_cond_signal(wake) }
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    var statistics: SinkStatistics {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        var snapshot = counters
+        snapshot.queued = queue.count
+        return snapshot
+    }
+
+    /// Writes what is queued, then stops the thread.
+    func close() {
+        pthread_mutex_lock(mutex)
+        let handle = thread
+        thread = nil
+        closing = true
+        pthread_cond_signal(wake)
+        pthread_mutex_unlock(mutex)
+        if let handle { pthread_join(handle, nil) }
+    }
+
+    // MARK: Writer thread
+
+    private func run() {
+        var batch: [ComparisonRecord] = []
+        var buffer: [UInt8] = []
+        while true {
+            pthread_mutex_lock(mutex)
+            while queue.isEmpty && !closing {
+                writerWaiting = true
+                pthread_cond_wait(wake, mutex)
+                writerWaiting = false
+            }
+            if queue.isEmpty && closing {
+                pthread_mutex_unlock(mutex)
+                break
+            }
+            swap(&batch, &queue)
+            pthread_mutex_unlock(mutex)
+
+            var written = 0
+            var failed = 0
+            var errors = 0
+            var bytes = 0
+            var opened = 0
+            var pending = 0
+            buffer.removeAll(keepingCapacity: true)
+            for record in batch {
+                let line = RecordCoding.jsonLine(record)
+                let used = fileBytes + buffer.count
+                if descriptor >= 0 && used > 0 && used + line.count > maxFileBytes {
+                    if flush(&buffer) {
+                        written += pending
+                        bytes += fileBytesDelta
+                    } else {
+                        failed += pending
+                        errors += 1
+                    }
+                    pending = 0
+                    closeFile()
+                }
+                if descriptor < 0 {
+                    if openNextFile() {
+                        opened += 1
+                    } else {
+                        failed += 1
+                        errors += 1
+                        continue
+                    }
+                }
+                buffer.append(contentsOf: line)
+                pending += 1
+            }
+            if pending > 0 {
+                if flush(&buffer) {
+                    written += pending
+                    bytes += fileBytesDelta
+                } else {
+                    failed += pending
+                    errors += 1
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+
+            pthread_mutex_lock(mutex)
+            counters.written += UInt64(written)
+            counters.droppedWriteFailed += UInt64(failed)
+            counters.writeErrors += UInt64(errors)
+            counters.bytesWritten += UInt64(bytes)
+            counters.filesOpened += UInt64(opened)
+            pthread_mutex_unlock(mutex)
+        }
+        closeFile()
+    }
+
+    private var fileBytesDelta = 0
+
+    /// Writes `buffer` to the current file; on failure closes it so the next batch opens a fresh one.
+    private func flush(_ buffer: inout [UInt8]) -> Bool {
+        fileBytesDelta = 0
+        guard !buffer.isEmpty else { return true }
+        guard descriptor >= 0 else { return false }
+        let ok = buffer.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += n
+            }
+            return true
+        }
+        if ok {
+            fileBytes += buffer.count
+            fileBytesDelta = buffer.count
+        } else {
+            logger.warning(
+                "comparison records dropped: write failed",
+                metadata: ["directory": "\(directory)", "errno": "\(errno)"]
+            )
+            closeFile()
+        }
+        buffer.removeAll(keepingCapacity: true)
+        return ok
+    }
+
+    private func openNextFile() -> Bool {
+        sequence += 1
+        let path = "\(directory)/\(RecordWriter.fileName(sequence))"
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            logger.warning("comparison sink cannot open a file", metadata: ["path": "\(path)", "errno": "\(errno)"])
+            return false
+        }
+        descriptor = fd
+        fileBytes = 0
+        // Keep the newest `maxFiles`, this one included.
+        let files = existingFiles()
+        if files.count > maxFiles {
+            for file in files.prefix(files.count - maxFiles) { unlink("\(directory)/\(file.name)") }
+        }
+        return true
+    }
+
+    private func closeFile() {
+        if descriptor >= 0 { Glibc.close(descriptor) }
+        descriptor = -1
+        fileBytes = 0
+    }
+
+    static func fileName(_ sequence: Int) -> String {
+        let digits = String(sequence)
+        return "comparisons-" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits + ".jsonl"
+    }
+
+    /// Record files in the directory, oldest first.
+    private func existingFiles() -> [(name: String, sequence: Int)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { name -> (String, Int)? in
+            guard name.hasPrefix("comparisons-"), name.hasSuffix(".jsonl") else { return nil }
+            guard let number = Int(name.dropFirst("comparisons-".count).dropLast(".jsonl".count)) else { return nil }
+            return (name, number)
+        }.sorted { $0.1 < $1.1 }
+    }
+}
+
+/// The JSON Lines form of a record.
+///
+/// `{"ts_ms":…,"request_id":"…","model":"…","primary_version":"…","shadow_version":"…",`
+/// `"primary_latency_ns":…,"shadow_latency_ns":…,"primary_error":null|"…","shadow_error":null|"…",`
+/// `"agreed":true|false|null,"max_abs_delta":…|null,`
+/// `"outputs":[{"name":"…","argmax_agreement":…|null,"max_abs_delta":…,"mean_abs_delta":…}]}`
+/// Numbers are printed in the shortest form that reads back to the same value; non-finite ones as null.
+public enum RecordCoding {
+    /// One record as a JSON object followed by a newline.
+    public static func jsonLine(_ record: ComparisonRecord) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        raw("{\"ts_ms\":", &out)
+        raw(String(record.timestampMilliseconds), &out)
+        raw(",\"request_id\":", &out)
+        string(record.requestID, &out)
+        raw(",\"model\":", &out)
+        string(record.model, &out)
+        raw(",\"primary_version\":", &out)
+        string(record.primaryVersion, &out)
+        raw(",\"shadow_version\":", &out)
+        string(record.shadowVersion, &out)
+        raw(",\"primary_latency_ns\":", &out)
+        raw(String(record.primaryLatencyNanoseconds), &out)
+        raw(",\"shadow_latency_ns\":", &out)
+        raw(String(record.shadowLatencyNanoseconds), &out)
+        raw(",\"primary_error\":", &out)
+        optionalString(record.primaryError, &out)
+        raw(",\"shadow_error\":", &out)
+        optionalString(record.shadowError, &out)
+        raw(",\"agreed\":", &out)
+        raw(record.agreed.map { $0 ? "true" : "false" } ?? "null", &out)
+        raw(",\"max_abs_delta\":", &out)
+        number(record.maxAbsDelta, &out)
+        raw(",\"outputs\":[", &out)
+        for (index, output) in record.outputs.enumerated() {
+            raw(index > 0 ? ",{\"name\":" : "{\"name\":", &out)
+            string(output.name, &out)
+            raw(",\"argmax_agreement\":", &out)
+            number(output.argmaxAgreement, &out)
+            raw(",\"max_abs_delta\":", &out)
+            number(output.maxAbsDelta, &out)
+            raw(",\"mean_abs_delta\":", &out)
+            number(output.meanAbsDelta, &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        raw("]}\n", &out)
+        return out
+    }
+
+    @inline(__always)
+    private static func raw(_ text: StaticString, _ out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    @inline(__always)
+    private static func raw(_ text: String, _ out: inout [UInt8]) { out.append(contentsOf: text.utf8) }
+
+    private static func number(_ value: Double?, _ out: inout [UInt8]) {
+        guard let value, value.isFinite else { return raw("null", &out) }
+        raw(value.description, &out)
+    }
+
+    private static func optionalString(_ text: String?, _ out: inout [UInt8]) {
+        if let text { string(text, &out) } else { raw("null", &out) }
+    }
+
+    private static func string(_ text: String, _ out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): raw("\\\"", &out)
+            case UInt8(ascii: "\\"): raw("\\\\", &out)
+            case UInt8(ascii: "\n"): raw("\\n", &out)
+            case UInt8(ascii: "\r"): raw("\\r", &out)
+            case UInt8(ascii: "\t"): raw("\\t", &out)
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                raw("\\u00", &out)
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 15)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

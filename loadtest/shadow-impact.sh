@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Primary latency and throughput with 100% shadow traffic versus none, on the demo model: `digits` served
+# by version 2, every call mirrored to version 1 (shadow on) or not (shadow off). perf_analyzer measures
+#   saturation: closed loop at CONCURRENCY streams → throughput and p99;
+#   half load: Poisson arrivals at half the shadow-off saturated throughput → p99.
+# Runs alternate off/on ROUNDS times to spread drift on a shared machine; prints every run and the medians.
+# Stability is relaxed (-s 60) because the reference machine is shared.
+#   loadtest/shadow-impact.sh [CONCURRENCY=16] [ROUNDS=2] [WINDOW_MS=4000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONCURRENCY=${1:-16}
+ROUNDS=${2:-2}
+WINDOW=${3:-4000}
+venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
+perf="$venv/bin/perf_analyzer"
+[ -x "$perf" ] || { echo "perf_analyzer not found in $venv (scripts/install-triton-clients.sh)"; exit 1; }
+bin=${SWITCHYARD_BIN:-$(swift build -c release --show-bin-path)/switchyard}
+[ -x "$bin" ] || swift build -c release --product switchyard >/dev/null
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# A copy of the demo repository with a loose latency target, so that load shedding does not end the runs.
+mkdir -p "$work/repo"
+cp -r models/digits "$work/repo/"
+sed -i 's/^slo_ms:.*/slo_ms: 500/' "$work/repo/digits/config.yaml"
+cat >"$work/off.yaml" <<YAML
+model_repository: $work/repo
+routes:
+  - {model: digits, policy: fixed, versions: [{version: 2}]}
+YAML
+cat >"$work/on.yaml" <<YAML
+model_repository: $work/repo
+routes:
+  - {model: digits, policy: fixed, versions: [{version: 2}], shadow: {version: 1, fraction: 1.0}}
+sink: {directory: $work/comparisons}
+YAML
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+# measure MODE ARGS... → prints "throughput p99_us" of one perf_analyzer run against a fresh gateway
+measure() {
+    local mode=$1; shift
+    local p; p=$(port)
+    "$bin" serve --config "$work/$mode.yaml" --listen "127.0.0.1:$p" >"$work/$mode.log" 2>&1 &
+    local pid=$!
+    wait_port "$p"
+    rm -f "$work/out.csv"
+    "$perf" -m digits -i grpc -u "127.0.0.1:$p" -p "$WINDOW" -s 60 -r 6 --percentile=99 -f "$work/out.csv" "$@" \
+        >"$work/perf.log" 2>&1 || { tail -3 "$work/perf.log" >&2; }
+    kill -TERM "$pid"; wait "$pid" || true
+    python3 - "$work/out.csv" <<'PY'
+import csv, os, sys
+if not os.path.exists(sys.argv[1]):
+    print("nan nan")  # perf_analyzer found no stable measurement (its reason is printed above)
+else:
+    row = list(csv.DictReader(open(sys.argv[1])))[-1]
+    print(row["Inferences/Second"], row["p99 latency"])
+PY
+}
+
+median() { grep -v nan | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+echo "saturation: $CONCURRENCY concurrent streams"
+for round in $(seq "$ROUNDS"); do
+    for mode in off on; do
+        read -r tput p99 < <(measure "$mode" --concurrency-range "$CONCURRENCY")
+        echo "  round $round shadow $mode: $tput inferences/s, p99 $p99 µs"
+        echo "$tput" >>"$work/sat-$mode-tput"; echo "$p99" >>"$work/sat-$mode-p99"
+    done
+done
+off_tput=$(median <"$work/sat-off-tput"); on_tput=$(median <"$work/sat-on-tput")
+rate=$(python3 -c "print(int(float('$off_tput') / 2))")
+echo "half load: Poisson arrivals at $rate requests/s"
+for round in $(seq "$ROUNDS"); do
+    for mode in off on; do
+        read -r tput p99 < <(measure "$mode" --request-rate-range "$rate" --request-distribution poisson)
+        echo "  round $round shadow $mode: $tput inferences/s, p99 $p99 µs"
+        echo "$p99" >>"$work/half-$mode-p99"
+    done
+done
+off_p99=$(median <"$work/half-off-p99"); on_p99=$(median <"$work/half-on-p99")
+python3 - "$off_tput" "$on_tput" "$off_p99" "$on_p99" <<'PY'
+import sys
+off_t, on_t, off_p, on_p = map(float, sys.argv[1:])
+print(f"median saturated throughput: off {off_t:.0f}/s, on {on_t:.0f}/s ({(on_t / off_t - 1) * 100:+.1f}%; goal within -5%)")
+print(f"median half-load p99: off {off_p:.0f} µs, on {on_p:.0f} µs ({on_p / off_p:.2f}×; goal ≤ 1.2×)")
+PY
+grep -h "comparison sink stopped" "$work/on.log" | tail -1 || true
