@@ -71,6 +71,29 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             self.maxConnections = maxConnections
         }
 
+        /// Every problem with these limits, each prefixed with its key path (`limits.…`).
+        public func validate() -> [String] {
+            var problems: [String] = []
+            if maxRequestBytes < 1024 || maxRequestBytes > Int(Int32.max) {
+                problems.append("limits.max_request_bytes: expected 1024…2147483647, got \(maxRequestBytes)")
+            }
+            if maxConcurrentStreams < 1 {
+                problems.append("limits.max_concurrent_streams: expected at least 1, got \(maxConcurrentStreams)")
+            }
+            if maxHeaderListBytes < 1024 {
+                problems.append("limits.max_header_list_bytes: expected at least 1024, got \(maxHeaderListBytes)")
+            }
+            if maxOutputBufferBytes < 65_536 {
+                problems.append(
+                    "limits.max_output_buffer_bytes: expected at least 65536, got \(maxOutputBufferBytes)"
+                )
+            }
+            if maxConnections < 1 {
+                problems.append("limits.max_connections: expected at least 1, got \(maxConnections)")
+            }
+            return problems
+        }
+
         enum CodingKeys: String, CodingKey {
             case maxRequestBytes = "max_request_bytes"
             case maxConcurrentStreams = "max_concurrent_streams"
@@ -144,23 +167,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             if tls.certificate.isEmpty { problems.append("tls.cert: expected a PEM file path") }
             if tls.key.isEmpty { problems.append("tls.key: expected a PEM file path") }
         }
-        if limits.maxRequestBytes < 1024 || limits.maxRequestBytes > Int(Int32.max) {
-            problems.append("limits.max_request_bytes: expected 1024…2147483647, got \(limits.maxRequestBytes)")
-        }
-        if limits.maxConcurrentStreams < 1 {
-            problems.append("limits.max_concurrent_streams: expected at least 1, got \(limits.maxConcurrentStreams)")
-        }
-        if limits.maxHeaderListBytes < 1024 {
-            problems.append("limits.max_header_list_bytes: expected at least 1024, got \(limits.maxHeaderListBytes)")
-        }
-        if limits.maxOutputBufferBytes < 65_536 {
-            problems.append(
-                "limits.max_output_buffer_bytes: expected at least 65536, got \(limits.maxOutputBufferBytes)"
-            )
-        }
-        if limits.maxConnections < 1 {
-            problems.append("limits.max_connections: expected at least 1, got \(limits.maxConnections)")
-        }
+        problems += limits.validate()
         if !(drainSeconds >= 0) { problems.append("drain_seconds: expected ≥ 0, got \(drainSeconds)") }
         var routed: [String: Int] = [:]
         for (index, route) in routes.enumerated() {

@@ -58,25 +58,7 @@ public final class GRPCServer: Sendable {
         guard configuration.eventLoops >= 1 && configuration.eventLoops <= 256 else {
             throw SwitchyardError.invalidArgument("eventLoops: expected 1…256, got \(configuration.eventLoops)")
         }
-        let limits = configuration.limits
-        var problems: [String] = []
-        if limits.maxRequestBytes < 1 || limits.maxRequestBytes > Int(UInt32.max) {
-            problems.append("limits.max_request_bytes: expected 1…4294967295, got \(limits.maxRequestBytes)")
-        }
-        if limits.maxConcurrentStreams < 1 {
-            problems.append("limits.max_concurrent_streams: expected at least 1, got \(limits.maxConcurrentStreams)")
-        }
-        if limits.maxHeaderListBytes < 1 {
-            problems.append("limits.max_header_list_bytes: expected at least 1, got \(limits.maxHeaderListBytes)")
-        }
-        if limits.maxOutputBufferBytes < 16_384 {
-            problems.append(
-                "limits.max_output_buffer_bytes: expected at least 16384, got \(limits.maxOutputBufferBytes)"
-            )
-        }
-        if limits.maxConnections < 1 {
-            problems.append("limits.max_connections: expected at least 1, got \(limits.maxConnections)")
-        }
+        let problems = configuration.limits.validate()
         if !problems.isEmpty { throw SwitchyardError.invalidArgument(problems.joined(separator: "; ")) }
         self.configuration = configuration
         let tls = try configuration.tls.map { try TLSContext(settings: $0) }
