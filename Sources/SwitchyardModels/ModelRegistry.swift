@@ -127,7 +127,7 @@ public final class ModelRegistry: Sendable {
                         "loaded model version",
                         metadata: [
                             "model": "\(model.name)", "version": "\(version.version)",
-                            "inputs": "\(engine.signature.inputs)", "outputs": "\(engine.signature.outputs)",
+                            "engine": "\(engine)",
                         ]
                     )
                 } catch {

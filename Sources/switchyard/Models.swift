@@ -23,10 +23,17 @@ struct Models: ParsableCommand {
             )
             for version in model.versions {
                 do {
-                    let signature = try ONNXModel(contentsOf: version.path).signature
+                    let model = try ONNXModel(contentsOf: version.path)
+                    let signature = model.signature
                     let inputs = signature.inputs.map { "\($0.name) \($0)" }.joined(separator: ", ")
                     let outputs = signature.outputs.map { "\($0.name) \($0)" }.joined(separator: ", ")
                     print("  version \(version.version): \(inputs) -> \(outputs)")
+                    let engine = try makeEngine(for: model)
+                    if let reason = FusedEngine.unsupportedReason(for: model) {
+                        print("    engine: reference (the fused engine declines it: \(reason))")
+                    } else {
+                        print("    engine: \(engine)")
+                    }
                 } catch {
                     failures += 1
                     print("  version \(version.version): FAILED: \((error as? SwitchyardError)?.message ?? "\(error)")")
