@@ -4,10 +4,14 @@
 #   loadtest/peers/install-peers.sh [VENV=~/.cache/switchyard/peers-venv]
 set -euo pipefail
 venv=${1:-${SWITCHYARD_PEERS_VENV:-$HOME/.cache/switchyard/peers-venv}}
-if [ -x "$venv/bin/mlserver" ] && "$venv/bin/python" -c 'import mlserver, onnxruntime, onnx, tritonclient.grpc' 2>/dev/null; then
+# uvloop < 0.22: MLServer 1.7's inference workers call asyncio.get_event_loop() before any loop runs, which
+# uvloop 0.22 turns into "There is no current event loop" and every worker dies at start.
+if [ -x "$venv/bin/mlserver" ] && "$venv/bin/python" -c '
+import importlib.metadata as m, mlserver, onnxruntime, onnx, tritonclient.grpc
+assert tuple(int(x) for x in m.version("uvloop").split(".")[:2]) < (0, 22)' 2>/dev/null; then
     exit 0
 fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip
-"$venv/bin/pip" install --quiet mlserver onnxruntime onnx numpy 'tritonclient[grpc]'
+"$venv/bin/pip" install --quiet mlserver 'uvloop<0.22' onnxruntime onnx numpy 'tritonclient[grpc]'
 "$venv/bin/python" -c 'import mlserver, onnxruntime; print("mlserver", mlserver.__version__, "onnxruntime", onnxruntime.__version__)'
