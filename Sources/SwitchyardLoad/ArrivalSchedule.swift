@@ -38,7 +38,9 @@ public struct LoadStage: Sendable, Hashable, Codable {
     /// Checks the stage, naming what is wrong.
     public func validate(index: Int) throws(SwitchyardError) {
         guard duration > 0, duration.isFinite else {
-            throw SwitchyardError.invalidArgument("stage \(index): duration must be a positive number of seconds, got \(duration)")
+            throw SwitchyardError.invalidArgument(
+                "stage \(index): duration must be a positive number of seconds, got \(duration)"
+            )
         }
         guard startRate >= 0, endRate >= 0, startRate.isFinite, endRate.isFinite else {
             throw SwitchyardError.invalidArgument(
@@ -90,6 +92,9 @@ public struct ArrivalSchedule: Sendable {
     private var stageIndex = 0
     /// Seconds into the current stage of the last arrival.
     private var position: Double
+    /// Λ accumulated in the current stage up to the last arrival (kept as a sum, not recomputed from
+    /// `position`, so constant-rate counts come out exact).
+    private var done = 0.0
     /// Seconds from the run's start to the current stage's start.
     private var stageOffset = 0.0
     private var produced = 0
@@ -102,8 +107,7 @@ public struct ArrivalSchedule: Sendable {
     ///   - seed: the random seed (Poisson gaps).
     ///   - phase: for constant spacing, where in its first gap the first arrival falls (0 ≤ phase < 1), so
     ///     several schedules splitting one rate interleave instead of firing together.
-    public init(stages: [LoadStage], process: ArrivalProcess, limit: Int? = nil, seed: UInt64 = 1, phase: Double = 0)
-    {
+    public init(stages: [LoadStage], process: ArrivalProcess, limit: Int? = nil, seed: UInt64 = 1, phase: Double = 0) {
         self.stages = stages
         self.process = process
         self.limit = limit
@@ -132,9 +136,10 @@ public struct ArrivalSchedule: Sendable {
             let stage = stages[stageIndex]
             let a = stage.startRate
             let b = (stage.endRate - stage.startRate) / stage.duration
-            let done = a * position + b * position * position / 2
             let total = a * stage.duration + b * stage.duration * stage.duration / 2
-            if done + need <= total {
+            // An arrival exactly at a stage's end belongs to the next stage (a run of N × 1/rate seconds
+            // sends N requests, not N + 1).
+            if done + need < total - 1e-9 {
                 let target = done + need
                 let t: Double
                 if abs(b) < 1e-12 {
@@ -144,6 +149,7 @@ public struct ArrivalSchedule: Sendable {
                     t = (-a + discriminant.squareRoot()) / b
                 }
                 position = min(max(t, position), stage.duration)
+                done = target
                 produced += 1
                 return UInt64(((stageOffset + position) * 1e9).rounded())
             }
@@ -151,6 +157,7 @@ public struct ArrivalSchedule: Sendable {
             stageOffset += stage.duration
             stageIndex += 1
             position = 0
+            done = 0
         }
         return nil
     }

@@ -119,7 +119,9 @@ public struct SocketAddress: Sendable {
         var result: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host, String(port), &hints, &result)
         guard rc == 0, let info = result else {
-            throw .invalidArgument("target '\(target)': cannot resolve host '\(host)' (\(String(cString: gai_strerror(rc))))")
+            throw .invalidArgument(
+                "target '\(target)': cannot resolve host '\(host)' (\(String(cString: gai_strerror(rc))))"
+            )
         }
         defer { freeaddrinfo(result) }
         let bytes = UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(info.pointee.ai_addrlen))
@@ -177,7 +179,11 @@ final class ClientConnection {
         self.table = table
         self.delegate = delegate
         var session: OpaquePointer?
-        nghttp2_session_client_new(&session, ClientCallbacks.shared.callbacks, Unmanaged.passUnretained(self).toOpaque())
+        nghttp2_session_client_new(
+            &session,
+            ClientCallbacks.shared.callbacks,
+            Unmanaged.passUnretained(self).toOpaque()
+        )
         self.session = session
         let settings = [
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
@@ -387,7 +393,9 @@ final class ClientCallbacks: @unchecked Sendable {
             _,
             user in
             guard let frame, let user, let session, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
-                let slot = ClientCallbacks.slot(nghttp2_session_get_stream_user_data(session, frame.pointee.hd.stream_id))
+                let slot = ClientCallbacks.slot(
+                    nghttp2_session_get_stream_user_data(session, frame.pointee.hd.stream_id)
+                )
             else { return 0 }
             Unmanaged<ClientConnection>.fromOpaque(user).takeUnretainedValue().header(
                 slot: slot,

@@ -184,7 +184,11 @@ public final class LoadRunner: Sendable {
             switch c.mode {
             case .open(let stages, let arrival):
                 var share = stages.map {
-                    LoadStage(duration: $0.duration, startRate: $0.startRate / Double(threads), endRate: $0.endRate / Double(threads))
+                    LoadStage(
+                        duration: $0.duration,
+                        startRate: $0.startRate / Double(threads),
+                        endRate: $0.endRate / Double(threads)
+                    )
                 }
                 if c.warmup > 0, let first = share.first {
                     share.insert(.steady(first.startRate, for: c.warmup), at: 0)
@@ -339,7 +343,11 @@ public final class LoadRunner: Sendable {
         }
         if cpuShare > 0.9 * Double(threads) {
             notes.append(
-                String(format: "generator threads were %.0f%% busy (%d threads)", cpuShare / Double(threads) * 100, threads)
+                String(
+                    format: "generator threads were %.0f%% busy (%d threads)",
+                    cpuShare / Double(threads) * 100,
+                    threads
+                )
             )
         }
         if recorder.dropped > 0 { notes.append("\(recorder.dropped) requests dropped: backlog full") }

@@ -361,7 +361,9 @@ final class LoadWorker: ClientConnectionDelegate {
     /// The response's `model_version`, interned so a steady stream of one version allocates nothing.
     private func servedVersion(slot: Int) -> String {
         let head = table.head(slot)
-        guard head.count > 5, let bytes = InferenceMessages.modelVersion(inResponsePrefix: UnsafeRawBufferPointer(rebasing: head[5...])) else {
+        guard head.count > 5,
+            let bytes = InferenceMessages.modelVersion(inResponsePrefix: UnsafeRawBufferPointer(rebasing: head[5...]))
+        else {
             return ""
         }
         for (key, name) in versions where key.count == bytes.count && key.elementsEqual(bytes) { return name }
@@ -378,7 +380,8 @@ final class LoadWorker: ClientConnectionDelegate {
         connections[connection.index] = nil
         // A dropped session reports nothing more, so its open requests end here.
         let t = now()
-        for slot in 0..<table.slots.count where table.slots[slot].inUse && table.slots[slot].connection == connection.index {
+        for slot in 0..<table.slots.count
+        where table.slots[slot].inUse && table.slots[slot].connection == connection.index {
             finish(slot: slot, errorCode: 0, outcomeOverride: ClientOutcome.connectionLost, now: t)
         }
     }
@@ -389,7 +392,13 @@ final class LoadWorker: ClientConnectionDelegate {
         guard let fd = try? address.connect() else { return }
         let c = ClientConnection(fd: fd, index: i, maxStreams: plan.streamsPerConnection, table: table, delegate: self)
         connections[i] = c
-        _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_ADD), fd, UInt32(CSWITCHYARD_EPOLLIN), UInt64(i + 1))
+        _ = cswitchyard_epoll_ctl(
+            epfd,
+            Int32(CSWITCHYARD_EPOLL_CTL_ADD),
+            fd,
+            UInt32(CSWITCHYARD_EPOLLIN),
+            UInt64(i + 1)
+        )
     }
 
     private func abandonAll(now t: UInt64) {

@@ -291,11 +291,16 @@ enum NPYFile {
             "<f4": 4, "<f8": 8, "<i4": 4, "<i8": 8, "|u1": 1, "|i1": 1, "<u4": 4, "<i2": 2, "<u2": 2, "|b1": 1,
         ]
         guard let size = sizes[dtype] else {
-            throw .invalidArgument("\(path): dtype '\(dtype)' is not supported; expected one of " + sizes.keys.sorted().joined(separator: ", "))
+            throw .invalidArgument(
+                "\(path): dtype '\(dtype)' is not supported; expected one of "
+                    + sizes.keys.sorted().joined(separator: ", ")
+            )
         }
         let dataStart = headerStart + headerLength
         guard bytes.count - dataStart >= rows * width * size else {
-            throw .invalidArgument("\(path): holds \(bytes.count - dataStart) data bytes, shape \(shape) needs \(rows * width * size)")
+            throw .invalidArgument(
+                "\(path): holds \(bytes.count - dataStart) data bytes, shape \(shape) needs \(rows * width * size)"
+            )
         }
         return bytes.withUnsafeBytes { raw in
             var result: [[Double]] = []
@@ -307,7 +312,8 @@ enum NPYFile {
                     let offset = dataStart + (r * width + c) * size
                     let v: Double
                     switch dtype {
-                    case "<f4": v = Double(Float(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                    case "<f4":
+                        v = Double(Float(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
                     case "<f8": v = Double(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
                     case "<i4": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: Int32.self))
                     case "<i8": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: Int64.self))

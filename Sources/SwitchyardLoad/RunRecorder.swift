@@ -33,7 +33,11 @@ public enum ClientOutcome {
 
 /// Makes a latency histogram in microseconds, up to 1000 s.
 func makeHistogram(digits: SignificantDigits = .three) -> Histogram<UInt64> {
-    Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 1_000_000_000, numberOfSignificantValueDigits: digits)
+    Histogram<UInt64>(
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: 1_000_000_000,
+        numberOfSignificantValueDigits: digits
+    )
 }
 
 extension Histogram where Count == UInt64 {
@@ -44,7 +48,9 @@ extension Histogram where Count == UInt64 {
 
     /// Percentiles in milliseconds.
     var summary: LatencySummary {
-        guard totalCount > 0 else { return LatencySummary(count: 0, mean: 0, min: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0) }
+        guard totalCount > 0 else {
+            return LatencySummary(count: 0, mean: 0, min: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0)
+        }
         func ms(_ us: UInt64) -> Double { Double(us) / 1000 }
         return LatencySummary(
             count: totalCount,

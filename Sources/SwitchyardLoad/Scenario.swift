@@ -96,7 +96,8 @@ public struct Scenario: Sendable, Hashable, Decodable {
         for part in text.split(separator: ",") {
             let pieces = part.split(separator: "@")
             let rates = pieces.count == 2 ? pieces[1].split(separator: "-") : []
-            guard pieces.count == 2, let duration = Double(pieces[0].trimmingSuffix("s")), (1...2).contains(rates.count),
+            guard pieces.count == 2, let duration = Double(pieces[0].trimmingSuffix("s")),
+                (1...2).contains(rates.count),
                 let from = Double(rates[0]), let to = Double(rates[rates.count - 1])
             else {
                 throw .invalidArgument(

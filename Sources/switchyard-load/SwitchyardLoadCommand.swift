@@ -80,7 +80,10 @@ struct SwitchyardLoadCommand: ParsableCommand {
             guard let n = concurrency ?? file.concurrency else {
                 throw SwitchyardError.invalidArgument("closed loop needs --concurrency")
             }
-            mode = .closed(concurrency: n, duration: duration ?? file.duration ?? (requests ?? file.requests == nil ? 10 : nil))
+            mode = .closed(
+                concurrency: n,
+                duration: duration ?? file.duration ?? (requests ?? file.requests == nil ? 10 : nil)
+            )
         } else if let stages {
             mode = .open(stages: try Scenario.parseStages(stages), arrival: process)
         } else if let rate {
@@ -146,7 +149,8 @@ struct SwitchyardLoadCommand: ParsableCommand {
                 + "\(r.settings.streamsPerConnection) streams, \(r.settings.threads) thread(s), "
                 + String(format: "%.1f s measured", r.measuredSeconds),
             String(
-                format: "  offered %.0f req/s   completed %.0f req/s   ok %.0f req/s   (%d ok, %d errors, %d unfinished)",
+                format:
+                    "  offered %.0f req/s   completed %.0f req/s   ok %.0f req/s   (%d ok, %d errors, %d unfinished)",
                 s.offeredRate,
                 s.throughput,
                 s.okThroughput,
@@ -168,8 +172,10 @@ struct SwitchyardLoadCommand: ParsableCommand {
                 s.serviceLatencyMs.p50,
                 s.serviceLatencyMs.p99
             ),
-            "  by status: " + s.byStatus.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
-            "  by version: " + s.byVersion.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "?" : $0.key) \($0.value)" }
+            "  by status: "
+                + s.byStatus.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
+            "  by version: "
+                + s.byVersion.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "?" : $0.key) \($0.value)" }
                 .joined(separator: ", "),
         ]
         for (status, message) in s.errorMessages.sorted(by: { $0.key < $1.key }) {

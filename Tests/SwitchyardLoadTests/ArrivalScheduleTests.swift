@@ -39,7 +39,9 @@ import Testing
     @Test(arguments: ArrivalProcess.allCases)
     func rampFromZeroFollowsTheIntegratedRate(process: ArrivalProcess) {
         // 0 → 1000 req/s over 10 s: 5000 arrivals, a quarter of them in the first half.
-        let times = drain(ArrivalSchedule(stages: [LoadStage(duration: 10, startRate: 0, endRate: 1000)], process: process))
+        let times = drain(
+            ArrivalSchedule(stages: [LoadStage(duration: 10, startRate: 0, endRate: 1000)], process: process)
+        )
         let firstHalf = times.filter { $0 < 5_000_000_000 }.count
         let tolerance = process == .constant ? 2.0 : 250.0
         #expect(abs(Double(times.count) - 5000) <= tolerance)
@@ -48,7 +50,9 @@ import Testing
     }
 
     @Test func stepsAndRampDownKeepPerStageCounts() {
-        let stages = [LoadStage.steady(100, for: 2), .steady(400, for: 1), LoadStage(duration: 2, startRate: 400, endRate: 0)]
+        let stages = [
+            LoadStage.steady(100, for: 2), .steady(400, for: 1), LoadStage(duration: 2, startRate: 400, endRate: 0),
+        ]
         let times = drain(ArrivalSchedule(stages: stages, process: .constant))
         #expect(times.filter { $0 < 2_000_000_000 }.count == 200)
         #expect(times.filter { $0 >= 2_000_000_000 && $0 < 3_000_000_000 }.count == 400)
@@ -76,7 +80,9 @@ import Testing
     }
 
     @Test func invalidStagesAreNamed() {
-        #expect(throws: SwitchyardError.self) { try LoadStage(duration: 0, startRate: 1, endRate: 1).validate(index: 2) }
+        #expect(throws: SwitchyardError.self) {
+            try LoadStage(duration: 0, startRate: 1, endRate: 1).validate(index: 2)
+        }
         do {
             try LoadStage(duration: 5, startRate: -1, endRate: 1).validate(index: 3)
             Issue.record("expected a failure")

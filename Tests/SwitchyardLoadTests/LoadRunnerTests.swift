@@ -12,7 +12,10 @@ import Testing
     @Test func sendsAtTheRequestedRate() throws {
         let server = try ScriptedServer { _ in ScriptedAnswer(delayMs: 0) }
         defer { server.stop() }
-        let result = try server.run({ $0.connections = 2 }, mode: .open(stages: [.steady(2000, for: 1.5)], arrival: .constant))
+        let result = try server.run(
+            { $0.connections = 2 },
+            mode: .open(stages: [.steady(2000, for: 1.5)], arrival: .constant)
+        )
         #expect(result.summary.offered == 3000)
         #expect(result.summary.ok == 3000)
         let arrivals = server.service.arrivals.withLock { $0 }
@@ -94,17 +97,27 @@ import Testing
     }
 
     @Test func deadlinesAreSentAndCounted() throws {
-        let server = try ScriptedServer { n in ScriptedAnswer(delayMs: n % 2 == 0 ? 1 : 200) }
+        // Half the requests take 400 ms against a 100 ms deadline: the server must end those (it only can
+        // if grpc-timeout was sent), and the generator must count them apart from the OK ones.
+        let server = try ScriptedServer { n in ScriptedAnswer(delayMs: n % 2 == 0 ? 1 : 400) }
         defer { server.stop() }
-        let result = try server.run({ $0.timeoutMs = 50 }, mode: .open(stages: [.steady(100, for: 0.5)], arrival: .constant))
-        #expect(result.summary.byStatus["DEADLINE_EXCEEDED"] == 25)
-        #expect(result.summary.ok == 25)
+        let result = try server.run(
+            { $0.timeoutMs = 100 },
+            mode: .open(stages: [.steady(100, for: 0.5)], arrival: .constant)
+        )
+        let expired = result.summary.byStatus["DEADLINE_EXCEEDED"] ?? 0
+        #expect(expired >= 25 && expired <= 27)
+        #expect(result.summary.ok + expired == 50)
+        #expect(result.summary.latencyMs.max < 300)
     }
 
     @Test func warmupIsNotMeasured() throws {
         let server = try ScriptedServer { _ in ScriptedAnswer(delayMs: 0) }
         defer { server.stop() }
-        let result = try server.run({ $0.warmup = 0.5 }, mode: .open(stages: [.steady(400, for: 0.5)], arrival: .constant))
+        let result = try server.run(
+            { $0.warmup = 0.5 },
+            mode: .open(stages: [.steady(400, for: 0.5)], arrival: .constant)
+        )
         #expect(result.summary.offered == 200)
         #expect(server.service.arrivals.withLock { $0.count } == 400)
     }

@@ -33,7 +33,11 @@ import Testing
             }
             if field == 7, case .bytes(let raw) = value {
                 values = stride(from: raw.startIndex, to: raw.endIndex, by: 4).map { i in
-                    Float(bitPattern: UInt32(raw[i]) | UInt32(raw[i + 1]) << 8 | UInt32(raw[i + 2]) << 16 | UInt32(raw[i + 3]) << 24)
+                    Float(
+                        bitPattern: UInt32(raw[i]) | UInt32(raw[i + 1]) << 8 | UInt32(raw[i + 2]) << 16 | UInt32(
+                            raw[i + 3]
+                        ) << 24
+                    )
                 }
             }
         }
@@ -52,7 +56,9 @@ import Testing
 
     @Test func samplesJSONRowsAreBatchedInOrder() throws {
         let path = NSTemporaryDirectory() + "samples-\(getpid()).json"
-        try Data(#"{"pixels": [[1,2,3,4],[5,6,7,8],[9,10,11,12]], "labels": [0,1,2]}"#.utf8).write(to: URL(fileURLWithPath: path))
+        try Data(#"{"pixels": [[1,2,3,4],[5,6,7,8],[9,10,11,12]], "labels": [0,1,2]}"#.utf8).write(
+            to: URL(fileURLWithPath: path)
+        )
         defer { try? FileManager.default.removeItem(atPath: path) }
         let bodies = try RequestBodies.build(model: model, version: "", batch: 1, source: .samplesJSON(path: path))
         #expect(bodies.bodies.count == 3)
@@ -73,9 +79,12 @@ import Testing
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }"
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
         header += "\n"
-        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
+        var bytes: [UInt8] =
+            [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
         bytes += Array(header.utf8)
-        for v in [Float](arrayLiteral: 1, 2, 3, 4, 5, 6, 7, 8) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+        for v in [Float](arrayLiteral: 1, 2, 3, 4, 5, 6, 7, 8) {
+            withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 }
+        }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let bodies = try RequestBodies.build(model: model, version: "", batch: 2, source: .file(path))

@@ -40,7 +40,12 @@ final class ScriptedService: GRPCService {
         }
     }
 
-    func handle(message: UnsafeRawBufferPointer, method: GRPCMethod, head: GRPCRequestHead, responder: any GRPCResponder) {
+    func handle(
+        message: UnsafeRawBufferPointer,
+        method: GRPCMethod,
+        head: GRPCRequestHead,
+        responder: any GRPCResponder
+    ) {
         if method.id == 1 {
             var tensor = ProtobufWriter()
             tensor.string(1, "x")
