@@ -47,6 +47,12 @@ struct SwitchyardLoadCommand: ParsableCommand {
     @Option(help: "Label for reports.") var label: String?
     @Option(name: .customLong("server-pid"), help: "The server's pid, to report its CPU per request.")
     var serverPID: Int?
+    @Option(help: "RPC path (default ModelInfer); with --body-bytes, any unary method.") var path: String?
+    @Option(
+        name: .customLong("body-bytes"),
+        help: "Send an opaque message of this many bytes instead of a ModelInferRequest (e.g. to an echo server)."
+    )
+    var bodyBytes: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Write the results as JSON here.") var output: String?
     @Flag(help: "No live progress line.") var quiet = false
@@ -99,11 +105,18 @@ struct SwitchyardLoadCommand: ParsableCommand {
 
         let inputSpec = input ?? file.input ?? "random"
         let rows = batch ?? file.batch ?? 1
-        let metadata = try UnaryCall.modelMetadata(target: target, model: modelName, version: version)
-        let source: InputSource = inputSpec == "random" ? .random : .file(inputSpec, input: inputName)
-        let bodies = try RequestBodies.build(model: metadata, version: version, batch: rows, source: source, seed: seed)
+        let bodies: RequestBodies
+        if let bodyBytes {
+            guard bodyBytes >= 0 else { throw SwitchyardError.invalidArgument("--body-bytes: must not be negative") }
+            bodies = RequestBodies(framed: [RequestBodies.frame([UInt8](repeating: 0x78, count: bodyBytes))])
+        } else {
+            let metadata = try UnaryCall.modelMetadata(target: target, model: modelName, version: version)
+            let source: InputSource = inputSpec == "random" ? .random : .file(inputSpec, input: inputName)
+            bodies = try RequestBodies.build(model: metadata, version: version, batch: rows, source: source, seed: seed)
+        }
 
         var configuration = LoadConfiguration(target: target, mode: mode)
+        if let path { configuration.path = path }
         configuration.warmup = warmup ?? file.warmup ?? 0
         configuration.requests = requests ?? file.requests
         configuration.connections = connections ?? file.connections ?? 4
@@ -118,7 +131,8 @@ struct SwitchyardLoadCommand: ParsableCommand {
         configuration.model = modelName
         configuration.version = version
         configuration.batch = rows
-        configuration.inputDescription = inputSpec
+        configuration.inputDescription = bodyBytes.map { "\($0) opaque bytes" } ?? inputSpec
+        if bodyBytes != nil { configuration.model = "" }
 
         let runner = try LoadRunner(configuration: configuration, bodies: bodies)
         let interrupted = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
