@@ -18,8 +18,8 @@ import pathlib
 import sys
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-W, H = 760, 260
-ML, MR, MT, MB = 64, 150, 20, 40
+W, H = 820, 260
+ML, MR, MT, MB = 64, 210, 20, 40
 
 
 def esc(s):
@@ -51,8 +51,10 @@ def fmt(v):
 class Chart:
     """A line/area chart in SVG with linear or log axes."""
 
-    def __init__(self, title, xlabel, ylabel, xlog=False, ylog=False, xmax=None, ymax=None, xmin=None, ymin=None):
+    def __init__(self, title, xlabel, ylabel, xlog=False, ylog=False, xmax=None, ymax=None, xmin=None, ymin=None,
+                 xticks=None):
         self.title, self.xlabel, self.ylabel = title, xlabel, ylabel
+        self.xticks = xticks  # [(value, label)] to override the automatic ticks
         self.xlog, self.ylog = xlog, ylog
         self.series = []  # (name, points, color, kind)
         self.xmax, self.ymax, self.xmin, self.ymin = xmax, ymax, xmin, ymin
@@ -95,27 +97,28 @@ class Chart:
                 return MT + ph - (math.log10(y) - math.log10(y0)) / (math.log10(y1) - math.log10(y0)) * ph
             return MT + ph - (y - y0) / (y1 - y0) * ph
 
-        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" class="chart">']
-        out.append(f'<text x="{ML}" y="14" class="title">{esc(self.title)}</text>')
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" class="chart">',
+               f'<rect width="{W}" height="{H}" fill="white"/>']
+        out.append(f'<text x="{ML}" y="14" font-weight="600" font-size="13" font-family="sans-serif">{esc(self.title)}</text>')
         # grid and ticks
         if self.ylog:
             yt = [10 ** e for e in range(int(round(math.log10(y0))), int(round(math.log10(y1))) + 1)]
         else:
             yt = [y0 + (y1 - y0) * i / 5 for i in range(6)]
         for y in yt:
-            out.append(f'<line x1="{ML}" x2="{ML + pw}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" class="grid"/>')
-            out.append(f'<text x="{ML - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" class="tick">{fmt(y)}</text>')
-        if self.xlog:
-            xt = [x for x in (0, 90, 99, 99.9, 99.99, 99.999) if x0 <= x <= x1]
+            out.append(f'<line x1="{ML}" x2="{ML + pw}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eeeeee"/>')
+            out.append(f'<text x="{ML - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" font-size="11" fill="#444" font-family="sans-serif">{fmt(y)}</text>')
+        if self.xticks:
+            xt = [(x, label) for x, label in self.xticks if x0 <= x <= x1]
         else:
-            xt = [x0 + (x1 - x0) * i / 6 for i in range(7)]
-        for x in xt:
-            out.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{MT}" y2="{MT + ph}" class="grid"/>')
-            out.append(f'<text x="{sx(x):.1f}" y="{MT + ph + 16}" text-anchor="middle" class="tick">{fmt(x)}</text>')
-        out.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" class="frame"/>')
-        out.append(f'<text x="{ML + pw / 2}" y="{H - 6}" text-anchor="middle" class="axis">{esc(self.xlabel)}</text>')
+            xt = [(x, fmt(x)) for x in (x0 + (x1 - x0) * i / 6 for i in range(7))]
+        for x, label in xt:
+            out.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{MT}" y2="{MT + ph}" stroke="#eeeeee"/>')
+            out.append(f'<text x="{sx(x):.1f}" y="{MT + ph + 16}" text-anchor="middle" font-size="11" fill="#444" font-family="sans-serif">{esc(label)}</text>')
+        out.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" fill="none" stroke="#bbbbbb"/>')
+        out.append(f'<text x="{ML + pw / 2}" y="{H - 6}" text-anchor="middle" font-size="12" fill="#444" font-family="sans-serif">{esc(self.xlabel)}</text>')
         out.append(
-            f'<text transform="translate(14,{MT + ph / 2}) rotate(-90)" text-anchor="middle" class="axis">{esc(self.ylabel)}</text>'
+            f'<text transform="translate(14,{MT + ph / 2}) rotate(-90)" text-anchor="middle" font-size="12" fill="#444" font-family="sans-serif">{esc(self.ylabel)}</text>'
         )
         for i, (name, pts, color, kind) in enumerate(self.series):
             if not pts:
@@ -129,29 +132,27 @@ class Chart:
             else:
                 out.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="1.6"/>')
             ly = MT + 12 + i * 16
+            short = name if len(name) <= 32 else name[:31] + "…"
             out.append(f'<rect x="{ML + pw + 10}" y="{ly - 9}" width="10" height="10" fill="{color}"/>')
-            out.append(f'<text x="{ML + pw + 24}" y="{ly}" class="legend">{esc(name)}</text>')
+            out.append(f'<text x="{ML + pw + 24}" y="{ly}" font-size="11" fill="#444" font-family="sans-serif">{esc(short)}</text>')
         out.append("</svg>")
         return "\n".join(out)
 
 
-def cdf_x(p):
-    """Maps a percentile to the 'nines' axis: 1/(1-p)."""
-    return 1.0 / max(1e-6, 1.0 - p / 100.0)
+def nines(p):
+    """Maps a percentile to 'number of nines': 0 → 0, 90 → 1, 99 → 2, 99.9 → 3 …"""
+    return math.log10(1.0 / max(1e-7, 1.0 - p / 100.0))
 
 
-class NinesChart(Chart):
-    """A latency CDF with a 'number of nines' x axis (0, 90, 99, 99.9 …)."""
+NINES_TICKS = [(0, "0%"), (1, "90%"), (2, "99%"), (3, "99.9%"), (4, "99.99%"), (5, "99.999%"), (6, "99.9999%")]
 
-    def render(self):
-        saved = self.series
-        self.series = [(n, [(cdf_x(x), y) for x, y in p], c, k) for n, p, c, k in saved]
-        self.xlog, self.xmin = True, 1.0
-        svg = super().render()
-        for label, value in (("0", 1), ("90", 10), ("99", 100), ("99.9", 1000), ("99.99", 1e4), ("99.999", 1e5)):
-            svg = svg.replace(f">{fmt(value)}</text>", f">{label}%</text>", 1) if value != 1 else svg
-        self.series = saved
-        return svg
+
+def cdf_chart(title):
+    return Chart(title, "percentile (log scale of 1/(1-p))", "ms", ylog=True, xmin=0, xticks=NINES_TICKS)
+
+
+def cdf_points(result):
+    return [(nines(p["percentile"]), p["latencyMs"]) for p in result["cdf"] if p["percentile"] < 100]
 
 
 def interval_latency(iv, key):
@@ -210,8 +211,8 @@ def single_report(r):
     c.add("OK", [(x, iv["ok"] / step) for x, iv in zip(t, r["intervals"])], PALETTE[2])
     parts.append(c.render())
 
-    c = NinesChart("Latency CDF (from intended send time)", "percentile", "ms", ylog=True)
-    c.add(st["label"], [(p["percentile"], p["latencyMs"]) for p in r["cdf"] if p["percentile"] < 100], PALETTE[0])
+    c = cdf_chart("Latency CDF (open loop: from intended send time)")
+    c.add(st["label"], cdf_points(r), PALETTE[0])
     parts.append(c.render())
 
     versions = sorted({v for iv in r["intervals"] for v in iv["byVersion"]})
@@ -257,9 +258,9 @@ def compare_report(results):
     body = "".join("<tr><th>" + esc(n) + "</th>" + "".join(f"<td>{esc(f(r))}</td>" for r in results) + "</tr>" for n, f in metrics)
     parts.append(f"<p>Ratios in parentheses are to the first run ({esc(results[0]['settings']['label'])}).</p>")
     parts.append(f"<table>{head}{body}</table>")
-    c = NinesChart("Latency CDF", "percentile", "ms", ylog=True)
+    c = cdf_chart("Latency CDF")
     for i, r in enumerate(results):
-        c.add(r["settings"]["label"], [(p["percentile"], p["latencyMs"]) for p in r["cdf"] if p["percentile"] < 100], PALETTE[i % 9])
+        c.add(r["settings"]["label"], cdf_points(r), PALETTE[i % 9])
     parts.append(c.render())
     c = Chart("OK throughput over time", "seconds", "requests/s")
     for i, r in enumerate(results):

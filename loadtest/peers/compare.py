@@ -183,8 +183,7 @@ def main():
     args = parser.parse_args()
 
     subprocess.run(["bash", str(HERE / "install-peers.sh"), str(PEERS_VENV)], check=True)
-    if pathlib.Path(sys.executable).resolve() != (PEERS_VENV / "bin/python").resolve() and not os.environ.get("_COMPARE_REEXEC"):
-        os.environ["_COMPARE_REEXEC"] = "1"
+    if pathlib.Path(sys.prefix).resolve() != PEERS_VENV.resolve():
         os.execv(str(PEERS_VENV / "bin/python"), [str(PEERS_VENV / "bin/python"), __file__] + sys.argv[1:])
     os.chdir(ROOT)
     for product in ("switchyard", "switchyard-load"):

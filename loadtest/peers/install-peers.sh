@@ -6,9 +6,12 @@ set -euo pipefail
 venv=${1:-${SWITCHYARD_PEERS_VENV:-$HOME/.cache/switchyard/peers-venv}}
 # uvloop < 0.22: MLServer 1.7's inference workers call asyncio.get_event_loop() before any loop runs, which
 # uvloop 0.22 turns into "There is no current event loop" and every worker dies at start.
+# mlserver and tritonclient both register the inference.* protobuf symbols, so they are checked (and used) in
+# separate processes.
 if [ -x "$venv/bin/mlserver" ] && "$venv/bin/python" -c '
-import importlib.metadata as m, mlserver, onnxruntime, onnx, tritonclient.grpc
-assert tuple(int(x) for x in m.version("uvloop").split(".")[:2]) < (0, 22)' 2>/dev/null; then
+import importlib.metadata as m, mlserver, onnxruntime, onnx
+assert tuple(int(x) for x in m.version("uvloop").split(".")[:2]) < (0, 22)' 2>/dev/null &&
+    "$venv/bin/python" -c 'import tritonclient.grpc' 2>/dev/null; then
     exit 0
 fi
 python3 -m venv "$venv"
