@@ -109,7 +109,7 @@ let package = Package(
         .target(
             name: "SwitchyardLoad",
             dependencies: [
-                "SwitchyardCore", "CNghttp2", "CEpoll", "Yams",
+                "SwitchyardCore", "CNghttp2", "COpenSSL", "CEpoll", "Yams",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strict

@@ -106,6 +106,8 @@ public struct SocketAddress: Sendable {
     let storage: [UInt8]
     /// The host:port it was resolved from.
     public let description: String
+    /// The host part (no brackets).
+    public let host: String
 
     /// Resolves `host:port` (numeric or a name; IPv6 as `[::1]:port`).
     public static func resolve(_ target: String) throws(SwitchyardError) -> SocketAddress {
@@ -125,7 +127,7 @@ public struct SocketAddress: Sendable {
         }
         defer { freeaddrinfo(result) }
         let bytes = UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(info.pointee.ai_addrlen))
-        return SocketAddress(storage: Array(bytes), description: target)
+        return SocketAddress(storage: Array(bytes), description: target, host: host)
     }
 
     /// Opens a blocking TCP connection, then makes it non-blocking with TCP_NODELAY.
@@ -172,7 +174,20 @@ final class ClientConnection {
     /// Whether the socket has output waiting for writability.
     private(set) var wantsWrite = false
 
-    init(fd: Int32, index: Int, maxStreams: Int, table: SlotTable, delegate: any ClientConnectionDelegate) {
+    /// The TLS session, when the run uses TLS.
+    let tls: ClientTLSSession?
+    private let plaintext: UnsafeMutableRawBufferPointer?
+
+    init(
+        fd: Int32,
+        index: Int,
+        maxStreams: Int,
+        table: SlotTable,
+        delegate: any ClientConnectionDelegate,
+        tls: ClientTLSSession? = nil
+    ) {
+        self.tls = tls
+        self.plaintext = tls == nil ? nil : .allocate(byteCount: 64 << 10, alignment: 16)
         self.fd = fd
         self.index = index
         self.maxStreams = maxStreams
@@ -196,8 +211,12 @@ final class ClientConnection {
 
     deinit {
         if let session { nghttp2_session_del(session) }
+        plaintext?.deallocate()
         close(fd)
     }
+
+    /// Whether the connection can carry HTTP/2 frames (TLS handshake done, or no TLS).
+    var isEstablished: Bool { tls?.established ?? true }
 
     /// Whether a new stream may start now.
     var hasCapacity: Bool {
@@ -235,12 +254,23 @@ final class ClientConnection {
             let n = read(fd, buffer.baseAddress, buffer.count)
             if n > 0 {
                 guard let session else { return false }
-                let consumed = nghttp2_session_mem_recv(
-                    session,
-                    buffer.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                    n
-                )
-                if consumed < 0 { return false }
+                if let tls, let plaintext {
+                    let ok = tls.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), scratch: plaintext) { bytes in
+                        nghttp2_session_mem_recv(
+                            session,
+                            bytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                            bytes.count
+                        ) >= 0
+                    }
+                    if !ok { return false }
+                } else {
+                    let consumed = nghttp2_session_mem_recv(
+                        session,
+                        buffer.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        n
+                    )
+                    if consumed < 0 { return false }
+                }
                 if n < buffer.count { return true }
                 continue
             }
@@ -258,12 +288,24 @@ final class ClientConnection {
             if outSent == out.count {
                 out.removeAll(keepingCapacity: true)
                 outSent = 0
-                while out.count < 256 << 10 {
-                    var data: UnsafePointer<UInt8>? = nil
-                    let count = nghttp2_session_mem_send(session, &data)
-                    if count < 0 { return false }
-                    if count == 0 { break }
-                    out.append(contentsOf: UnsafeRawBufferPointer(start: data, count: count))
+                if let tls, !tls.established {
+                    // Handshake records only; frames wait until ALPN settled on h2.
+                    guard tls.handshake() else { return false }
+                    tls.drain(into: &out)
+                } else {
+                    while out.count < 256 << 10 {
+                        var data: UnsafePointer<UInt8>? = nil
+                        let count = nghttp2_session_mem_send(session, &data)
+                        if count < 0 { return false }
+                        if count == 0 { break }
+                        let chunk = UnsafeRawBufferPointer(start: data, count: count)
+                        if let tls {
+                            guard tls.send(chunk) else { return false }
+                            tls.drain(into: &out)
+                        } else {
+                            out.append(contentsOf: chunk)
+                        }
+                    }
                 }
                 if out.isEmpty {
                     wantsWrite = false
@@ -289,6 +331,34 @@ final class ClientConnection {
         guard let session else { return true }
         return outSent == out.count && nghttp2_session_want_read(session) == 0
             && nghttp2_session_want_write(session) == 0
+    }
+
+    /// Runs the TLS handshakes of fresh connections to completion (blocking), so no handshake lands inside
+    /// a measurement.
+    /// - Throws: `SwitchyardError.unavailable` with OpenSSL's reason, or on timeout.
+    static func establish(_ connections: [ClientConnection], target: String, timeout: Double = 10)
+        throws(SwitchyardError)
+    {
+        let deadline = MonotonicInstant.now().advanced(byNanoseconds: UInt64(timeout * 1e9))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+        defer { buffer.deallocate() }
+        while let pending = connections.first(where: { !$0.isEstablished }) {
+            let failed = { (c: ClientConnection) -> SwitchyardError in
+                SwitchyardError(
+                    .unavailable,
+                    "\(target): \(c.tls?.failure ?? "connection closed during the TLS handshake")"
+                )
+            }
+            guard pending.flush() else { throw failed(pending) }
+            let now = MonotonicInstant.now()
+            guard now < deadline else {
+                throw SwitchyardError(.unavailable, "\(target): TLS handshake did not finish within \(timeout) s")
+            }
+            var p = pollfd(fd: pending.fd, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, 100)
+            if p.revents != 0 && !pending.readAvailable(buffer: buffer) { throw failed(pending) }
+            if pending.isEstablished { _ = pending.flush() }
+        }
     }
 
     /// Marks the connection dead; the caller fails the slots still open on it.

@@ -96,7 +96,7 @@ public struct SummaryResult: Sendable, Codable, Hashable {
     public var unfinished: Int
     /// Offered rate, requests/s.
     public var offeredRate: Double
-    /// Completions per second.
+    /// Answered requests per second (any status; requests dropped or left unfinished are not counted).
     public var throughput: Double
     /// OK completions per second.
     public var okThroughput: Double

@@ -49,6 +49,8 @@ public struct LoadConfiguration: Sendable {
     public var seed: UInt64 = 1
     /// Extra request metadata (lower-case names).
     public var metadata: [(String, String)] = []
+    /// TLS settings; nil for h2c (cleartext, prior knowledge). Default nil.
+    public var tls: ClientTLSOptions? = nil
     /// The server's pid, to report its CPU per request.
     public var serverPID: Int? = nil
     /// What the report calls this run.
@@ -166,12 +168,16 @@ public final class LoadRunner: Sendable {
         let address = try SocketAddress.resolve(c.target)
         let threads = min(c.threads, c.connections)
         var headerList: [(String, String)] = [
-            (":method", "POST"), (":scheme", "http"), (":path", c.path), (":authority", c.target),
+            (":method", "POST"), (":scheme", c.tls == nil ? "http" : "https"), (":path", c.path),
+            (":authority", c.target),
             ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "switchyard-load"),
         ]
         if c.timeoutMs > 0 { headerList.append(("grpc-timeout", "\(Int((c.timeoutMs * 1000).rounded()))u")) }
         headerList += c.metadata
         let headers = RequestHeaders(headerList)
+        let tlsContext = try c.tls.map { options throws(SwitchyardError) in
+            try ClientTLSContext(options: options, host: address.host)
+        }
         let warmupNs = UInt64(c.warmup * 1e9)
         let intervalNs = UInt64(c.interval * 1e9)
 
@@ -236,7 +242,8 @@ public final class LoadRunner: Sendable {
                 headers: headers,
                 bodies: bodies,
                 live: lives[i],
-                stop: stopSignal
+                stop: stopSignal,
+                tls: tlsContext
             )
             try worker.connect()
             all.append(worker)
@@ -358,7 +365,7 @@ public final class LoadRunner: Sendable {
             errors: completed - recorder.ok,
             unfinished: unfinished,
             offeredRate: Double(recorder.offered) / measured,
-            throughput: Double(completed - unfinished) / measured,
+            throughput: Double(completed - unfinished - recorder.dropped) / measured,
             okThroughput: Double(recorder.ok) / measured,
             latencyMs: recorder.latency.summary,
             okLatencyMs: recorder.okLatency.summary,

@@ -94,6 +94,7 @@ final class LoadWorker: ClientConnectionDelegate {
     private let plan: WorkerPlan
     private let address: SocketAddress
     private let headers: RequestHeaders
+    private let tls: ClientTLSContext?
     private let table: SlotTable
     private let live: LiveCounters
     private let stop: StopSignal
@@ -119,8 +120,10 @@ final class LoadWorker: ClientConnectionDelegate {
         headers: RequestHeaders,
         bodies: [[UInt8]],
         live: LiveCounters,
-        stop: StopSignal
+        stop: StopSignal,
+        tls: ClientTLSContext?
     ) {
+        self.tls = tls
         self.plan = plan
         self.address = address
         self.headers = headers
@@ -136,12 +139,22 @@ final class LoadWorker: ClientConnectionDelegate {
 
     /// Opens the connections (before the run's clock starts).
     func connect() throws(SwitchyardError) {
+        var opened: [ClientConnection] = []
         for i in 0..<plan.connections {
             let fd = try address.connect()
-            connections.append(
-                ClientConnection(fd: fd, index: i, maxStreams: plan.streamsPerConnection, table: table, delegate: self)
+            opened.append(
+                ClientConnection(
+                    fd: fd,
+                    index: i,
+                    maxStreams: plan.streamsPerConnection,
+                    table: table,
+                    delegate: self,
+                    tls: try tls.map { context throws(SwitchyardError) in try ClientTLSSession(context: context) }
+                )
             )
         }
+        if tls != nil { try ClientConnection.establish(opened, target: address.description) }
+        connections = opened
     }
 
     /// Runs until the schedule ends and every request finished or the drain time passed.
@@ -390,7 +403,19 @@ final class LoadWorker: ClientConnectionDelegate {
         guard t &- lastReconnect > 100_000_000, let i = connections.firstIndex(where: { $0 == nil }) else { return }
         lastReconnect = t
         guard let fd = try? address.connect() else { return }
-        let c = ClientConnection(fd: fd, index: i, maxStreams: plan.streamsPerConnection, table: table, delegate: self)
+        let session = tls.flatMap { try? ClientTLSSession(context: $0) }
+        if tls != nil && session == nil {
+            close(fd)
+            return
+        }
+        let c = ClientConnection(
+            fd: fd,
+            index: i,
+            maxStreams: plan.streamsPerConnection,
+            table: table,
+            delegate: self,
+            tls: session
+        )
         connections[i] = c
         _ = cswitchyard_epoll_ctl(
             epfd,

@@ -25,16 +25,22 @@ public enum UnaryCall {
         target: String,
         path: String,
         request: [UInt8],
-        timeout: Double = 10
+        timeout: Double = 10,
+        tls: ClientTLSOptions? = nil
     ) throws(SwitchyardError) -> UnaryResponse {
         let address = try SocketAddress.resolve(target)
+        let context = try tls.map { options throws(SwitchyardError) in
+            try ClientTLSContext(options: options, host: address.host)
+        }
+        let session = try context.map { c throws(SwitchyardError) in try ClientTLSSession(context: c) }
         let fd = try address.connect()
         let table = SlotTable(capacity: 1, bodies: [RequestBodies.frame(request)])
         let sink = UnarySink()
-        let connection = ClientConnection(fd: fd, index: 0, maxStreams: 1, table: table, delegate: sink)
+        let connection = ClientConnection(fd: fd, index: 0, maxStreams: 1, table: table, delegate: sink, tls: session)
+        if session != nil { try ClientConnection.establish([connection], target: target, timeout: timeout) }
         connection.responseSink = { bytes in sink.body.append(contentsOf: bytes) }
         let headers = RequestHeaders([
-            (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", target),
+            (":method", "POST"), (":scheme", tls == nil ? "http" : "https"), (":path", path), (":authority", target),
             ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "switchyard-load"),
         ])
         _ = table.take()
@@ -79,12 +85,14 @@ public enum UnaryCall {
     public static func modelMetadata(
         target: String,
         model: String,
-        version: String = ""
+        version: String = "",
+        tls: ClientTLSOptions? = nil
     ) throws(SwitchyardError) -> ModelDescription {
         let response = try call(
             target: target,
             path: "/inference.GRPCInferenceService/ModelMetadata",
-            request: InferenceMessages.modelMetadataRequest(model: model, version: version)
+            request: InferenceMessages.modelMetadataRequest(model: model, version: version),
+            tls: tls
         )
         guard response.status == 0 else {
             throw SwitchyardError(

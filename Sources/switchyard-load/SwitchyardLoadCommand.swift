@@ -53,6 +53,14 @@ struct SwitchyardLoadCommand: ParsableCommand {
         help: "Send an opaque message of this many bytes instead of a ModelInferRequest (e.g. to an echo server)."
     )
     var bodyBytes: Int?
+    @Flag(help: "Use TLS (ALPN h2); without --tls-ca the server certificate is not verified.") var tls = false
+    @Option(name: .customLong("tls-ca"), help: "PEM CA bundle to verify the server certificate (implies --tls).")
+    var tlsCA: String?
+    @Option(name: .customLong("tls-cert"), help: "PEM client certificate (mutual TLS; implies --tls).")
+    var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM key of the client certificate.") var tlsKey: String?
+    @Option(name: .customLong("tls-server-name"), help: "Name for SNI and certificate checks (default: the host).")
+    var tlsServerName: String?
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Write the results as JSON here.") var output: String?
     @Flag(help: "No live progress line.") var quiet = false
@@ -103,6 +111,10 @@ struct SwitchyardLoadCommand: ParsableCommand {
             )
         }
 
+        let tlsOptions: ClientTLSOptions? =
+            tls || tlsCA != nil || tlsCert != nil
+            ? ClientTLSOptions(caFile: tlsCA, certificateFile: tlsCert, keyFile: tlsKey, serverName: tlsServerName)
+            : nil
         let inputSpec = input ?? file.input ?? "random"
         let rows = batch ?? file.batch ?? 1
         let bodies: RequestBodies
@@ -110,13 +122,19 @@ struct SwitchyardLoadCommand: ParsableCommand {
             guard bodyBytes >= 0 else { throw SwitchyardError.invalidArgument("--body-bytes: must not be negative") }
             bodies = RequestBodies(framed: [RequestBodies.frame([UInt8](repeating: 0x78, count: bodyBytes))])
         } else {
-            let metadata = try UnaryCall.modelMetadata(target: target, model: modelName, version: version)
+            let metadata = try UnaryCall.modelMetadata(
+                target: target,
+                model: modelName,
+                version: version,
+                tls: tlsOptions
+            )
             let source: InputSource = inputSpec == "random" ? .random : .file(inputSpec, input: inputName)
             bodies = try RequestBodies.build(model: metadata, version: version, batch: rows, source: source, seed: seed)
         }
 
         var configuration = LoadConfiguration(target: target, mode: mode)
         if let path { configuration.path = path }
+        configuration.tls = tlsOptions
         configuration.warmup = warmup ?? file.warmup ?? 0
         configuration.requests = requests ?? file.requests
         configuration.connections = connections ?? file.connections ?? 4

@@ -99,12 +99,20 @@ struct ScriptedServer {
     let port: Int
     var target: String { "127.0.0.1:\(port)" }
 
-    init(serial: Bool = false, script: @escaping @Sendable (Int) -> ScriptedAnswer) throws {
+    let tls: ClientTLSOptions?
+
+    init(
+        serial: Bool = false,
+        tls serverTLS: ServerConfiguration.TLSSettings? = nil,
+        clientTLS: ClientTLSOptions? = nil,
+        script: @escaping @Sendable (Int) -> ScriptedAnswer
+    ) throws {
         service = ScriptedService(serial: serial, script: script)
+        tls = clientTLS
         var logger = Logger(label: "scripted")
-        logger.logLevel = .error
+        logger.logLevel = .critical
         server = try GRPCServer(
-            configuration: .init(listen: HostAndPort(host: "127.0.0.1", port: 0), eventLoops: 1),
+            configuration: .init(listen: HostAndPort(host: "127.0.0.1", port: 0), eventLoops: 1, tls: serverTLS),
             service: service,
             logger: logger
         )
@@ -115,11 +123,46 @@ struct ScriptedServer {
 
     /// Runs a load against this server with bodies from its metadata.
     func run(_ configure: (inout LoadConfiguration) -> Void, mode: LoadConfiguration.Mode) throws -> LoadResult {
-        let model = try UnaryCall.modelMetadata(target: target, model: "scripted")
+        let model = try UnaryCall.modelMetadata(target: target, model: "scripted", tls: tls)
         let bodies = try RequestBodies.build(model: model, version: "", batch: 1, source: .random, variants: 4)
         var configuration = LoadConfiguration(target: target, mode: mode)
         configuration.drainSeconds = 10
+        configuration.tls = tls
         configure(&configuration)
         return try LoadRunner(configuration: configuration, bodies: bodies).run()
     }
+}
+
+/// A throw-away CA with a server certificate for 127.0.0.1 and localhost, made with the openssl CLI.
+struct TestCertificates {
+    let directory: String
+    var ca: String { directory + "/ca.pem" }
+    var cert: String { directory + "/server.pem" }
+    var key: String { directory + "/server.key" }
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "switchyard-load-pki-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let script = """
+            set -e
+            cd '\(directory)'
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem \\
+                -days 2 -subj /CN=switchyard-load-test-ca 2>/dev/null
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr \\
+                -subj /CN=server 2>/dev/null
+            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \\
+                -extfile server.ext 2>/dev/null
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw SwitchyardError.internal("openssl could not create test certificates in \(directory)")
+        }
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }

@@ -160,7 +160,7 @@ def run_perf_analyzer(server, concurrency, duration, work):
     csv = work / f"pa-{server.kind}-{server.model['name']}.csv"
     cmd = [str(pa), "-m", server.model["name"], "-i", "grpc", "-u", f"127.0.0.1:{server.port}",
            "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-interval", str(int(duration * 1000)),
-           "-f", str(csv), "--percentile", "99"]
+           "-f", str(csv), "--percentile", "99", "--stability-percentage", "50", "--max-trials", "6"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration * 10 + 120)
     if done.returncode != 0 or not csv.exists():
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
