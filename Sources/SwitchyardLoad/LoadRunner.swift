@@ -45,6 +45,9 @@ public struct LoadConfiguration: Sendable {
     public var drainSeconds = 5.0
     /// Most requests waiting for a free stream per thread before new ones are dropped. Default 100000.
     public var maxBacklog = 100_000
+    /// Shortest sleep between open-loop sends, in µs: arrivals due within it are sent together, up to this
+    /// late (the lateness counts in their latency). Default 50.
+    public var timerResolutionMicroseconds = 50.0
     /// Random seed for Poisson arrivals. Default 1.
     public var seed: UInt64 = 1
     /// Extra request metadata (lower-case names).
@@ -225,7 +228,8 @@ public final class LoadRunner: Sendable {
                     drainNanoseconds: UInt64(c.drainSeconds * 1e9),
                     intervalNanoseconds: intervalNs,
                     maxBacklog: c.maxBacklog,
-                    firstBody: (i * bodies.count) / threads
+                    firstBody: (i * bodies.count) / threads,
+                    timerResolutionNanoseconds: UInt64(max(c.timerResolutionMicroseconds, 0) * 1000)
                 )
             )
         }
@@ -358,6 +362,13 @@ public final class LoadRunner: Sendable {
             )
         }
         if recorder.dropped > 0 { notes.append("\(recorder.dropped) requests dropped: backlog full") }
+        if !notes.isEmpty {
+            // Late sends with idle generator threads point at CPU contention (other processes, the server on the
+            // same cores) rather than at the generator's own work.
+            notes.append(
+                String(format: "the generator used %.0f%% of %d CPU(s)", cpuShare * 100, threads)
+            )
+        }
         let summary = SummaryResult(
             offered: recorder.offered,
             completed: completed,

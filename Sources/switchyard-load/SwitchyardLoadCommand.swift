@@ -61,6 +61,11 @@ struct SwitchyardLoadCommand: ParsableCommand {
     @Option(name: .customLong("tls-key"), help: "PEM key of the client certificate.") var tlsKey: String?
     @Option(name: .customLong("tls-server-name"), help: "Name for SNI and certificate checks (default: the host).")
     var tlsServerName: String?
+    @Option(
+        name: .customLong("timer-resolution-us"),
+        help: "Open loop: shortest sleep between sends; arrivals due within it go out together (≤ this late)."
+    )
+    var timerResolutionUs: Double = 50
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Write the results as JSON here.") var output: String?
     @Flag(help: "No live progress line.") var quiet = false
@@ -144,6 +149,7 @@ struct SwitchyardLoadCommand: ParsableCommand {
         configuration.interval = interval ?? file.interval ?? 1
         configuration.drainSeconds = drain
         configuration.seed = seed
+        configuration.timerResolutionMicroseconds = timerResolutionUs
         configuration.serverPID = serverPID
         configuration.label = label ?? file.name ?? ""
         configuration.model = modelName
