@@ -340,7 +340,7 @@ public final class LoadRunner: Sendable {
             measured = duration ?? 0
         }
         let lastCompletion = Double(recorder.lastCompletion) / 1e9 - c.warmup
-        if c.requests != nil || measured == 0 || lastCompletion < measured {
+        if c.requests != nil || measured == 0 || stopSignal.requested {
             // A count-limited run (or one stopped early) lasts until its last completion.
             measured = max(min(measured == 0 ? .infinity : measured, lastCompletion), 1e-9)
         }

@@ -62,7 +62,11 @@ public enum UnaryCall {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             _ = poll(&p, 1, Int32(max(1, deadline.nanoseconds(since: now) / 1_000_000)))
             if p.revents != 0 && !connection.readAvailable(buffer: buffer) && !sink.done {
-                throw SwitchyardError(.unavailable, "\(target): connection closed while calling \(path)")
+                throw SwitchyardError(
+                    .unavailable,
+                    "\(target): connection closed while calling \(path)"
+                        + (tls == nil ? " (if the server uses TLS, add --tls or --tls-ca)" : "")
+                )
             }
         }
         let slot = table.slots[0]
