@@ -37,7 +37,8 @@ public struct LoadConfiguration: Sendable {
     public var streamsPerConnection = 64
     /// Generator threads. Default 1.
     public var threads = 1
-    /// Per-request deadline sent as `grpc-timeout`, in ms; 0 for none. Default 0.
+    /// Per-request deadline in ms, sent as `grpc-timeout`; a request still in the generator's backlog when it
+    /// passes ends as DEADLINE_EXCEEDED without being sent. 0 for none. Default 0.
     public var timeoutMs = 0.0
     /// Reporting interval in seconds. Default 1.
     public var interval = 1.0
@@ -229,7 +230,8 @@ public final class LoadRunner: Sendable {
                     intervalNanoseconds: intervalNs,
                     maxBacklog: c.maxBacklog,
                     firstBody: (i * bodies.count) / threads,
-                    timerResolutionNanoseconds: UInt64(max(c.timerResolutionMicroseconds, 0) * 1000)
+                    timerResolutionNanoseconds: UInt64(max(c.timerResolutionMicroseconds, 0) * 1000),
+                    deadlineNanoseconds: UInt64(c.timeoutMs * 1e6)
                 )
             )
         }

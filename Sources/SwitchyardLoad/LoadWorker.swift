@@ -88,6 +88,9 @@ struct WorkerPlan: Sendable {
     var maxBacklog: Int
     var firstBody: Int
     var timerResolutionNanoseconds: UInt64
+    /// The per-request deadline (0: none). A request still waiting for a stream when it passes fails here,
+    /// as a gRPC client's call would, without being sent.
+    var deadlineNanoseconds: UInt64 = 0
 }
 
 /// One generator thread's reactor.
@@ -283,6 +286,17 @@ final class LoadWorker: ClientConnectionDelegate {
 
     /// Starts a request on a connection with a free stream; false when none has one.
     private func start(intended: UInt64, now: UInt64) -> Bool {
+        if plan.deadlineNanoseconds > 0 && now &- min(now, intended) >= plan.deadlineNanoseconds {
+            recorder.completed(
+                intended: intended,
+                sent: nil,
+                done: now,
+                outcome: ClientOutcome.name(ofStatus: 4),
+                version: nil,
+                message: "deadline passed while the request waited for a free stream (in the generator)"
+            )
+            return true
+        }
         let count = connections.count
         for step in 0..<count {
             let i = (nextConnection + step) % count

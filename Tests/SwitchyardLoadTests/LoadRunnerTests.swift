@@ -113,6 +113,30 @@ import Testing
         #expect(result.summary.latencyMs.max < 300)
     }
 
+    @Test func deadlinesRunFromTheIntendedSendTime() throws {
+        // One stream and 20 ms per request cap the server at 50/s; 200/s are offered with a 100 ms deadline.
+        // Requests that wait in the generator's backlog past their deadline fail there, unsent, as a gRPC
+        // client's calls would; none of them is counted as OK later.
+        let server = try ScriptedServer { _ in ScriptedAnswer(delayMs: 20) }
+        defer { server.stop() }
+        let result = try server.run(
+            {
+                $0.connections = 1
+                $0.streamsPerConnection = 1
+                $0.timeoutMs = 100
+            },
+            mode: .open(stages: [.steady(200, for: 0.5)], arrival: .constant)
+        )
+        let s = result.summary
+        let expired = s.byStatus["DEADLINE_EXCEEDED"] ?? 0
+        #expect(s.ok + expired == 100)
+        #expect(expired >= 50)
+        #expect(s.ok >= 5)
+        #expect(s.errorMessages["DEADLINE_EXCEEDED"]?.contains("in the generator") == true)
+        #expect(server.service.arrivals.withLock { $0.count } == s.ok)
+        #expect(s.okLatencyMs.max < 200)
+    }
+
     @Test func warmupIsNotMeasured() throws {
         let server = try ScriptedServer { _ in ScriptedAnswer(delayMs: 0) }
         defer { server.stop() }
