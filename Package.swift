@@ -14,11 +14,13 @@ let package = Package(
     products: [
         .executable(name: "switchyard", targets: ["switchyard"]),
         .executable(name: "switchyard-echo-server", targets: ["switchyard-echo-server"]),
+        .executable(name: "switchyard-load", targets: ["switchyard-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         // MARK: C libraries (module maps and tiny shims only)
@@ -112,6 +114,24 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Load generation (loadtest/): an open-loop HTTP/2 gRPC client with HDR histograms
+        .target(
+            name: "SwitchyardLoad",
+            dependencies: [
+                "SwitchyardCore", "CNghttp2", "COpenSSL", "CEpoll", "Yams",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "switchyard-load",
+            dependencies: [
+                "SwitchyardLoad", "SwitchyardCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: Benchmarks
         .executableTarget(
             name: "switchyard-echo-server",
@@ -176,6 +196,13 @@ let package = Package(
         .testTarget(
             name: "SwitchyardInferenceTests",
             dependencies: ["SwitchyardInference", "SwitchyardModels", "SwitchyardWorkers", "SwitchyardCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardLoadTests",
+            dependencies: [
+                "SwitchyardLoad", "SwitchyardHTTP2", "SwitchyardCore", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
     ]

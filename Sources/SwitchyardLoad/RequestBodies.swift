@@ -1,0 +1,333 @@
+// The request bodies a run cycles through, built once before it starts: random inputs shaped by the
+// model's metadata, or rows taken from a data file (a samples.json like models/digits/samples.json, or a
+// NumPy .npy array). Each body is a whole gRPC message (5-byte prefix included), so sending one is a copy.
+
+import Foundation
+public import SwitchyardCore
+
+/// Where request inputs come from.
+public enum InputSource: Sendable, Hashable {
+    /// Random values of the right datatype and shape, from ModelMetadata.
+    case random
+    /// A JSON object mapping input names to lists of rows (other keys, such as "labels", are ignored).
+    case samplesJSON(path: String)
+    /// A NumPy .npy array whose rows feed the model's single input (or the named one).
+    case npy(path: String, input: String?)
+
+    /// Picks the source from a path's extension: `.npy` or JSON.
+    public static func file(_ path: String, input: String? = nil) -> InputSource {
+        path.hasSuffix(".npy") ? .npy(path: path, input: input) : .samplesJSON(path: path)
+    }
+}
+
+/// A set of framed ModelInferRequest bodies.
+public struct RequestBodies: Sendable {
+    /// Framed gRPC messages (flag, 4-byte length, message).
+    public let bodies: [[UInt8]]
+
+    /// Wraps ready-made framed bodies.
+    public init(framed: [[UInt8]]) { bodies = framed }
+
+    /// Frames a protobuf message for gRPC (uncompressed).
+    public static func frame(_ message: [UInt8]) -> [UInt8] {
+        let n = UInt32(message.count)
+        return [0, UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + message
+    }
+
+    /// Builds bodies for a model.
+    /// - Parameters:
+    ///   - model: the model's metadata.
+    ///   - version: the version to ask for ("" for the server's default).
+    ///   - batch: rows per request.
+    ///   - source: where inputs come from.
+    ///   - variants: how many distinct bodies to build for random inputs.
+    ///   - seed: random seed.
+    /// - Throws: `SwitchyardError.invalidArgument` naming the file, input or datatype that does not fit.
+    public static func build(
+        model: ModelDescription,
+        version: String,
+        batch: Int,
+        source: InputSource,
+        variants: Int = 16,
+        seed: UInt64 = 7
+    ) throws(SwitchyardError) -> RequestBodies {
+        guard batch >= 1 else { throw .invalidArgument("batch must be at least 1, got \(batch)") }
+        guard !model.inputs.isEmpty else { throw .invalidArgument("model '\(model.name)' reports no inputs") }
+        let outputs = model.outputs.map(\.name)
+        var requests: [[InputTensor]] = []
+        switch source {
+        case .random:
+            var rng = SplitMix64(seed: seed)
+            for _ in 0..<max(1, variants) {
+                requests.append(
+                    try model.inputs.map { spec throws(SwitchyardError) in
+                        try randomTensor(spec, batch: batch, rng: &rng)
+                    }
+                )
+            }
+        case .samplesJSON(let path):
+            let rows = try samplesJSON(path: path)
+            for spec in model.inputs where rows[spec.name] == nil {
+                throw .invalidArgument(
+                    "\(path): no rows for input '\(spec.name)'; expected a JSON object with keys "
+                        + model.inputs.map { "'\($0.name)'" }.joined(separator: ", ")
+                )
+            }
+            requests = try batches(model: model, batch: batch, path: path) { rows[$0]! }
+        case .npy(let path, let name):
+            let inputName = name ?? (model.inputs.count == 1 ? model.inputs[0].name : "")
+            guard model.inputs.count == 1 || name != nil, model.inputs.contains(where: { $0.name == inputName }) else {
+                throw .invalidArgument(
+                    "\(path): a .npy file feeds one input; name it (inputs: "
+                        + model.inputs.map(\.name).joined(separator: ", ") + ")"
+                )
+            }
+            let rows = try NPYFile.rows(path: path)
+            requests = try batches(
+                model: ModelDescription(
+                    name: model.name,
+                    versions: model.versions,
+                    platform: model.platform,
+                    inputs: model.inputs.filter { $0.name == inputName },
+                    outputs: model.outputs
+                ),
+                batch: batch,
+                path: path
+            ) { _ in rows }
+        }
+        return RequestBodies(
+            framed: requests.map {
+                frame(
+                    InferenceMessages.modelInferRequest(
+                        model: model.name,
+                        version: version,
+                        inputs: $0,
+                        outputs: outputs
+                    )
+                )
+            }
+        )
+    }
+
+    /// Cuts rows (as doubles) into request-sized batches, cycling through the rows.
+    private static func batches(
+        model: ModelDescription,
+        batch: Int,
+        path: String,
+        rows: (String) -> [[Double]]
+    ) throws(SwitchyardError) -> [[InputTensor]] {
+        let counts = model.inputs.map { rows($0.name).count }
+        guard let rowCount = counts.min(), rowCount > 0 else { throw .invalidArgument("\(path): no rows") }
+        let requestCount = max(1, rowCount / batch)
+        var out: [[InputTensor]] = []
+        for r in 0..<requestCount {
+            var tensors: [InputTensor] = []
+            for spec in model.inputs {
+                let all = rows(spec.name)
+                let width = all[0].count
+                let expected = spec.shape.dropFirst().reduce(Int64(1)) { $0 * max($1, 1) }
+                guard Int64(width) == expected else {
+                    throw .invalidArgument(
+                        "\(path): input '\(spec.name)': rows have \(width) values, expected \(expected) "
+                            + "(shape \(spec.shape))"
+                    )
+                }
+                var values: [Double] = []
+                values.reserveCapacity(batch * width)
+                for i in 0..<batch {
+                    let row = all[(r * batch + i) % all.count]
+                    guard row.count == width else {
+                        throw .invalidArgument("\(path): input '\(spec.name)': rows differ in length")
+                    }
+                    values.append(contentsOf: row)
+                }
+                let shape = [Int64(batch)] + spec.shape.dropFirst().map { max($0, 1) }
+                tensors.append(
+                    InputTensor(
+                        name: spec.name,
+                        datatype: spec.datatype,
+                        shape: shape,
+                        raw: try encode(values, datatype: spec.datatype, input: spec.name)
+                    )
+                )
+            }
+            out.append(tensors)
+        }
+        return out
+    }
+
+    private static func randomTensor(
+        _ spec: TensorDescription,
+        batch: Int,
+        rng: inout SplitMix64
+    ) throws(SwitchyardError) -> InputTensor {
+        var shape = spec.shape
+        if let first = shape.first, first == -1 { shape[0] = Int64(batch) }
+        shape = shape.map { $0 < 0 ? 1 : $0 }
+        let count = Int(shape.reduce(1, *))
+        var values: [Double] = []
+        values.reserveCapacity(count)
+        let integer = spec.datatype.hasPrefix("INT") || spec.datatype.hasPrefix("UINT")
+        for _ in 0..<count {
+            let u = rng.unitInterval()
+            values.append(spec.datatype == "BOOL" ? (u < 0.5 ? 0 : 1) : integer ? (u * 100).rounded(.down) : u)
+        }
+        return InputTensor(
+            name: spec.name,
+            datatype: spec.datatype,
+            shape: shape,
+            raw: try encode(values, datatype: spec.datatype, input: spec.name)
+        )
+    }
+
+    /// Encodes values little-endian in a datatype.
+    static func encode(_ values: [Double], datatype: String, input: String) throws(SwitchyardError) -> [UInt8] {
+        var out: [UInt8] = []
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        for v in values {
+            switch datatype {
+            case "FP32": put(Float(v).bitPattern)
+            case "FP64": put(v.bitPattern)
+            case "INT8": put(Int8(clamping: Int64(v)))
+            case "INT16": put(Int16(clamping: Int64(v)))
+            case "INT32": put(Int32(clamping: Int64(v)))
+            case "INT64": put(Int64(v))
+            case "UINT8", "BOOL": put(UInt8(clamping: Int64(v)))
+            case "UINT16": put(UInt16(clamping: Int64(v)))
+            case "UINT32": put(UInt32(clamping: Int64(v)))
+            case "UINT64": put(UInt64(clamping: Int64(v)))
+            default:
+                throw .invalidArgument(
+                    "input '\(input)': datatype \(datatype) is not supported by the load generator; expected "
+                        + "FP32, FP64, INT8-64, UINT8-64 or BOOL"
+                )
+            }
+        }
+        return out
+    }
+
+    /// Reads a samples JSON file: `{"input": [[row], …], …}`.
+    static func samplesJSON(path: String) throws(SwitchyardError) -> [String: [[Double]]] {
+        let text = try readFile(path)
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: Data(text)) } catch {
+            throw .invalidArgument("\(path): not valid JSON (\(error))")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw .invalidArgument("\(path): expected a JSON object mapping input names to lists of rows")
+        }
+        var result: [String: [[Double]]] = [:]
+        for (key, rows) in dictionary {
+            guard let list = rows as? [Any] else { continue }
+            var parsed: [[Double]] = []
+            for row in list {
+                if let numbers = row as? [Any] {
+                    parsed.append(numbers.compactMap { ($0 as? NSNumber)?.doubleValue })
+                } else if let number = row as? NSNumber {
+                    parsed.append([number.doubleValue])
+                }
+            }
+            result[key] = parsed
+        }
+        return result
+    }
+
+    static func readFile(_ path: String) throws(SwitchyardError) -> [UInt8] {
+        guard let file = fopen(path, "rb") else {
+            throw .invalidArgument("\(path): cannot open (\(String(cString: strerror(errno))))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, file)
+            if n <= 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return bytes
+    }
+}
+
+/// A reader for NumPy's .npy format (version 1–3, little-endian numeric dtypes, C order), as rows.
+enum NPYFile {
+    static func rows(path: String) throws(SwitchyardError) -> [[Double]] {
+        let bytes = try RequestBodies.readFile(path)
+        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
+            throw .invalidArgument("\(path): not a .npy file (expected the \\x93NUMPY magic)")
+        }
+        let major = bytes[6]
+        let headerLength: Int
+        let headerStart: Int
+        if major == 1 {
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerStart = 10
+        } else {
+            guard bytes.count >= 12 else { throw .invalidArgument("\(path): truncated .npy header") }
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+            headerStart = 12
+        }
+        guard bytes.count >= headerStart + headerLength else { throw .invalidArgument("\(path): truncated header") }
+        let header = String(decoding: bytes[headerStart..<headerStart + headerLength], as: UTF8.self)
+        func field(_ key: String) -> String? {
+            guard let range = header.range(of: "'\(key)':") else { return nil }
+            return String(String(header[range.upperBound...]).trimmingPrefix(while: { $0 == " " }))
+        }
+        guard let descr = field("descr"), let quote = descr.dropFirst().firstIndex(of: "'") else {
+            throw .invalidArgument("\(path): .npy header has no 'descr'")
+        }
+        let dtype = String(descr[descr.index(after: descr.startIndex)..<quote])
+        if let order = field("fortran_order"), order.hasPrefix("True") {
+            throw .invalidArgument("\(path): Fortran-ordered arrays are not supported; save with C order")
+        }
+        guard let shapeText = field("shape"), let open = shapeText.firstIndex(of: "("),
+            let close = shapeText.firstIndex(of: ")")
+        else { throw .invalidArgument("\(path): .npy header has no 'shape'") }
+        let shape = shapeText[shapeText.index(after: open)..<close].split(separator: ",").compactMap {
+            Int($0.trimmingPrefix(while: { $0 == " " }))
+        }
+        guard let rows = shape.first, rows > 0 else { throw .invalidArgument("\(path): empty array") }
+        let width = shape.dropFirst().reduce(1, *)
+        let sizes: [String: Int] = [
+            "<f4": 4, "<f8": 8, "<i4": 4, "<i8": 8, "|u1": 1, "|i1": 1, "<u4": 4, "<i2": 2, "<u2": 2, "|b1": 1,
+        ]
+        guard let size = sizes[dtype] else {
+            throw .invalidArgument(
+                "\(path): dtype '\(dtype)' is not supported; expected one of "
+                    + sizes.keys.sorted().joined(separator: ", ")
+            )
+        }
+        let dataStart = headerStart + headerLength
+        guard bytes.count - dataStart >= rows * width * size else {
+            throw .invalidArgument(
+                "\(path): holds \(bytes.count - dataStart) data bytes, shape \(shape) needs \(rows * width * size)"
+            )
+        }
+        return bytes.withUnsafeBytes { raw in
+            var result: [[Double]] = []
+            result.reserveCapacity(rows)
+            for r in 0..<rows {
+                var row: [Double] = []
+                row.reserveCapacity(width)
+                for c in 0..<width {
+                    let offset = dataStart + (r * width + c) * size
+                    let v: Double
+                    switch dtype {
+                    case "<f4":
+                        v = Double(Float(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                    case "<f8": v = Double(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                    case "<i4": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: Int32.self))
+                    case "<i8": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: Int64.self))
+                    case "<u4": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                    case "<i2": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: Int16.self))
+                    case "<u2": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+                    case "|i1": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: Int8.self))
+                    default: v = Double(raw[offset])
+                    }
+                    row.append(v)
+                }
+                result.append(row)
+            }
+            return result
+        }
+    }
+}
