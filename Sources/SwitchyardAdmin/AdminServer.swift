@@ -167,7 +167,10 @@ public struct AdminServer: Sendable {
             return try JSONDecoder().decode(T.self, from: data)
         } catch {
             let detail = describe(error)
-            throw AdminHTTPError(.badRequest, detail.hasPrefix("body") ? path + detail.dropFirst(4) : "\(path).\(detail)")
+            throw AdminHTTPError(
+                .badRequest,
+                detail.hasPrefix("body") ? path + detail.dropFirst(4) : "\(path).\(detail)"
+            )
         }
     }
 
@@ -301,10 +304,13 @@ public struct AdminServer: Sendable {
             }
             var weights: [String: Double] = [:]
             for (version, value) in table {
-                guard let number = value as? NSNumber, !(value is Bool) else {
+                // Through the decoder: `NSNumber` cannot tell `true` from 1 on every platform.
+                guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]),
+                    let number = try? JSONDecoder().decode(Double.self, from: data)
+                else {
                     throw AdminHTTPError(.badRequest, "weights.\(version): expected a number, got \(value)")
                 }
-                weights[version] = number.doubleValue
+                weights[version] = number
             }
             let generation = try server.perform { () throws(SwitchyardError) in
                 try server.control.setWeights(model: model, weights: weights, actor: actor, reason: reason)
@@ -321,7 +327,8 @@ public struct AdminServer: Sendable {
             try Self.rejectUnknownKeys(object, allowed: ["version", "fraction", "explicit"], path: "shadow")
             // An empty object, or fraction 0, turns mirroring off.
             let shadow: RouteConfiguration.ShadowSettings? =
-                object.isEmpty ? nil : try Self.decode(RouteConfiguration.ShadowSettings.self, from: object, path: "shadow")
+                object.isEmpty
+                ? nil : try Self.decode(RouteConfiguration.ShadowSettings.self, from: object, path: "shadow")
             let generation = try server.perform { () throws(SwitchyardError) in
                 try server.control.setShadow(
                     model: model,

@@ -310,7 +310,11 @@ public struct MetricsRenderer: Sendable {
         for (key, aggregate) in aggregates {
             out.sample("switchyard_shadow_classified_total", labels(key), aggregate.classified)
         }
-        out.family("switchyard_shadow_agreements_total", "counter", "Classified pairs whose argmax agreed on every row.")
+        out.family(
+            "switchyard_shadow_agreements_total",
+            "counter",
+            "Classified pairs whose argmax agreed on every row."
+        )
         for (key, aggregate) in aggregates {
             out.sample("switchyard_shadow_agreements_total", labels(key), aggregate.agreed)
         }
@@ -370,7 +374,8 @@ public struct MetricsRenderer: Sendable {
         }
         let feedback = routing.feedbackCounters
         out.family("switchyard_feedback_reports_total", "counter", "Explicit bandit feedback reports by outcome.")
-        for (outcome, count) in [("applied", feedback.applied), ("late", feedback.late), ("unknown", feedback.unknown)] {
+        for (outcome, count) in [("applied", feedback.applied), ("late", feedback.late), ("unknown", feedback.unknown)]
+        {
             out.sample("switchyard_feedback_reports_total", [("outcome", outcome)], count)
         }
         out.family("switchyard_feedback_expired_total", "counter", "Decisions whose feedback never came in time.")

@@ -42,7 +42,8 @@ struct AdminOptions: ParsableArguments {
         if let error { throw ValidationError("\(method) \(url): \(error.localizedDescription)") }
         let object = data.flatMap { try? JSONSerialization.jsonObject(with: $0, options: [.fragmentsAllowed]) }
         guard let status, (200..<300).contains(status) else {
-            let message = (object as? [String: Any])?["error"] as? String ?? data.map { String(decoding: $0, as: UTF8.self) }
+            let message =
+                (object as? [String: Any])?["error"] as? String ?? data.map { String(decoding: $0, as: UTF8.self) }
             FileHandle.standardError.write(Data("error (HTTP \(status ?? 0)): \(message ?? "no answer")\n".utf8))
             throw ExitCode(1)
         }

@@ -122,7 +122,9 @@ struct Serve: ParsableCommand {
             frontEnd: {
                 let statistics = server.statistics
                 return FrontEndCounters(
-                    callsByCode: Dictionary(uniqueKeysWithValues: statistics.callsByStatus.map { ($0.key.rawValue, $0.value) }),
+                    callsByCode: Dictionary(
+                        uniqueKeysWithValues: statistics.callsByStatus.map { ($0.key.rawValue, $0.value) }
+                    ),
                     connectionsOpen: statistics.connectionsOpen,
                     connectionsAccepted: statistics.connectionsAccepted,
                     connectionsRejected: statistics.connectionsRejected,

@@ -123,7 +123,9 @@ import Testing
         #expect(AdminConfiguration(listen: "127.0.0.1:8002").validate().isEmpty)
         #expect(
             AdminConfiguration(listen: "0.0.0.0:8002").validate()
-                == ["admin.listen: '0.0.0.0:8002' is reachable beyond loopback; set admin.token or SWITCHYARD_ADMIN_TOKEN"]
+                == [
+                    "admin.listen: '0.0.0.0:8002' is reachable beyond loopback; set admin.token or SWITCHYARD_ADMIN_TOKEN"
+                ]
         )
         #expect(AdminConfiguration(listen: "0.0.0.0:8002", token: "t").validate().isEmpty)
         #expect(AdminConfiguration(listen: "nonsense").validate().first?.hasPrefix("admin.listen: expected") == true)
