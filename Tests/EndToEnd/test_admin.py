@@ -230,3 +230,54 @@ def test_auth_metrics_and_cli(setup, request):
     out = subprocess.run(cli + ["routes", "set", "digits", "--policy", "fixed", "--version", "2=1", *url],
                          capture_output=True, text=True)  # no token in the environment
     assert out.returncode == 1 and "HTTP 401" in out.stderr, out.stderr
+
+
+def test_sighup_reload_is_audited_and_persisted(setup, request):
+    start, root = setup
+    gateway = getattr(request.module, "_gateway", None)
+    if gateway is None or gateway.process.poll() is not None:
+        gateway = request.module._gateway = start()
+    import signal
+    import time
+
+    assert admin(gateway, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 7, "2": 3}})[0] == 200
+    audit = root / "audit.jsonl"
+    before = len(audit.read_text().splitlines())
+    generation = admin(gateway, "GET", "/v1/routes")[1]["generation"]
+    gateway.process.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while time.time() < deadline and admin(gateway, "GET", "/v1/routes")[1]["generation"] == generation:
+        time.sleep(0.05)
+    routes = admin(gateway, "GET", "/v1/routes")[1]
+    assert routes["generation"] == generation + 1
+    # The configuration file's 50/50 is back in force, audited as the reload and persisted.
+    assert [v["weight"] for v in routes["routes"][0]["versions"]] == [50, 50]
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert len(entries) == before + 1
+    assert entries[-1]["actor"] == "sighup" and entries[-1]["action"] == "routes.reload"
+    assert entries[-1]["generation"] == generation + 1
+    state = json.loads((root / "routes-state.json").read_text())
+    assert [v["weight"] for v in state["routes"][0]["versions"]] == [50, 50]
+
+
+@pytest.mark.parametrize("listen,env,message", [
+    ("0.0.0.0:{port}", {}, "is reachable beyond loopback; set admin.token or SWITCHYARD_ADMIN_TOKEN"),
+    ("127.0.0.1:{busy}", {}, "admin API stopped"),
+])
+def test_admin_port_refusals(tmp_path, listen, env, message):
+    import socket
+
+    from conftest import free_port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        address = listen.format(port=free_port(), busy=busy.getsockname()[1])
+        out = subprocess.run(
+            [binary(), "serve", "--model-repository", str(MODELS), "--listen", f"127.0.0.1:{free_port()}",
+             "--admin-listen", address],
+            env={k: v for k, v in {**os.environ, **env}.items() if k != "SWITCHYARD_ADMIN_TOKEN"},
+            capture_output=True, text=True, timeout=60,
+        )
+    assert out.returncode != 0
+    assert message in out.stderr + out.stdout, out.stderr
