@@ -155,26 +155,24 @@ public struct MetricsRenderer: Sendable {
 
         out.family(
             "switchyard_request_duration_seconds",
-            "summary",
-            "Time from decode to response of inference calls, by outcome."
+            "histogram",
+            "Time from decode to response of inference calls that reached a pool, successful or failed."
         )
+        let bounds = LatencyHistogram.upperBoundsNanoseconds.map { PrometheusText.format(Double($0) / 1e9) }
         for (_, version, _) in versions {
             let statistics = version.statistics
-            let outcomes: [(String, UInt64, UInt64)] = [
-                (
-                    "success", statistics.successNanoseconds.load(ordering: .relaxed),
-                    statistics.successCount.load(ordering: .relaxed)
-                ),
-                (
-                    "failure", statistics.failureNanoseconds.load(ordering: .relaxed),
-                    statistics.failureCount.load(ordering: .relaxed)
-                ),
-            ]
-            for (outcome, nanoseconds, count) in outcomes {
-                let l = labels(version) + [("outcome", outcome)]
-                out.sample("switchyard_request_duration_seconds_sum", l, Double(nanoseconds) / 1e9)
-                out.sample("switchyard_request_duration_seconds_count", l, count)
+            let counts = statistics.latency.bucketCounts
+            var cumulative: UInt64 = 0
+            for (index, count) in counts.enumerated() {
+                cumulative += count
+                let le = index < bounds.count ? bounds[index] : "+Inf"
+                out.sample("switchyard_request_duration_seconds_bucket", labels(version) + [("le", le)], cumulative)
             }
+            let nanoseconds =
+                statistics.successNanoseconds.load(ordering: .relaxed)
+                &+ statistics.failureNanoseconds.load(ordering: .relaxed)
+            out.sample("switchyard_request_duration_seconds_sum", labels(version), Double(nanoseconds) / 1e9)
+            out.sample("switchyard_request_duration_seconds_count", labels(version), cumulative)
         }
 
         out.family("switchyard_queue_wait_seconds", "summary", "Time successful calls waited in the pool's queue.")
