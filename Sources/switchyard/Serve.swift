@@ -135,7 +135,8 @@ struct Serve: ParsableCommand {
             version: InferenceService.serverVersion,
             logger: logger
         )
-        let adminTask = try admin.start()
+        // Left running through the drain, so that /readyz answers 503 until the process exits.
+        try admin.start()
         let listenAddress = try HostAndPort(parsing: settings.listen)
         logger.notice(
             "serving",
@@ -166,7 +167,6 @@ struct Serve: ParsableCommand {
             registry.shutdown()
             // The pools have completed every shadow job, so every pair has reached the sink.
             sink.close()
-            adminTask.cancel()
             logComparisons(sink, logger: logger)
             logger.notice("stopped")
             return
