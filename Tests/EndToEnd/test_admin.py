@@ -100,12 +100,13 @@ def test_weight_changes_under_load_then_restart(setup):
     channel = grpc.insecure_channel(gateway.address)
     stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
     stop = threading.Event()
-    outcome = {"ok": 0, "failed": []}
+    outcome = {"ok": 0, "failed": [], "served": []}
 
     def load():
         while not stop.is_set():
             try:
-                infer(stub)
+                route = infer(stub)
+                outcome["served"].append((int(route["generation"]), route["version"]))
                 outcome["ok"] += 1
             except Exception as error:  # noqa: BLE001 - every failure is a test failure, recorded with its text
                 outcome["failed"].append(repr(error))
@@ -113,6 +114,8 @@ def test_weight_changes_under_load_then_restart(setup):
     loader = threading.Thread(target=load)
     loader.start()
     generations = []
+    initial = admin(gateway, "GET", "/v1/routes/digits")[1]
+    weights_at = {initial["generation"]: {v["version"]: v["weight"] for v in initial["route"]["versions"]}}
     try:
         for step in range(100):
             weights = {"1": step % 7, "2": 1 + step % 5}
@@ -120,6 +123,7 @@ def test_weight_changes_under_load_then_restart(setup):
                                    headers={"X-Switchyard-Reason": f"step {step}"})
             assert status == 200, answer
             generation = answer["generation"]
+            weights_at[generation] = weights
             assert [v["weight"] for v in answer["route"]["versions"]] == [weights["1"], weights["2"]]
             # The very next call is routed on the new table.
             assert int(infer(stub)["generation"]) == generation
@@ -131,6 +135,9 @@ def test_weight_changes_under_load_then_restart(setup):
     print(f"load: {outcome['ok']} calls during 100 changes")
     assert outcome["ok"] > 0
     assert generations == list(range(generations[0], generations[0] + 100))
+    # No call was misrouted: each was served by a version with a non-zero weight in the table it names.
+    misrouted = [(g, v) for g, v in outcome["served"] if weights_at[g][v] <= 0]
+    assert misrouted == [], misrouted[:5]
 
     entries = [json.loads(line) for line in (root / "audit.jsonl").read_text().splitlines()]
     assert len(entries) == 100
