@@ -139,6 +139,32 @@ public final class AdminControl: Sendable {
         }
     }
 
+    /// Sets the bandit parameters of `model`'s bandit route. Changing them starts the bandit afresh (the learned
+    /// state belongs to the old parameters).
+    /// - Returns: the new generation.
+    /// - Throws: `notFound` for an unknown model or one without a route; `invalidArgument` when the route is not a
+    ///   bandit or with `route.bandit.…` naming a bad parameter.
+    @discardableResult
+    public func setBandit(
+        model: String,
+        bandit: RouteConfiguration.BanditSettings,
+        actor: String,
+        reason: String?
+    ) throws(SwitchyardError) -> UInt64 {
+        try requireModel(model)
+        return try change(action: "route.bandit", model: model, actor: actor, reason: reason) {
+            (old) throws(SwitchyardError) in
+            guard var route = old else {
+                throw .notFound("model '\(model)' has no route; PUT /v1/routes/\(model) first")
+            }
+            guard route.policy == .bandit else {
+                throw .invalidArgument("route.policy: model '\(model)' routes by \(route.policy), not bandit")
+            }
+            route.bandit = bandit
+            return route
+        }
+    }
+
     /// Replaces every route (a configuration reload or the persisted state at start).
     /// - Returns: the new generation.
     /// - Throws: `invalidArgument` listing every problem (`routes[i]…`); nothing changes then.

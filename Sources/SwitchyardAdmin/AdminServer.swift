@@ -51,6 +51,7 @@ public struct AdminServer: Sendable {
     private let isReady: @Sendable () -> Bool
     private let frontEnd: @Sendable () -> FrontEndCounters?
     private let metrics: MetricsRenderer
+    private let reload: (@Sendable () throws -> [RouteConfiguration])?
     private let logger: Logger
 
     static let reasonHeader = HTTPField.Name("X-Switchyard-Reason")!
@@ -64,6 +65,7 @@ public struct AdminServer: Sendable {
     ///   - isReady: whether the gateway serves (models loaded, not draining).
     ///   - frontEnd: the front end's counters, for metrics.
     ///   - version: the build version for `switchyard_build_info`.
+    ///   - reload: reads the routes of the configuration file (`POST /v1/config/reload`); `nil` when there is none.
     ///   - logger: where requests that change routes are logged (never the token).
     public init(
         configuration: AdminConfiguration,
@@ -73,6 +75,7 @@ public struct AdminServer: Sendable {
         isReady: @escaping @Sendable () -> Bool,
         frontEnd: @escaping @Sendable () -> FrontEndCounters?,
         version: String,
+        reload: (@Sendable () throws -> [RouteConfiguration])? = nil,
         logger: Logger
     ) {
         self.configuration = configuration
@@ -83,6 +86,7 @@ public struct AdminServer: Sendable {
         self.isReady = isReady
         self.frontEnd = frontEnd
         self.metrics = MetricsRenderer(version: version)
+        self.reload = reload
         self.logger = logger
     }
 
@@ -339,6 +343,48 @@ public struct AdminServer: Sendable {
             }
             server.logChange("route.shadow", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
+        }
+        router.put("/v1/routes/:model/bandit") { request, context -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            var object = try await server.object(request)
+            let reason = try Self.reason(request, object)
+            object["reason"] = nil
+            try Self.rejectUnknownKeys(
+                object,
+                allowed: [
+                    "algorithm", "epsilon", "exploration", "discount", "window", "reward", "latency_target_ms",
+                    "feedback_ttl_s",
+                ],
+                path: "bandit"
+            )
+            let bandit = try Self.decode(RouteConfiguration.BanditSettings.self, from: object, path: "route.bandit")
+            let generation = try server.perform { () throws(SwitchyardError) in
+                try server.control.setBandit(model: model, bandit: bandit, actor: actor, reason: reason)
+            }
+            server.logChange("route.bandit", model: model, actor: actor, generation: generation)
+            return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
+        }
+        router.post("/v1/config/reload") { request, _ -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let reason = try Self.reason(request, nil)
+            guard let reload = server.reload else {
+                throw AdminHTTPError(
+                    .conflict,
+                    "no configuration file to reload: the gateway was started without --config"
+                )
+            }
+            let routes: [RouteConfiguration]
+            do {
+                routes = try reload()
+            } catch {
+                throw AdminHTTPError(.badRequest, "configuration not reloaded; the running routes stay: \(error)")
+            }
+            let generation = try server.perform { () throws(SwitchyardError) in
+                try server.control.replaceAll(routes: routes, actor: actor, reason: reason ?? "configuration reloaded")
+            }
+            server.logChange("routes.reload", model: "*", actor: actor, generation: generation)
+            return Self.json(RoutesBody(generation: generation, routes: server.control.routing.routes))
         }
         router.get("/v1/models") { request, _ -> Response in
             _ = try server.authorize(request, mutating: false)

@@ -113,6 +113,8 @@ struct Serve: ParsableCommand {
             logger: logger
         )
         let port = try server.start()
+        var reload: (@Sendable () throws -> [RouteConfiguration])?
+        if let path = config { reload = { try Serve.routes(inConfigurationFile: path) } }
         let admin = AdminServer(
             configuration: adminSettings,
             control: control,
@@ -133,6 +135,7 @@ struct Serve: ParsableCommand {
                 )
             },
             version: InferenceService.serverVersion,
+            reload: reload,
             logger: logger
         )
         // Left running through the drain, so that /readyz answers 503 until the process exits.
@@ -302,6 +305,24 @@ struct Serve: ParsableCommand {
             audit: audit,
             state: state
         )
+    }
+
+    /// The `routes:` of a configuration file, for a reload; the whole file must be valid.
+    static func routes(inConfigurationFile path: String) throws -> [RouteConfiguration] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("--config \(path): file not found or unreadable")
+        }
+        let settings: ServerConfiguration
+        do {
+            settings = try YAMLDecoder().decode(ServerConfiguration.self, from: String(decoding: data, as: UTF8.self))
+        } catch {
+            throw ValidationError("--config \(path): \(error)")
+        }
+        let problems = settings.validate()
+        guard problems.isEmpty else {
+            throw ValidationError("invalid configuration: " + problems.joined(separator: "; "))
+        }
+        return settings.routes
     }
 
     /// The configuration file (or defaults) with the command-line overrides applied, validated.

@@ -288,3 +288,30 @@ def test_admin_port_refusals(tmp_path, listen, env, message):
         )
     assert out.returncode != 0
     assert message in out.stderr + out.stdout, out.stderr
+
+
+def test_config_reload_call_validates_first(setup, request):
+    start, root = setup
+    gateway = getattr(request.module, "_gateway", None)
+    if gateway is None or gateway.process.poll() is not None:
+        gateway = request.module._gateway = start()
+    config = root / "switchyard.yaml"
+    original = config.read_text()
+    before = admin(gateway, "GET", "/v1/routes")[1]
+    try:
+        config.write_text(original.replace("{version: 2, weight: 50}", "{version: 5, weight: 50}"))
+        status, answer = admin(gateway, "POST", "/v1/config/reload")
+        assert status == 400, answer
+        assert "routes[0].versions[1].version: model 'digits' has no loaded version '5'" in answer["error"], answer
+        assert admin(gateway, "GET", "/v1/routes")[1] == before
+        assert admin(gateway, "POST", "/v1/config/reload", token=None)[0] == 401
+
+        config.write_text(original.replace("{version: 1, weight: 50}", "{version: 1, weight: 20}"))
+        status, answer = admin(gateway, "POST", "/v1/config/reload", headers={"X-Switchyard-Reason": "file edit"})
+        assert status == 200, answer
+        assert answer["generation"] == before["generation"] + 1
+        assert [v["weight"] for v in answer["routes"][0]["versions"]] == [20, 50]
+        entry = json.loads((root / "audit.jsonl").read_text().splitlines()[-1])
+        assert (entry["action"], entry["actor"], entry["reason"]) == ("routes.reload", "e2e", "file edit")
+    finally:
+        config.write_text(original)

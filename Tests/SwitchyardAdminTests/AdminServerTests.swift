@@ -212,6 +212,55 @@ import Testing
         }
     }
 
+    @Test func banditParametersChangeOnlyBanditRoutes() async throws {
+        try await withClient { client, control, workspace in
+            try await client.execute(
+                uri: "/v1/routes/digits/bandit",
+                method: .put,
+                headers: Self.authorized,
+                body: Self.json(#"{"algorithm": "ucb1"}"#)
+            ) { response in
+                #expect(response.status == .badRequest)
+                let error = try Self.object(response)["error"] as? String
+                #expect(error == "route.policy: model 'digits' routes by canary, not bandit")
+            }
+            try await client.execute(
+                uri: "/v1/routes/ranker",
+                method: .put,
+                headers: Self.authorized,
+                body: Self.json(#"{"policy": "bandit", "versions": [{"version": "1"}, {"version": "3"}]}"#)
+            ) { #expect($0.status == .ok) }
+            try await client.execute(
+                uri: "/v1/routes/ranker/bandit",
+                method: .put,
+                headers: Self.authorized,
+                body: Self.json(#"{"algorithm": "epsilon_greedy", "epsilon": 1.5}"#)
+            ) { response in
+                #expect(response.status == .badRequest)
+                let error = try Self.object(response)["error"] as? String
+                #expect(error == "route.bandit.epsilon: expected 0…1, got 1.5")
+            }
+            try await client.execute(
+                uri: "/v1/routes/ranker/bandit",
+                method: .put,
+                headers: Self.authorized,
+                body: Self.json(#"{"algorithm": "epsilon_greedy", "epsilon": 0.2, "reason": "explore more"}"#)
+            ) { #expect($0.status == .ok) }
+            #expect(control.routing.route(for: "ranker")?.bandit?.epsilon == 0.2)
+            #expect(try workspace.auditEntries().map(\.action) == ["route.put", "route.bandit"])
+            #expect(try workspace.auditEntries().last?.reason == "explore more")
+        }
+    }
+
+    @Test func reloadWithoutAConfigurationFileIsAConflict() async throws {
+        try await withClient { client, control, _ in
+            try await client.execute(uri: "/v1/config/reload", method: .post, headers: Self.authorized) { response in
+                #expect(response.status == .conflict)
+            }
+            #expect(control.routing.generation == 1)
+        }
+    }
+
     @Test func anonymousChangesWithoutAToken() async throws {
         try await withClient(token: nil) { client, _, workspace in
             try await client.execute(
