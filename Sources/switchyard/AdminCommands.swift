@@ -112,8 +112,35 @@ func parseWeights(_ pairs: [String]) throws -> [String: Double] {
 struct Routes: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read or change a running gateway's routes through its admin API.",
-        subcommands: [Get.self, Set.self, Weights.self, Delete.self]
+        subcommands: [Get.self, Set.self, Weights.self, ShadowSet.self, Delete.self]
     )
+
+    struct ShadowSet: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "shadow",
+            abstract:
+                "Mirror a share of a model's calls to a version: switchyard routes shadow digits 2 --fraction 0.25."
+        )
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The model.")
+        var model: String
+        @Argument(help: "The shadow version (default: the route's other version).")
+        var version: String?
+        @Option(name: .long, help: "Share of calls mirrored, 0…1; 0 stops mirroring.")
+        var fraction: Double = 1
+        @Option(name: .long, help: "Why: recorded in the audit log.")
+        var reason: String?
+
+        func run() throws {
+            var body: [String: Any] = ["fraction": fraction]
+            if let version { body["version"] = version }
+            let answer = try options.call("PUT", "/v1/routes/\(model)/shadow", body: body, reason: reason)
+            if options.json { return try options.printJSON(answer) }
+            let object = answer as? [String: Any] ?? [:]
+            print("generation \(object["generation"] ?? "?")")
+            if let route = object["route"] as? [String: Any] { print(describeRoute(route)) }
+        }
+    }
 
     struct Get: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print every route, or one model's.")
@@ -291,6 +318,30 @@ struct Shadow: ParsableCommand {
                         + "dropped=\((sink["dropped_queue_full"] as? Int ?? 0) + (sink["dropped_write_failed"] as? Int ?? 0))"
                 )
             }
+        }
+    }
+}
+
+struct Config: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A running gateway's configuration file.",
+        subcommands: [Reload.self]
+    )
+
+    struct Reload: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-read routes from the gateway's --config file; an invalid file keeps the running routes."
+        )
+        @OptionGroup var options: AdminOptions
+        @Option(name: .long, help: "Why: recorded in the audit log.")
+        var reason: String?
+
+        func run() throws {
+            let answer = try options.call("POST", "/v1/config/reload", reason: reason)
+            if options.json { return try options.printJSON(answer) }
+            let object = answer as? [String: Any] ?? [:]
+            print("generation \(object["generation"] ?? "?")")
+            for route in object["routes"] as? [[String: Any]] ?? [] { print(describeRoute(route)) }
         }
     }
 }

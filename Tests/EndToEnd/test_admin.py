@@ -234,6 +234,14 @@ def test_auth_metrics_and_cli(setup, request):
     assert out.returncode == 0 and "digits  ready" in out.stdout, out.stdout + out.stderr
     out = subprocess.run(cli + ["shadow", "report", "--json", *url], env=env, capture_output=True, text=True)
     assert out.returncode == 0 and "pairs" in json.loads(out.stdout), out.stdout + out.stderr
+    out = subprocess.run(cli + ["routes", "shadow", "digits", "2", "--fraction", "0.5", *url], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "shadow: 2  fraction=0.5" in out.stdout, out.stdout + out.stderr
+    out = subprocess.run(cli + ["routes", "shadow", "digits", "--fraction", "0", "--json", *url], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "shadow" not in json.loads(out.stdout)["route"], out.stdout + out.stderr
+    out = subprocess.run(cli + ["config", "reload", "--json", *url], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and json.loads(out.stdout)["routes"][0]["model"] == "digits", out.stdout + out.stderr
     out = subprocess.run(cli + ["routes", "set", "digits", "--policy", "fixed", "--version", "2=1", *url],
                          capture_output=True, text=True)  # no token in the environment
     assert out.returncode == 1 and "HTTP 401" in out.stderr, out.stderr
