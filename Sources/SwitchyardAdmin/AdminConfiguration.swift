@@ -13,6 +13,7 @@ import SwitchyardCore
 ///   audit_log: admin-audit.jsonl
 ///   state_file: routes-state.json
 ///   max_body_bytes: 1048576
+///   watch_config: false           # reload routes when the --config file changes
 /// ```
 public struct AdminConfiguration: Sendable, Hashable, Codable {
     /// Listen address of the admin HTTP server. Default `127.0.0.1:8002`.
@@ -27,6 +28,8 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
     public var stateFile: String?
     /// Largest request body accepted, in bytes. Default 1 MiB.
     public var maxBodyBytes: Int
+    /// Whether a change of the `--config` file reloads the routes (checked every second). Default false.
+    public var watchConfig: Bool
 
     /// The defaults.
     public init(
@@ -35,7 +38,8 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
         tokenName: String = "operator",
         auditLog: String? = nil,
         stateFile: String? = nil,
-        maxBodyBytes: Int = 1 << 20
+        maxBodyBytes: Int = 1 << 20,
+        watchConfig: Bool = false
     ) {
         self.listen = listen
         self.token = token
@@ -43,6 +47,7 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
         self.auditLog = auditLog
         self.stateFile = stateFile
         self.maxBodyBytes = maxBodyBytes
+        self.watchConfig = watchConfig
     }
 
     enum CodingKeys: String, CodingKey {
@@ -51,6 +56,7 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
         case auditLog = "audit_log"
         case stateFile = "state_file"
         case maxBodyBytes = "max_body_bytes"
+        case watchConfig = "watch_config"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -62,6 +68,7 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
         auditLog = try c.decodeIfPresent(String.self, forKey: .auditLog)
         stateFile = try c.decodeIfPresent(String.self, forKey: .stateFile)
         maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
+        watchConfig = try c.decodeIfPresent(Bool.self, forKey: .watchConfig) ?? d.watchConfig
     }
 
     /// Whether `listen` binds a loopback address only.

@@ -140,6 +140,26 @@ struct Serve: ParsableCommand {
         )
         // Left running through the drain, so that /readyz answers 503 until the process exits.
         try admin.start()
+        var watcher: ConfigWatcher?
+        if adminSettings.watchConfig, let path = config {
+            watcher = ConfigWatcher(path: path, intervalSeconds: 1, logger: logger) {
+                do {
+                    let routes = try Serve.routes(inConfigurationFile: path)
+                    let generation = try control.replaceAll(
+                        routes: routes,
+                        actor: "config_watch",
+                        reason: "configuration file changed"
+                    )
+                    logger.notice(
+                        "routes reloaded",
+                        metadata: ["generation": "\(generation)", "routes": "\(routes.count)"]
+                    )
+                } catch {
+                    logger.error("routes not reloaded; keeping the running ones", metadata: ["reason": "\(error)"])
+                }
+            }
+            watcher?.start()
+        }
         let listenAddress = try HostAndPort(parsing: settings.listen)
         logger.notice(
             "serving",
@@ -165,6 +185,7 @@ struct Serve: ParsableCommand {
                     "signal": "\(received == SIGINT ? "SIGINT" : "SIGTERM")", "grace_s": "\(settings.drainSeconds)",
                 ]
             )
+            watcher?.stop()
             service.beginDraining()
             server.shutdown(gracePeriodSeconds: settings.drainSeconds)
             registry.shutdown()

@@ -323,3 +323,47 @@ def test_config_reload_call_validates_first(setup, request):
         assert (entry["action"], entry["actor"], entry["reason"]) == ("routes.reload", "e2e", "file edit")
     finally:
         config.write_text(original)
+
+
+def test_config_file_watch_reloads_valid_changes_only(start_gateway, tmp_path):
+    import time
+
+    repository = tmp_path / "models"
+    shutil.copytree(MODELS / "digits", repository / "digits")
+    config = tmp_path / "switchyard.yaml"
+    template = """
+routes:
+  - model: digits
+    policy: canary
+    versions: [{{version: 1, weight: {w1}}}, {{version: {v2}, weight: 50}}]
+admin:
+  audit_log: {audit}
+  watch_config: true
+"""
+    audit = tmp_path / "audit.jsonl"
+    config.write_text(template.format(w1=50, v2=2, audit=audit))
+    gateway = start_gateway("--config", str(config), repository=repository)
+    wait_admin(gateway)
+    generation = admin(gateway, "GET", "/v1/routes", token=None)[1]["generation"]
+
+    def wait_for(predicate, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.1)
+        return False
+
+    # An invalid edit is refused with its reason in the log, and the running routes stay.
+    config.write_text(template.format(w1=50, v2=8, audit=audit))
+    assert wait_for(lambda: "no loaded version '8'" in gateway.output()), gateway.output()
+    assert admin(gateway, "GET", "/v1/routes", token=None)[1]["generation"] == generation
+
+    # A valid edit is in force within a few seconds, audited as the watcher's.
+    config.write_text(template.format(w1=10, v2=2, audit=audit))
+    assert wait_for(lambda: admin(gateway, "GET", "/v1/routes", token=None)[1]["generation"] == generation + 1)
+    route = admin(gateway, "GET", "/v1/routes/digits", token=None)[1]["route"]
+    assert [v["weight"] for v in route["versions"]] == [10, 50]
+    entry = json.loads(audit.read_text().splitlines()[-1])
+    assert (entry["actor"], entry["action"]) == ("config_watch", "routes.reload")
+    gateway.stop()
