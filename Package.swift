@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // MARK: C libraries (module maps and tiny shims only)
@@ -94,6 +96,17 @@ let package = Package(
             dependencies: ["SwitchyardCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // Operator API on its own port: routes, models, shadow report, bandits, metrics; auth, audit, persistence.
+        .target(
+            name: "SwitchyardAdmin",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardModels", "SwitchyardRouting", "SwitchyardSink", "SwitchyardWorkers",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "SwitchyardInference",
             dependencies: [
@@ -107,7 +120,7 @@ let package = Package(
             name: "switchyard",
             dependencies: [
                 "SwitchyardCore", "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels",
-                "SwitchyardRouting", "SwitchyardSink", "Yams",
+                "SwitchyardRouting", "SwitchyardSink", "SwitchyardAdmin", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -173,6 +186,17 @@ let package = Package(
         .testTarget(
             name: "SwitchyardSinkTests",
             dependencies: ["SwitchyardSink", "SwitchyardCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardAdminTests",
+            dependencies: [
+                "SwitchyardAdmin", "SwitchyardRouting", "SwitchyardCore", "SwitchyardModels", "SwitchyardSink",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),

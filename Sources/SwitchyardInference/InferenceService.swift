@@ -206,6 +206,7 @@ public final class InferenceService: GRPCService {
                     )
                     statistics.successCount.add(1, ordering: .relaxed)
                     statistics.successNanoseconds.add(elapsed, ordering: .relaxed)
+                    statistics.latency.record(elapsed)
                     statistics.inferenceCount.add(UInt64(call.rows), ordering: .relaxed)
                     statistics.queueNanoseconds.add(outputs.queueNanoseconds, ordering: .relaxed)
                     statistics.computeNanoseconds.add(
@@ -216,6 +217,7 @@ public final class InferenceService: GRPCService {
                 case .failure(let error):
                     statistics.failureCount.add(1, ordering: .relaxed)
                     statistics.failureNanoseconds.add(elapsed, ordering: .relaxed)
+                    statistics.latency.record(elapsed)
                     if streaming {
                         responder.send(message: InferResponseEncoder.encodeStream(.failure(error)))
                     } else {

@@ -26,6 +26,8 @@ public final class VersionStatistics: Sendable {
     public let inferenceCount = Atomic<UInt64>(0)
     /// Wall-clock milliseconds since 1970 of the last successful inference.
     public let lastInferenceMilliseconds = Atomic<UInt64>(0)
+    /// Durations of every call (successful or failed), for the `/metrics` latency histogram.
+    public let latency = LatencyHistogram()
 
     /// Creates zeroed counters.
     public init() {}

@@ -1,4 +1,5 @@
-// `switchyard models`: load every model of a repository and print what it serves, without serving.
+// `switchyard models [check]`: load every model of a repository and print what it serves, without serving;
+// `switchyard models list` asks a running gateway's admin API instead.
 
 import ArgumentParser
 import SwitchyardCore
@@ -7,6 +8,15 @@ import SwitchyardModels
 
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
+        abstract: "Check a model repository, or list a running gateway's models.",
+        subcommands: [ModelsCheck.self, ModelsList.self],
+        defaultSubcommand: ModelsCheck.self
+    )
+}
+
+struct ModelsCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Check a model repository: load every version and print its inputs and outputs."
     )
 

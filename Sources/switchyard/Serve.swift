@@ -4,6 +4,7 @@
 public import ArgumentParser
 import Foundation
 import Logging
+import SwitchyardAdmin
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardHTTP2
@@ -31,6 +32,9 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "gRPC listen address HOST:PORT (default: 127.0.0.1:8001).")
     var listen: String?
 
+    @Option(name: .long, help: "Admin API listen address HOST:PORT (default: 127.0.0.1:8002).")
+    var adminListen: String?
+
     @Option(name: .long, help: "Front-end event-loop threads (default: 1).")
     var threads: Int?
 
@@ -54,6 +58,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let settings = try resolvedConfiguration()
+        let adminSettings = try resolvedAdminConfiguration()
         let level = logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -82,6 +87,13 @@ struct Serve: ParsableCommand {
             registry.shutdown()
             throw ValidationError("invalid configuration: \(error.message)")
         }
+        let control: AdminControl
+        do {
+            control = try makeAdminControl(adminSettings, routing: routing, registry: registry, logger: logger)
+        } catch {
+            registry.shutdown()
+            throw ValidationError("\(error.message)")
+        }
         let sink: ComparisonSink
         do {
             sink = try ComparisonSink(configuration: settings.sink, logger: logger)
@@ -101,6 +113,53 @@ struct Serve: ParsableCommand {
             logger: logger
         )
         let port = try server.start()
+        var reload: (@Sendable () throws -> [RouteConfiguration])?
+        if let path = config { reload = { try Serve.routes(inConfigurationFile: path) } }
+        let admin = AdminServer(
+            configuration: adminSettings,
+            control: control,
+            registry: registry,
+            sink: sink,
+            isReady: { service.isReady },
+            frontEnd: {
+                let statistics = server.statistics
+                return FrontEndCounters(
+                    callsByCode: Dictionary(
+                        uniqueKeysWithValues: statistics.callsByStatus.map { ($0.key.rawValue, $0.value) }
+                    ),
+                    connectionsOpen: statistics.connectionsOpen,
+                    connectionsAccepted: statistics.connectionsAccepted,
+                    connectionsRejected: statistics.connectionsRejected,
+                    protocolErrors: statistics.protocolErrors,
+                    responsesDropped: statistics.responsesDropped
+                )
+            },
+            version: InferenceService.serverVersion,
+            reload: reload,
+            logger: logger
+        )
+        // Left running through the drain, so that /readyz answers 503 until the process exits.
+        try admin.start()
+        var watcher: ConfigWatcher?
+        if adminSettings.watchConfig, let path = config {
+            watcher = ConfigWatcher(path: path, intervalSeconds: 1, logger: logger) {
+                do {
+                    let routes = try Serve.routes(inConfigurationFile: path)
+                    let generation = try control.replaceAll(
+                        routes: routes,
+                        actor: "config_watch",
+                        reason: "configuration file changed"
+                    )
+                    logger.notice(
+                        "routes reloaded",
+                        metadata: ["generation": "\(generation)", "routes": "\(routes.count)"]
+                    )
+                } catch {
+                    logger.error("routes not reloaded; keeping the running ones", metadata: ["reason": "\(error)"])
+                }
+            }
+            watcher?.start()
+        }
         let listenAddress = try HostAndPort(parsing: settings.listen)
         logger.notice(
             "serving",
@@ -117,7 +176,7 @@ struct Serve: ParsableCommand {
             var received: Int32 = 0
             sigwait(&signals, &received)
             if received == SIGHUP {
-                reloadRoutes(routing, logger: logger)
+                reloadRoutes(control, logger: logger)
                 continue
             }
             logger.notice(
@@ -126,6 +185,7 @@ struct Serve: ParsableCommand {
                     "signal": "\(received == SIGINT ? "SIGINT" : "SIGTERM")", "grace_s": "\(settings.drainSeconds)",
                 ]
             )
+            watcher?.stop()
             service.beginDraining()
             server.shutdown(gracePeriodSeconds: settings.drainSeconds)
             registry.shutdown()
@@ -150,14 +210,18 @@ struct Serve: ParsableCommand {
 
     /// SIGHUP: re-reads `routes:` from the configuration file and swaps the routing table; an invalid file
     /// keeps the running routes.
-    private func reloadRoutes(_ routing: RoutingTable, logger: Logger) {
+    private func reloadRoutes(_ control: AdminControl, logger: Logger) {
         guard config != nil else {
             logger.notice("SIGHUP received without --config; nothing to reload")
             return
         }
         do {
             let settings = try resolvedConfiguration()
-            let generation = try routing.replaceAll(routes: settings.routes)
+            let generation = try control.replaceAll(
+                routes: settings.routes,
+                actor: "sighup",
+                reason: "configuration file reloaded on SIGHUP"
+            )
             logger.notice(
                 "routes reloaded",
                 metadata: ["generation": "\(generation)", "routes": "\(settings.routes.count)"]
@@ -191,6 +255,95 @@ struct Serve: ParsableCommand {
                 "dropped_write_failed": "\(statistics.droppedWriteFailed)", "write_errors": "\(statistics.writeErrors)",
             ]
         )
+    }
+
+    /// The `admin:` section with `--admin-listen` and `SWITCHYARD_ADMIN_TOKEN` applied, validated: an admin
+    /// port beyond loopback without a token is refused.
+    private func resolvedAdminConfiguration() throws -> AdminConfiguration {
+        var admin = AdminConfiguration()
+        if let config, let data = FileManager.default.contents(atPath: config) {
+            do {
+                admin = try YAMLDecoder().decode(AdminSection.self, from: String(decoding: data, as: UTF8.self)).admin
+            } catch {
+                throw ValidationError("--config \(config): \(error)")
+            }
+        }
+        if let adminListen { admin.listen = adminListen }
+        if let token = ProcessInfo.processInfo.environment["SWITCHYARD_ADMIN_TOKEN"], !token.isEmpty {
+            admin.token = token
+        }
+        let problems = admin.validate()
+        guard problems.isEmpty else {
+            throw ValidationError("invalid configuration:\n  " + problems.joined(separator: "\n  "))
+        }
+        return admin
+    }
+
+    /// The admin plane's control over `routing`: opens the audit log and, when the state file holds routes
+    /// that are valid for the loaded models, puts them in force instead of the configuration file's.
+    private func makeAdminControl(
+        _ admin: AdminConfiguration,
+        routing: RoutingTable,
+        registry: ModelRegistry,
+        logger: Logger
+    ) throws(SwitchyardError) -> AdminControl {
+        let audit = try admin.auditLog.map { path throws(SwitchyardError) in try AuditLog(path: path) }
+        let state = admin.stateFile.map(RouteStateFile.init(path:))
+        if let state {
+            if let persisted = try state.load() {
+                do {
+                    let generation = try routing.replaceAll(routes: persisted.routes)
+                    logger.notice(
+                        "routes from the state file override the configuration file's",
+                        metadata: [
+                            "state_file": "\(state.path)", "saved_at": "\(persisted.savedAt)",
+                            "routes": "\(persisted.routes.map(\.model))", "generation": "\(generation)",
+                        ]
+                    )
+                } catch {
+                    logger.error(
+                        "state file routes are invalid for the loaded models; the configuration file's routes stay",
+                        metadata: ["state_file": "\(state.path)", "reason": "\(error.message)"]
+                    )
+                }
+            } else {
+                logger.notice(
+                    "no state file yet; the configuration file's routes are in force",
+                    metadata: ["state_file": "\(state.path)"]
+                )
+            }
+        }
+        if admin.token == nil {
+            logger.warning(
+                "admin API has no token: anyone on this machine can change routes",
+                metadata: ["address": "\(admin.listen)"]
+            )
+        }
+        return AdminControl(
+            routing: routing,
+            catalog: catalog(of: registry),
+            modelNames: { registry.models.map(\.name) },
+            audit: audit,
+            state: state
+        )
+    }
+
+    /// The `routes:` of a configuration file, for a reload; the whole file must be valid.
+    static func routes(inConfigurationFile path: String) throws -> [RouteConfiguration] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("--config \(path): file not found or unreadable")
+        }
+        let settings: ServerConfiguration
+        do {
+            settings = try YAMLDecoder().decode(ServerConfiguration.self, from: String(decoding: data, as: UTF8.self))
+        } catch {
+            throw ValidationError("--config \(path): \(error)")
+        }
+        let problems = settings.validate()
+        guard problems.isEmpty else {
+            throw ValidationError("invalid configuration: " + problems.joined(separator: "; "))
+        }
+        return settings.routes
     }
 
     /// The configuration file (or defaults) with the command-line overrides applied, validated.

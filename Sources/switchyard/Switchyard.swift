@@ -1,4 +1,5 @@
-// The `switchyard` command: `serve` runs the gateway; `models` inspects a model repository.
+// The `switchyard` command: `serve` runs the gateway; `models` inspects a model repository; `routes`,
+// `models list` and `shadow` talk to a running gateway's admin API.
 
 import ArgumentParser
 
@@ -8,7 +9,7 @@ struct Switchyard: ParsableCommand {
         commandName: "switchyard",
         abstract: "A model-serving gateway speaking the Open Inference Protocol over gRPC.",
         version: "0.1.0",
-        subcommands: [Serve.self, Models.self],
+        subcommands: [Serve.self, Models.self, Routes.self, Shadow.self, Config.self],
         defaultSubcommand: Serve.self
     )
 }

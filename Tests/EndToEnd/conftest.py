@@ -34,9 +34,11 @@ def binary() -> str:
 class Gateway:
     """A running gateway process."""
 
-    def __init__(self, args, port, log_path):
+    def __init__(self, args, port, log_path, admin_port=None):
         self.port = port
         self.address = f"127.0.0.1:{port}"
+        self.admin_port = admin_port
+        self.admin_url = f"http://127.0.0.1:{admin_port}" if admin_port else None
         self.log_path = log_path
         self.log = open(log_path, "w")
         self.process = subprocess.Popen([binary(), "serve", *args], stdout=self.log, stderr=subprocess.STDOUT)
@@ -76,8 +78,14 @@ def start_gateway(tmp_path_factory):
 
     def start(*args, repository=MODELS, tls=False):
         port = free_port()
+        # Every gateway gets its own admin port so that gateways of one session never collide on the default.
+        admin_port = free_port()
         log = tmp_path_factory.mktemp("gateway") / "gateway.log"
-        gw = Gateway(["--model-repository", str(repository), "--listen", f"127.0.0.1:{port}", *args], port, str(log))
+        gw = Gateway(
+            ["--model-repository", str(repository), "--listen", f"127.0.0.1:{port}",
+             "--admin-listen", f"127.0.0.1:{admin_port}", *args],
+            port, str(log), admin_port,
+        )
         started.append(gw)
         return gw.wait_listening(tls=tls)
 

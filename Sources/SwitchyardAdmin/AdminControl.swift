@@ -1,0 +1,252 @@
+// The admin plane's changes to the routing table: each one validated against the loaded models, persisted
+// to the state file, audited, then swapped in atomically. One lock orders them, so the audit log's
+// generations follow the table's.
+
+import Foundation
+public import SwitchyardCore
+public import SwitchyardRouting
+import Synchronization
+
+/// Applies operator changes to a `RoutingTable` with validation, persistence and auditing.
+public final class AdminControl: Sendable {
+    /// The routing table changed.
+    public let routing: RoutingTable
+    private let catalog: @Sendable (String) -> ModelCatalogEntry?
+    private let modelNames: @Sendable () -> [String]
+    private let audit: AuditLog?
+    private let state: RouteStateFile?
+    private let changes = Mutex<Void>(())
+
+    /// Creates the control.
+    /// - Parameters:
+    ///   - routing: the table to change.
+    ///   - catalog: the loaded versions of a model, `nil` for an unknown model (the table's own catalog).
+    ///   - modelNames: every model name, for "unknown model" messages.
+    ///   - audit: where changes are recorded, if anywhere.
+    ///   - state: where the routes are persisted, if anywhere.
+    public init(
+        routing: RoutingTable,
+        catalog: @escaping @Sendable (String) -> ModelCatalogEntry?,
+        modelNames: @escaping @Sendable () -> [String],
+        audit: AuditLog?,
+        state: RouteStateFile?
+    ) {
+        self.routing = routing
+        self.catalog = catalog
+        self.modelNames = modelNames
+        self.audit = audit
+        self.state = state
+    }
+
+    /// Throws `notFound` unless `model` is loaded.
+    public func requireModel(_ model: String) throws(SwitchyardError) {
+        guard catalog(model) == nil else { return }
+        let known = modelNames().joined(separator: ", ")
+        throw .notFound("unknown model '\(model)'; available models: \(known.isEmpty ? "none" : known)")
+    }
+
+    /// The route of `model`.
+    /// - Throws: `notFound` for an unknown model or a model without a route.
+    public func route(model: String) throws(SwitchyardError) -> RouteConfiguration {
+        try requireModel(model)
+        guard let route = routing.route(for: model) else {
+            throw .notFound("model '\(model)' has no route; it serves its default version")
+        }
+        return route
+    }
+
+    /// Adds or replaces the route of `route.model`.
+    /// - Returns: the new generation.
+    /// - Throws: `notFound` for an unknown model; `invalidArgument` listing every problem (`route.…`).
+    @discardableResult
+    public func put(route: RouteConfiguration, actor: String, reason: String?) throws(SwitchyardError) -> UInt64 {
+        try requireModel(route.model)
+        return try change(action: "route.put", model: route.model, actor: actor, reason: reason) { _ in route }
+    }
+
+    /// Removes the route of `model`.
+    /// - Returns: the new generation.
+    /// - Throws: `notFound` for an unknown model or one without a route.
+    @discardableResult
+    public func delete(model: String, actor: String, reason: String?) throws(SwitchyardError) -> UInt64 {
+        try requireModel(model)
+        return try change(action: "route.delete", model: model, actor: actor, reason: reason) {
+            (old) throws(SwitchyardError) in
+            guard old != nil else { throw .notFound("model '\(model)' has no route; nothing to delete") }
+            return nil
+        }
+    }
+
+    /// Sets the weights of the versions of `model`'s route; versions not named keep theirs.
+    /// - Returns: the new generation.
+    /// - Throws: `notFound` for an unknown model or one without a route; `invalidArgument` for a version not in
+    ///   the route (`weights.V`), a negative or non-finite weight, or canary weights summing to 0.
+    @discardableResult
+    public func setWeights(
+        model: String,
+        weights: [String: Double],
+        actor: String,
+        reason: String?
+    ) throws(SwitchyardError) -> UInt64 {
+        try requireModel(model)
+        guard !weights.isEmpty else { throw .invalidArgument("weights: expected at least one version: weight") }
+        return try change(action: "route.weights", model: model, actor: actor, reason: reason) {
+            (old) throws(SwitchyardError) in
+            guard var route = old else {
+                throw .notFound("model '\(model)' has no route; PUT /v1/routes/\(model) first")
+            }
+            let listed = route.versions.map(\.version)
+            var problems: [String] = []
+            for (version, weight) in weights.sorted(by: { $0.key < $1.key }) {
+                guard let index = listed.firstIndex(of: version) else {
+                    problems.append(
+                        "weights.\(version): version '\(version)' is not in the route of '\(model)'; "
+                            + "route versions: \(listed.joined(separator: ", "))"
+                    )
+                    continue
+                }
+                if !(weight >= 0) || !weight.isFinite {
+                    problems.append("weights.\(version): expected a finite number ≥ 0, got \(weight)")
+                }
+                route.versions[index].weight = weight
+            }
+            if problems.isEmpty && route.policy == .canary && !(route.versions.reduce(0) { $0 + $1.weight } > 0) {
+                problems.append("weights: canary weights must sum to more than 0")
+            }
+            guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
+            return route
+        }
+    }
+
+    /// Sets (or with `nil` removes) the shadow of `model`'s route.
+    /// - Returns: the new generation.
+    /// - Throws: `notFound` for an unknown model or one without a route; `invalidArgument` with `route.shadow.…`.
+    @discardableResult
+    public func setShadow(
+        model: String,
+        shadow: RouteConfiguration.ShadowSettings?,
+        actor: String,
+        reason: String?
+    ) throws(SwitchyardError) -> UInt64 {
+        try requireModel(model)
+        return try change(action: "route.shadow", model: model, actor: actor, reason: reason) {
+            (old) throws(SwitchyardError) in
+            guard var route = old else {
+                throw .notFound("model '\(model)' has no route; PUT /v1/routes/\(model) first")
+            }
+            route.shadow = shadow
+            return route
+        }
+    }
+
+    /// Sets the bandit parameters of `model`'s bandit route. Changing them starts the bandit afresh (the learned
+    /// state belongs to the old parameters).
+    /// - Returns: the new generation.
+    /// - Throws: `notFound` for an unknown model or one without a route; `invalidArgument` when the route is not a
+    ///   bandit or with `route.bandit.…` naming a bad parameter.
+    @discardableResult
+    public func setBandit(
+        model: String,
+        bandit: RouteConfiguration.BanditSettings,
+        actor: String,
+        reason: String?
+    ) throws(SwitchyardError) -> UInt64 {
+        try requireModel(model)
+        return try change(action: "route.bandit", model: model, actor: actor, reason: reason) {
+            (old) throws(SwitchyardError) in
+            guard var route = old else {
+                throw .notFound("model '\(model)' has no route; PUT /v1/routes/\(model) first")
+            }
+            guard route.policy == .bandit else {
+                throw .invalidArgument("route.policy: model '\(model)' routes by \(route.policy), not bandit")
+            }
+            route.bandit = bandit
+            return route
+        }
+    }
+
+    /// Replaces every route (a configuration reload or the persisted state at start).
+    /// - Returns: the new generation.
+    /// - Throws: `invalidArgument` listing every problem (`routes[i]…`); nothing changes then.
+    @discardableResult
+    public func replaceAll(
+        routes: [RouteConfiguration],
+        actor: String,
+        reason: String?,
+        persist: Bool = true
+    ) throws(SwitchyardError) -> UInt64 {
+        try changes.withLock { _ throws(SwitchyardError) in
+            let problems = RoutingTable.problems(in: routes, catalog: catalog)
+            guard problems.isEmpty else {
+                throw .invalidArgument("invalid routes:\n  " + problems.joined(separator: "\n  "))
+            }
+            let old = routing.routes
+            let sorted = routes.sorted { $0.model < $1.model }
+            let generation = routing.generation + 1
+            if persist { try save(sorted, generation: generation) }
+            try audit?.append(
+                AuditEntry(
+                    time: Self.now(),
+                    actor: actor,
+                    action: "routes.reload",
+                    model: nil,
+                    old: old,
+                    new: sorted,
+                    reason: reason,
+                    generation: generation
+                )
+            )
+            return try routing.replaceAll(routes: routes)
+        }
+    }
+
+    /// One per-model change: `transform` maps the current route (or `nil`) to the new one (or `nil` to remove);
+    /// the result is validated, persisted and audited before the table swaps.
+    private func change(
+        action: String,
+        model: String,
+        actor: String,
+        reason: String?,
+        _ transform: (RouteConfiguration?) throws(SwitchyardError) -> RouteConfiguration?
+    ) throws(SwitchyardError) -> UInt64 {
+        try changes.withLock { _ throws(SwitchyardError) in
+            let old = routing.route(for: model)
+            let new = try transform(old)
+            if let new {
+                let problems = RoutingTable.problems(in: [new], catalog: catalog, path: { _ in "route" })
+                guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
+            }
+            var routes = routing.routes.filter { $0.model != model }
+            if let new { routes.append(new) }
+            routes.sort { $0.model < $1.model }
+            // Changes are serialised by `changes`, so the table's next generation is this one.
+            let generation = routing.generation + 1
+            try save(routes, generation: generation)
+            try audit?.append(
+                AuditEntry(
+                    time: Self.now(),
+                    actor: actor,
+                    action: action,
+                    model: model,
+                    old: old.map { [$0] } ?? [],
+                    new: new.map { [$0] } ?? [],
+                    reason: reason,
+                    generation: generation
+                )
+            )
+            if let new { return try routing.replace(route: new) }
+            return try routing.remove(model: model)
+        }
+    }
+
+    private func save(_ routes: [RouteConfiguration], generation: UInt64) throws(SwitchyardError) {
+        try state?.save(RouteState(routes: routes, generation: generation, savedAt: Self.now()))
+    }
+
+    /// The current UTC time in ISO 8601 with milliseconds.
+    static func now() -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date())
+    }
+}

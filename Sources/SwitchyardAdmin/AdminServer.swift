@@ -1,0 +1,601 @@
+// The admin HTTP API (Hummingbird, HTTP/1.1 on its own port): routes, models, shadow report, bandit state,
+// health, readiness and metrics, with bearer-token auth and JSON errors that name the offending field.
+
+import Foundation
+import HTTPTypes
+public import Hummingbird
+public import Logging
+public import SwitchyardCore
+public import SwitchyardModels
+import SwitchyardRouting
+public import SwitchyardSink
+
+/// An admin API error: an HTTP status and a message, answered as `{"error": message}`.
+struct AdminHTTPError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let message: String
+
+    init(_ status: HTTPResponse.Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    init(_ error: SwitchyardError) {
+        switch error.code {
+        case .invalidArgument: status = .badRequest
+        case .notFound: status = .notFound
+        case .failedPrecondition: status = .conflict
+        default: status = .internalServerError
+        }
+        message = error.message
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = AdminServer.json(ErrorBody(error: message), status: status)
+        if status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer realm=\"switchyard-admin\"" }
+        return response
+    }
+}
+
+struct ErrorBody: Encodable { var error: String }
+
+/// The admin API server.
+public struct AdminServer: Sendable {
+    /// The settings (listen address, body limit).
+    public let configuration: AdminConfiguration
+    /// The route changes.
+    public let control: AdminControl
+    private let token: [UInt8]?
+    private let registry: ModelRegistry
+    private let sink: ComparisonSink?
+    private let isReady: @Sendable () -> Bool
+    private let frontEnd: @Sendable () -> FrontEndCounters?
+    private let metrics: MetricsRenderer
+    private let reload: (@Sendable () throws -> [RouteConfiguration])?
+    private let logger: Logger
+
+    static let reasonHeader = HTTPField.Name("X-Switchyard-Reason")!
+
+    /// Creates the server.
+    /// - Parameters:
+    ///   - configuration: settings; `configuration.token` (already merged with the environment) enables auth.
+    ///   - control: applies route changes.
+    ///   - registry: the loaded models.
+    ///   - sink: the comparison sink, for the shadow report and metrics.
+    ///   - isReady: whether the gateway serves (models loaded, not draining).
+    ///   - frontEnd: the front end's counters, for metrics.
+    ///   - version: the build version for `switchyard_build_info`.
+    ///   - reload: reads the routes of the configuration file (`POST /v1/config/reload`); `nil` when there is none.
+    ///   - logger: where requests that change routes are logged (never the token).
+    public init(
+        configuration: AdminConfiguration,
+        control: AdminControl,
+        registry: ModelRegistry,
+        sink: ComparisonSink?,
+        isReady: @escaping @Sendable () -> Bool,
+        frontEnd: @escaping @Sendable () -> FrontEndCounters?,
+        version: String,
+        reload: (@Sendable () throws -> [RouteConfiguration])? = nil,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.control = control
+        self.token = configuration.token.map { Array($0.utf8) }
+        self.registry = registry
+        self.sink = sink
+        self.isReady = isReady
+        self.frontEnd = frontEnd
+        self.metrics = MetricsRenderer(version: version)
+        self.reload = reload
+        self.logger = logger
+    }
+
+    // MARK: Auth
+
+    /// The actor of a request, or a 401: with a token configured, mutations (and, beyond loopback,
+    /// everything) need `Authorization: Bearer <token>`; a wrong token is refused everywhere.
+    func authorize(_ request: Request, mutating: Bool) throws -> String {
+        guard let token else { return "anonymous" }
+        guard let header = request.headers[.authorization] else {
+            if mutating || !configuration.isLoopback {
+                throw AdminHTTPError(.unauthorized, "missing bearer token: send 'Authorization: Bearer <token>'")
+            }
+            return "anonymous"
+        }
+        let prefix = "Bearer "
+        guard header.hasPrefix(prefix), Self.constantTimeEquals(Array(header.utf8.dropFirst(prefix.utf8.count)), token)
+        else { throw AdminHTTPError(.unauthorized, "invalid bearer token") }
+        return configuration.tokenName
+    }
+
+    /// Compares in time that depends only on the lengths, so the comparison leaks no prefix of the token.
+    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
+        if a.count != b.count { difference |= 1 }
+        let count = max(a.count, b.count)
+        for index in 0..<count {
+            let x = index < a.count ? a[index] : 0
+            let y = index < b.count ? b[index] : 0
+            difference |= x ^ y
+        }
+        return difference == 0
+    }
+
+    // MARK: Bodies
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{\"error\":\"response could not be encoded\"}".utf8)
+        var body = ByteBuffer()
+        body.writeBytes(data)
+        body.writeString("\n")
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: body)
+        )
+    }
+
+    /// The request body as a JSON object, within the size limit.
+    func object(_ request: Request) async throws -> [String: Any] {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw AdminHTTPError(
+                .contentTooLarge,
+                "request body exceeds admin.max_body_bytes (\(configuration.maxBodyBytes) bytes)"
+            )
+        }
+        let data = Data(buffer.readableBytesView)
+        guard !data.isEmpty else { throw AdminHTTPError(.badRequest, "body: expected a JSON object, got nothing") }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+            throw AdminHTTPError(.badRequest, "body: malformed JSON: \(detail)")
+        }
+        guard let object = parsed as? [String: Any] else {
+            throw AdminHTTPError(.badRequest, "body: expected a JSON object")
+        }
+        return object
+    }
+
+    /// Decodes `object` as `T`, reporting the failing key path.
+    static func decode<T: Decodable>(_ type: T.Type, from object: Any, path: String) throws -> T {
+        do {
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.fragmentsAllowed])
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            let detail = describe(error)
+            throw AdminHTTPError(
+                .badRequest,
+                detail.hasPrefix("body") ? path + detail.dropFirst(4) : "\(path).\(detail)"
+            )
+        }
+    }
+
+    /// Refuses keys that are not in `allowed`, which would otherwise be ignored silently (a typo of `weight`).
+    static func rejectUnknownKeys(_ object: [String: Any], allowed: Set<String>, path: String) throws {
+        for key in object.keys.sorted() where !allowed.contains(key) {
+            throw AdminHTTPError(
+                .badRequest,
+                "\(path).\(key): unknown field; expected one of \(allowed.sorted().joined(separator: ", "))"
+            )
+        }
+    }
+
+    /// The reason of a change: the `X-Switchyard-Reason` header, else the body's `reason` field.
+    static func reason(_ request: Request, _ object: [String: Any]?) throws -> String? {
+        if let header = request.headers[reasonHeader], !header.isEmpty { return header }
+        guard let value = object?["reason"] else { return nil }
+        guard let text = value as? String else { throw AdminHTTPError(.badRequest, "reason: expected a string") }
+        return text
+    }
+
+    /// Runs a change, mapping its errors to HTTP statuses.
+    func perform(_ body: () throws(SwitchyardError) -> UInt64) throws -> UInt64 {
+        do {
+            return try body()
+        } catch {
+            throw AdminHTTPError(error)
+        }
+    }
+
+    // MARK: Router
+
+    /// The routes of the admin API.
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let server = self
+        router.get("/healthz") { request, _ -> Response in
+            _ = try server.authorize(request, mutating: false)
+            return Self.json(["status": "ok"])
+        }
+        router.get("/readyz") { request, _ -> Response in
+            _ = try server.authorize(request, mutating: false)
+            let ready = server.isReady()
+            return Self.json(["status": ready ? "ready" : "not ready"], status: ready ? .ok : .serviceUnavailable)
+        }
+        router.get("/metrics") { request, _ -> Response in
+            _ = try server.authorize(request, mutating: false)
+            let text = server.metrics.render(
+                registry: server.registry,
+                routing: server.control.routing,
+                sink: server.sink,
+                frontEnd: server.frontEnd(),
+                ready: server.isReady()
+            )
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: text))
+            )
+        }
+        router.get("/v1/routes") { request, _ -> Response in
+            _ = try server.authorize(request, mutating: false)
+            let routing = server.control.routing
+            return Self.json(RoutesBody(generation: routing.generation, routes: routing.routes))
+        }
+        router.get("/v1/routes/:model") { request, context -> Response in
+            _ = try server.authorize(request, mutating: false)
+            let model = try context.parameters.require("model")
+            let route: RouteConfiguration
+            do throws(SwitchyardError) {
+                route = try server.control.route(model: model)
+            } catch {
+                throw AdminHTTPError(error)
+            }
+            return Self.json(ChangeBody(generation: server.control.routing.generation, route: route))
+        }
+        router.put("/v1/routes/:model") { request, context -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            var object = try await server.object(request)
+            let reason = try Self.reason(request, object)
+            object["reason"] = nil
+            try Self.rejectUnknownKeys(
+                object,
+                allowed: ["model", "policy", "versions", "sticky", "bandit", "shadow"],
+                path: "route"
+            )
+            if let named = object["model"] {
+                guard let named = named as? String, named == model else {
+                    throw AdminHTTPError(
+                        .badRequest,
+                        "route.model: the body names '\(object["model"] ?? "")' but the path names '\(model)'"
+                    )
+                }
+            }
+            object["model"] = model
+            if let versions = object["versions"] as? [Any] {
+                for (index, entry) in versions.enumerated() {
+                    guard let entry = entry as? [String: Any] else { continue }
+                    try Self.rejectUnknownKeys(entry, allowed: ["version", "weight"], path: "route.versions[\(index)]")
+                }
+            }
+            let route = try Self.decode(RouteConfiguration.self, from: object, path: "route")
+            let generation = try server.perform { () throws(SwitchyardError) in
+                try server.control.put(route: route, actor: actor, reason: reason)
+            }
+            server.logChange("route.put", model: model, actor: actor, generation: generation)
+            return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
+        }
+        router.delete("/v1/routes/:model") { request, context -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            let reason = try Self.reason(request, nil)
+            let generation = try server.perform { () throws(SwitchyardError) in
+                try server.control.delete(model: model, actor: actor, reason: reason)
+            }
+            server.logChange("route.delete", model: model, actor: actor, generation: generation)
+            return Self.json(ChangeBody(generation: generation, route: nil))
+        }
+        router.patch("/v1/routes/:model/weights") { request, context -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            let object = try await server.object(request)
+            let reason = try Self.reason(request, object)
+            try Self.rejectUnknownKeys(object, allowed: ["weights", "reason"], path: "body")
+            guard let raw = object["weights"] else {
+                throw AdminHTTPError(.badRequest, "weights: required field missing; expected {\"version\": weight, …}")
+            }
+            guard let table = raw as? [String: Any] else {
+                throw AdminHTTPError(.badRequest, "weights: expected an object {\"version\": weight, …}")
+            }
+            var weights: [String: Double] = [:]
+            for (version, value) in table {
+                // Through the decoder: `NSNumber` cannot tell `true` from 1 on every platform.
+                guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]),
+                    let number = try? JSONDecoder().decode(Double.self, from: data)
+                else {
+                    throw AdminHTTPError(.badRequest, "weights.\(version): expected a number, got \(value)")
+                }
+                weights[version] = number
+            }
+            let generation = try server.perform { () throws(SwitchyardError) in
+                try server.control.setWeights(model: model, weights: weights, actor: actor, reason: reason)
+            }
+            server.logChange("route.weights", model: model, actor: actor, generation: generation)
+            return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
+        }
+        router.put("/v1/routes/:model/shadow") { request, context -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            var object = try await server.object(request)
+            let reason = try Self.reason(request, object)
+            object["reason"] = nil
+            try Self.rejectUnknownKeys(object, allowed: ["version", "fraction", "explicit"], path: "shadow")
+            // An empty object, or fraction 0, turns mirroring off.
+            let shadow: RouteConfiguration.ShadowSettings? =
+                object.isEmpty
+                ? nil : try Self.decode(RouteConfiguration.ShadowSettings.self, from: object, path: "shadow")
+            let generation = try server.perform { () throws(SwitchyardError) in
+                try server.control.setShadow(
+                    model: model,
+                    shadow: shadow?.fraction == 0 ? nil : shadow,
+                    actor: actor,
+                    reason: reason
+                )
+            }
+            server.logChange("route.shadow", model: model, actor: actor, generation: generation)
+            return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
+        }
+        router.put("/v1/routes/:model/bandit") { request, context -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            var object = try await server.object(request)
+            let reason = try Self.reason(request, object)
+            object["reason"] = nil
+            try Self.rejectUnknownKeys(
+                object,
+                allowed: [
+                    "algorithm", "epsilon", "exploration", "discount", "window", "reward", "latency_target_ms",
+                    "feedback_ttl_s",
+                ],
+                path: "bandit"
+            )
+            let bandit = try Self.decode(RouteConfiguration.BanditSettings.self, from: object, path: "route.bandit")
+            let generation = try server.perform { () throws(SwitchyardError) in
+                try server.control.setBandit(model: model, bandit: bandit, actor: actor, reason: reason)
+            }
+            server.logChange("route.bandit", model: model, actor: actor, generation: generation)
+            return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
+        }
+        router.post("/v1/config/reload") { request, _ -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let reason = try Self.reason(request, nil)
+            guard let reload = server.reload else {
+                throw AdminHTTPError(
+                    .conflict,
+                    "no configuration file to reload: the gateway was started without --config"
+                )
+            }
+            let routes: [RouteConfiguration]
+            do {
+                routes = try reload()
+            } catch {
+                throw AdminHTTPError(.badRequest, "configuration not reloaded; the running routes stay: \(error)")
+            }
+            let generation = try server.perform { () throws(SwitchyardError) in
+                try server.control.replaceAll(routes: routes, actor: actor, reason: reason ?? "configuration reloaded")
+            }
+            server.logChange("routes.reload", model: "*", actor: actor, generation: generation)
+            return Self.json(RoutesBody(generation: generation, routes: server.control.routing.routes))
+        }
+        router.get("/v1/models") { request, _ -> Response in
+            _ = try server.authorize(request, mutating: false)
+            return Self.json(ModelsBody(models: server.registry.models.map(ModelBody.init)))
+        }
+        router.get("/v1/shadow/report") { request, _ -> Response in
+            _ = try server.authorize(request, mutating: false)
+            let aggregates = server.sink?.aggregates ?? [:]
+            let pairs = aggregates.sorted { $0.key.description < $1.key.description }.map(ShadowPairBody.init)
+            return Self.json(ShadowReportBody(pairs: pairs, sink: server.sink.map { SinkBody($0.statistics) }))
+        }
+        router.get("/v1/bandits/:model") { request, context -> Response in
+            _ = try server.authorize(request, mutating: false)
+            let model = try context.parameters.require("model")
+            do throws(SwitchyardError) {
+                try server.control.requireModel(model)
+            } catch {
+                throw AdminHTTPError(error)
+            }
+            guard let report = server.control.routing.banditState(model: model) else {
+                throw AdminHTTPError(.notFound, "model '\(model)' has no bandit route")
+            }
+            return Self.json(BanditBody(model: model, report: report))
+        }
+        return router
+    }
+
+    private func logChange(_ action: String, model: String, actor: String, generation: UInt64) {
+        logger.notice(
+            "admin change",
+            metadata: ["action": "\(action)", "model": "\(model)", "actor": "\(actor)", "generation": "\(generation)"]
+        )
+    }
+
+    // MARK: Running
+
+    /// Starts serving on `configuration.listen` in a task of its own; a failure to bind is logged and ends the
+    /// process, since a gateway whose operators cannot reach it should not look healthy.
+    /// - Throws: `invalidArgument` for a bad listen address.
+    @discardableResult
+    public func start() throws(SwitchyardError) -> Task<Void, Never> {
+        let address: HostAndPort
+        do { address = try HostAndPort(parsing: configuration.listen) } catch {
+            throw .invalidArgument("admin.listen: \(error)")
+        }
+        let app = Application(
+            router: makeRouter(),
+            configuration: ApplicationConfiguration(
+                address: .hostname(address.host, port: address.port),
+                serverName: "switchyard-admin"
+            ),
+            logger: logger
+        )
+        let logger = self.logger
+        let listen = configuration.listen
+        let authenticated = configuration.token != nil
+        return Task.detached {
+            do {
+                logger.notice("admin API listening", metadata: ["address": "\(listen)", "auth": "\(authenticated)"])
+                try await app.runService(gracefulShutdownSignals: [])
+            } catch {
+                logger.critical("admin API stopped", metadata: ["address": "\(listen)", "reason": "\(error)"])
+                exit(1)
+            }
+        }
+    }
+}
+
+// MARK: Response bodies
+
+struct RoutesBody: Encodable {
+    var generation: UInt64
+    var routes: [RouteConfiguration]
+}
+
+struct ChangeBody: Encodable {
+    var generation: UInt64
+    var route: RouteConfiguration?
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(generation, forKey: .generation)
+        try c.encode(route, forKey: .route)
+    }
+
+    enum CodingKeys: String, CodingKey { case generation, route }
+}
+
+struct ModelsBody: Encodable { var models: [ModelBody] }
+
+struct ModelBody: Encodable {
+    struct Version: Encodable {
+        var version: String
+        var requests_succeeded: UInt64
+        var requests_failed: UInt64
+        var queue_depth: Int
+        var batches: UInt64
+    }
+    var name: String
+    var ready: Bool
+    var default_version: String?
+    var versions: [Version]
+    var failures: [String: String]
+    var slo_ms: Double
+    var max_batch_size: Int
+
+    init(_ entry: ModelEntry) {
+        name = entry.name
+        ready = entry.isReady
+        default_version = entry.defaultVersion?.version
+        versions = entry.versions.map { version in
+            let pool = version.pool.statistics
+            return Version(
+                version: version.version,
+                requests_succeeded: version.statistics.successCount.load(ordering: .relaxed),
+                requests_failed: version.statistics.failureCount.load(ordering: .relaxed),
+                queue_depth: pool.queued,
+                batches: pool.batches
+            )
+        }
+        failures = entry.failures
+        slo_ms = entry.configuration.sloMilliseconds
+        max_batch_size = entry.configuration.maxBatchSize
+    }
+}
+
+struct ShadowPairBody: Encodable {
+    var model: String
+    var primary_version: String
+    var shadow_version: String
+    var pairs: UInt64
+    var compared: UInt64
+    var classified: UInt64
+    var agreed: UInt64
+    var agreement_rate: Double?
+    var divergence_p50: Double?
+    var divergence_p99: Double?
+    var divergence_max: Double
+    var mean_latency_delta_ms: Double?
+    var primary_errors: UInt64
+    var shadow_errors: UInt64
+
+    init(_ item: (key: ComparisonKey, value: ComparisonAggregate)) {
+        let a = item.value
+        model = item.key.model
+        primary_version = item.key.primaryVersion
+        shadow_version = item.key.shadowVersion
+        pairs = a.pairs
+        compared = a.compared
+        classified = a.classified
+        agreed = a.agreed
+        agreement_rate = a.agreementRate
+        divergence_p50 = a.divergence.quantile(0.5)
+        divergence_p99 = a.divergence.quantile(0.99)
+        divergence_max = a.divergence.max
+        mean_latency_delta_ms = a.meanLatencyDeltaMilliseconds
+        primary_errors = a.primaryErrors
+        shadow_errors = a.shadowErrors
+    }
+}
+
+struct SinkBody: Encodable {
+    var recorded: UInt64
+    var written: UInt64
+    var dropped_queue_full: UInt64
+    var dropped_write_failed: UInt64
+    var queued: Int
+
+    init(_ s: SinkStatistics) {
+        recorded = s.recorded
+        written = s.written
+        dropped_queue_full = s.droppedQueueFull
+        dropped_write_failed = s.droppedWriteFailed
+        queued = s.queued
+    }
+}
+
+struct ShadowReportBody: Encodable {
+    var pairs: [ShadowPairBody]
+    var sink: SinkBody?
+}
+
+struct BanditBody: Encodable {
+    struct Arm: Encodable {
+        var version: String
+        var pulls: UInt64
+        var rewards: UInt64
+        var observations: Double
+        var reward_sum: Double
+        var mean_reward: Double?
+        var posterior_alpha: Double
+        var posterior_beta: Double
+    }
+    var model: String
+    var algorithm: String
+    var arms: [Arm]
+
+    init(model: String, report: BanditReport) {
+        self.model = model
+        algorithm = report.algorithm.rawValue
+        arms = zip(report.versions, report.arms).map { version, arm in
+            Arm(
+                version: version,
+                pulls: arm.pulls,
+                rewards: arm.rewards,
+                observations: arm.observations,
+                reward_sum: arm.rewardSum,
+                mean_reward: arm.meanReward,
+                posterior_alpha: arm.posteriorAlpha,
+                posterior_beta: arm.posteriorBeta
+            )
+        }
+    }
+}

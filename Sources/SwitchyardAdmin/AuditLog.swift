@@ -1,0 +1,97 @@
+// The admin audit log: one JSON object per change, appended and fsync'd before the change takes effect,
+// so that every route in force has its entry on disk.
+
+import Foundation
+public import SwitchyardCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One audited change.
+public struct AuditEntry: Sendable, Hashable, Codable {
+    /// ISO 8601 UTC time of the change.
+    public var time: String
+    /// Who made it: the token's name, `anonymous`, or `sighup` for a configuration reload.
+    public var actor: String
+    /// What was done: `route.put`, `route.delete`, `route.weights`, `route.shadow`, `routes.reload`.
+    public var action: String
+    /// The model changed (`nil` for whole-table actions).
+    public var model: String?
+    /// The routes before (one element for per-model actions, empty when there was none).
+    public var old: [RouteConfiguration]
+    /// The routes after.
+    public var new: [RouteConfiguration]
+    /// Why, as the operator said (`X-Switchyard-Reason` header or `reason` field).
+    public var reason: String?
+    /// The routing table generation the change published.
+    public var generation: UInt64
+
+    /// Creates an entry.
+    public init(
+        time: String,
+        actor: String,
+        action: String,
+        model: String?,
+        old: [RouteConfiguration],
+        new: [RouteConfiguration],
+        reason: String?,
+        generation: UInt64
+    ) {
+        self.time = time
+        self.actor = actor
+        self.action = action
+        self.model = model
+        self.old = old
+        self.new = new
+        self.reason = reason
+        self.generation = generation
+    }
+}
+
+/// An append-only JSON Lines file of `AuditEntry`, each line fsync'd before `append` returns.
+public final class AuditLog: Sendable {
+    /// The file's path.
+    public let path: String
+    private let descriptor: Mutex<Int32>
+
+    /// Opens (creating if needed) the log for appending.
+    /// - Throws: `failedPrecondition` naming the path and the system error.
+    public init(path: String) throws(SwitchyardError) {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            throw SwitchyardError(.failedPrecondition, "admin.audit_log \(path): \(String(cString: strerror(errno)))")
+        }
+        self.path = path
+        descriptor = Mutex(fd)
+    }
+
+    deinit { descriptor.withLock { _ = close($0) } }
+
+    /// Appends one entry and fsyncs it.
+    /// - Throws: `internal` when the write or fsync fails.
+    public func append(_ entry: AuditEntry) throws(SwitchyardError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard var line = try? encoder.encode(entry) else { throw .internal("audit entry could not be encoded") }
+        line.append(0x0A)
+        let failure: String? = descriptor.withLock { fd in
+            let ok = line.withUnsafeBytes { bytes -> Bool in
+                var offset = 0
+                while offset < bytes.count {
+                    let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        return false
+                    }
+                    offset += written
+                }
+                return true
+            }
+            guard ok, fsync(fd) == 0 else { return String(cString: strerror(errno)) }
+            return nil
+        }
+        if let failure { throw .internal("audit log \(path): \(failure)") }
+    }
+}

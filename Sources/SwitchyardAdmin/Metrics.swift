@@ -1,0 +1,382 @@
+// /metrics in the Prometheus text format (0.0.4), rendered at scrape time from the counters the gateway
+// already keeps (per-version statistics, pool snapshots, sink aggregates, front-end counters, bandit state),
+// so that serving a call pays nothing for metrics.
+
+import Foundation
+public import SwitchyardModels
+public import SwitchyardRouting
+public import SwitchyardSink
+import Synchronization
+
+/// Front-end counters as the admin API sees them (the HTTP/2 front end's statistics, mapped by the caller).
+public struct FrontEndCounters: Sendable, Hashable {
+    /// Finished gRPC calls by numeric `grpc-status`.
+    public var callsByCode: [Int: Int]
+    /// Connections open now.
+    public var connectionsOpen: Int
+    /// Connections accepted since start.
+    public var connectionsAccepted: Int
+    /// Connections refused at the connection limit.
+    public var connectionsRejected: Int
+    /// HTTP/2 or TLS protocol errors.
+    public var protocolErrors: Int
+    /// Responses that arrived after their call had ended.
+    public var responsesDropped: Int
+
+    /// Creates counters.
+    public init(
+        callsByCode: [Int: Int] = [:],
+        connectionsOpen: Int = 0,
+        connectionsAccepted: Int = 0,
+        connectionsRejected: Int = 0,
+        protocolErrors: Int = 0,
+        responsesDropped: Int = 0
+    ) {
+        self.callsByCode = callsByCode
+        self.connectionsOpen = connectionsOpen
+        self.connectionsAccepted = connectionsAccepted
+        self.connectionsRejected = connectionsRejected
+        self.protocolErrors = protocolErrors
+        self.responsesDropped = responsesDropped
+    }
+}
+
+/// Writes metric families in the Prometheus text format.
+struct PrometheusText {
+    private(set) var text = ""
+
+    /// Starts a family with its HELP and TYPE lines.
+    mutating func family(_ name: String, _ type: String, _ help: String) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+
+    /// One sample.
+    mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
+        text += name
+        if !labels.isEmpty {
+            text += "{"
+            text += labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",")
+            text += "}"
+        }
+        text += " "
+        text += Self.format(value)
+        text += "\n"
+    }
+
+    mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: UInt64) {
+        sample(name, labels, Double(value))
+    }
+
+    mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Int) {
+        sample(name, labels, Double(value))
+    }
+
+    static func escape(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    static func format(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == value.rounded() && abs(value) < 1e15 { return String(Int64(value)) }
+        return "\(value)"
+    }
+}
+
+/// Renders every metric family of the gateway.
+public struct MetricsRenderer: Sendable {
+    /// The build version reported by `switchyard_build_info`.
+    public var version: String
+
+    /// Creates a renderer.
+    public init(version: String) { self.version = version }
+
+    /// The exposition of the current state.
+    public func render(
+        registry: ModelRegistry,
+        routing: RoutingTable,
+        sink: ComparisonSink?,
+        frontEnd: FrontEndCounters?,
+        ready: Bool
+    ) -> String {
+        var out = PrometheusText()
+        out.family("switchyard_build_info", "gauge", "Build information; always 1.")
+        out.sample("switchyard_build_info", [("version", version)], 1)
+        out.family("switchyard_ready", "gauge", "1 when every model loaded and the gateway is not draining.")
+        out.sample("switchyard_ready", [], ready ? 1 : 0)
+        out.family("switchyard_route_generation", "gauge", "Generation of the routing table in force.")
+        out.sample("switchyard_route_generation", [], routing.generation)
+        renderModels(registry, into: &out)
+        renderFrontEnd(frontEnd, into: &out)
+        renderShadow(sink, into: &out)
+        renderBandits(routing, into: &out)
+        return out.text
+    }
+
+    private func renderModels(_ registry: ModelRegistry, into out: inout PrometheusText) {
+        let versions = registry.models.flatMap { entry in entry.versions.map { (entry, $0, $0.pool.statistics) } }
+        func labels(_ version: ModelVersion) -> [(String, String)] {
+            [("model", version.model), ("version", version.version)]
+        }
+
+        out.family("switchyard_model_version_loaded", "gauge", "1 per loaded version, 0 per version that failed.")
+        for entry in registry.models {
+            for version in entry.versions {
+                out.sample("switchyard_model_version_loaded", labels(version), 1)
+            }
+            for failed in entry.failures.keys.sorted() {
+                out.sample("switchyard_model_version_loaded", [("model", entry.name), ("version", failed)], 0)
+            }
+        }
+
+        out.family("switchyard_requests_total", "counter", "Inference calls by model, version and outcome.")
+        for (_, version, _) in versions {
+            let statistics = version.statistics
+            out.sample(
+                "switchyard_requests_total",
+                labels(version) + [("outcome", "success")],
+                statistics.successCount.load(ordering: .relaxed)
+            )
+            out.sample(
+                "switchyard_requests_total",
+                labels(version) + [("outcome", "failure")],
+                statistics.failureCount.load(ordering: .relaxed)
+            )
+        }
+
+        out.family(
+            "switchyard_request_duration_seconds",
+            "histogram",
+            "Time from decode to response of inference calls that reached a pool, successful or failed."
+        )
+        let bounds = LatencyHistogram.upperBoundsNanoseconds.map { PrometheusText.format(Double($0) / 1e9) }
+        for (_, version, _) in versions {
+            let statistics = version.statistics
+            let counts = statistics.latency.bucketCounts
+            var cumulative: UInt64 = 0
+            for (index, count) in counts.enumerated() {
+                cumulative += count
+                let le = index < bounds.count ? bounds[index] : "+Inf"
+                out.sample("switchyard_request_duration_seconds_bucket", labels(version) + [("le", le)], cumulative)
+            }
+            let nanoseconds =
+                statistics.successNanoseconds.load(ordering: .relaxed)
+                &+ statistics.failureNanoseconds.load(ordering: .relaxed)
+            out.sample("switchyard_request_duration_seconds_sum", labels(version), Double(nanoseconds) / 1e9)
+            out.sample("switchyard_request_duration_seconds_count", labels(version), cumulative)
+        }
+
+        out.family("switchyard_queue_wait_seconds", "summary", "Time successful calls waited in the pool's queue.")
+        for (_, version, _) in versions {
+            let statistics = version.statistics
+            out.sample(
+                "switchyard_queue_wait_seconds_sum",
+                labels(version),
+                Double(statistics.queueNanoseconds.load(ordering: .relaxed)) / 1e9
+            )
+            out.sample(
+                "switchyard_queue_wait_seconds_count",
+                labels(version),
+                statistics.successCount.load(ordering: .relaxed)
+            )
+        }
+
+        out.family("switchyard_compute_seconds_total", "counter", "Engine time of executed batches, by work class.")
+        for (_, version, pool) in versions {
+            out.sample(
+                "switchyard_compute_seconds_total",
+                labels(version) + [("class", "primary")],
+                Double(pool.computeNanoseconds) / 1e9
+            )
+            out.sample(
+                "switchyard_compute_seconds_total",
+                labels(version) + [("class", "shadow")],
+                Double(pool.shadowComputeNanoseconds) / 1e9
+            )
+        }
+
+        out.family("switchyard_batch_size_rows", "histogram", "Rows per executed primary batch.")
+        for (_, version, pool) in versions {
+            var bounds: [Int] = []
+            var bound = 1
+            while bound < pool.batchCounts.count - 1 {
+                bounds.append(bound)
+                bound *= 2
+            }
+            if pool.batchCounts.count > 1 { bounds.append(pool.batchCounts.count - 1) }
+            var cumulative: UInt64 = 0
+            var rows = 0.0
+            var next = 0
+            for (size, count) in pool.batchCounts.enumerated() {
+                rows += Double(size) * Double(count)
+                while next < bounds.count && bounds[next] < size {
+                    out.sample(
+                        "switchyard_batch_size_rows_bucket",
+                        labels(version) + [("le", String(bounds[next]))],
+                        cumulative
+                    )
+                    next += 1
+                }
+                cumulative += count
+            }
+            while next < bounds.count {
+                out.sample(
+                    "switchyard_batch_size_rows_bucket",
+                    labels(version) + [("le", String(bounds[next]))],
+                    cumulative
+                )
+                next += 1
+            }
+            out.sample("switchyard_batch_size_rows_bucket", labels(version) + [("le", "+Inf")], cumulative)
+            out.sample("switchyard_batch_size_rows_sum", labels(version), rows)
+            out.sample("switchyard_batch_size_rows_count", labels(version), cumulative)
+        }
+
+        out.family("switchyard_queue_depth", "gauge", "Jobs waiting in the pool's queue now, by work class.")
+        for (_, version, pool) in versions {
+            out.sample("switchyard_queue_depth", labels(version) + [("class", "primary")], pool.queued)
+            out.sample("switchyard_queue_depth", labels(version) + [("class", "shadow")], pool.shadowQueued)
+        }
+
+        out.family("switchyard_workers_busy", "gauge", "Workers running a batch now.")
+        for (_, version, pool) in versions { out.sample("switchyard_workers_busy", labels(version), pool.busyWorkers) }
+
+        out.family(
+            "switchyard_rejected_total",
+            "counter",
+            "Primary jobs refused or dropped before running, by reason (shed = latency target unreachable, "
+                + "expired = deadline passed)."
+        )
+        for (_, version, pool) in versions {
+            for (reason, count) in [
+                ("queue_full", pool.rejectedQueueFull), ("shed", pool.shed), ("expired", pool.deadlineExceeded),
+                ("cancelled", pool.cancelled), ("shutting_down", pool.rejectedShuttingDown),
+            ] {
+                out.sample("switchyard_rejected_total", labels(version) + [("reason", reason)], count)
+            }
+        }
+
+        out.family("switchyard_shadow_jobs_total", "counter", "Mirrored (shadow) jobs by outcome.")
+        for (_, version, pool) in versions {
+            for (outcome, count) in [
+                ("succeeded", pool.shadowSucceeded), ("failed", pool.shadowFailed), ("dropped", pool.shadowDropped),
+            ] {
+                out.sample("switchyard_shadow_jobs_total", labels(version) + [("outcome", outcome)], count)
+            }
+        }
+    }
+
+    private func renderFrontEnd(_ frontEnd: FrontEndCounters?, into out: inout PrometheusText) {
+        guard let frontEnd else { return }
+        out.family("switchyard_grpc_calls_total", "counter", "Finished gRPC calls by grpc-status code.")
+        for code in frontEnd.callsByCode.keys.sorted() {
+            out.sample("switchyard_grpc_calls_total", [("grpc_code", String(code))], frontEnd.callsByCode[code] ?? 0)
+        }
+        out.family("switchyard_connections_open", "gauge", "HTTP/2 connections open now.")
+        out.sample("switchyard_connections_open", [], frontEnd.connectionsOpen)
+        out.family("switchyard_connections_total", "counter", "HTTP/2 connections by outcome.")
+        out.sample("switchyard_connections_total", [("outcome", "accepted")], frontEnd.connectionsAccepted)
+        out.sample("switchyard_connections_total", [("outcome", "rejected")], frontEnd.connectionsRejected)
+        out.family("switchyard_protocol_errors_total", "counter", "HTTP/2 or TLS protocol errors.")
+        out.sample("switchyard_protocol_errors_total", [], frontEnd.protocolErrors)
+        out.family("switchyard_responses_dropped_total", "counter", "Responses that arrived after their call ended.")
+        out.sample("switchyard_responses_dropped_total", [], frontEnd.responsesDropped)
+    }
+
+    private func renderShadow(_ sink: ComparisonSink?, into out: inout PrometheusText) {
+        guard let sink else { return }
+        let aggregates = sink.aggregates.sorted { $0.key.description < $1.key.description }
+        func labels(_ key: ComparisonKey) -> [(String, String)] {
+            [("model", key.model), ("primary_version", key.primaryVersion), ("shadow_version", key.shadowVersion)]
+        }
+        out.family("switchyard_shadow_pairs_total", "counter", "Shadow/primary pairs compared by the sink.")
+        for (key, aggregate) in aggregates { out.sample("switchyard_shadow_pairs_total", labels(key), aggregate.pairs) }
+        out.family(
+            "switchyard_shadow_classified_total",
+            "counter",
+            "Compared pairs with a classification output (the denominator of agreement)."
+        )
+        for (key, aggregate) in aggregates {
+            out.sample("switchyard_shadow_classified_total", labels(key), aggregate.classified)
+        }
+        out.family(
+            "switchyard_shadow_agreements_total",
+            "counter",
+            "Classified pairs whose argmax agreed on every row."
+        )
+        for (key, aggregate) in aggregates {
+            out.sample("switchyard_shadow_agreements_total", labels(key), aggregate.agreed)
+        }
+        out.family("switchyard_shadow_errors_total", "counter", "Pairs where one side failed, by side.")
+        for (key, aggregate) in aggregates {
+            out.sample("switchyard_shadow_errors_total", labels(key) + [("side", "primary")], aggregate.primaryErrors)
+            out.sample("switchyard_shadow_errors_total", labels(key) + [("side", "shadow")], aggregate.shadowErrors)
+        }
+        out.family(
+            "switchyard_shadow_divergence",
+            "summary",
+            "Max |primary − shadow| output difference per compared pair (quantiles within 9%)."
+        )
+        for (key, aggregate) in aggregates {
+            for q in [0.5, 0.9, 0.99] {
+                if let value = aggregate.divergence.quantile(q) {
+                    out.sample("switchyard_shadow_divergence", labels(key) + [("quantile", "\(q)")], value)
+                }
+            }
+            out.sample("switchyard_shadow_divergence_sum", labels(key), aggregate.divergence.sum)
+            out.sample("switchyard_shadow_divergence_count", labels(key), aggregate.divergence.count)
+        }
+        let statistics = sink.statistics
+        out.family("switchyard_sink_records_total", "counter", "Comparison records by stage.")
+        out.sample("switchyard_sink_records_total", [("stage", "recorded")], statistics.recorded)
+        out.sample("switchyard_sink_records_total", [("stage", "written")], statistics.written)
+        out.family("switchyard_sink_dropped_total", "counter", "Comparison records dropped, by reason.")
+        out.sample("switchyard_sink_dropped_total", [("reason", "queue_full")], statistics.droppedQueueFull)
+        out.sample("switchyard_sink_dropped_total", [("reason", "write_failed")], statistics.droppedWriteFailed)
+        out.family("switchyard_sink_queue_depth", "gauge", "Comparison records waiting for the writer.")
+        out.sample("switchyard_sink_queue_depth", [], statistics.queued)
+        out.family("switchyard_sink_written_bytes_total", "counter", "Bytes of comparison records written.")
+        out.sample("switchyard_sink_written_bytes_total", [], statistics.bytesWritten)
+    }
+
+    private func renderBandits(_ routing: RoutingTable, into out: inout PrometheusText) {
+        let bandits = routing.routes.compactMap { route in
+            routing.banditState(model: route.model).map { (route.model, $0) }
+        }
+        out.family("switchyard_bandit_pulls_total", "counter", "Times a bandit chose each version.")
+        for (model, report) in bandits {
+            for (version, arm) in zip(report.versions, report.arms) {
+                out.sample("switchyard_bandit_pulls_total", [("model", model), ("version", version)], arm.pulls)
+            }
+        }
+        out.family("switchyard_bandit_rewards_total", "counter", "Rewards received by each bandit arm.")
+        for (model, report) in bandits {
+            for (version, arm) in zip(report.versions, report.arms) {
+                out.sample("switchyard_bandit_rewards_total", [("model", model), ("version", version)], arm.rewards)
+            }
+        }
+        out.family("switchyard_bandit_reward_sum", "gauge", "Effective reward sum of each arm after discounting.")
+        for (model, report) in bandits {
+            for (version, arm) in zip(report.versions, report.arms) {
+                out.sample("switchyard_bandit_reward_sum", [("model", model), ("version", version)], arm.rewardSum)
+            }
+        }
+        let feedback = routing.feedbackCounters
+        out.family("switchyard_feedback_reports_total", "counter", "Explicit bandit feedback reports by outcome.")
+        for (outcome, count) in [("applied", feedback.applied), ("late", feedback.late), ("unknown", feedback.unknown)]
+        {
+            out.sample("switchyard_feedback_reports_total", [("outcome", outcome)], count)
+        }
+        out.family("switchyard_feedback_expired_total", "counter", "Decisions whose feedback never came in time.")
+        out.sample("switchyard_feedback_expired_total", [], feedback.expired)
+    }
+}
