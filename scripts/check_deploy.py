@@ -447,6 +447,13 @@ def send_traffic(grpc_port):
     return "40 calls sent"
 
 
+def generation(admin_port, token):
+    """switchyard_route_generation from /metrics, or None."""
+    _, text = http_get(f"http://127.0.0.1:{admin_port}/metrics", token)
+    match = re.search(r"^switchyard_route_generation (\d+)", text, re.M)
+    return int(match.group(1)) if match else None
+
+
 def supports_admin(binary):
     out = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True)
     return "--admin-listen" in out.stdout + out.stderr
@@ -460,7 +467,7 @@ def run_gateway(binary, config_name, config, dashboard, report):
         config = dict(config)
         config["listen"] = f"127.0.0.1:{grpc_port}"
         config["model_repository"] = str(ROOT / "models")
-        if config.get("sink", {}).get("directory"):
+        if (config.get("sink") or {}).get("directory"):
             config["sink"] = dict(config["sink"], directory=f"{scratch}/comparisons")
         admin = dict(config.get("admin") or {})
         for key in ("audit_log", "state_file"):
@@ -505,7 +512,18 @@ def run_gateway(binary, config_name, config, dashboard, report):
                     problems.append(f"/metrics with a wrong token answered {error.code}, expected 401")
             status, text = http_get(f"http://127.0.0.1:{admin_port}/metrics", token)
             families, samples = parse_exposition(text)
-            report.result(name, problems, f"ready, {traffic}, /metrics scraped")
+            # The operator's live reload (deploy/README.md): the mounted file changes, then SIGHUP.
+            before = generation(admin_port, token)
+            config_file.write_text(yaml.safe_dump(dict(config, routes=[])))
+            process.send_signal(signal.SIGHUP)
+            after = before
+            deadline = time.monotonic() + 10
+            while after == before and time.monotonic() < deadline:
+                time.sleep(0.2)
+                after = generation(admin_port, token)
+            if after is None or before is None or after <= before:
+                problems.append(f"SIGHUP (routes: rewritten) did not advance the route generation ({before} → {after})")
+            report.result(name, problems, f"ready, {traffic}, /metrics scraped, SIGHUP reload {before} → {after}")
             check_dashboard_live(dashboard, families, samples, config_name, report)
         finally:
             process.send_signal(signal.SIGTERM)
