@@ -42,7 +42,12 @@ if [ $want_test = 1 ]; then
         bash scripts/install-triton-clients.sh "$venv" "$venv-sysroot"
         "$venv/bin/pip" install -q grpcio onnx onnxruntime scikit-learn skl2onnx pytest numpy
     fi
+fi
+
+if [ $want_test = 1 ]; then
+    venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
     if ! "$venv/bin/python" -c 'import yamllint, kubernetes_validate' 2>/dev/null; then
+        echo "bootstrap: installing the deploy/ checkers into $venv"
         "$venv/bin/pip" install -q yamllint kubernetes-validate
     fi
 fi
