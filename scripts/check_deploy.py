@@ -454,6 +454,33 @@ def generation(admin_port, token):
     return int(match.group(1)) if match else None
 
 
+def wait_for_generation(admin_port, token, before, seconds):
+    after = before
+    deadline = time.monotonic() + seconds
+    while after == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = generation(admin_port, token)
+    return after
+
+
+def mount_config(directory, config, revision):
+    """Lays the file out as a ConfigMap volume does, and updates it the way the kubelet does: the data in
+    a new directory, the `..data` symlink swapped atomically, the file itself a symlink through `..data`."""
+    directory.mkdir(exist_ok=True)
+    data = directory / f"..revision_{revision}"
+    data.mkdir()
+    (data / "switchyard.yaml").write_text(yaml.safe_dump(config))
+    (directory / "..data_tmp").symlink_to(data.name)
+    os.replace(directory / "..data_tmp", directory / "..data")
+    link = directory / "switchyard.yaml"
+    if not link.is_symlink():
+        link.symlink_to("..data/switchyard.yaml")
+    for old in directory.glob("..revision_*"):
+        if old != data:
+            shutil.rmtree(old)
+    return link
+
+
 def supports_admin(binary):
     out = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True)
     return "--admin-listen" in out.stdout + out.stderr
@@ -474,8 +501,7 @@ def run_gateway(binary, config_name, config, dashboard, report):
             if admin.get(key):
                 admin[key] = f"{scratch}/{Path(admin[key]).name}"
         config["admin"] = admin
-        config_file = Path(scratch) / "switchyard.yaml"
-        config_file.write_text(yaml.safe_dump(config))
+        config_file = mount_config(Path(scratch) / "config", config, 1)
         token = secrets.token_hex(16)
         log = open(Path(scratch) / "gateway.log", "w+")
         process = subprocess.Popen(
@@ -512,18 +538,27 @@ def run_gateway(binary, config_name, config, dashboard, report):
                     problems.append(f"/metrics with a wrong token answered {error.code}, expected 401")
             status, text = http_get(f"http://127.0.0.1:{admin_port}/metrics", token)
             families, samples = parse_exposition(text)
-            # The operator's live reload (deploy/README.md): the mounted file changes, then SIGHUP.
+            # The operator's reloads (deploy/README.md): SIGHUP re-reads the file; with admin.watch_config a
+            # ConfigMap update (the kubelet's symlink swap) is picked up without a signal.
+            notes = [traffic, "/metrics scraped"]
             before = generation(admin_port, token)
-            config_file.write_text(yaml.safe_dump(dict(config, routes=[])))
             process.send_signal(signal.SIGHUP)
-            after = before
-            deadline = time.monotonic() + 10
-            while after == before and time.monotonic() < deadline:
-                time.sleep(0.2)
-                after = generation(admin_port, token)
+            after = wait_for_generation(admin_port, token, before, 10)
             if after is None or before is None or after <= before:
-                problems.append(f"SIGHUP (routes: rewritten) did not advance the route generation ({before} → {after})")
-            report.result(name, problems, f"ready, {traffic}, /metrics scraped, SIGHUP reload {before} → {after}")
+                problems.append(f"SIGHUP did not advance the route generation ({before} → {after})")
+            notes.append(f"SIGHUP reload {before} → {after}")
+            if admin.get("watch_config"):
+                before = after
+                mount_config(Path(scratch) / "config", dict(config, routes=[]), 2)
+                after = wait_for_generation(admin_port, token, before, 5)
+                if after is None or before is None or after <= before:
+                    problems.append(
+                        "admin.watch_config is set, but the gateway did not reload routes within 5 s of a "
+                        f"ConfigMap-style update of its file ({before} → {after}): this build does not watch "
+                        "its configuration file"
+                    )
+                notes.append(f"file update picked up {before} → {after}")
+            report.result(name, problems, ", ".join(notes))
             check_dashboard_live(dashboard, families, samples, config_name, report)
         finally:
             process.send_signal(signal.SIGTERM)
