@@ -160,6 +160,10 @@ def check_consistency(name, docs, report):
         mounted = [v for v in volumes.values() if v.get("configMap", {}).get("name") == config_map["metadata"]["name"]]
         if not mounted:
             problems.append(f"ConfigMap {config_map['metadata']['name']} is not mounted by the Deployment")
+        for mount in gateway.get("volumeMounts", []):
+            # The kubelet never updates a subPath mount, so a ConfigMap change would never reach the pod.
+            if any(v["name"] == mount["name"] for v in mounted) and mount.get("subPath"):
+                problems.append("the configuration is mounted with subPath: ConfigMap updates would not reach it")
         args = gateway.get("args", [])
         if "--config" not in args:
             problems.append("the gateway container does not pass --config")
