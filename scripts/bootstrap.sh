@@ -2,7 +2,8 @@
 # Installs what Switchyard needs on a fresh Debian/Ubuntu machine, skipping what is already there.
 #   scripts/bootstrap.sh          system libraries to build and run the gateway
 #   scripts/bootstrap.sh --test   plus the test tools: h2load/nghttp, openssl, and a Python environment with
-#                                 grpcio, tritonclient, perf_analyzer, onnx, onnxruntime, scikit-learn, skl2onnx
+#                                 grpcio, tritonclient, perf_analyzer, onnx, onnxruntime, scikit-learn, skl2onnx,
+#                                 and the deploy/ checkers (yamllint, kubernetes-validate with its bundled schemas)
 # The Swift toolchain (6.1 or later) must already be on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,5 +41,13 @@ if [ $want_test = 1 ]; then
         mkdir -p "$(dirname "$venv")"
         bash scripts/install-triton-clients.sh "$venv" "$venv-sysroot"
         "$venv/bin/pip" install -q grpcio onnx onnxruntime scikit-learn skl2onnx pytest numpy prometheus_client
+    fi
+fi
+
+if [ $want_test = 1 ]; then
+    venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
+    if ! "$venv/bin/python" -c 'import yamllint, kubernetes_validate' 2>/dev/null; then
+        echo "bootstrap: installing the deploy/ checkers into $venv"
+        "$venv/bin/pip" install -q yamllint kubernetes-validate
     fi
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Switchyard test: formatting, a warnings-as-errors build, the Swift unit and integration
 # tests, and the end-to-end tests with stock clients (grpcio, tritonclient, perf_analyzer) against the
-# real gateway binary. Installs missing system packages and the Python test environment first.
+# real gateway binary, and the deploy/ checks (scripts/check-deploy.sh). Installs missing system packages
+# and the Python test environment first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh --test
@@ -20,3 +21,6 @@ swift test --skip-build
 
 echo "== end-to-end tests with stock clients"
 SWITCHYARD_BIN="$(swift build --show-bin-path)/switchyard" python -m pytest -q Tests/EndToEnd
+
+echo "== deploy/: manifests, dashboard and a live /metrics scrape"
+SWITCHYARD_BIN="$(swift build --show-bin-path)/switchyard" bash scripts/check-deploy.sh
