@@ -49,10 +49,12 @@ let package = Package(
 
         // MARK: The request path
         .target(name: "SwitchyardCore", swiftSettings: strict),
+        // TLS sessions over memory BIOs, shared by the server and the load generator.
+        .target(name: "SwitchyardTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(
             name: "SwitchyardHTTP2",
             dependencies: [
-                "SwitchyardCore", "CNghttp2", "COpenSSL", "CZlib", "CEpoll",
+                "SwitchyardCore", "SwitchyardTLS", "CNghttp2", "COpenSSL", "CZlib", "CEpoll",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -131,7 +133,7 @@ let package = Package(
         .target(
             name: "SwitchyardLoad",
             dependencies: [
-                "SwitchyardCore", "CNghttp2", "COpenSSL", "CEpoll", "Yams",
+                "SwitchyardCore", "SwitchyardTLS", "CNghttp2", "COpenSSL", "CEpoll", "Yams",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strict

@@ -1,22 +1,9 @@
-// The one file that talks to OpenSSL: a server context (certificate, key, TLS 1.2+, ALPN "h2", optional
-// client-certificate verification) and a per-connection session over memory BIOs, so the connection code
-// moves ciphertext between the socket and OpenSSL exactly as it moves plaintext into nghttp2.
+// The server's OpenSSL context: certificate, key, TLS 1.2+, ALPN "h2" only, optional client-certificate
+// verification. Each connection's session over memory BIOs is SwitchyardTLS's MemoryBIOSession.
 
 internal import COpenSSL
 import SwitchyardCore
-
-/// The most recent OpenSSL errors as text (and clears the queue).
-private func openSSLErrors() -> String {
-    var parts: [String] = []
-    while true {
-        let code = ERR_get_error()
-        if code == 0 { break }
-        var buffer = [CChar](repeating: 0, count: 256)
-        ERR_error_string_n(code, &buffer, buffer.count)
-        parts.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    }
-    return parts.isEmpty ? "no OpenSSL error detail" : parts.joined(separator: "; ")
-}
+import SwitchyardTLS
 
 /// ALPN: pick "h2" from the client's list, or refuse the handshake (no fallback to HTTP/1.1).
 private let alpnSelect:
@@ -89,103 +76,10 @@ final class TLSContext: @unchecked Sendable {
     deinit { SSL_CTX_free(context) }
 }
 
-/// One connection's TLS state over memory BIOs. Loop-confined.
-final class TLSSession {
-    private let ssl: OpaquePointer
-    private let input: OpaquePointer  // ciphertext from the socket
-    private let output: OpaquePointer  // ciphertext for the socket
-    /// Whether the handshake completed (ALPN then chose "h2").
-    private(set) var established = false
+/// One connection's TLS state over memory BIOs (shared with the load generator's client). Loop-confined.
+typealias TLSSession = MemoryBIOSession
 
-    init?(context: TLSContext) {
-        guard let ssl = SSL_new(context.context) else { return nil }
-        guard let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
-            SSL_free(ssl)
-            return nil
-        }
-        self.ssl = ssl
-        self.input = input
-        self.output = output
-        SSL_set_bio(ssl, input, output)
-        SSL_set_accept_state(ssl)
-    }
-
-    deinit { SSL_free(ssl) }
-
-    /// What became of ciphertext fed in.
-    enum ReadResult {
-        case ok
-        case failed(String)
-        case closed
-    }
-
-    /// Feeds ciphertext from the socket; runs the handshake and hands each decrypted chunk to `onPlaintext`.
-    func receive(
-        _ ciphertext: UnsafeRawBufferPointer,
-        scratch: UnsafeMutableRawBufferPointer,
-        onPlaintext: (UnsafeRawBufferPointer) -> Bool
-    ) -> ReadResult {
-        if ciphertext.count > 0 {
-            let written = BIO_write(input, ciphertext.baseAddress, Int32(ciphertext.count))
-            if written != Int32(ciphertext.count) { return .failed("TLS: cannot buffer \(ciphertext.count) bytes") }
-        }
-        if !established {
-            let status = SSL_do_handshake(ssl)
-            if status != 1 {
-                let error = SSL_get_error(ssl, status)
-                if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { return .ok }
-                let verify = SSL_get_verify_result(ssl)
-                let detail =
-                    verify != X509_V_OK
-                    ? " (peer certificate: \(String(cString: X509_verify_cert_error_string(verify))))" : ""
-                return .failed("TLS handshake failed: \(openSSLErrors())\(detail)")
-            }
-            var alpn: UnsafePointer<UInt8>? = nil
-            var alpnLength: UInt32 = 0
-            SSL_get0_alpn_selected(ssl, &alpn, &alpnLength)
-            guard alpnLength == 2, let alpn, alpn[0] == UInt8(ascii: "h"), alpn[1] == UInt8(ascii: "2") else {
-                return .failed("TLS: client did not negotiate ALPN \"h2\"")
-            }
-            established = true
-        }
-        while true {
-            let count = SSL_read(ssl, scratch.baseAddress, Int32(scratch.count))
-            if count > 0 {
-                if !onPlaintext(UnsafeRawBufferPointer(rebasing: scratch[0..<Int(count)])) { return .ok }
-                continue
-            }
-            let error = SSL_get_error(ssl, count)
-            switch error {
-            case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE: return .ok
-            case SSL_ERROR_ZERO_RETURN: return .closed
-            default: return .failed("TLS read failed: \(openSSLErrors())")
-            }
-        }
-    }
-
-    /// Encrypts plaintext for the peer; the ciphertext is collected by `drain(into:)`.
-    func send(_ plaintext: UnsafeRawBufferPointer) -> Bool {
-        var offset = 0
-        while offset < plaintext.count {
-            let n = SSL_write(ssl, plaintext.baseAddress! + offset, Int32(plaintext.count - offset))
-            if n <= 0 { return false }
-            offset += Int(n)
-        }
-        return true
-    }
-
-    /// Moves pending ciphertext (handshake records, alerts, encrypted data) to the socket's output buffer.
-    func drain(into buffer: inout [UInt8]) {
-        while true {
-            let pending = BIO_ctrl_pending(output)
-            if pending == 0 { return }
-            let start = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: Int(pending)))
-            let read = buffer.withUnsafeMutableBytes { raw in
-                BIO_read(output, raw.baseAddress! + start, Int32(pending))
-            }
-            buffer.removeSubrange((start + Int(max(read, 0)))...)
-            if read <= 0 { return }
-        }
-    }
+extension MemoryBIOSession {
+    /// A server session for one accepted connection.
+    convenience init?(context: TLSContext) { self.init(context: context.context, role: .server) }
 }

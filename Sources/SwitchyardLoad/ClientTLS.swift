@@ -4,6 +4,7 @@
 
 internal import COpenSSL
 import SwitchyardCore
+import SwitchyardTLS
 
 /// TLS settings for the generator's connections.
 public struct ClientTLSOptions: Sendable, Hashable {
@@ -28,18 +29,6 @@ public struct ClientTLSOptions: Sendable, Hashable {
         self.keyFile = keyFile
         self.serverName = serverName
     }
-}
-
-private func openSSLErrors() -> String {
-    var parts: [String] = []
-    while true {
-        let code = ERR_get_error()
-        if code == 0 { break }
-        var buffer = [CChar](repeating: 0, count: 256)
-        ERR_error_string_n(code, &buffer, buffer.count)
-        parts.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    }
-    return parts.isEmpty ? "no OpenSSL error detail" : parts.joined(separator: "; ")
 }
 
 /// A client TLS context shared by all connections of a run (read-only once set up).
@@ -89,25 +78,21 @@ final class ClientTLSContext: @unchecked Sendable {
     deinit { SSL_CTX_free(context) }
 }
 
-/// One connection's client TLS state. Loop-confined.
+/// One connection's client TLS state: a shared memory-BIO session set up for SNI and server checks, and
+/// the reason it failed, once it has. Loop-confined.
 final class ClientTLSSession {
-    private let ssl: OpaquePointer
-    private let input: OpaquePointer
-    private let output: OpaquePointer
-    /// Whether the handshake completed with ALPN "h2".
-    private(set) var established = false
+    private let session: MemoryBIOSession
     /// Why the session failed, once it has.
     private(set) var failure: String?
+    /// Whether the handshake completed with ALPN "h2".
+    var established: Bool { session.established }
 
     init(context: ClientTLSContext) throws(SwitchyardError) {
-        guard let ssl = SSL_new(context.context), let input = BIO_new(BIO_s_mem()),
-            let output = BIO_new(BIO_s_mem())
-        else { throw .internal("TLS: cannot create a session: \(openSSLErrors())") }
-        self.ssl = ssl
-        self.input = input
-        self.output = output
-        SSL_set_bio(ssl, input, output)
-        SSL_set_connect_state(ssl)
+        guard let session = MemoryBIOSession(context: context.context, role: .client) else {
+            throw .internal("TLS: cannot create a session: \(openSSLErrors())")
+        }
+        self.session = session
+        let ssl = session.ssl
         let name = context.serverName
         let isIP = name.contains(":") || name.allSatisfy { $0.isNumber || $0 == "." }
         if !isIP {
@@ -130,31 +115,10 @@ final class ClientTLSSession {
         }
     }
 
-    deinit { SSL_free(ssl) }
-
     /// Advances the handshake; returns false when it failed (see `failure`).
     func handshake() -> Bool {
-        guard !established, failure == nil else { return failure == nil }
-        let status = SSL_do_handshake(ssl)
-        if status != 1 {
-            let error = SSL_get_error(ssl, status)
-            if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { return true }
-            let verify = SSL_get_verify_result(ssl)
-            let detail =
-                verify != X509_V_OK
-                ? " (server certificate: \(String(cString: X509_verify_cert_error_string(verify))))" : ""
-            failure = "TLS handshake failed: \(openSSLErrors())\(detail)"
-            return false
-        }
-        var alpn: UnsafePointer<UInt8>? = nil
-        var alpnLength: UInt32 = 0
-        SSL_get0_alpn_selected(ssl, &alpn, &alpnLength)
-        guard alpnLength == 2, let alpn, alpn[0] == UInt8(ascii: "h"), alpn[1] == UInt8(ascii: "2") else {
-            failure = "TLS: the server did not negotiate ALPN \"h2\""
-            return false
-        }
-        established = true
-        return true
+        guard failure == nil else { return false }
+        return record(session.handshake())
     }
 
     /// Feeds ciphertext; hands decrypted bytes to `onPlaintext`. Returns false on failure or close.
@@ -163,55 +127,28 @@ final class ClientTLSSession {
         scratch: UnsafeMutableRawBufferPointer,
         onPlaintext: (UnsafeRawBufferPointer) -> Bool
     ) -> Bool {
-        if ciphertext.count > 0 {
-            guard BIO_write(input, ciphertext.baseAddress, Int32(ciphertext.count)) == Int32(ciphertext.count) else {
-                failure = "TLS: cannot buffer \(ciphertext.count) bytes"
-                return false
-            }
+        var stopped = false
+        let outcome = session.receive(ciphertext, scratch: scratch) { bytes in
+            let more = onPlaintext(bytes)
+            stopped = !more
+            return more
         }
-        if !established {
-            guard handshake() else { return false }
-            if !established { return true }
-        }
-        while true {
-            let count = SSL_read(ssl, scratch.baseAddress, Int32(scratch.count))
-            if count > 0 {
-                if !onPlaintext(UnsafeRawBufferPointer(rebasing: scratch[0..<Int(count)])) { return false }
-                continue
-            }
-            switch SSL_get_error(ssl, count) {
-            case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE: return true
-            case SSL_ERROR_ZERO_RETURN: return false
-            default:
-                failure = "TLS read failed: \(openSSLErrors())"
-                return false
-            }
-        }
+        return record(outcome) && !stopped
     }
 
     /// Encrypts plaintext; the ciphertext is collected by `drain(into:)`.
-    func send(_ plaintext: UnsafeRawBufferPointer) -> Bool {
-        var offset = 0
-        while offset < plaintext.count {
-            let n = SSL_write(ssl, plaintext.baseAddress! + offset, Int32(plaintext.count - offset))
-            if n <= 0 { return false }
-            offset += Int(n)
-        }
-        return true
-    }
+    func send(_ plaintext: UnsafeRawBufferPointer) -> Bool { session.send(plaintext) }
 
     /// Moves pending ciphertext to the socket's output buffer.
-    func drain(into buffer: inout [UInt8]) {
-        while true {
-            let pending = BIO_ctrl_pending(output)
-            if pending == 0 { return }
-            let start = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: Int(pending)))
-            let read = buffer.withUnsafeMutableBytes { raw in
-                BIO_read(output, raw.baseAddress! + start, Int32(pending))
-            }
-            buffer.removeSubrange((start + Int(max(read, 0)))...)
-            if read <= 0 { return }
+    func drain(into buffer: inout [UInt8]) { session.drain(into: &buffer) }
+
+    private func record(_ outcome: MemoryBIOSession.Outcome) -> Bool {
+        switch outcome {
+        case .ok: return true
+        case .closed: return false
+        case .failed(let reason):
+            failure = reason
+            return false
         }
     }
 }
