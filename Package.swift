@@ -114,7 +114,6 @@ let package = Package(
             dependencies: [
                 "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardWorkers",
                 "SwitchyardRouting", "SwitchyardSink",
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -87,18 +87,24 @@ struct ControlRPCs {
         return (swiftString(request.pointee.name), swiftString(request.pointee.version))
     }
 
-    private func resolveVersions(name: String, version: String) throws(SwitchyardError) -> (ModelEntry, [ModelVersion])
-    {
+    /// The version a request names (or the default) and the versions a response lists: all of the model's when
+    /// the request names none, else just that one.
+    private func resolveVersions(
+        name: String,
+        version: String
+    ) throws(SwitchyardError) -> (entry: ModelEntry, chosen: ModelVersion, listed: [ModelVersion]) {
         let chosen = try service.registry.resolve(model: name, version: version)
-        let entry = service.registry.model(named: name)!
-        return (entry, version.isEmpty ? entry.versions : [chosen])
+        guard let entry = service.registry.model(named: name) else {
+            throw .notFound("unknown model '\(name)'")
+        }
+        return (entry, chosen, version.isEmpty ? entry.versions : [chosen])
     }
 
     private func modelMetadata(name: String, version: String, arena: inout BumpAllocator) throws(SwitchyardError)
         -> [UInt8]
     {
-        let (entry, versions) = try resolveVersions(name: name, version: version)
-        let signature = (try service.registry.resolve(model: name, version: version)).signature
+        let (entry, chosen, versions) = try resolveVersions(name: name, version: version)
+        let signature = chosen.signature
         var response = Inference__ModelMetadataResponse()
         inference__model_metadata_response__init(&response)
         response.name = arena.string(entry.name)
@@ -191,7 +197,7 @@ struct ControlRPCs {
         if name.isEmpty {
             versions = service.registry.models.flatMap(\.versions)
         } else {
-            versions = try resolveVersions(name: name, version: version).1
+            versions = try resolveVersions(name: name, version: version).listed
         }
         func duration(count: UInt64, ns: UInt64) -> UnsafeMutablePointer<Inference__StatisticDuration> {
             let item = arena.allocate(Inference__StatisticDuration.self, count: 1)

@@ -1,7 +1,6 @@
 // The KServe v2 / Open Inference Protocol service (plus the Triton extensions stock clients need and
 // grpc.health.v1): resolves each RPC, runs inference calls through the worker pools and answers.
 
-public import Logging
 import SwitchyardCore
 public import SwitchyardHTTP2
 public import SwitchyardModels
@@ -67,18 +66,16 @@ public final class InferenceService: GRPCService {
     /// Where shadow results are compared; `nil` mirrors nothing.
     let sink: ComparisonSink?
     private let draining = Atomic<Bool>(false)
-    private let logger: Logger
 
     /// Creates the service over `registry`.
     /// - Parameters:
     ///   - routing: the routing table; with one, every response carries a `switchyard-route` trailer and
     ///     `switchyard.v1.Feedback/Report` is served.
     ///   - sink: the comparison sink shadow results go to; without one, no call is mirrored.
-    public init(registry: ModelRegistry, routing: RoutingTable? = nil, sink: ComparisonSink? = nil, logger: Logger) {
+    public init(registry: ModelRegistry, routing: RoutingTable? = nil, sink: ComparisonSink? = nil) {
         self.registry = registry
         self.routing = routing
         self.sink = sink
-        self.logger = logger
     }
 
     /// Marks the server as draining: readiness turns false so load balancers stop sending new calls.

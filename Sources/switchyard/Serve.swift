@@ -101,7 +101,7 @@ struct Serve: ParsableCommand {
             registry.shutdown()
             throw ValidationError("invalid configuration: \(error.message)")
         }
-        let service = InferenceService(registry: registry, routing: routing, sink: sink, logger: logger)
+        let service = InferenceService(registry: registry, routing: routing, sink: sink)
         let server = try GRPCServer(
             configuration: GRPCServer.Configuration(
                 listen: try HostAndPort(parsing: settings.listen),
