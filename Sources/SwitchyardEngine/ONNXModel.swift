@@ -313,53 +313,62 @@ private struct Importer {
             ? UnsafeBufferPointer(start: tensor.raw_data.data, count: tensor.raw_data.len) : nil
         switch type {
         case 1:
-            var values = [Float](repeating: 0, count: count)
-            if let raw, raw.count > 0 || tensor.n_float_data == 0 {
-                guard raw.count == count * 4 else {
-                    throw SwitchyardError.invalidArgument(
-                        "\(what()): raw_data has \(raw.count) bytes; expected \(count * 4) for shape \(Shape.format(dims))"
-                    )
-                }
-                for index in 0..<count {
-                    var bits: UInt32 = 0
-                    for byte in 0..<4 { bits |= UInt32(raw[index * 4 + byte]) << (8 * UInt32(byte)) }
-                    values[index] = Float(bitPattern: bits)
-                }
-            } else {
-                guard tensor.n_float_data == count else {
-                    throw SwitchyardError.invalidArgument(
-                        "\(what()): float_data has \(tensor.n_float_data) values; expected \(count) for shape "
-                            + Shape.format(dims)
-                    )
-                }
-                for index in 0..<count { values[index] = tensor.float_data[index] }
-            }
+            let values = try Self.elements(
+                count: count,
+                dims: dims,
+                raw: raw,
+                typed: UnsafeBufferPointer(start: tensor.float_data, count: tensor.n_float_data),
+                typedField: "float_data",
+                what: what,
+                fromBits: { (bits: UInt32) in Float(bitPattern: bits) }
+            )
             return Constant(name: name, dims: dims, payload: .float(values))
         case 7:
-            var values = [Int64](repeating: 0, count: count)
-            if let raw, raw.count > 0 || tensor.n_int64_data == 0 {
-                guard raw.count == count * 8 else {
-                    throw SwitchyardError.invalidArgument(
-                        "\(what()): raw_data has \(raw.count) bytes; expected \(count * 8) for shape \(Shape.format(dims))"
-                    )
-                }
-                for index in 0..<count {
-                    var bits: UInt64 = 0
-                    for byte in 0..<8 { bits |= UInt64(raw[index * 8 + byte]) << (8 * UInt64(byte)) }
-                    values[index] = Int64(bitPattern: bits)
-                }
-            } else {
-                guard tensor.n_int64_data == count else {
-                    throw SwitchyardError.invalidArgument(
-                        "\(what()): int64_data has \(tensor.n_int64_data) values; expected \(count)"
-                    )
-                }
-                for index in 0..<count { values[index] = tensor.int64_data[index] }
-            }
+            let values = try Self.elements(
+                count: count,
+                dims: dims,
+                raw: raw,
+                typed: UnsafeBufferPointer(start: tensor.int64_data, count: tensor.n_int64_data),
+                typedField: "int64_data",
+                what: what,
+                fromBits: { (bits: UInt64) in Int64(bitPattern: bits) }
+            )
             return Constant(name: name, dims: dims, payload: .int64(values))
         default:
             return Constant(name: name, dims: dims, payload: .unsupported(typeName(type)))
         }
+    }
+
+    /// An initializer's elements: from `raw_data` (little-endian words) when it is set, else from the typed
+    /// repeated field. Either must hold exactly `count` elements.
+    private static func elements<Word: FixedWidthInteger & UnsignedInteger, Element>(
+        count: Int,
+        dims: [Int],
+        raw: UnsafeBufferPointer<UInt8>?,
+        typed: UnsafeBufferPointer<Element>,
+        typedField: String,
+        what: () -> String,
+        fromBits: (Word) -> Element
+    ) throws -> [Element] {
+        let width = MemoryLayout<Word>.size
+        if let raw, raw.count > 0 || typed.isEmpty {
+            guard raw.count == count * width else {
+                throw SwitchyardError.invalidArgument(
+                    "\(what()): raw_data has \(raw.count) bytes; expected \(count * width) for shape \(Shape.format(dims))"
+                )
+            }
+            return (0..<count).map { index in
+                var bits: Word = 0
+                for byte in 0..<width { bits |= Word(raw[index * width + byte]) << (8 * byte) }
+                return fromBits(bits)
+            }
+        }
+        guard typed.count == count else {
+            throw SwitchyardError.invalidArgument(
+                "\(what()): \(typedField) has \(typed.count) values; expected \(count) for shape \(Shape.format(dims))"
+            )
+        }
+        return Array(typed)
     }
 
     // MARK: Graph
