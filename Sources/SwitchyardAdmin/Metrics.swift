@@ -71,6 +71,19 @@ struct PrometheusText {
         sample(name, labels, Double(value))
     }
 
+    /// A latency histogram's `_bucket`, `_sum` and `_count` samples from `LatencyHistogram` bucket counts.
+    mutating func histogram(_ name: String, _ labels: [(String, String)], buckets: [UInt64], sumNanoseconds: UInt64) {
+        var cumulative: UInt64 = 0
+        for (index, count) in buckets.enumerated() {
+            cumulative += count
+            let bounds = LatencyHistogram.upperBoundsNanoseconds
+            let le = index < bounds.count ? Self.format(Double(bounds[index]) / 1e9) : "+Inf"
+            sample(name + "_bucket", labels + [("le", le)], cumulative)
+        }
+        sample(name + "_sum", labels, Double(sumNanoseconds) / 1e9)
+        sample(name + "_count", labels, cumulative)
+    }
+
     static func escape(_ value: String) -> String {
         var out = ""
         for character in value {
@@ -138,19 +151,27 @@ public struct MetricsRenderer: Sendable {
             }
         }
 
-        out.family("switchyard_requests_total", "counter", "Inference calls by model, version and outcome.")
+        out.family(
+            "switchyard_requests_total",
+            "counter",
+            "Inference calls that reached a model version, by model, version, route (how the version was chosen: "
+                + "default, explicit, fixed, canary, bandit) and grpc_code (0 = OK)."
+        )
         for (_, version, _) in versions {
             let statistics = version.statistics
-            out.sample(
-                "switchyard_requests_total",
-                labels(version) + [("outcome", "success")],
-                statistics.successCount.load(ordering: .relaxed)
-            )
-            out.sample(
-                "switchyard_requests_total",
-                labels(version) + [("outcome", "failure")],
-                statistics.failureCount.load(ordering: .relaxed)
-            )
+            for route in CallRoute.allCases {
+                for code in 0...16 {
+                    let count = statistics.calls(route: route, code: code)
+                    // Only series that counted something (and OK of `default`, so every version has one): 85
+                    // zero series per version would bury the ones that matter.
+                    guard count > 0 || (code == 0 && route == .default) else { continue }
+                    out.sample(
+                        "switchyard_requests_total",
+                        labels(version) + [("route", route.label), ("grpc_code", String(code))],
+                        count
+                    )
+                }
+            }
         }
 
         out.family(
@@ -158,35 +179,29 @@ public struct MetricsRenderer: Sendable {
             "histogram",
             "Time from decode to response of inference calls that reached a pool, successful or failed."
         )
-        let bounds = LatencyHistogram.upperBoundsNanoseconds.map { PrometheusText.format(Double($0) / 1e9) }
         for (_, version, _) in versions {
             let statistics = version.statistics
-            let counts = statistics.latency.bucketCounts
-            var cumulative: UInt64 = 0
-            for (index, count) in counts.enumerated() {
-                cumulative += count
-                let le = index < bounds.count ? bounds[index] : "+Inf"
-                out.sample("switchyard_request_duration_seconds_bucket", labels(version) + [("le", le)], cumulative)
-            }
-            let nanoseconds =
-                statistics.successNanoseconds.load(ordering: .relaxed)
-                &+ statistics.failureNanoseconds.load(ordering: .relaxed)
-            out.sample("switchyard_request_duration_seconds_sum", labels(version), Double(nanoseconds) / 1e9)
-            out.sample("switchyard_request_duration_seconds_count", labels(version), cumulative)
+            out.histogram(
+                "switchyard_request_duration_seconds",
+                labels(version),
+                buckets: statistics.latency.bucketCounts,
+                sumNanoseconds: statistics.successNanoseconds.load(ordering: .relaxed)
+                    &+ statistics.failureNanoseconds.load(ordering: .relaxed)
+            )
         }
 
-        out.family("switchyard_queue_wait_seconds", "summary", "Time successful calls waited in the pool's queue.")
+        out.family(
+            "switchyard_queue_wait_seconds",
+            "histogram",
+            "Time successful calls waited in the pool's queue before their batch ran."
+        )
         for (_, version, _) in versions {
             let statistics = version.statistics
-            out.sample(
-                "switchyard_queue_wait_seconds_sum",
+            out.histogram(
+                "switchyard_queue_wait_seconds",
                 labels(version),
-                Double(statistics.queueNanoseconds.load(ordering: .relaxed)) / 1e9
-            )
-            out.sample(
-                "switchyard_queue_wait_seconds_count",
-                labels(version),
-                statistics.successCount.load(ordering: .relaxed)
+                buckets: statistics.queueWait.bucketCounts,
+                sumNanoseconds: statistics.queueNanoseconds.load(ordering: .relaxed)
             )
         }
 

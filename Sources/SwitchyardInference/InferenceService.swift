@@ -127,8 +127,8 @@ public final class InferenceService: GRPCService {
         streaming: Bool
     ) throws(SwitchyardError) {
         let started = MonotonicInstant.now()
-        let (version, call, decision) = try withBumpAllocator(capacity: 8192) { arena in
-            Result { () throws(SwitchyardError) -> (ModelVersion, ValidatedInferCall, RoutingDecision?) in
+        let (version, call, decision, explicit) = try withBumpAllocator(capacity: 8192) { arena in
+            Result { () throws(SwitchyardError) -> (ModelVersion, ValidatedInferCall, RoutingDecision?, Bool) in
                 let request = try InferRequestDecoder.decode(message, arena: &arena).pointee
                 let modelName = swiftString(request.model_name)
                 let requestedVersion = swiftString(request.model_version)
@@ -144,9 +144,14 @@ public final class InferenceService: GRPCService {
                 )
                 let version = try registry.resolve(model: modelName, version: decision?.version ?? requestedVersion)
                 do throws(SwitchyardError) {
-                    return (version, try InferRequestValidator.validate(request, for: version), decision)
+                    let call = try InferRequestValidator.validate(request, for: version)
+                    return (version, call, decision, !requestedVersion.isEmpty)
                 } catch {
                     version.statistics.failureCount.add(1, ordering: .relaxed)
+                    version.statistics.recordCall(
+                        route: CallRoute(decision?.reason, explicit: !requestedVersion.isEmpty),
+                        code: GRPCStatus(error).code.rawValue
+                    )
                     throw error
                 }
             }
@@ -159,6 +164,7 @@ public final class InferenceService: GRPCService {
             deadline = min(deadline ?? parameterDeadline, parameterDeadline)
         }
         let signature = version.signature
+        let route = CallRoute(decision?.reason, explicit: explicit)
         let trailers =
             decision.map { [(name: routeTrailerName, value: $0.trailer(servedVersion: version.version))] } ?? []
         let pair = decision?.shadowVersion.flatMap { shadowVersion in
@@ -206,6 +212,8 @@ public final class InferenceService: GRPCService {
                     statistics.latency.record(elapsed)
                     statistics.inferenceCount.add(UInt64(call.rows), ordering: .relaxed)
                     statistics.queueNanoseconds.add(outputs.queueNanoseconds, ordering: .relaxed)
+                    statistics.queueWait.record(outputs.queueNanoseconds)
+                    statistics.recordCall(route: route, code: 0)
                     statistics.computeNanoseconds.add(
                         outputs.computeNanoseconds * UInt64(call.rows) / UInt64(max(outputs.batchRows, 1)),
                         ordering: .relaxed
@@ -215,6 +223,7 @@ public final class InferenceService: GRPCService {
                     statistics.failureCount.add(1, ordering: .relaxed)
                     statistics.failureNanoseconds.add(elapsed, ordering: .relaxed)
                     statistics.latency.record(elapsed)
+                    statistics.recordCall(route: route, code: GRPCStatus(error).code.rawValue)
                     if streaming {
                         responder.send(message: InferResponseEncoder.encodeStream(.failure(error)))
                     } else {
@@ -327,4 +336,18 @@ func wallClockMilliseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}
+
+extension CallRoute {
+    /// The metrics label of a routing decision: the policy that chose the version, else `explicit` when the call
+    /// named it and `default` when the model has no route.
+    init(_ reason: RouteReason?, explicit: Bool) {
+        switch reason {
+        case .canary?: self = .canary
+        case .bandit?: self = .bandit
+        case .fixed?: self = .fixed
+        case .explicit?: self = .explicit
+        case .default?, nil: self = explicit ? .explicit : .default
+        }
+    }
 }

@@ -212,9 +212,13 @@ def test_auth_metrics_and_cli(setup, request):
                  "switchyard_route_generation", "switchyard_build_info", "switchyard_feedback_reports"]:
         assert name in families, f"{name} missing from /metrics"
     assert families["switchyard_batch_size_rows"].type == "histogram"
+    assert families["switchyard_queue_wait_seconds"].type == "histogram"
     successes = sum(s.value for s in families["switchyard_requests"].samples
-                    if s.labels.get("outcome") == "success" and s.name == "switchyard_requests_total")
+                    if s.labels.get("grpc_code") == "0" and s.name == "switchyard_requests_total")
     assert successes >= 5
+    # Every request series names how its version was chosen.
+    assert all(s.labels.get("route") in {"default", "explicit", "fixed", "canary", "bandit"}
+               for s in families["switchyard_requests"].samples)
     ok_calls = [s.value for s in families["switchyard_grpc_calls"].samples if s.labels.get("grpc_code") == "0"]
     assert ok_calls and ok_calls[0] >= 5
 
