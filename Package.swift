@@ -193,6 +193,7 @@ let package = Package(
             name: "SwitchyardAdminTests",
             dependencies: [
                 "SwitchyardAdmin", "SwitchyardRouting", "SwitchyardCore", "SwitchyardModels", "SwitchyardSink",
+                "SwitchyardEngine",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

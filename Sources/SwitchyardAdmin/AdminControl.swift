@@ -16,6 +16,8 @@ public final class AdminControl: Sendable {
     private let audit: AuditLog?
     private let state: RouteStateFile?
     private let changes = Mutex<Void>(())
+    /// Models whose route only their holder may change (a rollout in progress), with the reason given to others.
+    private let holds = Mutex<[String: String]>([:])
 
     /// Creates the control.
     /// - Parameters:
@@ -181,6 +183,14 @@ public final class AdminControl: Sendable {
                 throw .invalidArgument("invalid routes:\n  " + problems.joined(separator: "\n  "))
             }
             let old = routing.routes
+            for (model, reason) in holds.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+                guard routes.first(where: { $0.model == model }) == old.first(where: { $0.model == model }) else {
+                    throw SwitchyardError(
+                        .failedPrecondition,
+                        "the route of '\(model)' is held: \(reason); the new routes would change it"
+                    )
+                }
+            }
             let sorted = routes.sorted { $0.model < $1.model }
             let generation = routing.generation + 1
             if persist { try save(sorted, generation: generation) }
@@ -207,9 +217,13 @@ public final class AdminControl: Sendable {
         model: String,
         actor: String,
         reason: String?,
+        holder: Bool = false,
         _ transform: (RouteConfiguration?) throws(SwitchyardError) -> RouteConfiguration?
     ) throws(SwitchyardError) -> UInt64 {
         try changes.withLock { _ throws(SwitchyardError) in
+            if !holder, let reason = holds.withLock({ $0[model] }) {
+                throw SwitchyardError(.failedPrecondition, "the route of '\(model)' is held: \(reason)")
+            }
             let old = routing.route(for: model)
             let new = try transform(old)
             if let new {
@@ -236,6 +250,72 @@ public final class AdminControl: Sendable {
             )
             if let new { return try routing.replace(route: new) }
             return try routing.remove(model: model)
+        }
+    }
+
+    // MARK: Holds and other changes
+
+    /// Reserves `model`'s route for one holder: other changes (and reloads that would change it) are refused
+    /// with `reason` until `release(model:)`.
+    /// - Throws: `failedPrecondition` when another holder has it.
+    public func hold(model: String, reason: String) throws(SwitchyardError) {
+        try holds.withLock { holds throws(SwitchyardError) in
+            if let existing = holds[model] {
+                throw SwitchyardError(.failedPrecondition, "the route of '\(model)' is held: \(existing)")
+            }
+            holds[model] = reason
+        }
+    }
+
+    /// Ends a hold.
+    public func release(model: String) { _ = holds.withLock { $0.removeValue(forKey: model) } }
+
+    /// Replaces `model`'s route on behalf of its holder, audited as `action`.
+    /// - Returns: the new generation.
+    @discardableResult
+    public func apply(
+        route: RouteConfiguration,
+        action: String,
+        actor: String,
+        reason: String?
+    ) throws(SwitchyardError) -> UInt64 {
+        try change(action: action, model: route.model, actor: actor, reason: reason, holder: true) { _ in route }
+    }
+
+    /// Why `version` of `model` must stay loaded (a route serves or mirrors it), or `nil`.
+    public func use(model: String, version: String) -> String? {
+        guard let route = routing.route(for: model) else { return nil }
+        if route.versions.contains(where: { $0.version == version }) {
+            return "the route of '\(model)' lists it; remove it from the route first"
+        }
+        if route.shadow?.version == version {
+            return "the route of '\(model)' mirrors calls to it; change the shadow first"
+        }
+        return nil
+    }
+
+    /// Records a change that is not a route change (a model version loaded or unloaded) in the audit log.
+    public func audit(
+        action: String,
+        model: String,
+        version: String,
+        actor: String,
+        reason: String?
+    ) throws(SwitchyardError) {
+        try changes.withLock { _ throws(SwitchyardError) in
+            try audit?.append(
+                AuditEntry(
+                    time: Self.now(),
+                    actor: actor,
+                    action: action,
+                    model: model,
+                    old: [],
+                    new: [],
+                    reason: reason,
+                    generation: routing.generation,
+                    version: version
+                )
+            )
         }
     }
 

@@ -24,7 +24,7 @@ struct AdminHTTPError: HTTPResponseError {
         switch error.code {
         case .invalidArgument: status = .badRequest
         case .notFound: status = .notFound
-        case .failedPrecondition: status = .conflict
+        case .failedPrecondition, .unavailable: status = .conflict
         default: status = .internalServerError
         }
         message = error.message
@@ -45,6 +45,8 @@ public struct AdminServer: Sendable {
     public let configuration: AdminConfiguration
     /// The route changes.
     public let control: AdminControl
+    /// Progressive rollouts.
+    public let rollouts: RolloutController
     private let token: [UInt8]?
     private let registry: ModelRegistry
     private let sink: ComparisonSink?
@@ -88,6 +90,7 @@ public struct AdminServer: Sendable {
         self.metrics = MetricsRenderer(version: version)
         self.reload = reload
         self.logger = logger
+        self.rollouts = RolloutController(control: control, registry: registry, sink: sink, logger: logger)
     }
 
     // MARK: Auth
@@ -409,6 +412,130 @@ public struct AdminServer: Sendable {
             }
             return Self.json(BanditBody(model: model, report: report))
         }
+        router.get("/v1/models/:model") { request, context -> Response in
+            _ = try server.authorize(request, mutating: false)
+            let model = try context.parameters.require("model")
+            do throws(SwitchyardError) {
+                try server.control.requireModel(model)
+            } catch {
+                throw AdminHTTPError(error)
+            }
+            guard let entry = server.registry.model(named: model) else {
+                throw AdminHTTPError(.notFound, "unknown model '\(model)'")
+            }
+            return Self.json(ModelBody(entry))
+        }
+        router.post("/v1/models/:model/versions/:version/load") { request, context -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            let version = try context.parameters.require("version")
+            let reason = try Self.reason(request, nil)
+            do throws(SwitchyardError) {
+                try server.registry.loadVersion(model: model, version: version)
+                try server.control.audit(
+                    action: "model.load",
+                    model: model,
+                    version: version,
+                    actor: actor,
+                    reason: reason
+                )
+            } catch {
+                throw AdminHTTPError(error)
+            }
+            server.logChange("model.load", model: "\(model):\(version)", actor: actor, generation: 0)
+            return Self.json(ModelBody(server.registry.model(named: model)!), status: .created)
+        }
+        router.post("/v1/models/:model/versions/:version/unload") { request, context -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            let version = try context.parameters.require("version")
+            let reason = try Self.reason(request, nil)
+            let unloaded: ModelVersion
+            do throws(SwitchyardError) {
+                unloaded = try server.registry.unloadVersion(model: model, version: version) {
+                    server.control.use(model: $0, version: $1)
+                }
+                try server.control.audit(
+                    action: "model.unload",
+                    model: model,
+                    version: version,
+                    actor: actor,
+                    reason: reason
+                )
+            } catch {
+                throw AdminHTTPError(error)
+            }
+            // Calls that resolved the version an instant before it left the registry still reach its pool; the
+            // pool stops taking work only after them, and finishes what it has queued.
+            try? await Task.sleep(for: .milliseconds(200))
+            unloaded.pool.shutdown()
+            server.logChange("model.unload", model: "\(model):\(version)", actor: actor, generation: 0)
+            return Self.json(UnloadBody(model: model, version: version, unloaded: true))
+        }
+        router.get("/v1/rollouts") { request, _ -> Response in
+            _ = try server.authorize(request, mutating: false)
+            return Self.json(RolloutsBody(rollouts: server.rollouts.all))
+        }
+        router.get("/v1/rollouts/:model") { request, context -> Response in
+            _ = try server.authorize(request, mutating: false)
+            let model = try context.parameters.require("model")
+            guard let status = server.rollouts.status(model: model) else {
+                throw AdminHTTPError(.notFound, "model '\(model)' has no rollout")
+            }
+            return Self.json(status)
+        }
+        router.post("/v1/rollouts/:model") { request, context -> Response in
+            let actor = try server.authorize(request, mutating: true)
+            let model = try context.parameters.require("model")
+            var object = try await server.object(request)
+            let reason = try Self.reason(request, object)
+            object["reason"] = nil
+            try Self.rejectUnknownKeys(
+                object,
+                allowed: ["baseline", "canary", "steps", "step_seconds", "gates", "shadow_fraction"],
+                path: "rollout"
+            )
+            if let gates = object["gates"] as? [String: Any] {
+                try Self.rejectUnknownKeys(
+                    gates,
+                    allowed: ["max_error_rate", "max_p99_ms", "min_shadow_agreement", "min_requests"],
+                    path: "rollout.gates"
+                )
+            }
+            let plan = try Self.decode(RolloutPlan.self, from: object, path: "rollout")
+            let status: RolloutStatus
+            do throws(SwitchyardError) {
+                status = try server.rollouts.start(model: model, plan: plan, actor: actor, reason: reason)
+            } catch {
+                throw AdminHTTPError(error)
+            }
+            server.logChange("rollout.start", model: model, actor: actor, generation: server.control.routing.generation)
+            return Self.json(status, status: .created)
+        }
+        for action in ["pause", "resume", "abort"] {
+            router.post("/v1/rollouts/:model/\(action)") { request, context -> Response in
+                let actor = try server.authorize(request, mutating: true)
+                let model = try context.parameters.require("model")
+                let reason = try Self.reason(request, nil)
+                let status: RolloutStatus
+                do throws(SwitchyardError) {
+                    switch action {
+                    case "pause": status = try server.rollouts.pause(model: model, actor: actor, reason: reason)
+                    case "resume": status = try server.rollouts.resume(model: model, actor: actor, reason: reason)
+                    default: status = try server.rollouts.abort(model: model, actor: actor, reason: reason)
+                    }
+                } catch {
+                    throw AdminHTTPError(error)
+                }
+                server.logChange(
+                    "rollout.\(action)",
+                    model: model,
+                    actor: actor,
+                    generation: server.control.routing.generation
+                )
+                return Self.json(status)
+            }
+        }
         return router
     }
 
@@ -438,6 +565,7 @@ public struct AdminServer: Sendable {
             ),
             logger: logger
         )
+        rollouts.start()
         let logger = self.logger
         let listen = configuration.listen
         let authenticated = configuration.token != nil
@@ -474,6 +602,14 @@ struct ChangeBody: Encodable {
 }
 
 struct ModelsBody: Encodable { var models: [ModelBody] }
+
+struct UnloadBody: Encodable {
+    var model: String
+    var version: String
+    var unloaded: Bool
+}
+
+struct RolloutsBody: Encodable { var rollouts: [RolloutStatus] }
 
 struct ModelBody: Encodable {
     struct Version: Encodable {

@@ -15,7 +15,8 @@ public struct AuditEntry: Sendable, Hashable, Codable {
     public var time: String
     /// Who made it: the token's name, `anonymous`, or `sighup` for a configuration reload.
     public var actor: String
-    /// What was done: `route.put`, `route.delete`, `route.weights`, `route.shadow`, `routes.reload`.
+    /// What was done: `route.put`, `route.delete`, `route.weights`, `route.shadow`, `route.bandit`,
+    /// `routes.reload`, `rollout.start|advance|complete|rollback|pause|resume|abort`, `model.load|unload`.
     public var action: String
     /// The model changed (`nil` for whole-table actions).
     public var model: String?
@@ -25,8 +26,10 @@ public struct AuditEntry: Sendable, Hashable, Codable {
     public var new: [RouteConfiguration]
     /// Why, as the operator said (`X-Switchyard-Reason` header or `reason` field).
     public var reason: String?
-    /// The routing table generation the change published.
+    /// The routing table generation the change published (for model changes, the one in force).
     public var generation: UInt64
+    /// The model version loaded or unloaded (model changes only).
+    public var version: String?
 
     /// Creates an entry.
     public init(
@@ -37,7 +40,8 @@ public struct AuditEntry: Sendable, Hashable, Codable {
         old: [RouteConfiguration],
         new: [RouteConfiguration],
         reason: String?,
-        generation: UInt64
+        generation: UInt64,
+        version: String? = nil
     ) {
         self.time = time
         self.actor = actor
@@ -47,6 +51,7 @@ public struct AuditEntry: Sendable, Hashable, Codable {
         self.new = new
         self.reason = reason
         self.generation = generation
+        self.version = version
     }
 }
 

@@ -124,14 +124,29 @@ public struct ModelEntry: Sendable {
 
 /// Every loaded model, behind one lock-protected immutable snapshot.
 public final class ModelRegistry: Sendable {
+    /// Loads one ONNX file into an engine.
+    public typealias EngineLoader = @Sendable (String) throws -> any InferenceEngine
+
     private let snapshot: Mutex<[String: ModelEntry]>
     private let poolSnapshot: Mutex<[WorkerPool]>
+    private let repository: ModelRepository?
+    private let engineLoader: EngineLoader?
+    /// Orders runtime loads and unloads, so two operators cannot load the same version twice.
+    private let changes = Mutex<Void>(())
     private let logger: Logger
 
-    /// Creates a registry holding `entries`.
-    public init(entries: [ModelEntry], logger: Logger) {
+    /// Creates a registry holding `entries`; with a repository and a loader it can also load and unload versions
+    /// while it serves.
+    public init(
+        entries: [ModelEntry],
+        repository: ModelRepository? = nil,
+        engineLoader: EngineLoader? = nil,
+        logger: Logger
+    ) {
         self.snapshot = Mutex(Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) }))
         self.poolSnapshot = Mutex(entries.flatMap { $0.versions.map(\.pool) })
+        self.repository = repository
+        self.engineLoader = engineLoader
         self.logger = logger
     }
 
@@ -139,12 +154,12 @@ public final class ModelRegistry: Sendable {
     /// batch of socket events).
     public var pools: [WorkerPool] { poolSnapshot.withLock { $0 } }
 
-    /// Loads every model of a repository, each version's file through `engineLoader` (path → engine). A version that fails to load is recorded with its reason (and
-    /// logged); the rest still serve.
+    /// Loads every model of a repository, each version's file through `engineLoader` (path → engine). A version
+    /// that fails to load is recorded with its reason (and logged); the rest still serve.
     /// - Throws: when the repository itself cannot be read or a `config.yaml` is invalid.
     public static func load(
         repository: ModelRepository,
-        engineLoader: (String) throws -> any InferenceEngine,
+        engineLoader: @escaping EngineLoader,
         logger: Logger
     ) throws -> ModelRegistry {
         var entries: [ModelEntry] = []
@@ -152,28 +167,14 @@ public final class ModelRegistry: Sendable {
             var entry = ModelEntry(name: model.name, configuration: model.configuration, versions: [], failures: [:])
             for version in model.versions {
                 do {
-                    let engine = try engineLoader(version.path)
-                    let pool = WorkerPool(
-                        name: "\(model.name):\(version.version)",
-                        engine: engine,
-                        configuration: model.configuration,
-                        logger: logger
-                    )
-                    pool.start()
                     entry.versions.append(
-                        ModelVersion(
+                        try startVersion(
                             model: model.name,
-                            version: version.version,
+                            version: version,
                             configuration: model.configuration,
-                            pool: pool
+                            engineLoader: engineLoader,
+                            logger: logger
                         )
-                    )
-                    logger.info(
-                        "loaded model version",
-                        metadata: [
-                            "model": "\(model.name)", "version": "\(version.version)",
-                            "engine": "\(engine)",
-                        ]
                     )
                 } catch {
                     let reason = (error as? SwitchyardError)?.message ?? "\(error)"
@@ -186,7 +187,144 @@ public final class ModelRegistry: Sendable {
             }
             entries.append(entry)
         }
-        return ModelRegistry(entries: entries, logger: logger)
+        return ModelRegistry(entries: entries, repository: repository, engineLoader: engineLoader, logger: logger)
+    }
+
+    private static func startVersion(
+        model: String,
+        version: RepositoryVersion,
+        configuration: ModelConfiguration,
+        engineLoader: EngineLoader,
+        logger: Logger
+    ) throws -> ModelVersion {
+        let engine = try engineLoader(version.path)
+        let pool = WorkerPool(
+            name: "\(model):\(version.version)",
+            engine: engine,
+            configuration: configuration,
+            logger: logger
+        )
+        pool.start()
+        logger.info(
+            "loaded model version",
+            metadata: ["model": "\(model)", "version": "\(version.version)", "engine": "\(engine)"]
+        )
+        return ModelVersion(model: model, version: version.version, configuration: configuration, pool: pool)
+    }
+
+    // MARK: Runtime changes
+
+    /// Loads `version` of `model` from the repository while the registry serves: the model's `config.yaml` is
+    /// read afresh for a model not yet loaded, else the loaded model's settings apply. The version serves
+    /// (routes may name it) once this returns. A version that had failed to load at start is retried; a failed
+    /// runtime load changes nothing and leaves readiness as it was.
+    /// - Throws: `failedPrecondition` without a repository, or when the version is already loaded; `notFound`
+    ///   when the repository has no such model directory or version file; `invalidArgument`/`internal` with the
+    ///   import error for a file that does not load.
+    @discardableResult
+    public func loadVersion(model name: String, version: String) throws(SwitchyardError) -> ModelVersion {
+        guard let repository, let engineLoader else {
+            throw SwitchyardError(.failedPrecondition, "this registry was not loaded from a repository")
+        }
+        return try changes.withLock { _ throws(SwitchyardError) -> ModelVersion in
+            let existing = model(named: name)
+            if existing?.versions.contains(where: { $0.version == version }) == true {
+                throw SwitchyardError(
+                    .failedPrecondition,
+                    "model '\(name)' version \(version) is already loaded; unload it first to load it afresh"
+                )
+            }
+            guard let number = Int(version), number > 0, String(number) == version else {
+                throw .invalidArgument("version: expected a positive integer (a directory name), got '\(version)'")
+            }
+            let modelDirectory = (repository.root as NSString).appendingPathComponent(name)
+            let path = ((modelDirectory as NSString).appendingPathComponent(version) as NSString)
+                .appendingPathComponent("model.onnx")
+            guard !name.contains("/"), !name.hasPrefix("."), FileManager.default.fileExists(atPath: path) else {
+                throw .notFound("no model file at \(path) in the repository \(repository.root)")
+            }
+            let configuration: ModelConfiguration
+            if let existing {
+                configuration = existing.configuration
+            } else {
+                do {
+                    configuration = try ModelRepository.loadConfiguration(
+                        at: (modelDirectory as NSString).appendingPathComponent("config.yaml")
+                    )
+                } catch {
+                    throw .invalidArgument((error as? SwitchyardError)?.message ?? "\(error)")
+                }
+            }
+            let loaded: ModelVersion
+            do {
+                loaded = try Self.startVersion(
+                    model: name,
+                    version: RepositoryVersion(version: version, path: path),
+                    configuration: configuration,
+                    engineLoader: engineLoader,
+                    logger: logger
+                )
+            } catch {
+                let reason = (error as? SwitchyardError)?.message ?? "\(error)"
+                logger.error(
+                    "model version failed to load",
+                    metadata: ["model": "\(name)", "version": "\(version)", "reason": "\(reason)"]
+                )
+                if existing?.failures[version] != nil {
+                    update(name) { $0?.failures[version] = reason }
+                }
+                throw .invalidArgument("model '\(name)' version \(version) did not load: \(reason)")
+            }
+            update(name) { entry in
+                var model =
+                    entry ?? ModelEntry(name: name, configuration: configuration, versions: [], failures: [:])
+                model.failures[version] = nil
+                model.versions.append(loaded)
+                model.versions.sort { Int($0.version) ?? 0 < Int($1.version) ?? 0 }
+                entry = model
+            }
+            return loaded
+        }
+    }
+
+    /// Takes `version` of `model` out of service and returns it; the caller shuts its pool down once calls that
+    /// resolved it just before have reached the pool (their queued work still completes). A model whose last
+    /// version goes leaves the registry.
+    /// - Parameter inUse: why the version must stay (a route names it), or `nil`.
+    /// - Throws: `notFound` for an unknown model or version; `failedPrecondition` when `inUse` says why not.
+    public func unloadVersion(
+        model name: String,
+        version: String,
+        inUse: (String, String) -> String?
+    ) throws(SwitchyardError) -> ModelVersion {
+        try changes.withLock { _ throws(SwitchyardError) -> ModelVersion in
+            guard let entry = model(named: name) else {
+                let known = models.map(\.name).joined(separator: ", ")
+                throw .notFound("unknown model '\(name)'; available models: \(known.isEmpty ? "none" : known)")
+            }
+            guard let unloaded = entry.versions.first(where: { $0.version == version }) else {
+                let known = entry.versions.map(\.version).joined(separator: ", ")
+                throw .notFound("model '\(name)' has no loaded version '\(version)'; loaded versions: \(known)")
+            }
+            if let reason = inUse(name, version) {
+                throw SwitchyardError(.failedPrecondition, "model '\(name)' version \(version) is in use: \(reason)")
+            }
+            update(name) { entry in
+                entry?.versions.removeAll { $0.version == version }
+                if entry?.versions.isEmpty == true && entry?.failures.isEmpty == true { entry = nil }
+            }
+            logger.notice("unloaded model version", metadata: ["model": "\(name)", "version": "\(version)"])
+            return unloaded
+        }
+    }
+
+    /// Replaces one model's entry and republishes the pool list.
+    private func update(_ name: String, _ change: (inout ModelEntry?) -> Void) {
+        let pools = snapshot.withLock { entries in
+            change(&entries[name])
+            return entries.values.flatMap { $0.versions.map(\.pool) }
+        }
+        poolSnapshot.withLock { $0 = pools }
     }
 
     /// All models, sorted by name.

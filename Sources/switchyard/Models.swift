@@ -9,7 +9,7 @@ import SwitchyardModels
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a model repository, or list a running gateway's models.",
-        subcommands: [ModelsCheck.self, ModelsList.self],
+        subcommands: [ModelsCheck.self, ModelsList.self, ModelsLoad.self, ModelsUnload.self],
         defaultSubcommand: ModelsCheck.self
     )
 }

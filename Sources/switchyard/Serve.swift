@@ -386,7 +386,7 @@ extension EngineSelection: ExpressibleByArgument {}
 
 extension EngineSelection {
     /// Loads an ONNX file into the selected engine.
-    var loader: (String) throws -> any InferenceEngine {
+    var loader: ModelRegistry.EngineLoader {
         { path in try makeEngine(for: try ONNXModel(contentsOf: path), selection: self) }
     }
 }

@@ -1,0 +1,252 @@
+// A progressive rollout as a pure state machine: a plan (canary weight steps, a step interval, gates) and the
+// decision for a window of live observations — hold, advance, complete or roll back — with no clock or I/O of
+// its own, so every rule is tested with scripted windows. RolloutController applies the decisions.
+
+import SwitchyardCore
+import SwitchyardModels
+
+/// What an operator asks for: move traffic from `baseline` to `canary` in weight steps, as long as the gates
+/// hold on the canary's live metrics.
+public struct RolloutPlan: Sendable, Hashable, Codable {
+    /// Thresholds on the canary's calls during the current step; any one failing rolls back at once.
+    public struct Gates: Sendable, Hashable, Codable {
+        /// Highest share of failed canary calls (0…1).
+        public var maxErrorRate: Double?
+        /// Highest canary p99 latency in milliseconds (decode to response).
+        public var maxP99Milliseconds: Double?
+        /// Lowest argmax agreement of the canary, mirrored as a shadow of the baseline, with the baseline (0…1).
+        public var minShadowAgreement: Double?
+        /// Canary calls (and, with the agreement gate, compared pairs) a step needs before a gate is judged or
+        /// the step may advance.
+        public var minRequests: Int
+
+        /// Creates gates.
+        public init(
+            maxErrorRate: Double? = nil,
+            maxP99Milliseconds: Double? = nil,
+            minShadowAgreement: Double? = nil,
+            minRequests: Int = 20
+        ) {
+            self.maxErrorRate = maxErrorRate
+            self.maxP99Milliseconds = maxP99Milliseconds
+            self.minShadowAgreement = minShadowAgreement
+            self.minRequests = minRequests
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case maxErrorRate = "max_error_rate"
+            case maxP99Milliseconds = "max_p99_ms"
+            case minShadowAgreement = "min_shadow_agreement"
+            case minRequests = "min_requests"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            maxErrorRate = try c.decodeIfPresent(Double.self, forKey: .maxErrorRate)
+            maxP99Milliseconds = try c.decodeIfPresent(Double.self, forKey: .maxP99Milliseconds)
+            minShadowAgreement = try c.decodeIfPresent(Double.self, forKey: .minShadowAgreement)
+            minRequests = try c.decodeIfPresent(Int.self, forKey: .minRequests) ?? 20
+        }
+    }
+
+    /// The version serving now, which gets the traffic back on a rollback.
+    public var baseline: String
+    /// The version being rolled out.
+    public var canary: String
+    /// The canary's weight in percent at each step, ascending; the rollout completes after the last.
+    public var steps: [Double]
+    /// Seconds each step lasts (at least; a step without enough traffic waits for it).
+    public var stepSeconds: Double
+    /// The gates.
+    public var gates: Gates
+    /// Share of calls mirrored to the canary for the agreement gate (default 1, only with that gate).
+    public var shadowFraction: Double?
+
+    /// Creates a plan.
+    public init(
+        baseline: String,
+        canary: String,
+        steps: [Double],
+        stepSeconds: Double,
+        gates: Gates = Gates(),
+        shadowFraction: Double? = nil
+    ) {
+        self.baseline = baseline
+        self.canary = canary
+        self.steps = steps
+        self.stepSeconds = stepSeconds
+        self.gates = gates
+        self.shadowFraction = shadowFraction
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case baseline, canary, steps, gates
+        case stepSeconds = "step_seconds"
+        case shadowFraction = "shadow_fraction"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        baseline = try c.decode(String.self, forKey: .baseline)
+        canary = try c.decode(String.self, forKey: .canary)
+        steps = try c.decodeIfPresent([Double].self, forKey: .steps) ?? [10, 25, 50, 100]
+        stepSeconds = try c.decodeIfPresent(Double.self, forKey: .stepSeconds) ?? 60
+        gates = try c.decodeIfPresent(Gates.self, forKey: .gates) ?? Gates()
+        shadowFraction = try c.decodeIfPresent(Double.self, forKey: .shadowFraction)
+    }
+
+    /// Every problem with the plan, each naming its field (`rollout.…`), given the model's loaded versions.
+    public func problems(loadedVersions: [String]) -> [String] {
+        var problems: [String] = []
+        let known = loadedVersions.joined(separator: ", ")
+        for (field, version) in [("baseline", baseline), ("canary", canary)] where !loadedVersions.contains(version) {
+            problems.append("rollout.\(field): version '\(version)' is not loaded; loaded versions: \(known)")
+        }
+        if baseline == canary { problems.append("rollout.canary: must differ from the baseline ('\(baseline)')") }
+        if steps.isEmpty { problems.append("rollout.steps: expected at least one canary weight in percent") }
+        for (index, step) in steps.enumerated() {
+            if !(step > 0 && step <= 100) {
+                problems.append("rollout.steps[\(index)]: expected a percentage in (0, 100], got \(step)")
+            } else if index > 0 && !(step > steps[index - 1]) {
+                problems.append(
+                    "rollout.steps[\(index)]: expected steps in ascending order, got \(steps[index - 1]) then \(step)"
+                )
+            }
+        }
+        if !(stepSeconds >= 0.1 && stepSeconds <= 86_400) {
+            problems.append("rollout.step_seconds: expected 0.1…86400 seconds, got \(stepSeconds)")
+        }
+        if let rate = gates.maxErrorRate, !(rate >= 0 && rate <= 1) {
+            problems.append("rollout.gates.max_error_rate: expected a share in [0, 1], got \(rate)")
+        }
+        if let p99 = gates.maxP99Milliseconds, !(p99 > 0 && p99.isFinite) {
+            problems.append("rollout.gates.max_p99_ms: expected milliseconds > 0, got \(p99)")
+        }
+        if let agreement = gates.minShadowAgreement, !(agreement >= 0 && agreement <= 1) {
+            problems.append("rollout.gates.min_shadow_agreement: expected a share in [0, 1], got \(agreement)")
+        }
+        if !(1...1_000_000).contains(gates.minRequests) {
+            problems.append("rollout.gates.min_requests: expected 1…1000000 calls, got \(gates.minRequests)")
+        }
+        if let fraction = shadowFraction {
+            if !(fraction > 0 && fraction <= 1) {
+                problems.append("rollout.shadow_fraction: expected a share in (0, 1], got \(fraction)")
+            } else if gates.minShadowAgreement == nil {
+                problems.append("rollout.shadow_fraction: only used with gates.min_shadow_agreement, which is not set")
+            }
+        }
+        if gates.maxErrorRate == nil && gates.maxP99Milliseconds == nil && gates.minShadowAgreement == nil {
+            problems.append(
+                "rollout.gates: expected at least one of max_error_rate, max_p99_ms, min_shadow_agreement; "
+                    + "a rollout without gates is a timed weight change"
+            )
+        }
+        return problems
+    }
+}
+
+/// Cumulative counters of the canary at one instant; the difference of two is a step's window.
+public struct RolloutCounters: Sendable, Hashable {
+    /// Finished canary calls.
+    public var calls: UInt64
+    /// Failed canary calls.
+    public var failures: UInt64
+    /// The canary's latency histogram (`LatencyHistogram.bucketCounts`).
+    public var latencyBuckets: [UInt64]
+    /// Baseline→canary shadow pairs with a classification verdict.
+    public var compared: UInt64
+    /// Of those, pairs whose argmax agreed.
+    public var agreed: UInt64
+
+    /// Creates counters.
+    public init(calls: UInt64, failures: UInt64, latencyBuckets: [UInt64], compared: UInt64, agreed: UInt64) {
+        self.calls = calls
+        self.failures = failures
+        self.latencyBuckets = latencyBuckets
+        self.compared = compared
+        self.agreed = agreed
+    }
+
+    /// What happened between `earlier` and `self`.
+    public func since(_ earlier: RolloutCounters) -> RolloutCounters {
+        RolloutCounters(
+            calls: calls &- earlier.calls,
+            failures: failures &- earlier.failures,
+            latencyBuckets: zip(latencyBuckets, earlier.latencyBuckets).map { $0 &- $1 },
+            compared: compared &- earlier.compared,
+            agreed: agreed &- earlier.agreed
+        )
+    }
+
+    /// The window's error rate, `nil` without calls.
+    public var errorRate: Double? { calls == 0 ? nil : Double(failures) / Double(calls) }
+    /// The window's p99 in milliseconds, `nil` without calls.
+    public var p99Milliseconds: Double? { LatencyHistogram.quantile(0.99, of: latencyBuckets).map { $0 / 1e6 } }
+    /// The window's agreement rate, `nil` without compared pairs.
+    public var agreement: Double? { compared == 0 ? nil : Double(agreed) / Double(compared) }
+}
+
+/// What to do with a rollout after looking at its current step's window.
+public enum RolloutDecision: Sendable, Hashable {
+    /// Stay on this step; the text says why (time left, waiting for traffic).
+    case hold(String)
+    /// Move to the next step.
+    case advance
+    /// The last step passed: the canary takes all traffic.
+    case complete
+    /// A gate failed: the text names it and the measured value.
+    case rollBack(String)
+}
+
+extension RolloutPlan {
+    /// The decision for a step that has lasted `elapsedSeconds` with `window` observed on the canary.
+    /// Gates are judged as soon as the window has `minRequests` calls (pairs for the agreement gate), so a
+    /// failing canary is rolled back at once rather than at the end of its step; a step advances only when its
+    /// time is up and every gate had enough evidence and passed.
+    public func decide(step: Int, elapsedSeconds: Double, window: RolloutCounters) -> RolloutDecision {
+        let enough = window.calls >= UInt64(gates.minRequests)
+        if enough, let limit = gates.maxErrorRate, let rate = window.errorRate, rate > limit {
+            return .rollBack(
+                "gate max_error_rate failed: \(window.failures) of \(window.calls) canary calls failed "
+                    + "(\(percent(rate)) > \(percent(limit)))"
+            )
+        }
+        if enough, let limit = gates.maxP99Milliseconds, let p99 = window.p99Milliseconds, p99 > limit {
+            return .rollBack(
+                "gate max_p99_ms failed: canary p99 \(milliseconds(p99)) ms over \(window.calls) calls > "
+                    + "\(milliseconds(limit)) ms"
+            )
+        }
+        let enoughPairs = window.compared >= UInt64(gates.minRequests)
+        if enoughPairs, let limit = gates.minShadowAgreement, let agreement = window.agreement, agreement < limit {
+            return .rollBack(
+                "gate min_shadow_agreement failed: canary agreed with the baseline on \(window.agreed) of "
+                    + "\(window.compared) mirrored calls (\(percent(agreement)) < \(percent(limit)))"
+            )
+        }
+        let position = "step \(step + 1)/\(steps.count) at \(number(steps[step]))%"
+        guard enough else {
+            return .hold("\(position): waiting for traffic, \(window.calls) of \(gates.minRequests) canary calls")
+        }
+        if gates.minShadowAgreement != nil && !enoughPairs {
+            return .hold(
+                "\(position): waiting for mirrored calls, \(window.compared) of \(gates.minRequests) compared"
+            )
+        }
+        guard elapsedSeconds >= stepSeconds else {
+            return .hold("\(position): gates pass; \(number((stepSeconds - elapsedSeconds).rounded(.up))) s left")
+        }
+        return step + 1 < steps.count ? .advance : .complete
+    }
+}
+
+func percent(_ share: Double) -> String {
+    let value = (share * 1000).rounded() / 10
+    return "\(value == value.rounded() ? String(Int(value)) : String(value))%"
+}
+
+func milliseconds(_ value: Double) -> String { number((value * 100).rounded() / 100) }
+
+func number(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+}

@@ -1,0 +1,452 @@
+// Runs progressive rollouts in the gateway: each tick reads the canary's live counters, asks the plan for a
+// decision on the current step's window, and applies it as an audited, persisted route change. While a rollout
+// runs, its model's route is held: operators pause, resume or abort the rollout instead of editing the route.
+
+import Foundation
+public import Logging
+public import SwitchyardCore
+public import SwitchyardModels
+public import SwitchyardSink
+import Synchronization
+
+/// Where a rollout is.
+public enum RolloutPhase: String, Sendable, Hashable, Codable {
+    /// Advancing through its steps.
+    case running
+    /// Holding its current weights; a failing gate still rolls it back.
+    case paused
+    /// The canary took all traffic.
+    case completed
+    /// A gate failed and the baseline took all traffic back.
+    case rolledBack = "rolled_back"
+    /// An operator stopped it and the baseline took all traffic back.
+    case aborted
+
+    /// Whether the rollout still holds its model's route.
+    public var isActive: Bool { self == .running || self == .paused }
+}
+
+/// A rollout as the admin API shows it.
+public struct RolloutStatus: Sendable, Encodable {
+    /// One thing that happened.
+    public struct Event: Sendable, Encodable {
+        /// ISO 8601 UTC time.
+        public var time: String
+        /// `start`, `advance`, `complete`, `rollback`, `pause`, `resume`, `abort`.
+        public var event: String
+        /// The canary's weight in percent afterwards.
+        public var canary_weight: Double
+        /// Why.
+        public var detail: String
+    }
+
+    /// What the current step has seen of the canary.
+    public struct Window: Sendable, Encodable {
+        public var calls: UInt64
+        public var failures: UInt64
+        public var error_rate: Double?
+        public var p99_ms: Double?
+        public var compared: UInt64
+        public var agreement: Double?
+        public var elapsed_s: Double
+    }
+
+    public var model: String
+    public var baseline: String
+    public var canary: String
+    public var phase: RolloutPhase
+    /// 1-based step number.
+    public var step: Int
+    public var steps: [Double]
+    public var canary_weight: Double
+    public var step_seconds: Double
+    public var gates: RolloutPlan.Gates
+    public var window: Window
+    /// The last decision: time left, what it waits for, or why it rolled back.
+    public var detail: String
+    public var started_at: String
+    public var actor: String
+    public var events: [Event]
+}
+
+/// Starts, advances, rolls back, pauses, resumes and aborts rollouts.
+public final class RolloutController: Sendable {
+    private struct Rollout: Sendable {
+        var model: String
+        var plan: RolloutPlan
+        var phase: RolloutPhase
+        var step: Int
+        var stepStartedAt: MonotonicInstant
+        var stepCounters: RolloutCounters
+        var sticky: RouteConfiguration.StickyKey?
+        var otherShadow: RouteConfiguration.ShadowSettings?
+        var detail: String
+        var lastWindow: RolloutCounters
+        var startedAt: String
+        var actor: String
+        var events: [RolloutStatus.Event]
+
+        var canaryWeight: Double {
+            switch phase {
+            case .completed: 100
+            case .rolledBack, .aborted: 0
+            case .running, .paused: plan.steps[step]
+            }
+        }
+    }
+
+    private let control: AdminControl
+    private let registry: ModelRegistry
+    private let sink: ComparisonSink?
+    private let clock: @Sendable () -> MonotonicInstant
+    private let logger: Logger
+    private let rollouts = Mutex<[String: Rollout]>([:])
+    private let ticker = Mutex<Task<Void, Never>?>(nil)
+
+    /// Creates a controller.
+    /// - Parameters:
+    ///   - control: applies the route changes (audited, persisted) and holds routes.
+    ///   - registry: the canary's counters.
+    ///   - sink: the baseline→canary agreement, for the agreement gate.
+    ///   - clock: the time steps are measured with (injected by tests).
+    ///   - logger: where every step is logged.
+    public init(
+        control: AdminControl,
+        registry: ModelRegistry,
+        sink: ComparisonSink?,
+        clock: @escaping @Sendable () -> MonotonicInstant = { .now() },
+        logger: Logger
+    ) {
+        self.control = control
+        self.registry = registry
+        self.sink = sink
+        self.clock = clock
+        self.logger = logger
+    }
+
+    // MARK: Operator actions
+
+    /// Starts a rollout of `plan.canary` against `plan.baseline` on `model`: the route becomes a canary split at
+    /// the first step's weight (keeping the route's sticky key) and is held until the rollout ends.
+    /// - Throws: `notFound` for an unknown model; `invalidArgument` naming every bad field; `failedPrecondition`
+    ///   when a rollout of the model is already active.
+    @discardableResult
+    public func start(
+        model: String,
+        plan: RolloutPlan,
+        actor: String,
+        reason: String?
+    ) throws(SwitchyardError) -> RolloutStatus {
+        try control.requireModel(model)
+        let loaded = registry.model(named: model)?.versions.map(\.version) ?? []
+        let problems = plan.problems(loadedVersions: loaded)
+        guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
+        return try rollouts.withLock { rollouts throws(SwitchyardError) -> RolloutStatus in
+            if let existing = rollouts[model], existing.phase.isActive {
+                throw SwitchyardError(
+                    .failedPrecondition,
+                    "a rollout of '\(model)' version \(existing.plan.canary) is \(existing.phase.rawValue); "
+                        + "abort it before starting another"
+                )
+            }
+            let original = control.routing.route(for: model)
+            var rollout = Rollout(
+                model: model,
+                plan: plan,
+                phase: .running,
+                step: 0,
+                stepStartedAt: clock(),
+                stepCounters: counters(model: model, plan: plan),
+                sticky: original?.sticky,
+                otherShadow: original?.shadow.flatMap { shadow in
+                    shadow.version.map { [plan.baseline, plan.canary].contains($0) } == false ? shadow : nil
+                },
+                detail: "started",
+                lastWindow: RolloutCounters(calls: 0, failures: 0, latencyBuckets: [], compared: 0, agreed: 0),
+                startedAt: AdminControl.now(),
+                actor: actor,
+                events: []
+            )
+            try control.hold(
+                model: model,
+                reason: "a rollout of version \(plan.canary) is in progress; pause or abort it (/v1/rollouts/\(model))"
+            )
+            let detail = "step 1/\(plan.steps.count): canary \(number(plan.steps[0]))%"
+            do throws(SwitchyardError) {
+                try control.apply(
+                    route: route(for: rollout, canaryWeight: plan.steps[0], mirror: true),
+                    action: "rollout.start",
+                    actor: actor,
+                    reason: [reason, detail].compactMap { $0 }.joined(separator: ": ")
+                )
+            } catch {
+                control.release(model: model)
+                throw error
+            }
+            record(&rollout, "start", detail)
+            rollouts[model] = rollout
+            return status(of: rollout)
+        }
+    }
+
+    /// Holds the current weights: the rollout stops advancing, but a failing gate still rolls it back.
+    /// - Throws: `notFound` without a rollout; `failedPrecondition` unless it is running.
+    @discardableResult
+    public func pause(model: String, actor: String, reason: String?) throws(SwitchyardError) -> RolloutStatus {
+        try transition(model: model, from: [.running], action: "pause", actor: actor, reason: reason) { rollout in
+            rollout.phase = .paused
+            return nil
+        }
+    }
+
+    /// Continues a paused rollout; its step starts afresh (a new window and a full interval).
+    /// - Throws: `notFound` without a rollout; `failedPrecondition` unless it is paused.
+    @discardableResult
+    public func resume(model: String, actor: String, reason: String?) throws(SwitchyardError) -> RolloutStatus {
+        try transition(model: model, from: [.paused], action: "resume", actor: actor, reason: reason) { rollout in
+            rollout.phase = .running
+            rollout.stepStartedAt = clock()
+            rollout.stepCounters = counters(model: rollout.model, plan: rollout.plan)
+            return nil
+        }
+    }
+
+    /// Stops a rollout and gives the baseline all traffic back.
+    /// - Throws: `notFound` without a rollout; `failedPrecondition` when it has already ended.
+    @discardableResult
+    public func abort(model: String, actor: String, reason: String?) throws(SwitchyardError) -> RolloutStatus {
+        try transition(model: model, from: [.running, .paused], action: "abort", actor: actor, reason: reason) {
+            rollout in
+            rollout.phase = .aborted
+            return route(for: rollout, canaryWeight: 0, mirror: false)
+        }
+    }
+
+    /// The rollout of `model` (active or the last one that ended), if any.
+    public func status(model: String) -> RolloutStatus? {
+        rollouts.withLock { $0[model].map(status(of:)) }
+    }
+
+    /// Every rollout, by model.
+    public var all: [RolloutStatus] {
+        rollouts.withLock { $0.values.sorted { $0.model < $1.model }.map(status(of:)) }
+    }
+
+    private func transition(
+        model: String,
+        from phases: Set<RolloutPhase>,
+        action: String,
+        actor: String,
+        reason: String?,
+        _ change: (inout Rollout) -> RouteConfiguration?
+    ) throws(SwitchyardError) -> RolloutStatus {
+        try rollouts.withLock { rollouts throws(SwitchyardError) -> RolloutStatus in
+            guard var rollout = rollouts[model] else { throw .notFound("model '\(model)' has no rollout") }
+            guard phases.contains(rollout.phase) else {
+                throw SwitchyardError(
+                    .failedPrecondition,
+                    "the rollout of '\(model)' is \(rollout.phase.rawValue); \(action) needs it "
+                        + phases.map(\.rawValue).sorted().joined(separator: " or ")
+                )
+            }
+            let detail = reason ?? "by \(actor)"
+            if let route = change(&rollout) {
+                try control.apply(route: route, action: "rollout.\(action)", actor: actor, reason: detail)
+                control.release(model: model)
+            } else {
+                try control.audit(
+                    action: "rollout.\(action)",
+                    model: model,
+                    version: rollout.plan.canary,
+                    actor: actor,
+                    reason: detail
+                )
+            }
+            rollout.detail = "\(action): \(detail)"
+            record(&rollout, action, detail)
+            rollouts[model] = rollout
+            return status(of: rollout)
+        }
+    }
+
+    // MARK: Ticking
+
+    /// Starts ticking every `interval` on a task of its own.
+    public func start(interval: Duration = .milliseconds(250)) {
+        ticker.withLock { task in
+            guard task == nil else { return }
+            task = Task.detached { [self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    tick()
+                }
+            }
+        }
+    }
+
+    /// Stops ticking.
+    public func stop() { ticker.withLock { $0?.cancel() } }
+
+    /// Judges every active rollout's current step and applies the decisions.
+    public func tick() {
+        rollouts.withLock { rollouts in
+            for model in rollouts.keys.sorted() {
+                guard var rollout = rollouts[model], rollout.phase.isActive else { continue }
+                advance(&rollout)
+                rollouts[model] = rollout
+            }
+        }
+    }
+
+    private func advance(_ rollout: inout Rollout) {
+        let plan = rollout.plan
+        guard registry.model(named: rollout.model)?.versions.contains(where: { $0.version == plan.canary }) == true
+        else {
+            finish(&rollout, .rolledBack, "rollback", "version \(plan.canary) is no longer loaded")
+            return
+        }
+        let window = counters(model: rollout.model, plan: plan).since(rollout.stepCounters)
+        rollout.lastWindow = window
+        let elapsed = Double(clock().nanoseconds(since: rollout.stepStartedAt)) / 1e9
+        let decision = plan.decide(step: rollout.step, elapsedSeconds: elapsed, window: window)
+        switch decision {
+        case .rollBack(let why):
+            finish(&rollout, .rolledBack, "rollback", why)
+        case .hold(let why):
+            rollout.detail = rollout.phase == .paused ? "paused; \(why)" : why
+        case .advance where rollout.phase == .running:
+            let next = rollout.step + 1
+            let detail =
+                "step \(next + 1)/\(plan.steps.count): canary \(number(plan.steps[next]))% "
+                + "(\(summary(window)) at \(number(plan.steps[rollout.step]))%)"
+            do {
+                try control.apply(
+                    route: route(for: rollout, canaryWeight: plan.steps[next], mirror: true),
+                    action: "rollout.advance",
+                    actor: "rollout",
+                    reason: detail
+                )
+            } catch {
+                rollout.detail = "could not advance, retrying: \(error.message)"
+                logger.error("rollout step not applied", metadata: ["model": "\(rollout.model)", "reason": "\(error)"])
+                return
+            }
+            rollout.step = next
+            rollout.stepStartedAt = clock()
+            rollout.stepCounters = counters(model: rollout.model, plan: plan)
+            rollout.detail = detail
+            record(&rollout, "advance", detail)
+        case .complete where rollout.phase == .running:
+            finish(&rollout, .completed, "complete", "every step passed (\(summary(window)) at the last)")
+        case .advance, .complete:
+            rollout.detail = "paused; the step's gates pass"
+        }
+    }
+
+    /// Ends a rollout: the canary gets everything (completed) or nothing (rolled back), the hold is released.
+    private func finish(_ rollout: inout Rollout, _ phase: RolloutPhase, _ event: String, _ why: String) {
+        let weight: Double = phase == .completed ? 100 : 0
+        do {
+            try control.apply(
+                route: route(for: rollout, canaryWeight: weight, mirror: false),
+                action: "rollout.\(event)",
+                actor: "rollout",
+                reason: why
+            )
+        } catch {
+            rollout.detail = "could not \(event), retrying: \(error.message)"
+            logger.error("rollout end not applied", metadata: ["model": "\(rollout.model)", "reason": "\(error)"])
+            return
+        }
+        control.release(model: rollout.model)
+        rollout.phase = phase
+        rollout.detail = why
+        record(&rollout, event, why)
+    }
+
+    // MARK: Helpers
+
+    /// The route of a rollout at a canary weight: a canary split of baseline and canary with the original
+    /// route's sticky key; while running with the agreement gate, the canary mirrors the baseline's calls.
+    private func route(for rollout: Rollout, canaryWeight: Double, mirror: Bool) -> RouteConfiguration {
+        let plan = rollout.plan
+        var shadow = rollout.otherShadow
+        if mirror, plan.gates.minShadowAgreement != nil {
+            shadow = .init(version: plan.canary, fraction: plan.shadowFraction ?? 1, explicit: false)
+        }
+        return RouteConfiguration(
+            model: rollout.model,
+            policy: .canary,
+            versions: [
+                .init(version: plan.baseline, weight: 100 - canaryWeight),
+                .init(version: plan.canary, weight: canaryWeight),
+            ],
+            sticky: rollout.sticky,
+            shadow: shadow
+        )
+    }
+
+    private func counters(model: String, plan: RolloutPlan) -> RolloutCounters {
+        let statistics = registry.model(named: model)?.versions.first { $0.version == plan.canary }?.statistics
+        let succeeded = statistics?.successCount.load(ordering: .relaxed) ?? 0
+        let failed = statistics?.failureCount.load(ordering: .relaxed) ?? 0
+        let pair = sink?.aggregates[
+            ComparisonKey(model: model, primaryVersion: plan.baseline, shadowVersion: plan.canary)
+        ]
+        return RolloutCounters(
+            calls: succeeded + failed,
+            failures: failed,
+            latencyBuckets: statistics?.latency.bucketCounts ?? [],
+            compared: pair?.classified ?? 0,
+            agreed: pair?.agreed ?? 0
+        )
+    }
+
+    private func summary(_ window: RolloutCounters) -> String {
+        var parts = ["\(window.calls) calls", "error rate \(window.errorRate.map(percent) ?? "n/a")"]
+        if let p99 = window.p99Milliseconds { parts.append("p99 \(milliseconds(p99)) ms") }
+        if let agreement = window.agreement { parts.append("agreement \(percent(agreement))") }
+        return parts.joined(separator: ", ")
+    }
+
+    private func record(_ rollout: inout Rollout, _ event: String, _ detail: String) {
+        rollout.events.append(
+            .init(time: AdminControl.now(), event: event, canary_weight: rollout.canaryWeight, detail: detail)
+        )
+        logger.notice(
+            "rollout \(event)",
+            metadata: [
+                "model": "\(rollout.model)", "canary": "\(rollout.plan.canary)",
+                "canary_weight": "\(number(rollout.canaryWeight))", "detail": "\(detail)",
+            ]
+        )
+    }
+
+    private func status(of rollout: Rollout) -> RolloutStatus {
+        let window = rollout.lastWindow
+        return RolloutStatus(
+            model: rollout.model,
+            baseline: rollout.plan.baseline,
+            canary: rollout.plan.canary,
+            phase: rollout.phase,
+            step: rollout.step + 1,
+            steps: rollout.plan.steps,
+            canary_weight: rollout.canaryWeight,
+            step_seconds: rollout.plan.stepSeconds,
+            gates: rollout.plan.gates,
+            window: .init(
+                calls: window.calls,
+                failures: window.failures,
+                error_rate: window.errorRate,
+                p99_ms: window.p99Milliseconds,
+                compared: window.compared,
+                agreement: window.agreement,
+                elapsed_s: rollout.phase.isActive ? Double(clock().nanoseconds(since: rollout.stepStartedAt)) / 1e9 : 0
+            ),
+            detail: rollout.detail,
+            started_at: rollout.startedAt,
+            actor: rollout.actor,
+            events: rollout.events
+        )
+    }
+}

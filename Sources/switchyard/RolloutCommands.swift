@@ -1,0 +1,189 @@
+// `switchyard rollout start|status|pause|resume|abort` and `switchyard models load|unload`: the live-operations
+// calls of the admin API that move traffic to a new version step by step, or change what is loaded.
+
+import ArgumentParser
+import Foundation
+
+struct Rollout: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Progressive rollouts of a running gateway: weight steps gated on live metrics.",
+        subcommands: [Start.self, Status.self, Pause.self, Resume.self, Abort.self]
+    )
+
+    struct Start: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move a model's traffic from its baseline version to a canary in steps.",
+            discussion: """
+                switchyard rollout start digits --baseline 1 --canary 2 --steps 10,25,50,100 --step-seconds 60 \\
+                    --max-error-rate 0.01 --max-p99-ms 25 --min-shadow-agreement 0.95 --reason "v2 to everyone"
+                Each step lasts --step-seconds once it has --min-requests canary calls; a failing gate gives the
+                baseline all traffic back at once.
+                """
+        )
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The model.")
+        var model: String
+        @Option(name: .long, help: "The version serving now.")
+        var baseline: String
+        @Option(name: .long, help: "The version rolled out.")
+        var canary: String
+        @Option(name: .long, help: "Canary weights in percent, comma-separated and ascending.")
+        var steps: String = "10,25,50,100"
+        @Option(name: .long, help: "Seconds per step.")
+        var stepSeconds: Double = 60
+        @Option(name: .long, help: "Gate: highest share of failed canary calls (0…1).")
+        var maxErrorRate: Double?
+        @Option(name: .long, help: "Gate: highest canary p99 in milliseconds.")
+        var maxP99Ms: Double?
+        @Option(
+            name: .long,
+            help: "Gate: lowest argmax agreement with the baseline (0…1); mirrors calls to the canary."
+        )
+        var minShadowAgreement: Double?
+        @Option(name: .long, help: "Canary calls a step needs before its gates are judged.")
+        var minRequests: Int = 20
+        @Option(name: .long, help: "Share of calls mirrored for the agreement gate (0…1, default 1).")
+        var shadowFraction: Double?
+        @Option(name: .long, help: "Why: recorded in the audit log.")
+        var reason: String?
+
+        func run() throws {
+            let weights = try steps.split(separator: ",").map { part -> Double in
+                guard let weight = Double(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--steps: expected percentages like 10,25,50,100, got '\(steps)'")
+                }
+                return weight
+            }
+            var gates: [String: Any] = ["min_requests": minRequests]
+            if let maxErrorRate { gates["max_error_rate"] = maxErrorRate }
+            if let maxP99Ms { gates["max_p99_ms"] = maxP99Ms }
+            if let minShadowAgreement { gates["min_shadow_agreement"] = minShadowAgreement }
+            var body: [String: Any] = [
+                "baseline": baseline, "canary": canary, "steps": weights, "step_seconds": stepSeconds, "gates": gates,
+            ]
+            if let shadowFraction { body["shadow_fraction"] = shadowFraction }
+            let answer = try options.call("POST", "/v1/rollouts/\(model)", body: body, reason: reason)
+            if options.json { return try options.printJSON(answer) }
+            print(describeRollout(answer as? [String: Any] ?? [:]))
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print every rollout, or one model's.")
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The model (default: every rollout).")
+        var model: String?
+
+        func run() throws {
+            let answer = try options.call("GET", model.map { "/v1/rollouts/\($0)" } ?? "/v1/rollouts")
+            if options.json { return try options.printJSON(answer) }
+            let object = answer as? [String: Any] ?? [:]
+            let rollouts = model == nil ? object["rollouts"] as? [[String: Any]] ?? [] : [object]
+            if rollouts.isEmpty { print("no rollouts") }
+            for rollout in rollouts { print(describeRollout(rollout, events: model != nil)) }
+        }
+    }
+
+    struct Pause: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Hold a rollout's weights (a failing gate still rolls it back)."
+        )
+        @OptionGroup var action: RolloutAction
+        func run() throws { try action.send("pause") }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Continue a paused rollout; its step restarts.")
+        @OptionGroup var action: RolloutAction
+        func run() throws { try action.send("resume") }
+    }
+
+    struct Abort: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop a rollout and give the baseline all traffic back."
+        )
+        @OptionGroup var action: RolloutAction
+        func run() throws { try action.send("abort") }
+    }
+}
+
+/// The arguments of pause, resume and abort.
+struct RolloutAction: ParsableArguments {
+    @OptionGroup var options: AdminOptions
+    @Argument(help: "The model.")
+    var model: String
+    @Option(name: .long, help: "Why: recorded in the audit log.")
+    var reason: String?
+
+    func send(_ action: String) throws {
+        let answer = try options.call("POST", "/v1/rollouts/\(model)/\(action)", reason: reason)
+        if options.json { return try options.printJSON(answer) }
+        print(describeRollout(answer as? [String: Any] ?? [:]))
+    }
+}
+
+/// A rollout as a few human-readable lines.
+func describeRollout(_ rollout: [String: Any], events: Bool = false) -> String {
+    let steps = (rollout["steps"] as? [Double] ?? []).map { $0 == $0.rounded() ? String(Int($0)) : String($0) }
+    var lines = [
+        "\(rollout["model"] ?? "?")  \(rollout["baseline"] ?? "?") → \(rollout["canary"] ?? "?")  "
+            + "\(rollout["phase"] ?? "?")  step \(rollout["step"] ?? "?")/\(steps.count) "
+            + "[\(steps.joined(separator: ", "))]%  canary weight \(rollout["canary_weight"] ?? "?")%",
+        "  \(rollout["detail"] ?? "")",
+    ]
+    if let window = rollout["window"] as? [String: Any], (window["calls"] as? Int ?? 0) > 0 {
+        let rate = (window["error_rate"] as? Double).map { String(format: "%.2f%%", 100 * $0) } ?? "n/a"
+        let p99 = (window["p99_ms"] as? Double).map { String(format: "%.2f ms", $0) } ?? "n/a"
+        let agreement = (window["agreement"] as? Double).map { String(format: "%.2f%%", 100 * $0) } ?? "n/a"
+        lines.append(
+            "  this step: \(window["calls"] ?? 0) canary calls, error rate \(rate), p99 \(p99), agreement \(agreement)"
+        )
+    }
+    if events {
+        for event in rollout["events"] as? [[String: Any]] ?? [] {
+            lines.append("  \(event["time"] ?? "")  \(event["event"] ?? "")  \(event["detail"] ?? "")")
+        }
+    }
+    return lines.joined(separator: "\n")
+}
+
+struct ModelsLoad: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Load a version from a running gateway's repository: switchyard models load digits 3."
+    )
+    @OptionGroup var options: AdminOptions
+    @Argument(help: "The model (a directory of the repository).")
+    var model: String
+    @Argument(help: "The version (a numbered directory holding model.onnx).")
+    var version: String
+    @Option(name: .long, help: "Why: recorded in the audit log.")
+    var reason: String?
+
+    func run() throws {
+        let answer = try options.call("POST", "/v1/models/\(model)/versions/\(version)/load", reason: reason)
+        if options.json { return try options.printJSON(answer) }
+        let loaded = ((answer as? [String: Any])?["versions"] as? [[String: Any]] ?? []).compactMap { $0["version"] }
+        print("loaded \(model) version \(version); loaded versions: \(loaded.map { "\($0)" }.joined(separator: ", "))")
+    }
+}
+
+struct ModelsUnload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unload",
+        abstract: "Unload a version no route uses; its queued calls finish first."
+    )
+    @OptionGroup var options: AdminOptions
+    @Argument(help: "The model.")
+    var model: String
+    @Argument(help: "The version.")
+    var version: String
+    @Option(name: .long, help: "Why: recorded in the audit log.")
+    var reason: String?
+
+    func run() throws {
+        let answer = try options.call("POST", "/v1/models/\(model)/versions/\(version)/unload", reason: reason)
+        if options.json { return try options.printJSON(answer) }
+        print("unloaded \(model) version \(version)")
+    }
+}
