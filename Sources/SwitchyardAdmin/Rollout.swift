@@ -14,7 +14,8 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
         public var maxErrorRate: Double?
         /// Highest canary p99 latency in milliseconds (decode to response).
         public var maxP99Milliseconds: Double?
-        /// Lowest argmax agreement of the canary, mirrored as a shadow of the baseline, with the baseline (0…1).
+        /// Lowest argmax agreement of the canary, mirrored as a shadow of the baseline, with the baseline (0…1);
+        /// judged on steps below 100%, where the baseline still serves calls to mirror.
         public var minShadowAgreement: Double?
         /// Canary calls (and, with the agreement gate, compared pairs) a step needs before a gate is judged or
         /// the step may advance.
@@ -228,7 +229,8 @@ extension RolloutPlan {
         guard enough else {
             return .hold("\(position): waiting for traffic, \(window.calls) of \(gates.minRequests) canary calls")
         }
-        if gates.minShadowAgreement != nil && !enoughPairs {
+        // At 100% the baseline serves nothing, so nothing is mirrored: the step stands on the other gates.
+        if gates.minShadowAgreement != nil && !enoughPairs && steps[step] < 100 {
             return .hold(
                 "\(position): waiting for mirrored calls, \(window.compared) of \(gates.minRequests) compared"
             )

@@ -82,6 +82,8 @@ private func window(calls: UInt64, failures: UInt64 = 0, milliseconds: Double = 
             return
         }
         #expect(why.contains("mirrored calls"))
+        // At 100% nothing is mirrored, so the last step stands on the other gates.
+        #expect(gated.decide(step: 2, elapsedSeconds: 60, window: counters) == .complete)
         counters.compared = 200
         counters.agreed = 199
         #expect(gated.decide(step: 0, elapsedSeconds: 60, window: counters) == .advance)
