@@ -172,7 +172,7 @@ let package = Package(
         // Routing decision + sink bookkeeping CPU per call, and bandit regret (Benchmarks/Routing).
         .executableTarget(
             name: "switchyard-routing-bench",
-            dependencies: ["SwitchyardCore", "SwitchyardRouting", "SwitchyardSink"],
+            dependencies: ["SwitchyardCore", "SwitchyardModels", "SwitchyardRouting", "SwitchyardSink"],
             path: "Benchmarks/Routing",
             exclude: ["README.md"],
             swiftSettings: strict

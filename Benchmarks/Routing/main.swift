@@ -6,6 +6,7 @@
 import Foundation
 import Logging
 import SwitchyardCore
+import SwitchyardModels
 import SwitchyardRouting
 import SwitchyardSink
 
@@ -122,6 +123,22 @@ measure("canary + trailer value (cached per snapshot)") { n in
 measure("unrouted + trailer value (cached per generation)") { n in
     sink &+= decide("digits", n).trailer(servedVersion: "2").utf8.count
 }
+
+// Per-version statistics of one finished call, as the inference service keeps them for ModelStatistics,
+// /metrics and rollout gates: counters, the latency and queue-wait histograms, the per-route/code counter.
+print("Per-call statistics and metrics bookkeeping:")
+let statistics = VersionStatistics()
+measure("counters + 2 histograms + route/code counter") { n in
+    let elapsed = UInt64(300_000 + (n & 1023) * 1000)
+    statistics.successCount.add(1, ordering: .relaxed)
+    statistics.successNanoseconds.add(elapsed, ordering: .relaxed)
+    statistics.latency.record(elapsed)
+    statistics.inferenceCount.add(1, ordering: .relaxed)
+    statistics.queueNanoseconds.add(elapsed / 4, ordering: .relaxed)
+    statistics.queueWait.record(elapsed / 4)
+    statistics.recordCall(route: .canary, code: 0)
+}
+sink &+= Int(statistics.calls(route: .canary, code: 0) & 1)
 
 // Sink bookkeeping for one shadowed call of the demo model: 2 outputs × 10 values, one row.
 let logger = Logger(label: "bench")
