@@ -16,7 +16,7 @@ enum LoopMessage: Sendable {
     /// A service answered (unary response or one streaming message).
     case send(GRPCCall, [UInt8], [(name: String, value: String)])
     /// A service ended a call with a status.
-    case fail(GRPCCall, GRPCStatus)
+    case fail(GRPCCall, GRPCStatus, [(name: String, value: String)])
     /// Loop 0 accepted a socket for this loop.
     case adopt(Int32)
     /// Stop accepting, GOAWAY everyone, drain until the deadline.
@@ -320,9 +320,9 @@ final class EventLoop: @unchecked Sendable {
         case .send(let call, let bytes, let metadata):
             guard !call.streamClosed else { return countDropped() }
             call.connection.deliverSend(call, message: bytes, metadata: metadata)
-        case .fail(let call, let status):
+        case .fail(let call, let status, let metadata):
             guard !call.streamClosed else { return countDropped() }
-            call.connection.finish(call, status: status, metadata: [])
+            call.connection.finish(call, status: status, metadata: metadata)
         case .adopt(let fd):
             adopt(fd)
         case .shutdown(let deadline):

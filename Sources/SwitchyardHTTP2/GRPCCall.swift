@@ -83,10 +83,10 @@ final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
         loop.enqueue(.send(self, message, metadata))
     }
 
-    func fail(_ status: GRPCStatus) {
+    func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {
         guard state.compareExchange(expected: GRPCCall.open, desired: GRPCCall.answered, ordering: .relaxed).exchanged
         else { return loop.countDropped() }
-        loop.enqueue(.fail(self, status))
+        loop.enqueue(.fail(self, status, metadata))
     }
 }
 

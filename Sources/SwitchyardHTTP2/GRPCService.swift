@@ -143,10 +143,14 @@ public protocol GRPCResponder: AnyObject, Sendable {
     func send(message: [UInt8], metadata: [(name: String, value: String)])
 
     /// Ends the call with a non-OK status (Trailers-Only when nothing was sent yet).
-    func fail(_ status: GRPCStatus)
+    /// - Parameter metadata: extra trailers sent with `grpc-status`.
+    func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)])
 }
 
 extension GRPCResponder {
     /// Sends a message with no extra trailers.
     public func send(message: [UInt8]) { send(message: message, metadata: []) }
+
+    /// Ends the call with a non-OK status and no extra trailers.
+    public func fail(_ status: GRPCStatus) { fail(status, metadata: []) }
 }

@@ -127,8 +127,8 @@ public final class InferenceService: GRPCService {
         streaming: Bool
     ) throws(SwitchyardError) {
         let started = MonotonicInstant.now()
-        let (version, call, decision, explicit) = try withBumpAllocator(capacity: 8192) { arena in
-            Result { () throws(SwitchyardError) -> (ModelVersion, ValidatedInferCall, RoutingDecision?, Bool) in
+        let routed = try withBumpAllocator(capacity: 8192) { arena in
+            Result { () throws(SwitchyardError) -> RoutedCall in
                 let request = try InferRequestDecoder.decode(message, arena: &arena).pointee
                 let modelName = swiftString(request.model_name)
                 let requestedVersion = swiftString(request.model_version)
@@ -145,17 +145,27 @@ public final class InferenceService: GRPCService {
                 let version = try registry.resolve(model: modelName, version: decision?.version ?? requestedVersion)
                 do throws(SwitchyardError) {
                     let call = try InferRequestValidator.validate(request, for: version)
-                    return (version, call, decision, !requestedVersion.isEmpty)
+                    return .routed(version, call, decision, !requestedVersion.isEmpty)
                 } catch {
                     version.statistics.failureCount.add(1, ordering: .relaxed)
                     version.statistics.recordCall(
                         route: CallRoute(decision?.reason, explicit: !requestedVersion.isEmpty),
                         code: GRPCStatus(error).code.rawValue
                     )
-                    throw error
+                    // The call reached a version, so its refusal names the version like any answer does.
+                    if streaming {
+                        responder.send(message: InferResponseEncoder.encodeStream(.failure(error)))
+                    } else {
+                        let route = decision.map {
+                            [(name: routeTrailerName, value: $0.trailer(servedVersion: version.version))]
+                        }
+                        responder.fail(GRPCStatus(error), metadata: route ?? [])
+                    }
+                    return .answered
                 }
             }
         }.get()
+        guard case .routed(let version, let call, let decision, let explicit) = routed else { return }
         var deadline = head.deadline
         if let timeout = call.parameters.timeoutMicroseconds {
             let parameterDeadline = started.advanced(
@@ -227,7 +237,8 @@ public final class InferenceService: GRPCService {
                     if streaming {
                         responder.send(message: InferResponseEncoder.encodeStream(.failure(error)))
                     } else {
-                        responder.fail(GRPCStatus(error))
+                        // Failed calls say which version failed them too (a broken canary shows in the trailer).
+                        responder.fail(GRPCStatus(error), metadata: trailers)
                     }
                     if let decision, decision.wantsOutcome {
                         decision.recordOutcome(succeeded: false, latencyNanoseconds: elapsed)
@@ -336,6 +347,12 @@ func wallClockMilliseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}
+
+/// A decoded call: routed to a version and validated, or already answered with the version's refusal.
+private enum RoutedCall {
+    case routed(ModelVersion, ValidatedInferCall, RoutingDecision?, Bool)
+    case answered
 }
 
 extension CallRoute {

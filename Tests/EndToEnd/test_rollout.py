@@ -87,7 +87,8 @@ class Load:
             try:
                 self.served.append((time.monotonic(), self.call()))
             except grpc.RpcError as error:
-                self.failures.append((time.monotonic(), error.code(), error.details()))
+                route = dict(error.trailing_metadata() or ()).get("switchyard-route", "")
+                self.failures.append((time.monotonic(), error.code(), error.details(), route))
 
     def __enter__(self):
         self.thread.start()
@@ -142,8 +143,10 @@ def test_broken_canary_is_rolled_back_by_its_error_rate_gate(start_gateway, tmp_
     # Before the rollback only the canary failed, with a message naming the mismatch; after it, nothing fails
     # and the baseline serves everything.
     assert load.failures, "the broken canary never received a call"
-    assert all(code == grpc.StatusCode.INVALID_ARGUMENT for _, code, _ in load.failures)
-    assert all("pixels" in details for _, _, details in load.failures)
+    assert all(code == grpc.StatusCode.INVALID_ARGUMENT for _, code, _, _ in load.failures)
+    assert all("pixels" in details for _, _, details, _ in load.failures)
+    # Each refusal names the version that refused it in its switchyard-route trailer.
+    assert all("version=3" in route and "policy=canary" in route for *_, route in load.failures), load.failures[:3]
     assert [f for f in load.failures if f[0] > rolled_back_at] == []
     after = [version for at, version in load.served if at > rolled_back_at]
     assert after and set(after) == {"2"}
