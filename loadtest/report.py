@@ -57,11 +57,17 @@ class Chart:
         self.xticks = xticks  # [(value, label)] to override the automatic ticks
         self.xlog, self.ylog = xlog, ylog
         self.series = []  # (name, points, color, kind)
+        self.markers = []  # (x, label): vertical lines, e.g. a scenario's admin calls
         self.xmax, self.ymax, self.xmin, self.ymin = xmax, ymax, xmin, ymin
 
     def add(self, name, points, color, kind="line"):
         pts = [(x, y) for x, y in points if x is not None and y is not None]
         self.series.append((name, pts, color, kind))
+
+    def mark(self, events):
+        """Vertical markers at the times of a run's events (admin calls), numbered like the events table."""
+        self.markers = [(e["t"], str(i + 1)) for i, e in enumerate(events or [])]
+        return self
 
     def _range(self):
         xs = [x for _, p, _, _ in self.series for x, _ in p] or [0, 1]
@@ -120,6 +126,10 @@ class Chart:
         out.append(
             f'<text transform="translate(14,{MT + ph / 2}) rotate(-90)" text-anchor="middle" font-size="12" fill="#444" font-family="sans-serif">{esc(self.ylabel)}</text>'
         )
+        for x, label in self.markers:
+            if x0 <= x <= x1:
+                out.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{MT}" y2="{MT + ph}" stroke="#d62728" stroke-dasharray="4,3"/>')
+                out.append(f'<text x="{sx(x) + 3:.1f}" y="{MT + 11}" font-size="11" fill="#d62728" font-family="sans-serif">{esc(label)}</text>')
         for i, (name, pts, color, kind) in enumerate(self.series):
             if not pts:
                 continue
@@ -199,13 +209,21 @@ def single_report(r):
     if r.get("serverCPU"):
         rows.append(("server CPU", f"{r['serverCPU']['cpuPerRequestUs']:.2f} µs/request ({r['serverCPU']['cpuSeconds']:.2f} s, pid {r['serverCPU']['pid']})"))
     parts.append("<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows) + "</table>")
+    events = r.get("events") or []
+    if events:
+        parts.append("<h3>Admin calls during the run (red dashed lines on the charts)</h3><table>"
+                     + "<tr><th>#</th><th>at</th><th>what</th><th>call</th><th>status</th><th>answer</th></tr>"
+                     + "".join(f"<tr><td>{i + 1}</td><td>{e['t']:.1f} s</td><td>{esc(e['label'])}</td><td>{esc(e['request'])}</td>"
+                               f"<td>{e['status']}</td><td><code>{esc(e['answer'][:160])}</code></td></tr>"
+                               for i, e in enumerate(events))
+                     + "</table>")
 
-    c = Chart("Latency percentiles over time", "seconds", "ms", ylog=True)
+    c = Chart("Latency percentiles over time", "seconds", "ms", ylog=True).mark(events)
     for i, (name, key) in enumerate((("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max"))):
         c.add(name, [(x, interval_latency(iv, key)) for x, iv in zip(t, r["intervals"])], PALETTE[i])
     parts.append(c.render())
 
-    c = Chart("Throughput over time", "seconds", "requests/s")
+    c = Chart("Throughput over time", "seconds", "requests/s").mark(events)
     c.add("offered", [(x, iv["offered"] / step) for x, iv in zip(t, r["intervals"])], "#999999")
     c.add("completed", [(x, iv["completed"] / step) for x, iv in zip(t, r["intervals"])], PALETTE[0])
     c.add("OK", [(x, iv["ok"] / step) for x, iv in zip(t, r["intervals"])], PALETTE[2])
@@ -216,7 +234,7 @@ def single_report(r):
     parts.append(c.render())
 
     versions = sorted({v for iv in r["intervals"] for v in iv["byVersion"]})
-    c = Chart("Share of OK traffic per version over time", "seconds", "% of OK responses", ymax=100)
+    c = Chart("Share of OK traffic per version over time", "seconds", "% of OK responses", ymax=100).mark(events)
     base = [0.0] * len(t)
     for i, v in enumerate(versions):
         top = []
@@ -229,7 +247,7 @@ def single_report(r):
     parts.append(c.render())
 
     statuses = sorted({k for iv in r["intervals"] for k in iv["byStatus"] if k != "OK"})
-    c = Chart("Errors over time", "seconds", "errors/s")
+    c = Chart("Errors over time", "seconds", "errors/s").mark(events)
     if not statuses:
         c.add("no errors", [(x, 0) for x in t], "#999999")
     for i, k in enumerate(statuses):

@@ -174,4 +174,29 @@ public struct LoadResult: Sendable, Codable, Hashable {
     public var harness: HarnessResult
     /// The server's CPU use, when its pid was given.
     public var serverCPU: ServerCPUResult?
+    /// Admin API calls made during the run (a scenario's actions), in time order.
+    public var events: [LoadEvent] = []
+}
+
+/// An admin API call made during a run, as the report marks it on the time charts.
+public struct LoadEvent: Sendable, Codable, Hashable {
+    /// Seconds from the start of the measured phase when the call was answered.
+    public var t: Double
+    /// What it did.
+    public var label: String
+    /// `METHOD path`.
+    public var request: String
+    /// HTTP status (0 when the call failed to connect).
+    public var status: Int
+    /// The start of the answer (or the connection error).
+    public var answer: String
+
+    /// Creates an event.
+    public init(t: Double, label: String, request: String, status: Int, answer: String) {
+        self.t = t
+        self.label = label
+        self.request = request
+        self.status = status
+        self.answer = answer
+    }
 }

@@ -166,8 +166,14 @@ public final class LoadRunner: Sendable {
     public func stop() { stopSignal.request() }
 
     /// Runs the test on dedicated threads and returns its results.
-    /// - Parameter progress: called on the calling thread about once per interval.
-    public func run(progress: ((LoadProgress) -> Void)? = nil) throws(SwitchyardError) -> LoadResult {
+    /// - Parameters:
+    ///   - progress: called on the calling thread about once per interval.
+    ///   - started: called once when the load starts (connections are up), with the instant the run's times
+    ///     count from; the measured phase begins `warmup` seconds later.
+    public func run(
+        progress: ((LoadProgress) -> Void)? = nil,
+        started: ((MonotonicInstant) -> Void)? = nil
+    ) throws(SwitchyardError) -> LoadResult {
         let c = configuration
         let address = try SocketAddress.resolve(c.target)
         let threads = min(c.threads, c.connections)
@@ -255,6 +261,7 @@ public final class LoadRunner: Sendable {
             all.append(worker)
         }
         let runStart = MonotonicInstant.now()
+        started?(runStart)
         let group = DispatchGroup()
         for worker in all {
             group.enter()

@@ -56,6 +56,35 @@ public struct Scenario: Sendable, Hashable, Decodable {
     public var timeout_ms: Double?
     /// Reporting interval in seconds.
     public var interval: Double?
+    /// The gateway configuration file `loadtest/run-scenario.sh` starts the gateway with (routes, admin).
+    public var gateway: String?
+    /// The model repository `loadtest/run-scenario.sh` serves (default: the bundled `models`).
+    public var repository: String?
+    /// Admin API calls made at set times during the run (weight changes, shadow on/off, a rollout).
+    public var actions: [Action]?
+
+    /// An admin API call at a set time of the run.
+    public struct Action: Sendable, Hashable, Decodable {
+        /// Seconds from the start of the measured phase.
+        public var at: Double
+        /// What it does, for the report.
+        public var label: String?
+        /// HTTP method. Default POST.
+        public var method: String?
+        /// Path on the admin API, e.g. `/v1/routes/digits/weights`.
+        public var path: String
+        /// JSON body.
+        public var body: String?
+
+        /// Creates an action.
+        public init(at: Double, label: String? = nil, method: String? = nil, path: String, body: String? = nil) {
+            self.at = at
+            self.label = label
+            self.method = method
+            self.path = path
+            self.body = body
+        }
+    }
 
     /// An empty scenario (every setting from flags or defaults).
     public init() {}
@@ -76,6 +105,19 @@ public struct Scenario: Sendable, Hashable, Decodable {
         }
         if let mode = scenario.mode, mode != "open" && mode != "closed" {
             throw .invalidArgument("\(source): mode: expected 'open' or 'closed', got '\(mode)'")
+        }
+        for (i, action) in (scenario.actions ?? []).enumerated() {
+            if !(action.at >= 0) {
+                throw .invalidArgument("\(source): actions[\(i)].at: expected seconds ≥ 0, got \(action.at)")
+            }
+            if !action.path.hasPrefix("/") {
+                throw .invalidArgument("\(source): actions[\(i)].path: expected an admin API path like /v1/routes/M")
+            }
+            if let method = action.method, !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(method) {
+                throw .invalidArgument(
+                    "\(source): actions[\(i)].method: expected GET, POST, PUT, PATCH or DELETE, got '\(method)'"
+                )
+            }
         }
         if let arrival = scenario.arrival, ArrivalProcess(rawValue: arrival) == nil {
             throw .invalidArgument("\(source): arrival: expected 'constant' or 'poisson', got '\(arrival)'")

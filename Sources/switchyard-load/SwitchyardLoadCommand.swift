@@ -67,6 +67,7 @@ struct SwitchyardLoadCommand: ParsableCommand {
     )
     var timerResolutionUs: Double = 50
     @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(help: "Admin API base URL for a scenario's actions.") var admin = "http://127.0.0.1:8002"
     @Option(help: "Write the results as JSON here.") var output: String?
     @Flag(help: "No live progress line.") var quiet = false
 
@@ -164,12 +165,18 @@ struct SwitchyardLoadCommand: ParsableCommand {
         interrupted.setEventHandler { runner.stop() }
         interrupted.resume()
         let live = !quiet && isatty(2) != 0
-        let result = try runner.run { progress in
-            guard !quiet else { return }
-            let text = live ? "\r\u{1B}[2K" + progress.line : progress.line + "\n"
-            FileHandle.standardError.write(Data(text.utf8))
-        }
+        let actions = file.actions.flatMap { $0.isEmpty ? nil : AdminActions(base: admin, actions: $0) }
+        let warmupNanoseconds = UInt64(configuration.warmup * 1e9)
+        var result = try runner.run(
+            progress: { progress in
+                guard !quiet else { return }
+                let text = live ? "\r\u{1B}[2K" + progress.line : progress.line + "\n"
+                FileHandle.standardError.write(Data(text.utf8))
+            },
+            started: { start in actions?.start(measureStart: start.advanced(byNanoseconds: warmupNanoseconds)) }
+        )
         if live { FileHandle.standardError.write(Data("\n".utf8)) }
+        if let actions { result.events = actions.finish(timeout: 15) }
         print(Self.summary(result))
         if let output {
             let encoder = JSONEncoder()
@@ -218,6 +225,11 @@ struct SwitchyardLoadCommand: ParsableCommand {
         ]
         for (status, message) in s.errorMessages.sorted(by: { $0.key < $1.key }) {
             lines.append("  \(status): \(message)")
+        }
+        for event in r.events {
+            lines.append(
+                String(format: "  at %6.1f s: ", event.t) + "\(event.label) (\(event.request) → \(event.status))"
+            )
         }
         lines.append(
             String(
