@@ -67,7 +67,7 @@ enum InferRequestValidator {
         var slots = [Int?](repeating: nil, count: signature.inputs.count)
         for index in 0..<message.n_inputs {
             guard let tensor = message.inputs[index] else { continue }
-            guard let slot = signature.inputs.firstIndex(where: { strcmp($0.name, tensor.pointee.name) == 0 }) else {
+            guard let slot = signature.inputs.firstIndex(where: { cStringEquals(tensor.pointee.name, $0.name) }) else {
                 let name = swiftString(tensor.pointee.name)
                 let known = signature.inputs.map(\.name).joined(separator: ", ")
                 throw .invalidArgument("unexpected input '\(name)': \(label) takes \(known)")
@@ -100,7 +100,7 @@ enum InferRequestValidator {
                 let shape = (0..<tensor.n_shape).map { Int(truncatingIfNeeded: tensor.shape[$0]) }
                 return "\(swiftString(tensor.datatype)) \(Shape.format(shape))"
             }
-            guard let datatype = tensor.datatype, strcmp(datatype, spec.dataType.rawValue) == 0 else {
+            guard cStringEquals(tensor.datatype, spec.dataType.rawValue) else {
                 throw .invalidArgument("input '\(spec.name)': expected \(spec), got \(got)")
             }
             guard tensor.n_shape == spec.shape.count, tensor.n_shape > 0 else {
@@ -172,7 +172,7 @@ enum InferRequestValidator {
         var outputIndices: [Int] = []
         for index in 0..<message.n_outputs {
             guard let requested = message.outputs[index] else { continue }
-            guard let found = signature.outputs.firstIndex(where: { strcmp($0.name, requested.pointee.name) == 0 })
+            guard let found = signature.outputs.firstIndex(where: { cStringEquals(requested.pointee.name, $0.name) })
             else {
                 let name = swiftString(requested.pointee.name)
                 let known = signature.outputs.map(\.name).joined(separator: ", ")
@@ -240,4 +240,18 @@ enum InferRequestValidator {
         }
         return result
     }
+}
+
+/// Whether a C string from a decoded message equals `text`, without the temporary C copy (an allocation for
+/// short strings) that passing a `String` to `strcmp` makes.
+@inline(__always)
+func cStringEquals(_ cString: UnsafePointer<CChar>?, _ text: String) -> Bool {
+    guard let cString else { return false }
+    var index = 0
+    for byte in text.utf8 {
+        // A shorter C string ends in 0, which differs from every byte of `text`: the loop stops there.
+        guard UInt8(bitPattern: cString[index]) == byte else { return false }
+        index += 1
+    }
+    return cString[index] == 0
 }

@@ -16,7 +16,7 @@ struct InferResult {
     var id: String
     var rows: Int
     /// Returned outputs: spec and `rows × elementsPerRow` values.
-    var outputs: [(spec: TensorSpec, values: [Float])]
+    var outputs: [(spec: TensorSpec, values: ArraySlice<Float>)]
 }
 
 enum InferResponseEncoder {
@@ -42,9 +42,13 @@ enum InferResponseEncoder {
             inference__model_infer_response__infer_output_tensor__init(tensor)
             tensor.pointee.name = arena.string(output.spec.name)
             tensor.pointee.datatype = arena.string(output.spec.dataType.rawValue)
-            let shape = [Int64(result.rows)] + output.spec.shape.dropFirst().map { Int64($0) }
-            tensor.pointee.n_shape = shape.count
-            tensor.pointee.shape = arena.array(shape)
+            // The shape straight into the arena: rows, then the signature's other dimensions.
+            let dimensions = output.spec.shape
+            let shape = arena.allocate(Int64.self, count: dimensions.count)
+            shape[0] = Int64(result.rows)
+            for axis in dimensions.indices.dropFirst() { shape[axis] = Int64(dimensions[axis]) }
+            tensor.pointee.n_shape = dimensions.count
+            tensor.pointee.shape = shape
             tensorPointers[index] = tensor
             raw[index] = output.values.withUnsafeBytes { arena.binary($0) }
         }

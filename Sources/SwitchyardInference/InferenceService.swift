@@ -214,7 +214,7 @@ public final class InferenceService: GRPCService {
                         ComparisonSide(
                             version: version.version,
                             latencyNanoseconds: elapsed,
-                            result: .success(outputs.tensors)
+                            result: .success(outputs.tensors.map(Array.init))
                         )
                     )
                     statistics.successCount.add(1, ordering: .relaxed)
@@ -319,7 +319,7 @@ public final class InferenceService: GRPCService {
                     ComparisonSide(
                         version: shadowVersion,
                         latencyNanoseconds: elapsed,
-                        result: result.map(\.tensors).mapError { ComparisonError($0.description) }
+                        result: result.map { $0.tensors.map(Array.init) }.mapError { ComparisonError($0.description) }
                     )
                 )
             }

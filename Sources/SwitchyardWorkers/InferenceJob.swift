@@ -13,8 +13,9 @@ public enum WorkClass: Sendable, Hashable {
 
 /// The outputs of one job: one buffer per signature output, `rows × elementsPerRow` FP32 values each.
 public struct JobOutputs: Sendable {
-    /// Output tensors in signature order.
-    public var tensors: [[Float]]
+    /// Output tensors in signature order: the job's rows of the batch's outputs, shared with the other jobs of
+    /// the batch rather than copied.
+    public var tensors: [ArraySlice<Float>]
     /// Rows in each output (equal to the job's rows).
     public var rows: Int
     /// Nanoseconds the job spent queued before its batch started.
@@ -25,7 +26,13 @@ public struct JobOutputs: Sendable {
     public var batchRows: Int
 
     /// Creates job outputs.
-    public init(tensors: [[Float]], rows: Int, queueNanoseconds: UInt64, computeNanoseconds: UInt64, batchRows: Int) {
+    public init(
+        tensors: [ArraySlice<Float>],
+        rows: Int,
+        queueNanoseconds: UInt64,
+        computeNanoseconds: UInt64,
+        batchRows: Int
+    ) {
         self.tensors = tensors
         self.rows = rows
         self.queueNanoseconds = queueNanoseconds

@@ -534,10 +534,9 @@ public final class WorkerPool: @unchecked Sendable {
         let rows = batch.reduce(0) { $0 + $1.rows }
         var offset = 0
         for job in batch {
-            let tensors = signature.outputs.indices.map { index -> [Float] in
+            let tensors = signature.outputs.indices.map { index -> ArraySlice<Float> in
                 let width = signature.outputs[index].elementsPerRow
-                if batch.count == 1 { return outcome.outputs[index] }
-                return Array(outcome.outputs[index][(offset * width)..<((offset + job.rows) * width)])
+                return outcome.outputs[index][(offset * width)..<((offset + job.rows) * width)]
             }
             offset += job.rows
             job.completion(
@@ -587,7 +586,11 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    private func complete(_ jobs: [InferenceJob], _ error: SwitchyardError) {
+    /// Fails `jobs` with `error`, which is only built when there is a job to fail (its message costs an
+    /// allocation, and this runs on every submit and batch).
+    private func complete(_ jobs: [InferenceJob], _ error: @autoclosure () -> SwitchyardError) {
+        guard !jobs.isEmpty else { return }
+        let error = error()
         for job in jobs { job.completion(.failure(error)) }
     }
 

@@ -106,7 +106,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         for tag in 1...20 {
             let outputs = try #require(outcomes.outputs(tag))
             #expect(outputs.rows == 1 + tag % 3)
-            #expect(outputs.tensors[0] == [Float](repeating: Float(2 * tag), count: 4 * outputs.rows))
+            #expect(Array(outputs.tensors[0]) == [Float](repeating: Float(2 * tag), count: 4 * outputs.rows))
             #expect(outputs.batchRows <= 8)
         }
         let stats = pool.statistics
@@ -288,7 +288,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         // queued started as soon as the worker was free.
         #expect(shadow.start >= first.end)
         #expect(primary.start.nanoseconds(since: first.end) < 50 * ms)
-        #expect(outcomes.outputs(-1)?.tensors[0] == [-2, -2, -2, -2])
+        #expect(outcomes.outputs(-1)?.tensors[0].elementsEqual([-2, -2, -2, -2]) == true)
         // Shadow compute runs in the idle scheduling class where the process may leave it again.
         #expect(primary.policy == 0)
         #expect(shadow.policy == (idleSchedulingClassIsReversible ? 5 : 0))
