@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The adaptive micro-batcher through the whole gateway on the 784→1024→1024→10 MLP (loadtest/peers/make_mlp.py):
+#   1. saturation: closed loop at 256 in flight → the highest sustained throughput, with batching
+#      (max_batch_size 64) and without (max_batch_size 1), and their ratio;
+#   2. open-loop Poisson arrivals at 50 %, 70 % and 90 % of the batching saturation rate with a 100 ms
+#      deadline → p50/p99 from the intended send time against the model's latency target (slo_ms 10), errors.
+# Each step runs ROUNDS times and the medians are printed (switchyard-load, one generator thread).
+#   loadtest/batching-slo.sh [SECONDS=10] [ROUNDS=3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${1:-10}
+ROUNDS=${2:-3}
+venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
+bash scripts/bootstrap.sh --test >/dev/null
+for product in switchyard switchyard-load; do swift build -c release --product $product >/dev/null 2>&1; done
+bin=$(swift build -c release --show-bin-path)
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+make_repo() {  # make_repo DIR MAX_BATCH
+    mkdir -p "$1/mlp/1"
+    cp "$work/mlp.onnx" "$1/mlp/1/model.onnx"
+    printf 'max_batch_size: %s\nworkers: 1\nslo_ms: 10\nmax_queue_size: 4096\n' "$2" >"$1/mlp/config.yaml"
+}
+"$venv/bin/python" loadtest/peers/make_mlp.py "$work/mlp.onnx" >/dev/null
+make_repo "$work/batched" 64
+make_repo "$work/unbatched" 1
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+# load REPO ARGS… → prints "throughput_ok p50 p99 errors" of one run
+load() {
+    local repo=$1; shift
+    local p; p=$(port)
+    "$bin/switchyard" serve --model-repository "$repo" --listen "127.0.0.1:$p" --admin-listen "127.0.0.1:$(port)" \
+        --log-level warning >"$work/gateway.log" 2>&1 &
+    local pid=$!
+    wait_port "$p"
+    "$bin/switchyard-load" --target "127.0.0.1:$p" --model mlp --input random --warmup 2 --quiet \
+        --connections 4 --streams 128 --output "$work/run.json" "$@" >/dev/null
+    kill -TERM $pid; wait $pid || true
+    python3 - "$work/run.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); s = r["summary"]
+print(f'{s["okThroughput"]:.0f} {s["latencyMs"]["p50"]:.2f} {s["latencyMs"]["p99"]:.2f} {s["errors"]}')
+PY
+}
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+col() { awk -v c="$1" '{print $c}'; }
+
+declare -A sat
+for repo in batched unbatched; do
+    runs=""
+    for _ in $(seq "$ROUNDS"); do
+        runs+="$(load "$work/$repo" --concurrency 256 --duration "$SECONDS_PER_RUN")"$'\n'
+    done
+    sat[$repo]=$(printf '%s' "$runs" | col 1 | median)
+    echo "saturation, $repo: $(printf '%s' "$runs" | col 1 | tr '\n' ' ')req/s → median ${sat[$repo]} req/s"
+done
+echo "batching / no batching at saturation: $(awk -v a="${sat[batched]}" -v b="${sat[unbatched]}" 'BEGIN {printf "%.1f×", a / b}')"
+
+for share in 50 70 90; do
+    rate=$(awk -v s="${sat[batched]}" -v p=$share 'BEGIN {printf "%.0f", s * p / 100}')
+    runs=""
+    for _ in $(seq "$ROUNDS"); do
+        runs+="$(load "$work/batched" --rate "$rate" --duration "$SECONDS_PER_RUN" --arrival poisson --timeout-ms 100)"$'\n'
+    done
+    echo "open loop at $share % ($rate req/s): ok $(printf '%s' "$runs" | col 1 | median) req/s," \
+        "p50 $(printf '%s' "$runs" | col 2 | median) ms, p99 $(printf '%s' "$runs" | col 3 | median) ms" \
+        "(runs: $(printf '%s' "$runs" | col 3 | tr '\n' ' ')ms), errors $(printf '%s' "$runs" | col 4 | tr '\n' ' ')"
+done
