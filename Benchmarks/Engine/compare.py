@@ -9,6 +9,10 @@ switchyard-engine-bench executable (built here in release mode unless --bench is
 this process with intra_op_num_threads=1. For each batch size the Swift engines and onnxruntime alternate
 --rounds times; each figure is the median over those rounds of the median of --runs runs, and a run repeats
 the batch for at least 30 ms. Prints a Markdown table.
+
+The BLAS column runs the same network as numpy matmuls (OpenBLAS sgemm on one thread, the library numpy's wheel
+bundles) into preallocated buffers, then the bias add and ReLU as separate passes: a tuned GEMM with an unfused
+epilogue, the anchor for "the speed of the best CPU libraries". Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for it.
 """
 
 import argparse
@@ -17,6 +21,9 @@ import os
 import subprocess
 import sys
 import time
+
+# numpy's BLAS (the OpenBLAS its wheel bundles) on one thread, like every other engine here; set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 import onnx
@@ -102,6 +109,70 @@ def time_onnxruntime(path, rows_list, runs):
     return results
 
 
+def blas_network(path):
+    """The model as (weight [k, n] contiguous, bias, relu) steps for numpy, or None when it has other ops."""
+    model = onnx.load(path)
+    arrays = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in model.graph.initializer}
+    steps = []
+    for node in model.graph.node:
+        if node.op_type == "Gemm":
+            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+            weight = arrays[node.input[1]]
+            steps.append([np.ascontiguousarray(weight.T if trans_b else weight),
+                          arrays[node.input[2]] if len(node.input) > 2 else None, False])
+        elif node.op_type == "MatMul" and node.input[1] in arrays:
+            steps.append([np.ascontiguousarray(arrays[node.input[1]]), None, False])
+        elif node.op_type == "Add" and steps and node.input[1] in arrays and steps[-1][1] is None:
+            steps[-1][1] = arrays[node.input[1]].reshape(-1)
+        elif node.op_type == "Relu" and steps:
+            steps[-1][2] = True
+        elif node.op_type in ("Softmax", "Identity"):
+            continue
+        else:
+            return None
+    return steps
+
+
+def time_blas(steps, rows, runs):
+    """Seconds per batch of `rows` through `steps` with numpy/OpenBLAS (median of `runs` runs of ≥ 30 ms)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(rows, steps[0][0].shape[0])).astype(np.float32)
+    buffers = [np.empty((rows, w.shape[1]), dtype=np.float32) for w, _, _ in steps]
+
+    def forward():
+        current = x
+        for (weight, bias, relu), out in zip(steps, buffers):
+            np.matmul(current, weight, out=out)
+            if bias is not None:
+                out += bias
+            if relu:
+                np.maximum(out, 0, out=out)
+            current = out
+
+    forward()
+    samples = []
+    for _ in range(runs):
+        iterations = 0
+        start = time.perf_counter()
+        while True:
+            forward()
+            iterations += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= 0.03:
+                break
+        samples.append(elapsed / iterations)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def blas_name():
+    try:
+        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{info.get('name', '?')} {info.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - older numpy: the name is only cosmetic
+        return "numpy's BLAS"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
@@ -138,17 +209,19 @@ def main():
                         "switchyard-engine-bench"], cwd=ROOT, check=True, stdout=sys.stderr)
         bench = os.path.join(scratch, "release", "switchyard-engine-bench")
     print(f"CPU: {cpu_name()}; 1 thread; median of {args.runs} runs × {args.rounds} alternating rounds; onnxruntime {ort.__version__}; "
+          f"BLAS: {blas_name()} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); "
           f"load average before: {os.getloadavg()[0]:.2f}\n")
     order = [f"fused-{p}" for p in args.paths.split(",")] + (["fused-avx512-bf16"] if args.bf16 else []) + \
         ([] if args.no_reference else ["reference"])
-    header = ["model", "M"] + [f"{e} µs (GFLOP/s)" for e in order] + ["onnxruntime µs (GFLOP/s)",
-                                                                      f"{order[0]} speed-up"]
+    header = ["model", "M"] + [f"{e} µs (GFLOP/s)" for e in order] + [
+        "onnxruntime µs (GFLOP/s)", "BLAS + epilogue µs (GFLOP/s)", f"{order[0]} vs onnxruntime", f"{order[0]} vs BLAS"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     allocations = set()
     for path in models:
         name = names[path]
         flops = flops_per_row(path)
+        steps = blas_network(path)
         for rows in rows_list:
             # The Swift engines and onnxruntime run back to back for each batch size, so that both see the same
             # machine (other processes on a shared machine move every figure).
@@ -157,11 +230,13 @@ def main():
                 command.insert(1, "--no-reference")
             if args.bf16:
                 command.insert(1, "--bf16")
-            swift_rounds, ort_rounds = [], []
+            swift_rounds, ort_rounds, blas_rounds = [], [], []
             for _ in range(args.rounds):
                 swift_rounds.append(json.loads(subprocess.run(command, check=True, capture_output=True,
                                                               text=True).stdout)["timings"])
                 ort_rounds.append(time_onnxruntime(path, [rows], args.runs)[rows])
+                if steps is not None:
+                    blas_rounds.append(time_blas(steps, rows, args.runs))
             # Per engine, the round with the median time.
             swift = []
             for engine in order:
@@ -184,7 +259,10 @@ def main():
                     allocations.add(match[0]["allocationsPerBatch"])
             ort_us = ort_seconds * 1e6
             cells.append(f"{ort_us:.1f} ({flops * rows / ort_seconds / 1e9:.1f})")
+            blas_seconds = sorted(blas_rounds)[len(blas_rounds) // 2] if blas_rounds else None
+            cells.append(f"{blas_seconds * 1e6:.1f} ({flops * rows / blas_seconds / 1e9:.1f})" if blas_seconds else "–")
             cells.append(f"{ort_us / first:.2f}×" if first else "–")
+            cells.append(f"{blas_seconds * 1e6 / first:.2f}×" if first and blas_seconds else "–")
             print("| " + " | ".join(cells) + " |", flush=True)
     print(f"\nheap allocations per batch in the fused engine (100 batches counted per row): {sorted(allocations)}")
     accuracy_table(args, bench, models[0])
