@@ -48,7 +48,8 @@ struct ValidatedInferCall {
     var id: String
     var rows: Int
     var inputs: [[Float]]
-    /// Indices into the signature's outputs, in the order to return them.
+    /// Indices into the signature's outputs, in the order to return them; empty for every output in signature
+    /// order (what a request that names none asks for, without an array per call).
     var outputIndices: [Int]
     var parameters: InferParameters
 }
@@ -180,7 +181,6 @@ enum InferRequestValidator {
             }
             if !outputIndices.contains(found) { outputIndices.append(found) }
         }
-        if outputIndices.isEmpty { outputIndices = Array(signature.outputs.indices) }
 
         return ValidatedInferCall(
             id: swiftString(message.id),

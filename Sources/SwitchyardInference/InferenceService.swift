@@ -198,7 +198,9 @@ public final class InferenceService: GRPCService {
                         modelVersion: version.version,
                         id: call.id,
                         rows: call.rows,
-                        outputs: call.outputIndices.map { (signature.outputs[$0], outputs.tensors[$0]) }
+                        outputs: call.outputIndices.isEmpty
+                            ? zip(signature.outputs, outputs.tensors).map { ($0, $1) }
+                            : call.outputIndices.map { (signature.outputs[$0], outputs.tensors[$0]) }
                     )
                     responder.send(
                         message: streaming
