@@ -10,9 +10,11 @@ this process with intra_op_num_threads=1. For each batch size the Swift engines 
 --rounds times; each figure is the median over those rounds of the median of --runs runs, and a run repeats
 the batch for at least 30 ms. Prints a Markdown table.
 
-The BLAS column runs the same network as numpy matmuls (OpenBLAS sgemm on one thread, the library numpy's wheel
-bundles) into preallocated buffers, then the bias add and ReLU as separate passes: a tuned GEMM with an unfused
-epilogue, the anchor for "the speed of the best CPU libraries". Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for it.
+The BLAS column runs the same network through Debian's libopenblas (`cblas_sgemm` called with ctypes, one
+thread; `--blas numpy` uses the OpenBLAS numpy's wheel bundles instead) into preallocated buffers, then the bias
+add and ReLU as separate numpy passes: a tuned GEMM with an unfused epilogue, the anchor for "the speed of the best
+CPU libraries". Benchmarks/Engine/compare.sh installs libopenblas-dev if needed and unsets OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE (which slow OpenBLAS down on this machine) for the run.
 """
 
 import argparse
@@ -133,8 +135,48 @@ def blas_network(path):
     return steps
 
 
-def time_blas(steps, rows, runs):
-    """Seconds per batch of `rows` through `steps` with numpy/OpenBLAS (median of `runs` runs of ≥ 30 ms)."""
+class DebianOpenBLAS:
+    """cblas_sgemm of Debian's libopenblas (package libopenblas-dev), on one thread."""
+
+    def __init__(self):
+        import ctypes
+        import ctypes.util
+
+        path = "/usr/lib/x86_64-linux-gnu/libopenblas.so.0"
+        if not os.path.exists(path):
+            path = ctypes.util.find_library("openblas")
+        if not path:
+            raise SystemExit("libopenblas not found: apt-get install libopenblas-dev (or use --blas numpy)")
+        self.lib = ctypes.CDLL(path)
+        self.lib.openblas_set_num_threads(1)
+        self.lib.openblas_get_config.restype = ctypes.c_char_p
+        self.name = "Debian libopenblas " + self.lib.openblas_get_config().decode()
+        self.sgemm = self.lib.cblas_sgemm
+        c_int, c_float, c_void_p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+        self.sgemm.argtypes = [c_int, c_int, c_int, c_int, c_int, c_int, c_float, c_void_p, c_int, c_void_p, c_int,
+                               c_float, c_void_p, c_int]
+        self.sgemm.restype = None
+
+    def matmul(self, a, b, out):
+        """out = a @ b, row-major, every array C-contiguous float32."""
+        m, k = a.shape
+        n = b.shape[1]
+        self.sgemm(101, 111, 111, m, n, k, 1.0, a.ctypes.data, k, b.ctypes.data, n, 0.0, out.ctypes.data, n)
+
+
+class NumpyBLAS:
+    """numpy's matmul (the OpenBLAS its wheel bundles)."""
+
+    def __init__(self):
+        self.name = blas_name()
+
+    @staticmethod
+    def matmul(a, b, out):
+        np.matmul(a, b, out=out)
+
+
+def time_blas(blas, steps, rows, runs):
+    """Seconds per batch of `rows` through `steps` with `blas` (median of `runs` runs of ≥ 30 ms)."""
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, size=(rows, steps[0][0].shape[0])).astype(np.float32)
     buffers = [np.empty((rows, w.shape[1]), dtype=np.float32) for w, _, _ in steps]
@@ -142,7 +184,7 @@ def time_blas(steps, rows, runs):
     def forward():
         current = x
         for (weight, bias, relu), out in zip(steps, buffers):
-            np.matmul(current, weight, out=out)
+            blas.matmul(current, weight, out)
             if bias is not None:
                 out += bias
             if relu:
@@ -186,6 +228,8 @@ def main():
                         help="also single GEMM+bias+ReLU layers 512², 1024², 1024×4096, 4096×1024")
     parser.add_argument("--bf16", action="store_true", help="also time BF16 weights and report their accuracy cost")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference engine")
+    parser.add_argument("--blas", choices=["debian", "numpy"], default="debian",
+                        help="the BLAS column: Debian's libopenblas (default) or numpy's bundled OpenBLAS")
     args = parser.parse_args()
     rows_list = [int(r) for r in args.rows.split(",")]
     os.makedirs(args.workdir, exist_ok=True)
@@ -208,8 +252,9 @@ def main():
         subprocess.run(["swift", "build", "-c", "release", "--scratch-path", scratch, "--product",
                         "switchyard-engine-bench"], cwd=ROOT, check=True, stdout=sys.stderr)
         bench = os.path.join(scratch, "release", "switchyard-engine-bench")
+    blas = DebianOpenBLAS() if args.blas == "debian" else NumpyBLAS()
     print(f"CPU: {cpu_name()}; 1 thread; median of {args.runs} runs × {args.rounds} alternating rounds; onnxruntime {ort.__version__}; "
-          f"BLAS: {blas_name()} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); "
+          f"BLAS: {blas.name} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); "
           f"load average before: {os.getloadavg()[0]:.2f}\n")
     order = [f"fused-{p}" for p in args.paths.split(",")] + (["fused-avx512-bf16"] if args.bf16 else []) + \
         ([] if args.no_reference else ["reference"])
@@ -236,7 +281,7 @@ def main():
                                                               text=True).stdout)["timings"])
                 ort_rounds.append(time_onnxruntime(path, [rows], args.runs)[rows])
                 if steps is not None:
-                    blas_rounds.append(time_blas(steps, rows, args.runs))
+                    blas_rounds.append(time_blas(blas, steps, rows, args.runs))
             # Per engine, the round with the median time.
             swift = []
             for engine in order:
