@@ -193,19 +193,19 @@ public final class AdminControl: Sendable {
             }
             let sorted = routes.sorted { $0.model < $1.model }
             let generation = routing.generation + 1
-            if persist { try save(sorted, generation: generation) }
-            try audit?.append(
-                AuditEntry(
-                    time: Self.now(),
-                    actor: actor,
-                    action: "routes.reload",
-                    model: nil,
-                    old: old,
-                    new: sorted,
-                    reason: reason,
-                    generation: generation
-                )
+            let entry = AuditEntry(
+                time: Self.now(),
+                actor: actor,
+                action: "routes.reload",
+                model: nil,
+                old: old,
+                new: sorted,
+                reason: reason,
+                generation: generation
             )
+            try record(entry) { () throws(SwitchyardError) in
+                if persist { try save(sorted, generation: generation) }
+            }
             return try routing.replaceAll(routes: routes)
         }
     }
@@ -235,19 +235,17 @@ public final class AdminControl: Sendable {
             routes.sort { $0.model < $1.model }
             // Changes are serialised by `changes`, so the table's next generation is this one.
             let generation = routing.generation + 1
-            try save(routes, generation: generation)
-            try audit?.append(
-                AuditEntry(
-                    time: Self.now(),
-                    actor: actor,
-                    action: action,
-                    model: model,
-                    old: old.map { [$0] } ?? [],
-                    new: new.map { [$0] } ?? [],
-                    reason: reason,
-                    generation: generation
-                )
+            let entry = AuditEntry(
+                time: Self.now(),
+                actor: actor,
+                action: action,
+                model: model,
+                old: old.map { [$0] } ?? [],
+                new: new.map { [$0] } ?? [],
+                reason: reason,
+                generation: generation
             )
+            try record(entry) { () throws(SwitchyardError) in try save(routes, generation: generation) }
             if let new { return try routing.replace(route: new) }
             return try routing.remove(model: model)
         }
@@ -303,7 +301,7 @@ public final class AdminControl: Sendable {
         reason: String?
     ) throws(SwitchyardError) {
         try changes.withLock { _ throws(SwitchyardError) in
-            try audit?.append(
+            _ = try audit?.append(
                 AuditEntry(
                     time: Self.now(),
                     actor: actor,
@@ -316,6 +314,19 @@ public final class AdminControl: Sendable {
                     version: version
                 )
             )
+        }
+    }
+
+    /// Audits a change, then persists it: a change the log cannot record is refused before anything is written,
+    /// and the entry of a change the state file cannot hold is taken back, so the log, the state file and the
+    /// table in memory never disagree about whether it happened.
+    private func record(_ entry: AuditEntry, persist: () throws(SwitchyardError) -> Void) throws(SwitchyardError) {
+        let length = try audit?.append(entry)
+        do {
+            try persist()
+        } catch {
+            if let length { audit?.retract(to: length) }
+            throw error
         }
     }
 

@@ -74,14 +74,19 @@ public final class AuditLog: Sendable {
 
     deinit { descriptor.withLock { _ = close($0) } }
 
-    /// Appends one entry and fsyncs it.
+    /// Appends one entry and fsyncs it. A write that fails part-way (a full disk) is cut off again, so the log
+    /// only ever holds whole entries.
+    /// - Returns: the log's length before the entry, for `retract(to:)`.
     /// - Throws: `internal` when the write or fsync fails.
-    public func append(_ entry: AuditEntry) throws(SwitchyardError) {
+    @discardableResult
+    public func append(_ entry: AuditEntry) throws(SwitchyardError) -> Int64 {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard var line = try? encoder.encode(entry) else { throw .internal("audit entry could not be encoded") }
         line.append(0x0A)
+        var start: Int64 = 0
         let failure: String? = descriptor.withLock { fd in
+            start = Int64(lseek(fd, 0, SEEK_END))
             let ok = line.withUnsafeBytes { bytes -> Bool in
                 var offset = 0
                 while offset < bytes.count {
@@ -94,9 +99,22 @@ public final class AuditLog: Sendable {
                 }
                 return true
             }
-            guard ok, fsync(fd) == 0 else { return String(cString: strerror(errno)) }
+            guard ok, fsync(fd) == 0 else {
+                let reason = String(cString: strerror(errno))
+                if start >= 0 { _ = ftruncate(fd, off_t(start)) }
+                return reason
+            }
             return nil
         }
         if let failure { throw .internal("audit log \(path): \(failure)") }
+        return start
+    }
+
+    /// Removes the entries from `length` on: the last entry, when the change it records could not be made.
+    public func retract(to length: Int64) {
+        descriptor.withLock { fd in
+            _ = ftruncate(fd, off_t(length))
+            _ = fsync(fd)
+        }
     }
 }

@@ -119,6 +119,28 @@ import Testing
         #expect(throws: SwitchyardError.self) { try file.load() }
     }
 
+    @Test func aChangeTheStateFileCannotHoldIsTakenBackFromTheAuditLog() throws {
+        let workspace = try Workspace()
+        let routing = try RoutingTable(routes: [canary], catalog: testCatalog)
+        let control = AdminControl(
+            routing: routing,
+            catalog: testCatalog,
+            modelNames: { ["digits", "ranker"] },
+            audit: try AuditLog(path: workspace.auditPath),
+            // A directory that does not exist: every save fails.
+            state: RouteStateFile(path: workspace.directory.appendingPathComponent("missing/state.json").path)
+        )
+        try control.audit(action: "model.load", model: "digits", version: "2", actor: "ops", reason: nil)
+        #expect(throws: SwitchyardError.self) {
+            try control.setWeights(model: "digits", weights: ["2": 50], actor: "ops", reason: nil)
+        }
+        // Nothing happened: the table is unchanged and the log holds only the earlier, whole entry.
+        #expect(routing.route(for: "digits") == canary)
+        #expect(try workspace.auditEntries().map(\.action) == ["model.load"])
+        let text = try String(contentsOfFile: workspace.auditPath, encoding: .utf8)
+        #expect(text.hasSuffix("}\n") && text.split(separator: "\n").count == 1)
+    }
+
     @Test func configurationRefusesAnOpenAdminPortWithoutToken() {
         #expect(AdminConfiguration(listen: "127.0.0.1:8002").validate().isEmpty)
         #expect(
