@@ -220,8 +220,18 @@ public struct AdminServer: Sendable {
         }
         router.get("/readyz") { request, _ -> Response in
             _ = try server.authorize(request, mutating: false)
-            let ready = server.isReady()
-            return Self.json(["status": ready ? "ready" : "not ready"], status: ready ? .ok : .serviceUnavailable)
+            if server.isReady() { return Self.json(ReadinessBody(status: "ready", reasons: [])) }
+            // Say why: the versions that failed to load (with the loader's reason), models left without a
+            // version; otherwise the gateway is draining.
+            var reasons: [String] = []
+            for entry in server.registry.models {
+                for (version, reason) in entry.failures.sorted(by: { $0.key < $1.key }) {
+                    reasons.append("model '\(entry.name)' version \(version) failed to load: \(reason)")
+                }
+                if entry.versions.isEmpty { reasons.append("model '\(entry.name)' has no loaded version") }
+            }
+            if reasons.isEmpty { reasons.append("draining: the gateway is shutting down") }
+            return Self.json(ReadinessBody(status: "not ready", reasons: reasons), status: .serviceUnavailable)
         }
         router.get("/metrics") { request, _ -> Response in
             _ = try server.authorize(request, mutating: false)
@@ -602,6 +612,11 @@ struct ChangeBody: Encodable {
 }
 
 struct ModelsBody: Encodable { var models: [ModelBody] }
+
+struct ReadinessBody: Encodable {
+    var status: String
+    var reasons: [String]
+}
 
 struct UnloadBody: Encodable {
     var model: String

@@ -219,7 +219,7 @@ private func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
 
 private func readFile(_ path: String) throws -> [UInt8] {
     guard let file = fopen(path, "rb") else {
-        throw SwitchyardError.notFound("cannot open model file '\(path)' (errno \(errno))")
+        throw SwitchyardError.notFound("cannot open model file '\(path)': \(String(cString: strerror(errno)))")
     }
     defer { fclose(file) }
     var bytes: [UInt8] = []

@@ -50,11 +50,14 @@ public struct ModelRepository: Sendable {
             var versions: [RepositoryVersion] = []
             for entry in try fm.contentsOfDirectory(atPath: modelDir) {
                 guard let number = Int(entry), number > 0 else { continue }
-                let file = ((modelDir as NSString).appendingPathComponent(entry) as NSString)
-                    .appendingPathComponent("model.onnx")
-                if fm.fileExists(atPath: file) {
-                    versions.append(RepositoryVersion(version: String(number), path: file))
+                let versionDir = (modelDir as NSString).appendingPathComponent(entry)
+                guard fm.fileExists(atPath: versionDir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                    continue
                 }
+                // A version directory without its model.onnx is listed all the same: loading it fails and says
+                // so, instead of the version silently not existing.
+                let file = (versionDir as NSString).appendingPathComponent("model.onnx")
+                versions.append(RepositoryVersion(version: String(number), path: file))
             }
             versions.sort { Int($0.version)! < Int($1.version)! }
             if !versions.isEmpty {
