@@ -3,7 +3,7 @@
 client at the same load. Not part of the default test run.
 
   loadtest/peers/compare.py [--models digits,mlp] [--servers switchyard,mlserver,grpcio] [--duration 15]
-                            [--concurrency 64] [--perf-analyzer] [--out loadtest/results/peers-TIME]
+                            [--concurrency 64] [--rounds 3] [--perf-analyzer] [--out loadtest/results/peers-TIME]
 
 For each model (the digits demo model, version 2: 64→256→128→10; and a 784→1024→1024→10 MLP made with
 onnx.helper) and each server:
@@ -12,7 +12,9 @@ onnx.helper) and each server:
      compare like for like;
   3. with --perf-analyzer, perf_analyzer at the same concurrency (servers with ModelConfig only: MLServer has none).
 Server CPU per request is the whole process tree's user+system time (MLServer runs inference in worker processes).
-Prints the ratios Switchyard / peer and writes every result file, a summary.json, and compare-MODEL.html reports.
+With --rounds N both phases run N times, the servers taking turns within each round so that every ratio compares
+runs made minutes apart at most; the figures are medians over the rounds, and the per-round throughput ratios are
+printed too. Prints the ratios Switchyard / peer and writes every result file, a summary.json, and compare-MODEL.html reports.
 
 Peers: MLServer (pip mlserver, the onnxruntime runtime in onnx_runtime.py, adaptive batching on: max_batch_size 64,
 max_batch_time 2 ms) and a plain grpcio + onnxruntime server (grpcio_server.py, 8 threads, no batching). They run in
@@ -178,6 +180,7 @@ def main():
     parser.add_argument("--servers", default="switchyard,mlserver,grpcio")
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat both phases; report medians")
     parser.add_argument("--perf-analyzer", action="store_true")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -213,47 +216,64 @@ def main():
 
     servers = args.servers.split(",")
     summary = {}
+
+    def median(values):
+        values = sorted(values)
+        return values[len(values) // 2]
+
     for name, model in models.items():
-        rows = {}
-        saturation = {}
+        rows = {kind: {} for kind in servers}
+        rounds = {kind: [] for kind in servers}
+        for round_index in range(args.rounds):
+            for kind in servers:
+                server = Server(kind, model, out)
+                try:
+                    server.start(bin_dir)
+                    r = run_load(bin_dir, server, ["--concurrency", str(args.concurrency), "--duration",
+                                                   str(args.duration), "--warmup", "2"],
+                                 out / f"{name}-{kind}-saturation-{round_index + 1}.json", f"{kind} c={args.concurrency}")
+                    rounds[kind].append({"saturation": r["summary"]["okThroughput"],
+                                         "saturationP99Ms": r["summary"]["latencyMs"]["p99"],
+                                         "cpuPerRequestUs": r["serverCPU"]["cpuPerRequestUs"],
+                                         "errors": r["summary"]["errors"]})
+                    if args.perf_analyzer and round_index == 0:
+                        rows[kind]["perfAnalyzer"] = run_perf_analyzer(server, args.concurrency, args.duration, out)
+                    last = rounds[kind][-1]
+                    print(f"{name:7s} {kind:10s} round {round_index + 1}: saturation {last['saturation']:10.0f} req/s  "
+                          f"p99 {last['saturationP99Ms']:8.2f} ms  server CPU {last['cpuPerRequestUs']:8.1f} µs/req",
+                          flush=True)
+                finally:
+                    server.stop()
         for kind in servers:
-            server = Server(kind, model, out)
-            try:
-                server.start(bin_dir)
-                r = run_load(bin_dir, server, ["--concurrency", str(args.concurrency), "--duration", str(args.duration),
-                                               "--warmup", "2"], out / f"{name}-{kind}-saturation.json",
-                             f"{kind} c={args.concurrency}")
-                saturation[kind] = r
-                rows[kind] = {"saturation": r["summary"]["okThroughput"],
-                              "saturationP99Ms": r["summary"]["latencyMs"]["p99"],
-                              "cpuPerRequestUs": r["serverCPU"]["cpuPerRequestUs"],
-                              "errors": r["summary"]["errors"]}
-                if args.perf_analyzer:
-                    rows[kind]["perfAnalyzer"] = run_perf_analyzer(server, args.concurrency, args.duration, out)
-                print(f"{name:7s} {kind:10s} saturation {rows[kind]['saturation']:10.0f} req/s  "
-                      f"p99 {rows[kind]['saturationP99Ms']:8.2f} ms  server CPU {rows[kind]['cpuPerRequestUs']:8.1f} µs/req",
-                      flush=True)
-            finally:
-                server.stop()
+            for key in ("saturation", "saturationP99Ms", "cpuPerRequestUs", "errors"):
+                rows[kind][key] = median([r[key] for r in rounds[kind]])
+            rows[kind]["saturationRounds"] = [r["saturation"] for r in rounds[kind]]
         rate = 0.5 * min(row["saturation"] for row in rows.values())
+        equal = {kind: [] for kind in servers}
+        for round_index in range(args.rounds):
+            for kind in servers:
+                server = Server(kind, model, out)
+                try:
+                    server.start(bin_dir)
+                    r = run_load(bin_dir, server, ["--rate", f"{rate:.0f}", "--arrival", "poisson", "--duration",
+                                                   str(args.duration), "--warmup", "2"],
+                                 out / f"{name}-{kind}-equal-load-{round_index + 1}.json", f"{kind} @{rate:.0f}/s")
+                    equal[kind].append({"p50Ms": r["summary"]["latencyMs"]["p50"],
+                                        "p99Ms": r["summary"]["latencyMs"]["p99"],
+                                        "equalLoadOk": r["summary"]["ok"], "equalLoadErrors": r["summary"]["errors"],
+                                        "equalLoadCpuPerRequestUs": r["serverCPU"]["cpuPerRequestUs"]})
+                    last = equal[kind][-1]
+                    print(f"{name:7s} {kind:10s} round {round_index + 1} at {rate:8.0f} req/s: p50 {last['p50Ms']:8.3f} ms  "
+                          f"p99 {last['p99Ms']:8.3f} ms  errors {last['equalLoadErrors']}", flush=True)
+                finally:
+                    server.stop()
         for kind in servers:
-            server = Server(kind, model, out)
-            try:
-                server.start(bin_dir)
-                r = run_load(bin_dir, server, ["--rate", f"{rate:.0f}", "--arrival", "poisson", "--duration",
-                                               str(args.duration), "--warmup", "2"],
-                             out / f"{name}-{kind}-equal-load.json", f"{kind} @{rate:.0f}/s")
-                rows[kind].update({"equalLoadRate": rate, "p50Ms": r["summary"]["latencyMs"]["p50"],
-                                   "p99Ms": r["summary"]["latencyMs"]["p99"],
-                                   "equalLoadOk": r["summary"]["ok"], "equalLoadErrors": r["summary"]["errors"],
-                                   "equalLoadCpuPerRequestUs": r["serverCPU"]["cpuPerRequestUs"]})
-                print(f"{name:7s} {kind:10s} at {rate:8.0f} req/s: p50 {rows[kind]['p50Ms']:8.3f} ms  "
-                      f"p99 {rows[kind]['p99Ms']:8.3f} ms  errors {r['summary']['errors']}", flush=True)
-            finally:
-                server.stop()
+            rows[kind]["equalLoadRate"] = rate
+            for key in ("p50Ms", "p99Ms", "equalLoadOk", "equalLoadErrors", "equalLoadCpuPerRequestUs"):
+                rows[kind][key] = median([r[key] for r in equal[kind]])
         summary[name] = rows
         subprocess.run([sys.executable, str(ROOT / "loadtest/report.py"), "-o", str(out / f"compare-{name}.html")]
-                       + [str(out / f"{name}-{k}-{phase}.json") for phase in ("saturation", "equal-load") for k in servers],
+                       + [str(out / f"{name}-{k}-{phase}-1.json") for phase in ("saturation", "equal-load") for k in servers],
                        check=True, stdout=subprocess.DEVNULL)
 
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -265,7 +285,8 @@ def main():
         for kind, row in rows.items():
             if kind == "switchyard" or not s:
                 continue
-            print(f"  {name:7s} vs {kind:9s} throughput {s['saturation'] / max(row['saturation'], 1e-9):6.1f}×   "
+            per_round = ", ".join(f"{a / max(b, 1e-9):.1f}×" for a, b in zip(s["saturationRounds"], row["saturationRounds"]))
+            print(f"  {name:7s} vs {kind:9s} throughput {s['saturation'] / max(row['saturation'], 1e-9):6.1f}× (rounds: {per_round})   "
                   f"p50 {row['p50Ms'] / max(s['p50Ms'], 1e-9):6.1f}×   p99 {row['p99Ms'] / max(s['p99Ms'], 1e-9):6.1f}×   "
                   f"CPU/req {row['cpuPerRequestUs'] / max(s['cpuPerRequestUs'], 1e-9):6.1f}×")
             if "perfAnalyzer" in row and "perfAnalyzer" in s:
