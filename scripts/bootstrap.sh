@@ -40,7 +40,7 @@ if [ $want_test = 1 ]; then
         echo "bootstrap: preparing the test environment in $venv"
         mkdir -p "$(dirname "$venv")"
         bash scripts/install-triton-clients.sh "$venv" "$venv-sysroot"
-        "$venv/bin/pip" install -q grpcio onnx onnxruntime scikit-learn skl2onnx pytest numpy prometheus_client
+        "$venv/bin/pip" install -q grpcio onnx onnxruntime scikit-learn skl2onnx pytest numpy prometheus_client h2
     fi
 fi
 

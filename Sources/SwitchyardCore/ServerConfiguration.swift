@@ -55,6 +55,30 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         public var maxOutputBufferBytes: Int
         /// Most connections open at once, across loops. Default 10 000.
         public var maxConnections: Int
+        /// RST_STREAM frames a connection may send in a burst (token-bucket size; rapid reset, CVE-2023-44487).
+        /// Server-sent stream errors count too. Past the budget: GOAWAY ENHANCE_YOUR_CALM. Default 1000.
+        public var maxStreamResetBurst: Int
+        /// Rate at which the reset budget refills, per second. Default 200.
+        public var maxStreamResetsPerSecond: Int
+        /// PING, SETTINGS and PRIORITY frames (and empty DATA frames) a connection may send in a burst; each
+        /// costs work and, for PING and SETTINGS, an acknowledgement. Past it: GOAWAY ENHANCE_YOUR_CALM.
+        /// Default 1000.
+        public var maxControlFrameBurst: Int
+        /// Rate at which the control-frame budget refills, per second. Default 200.
+        public var maxControlFramesPerSecond: Int
+        /// Seconds a new connection has to complete the TLS handshake and the HTTP/2 preface (the client's
+        /// magic and first SETTINGS) before it is closed (slowloris). Default 10.
+        public var handshakeTimeoutSeconds: Double
+        /// Seconds a connection may stay open without any stream before it gets GOAWAY NO_ERROR and is
+        /// closed; 0 keeps idle connections forever. Default 300.
+        public var idleTimeoutSeconds: Double
+        /// Seconds a connection may stay over `maxOutputBufferBytes` (a client that stops reading or stops
+        /// granting flow-control window) before it gets GOAWAY ENHANCE_YOUR_CALM and is closed. Default 10.
+        public var writeStallTimeoutSeconds: Double
+        /// Request bytes the whole front end may hold in partly received messages (a message that spans
+        /// DATA frames reserves its declared length when it starts). A message that would exceed it fails
+        /// with RESOURCE_EXHAUSTED. Default 1 GiB.
+        public var maxBufferedRequestBytes: Int
 
         /// The defaults.
         public init(
@@ -62,13 +86,29 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             maxConcurrentStreams: Int = 256,
             maxHeaderListBytes: Int = 16 << 10,
             maxOutputBufferBytes: Int = 16 << 20,
-            maxConnections: Int = 10_000
+            maxConnections: Int = 10_000,
+            maxStreamResetBurst: Int = 1000,
+            maxStreamResetsPerSecond: Int = 200,
+            maxControlFrameBurst: Int = 1000,
+            maxControlFramesPerSecond: Int = 200,
+            handshakeTimeoutSeconds: Double = 10,
+            idleTimeoutSeconds: Double = 300,
+            writeStallTimeoutSeconds: Double = 10,
+            maxBufferedRequestBytes: Int = 1 << 30
         ) {
             self.maxRequestBytes = maxRequestBytes
             self.maxConcurrentStreams = maxConcurrentStreams
             self.maxHeaderListBytes = maxHeaderListBytes
             self.maxOutputBufferBytes = maxOutputBufferBytes
             self.maxConnections = maxConnections
+            self.maxStreamResetBurst = maxStreamResetBurst
+            self.maxStreamResetsPerSecond = maxStreamResetsPerSecond
+            self.maxControlFrameBurst = maxControlFrameBurst
+            self.maxControlFramesPerSecond = maxControlFramesPerSecond
+            self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
+            self.idleTimeoutSeconds = idleTimeoutSeconds
+            self.writeStallTimeoutSeconds = writeStallTimeoutSeconds
+            self.maxBufferedRequestBytes = maxBufferedRequestBytes
         }
 
         /// Every problem with these limits, each prefixed with its key path (`limits.…`).
@@ -91,6 +131,35 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             if maxConnections < 1 {
                 problems.append("limits.max_connections: expected at least 1, got \(maxConnections)")
             }
+            let budgets: [(String, Int)] = [
+                ("max_stream_reset_burst", maxStreamResetBurst),
+                ("max_stream_resets_per_second", maxStreamResetsPerSecond),
+                ("max_control_frame_burst", maxControlFrameBurst),
+                ("max_control_frames_per_second", maxControlFramesPerSecond),
+            ]
+            for (key, value) in budgets where value < 1 || value > 1_000_000 {
+                problems.append("limits.\(key): expected 1…1000000, got \(value)")
+            }
+            if !(handshakeTimeoutSeconds > 0 && handshakeTimeoutSeconds <= 3600) {
+                problems.append(
+                    "limits.handshake_timeout_seconds: expected more than 0 and at most 3600, got \(handshakeTimeoutSeconds)"
+                )
+            }
+            if !(idleTimeoutSeconds >= 0 && idleTimeoutSeconds <= 86_400) {
+                problems.append(
+                    "limits.idle_timeout_seconds: expected 0 (never) … 86400, got \(idleTimeoutSeconds)"
+                )
+            }
+            if !(writeStallTimeoutSeconds > 0 && writeStallTimeoutSeconds <= 3600) {
+                problems.append(
+                    "limits.write_stall_timeout_seconds: expected more than 0 and at most 3600, got \(writeStallTimeoutSeconds)"
+                )
+            }
+            if maxBufferedRequestBytes < maxRequestBytes {
+                problems.append(
+                    "limits.max_buffered_request_bytes: expected at least max_request_bytes (\(maxRequestBytes)), got \(maxBufferedRequestBytes)"
+                )
+            }
             return problems
         }
 
@@ -100,6 +169,14 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             case maxHeaderListBytes = "max_header_list_bytes"
             case maxOutputBufferBytes = "max_output_buffer_bytes"
             case maxConnections = "max_connections"
+            case maxStreamResetBurst = "max_stream_reset_burst"
+            case maxStreamResetsPerSecond = "max_stream_resets_per_second"
+            case maxControlFrameBurst = "max_control_frame_burst"
+            case maxControlFramesPerSecond = "max_control_frames_per_second"
+            case handshakeTimeoutSeconds = "handshake_timeout_seconds"
+            case idleTimeoutSeconds = "idle_timeout_seconds"
+            case writeStallTimeoutSeconds = "write_stall_timeout_seconds"
+            case maxBufferedRequestBytes = "max_buffered_request_bytes"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -112,6 +189,21 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             maxOutputBufferBytes =
                 try c.decodeIfPresent(Int.self, forKey: .maxOutputBufferBytes) ?? d.maxOutputBufferBytes
             maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections
+            maxStreamResetBurst =
+                try c.decodeIfPresent(Int.self, forKey: .maxStreamResetBurst) ?? d.maxStreamResetBurst
+            maxStreamResetsPerSecond =
+                try c.decodeIfPresent(Int.self, forKey: .maxStreamResetsPerSecond) ?? d.maxStreamResetsPerSecond
+            maxControlFrameBurst =
+                try c.decodeIfPresent(Int.self, forKey: .maxControlFrameBurst) ?? d.maxControlFrameBurst
+            maxControlFramesPerSecond =
+                try c.decodeIfPresent(Int.self, forKey: .maxControlFramesPerSecond) ?? d.maxControlFramesPerSecond
+            handshakeTimeoutSeconds =
+                try c.decodeIfPresent(Double.self, forKey: .handshakeTimeoutSeconds) ?? d.handshakeTimeoutSeconds
+            idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? d.idleTimeoutSeconds
+            writeStallTimeoutSeconds =
+                try c.decodeIfPresent(Double.self, forKey: .writeStallTimeoutSeconds) ?? d.writeStallTimeoutSeconds
+            maxBufferedRequestBytes =
+                try c.decodeIfPresent(Int.self, forKey: .maxBufferedRequestBytes) ?? d.maxBufferedRequestBytes
         }
     }
 

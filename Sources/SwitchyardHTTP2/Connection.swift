@@ -12,6 +12,14 @@ import SwitchyardCore
 
 /// One accepted HTTP/2 connection. Loop-confined.
 final class Connection {
+    /// Why the front end is ending a connection it would otherwise keep: its own policy, not nghttp2's.
+    enum Verdict {
+        /// Over a frame budget, flooding, or not reading responses: GOAWAY ENHANCE_YOUR_CALM.
+        case calm
+        /// Handshake or idle timeout: GOAWAY NO_ERROR.
+        case timeout
+    }
+
     let fd: Int32
     unowned(unsafe) let loop: EventLoop
     @exclusivity(unchecked) private(set) var session: OpaquePointer?
@@ -31,6 +39,22 @@ final class Connection {
     @exclusivity(unchecked) var goawaySent = false
     @exclusivity(unchecked) var closeAfterFlush = false
     @exclusivity(unchecked) var registeredEvents: UInt32 = 0
+    /// When the socket was accepted; the preface must arrive within `handshakeTimeoutSeconds` of it.
+    let acceptedAt: MonotonicInstant
+    /// The client's preface and first SETTINGS arrived (under TLS, after the handshake).
+    @exclusivity(unchecked) var prefaceReceived = false
+    /// Streams begun so far; the loop's sweep compares it between visits to see activity without a clock
+    /// read per call.
+    @exclusivity(unchecked) var streamsBegun = 0
+    @exclusivity(unchecked) var streamsAtLastSweep = 0
+    /// Since when the sweep has seen no stream open and none begun.
+    @exclusivity(unchecked) var idleSince: MonotonicInstant
+    /// The connection must close without waiting for its output (the peer does not read it).
+    @exclusivity(unchecked) var closeNow = false
+    /// A GOAWAY of ours ended the connection; the reason is logged once.
+    @exclusivity(unchecked) private(set) var verdict: Verdict?
+    @exclusivity(unchecked) private var resetBudget: FrameBudget
+    @exclusivity(unchecked) private var controlBudget: FrameBudget
     /// The last `:path` and its resolution: most connections call one method over and over.
     @exclusivity(unchecked) private var cachedPathBytes: [UInt8] = []
     @exclusivity(unchecked) private var cachedPath = ""
@@ -55,6 +79,20 @@ final class Connection {
         self.fd = fd
         self.loop = loop
         self.tls = tls
+        let now = MonotonicInstant.now()
+        acceptedAt = now
+        idleSince = now
+        let limits = loop.core.limits
+        resetBudget = FrameBudget(
+            burst: limits.maxStreamResetBurst,
+            perSecond: limits.maxStreamResetsPerSecond,
+            now: now.nanoseconds
+        )
+        controlBudget = FrameBudget(
+            burst: limits.maxControlFrameBurst,
+            perSecond: limits.maxControlFramesPerSecond,
+            now: now.nanoseconds
+        )
         var session: OpaquePointer?
         let options = loop.core.sessionOptions
         nghttp2_session_server_new2(
@@ -64,7 +102,6 @@ final class Connection {
             options.pointer
         )
         self.session = session
-        let limits = loop.core.limits
         let settings = [
             nghttp2_settings_entry(
                 settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
@@ -95,17 +132,89 @@ final class Connection {
             bytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
             bytes.count
         )
+        if verdict != nil { return false }  // a callback ended it (and returned a failure to stop parsing)
         if consumed < 0 {
+            let error = Int32(consumed)
+            if error == NGHTTP2_ERR_FLOODED.rawValue {
+                // Acknowledgements (PING/SETTINGS) piled up unread: the peer is not reading, so GOAWAY would
+                // wait behind them. Close at once.
+                end(.calm, reason: "too many PING/SETTINGS acknowledgements left unread")
+                closeNow = true
+                return false
+            }
+            if error == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue {
+                end(.calm, reason: "too many CONTINUATION frames in one header block")
+                return false
+            }
             countProtocolError()
             loop.core.logger.debug(
                 "HTTP/2 protocol error, closing connection",
-                metadata: ["fd": "\(fd)", "error": "\(String(cString: nghttp2_strerror(Int32(consumed))))"]
+                metadata: ["fd": "\(fd)", "error": "\(String(cString: nghttp2_strerror(error)))"]
             )
             // nghttp2 has queued GOAWAY for most errors; make sure one goes out, then close after the flush.
             nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR.rawValue)
             return false
         }
         return true
+    }
+
+    /// Ends the connection by policy: GOAWAY with ENHANCE_YOUR_CALM (abuse) or NO_ERROR (timeouts), naming
+    /// the reason in its debug data, counted once. The loop closes it once the GOAWAY is written.
+    func end(_ verdict: Verdict, reason: String) {
+        guard self.verdict == nil, !isClosed else { return }
+        self.verdict = verdict
+        let counters = loop.core.counters
+        switch verdict {
+        case .calm: counters.connectionsThrottled.add(1, ordering: .relaxed)
+        case .timeout: counters.connectionsTimedOut.add(1, ordering: .relaxed)
+        }
+        loop.core.logger.debug(
+            "closing connection",
+            metadata: [
+                "fd": "\(fd)", "reason": "\(reason)",
+                "goaway": "\(verdict == .calm ? "ENHANCE_YOUR_CALM" : "NO_ERROR")",
+            ]
+        )
+        closeAfterFlush = true
+        goawaySent = true
+        guard let session else { return }
+        let code = verdict == .calm ? NGHTTP2_ENHANCE_YOUR_CALM.rawValue : NGHTTP2_NO_ERROR.rawValue
+        var debug = Array(reason.utf8.prefix(256))
+        debug.withUnsafeMutableBufferPointer { bytes in
+            _ = nghttp2_submit_goaway(
+                session,
+                UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                nghttp2_session_get_last_proc_stream_id(session),
+                code,
+                bytes.baseAddress,
+                bytes.count
+            )
+        }
+        markDirty()
+    }
+
+    /// Takes one token from the reset budget; over budget, ends the connection. Returns false then.
+    fileprivate func spendReset() -> Bool {
+        if verdict != nil { return false }
+        if resetBudget.take(now: MonotonicInstant.now().nanoseconds) { return true }
+        end(
+            .calm,
+            reason:
+                "stream resets over budget: burst \(resetBudget.burst), \(resetBudget.perSecond)/s (limits.max_stream_reset_burst, limits.max_stream_resets_per_second)"
+        )
+        return false
+    }
+
+    /// Takes one token from the control-frame budget; over budget, ends the connection. Returns false then.
+    fileprivate func spendControl(_ kind: String) -> Bool {
+        if verdict != nil { return false }
+        if controlBudget.take(now: MonotonicInstant.now().nanoseconds) { return true }
+        end(
+            .calm,
+            reason:
+                "\(kind) frames over budget: burst \(controlBudget.burst), \(controlBudget.perSecond)/s (limits.max_control_frame_burst, limits.max_control_frames_per_second)"
+        )
+        return false
     }
 
     // MARK: Output
@@ -189,6 +298,7 @@ final class Connection {
                 loop.core.counters.countCall(.cancelled)
             }
             call.streamClosed = true
+            releaseReservation(call)
             loop.timers.remove(call)
             Unmanaged.passUnretained(call).release()
         }
@@ -215,6 +325,7 @@ final class Connection {
     }
 
     fileprivate func beginRequest(streamID: Int32) {
+        streamsBegun &+= 1
         let call = GRPCCall(loop: loop, connection: self, streamID: streamID, limit: loop.core.limits.maxRequestBytes)
         nghttp2_session_set_stream_user_data(session, streamID, Unmanaged.passRetained(call).toOpaque())
         link(call)
@@ -331,7 +442,17 @@ final class Connection {
         if let deadline = call.deadline { loop.timers.insert(call, deadline: deadline) }
     }
 
+    /// Gives back what a call's partly received message reserved (its buffer goes with the deframer, or
+    /// with `discard()` once no `feed` is running).
+    func releaseReservation(_ call: GRPCCall) {
+        if call.reservedBytes != 0 {
+            loop.core.counters.bufferedRequestBytes.subtract(call.reservedBytes, ordering: .relaxed)
+            call.reservedBytes = 0
+        }
+    }
+
     private func reject(_ call: GRPCCall, _ status: GRPCStatus) {
+        releaseReservation(call)
         call.rejected = true
         call.state.store(GRPCCall.cancelled, ordering: .relaxed)
         finish(call, status: status, metadata: [])
@@ -343,6 +464,25 @@ final class Connection {
             try call.deframer.feed(bytes) { compressed, message in
                 self.deliver(call: call, compressed: compressed, message: message)
             }
+            let reserved = call.deframer.reservedBytes
+            if reserved != call.reservedBytes && !call.rejected {
+                let total = loop.core.counters.bufferedRequestBytes.add(
+                    reserved - call.reservedBytes,
+                    ordering: .relaxed
+                ).newValue
+                call.reservedBytes = reserved
+                let limit = loop.core.limits.maxBufferedRequestBytes
+                if reserved > 0 && total > limit {
+                    reject(
+                        call,
+                        GRPCStatus(
+                            .resourceExhausted,
+                            "request message of \(reserved) bytes does not fit: \(total - reserved) bytes of partly received messages are buffered, limit \(limit) bytes (max_buffered_request_bytes)"
+                        )
+                    )
+                }
+            }
+            if call.rejected { call.deframer.discard() }
         } catch DeframeError.tooLarge(let declared, let limit) {
             reject(
                 call,
@@ -356,6 +496,7 @@ final class Connection {
         } catch {
             reject(call, GRPCStatus(.internal, "cannot read request: \(error)"))
         }
+        if call.rejected { call.deframer.discard() }
     }
 
     private func deliver(call: GRPCCall, compressed: Bool, message: UnsafeRawBufferPointer) {
@@ -436,6 +577,7 @@ final class Connection {
 
     fileprivate func streamClosed(call: GRPCCall, errorCode: UInt32) {
         call.streamClosed = true
+        releaseReservation(call)
         if !call.wireDone {
             // RST_STREAM from the client (or a stream error) before we finished: the call is cancelled.
             call.wireDone = true
@@ -695,8 +837,34 @@ final class HTTP2Callbacks: @unchecked Sendable {
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, user in
             guard let frame, let user else { return 0 }
             let type = frame.pointee.hd.type
-            guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue) else { return 0 }
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+            let isAck = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
+            switch Int(type) {
+            case Int(NGHTTP2_HEADERS.rawValue):
+                break
+            case Int(NGHTTP2_DATA.rawValue):
+                // Empty DATA frames that do not end the stream carry nothing but cost a frame's work.
+                if frame.pointee.hd.length == 0 && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) == 0
+                {
+                    if !connection.spendControl("empty DATA") { return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue }
+                }
+            case Int(NGHTTP2_RST_STREAM.rawValue):
+                return connection.spendReset() ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+            case Int(NGHTTP2_SETTINGS.rawValue):
+                if isAck { return 0 }
+                if !connection.prefaceReceived {
+                    connection.prefaceReceived = true  // the first SETTINGS follows the magic: handshake done
+                    return 0
+                }
+                return connection.spendControl("SETTINGS") ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+            case Int(NGHTTP2_PING.rawValue):
+                if isAck { return 0 }
+                return connection.spendControl("PING") ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+            case Int(NGHTTP2_PRIORITY.rawValue):
+                return connection.spendControl("PRIORITY") ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+            default:
+                return 0
+            }
             guard let call = connection.call(for: frame.pointee.hd.stream_id) else { return 0 }
             if type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
                 connection.requestHeadersComplete(call: call)
@@ -732,6 +900,11 @@ final class HTTP2Callbacks: @unchecked Sendable {
             if type == UInt8(NGHTTP2_RST_STREAM.rawValue) {
                 let code = frame.pointee.rst_stream.error_code
                 let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                if code != NGHTTP2_NO_ERROR.rawValue && !connection.spendReset() {
+                    // Requests that make us reset their stream (malformed on purpose) count against the
+                    // same budget as the client's own resets.
+                    return 0
+                }
                 if code == NGHTTP2_FLOW_CONTROL_ERROR.rawValue || code == NGHTTP2_STREAM_CLOSED.rawValue {
                     // nghttp2 reset a stream whose peer ignored flow control (or kept sending after a reset)
                     // and would go on discarding its frames at full speed: such a peer loses the connection.
@@ -773,9 +946,21 @@ final class HTTP2SessionOptions: @unchecked Sendable {
         nghttp2_option_new(&option)
         pointer = option!
         // Bound what a peer can make us queue: PING/SETTINGS acks it never reads, and header blocks we send.
-        nghttp2_option_set_max_outbound_ack(pointer, 1000)
+        // Above the control-frame budget, so that a flood read in one batch meets our budget (GOAWAY
+        // ENHANCE_YOUR_CALM naming the limit) before nghttp2's flood check (which closes without a word).
+        nghttp2_option_set_max_outbound_ack(pointer, max(1000, limits.maxControlFrameBurst * 2 + 16))
         nghttp2_option_set_max_settings(pointer, 32)
         nghttp2_option_set_max_send_header_block_length(pointer, 64 << 10)
+        // CONTINUATION frames per header block: enough for a header list of `maxHeaderListBytes` in 16 KiB
+        // frames (the most a peer may send before our SETTINGS raise it, which they never do), at least 8.
+        nghttp2_option_set_max_continuations(pointer, max(8, limits.maxHeaderListBytes / 16_384 + 2))
+        // nghttp2's own rapid-reset limiter (GOAWAY INTERNAL_ERROR) stays as a backstop behind ours, which
+        // answers ENHANCE_YOUR_CALM and names the limit.
+        nghttp2_option_set_stream_reset_rate_limit(
+            pointer,
+            UInt64(limits.maxStreamResetBurst) * 2,
+            UInt64(limits.maxStreamResetsPerSecond) * 2
+        )
     }
 
     deinit { nghttp2_option_del(pointer) }

@@ -143,17 +143,31 @@ final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var draining = false
     @exclusivity(unchecked) private var drainDeadline = MonotonicInstant(nanoseconds: .max)
     @exclusivity(unchecked) private var finalGoawayAt: MonotonicInstant?
+    /// Next visit of every connection for the handshake and idle timeouts.
+    @exclusivity(unchecked) private var nextSweep = MonotonicInstant(nanoseconds: 0)
+    /// Accepting paused (out of file descriptors) until then; the listener is out of epoll meanwhile.
+    @exclusivity(unchecked) private var acceptResumeAt: MonotonicInstant?
+    @exclusivity(unchecked) private var lastAcceptWarning: MonotonicInstant?
+    private let handshakeTimeoutNanoseconds: UInt64
+    private let idleTimeoutNanoseconds: UInt64?
+    private let stallTimeoutNanoseconds: UInt64
+    private let sweepIntervalNanoseconds: UInt64
     private let readBuffer: UnsafeMutableRawBufferPointer
     private let tlsScratch: UnsafeMutableRawBufferPointer
 
     private static let wakeToken = UInt64.max
     private static let listenToken = UInt64.max - 1
-    /// How long a connection may stay over its output limit (client not reading) before it is closed.
-    static let stallTimeoutNanoseconds: UInt64 = 10_000_000_000
 
     init(index: Int, core: ServerCore) throws {
         self.index = index
         self.core = core
+        let limits = core.limits
+        handshakeTimeoutNanoseconds = UInt64(limits.handshakeTimeoutSeconds * 1e9)
+        idleTimeoutNanoseconds = limits.idleTimeoutSeconds > 0 ? UInt64(limits.idleTimeoutSeconds * 1e9) : nil
+        stallTimeoutNanoseconds = UInt64(limits.writeStallTimeoutSeconds * 1e9)
+        // A quarter of the shortest timeout, between 100 ms and 1 s: timeouts fire at most 25% late.
+        let shortest = min(handshakeTimeoutNanoseconds, idleTimeoutNanoseconds ?? .max)
+        sweepIntervalNanoseconds = min(max(shortest / 4, 100_000_000), 1_000_000_000)
         epfd = cswitchyard_epoll_create()
         wakeFD = cswitchyard_eventfd()
         guard epfd >= 0, wakeFD >= 0 else {
@@ -250,6 +264,7 @@ final class EventLoop: @unchecked Sendable {
             processMessages()
             fireTimers()
             if stalledConnections > 0 { checkStalled() }
+            if !connections.isEmpty || acceptResumeAt != nil { sweep() }
             flushDirty()
             if draining {
                 let now = MonotonicInstant.now()
@@ -291,6 +306,8 @@ final class EventLoop: @unchecked Sendable {
         let now = MonotonicInstant.now()
         if let earliest = timers.earliest { until = earliest.nanoseconds(since: now) }
         if stalledConnections > 0 { until = min(until, 1_000_000_000) }
+        if !connections.isEmpty { until = min(until, nextSweep.nanoseconds(since: now)) }
+        if let at = acceptResumeAt { until = min(until, at.nanoseconds(since: now)) }
         if draining {
             until = min(until, drainDeadline.nanoseconds(since: now))
             if let at = finalGoawayAt { until = min(until, at.nanoseconds(since: now)) }
@@ -360,7 +377,11 @@ final class EventLoop: @unchecked Sendable {
     private func acceptConnections() {
         while true {
             let fd = cswitchyard_accept4(listenFD)
-            if fd < 0 { return }
+            if fd < 0 {
+                let error = errno
+                if error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM { pauseAccepting(error) }
+                return
+            }
             let counters = core.counters
             if counters.connectionsOpen.load(ordering: .relaxed) >= core.limits.maxConnections || draining {
                 counters.connectionsRejected.add(1, ordering: .relaxed)
@@ -374,6 +395,79 @@ final class EventLoop: @unchecked Sendable {
             let target = peers.isEmpty ? self : peers[nextPeer % peers.count]
             nextPeer &+= 1
             if target === self { adopt(fd) } else { target.enqueue(.adopt(fd)) }
+        }
+    }
+
+    /// Out of file descriptors: the pending connection stays in the backlog and the level-triggered
+    /// listener would wake the loop at once, forever. Take it out of epoll for 100 ms instead.
+    private func pauseAccepting(_ error: Int32) {
+        guard listenFD >= 0, acceptResumeAt == nil else { return }
+        _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), listenFD, 0, 0)
+        let now = MonotonicInstant.now()
+        acceptResumeAt = now.advanced(byNanoseconds: 100_000_000)
+        core.counters.acceptPauses.add(1, ordering: .relaxed)
+        if lastAcceptWarning.map({ now.nanoseconds(since: $0) > 10_000_000_000 }) ?? true {
+            lastAcceptWarning = now
+            core.logger.warning(
+                "cannot accept connections, pausing the listener for 100 ms",
+                metadata: [
+                    "error": "\(String(cString: strerror(error)))",
+                    "open": "\(core.counters.connectionsOpen.load(ordering: .relaxed))",
+                ]
+            )
+        }
+    }
+
+    /// Handshake and idle timeouts, and the paused listener. Visits every connection once per sweep
+    /// interval; a busy connection costs a counter comparison.
+    private func sweep() {
+        let now = MonotonicInstant.now()
+        guard now >= nextSweep else { return }
+        nextSweep = now.advanced(byNanoseconds: sweepIntervalNanoseconds)
+        if let at = acceptResumeAt, now >= at {
+            acceptResumeAt = nil
+            if listenFD >= 0 && !draining {
+                _ = cswitchyard_epoll_ctl(
+                    epfd,
+                    Int32(CSWITCHYARD_EPOLL_CTL_ADD),
+                    listenFD,
+                    UInt32(CSWITCHYARD_EPOLLIN),
+                    Self.listenToken
+                )
+            }
+        }
+        if draining { return }
+        var unhandshaken: [Connection] = []
+        for connection in connections.values where connection.verdict == nil && !connection.isClosed {
+            if !connection.prefaceReceived {
+                if now.nanoseconds(since: connection.acceptedAt) > handshakeTimeoutNanoseconds {
+                    unhandshaken.append(connection)
+                }
+                continue
+            }
+            guard let idle = idleTimeoutNanoseconds else { continue }
+            if connection.calls != nil || connection.streamsBegun != connection.streamsAtLastSweep {
+                connection.streamsAtLastSweep = connection.streamsBegun
+                connection.idleSince = now
+            } else if now.nanoseconds(since: connection.idleSince) > idle {
+                connection.end(
+                    .timeout,
+                    reason: "no stream for \(core.limits.idleTimeoutSeconds) s (limits.idle_timeout_seconds)"
+                )
+            }
+        }
+        for connection in unhandshaken {
+            if let tls = connection.tls, !tls.established {
+                // No TLS session to carry a GOAWAY: just close.
+                core.counters.connectionsTimedOut.add(1, ordering: .relaxed)
+                closeConnection(connection)
+            } else {
+                connection.end(
+                    .timeout,
+                    reason:
+                        "HTTP/2 preface not received within \(core.limits.handshakeTimeoutSeconds) s (limits.handshake_timeout_seconds)"
+                )
+            }
         }
     }
 
@@ -447,6 +541,10 @@ final class EventLoop: @unchecked Sendable {
             } else {
                 ok = connection.receive(bytes)
                 if !ok { connection.closeAfterFlush = true }
+            }
+            if connection.closeNow {
+                closeConnection(connection)
+                return
             }
             connection.markDirty()
             if !ok || connection.readingPaused || count < readBuffer.count { break }
@@ -523,16 +621,27 @@ final class EventLoop: @unchecked Sendable {
             stalledConnections -= 1
         }
         if let since = connection.stalledSince,
-            MonotonicInstant.now().nanoseconds(since: since) > Self.stallTimeoutNanoseconds
+            MonotonicInstant.now().nanoseconds(since: since) > stallTimeoutNanoseconds
         {
-            core.logger.debug(
-                "closing connection whose client stopped reading",
-                metadata: [
-                    "fd": "\(connection.fd)", "buffered": "\(connection.pendingOutput + connection.queuedBytes)",
-                ]
+            let buffered = connection.pendingOutput + connection.queuedBytes
+            connection.end(
+                .calm,
+                reason:
+                    "client stopped reading responses: \(buffered) bytes waiting for more than \(core.limits.writeStallTimeoutSeconds) s (limits.write_stall_timeout_seconds)"
             )
-            connection.sendFinalGoaway()
+            // One try to get the GOAWAY out (it goes through when only flow-control windows were withheld),
+            // then close without waiting.
             _ = connection.produce()
+            if connection.pendingOutput > 0 {
+                _ = connection.out.withUnsafeBytes { raw in
+                    send(
+                        connection.fd,
+                        raw.baseAddress! + connection.outSent,
+                        connection.pendingOutput,
+                        Int32(MSG_NOSIGNAL)
+                    )
+                }
+            }
             closeConnection(connection)
             return
         }

@@ -22,6 +22,15 @@ public struct FrontEndStatistics: Sendable, Hashable, CustomStringConvertible {
     public var responsesDropped: Int
     /// Connections closed for an HTTP/2 or TLS protocol error, or streams reset for one.
     public var protocolErrors: Int
+    /// Connections sent GOAWAY ENHANCE_YOUR_CALM and closed: over the stream-reset or control-frame
+    /// budget, flooding unread acknowledgements or CONTINUATION frames, or not reading responses.
+    public var connectionsThrottled: Int
+    /// Connections closed for not completing the handshake in time, or for staying idle too long.
+    public var connectionsTimedOut: Int
+    /// Times accepting paused because the process was out of file descriptors (or kernel memory).
+    public var acceptPauses: Int
+    /// Request bytes reserved now by partly received messages, across connections.
+    public var bufferedRequestBytes: Int
 
     /// Total finished calls, whatever their status.
     public var calls: Int { callsByStatus.values.reduce(0, +) }
@@ -33,7 +42,9 @@ public struct FrontEndStatistics: Sendable, Hashable, CustomStringConvertible {
         return
             "connections accepted=\(connectionsAccepted) open=\(connectionsOpen) closed=\(connectionsClosed) "
             + "rejected=\(connectionsRejected) streams=\(streamsOpened) calls=[\(statuses)] "
-            + "http-rejections=\(httpRejections) dropped=\(responsesDropped) protocol-errors=\(protocolErrors)"
+            + "http-rejections=\(httpRejections) dropped=\(responsesDropped) protocol-errors=\(protocolErrors) "
+            + "throttled=\(connectionsThrottled) timed-out=\(connectionsTimedOut) accept-pauses=\(acceptPauses) "
+            + "buffered-request-bytes=\(bufferedRequestBytes)"
     }
 }
 
@@ -47,6 +58,10 @@ final class FrontEndCounters: Sendable {
     let httpRejections = Atomic<Int>(0)
     let responsesDropped = Atomic<Int>(0)
     let protocolErrors = Atomic<Int>(0)
+    let connectionsThrottled = Atomic<Int>(0)
+    let connectionsTimedOut = Atomic<Int>(0)
+    let acceptPauses = Atomic<Int>(0)
+    let bufferedRequestBytes = Atomic<Int>(0)
     private let statusCounts: [StatusCounter] = (0...16).map { _ in StatusCounter() }
 
     /// One status code's counter, boxed so the array of them is copyable.
@@ -74,7 +89,11 @@ final class FrontEndCounters: Sendable {
             callsByStatus: byStatus,
             httpRejections: httpRejections.load(ordering: .relaxed),
             responsesDropped: responsesDropped.load(ordering: .relaxed),
-            protocolErrors: protocolErrors.load(ordering: .relaxed)
+            protocolErrors: protocolErrors.load(ordering: .relaxed),
+            connectionsThrottled: connectionsThrottled.load(ordering: .relaxed),
+            connectionsTimedOut: connectionsTimedOut.load(ordering: .relaxed),
+            acceptPauses: acceptPauses.load(ordering: .relaxed),
+            bufferedRequestBytes: bufferedRequestBytes.load(ordering: .relaxed)
         )
     }
 }

@@ -45,6 +45,8 @@ final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
     @exclusivity(unchecked) var clientHalfClosed = false
     /// Requests were refused before dispatch (HTTP error or immediate status): ignore further DATA.
     @exclusivity(unchecked) var rejected = false
+    /// Bytes this call holds in `FrontEndCounters.bufferedRequestBytes` for a partly received message.
+    @exclusivity(unchecked) var reservedBytes = 0
 
     // Response side.
     @exclusivity(unchecked) var headersSent = false

@@ -80,6 +80,7 @@ public final class GRPCServer: Sendable {
                     "GRPCServer.start: expected a new server, it was already started"
                 )
             }
+            Self.raiseDescriptorLimit(for: configuration.limits.maxConnections, logger: core.logger)
             let (fd, port) = try Self.bind(configuration.listen)
             loops[0].attachListener(fd)
             var threads: [UInt] = []
@@ -136,6 +137,25 @@ public final class GRPCServer: Sendable {
 
     /// A snapshot of the front end's counters.
     public var statistics: FrontEndStatistics { core.counters.snapshot() }
+
+    /// Each connection costs a descriptor, and the soft limit is often 1024: raise it toward the hard limit
+    /// so that `maxConnections` can be reached, and say so when it cannot.
+    private static func raiseDescriptorLimit(for maxConnections: Int, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let wanted = rlim_t(maxConnections) + 256  // listener, epoll, eventfds, model files, admin, logs
+        if limit.rlim_cur < wanted && limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = min(wanted, limit.rlim_max)
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        if limit.rlim_cur < wanted {
+            logger.warning(
+                "the descriptor limit is below limits.max_connections; accepting pauses when it is reached",
+                metadata: ["limit": "\(limit.rlim_cur)", "max_connections": "\(maxConnections)"]
+            )
+        }
+    }
 
     /// Resolves and binds a non-blocking listening socket.
     private static func bind(_ address: HostAndPort) throws -> (Int32, Int) {

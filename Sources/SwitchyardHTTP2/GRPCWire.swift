@@ -30,6 +30,18 @@ struct MessageDeframer {
     /// Whether bytes of an unfinished message are buffered (a half-close now truncates a message).
     var hasPartialMessage: Bool { headerCount > 0 || inBody }
 
+    /// The declared length of the message being assembled across chunks (0 when none): what the caller
+    /// accounts against its memory budget between `feed` calls.
+    var reservedBytes: Int { inBody ? bodyExpected : 0 }
+
+    /// Drops any partly assembled message and its buffer (the call was refused).
+    mutating func discard() {
+        body = []
+        inBody = false
+        headerCount = 0
+        bodyExpected = 0
+    }
+
     /// Feeds bytes; calls `onMessage(compressed, bytes)` for each complete message, in order. The bytes are
     /// valid only during the call.
     mutating func feed(

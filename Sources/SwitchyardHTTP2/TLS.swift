@@ -37,14 +37,19 @@ final class TLSContext: @unchecked Sendable {
             throw SwitchyardError.internal("TLS: cannot create an OpenSSL context: \(openSSLErrors())")
         }
         self.context = context
-        _ = cswitchyard_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION)
+        // TLS 1.0/1.1 are refused (alert protocol_version); compression and renegotiation are off (options).
+        guard cswitchyard_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
+            throw SwitchyardError.internal("TLS: cannot require TLS 1.2 or later: \(openSSLErrors())")
+        }
         _ = cswitchyard_SSL_CTX_set_options(
             context,
             Int(bitPattern: UInt(cswitchyard_ssl_server_options()))
         )
         _ = cswitchyard_SSL_CTX_set_mode(context, Int(SSL_MODE_RELEASE_BUFFERS))
         // HTTP/2 (RFC 9113 §9.2.2) forbids the old CBC suites for TLS 1.2; keep only AEAD ECDHE ones.
-        _ = SSL_CTX_set_cipher_list(context, "ECDHE+AESGCM:ECDHE+CHACHA20")
+        guard SSL_CTX_set_cipher_list(context, "ECDHE+AESGCM:ECDHE+CHACHA20") == 1 else {
+            throw SwitchyardError.internal("TLS: cannot set the TLS 1.2 cipher list: \(openSSLErrors())")
+        }
         guard SSL_CTX_use_certificate_chain_file(context, settings.certificate) == 1 else {
             throw SwitchyardError.invalidArgument(
                 "tls.cert: cannot load PEM certificate chain '\(settings.certificate)': \(openSSLErrors())"

@@ -1,0 +1,476 @@
+"""Hostile HTTP/2 peers against the real gateway: each case attacks one connection while a well-behaved
+grpcio client keeps calling ModelInfer on the demo model, and checks three things: the bad connection is
+closed or throttled with the expected GOAWAY / RST_STREAM / grpc-status code, the gateway's RSS stays
+bounded (sampled from /proc/PID/status before, during and after), and the good client sees no error and a
+bounded latency.
+
+    pytest -q Tests/EndToEnd/test_hostile_peers.py            # the CI version, well under 90 s
+    python Tests/EndToEnd/test_hostile_peers.py --report      # the same cases, a Markdown table of figures
+    SWITCHYARD_HOSTILE_SCALE=20 python Tests/EndToEnd/test_hostile_peers.py --report   # longer attacks
+
+Every attack loop is bounded by a frame count and a wall-clock budget (both multiplied by the scale)."""
+
+import contextlib
+import os
+import pathlib
+import resource
+import select
+import socket
+import struct
+import sys
+import tempfile
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from conftest import MODELS, Gateway, free_port  # noqa: E402
+from hostile import (  # noqa: E402
+    ACK, CANCEL, COMPRESSION_ERROR, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,
+    ERROR_NAMES, FLOW_CONTROL_ERROR, GOAWAY, HEADERS, NO_ERROR, PING, PREFACE, PRIORITY, RST_STREAM, SETTINGS,
+    WINDOW_UPDATE, RawPeer, RSSSampler, WellBehavedClient, frame, grpc_message, model_infer_request,
+    request_headers, rss_kib, settings,
+)
+
+SCALE = max(1, int(os.environ.get("SWITCHYARD_HOSTILE_SCALE", "1")))
+
+# Short timeouts so that the timeout cases finish in seconds; every other limit keeps its default except
+# the output buffer, lowered so that a slow reader reaches it with a few hundred responses.
+HANDSHAKE_TIMEOUT = 2
+IDLE_TIMEOUT = 3
+STALL_TIMEOUT = 2
+CONFIG = f"""
+limits:
+  handshake_timeout_seconds: {HANDSHAKE_TIMEOUT}
+  idle_timeout_seconds: {IDLE_TIMEOUT}
+  write_stall_timeout_seconds: {STALL_TIMEOUT}
+  max_output_buffer_bytes: 262144
+"""
+
+# What the well-behaved client must see during any attack.
+MAX_GOOD_P99_SECONDS = 1.0
+# How much the gateway's RSS may grow during / after one attack (MiB).
+MAX_RSS_GROWTH_MIB = 256
+MAX_RSS_RETAINED_MIB = 128
+
+
+@contextlib.contextmanager
+def gateway(extra_config=""):
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="hostile-"))
+    config = directory / "switchyard.yaml"
+    config.write_text(CONFIG + extra_config)
+    port, admin = free_port(), free_port()
+    gw = Gateway(
+        ["--config", str(config), "--model-repository", str(MODELS), "--listen", f"127.0.0.1:{port}",
+         "--admin-listen", f"127.0.0.1:{admin}"],
+        port, str(directory / "gateway.log"), admin,
+    )
+    try:
+        yield gw.wait_listening()
+    finally:
+        gw.stop()
+
+
+class Outcome:
+    """What one case measured."""
+
+    def __init__(self, name):
+        self.name = name
+        self.verdict = ""
+        self.rss_before = self.rss_peak = self.rss_after = 0
+        self.good_calls = 0
+        self.good_errors = []
+        self.good_p50 = self.good_p99 = 0.0
+        self.seconds = 0.0
+
+
+def run_case(name, attack, extra_config=""):
+    """Starts a gateway, runs `attack(gw) -> verdict` beside a well-behaved client and an RSS sampler, and
+    checks the client and the RSS."""
+    outcome = Outcome(name)
+    with gateway(extra_config) as gw:
+        pid = gw.process.pid
+        with WellBehavedClient(gw.address) as good:
+            time.sleep(0.2)
+            outcome.rss_before = rss_kib(pid)
+            started = time.monotonic()
+            with RSSSampler(pid) as sampler:
+                outcome.verdict = attack(gw)
+                time.sleep(0.3)  # the good client keeps going just after the attack, too
+            outcome.seconds = time.monotonic() - started
+        outcome.rss_peak = max(sampler.peak, outcome.rss_before)
+        time.sleep(0.3)
+        outcome.rss_after = rss_kib(pid)
+        outcome.good_calls = good.calls
+        outcome.good_errors = good.errors
+        outcome.good_p50 = good.quantile(0.5)
+        outcome.good_p99 = good.quantile(0.99)
+        assert gw.process.poll() is None, f"gateway died during {name}:\n{gw.output()}"
+    assert outcome.good_calls > 0, f"{name}: the well-behaved client made no call"
+    assert not outcome.good_errors, f"{name}: the well-behaved client saw errors: {outcome.good_errors[:5]}"
+    assert outcome.good_p99 < MAX_GOOD_P99_SECONDS, f"{name}: good client p99 {outcome.good_p99:.3f} s"
+    growth = (outcome.rss_peak - outcome.rss_before) / 1024
+    retained = (outcome.rss_after - outcome.rss_before) / 1024
+    assert growth < MAX_RSS_GROWTH_MIB, f"{name}: RSS grew by {growth:.0f} MiB during the attack"
+    assert retained < MAX_RSS_RETAINED_MIB, f"{name}: RSS stayed {retained:.0f} MiB above its start"
+    return outcome
+
+
+def name(code):
+    return ERROR_NAMES.get(code, str(code))
+
+
+def expect_goaway(peer, code, within=5.0):
+    closed = peer.wait_closed(within)
+    assert peer.goaway is not None, f"expected GOAWAY {name(code)}, got {peer.describe()}"
+    assert peer.goaway_code == code, f"expected GOAWAY {name(code)}, got {peer.describe()}"
+    assert closed, f"the server sent GOAWAY but kept the connection open: {peer.describe()}"
+
+
+def hpack_int(value, prefix_bits, flags):
+    """An HPACK integer with an N-bit prefix (RFC 7541 §5.1)."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([flags | value])
+    out = [flags | limit]
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def literal(name_, value, indexing=False):
+    """A literal header field with a literal name, with or without incremental indexing."""
+    name_b, value_b = name_.encode(), value.encode()
+    head = b"\x40" if indexing else b"\x00"
+    return head + hpack_int(len(name_b), 7, 0) + name_b + hpack_int(len(value_b), 7, 0) + value_b
+
+
+def plain_request_block(path="/inference.GRPCInferenceService/ModelInfer"):
+    return b"".join(literal(k, v) for k, v in request_headers(path))
+
+
+# ------------------------------------------------------------------------------------------------------
+# The attacks. Each returns a one-line verdict for the report and asserts what the gateway did.
+
+
+def attack_rapid_reset(gw):
+    """CVE-2023-44487: HEADERS then RST_STREAM(CANCEL), as fast as the socket takes them."""
+    peer = RawPeer(gw.port)
+    block = peer.header_block(request_headers())
+    sent = 0
+    deadline = time.monotonic() + 3 * SCALE
+    while sent < 100_000 * SCALE and time.monotonic() < deadline and peer.goaway is None:
+        batch = []
+        for _ in range(100):
+            stream = peer.new_stream()
+            batch.append(frame(HEADERS, END_HEADERS, stream, block))
+            batch.append(frame(RST_STREAM, 0, stream, struct.pack(">I", CANCEL)))
+        if not peer.send(b"".join(batch)):
+            break
+        sent += 100
+    expect_goaway(peer, ENHANCE_YOUR_CALM)
+    assert "reset" in peer.goaway[2], peer.describe()
+    return f"GOAWAY {name(peer.goaway_code)} after {peer.goaway[0] // 2 + 1} streams ({sent} sent)"
+
+
+def attack_continuation_flood(gw):
+    """HEADERS without END_HEADERS followed by an endless run of CONTINUATION frames."""
+    peer = RawPeer(gw.port)
+    block = plain_request_block()
+    peer.send(frame(HEADERS, 0, 1, block))
+    filler = literal("x-filler", "a" * 100)
+    sent = 0
+    while sent < 20_000 * SCALE and not peer.send_failed and peer.goaway is None:
+        peer.send(b"".join(frame(CONTINUATION, 0, 1, filler) for _ in range(100)))
+        sent += 100
+    expect_goaway(peer, ENHANCE_YOUR_CALM)
+    return f"GOAWAY {name(peer.goaway_code)} after at most {sent} CONTINUATION frames"
+
+
+def attack_huge_header_list(gw):
+    """A 96 KiB header list (HEADERS + 5 CONTINUATION) and then an HPACK bomb: one 4 KiB entry put in the
+    dynamic table, referenced 8000 times by one-byte indexes (32 MiB decoded from 8 KiB on the wire). Both
+    are refused on their own stream with RESOURCE_EXHAUSTED; the connection stays usable."""
+    peer = RawPeer(gw.port)
+    block = plain_request_block() + b"".join(literal(f"x-big-{i}", "b" * 4000) for i in range(24))
+    chunks = [block[i:i + 16000] for i in range(0, len(block), 16000)]
+    wire = frame(HEADERS, END_STREAM if len(chunks) == 1 else END_STREAM, 1, chunks[0])
+    for index, chunk in enumerate(chunks[1:], start=1):
+        wire += frame(CONTINUATION, END_HEADERS if index == len(chunks) - 1 else 0, 1, chunk)
+    peer.send(wire)
+    # The bomb: stream 3 inserts the entry (and is itself a normal, small request); streams 5… reference it.
+    insert = plain_request_block() + literal("x-bomb", "c" * 4000, indexing=True)
+    body = grpc_message(model_infer_request())
+    peer.send(frame(HEADERS, END_HEADERS, 3, insert) + frame(DATA, END_STREAM, 3, body))
+    streams = []
+    for stream in range(5, 5 + 2 * 50 * SCALE, 2):
+        peer.send(frame(HEADERS, END_HEADERS | END_STREAM, stream, plain_request_block() + b"\xbe" * 8000))
+        streams.append(stream)
+    last = streams[-1] + 2
+    peer.send(frame(HEADERS, END_HEADERS, last, plain_request_block()) + frame(DATA, END_STREAM, last, body))
+    assert peer.wait_for(lambda: last in peer.statuses, 10), peer.describe()
+    assert peer.statuses[1][0] == 8, f"96 KiB header list: {peer.statuses.get(1)}"
+    assert peer.statuses[3][0] == 0, f"the request that only indexed one header: {peer.statuses.get(3)}"
+    bombs = [peer.statuses.get(s, (None,))[0] for s in streams]
+    assert bombs == [8] * len(streams), f"HPACK bomb streams: {bombs}"
+    assert peer.statuses[last][0] == 0, f"a normal call after the bombs: {peer.statuses[last]}"
+    assert peer.goaway is None, peer.describe()
+    # A dynamic table size update above SETTINGS_HEADER_TABLE_SIZE (4096) is a compression error.
+    peer2 = RawPeer(gw.port)
+    peer2.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, hpack_int(1 << 20, 5, 0x20) + plain_request_block()))
+    expect_goaway(peer2, COMPRESSION_ERROR)
+    peer.close()
+    return (f"96 KiB list and {len(streams)} HPACK bombs: grpc-status 8 (RESOURCE_EXHAUSTED) on their streams, "
+            f"connection kept; oversized table update: GOAWAY {name(peer2.goaway_code)}")
+
+
+def attack_settings_flood(gw):
+    """SETTINGS frames in a tight loop (each one obliges an ACK), reading the ACKs."""
+    peer = RawPeer(gw.port)
+    one = settings(max_concurrent_streams=100)
+    sent = 0
+    while sent < 200_000 * SCALE and not peer.send_failed and peer.goaway is None:
+        peer.send(one * 500)
+        sent += 500
+    expect_goaway(peer, ENHANCE_YOUR_CALM)
+    return f"GOAWAY {name(peer.goaway_code)}; {peer.frames[SETTINGS]} SETTINGS frames answered of {sent} sent"
+
+
+def attack_ping_flood(gw):
+    """PING frames in a tight loop, once reading the ACKs and once never reading them."""
+    peer = RawPeer(gw.port)
+    ping = frame(PING, 0, 0, b"12345678")
+    sent = 0
+    while sent < 200_000 * SCALE and not peer.send_failed and peer.goaway is None:
+        peer.send(ping * 500)
+        sent += 500
+    expect_goaway(peer, ENHANCE_YOUR_CALM)
+    answered = peer.frames[PING]
+    deaf = RawPeer(gw.port, read=False, rcvbuf=4096)
+    deaf_sent = 0
+    while deaf_sent < 200_000 * SCALE and deaf.send(ping * 500):
+        deaf_sent += 500
+    assert deaf.wait_closed(STALL_TIMEOUT + 3), "a PING flooder that never reads was not disconnected"
+    return f"GOAWAY {name(peer.goaway_code)} after {answered} PING ACKs; non-reading flooder closed"
+
+
+def attack_window_update_overflow(gw):
+    """WINDOW_UPDATE pushing a window past 2^31-1: on the connection, then on a stream."""
+    peer = RawPeer(gw.port)
+    peer.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7FFFFFFF)))
+    expect_goaway(peer, FLOW_CONTROL_ERROR)
+    peer2 = RawPeer(gw.port)
+    peer2.send(frame(HEADERS, END_HEADERS, 1, peer2.header_block(request_headers())))
+    peer2.send(frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 0x7FFFFFFF)))
+    expect_goaway(peer2, FLOW_CONTROL_ERROR)
+    return (f"connection window: GOAWAY {name(peer.goaway_code)}; stream window: RST_STREAM "
+            f"{dict((name(k), v) for k, v in peer2.resets.items())} and GOAWAY {name(peer2.goaway_code)}")
+
+
+def request_frames(stream, block, body):
+    """HEADERS and the body in DATA frames of at most 16 KiB (the default SETTINGS_MAX_FRAME_SIZE)."""
+    wire = [frame(HEADERS, END_HEADERS, stream, block)]
+    chunks = [body[i:i + 16384] for i in range(0, len(body), 16384)]
+    for index, chunk in enumerate(chunks):
+        wire.append(frame(DATA, END_STREAM if index == len(chunks) - 1 else 0, stream, chunk))
+    return b"".join(wire)
+
+
+def attack_slow_reader(gw):
+    """A client asking for many 64-row responses while granting no flow-control window (so they pile up in
+    the gateway), and one that never reads its socket at all."""
+    body = grpc_message(model_infer_request(rows=64))
+    peer = RawPeer(gw.port, initial_settings={"initial_window_size": 0})
+    block = peer.header_block(request_headers())
+    sent = 0
+    deadline = time.monotonic() + STALL_TIMEOUT + 4
+    while sent < 5000 * SCALE and time.monotonic() < deadline and peer.goaway is None and not peer.send_failed:
+        # 400 calls/s of 64 rows: well within the model's capacity, so what piles up is responses, not work.
+        for _ in range(10):
+            stream = peer.new_stream()
+            peer.send(request_frames(stream, block, body))
+            sent += 1
+        time.sleep(0.025)
+    expect_goaway(peer, ENHANCE_YOUR_CALM, within=STALL_TIMEOUT + 3)
+    refused = sum(1 for status, _ in peer.statuses.values() if status == 8)
+    assert refused > 0, f"no request was refused while {sent} responses waited: {peer.describe()}"
+
+    deaf = RawPeer(gw.port, read=False, rcvbuf=4096)
+    deaf_block = deaf.header_block(request_headers())
+    deaf_sent = 0
+    started = time.monotonic()
+    while deaf_sent < 5000 * SCALE and time.monotonic() - started < STALL_TIMEOUT + 4:
+        stream = deaf.new_stream()
+        if not deaf.send(request_frames(stream, deaf_block, body)):
+            break
+        deaf_sent += 1
+        if deaf_sent % 10 == 0:
+            time.sleep(0.025)
+    assert deaf.wait_closed(STALL_TIMEOUT + 3), "a client that never reads was not disconnected"
+    return (f"zero window: {refused} of {sent} calls refused with RESOURCE_EXHAUSTED, then GOAWAY "
+            f"{name(peer.goaway_code)}; non-reading client closed after {deaf_sent} requests")
+
+
+def read_goaway(sock, timeout):
+    """Reads a socket to its end (or `timeout`) and returns the GOAWAY error code it carried, if any."""
+    sock.setblocking(False)
+    data = b""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()  # select() cannot watch descriptors above 1023
+    poller.register(sock, select.POLLIN)
+    while time.monotonic() < deadline:
+        if not poller.poll(max(0.0, deadline - time.monotonic()) * 1000):
+            break
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BlockingIOError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    offset = 0
+    while offset + 9 <= len(data):
+        length = int.from_bytes(data[offset:offset + 3], "big")
+        if data[offset + 3] == GOAWAY and offset + 9 + 8 <= len(data):
+            return struct.unpack(">I", data[offset + 13:offset + 17])[0]
+        offset += 9 + length
+    return None
+
+
+def attack_slowloris(gw):
+    """Connections that send nothing, and connections that send the preface one byte every 100 ms."""
+    silent = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(100)]
+    dribblers = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(20)]
+    started = time.monotonic()
+    wire = PREFACE + settings()
+    position = 0
+    alive = list(dribblers)
+    while time.monotonic() - started < HANDSHAKE_TIMEOUT + 2 and alive and position < len(wire):
+        for sock in list(alive):
+            try:
+                sock.send(wire[position:position + 1])
+            except OSError:
+                alive.remove(sock)
+        position += 1
+        time.sleep(0.1)
+    deadline = started + HANDSHAKE_TIMEOUT + 3
+    codes = [read_goaway(s, deadline - time.monotonic()) for s in silent + dribblers]
+    elapsed = time.monotonic() - started
+    for s in silent + dribblers:
+        s.close()
+    assert codes == [NO_ERROR] * len(codes), f"GOAWAY codes: {sorted(set(map(str, codes)))}"
+    assert elapsed < HANDSHAKE_TIMEOUT + 3, f"slow connections closed only after {elapsed:.1f} s"
+    return (f"{len(silent)} silent and {len(dribblers)} byte-by-byte connections: GOAWAY NO_ERROR and closed "
+            f"after the {HANDSHAKE_TIMEOUT} s handshake timeout")
+
+
+def idle_connection_count():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2000 * min(SCALE, 4)
+    if soft < wanted + 200 and hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, wanted + 400), hard))
+        soft = min(hard, wanted + 400)
+    return max(0, min(wanted, soft - 200))
+
+
+def attack_idle_connections(gw):
+    """Thousands of connections that complete the preface and then do nothing."""
+    count = idle_connection_count()
+    sockets = []
+    hello = PREFACE + settings()
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", gw.port))
+        sock.sendall(hello)
+        sockets.append(sock)
+    opened = time.monotonic()
+    during = rss_kib(gw.process.pid)
+    codes = [read_goaway(s, IDLE_TIMEOUT + 3 - (time.monotonic() - opened)) for s in sockets]
+    for s in sockets:
+        s.close()
+    closed = sum(1 for c in codes if c == NO_ERROR)
+    assert closed == count, f"{count - closed} of {count} idle connections not closed with GOAWAY NO_ERROR"
+    return f"{count} idle connections (RSS {during // 1024} MiB while open): all GOAWAY NO_ERROR after {IDLE_TIMEOUT} s"
+
+
+def attack_huge_message_prefix(gw):
+    """A 5-byte gRPC prefix announcing 4 GiB, then streams that each announce 60 MiB and send only part."""
+    peer = RawPeer(gw.port)
+    block = peer.header_block(request_headers())
+    peer.send(frame(HEADERS, END_HEADERS, 1, block) + frame(DATA, 0, 1, grpc_message(b"x" * 100, 0xFFFFFFFF)))
+    assert peer.wait_for(lambda: 1 in peer.statuses, 5), peer.describe()
+    status, message = peer.statuses[1]
+    assert status == 8 and "max_request_bytes" in message, (status, message)
+    # Partial messages: 6 connections x 16 streams, each announcing 16 MiB and sending 900 KB of it (within
+    # every flow-control window, so only the buffer budget can refuse them). The case's configuration allows
+    # 128 MiB of partial messages: 8 fit, the rest get RESOURCE_EXHAUSTED.
+    peers = [RawPeer(gw.port) for _ in range(6)]
+    chunk = b"\0" * 15000
+    for p in peers:
+        b = p.header_block(request_headers())
+        for _ in range(16):
+            stream = p.new_stream()
+            p.send(frame(HEADERS, END_HEADERS, stream, b) + frame(DATA, 0, stream, grpc_message(b"", 16 << 20)))
+            p.send(b"".join(frame(DATA, 0, stream, chunk) for _ in range(60)))
+    expected = 6 * 16 - 8
+    counted = lambda: sum(1 for p in peers for s, _ in p.statuses.values() if s == 8)  # noqa: E731
+    peers[0].wait_for(lambda: counted() >= expected, 5)
+    refused = counted()
+    goaways = [p.describe() for p in peers if p.goaway is not None]
+    for p in peers + [peer]:
+        p.close()
+    assert not goaways, goaways
+    assert refused == expected, f"{refused} partial messages refused, expected {expected}"
+    return (f"4 GiB prefix: grpc-status 8 ({message!r}); 96 partial 16 MiB messages: {refused} refused with "
+            "grpc-status 8 (max_buffered_request_bytes 128 MiB), connections kept")
+
+
+CASES = {
+    "rapid_reset": (attack_rapid_reset, ""),
+    "continuation_flood": (attack_continuation_flood, ""),
+    "huge_header_list_and_hpack_bomb": (attack_huge_header_list, ""),
+    "settings_flood": (attack_settings_flood, ""),
+    "ping_flood": (attack_ping_flood, ""),
+    "window_update_overflow": (attack_window_update_overflow, ""),
+    "slow_reader": (attack_slow_reader, ""),
+    "slowloris": (attack_slowloris, ""),
+    "idle_connections": (attack_idle_connections, ""),
+    "huge_message_prefix": (attack_huge_message_prefix, "  max_buffered_request_bytes: 134217728\n"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_hostile_peer(case):
+    attack, extra_config = CASES[case]
+    outcome = run_case(case, attack, extra_config)
+    print(f"{case}: {outcome.verdict}")
+
+
+def report():
+    rows = []
+    for case, (attack, extra_config) in CASES.items():
+        try:
+            o = run_case(case, attack, extra_config)
+            rows.append(
+                f"| {case} | {o.verdict} | {o.rss_before / 1024:.1f} | {o.rss_peak / 1024:.1f} | "
+                f"{o.rss_after / 1024:.1f} | {o.good_calls} | {len(o.good_errors)} | {o.good_p50 * 1000:.2f} | "
+                f"{o.good_p99 * 1000:.2f} |"
+            )
+        except AssertionError as error:
+            rows.append(f"| {case} | FAILED: {str(error).splitlines()[0][:200]} | | | | | | | |")
+        print(rows[-1], file=sys.stderr)
+    print("| case | outcome | RSS before (MiB) | RSS peak (MiB) | RSS after (MiB) | good calls | good errors "
+          "| good p50 (ms) | good p99 (ms) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    if "--report" in sys.argv:
+        report()
+    else:
+        sys.exit(pytest.main([__file__, "-q", *sys.argv[1:]]))
