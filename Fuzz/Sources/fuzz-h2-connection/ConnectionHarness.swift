@@ -41,21 +41,28 @@ private final class EchoService: GRPCService {
         }
     }
 
-    func handle(message: UnsafeRawBufferPointer, method: GRPCMethod, head: GRPCRequestHead, responder: any GRPCResponder) {
+    func handle(
+        message: UnsafeRawBufferPointer,
+        method: GRPCMethod,
+        head: GRPCRequestHead,
+        responder: any GRPCResponder
+    ) {
         guard let call = responder as? GRPCCall else { preconditionFailure("the front end's responder is a GRPCCall") }
         precondition(call.method == method, "handed a message for another method")
         if let first = message.first, first & 1 == 1 {
             // As `GRPCCall.fail`: only the first answer of a call counts.
-            guard call.state.compareExchange(expected: GRPCCall.open, desired: GRPCCall.answered, ordering: .relaxed)
-                .exchanged
+            guard
+                call.state.compareExchange(expected: GRPCCall.open, desired: GRPCCall.answered, ordering: .relaxed)
+                    .exchanged
             else { return }
             let text = String(decoding: message.prefix(64), as: UTF8.self)
             pending.withLock { $0.append(.fail(call, GRPCStatus(.invalidArgument, "refused: \(text)"))) }
             return
         }
         if method.kind == .unary {
-            guard call.state.compareExchange(expected: GRPCCall.open, desired: GRPCCall.answered, ordering: .relaxed)
-                .exchanged
+            guard
+                call.state.compareExchange(expected: GRPCCall.open, desired: GRPCCall.answered, ordering: .relaxed)
+                    .exchanged
             else { return }
         } else if call.state.load(ordering: .relaxed) != GRPCCall.open {
             return

@@ -122,7 +122,9 @@ private func checkValidated(_ call: ValidatedInferCall) {
         outputs: call.outputIndices.map { (signature.outputs[$0], Array(outputs[$0])) }
     )
     let encoded = InferResponseEncoder.encode(result)
-    let decoded = encoded.withUnsafeBufferPointer { inference__model_infer_response__unpack(nil, $0.count, $0.baseAddress) }
+    let decoded = encoded.withUnsafeBufferPointer {
+        inference__model_infer_response__unpack(nil, $0.count, $0.baseAddress)
+    }
     guard let decoded else { preconditionFailure("the encoded response does not decode") }
     defer { inference__model_infer_response__free_unpacked(decoded, nil) }
     precondition(decoded.pointee.n_outputs == call.outputIndices.count, "response has the wrong outputs")
