@@ -15,6 +15,15 @@ let package = Package(
         .executable(name: "switchyard", targets: ["switchyard"]),
         .executable(name: "switchyard-echo-server", targets: ["switchyard-echo-server"]),
         .executable(name: "switchyard-load", targets: ["switchyard-load"]),
+        // The request path's modules, for the fuzz harnesses: they live in their own package (Fuzz/), so that
+        // nothing here is ever compiled with libFuzzer.
+        .library(
+            name: "SwitchyardLibraries",
+            targets: [
+                "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardEngine", "SwitchyardWorkers",
+                "SwitchyardModels", "SwitchyardInference",
+            ]
+        ),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Switchyard test: formatting, a warnings-as-errors build, the Swift unit and integration
 # tests, and the end-to-end tests with stock clients (grpcio, tritonclient, perf_analyzer) against the
-# real gateway binary, and the deploy/ checks (scripts/check-deploy.sh). Installs missing system packages
-# and the Python test environment first.
+# real gateway binary, a short run of the fuzz targets (scripts/fuzz.sh), and the deploy/ checks
+# (scripts/check-deploy.sh). Installs missing system packages and the Python test environment first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh --test
@@ -10,8 +10,8 @@ venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
 export PATH="$venv/bin:$PATH"
 
 echo "== swift format lint"
-swift format lint --strict -r Package.swift Sources Tests Benchmarks 2>&1 | tee /tmp/switchyard-format.log
-if [ -s /tmp/switchyard-format.log ]; then echo "swift format: fix the findings above (swift format -i -r Sources Tests Benchmarks)"; exit 1; fi
+swift format lint --strict -r Package.swift Sources Tests Benchmarks Fuzz/Package.swift Fuzz/Sources 2>&1 | tee /tmp/switchyard-format.log
+if [ -s /tmp/switchyard-format.log ]; then echo "swift format: fix the findings above (swift format -i -r Sources Tests Benchmarks Fuzz/Sources)"; exit 1; fi
 
 echo "== build (warnings are errors)"
 swift build --build-tests -Xswiftc -warnings-as-errors
@@ -25,6 +25,11 @@ swift test --skip-build --filter SwitchyardLoadTests
 
 echo "== end-to-end tests with stock clients"
 SWITCHYARD_BIN="$(swift build --show-bin-path)/switchyard" python -m pytest -q Tests/EndToEnd
+
+# A short libFuzzer run of every fuzz target on its committed corpus (its own build in .build-fuzz; about 7 minutes
+# from a clean build directory on 2 cores). Long runs: scripts/fuzz.sh 3600 (docs/fuzzing.md).
+echo "== fuzz: ${SWITCHYARD_FUZZ_SECONDS:-12} s per target"
+bash scripts/fuzz.sh "${SWITCHYARD_FUZZ_SECONDS:-12}"
 
 echo "== deploy/: manifests, dashboard and a live /metrics scrape"
 SWITCHYARD_BIN="$(swift build --show-bin-path)/switchyard" bash scripts/check-deploy.sh

@@ -629,6 +629,14 @@ private struct NodeImporter {
             throw fail("output '\(outputName)' is already defined; expected each value to be defined once")
         }
         let width = try checkedCount(rowShape) { "\(label) (\(opType)): output '\(outputName)'" }
+        // A weight with a zero dimension (B of shape [K, 0]) would give rows of no values, which executors
+        // divide by (Softmax groups) and the signature cannot describe.
+        guard width > 0 else {
+            throw fail(
+                "output '\(outputName)' would have shape \(Shape.format([-1] + rowShape)), no values per row; "
+                    + "expected every dimension after the batch to be positive"
+            )
+        }
         values.append(Graph.Value(name: outputName, rowShape: rowShape, width: width))
         symbols[outputName] = .activation(values.count - 1)
         return values.count - 1

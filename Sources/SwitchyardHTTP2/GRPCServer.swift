@@ -69,6 +69,14 @@ public final class GRPCServer: Sendable {
         self.loops = loops
     }
 
+    deinit {
+        // Loop 0 hands sockets to every loop, itself included: without this, that reference cycle would keep the
+        // loops (their buffers, epoll and event descriptors) and the service alive after the server is gone. A
+        // server dropped while running keeps them, as its threads still run them.
+        if case .running = lifecycle.withLock({ $0 }) { return }
+        loops[0].peers = []
+    }
+
     /// Binds the listener and starts the loop threads.
     /// - Returns: the bound port (useful with port 0).
     /// - Throws: `SwitchyardError` when the address cannot be resolved or bound, or the server was started.

@@ -1,0 +1,2 @@
+// Header-only target: LLVMFuzzerRunDriver itself comes from libFuzzer (-sanitize=fuzzer).
+#include "CFuzzerDriver.h"
