@@ -634,3 +634,102 @@ def test_a_corrupt_state_file_is_refused_with_its_path_and_problem(tmp_path):
     )
     assert run.returncode != 0
     assert f"admin.state_file {tmp_path / 'routes-state.json'}: " in run.stderr, run.stderr
+
+
+def fill(directory):
+    """Fills the file system of `directory` to the last byte."""
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while os.write(fd, b"\0" * size) == size:
+                    pass
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_under_the_state_file_refuses_the_change_and_keeps_the_old_state(start_gateway, tmp_path):
+    statefs = tmp_path / "statefs"
+    tmpfs(statefs, "64k")
+    gateway = None
+    try:
+        repository = copy_digits(tmp_path)
+        config = tmp_path / "switchyard.yaml"
+        state = statefs / "routes-state.json"
+        config.write_text(
+            "routes:\n  - {model: digits, policy: canary, versions: [{version: 1, weight: 50}, {version: 2, weight: 50}]}\n"
+            f"admin:\n  state_file: {state}\n  audit_log: {tmp_path / 'audit.jsonl'}\n"
+        )
+        gateway = start_gateway("--config", str(config), repository=repository)
+        wait_admin(gateway)
+        assert admin(gateway, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 9, "2": 1}})[0] == 200
+        saved = state.read_text()
+        before = admin(gateway, "GET", "/v1/routes")[1]
+        fill(statefs)
+        status, answer = admin(gateway, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 1, "2": 9}})
+        assert status == 500, answer
+        assert f"state file {state}.tmp: No space left on device" in answer["error"], answer
+        assert admin(gateway, "GET", "/v1/routes")[1] == before
+        assert state.read_text() == saved and not (statefs / "routes-state.json.tmp").exists()
+        assert len((tmp_path / "audit.jsonl").read_text().splitlines()) == 1
+        with grpc.insecure_channel(gateway.address) as channel:
+            _, _, _, trailers = call(service_pb2_grpc.GRPCInferenceServiceStub(channel), infer_request(PIXELS[:1]))
+            assert f"generation={before['generation']};" in trailers["switchyard-route"]
+        gateway.stop()
+        gateway = start_gateway("--config", str(config), repository=repository)
+        wait_admin(gateway)
+        assert weights_of(admin(gateway, "GET", "/v1/routes/digits")[1]["route"]) == [9, 1]
+        gateway.stop()
+    finally:
+        if gateway is not None and gateway.process.poll() is None:
+            gateway.process.kill()
+            gateway.process.wait()
+        subprocess.run(["umount", str(statefs)], check=False)
+
+
+@pytest.mark.xfail(strict=True, reason="SwitchyardAdmin: AdminControl.change saves the state file before appending "
+                   "to the audit log; when the audit append fails the change is refused (500) and not applied, but "
+                   "the state file already holds it, so a restart puts an unacknowledged, unaudited route in force; "
+                   "AuditLog.append also leaves the torn part of a failed write in the log")
+def test_a_full_disk_under_the_audit_log_refuses_the_change_and_persists_nothing(start_gateway, tmp_path):
+    auditfs = tmp_path / "auditfs"
+    tmpfs(auditfs, "64k")
+    gateway = None
+    try:
+        repository = copy_digits(tmp_path)
+        config = tmp_path / "switchyard.yaml"
+        state = tmp_path / "routes-state.json"
+        audit = auditfs / "audit.jsonl"
+        config.write_text(
+            "routes:\n  - {model: digits, policy: canary, versions: [{version: 1, weight: 50}, {version: 2, weight: 50}]}\n"
+            f"admin:\n  state_file: {state}\n  audit_log: {audit}\n"
+        )
+        gateway = start_gateway("--config", str(config), repository=repository)
+        wait_admin(gateway)
+        assert admin(gateway, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 9, "2": 1}})[0] == 200
+        fill(auditfs)
+        # An entry longer than the slack left in the log's last page (the file system is otherwise full).
+        status, answer = admin(gateway, "PATCH", "/v1/routes/digits/weights",
+                               {"weights": {"1": 1, "2": 9}, "reason": "r" * 8192})
+        assert status == 500 and "No space left on device" in answer["error"], answer
+        assert weights_of(admin(gateway, "GET", "/v1/routes/digits")[1]["route"]) == [9, 1]
+        # The refused change must not be on disk either: a crash now would otherwise bring it back.
+        assert weights_of(json.loads(state.read_text())["routes"][0]) == [9, 1]
+        (auditfs / "filler").unlink()
+        assert admin(gateway, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 8}})[0] == 200
+        gateway.stop()
+        for line in audit.read_text().splitlines():
+            json.loads(line)
+        assert weights_of(json.loads(state.read_text())["routes"][0]) == [8, 1]
+        # What a crash right after the refused change would have brought back:
+        gateway = start_gateway("--config", str(config), repository=repository)
+        wait_admin(gateway)
+        assert weights_of(admin(gateway, "GET", "/v1/routes/digits")[1]["route"]) == [8, 1]
+        gateway.stop()
+    finally:
+        if gateway is not None and gateway.process.poll() is None:
+            gateway.process.kill()
+            gateway.process.wait()
+        subprocess.run(["umount", str(auditfs)], check=False)
