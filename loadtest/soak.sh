@@ -131,4 +131,4 @@ wait "$server" && drained=0 || drained=$?
 grep -E "comparison sink stopped|shadow comparisons" "$work/gateway.log" | sed 's/^/gateway: /' || true
 
 python3 loadtest/soak_analyze.py "$out.csv" "$out-digits.json" "$out-ranker.json" --metrics "$out.metrics" \
-    --summary "$out.summary.json"
+    --summary "$out.summary.json" --sink-limit $((5 * 4194304))

@@ -10,8 +10,10 @@ Flat means, after the first 10 % of the run (warm-up):
   - open file descriptors: the last quarter's highest count is at most 2 above the second quarter's highest
     (the sink's file rotation may briefly hold one more);
   - threads: the last quarter's highest count is no higher than the second quarter's highest.
-Errors above 1 % of the requests also fail the run; p99 drift (last quarter over twice the second quarter's) is
-reported, not judged: on a shared machine latency follows the neighbours.
+Errors above 1 % of the requests also fail the run, and so do comparison records taking more disk than
+--sink-limit (rotation keeps max_files × max_file_bytes, plus the file being written). p99 drift (the last
+quarter's over twice the second quarter's) is reported, not judged: on a shared machine latency follows the
+neighbours.
 """
 
 import argparse
@@ -54,6 +56,7 @@ def main():
     parser.add_argument("loads", nargs="+")
     parser.add_argument("--metrics", help="a /metrics scrape taken at the end (sink counters)")
     parser.add_argument("--summary", help="write the figures and verdict here as JSON")
+    parser.add_argument("--sink-limit", type=float, help="bytes the comparison records may take on disk at most")
     args = parser.parse_args()
 
     with open(args.samples) as f:
@@ -122,6 +125,10 @@ def main():
         problems.append(f"open file descriptors grew: {fds_q2:.0f} → {fds_q4:.0f}")
     if threads_q4 > threads_q2:
         problems.append(f"threads grew: {threads_q2:.0f} → {threads_q4:.0f}")
+    sink_peak = max(r["sink_bytes"] for r in rows)
+    if args.sink_limit and sink_peak > args.sink_limit:
+        problems.append(f"comparison records took {sink_peak / 2**20:.1f} MiB on disk, over the "
+                        f"{args.sink_limit / 2**20:.1f} MiB that rotation allows")
     if requests and errors / requests > 0.01:
         problems.append(f"{errors} of {requests} requests failed: {by_status}")
     if p99_q2 and p99_q4 and statistics.median(p99_q4) > 2 * statistics.median(p99_q2):
@@ -140,6 +147,8 @@ def main():
     if p99_q2 and p99_q4:
         print(f"p99 (worst generator per interval): 2nd quarter median {statistics.median(p99_q2):.2f} ms, last "
               f"quarter median {statistics.median(p99_q4):.2f} ms, worst interval {max(p99_q2 + p99_q4):.2f} ms")
+    print(f"comparison records on disk: at most {sink_peak / 2**20:.1f} MiB in "
+          f"{max(r['sink_files'] for r in rows):.0f} files")
     if sink:
         print("sink records: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(sink.items())))
     for note in notes:
@@ -156,7 +165,7 @@ def main():
                 "threads_q4_max": threads_q4,
                 "p99_q2_median_ms": statistics.median(p99_q2) if p99_q2 else None,
                 "p99_q4_median_ms": statistics.median(p99_q4) if p99_q4 else None,
-                "gateway_cpu_fraction": cpu, "sink": sink, "problems": problems, "notes": notes, "verdict": verdict,
+                "gateway_cpu_fraction": cpu, "sink": sink, "sink_peak_bytes": sink_peak, "problems": problems, "notes": notes, "verdict": verdict,
             }, f, indent=2)
     return 1 if problems else 0
 
