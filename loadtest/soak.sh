@@ -5,11 +5,12 @@
 # at the end it joins the load generator's per-interval p99 and judges whether anything leaks.
 #   loadtest/soak.sh [MINUTES] [--rate R] [--seconds S] [--sample S] [--bin DIR]
 #     MINUTES    how long to run (default 30); --seconds S instead for short runs
-#     --rate R   total requests/s (default: 70 % of a 10 s closed-loop saturation probe)
+#     --rate R   total requests/s (default: 70 % of the capacity found by a 20 s ramp)
 #     --sample S sampling and reporting interval in seconds (default 5)
 #     --bin DIR  use switchyard and switchyard-load from DIR instead of building release binaries
 #   env: SWITCHYARD_SCRATCH (build directory, default .build), RESULTS (default loadtest/results)
-# Exit status: 0 flat, 1 a leak (RSS growing in the second half, fds or threads growing), 2 the run failed.
+# Exit status: 0 flat, 1 a leak (RSS growing in the second half, fds or threads growing) or > 1 % failed
+# requests, 2 the run itself failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
         --seconds) seconds=$2; shift 2 ;;
         --sample) sample=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "soak: unexpected argument '$1'" >&2; exit 2; }
            minutes=$1; shift ;;
     esac
@@ -84,11 +85,19 @@ for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && brea
 kill -0 "$server" 2>/dev/null || { cat "$work/gateway.log" >&2; exit 2; }
 
 if [ -z "$rate" ]; then
-    "$bin/switchyard-load" --target "127.0.0.1:$port" --model digits --concurrency 64 --connections 4 \
-        --duration 10 --warmup 2 --quiet --output "$work/probe.json" >/dev/null
-    capacity=$(python3 -c "import json; print(json.load(open('$work/probe.json'))['summary']['okThroughput'])")
+    # Capacity with the soak's own mix, shadow work included: both routes ramp together (3:1) over 20 s, open
+    # loop; the capacity is the highest rate sustained with no failed request and p99 under 50 ms.
+    for spec in digits:45000 ranker:15000; do
+        "$bin/switchyard-load" --target "127.0.0.1:$port" --model "${spec%%:*}" --stages "20@100-${spec##*:}" \
+            --connections 4 --threads 1 --timeout-ms 1000 --interval 1 --quiet \
+            --output "$work/probe-${spec%%:*}.json" >/dev/null &
+        loaders+=($!)
+    done
+    for pid in "${loaders[@]}"; do wait "$pid"; done
+    loaders=()
+    capacity=$(python3 loadtest/soak_analyze.py --capacity "$work/probe-digits.json" "$work/probe-ranker.json")
     rate=$(python3 -c "print(round(0.7 * $capacity))")
-    echo "soak: capacity probe $(printf %.0f "$capacity") OK req/s (closed loop, 64 in flight); soaking at $rate req/s"
+    echo "soak: capacity $capacity req/s (20 s open-loop ramp, no errors, p99 < 50 ms); soaking at $rate req/s (70 %)"
 fi
 digits_rate=$(python3 -c "print(max(1, round($rate * 0.75)))")
 ranker_rate=$(python3 -c "print(max(1, round($rate * 0.25)))")

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Judges a soak run (loadtest/soak.sh): joins the gateway samples (RSS, fds, threads, CPU) with the load
-generators' per-interval p99, prints a table over the run and a verdict, and exits 1 when something leaks.
+generators' per-interval p99, prints a table over the run and a verdict (FLAT, LEAK, or FAILED when too many
+requests failed), and exits 1 unless it is FLAT.
 
-  soak_analyze.py SAMPLES.csv LOAD.json [LOAD.json …] [--metrics FILE] [--summary OUT.json]
+  soak_analyze.py SAMPLES.csv LOAD.json [LOAD.json …] [--metrics FILE] [--summary OUT.json] [--sink-limit B]
+  soak_analyze.py --capacity RAMP.json [RAMP.json …]     (the capacity a ramp found, requests/s)
 
 Flat means, after the first 10 % of the run (warm-up):
   - RSS: the median of the last 10 % of samples is less than 5 % above the median around the midpoint
@@ -50,7 +52,33 @@ def interval_p99(loads, t):
     return max(values) if values else None
 
 
+def capacity(paths, p99_limit_ms=50.0):
+    """The highest total OK rate of the ramp's 1 s intervals before the first two bad ones in a row (a generator
+    saw a failed request or a p99 at or over `p99_limit_ms`; one bad second alone is a neighbour's hiccup). The
+    generators ramp side by side, so their intervals align."""
+    loads = []
+    for path in paths:
+        with open(path) as f:
+            loads.append({round(i["t"]): i for i in json.load(f)["intervals"]})
+    times = sorted(set.intersection(*(set(load) for load in loads)))
+
+    def bad(t):
+        return any(i["errors"] > 0 or (i.get("latencyMs") or {}).get("p99", 0) >= p99_limit_ms
+                   for i in (load[t] for load in loads))
+
+    best = 0.0
+    for index, t in enumerate(times):
+        if bad(t) and (index + 1 == len(times) or bad(times[index + 1])):
+            break
+        if not bad(t):
+            best = max(best, sum(load[t]["ok"] for load in loads))
+    return best
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--capacity":
+        print(round(capacity(sys.argv[2:])))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("samples")
     parser.add_argument("loads", nargs="+")
@@ -153,7 +181,8 @@ def main():
         print("sink records: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(sink.items())))
     for note in notes:
         print(f"note: {note}")
-    verdict = "LEAK" if problems else "FLAT"
+    leaking = any(p.startswith(("RSS", "open file", "threads", "comparison records")) for p in problems)
+    verdict = "LEAK" if leaking else "FAILED" if problems else "FLAT"
     print(f"verdict: {verdict}" + ("" if not problems else ": " + "; ".join(problems)))
 
     if args.summary:
