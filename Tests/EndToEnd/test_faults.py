@@ -269,15 +269,16 @@ def test_a_slow_shadow_leaves_primary_calls_alone(start_gateway, heavy_repositor
 
 
 @pytest.mark.parametrize("shadow,message", [
-    ("3", "invalid argument: shadow version 3 takes"),
-    ("4", "5"),
+    ("3", "invalid argument: shadow version 3 takes [FP32 [-1, 32]], primary version 1 takes [FP32 [-1, 64]]"),
+    ("4", "output 'logits': shadow has 10 values, primary 20"),
 ])
 def test_a_shadow_that_cannot_be_compared_is_an_error_of_its_own(start_gateway, heavy_repository, tmp_path, shadow,
                                                                    message):
     config = tmp_path / "switchyard.yaml"
+    sink = tmp_path / "comparisons"
     config.write_text(
         f"routes:\n  - {{model: slow, policy: fixed, versions: [{{version: 1}}], shadow: {{version: {shadow}, "
-        f"fraction: 1.0}}}}\n"
+        f"fraction: 1.0}}}}\nsink: {{directory: {sink}}}\n"
     )
     gateway = start_gateway("--config", str(config), repository=heavy_repository)
     wait_admin(gateway)
@@ -287,7 +288,8 @@ def test_a_shadow_that_cannot_be_compared_is_an_error_of_its_own(start_gateway, 
             code, details, response, trailers = call(stub, infer_request(PIXELS[:2], model="slow"))
             assert code == grpc.StatusCode.OK and response.model_version == "1", details
             assert "version=1; policy=fixed" in trailers["switchyard-route"]
-    assert wait_for(lambda: admin(gateway, "GET", "/v1/shadow/report")[1]["pairs"] != [])
+    # Version 4's shadows run (on idle capacity) before they fail to compare: wait for all of them.
+    assert wait_for(lambda: [p["pairs"] for p in admin(gateway, "GET", "/v1/shadow/report")[1]["pairs"]] == [20])
     report = admin(gateway, "GET", "/v1/shadow/report")[1]
     pair = report["pairs"][0]
     assert (pair["model"], pair["primary_version"], pair["shadow_version"]) == ("slow", "1", shadow)
@@ -296,7 +298,14 @@ def test_a_shadow_that_cannot_be_compared_is_an_error_of_its_own(start_gateway, 
     samples = metrics(gateway)
     assert metric(samples, "switchyard_shadow_errors_total", model="slow", shadow_version=shadow, side="shadow") == 20
     gateway.stop()
-    assert "shadow_errors: 20" in gateway.output().replace("=", ": ") or "shadow_errors=20" in gateway.output()
+    assert "shadow_errors=20" in gateway.output()
+    records = [json.loads(line) for f in sink.glob("comparisons-*.jsonl") for line in f.read_text().splitlines()]
+    assert len(records) == 20
+    # On a busy machine some mirrored calls may find the idle-class shadow queue still full: dropped, not compared.
+    dropped = f"unavailable: model 'slow:{shadow}' shadow queue is full (16 jobs); shadow work is dropped first"
+    errors = [r["shadow_error"] for r in records]
+    assert all(r["primary_error"] is None for r in records)
+    assert set(errors) <= {message, dropped} and message in errors, set(errors)
 
 
 # MARK: - The comparison sink's disk fills up
