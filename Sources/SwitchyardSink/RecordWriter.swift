@@ -1,6 +1,8 @@
 // Durable comparison records: a bounded queue drained by one writer thread into JSON Lines files
 // (`comparisons-NNNNNN.jsonl`) rotated by size, keeping the newest `maxFiles`. Enqueueing never waits
-// on the disk: a full queue drops the record, a failed write drops its batch, both counted.
+// on the disk: a full queue drops the record, a failed write drops its batch, both counted. A failed write
+// is cut back off the file, so every file holds whole lines only, and the writer keeps its file rather than
+// rotating: a full disk must not turn into a stream of empty files that pushes the kept records out.
 
 import Foundation
 import Logging
@@ -32,6 +34,12 @@ final class RecordWriter: @unchecked Sendable {
     private var descriptor: Int32 = -1
     private var fileBytes = 0
     private var sequence = 0
+    /// Records dropped by failed writes or opens since the last warning. A disk that stays full, or flaps
+    /// near full, is logged at most once per `warningIntervalNanoseconds` (30 s), and its recovery once after each warning.
+    private var droppedSinceWarning: UInt64 = 0
+    private var lastWarning: MonotonicInstant?
+    private var warned = false
+    private let warningIntervalNanoseconds: UInt64 = 30_000_000_000
 
     init(directory: String, maxFileBytes: Int, maxFiles: Int, queueCapacity: Int, logger: Logger)
         throws(SwitchyardError)
@@ -168,6 +176,7 @@ final class RecordWriter: @unchecked Sendable {
                 }
             }
             batch.removeAll(keepingCapacity: true)
+            noteOutcome(written: written, failed: failed)
 
             pthread_mutex_lock(mutex)
             counters.written += UInt64(written)
@@ -182,17 +191,21 @@ final class RecordWriter: @unchecked Sendable {
 
     private var fileBytesDelta = 0
 
-    /// Writes `buffer` to the current file; on failure closes it so the next batch opens a fresh one.
+    /// Writes `buffer` to the current file. On failure (a full disk, an I/O error) whatever part of it reached
+    /// the file is cut off again, so the file ends with a whole record and the next batch can append to it;
+    /// only when that is impossible is the file closed, and the next batch opens a new one.
     private func flush(_ buffer: inout [UInt8]) -> Bool {
         fileBytesDelta = 0
         guard !buffer.isEmpty else { return true }
         guard descriptor >= 0 else { return false }
+        var failure: Int32 = 0
         let ok = buffer.withUnsafeBytes { raw -> Bool in
             var offset = 0
             while offset < raw.count {
                 let n = write(descriptor, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
+                    failure = errno
                     return false
                 }
                 offset += n
@@ -203,26 +216,56 @@ final class RecordWriter: @unchecked Sendable {
             fileBytes += buffer.count
             fileBytesDelta = buffer.count
         } else {
-            logger.warning(
-                "comparison records dropped: write failed",
-                metadata: ["directory": "\(directory)", "errno": "\(errno)"]
+            warn(
+                "comparison records dropped: write failed; dropping (and counting) records until writes succeed",
+                metadata: ["directory": "\(directory)", "error": "\(String(cString: strerror(failure)))"]
             )
-            closeFile()
+            if ftruncate(descriptor, off_t(fileBytes)) != 0 { closeFile() }
         }
         buffer.removeAll(keepingCapacity: true)
         return ok
     }
 
+    /// Logs a failure unless one was logged within `warningIntervalNanoseconds`.
+    private func warn(_ message: Logger.Message, metadata: Logger.Metadata) {
+        let now = MonotonicInstant.now()
+        if let lastWarning, now.nanoseconds(since: lastWarning) < warningIntervalNanoseconds { return }
+        lastWarning = now
+        warned = true
+        var metadata = metadata
+        metadata["dropped_since_last_warning"] = "\(droppedSinceWarning)"
+        logger.warning(message, metadata: metadata)
+        droppedSinceWarning = 0
+    }
+
+    /// Counts failed records and logs the end of a run of failures that was warned about.
+    private func noteOutcome(written: Int, failed: Int) {
+        droppedSinceWarning += UInt64(failed)
+        if failed == 0 && written > 0 && warned {
+            logger.notice(
+                "comparison records are written again",
+                metadata: ["directory": "\(directory)", "dropped_since_last_warning": "\(droppedSinceWarning)"]
+            )
+            warned = false
+            droppedSinceWarning = 0
+        }
+    }
+
     private func openNextFile() -> Bool {
-        sequence += 1
-        let path = "\(directory)/\(RecordWriter.fileName(sequence))"
+        let path = "\(directory)/\(RecordWriter.fileName(sequence + 1))"
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            logger.warning("comparison sink cannot open a file", metadata: ["path": "\(path)", "errno": "\(errno)"])
+            warn(
+                "comparison sink cannot open a file; dropping (and counting) records until it can",
+                metadata: ["path": "\(path)", "error": "\(String(cString: strerror(errno)))"]
+            )
             return false
         }
+        sequence += 1
         descriptor = fd
-        fileBytes = 0
+        // A file of that name left by an earlier run is appended to.
+        var status = stat()
+        fileBytes = fstat(fd, &status) == 0 ? Int(status.st_size) : 0
         // Keep the newest `maxFiles`, this one included.
         let files = existingFiles()
         if files.count > maxFiles {

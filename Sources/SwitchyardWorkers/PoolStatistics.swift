@@ -30,6 +30,9 @@ public struct PoolStatistics: Sendable, Hashable {
     public var batches: UInt64 = 0
     /// Shadow batches executed.
     public var shadowBatches: UInt64 = 0
+    /// Batches of several jobs that failed and were re-run one job at a time, so that one job the engine
+    /// cannot run fails alone instead of taking its batch-mates with it (primary and shadow).
+    public var batchesIsolated: UInt64 = 0
     /// Primary batches by rows: element `n` counts batches of `n` rows (the last element also counts
     /// larger batches, which only single jobs above `max_batch_size` make).
     public var batchCounts: [UInt64] = []

@@ -346,14 +346,15 @@ public final class WorkerPool: @unchecked Sendable {
                 lock.unlock()
                 expire(expired, now: now)
                 complete(cancelled, cancelledError())
-                let outcome = run(batch, rows: batchRows, on: executor)
+                let runs = runIsolatingFailures(batch, rows: batchRows, on: executor)
                 lock.lock()
-                record(outcome, batch: batch, rows: batchRows)
+                if runs.count > 1 { stats.batchesIsolated += 1 }
+                for run in runs { record(run.outcome, batch: run.jobs, rows: run.rows) }
                 expectedFree[index] = nil
                 idleWorkers += 1
                 wakeShadowIfIdle()
                 lock.unlock()
-                deliver(outcome, to: batch)
+                for run in runs { deliver(run.outcome, to: run.jobs) }
                 lock.lock()
             case .wait(let until):
                 // One idle worker keeps the batching timer; the others sleep until work or shutdown.
@@ -458,18 +459,21 @@ public final class WorkerPool: @unchecked Sendable {
                 // never hold the pool's lock or call completions. Where the class cannot be left again
                 // (no CAP_SYS_NICE), shadow work is still held back while primary work is queued.
                 let idle = idleSchedulingClassIsReversible && setIdleSchedulingClass(true)
-                let outcome = run(batch, rows: rows, on: runner)
+                let runs = runIsolatingFailures(batch, rows: rows, on: runner)
                 if idle { setIdleSchedulingClass(false) }
                 lock.lock()
-                stats.shadowBatches += 1
-                stats.shadowComputeNanoseconds += outcome.computeNanoseconds
-                if outcome.failure == nil {
-                    stats.shadowSucceeded += UInt64(batch.count)
-                } else {
-                    stats.shadowFailed += UInt64(batch.count)
+                if runs.count > 1 { stats.batchesIsolated += 1 }
+                for run in runs {
+                    stats.shadowBatches += 1
+                    stats.shadowComputeNanoseconds += run.outcome.computeNanoseconds
+                    if run.outcome.failure == nil {
+                        stats.shadowSucceeded += UInt64(run.jobs.count)
+                    } else {
+                        stats.shadowFailed += UInt64(run.jobs.count)
+                    }
                 }
                 lock.unlock()
-                deliver(outcome, to: batch)
+                for run in runs { deliver(run.outcome, to: run.jobs) }
             }
             lock.lock()
         }
@@ -503,6 +507,32 @@ public final class WorkerPool: @unchecked Sendable {
         }
         let compute = MonotonicInstant.now().nanoseconds(since: start)
         return Outcome(start: start, computeNanoseconds: compute, outputs: outputs, failure: failure)
+    }
+
+    /// Jobs run together and how that went.
+    private struct BatchRun {
+        var jobs: [InferenceJob]
+        var rows: Int
+        var outcome: Outcome
+    }
+
+    /// Runs `batch`; when it fails and holds several jobs, runs each job alone, so that a job the engine
+    /// cannot run (a poisoned row, a numeric guard) fails by itself and its batch-mates still get answers.
+    /// An engine that fails for every input pays one extra run per job, only on this failure path.
+    private func runIsolatingFailures(
+        _ batch: [InferenceJob],
+        rows: Int,
+        on executor: any EngineExecutor
+    ) -> [BatchRun] {
+        let whole = run(batch, rows: rows, on: executor)
+        guard whole.failure != nil, batch.count > 1 else { return [BatchRun(jobs: batch, rows: rows, outcome: whole)] }
+        logger.warning(
+            "batch failed; running its jobs one at a time",
+            metadata: ["pool": "\(name)", "jobs": "\(batch.count)", "reason": "\(whole.failure!.message)"]
+        )
+        return batch.map { job in
+            BatchRun(jobs: [job], rows: job.rows, outcome: run([job], rows: job.rows, on: executor))
+        }
     }
 
     /// Adds a finished primary batch to the statistics and the scheduler. Called with the lock held.

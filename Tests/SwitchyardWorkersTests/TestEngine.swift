@@ -19,8 +19,14 @@ struct RunRecord: Sendable {
     var policy: Int32
 }
 
+/// What a poisoned row makes the test engine throw: not a `SwitchyardError`, as a third-party kernel might.
+struct EngineFault: Error, CustomStringConvertible {
+    var description: String { "kernel fault: row starts with -inf" }
+}
+
 /// y = 2·x over rows of `width` values, spinning for `perBatchNanoseconds + rows · perRowNanoseconds`.
-/// An input row starting with NaN makes the batch fail.
+/// An input row starting with NaN makes the batch fail with `invalidArgument`; one starting with -infinity
+/// makes it throw `EngineFault`.
 final class DoublingEngine: InferenceEngine {
     let signature: ModelSignature
     let width: Int
@@ -66,6 +72,7 @@ final class DoublingEngine: InferenceEngine {
             if (0..<rows).contains(where: { inputs[0][$0 * engine.width].isNaN }) {
                 throw SwitchyardError.invalidArgument("input 'x': expected numbers, got NaN")
             }
+            if (0..<rows).contains(where: { inputs[0][$0 * engine.width] == -.infinity }) { throw EngineFault() }
         }
     }
 }

@@ -377,6 +377,90 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         #expect(pool.statistics.failed == 1)
     }
 
+    /// A job carrying `value` in every input.
+    private func job(_ value: Float, tag: Int, outcomes: Outcomes, workClass: WorkClass = .primary) -> InferenceJob {
+        InferenceJob(
+            inputs: [[value, value, value, value]],
+            rows: 1,
+            deadline: nil,
+            workClass: workClass,
+            completion: { result in outcomes.results.withLock { $0[tag] = (result, .now()) } }
+        )
+    }
+
+    @Test(arguments: [Float.nan, -.infinity])
+    func aPoisonedJobFailsAloneAndItsBatchMatesAreAnswered(poison: Float) throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 50 * ms)
+        let pool = makePool(engine, maxBatch: 8)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(outcomes.job(1))
+        waitForRunning(engine, pool: pool)
+        // Queued behind the running batch, these five run as one batch; the third cannot be computed.
+        for tag in 2...6 { pool.submit(tag == 4 ? job(poison, tag: tag, outcomes: outcomes) : outcomes.job(tag)) }
+        #expect(outcomes.wait(for: 6))
+        #expect(engine.records.contains { $0.rows == 5 })
+        for tag in [1, 2, 3, 5, 6] {
+            let outputs = try #require(outcomes.outputs(tag), "job \(tag): \(String(describing: outcomes.error(tag)))")
+            #expect(outputs.tensors[0] == [Float](repeating: Float(2 * tag), count: 4))
+        }
+        let error = try #require(outcomes.error(4))
+        if poison.isNaN {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message == "input 'x': expected numbers, got NaN")
+        } else {
+            // An error that is not a SwitchyardError is the engine's fault: INTERNAL, naming the pool and cause.
+            #expect(error.code == .internal)
+            #expect(error.message == "model 'test:1' failed: kernel fault: row starts with -inf")
+        }
+        let statistics = pool.statistics
+        #expect(statistics.succeeded == 5)
+        #expect(statistics.failed == 1)
+        #expect(statistics.batchesIsolated == 1)
+    }
+
+    @Test func thePoolKeepsServingAfterEngineFailures() throws {
+        let engine = DoublingEngine()
+        let pool = makePool(engine, workers: 2)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        for round in 0..<50 {
+            pool.submit(job(round % 2 == 0 ? -.infinity : Float(round), tag: round, outcomes: outcomes))
+        }
+        #expect(outcomes.wait(for: 50))
+        for round in 0..<50 {
+            if round % 2 == 0 {
+                #expect(outcomes.error(round)?.code == .internal)
+            } else {
+                #expect(outcomes.outputs(round)?.tensors[0].first == Float(2 * round))
+            }
+        }
+        #expect(pool.statistics.failed == 25)
+        #expect(pool.statistics.succeeded == 25)
+    }
+
+    @Test func aPoisonedShadowJobFailsAloneAndPrimaryWorkIsUntouched() throws {
+        let engine = DoublingEngine(perBatchNanoseconds: 50 * ms)
+        let pool = makePool(engine, maxBatch: 8)
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(outcomes.job(1))
+        waitForRunning(engine, pool: pool)
+        pool.submit(outcomes.job(2))  // queued primary work holds the shadow worker back
+        for tag in 10...13 {
+            pool.submit(job(tag == 12 ? -.infinity : Float(tag), tag: tag, outcomes: outcomes, workClass: .shadow))
+        }
+        #expect(outcomes.wait(for: 6))
+        #expect(outcomes.outputs(1) != nil && outcomes.outputs(2) != nil)
+        for tag in [10, 11, 13] { #expect(outcomes.outputs(tag)?.tensors[0].first == Float(2 * tag)) }
+        #expect(outcomes.error(12)?.code == .internal)
+        let statistics = pool.statistics
+        #expect(statistics.shadowSucceeded == 3)
+        #expect(statistics.shadowFailed == 1)
+        #expect(statistics.failed == 0)
+        #expect(statistics.batchesIsolated == 1)
+    }
+
     @Test func workersRunBatchesInParallel() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
         let pool = makePool(engine, maxBatch: 1, workers: 2)
