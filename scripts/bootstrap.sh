@@ -50,4 +50,9 @@ if [ $want_test = 1 ]; then
         echo "bootstrap: installing the deploy/ checkers into $venv"
         "$venv/bin/pip" install -q yamllint kubernetes-validate
     fi
+    # Added to the environment after it first existed: an older environment gets it here.
+    if ! "$venv/bin/python" -c 'import h2' 2>/dev/null; then
+        echo "bootstrap: installing the HTTP/2 library of the hostile-peer tests into $venv"
+        "$venv/bin/pip" install -q h2
+    fi
 fi

@@ -402,7 +402,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         #expect(engine.records.contains { $0.rows == 5 })
         for tag in [1, 2, 3, 5, 6] {
             let outputs = try #require(outcomes.outputs(tag), "job \(tag): \(String(describing: outcomes.error(tag)))")
-            #expect(outputs.tensors[0] == [Float](repeating: Float(2 * tag), count: 4))
+            #expect(Array(outputs.tensors[0]) == [Float](repeating: Float(2 * tag), count: 4))
         }
         let error = try #require(outcomes.error(4))
         if poison.isNaN {
