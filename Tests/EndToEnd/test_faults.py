@@ -71,8 +71,6 @@ def test_a_corrupt_version_fails_alone_and_says_why(start_gateway, tmp_path, bre
     gateway.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="SwitchyardAdmin: /readyz answers only {\"status\": \"not ready\"}; it does "
-                   "not say which model version failed or why (GET /v1/models does)")
 def test_readyz_names_the_version_that_failed_and_why(start_gateway, tmp_path):
     repository = copy_digits(tmp_path)
     BREAKAGES["garbage"](repository / "digits" / "2" / "model.onnx")
@@ -84,9 +82,6 @@ def test_readyz_names_the_version_that_failed_and_why(start_gateway, tmp_path):
     assert "digits" in json.dumps(body) and "2" in json.dumps(body) and "model.onnx" in json.dumps(body), body
 
 
-@pytest.mark.xfail(strict=True, reason="SwitchyardModels: ModelRepository.scan skips a version directory without "
-                   "model.onnx, so the version is silently absent (NOT_FOUND 'has no version') and the gateway "
-                   "reports ready instead of naming the missing file")
 def test_a_missing_model_file_is_a_load_failure(start_gateway, tmp_path):
     repository = copy_digits(tmp_path)
     missing = repository / "digits" / "2" / "model.onnx"
@@ -251,7 +246,7 @@ def test_a_slow_shadow_leaves_primary_calls_alone(start_gateway, heavy_repositor
     # (On a busy machine the idle-class shadow may not have finished a single job yet: that is by design.)
     assert dropped > 0, (dropped, succeeded)
     print(f"shadow jobs: {succeeded:.0f} succeeded, {dropped:.0f} dropped")
-    assert metric(samples, "switchyard_requests_total", model="slow", version="1", outcome="success") == len(results)
+    assert metric(samples, "switchyard_requests_total", model="slow", version="1", grpc_code="0") == len(results)
     gateway.stop()
     for ch in channels:
         ch.close()
@@ -698,10 +693,6 @@ def test_a_full_disk_under_the_state_file_refuses_the_change_and_keeps_the_old_s
         subprocess.run(["umount", str(statefs)], check=False)
 
 
-@pytest.mark.xfail(strict=True, reason="SwitchyardAdmin: AdminControl.change saves the state file before appending "
-                   "to the audit log; when the audit append fails the change is refused (500) and not applied, but "
-                   "the state file already holds it, so a restart puts an unacknowledged, unaudited route in force; "
-                   "AuditLog.append also leaves the torn part of a failed write in the log")
 def test_a_full_disk_under_the_audit_log_refuses_the_change_and_persists_nothing(start_gateway, tmp_path):
     auditfs = tmp_path / "auditfs"
     tmpfs(auditfs, "64k")
