@@ -280,6 +280,15 @@ public struct MetricsRenderer: Sendable {
             }
         }
 
+        out.family(
+            "switchyard_batches_isolated_total",
+            "counter",
+            "Failed batches of several jobs re-run one job at a time, so that only the job the engine cannot run fails."
+        )
+        for (_, version, pool) in versions {
+            out.sample("switchyard_batches_isolated_total", labels(version), pool.batchesIsolated)
+        }
+
         out.family("switchyard_shadow_jobs_total", "counter", "Mirrored (shadow) jobs by outcome.")
         for (_, version, pool) in versions {
             for (outcome, count) in [
