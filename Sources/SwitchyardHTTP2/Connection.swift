@@ -119,7 +119,6 @@ final class Connection {
         nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), settings, settings.count)
         // A larger connection window lets big messages and many streams flow without WINDOW_UPDATE stalls.
         nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
-        out.reserveCapacity(16 << 10)
     }
 
     // MARK: Input

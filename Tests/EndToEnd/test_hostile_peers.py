@@ -215,7 +215,7 @@ def attack_continuation_flood(gw):
         peer.send(b"".join(frame(CONTINUATION, 0, 1, filler) for _ in range(100)))
         sent += 100
     expect_goaway(peer, ENHANCE_YOUR_CALM)
-    return f"GOAWAY {name(peer.goaway_code)} after at most {sent} CONTINUATION frames"
+    return f"GOAWAY {name(peer.goaway_code)} (the client had sent {sent} CONTINUATION frames when it saw it)"
 
 
 def attack_huge_header_list(gw):
