@@ -163,6 +163,17 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             return problems
         }
 
+        /// One line with every limit under its configuration key, for the start-up log.
+        public var summary: String {
+            "max_request_bytes=\(maxRequestBytes) max_concurrent_streams=\(maxConcurrentStreams) "
+                + "max_header_list_bytes=\(maxHeaderListBytes) max_output_buffer_bytes=\(maxOutputBufferBytes) "
+                + "max_connections=\(maxConnections) max_stream_reset_burst=\(maxStreamResetBurst) "
+                + "max_stream_resets_per_second=\(maxStreamResetsPerSecond) max_control_frame_burst=\(maxControlFrameBurst) "
+                + "max_control_frames_per_second=\(maxControlFramesPerSecond) "
+                + "handshake_timeout_seconds=\(handshakeTimeoutSeconds) idle_timeout_seconds=\(idleTimeoutSeconds) "
+                + "write_stall_timeout_seconds=\(writeStallTimeoutSeconds) max_buffered_request_bytes=\(maxBufferedRequestBytes)"
+        }
+
         enum CodingKeys: String, CodingKey {
             case maxRequestBytes = "max_request_bytes"
             case maxConcurrentStreams = "max_concurrent_streams"

@@ -119,7 +119,6 @@ final class Connection {
         nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), settings, settings.count)
         // A larger connection window lets big messages and many streams flow without WINDOW_UPDATE stalls.
         nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
-        out.reserveCapacity(16 << 10)
     }
 
     // MARK: Input
@@ -332,14 +331,33 @@ final class Connection {
         loop.core.counters.streamsOpened.add(1, ordering: .relaxed)
     }
 
+    /// Whether one header of a request's block was taken; false once the list is so far over the limit
+    /// that the rest of the block must not even be looked at.
     fileprivate func header(
         call: GRPCCall,
         name: UnsafeRawBufferPointer,
         value: UnsafeRawBufferPointer
-    ) {
+    ) -> Bool {
         call.headerBytes += name.count + value.count + 32
+        let limit = loop.core.limits.maxHeaderListBytes
+        if call.headerBytes > 4 * limit {
+            // An HPACK bomb (one table entry referenced thousands of times) decodes to megabytes from a few
+            // bytes, and nghttp2 validates every decoded byte: stop the block here. The stream is reset with
+            // ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED for gRPC clients); it counts against the reset budget.
+            call.rejected = true
+            call.wireDone = true
+            call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+            loop.core.counters.countCall(.resourceExhausted)
+            nghttp2_submit_rst_stream(
+                session,
+                UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                call.streamID,
+                NGHTTP2_ENHANCE_YOUR_CALM.rawValue
+            )
+            return false
+        }
         // Past the limit the call is refused anyway; keep nothing more of it.
-        guard name.count > 0, call.headerBytes <= loop.core.limits.maxHeaderListBytes else { return }
+        guard name.count > 0, call.headerBytes <= limit else { return true }
         if name[0] == UInt8(ascii: ":") {
             if name.equals(":path") {
                 if value.count == cachedPathBytes.count
@@ -360,7 +378,7 @@ final class Connection {
             } else if name.equals(":method") {
                 call.isPost = value.equals("POST")
             }
-            return
+            return true
         }
         if name.equals("content-type") {
             let prefix: StaticString = "application/grpc"
@@ -384,16 +402,18 @@ final class Connection {
         } else if name.equals("te") || name.equals("user-agent")
             || name.equals("grpc-accept-encoding")
         {
-            return
+            return true
         } else {
             call.metadata.append(
                 (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
             )
         }
+        return true
     }
 
     /// The request's header block is complete: validate it, arm the deadline.
     fileprivate func requestHeadersComplete(call: GRPCCall) {
+        if call.wireDone { return }  // reset while its headers were decoded (a header list far over the limit)
         let limit = loop.core.limits.maxHeaderListBytes
         if call.headerBytes > limit {
             return reject(
@@ -826,13 +846,14 @@ final class HTTP2Callbacks: @unchecked Sendable {
                 frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
             else { return 0 }
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-            guard let call = connection.call(for: frame.pointee.hd.stream_id) else { return 0 }
-            connection.header(
+            guard let call = connection.call(for: frame.pointee.hd.stream_id), !call.wireDone else { return 0 }
+            let taken = connection.header(
                 call: call,
                 name: UnsafeRawBufferPointer(start: name, count: nameLength),
                 value: UnsafeRawBufferPointer(start: value, count: valueLength)
             )
-            return 0
+            // nghttp2 then skips the rest of the block without validating it (and keeps HPACK state in sync).
+            return taken ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, user in
             guard let frame, let user else { return 0 }

@@ -116,7 +116,7 @@ public final class GRPCServer: Sendable {
                 "gRPC front end listening",
                 metadata: [
                     "address": "\(configuration.listen.host):\(port)", "loops": "\(loops.count)",
-                    "tls": "\(configuration.tls != nil)",
+                    "tls": "\(configuration.tls != nil)", "limits": "\(configuration.limits.summary)",
                 ]
             )
             return port

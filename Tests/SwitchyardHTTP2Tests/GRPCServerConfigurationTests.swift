@@ -23,6 +23,31 @@ import Testing
         }
     }
 
+    @Test func everyHardeningLimitIsValidatedWithItsKeyPath() {
+        var limits = ServerConfiguration.Limits()
+        limits.maxStreamResetBurst = 0
+        limits.maxStreamResetsPerSecond = -1
+        limits.maxControlFrameBurst = 0
+        limits.maxControlFramesPerSecond = 2_000_000
+        limits.handshakeTimeoutSeconds = 0
+        limits.idleTimeoutSeconds = -1
+        limits.writeStallTimeoutSeconds = .nan
+        limits.maxBufferedRequestBytes = limits.maxRequestBytes - 1
+        let problems = limits.validate()
+        for key in [
+            "max_stream_reset_burst", "max_stream_resets_per_second", "max_control_frame_burst",
+            "max_control_frames_per_second", "handshake_timeout_seconds", "idle_timeout_seconds",
+            "write_stall_timeout_seconds", "max_buffered_request_bytes",
+        ] {
+            #expect(problems.contains { $0.hasPrefix("limits.\(key): expected") }, "\(key) in \(problems)")
+        }
+        #expect(problems.count == 8)
+        #expect(ServerConfiguration.Limits().validate().isEmpty)
+        limits = ServerConfiguration.Limits()
+        limits.idleTimeoutSeconds = 0  // 0 means never
+        #expect(limits.validate().isEmpty)
+    }
+
     @Test(arguments: [0, 257])
     func eventLoopCountIsChecked(loops: Int) {
         #expect(throws: SwitchyardError.self) {

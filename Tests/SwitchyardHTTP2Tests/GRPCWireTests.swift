@@ -61,6 +61,24 @@ func deframe(_ chunks: [[UInt8]], limit: Int = 1 << 20) throws -> [(Bool, [UInt8
         }
     }
 
+    @Test func aMessageSpanningChunksReservesItsDeclaredLengthUntilComplete() throws {
+        var deframer = MessageDeframer(limit: 1 << 20)
+        let stream = frame(Array(repeating: 1, count: 1000)) + frame([2, 3])
+        #expect(deframer.reservedBytes == 0)
+        var messages = 0
+        try Array(stream[0..<400]).withUnsafeBytes { try deframer.feed($0) { _, _ in messages += 1 } }
+        #expect(deframer.reservedBytes == 1000)
+        try Array(stream[400...]).withUnsafeBytes { try deframer.feed($0) { _, _ in messages += 1 } }
+        #expect(messages == 2)
+        #expect(deframer.reservedBytes == 0)
+        // A refused call's partial message is dropped; the deframer holds nothing afterwards.
+        try Array(stream[0..<10]).withUnsafeBytes { try deframer.feed($0) { _, _ in } }
+        #expect(deframer.reservedBytes == 1000)
+        deframer.discard()
+        #expect(deframer.reservedBytes == 0)
+        #expect(!deframer.hasPartialMessage)
+    }
+
     @Test func prefixSplitAcrossChunksStillChecksLimit() throws {
         var deframer = MessageDeframer(limit: 10)
         let first: [UInt8] = [0, 0]
