@@ -22,6 +22,14 @@ public struct FrontEndCounters: Sendable, Hashable {
     public var protocolErrors: Int
     /// Responses that arrived after their call had ended.
     public var responsesDropped: Int
+    /// Connections closed with GOAWAY ENHANCE_YOUR_CALM for exceeding a reset or control-frame budget, or stalling.
+    public var connectionsThrottled: Int
+    /// Connections closed by the handshake or idle timeout.
+    public var connectionsTimedOut: Int
+    /// Times the listener paused because the process was out of file descriptors.
+    public var acceptPauses: Int
+    /// Bytes reserved now for request messages still arriving.
+    public var bufferedRequestBytes: Int
 
     /// Creates counters.
     public init(
@@ -30,7 +38,11 @@ public struct FrontEndCounters: Sendable, Hashable {
         connectionsAccepted: Int = 0,
         connectionsRejected: Int = 0,
         protocolErrors: Int = 0,
-        responsesDropped: Int = 0
+        responsesDropped: Int = 0,
+        connectionsThrottled: Int = 0,
+        connectionsTimedOut: Int = 0,
+        acceptPauses: Int = 0,
+        bufferedRequestBytes: Int = 0
     ) {
         self.callsByCode = callsByCode
         self.connectionsOpen = connectionsOpen
@@ -38,6 +50,10 @@ public struct FrontEndCounters: Sendable, Hashable {
         self.connectionsRejected = connectionsRejected
         self.protocolErrors = protocolErrors
         self.responsesDropped = responsesDropped
+        self.connectionsThrottled = connectionsThrottled
+        self.connectionsTimedOut = connectionsTimedOut
+        self.acceptPauses = acceptPauses
+        self.bufferedRequestBytes = bufferedRequestBytes
     }
 }
 
@@ -310,6 +326,22 @@ public struct MetricsRenderer: Sendable {
         out.family("switchyard_connections_total", "counter", "HTTP/2 connections by outcome.")
         out.sample("switchyard_connections_total", [("outcome", "accepted")], frontEnd.connectionsAccepted)
         out.sample("switchyard_connections_total", [("outcome", "rejected")], frontEnd.connectionsRejected)
+        out.family(
+            "switchyard_connections_closed_total",
+            "counter",
+            "Connections the gateway closed by reason: throttled (a reset or control-frame budget ran out, or the "
+                + "client stopped reading), timed_out (handshake or idle timeout)."
+        )
+        out.sample("switchyard_connections_closed_total", [("reason", "throttled")], frontEnd.connectionsThrottled)
+        out.sample("switchyard_connections_closed_total", [("reason", "timed_out")], frontEnd.connectionsTimedOut)
+        out.family("switchyard_accept_pauses_total", "counter", "Listener pauses at the file-descriptor limit.")
+        out.sample("switchyard_accept_pauses_total", [], frontEnd.acceptPauses)
+        out.family(
+            "switchyard_buffered_request_bytes",
+            "gauge",
+            "Bytes reserved for request messages still arriving (limits.max_buffered_request_bytes)."
+        )
+        out.sample("switchyard_buffered_request_bytes", [], frontEnd.bufferedRequestBytes)
         out.family("switchyard_protocol_errors_total", "counter", "HTTP/2 or TLS protocol errors.")
         out.sample("switchyard_protocol_errors_total", [], frontEnd.protocolErrors)
         out.family("switchyard_responses_dropped_total", "counter", "Responses that arrived after their call ended.")

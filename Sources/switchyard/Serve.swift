@@ -131,7 +131,11 @@ struct Serve: ParsableCommand {
                     connectionsAccepted: statistics.connectionsAccepted,
                     connectionsRejected: statistics.connectionsRejected,
                     protocolErrors: statistics.protocolErrors,
-                    responsesDropped: statistics.responsesDropped
+                    responsesDropped: statistics.responsesDropped,
+                    connectionsThrottled: statistics.connectionsThrottled,
+                    connectionsTimedOut: statistics.connectionsTimedOut,
+                    acceptPauses: statistics.acceptPauses,
+                    bufferedRequestBytes: statistics.bufferedRequestBytes
                 )
             },
             version: InferenceService.serverVersion,
