@@ -54,8 +54,8 @@ def grpc_message(payload: bytes, declared=None):
     return struct.pack(">BI", 0, len(payload) if declared is None else declared) + payload
 
 
-def model_infer_request(rows=1) -> bytes:
-    request = service_pb2.ModelInferRequest(model_name="digits")
+def model_infer_request(rows=1, version="") -> bytes:
+    request = service_pb2.ModelInferRequest(model_name="digits", model_version=version)
     tensor = request.inputs.add(name="pixels", datatype="FP32", shape=[rows, 64])
     del tensor
     request.raw_input_contents.append(np.zeros((rows, 64), np.float32).tobytes())
