@@ -26,8 +26,9 @@ swift test --skip-build --filter SwitchyardLoadTests
 echo "== end-to-end tests with stock clients"
 SWITCHYARD_BIN="$(swift build --show-bin-path)/switchyard" python -m pytest -q Tests/EndToEnd
 
-# A short libFuzzer run of every fuzz target on its committed corpus (its own build in .build-fuzz; about 7 minutes
-# from a clean build directory on 2 cores). Long runs: scripts/fuzz.sh 3600 (docs/fuzzing.md).
+# A short libFuzzer run of every fuzz target on its committed corpus (its own build in .build-fuzz). From a clean
+# build directory on 2 cores: 4 min 22 s with the machine quiet, about 6–7 min with it busy. Long runs:
+# scripts/fuzz.sh 3600 (docs/fuzzing.md).
 echo "== fuzz: ${SWITCHYARD_FUZZ_SECONDS:-12} s per target"
 bash scripts/fuzz.sh "${SWITCHYARD_FUZZ_SECONDS:-12}"
 

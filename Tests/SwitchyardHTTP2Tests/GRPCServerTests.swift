@@ -110,7 +110,11 @@ struct RunningServer {
         port = try server.start()
     }
 
-    func stop() { server.shutdown(gracePeriodSeconds: 2) }
+    func stop() {
+        server.shutdown(gracePeriodSeconds: 2)
+        // Kept responders hold their loop, which holds the service: let the server's memory go with it.
+        service.hung.withLock { $0.removeAll() }
+    }
 }
 
 /// Result of a client run: exit status, and its JSON output.
