@@ -292,28 +292,33 @@ public final class AdminControl: Sendable {
         return nil
     }
 
-    /// Records a change that is not a route change (a model version loaded or unloaded) in the audit log.
-    public func audit(
+    /// Makes a change that is not a route change (a model version loaded or unloaded, a rollout paused or
+    /// resumed), recorded in the audit log the way route changes are: the entry is written first and taken back
+    /// if `change` fails, so the log only holds what happened.
+    @discardableResult
+    public func audit<T: Sendable>(
         action: String,
         model: String,
         version: String,
         actor: String,
-        reason: String?
-    ) throws(SwitchyardError) {
-        try changes.withLock { _ throws(SwitchyardError) in
-            _ = try audit?.append(
-                AuditEntry(
-                    time: Self.now(),
-                    actor: actor,
-                    action: action,
-                    model: model,
-                    old: [],
-                    new: [],
-                    reason: reason,
-                    generation: routing.generation,
-                    version: version
-                )
+        reason: String?,
+        _ change: () throws(SwitchyardError) -> T
+    ) throws(SwitchyardError) -> T {
+        try changes.withLock { _ throws(SwitchyardError) -> T in
+            let entry = AuditEntry(
+                time: Self.now(),
+                actor: actor,
+                action: action,
+                model: model,
+                old: [],
+                new: [],
+                reason: reason,
+                generation: routing.generation,
+                version: version
             )
+            var result: T?
+            try record(entry) { () throws(SwitchyardError) in result = try change() }
+            return result!
         }
     }
 

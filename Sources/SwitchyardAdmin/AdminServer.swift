@@ -200,7 +200,7 @@ public struct AdminServer: Sendable {
     }
 
     /// Runs a change, mapping its errors to HTTP statuses.
-    func perform(_ body: () throws(SwitchyardError) -> UInt64) throws -> UInt64 {
+    func perform<T>(_ body: () throws(SwitchyardError) -> T) throws -> T {
         do {
             return try body()
         } catch {
@@ -256,12 +256,7 @@ public struct AdminServer: Sendable {
         router.get("/v1/routes/:model") { request, context -> Response in
             _ = try server.authorize(request, mutating: false)
             let model = try context.parameters.require("model")
-            let route: RouteConfiguration
-            do throws(SwitchyardError) {
-                route = try server.control.route(model: model)
-            } catch {
-                throw AdminHTTPError(error)
-            }
+            let route = try server.perform { () throws(SwitchyardError) in try server.control.route(model: model) }
             return Self.json(ChangeBody(generation: server.control.routing.generation, route: route))
         }
         router.put("/v1/routes/:model") { request, context -> Response in
@@ -412,10 +407,8 @@ public struct AdminServer: Sendable {
         router.get("/v1/bandits/:model") { request, context -> Response in
             _ = try server.authorize(request, mutating: false)
             let model = try context.parameters.require("model")
-            do throws(SwitchyardError) {
+            try server.perform { () throws(SwitchyardError) in
                 try server.control.requireModel(model)
-            } catch {
-                throw AdminHTTPError(error)
             }
             guard let report = server.control.routing.banditState(model: model) else {
                 throw AdminHTTPError(.notFound, "model '\(model)' has no bandit route")
@@ -425,10 +418,8 @@ public struct AdminServer: Sendable {
         router.get("/v1/models/:model") { request, context -> Response in
             _ = try server.authorize(request, mutating: false)
             let model = try context.parameters.require("model")
-            do throws(SwitchyardError) {
+            try server.perform { () throws(SwitchyardError) in
                 try server.control.requireModel(model)
-            } catch {
-                throw AdminHTTPError(error)
             }
             guard let entry = server.registry.model(named: model) else {
                 throw AdminHTTPError(.notFound, "unknown model '\(model)'")
@@ -440,46 +431,57 @@ public struct AdminServer: Sendable {
             let model = try context.parameters.require("model")
             let version = try context.parameters.require("version")
             let reason = try Self.reason(request, nil)
-            do throws(SwitchyardError) {
-                try server.registry.loadVersion(model: model, version: version)
+            let entry = try server.perform { () throws(SwitchyardError) in
                 try server.control.audit(
                     action: "model.load",
                     model: model,
                     version: version,
                     actor: actor,
                     reason: reason
-                )
-            } catch {
-                throw AdminHTTPError(error)
+                ) {
+                    () throws(SwitchyardError) in
+                    try server.registry.loadVersion(model: model, version: version)
+                    // The model as it stood right after the load (a concurrent unload may change it since).
+                    return server.registry.model(named: model)
+                }
             }
-            server.logChange("model.load", model: "\(model):\(version)", actor: actor, generation: 0)
-            return Self.json(ModelBody(server.registry.model(named: model)!), status: .created)
+            server.logChange(
+                "model.load",
+                model: "\(model):\(version)",
+                actor: actor,
+                generation: server.control.routing.generation
+            )
+            guard let entry else { throw AdminHTTPError(.conflict, "model '\(model)' was unloaded meanwhile") }
+            return Self.json(ModelBody(entry), status: .created)
         }
         router.post("/v1/models/:model/versions/:version/unload") { request, context -> Response in
             let actor = try server.authorize(request, mutating: true)
             let model = try context.parameters.require("model")
             let version = try context.parameters.require("version")
             let reason = try Self.reason(request, nil)
-            let unloaded: ModelVersion
-            do throws(SwitchyardError) {
-                unloaded = try server.registry.unloadVersion(model: model, version: version) {
-                    server.control.use(model: $0, version: $1)
-                }
+            let unloaded = try server.perform { () throws(SwitchyardError) in
                 try server.control.audit(
                     action: "model.unload",
                     model: model,
                     version: version,
                     actor: actor,
                     reason: reason
-                )
-            } catch {
-                throw AdminHTTPError(error)
+                ) { () throws(SwitchyardError) in
+                    try server.registry.unloadVersion(model: model, version: version) {
+                        server.control.use(model: $0, version: $1)
+                    }
+                }
             }
             // Calls that resolved the version an instant before it left the registry still reach its pool; the
             // pool stops taking work only after them, and finishes what it has queued.
             try? await Task.sleep(for: .milliseconds(200))
             unloaded.pool.shutdown()
-            server.logChange("model.unload", model: "\(model):\(version)", actor: actor, generation: 0)
+            server.logChange(
+                "model.unload",
+                model: "\(model):\(version)",
+                actor: actor,
+                generation: server.control.routing.generation
+            )
             return Self.json(UnloadBody(model: model, version: version, unloaded: true))
         }
         router.get("/v1/rollouts") { request, _ -> Response in
@@ -513,11 +515,8 @@ public struct AdminServer: Sendable {
                 )
             }
             let plan = try Self.decode(RolloutPlan.self, from: object, path: "rollout")
-            let status: RolloutStatus
-            do throws(SwitchyardError) {
-                status = try server.rollouts.start(model: model, plan: plan, actor: actor, reason: reason)
-            } catch {
-                throw AdminHTTPError(error)
+            let status = try server.perform { () throws(SwitchyardError) in
+                try server.rollouts.start(model: model, plan: plan, actor: actor, reason: reason)
             }
             server.logChange("rollout.start", model: model, actor: actor, generation: server.control.routing.generation)
             return Self.json(status, status: .created)
@@ -527,15 +526,12 @@ public struct AdminServer: Sendable {
                 let actor = try server.authorize(request, mutating: true)
                 let model = try context.parameters.require("model")
                 let reason = try Self.reason(request, nil)
-                let status: RolloutStatus
-                do throws(SwitchyardError) {
+                let status = try server.perform { () throws(SwitchyardError) in
                     switch action {
-                    case "pause": status = try server.rollouts.pause(model: model, actor: actor, reason: reason)
-                    case "resume": status = try server.rollouts.resume(model: model, actor: actor, reason: reason)
-                    default: status = try server.rollouts.abort(model: model, actor: actor, reason: reason)
+                    case "pause": try server.rollouts.pause(model: model, actor: actor, reason: reason)
+                    case "resume": try server.rollouts.resume(model: model, actor: actor, reason: reason)
+                    default: try server.rollouts.abort(model: model, actor: actor, reason: reason)
                     }
-                } catch {
-                    throw AdminHTTPError(error)
                 }
                 server.logChange(
                     "rollout.\(action)",

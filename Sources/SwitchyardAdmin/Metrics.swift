@@ -3,6 +3,7 @@
 // so that serving a call pays nothing for metrics.
 
 import Foundation
+import SwitchyardCore
 public import SwitchyardModels
 public import SwitchyardRouting
 public import SwitchyardSink
@@ -175,7 +176,7 @@ public struct MetricsRenderer: Sendable {
         )
         for (_, version, _) in versions {
             let statistics = version.statistics
-            for route in CallRoute.allCases {
+            for route in RouteReason.allCases {
                 for code in 0...16 {
                     let count = statistics.calls(route: route, code: code)
                     // Only series that counted something (and OK of `default`, so every version has one): 85
@@ -183,7 +184,7 @@ public struct MetricsRenderer: Sendable {
                     guard count > 0 || (code == 0 && route == .default) else { continue }
                     out.sample(
                         "switchyard_requests_total",
-                        labels(version) + [("route", route.label), ("grpc_code", String(code))],
+                        labels(version) + [("route", route.rawValue), ("grpc_code", String(code))],
                         count
                     )
                 }

@@ -260,7 +260,7 @@ public final class RolloutController: Sendable {
                     version: rollout.plan.canary,
                     actor: actor,
                     reason: detail
-                )
+                ) {}
             }
             rollout.detail = "\(action): \(detail)"
             record(&rollout, action, detail)
@@ -390,9 +390,9 @@ public final class RolloutController: Sendable {
         let statistics = registry.model(named: model)?.versions.first { $0.version == plan.canary }?.statistics
         let succeeded = statistics?.successCount.load(ordering: .relaxed) ?? 0
         let failed = statistics?.failureCount.load(ordering: .relaxed) ?? 0
-        let pair = sink?.aggregates[
-            ComparisonKey(model: model, primaryVersion: plan.baseline, shadowVersion: plan.canary)
-        ]
+        let pair = sink?.aggregate(
+            for: ComparisonKey(model: model, primaryVersion: plan.baseline, shadowVersion: plan.canary)
+        )
         return RolloutCounters(
             calls: succeeded + failed,
             failures: failed,

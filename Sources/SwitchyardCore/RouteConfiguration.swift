@@ -353,3 +353,28 @@ private func decodeVersionName<Key: CodingKey>(
     if let number = try container.decodeIfPresent(Int.self, forKey: key) { return String(number) }
     return nil
 }
+
+/// Why a version serves a call: in the `switchyard-route` trailer and the `route` label of the request metrics.
+public enum RouteReason: String, Sendable, Hashable, CaseIterable {
+    /// The model has no route: its default version serves.
+    case `default`
+    /// The call named a version.
+    case explicit
+    /// A `fixed` route.
+    case fixed
+    /// A `canary` route's weighted split.
+    case canary
+    /// A `bandit` route's choice.
+    case bandit
+
+    /// A dense index 0..<5, for counters kept per reason.
+    public var index: Int {
+        switch self {
+        case .default: 0
+        case .explicit: 1
+        case .fixed: 2
+        case .canary: 3
+        case .bandit: 4
+        }
+    }
+}

@@ -48,10 +48,17 @@ struct ValidatedInferCall {
     var id: String
     var rows: Int
     var inputs: [[Float]]
-    /// Indices into the signature's outputs, in the order to return them; empty for every output in signature
-    /// order (what a request that names none asks for, without an array per call).
+    /// Indices into the signature's outputs the request named, in the order to return them; empty when it named
+    /// none (every output, in signature order, without an index array per call). Read it through `returned`.
     var outputIndices: [Int]
     var parameters: InferParameters
+
+    /// The outputs to return, each with its values from `values` (one entry per signature output, in order).
+    func returned<Values>(_ signature: ModelSignature, _ values: [Values]) -> [(spec: TensorSpec, values: Values)] {
+        outputIndices.isEmpty
+            ? zip(signature.outputs, values).map { ($0, $1) }
+            : outputIndices.map { (signature.outputs[$0], values[$0]) }
+    }
 }
 
 enum InferRequestValidator {

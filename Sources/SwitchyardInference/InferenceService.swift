@@ -143,29 +143,25 @@ public final class InferenceService: GRPCService {
                     }
                 )
                 let version = try registry.resolve(model: modelName, version: decision?.version ?? requestedVersion)
+                // Without a routing table (tests) the reason is what a table without this model's route says.
+                let reason = decision?.reason ?? (requestedVersion.isEmpty ? .default : .explicit)
                 do throws(SwitchyardError) {
                     let call = try InferRequestValidator.validate(request, for: version)
-                    return .routed(version, call, decision, !requestedVersion.isEmpty)
+                    return .routed(version, call, decision, reason)
                 } catch {
                     version.statistics.failureCount.add(1, ordering: .relaxed)
-                    version.statistics.recordCall(
-                        route: CallRoute(decision?.reason, explicit: !requestedVersion.isEmpty),
-                        code: GRPCStatus(error).code.rawValue
-                    )
+                    version.statistics.recordCall(route: reason, code: GRPCStatus(error).code.rawValue)
                     // The call reached a version, so its refusal names the version like any answer does.
                     if streaming {
                         responder.send(message: InferResponseEncoder.encodeStream(.failure(error)))
                     } else {
-                        let route = decision.map {
-                            [(name: routeTrailerName, value: $0.trailer(servedVersion: version.version))]
-                        }
-                        responder.fail(GRPCStatus(error), metadata: route ?? [])
+                        responder.fail(GRPCStatus(error), metadata: routeMetadata(decision, servedBy: version))
                     }
                     return .answered
                 }
             }
         }.get()
-        guard case .routed(let version, let call, let decision, let explicit) = routed else { return }
+        guard case .routed(let version, let call, let decision, let route) = routed else { return }
         var deadline = head.deadline
         if let timeout = call.parameters.timeoutMicroseconds {
             let parameterDeadline = started.advanced(
@@ -174,9 +170,7 @@ public final class InferenceService: GRPCService {
             deadline = min(deadline ?? parameterDeadline, parameterDeadline)
         }
         let signature = version.signature
-        let route = CallRoute(decision?.reason, explicit: explicit)
-        let trailers =
-            decision.map { [(name: routeTrailerName, value: $0.trailer(servedVersion: version.version))] } ?? []
+        let trailers = routeMetadata(decision, servedBy: version)
         let pair = decision?.shadowVersion.flatMap { shadowVersion in
             mirror(call, deadline: deadline, started: started, primary: version, shadowVersion: shadowVersion)
         }
@@ -198,9 +192,7 @@ public final class InferenceService: GRPCService {
                         modelVersion: version.version,
                         id: call.id,
                         rows: call.rows,
-                        outputs: call.outputIndices.isEmpty
-                            ? zip(signature.outputs, outputs.tensors).map { ($0, $1) }
-                            : call.outputIndices.map { (signature.outputs[$0], outputs.tensors[$0]) }
+                        outputs: call.returned(signature, outputs.tensors)
                     )
                     responder.send(
                         message: streaming
@@ -351,22 +343,17 @@ func wallClockMilliseconds() -> UInt64 {
     return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
 }
 
-/// A decoded call: routed to a version and validated, or already answered with the version's refusal.
+/// A decoded call: routed to a version and validated (with why that version), or already answered with the
+/// version's refusal.
 private enum RoutedCall {
-    case routed(ModelVersion, ValidatedInferCall, RoutingDecision?, Bool)
+    case routed(ModelVersion, ValidatedInferCall, RoutingDecision?, RouteReason)
     case answered
 }
 
-extension CallRoute {
-    /// The metrics label of a routing decision: the policy that chose the version, else `explicit` when the call
-    /// named it and `default` when the model has no route.
-    init(_ reason: RouteReason?, explicit: Bool) {
-        switch reason {
-        case .canary?: self = .canary
-        case .bandit?: self = .bandit
-        case .fixed?: self = .fixed
-        case .explicit?: self = .explicit
-        case .default?, nil: self = explicit ? .explicit : .default
-        }
-    }
+/// The `switchyard-route` trailer of a call `version` answered, or none without a routing table.
+private func routeMetadata(_ decision: RoutingDecision?, servedBy version: ModelVersion) -> [(
+    name: String, value: String
+)] {
+    guard let decision else { return [] }
+    return [(name: routeTrailerName, value: decision.trailer(servedVersion: version.version))]
 }

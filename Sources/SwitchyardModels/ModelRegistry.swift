@@ -30,7 +30,7 @@ public final class VersionStatistics: Sendable {
     public let latency = LatencyHistogram()
     /// Time successful calls waited in the pool's queue.
     public let queueWait = LatencyHistogram()
-    /// Finished calls by how the version was chosen and gRPC status code (`CallRoute.allCases.count` × 17).
+    /// Finished calls by how the version was chosen and gRPC status code (`RouteReason.allCases.count` × 17).
     private let calls: InlineArray<85, Atomic<UInt64>>
 
     /// Creates zeroed counters.
@@ -39,40 +39,15 @@ public final class VersionStatistics: Sendable {
     /// Counts one finished call: chosen by `route`, answered with gRPC status `code` (0…16; others count as 2,
     /// UNKNOWN).
     @inline(__always)
-    public func recordCall(route: CallRoute, code: Int) {
+    public func recordCall(route: RouteReason, code: Int) {
         let code = (0...16).contains(code) ? code : 2
-        calls[route.rawValue * 17 + code].add(1, ordering: .relaxed)
+        calls[route.index * 17 + code].add(1, ordering: .relaxed)
     }
 
     /// Finished calls chosen by `route` and answered with `code`.
-    public func calls(route: CallRoute, code: Int) -> UInt64 {
+    public func calls(route: RouteReason, code: Int) -> UInt64 {
         guard (0...16).contains(code) else { return 0 }
-        return calls[route.rawValue * 17 + code].load(ordering: .relaxed)
-    }
-}
-
-/// How the version of a call was chosen: the `route` label of the request metrics.
-public enum CallRoute: Int, Sendable, CaseIterable {
-    /// The model has no route; its default version served.
-    case `default`
-    /// The call named its version.
-    case explicit
-    /// A fixed route.
-    case fixed
-    /// A canary route's weighted split.
-    case canary
-    /// A bandit route's choice.
-    case bandit
-
-    /// The label value.
-    public var label: String {
-        switch self {
-        case .default: "default"
-        case .explicit: "explicit"
-        case .fixed: "fixed"
-        case .canary: "canary"
-        case .bandit: "bandit"
-        }
+        return calls[route.index * 17 + code].load(ordering: .relaxed)
     }
 }
 

@@ -25,20 +25,6 @@ public struct ModelCatalogEntry: Sendable, Hashable {
     }
 }
 
-/// Why a version serves a call.
-public enum RouteReason: String, Sendable, Hashable {
-    /// The model has no route: its default version serves.
-    case `default`
-    /// The call named a version.
-    case explicit
-    /// A `fixed` route.
-    case fixed
-    /// A `canary` route's weighted split.
-    case canary
-    /// A `bandit` route's choice.
-    case bandit
-}
-
 /// A bandit's state behind its lock, shared by the routes of successive snapshots while the route is unchanged.
 final class BanditCell: Sendable {
     let state: Mutex<Bandit>

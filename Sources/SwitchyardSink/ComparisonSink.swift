@@ -88,6 +88,9 @@ public final class ComparisonSink: Sendable {
     /// The aggregates so far, per (model, primary, shadow).
     public var aggregates: [ComparisonKey: ComparisonAggregate] { state.withLock { $0.aggregates } }
 
+    /// The aggregate of one (model, primary, shadow), without copying the others.
+    public func aggregate(for key: ComparisonKey) -> ComparisonAggregate? { state.withLock { $0.aggregates[key] } }
+
     /// The sink's counters.
     public var statistics: SinkStatistics {
         var statistics = writer?.statistics ?? SinkStatistics()

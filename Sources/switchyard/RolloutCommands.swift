@@ -147,11 +147,8 @@ func describeRollout(_ rollout: [String: Any], events: Bool = false) -> String {
     return lines.joined(separator: "\n")
 }
 
-struct ModelsLoad: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "load",
-        abstract: "Load a version from a running gateway's repository: switchyard models load digits 3."
-    )
+/// The arguments of `models load` and `models unload`.
+struct ModelVersionArguments: ParsableArguments {
     @OptionGroup var options: AdminOptions
     @Argument(help: "The model (a directory of the repository).")
     var model: String
@@ -160,11 +157,31 @@ struct ModelsLoad: ParsableCommand {
     @Option(name: .long, help: "Why: recorded in the audit log.")
     var reason: String?
 
+    /// Sends `POST /v1/models/MODEL/versions/VERSION/ACTION`; the answer, or nil after printing it as JSON.
+    func send(_ action: String) throws -> [String: Any]? {
+        let answer = try options.call("POST", "/v1/models/\(model)/versions/\(version)/\(action)", reason: reason)
+        if options.json {
+            try options.printJSON(answer)
+            return nil
+        }
+        return answer as? [String: Any] ?? [:]
+    }
+}
+
+struct ModelsLoad: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Load a version from a running gateway's repository: switchyard models load digits 3."
+    )
+    @OptionGroup var arguments: ModelVersionArguments
+
     func run() throws {
-        let answer = try options.call("POST", "/v1/models/\(model)/versions/\(version)/load", reason: reason)
-        if options.json { return try options.printJSON(answer) }
-        let loaded = ((answer as? [String: Any])?["versions"] as? [[String: Any]] ?? []).compactMap { $0["version"] }
-        print("loaded \(model) version \(version); loaded versions: \(loaded.map { "\($0)" }.joined(separator: ", "))")
+        guard let answer = try arguments.send("load") else { return }
+        let loaded = (answer["versions"] as? [[String: Any]] ?? []).compactMap { $0["version"] }.map { "\($0)" }
+        print(
+            "loaded \(arguments.model) version \(arguments.version); loaded versions: "
+                + loaded.joined(separator: ", ")
+        )
     }
 }
 
@@ -173,17 +190,10 @@ struct ModelsUnload: ParsableCommand {
         commandName: "unload",
         abstract: "Unload a version no route uses; its queued calls finish first."
     )
-    @OptionGroup var options: AdminOptions
-    @Argument(help: "The model.")
-    var model: String
-    @Argument(help: "The version.")
-    var version: String
-    @Option(name: .long, help: "Why: recorded in the audit log.")
-    var reason: String?
+    @OptionGroup var arguments: ModelVersionArguments
 
     func run() throws {
-        let answer = try options.call("POST", "/v1/models/\(model)/versions/\(version)/unload", reason: reason)
-        if options.json { return try options.printJSON(answer) }
-        print("unloaded \(model) version \(version)")
+        guard try arguments.send("unload") != nil else { return }
+        print("unloaded \(arguments.model) version \(arguments.version)")
     }
 }

@@ -4,6 +4,7 @@ configuration file, and a crash in the middle of route changes. Each case checks
 see: which calls fail and with what status and message, what readiness, /metrics and the logs say, and that
 everything else keeps working."""
 
+import contextlib
 import json
 import os
 import signal
@@ -654,20 +655,40 @@ def fill(directory):
         os.close(fd)
 
 
+@contextlib.contextmanager
+def admin_files_on_a_small_disk(start_gateway, tmp_path, disk, state, audit):
+    """A 64 KiB tmpfs at `disk` and a starter for gateways with a 50/50 canary whose state file and audit log are at
+    `state` and `audit` (either may be on the small disk); unmounts it and kills what is left at the end."""
+    tmpfs(disk, "64k")
+    repository = copy_digits(tmp_path)
+    config = tmp_path / "switchyard.yaml"
+    config.write_text(
+        "routes:\n  - {model: digits, policy: canary, versions: [{version: 1, weight: 50}, {version: 2, weight: 50}]}\n"
+        f"admin:\n  state_file: {state}\n  audit_log: {audit}\n"
+    )
+    started = []
+
+    def start():
+        gateway = start_gateway("--config", str(config), repository=repository)
+        started.append(gateway)
+        wait_admin(gateway)
+        return gateway
+
+    try:
+        yield start
+    finally:
+        for gateway in started:
+            if gateway.process.poll() is None:
+                gateway.process.kill()
+                gateway.process.wait()
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_a_full_disk_under_the_state_file_refuses_the_change_and_keeps_the_old_state(start_gateway, tmp_path):
     statefs = tmp_path / "statefs"
-    tmpfs(statefs, "64k")
-    gateway = None
-    try:
-        repository = copy_digits(tmp_path)
-        config = tmp_path / "switchyard.yaml"
-        state = statefs / "routes-state.json"
-        config.write_text(
-            "routes:\n  - {model: digits, policy: canary, versions: [{version: 1, weight: 50}, {version: 2, weight: 50}]}\n"
-            f"admin:\n  state_file: {state}\n  audit_log: {tmp_path / 'audit.jsonl'}\n"
-        )
-        gateway = start_gateway("--config", str(config), repository=repository)
-        wait_admin(gateway)
+    state = statefs / "routes-state.json"
+    with admin_files_on_a_small_disk(start_gateway, tmp_path, statefs, state, tmp_path / "audit.jsonl") as start:
+        gateway = start()
         assert admin(gateway, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 9, "2": 1}})[0] == 200
         saved = state.read_text()
         before = admin(gateway, "GET", "/v1/routes")[1]
@@ -682,32 +703,17 @@ def test_a_full_disk_under_the_state_file_refuses_the_change_and_keeps_the_old_s
             _, _, _, trailers = call(service_pb2_grpc.GRPCInferenceServiceStub(channel), infer_request(PIXELS[:1]))
             assert f"generation={before['generation']};" in trailers["switchyard-route"]
         gateway.stop()
-        gateway = start_gateway("--config", str(config), repository=repository)
-        wait_admin(gateway)
+        gateway = start()
         assert weights_of(admin(gateway, "GET", "/v1/routes/digits")[1]["route"]) == [9, 1]
         gateway.stop()
-    finally:
-        if gateway is not None and gateway.process.poll() is None:
-            gateway.process.kill()
-            gateway.process.wait()
-        subprocess.run(["umount", str(statefs)], check=False)
 
 
 def test_a_full_disk_under_the_audit_log_refuses_the_change_and_persists_nothing(start_gateway, tmp_path):
     auditfs = tmp_path / "auditfs"
-    tmpfs(auditfs, "64k")
-    gateway = None
-    try:
-        repository = copy_digits(tmp_path)
-        config = tmp_path / "switchyard.yaml"
-        state = tmp_path / "routes-state.json"
-        audit = auditfs / "audit.jsonl"
-        config.write_text(
-            "routes:\n  - {model: digits, policy: canary, versions: [{version: 1, weight: 50}, {version: 2, weight: 50}]}\n"
-            f"admin:\n  state_file: {state}\n  audit_log: {audit}\n"
-        )
-        gateway = start_gateway("--config", str(config), repository=repository)
-        wait_admin(gateway)
+    state = tmp_path / "routes-state.json"
+    audit = auditfs / "audit.jsonl"
+    with admin_files_on_a_small_disk(start_gateway, tmp_path, auditfs, state, audit) as start:
+        gateway = start()
         assert admin(gateway, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 9, "2": 1}})[0] == 200
         fill(auditfs)
         # An entry longer than the slack left in the log's last page (the file system is otherwise full).
@@ -724,12 +730,6 @@ def test_a_full_disk_under_the_audit_log_refuses_the_change_and_persists_nothing
             json.loads(line)
         assert weights_of(json.loads(state.read_text())["routes"][0]) == [8, 1]
         # What a crash right after the refused change would have brought back:
-        gateway = start_gateway("--config", str(config), repository=repository)
-        wait_admin(gateway)
+        gateway = start()
         assert weights_of(admin(gateway, "GET", "/v1/routes/digits")[1]["route"]) == [8, 1]
         gateway.stop()
-    finally:
-        if gateway is not None and gateway.process.poll() is None:
-            gateway.process.kill()
-            gateway.process.wait()
-        subprocess.run(["umount", str(auditfs)], check=False)

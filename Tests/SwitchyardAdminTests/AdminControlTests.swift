@@ -130,9 +130,15 @@ import Testing
             // A directory that does not exist: every save fails.
             state: RouteStateFile(path: workspace.directory.appendingPathComponent("missing/state.json").path)
         )
-        try control.audit(action: "model.load", model: "digits", version: "2", actor: "ops", reason: nil)
+        try control.audit(action: "model.load", model: "digits", version: "2", actor: "ops", reason: nil) {}
         #expect(throws: SwitchyardError.self) {
             try control.setWeights(model: "digits", weights: ["2": 50], actor: "ops", reason: nil)
+        }
+        // A model change that fails is taken back from the log too.
+        #expect(throws: SwitchyardError.self) {
+            try control.audit(action: "model.unload", model: "digits", version: "1", actor: "ops", reason: nil) {
+                () throws(SwitchyardError) in throw .notFound("no such version")
+            }
         }
         // Nothing happened: the table is unchanged and the log holds only the earlier, whole entry.
         #expect(routing.route(for: "digits") == canary)

@@ -154,13 +154,20 @@ private func rejection(_ bytes: [UInt8]) -> SwitchyardError? {
         #expect(call.rows == 2)
         #expect(call.id == "abc")
         #expect(call.inputs == [[1, 2, 3, 4, 5, 6]])
-        #expect(call.outputIndices.isEmpty)  // every output, in signature order
+        // Every output, in signature order.
+        #expect(call.returned(DoublingEngine().signature, ["y values", "z values"]).map(\.spec.name) == ["y", "z"])
+        #expect(
+            call.returned(DoublingEngine().signature, ["y values", "z values"]).map(\.values) == [
+                "y values", "z values",
+            ]
+        )
     }
 
     @Test func acceptsTypedContentsAndRequestedOutputs() throws {
         let call = try validate(encode([TestInput(raw: nil, typed: [7, 8, 9])], outputs: ["z"]))
         #expect(call.inputs == [[7, 8, 9]])
         #expect(call.outputIndices == [1])
+        #expect(call.returned(DoublingEngine().signature, ["y values", "z values"]).map(\.values) == ["z values"])
     }
 
     @Test func readsTimeoutAndPriorityParameters() throws {

@@ -15,6 +15,13 @@ import Testing
             .sorted()
     }
 
+    @Test func theCommittedScenariosAreFound() {
+        // The parameterised test below would pass with no arguments if the directory were not found.
+        for name in ["steady", "canary-shift", "shadow-on-off", "rollout", "bad-canary-rollout"] {
+            #expect(Self.committed.contains("\(name).yaml"), "\(name).yaml not found in \(Self.directory.path)")
+        }
+    }
+
     @Test(arguments: committed)
     func committedScenarioParses(_ name: String) throws {
         let text = try String(contentsOf: Self.directory.appendingPathComponent(name), encoding: .utf8)

@@ -91,7 +91,7 @@ private func checkValidated(_ call: ValidatedInferCall) {
     for (spec, values) in zip(signature.inputs, call.inputs) {
         precondition(values.count == call.rows * spec.elementsPerRow, "input '\(spec.name)' has \(values.count)")
     }
-    precondition(!call.outputIndices.isEmpty && call.outputIndices.allSatisfy(signature.outputs.indices.contains))
+    precondition(call.outputIndices.allSatisfy(signature.outputs.indices.contains), "unknown output index")
     precondition(Set(call.outputIndices).count == call.outputIndices.count, "an output is returned twice")
 
     let inputs = call.inputs.map { values in
@@ -119,7 +119,7 @@ private func checkValidated(_ call: ValidatedInferCall) {
         modelVersion: version.version,
         id: call.id,
         rows: call.rows,
-        outputs: call.outputIndices.map { (signature.outputs[$0], Array(outputs[$0])) }
+        outputs: call.returned(signature, outputs.map { ArraySlice($0) })
     )
     let encoded = InferResponseEncoder.encode(result)
     let decoded = encoded.withUnsafeBufferPointer {
@@ -127,7 +127,11 @@ private func checkValidated(_ call: ValidatedInferCall) {
     }
     guard let decoded else { preconditionFailure("the encoded response does not decode") }
     defer { inference__model_infer_response__free_unpacked(decoded, nil) }
-    precondition(decoded.pointee.n_outputs == call.outputIndices.count, "response has the wrong outputs")
+    precondition(decoded.pointee.n_outputs == result.outputs.count, "response has the wrong outputs")
+    precondition(
+        result.outputs.count == (call.outputIndices.isEmpty ? signature.outputs.count : call.outputIndices.count),
+        "returned \(result.outputs.count) outputs"
+    )
     precondition(swiftString(decoded.pointee.id) == call.id, "response id differs from the request's")
     _ = InferResponseEncoder.encodeStream(.success(result))
 }
