@@ -4,6 +4,7 @@ refused, and the protocol policy (TLS 1.2+, ECDHE + AEAD suites only, no renegot
 outside with `openssl s_client`."""
 
 import subprocess
+import time
 
 import grpc
 import numpy as np
@@ -77,13 +78,23 @@ def test_mutual_tls(start_gateway, pki):
 
 
 def s_client(gw, pki, *args, stdin="", cert="client"):
-    """One `openssl s_client` handshake against the gateway; returns its combined output."""
-    run = subprocess.run(
+    """One `openssl s_client` handshake against the gateway; returns its combined output. Standard input stays open
+    for a second: under TLS 1.3 the session summary and the server's verdict on a client certificate come after the
+    handshake, and an s_client whose input ends at once may quit before reading them (a race that shows on a busy
+    machine)."""
+    process = subprocess.Popen(
         ["openssl", "s_client", "-connect", gw.address, "-alpn", "h2", "-CAfile", str(pki / "ca.pem"),
          "-cert", str(pki / f"{cert}.pem"), "-key", str(pki / f"{cert}.key"), *args],
-        input=stdin.encode(), capture_output=True, timeout=20,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
-    return (run.stdout + run.stderr).decode("utf-8", "replace")
+    try:
+        process.stdin.write(stdin.encode())
+        process.stdin.flush()
+    except BrokenPipeError:  # refused before it read anything: its output says why
+        pass
+    time.sleep(1.0)
+    out, _ = process.communicate(timeout=20)
+    return out.decode("utf-8", "replace")
 
 
 @pytest.fixture(scope="module")
