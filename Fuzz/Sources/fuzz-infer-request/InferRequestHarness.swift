@@ -77,7 +77,7 @@ private final class Responder: GRPCResponder {
     let answers = Atomic<Int>(0)
     var isCancelled: Bool { false }
     func send(message: [UInt8], metadata: [(name: String, value: String)]) { answers.add(1, ordering: .relaxed) }
-    func fail(_ status: GRPCStatus) {
+    func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {
         precondition(!status.message.isEmpty, "a failed call must say why")
         answers.add(1, ordering: .relaxed)
     }
