@@ -610,8 +610,11 @@ final class EventLoop: @unchecked Sendable {
             connection.markDirty()  // produce what was held back
         }
         let finishing = connection.closeAfterFlush || !connection.sessionWantsRead
+        // Paused counts as stalled until the client drains below half the limit: the kernel may take the last
+        // bytes that pushed the buffer over the limit, leaving it between half and the limit, where reading stays
+        // paused and nothing else would ever time the connection out.
         let stalled =
-            connection.pendingOutput >= limit || connection.queuedBytes >= limit
+            connection.readingPaused || connection.pendingOutput >= limit || connection.queuedBytes >= limit
             || (finishing && connection.pendingOutput > 0)
         if stalled && connection.stalledSince == nil {
             connection.stalledSince = .now()
