@@ -57,7 +57,7 @@ let package = Package(
         ),
 
         // MARK: The request path
-        .target(name: "SwitchyardCore", swiftSettings: strict),
+        .target(name: "SwitchyardCore", dependencies: ["CEpoll"], swiftSettings: strict),
         // TLS sessions over memory BIOs, shared by the server and the load generator.
         .target(name: "SwitchyardTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(

@@ -235,7 +235,7 @@ final class EventLoop: @unchecked Sendable {
 
     func run() {
         threadID.store(UInt(pthread_self()), ordering: .relaxed)
-        cswitchyard_set_thread_name("switchyard-io-\(index)")
+        SystemInfo.nameCurrentThread("switchyard-io-\(index)")
         let maxEvents = 256
         let events = UnsafeMutablePointer<UInt32>.allocate(capacity: maxEvents)
         let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: maxEvents)

@@ -14,10 +14,15 @@ private final class ThreadBox {
     init(_ body: @escaping () -> Void) { self.body = body }
 }
 
-/// Starts a joinable thread running `body`; `name` documents the thread's role at the call site.
-func startThread(name _: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
+/// Starts a joinable thread named `name` running `body`.
+func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
     var thread = pthread_t()
-    let box = Unmanaged.passRetained(ThreadBox(body)).toOpaque()
+    let box = Unmanaged.passRetained(
+        ThreadBox {
+            SystemInfo.nameCurrentThread(name)
+            body()
+        }
+    ).toOpaque()
     let rc = pthread_create(
         &thread,
         nil,

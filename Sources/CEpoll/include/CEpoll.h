@@ -21,6 +21,8 @@ int cswitchyard_eventfd(void);
 int cswitchyard_accept4(int fd);
 /// Names the calling thread (shown by top -H, perf, gdb); at most 15 bytes are kept.
 void cswitchyard_set_thread_name(const char *name);
+/// Sets the calling thread's nice value (Linux keeps one per thread). Returns 0, or -1 (errno).
+int cswitchyard_set_thread_nice(int nice);
 
 enum {
     CSWITCHYARD_EPOLL_CTL_ADD = 1,
