@@ -67,6 +67,11 @@ final class RecordWriter: @unchecked Sendable {
             nil,
             { raw in
                 let writer = Unmanaged<RecordWriter>.fromOpaque(raw!).takeRetainedValue()
+                SystemInfo.nameCurrentThread("sy-sink-writer")
+                // Records are the comparison's durable copy, not part of any call: on a saturated
+                // machine the writer yields to the request path, and a queue it cannot keep up with
+                // drops records (counted) instead of taking CPU from primary calls.
+                SystemInfo.lowerCurrentThreadPriority()
                 writer.run()
                 return nil
             },
@@ -115,6 +120,10 @@ final class RecordWriter: @unchecked Sendable {
     }
 
     // MARK: Writer thread
+
+    /// The writer's pause between batches; the queue holds far more than this many microseconds of
+    /// records at any realistic rate.
+    static let restMicroseconds: UInt32 = 10_000
 
     private func run() {
         var batch: [ComparisonRecord] = []
@@ -184,7 +193,11 @@ final class RecordWriter: @unchecked Sendable {
             counters.writeErrors += UInt64(errors)
             counters.bytesWritten += UInt64(bytes)
             counters.filesOpened += UInt64(opened)
+            let rest = !closing
             pthread_mutex_unlock(mutex)
+            // Records arrive one per mirrored call; resting between batches lets them gather, so the
+            // writer wakes tens of times a second under load instead of once per record.
+            if rest { usleep(Self.restMicroseconds) }
         }
         closeFile()
     }

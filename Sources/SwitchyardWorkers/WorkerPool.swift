@@ -39,6 +39,8 @@ public final class WorkerPool: @unchecked Sendable {
     private var stopping = false
     private var timerExits = false
     private var idleWorkers = 0
+    /// Counted by the shadow worker without the lock, since it counts in the idle scheduling class.
+    private let shadowCounters = ShadowCounters()
     /// Set when a submission left the workers asleep for `releaseDeferredWakeUp()`.
     private let wakeUpDeferred = Atomic<Bool>(false)
     private var expectedFree: [MonotonicInstant?]
@@ -155,6 +157,7 @@ public final class WorkerPool: @unchecked Sendable {
             snapshot.queued = queue.primaryJobs
             snapshot.queuedRows = queue.primaryRows
             snapshot.shadowQueued = queue.shadowJobs
+            shadowCounters.add(to: &snapshot)
             snapshot.busyWorkers = expectedFree.count { $0 != nil }
             snapshot.costNanosecondsPerRow = scheduler.costModel.nanosecondsPerRow
             snapshot.costNanosecondsPerBatch = scheduler.costModel.nanosecondsPerBatch
@@ -427,8 +430,16 @@ public final class WorkerPool: @unchecked Sendable {
 
     // MARK: Shadow worker
 
+    /// How long the shadow worker lets shadow jobs gather once it finds fewer than a full batch.
+    /// Shadow calls promise no latency, and waking the thread once per mirrored call, then moving it
+    /// into the idle scheduling class and out again (system calls that each reschedule), cost more
+    /// CPU on the request path's cores than a small model's computation (measured with `perf` on the
+    /// demo model); gathering pays that about once per interval for all the jobs that arrived.
+    static let shadowGatherMicroseconds: UInt32 = 1_000
+
     private func shadowLoop() {
         var executor: (any EngineExecutor)?
+        var gathered = false
         lock.lock()
         while true {
             if stopping {
@@ -443,6 +454,14 @@ public final class WorkerPool: @unchecked Sendable {
                 lock.wait(on: shadowWake)
                 continue
             }
+            if !gathered && queue.shadowJobs < maxBatchRows {
+                lock.unlock()
+                usleep(Self.shadowGatherMicroseconds)
+                lock.lock()
+                gathered = true
+                continue
+            }
+            gathered = false
             let now = MonotonicInstant.now()
             let (batch, dropped) = queue.takeShadow(
                 rows: maxBatchRows,
@@ -455,25 +474,18 @@ public final class WorkerPool: @unchecked Sendable {
                 let rows = batch.reduce(0) { $0 + $1.rows }
                 let runner = executor ?? engine.makeExecutor()
                 executor = runner
-                // Only the computation runs in the idle class: a thread that might starve there must
-                // never hold the pool's lock or call completions. Where the class cannot be left again
-                // (no CAP_SYS_NICE), shadow work is still held back while primary work is queued.
+                // Computing and delivering run in the idle class, where the thread gets only CPU time
+                // no other thread wants. It never holds the pool's lock there (the shadow statistics
+                // are atomics); delivering takes the comparison sink's locks, which request threads
+                // hold for a few instructions, and only when a primary call finishes after its
+                // shadow. Should the kernel preempt the thread inside one, the waiting thread's core
+                // goes idle and the idle-class thread runs there. Where the class cannot be left
+                // again (no CAP_SYS_NICE), shadow work is still held back while primary work is queued.
                 let idle = idleSchedulingClassIsReversible && setIdleSchedulingClass(true)
                 let runs = runIsolatingFailures(batch, rows: rows, on: runner)
-                if idle { setIdleSchedulingClass(false) }
-                lock.lock()
-                if runs.count > 1 { stats.batchesIsolated += 1 }
-                for run in runs {
-                    stats.shadowBatches += 1
-                    stats.shadowComputeNanoseconds += run.outcome.computeNanoseconds
-                    if run.outcome.failure == nil {
-                        stats.shadowSucceeded += UInt64(run.jobs.count)
-                    } else {
-                        stats.shadowFailed += UInt64(run.jobs.count)
-                    }
-                }
-                lock.unlock()
+                shadowCounters.record(runs.map { ($0.jobs.count, $0.outcome) })
                 for run in runs { deliver(run.outcome, to: run.jobs) }
+                if idle { setIdleSchedulingClass(false) }
             }
             lock.lock()
         }
@@ -482,7 +494,7 @@ public final class WorkerPool: @unchecked Sendable {
 
     // MARK: Running batches
 
-    private struct Outcome {
+    struct Outcome {
         var start: MonotonicInstant
         var computeNanoseconds: UInt64
         var outputs: [[Float]]
@@ -651,4 +663,35 @@ private func withBuffers<R>(
         outputPointers.append(outputs[index].withUnsafeMutableBufferPointer { $0 })
     }
     return withExtendedLifetime(inputs) { body(inputPointers, outputPointers) }
+}
+
+/// The shadow worker's counters, kept apart from the locked statistics.
+private final class ShadowCounters: Sendable {
+    private let succeeded = Atomic<UInt64>(0)
+    private let failed = Atomic<UInt64>(0)
+    private let batches = Atomic<UInt64>(0)
+    private let isolated = Atomic<UInt64>(0)
+    private let computeNanoseconds = Atomic<UInt64>(0)
+
+    /// Counts the runs of one shadow batch (more than one when failures were isolated).
+    func record(_ runs: [(jobs: Int, outcome: WorkerPool.Outcome)]) {
+        if runs.count > 1 { isolated.add(1, ordering: .relaxed) }
+        for run in runs {
+            batches.add(1, ordering: .relaxed)
+            computeNanoseconds.add(run.outcome.computeNanoseconds, ordering: .relaxed)
+            if run.outcome.failure == nil {
+                succeeded.add(UInt64(run.jobs), ordering: .relaxed)
+            } else {
+                failed.add(UInt64(run.jobs), ordering: .relaxed)
+            }
+        }
+    }
+
+    func add(to statistics: inout PoolStatistics) {
+        statistics.shadowSucceeded = succeeded.load(ordering: .relaxed)
+        statistics.shadowFailed = failed.load(ordering: .relaxed)
+        statistics.shadowBatches = batches.load(ordering: .relaxed)
+        statistics.shadowComputeNanoseconds = computeNanoseconds.load(ordering: .relaxed)
+        statistics.batchesIsolated += isolated.load(ordering: .relaxed)
+    }
 }
