@@ -259,8 +259,14 @@ public struct BatchScheduler: Sendable {
     /// Whether a new primary job of `rows` behind `rowsAhead` queued rows can meet the latency target;
     /// `nil` when it can (or when the model is not yet known well enough to say), else the estimate
     /// that rules it out.
+    ///
+    /// A job that would start at once (nothing queued ahead of it, a worker idle) is never shed: no
+    /// queue is protected by refusing it, and only the cost model says it would miss. Shedding it
+    /// anyway can lock a pool out for good: a fit spoiled by a stalled batch predicts every job too
+    /// slow, every job is shed, no batch runs, and nothing corrects the fit.
     public func overload(now: MonotonicInstant, rows: Int, rowsAhead: Int, workers: WorkerState) -> Overload? {
         guard settings.shedding, isWarm, case .adaptive = settings.mode else { return nil }
+        guard rowsAhead > 0 || workers.idle == 0 else { return nil }
         let cap = batchCap
         guard let fullBatch = costModel.estimate(rows: cap) else { return nil }
         // Until two batch sizes have been seen, `a` and `b` are not told apart; assume the cheaper

@@ -300,6 +300,20 @@ private func feed(_ scheduler: inout BatchScheduler, ratePerSecond: Double, unti
         #expect(scheduler.overload(now: at(0), rows: 1, rowsAhead: 10, workers: busy) != nil)
     }
 
+    /// A batch stalled by a busy machine once spoiled the fit so that every job looked too slow; with
+    /// nothing queued and the worker idle a job must still be admitted, and the batches it runs mend the fit.
+    @Test func anIdlePoolAdmitsWorkWhateverTheEstimateAndItsBatchesMendTheFit() {
+        var scheduler = warmScheduler()
+        for rows in [1, 2, 1, 2, 1, 2, 1, 2] { scheduler.recordBatch(rows: rows, nanoseconds: 30 * ms) }
+        let idle = BatchScheduler.WorkerState(idle: 1)
+        #expect(scheduler.overload(now: at(0), rows: 1, rowsAhead: 0, workers: idle) == nil)
+        #expect(scheduler.overload(now: at(0), rows: 1, rowsAhead: 1, workers: idle) != nil)
+        for rows in [1, 2, 4, 8, 16, 32, 64, 1, 2, 4, 8, 16, 32, 64] {
+            for _ in 0..<5 { scheduler.recordBatch(rows: rows, nanoseconds: 500_000 + UInt64(rows) * 50_000) }
+        }
+        #expect(scheduler.overload(now: at(0), rows: 1, rowsAhead: 1, workers: idle) == nil)
+    }
+
     @Test func sheddingCanBeTurnedOff() {
         var scheduler = BatchScheduler(
             settings: .init(maxBatchRows: 64, sloNanoseconds: 10 * ms, workers: 1, shedding: false)
