@@ -37,28 +37,38 @@ load() {
         --log-level warning >"$work/gateway.log" 2>&1 &
     local pid=$!
     wait_port "$p"
+    # Server CPU is read when the generator's 2 s warm-up ends and when the run ends.
+    (sleep 2; awk '{print $14 + $15}' "/proc/$pid/stat" >"$work/cpu-before") &
     "$bin/switchyard-load" --target "127.0.0.1:$p" --model mlp --input random --warmup 2 --quiet \
         --connections 4 --streams 128 --output "$work/run.json" "$@" >/dev/null
+    local after; after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    local before; before=$(cat "$work/cpu-before")
     kill -TERM $pid; wait $pid || true
-    python3 - "$work/run.json" <<'PY'
+    python3 - "$work/run.json" "$((after - before))" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); s = r["summary"]
-print(f'{s["okThroughput"]:.0f} {s["latencyMs"]["p50"]:.2f} {s["latencyMs"]["p99"]:.2f} {s["errors"]}')
+ticks, hz = int(sys.argv[2]), int(sys.argv[3])
+# Server CPU (all threads) per successful call; refused calls cost CPU too and are charged to it.
+cpu_us = ticks / hz * 1e6 / max(1, s["ok"])
+print(f'{s["okThroughput"]:.0f} {s["latencyMs"]["p50"]:.2f} {s["latencyMs"]["p99"]:.2f} {s["errors"]} {cpu_us:.1f}')
 PY
 }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 col() { awk -v c="$1" '{print $c}'; }
 
-declare -A sat
+declare -A sat cpu
 for repo in batched unbatched; do
     runs=""
     for _ in $(seq "$ROUNDS"); do
         runs+="$(load "$work/$repo" --concurrency 256 --duration "$SECONDS_PER_RUN")"$'\n'
     done
     sat[$repo]=$(printf '%s' "$runs" | col 1 | median)
-    echo "saturation, $repo: $(printf '%s' "$runs" | col 1 | tr '\n' ' ')req/s → median ${sat[$repo]} req/s"
+    cpu[$repo]=$(printf '%s' "$runs" | col 5 | median)
+    echo "saturation, $repo: $(printf '%s' "$runs" | col 1 | tr '\n' ' ')req/s → median ${sat[$repo]} req/s;" \
+        "server CPU per OK call $(printf '%s' "$runs" | col 5 | tr '\n' ' ')µs → median ${cpu[$repo]} µs"
 done
-echo "batching / no batching at saturation: $(awk -v a="${sat[batched]}" -v b="${sat[unbatched]}" 'BEGIN {printf "%.1f×", a / b}')"
+echo "batching / no batching at saturation: $(awk -v a="${sat[batched]}" -v b="${sat[unbatched]}" 'BEGIN {printf "%.1f×", a / b}')" \
+    "throughput, $(awk -v a="${cpu[batched]}" -v b="${cpu[unbatched]}" 'BEGIN {printf "%.1f×", b / a}') calls per server CPU-second"
 
 for share in 50 70 90; do
     rate=$(awk -v s="${sat[batched]}" -v p=$share 'BEGIN {printf "%.0f", s * p / 100}')
