@@ -399,6 +399,16 @@ public struct MetricsRenderer: Sendable {
         out.family("switchyard_sink_dropped_total", "counter", "Comparison records dropped, by reason.")
         out.sample("switchyard_sink_dropped_total", [("reason", "queue_full")], statistics.droppedQueueFull)
         out.sample("switchyard_sink_dropped_total", [("reason", "write_failed")], statistics.droppedWriteFailed)
+        out.family(
+            "switchyard_shadow_mirrors_skipped_total",
+            "counter",
+            "Calls not mirrored because the host's CPUs were busier than sink.shadow_max_host_cpu."
+        )
+        out.sample(
+            "switchyard_shadow_mirrors_skipped_total",
+            [("reason", "host_cpu")],
+            statistics.mirrorsSkippedHostBusy
+        )
         out.family("switchyard_sink_queue_depth", "gauge", "Comparison records waiting for the writer.")
         out.sample("switchyard_sink_queue_depth", [], statistics.queued)
         out.family("switchyard_sink_written_bytes_total", "counter", "Bytes of comparison records written.")

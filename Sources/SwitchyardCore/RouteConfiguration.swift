@@ -297,6 +297,7 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
 ///   max_file_bytes: 67108864
 ///   max_files: 8
 ///   queue_capacity: 65536
+///   shadow_max_host_cpu: 1.0      # mirror only while the host's CPUs are at most this busy (1: always)
 /// ```
 public struct SinkConfiguration: Sendable, Hashable, Codable {
     /// Directory for JSON Lines records (`comparisons-NNNNNN.jsonl`); `nil` keeps aggregates only.
@@ -307,14 +308,24 @@ public struct SinkConfiguration: Sendable, Hashable, Codable {
     public var maxFiles: Int
     /// Records waiting for the writer thread before new ones are dropped (and counted). Default 65 536.
     public var queueCapacity: Int
+    /// Busy share of the host's CPUs (over the last 100 ms) above which calls are not mirrored (and the
+    /// skipped mirrors are counted), so that shadow traffic uses only spare capacity even where the pools
+    /// are not the bottleneck (clients or other processes on the same cores). Default 1: always mirror.
+    public var shadowMaxHostCPU: Double
 
     /// The defaults.
-    public init(directory: String? = nil, maxFileBytes: Int = 64 << 20, maxFiles: Int = 8, queueCapacity: Int = 65_536)
-    {
+    public init(
+        directory: String? = nil,
+        maxFileBytes: Int = 64 << 20,
+        maxFiles: Int = 8,
+        queueCapacity: Int = 65_536,
+        shadowMaxHostCPU: Double = 1
+    ) {
         self.directory = directory
         self.maxFileBytes = maxFileBytes
         self.maxFiles = maxFiles
         self.queueCapacity = queueCapacity
+        self.shadowMaxHostCPU = shadowMaxHostCPU
     }
 
     enum CodingKeys: String, CodingKey {
@@ -322,6 +333,7 @@ public struct SinkConfiguration: Sendable, Hashable, Codable {
         case maxFileBytes = "max_file_bytes"
         case maxFiles = "max_files"
         case queueCapacity = "queue_capacity"
+        case shadowMaxHostCPU = "shadow_max_host_cpu"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -331,6 +343,7 @@ public struct SinkConfiguration: Sendable, Hashable, Codable {
         maxFileBytes = try c.decodeIfPresent(Int.self, forKey: .maxFileBytes) ?? d.maxFileBytes
         maxFiles = try c.decodeIfPresent(Int.self, forKey: .maxFiles) ?? d.maxFiles
         queueCapacity = try c.decodeIfPresent(Int.self, forKey: .queueCapacity) ?? d.queueCapacity
+        shadowMaxHostCPU = try c.decodeIfPresent(Double.self, forKey: .shadowMaxHostCPU) ?? d.shadowMaxHostCPU
     }
 
     /// Every problem of these settings, each prefixed with `sink.`.
@@ -340,6 +353,9 @@ public struct SinkConfiguration: Sendable, Hashable, Codable {
         if maxFileBytes < 4096 { problems.append("sink.max_file_bytes: expected at least 4096, got \(maxFileBytes)") }
         if maxFiles < 1 { problems.append("sink.max_files: expected at least 1, got \(maxFiles)") }
         if queueCapacity < 1 { problems.append("sink.queue_capacity: expected at least 1, got \(queueCapacity)") }
+        if !(shadowMaxHostCPU > 0 && shadowMaxHostCPU <= 1) {
+            problems.append("sink.shadow_max_host_cpu: expected a share of the CPUs in (0, 1], got \(shadowMaxHostCPU)")
+        }
         return problems
     }
 }

@@ -262,7 +262,7 @@ public final class InferenceService: GRPCService {
         primary: ModelVersion,
         shadowVersion: String
     ) -> MirroredCall? {
-        guard let sink else { return nil }
+        guard let sink, sink.admitsMirror() else { return nil }
         let signature = primary.signature
         let pair = sink.makePair(
             requestID: call.id,

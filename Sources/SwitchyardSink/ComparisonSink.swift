@@ -28,6 +28,8 @@ public struct SinkStatistics: Sendable, Hashable {
     public var filesOpened: UInt64 = 0
     /// Records waiting for the writer.
     public var queued: Int = 0
+    /// Calls not mirrored because the host's CPUs were busier than `shadow_max_host_cpu`.
+    public var mirrorsSkippedHostBusy: UInt64 = 0
 
     /// Zeroed counters.
     public init() {}
@@ -43,11 +45,16 @@ public final class ComparisonSink: Sendable {
     private let state = Mutex(State())
     private let writer: RecordWriter?
     private let logger: Logger
+    private let hostCPU: HostCPUMonitor?
+    private let shadowMaxHostCPU: Double
+    private let skippedHostBusy = Atomic<UInt64>(0)
 
     /// Creates a sink; with a `directory` it creates the directory if needed and starts the writer thread.
     /// - Throws: `failedPrecondition` when the directory cannot be created or written.
     public init(configuration: SinkConfiguration, logger: Logger) throws(SwitchyardError) {
         self.logger = logger
+        shadowMaxHostCPU = configuration.shadowMaxHostCPU
+        hostCPU = configuration.shadowMaxHostCPU < 1 ? HostCPUMonitor() : nil
         if let directory = configuration.directory {
             writer = try RecordWriter(
                 directory: directory,
@@ -59,6 +66,14 @@ public final class ComparisonSink: Sendable {
         } else {
             writer = nil
         }
+    }
+
+    /// Whether a call may be mirrored now: always, unless `shadow_max_host_cpu` is set and the host's CPUs
+    /// were busier than that over the last interval (the skipped mirror is then counted).
+    public func admitsMirror() -> Bool {
+        guard let hostCPU, hostCPU.busyShare > shadowMaxHostCPU else { return true }
+        skippedHostBusy.add(1, ordering: .relaxed)
+        return false
     }
 
     /// Starts pairing one mirrored call.
@@ -95,6 +110,7 @@ public final class ComparisonSink: Sendable {
     public var statistics: SinkStatistics {
         var statistics = writer?.statistics ?? SinkStatistics()
         statistics.recorded = state.withLock { $0.recorded }
+        statistics.mirrorsSkippedHostBusy = skippedHostBusy.load(ordering: .relaxed)
         return statistics
     }
 
@@ -103,7 +119,10 @@ public final class ComparisonSink: Sendable {
 
     /// Writes every queued record and stops the writer thread. Records after this are aggregated only
     /// (and counted in `droppedQueueFull`).
-    public func close() { writer?.close() }
+    public func close() {
+        hostCPU?.stop()
+        writer?.close()
+    }
 }
 
 /// One mirrored call waiting for both results; whichever side finishes second builds the record.

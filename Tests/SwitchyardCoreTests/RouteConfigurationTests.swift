@@ -50,7 +50,13 @@ import Testing
         let route = RouteConfiguration(model: "digits", policy: .fixed, versions: [.init(version: "1")])
         let config = ServerConfiguration(
             routes: [route, route],
-            sink: SinkConfiguration(directory: "", maxFileBytes: 10, maxFiles: 0, queueCapacity: 0)
+            sink: SinkConfiguration(
+                directory: "",
+                maxFileBytes: 10,
+                maxFiles: 0,
+                queueCapacity: 0,
+                shadowMaxHostCPU: 1.5
+            )
         )
         #expect(
             config.validate() == [
@@ -59,6 +65,7 @@ import Testing
                 "sink.max_file_bytes: expected at least 4096, got 10",
                 "sink.max_files: expected at least 1, got 0",
                 "sink.queue_capacity: expected at least 1, got 0",
+                "sink.shadow_max_host_cpu: expected a share of the CPUs in (0, 1], got 1.5",
             ]
         )
     }
