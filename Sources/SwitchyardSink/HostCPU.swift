@@ -9,20 +9,20 @@ import Synchronization
 #endif
 
 /// Cumulative CPU time of the whole host, in clock ticks, from the first line of `/proc/stat`.
-public struct HostCPUTimes: Sendable, Hashable {
+struct HostCPUTimes: Sendable, Hashable {
     /// Ticks spent running anything (user, nice, system, irq, softirq, steal).
-    public var busy: UInt64
+    var busy: UInt64
     /// Ticks idle or waiting for I/O.
-    public var idle: UInt64
+    var idle: UInt64
 
     /// Creates the times.
-    public init(busy: UInt64, idle: UInt64) {
+    init(busy: UInt64, idle: UInt64) {
         self.busy = busy
         self.idle = idle
     }
 
     /// Parses the `cpu` line of `/proc/stat`; `nil` when it is not one.
-    public init?(procStatLine line: Substring) {
+    init?(procStatLine line: Substring) {
         let fields = line.split(separator: " ")
         guard fields.first == "cpu", fields.count >= 8 else { return nil }
         let values = fields.dropFirst().prefix(8).compactMap { UInt64($0) }
@@ -33,7 +33,7 @@ public struct HostCPUTimes: Sendable, Hashable {
     }
 
     /// The busy share of the CPU time between `earlier` and these times, in [0, 1]; 0 when none passed.
-    public func busyShare(since earlier: HostCPUTimes) -> Double {
+    func busyShare(since earlier: HostCPUTimes) -> Double {
         let busyTicks = busy &- earlier.busy
         let total = busyTicks &+ (idle &- earlier.idle)
         guard total > 0, busy >= earlier.busy, idle >= earlier.idle else { return 0 }
@@ -41,7 +41,7 @@ public struct HostCPUTimes: Sendable, Hashable {
     }
 
     /// The host's times now, or `nil` where `/proc/stat` cannot be read.
-    public static func read() -> HostCPUTimes? {
+    static func read() -> HostCPUTimes? {
         guard let file = fopen("/proc/stat", "r") else { return nil }
         defer { fclose(file) }
         var buffer = [CChar](repeating: 0, count: 512)
@@ -60,21 +60,7 @@ final class HostCPUMonitor: @unchecked Sendable {
 
     init(intervalMilliseconds: Int = 100) {
         intervalMicroseconds = UInt32(max(1, intervalMilliseconds) * 1_000)
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var handle = pthread_t()
-        let rc = pthread_create(
-            &handle,
-            nil,
-            { raw in
-                let monitor = Unmanaged<HostCPUMonitor>.fromOpaque(raw!).takeRetainedValue()
-                SystemInfo.nameCurrentThread("sy-host-cpu")
-                monitor.run()
-                return nil
-            },
-            box
-        )
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        thread = handle
+        thread = startThread(name: "sy-host-cpu") { [self] in run() }
     }
 
     /// The busy share of the last interval, in [0, 1].

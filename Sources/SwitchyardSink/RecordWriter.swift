@@ -60,25 +60,13 @@ final class RecordWriter: @unchecked Sendable {
             throw SwitchyardError(.failedPrecondition, "sink.directory '\(directory)': not writable")
         }
         sequence = existingFiles().last?.sequence ?? 0
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var handle = pthread_t()
-        let rc = pthread_create(
-            &handle,
-            nil,
-            { raw in
-                let writer = Unmanaged<RecordWriter>.fromOpaque(raw!).takeRetainedValue()
-                SystemInfo.nameCurrentThread("sy-sink-writer")
-                // Records are the comparison's durable copy, not part of any call: on a saturated
-                // machine the writer yields to the request path, and a queue it cannot keep up with
-                // drops records (counted) instead of taking CPU from primary calls.
-                SystemInfo.lowerCurrentThreadPriority()
-                writer.run()
-                return nil
-            },
-            box
-        )
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        thread = handle
+        thread = startThread(name: "sy-sink-writer") { [self] in
+            // Records are the comparison's durable copy, not part of any call: on a saturated machine the
+            // writer yields to the request path, and a queue it cannot keep up with drops records (counted)
+            // instead of taking CPU from primary calls.
+            SystemInfo.lowerCurrentThreadPriority()
+            run()
+        }
     }
 
     deinit {

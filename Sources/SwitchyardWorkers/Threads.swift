@@ -1,6 +1,5 @@
-// Thin wrappers over pthreads for the pools' long-lived threads: joinable threads, one mutex with
-// condition variables that wait against the monotonic clock, and the idle scheduling class for shadow
-// work.
+// Thin wrappers over pthreads for the pools: one mutex with condition variables that wait against the
+// monotonic clock, and the idle scheduling class for shadow work (threads: SwitchyardCore's startThread).
 
 import SwitchyardCore
 import Synchronization
@@ -8,34 +7,6 @@ import Synchronization
 #if canImport(Glibc)
     import Glibc
 #endif
-
-private final class ThreadBox {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// Starts a joinable thread named `name` running `body`.
-func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
-    var thread = pthread_t()
-    let box = Unmanaged.passRetained(
-        ThreadBox {
-            SystemInfo.nameCurrentThread(name)
-            body()
-        }
-    ).toOpaque()
-    let rc = pthread_create(
-        &thread,
-        nil,
-        { raw in
-            let box = Unmanaged<ThreadBox>.fromOpaque(raw!).takeRetainedValue()
-            box.body()
-            return nil
-        },
-        box
-    )
-    precondition(rc == 0, "pthread_create failed: \(rc)")
-    return thread
-}
 
 /// Moves the calling thread into Linux's idle scheduling class (`true`), where it runs only on CPU
 /// time no other thread wants, or back to the normal class (`false`). Returns whether the kernel

@@ -483,7 +483,7 @@ public final class WorkerPool: @unchecked Sendable {
                 // again (no CAP_SYS_NICE), shadow work is still held back while primary work is queued.
                 let idle = idleSchedulingClassIsReversible && setIdleSchedulingClass(true)
                 let runs = runIsolatingFailures(batch, rows: rows, on: runner)
-                shadowCounters.record(runs.map { ($0.jobs.count, $0.outcome) })
+                shadowCounters.record(runs)
                 for run in runs { deliver(run.outcome, to: run.jobs) }
                 if idle { setIdleSchedulingClass(false) }
             }
@@ -494,7 +494,7 @@ public final class WorkerPool: @unchecked Sendable {
 
     // MARK: Running batches
 
-    struct Outcome {
+    private struct Outcome {
         var start: MonotonicInstant
         var computeNanoseconds: UInt64
         var outputs: [[Float]]
@@ -665,33 +665,35 @@ private func withBuffers<R>(
     return withExtendedLifetime(inputs) { body(inputPointers, outputPointers) }
 }
 
-/// The shadow worker's counters, kept apart from the locked statistics.
-private final class ShadowCounters: Sendable {
-    private let succeeded = Atomic<UInt64>(0)
-    private let failed = Atomic<UInt64>(0)
-    private let batches = Atomic<UInt64>(0)
-    private let isolated = Atomic<UInt64>(0)
-    private let computeNanoseconds = Atomic<UInt64>(0)
+extension WorkerPool {
+    /// The shadow worker's counters, kept apart from the locked statistics.
+    private final class ShadowCounters: Sendable {
+        private let succeeded = Atomic<UInt64>(0)
+        private let failed = Atomic<UInt64>(0)
+        private let batches = Atomic<UInt64>(0)
+        private let isolated = Atomic<UInt64>(0)
+        private let computeNanoseconds = Atomic<UInt64>(0)
 
-    /// Counts the runs of one shadow batch (more than one when failures were isolated).
-    func record(_ runs: [(jobs: Int, outcome: WorkerPool.Outcome)]) {
-        if runs.count > 1 { isolated.add(1, ordering: .relaxed) }
-        for run in runs {
-            batches.add(1, ordering: .relaxed)
-            computeNanoseconds.add(run.outcome.computeNanoseconds, ordering: .relaxed)
-            if run.outcome.failure == nil {
-                succeeded.add(UInt64(run.jobs), ordering: .relaxed)
-            } else {
-                failed.add(UInt64(run.jobs), ordering: .relaxed)
+        /// Counts the runs of one shadow batch (more than one when failures were isolated).
+        func record(_ runs: [BatchRun]) {
+            if runs.count > 1 { isolated.add(1, ordering: .relaxed) }
+            for run in runs {
+                batches.add(1, ordering: .relaxed)
+                computeNanoseconds.add(run.outcome.computeNanoseconds, ordering: .relaxed)
+                if run.outcome.failure == nil {
+                    succeeded.add(UInt64(run.jobs.count), ordering: .relaxed)
+                } else {
+                    failed.add(UInt64(run.jobs.count), ordering: .relaxed)
+                }
             }
         }
-    }
 
-    func add(to statistics: inout PoolStatistics) {
-        statistics.shadowSucceeded = succeeded.load(ordering: .relaxed)
-        statistics.shadowFailed = failed.load(ordering: .relaxed)
-        statistics.shadowBatches = batches.load(ordering: .relaxed)
-        statistics.shadowComputeNanoseconds = computeNanoseconds.load(ordering: .relaxed)
-        statistics.batchesIsolated += isolated.load(ordering: .relaxed)
+        func add(to statistics: inout PoolStatistics) {
+            statistics.shadowSucceeded = succeeded.load(ordering: .relaxed)
+            statistics.shadowFailed = failed.load(ordering: .relaxed)
+            statistics.shadowBatches = batches.load(ordering: .relaxed)
+            statistics.shadowComputeNanoseconds = computeNanoseconds.load(ordering: .relaxed)
+            statistics.batchesIsolated += isolated.load(ordering: .relaxed)
+        }
     }
 }

@@ -1,0 +1,34 @@
+// Long-lived, named, joinable threads for the gateway's own machinery (pool workers, timers, the shadow
+// worker, the comparison sink's writer, the host CPU monitor).
+
+#if canImport(Glibc)
+    public import Glibc
+#endif
+
+private final class ThreadBox {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// Starts a joinable thread named `name` (Linux keeps 15 bytes) running `body`.
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(
+        ThreadBox {
+            SystemInfo.nameCurrentThread(name)
+            body()
+        }
+    ).toOpaque()
+    let rc = pthread_create(
+        &thread,
+        nil,
+        { raw in
+            let box = Unmanaged<ThreadBox>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        },
+        box
+    )
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+    return thread
+}
