@@ -14,8 +14,11 @@
 #define SY_FN(name) SY_CAT(name, SY_SUFFIX)
 
 #define SY_NR (2 * SY_VL)
+// k block of the large-batch path. A block of 1024 × NR weights (128 KiB for AVX-512) stays in L2 while every
+// row block uses it; on Zen 5 that ran the 784→1024→1024→10 MLP 9 % faster at 64 rows (and single layers 4–18 %
+// faster) than blocks of 256 sized for L1, since each block's partial sums are stored and reloaded fewer times.
 #ifndef SY_KC
-#define SY_KC 256
+#define SY_KC 1024
 #endif
 
 typedef float vf __attribute__((vector_size(SY_VL * 4)));
@@ -217,7 +220,7 @@ void SY_FN(sy_dense)(const sy_layer *layer, const float *a, ptrdiff_t lda, int m
     case 4: few_rows(4, layer, a, lda, c, ldc); return;
     default: break;
     }
-    // GotoBLAS order: each kb × NR weight block stays in L1 while every row block of A uses it. A is read in
+    // GotoBLAS order: each kb × NR weight block stays in cache while every row block of A uses it. A is read in
     // place, except when its rows are a multiple of 4 KiB apart: then the row block's broadcasts would all
     // fall in one L1 set, so the k block is packed first (row blocks of SY_MR, k-major inside).
     const int pack = lda % 1024 == 0;

@@ -95,13 +95,14 @@ let activations: [UnaryOperator] = [
 ]
 
 /// Input widths, layer widths and batch sizes: odd sizes around the vector widths (4, 8, 16) and panel widths
-/// (8, 16, 32), K past the 256-wide k blocks, and rows 4 KiB apart (1024 wide), where A is packed.
+/// (8, 16, 32), K past the 1024-wide k blocks, and rows 4 KiB apart (1024 and 2048 wide), where A is packed.
 let shapeCases: [(seed: UInt64, widths: [Int], rows: Int)] = [
     (1, [1, 1], 1), (2, [3, 5, 2], 2), (3, [17, 33, 9], 3), (4, [15, 31, 7], 4), (5, [33, 65, 10], 5),
     (6, [63, 17, 1], 7), (7, [100, 129, 13], 8), (8, [129, 300, 3], 9), (9, [257, 47, 29], 16),
     (10, [300, 513, 31], 33),
     (11, [64, 256, 128, 10], 64), (12, [7, 250, 19], 65), (13, [40, 97, 5], 100), (14, [513, 23, 40], 129),
     (15, [31, 63, 127, 255], 257), (16, [50, 70, 3], 300), (17, [1024, 33, 7], 20), (18, [20, 1024, 9], 70),
+    (19, [1100, 45, 6], 20), (20, [2048, 33, 5], 9),
 ]
 
 func expectClose(_ actual: [Float], _ expected: [Float], _ context: String) {
