@@ -6,11 +6,26 @@
 #      deadline → p50/p99 from the intended send time against the model's latency target (slo_ms 10), errors,
 #      and the share of calls the gateway itself answered within 10 ms of decoding them (its latency histogram).
 # Each step runs ROUNDS times and the medians are printed (switchyard-load, one generator thread).
-#   loadtest/batching-slo.sh [SECONDS=10] [ROUNDS=3]
+# PLACEMENT `shared` (the default) lets the kernel place every thread; `pinned` gives the model's workers the
+# last CPU (worker_cpus) and puts the event loop and the generator on the first (--io-cpus, taskset), the way
+# a deployment gives its workers cores of their own (here the generator has to share the loop's core).
+#   loadtest/batching-slo.sh [SECONDS=10] [ROUNDS=3] [PLACEMENT=shared|pinned]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 ROUNDS=${2:-3}
+PLACEMENT=${3:-shared}
+gateway_cpus=() worker_cpus="" generator=()
+case $PLACEMENT in
+    shared) ;;
+    pinned)
+        cpus=$(python3 -c 'import os; c = sorted(os.sched_getaffinity(0)); print(c[0], c[-1]) if len(c) > 1 else None')
+        [ -n "$cpus" ] || { echo "pinned placement needs at least 2 CPUs" >&2; exit 2; }
+        read -r first last <<<"$cpus"
+        gateway_cpus=(--io-cpus "$first") worker_cpus="worker_cpus: $last" generator=(taskset -c "$first")
+        ;;
+    *) echo "PLACEMENT: expected shared or pinned, got '$PLACEMENT'" >&2; exit 2 ;;
+esac
 venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
 bash scripts/bootstrap.sh --test >/dev/null
 for product in switchyard switchyard-load; do swift build -c release --product $product >/dev/null 2>&1; done
@@ -21,7 +36,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 make_repo() {  # make_repo DIR MAX_BATCH
     mkdir -p "$1/mlp/1"
     cp "$work/mlp.onnx" "$1/mlp/1/model.onnx"
-    printf 'max_batch_size: %s\nworkers: 1\nslo_ms: 10\nmax_queue_size: 4096\n' "$2" >"$1/mlp/config.yaml"
+    printf 'max_batch_size: %s\nworkers: 1\nslo_ms: 10\nmax_queue_size: 4096\n%s\n' "$2" "$worker_cpus" >"$1/mlp/config.yaml"
 }
 "$venv/bin/python" loadtest/peers/make_mlp.py "$work/mlp.onnx" >/dev/null
 make_repo "$work/batched" 64
@@ -36,12 +51,12 @@ load() {
     local p; p=$(port)
     local admin; admin=$(port)
     "$bin/switchyard" serve --model-repository "$repo" --listen "127.0.0.1:$p" --admin-listen "127.0.0.1:$admin" \
-        --log-level warning >"$work/gateway.log" 2>&1 &
+        "${gateway_cpus[@]}" --log-level warning >"$work/gateway.log" 2>&1 &
     local pid=$!
     wait_port "$p"
     # Server CPU is read when the generator's 2 s warm-up ends and when the run ends.
     (sleep 2; awk '{print $14 + $15}' "/proc/$pid/stat" >"$work/cpu-before") &
-    "$bin/switchyard-load" --target "127.0.0.1:$p" --model mlp --input random --warmup 2 --quiet \
+    "${generator[@]}" "$bin/switchyard-load" --target "127.0.0.1:$p" --model mlp --input random --warmup 2 --quiet \
         --connections 4 --streams 128 --output "$work/run.json" "$@" >/dev/null
     local after; after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     local before; before=$(cat "$work/cpu-before")

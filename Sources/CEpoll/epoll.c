@@ -2,6 +2,9 @@
 #include "CEpoll.h"
 
 #ifdef __linux__
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -38,4 +41,23 @@ int cswitchyard_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK |
 void cswitchyard_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 int cswitchyard_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice); }
+
+int cswitchyard_pin_thread(const int *cpus, int count) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < count; i++) {
+        if (cpus[i] < 0 || cpus[i] >= CPU_SETSIZE) return EINVAL;
+        CPU_SET(cpus[i], &set);
+    }
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+int cswitchyard_allowed_cpus(int *cpus, int max) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    int written = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && written < max; cpu++)
+        if (CPU_ISSET(cpu, &set)) cpus[written++] = cpu;
+    return written;
+}
 #endif

@@ -15,6 +15,10 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
     public var maxQueueSize: Int
     /// The version served when a request names none: `latest` (highest number, the default) or a version.
     public var defaultVersion: String?
+    /// CPUs each version's worker threads run on, as a list in `taskset -c` notation (`1`, `2-3`, `0,4-7`);
+    /// `nil` (the default): wherever the kernel places them. Giving a model's workers cores of their own
+    /// (and the event loops others, `io_cpus`) keeps batch times steady when other threads are busy.
+    public var workerCPUs: String?
 
     /// The defaults.
     public init(
@@ -22,13 +26,15 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
         workers: Int = ModelConfiguration.defaultWorkers,
         sloMilliseconds: Double = 50,
         maxQueueSize: Int = 4096,
-        defaultVersion: String? = nil
+        defaultVersion: String? = nil,
+        workerCPUs: String? = nil
     ) {
         self.maxBatchSize = maxBatchSize
         self.workers = workers
         self.sloMilliseconds = sloMilliseconds
         self.maxQueueSize = maxQueueSize
         self.defaultVersion = defaultVersion
+        self.workerCPUs = workerCPUs
     }
 
     /// Half the online cores, at least one.
@@ -40,6 +46,7 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
         case sloMilliseconds = "slo_ms"
         case maxQueueSize = "max_queue_size"
         case defaultVersion = "default_version"
+        case workerCPUs = "worker_cpus"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -50,7 +57,17 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
         sloMilliseconds = try c.decodeIfPresent(Double.self, forKey: .sloMilliseconds) ?? defaults.sloMilliseconds
         maxQueueSize = try c.decodeIfPresent(Int.self, forKey: .maxQueueSize) ?? defaults.maxQueueSize
         defaultVersion = try c.decodeIfPresent(String.self, forKey: .defaultVersion)
+        // `worker_cpus: 1` reads as a number in YAML; it is the one-CPU list "1".
+        if let number = try? c.decodeIfPresent(Int.self, forKey: .workerCPUs) {
+            workerCPUs = String(number)
+        } else {
+            workerCPUs = try c.decodeIfPresent(String.self, forKey: .workerCPUs)
+        }
     }
+
+    /// The CPUs of `worker_cpus`, or empty when the workers may run anywhere (or the list is invalid, which
+    /// `validate()` reports).
+    public var workerCPUList: [Int] { workerCPUs.flatMap(SystemInfo.parseCPUList) ?? [] }
 
     /// Every problem with these settings, each prefixed with its key.
     public func validate() -> [String] {
@@ -61,6 +78,9 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
         if workers < 1 || workers > 256 { problems.append("workers: expected 1…256, got \(workers)") }
         if !(sloMilliseconds > 0) { problems.append("slo_ms: expected a positive number, got \(sloMilliseconds)") }
         if maxQueueSize < 1 { problems.append("max_queue_size: expected at least 1, got \(maxQueueSize)") }
+        if let workerCPUs, let problem = SystemInfo.cpuListProblem(workerCPUs, key: "worker_cpus") {
+            problems.append(problem)
+        }
         return problems
     }
 }

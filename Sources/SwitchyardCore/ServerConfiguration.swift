@@ -18,6 +18,9 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
     public var routes: [RouteConfiguration]
     /// The comparison sink for shadow traffic (`sink:`).
     public var sink: SinkConfiguration
+    /// CPUs the event loops run on, as a list in `taskset -c` notation (`0`, `0-1`); `nil` (the default):
+    /// any. With a model's `worker_cpus` on other CPUs, the loops and the workers stop taking turns on a core.
+    public var ioCPUs: String?
 
     /// TLS settings.
     public struct TLSSettings: Sendable, Hashable, Codable {
@@ -227,7 +230,8 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         limits: Limits = Limits(),
         drainSeconds: Double = 30,
         routes: [RouteConfiguration] = [],
-        sink: SinkConfiguration = SinkConfiguration()
+        sink: SinkConfiguration = SinkConfiguration(),
+        ioCPUs: String? = nil
     ) {
         self.listen = listen
         self.threads = threads
@@ -237,12 +241,14 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         self.drainSeconds = drainSeconds
         self.routes = routes
         self.sink = sink
+        self.ioCPUs = ioCPUs
     }
 
     enum CodingKeys: String, CodingKey {
         case listen, threads, tls, limits, routes, sink
         case modelRepository = "model_repository"
         case drainSeconds = "drain_seconds"
+        case ioCPUs = "io_cpus"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -256,6 +262,12 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         drainSeconds = try c.decodeIfPresent(Double.self, forKey: .drainSeconds) ?? d.drainSeconds
         routes = try c.decodeIfPresent([RouteConfiguration].self, forKey: .routes) ?? d.routes
         sink = try c.decodeIfPresent(SinkConfiguration.self, forKey: .sink) ?? d.sink
+        // `io_cpus: 0` reads as a number in YAML; it is the one-CPU list "0".
+        if let number = try? c.decodeIfPresent(Int.self, forKey: .ioCPUs) {
+            ioCPUs = String(number)
+        } else {
+            ioCPUs = try c.decodeIfPresent(String.self, forKey: .ioCPUs)
+        }
     }
 
     /// Every problem with this configuration, each prefixed with its key path.
@@ -272,6 +284,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         }
         problems += limits.validate()
         if !(drainSeconds >= 0) { problems.append("drain_seconds: expected ≥ 0, got \(drainSeconds)") }
+        if let ioCPUs, let problem = SystemInfo.cpuListProblem(ioCPUs, key: "io_cpus") { problems.append(problem) }
         var routed: [String: Int] = [:]
         for (index, route) in routes.enumerated() {
             problems += route.validate(path: "routes[\(index)]")

@@ -1,5 +1,6 @@
-// Facts about the host that defaults are derived from, and naming the calling thread.
+// Facts about the host that defaults are derived from, and naming, prioritising and pinning the calling thread.
 import CEpoll
+import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -24,5 +25,90 @@ public enum SystemInfo {
     @discardableResult
     public static func lowerCurrentThreadPriority() -> Bool {
         cswitchyard_set_thread_nice(19) == 0
+    }
+
+    /// The CPUs this process may run on (its affinity mask, which a container's cpuset or `taskset`
+    /// narrows), ascending.
+    public static var allowedCPUs: [Int] {
+        var cpus = [Int32](repeating: 0, count: 1024)
+        let count = cswitchyard_allowed_cpus(&cpus, Int32(cpus.count))
+        guard count > 0 else { return Array(0..<coreCount) }
+        return cpus.prefix(Int(count)).map(Int.init)
+    }
+
+    /// Parses a CPU list in the notation of `taskset -c` and cpusets: CPUs and ranges separated by commas,
+    /// as in `1`, `2-3` or `0,4-7`. Returns the CPUs ascending without repeats, or `nil` when `text` is not
+    /// such a list.
+    public static func parseCPUList(_ text: String) -> [Int]? {
+        var cpus = Set<Int>()
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.trimmingSpaces.split(separator: "-", omittingEmptySubsequences: false)
+            guard bounds.count == 1 || bounds.count == 2,
+                let low = Int(bounds[0]), let high = Int(bounds[bounds.count - 1]),
+                low >= 0, low <= high, high < 4096
+            else { return nil }
+            cpus.formUnion(low...high)
+        }
+        return cpus.sorted()
+    }
+
+    /// A CPU list in the same notation, ranges joined: `[0, 1, 2, 5]` → `0-2,5`.
+    public static func describeCPUList(_ cpus: [Int]) -> String {
+        var parts: [String] = []
+        var index = 0
+        let sorted = Array(Set(cpus)).sorted()
+        while index < sorted.count {
+            var end = index
+            while end + 1 < sorted.count && sorted[end + 1] == sorted[end] + 1 { end += 1 }
+            parts.append(end == index ? "\(sorted[index])" : "\(sorted[index])-\(sorted[end])")
+            index = end + 1
+        }
+        return parts.joined(separator: ",")
+    }
+
+    /// What is wrong with `text` as the CPU list of the setting `key`, naming what was expected: not a list,
+    /// or CPUs this process may not run on. `nil` when it is a usable list.
+    public static func cpuListProblem(_ text: String, key: String) -> String? {
+        guard let cpus = parseCPUList(text) else {
+            return "\(key): expected a CPU list such as \"1\", \"2-3\" or \"0,2-3\", got \"\(text)\""
+        }
+        let allowed = Set(allowedCPUs)
+        let missing = cpus.filter { !allowed.contains($0) }
+        guard missing.isEmpty else {
+            let subject = missing.count == 1 ? "CPU \(missing[0]) is" : "CPUs \(describeCPUList(missing)) are"
+            return
+                "\(key): \(subject) not available to this process, which may run on \(describeCPUList(Array(allowed)))"
+        }
+        return nil
+    }
+
+    /// The CPUs each of this process's threads named `name` may run on, read from `/proc/self/task` (empty
+    /// when no thread has that name). For diagnostics and tests of the pinning settings.
+    public static func cpus(ofThreadsNamed name: String) -> [[Int]] {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [] }
+        return tasks.compactMap { task in
+            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
+                comm.trimmingCharacters(in: .whitespacesAndNewlines) == name,
+                let status = try? String(contentsOfFile: "/proc/self/task/\(task)/status", encoding: .utf8),
+                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+            else { return nil }
+            return parseCPUList(line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces))
+        }
+    }
+
+    /// Restricts the calling thread to `cpus`; returns 0 or the errno value the kernel gave.
+    @discardableResult
+    public static func pinCurrentThread(to cpus: [Int]) -> Int32 {
+        let list = cpus.map { Int32($0) }
+        return cswitchyard_pin_thread(list, Int32(list.count))
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSpaces: Substring {
+        var text = self
+        while text.first == " " { text = text.dropFirst() }
+        while text.last == " " { text = text.dropLast() }
+        return text
     }
 }

@@ -121,6 +121,8 @@ struct DeadlineHeap<Element: DeadlineHeapElement> {
 /// One reactor thread.
 final class EventLoop: @unchecked Sendable {
     let index: Int
+    /// CPUs the loop's thread runs on; empty: any.
+    let cpus: [Int]
     let core: ServerCore
     private let epfd: Int32
     private let wakeFD: Int32
@@ -158,9 +160,10 @@ final class EventLoop: @unchecked Sendable {
     private static let wakeToken = UInt64.max
     private static let listenToken = UInt64.max - 1
 
-    init(index: Int, core: ServerCore) throws {
+    init(index: Int, core: ServerCore, cpus: [Int] = []) throws {
         self.index = index
         self.core = core
+        self.cpus = cpus
         let limits = core.limits
         handshakeTimeoutNanoseconds = UInt64(limits.handshakeTimeoutSeconds * 1e9)
         idleTimeoutNanoseconds = limits.idleTimeoutSeconds > 0 ? UInt64(limits.idleTimeoutSeconds * 1e9) : nil
@@ -236,6 +239,15 @@ final class EventLoop: @unchecked Sendable {
     func run() {
         threadID.store(UInt(pthread_self()), ordering: .relaxed)
         SystemInfo.nameCurrentThread("switchyard-io-\(index)")
+        if !cpus.isEmpty {
+            let rc = SystemInfo.pinCurrentThread(to: cpus)
+            if rc != 0 {
+                core.logger.error(
+                    "cannot pin an event loop to io_cpus; it runs on any CPU",
+                    metadata: ["loop": "\(index)", "io_cpus": "\(SystemInfo.describeCPUList(cpus))", "errno": "\(rc)"]
+                )
+            }
+        }
         let maxEvents = 256
         let events = UnsafeMutablePointer<UInt32>.allocate(capacity: maxEvents)
         let tokens = UnsafeMutablePointer<UInt64>.allocate(capacity: maxEvents)

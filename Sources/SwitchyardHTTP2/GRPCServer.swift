@@ -26,18 +26,22 @@ public final class GRPCServer: Sendable {
         public var tls: ServerConfiguration.TLSSettings?
         /// Per-connection and per-stream limits.
         public var limits: ServerConfiguration.Limits
+        /// CPUs the event-loop threads run on; empty: any.
+        public var loopCPUs: [Int]
 
         /// Creates a configuration.
         public init(
             listen: HostAndPort,
             eventLoops: Int = 1,
             tls: ServerConfiguration.TLSSettings? = nil,
-            limits: ServerConfiguration.Limits = .init()
+            limits: ServerConfiguration.Limits = .init(),
+            loopCPUs: [Int] = []
         ) {
             self.listen = listen
             self.eventLoops = eventLoops
             self.tls = tls
             self.limits = limits
+            self.loopCPUs = loopCPUs
         }
     }
 
@@ -64,7 +68,9 @@ public final class GRPCServer: Sendable {
         let tls = try configuration.tls.map { try TLSContext(settings: $0) }
         core = ServerCore(service: service, limits: configuration.limits, tls: tls, logger: logger)
         var loops: [EventLoop] = []
-        for index in 0..<configuration.eventLoops { loops.append(try EventLoop(index: index, core: core)) }
+        for index in 0..<configuration.eventLoops {
+            loops.append(try EventLoop(index: index, core: core, cpus: configuration.loopCPUs))
+        }
         loops[0].peers = loops
         self.loops = loops
     }
@@ -117,6 +123,8 @@ public final class GRPCServer: Sendable {
                 metadata: [
                     "address": "\(configuration.listen.host):\(port)", "loops": "\(loops.count)",
                     "tls": "\(configuration.tls != nil)", "limits": "\(configuration.limits.summary)",
+                    "cpus":
+                        "\(configuration.loopCPUs.isEmpty ? "any" : SystemInfo.describeCPUList(configuration.loopCPUs))",
                 ]
             )
             return port

@@ -93,15 +93,44 @@ public final class WorkerPool: @unchecked Sendable {
             guard !started, !stopping else { return }
             started = true
             for index in expectedFree.indices {
-                workerThreads.append(startThread(name: "sy-w\(index)-\(name)") { [self] in self.workerLoop(index) })
+                workerThreads.append(
+                    startThread(name: "sy-w\(index)-\(name)") { [self] in
+                        pinToWorkerCPUs()
+                        workerLoop(index)
+                    }
+                )
             }
             serviceThreads.append(startThread(name: "sy-t-\(name)") { [self] in self.timerLoop() })
-            serviceThreads.append(startThread(name: "sy-s-\(name)") { [self] in self.shadowLoop() })
+            // Shadow work runs in the idle class, so on the workers' CPUs it takes only what they leave.
+            serviceThreads.append(
+                startThread(name: "sy-s-\(name)") { [self] in
+                    pinToWorkerCPUs()
+                    shadowLoop()
+                }
+            )
         }
         logger.debug(
             "worker pool started",
-            metadata: ["pool": "\(name)", "workers": "\(expectedFree.count)", "max_batch": "\(maxBatchRows)"]
+            metadata: [
+                "pool": "\(name)", "workers": "\(expectedFree.count)", "max_batch": "\(maxBatchRows)",
+                "cpus": "\(configuration.workerCPUs ?? "any")",
+            ]
         )
+    }
+
+    /// Restricts the calling pool thread to `worker_cpus`, if set. The list was validated when the model
+    /// loaded; should the kernel still refuse it (the process's CPU set shrank since), the thread runs
+    /// unpinned and the refusal is logged.
+    private func pinToWorkerCPUs() {
+        let cpus = configuration.workerCPUList
+        guard !cpus.isEmpty else { return }
+        let rc = SystemInfo.pinCurrentThread(to: cpus)
+        if rc != 0 {
+            logger.error(
+                "cannot pin a worker thread to worker_cpus; it runs on any CPU",
+                metadata: ["pool": "\(name)", "worker_cpus": "\(configuration.workerCPUs ?? "")", "errno": "\(rc)"]
+            )
+        }
     }
 
     /// Queues a job. Never blocks; a job that cannot be queued is completed at once, on the calling

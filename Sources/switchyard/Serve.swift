@@ -38,6 +38,12 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Front-end event-loop threads (default: 1).")
     var threads: Int?
 
+    @Option(
+        name: .customLong("io-cpus"),
+        help: "CPUs the event loops run on, as for taskset -c (e.g. 0 or 0-1; default: any)."
+    )
+    var ioCPUs: String?
+
     @Option(name: .long, help: "TLS certificate chain (PEM); serves TLS with ALPN h2 when set with --tls-key.")
     var tlsCert: String?
 
@@ -107,7 +113,8 @@ struct Serve: ParsableCommand {
                 listen: try HostAndPort(parsing: settings.listen),
                 eventLoops: settings.threads,
                 tls: settings.tls,
-                limits: settings.limits
+                limits: settings.limits,
+                loopCPUs: settings.ioCPUs.flatMap(SystemInfo.parseCPUList) ?? []
             ),
             service: service,
             logger: logger
@@ -369,6 +376,7 @@ struct Serve: ParsableCommand {
         if let modelRepository { settings.modelRepository = modelRepository }
         if let listen { settings.listen = listen }
         if let threads { settings.threads = threads }
+        if let ioCPUs { settings.ioCPUs = ioCPUs }
         if tlsCert != nil || tlsKey != nil {
             guard let tlsCert, let tlsKey else { throw ValidationError("--tls-cert and --tls-key go together") }
             settings.tls = ServerConfiguration.TLSSettings(certificate: tlsCert, key: tlsKey, clientCA: tlsClientCa)

@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 import Testing
 
 @testable import SwitchyardCore
@@ -43,5 +45,61 @@ import Testing
         #expect(Shape.elementCount([]) == 1)
         #expect(Shape.elementCount([-1, 64]) == nil)
         #expect(Shape.elementCount([Int.max, 2]) == nil)
+    }
+}
+
+@Suite struct CPUListTests {
+    @Test(arguments: [
+        ("1", [1]), ("2-3", [2, 3]), ("0,4-6", [0, 4, 5, 6]), (" 3 , 1 ", [1, 3]), ("2,2,1-2", [1, 2]),
+    ])
+    func parses(text: String, cpus: [Int]) {
+        #expect(SystemInfo.parseCPUList(text) == cpus)
+    }
+
+    @Test(arguments: ["", "a", "1,", ",1", "3-1", "-1", "1-", "1-2-3", "1.5", "5000"])
+    func rejects(text: String) {
+        #expect(SystemInfo.parseCPUList(text) == nil)
+    }
+
+    @Test func describesRangesTheWayItParses() {
+        #expect(SystemInfo.describeCPUList([5, 0, 1, 2, 7, 8]) == "0-2,5,7-8")
+        #expect(SystemInfo.parseCPUList(SystemInfo.describeCPUList([5, 0, 1, 2, 7, 8])) == [0, 1, 2, 5, 7, 8])
+    }
+
+    @Test func theModelAndServerSettingsNameWhatIsWrong() throws {
+        let allowed = SystemInfo.allowedCPUs
+        #expect(!allowed.isEmpty)
+        let usable = SystemInfo.describeCPUList(allowed)
+        #expect(ModelConfiguration(workerCPUs: usable).validate().isEmpty)
+        #expect(ServerConfiguration(ioCPUs: usable).validate().isEmpty)
+
+        let garbled = ModelConfiguration(workerCPUs: "one").validate()
+        #expect(garbled == [#"worker_cpus: expected a CPU list such as "1", "2-3" or "0,2-3", got "one""#])
+        let missing = ServerConfiguration(ioCPUs: "\(allowed.last! + 1)-4095").validate()
+        #expect(missing.count == 1)
+        #expect(missing[0].hasPrefix("io_cpus: CPUs \(allowed.last! + 1)-4095 are not available to this process"))
+        let one = ModelConfiguration(workerCPUs: "4095").validate()
+        #expect(one.first?.hasPrefix("worker_cpus: CPU 4095 is not available to this process") == true)
+        #expect(missing[0].hasSuffix("which may run on \(usable)"))
+    }
+
+    @Test func aNumberIsAOneCPUList() throws {
+        let decoded = try JSONDecoder().decode(ModelConfiguration.self, from: Data(#"{"worker_cpus": 1}"#.utf8))
+        #expect(decoded.workerCPUs == "1")
+        #expect(decoded.workerCPUList == [1])
+        let listed = try JSONDecoder().decode(ServerConfiguration.self, from: Data(#"{"io_cpus": "0-1"}"#.utf8))
+        #expect(listed.ioCPUs == "0-1")
+    }
+
+    @Test func aPinnedThreadReportsItsCPUs() throws {
+        let cpu = try #require(SystemInfo.allowedCPUs.last)
+        let done = Mutex(false)
+        let thread = startThread(name: "sy-pin-test") {
+            #expect(SystemInfo.pinCurrentThread(to: [cpu]) == 0)
+            #expect(SystemInfo.cpus(ofThreadsNamed: "sy-pin-test") == [[cpu]])
+            done.withLock { $0 = true }
+        }
+        pthread_join(thread, nil)
+        #expect(done.withLock { $0 })
     }
 }

@@ -1,5 +1,6 @@
 // Configuration errors the server reports before touching a socket, and its lifecycle rules.
 
+import Glibc
 import Logging
 import SwitchyardCore
 import Testing
@@ -74,5 +75,25 @@ import Testing
         server.shutdown(gracePeriodSeconds: 0)
         server.shutdown(gracePeriodSeconds: 0)
         #expect(server.statistics.connectionsOpen == 0)
+    }
+}
+
+@Suite struct EventLoopPinningTests {
+    @Test func loopCPUsPinTheEventLoops() throws {
+        let cpu = try #require(SystemInfo.allowedCPUs.last)
+        let server = try GRPCServerConfigurationTests.make(
+            .init(listen: .init(host: "127.0.0.1", port: 0), eventLoops: 2, loopCPUs: [cpu])
+        )
+        _ = try server.start()
+        defer { server.shutdown(gracePeriodSeconds: 0) }
+        // Other tests' servers run loops of the same names, unpinned; this server's two are pinned.
+        let end = MonotonicInstant.now().advanced(byNanoseconds: 2_000_000_000)
+        func pinned() -> Int {
+            ["switchyard-io-0", "switchyard-io-1"].reduce(0) { count, name in
+                count + SystemInfo.cpus(ofThreadsNamed: name).filter { $0 == [cpu] }.count
+            }
+        }
+        while pinned() < 2 && MonotonicInstant.now() < end { usleep(1_000) }
+        #expect(pinned() >= 2)
     }
 }

@@ -475,3 +475,33 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         #expect(overlap > 50 * ms)
     }
 }
+
+@Suite struct WorkerPinningTests {
+    @Test func workerCPUsPinTheWorkersAndTheShadowThread() throws {
+        let cpu = try #require(SystemInfo.allowedCPUs.last)
+        let pool = WorkerPool(
+            name: "pin:1",
+            engine: DoublingEngine(perBatchNanoseconds: 1 * ms),
+            configuration: ModelConfiguration(workers: 2, workerCPUs: "\(cpu)"),
+            logger: Logger(label: "test")
+        )
+        pool.start()
+        defer { pool.shutdown() }
+        let outcomes = Outcomes()
+        pool.submit(outcomes.job(1, rows: 1))
+        #expect(outcomes.wait(for: 1))
+        // Each thread pins itself as it starts; give any that has not run yet a moment.
+        let pinnedThreads = ["sy-w0-pin:1", "sy-w1-pin:1", "sy-s-pin:1"]
+        let end = MonotonicInstant.now().advanced(byNanoseconds: 2_000 * ms)
+        while pinnedThreads.contains(where: { SystemInfo.cpus(ofThreadsNamed: $0) != [[cpu]] })
+            && MonotonicInstant.now() < end
+        {
+            usleep(1_000)
+        }
+        #expect(SystemInfo.cpus(ofThreadsNamed: "sy-w0-pin:1") == [[cpu]])
+        #expect(SystemInfo.cpus(ofThreadsNamed: "sy-w1-pin:1") == [[cpu]])
+        #expect(SystemInfo.cpus(ofThreadsNamed: "sy-s-pin:1") == [[cpu]])
+        // The deadline timer is not pinned: it only wakes to answer expired calls.
+        #expect(SystemInfo.cpus(ofThreadsNamed: "sy-t-pin:1") == [SystemInfo.allowedCPUs])
+    }
+}

@@ -23,6 +23,11 @@ int cswitchyard_accept4(int fd);
 void cswitchyard_set_thread_name(const char *name);
 /// Sets the calling thread's nice value (Linux keeps one per thread). Returns 0, or -1 (errno).
 int cswitchyard_set_thread_nice(int nice);
+/// Restricts the calling thread to the `count` CPUs in `cpus`. Returns 0, or an errno value.
+int cswitchyard_pin_thread(const int *cpus, int count);
+/// Writes the CPUs this process may run on (its affinity mask) to `cpus`, at most `max` of them, in
+/// ascending order. Returns how many were written, or -1 (errno).
+int cswitchyard_allowed_cpus(int *cpus, int max);
 
 enum {
     CSWITCHYARD_EPOLL_CTL_ADD = 1,
