@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The adaptive micro-batcher through the whole gateway on the 784→1024→1024→10 MLP (loadtest/peers/make_mlp.py):
+#   0. one request in flight, with and without batching → p50 of each (batching should add nothing);
 #   1. saturation: closed loop at 256 in flight → the highest sustained throughput, with batching
 #      (max_batch_size 64) and without (max_batch_size 1), and their ratio;
 #   2. open-loop Poisson arrivals at 50 %, 70 % and 90 % of the batching saturation rate with a 100 ms
@@ -75,12 +76,24 @@ for line in open(sys.argv[4]):
 within = buckets.get("0.01", 0) / buckets["+Inf"] * 100 if buckets.get("+Inf") else float("nan")
 # Server CPU (all threads) per successful call; refused calls cost CPU too and are charged to it.
 cpu_us = ticks / hz * 1e6 / max(1, s["ok"])
-print(f'{s["okThroughput"]:.0f} {s["latencyMs"]["p50"]:.2f} {s["latencyMs"]["p99"]:.2f} {s["errors"]} {cpu_us:.1f} '
+print(f'{s["okThroughput"]:.0f} {s["latencyMs"]["p50"]:.3f} {s["latencyMs"]["p99"]:.2f} {s["errors"]} {cpu_us:.1f} '
       f'{within:.2f}')
 PY
 }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 col() { awk -v c="$1" '{print $c}'; }
+
+# One request in flight: what batching costs a lone call (the adaptive batcher should not wait for company).
+declare -A lone
+for repo in batched unbatched; do lone[$repo]=""; done
+for _ in $(seq "$ROUNDS"); do
+    for repo in batched unbatched; do
+        lone[$repo]+="$(load "$work/$repo" --concurrency 1 --duration "$SECONDS_PER_RUN" | col 2)"$'\n'
+    done
+done
+b=$(printf '%s' "${lone[batched]}" | median); u=$(printf '%s' "${lone[unbatched]}" | median)
+echo "one in flight: p50 with batching $b ms (runs: $(printf '%s' "${lone[batched]}" | tr '\n' ' ')), without" \
+    "$u ms (runs: $(printf '%s' "${lone[unbatched]}" | tr '\n' ' ')) → $(awk -v b="$b" -v u="$u" 'BEGIN {printf "%+.0f", (b - u) * 1000}') µs"
 
 declare -A sat cpu
 for repo in batched unbatched; do

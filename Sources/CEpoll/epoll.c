@@ -54,7 +54,8 @@ int cswitchyard_pin_thread(const int *cpus, int count) {
 
 int cswitchyard_allowed_cpus(int *cpus, int max) {
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    // The main thread's mask (its id is the process id), not the caller's, which may be pinned.
+    if (sched_getaffinity(getpid(), sizeof set, &set) != 0) return -1;
     int written = 0;
     for (int cpu = 0; cpu < CPU_SETSIZE && written < max; cpu++)
         if (CPU_ISSET(cpu, &set)) cpus[written++] = cpu;

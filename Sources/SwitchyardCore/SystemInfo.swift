@@ -27,8 +27,8 @@ public enum SystemInfo {
         cswitchyard_set_thread_nice(19) == 0
     }
 
-    /// The CPUs this process may run on (its affinity mask, which a container's cpuset or `taskset`
-    /// narrows), ascending.
+    /// The CPUs this process may run on (its main thread's affinity mask, which a container's cpuset or
+    /// `taskset` narrows; not the calling thread's, which may be pinned), ascending.
     public static var allowedCPUs: [Int] {
         var cpus = [Int32](repeating: 0, count: 1024)
         let count = cswitchyard_allowed_cpus(&cpus, Int32(cpus.count))

@@ -10,12 +10,15 @@ private final class ThreadBox {
     init(_ body: @escaping () -> Void) { self.body = body }
 }
 
-/// Starts a joinable thread named `name` (Linux keeps 15 bytes) running `body`.
+/// Starts a joinable thread named `name` (Linux keeps 15 bytes) running `body`. The thread may run on any of the
+/// process's CPUs, whatever its creator was pinned to (a pool started from a pinned event loop must not inherit
+/// the loop's CPUs); `body` pins it further if it should be.
 public func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
     var thread = pthread_t()
     let box = Unmanaged.passRetained(
         ThreadBox {
             SystemInfo.nameCurrentThread(name)
+            SystemInfo.pinCurrentThread(to: SystemInfo.allowedCPUs)
             body()
         }
     ).toOpaque()

@@ -504,4 +504,38 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         // The deadline timer is not pinned: it only wakes to answer expired calls.
         #expect(SystemInfo.cpus(ofThreadsNamed: "sy-t-pin:1") == [SystemInfo.allowedCPUs])
     }
+
+    @Test func aPoolStartedFromAPinnedThreadDoesNotInheritItsCPUs() throws {
+        let allowed = SystemInfo.allowedCPUs
+        try #require(allowed.count >= 2, "needs two CPUs to tell pinned from free")
+        // A model loaded by a control call runs `start()` on an event loop, which `io_cpus` may pin.
+        let pool = Mutex<WorkerPool?>(nil)
+        let starter = startThread(name: "sy-pin-starter") {
+            SystemInfo.pinCurrentThread(to: [allowed[0]])
+            let started = WorkerPool(
+                name: "free:1",
+                engine: DoublingEngine(perBatchNanoseconds: 1 * ms),
+                configuration: ModelConfiguration(workers: 1),
+                logger: Logger(label: "test")
+            )
+            started.start()
+            pool.withLock { $0 = started }
+        }
+        pthread_join(starter, nil)
+        let started = try #require(pool.withLock { $0 })
+        defer { started.shutdown() }
+        let outcomes = Outcomes()
+        started.submit(outcomes.job(1, rows: 1))
+        #expect(outcomes.wait(for: 1))
+        let names = ["sy-w0-free:1", "sy-s-free:1", "sy-t-free:1"]
+        let end = MonotonicInstant.now().advanced(byNanoseconds: 2_000 * ms)
+        while names.contains(where: { SystemInfo.cpus(ofThreadsNamed: $0) != [allowed] })
+            && MonotonicInstant.now() < end
+        {
+            usleep(1_000)
+        }
+        for name in names {
+            #expect(SystemInfo.cpus(ofThreadsNamed: name) == [allowed], "\(name)")
+        }
+    }
 }

@@ -25,8 +25,8 @@ void cswitchyard_set_thread_name(const char *name);
 int cswitchyard_set_thread_nice(int nice);
 /// Restricts the calling thread to the `count` CPUs in `cpus`. Returns 0, or an errno value.
 int cswitchyard_pin_thread(const int *cpus, int count);
-/// Writes the CPUs this process may run on (its affinity mask) to `cpus`, at most `max` of them, in
-/// ascending order. Returns how many were written, or -1 (errno).
+/// Writes the CPUs this process may run on (its main thread's affinity mask, which the gateway never
+/// narrows) to `cpus`, at most `max` of them, in ascending order. Returns how many were written, or -1 (errno).
 int cswitchyard_allowed_cpus(int *cpus, int max);
 
 enum {
