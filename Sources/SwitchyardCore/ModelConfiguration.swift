@@ -57,12 +57,7 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
         sloMilliseconds = try c.decodeIfPresent(Double.self, forKey: .sloMilliseconds) ?? defaults.sloMilliseconds
         maxQueueSize = try c.decodeIfPresent(Int.self, forKey: .maxQueueSize) ?? defaults.maxQueueSize
         defaultVersion = try c.decodeIfPresent(String.self, forKey: .defaultVersion)
-        // `worker_cpus: 1` reads as a number in YAML; it is the one-CPU list "1".
-        if let number = try? c.decodeIfPresent(Int.self, forKey: .workerCPUs) {
-            workerCPUs = String(number)
-        } else {
-            workerCPUs = try c.decodeIfPresent(String.self, forKey: .workerCPUs)
-        }
+        workerCPUs = try c.decodeCPUListIfPresent(forKey: .workerCPUs)
     }
 
     /// The CPUs of `worker_cpus`, or empty when the workers may run anywhere (or the list is invalid, which

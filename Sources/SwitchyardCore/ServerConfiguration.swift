@@ -262,12 +262,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         drainSeconds = try c.decodeIfPresent(Double.self, forKey: .drainSeconds) ?? d.drainSeconds
         routes = try c.decodeIfPresent([RouteConfiguration].self, forKey: .routes) ?? d.routes
         sink = try c.decodeIfPresent(SinkConfiguration.self, forKey: .sink) ?? d.sink
-        // `io_cpus: 0` reads as a number in YAML; it is the one-CPU list "0".
-        if let number = try? c.decodeIfPresent(Int.self, forKey: .ioCPUs) {
-            ioCPUs = String(number)
-        } else {
-            ioCPUs = try c.decodeIfPresent(String.self, forKey: .ioCPUs)
-        }
+        ioCPUs = try c.decodeCPUListIfPresent(forKey: .ioCPUs)
     }
 
     /// Every problem with this configuration, each prefixed with its key path.

@@ -104,6 +104,15 @@ public enum SystemInfo {
     }
 }
 
+extension KeyedDecodingContainer {
+    /// A CPU list setting (`worker_cpus`, `io_cpus`) as written: YAML reads `1` as a number, which is the one-CPU
+    /// list "1". Checked by `SystemInfo.cpuListProblem` when the configuration is validated.
+    func decodeCPUListIfPresent(forKey key: Key) throws -> String? {
+        if let number = try? decodeIfPresent(Int.self, forKey: key) { return String(number) }
+        return try decodeIfPresent(String.self, forKey: key)
+    }
+}
+
 extension Substring {
     fileprivate var trimmingSpaces: Substring {
         var text = self
