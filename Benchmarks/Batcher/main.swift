@@ -197,7 +197,7 @@ func makePool(mode: String, options: Options, engine: SyntheticEngine) -> Worker
         batching: batching,
         shedding: shedding
     )
-    pool.start()
+    do { try pool.start() } catch { fail("\(error)") }
     return pool
 }
 

@@ -83,8 +83,8 @@ public enum SystemInfo {
     }
 
     /// The CPUs each of this process's threads named `name` may run on, read from `/proc/self/task` (empty
-    /// when no thread has that name). For diagnostics and tests of the pinning settings.
-    public static func cpus(ofThreadsNamed name: String) -> [[Int]] {
+    /// when no thread has that name). For the tests of the pinning settings.
+    static func cpus(ofThreadsNamed name: String) -> [[Int]] {
         guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [] }
         return tasks.compactMap { task in
             guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),

@@ -13,7 +13,8 @@ private final class ThreadBox {
 /// Starts a joinable thread named `name` (Linux keeps 15 bytes) running `body`. The thread may run on any of the
 /// process's CPUs, whatever its creator was pinned to (a pool started from a pinned event loop must not inherit
 /// the loop's CPUs); `body` pins it further if it should be.
-public func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
+/// - Throws: `internal`, naming the thread, when the system refuses another thread.
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(SwitchyardError) -> pthread_t {
     var thread = pthread_t()
     let box = Unmanaged.passRetained(
         ThreadBox {
@@ -32,6 +33,9 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) ->
         },
         box
     )
-    precondition(rc == 0, "pthread_create failed: \(rc)")
+    guard rc == 0 else {
+        Unmanaged<ThreadBox>.fromOpaque(box).release()
+        throw SwitchyardError.internal("cannot start thread \(name): pthread_create returned \(rc)")
+    }
     return thread
 }

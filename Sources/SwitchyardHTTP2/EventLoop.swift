@@ -238,7 +238,6 @@ final class EventLoop: @unchecked Sendable {
 
     func run() {
         threadID.store(UInt(pthread_self()), ordering: .relaxed)
-        SystemInfo.nameCurrentThread("switchyard-io-\(index)")
         if !cpus.isEmpty {
             let rc = SystemInfo.pinCurrentThread(to: cpus)
             if rc != 0 {

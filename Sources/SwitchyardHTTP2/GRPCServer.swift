@@ -99,23 +99,7 @@ public final class GRPCServer: Sendable {
             loops[0].attachListener(fd)
             var threads: [UInt] = []
             for loop in loops {
-                var thread = pthread_t()
-                let box = Unmanaged.passRetained(loop).toOpaque()
-                let rc = pthread_create(
-                    &thread,
-                    nil,
-                    { raw in
-                        let loop = Unmanaged<EventLoop>.fromOpaque(raw!).takeRetainedValue()
-                        loop.run()
-                        return nil
-                    },
-                    box
-                )
-                guard rc == 0 else {
-                    Unmanaged<EventLoop>.fromOpaque(box).release()
-                    throw SwitchyardError.internal("cannot start event-loop thread: pthread_create returned \(rc)")
-                }
-                threads.append(UInt(thread))
+                threads.append(UInt(try startThread(name: "switchyard-io-\(loop.index)") { loop.run() }))
             }
             state = .running(threads: threads)
             core.logger.info(

@@ -179,7 +179,12 @@ public final class ModelRegistry: Sendable {
             configuration: configuration,
             logger: logger
         )
-        pool.start()
+        do {
+            try pool.start()
+        } catch {
+            pool.shutdown()
+            throw error
+        }
         logger.info(
             "loaded model version",
             metadata: ["model": "\(model)", "version": "\(version.version)", "engine": "\(engine)"]

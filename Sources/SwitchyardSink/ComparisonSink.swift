@@ -54,7 +54,7 @@ public final class ComparisonSink: Sendable {
     public init(configuration: SinkConfiguration, logger: Logger) throws(SwitchyardError) {
         self.logger = logger
         shadowMaxHostCPU = configuration.shadowMaxHostCPU
-        hostCPU = configuration.shadowMaxHostCPU < 1 ? HostCPUMonitor() : nil
+        hostCPU = configuration.shadowMaxHostCPU < 1 ? try HostCPUMonitor() : nil
         if let directory = configuration.directory {
             writer = try RecordWriter(
                 directory: directory,

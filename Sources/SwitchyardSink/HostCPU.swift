@@ -58,9 +58,9 @@ final class HostCPUMonitor: @unchecked Sendable {
     private let intervalMicroseconds: UInt32
     private var thread: pthread_t?
 
-    init(intervalMilliseconds: Int = 100) {
+    init(intervalMilliseconds: Int = 100) throws(SwitchyardError) {
         intervalMicroseconds = UInt32(max(1, intervalMilliseconds) * 1_000)
-        thread = startThread(name: "sy-host-cpu") { [self] in run() }
+        thread = try startThread(name: "sy-host-cpu") { [self] in run() }
     }
 
     /// The busy share of the last interval, in [0, 1].

@@ -60,7 +60,7 @@ final class RecordWriter: @unchecked Sendable {
             throw SwitchyardError(.failedPrecondition, "sink.directory '\(directory)': not writable")
         }
         sequence = existingFiles().last?.sequence ?? 0
-        thread = startThread(name: "sy-sink-writer") { [self] in
+        thread = try startThread(name: "sy-sink-writer") { [self] in
             // Records are the comparison's durable copy, not part of any call: on a saturated machine the
             // writer yields to the request path, and a queue it cannot keep up with drops records (counted)
             // instead of taking CPU from primary calls.

@@ -42,9 +42,16 @@ func enterLowestRealtimePriority() -> Bool {
 /// thread that cannot leave would be stuck in the idle class.
 let idleSchedulingClassIsReversible: Bool = {
     let result = Atomic<Bool>(false)
-    let probe = startThread(name: "sy-probe") {
-        if setIdleSchedulingClass(true) && setIdleSchedulingClass(false) { result.store(true, ordering: .relaxed) }
-    }
+    guard
+        let probe = try? startThread(
+            name: "sy-probe",
+            {
+                if setIdleSchedulingClass(true) && setIdleSchedulingClass(false) {
+                    result.store(true, ordering: .relaxed)
+                }
+            }
+        )
+    else { return false }
     pthread_join(probe, nil)
     return result.load(ordering: .relaxed)
 }()

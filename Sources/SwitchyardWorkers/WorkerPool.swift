@@ -88,22 +88,23 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     /// Launches the worker threads, the deadline timer and the shadow worker. Calling it again does nothing.
-    public func start() {
-        lock.withLock {
+    /// - Throws: when the system refuses a thread; `shutdown()` then stops those already started.
+    public func start() throws {
+        try lock.withLock {
             guard !started, !stopping else { return }
             started = true
             for index in expectedFree.indices {
                 workerThreads.append(
-                    startThread(name: "sy-w\(index)-\(name)") { [self] in
+                    try startThread(name: "sy-w\(index)-\(name)") { [self] in
                         pinToWorkerCPUs()
                         workerLoop(index)
                     }
                 )
             }
-            serviceThreads.append(startThread(name: "sy-t-\(name)") { [self] in self.timerLoop() })
+            serviceThreads.append(try startThread(name: "sy-t-\(name)") { [self] in self.timerLoop() })
             // Shadow work runs in the idle class, so on the workers' CPUs it takes only what they leave.
             serviceThreads.append(
-                startThread(name: "sy-s-\(name)") { [self] in
+                try startThread(name: "sy-s-\(name)") { [self] in
                     pinToWorkerCPUs()
                     shadowLoop()
                 }

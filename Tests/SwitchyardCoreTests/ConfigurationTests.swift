@@ -95,7 +95,7 @@ import Testing
         let everyCPU = SystemInfo.allowedCPUs
         let cpu = try #require(everyCPU.first)
         let done = Mutex(false)
-        let thread = startThread(name: "sy-pin-test") {
+        let thread = try startThread(name: "sy-pin-test") {
             #expect(SystemInfo.pinCurrentThread(to: [cpu]) == 0)
             #expect(SystemInfo.cpus(ofThreadsNamed: "sy-pin-test") == [[cpu]])
             // What the process may use is not what this thread may: validation on a pinned loop sees every CPU.

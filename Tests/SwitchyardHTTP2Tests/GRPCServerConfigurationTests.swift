@@ -2,9 +2,9 @@
 
 import Glibc
 import Logging
-import SwitchyardCore
 import Testing
 
+@testable import SwitchyardCore
 @testable import SwitchyardHTTP2
 
 @Suite struct GRPCServerConfigurationTests {

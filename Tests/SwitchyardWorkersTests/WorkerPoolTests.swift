@@ -2,11 +2,11 @@
 // batch runs, cancellation, queue bounds, shedding, shadow work and shutdown.
 
 import Logging
-import SwitchyardCore
 import SwitchyardEngine
 import Synchronization
 import Testing
 
+@testable import SwitchyardCore
 @testable import SwitchyardWorkers
 
 #if canImport(Glibc)
@@ -70,7 +70,7 @@ private func makePool(
     workers: Int = 1,
     slo: Double = 50,
     maxQueue: Int = 4096
-) -> WorkerPool {
+) throws -> WorkerPool {
     let pool = WorkerPool(
         name: "test:1",
         engine: engine,
@@ -82,7 +82,7 @@ private func makePool(
         ),
         logger: Logger(label: "test")
     )
-    pool.start()
+    try pool.start()
     return pool
 }
 
@@ -95,7 +95,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 @Suite(.serialized) struct WorkerPoolTests {
     @Test func computesEveryJobAndSplitsBatchedOutputs() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
-        let pool = makePool(engine, maxBatch: 8)
+        let pool = try makePool(engine, maxBatch: 8)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1, rows: 2))
@@ -119,7 +119,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func lowLoadRunsEachJobAlone() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 200_000)
-        let pool = makePool(engine, maxBatch: 64)
+        let pool = try makePool(engine, maxBatch: 64)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         for tag in 1...30 {
@@ -133,7 +133,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func deadlineIsAnsweredWhileALongBatchRuns() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 400 * ms)
-        let pool = makePool(engine)
+        let pool = try makePool(engine)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1))
@@ -154,7 +154,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
     }
 
     @Test func aDeadlineAlreadyPassedIsRejectedAtOnce() throws {
-        let pool = makePool(DoublingEngine())
+        let pool = try makePool(DoublingEngine())
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1, deadlineIn: 0))
@@ -163,7 +163,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func cancelledJobsAreDroppedAndCounted() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 200 * ms)
-        let pool = makePool(engine)
+        let pool = try makePool(engine)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         let gone = Atomic<Bool>(false)
@@ -190,7 +190,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func aFullQueueRejectsWithTheReason() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 200 * ms)
-        let pool = makePool(engine, maxQueue: 2)
+        let pool = try makePool(engine, maxQueue: 2)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1))
@@ -208,7 +208,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func cancelledJobsMakeRoomInAFullQueue() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 200 * ms)
-        let pool = makePool(engine, maxQueue: 2)
+        let pool = try makePool(engine, maxQueue: 2)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         let gone = Atomic<Bool>(false)
@@ -228,7 +228,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func overloadIsShedWithTheReason() throws {
         let engine = DoublingEngine(perRowNanoseconds: 500_000, perBatchNanoseconds: 2 * ms)
-        let pool = makePool(engine, maxBatch: 8, slo: 10)
+        let pool = try makePool(engine, maxBatch: 8, slo: 10)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         // Teach the cost model with batches of several sizes, one at a time.
@@ -257,7 +257,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func priorityThenDeadlineDecideTheOrder() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 50 * ms)
-        let pool = makePool(engine, maxBatch: 1)
+        let pool = try makePool(engine, maxBatch: 1)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1))
@@ -272,7 +272,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func shadowWorkWaitsForIdleCapacity() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
-        let pool = makePool(engine)
+        let pool = try makePool(engine)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1))
@@ -300,7 +300,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func shadowIsDroppedFirstWhenItsQueueIsFull() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
-        let pool = makePool(engine, maxQueue: 4)
+        let pool = try makePool(engine, maxQueue: 4)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1))
@@ -318,7 +318,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func shutdownDrainsQueuedPrimaryWork() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 5 * ms)
-        let pool = makePool(engine, maxBatch: 2)
+        let pool = try makePool(engine, maxBatch: 2)
         let outcomes = Outcomes()
         for tag in 1...10 { pool.submit(outcomes.job(tag)) }
         pool.shutdown()
@@ -341,7 +341,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test(arguments: malformed)
     func malformedJobsAreRefusedAlone(rows: Int, inputs: [[Float]], mentions: String) throws {
-        let pool = makePool(DoublingEngine())
+        let pool = try makePool(DoublingEngine())
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(
@@ -362,7 +362,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func engineFailureFailsTheBatchAndIsCounted() throws {
         let engine = DoublingEngine()
-        let pool = makePool(engine)
+        let pool = try makePool(engine)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         let bad = InferenceJob(
@@ -391,7 +391,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
     @Test(arguments: [Float.nan, -.infinity])
     func aPoisonedJobFailsAloneAndItsBatchMatesAreAnswered(poison: Float) throws {
         let engine = DoublingEngine(perBatchNanoseconds: 50 * ms)
-        let pool = makePool(engine, maxBatch: 8)
+        let pool = try makePool(engine, maxBatch: 8)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1))
@@ -421,7 +421,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func thePoolKeepsServingAfterEngineFailures() throws {
         let engine = DoublingEngine()
-        let pool = makePool(engine, workers: 2)
+        let pool = try makePool(engine, workers: 2)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         for round in 0..<50 {
@@ -441,7 +441,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func aPoisonedShadowJobFailsAloneAndPrimaryWorkIsUntouched() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 50 * ms)
-        let pool = makePool(engine, maxBatch: 8)
+        let pool = try makePool(engine, maxBatch: 8)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1))
@@ -463,7 +463,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
 
     @Test func workersRunBatchesInParallel() throws {
         let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
-        let pool = makePool(engine, maxBatch: 1, workers: 2)
+        let pool = try makePool(engine, maxBatch: 1, workers: 2)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1))
@@ -494,7 +494,7 @@ private func waitForThreads(_ names: [String], toRunOn cpus: [Int]) {
             configuration: ModelConfiguration(workers: 2, workerCPUs: "\(cpu)"),
             logger: Logger(label: "test")
         )
-        pool.start()
+        try pool.start()
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         pool.submit(outcomes.job(1, rows: 1))
@@ -512,7 +512,7 @@ private func waitForThreads(_ names: [String], toRunOn cpus: [Int]) {
         let allowed = SystemInfo.allowedCPUs
         // A model loaded by a control call runs `start()` on an event loop, which `io_cpus` may pin.
         let pool = Mutex<WorkerPool?>(nil)
-        let starter = startThread(name: "sy-pin-starter") {
+        let starter = try startThread(name: "sy-pin-starter") {
             SystemInfo.pinCurrentThread(to: [allowed[0]])
             let started = WorkerPool(
                 name: "free:1",
@@ -520,7 +520,7 @@ private func waitForThreads(_ names: [String], toRunOn cpus: [Int]) {
                 configuration: ModelConfiguration(workers: 1),
                 logger: Logger(label: "test")
             )
-            started.start()
+            try? started.start()
             pool.withLock { $0 = started }
         }
         pthread_join(starter, nil)
