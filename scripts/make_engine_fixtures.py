@@ -229,10 +229,12 @@ def build_sklearn_cases():
     cls = MLPClassifier(hidden_layer_sizes=(10,), max_iter=400, random_state=0).fit(X, y_cls)
     full = to_onnx(cls, X[:1], target_opset=17, options={"zipmap": False})
     print("skl2onnx MLPClassifier ops (zipmap=False):", [n.op_type for n in full.graph.node])
-    argmax = [n for n in full.graph.node if n.op_type == "ArgMax"][0]
-    index = list(full.graph.node).index(argmax)
-    add_refusal("sklearn_mlp_classifier_full", full,
-                [f"node {index} '{argmax.name}'", "op 'ArgMax' is not supported", "supported: Gemm, MatMul"], check=True)
+    add_case("sklearn_mlp_classifier_full", full, rows=6)
+    zipmap = to_onnx(cls, X[:1], target_opset=17)
+    node = [n for n in zipmap.graph.node if n.op_type == "ZipMap"][0]
+    add_refusal("refuse_zipmap", zipmap,
+                [f"'{node.name}'", "op 'ai.onnx.ml.ZipMap' is not supported", "options={'zipmap': False}"],
+                check=True)
     # The probabilities alone: the same graph with the label branch cut off.
     path = os.path.join(OUT, "_full.onnx")
     onnx.save(full, path)
@@ -245,6 +247,106 @@ def build_sklearn_cases():
     add_case("sklearn_mlp_classifier_probabilities", pruned, rows=6)
 
 
+def build_exporter_pattern_cases():
+    """The operators torch.onnx and skl2onnx write around dense layers, each in a small graph."""
+    def const(name, values, dtype=np.int64):
+        return numpy_helper.from_array(np.array(values, dtype=dtype), name)
+
+    channels = 6
+    bn = [weight(n, [channels], scale=0.5) for n in ("bn_s", "bn_b", "bn_m")]
+    bn.append(numpy_helper.from_array(rng.uniform(0.5, 2.0, channels).astype(np.float32), "bn_v"))
+    add_case("batchnorm_layernorm_logsoftmax", model(
+        [helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], transB=1),
+         helper.make_node("BatchNormalization", ["h1", "bn_s", "bn_b", "bn_m", "bn_v"], ["n1"], epsilon=1e-3),
+         helper.make_node("Relu", ["n1"], ["a1"]),
+         helper.make_node("Gemm", ["a1", "w2", "b2"], ["h2"], transB=1),
+         helper.make_node("LayerNormalization", ["h2", "ln_s", "ln_b"], ["n2"], axis=-1, epsilon=1e-5),
+         helper.make_node("Gemm", ["n2", "w3", "b3"], ["h3"], transB=1),
+         helper.make_node("LogSoftmax", ["h3"], ["y"], axis=-1)],
+        [tensor_info("x", ["batch", 5])], [tensor_info("y", ["batch", 4])],
+        [weight("w1", [channels, 5]), weight("b1", [channels]), *bn, weight("w2", [7, channels]), weight("b2", [7]),
+         weight("ln_s", [7]), weight("ln_b", [7]), weight("w3", [4, 7]), weight("b3", [4])]), rows=9)
+
+    add_case("layernorm_decomposed_view", model(
+        [helper.make_node("Shape", ["x"], ["s"]),
+         helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+         helper.make_node("Unsqueeze", ["n", "axes0"], ["n1"]),
+         helper.make_node("Concat", ["n1", "minus1"], ["shape"], axis=0),
+         helper.make_node("Reshape", ["x", "shape"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "w1"], ["m1"]),
+         helper.make_node("Add", ["m1", "b1"], ["h"]),
+         helper.make_node("ReduceMean", ["h"], ["mean"], axes=[-1]),
+         helper.make_node("Sub", ["h", "mean"], ["centered"]),
+         helper.make_node("Pow", ["centered", "two"], ["sq"]),
+         helper.make_node("ReduceMean", ["sq"], ["var"], axes=[-1]),
+         helper.make_node("Add", ["var", "eps"], ["var_eps"]),
+         helper.make_node("Sqrt", ["var_eps"], ["std"]),
+         helper.make_node("Div", ["centered", "std"], ["normed"]),
+         helper.make_node("Mul", ["normed", "gamma"], ["scaled"]),
+         helper.make_node("Add", ["scaled", "beta"], ["shifted"]),
+         helper.make_node("Dropout", ["shifted"], ["dropped"]),
+         helper.make_node("Sigmoid", ["dropped"], ["sig"]),
+         helper.make_node("Mul", ["dropped", "sig"], ["silu"]),
+         helper.make_node("Gemm", ["silu", "w2", "b2"], ["y"], transB=1)],
+        [tensor_info("x", ["batch", 2, 6])], [tensor_info("y", ["batch", 3])],
+        [const("zero", 0), const("axes0", [0]), const("minus1", [-1]), weight("w1", [12, 8]), weight("b1", [8]),
+         numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two"),
+         numpy_helper.from_array(np.array(1e-5, dtype=np.float32), "eps"),
+         weight("gamma", [8]), weight("beta", [8]), weight("w2", [3, 8]), weight("b2", [3])], opset=13), rows=7)
+
+    add_case("activation_zoo", model(
+        [helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], transB=1),
+         helper.make_node("Clip", ["h1", "lo", "hi"], ["c1"]),
+         helper.make_node("HardSwish", ["c1"], ["a1"]),
+         helper.make_node("HardSigmoid", ["a1"], ["a2"], alpha=0.16666667),
+         helper.make_node("Elu", ["a2"], ["a3"]),
+         helper.make_node("Selu", ["a3"], ["a4"]),
+         helper.make_node("PRelu", ["a4", "slope"], ["a5"]),
+         helper.make_node("Gemm", ["a5", "w2", "b2"], ["h2"], transB=1),
+         helper.make_node("Softplus", ["h2"], ["sp"]),
+         helper.make_node("Greater", ["h2", "threshold"], ["big"]),
+         helper.make_node("Where", ["big", "h2", "sp"], ["a6"]),
+         helper.make_node("Mish", ["a6"], ["a7"]),
+         helper.make_node("Abs", ["a7"], ["a8"]),
+         helper.make_node("ReduceSum", ["a8", "axes"], ["total"], keepdims=1),
+         helper.make_node("Neg", ["total"], ["neg"]),
+         helper.make_node("Exp", ["neg"], ["e"]),
+         helper.make_node("Add", ["a7", "e"], ["y"])],
+        [tensor_info("x", ["batch", 5])], [tensor_info("y", ["batch", 6])],
+        [weight("w1", [6, 5]), weight("b1", [6]),
+         numpy_helper.from_array(np.array(-1.0, dtype=np.float32), "lo"),
+         numpy_helper.from_array(np.array(1.5, dtype=np.float32), "hi"),
+         weight("slope", [6]), weight("w2", [6, 6]), weight("b2", [6]),
+         numpy_helper.from_array(np.array(0.5, dtype=np.float32), "threshold"), const("axes", [-1])], opset=18), rows=8)
+
+    add_case("two_inputs_concat_argmax", model(
+        [helper.make_node("Concat", ["a", "b"], ["ab"], axis=1),
+         helper.make_node("Gemm", ["ab", "w1", "b1"], ["h"], transB=1),
+         helper.make_node("Softmax", ["h"], ["p"], axis=1),
+         helper.make_node("ArgMax", ["p"], ["label"], axis=1, keepdims=0)],
+        [tensor_info("a", ["batch", 3]), tensor_info("b", ["batch", 4])],
+        [tensor_info("p", ["batch", 5]), tensor_info("label", ["batch"], TensorProto.INT64)],
+        [weight("w1", [5, 7]), weight("b1", [5])], opset=17), rows=6)
+
+
+def build_sklearn_pipeline_cases():
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer, StandardScaler
+    from skl2onnx import to_onnx
+
+    data_rng = np.random.RandomState(11)
+    X = data_rng.randn(200, 8).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(10,), max_iter=300, random_state=0))
+    add_case("sklearn_scaler_mlp_classifier", to_onnx(pipe.fit(X, y), X[:1], options={"zipmap": False}), rows=6)
+    logreg = LogisticRegression().fit(X, y)
+    add_case("sklearn_logistic_regression", to_onnx(logreg, X[:1], options={"zipmap": False}), rows=6)
+    linear = make_pipeline(Normalizer(), LinearRegression()).fit(X, X[:, 0] * 2 - X[:, 3])
+    add_case("sklearn_normalizer_linear", to_onnx(linear, X[:1]), rows=6)
+
+
 def build_refusals():
     conv = model(
         [helper.make_node("Conv", ["x", "k"], ["c"], name="Conv_0", kernel_shape=[3, 3]),
@@ -252,13 +354,17 @@ def build_refusals():
         [tensor_info("x", ["batch", 1, 8, 8])], [tensor_info("y", ["batch", 36])], [weight("k", [1, 1, 3, 3])])
     add_refusal("refuse_conv", conv, ["node 0 'Conv_0'", "op 'Conv' is not supported", "supported: Gemm, MatMul"],
                 check=True)
-    int64_input = model([helper.make_node("Identity", ["x"], ["y"], name="id")],
-                        [tensor_info("x", ["batch", 4], TensorProto.INT64)],
-                        [tensor_info("y", ["batch", 4], TensorProto.INT64)], [])
-    add_refusal("refuse_int64_input", int64_input, ["input 'x'", "INT64", "expected FLOAT"], check=True)
+    string_input = model([helper.make_node("Identity", ["x"], ["y"], name="id")],
+                         [tensor_info("x", ["batch", 4], TensorProto.STRING)],
+                         [tensor_info("y", ["batch", 4], TensorProto.STRING)], [])
+    add_refusal("refuse_string_input", string_input, ["input 'x'", "STRING", "expected a numeric type"], check=True)
     old = model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [tensor_info("x", ["batch", 4])],
-                [tensor_info("y", ["batch", 4])], [], opset=9)
-    add_refusal("refuse_opset9", old, ["opset 9", "11–21"], check=True)
+                [tensor_info("y", ["batch", 4])], [], opset=6)
+    add_refusal("refuse_opset6", old, ["opset 6", "7–23"])
+    lstm = model([helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="lstm", hidden_size=2)],
+                 [tensor_info("x", [3, "batch", 4])], [tensor_info("y", [3, 1, "batch", 2])],
+                 [weight("w", [1, 8, 4]), weight("r", [1, 8, 2])])
+    add_refusal("refuse_lstm", lstm, ["node 0 'lstm'", "op 'LSTM' is not supported", "recurrent"])
     good = model([helper.make_node("Gemm", ["x", "w"], ["y"], name="fc")], [tensor_info("x", ["batch", 4])],
                  [tensor_info("y", ["batch", 3])], [weight("w", [4, 3])]).SerializeToString()
     add_refusal("refuse_truncated", good[: len(good) - 20], ["not an ONNX model"])
@@ -296,16 +402,18 @@ def build_refusals():
     add_refusal("refuse_short_raw_data", model(
         [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [tensor_info("x", ["batch", 4])],
         [tensor_info("y", ["batch", 3])], [short]), ["initializer 'w'", "40 bytes", "expected 48"])
-    add_refusal("refuse_double_weight", model(
+    add_refusal("refuse_string_weight", model(
         [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [tensor_info("x", ["batch", 4])],
         [tensor_info("y", ["batch", 3])],
-        [numpy_helper.from_array(np.ones([4, 3], dtype=np.float64), "w")]), ["node 0 'mm'", "DOUBLE"])
+        [helper.make_tensor("w", TensorProto.STRING, [4, 3], [b"a"] * 12)]), ["node 0 'mm'", "STRING"])
 
 
 def main():
     os.makedirs(OUT, exist_ok=True)
     build_helper_cases()
     build_sklearn_cases()
+    build_exporter_pattern_cases()
+    build_sklearn_pipeline_cases()
     build_refusals()
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump({"cases": cases, "refusals": refusals}, f, separators=(",", ":"))

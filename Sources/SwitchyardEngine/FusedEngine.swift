@@ -86,7 +86,10 @@ public enum WeightPrecision: String, Sendable, CaseIterable, CustomStringConvert
 
 // MARK: - Compiling a graph into dense layers
 
-/// A graph reduced to dense layers: what the fused engine runs.
+/// A graph reduced to what the fused engine runs: an optional head of row-wise operations before the first dense
+/// layer (or an affine prologue folded into it), a chain of dense layers, and an optional tail of row-wise
+/// operations after them (a classifier's argmax and label lookup, a log-softmax). Head and tail run on the
+/// reference interpreter; they hold elementwise work only, which costs little beside the layers.
 struct FusedPlan {
     /// One dense layer: `y = activation(x · weights + bias)`.
     struct Layer {
@@ -103,6 +106,8 @@ struct FusedPlan {
         case input
         case layer(Int)
         case softmax
+        /// A value the head or the tail computes, read from the interpreter.
+        case value(Int)
     }
 
     var inputWidth: Int
@@ -110,6 +115,14 @@ struct FusedPlan {
     /// Softmax over each row of the last layer's output, when the graph ends in one.
     var softmax: Bool
     var outputs: [Tap]
+    /// Nodes run before the first layer, and the value the first layer reads (a graph input when empty).
+    var head: [Graph.Node] = []
+    var trunkInput: Int
+    /// Nodes run after the chain, and the value the chain's result is stored as for them.
+    var tail: [Graph.Node] = []
+    var trunkOutput: Int
+    /// What was folded into the dense layers at load, for `switchyard models`: `Scaler into layer 1`.
+    var folded: [String] = []
 
     /// Compiles a graph, or throws `unimplemented` with the reason it is not a chain of dense layers.
     static func compile(_ graph: Graph) throws -> FusedPlan {
@@ -126,28 +139,19 @@ private struct Compiler {
     var taps: [Int: (tap: FusedPlan.Tap, stage: Int)] = [:]
     var current: Int
     var softmax = false
+    var folded: [String] = []
+    /// A per-column affine `x · scale + shift` waiting to be folded into the first layer's input side.
+    var prologue: (scale: [Float], shift: [Float])?
 
     init(graph: Graph) {
         self.graph = graph
         var uses = [Int](repeating: 0, count: graph.values.count)
         for node in graph.nodes {
-            for id in Compiler.operands(node.operation) { uses[id] += 1 }
+            for id in node.operation.operands { uses[id] += 1 }
         }
         for id in graph.outputs { uses[id] += 1 }
         self.uses = uses
         self.current = graph.inputs.first ?? 0
-    }
-
-    static func operands(_ operation: Operation) -> [Int] {
-        switch operation {
-        case .gemm(let gemm): [gemm.input]
-        case .matMul(let matMul): [matMul.input]
-        case .binary(_, let lhs, let rhs, _):
-            [lhs, rhs].compactMap { if case .value(let id) = $0 { id } else { nil } }
-        case .unary(_, let input, _): [input]
-        case .softmax(let input, _, _): [input]
-        case .reshape(let input, _): [input]
-        }
     }
 
     func decline(_ node: Graph.Node, _ reason: String) -> SwitchyardError {
@@ -172,24 +176,101 @@ private struct Compiler {
         current = output
     }
 
-    mutating func compile() throws -> FusedPlan {
-        guard graph.inputs.count == 1 else {
-            throw SwitchyardError(.unimplemented, "the graph has \(graph.inputs.count) inputs; expected one")
+    /// Folds the nodes before the first dense layer into a per-column affine of the input when they are a chain of
+    /// constant additions, subtractions, multiplications and divisions (a scaler, a batch norm, casts) on the one
+    /// graph input. Returns false, changing nothing, when they are not.
+    mutating func foldPrologue(_ head: ArraySlice<Graph.Node>) -> Bool {
+        guard graph.inputs.count == 1 else { return head.isEmpty }
+        var value = graph.inputs[0]
+        let width = graph.values[value].width
+        var scale = [Float](repeating: 1, count: width)
+        var shift = [Float](repeating: 0, count: width)
+        for node in head {
+            guard graph.values[value].rowShape.count <= 1, uses[value] == 1 else { return false }
+            switch node.operation {
+            case .unary(.identity, let input, let output), .reshape(let input, let output):
+                guard input == value else { return false }
+                value = output
+            case .binary(let op, let lhs, let rhs, let output):
+                switch (op, lhs, rhs) {
+                case (.add, .value(value), .constant(let c)), (.add, .constant(let c), .value(value)):
+                    for i in 0..<width { shift[i] += c[i] }
+                case (.sub, .value(value), .constant(let c)):
+                    for i in 0..<width { shift[i] -= c[i] }
+                case (.sub, .constant(let c), .value(value)):
+                    for i in 0..<width { (scale[i], shift[i]) = (-scale[i], c[i] - shift[i]) }
+                case (.mul, .value(value), .constant(let c)), (.mul, .constant(let c), .value(value)):
+                    for i in 0..<width { (scale[i], shift[i]) = (scale[i] * c[i], shift[i] * c[i]) }
+                case (.div, .value(value), .constant(let c)):
+                    guard c.allSatisfy({ $0 != 0 }) else { return false }
+                    for i in 0..<width { (scale[i], shift[i]) = (scale[i] / c[i], shift[i] / c[i]) }
+                default:
+                    return false
+                }
+                value = output
+            default:
+                return false
+            }
         }
+        if !head.isEmpty {
+            prologue = (scale, shift)
+            let kinds = Set(head.map(\.opType)).sorted().joined(separator: ", ")
+            folded.append("\(kinds) into layer 1")
+        }
+        current = value
+        return true
+    }
+
+    mutating func compile() throws -> FusedPlan {
+        guard let firstDense = graph.nodes.firstIndex(where: { node in
+            switch node.operation {
+            case .gemm, .matMul: true
+            default: false
+            }
+        }) else { throw SwitchyardError(.unimplemented, "the graph has no dense layer") }
+        var head: [Graph.Node] = []
+        if !foldPrologue(graph.nodes[..<firstDense]) {
+            head = Array(graph.nodes[..<firstDense])
+            current = graph.nodes[firstDense].operation.operands[0]
+        }
+        let trunkInput = current
         taps[current] = (.input, 0)
-        var position = 0
+        var position = firstDense
+        var tailStart: Int?
         while position < graph.nodes.count {
             let node = graph.nodes[position]
-            if let consumed = try erfGelu(at: position) {
-                position += consumed
-                continue
+            do {
+                if let consumed = try erfGelu(at: position) {
+                    position += consumed
+                    continue
+                }
+                try step(node)
+            } catch let error as SwitchyardError where error.code == .unimplemented && !layers.isEmpty {
+                tailStart = position
+                break
             }
-            try step(node)
             position += 1
         }
         guard !layers.isEmpty else { throw SwitchyardError(.unimplemented, "the graph has no dense layer") }
+        let tail = tailStart.map { Array(graph.nodes[$0...]) } ?? []
+        let trunkOutput = current
+        // The interpreter holds graph inputs, head values, the chain's result and tail values; nothing else.
+        var interpreted = Set(graph.inputs).union(head.map(\.operation.output))
+        interpreted.insert(trunkOutput)
+        for node in tail {
+            for operand in node.operation.operands where !interpreted.contains(operand) {
+                throw decline(node, "it reads '\(graph.values[operand].name)' from inside the chain of dense layers")
+            }
+            interpreted.insert(node.operation.output)
+        }
+        let tailValues = Set(tail.map(\.operation.output))
+        let headValues = Set(head.map(\.operation.output))
         var outputs: [FusedPlan.Tap] = []
         for id in graph.outputs {
+            if tailValues.contains(id) || headValues.contains(id) {
+                outputs.append(.value(id))
+                continue
+            }
             guard let (tap, stage) = taps[id] else {
                 throw SwitchyardError(
                     .unimplemented,
@@ -202,14 +283,33 @@ private struct Compiler {
                     "output '\(graph.values[id].name)' is an intermediate value inside a layer"
                 )
             }
-            outputs.append(tap)
+            outputs.append(tap == .input && !head.isEmpty ? .value(id) : tap)
         }
+        if let prologue { foldIntoFirstLayer(prologue) }
         return FusedPlan(
-            inputWidth: graph.values[graph.inputs[0]].width,
+            inputWidth: graph.values[trunkInput].width,
             layers: layers,
             softmax: softmax,
-            outputs: outputs
+            outputs: outputs,
+            head: head,
+            trunkInput: head.isEmpty ? graph.inputs[0] : trunkInput,
+            tail: tail,
+            trunkOutput: trunkOutput,
+            folded: folded
         )
+    }
+
+    /// `(x · s + t) · W + b = x · (diag(s) · W) + (t · W + b)`.
+    mutating func foldIntoFirstLayer(_ affine: (scale: [Float], shift: [Float])) {
+        let n = layers[0].n
+        for inner in 0..<layers[0].k {
+            let shift = Double(affine.shift[inner])
+            for column in 0..<n {
+                let weight = layers[0].weights[inner * n + column]
+                layers[0].bias[column] = Float(Double(layers[0].bias[column]) + shift * Double(weight))
+                layers[0].weights[inner * n + column] = weight * affine.scale[inner]
+            }
+        }
     }
 
     mutating func step(_ node: Graph.Node) throws {
@@ -244,13 +344,15 @@ private struct Compiler {
             try foldConstant(node, op: op, lhs: lhs, rhs: rhs, output: output)
         case .unary(let op, let input, let output):
             guard input == current else { throw decline(node, "expected it to take the previous layer's output") }
+            guard op.isKernelActivation else { throw decline(node, "the kernels have no such activation") }
             let index = try extensibleLayer(node)
             guard layers[index].activation == nil else {
                 throw decline(node, "a second activation in one layer is not fused")
             }
             layers[index].activation = op
             advance(index, to: output)
-        case .softmax(let input, let output, let group):
+        case .softmax(let input, let output, let group, let log):
+            guard !log else { throw decline(node, "log-softmax is not fused") }
             guard input == current, !softmax else {
                 throw decline(node, "expected a softmax on the last layer's output")
             }
@@ -260,9 +362,14 @@ private struct Compiler {
             guard group == graph.values[input].width else {
                 throw decline(node, "softmax over part of a row is not fused")
             }
+            guard uses[input] == 1 else {
+                throw decline(node, "its input '\(graph.values[input].name)' is also used elsewhere")
+            }
             softmax = true
             taps[output] = (.softmax, 0)
             current = output
+        case .reduce, .argExtreme, .layerNorm, .normalize, .assemble, .lookup, .prelu, .select:
+            throw decline(node, "the dense chain ends here")
         }
     }
 
@@ -295,7 +402,10 @@ private struct Compiler {
         let row: [Float]
         let valueFirst: Bool
         switch (lhs, rhs) {
-        case (.value(let id), .constant(let constant)) where id == current: (row, valueFirst) = (constant, true)
+        case _ where ![.add, .sub, .mul, .div].contains(op):
+            throw decline(node, "\(op.rawValue) is not fused")
+        case (.value(let id), .constant(let constant)) where id == current:
+            (row, valueFirst) = (constant, true)
         case (.constant(let constant), .value(let id)) where id == current: (row, valueFirst) = (constant, false)
         default: throw decline(node, "only a constant applied to the previous layer's output is fused")
         }
@@ -321,6 +431,8 @@ private struct Compiler {
             for column in 0..<n { layers[index].bias[column] *= scale[column] }
         case (.sub, false), (.div, false):
             throw decline(node, "a constant on the left of \(op.rawValue) is not fused")
+        default:
+            throw decline(node, "\(op.rawValue) is not fused")
         }
         advance(index, to: output)
     }
@@ -392,15 +504,28 @@ final class FusedProgram: @unchecked Sendable {
     let widths: [Int]
     let softmax: Bool
     let outputs: [FusedPlan.Tap]
+    /// The imported graph, for the interpreter that runs the plan's head and tail.
+    let graph: Graph
+    let head: [Graph.Node]
+    let tail: [Graph.Node]
+    let trunkInput: Int
+    let trunkOutput: Int
+    /// Whether any work runs on the interpreter (a head, a tail, or outputs it holds).
+    var interprets: Bool { !head.isEmpty || !tail.isEmpty || outputs.contains { if case .value = $0 { true } else { false } } }
     /// For each layer, the outputs that copy its result.
     let layerOutputs: [[Int]]
     let maxStride: Int
     private var allocations: [UnsafeMutableRawPointer] = []
 
-    init(plan: FusedPlan, signature: ModelSignature, kernel: KernelPath, precision: WeightPrecision) {
+    init(plan: FusedPlan, graph: Graph, kernel: KernelPath, precision: WeightPrecision) {
         self.kernel = kernel
         self.precision = precision
-        self.signature = signature
+        self.signature = graph.signature
+        self.graph = graph
+        self.head = plan.head
+        self.tail = plan.tail
+        self.trunkInput = plan.trunkInput
+        self.trunkOutput = plan.trunkOutput
         self.inputWidth = plan.inputWidth
         self.softmax = plan.softmax
         self.outputs = plan.outputs
@@ -516,6 +641,9 @@ final class FusedProgram: @unchecked Sendable {
         case .gelu?: (Int32(SY_ACT_GELU), 0)
         case .geluTanh?: (Int32(SY_ACT_GELU_TANH), 0)
         case .erf?: (Int32(SY_ACT_ERF), 0)
+        case .some(let other):
+            // The compiler fuses only `isKernelActivation` operators; anything else stays on the interpreter.
+            preconditionFailure("no kernel activation for \(other)")
         }
     }
 }
@@ -537,6 +665,12 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
     public var kernel: KernelPath { program.kernel }
     /// The dense layers' widths, input first: `[64, 256, 128, 10]`.
     public let layerWidths: [Int]
+    /// What was folded into the dense layers at load, e.g. `Scaler into layer 1`.
+    public let folded: [String]
+    /// How many operations run on the interpreter before and after the dense layers (argmax heads, lookups).
+    public let interpretedNodes: Int
+    /// How many of those are dense layers (after a normalisation the chain cannot take in).
+    public let interpretedDenseNodes: Int
     let program: FusedProgram
 
     /// Compiles and packs a model.
@@ -562,7 +696,15 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
         let plan = try FusedPlan.compile(model.graph)
         self.signature = model.signature
         self.layerWidths = [plan.inputWidth] + plan.layers.map(\.n)
-        self.program = FusedProgram(plan: plan, signature: model.signature, kernel: path, precision: precision)
+        self.program = FusedProgram(plan: plan, graph: model.graph, kernel: path, precision: precision)
+        self.folded = plan.folded
+        self.interpretedNodes = plan.head.count + plan.tail.count
+        self.interpretedDenseNodes = (plan.head + plan.tail).filter { node in
+            switch node.operation {
+            case .gemm, .matMul: true
+            default: false
+            }
+        }.count
     }
 
     /// How this engine stores weights.
@@ -585,16 +727,26 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
 
     /// A short name for logs.
     public var description: String {
-        "fused engine (\(kernel), \(precision), layers \(layerWidths.map(String.init).joined(separator: "→")))"
+        var text = "fused engine (\(kernel), \(precision), layers \(layerWidths.map(String.init).joined(separator: "→"))"
+        if !folded.isEmpty { text += "; folded \(folded.joined(separator: ", "))" }
+        if interpretedNodes > 0 {
+            let dense = interpretedDenseNodes > 0 ? ", \(interpretedDenseNodes) of them dense layers" : ""
+            text += "; \(interpretedNodes) operations interpreted\(dense)"
+        }
+        return text + ")"
     }
 }
 
 /// One worker's scratch: two activation buffers of `chunkRows` rows and the kernels' workspace, allocated
-/// once, 64-byte aligned, reused by every batch.
+/// once, 64-byte aligned, reused by every batch; and, for plans with a head or tail, an interpreter whose
+/// buffers grow to the largest batch seen and are then reused.
 final class FusedExecutor: EngineExecutor {
     private let program: FusedProgram
     private let buffers: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
     private let workspace: UnsafeMutablePointer<Float>
+    private let interpreter: ReferenceExecutor?
+    /// The chain's input when the head computes it, and the softmax rows the tail reads.
+    private var staging: (input: [Float], softmax: UnsafeMutablePointer<Float>)
 
     init(program: FusedProgram) {
         self.program = program
@@ -606,19 +758,47 @@ final class FusedExecutor: EngineExecutor {
         workspace = FusedProgram.allocateFloats(
             Int(sy_dense_workspace(program.kernel.code, Int32(rows), Int32(program.maxInputWidth)))
         )
+        interpreter = program.interprets ? ReferenceExecutor(graph: program.graph) : nil
+        staging = ([], FusedProgram.allocateFloats(program.softmax ? rows * (program.widths.last ?? 1) : 1))
     }
 
     deinit {
         buffers.0.deallocate()
         buffers.1.deallocate()
         workspace.deallocate()
+        staging.softmax.deallocate()
     }
 
     func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
         try validateRunArguments(signature: program.signature, inputs: inputs, rows: rows, outputs: outputs)
-        guard let input = inputs[0].baseAddress else { return }
+        if let interpreter {
+            interpreter.prepare(rows: rows, inputs: inputs)
+            for node in program.head { try interpreter.execute(node, rows: rows) }
+        }
+        if program.head.isEmpty {
+            let position = program.graph.inputs.firstIndex(of: program.trunkInput) ?? 0
+            guard let input = inputs[position].baseAddress else { return }
+            runChain(input: input, rows: rows, outputs: outputs)
+        } else if let interpreter {
+            let count = rows * program.inputWidth
+            if staging.input.count < count { staging.input = [Float](repeating: 0, count: count) }
+            staging.input.withUnsafeMutableBufferPointer { interpreter.copy(program.trunkInput, rows: rows, into: $0) }
+            staging.input.withUnsafeBufferPointer { runChain(input: $0.baseAddress!, rows: rows, outputs: outputs) }
+        }
+        guard let interpreter else { return }
+        for node in program.tail { try interpreter.execute(node, rows: rows) }
+        for (position, tap) in program.outputs.enumerated() {
+            guard case .value(let id) = tap else { continue }
+            interpreter.copy(id, rows: rows, into: outputs[position])
+        }
+    }
+
+    /// Runs the dense layers over every row, in chunks, writing the outputs they tap and, for a tail, the chain's
+    /// result into the interpreter.
+    private func runChain(input: UnsafePointer<Float>, rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) {
         let kernel = program.kernel.code
         let inputWidth = program.inputWidth
+        let lastWidth = program.widths[program.widths.count - 1]
         var start = 0
         while start < rows {
             let count = min(FusedEngine.chunkRows, rows - start)
@@ -643,26 +823,27 @@ final class FusedExecutor: EngineExecutor {
                         stride: stride,
                         width: program.widths[index],
                         rows: count,
-                        to: outputs[position],
-                        at: start
+                        to: outputs[position].baseAddress! + start * program.widths[index]
                     )
                 }
                 source = UnsafePointer(target)
                 sourceStride = stride
                 target = target == buffers.0 ? buffers.1 : buffers.0
             }
+            if program.softmax && (interpreter != nil && !program.tail.isEmpty) {
+                sy_softmax(kernel, source, sourceStride, Int32(count), Int32(lastWidth), staging.softmax, lastWidth)
+            }
             for (position, tap) in program.outputs.enumerated() {
                 switch tap {
                 case .softmax:
-                    let width = program.widths[program.widths.count - 1]
                     sy_softmax(
                         kernel,
                         source,
                         sourceStride,
                         Int32(count),
-                        Int32(width),
-                        outputs[position].baseAddress! + start * width,
-                        width
+                        Int32(lastWidth),
+                        outputs[position].baseAddress! + start * lastWidth,
+                        lastWidth
                     )
                 case .input:
                     copyRows(
@@ -670,12 +851,15 @@ final class FusedExecutor: EngineExecutor {
                         stride: inputWidth,
                         width: inputWidth,
                         rows: count,
-                        to: outputs[position],
-                        at: start
+                        to: outputs[position].baseAddress! + start * inputWidth
                     )
-                case .layer:
+                case .layer, .value:
                     break
                 }
+            }
+            if let interpreter, !program.tail.isEmpty {
+                let (rowsFrom, stride) = program.softmax ? (UnsafePointer(staging.softmax), lastWidth) : (source, sourceStride)
+                interpreter.store(program.trunkOutput, rows: count, at: start) { row in rowsFrom + row * stride }
             }
             start += count
         }
@@ -686,10 +870,8 @@ final class FusedExecutor: EngineExecutor {
         stride: Int,
         width: Int,
         rows: Int,
-        to output: UnsafeMutableBufferPointer<Float>,
-        at start: Int
+        to target: UnsafeMutablePointer<Float>
     ) {
-        let target = output.baseAddress! + start * width
         for row in 0..<rows {
             (target + row * width).update(from: source + row * stride, count: width)
         }

@@ -1,45 +1,59 @@
-// Reads an ONNX file (the subset of the format that FP32 multilayer perceptrons use) into a small graph of
-// row-wise operations. Everything a graph needs is checked here, at load, so that executors never meet a
+// An ONNX model as Switchyard runs it: the public face of the importer (ONNXImporter.swift reads the file,
+// ONNXOperators.swift turns each node into row-wise operations) and the small graph of row-wise operations
+// that both engines execute. Everything a graph needs is checked at load, so that executors never meet a
 // shape, type or operator they cannot run.
 
 public import SwitchyardCore
-internal import SwitchyardProto
 
-#if canImport(Glibc)
-    internal import Glibc
-#elseif canImport(Darwin)
-    internal import Darwin
-#endif
-
-/// An FP32 multilayer-perceptron graph read from an ONNX model file.
+/// A multilayer-perceptron-class graph read from an ONNX model file: dense layers, elementwise operations,
+/// normalisation and the small heads (argmax labels, class lookups) that exporters add around them.
 ///
-/// Supported operators (default ONNX domain, opsets 11–21): Gemm, MatMul, Add, Sub, Mul, Div, Relu, LeakyRelu,
-/// Sigmoid, Tanh, Erf, Gelu (opset 20+), Softmax, Flatten, Reshape, Identity, Cast (to FLOAT only) and Constant.
+/// Every operation treats batch rows independently, so a model's leading input dimension is its batch: a
+/// symbolic, empty or -1 leading dimension and also a fixed leading dimension of 1 (as exporters write when
+/// traced with one example) become -1 in the signature. A graph that would mix rows (a Reshape or Flatten that
+/// folds other dimensions into the batch, a Gemm with `transA`, a reduction over the batch) is refused.
 ///
-/// Every supported operator treats batch rows independently, so a model's leading input dimension is its
-/// batch: a symbolic, empty or -1 leading dimension and also a fixed leading dimension of 1 (as exporters write
-/// when traced with one example) become -1 in the signature. A graph that would mix rows (a Reshape or Flatten
-/// that folds other dimensions into the batch, a Gemm with `transA`, a constant with a batch dimension larger
-/// than 1) is refused.
+/// Constant subgraphs (shape arithmetic such as torch.onnx's Shape→Gather→Unsqueeze→Concat→Reshape, transposed
+/// or cast initializers) are evaluated at load, so the graph that runs holds only work on the inputs.
 public struct ONNXModel: Sendable {
-    /// The model's inputs and outputs, each FP32 with a leading batch dimension of -1.
+    /// The model's inputs and outputs, each with its declared datatype and a leading batch dimension of -1.
     public let signature: ModelSignature
     /// The default-domain opset the model imports.
     public let opsetVersion: Int
+    /// The `ai.onnx.ml` opset the model imports, or nil when it imports none.
+    public let mlOpsetVersion: Int?
     /// The producer named in the file, e.g. `skl2onnx` or `pytorch`; empty when absent.
     public let producerName: String
-    /// The operator type of every node, in graph order.
-    public var operatorTypes: [String] { graph.nodes.map(\.opType) }
+    /// The operator type of every node that does work on the inputs, in graph order (nodes evaluated at load,
+    /// such as Constant or shape arithmetic, are left out). `ai.onnx.ml` operators carry their domain.
+    public var operatorTypes: [String] {
+        var seen = Set<Int>()
+        return graph.nodes.compactMap { seen.insert($0.index).inserted ? $0.opType : nil }
+    }
+    /// How many nodes were evaluated at load because all their inputs were constants.
+    public let foldedNodeCount: Int
 
     let graph: Graph
 
-    /// The operators the importer accepts, in the order error messages list them.
+    /// The operators the importer accepts in the default domain, in the order error messages list them.
     public static let supportedOperators = [
-        "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Erf", "Gelu",
-        "Softmax", "Flatten", "Reshape", "Identity", "Cast", "Constant",
+        "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh",
+        "Erf", "Gelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Mish", "Clip",
+        "Exp", "Log", "Neg", "Abs", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Softmax",
+        "LogSoftmax", "BatchNormalization", "LayerNormalization", "ReduceSum", "ReduceMean", "ReduceMax",
+        "ReduceMin", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ArgMax", "ArgMin", "Dropout", "Identity", "Cast",
+        "CastLike", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Shape", "Gather", "Concat", "Slice", "Expand",
+        "Transpose", "Where", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Range", "ConstantOfShape", "Constant",
     ]
-    /// The range of default-domain opsets the importer accepts.
-    public static let supportedOpsets = 11...21
+    /// The operators the importer accepts in the `ai.onnx.ml` domain.
+    public static let supportedMLOperators = [
+        "Scaler", "Normalizer", "LinearClassifier", "LinearRegressor", "ArrayFeatureExtractor", "Binarizer",
+        "FeatureVectorizer",
+    ]
+    /// The range of default-domain opsets the importer accepts: up to the newest onnxruntime executes.
+    public static let supportedOpsets = 7...23
+    /// The range of `ai.onnx.ml` opsets the importer accepts.
+    public static let supportedMLOpsets = 1...5
     /// The largest number of elements accepted in one row of any tensor, and in one weight tensor. Limits the
     /// memory a hostile file can make the server allocate.
     public static let maxElements = 1 << 26
@@ -49,39 +63,39 @@ public struct ONNXModel: Sendable {
         self.graph = graph
         self.signature = graph.signature
         self.opsetVersion = opsetVersion
+        self.mlOpsetVersion = nil
         self.producerName = producerName
+        self.foldedNodeCount = 0
     }
 
-    /// Reads a model file.
+    /// Reads a model file. Tensors stored as external data are read from files in the model file's directory.
     /// - Throws: `SwitchyardError.notFound` if the file cannot be read, `invalidArgument` if it is not a
     ///   model this importer can run (the message names the node and operator, tensor or field at fault).
     public init(contentsOf path: String) throws {
-        let bytes = try readFile(path)
+        let bytes = try readModelFile(path)
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+            .joined(separator: "/")
         do {
-            try self.init(bytes: bytes)
+            try self.init(bytes: bytes, externalDataDirectory: directory.isEmpty ? "." : directory)
         } catch let error as SwitchyardError {
             throw SwitchyardError(error.code, "\(path): \(error.message)")
         }
     }
 
     /// Reads a model from the bytes of an ONNX file.
+    /// - Parameters:
+    ///   - bytes: the file's contents.
+    ///   - externalDataDirectory: where tensors stored as external data are read from; nil refuses them.
     /// - Throws: `SwitchyardError.invalidArgument` naming what is wrong if the bytes are not a valid model or
     ///   the graph uses something this importer cannot run.
-    public init(bytes: [UInt8]) throws {
-        let proto: UnsafeMutablePointer<Onnx__ModelProto>? = bytes.withUnsafeBufferPointer { buffer in
-            onnx__model_proto__unpack(nil, buffer.count, buffer.baseAddress)
-        }
-        guard let proto else {
-            throw SwitchyardError.invalidArgument(
-                "not an ONNX model: the \(bytes.count) bytes do not decode as an ONNX ModelProto"
-            )
-        }
-        defer { onnx__model_proto__free_unpacked(proto, nil) }
-        let importer = try Importer(model: proto.pointee)
-        self.opsetVersion = importer.opset
-        self.producerName = importer.producerName
-        self.graph = try importer.importGraph()
-        self.signature = graph.signature
+    public init(bytes: [UInt8], externalDataDirectory: String? = nil) throws {
+        let imported = try importONNX(bytes: bytes, externalDataDirectory: externalDataDirectory)
+        self.opsetVersion = imported.opset
+        self.mlOpsetVersion = imported.mlOpset
+        self.producerName = imported.producerName
+        self.graph = imported.graph
+        self.foldedNodeCount = imported.foldedNodeCount
+        self.signature = imported.graph.signature
     }
 }
 
@@ -89,14 +103,17 @@ public struct ONNXModel: Sendable {
 
 /// An imported graph: activations are `[rows × width]` FP32 buffers, one per value, computed node by node.
 struct Graph: Sendable {
-    /// One activation value: its name and the shape of one batch row (the dimensions after the batch).
+    /// One activation value: its name, the shape of one batch row (the dimensions after the batch) and the
+    /// datatype the model gives it. Values are held as FP32 whatever their datatype; integer values hold
+    /// integers.
     struct Value: Sendable {
         var name: String
         var rowShape: [Int]
         var width: Int
+        var dataType: DataType
     }
 
-    /// One imported node with its operation.
+    /// One operation and the ONNX node it came from (a node may give several operations).
     struct Node: Sendable {
         var index: Int
         var name: String
@@ -116,12 +133,15 @@ struct Graph: Sendable {
     var signature: ModelSignature
 }
 
-/// An operand of an elementwise binary operation.
+/// An operand of an elementwise operation.
 enum Operand: Sendable {
-    /// An activation value.
+    /// An activation value of the operation's own row shape.
     case value(Int)
-    /// A constant broadcast to one row of the other operand: `width` values, applied to every row.
+    /// A constant broadcast to one row of the operation's output: one value per element of a row.
     case constant([Float])
+    /// An activation value broadcast to the operation's row shape: element `i` of the output reads element
+    /// `indices[i]` of the value's row.
+    case broadcast(Int, indices: [Int32])
 }
 
 /// Elementwise binary operators.
@@ -130,6 +150,15 @@ enum BinaryOperator: String, Sendable {
     case sub = "Sub"
     case mul = "Mul"
     case div = "Div"
+    case pow = "Pow"
+    case greater = "Greater"
+    case less = "Less"
+    case greaterOrEqual = "GreaterOrEqual"
+    case lessOrEqual = "LessOrEqual"
+    case equal = "Equal"
+
+    /// Whether the operator compares, giving BOOL values (1 or 0).
+    var isComparison: Bool { ![.add, .sub, .mul, .div, .pow].contains(self) }
 }
 
 /// Elementwise unary operators.
@@ -143,8 +172,62 @@ enum UnaryOperator: Sendable, Equatable {
     case gelu
     /// GELU with the tanh approximation.
     case geluTanh
-    /// Identity, Cast to FLOAT.
+    /// Identity, Dropout at inference, and a Cast between floating-point types.
     case identity
+    case exp
+    case log
+    case neg
+    case abs
+    case sqrt
+    case reciprocal
+    case floor
+    case ceil
+    /// Round half to even, as ONNX's Round.
+    case round
+    case sign
+    case softplus
+    case softsign
+    case elu(alpha: Float)
+    case selu(alpha: Float, gamma: Float)
+    case celu(alpha: Float)
+    case hardSigmoid(alpha: Float, beta: Float)
+    case hardSwish
+    case mish
+    case clip(min: Float, max: Float)
+    /// `x ** exponent` with a constant exponent.
+    case pow(Float)
+    /// Cast from a floating-point type to an integer type: truncation toward zero.
+    case truncate
+    /// Cast to BOOL: 1 where the value is not zero.
+    case nonZero
+    /// ai.onnx.ml Binarizer: 1 where the value is above the threshold, else 0.
+    case binarize(threshold: Float)
+
+    /// Whether the fused engine's kernels apply this activation in a dense layer's epilogue.
+    var isKernelActivation: Bool {
+        switch self {
+        case .relu, .leakyRelu, .sigmoid, .tanh, .erf, .gelu, .geluTanh, .identity: true
+        default: false
+        }
+    }
+}
+
+/// Reductions over consecutive groups of a row's elements.
+enum ReduceOperator: String, Sendable {
+    case sum = "ReduceSum"
+    case mean = "ReduceMean"
+    case max = "ReduceMax"
+    case min = "ReduceMin"
+    case l1 = "ReduceL1"
+    case l2 = "ReduceL2"
+    case sumSquare = "ReduceSumSquare"
+}
+
+/// ai.onnx.ml Normalizer's norms, over each row.
+enum NormKind: String, Sendable {
+    case l1 = "L1"
+    case l2 = "L2"
+    case max = "MAX"
 }
 
 /// `Y = alpha · A · op(B) + beta · C` on rows of A; B and C constant.
@@ -172,809 +255,83 @@ struct MatMulOperation: Sendable {
     var b: [Float]
 }
 
+/// Layer normalisation over consecutive groups of `group` elements: `(x - mean) / sqrt(var + epsilon)`, then
+/// `· scale + bias` elementwise within the group.
+struct LayerNormOperation: Sendable {
+    var input: Int
+    var output: Int
+    var group: Int
+    var epsilon: Float
+    var scale: [Float]
+    var bias: [Float]
+}
+
+/// Where an element of an assembled row comes from: part `part`, element `index` of its row.
+struct SourceElement: Sendable, Equatable {
+    var part: Int32
+    var index: Int32
+}
+
 /// One row-wise operation of the graph.
 enum Operation: Sendable {
     case gemm(GemmOperation)
     case matMul(MatMulOperation)
     case binary(BinaryOperator, lhs: Operand, rhs: Operand, output: Int)
     case unary(UnaryOperator, input: Int, output: Int)
-    /// Softmax over consecutive groups of `group` elements of each row.
-    case softmax(input: Int, output: Int, group: Int)
-    /// A reshape that keeps every row's values in order (Flatten, Reshape).
+    /// Softmax (or log-softmax) over consecutive groups of `group` elements of each row.
+    case softmax(input: Int, output: Int, group: Int, log: Bool)
+    /// A reshape that keeps every row's values in order (Flatten, Reshape, Squeeze, Unsqueeze).
     case reshape(input: Int, output: Int)
-}
+    /// One value per consecutive group of `group` elements.
+    case reduce(ReduceOperator, input: Int, output: Int, group: Int)
+    /// The index of the largest (or smallest) element of each group of `group` elements.
+    case argExtreme(largest: Bool, selectLast: Bool, input: Int, output: Int, group: Int)
+    case layerNorm(LayerNormOperation)
+    /// Each row divided by its norm.
+    case normalize(NormKind, input: Int, output: Int)
+    /// A row built element by element from parts (Concat, Gather and Slice along a row axis, Transpose within a
+    /// row, Where with a constant condition, FeatureVectorizer).
+    case assemble(parts: [Operand], map: [SourceElement], output: Int)
+    /// `y = table[x]` for each element: a class-label lookup (ArrayFeatureExtractor or Gather on a constant).
+    case lookup(table: [Float], input: Int, output: Int)
+    /// PRelu: `x < 0 ? slope · x : x` with a slope per row element.
+    case prelu(input: Int, slope: [Float], output: Int)
+    /// Where with a computed condition: `condition ≠ 0 ? lhs : rhs` elementwise.
+    case select(condition: Operand, lhs: Operand, rhs: Operand, output: Int)
 
-// MARK: - Import
-
-/// A constant tensor (initializer or Constant output).
-private struct Constant {
-    enum Payload {
-        case float([Float])
-        case int64([Int64])
-        case unsupported(String)
-    }
-    var name: String
-    var dims: [Int]
-    var payload: Payload
-}
-
-/// What a name in the graph refers to while importing.
-private enum Symbol {
-    case activation(Int)
-    case constant(Constant)
-}
-
-private let tensorTypeNames: [Int32: String] = [
-    0: "UNDEFINED", 1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64",
-    8: "STRING", 9: "BOOL", 10: "FLOAT16", 11: "DOUBLE", 12: "UINT32", 13: "UINT64", 14: "COMPLEX64",
-    15: "COMPLEX128", 16: "BFLOAT16",
-]
-
-private func typeName(_ type: Int32) -> String { tensorTypeNames[type] ?? "type \(type)" }
-
-private func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
-    guard let pointer else { return "" }
-    return String(cString: pointer)
-}
-
-private func readFile(_ path: String) throws -> [UInt8] {
-    guard let file = fopen(path, "rb") else {
-        throw SwitchyardError.notFound("cannot open model file '\(path)': \(String(cString: strerror(errno)))")
-    }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-        if count > 0 { bytes.append(contentsOf: chunk[0..<count]) }
-        if count < chunk.count {
-            if ferror(file) != 0 { throw SwitchyardError.notFound("cannot read model file '\(path)'") }
-            break
-        }
-    }
-    return bytes
-}
-
-/// Overflow-checked product of dimensions, bounded by `ONNXModel.maxElements`.
-private func checkedCount(_ dims: [Int], what: () -> String) throws -> Int {
-    var count = 1
-    for dim in dims {
-        guard dim >= 0 else { throw SwitchyardError.invalidArgument("\(what()): negative dimension \(dim)") }
-        let (product, overflow) = count.multipliedReportingOverflow(by: dim)
-        guard !overflow, product <= ONNXModel.maxElements else {
-            throw SwitchyardError.invalidArgument(
-                "\(what()): shape \(Shape.format(dims)) has more than \(ONNXModel.maxElements) elements"
-            )
-        }
-        count = product
-    }
-    return count
-}
-
-private func int(_ value: Int64, what: () -> String) throws -> Int {
-    guard let converted = Int(exactly: value), abs(converted) <= Int(Int32.max) else {
-        throw SwitchyardError.invalidArgument("\(what()): dimension \(value) is out of range")
-    }
-    return converted
-}
-
-private struct Importer {
-    let model: Onnx__ModelProto
-    let graphProto: Onnx__GraphProto
-    let opset: Int
-    let producerName: String
-
-    init(model: Onnx__ModelProto) throws {
-        self.model = model
-        guard let graph = model.graph else {
-            throw SwitchyardError.invalidArgument("ONNX model has no graph")
-        }
-        self.graphProto = graph.pointee
-        self.producerName = string(model.producer_name)
-        var opset: Int?
-        for index in 0..<model.n_opset_import {
-            guard let entry = model.opset_import[index] else { continue }
-            let domain = string(entry.pointee.domain)
-            if domain.isEmpty || domain == "ai.onnx" {
-                opset = entry.pointee.has_version != 0 ? Int(truncatingIfNeeded: entry.pointee.version) : nil
+    /// The activation values the operation reads.
+    var operands: [Int] {
+        func ids(_ operand: Operand) -> Int? {
+            switch operand {
+            case .value(let id), .broadcast(let id, _): id
+            case .constant: nil
             }
         }
-        guard let opset else {
-            throw SwitchyardError.invalidArgument(
-                "ONNX model imports no default-domain opset; expected opset \(ONNXModel.supportedOpsets.lowerBound)"
-                    + "–\(ONNXModel.supportedOpsets.upperBound)"
-            )
-        }
-        guard ONNXModel.supportedOpsets.contains(opset) else {
-            throw SwitchyardError.invalidArgument(
-                "ONNX opset \(opset) is not supported; expected opset \(ONNXModel.supportedOpsets.lowerBound)"
-                    + "–\(ONNXModel.supportedOpsets.upperBound)"
-            )
-        }
-        self.opset = opset
-    }
-
-    // MARK: Tensors
-
-    func constant(from tensor: Onnx__TensorProto, fallbackName: String) throws -> Constant {
-        let name = tensor.name.map { String(cString: $0) } ?? fallbackName
-        let what = { "initializer '\(name)'" }
-        if tensor.has_data_location != 0 && tensor.data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL {
-            throw SwitchyardError.invalidArgument(
-                "\(what()): external data is not supported; expected data in the file"
-            )
-        }
-        var dims: [Int] = []
-        for index in 0..<tensor.n_dims { dims.append(try int(tensor.dims[index], what: what)) }
-        let count = try checkedCount(dims, what: what)
-        let type = tensor.has_data_type != 0 ? tensor.data_type : 0
-        let raw: UnsafeBufferPointer<UInt8>? =
-            tensor.has_raw_data != 0
-            ? UnsafeBufferPointer(start: tensor.raw_data.data, count: tensor.raw_data.len) : nil
-        switch type {
-        case 1:
-            let values = try Self.elements(
-                count: count,
-                dims: dims,
-                raw: raw,
-                typed: UnsafeBufferPointer(start: tensor.float_data, count: tensor.n_float_data),
-                typedField: "float_data",
-                what: what,
-                fromBits: { (bits: UInt32) in Float(bitPattern: bits) }
-            )
-            return Constant(name: name, dims: dims, payload: .float(values))
-        case 7:
-            let values = try Self.elements(
-                count: count,
-                dims: dims,
-                raw: raw,
-                typed: UnsafeBufferPointer(start: tensor.int64_data, count: tensor.n_int64_data),
-                typedField: "int64_data",
-                what: what,
-                fromBits: { (bits: UInt64) in Int64(bitPattern: bits) }
-            )
-            return Constant(name: name, dims: dims, payload: .int64(values))
-        default:
-            return Constant(name: name, dims: dims, payload: .unsupported(typeName(type)))
+        switch self {
+        case .gemm(let gemm): return [gemm.input]
+        case .matMul(let matMul): return [matMul.input]
+        case .binary(_, let lhs, let rhs, _): return [lhs, rhs].compactMap(ids)
+        case .unary(_, let input, _), .softmax(let input, _, _, _), .reshape(let input, _),
+            .reduce(_, let input, _, _), .argExtreme(_, _, let input, _, _), .normalize(_, let input, _),
+            .lookup(_, let input, _), .prelu(let input, _, _):
+            return [input]
+        case .layerNorm(let norm): return [norm.input]
+        case .assemble(let parts, _, _): return parts.compactMap(ids)
+        case .select(let condition, let lhs, let rhs, _): return [condition, lhs, rhs].compactMap(ids)
         }
     }
 
-    /// An initializer's elements: from `raw_data` (little-endian words) when it is set, else from the typed
-    /// repeated field. Either must hold exactly `count` elements.
-    private static func elements<Word: FixedWidthInteger & UnsignedInteger, Element>(
-        count: Int,
-        dims: [Int],
-        raw: UnsafeBufferPointer<UInt8>?,
-        typed: UnsafeBufferPointer<Element>,
-        typedField: String,
-        what: () -> String,
-        fromBits: (Word) -> Element
-    ) throws -> [Element] {
-        let width = MemoryLayout<Word>.size
-        if let raw, raw.count > 0 || typed.isEmpty {
-            guard raw.count == count * width else {
-                throw SwitchyardError.invalidArgument(
-                    "\(what()): raw_data has \(raw.count) bytes; expected \(count * width) for shape \(Shape.format(dims))"
-                )
-            }
-            return (0..<count).map { index in
-                var bits: Word = 0
-                for byte in 0..<width { bits |= Word(raw[index * width + byte]) << (8 * byte) }
-                return fromBits(bits)
-            }
+    /// The value the operation writes.
+    var output: Int {
+        switch self {
+        case .gemm(let gemm): gemm.output
+        case .matMul(let matMul): matMul.output
+        case .binary(_, _, _, let output), .unary(_, _, let output), .softmax(_, let output, _, _),
+            .reshape(_, let output), .reduce(_, _, let output, _), .argExtreme(_, _, _, let output, _),
+            .normalize(_, _, let output), .assemble(_, _, let output), .lookup(_, _, let output),
+            .prelu(_, _, let output), .select(_, _, _, let output):
+            output
+        case .layerNorm(let norm): norm.output
         }
-        guard typed.count == count else {
-            throw SwitchyardError.invalidArgument(
-                "\(what()): \(typedField) has \(typed.count) values; expected \(count) for shape \(Shape.format(dims))"
-            )
-        }
-        return Array(typed)
-    }
-
-    // MARK: Graph
-
-    func importGraph() throws -> Graph {
-        var symbols: [String: Symbol] = [:]
-        var values: [Graph.Value] = []
-        for index in 0..<graphProto.n_initializer {
-            guard let tensor = graphProto.initializer[index] else { continue }
-            let constant = try constant(from: tensor.pointee, fallbackName: "initializer \(index)")
-            symbols[constant.name] = .constant(constant)
-        }
-
-        var inputSpecs: [TensorSpec] = []
-        var inputIDs: [Int] = []
-        for index in 0..<graphProto.n_input {
-            guard let info = graphProto.input[index] else { continue }
-            let name = string(info.pointee.name)
-            if symbols[name] != nil { continue }  // an initializer with a default: a constant, not an input
-            let rowShape = try inputRowShape(info.pointee, name: name)
-            let width = try checkedCount(rowShape) { "input '\(name)'" }
-            values.append(Graph.Value(name: name, rowShape: rowShape, width: width))
-            inputIDs.append(values.count - 1)
-            symbols[name] = .activation(values.count - 1)
-            inputSpecs.append(TensorSpec(name: name, dataType: .fp32, shape: [-1] + rowShape))
-        }
-        guard !inputIDs.isEmpty else {
-            throw SwitchyardError.invalidArgument("the graph has no inputs (every graph input is an initializer)")
-        }
-
-        var nodes: [Graph.Node] = []
-        for index in 0..<graphProto.n_node {
-            guard let node = graphProto.node[index] else { continue }
-            var builder = NodeImporter(
-                importer: self,
-                node: node.pointee,
-                index: index,
-                symbols: symbols,
-                values: values
-            )
-            let operation = try builder.importNode()
-            symbols = builder.symbols
-            values = builder.values
-            if let operation {
-                nodes.append(
-                    Graph.Node(index: index, name: builder.name, opType: builder.opType, operation: operation)
-                )
-            }
-        }
-
-        var outputSpecs: [TensorSpec] = []
-        var outputIDs: [Int] = []
-        for index in 0..<graphProto.n_output {
-            guard let info = graphProto.output[index] else { continue }
-            let name = string(info.pointee.name)
-            switch symbols[name] {
-            case .activation(let id)?:
-                let value = values[id]
-                try checkDeclaredOutput(info.pointee, name: name, rowShape: value.rowShape)
-                outputIDs.append(id)
-                outputSpecs.append(TensorSpec(name: name, dataType: .fp32, shape: [-1] + value.rowShape))
-            case .constant?:
-                throw SwitchyardError.invalidArgument(
-                    "output '\(name)' is a constant; expected a value computed from the inputs"
-                )
-            case nil:
-                throw SwitchyardError.invalidArgument("output '\(name)' is not produced by any node")
-            }
-        }
-        guard !outputIDs.isEmpty else { throw SwitchyardError.invalidArgument("the graph has no outputs") }
-        return Graph(
-            values: values,
-            nodes: nodes,
-            inputs: inputIDs,
-            outputs: outputIDs,
-            signature: ModelSignature(inputs: inputSpecs, outputs: outputSpecs)
-        )
-    }
-
-    private func tensorType(_ info: Onnx__ValueInfoProto, what: String) throws -> Onnx__TypeProto__Tensor? {
-        guard let type = info.type else { return nil }
-        guard type.pointee.value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, let tensor = type.pointee.tensor_type
-        else {
-            throw SwitchyardError.invalidArgument("\(what) is not a tensor; expected an FP32 tensor")
-        }
-        if tensor.pointee.has_elem_type != 0 && tensor.pointee.elem_type != 1 {
-            throw SwitchyardError.invalidArgument(
-                "\(what) has data type \(typeName(tensor.pointee.elem_type)); expected FLOAT (FP32)"
-            )
-        }
-        return tensor.pointee
-    }
-
-    private func inputRowShape(_ info: Onnx__ValueInfoProto, name: String) throws -> [Int] {
-        let what = "input '\(name)'"
-        guard let tensor = try tensorType(info, what: what), tensor.has_elem_type != 0 else {
-            throw SwitchyardError.invalidArgument("\(what) declares no element type; expected FLOAT (FP32)")
-        }
-        guard let shape = tensor.shape, shape.pointee.n_dim >= 2 else {
-            throw SwitchyardError.invalidArgument(
-                "\(what): expected a shape of rank 2 or more with a leading batch dimension"
-            )
-        }
-        var rowShape: [Int] = []
-        for index in 0..<shape.pointee.n_dim {
-            guard let dim = shape.pointee.dim[index]?.pointee else { continue }
-            let fixed: Int64? =
-                dim.value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ? dim.dim_value : nil
-            if index == 0 {
-                if let fixed, fixed != 1 && fixed != -1 && fixed != 0 {
-                    throw SwitchyardError.invalidArgument(
-                        "\(what): leading dimension is \(fixed); expected a batch dimension (symbolic, -1 or 1)"
-                    )
-                }
-                continue
-            }
-            guard let fixed, fixed > 0 else {
-                throw SwitchyardError.invalidArgument(
-                    "\(what): dimension \(index) is not a fixed positive size; only the leading (batch) dimension "
-                        + "may vary"
-                )
-            }
-            rowShape.append(try int(fixed) { what })
-        }
-        return rowShape
-    }
-
-    private func checkDeclaredOutput(_ info: Onnx__ValueInfoProto, name: String, rowShape: [Int]) throws {
-        let what = "output '\(name)'"
-        guard let tensor = try tensorType(info, what: what), let shape = tensor.shape else { return }
-        let declared = shape.pointee
-        guard declared.n_dim == rowShape.count + 1 else {
-            throw SwitchyardError.invalidArgument(
-                "\(what): declared with rank \(declared.n_dim); the graph computes \(Shape.format([-1] + rowShape))"
-            )
-        }
-        for index in 1..<declared.n_dim {
-            guard let dim = declared.dim[index]?.pointee,
-                dim.value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
-            else { continue }
-            if dim.dim_value != Int64(rowShape[index - 1]) {
-                throw SwitchyardError.invalidArgument(
-                    "\(what): declared dimension \(index) is \(dim.dim_value); the graph computes "
-                        + Shape.format([-1] + rowShape)
-                )
-            }
-        }
-    }
-}
-
-// MARK: - Nodes
-
-private struct NodeImporter {
-    let importer: Importer
-    let node: Onnx__NodeProto
-    let index: Int
-    var symbols: [String: Symbol]
-    var values: [Graph.Value]
-    let name: String
-    let opType: String
-    let label: String
-
-    init(importer: Importer, node: Onnx__NodeProto, index: Int, symbols: [String: Symbol], values: [Graph.Value]) {
-        self.importer = importer
-        self.node = node
-        self.index = index
-        self.symbols = symbols
-        self.values = values
-        self.name = string(node.name)
-        let domain = string(node.domain)
-        let op = string(node.op_type)
-        self.opType = domain.isEmpty || domain == "ai.onnx" ? op : "\(domain).\(op)"
-        self.label = name.isEmpty ? "node \(index)" : "node \(index) '\(name)'"
-    }
-
-    func fail(_ message: String) -> SwitchyardError {
-        .invalidArgument("\(label) (\(opType)): \(message)")
-    }
-
-    // MARK: Inputs and attributes
-
-    var inputNames: [String] { (0..<node.n_input).map { string(node.input[$0]) } }
-
-    func input(_ position: Int) throws -> Symbol? {
-        let names = inputNames
-        guard position < names.count, !names[position].isEmpty else { return nil }
-        guard let symbol = symbols[names[position]] else {
-            throw fail(
-                "input '\(names[position])' is not defined: it is not a graph input, an initializer or the output "
-                    + "of an earlier node"
-            )
-        }
-        return symbol
-    }
-
-    func requiredInput(_ position: Int) throws -> Symbol {
-        guard let symbol = try input(position) else {
-            throw fail("expected input \(position + 1), got \(inputNames.count) inputs")
-        }
-        return symbol
-    }
-
-    func activation(_ position: Int, role: String) throws -> Int {
-        switch try requiredInput(position) {
-        case .activation(let id): return id
-        case .constant(let constant):
-            throw fail("\(role) '\(constant.name)' is a constant; expected a value computed from the graph inputs")
-        }
-    }
-
-    func floats(_ constant: Constant, role: String) throws -> [Float] {
-        switch constant.payload {
-        case .float(let values): return values
-        case .int64: throw fail("\(role) '\(constant.name)' has data type INT64; expected FLOAT")
-        case .unsupported(let type): throw fail("\(role) '\(constant.name)' has data type \(type); expected FLOAT")
-        }
-    }
-
-    func constantInput(_ position: Int, role: String) throws -> Constant {
-        switch try requiredInput(position) {
-        case .constant(let constant): return constant
-        case .activation(let id):
-            throw fail(
-                "\(role) '\(values[id].name)' is computed from the inputs; expected a constant (initializer)"
-            )
-        }
-    }
-
-    func attribute(_ wanted: String) -> Onnx__AttributeProto? {
-        for position in 0..<node.n_attribute {
-            if let attribute = node.attribute[position], string(attribute.pointee.name) == wanted {
-                return attribute.pointee
-            }
-        }
-        return nil
-    }
-
-    func intAttribute(_ name: String, default value: Int) -> Int {
-        guard let attribute = attribute(name), attribute.has_i != 0 else { return value }
-        return Int(truncatingIfNeeded: attribute.i)
-    }
-
-    func floatAttribute(_ name: String, default value: Float) -> Float {
-        guard let attribute = attribute(name), attribute.has_f != 0 else { return value }
-        return attribute.f
-    }
-
-    func stringAttribute(_ name: String, default value: String) -> String {
-        guard let attribute = attribute(name), attribute.has_s != 0 else { return value }
-        let bytes = UnsafeBufferPointer(start: attribute.s.data, count: attribute.s.len)
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    mutating func define(_ rowShape: [Int]) throws -> Int {
-        guard node.n_output >= 1 else { throw fail("node has no output") }
-        let outputName = string(node.output[0])
-        guard symbols[outputName] == nil else {
-            throw fail("output '\(outputName)' is already defined; expected each value to be defined once")
-        }
-        let width = try checkedCount(rowShape) { "\(label) (\(opType)): output '\(outputName)'" }
-        // A weight with a zero dimension (B of shape [K, 0]) would give rows of no values, which executors
-        // divide by (Softmax groups) and the signature cannot describe.
-        guard width > 0 else {
-            throw fail(
-                "output '\(outputName)' would have shape \(Shape.format([-1] + rowShape)), no values per row; "
-                    + "expected every dimension after the batch to be positive"
-            )
-        }
-        values.append(Graph.Value(name: outputName, rowShape: rowShape, width: width))
-        symbols[outputName] = .activation(values.count - 1)
-        return values.count - 1
-    }
-
-    mutating func defineConstant(_ constant: Constant) throws {
-        guard node.n_output >= 1 else { throw fail("node has no output") }
-        let outputName = string(node.output[0])
-        guard symbols[outputName] == nil else {
-            throw fail("output '\(outputName)' is already defined; expected each value to be defined once")
-        }
-        var renamed = constant
-        renamed.name = outputName
-        symbols[outputName] = .constant(renamed)
-    }
-
-    // MARK: Operators
-
-    /// Imports the node; returns nil for nodes that only define constants.
-    mutating func importNode() throws -> Operation? {
-        let bareOp = string(node.op_type)
-        let domain = string(node.domain)
-        guard domain.isEmpty || domain == "ai.onnx", ONNXModel.supportedOperators.contains(bareOp) else {
-            throw SwitchyardError.invalidArgument(
-                "\(label): op '\(opType)' is not supported; supported: "
-                    + ONNXModel.supportedOperators.joined(separator: ", ")
-            )
-        }
-        switch bareOp {
-        case "Gemm": return try gemm()
-        case "MatMul": return try matMul()
-        case "Add": return try binary(.add)
-        case "Sub": return try binary(.sub)
-        case "Mul": return try binary(.mul)
-        case "Div": return try binary(.div)
-        case "Relu": return try unary(.relu)
-        case "LeakyRelu": return try unary(.leakyRelu(alpha: floatAttribute("alpha", default: 0.01)))
-        case "Sigmoid": return try unary(.sigmoid)
-        case "Tanh": return try unary(.tanh)
-        case "Erf": return try unary(.erf)
-        case "Gelu":
-            guard importer.opset >= 20 else {
-                throw fail("Gelu needs opset 20 or later; the model imports opset \(importer.opset)")
-            }
-            switch stringAttribute("approximate", default: "none") {
-            case "none": return try unary(.gelu)
-            case "tanh": return try unary(.geluTanh)
-            case let other: throw fail("approximate='\(other)' is not supported; expected 'none' or 'tanh'")
-            }
-        case "Identity": return try passThrough()
-        case "Cast":
-            let to = intAttribute("to", default: 0)
-            guard to == 1 else {
-                throw fail("Cast to \(typeName(Int32(truncatingIfNeeded: to))) is not supported; expected FLOAT")
-            }
-            return try passThrough()
-        case "Softmax": return try softmax()
-        case "Flatten": return try flatten()
-        case "Reshape": return try reshape()
-        case "Constant":
-            try constantNode()
-            return nil
-        default:
-            throw fail("internal: no importer for a supported op")
-        }
-    }
-
-    mutating func gemm() throws -> Operation {
-        guard intAttribute("transA", default: 0) == 0 else {
-            throw fail("transA=1 would move the batch dimension of A; expected transA=0")
-        }
-        let transB = intAttribute("transB", default: 0) != 0
-        let alpha = floatAttribute("alpha", default: 1)
-        let beta = floatAttribute("beta", default: 1)
-        let a = try activation(0, role: "A")
-        guard values[a].rowShape.count == 1 else {
-            throw fail("A has shape \(Shape.format([-1] + values[a].rowShape)); expected a 2-D [batch, K] input")
-        }
-        let k = values[a].width
-        let bConstant = try constantInput(1, role: "B")
-        guard bConstant.dims.count == 2 else {
-            throw fail("B '\(bConstant.name)' has shape \(Shape.format(bConstant.dims)); expected a 2-D matrix")
-        }
-        let bK = transB ? bConstant.dims[1] : bConstant.dims[0]
-        let n = transB ? bConstant.dims[0] : bConstant.dims[1]
-        guard bK == k else {
-            throw fail(
-                "B '\(bConstant.name)' has shape \(Shape.format(bConstant.dims)) (transB=\(transB ? 1 : 0)); "
-                    + "expected K=\(k) to match A \(Shape.format([-1, k]))"
-            )
-        }
-        let b = try floats(bConstant, role: "B")
-        var c: [Float]?
-        if let cSymbol = try input(2) {
-            guard case .constant(let cConstant) = cSymbol else {
-                throw fail("C is computed from the inputs; expected a constant bias")
-            }
-            c = try broadcastRow(cConstant, to: [n], role: "C")
-        }
-        let output = try define([n])
-        return .gemm(
-            GemmOperation(
-                input: a,
-                output: output,
-                k: k,
-                n: n,
-                b: b,
-                transB: transB,
-                alpha: alpha,
-                beta: beta,
-                c: c
-            )
-        )
-    }
-
-    mutating func matMul() throws -> Operation {
-        let a = try activation(0, role: "A")
-        let rowShape = values[a].rowShape
-        guard let k = rowShape.last else {
-            throw fail("A has shape \(Shape.format([-1])); expected at least [batch, K]")
-        }
-        let bConstant = try constantInput(1, role: "B")
-        guard bConstant.dims.count == 2, bConstant.dims[0] == k else {
-            throw fail(
-                "B '\(bConstant.name)' has shape \(Shape.format(bConstant.dims)); expected a [\(k), N] matrix to "
-                    + "match A \(Shape.format([-1] + rowShape))"
-            )
-        }
-        let n = bConstant.dims[1]
-        let b = try floats(bConstant, role: "B")
-        let output = try define(Array(rowShape.dropLast()) + [n])
-        return .matMul(MatMulOperation(input: a, output: output, k: k, n: n, b: b))
-    }
-
-    mutating func binary(_ op: BinaryOperator) throws -> Operation {
-        let lhs = try requiredInput(0)
-        let rhs = try requiredInput(1)
-        switch (lhs, rhs) {
-        case (.activation(let left), .activation(let right)):
-            guard values[left].rowShape == values[right].rowShape else {
-                throw fail(
-                    "operands have shapes \(Shape.format([-1] + values[left].rowShape)) and "
-                        + "\(Shape.format([-1] + values[right].rowShape)); expected equal shapes"
-                )
-            }
-            let output = try define(values[left].rowShape)
-            return .binary(op, lhs: .value(left), rhs: .value(right), output: output)
-        case (.activation(let left), .constant(let constant)):
-            let row = try broadcastRow(constant, to: values[left].rowShape, role: "B")
-            let output = try define(values[left].rowShape)
-            return .binary(op, lhs: .value(left), rhs: .constant(row), output: output)
-        case (.constant(let constant), .activation(let right)):
-            let row = try broadcastRow(constant, to: values[right].rowShape, role: "A")
-            let output = try define(values[right].rowShape)
-            return .binary(op, lhs: .constant(row), rhs: .value(right), output: output)
-        case (.constant, .constant):
-            throw fail("both operands are constants; expected at least one value computed from the inputs")
-        }
-    }
-
-    mutating func unary(_ op: UnaryOperator) throws -> Operation {
-        let x = try activation(0, role: "X")
-        let output = try define(values[x].rowShape)
-        return .unary(op, input: x, output: output)
-    }
-
-    /// Identity and Cast-to-float: constants stay constants, values get a copy.
-    mutating func passThrough() throws -> Operation? {
-        switch try requiredInput(0) {
-        case .constant(let constant):
-            if case .float = constant.payload {
-            } else if opType == "Cast" {
-                throw fail("Cast of constant '\(constant.name)' is not supported; expected a FLOAT constant")
-            }
-            try defineConstant(constant)
-            return nil
-        case .activation(let x):
-            let output = try define(values[x].rowShape)
-            return .unary(.identity, input: x, output: output)
-        }
-    }
-
-    mutating func softmax() throws -> Operation {
-        let x = try activation(0, role: "input")
-        let rowShape = values[x].rowShape
-        let rank = rowShape.count + 1
-        let defaultAxis = importer.opset >= 13 ? -1 : 1
-        var axis = intAttribute("axis", default: defaultAxis)
-        if axis < 0 { axis += rank }
-        guard axis >= 1 && axis < rank else {
-            throw fail(
-                "axis \(intAttribute("axis", default: defaultAxis)) is not supported for input "
-                    + "\(Shape.format([-1] + rowShape)); expected an axis after the batch dimension"
-            )
-        }
-        let group: Int
-        if importer.opset < 13 {
-            // Opsets before 13 coerce the input to 2-D at `axis`: one softmax over all dimensions from it on.
-            group = rowShape[(axis - 1)...].reduce(1, *)
-        } else {
-            guard rowShape[axis...].allSatisfy({ $0 == 1 }) else {
-                throw fail(
-                    "softmax over axis \(axis) of \(Shape.format([-1] + rowShape)) is not supported; expected the "
-                        + "last axis"
-                )
-            }
-            group = rowShape[axis - 1]
-        }
-        let output = try define(rowShape)
-        return .softmax(input: x, output: output, group: group)
-    }
-
-    mutating func flatten() throws -> Operation {
-        let x = try activation(0, role: "input")
-        let rowShape = values[x].rowShape
-        let rank = rowShape.count + 1
-        var axis = intAttribute("axis", default: 1)
-        if axis < 0 { axis += rank }
-        guard axis >= 1 && axis <= rank, rowShape[0..<(axis - 1)].allSatisfy({ $0 == 1 }) else {
-            throw fail(
-                "axis \(intAttribute("axis", default: 1)) on \(Shape.format([-1] + rowShape)) would fold other "
-                    + "dimensions into the batch; expected axis 1"
-            )
-        }
-        let output = try define([values[x].width])
-        return .reshape(input: x, output: output)
-    }
-
-    mutating func reshape() throws -> Operation {
-        let x = try activation(0, role: "data")
-        let shapeConstant = try constantInput(1, role: "shape")
-        guard case .int64(let requested) = shapeConstant.payload, shapeConstant.dims.count == 1 else {
-            throw fail("shape '\(shapeConstant.name)' must be a 1-D INT64 constant")
-        }
-        let inputShape = values[x].rowShape
-        let width = values[x].width
-        let allowZero = intAttribute("allowzero", default: 0) != 0
-        let formatted = "[" + requested.map(String.init).joined(separator: ", ") + "]"
-        guard let first = requested.first, first == -1 || (first == 0 && !allowZero) else {
-            throw fail(
-                "shape \(formatted) does not keep the batch dimension; expected a shape starting with -1 or 0"
-            )
-        }
-        var dims: [Int] = []
-        var inferred: Int?
-        for (position, raw) in requested.enumerated().dropFirst() {
-            if raw == 0 && !allowZero {
-                guard position - 1 < inputShape.count else {
-                    throw fail("shape \(formatted): 0 at position \(position) has no input dimension to copy")
-                }
-                dims.append(inputShape[position - 1])
-            } else if raw == -1 {
-                guard inferred == nil, first == 0 else {
-                    throw fail("shape \(formatted) leaves more than one dimension to infer")
-                }
-                inferred = dims.count
-                dims.append(1)
-            } else {
-                guard raw > 0, raw <= Int64(ONNXModel.maxElements) else {
-                    throw fail("shape \(formatted): dimension \(raw) is out of range")
-                }
-                dims.append(Int(raw))
-            }
-        }
-        let known = try checkedCount(dims) { "\(label) (\(opType))" }
-        if let inferred {
-            guard known > 0, width % known == 0 else {
-                throw fail("shape \(formatted) cannot hold \(width) values per row")
-            }
-            dims[inferred] = width / known
-        } else if known != width {
-            throw fail(
-                "shape \(formatted) holds \(known) values per row but the input \(Shape.format([-1] + inputShape)) "
-                    + "has \(width); expected a reshape that keeps the batch layout"
-            )
-        }
-        let output = try define(dims)
-        return .reshape(input: x, output: output)
-    }
-
-    mutating func constantNode() throws {
-        if let attribute = attribute("value"), let tensor = attribute.t {
-            try defineConstant(try importer.constant(from: tensor.pointee, fallbackName: "\(label) value"))
-        } else if let attribute = attribute("value_float"), attribute.has_f != 0 {
-            try defineConstant(Constant(name: "", dims: [], payload: .float([attribute.f])))
-        } else if let attribute = attribute("value_floats") {
-            let values = (0..<attribute.n_floats).map { attribute.floats[$0] }
-            try defineConstant(Constant(name: "", dims: [values.count], payload: .float(values)))
-        } else if let attribute = attribute("value_int"), attribute.has_i != 0 {
-            try defineConstant(Constant(name: "", dims: [], payload: .int64([attribute.i])))
-        } else if let attribute = attribute("value_ints") {
-            let values = (0..<attribute.n_ints).map { attribute.ints[$0] }
-            try defineConstant(Constant(name: "", dims: [values.count], payload: .int64(values)))
-        } else {
-            throw fail("expected a value, value_float(s) or value_int(s) attribute")
-        }
-    }
-
-    /// Expands a constant to one row of `rowShape` under ONNX (numpy) broadcasting. The constant may not
-    /// enlarge the row's shape, and a dimension aligned with the batch must be 1.
-    func broadcastRow(_ constant: Constant, to rowShape: [Int], role: String) throws -> [Float] {
-        let data = try floats(constant, role: role)
-        let fullRank = rowShape.count + 1
-        let dims = constant.dims
-        let mismatch = {
-            fail(
-                "\(role) '\(constant.name)' of shape \(Shape.format(dims)) does not broadcast to "
-                    + "\(Shape.format([-1] + rowShape)) without changing it"
-            )
-        }
-        guard dims.count <= fullRank else { throw mismatch() }
-        if dims.count == fullRank && dims[0] != 1 { throw mismatch() }
-        // The constant's dims aligned to the row's trailing dims (leading ones implied).
-        let aligned =
-            Array(repeating: 1, count: rowShape.count - min(dims.count, rowShape.count))
-            + dims.suffix(min(dims.count, rowShape.count))
-        for (have, want) in zip(aligned, rowShape) where have != 1 && have != want { throw mismatch() }
-        var strides = [Int](repeating: 0, count: aligned.count)
-        var running = 1
-        for axis in stride(from: aligned.count - 1, through: 0, by: -1) {
-            strides[axis] = aligned[axis] == 1 ? 0 : running
-            running *= aligned[axis]
-        }
-        let width = try checkedCount(rowShape) { label }
-        var row = [Float](repeating: 0, count: width)
-        var coordinate = [Int](repeating: 0, count: rowShape.count)
-        for position in 0..<width {
-            var source = 0
-            for axis in 0..<coordinate.count { source += coordinate[axis] * strides[axis] }
-            row[position] = data.isEmpty ? 0 : data[source]
-            var axis = coordinate.count - 1
-            while axis >= 0 {
-                coordinate[axis] += 1
-                if coordinate[axis] < rowShape[axis] { break }
-                coordinate[axis] = 0
-                axis -= 1
-            }
-        }
-        return row
     }
 }

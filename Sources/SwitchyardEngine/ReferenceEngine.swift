@@ -69,26 +69,55 @@ final class ReferenceExecutor: EngineExecutor {
 
     func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
         try validateRunArguments(signature: graph.signature, inputs: inputs, rows: rows, outputs: outputs)
+        prepare(rows: rows, inputs: inputs)
+        for node in graph.nodes { try execute(node, rows: rows) }
+        for (position, id) in graph.outputs.enumerated() { copy(id, rows: rows, into: outputs[position]) }
+    }
+
+    /// Grows every value's buffer to `rows` rows (buffers are never shrunk) and copies the inputs in.
+    func prepare(rows: Int, inputs: [UnsafeBufferPointer<Float>]) {
         for (id, value) in graph.values.enumerated() {
             let count = rows * value.width
-            if buffers[id].count != count { buffers[id] = [Float](repeating: 0, count: count) }
+            if buffers[id].count < count { buffers[id] = [Float](repeating: 0, count: count) }
         }
         for (position, id) in graph.inputs.enumerated() {
             let count = rows * graph.values[id].width
-            for index in 0..<count { buffers[id][index] = inputs[position][index] }
-        }
-        for node in graph.nodes { execute(node.operation, rows: rows) }
-        for (position, id) in graph.outputs.enumerated() {
-            let count = rows * graph.values[id].width
-            for index in 0..<count { outputs[position][index] = buffers[id][index] }
+            buffers[id].withUnsafeMutableBufferPointer { target in
+                for index in 0..<count { target[index] = inputs[position][index] }
+            }
         }
     }
 
-    private func execute(_ operation: Operation, rows: Int) {
+    /// Copies `rows` rows of a value out.
+    func copy(_ id: Int, rows: Int, into target: UnsafeMutableBufferPointer<Float>) {
+        let count = rows * graph.values[id].width
+        buffers[id].withUnsafeBufferPointer { source in
+            for index in 0..<count { target[index] = source[index] }
+        }
+    }
+
+    /// Stores `rows` rows of a value starting at row `start`, each read from the pointer `row(i)` gives.
+    func store(_ id: Int, rows: Int, at start: Int, row: (Int) -> UnsafePointer<Float>) {
+        let width = graph.values[id].width
+        buffers[id].withUnsafeMutableBufferPointer { target in
+            for index in 0..<rows {
+                (target.baseAddress! + (start + index) * width).update(from: row(index), count: width)
+            }
+        }
+    }
+
+    /// Runs one node over `rows` rows, reading and writing this executor's buffers.
+    func execute(_ node: Graph.Node, rows: Int) throws {
+        let operation = node.operation
+        let output = operation.output
+        let width = graph.values[output].width
+        // Take the output buffer out of the array so that writing it never copies.
+        var y = buffers[output]
+        buffers[output] = []
+        defer { buffers[output] = y }
         switch operation {
         case .gemm(let gemm):
             let a = buffers[gemm.input]
-            var y = buffers[gemm.output]
             for row in 0..<rows {
                 for column in 0..<gemm.n {
                     var sum = 0.0
@@ -101,10 +130,8 @@ final class ReferenceExecutor: EngineExecutor {
                     y[row * gemm.n + column] = Float(result)
                 }
             }
-            buffers[gemm.output] = y
         case .matMul(let matMul):
             let a = buffers[matMul.input]
-            var y = buffers[matMul.output]
             let vectors = rows * graph.values[matMul.input].width / matMul.k
             for vector in 0..<vectors {
                 for column in 0..<matMul.n {
@@ -115,62 +142,151 @@ final class ReferenceExecutor: EngineExecutor {
                     y[vector * matMul.n + column] = Float(sum)
                 }
             }
-            buffers[matMul.output] = y
-        case .binary(let op, let lhs, let rhs, let output):
-            let width = graph.values[output].width
-            var y = buffers[output]
+        case .binary(let op, let lhs, let rhs, _):
             for row in 0..<rows {
                 for column in 0..<width {
-                    let index = row * width + column
-                    let left = operandValue(lhs, index: index, column: column)
-                    let right = operandValue(rhs, index: index, column: column)
-                    switch op {
-                    case .add: y[index] = left + right
-                    case .sub: y[index] = left - right
-                    case .mul: y[index] = left * right
-                    case .div: y[index] = left / right
-                    }
+                    let left = Double(operandValue(lhs, row: row, column: column, width: width))
+                    let right = Double(operandValue(rhs, row: row, column: column, width: width))
+                    let result: Double =
+                        switch op {
+                        case .add: left + right
+                        case .sub: left - right
+                        case .mul: left * right
+                        case .div: left / right
+                        case .pow: power(left, right)
+                        default: compare(op, Float(left), Float(right)) ? 1 : 0
+                        }
+                    y[row * width + column] = Float(result)
                 }
             }
-            buffers[output] = y
-        case .unary(let op, let input, let output):
+        case .unary(let op, let input, _):
             let x = buffers[input]
-            var y = buffers[output]
-            for index in 0..<(rows * graph.values[output].width) {
-                y[index] = Self.apply(op, x[index])
+            for index in 0..<(rows * width) { y[index] = Self.apply(op, x[index]) }
+        case .select(let condition, let lhs, let rhs, _):
+            for row in 0..<rows {
+                for column in 0..<width {
+                    let flag = operandValue(condition, row: row, column: column, width: width)
+                    y[row * width + column] = operandValue(flag != 0 ? lhs : rhs, row: row, column: column, width: width)
+                }
             }
-            buffers[output] = y
-        case .softmax(let input, let output, let group):
+        case .prelu(let input, let slope, _):
             let x = buffers[input]
-            var y = buffers[output]
-            let total = rows * graph.values[output].width
-            for start in stride(from: 0, to: total, by: group) {
+            for row in 0..<rows {
+                for column in 0..<width {
+                    let value = x[row * width + column]
+                    y[row * width + column] = value < 0 ? Float(Double(value) * Double(slope[column])) : value
+                }
+            }
+        case .softmax(let input, _, let group, let log):
+            let x = buffers[input]
+            for start in stride(from: 0, to: rows * width, by: group) {
                 var maximum = -Double.infinity
                 for index in start..<(start + group) { maximum = max(maximum, Double(x[index])) }
                 var sum = 0.0
-                for index in start..<(start + group) { sum += exp(Double(x[index]) - maximum) }
-                for index in start..<(start + group) { y[index] = Float(exp(Double(x[index]) - maximum) / sum) }
+                for index in start..<(start + group) { sum += Foundation.exp(Double(x[index]) - maximum) }
+                for index in start..<(start + group) {
+                    let shifted = Double(x[index]) - maximum
+                    y[index] = Float(log ? shifted - Foundation.log(sum) : Foundation.exp(shifted) / sum)
+                }
             }
-            buffers[output] = y
-        case .reshape(let input, let output):
-            buffers[output] = buffers[input]
+        case .reshape(let input, _):
+            let x = buffers[input]
+            for index in 0..<(rows * width) { y[index] = x[index] }
+        case .reduce(let op, let input, _, let group):
+            let x = buffers[input]
+            for outputIndex in 0..<(rows * width) {
+                let slice = x[(outputIndex * group)..<((outputIndex + 1) * group)].map { Double($0) }
+                let result: Double =
+                    switch op {
+                    case .sum: slice.reduce(0, +)
+                    case .mean: slice.reduce(0, +) / Double(group)
+                    case .max: slice.max() ?? 0
+                    case .min: slice.min() ?? 0
+                    case .l1: slice.reduce(0) { $0 + Swift.abs($1) }
+                    case .l2: slice.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    case .sumSquare: slice.reduce(0) { $0 + $1 * $1 }
+                    }
+                y[outputIndex] = Float(result)
+            }
+        case .argExtreme(let largest, let selectLast, let input, _, let group):
+            let x = buffers[input]
+            for outputIndex in 0..<(rows * width) {
+                var best = 0
+                for position in 1..<max(group, 1) {
+                    let candidate = x[outputIndex * group + position]
+                    let current = x[outputIndex * group + best]
+                    let better = largest ? candidate > current : candidate < current
+                    if better || (selectLast && candidate == current) { best = position }
+                }
+                y[outputIndex] = Float(best)
+            }
+        case .layerNorm(let norm):
+            let x = buffers[norm.input]
+            for start in stride(from: 0, to: rows * width, by: norm.group) {
+                let slice = x[start..<(start + norm.group)].map { Double($0) }
+                let mean = slice.reduce(0, +) / Double(norm.group)
+                let variance = slice.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(norm.group)
+                let inverse = 1 / (variance + Double(norm.epsilon)).squareRoot()
+                for position in 0..<norm.group {
+                    let normalized = (slice[position] - mean) * inverse
+                    y[start + position] = Float(normalized * Double(norm.scale[position]) + Double(norm.bias[position]))
+                }
+            }
+        case .normalize(let kind, let input, _):
+            let x = buffers[input]
+            for row in 0..<rows {
+                let slice = x[(row * width)..<((row + 1) * width)].map { Double($0) }
+                let norm: Double =
+                    switch kind {
+                    case .l1: slice.reduce(0) { $0 + Swift.abs($1) }
+                    case .l2: slice.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    case .max: slice.max() ?? 0
+                    }
+                for column in 0..<width {
+                    y[row * width + column] = norm == 0 ? Float(slice[column]) : Float(slice[column] / norm)
+                }
+            }
+        case .assemble(let parts, let map, _):
+            for row in 0..<rows {
+                for (position, source) in map.enumerated() {
+                    let part = parts[Int(source.part)]
+                    let index = Int(source.index)
+                    y[row * width + position] =
+                        switch part {
+                        case .constant(let values): values[index]
+                        case .value(let id), .broadcast(let id, _): buffers[id][row * graph.values[id].width + index]
+                        }
+                }
+            }
+        case .lookup(let table, let input, _):
+            let x = buffers[input]
+            for index in 0..<(rows * width) {
+                let position = x[index]
+                guard position >= 0, position < Float(table.count), position == position.rounded(.towardZero) else {
+                    throw SwitchyardError.invalidArgument(
+                        "\(node.label) (\(node.opType)): index \(position) is outside the table of \(table.count) entries"
+                    )
+                }
+                y[index] = table[Int(position)]
+            }
         }
     }
 
-    private func operandValue(_ operand: Operand, index: Int, column: Int) -> Float {
+    private func operandValue(_ operand: Operand, row: Int, column: Int, width: Int) -> Float {
         switch operand {
-        case .value(let id): buffers[id][index]
-        case .constant(let row): row[column]
+        case .value(let id): buffers[id][row * width + column]
+        case .constant(let values): values[column]
+        case .broadcast(let id, let indices): buffers[id][row * graph.values[id].width + Int(indices[column])]
         }
     }
 
-    /// One elementwise activation, computed in double precision.
+    /// One elementwise operation, computed in double precision.
     static func apply(_ op: UnaryOperator, _ value: Float) -> Float {
         let x = Double(value)
         switch op {
         case .relu: return value > 0 ? value : 0
         case .leakyRelu(let alpha): return value >= 0 ? value : Float(x * Double(alpha))
-        case .sigmoid: return Float(1 / (1 + exp(-x)))
+        case .sigmoid: return Float(1 / (1 + Foundation.exp(-x)))
         case .tanh: return Float(Foundation.tanh(x))
         case .erf: return Float(Foundation.erf(x))
         case .gelu: return Float(0.5 * x * (1 + Foundation.erf(x / 2.0.squareRoot())))
@@ -178,6 +294,34 @@ final class ReferenceExecutor: EngineExecutor {
             let inner = (2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)
             return Float(0.5 * x * (1 + Foundation.tanh(inner)))
         case .identity: return value
+        case .exp: return Float(Foundation.exp(x))
+        case .log: return Float(Foundation.log(x))
+        case .neg: return -value
+        case .abs: return Swift.abs(value)
+        case .sqrt: return Float(x.squareRoot())
+        case .reciprocal: return Float(1 / x)
+        case .floor: return value.rounded(.down)
+        case .ceil: return value.rounded(.up)
+        case .round: return value.rounded(.toNearestOrEven)
+        case .sign: return value > 0 ? 1 : value < 0 ? -1 : 0
+        case .softplus: return Float(x > 30 ? x : Foundation.log1p(Foundation.exp(x)))
+        case .softsign: return Float(x / (1 + Swift.abs(x)))
+        case .elu(let alpha): return value >= 0 ? value : Float(Double(alpha) * Foundation.expm1(x))
+        case .selu(let alpha, let gamma):
+            return Float(Double(gamma) * (x > 0 ? x : Double(alpha) * Foundation.expm1(x)))
+        case .celu(let alpha):
+            let a = Double(alpha)
+            return Float(Swift.max(0, x) + Swift.min(0, a * Foundation.expm1(x / a)))
+        case .hardSigmoid(let alpha, let beta): return Float(Swift.max(0, Swift.min(1, Double(alpha) * x + Double(beta))))
+        case .hardSwish: return Float(x * Swift.max(0, Swift.min(1, x / 6 + 0.5)))
+        case .mish:
+            let softplus = x > 30 ? x : Foundation.log1p(Foundation.exp(x))
+            return Float(x * Foundation.tanh(softplus))
+        case .clip(let low, let high): return Swift.min(Swift.max(value, low), high)
+        case .pow(let exponent): return Float(power(x, Double(exponent)))
+        case .truncate: return value.isNaN ? 0 : value.rounded(.towardZero)
+        case .nonZero: return value != 0 ? 1 : 0
+        case .binarize(let threshold): return value > threshold ? 1 : 0
         }
     }
 }

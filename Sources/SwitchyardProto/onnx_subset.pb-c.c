@@ -232,6 +232,51 @@ void   onnx__attribute_proto__free_unpacked
   assert(message->base.descriptor == &onnx__attribute_proto__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   onnx__string_string_entry_proto__init
+                     (Onnx__StringStringEntryProto         *message)
+{
+  static const Onnx__StringStringEntryProto init_value = ONNX__STRING_STRING_ENTRY_PROTO__INIT;
+  *message = init_value;
+}
+size_t onnx__string_string_entry_proto__get_packed_size
+                     (const Onnx__StringStringEntryProto *message)
+{
+  assert(message->base.descriptor == &onnx__string_string_entry_proto__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t onnx__string_string_entry_proto__pack
+                     (const Onnx__StringStringEntryProto *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &onnx__string_string_entry_proto__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t onnx__string_string_entry_proto__pack_to_buffer
+                     (const Onnx__StringStringEntryProto *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &onnx__string_string_entry_proto__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Onnx__StringStringEntryProto *
+       onnx__string_string_entry_proto__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Onnx__StringStringEntryProto *)
+     protobuf_c_message_unpack (&onnx__string_string_entry_proto__descriptor,
+                                allocator, len, data);
+}
+void   onnx__string_string_entry_proto__free_unpacked
+                     (Onnx__StringStringEntryProto *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &onnx__string_string_entry_proto__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   onnx__tensor_proto__init
                      (Onnx__TensorProto         *message)
 {
@@ -1050,6 +1095,57 @@ const ProtobufCMessageDescriptor onnx__attribute_proto__descriptor =
   (ProtobufCMessageInit) onnx__attribute_proto__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor onnx__string_string_entry_proto__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Onnx__StringStringEntryProto, key),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_OPTIONAL,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Onnx__StringStringEntryProto, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned onnx__string_string_entry_proto__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange onnx__string_string_entry_proto__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor onnx__string_string_entry_proto__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "onnx.StringStringEntryProto",
+  "StringStringEntryProto",
+  "Onnx__StringStringEntryProto",
+  "onnx",
+  sizeof(Onnx__StringStringEntryProto),
+  2,
+  onnx__string_string_entry_proto__field_descriptors,
+  onnx__string_string_entry_proto__field_indices_by_name,
+  1,  onnx__string_string_entry_proto__number_ranges,
+  (ProtobufCMessageInit) onnx__string_string_entry_proto__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue onnx__tensor_proto__data_type__enum_values_by_number[17] =
 {
   { "UNDEFINED", "ONNX__TENSOR_PROTO__DATA_TYPE__UNDEFINED", 0 },
@@ -1136,7 +1232,7 @@ const ProtobufCEnumDescriptor onnx__tensor_proto__data_location__descriptor =
   onnx__tensor_proto__data_location__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor onnx__tensor_proto__field_descriptors[10] =
+static const ProtobufCFieldDescriptor onnx__tensor_proto__field_descriptors[12] =
 {
   {
     "dims",
@@ -1235,6 +1331,18 @@ static const ProtobufCFieldDescriptor onnx__tensor_proto__field_descriptors[10] 
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "uint64_data",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Onnx__TensorProto, n_uint64_data),
+    offsetof(Onnx__TensorProto, uint64_data),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "doc_string",
     12,
     PROTOBUF_C_LABEL_OPTIONAL,
@@ -1242,6 +1350,18 @@ static const ProtobufCFieldDescriptor onnx__tensor_proto__field_descriptors[10] 
     0,   /* quantifier_offset */
     offsetof(Onnx__TensorProto, doc_string),
     NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "external_data",
+    13,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Onnx__TensorProto, n_external_data),
+    offsetof(Onnx__TensorProto, external_data),
+    &onnx__string_string_entry_proto__descriptor,
     NULL,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
@@ -1260,25 +1380,25 @@ static const ProtobufCFieldDescriptor onnx__tensor_proto__field_descriptors[10] 
   },
 };
 static const unsigned onnx__tensor_proto__field_indices_by_name[] = {
-  9,   /* field[9] = data_location */
+  11,   /* field[11] = data_location */
   1,   /* field[1] = data_type */
   0,   /* field[0] = dims */
-  8,   /* field[8] = doc_string */
+  9,   /* field[9] = doc_string */
   7,   /* field[7] = double_data */
+  10,   /* field[10] = external_data */
   2,   /* field[2] = float_data */
   3,   /* field[3] = int32_data */
   4,   /* field[4] = int64_data */
   5,   /* field[5] = name */
   6,   /* field[6] = raw_data */
+  8,   /* field[8] = uint64_data */
 };
-static const ProtobufCIntRange onnx__tensor_proto__number_ranges[5 + 1] =
+static const ProtobufCIntRange onnx__tensor_proto__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 4, 2 },
   { 7, 4 },
-  { 12, 8 },
-  { 14, 9 },
-  { 0, 10 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor onnx__tensor_proto__descriptor =
 {
@@ -1288,10 +1408,10 @@ const ProtobufCMessageDescriptor onnx__tensor_proto__descriptor =
   "Onnx__TensorProto",
   "onnx",
   sizeof(Onnx__TensorProto),
-  10,
+  12,
   onnx__tensor_proto__field_descriptors,
   onnx__tensor_proto__field_indices_by_name,
-  5,  onnx__tensor_proto__number_ranges,
+  3,  onnx__tensor_proto__number_ranges,
   (ProtobufCMessageInit) onnx__tensor_proto__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

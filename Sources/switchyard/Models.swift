@@ -38,6 +38,10 @@ struct ModelsCheck: ParsableCommand {
                     let inputs = signature.inputs.map { "\($0.name) \($0)" }.joined(separator: ", ")
                     let outputs = signature.outputs.map { "\($0.name) \($0)" }.joined(separator: ", ")
                     print("  version \(version.version): \(inputs) -> \(outputs)")
+                    let ml = model.mlOpsetVersion.map { ", ai.onnx.ml \($0)" } ?? ""
+                    let producer = model.producerName.isEmpty ? "" : ", from \(model.producerName)"
+                    let folded = model.foldedNodeCount > 0 ? "; \(model.foldedNodeCount) nodes evaluated at load" : ""
+                    print("    opset \(model.opsetVersion)\(ml)\(producer)\(folded)")
                     let engine = try makeEngine(for: model)
                     if let reason = FusedEngine.unsupportedReason(for: model) {
                         print("    engine: reference (the fused engine declines it: \(reason))")

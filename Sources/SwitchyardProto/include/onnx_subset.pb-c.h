@@ -20,6 +20,7 @@ typedef struct Onnx__ModelProto Onnx__ModelProto;
 typedef struct Onnx__GraphProto Onnx__GraphProto;
 typedef struct Onnx__NodeProto Onnx__NodeProto;
 typedef struct Onnx__AttributeProto Onnx__AttributeProto;
+typedef struct Onnx__StringStringEntryProto Onnx__StringStringEntryProto;
 typedef struct Onnx__TensorProto Onnx__TensorProto;
 typedef struct Onnx__TensorShapeProto Onnx__TensorShapeProto;
 typedef struct Onnx__TensorShapeProto__Dimension Onnx__TensorShapeProto__Dimension;
@@ -174,6 +175,20 @@ struct  Onnx__AttributeProto
     , NULL, 0, 0, 0, 0, 0, {0,NULL}, NULL, 0,NULL, 0,NULL, 0,NULL, NULL, 0, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED }
 
 
+/*
+ * A key/value pair, as external data locations are written (location, offset, length, checksum).
+ */
+struct  Onnx__StringStringEntryProto
+{
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+};
+#define ONNX__STRING_STRING_ENTRY_PROTO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&onnx__string_string_entry_proto__descriptor) \
+    , NULL, NULL }
+
+
 struct  Onnx__TensorProto
 {
   ProtobufCMessage base;
@@ -192,13 +207,17 @@ struct  Onnx__TensorProto
   ProtobufCBinaryData raw_data;
   size_t n_double_data;
   double *double_data;
+  size_t n_uint64_data;
+  uint64_t *uint64_data;
   char *doc_string;
+  size_t n_external_data;
+  Onnx__StringStringEntryProto **external_data;
   protobuf_c_boolean has_data_location;
   Onnx__TensorProto__DataLocation data_location;
 };
 #define ONNX__TENSOR_PROTO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&onnx__tensor_proto__descriptor) \
-    , 0,NULL, 0, 0, 0,NULL, 0,NULL, 0,NULL, NULL, 0, {0,NULL}, 0,NULL, NULL, 0, ONNX__TENSOR_PROTO__DATA_LOCATION__DEFAULT }
+    , 0,NULL, 0, 0, 0,NULL, 0,NULL, 0,NULL, NULL, 0, {0,NULL}, 0,NULL, 0,NULL, NULL, 0,NULL, 0, ONNX__TENSOR_PROTO__DATA_LOCATION__DEFAULT }
 
 
 typedef enum {
@@ -373,6 +392,25 @@ Onnx__AttributeProto *
 void   onnx__attribute_proto__free_unpacked
                      (Onnx__AttributeProto *message,
                       ProtobufCAllocator *allocator);
+/* Onnx__StringStringEntryProto methods */
+void   onnx__string_string_entry_proto__init
+                     (Onnx__StringStringEntryProto         *message);
+size_t onnx__string_string_entry_proto__get_packed_size
+                     (const Onnx__StringStringEntryProto   *message);
+size_t onnx__string_string_entry_proto__pack
+                     (const Onnx__StringStringEntryProto   *message,
+                      uint8_t             *out);
+size_t onnx__string_string_entry_proto__pack_to_buffer
+                     (const Onnx__StringStringEntryProto   *message,
+                      ProtobufCBuffer     *buffer);
+Onnx__StringStringEntryProto *
+       onnx__string_string_entry_proto__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   onnx__string_string_entry_proto__free_unpacked
+                     (Onnx__StringStringEntryProto *message,
+                      ProtobufCAllocator *allocator);
 /* Onnx__TensorProto methods */
 void   onnx__tensor_proto__init
                      (Onnx__TensorProto         *message);
@@ -472,6 +510,9 @@ typedef void (*Onnx__NodeProto_Closure)
 typedef void (*Onnx__AttributeProto_Closure)
                  (const Onnx__AttributeProto *message,
                   void *closure_data);
+typedef void (*Onnx__StringStringEntryProto_Closure)
+                 (const Onnx__StringStringEntryProto *message,
+                  void *closure_data);
 typedef void (*Onnx__TensorProto_Closure)
                  (const Onnx__TensorProto *message,
                   void *closure_data);
@@ -502,6 +543,7 @@ extern const ProtobufCMessageDescriptor onnx__graph_proto__descriptor;
 extern const ProtobufCMessageDescriptor onnx__node_proto__descriptor;
 extern const ProtobufCMessageDescriptor onnx__attribute_proto__descriptor;
 extern const ProtobufCEnumDescriptor    onnx__attribute_proto__attribute_type__descriptor;
+extern const ProtobufCMessageDescriptor onnx__string_string_entry_proto__descriptor;
 extern const ProtobufCMessageDescriptor onnx__tensor_proto__descriptor;
 extern const ProtobufCEnumDescriptor    onnx__tensor_proto__data_type__descriptor;
 extern const ProtobufCEnumDescriptor    onnx__tensor_proto__data_location__descriptor;
