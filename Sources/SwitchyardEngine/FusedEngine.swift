@@ -86,10 +86,10 @@ public enum WeightPrecision: String, Sendable, CaseIterable, CustomStringConvert
 
 // MARK: - Compiling a graph into dense layers
 
-/// A graph reduced to what the fused engine runs: an optional head of row-wise operations before the first dense
-/// layer (or an affine prologue folded into it), a chain of dense layers, and an optional tail of row-wise
-/// operations after them (a classifier's argmax and label lookup, a log-softmax). Head and tail run on the
-/// reference interpreter; they hold elementwise work only, which costs little beside the layers.
+/// A graph reduced to what the fused engine runs: steps that are either a chain of dense layers (GEMM + bias +
+/// activation per layer, packed and run by the SIMD kernels, an optional softmax after the last) or row-wise
+/// operations run by the reference interpreter between them (a layer norm, a residual addition, a classifier's
+/// argmax and label lookup). An affine prologue before the first layer (a scaler, a cast) is folded into it.
 struct FusedPlan {
     /// One dense layer: `y = activation(x · weights + bias)`.
     struct Layer {
@@ -101,30 +101,50 @@ struct FusedPlan {
         var activation: UnaryOperator?
     }
 
+    /// Consecutive dense layers that run chunk by chunk with their activations in cache.
+    struct Chain {
+        /// Indices into `layers`.
+        var layers: Range<Int>
+        /// The value the first layer reads, and the value the chain's result is.
+        var input: Int
+        var output: Int
+        /// Softmax over each row of the last layer's output.
+        var softmax: Bool
+    }
+
+    /// One step of a batch.
+    enum Step {
+        case chain(Int)
+        case interpret([Graph.Node])
+    }
+
     /// Where a graph output's values come from.
     enum Tap: Equatable {
+        /// The first chain's input, a graph input.
         case input
         case layer(Int)
-        case softmax
-        /// A value the head or the tail computes, read from the interpreter.
+        /// The softmax after chain `i`.
+        case softmax(Int)
+        /// A value the interpreter holds: a graph input, an interpreted node's result or a chain's result.
         case value(Int)
     }
 
-    var inputWidth: Int
     var layers: [Layer]
-    /// Softmax over each row of the last layer's output, when the graph ends in one.
-    var softmax: Bool
+    var chains: [Chain]
+    var steps: [Step]
     var outputs: [Tap]
-    /// Nodes run before the first layer, and the value the first layer reads (a graph input when empty).
-    var head: [Graph.Node] = []
-    var trunkInput: Int
-    /// Nodes run after the chain, and the value the chain's result is stored as for them.
-    var tail: [Graph.Node] = []
-    var trunkOutput: Int
     /// What was folded into the dense layers at load, for `switchyard models`: `Scaler into layer 1`.
     var folded: [String] = []
 
-    /// Compiles a graph, or throws `unimplemented` with the reason it is not a chain of dense layers.
+    /// The interpreted operations, all steps together.
+    var interpreted: [Graph.Node] {
+        steps.flatMap { step -> [Graph.Node] in
+            if case .interpret(let nodes) = step { return nodes }
+            return []
+        }
+    }
+
+    /// Compiles a graph, or throws `unimplemented` with the reason it has no dense layer the kernels can run.
     static func compile(_ graph: Graph) throws -> FusedPlan {
         var compiler = Compiler(graph: graph)
         return try compiler.compile()
@@ -140,6 +160,7 @@ private struct Compiler {
     var current: Int
     var softmax = false
     var folded: [String] = []
+    var chains: [FusedPlan.Chain] = []
     /// A per-column affine `x · scale + shift` waiting to be folded into the first layer's input side.
     var prologue: (scale: [Float], shift: [Float])?
 
@@ -180,7 +201,7 @@ private struct Compiler {
     /// constant additions, subtractions, multiplications and divisions (a scaler, a batch norm, casts) on the one
     /// graph input. Returns false, changing nothing, when they are not.
     mutating func foldPrologue(_ head: ArraySlice<Graph.Node>) -> Bool {
-        guard graph.inputs.count == 1 else { return head.isEmpty }
+        guard graph.inputs.count == 1 else { return false }
         var value = graph.inputs[0]
         let width = graph.values[value].width
         var scale = [Float](repeating: 1, count: width)
@@ -221,82 +242,122 @@ private struct Compiler {
         return true
     }
 
-    mutating func compile() throws -> FusedPlan {
-        guard let firstDense = graph.nodes.firstIndex(where: { node in
-            switch node.operation {
-            case .gemm, .matMul: true
-            default: false
-            }
-        }) else { throw SwitchyardError(.unimplemented, "the graph has no dense layer") }
-        var head: [Graph.Node] = []
-        if !foldPrologue(graph.nodes[..<firstDense]) {
-            head = Array(graph.nodes[..<firstDense])
-            current = graph.nodes[firstDense].operation.operands[0]
+    /// Whether a node starts a dense layer on a `[batch, K]` value.
+    func isDense(_ node: Graph.Node) -> Bool {
+        switch node.operation {
+        case .gemm(let gemm): graph.values[gemm.input].rowShape.count == 1
+        case .matMul(let matMul): graph.values[matMul.input].rowShape.count == 1
+        default: false
         }
-        let trunkInput = current
-        taps[current] = (.input, 0)
-        var position = firstDense
-        var tailStart: Int?
+    }
+
+    mutating func closeChain(input: Int, from start: Int) {
+        chains.append(FusedPlan.Chain(layers: start..<layers.count, input: input, output: current, softmax: softmax))
+    }
+
+    mutating func compile() throws -> FusedPlan {
+        guard let firstDense = graph.nodes.firstIndex(where: isDense) else {
+            throw SwitchyardError(.unimplemented, "the graph has no dense layer on a [batch, K] input")
+        }
+        var steps: [FusedPlan.Step] = []
+        var pending: [Graph.Node] = []
+        var position = 0
+        var chain: (input: Int, start: Int)?
+        if foldPrologue(graph.nodes[..<firstDense]) {
+            // The first chain reads the graph input; the folded prologue's result is what its first layer takes.
+            position = firstDense
+            if firstDense == 0 { taps[current] = (.input, 0) }
+            chain = (graph.inputs[0], 0)
+        }
         while position < graph.nodes.count {
             let node = graph.nodes[position]
+            if chain == nil {
+                guard isDense(node) else {
+                    pending.append(node)
+                    position += 1
+                    continue
+                }
+                if !pending.isEmpty { steps.append(.interpret(pending)) }
+                pending = []
+                current = node.operation.operands[0]
+                softmax = false
+                chain = (current, layers.count)
+            }
             do {
                 if let consumed = try erfGelu(at: position) {
                     position += consumed
                     continue
                 }
                 try step(node)
-            } catch let error as SwitchyardError where error.code == .unimplemented && !layers.isEmpty {
-                tailStart = position
-                break
+                position += 1
+            } catch let error as SwitchyardError where error.code == .unimplemented {
+                guard let open = chain, layers.count > open.start else {
+                    // The chain could not even start here: the node runs on the interpreter.
+                    chain = nil
+                    pending.append(node)
+                    position += 1
+                    continue
+                }
+                closeChain(input: open.input, from: open.start)
+                steps.append(.chain(chains.count - 1))
+                chain = nil
             }
-            position += 1
         }
+        if let open = chain, layers.count > open.start {
+            closeChain(input: open.input, from: open.start)
+            steps.append(.chain(chains.count - 1))
+        }
+        if !pending.isEmpty { steps.append(.interpret(pending)) }
         guard !layers.isEmpty else { throw SwitchyardError(.unimplemented, "the graph has no dense layer") }
-        let tail = tailStart.map { Array(graph.nodes[$0...]) } ?? []
-        let trunkOutput = current
-        // The interpreter holds graph inputs, head values, the chain's result and tail values; nothing else.
-        var interpreted = Set(graph.inputs).union(head.map(\.operation.output))
-        interpreted.insert(trunkOutput)
-        for node in tail {
-            for operand in node.operation.operands where !interpreted.contains(operand) {
-                throw decline(node, "it reads '\(graph.values[operand].name)' from inside the chain of dense layers")
-            }
-            interpreted.insert(node.operation.output)
-        }
-        let tailValues = Set(tail.map(\.operation.output))
-        let headValues = Set(head.map(\.operation.output))
+        let interpreterValues = try checkInterpreterReads(steps)
         var outputs: [FusedPlan.Tap] = []
         for id in graph.outputs {
-            if tailValues.contains(id) || headValues.contains(id) {
+            if let (tap, stage) = taps[id] {
+                if case .layer(let index) = tap, stage != stages[index] {
+                    throw SwitchyardError(
+                        .unimplemented,
+                        "output '\(graph.values[id].name)' is an intermediate value inside a layer"
+                    )
+                }
+                outputs.append(tap)
+            } else if interpreterValues.contains(id) {
                 outputs.append(.value(id))
-                continue
+            } else {
+                throw SwitchyardError(.unimplemented, "output '\(graph.values[id].name)' is not computed")
             }
-            guard let (tap, stage) = taps[id] else {
-                throw SwitchyardError(
-                    .unimplemented,
-                    "output '\(graph.values[id].name)' is not on the chain of dense layers"
-                )
-            }
-            if case .layer(let index) = tap, stage != stages[index] {
-                throw SwitchyardError(
-                    .unimplemented,
-                    "output '\(graph.values[id].name)' is an intermediate value inside a layer"
-                )
-            }
-            outputs.append(tap == .input && !head.isEmpty ? .value(id) : tap)
         }
         if let prologue { foldIntoFirstLayer(prologue) }
-        return FusedPlan(
-            inputWidth: graph.values[trunkInput].width,
-            layers: layers,
-            softmax: softmax,
-            outputs: outputs,
-            head: head,
-            trunkInput: head.isEmpty ? graph.inputs[0] : trunkInput,
-            tail: tail,
-            trunkOutput: trunkOutput,
-            folded: folded
-        )
+        return FusedPlan(layers: layers, chains: chains, steps: steps, outputs: outputs, folded: folded)
+    }
+
+    /// Checks that every value a step reads is one the interpreter holds when it runs: graph inputs, interpreted
+    /// results and chain results, never a value inside a chain. Returns the values the interpreter holds.
+    func checkInterpreterReads(_ steps: [FusedPlan.Step]) throws -> Set<Int> {
+        var held = Set(graph.inputs)
+        for step in steps {
+            switch step {
+            case .chain(let index):
+                let chain = chains[index]
+                guard held.contains(chain.input) else {
+                    throw SwitchyardError(
+                        .unimplemented,
+                        "a chain of dense layers reads '\(graph.values[chain.input].name)', which nothing before it holds"
+                    )
+                }
+                held.insert(chain.output)
+            case .interpret(let nodes):
+                for node in nodes {
+                    for operand in node.operation.operands where !held.contains(operand) {
+                        throw decline(
+                            node,
+                            "it reads '\(graph.values[operand].name)' from inside a chain of dense layers"
+                        )
+                    }
+                    held.insert(node.operation.output)
+                }
+            }
+        }
+        return held
     }
 
     /// `(x · s + t) · W + b = x · (diag(s) · W) + (t · W + b)`.
@@ -362,11 +423,12 @@ private struct Compiler {
             guard group == graph.values[input].width else {
                 throw decline(node, "softmax over part of a row is not fused")
             }
-            guard uses[input] == 1 else {
+            // A graph output may read the logits too (the chain taps them); another node may not.
+            guard uses[input] - graph.outputs.filter({ $0 == input }).count == 1 else {
                 throw decline(node, "its input '\(graph.values[input].name)' is also used elsewhere")
             }
             softmax = true
-            taps[output] = (.softmax, 0)
+            taps[output] = (.softmax(chains.count), 0)
             current = output
         case .reduce, .argExtreme, .layerNorm, .normalize, .assemble, .lookup, .prelu, .select:
             throw decline(node, "the dense chain ends here")
@@ -494,7 +556,6 @@ final class FusedProgram: @unchecked Sendable {
     let kernel: KernelPath
     let precision: WeightPrecision
     let signature: ModelSignature
-    let inputWidth: Int
     /// The widest layer input: the kernels' workspace holds a chunk of rows this wide.
     var maxInputWidth: Int { (0..<layers.count).map { Int(layers[$0].k) }.max() ?? 0 }
     /// Kernel descriptors; their pointers point into `allocations`.
@@ -502,16 +563,19 @@ final class FusedProgram: @unchecked Sendable {
     /// Row stride of each layer's output in scratch: its packed column count.
     let strides: [Int]
     let widths: [Int]
-    let softmax: Bool
+    let chains: [FusedPlan.Chain]
+    let steps: [FusedPlan.Step]
     let outputs: [FusedPlan.Tap]
-    /// The imported graph, for the interpreter that runs the plan's head and tail.
+    /// The imported graph, for the interpreter that runs the plan's row-wise steps.
     let graph: Graph
-    let head: [Graph.Node]
-    let tail: [Graph.Node]
-    let trunkInput: Int
-    let trunkOutput: Int
-    /// Whether any work runs on the interpreter (a head, a tail, or outputs it holds).
-    var interprets: Bool { !head.isEmpty || !tail.isEmpty || outputs.contains { if case .value = $0 { true } else { false } } }
+    /// Whether any work runs on the interpreter: interpreted steps, several chains, or outputs it holds.
+    var interprets: Bool {
+        steps.count > 1 || outputs.contains { if case .value = $0 { true } else { false } }
+    }
+    /// The widest output of a chain that ends in a softmax (0 when none does).
+    var maxSoftmaxWidth: Int {
+        chains.filter(\.softmax).map { widths[$0.layers.upperBound - 1] }.max() ?? 0
+    }
     /// For each layer, the outputs that copy its result.
     let layerOutputs: [[Int]]
     let maxStride: Int
@@ -522,12 +586,8 @@ final class FusedProgram: @unchecked Sendable {
         self.precision = precision
         self.signature = graph.signature
         self.graph = graph
-        self.head = plan.head
-        self.tail = plan.tail
-        self.trunkInput = plan.trunkInput
-        self.trunkOutput = plan.trunkOutput
-        self.inputWidth = plan.inputWidth
-        self.softmax = plan.softmax
+        self.chains = plan.chains
+        self.steps = plan.steps
         self.outputs = plan.outputs
         let nr = kernel.panelWidth
         let vector = nr / 2
@@ -663,8 +723,11 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
     public let signature: ModelSignature
     /// The kernel path this engine runs.
     public var kernel: KernelPath { program.kernel }
-    /// The dense layers' widths, input first: `[64, 256, 128, 10]`.
+    /// The dense layers' widths, input first: `[64, 256, 128, 10]` (each chain's, one after the other, when
+    /// interpreted operations split the layers into several chains).
     public let layerWidths: [Int]
+    /// Each chain's widths, input first.
+    public let chainWidths: [[Int]]
     /// What was folded into the dense layers at load, e.g. `Scaler into layer 1`.
     public let folded: [String]
     /// How many operations run on the interpreter before and after the dense layers (argmax heads, lookups).
@@ -695,16 +758,22 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
         }
         let plan = try FusedPlan.compile(model.graph)
         self.signature = model.signature
-        self.layerWidths = [plan.inputWidth] + plan.layers.map(\.n)
+        self.layerWidths = plan.chains.flatMap { chain in
+            [plan.layers[chain.layers.lowerBound].k] + plan.layers[chain.layers].map(\.n)
+        }
+        self.chainWidths = plan.chains.map { chain in
+            [plan.layers[chain.layers.lowerBound].k] + plan.layers[chain.layers].map(\.n)
+        }
         self.program = FusedProgram(plan: plan, graph: model.graph, kernel: path, precision: precision)
         self.folded = plan.folded
-        self.interpretedNodes = plan.head.count + plan.tail.count
-        self.interpretedDenseNodes = (plan.head + plan.tail).filter { node in
-            switch node.operation {
-            case .gemm, .matMul: true
-            default: false
-            }
-        }.count
+        self.interpretedNodes = plan.interpreted.count
+        self.interpretedDenseNodes =
+            plan.interpreted.filter { node in
+                switch node.operation {
+                case .gemm, .matMul: true
+                default: false
+                }
+            }.count
     }
 
     /// How this engine stores weights.
@@ -727,11 +796,13 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
 
     /// A short name for logs.
     public var description: String {
-        var text = "fused engine (\(kernel), \(precision), layers \(layerWidths.map(String.init).joined(separator: "→"))"
+        var text =
+            "fused engine (\(kernel), \(precision), layers "
+            + chainWidths.map { $0.map(String.init).joined(separator: "→") }.joined(separator: " | ")
         if !folded.isEmpty { text += "; folded \(folded.joined(separator: ", "))" }
         if interpretedNodes > 0 {
-            let dense = interpretedDenseNodes > 0 ? ", \(interpretedDenseNodes) of them dense layers" : ""
-            text += "; \(interpretedNodes) operations interpreted\(dense)"
+            let dense = interpretedDenseNodes > 0 ? ", \(interpretedDenseNodes) of them dense" : ""
+            text += "; \(interpretedNodes) operation\(interpretedNodes == 1 ? "" : "s") interpreted\(dense)"
         }
         return text + ")"
     }
@@ -759,7 +830,7 @@ final class FusedExecutor: EngineExecutor {
             Int(sy_dense_workspace(program.kernel.code, Int32(rows), Int32(program.maxInputWidth)))
         )
         interpreter = program.interprets ? ReferenceExecutor(graph: program.graph) : nil
-        staging = ([], FusedProgram.allocateFloats(program.softmax ? rows * (program.widths.last ?? 1) : 1))
+        staging = ([], FusedProgram.allocateFloats(rows * max(program.maxSoftmaxWidth, 1)))
     }
 
     deinit {
@@ -771,41 +842,52 @@ final class FusedExecutor: EngineExecutor {
 
     func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
         try validateRunArguments(signature: program.signature, inputs: inputs, rows: rows, outputs: outputs)
-        if let interpreter {
-            interpreter.prepare(rows: rows, inputs: inputs)
-            for node in program.head { try interpreter.execute(node, rows: rows) }
-        }
-        if program.head.isEmpty {
-            let position = program.graph.inputs.firstIndex(of: program.trunkInput) ?? 0
-            guard let input = inputs[position].baseAddress else { return }
-            runChain(input: input, rows: rows, outputs: outputs)
-        } else if let interpreter {
-            let count = rows * program.inputWidth
-            if staging.input.count < count { staging.input = [Float](repeating: 0, count: count) }
-            staging.input.withUnsafeMutableBufferPointer { interpreter.copy(program.trunkInput, rows: rows, into: $0) }
-            staging.input.withUnsafeBufferPointer { runChain(input: $0.baseAddress!, rows: rows, outputs: outputs) }
+        interpreter?.prepare(rows: rows, inputs: inputs)
+        for step in program.steps {
+            switch step {
+            case .interpret(let nodes):
+                for node in nodes { try interpreter?.execute(node, rows: rows) }
+            case .chain(let index):
+                let chain = program.chains[index]
+                if let position = program.graph.inputs.firstIndex(of: chain.input) {
+                    guard let input = inputs[position].baseAddress else { return }
+                    runChain(index, input: input, rows: rows, outputs: outputs)
+                } else if let interpreter {
+                    let count = rows * program.graph.values[chain.input].width
+                    if staging.input.count < count { staging.input = [Float](repeating: 0, count: count) }
+                    staging.input.withUnsafeMutableBufferPointer { interpreter.copy(chain.input, rows: rows, into: $0) }
+                    staging.input.withUnsafeBufferPointer {
+                        runChain(index, input: $0.baseAddress!, rows: rows, outputs: outputs)
+                    }
+                }
+            }
         }
         guard let interpreter else { return }
-        for node in program.tail { try interpreter.execute(node, rows: rows) }
         for (position, tap) in program.outputs.enumerated() {
             guard case .value(let id) = tap else { continue }
             interpreter.copy(id, rows: rows, into: outputs[position])
         }
     }
 
-    /// Runs the dense layers over every row, in chunks, writing the outputs they tap and, for a tail, the chain's
-    /// result into the interpreter.
-    private func runChain(input: UnsafePointer<Float>, rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) {
+    /// Runs one chain's dense layers over every row, in chunks, writing the outputs they tap and, when the
+    /// interpreter runs other steps, the chain's result into it.
+    private func runChain(
+        _ chainIndex: Int,
+        input: UnsafePointer<Float>,
+        rows: Int,
+        outputs: [UnsafeMutableBufferPointer<Float>]
+    ) {
+        let chain = program.chains[chainIndex]
         let kernel = program.kernel.code
-        let inputWidth = program.inputWidth
-        let lastWidth = program.widths[program.widths.count - 1]
+        let inputWidth = Int(program.layers[chain.layers.lowerBound].k)
+        let lastWidth = program.widths[chain.layers.upperBound - 1]
         var start = 0
         while start < rows {
             let count = min(FusedEngine.chunkRows, rows - start)
             var source = input + start * inputWidth
             var sourceStride = inputWidth
             var target = buffers.0
-            for index in 0..<program.layers.count {
+            for index in chain.layers {
                 let stride = program.strides[index]
                 sy_dense(
                     kernel,
@@ -830,22 +912,15 @@ final class FusedExecutor: EngineExecutor {
                 sourceStride = stride
                 target = target == buffers.0 ? buffers.1 : buffers.0
             }
-            if program.softmax && (interpreter != nil && !program.tail.isEmpty) {
+            if chain.softmax {
                 sy_softmax(kernel, source, sourceStride, Int32(count), Int32(lastWidth), staging.softmax, lastWidth)
             }
             for (position, tap) in program.outputs.enumerated() {
                 switch tap {
-                case .softmax:
-                    sy_softmax(
-                        kernel,
-                        source,
-                        sourceStride,
-                        Int32(count),
-                        Int32(lastWidth),
-                        outputs[position].baseAddress! + start * lastWidth,
-                        lastWidth
-                    )
-                case .input:
+                case .softmax(chainIndex):
+                    (outputs[position].baseAddress! + start * lastWidth)
+                        .update(from: staging.softmax, count: count * lastWidth)
+                case .input where chainIndex == 0:
                     copyRows(
                         from: input + start * inputWidth,
                         stride: inputWidth,
@@ -853,13 +928,14 @@ final class FusedExecutor: EngineExecutor {
                         rows: count,
                         to: outputs[position].baseAddress! + start * inputWidth
                     )
-                case .layer, .value:
+                default:
                     break
                 }
             }
-            if let interpreter, !program.tail.isEmpty {
-                let (rowsFrom, stride) = program.softmax ? (UnsafePointer(staging.softmax), lastWidth) : (source, sourceStride)
-                interpreter.store(program.trunkOutput, rows: count, at: start) { row in rowsFrom + row * stride }
+            if let interpreter {
+                let (result, stride) =
+                    chain.softmax ? (UnsafePointer(staging.softmax), lastWidth) : (source, sourceStride)
+                interpreter.store(chain.output, rows: count, at: start) { row in result + row * stride }
             }
             start += count
         }

@@ -477,6 +477,7 @@ struct Importer {
             symbols[constant.name] = .constant(constant)
         }
 
+        try refuseUnsupportedOperators()
         var inputSpecs: [TensorSpec] = []
         var inputIDs: [Int] = []
         for index in 0..<graphProto.n_input {
@@ -544,6 +545,23 @@ struct Importer {
             signature: ModelSignature(inputs: inputSpecs, outputs: outputSpecs)
         )
         return (graph, folded)
+    }
+
+    /// Refuses the first node whose operator is not supported before importing any: a graph that is not an MLP
+    /// (an LSTM behind the Expand that builds its initial state, say) is named by the operator that makes it so,
+    /// not by whichever of its helper nodes the import would stumble on first.
+    private func refuseUnsupportedOperators() throws {
+        for index in 0..<graphProto.n_node {
+            guard let node = graphProto.node[index] else { continue }
+            let importer = NodeImporter(
+                importer: self,
+                node: node.pointee,
+                index: index,
+                symbols: [:],
+                values: []
+            )
+            if let refusal = importer.unsupportedOperator() { throw refusal }
+        }
     }
 
     private func tensorType(_ info: Onnx__ValueInfoProto, what: String) throws -> Onnx__TypeProto__Tensor? {

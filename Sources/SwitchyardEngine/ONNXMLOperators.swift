@@ -6,13 +6,6 @@ internal import SwitchyardCore
 
 extension NodeImporter {
     mutating func importMLNode() throws -> [Operation] {
-        guard ONNXModel.supportedMLOperators.contains(bareOp) else {
-            let hint = mlRefusalHint(bareOp).map { ": \($0)" } ?? ""
-            throw fail(
-                "op '\(opType)' is not supported\(hint); supported ai.onnx.ml: "
-                    + ONNXModel.supportedMLOperators.joined(separator: ", ")
-            )
-        }
         switch bareOp {
         case "Scaler": return try scaler()
         case "Normalizer": return [try normalizer()]
@@ -22,19 +15,6 @@ extension NodeImporter {
         case "Binarizer": return [try unary(.binarize(threshold: floatAttribute("threshold", default: 0)))]
         case "FeatureVectorizer": return [try featureVectorizer()]
         default: throw fail("internal: no importer for a supported op")
-        }
-    }
-
-    private func mlRefusalHint(_ op: String) -> String? {
-        switch op {
-        case "ZipMap":
-            "ZipMap turns probabilities into a sequence of maps, which is not an Open Inference Protocol tensor; "
-                + "export the classifier with options={'zipmap': False} (skl2onnx) to get a probability tensor"
-        case "TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble", "SVMClassifier", "SVMRegressor":
-            "tree ensembles and support vector machines are not MLP-class models"
-        case "LabelEncoder", "CategoryMapper", "DictVectorizer", "OneHotEncoder", "Imputer":
-            "encoders of categorical or missing values are not supported; encode features before calling the model"
-        default: nil
         }
     }
 

@@ -43,7 +43,8 @@ public struct ONNXModel: Sendable {
         "LogSoftmax", "BatchNormalization", "LayerNormalization", "ReduceSum", "ReduceMean", "ReduceMax",
         "ReduceMin", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ArgMax", "ArgMin", "Dropout", "Identity", "Cast",
         "CastLike", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Shape", "Gather", "Concat", "Slice", "Expand",
-        "Transpose", "Where", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Range", "ConstantOfShape", "Constant",
+        "Transpose", "Where", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Range", "ConstantOfShape",
+        "Constant",
     ]
     /// The operators the importer accepts in the `ai.onnx.ml` domain.
     public static let supportedMLOperators = [

@@ -8,9 +8,10 @@ internal import SwitchyardProto
 /// Why an operator outside the accepted set is refused, and what the user can do, by operator.
 private let refusalHints: [String: String] = {
     var hints: [String: String] = [:]
-    for op in ["Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "GlobalAveragePool",
-        "GlobalMaxPool", "LpPool", "MaxUnpool", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth"]
-    {
+    for op in [
+        "Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "GlobalAveragePool",
+        "GlobalMaxPool", "LpPool", "MaxUnpool", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth",
+    ] {
         hints[op] = "convolutional and pooling layers are not MLP-class; Switchyard serves dense networks"
     }
     for op in ["LSTM", "GRU", "RNN"] {
@@ -21,9 +22,10 @@ private let refusalHints: [String: String] = {
             "control flow is not supported; export a graph without data-dependent branches or loops (for torch, "
             + "trace it with torch.onnx.export)"
     }
-    for op in ["SequenceConstruct", "SequenceAt", "SequenceInsert", "SequenceEmpty", "SplitToSequence",
-        "ConcatFromSequence", "SequenceLength"]
-    {
+    for op in [
+        "SequenceConstruct", "SequenceAt", "SequenceInsert", "SequenceEmpty", "SplitToSequence",
+        "ConcatFromSequence", "SequenceLength",
+    ] {
         hints[op] = "sequences are not Open Inference Protocol tensors"
     }
     for op in ["StringNormalizer", "TfIdfVectorizer", "RegexFullMatch", "StringConcat", "StringSplit"] {
@@ -33,7 +35,11 @@ private let refusalHints: [String: String] = {
         "ZipMap turns probabilities into a sequence of maps, which is not an Open Inference Protocol tensor; "
         + "export the classifier with options={'zipmap': False} (skl2onnx) to get a probability tensor"
     for op in ["TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble", "SVMClassifier", "SVMRegressor"] {
-        hints["ai.onnx.ml." + op] = "tree ensembles and SVMs are not MLP-class models"
+        hints["ai.onnx.ml." + op] = "tree ensembles and support vector machines are not MLP-class models"
+    }
+    for op in ["LabelEncoder", "CategoryMapper", "DictVectorizer", "OneHotEncoder", "Imputer"] {
+        hints["ai.onnx.ml." + op] =
+            "encoders of categorical or missing values are not supported; encode features before calling the model"
     }
     return hints
 }()
@@ -232,19 +238,22 @@ struct NodeImporter {
 
     // MARK: Operators
 
+    /// The refusal for an operator the importer does not support, or nil when it supports it.
+    func unsupportedOperator() -> SwitchyardError? {
+        guard domain.isEmpty || domain == "ai.onnx.ml" else {
+            return fail("op '\(opType)' is not supported: operators of domain '\(domain)' are not supported")
+        }
+        let supported = domain.isEmpty ? ONNXModel.supportedOperators : ONNXModel.supportedMLOperators
+        guard !supported.contains(bareOp) else { return nil }
+        let hint = refusalHints[opType].map { ": \($0)" } ?? ""
+        let list = domain.isEmpty ? "supported" : "supported ai.onnx.ml"
+        return fail("op '\(opType)' is not supported\(hint); \(list): " + supported.joined(separator: ", "))
+    }
+
     /// Imports the node: the operations it runs on the inputs, none when it was evaluated at load.
     mutating func importNode() throws -> [Operation] {
-        guard domain.isEmpty || domain == "ai.onnx.ml" else {
-            throw fail("op '\(opType)' is not supported: operators of domain '\(domain)' are not supported")
-        }
+        if let refusal = unsupportedOperator() { throw refusal }
         if domain == "ai.onnx.ml" { return try importMLNode() }
-        guard ONNXModel.supportedOperators.contains(bareOp) else {
-            let hint = refusalHints[bareOp].map { ": \($0)" } ?? ""
-            throw fail(
-                "op '\(opType)' is not supported\(hint); supported: "
-                    + ONNXModel.supportedOperators.joined(separator: ", ")
-            )
-        }
         if let folded = try foldIfConstant() {
             try defineConstant(folded)
             return []
@@ -288,7 +297,10 @@ struct NodeImporter {
         case "HardSigmoid":
             return [
                 try unary(
-                    .hardSigmoid(alpha: floatAttribute("alpha", default: 0.2), beta: floatAttribute("beta", default: 0.5))
+                    .hardSigmoid(
+                        alpha: floatAttribute("alpha", default: 0.2),
+                        beta: floatAttribute("beta", default: 0.5)
+                    )
                 )
             ]
         case "HardSwish": return [try unary(.hardSwish)]
@@ -467,7 +479,9 @@ struct NodeImporter {
         }
         let dataType = op.isComparison ? .bool : types.first ?? .fp32
         if op == .div, types.allSatisfy({ ElementType.isFloatingPoint(ElementType.code($0)) == false }) {
-            throw fail("integer division of \(dataType.rawValue) values is not supported; expected a Cast to FLOAT first")
+            throw fail(
+                "integer division of \(dataType.rawValue) values is not supported; expected a Cast to FLOAT first"
+            )
         }
         let output = try define(rowShape, dataType)
         return .binary(op, lhs: operands[0], rhs: operands[1], output: output)
@@ -625,7 +639,9 @@ struct NodeImporter {
         let rank = rowShape.count + 1
         let axis = try rowAxis(intAttribute("axis", default: 0), rank: rank, what: bareOp)
         guard axis == rank - 1 || rowShape[axis...].allSatisfy({ $0 == 1 }) else {
-            throw fail("\(bareOp) over axis \(axis) of \(Shape.format([-1] + rowShape)) is not supported; expected the last axis")
+            throw fail(
+                "\(bareOp) over axis \(axis) of \(Shape.format([-1] + rowShape)) is not supported; expected the last axis"
+            )
         }
         let keep = intAttribute("keepdims", default: 1) != 0
         var outputShape = rowShape
@@ -668,7 +684,9 @@ struct NodeImporter {
         var scale = [Float](repeating: 0, count: channels * inner)
         var shift = [Float](repeating: 0, count: channels * inner)
         for channel in 0..<channels {
-            let s = Float(Double(parameters[0][channel]) / (Double(parameters[3][channel]) + Double(epsilon)).squareRoot())
+            let s = Float(
+                Double(parameters[0][channel]) / (Double(parameters[3][channel]) + Double(epsilon)).squareRoot()
+            )
             let b = parameters[1][channel] - parameters[2][channel] * s
             for position in 0..<inner {
                 scale[channel * inner + position] = s
@@ -806,7 +824,9 @@ struct NodeImporter {
             let positions = try (axes ?? (1..<rank).filter { full[$0] == 1 }.map { Int64($0) })
                 .map { try rowAxis(Int($0), rank: rank, what: "squeeze") }
             for position in positions where full[position] != 1 {
-                throw fail("axis \(position) of \(Shape.format([-1] + rowShape)) has size \(full[position]); expected 1")
+                throw fail(
+                    "axis \(position) of \(Shape.format([-1] + rowShape)) has size \(full[position]); expected 1"
+                )
             }
             full = full.enumerated().filter { !positions.contains($0.offset) }.map(\.element)
         } else {
@@ -1037,7 +1057,9 @@ struct NodeImporter {
             throw fail("shape \(requested) does not expand \(Shape.format([-1] + values[x].rowShape)) row by row")
         }
         let rowShape = Array(target.dropFirst())
-        let map = broadcastIndices(from: values[x].rowShape, to: rowShape).map { SourceElement(part: 0, index: Int32($0)) }
+        let map = broadcastIndices(from: values[x].rowShape, to: rowShape).map {
+            SourceElement(part: 0, index: Int32($0))
+        }
         return try assemble([.value(x)], map, rowShape: rowShape, dataType: values[x].dataType)
     }
 
@@ -1084,7 +1106,9 @@ struct NodeImporter {
         if let attribute = attribute("value"), let tensor = attribute.t {
             try defineConstant(try importer.constant(from: tensor.pointee, fallbackName: "\(label) value"))
         } else if let attribute = attribute("value_float"), attribute.has_f != 0 {
-            try defineConstant(Constant(name: "", dims: [], elementType: ElementType.float, payload: .floats([attribute.f])))
+            try defineConstant(
+                Constant(name: "", dims: [], elementType: ElementType.float, payload: .floats([attribute.f]))
+            )
         } else if let attribute = attribute("value_floats") {
             let values = (0..<attribute.n_floats).map { attribute.floats[$0] }
             try defineConstant(
@@ -1172,10 +1196,14 @@ extension NodeImporter {
             return result
         case "Add", "Sub", "Mul", "Div", "Pow":
             guard inputs.allSatisfy({ $0.batchIndex == nil }) else {
-                throw fail("computes with the batch size, which is not known at load; expected shape arithmetic that keeps it")
+                throw fail(
+                    "computes with the batch size, which is not known at load; expected shape arithmetic that keeps it"
+                )
             }
             guard let result = foldBinary(BinaryOperator(rawValue: bareOp)!, a, inputs[1], name: out) else {
-                throw fail("constants of shapes \(Shape.format(a.dims)) and \(Shape.format(inputs[1].dims)) do not broadcast")
+                throw fail(
+                    "constants of shapes \(Shape.format(a.dims)) and \(Shape.format(inputs[1].dims)) do not broadcast"
+                )
             }
             return result
         case "Neg", "Abs", "Sqrt", "Reciprocal", "Exp", "Log", "Relu", "Sigmoid", "Tanh", "Floor", "Ceil":
@@ -1200,7 +1228,9 @@ extension NodeImporter {
         case "Transpose":
             let rank = a.dims.count
             let perm = (intsAttribute("perm") ?? (0..<Int64(rank)).reversed().map { $0 }).map { Int($0) }
-            guard perm.count == rank, Set(perm) == Set(0..<rank) else { throw fail("perm \(perm) is not a permutation") }
+            guard perm.count == rank, Set(perm) == Set(0..<rank) else {
+                throw fail("perm \(perm) is not a permutation")
+            }
             let (indices, dims) = transposeIndices(dims: a.dims, perm: perm)
             return a.gathering(indices, dims: dims)
         case "Reshape":
@@ -1218,7 +1248,9 @@ extension NodeImporter {
                 }
             }
             if let inferred { dims[inferred] = a.count / max(dims.reduce(1, *), 1) }
-            guard dims.reduce(1, *) == a.count else { throw fail("cannot reshape \(Shape.format(a.dims)) to \(requested)") }
+            guard dims.reduce(1, *) == a.count else {
+                throw fail("cannot reshape \(Shape.format(a.dims)) to \(requested)")
+            }
             var result = a
             result.dims = dims
             return result
@@ -1229,7 +1261,8 @@ extension NodeImporter {
             result.dims = [a.dims[..<axis].reduce(1, *), a.dims[axis...].reduce(1, *)]
             return result
         case "Squeeze", "Unsqueeze":
-            let axes = opset >= 13 ? (inputs.count > 1 ? try integers(inputs[1], role: "axes") : nil) : intsAttribute("axes")
+            let axes =
+                opset >= 13 ? (inputs.count > 1 ? try integers(inputs[1], role: "axes") : nil) : intsAttribute("axes")
             var dims = a.dims
             if bareOp == "Squeeze" {
                 let positions = (axes ?? dims.indices.filter { dims[$0] == 1 }.map { Int64($0) })
@@ -1300,7 +1333,13 @@ extension NodeImporter {
             var dims = a.dims
             dims[axis] = inputs.reduce(0) { $0 + $1.dims[axis] }
             return allIntegers
-                ? Constant(name: out, dims: dims, elementType: a.elementType, payload: .integers(integersOut), batchIndex: batchIndex)
+                ? Constant(
+                    name: out,
+                    dims: dims,
+                    elementType: a.elementType,
+                    payload: .integers(integersOut),
+                    batchIndex: batchIndex
+                )
                 : Constant(name: out, dims: dims, elementType: a.elementType, payload: .floats(floatsOut))
         case "Slice":
             let (starts, ends, axes, steps) = try sliceParameters(rank: a.dims.count)
@@ -1308,13 +1347,20 @@ extension NodeImporter {
             var stepList = [Int](repeating: 1, count: a.dims.count)
             var counts = a.dims
             for (position, axis) in axes.enumerated() {
-                let range = sliceRange(start: starts[position], end: ends[position], step: steps[position], size: a.dims[axis])
+                let range = sliceRange(
+                    start: starts[position],
+                    end: ends[position],
+                    step: steps[position],
+                    size: a.dims[axis]
+                )
                 (first[axis], stepList[axis], counts[axis]) = (range.start, range.step, range.count)
             }
             return a.gathering(sliceIndices(dims: a.dims, starts: first, steps: stepList, counts: counts), dims: counts)
         case "Expand":
             let requested = try integers(inputs[1], role: "shape").map { Int($0) }
-            guard let dims = broadcastShapes(a.dims, requested) else { throw fail("cannot expand \(Shape.format(a.dims)) to \(requested)") }
+            guard let dims = broadcastShapes(a.dims, requested) else {
+                throw fail("cannot expand \(Shape.format(a.dims)) to \(requested)")
+            }
             return a.gathering(broadcastIndices(from: a.dims, to: dims), dims: dims)
         case "ConstantOfShape":
             let dims = try integers(a, role: "shape").map { Int($0) }
@@ -1322,11 +1368,26 @@ extension NodeImporter {
             if let value = attribute("value")?.t {
                 let fill = try importer.constant(from: value.pointee, fallbackName: out)
                 if case .integers(let v) = fill.payload {
-                    return Constant(name: out, dims: dims, elementType: fill.elementType, payload: .integers(Array(repeating: v.first ?? 0, count: count)))
+                    return Constant(
+                        name: out,
+                        dims: dims,
+                        elementType: fill.elementType,
+                        payload: .integers(Array(repeating: v.first ?? 0, count: count))
+                    )
                 }
-                return Constant(name: out, dims: dims, elementType: fill.elementType, payload: .floats(Array(repeating: fill.floats?.first ?? 0, count: count)))
+                return Constant(
+                    name: out,
+                    dims: dims,
+                    elementType: fill.elementType,
+                    payload: .floats(Array(repeating: fill.floats?.first ?? 0, count: count))
+                )
             }
-            return Constant(name: out, dims: dims, elementType: ElementType.float, payload: .floats(Array(repeating: 0, count: count)))
+            return Constant(
+                name: out,
+                dims: dims,
+                elementType: ElementType.float,
+                payload: .floats(Array(repeating: 0, count: count))
+            )
         case "Range":
             guard let start = a.floats?.first, let limit = inputs[1].floats?.first, let delta = inputs[2].floats?.first,
                 delta != 0
@@ -1335,7 +1396,12 @@ extension NodeImporter {
             guard count <= ONNXModel.maxElements else { throw fail("range of \(count) elements is too large") }
             let values = (0..<count).map { start + Float($0) * delta }
             if case .integers = a.payload {
-                return Constant(name: out, dims: [count], elementType: a.elementType, payload: .integers(values.map { Int64($0) }))
+                return Constant(
+                    name: out,
+                    dims: [count],
+                    elementType: a.elementType,
+                    payload: .integers(values.map { Int64($0) })
+                )
             }
             return Constant(name: out, dims: [count], elementType: a.elementType, payload: .floats(values))
         case "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual":
@@ -1356,7 +1422,12 @@ extension NodeImporter {
             let yi = broadcastIndices(from: inputs[2].dims, to: dims)
             let picked = (0..<ci.count).map { c[ci[$0]] != 0 ? x[xi[$0]] : y[yi[$0]] }
             if case .integers = inputs[1].payload {
-                return Constant(name: out, dims: dims, elementType: inputs[1].elementType, payload: .integers(picked.map { Int64($0) }))
+                return Constant(
+                    name: out,
+                    dims: dims,
+                    elementType: inputs[1].elementType,
+                    payload: .integers(picked.map { Int64($0) })
+                )
             }
             return Constant(name: out, dims: dims, elementType: inputs[1].elementType, payload: .floats(picked))
         default:

@@ -166,7 +166,12 @@ final class ReferenceExecutor: EngineExecutor {
             for row in 0..<rows {
                 for column in 0..<width {
                     let flag = operandValue(condition, row: row, column: column, width: width)
-                    y[row * width + column] = operandValue(flag != 0 ? lhs : rhs, row: row, column: column, width: width)
+                    y[row * width + column] = operandValue(
+                        flag != 0 ? lhs : rhs,
+                        row: row,
+                        column: column,
+                        width: width
+                    )
                 }
             }
         case .prelu(let input, let slope, _):
@@ -312,7 +317,8 @@ final class ReferenceExecutor: EngineExecutor {
         case .celu(let alpha):
             let a = Double(alpha)
             return Float(Swift.max(0, x) + Swift.min(0, a * Foundation.expm1(x / a)))
-        case .hardSigmoid(let alpha, let beta): return Float(Swift.max(0, Swift.min(1, Double(alpha) * x + Double(beta))))
+        case .hardSigmoid(let alpha, let beta):
+            return Float(Swift.max(0, Swift.min(1, Double(alpha) * x + Double(beta))))
         case .hardSwish: return Float(x * Swift.max(0, Swift.min(1, x / 6 + 0.5)))
         case .mish:
             let softplus = x > 30 ? x : Foundation.log1p(Foundation.exp(x))
