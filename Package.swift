@@ -118,11 +118,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Datatype ↔ FP32 conversion loops for the RPC edges (AVX2 + F16C, portable), chosen at run time.
+        .target(name: "CSwitchyardConvert"),
         .target(
             name: "SwitchyardInference",
             dependencies: [
                 "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardWorkers",
-                "SwitchyardRouting", "SwitchyardSink",
+                "SwitchyardRouting", "SwitchyardSink", "CSwitchyardConvert",
             ],
             swiftSettings: strict
         ),
@@ -230,7 +232,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchyardInferenceTests",
-            dependencies: ["SwitchyardInference", "SwitchyardModels", "SwitchyardWorkers", "SwitchyardCore"],
+            dependencies: [
+                "SwitchyardInference", "SwitchyardModels", "SwitchyardWorkers", "SwitchyardCore", "CSwitchyardConvert",
+            ],
             swiftSettings: strict
         ),
         .testTarget(
