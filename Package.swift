@@ -143,7 +143,7 @@ let package = Package(
         .target(
             name: "SwitchyardLoad",
             dependencies: [
-                "SwitchyardCore", "SwitchyardTLS", "CNghttp2", "COpenSSL", "CEpoll", "Yams",
+                "SwitchyardCore", "SwitchyardTLS", "CNghttp2", "COpenSSL", "CEpoll", "CSwitchyardConvert", "Yams",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strict
