@@ -180,6 +180,15 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Datatype ↔ FP32 conversion CPU per 784-value row on every path this CPU runs (Benchmarks/Convert).
+        .executableTarget(
+            name: "switchyard-convert-bench",
+            dependencies: ["CSwitchyardConvert", "SwitchyardCore"],
+            path: "Benchmarks/Convert",
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+
         // Routing decision + sink bookkeeping CPU per call, and bandit regret (Benchmarks/Routing).
         .executableTarget(
             name: "switchyard-routing-bench",
