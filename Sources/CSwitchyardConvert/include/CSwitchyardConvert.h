@@ -43,8 +43,9 @@ int sy_convert_best_path(void);
 
 /// dst[i] = float(src[i]) for `n` little-endian elements of `dtype` at `src` (any alignment), as a C cast to
 /// float does: integers round to the nearest float (ties to even), FP64 rounds to nearest (overflow to ±Inf),
-/// FP16 and BF16 widen exactly; NaN and ±Inf stay NaN and ±Inf (a signalling NaN comes back quiet); BOOL is 0
-/// for a zero byte, else 1.
+/// FP16 and BF16 widen exactly; NaN and ±Inf stay NaN and ±Inf (an FP16 or FP64 signalling NaN comes back quiet,
+/// a BF16 one bit for bit); BOOL is 0 for a zero byte, else 1.
+/// `path` must be one `sy_convert_available` reports (another faults with an illegal instruction).
 /// Returns 0, or -1 (writing nothing) for a datatype it does not convert.
 int sy_convert_to_float(int path, int dtype, const void *src, float *dst, size_t n);
 
@@ -53,7 +54,7 @@ int sy_convert_to_float(int path, int dtype, const void *src, float *dst, size_t
 /// - FP64: exact;
 /// - integers: truncated toward zero like a C cast, saturating at the type's bounds, NaN to 0;
 /// - BOOL: 1 for any value other than ±0 (NaN included), else 0.
-/// Returns 0, or -1 (writing nothing) for a datatype it does not convert.
+/// `path` must be one `sy_convert_available` reports. Returns 0, or -1 (writing nothing) for a datatype it does not convert.
 int sy_convert_from_float(int path, int dtype, const float *src, void *dst, size_t n);
 
 #ifdef __cplusplus
