@@ -118,11 +118,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Datatype ↔ FP32 conversion loops for the RPC edges (AVX2 + F16C, portable), chosen at run time.
+        .target(name: "CSwitchyardConvert"),
         .target(
             name: "SwitchyardInference",
             dependencies: [
                 "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardWorkers",
-                "SwitchyardRouting", "SwitchyardSink",
+                "SwitchyardRouting", "SwitchyardSink", "CSwitchyardConvert",
             ],
             swiftSettings: strict
         ),
@@ -141,7 +143,7 @@ let package = Package(
         .target(
             name: "SwitchyardLoad",
             dependencies: [
-                "SwitchyardCore", "SwitchyardTLS", "CNghttp2", "COpenSSL", "CEpoll", "Yams",
+                "SwitchyardCore", "SwitchyardTLS", "CNghttp2", "COpenSSL", "CEpoll", "CSwitchyardConvert", "Yams",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strict
@@ -174,6 +176,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/Batcher",
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+
+        // Datatype ↔ FP32 conversion CPU per 784-value row on every path this CPU runs (Benchmarks/Convert).
+        .executableTarget(
+            name: "switchyard-convert-bench",
+            dependencies: ["CSwitchyardConvert", "SwitchyardCore"],
+            path: "Benchmarks/Convert",
             exclude: ["README.md"],
             swiftSettings: strict
         ),
@@ -230,7 +241,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchyardInferenceTests",
-            dependencies: ["SwitchyardInference", "SwitchyardModels", "SwitchyardWorkers", "SwitchyardCore"],
+            dependencies: [
+                "SwitchyardInference", "SwitchyardModels", "SwitchyardWorkers", "SwitchyardCore", "CSwitchyardConvert",
+            ],
             swiftSettings: strict
         ),
         .testTarget(

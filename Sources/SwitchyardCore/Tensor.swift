@@ -27,6 +27,27 @@ public enum DataType: String, Sendable, Hashable, CaseIterable, Codable {
         case .bytes: nil
         }
     }
+
+    /// The number of Triton's model-configuration `DataType` enum for this datatype (TYPE_BOOL = 1 …
+    /// TYPE_BF16 = 14; BYTES is TYPE_STRING = 13), as ModelConfig reports it.
+    public var modelConfigNumber: Int {
+        switch self {
+        case .bool: 1
+        case .uint8: 2
+        case .uint16: 3
+        case .uint32: 4
+        case .uint64: 5
+        case .int8: 6
+        case .int16: 7
+        case .int32: 8
+        case .int64: 9
+        case .fp16: 10
+        case .fp32: 11
+        case .fp64: 12
+        case .bytes: 13
+        case .bf16: 14
+        }
+    }
 }
 
 /// The name, datatype and shape of a model input or output. A dimension of -1 is variable; the first

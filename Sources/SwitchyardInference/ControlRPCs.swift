@@ -156,7 +156,7 @@ struct ControlRPCs {
         for (index, spec) in inputs.enumerated() {
             inference__model_input__init(inputItems + index)
             inputItems[index].name = arena.string(spec.name)
-            inputItems[index].data_type = INFERENCE__DATA_TYPE__TYPE_FP32
+            inputItems[index].data_type = configDataType(spec.dataType)
             let d = dims(spec)
             inputItems[index].n_dims = d.count
             inputItems[index].dims = arena.array(d)
@@ -170,7 +170,7 @@ struct ControlRPCs {
         for (index, spec) in outputs.enumerated() {
             inference__model_output__init(outputItems + index)
             outputItems[index].name = arena.string(spec.name)
-            outputItems[index].data_type = INFERENCE__DATA_TYPE__TYPE_FP32
+            outputItems[index].data_type = configDataType(spec.dataType)
             let d = dims(spec)
             outputItems[index].n_dims = d.count
             outputItems[index].dims = arena.array(d)
@@ -188,6 +188,12 @@ struct ControlRPCs {
         inference__model_config_response__init(&response)
         response.config = config
         return packMessage(&response)
+    }
+
+    /// Triton's model-config enum value for a datatype (TYPE_BOOL … TYPE_BF16), which perf_analyzer and
+    /// tritonclient read to build inputs of the right type.
+    private func configDataType(_ dataType: DataType) -> Inference__DataType {
+        Inference__DataType(rawValue: UInt32(dataType.modelConfigNumber))
     }
 
     private func modelStatistics(name: String, version: String, arena: inout BumpAllocator) throws(SwitchyardError)

@@ -1,5 +1,7 @@
 // Decoding and validating a ModelInferRequest: protobuf-c bytes in, a checked call with contiguous FP32
-// inputs out. Every rejection names the tensor, what was expected and what came.
+// inputs out, each converted once from the datatype the model declares (raw little-endian bytes or the typed
+// `contents` field the protocol maps that datatype to). Every rejection names the tensor, what was expected and
+// what came.
 
 import SwitchyardCore
 import SwitchyardModels
@@ -108,8 +110,11 @@ enum InferRequestValidator {
                 let shape = (0..<tensor.n_shape).map { Int(truncatingIfNeeded: tensor.shape[$0]) }
                 return "\(swiftString(tensor.datatype)) \(Shape.format(shape))"
             }
-            guard cStringEquals(tensor.datatype, spec.dataType.rawValue) else {
-                throw .invalidArgument("input '\(spec.name)': expected \(spec), got \(got)")
+            guard cStringEquals(tensor.datatype, spec.dataType.rawValue), let elementSize = spec.dataType.elementSize
+            else {
+                // BYTES is never a model's datatype (signatures declare numeric tensors only): say so by name.
+                let unsupported = cStringEquals(tensor.datatype, "BYTES") ? " (BYTES tensors are not supported)" : ""
+                throw .invalidArgument("input '\(spec.name)': expected \(spec), got \(got)\(unsupported)")
             }
             guard tensor.n_shape == spec.shape.count, tensor.n_shape > 0 else {
                 throw .invalidArgument("input '\(spec.name)': expected \(spec), got \(got)")
@@ -141,38 +146,28 @@ enum InferRequestValidator {
                 )
             }
             rows = batch
-            guard !overflow, count.multipliedReportingOverflow(by: 4).overflow == false else {
+            let byteCount = count.multipliedReportingOverflow(by: elementSize)
+            guard !overflow, !byteCount.overflow, !count.multipliedReportingOverflow(by: 4).overflow else {
                 throw .invalidArgument("input '\(spec.name)': \(got) is too large")
             }
             var shapeText: String { Shape.format((0..<tensor.n_shape).map { Int(tensor.shape[$0]) }) }
-            var values = [Float](repeating: 0, count: count)
+            let dataType = spec.dataType
+            let values: [Float]
             if useRaw {
                 let raw = message.raw_input_contents[index]
-                guard raw.len == count * 4 else {
+                guard raw.len == byteCount.partialValue else {
                     throw .invalidArgument(
-                        "input '\(spec.name)': expected \(count * 4) bytes of raw FP32 data for shape "
-                            + "\(shapeText), got \(raw.len)"
+                        "input '\(spec.name)': expected \(byteCount.partialValue) bytes of raw \(dataType.rawValue) "
+                            + "data for shape \(shapeText), got \(raw.len)"
                     )
                 }
-                if count > 0 { values.withUnsafeMutableBytes { _ = memcpy($0.baseAddress!, raw.data, count * 4) } }
-            } else if let contents = tensor.contents?.pointee, contents.n_fp32_contents > 0 || count == 0 {
-                guard contents.n_fp32_contents == count else {
-                    throw .invalidArgument(
-                        "input '\(spec.name)': expected \(count) values in contents.fp32_contents for shape "
-                            + "\(shapeText), got \(contents.n_fp32_contents)"
-                    )
+                // Every element is written by the conversion (FP32: one memcpy), so the array starts uninitialized.
+                values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    if count > 0 { TensorConversion.toFloat(dataType, from: raw.data, into: buffer) }
+                    initialized = count
                 }
-                values.withUnsafeMutableBufferPointer { buffer in
-                    for element in 0..<count { buffer[element] = contents.fp32_contents[element] }
-                }
-            } else if let contents = tensor.contents?.pointee, let field = otherContentsField(contents) {
-                throw .invalidArgument(
-                    "input '\(spec.name)': FP32 data belongs in contents.fp32_contents, got \(field)"
-                )
             } else {
-                throw .invalidArgument(
-                    "input '\(spec.name)': no data; expected raw_input_contents or contents.fp32_contents"
-                )
+                values = try typedValues(tensor.contents?.pointee, spec: spec, count: count, shape: shapeText)
             }
             inputs.append(values)
         }
@@ -200,15 +195,47 @@ enum InferRequestValidator {
 
     private static func schedulingPriority(level: Int) -> Int { level == 0 ? 0 : 1000 - min(level, 999) }
 
-    private static func otherContentsField(_ contents: Inference__InferTensorContents) -> String? {
-        if contents.n_bool_contents > 0 { return "bool_contents" }
-        if contents.n_int_contents > 0 { return "int_contents" }
-        if contents.n_int64_contents > 0 { return "int64_contents" }
-        if contents.n_uint_contents > 0 { return "uint_contents" }
-        if contents.n_uint64_contents > 0 { return "uint64_contents" }
-        if contents.n_fp64_contents > 0 { return "fp64_contents" }
-        if contents.n_bytes_contents > 0 { return "bytes_contents" }
-        return nil
+    /// An input's values from the typed `contents` field its datatype travels in, as FP32.
+    /// - Throws: `invalidArgument` when the values are missing, in another field, too few or too many, or out of
+    ///   the datatype's range; FP16 and BF16, which have no typed field, only ever come raw.
+    private static func typedValues(
+        _ contents: Inference__InferTensorContents?,
+        spec: TensorSpec,
+        count: Int,
+        shape: @autoclosure () -> String
+    ) throws(SwitchyardError) -> [Float] {
+        let dataType = spec.dataType
+        guard let field = TypedContentsField(carrying: dataType) else {
+            if let contents, let other = TypedContentsField.populated(in: contents) {
+                throw .invalidArgument(
+                    "input '\(spec.name)': \(dataType.rawValue) has no typed contents field; expected its data in "
+                        + "raw_input_contents, got contents.\(other.rawValue)"
+                )
+            }
+            throw .invalidArgument("input '\(spec.name)': no data; expected raw_input_contents")
+        }
+        guard let contents, field.count(in: contents) > 0 || count == 0 else {
+            if let contents, let other = TypedContentsField.populated(in: contents, except: field) {
+                throw .invalidArgument(
+                    "input '\(spec.name)': \(dataType.rawValue) data belongs in contents.\(field.rawValue), "
+                        + "got \(other.rawValue)"
+                )
+            }
+            throw .invalidArgument(
+                "input '\(spec.name)': no data; expected raw_input_contents or contents.\(field.rawValue)"
+            )
+        }
+        guard field.count(in: contents) == count else {
+            throw .invalidArgument(
+                "input '\(spec.name)': expected \(count) values in contents.\(field.rawValue) for shape \(shape()), "
+                    + "got \(field.count(in: contents))"
+            )
+        }
+        var values = [Float](repeating: 0, count: count)
+        try values.withUnsafeMutableBufferPointer { buffer throws(SwitchyardError) in
+            try TensorConversion.toFloat(dataType, contents: contents, into: buffer, input: spec.name)
+        }
+        return values
     }
 
     private static func parameters(of message: Inference__ModelInferRequest) throws(SwitchyardError) -> InferParameters

@@ -1,5 +1,6 @@
 // Encoding ModelInferResponse (and its streaming wrapper) with protobuf-c: outputs always travel in
-// raw_output_contents, one entry per returned output, in order — what tritonclient and perf_analyzer read.
+// raw_output_contents, one entry per returned output, in order — what tritonclient and perf_analyzer read —
+// each converted once from the engine's FP32 to the datatype the model declares (see TensorConversion).
 
 import SwitchyardCore
 import SwitchyardModels
@@ -50,7 +51,13 @@ enum InferResponseEncoder {
             tensor.pointee.n_shape = dimensions.count
             tensor.pointee.shape = shape
             tensorPointers[index] = tensor
-            raw[index] = output.values.withUnsafeBytes { arena.binary($0) }
+            raw[index] = output.values.withUnsafeBufferPointer { values in
+                let dataType = output.spec.dataType
+                let byteCount = values.count * (dataType.elementSize ?? 4)
+                let bytes = arena.allocateRaw(byteCount)
+                TensorConversion.fromFloat(dataType, values, into: bytes)
+                return ProtobufCBinaryData(len: byteCount, data: bytes.assumingMemoryBound(to: UInt8.self))
+            }
         }
         response.pointee.n_outputs = count
         response.pointee.outputs = tensorPointers

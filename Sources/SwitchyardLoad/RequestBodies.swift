@@ -2,6 +2,7 @@
 // model's metadata, or rows taken from a data file (a samples.json like models/digits/samples.json, or a
 // NumPy .npy array). Each body is a whole gRPC message (5-byte prefix included), so sending one is a copy.
 
+import CSwitchyardConvert
 import Foundation
 public import SwitchyardCore
 
@@ -180,26 +181,45 @@ public struct RequestBodies: Sendable {
         )
     }
 
-    /// Encodes values little-endian in a datatype.
+    /// Encodes values little-endian in a datatype: floating-point types round to nearest (FP16 and BF16 through
+    /// FP32, ties to even), integer types truncate toward zero and saturate (NaN is 0), BOOL is 1 for nonzero.
+    /// - Throws: `invalidArgument` for BYTES or an unknown datatype.
     static func encode(_ values: [Double], datatype: String, input: String) throws(SwitchyardError) -> [UInt8] {
+        if datatype == "FP16" || datatype == "BF16" {
+            let floats = values.map { Float($0) }
+            let code = Int32(datatype == "FP16" ? SY_DTYPE_FP16 : SY_DTYPE_BF16)
+            return [UInt8](unsafeUninitializedCapacity: 2 * floats.count) { buffer, initialized in
+                floats.withUnsafeBufferPointer { source in
+                    if let base = source.baseAddress, let destination = buffer.baseAddress {
+                        _ = sy_convert_from_float(sy_convert_best_path(), code, base, destination, source.count)
+                    }
+                }
+                initialized = 2 * floats.count
+            }
+        }
         var out: [UInt8] = []
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        // Saturating truncation: Int64(_:) itself traps on NaN and on values past its range.
+        func integer(_ v: Double) -> Int64 {
+            v.isNaN ? 0 : v >= 0x1p63 ? .max : v < -0x1p63 ? .min : Int64(v)
+        }
         for v in values {
             switch datatype {
             case "FP32": put(Float(v).bitPattern)
             case "FP64": put(v.bitPattern)
-            case "INT8": put(Int8(clamping: Int64(v)))
-            case "INT16": put(Int16(clamping: Int64(v)))
-            case "INT32": put(Int32(clamping: Int64(v)))
-            case "INT64": put(Int64(v))
-            case "UINT8", "BOOL": put(UInt8(clamping: Int64(v)))
-            case "UINT16": put(UInt16(clamping: Int64(v)))
-            case "UINT32": put(UInt32(clamping: Int64(v)))
-            case "UINT64": put(UInt64(clamping: Int64(v)))
+            case "INT8": put(Int8(clamping: integer(v)))
+            case "INT16": put(Int16(clamping: integer(v)))
+            case "INT32": put(Int32(clamping: integer(v)))
+            case "INT64": put(integer(v))
+            case "BOOL": put(UInt8(v != 0 ? 1 : 0))
+            case "UINT8": put(UInt8(clamping: integer(v)))
+            case "UINT16": put(UInt16(clamping: integer(v)))
+            case "UINT32": put(UInt32(clamping: integer(v)))
+            case "UINT64": put(v >= 0x1p64 ? UInt64.max : v >= 0 ? UInt64(v) : 0)
             default:
                 throw .invalidArgument(
                     "input '\(input)': datatype \(datatype) is not supported by the load generator; expected "
-                        + "FP32, FP64, INT8-64, UINT8-64 or BOOL"
+                        + "FP16, BF16, FP32, FP64, INT8-64, UINT8-64 or BOOL"
                 )
             }
         }

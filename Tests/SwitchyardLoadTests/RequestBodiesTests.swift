@@ -106,6 +106,46 @@ import Testing
         }
     }
 
+    @Test(
+        arguments: [
+            ("FP16", [1, -2.5, 65520, 1 + 0x1p-11], [0x00, 0x3C, 0x00, 0xC1, 0x00, 0x7C, 0x00, 0x3C]),
+            ("BF16", [1, -2.5, 1 + 0x1p-8], [0x80, 0x3F, 0x20, 0xC0, 0x80, 0x3F]),
+            (
+                "INT64", [-2.7, 1e30],
+                [0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]
+            ),
+            ("UINT64", [0x1p63, -1], [0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0]),
+            ("INT8", [-300, .nan, 5.9], [0x80, 0, 5]),
+            ("BOOL", [0, 2, -0.5], [0, 1, 1]),
+            ("UINT16", [70000, 258], [0xFF, 0xFF, 0x02, 0x01]),
+        ] as [(String, [Double], [UInt8])]
+    )
+    func valuesAreEncodedInTheModelsDatatype(datatype: String, values: [Double], expected: [UInt8]) throws {
+        #expect(try RequestBodies.encode(values, datatype: datatype, input: "x") == expected)
+    }
+
+    @Test func randomBodiesUseTheDeclaredDatatype() throws {
+        let halves = ModelDescription(
+            name: "h",
+            versions: ["1"],
+            platform: "onnx",
+            inputs: [
+                TensorDescription(name: "a", datatype: "FP16", shape: [-1, 3]),
+                TensorDescription(name: "b", datatype: "INT64", shape: [-1, 2]),
+            ],
+            outputs: []
+        )
+        let body = try RequestBodies.build(model: halves, version: "", batch: 2, source: .random).bodies[0]
+        // raw_input_contents (field 7) in input order: 2 × 3 FP16 values, then 2 × 2 INT64 values.
+        var reader = ProtobufReader(body[5...])
+        var sizes: [Int] = []
+        while let (field, value) = try reader.next() {
+            if field == 7, case .bytes(let raw) = value { sizes.append(raw.count) }
+        }
+        #expect(sizes == [12, 32])
+        #expect(throws: SwitchyardError.self) { try RequestBodies.encode([1], datatype: "BYTES", input: "x") }
+    }
+
     @Test func modelVersionIsFoundInAResponsePrefix() {
         var w = ProtobufWriter()
         w.string(1, "digits")
