@@ -367,68 +367,63 @@ def _sklearn_data(seed: int, width: int, n: int = 300):
     return rng, x.astype(np.float32)
 
 
-def _to_onnx(estimator, x, classifier: bool, zipmap: bool = False):
+def _to_onnx(estimator, x, zipmap: bool | None):
+    """skl2onnx's own defaults; ``zipmap`` False is the one option a classifier's export needs."""
     from skl2onnx import to_onnx
 
-    options = {"zipmap": False} if classifier and not zipmap else None
+    options = {"zipmap": False} if zipmap is False else None
     return to_onnx(estimator, x[:1], options=options)
+
+
+def _mlp(kind, hidden):
+    return kind(hidden_layer_sizes=hidden, max_iter=300, random_state=0)
+
+
+# kind: (feature width, target, zipmap: None for a regressor, False or True for a classifier, estimator)
+SKLEARN_KINDS = {
+    "std_mlp_clf": (30, "multi", False, lambda m: m.pipe(m.StandardScaler(), _mlp(m.MLPClassifier, (32,)))),
+    "minmax_mlp_clf": (24, "binary", False, lambda m: m.pipe(m.MinMaxScaler(), _mlp(m.MLPClassifier, (16, 16)))),
+    "robust_mlp_reg": (20, "reg", None, lambda m: m.pipe(m.RobustScaler(), _mlp(m.MLPRegressor, (24,)))),
+    # One target: skl2onnx reshapes a multi-target MLPRegressor's output to [-1, 1].
+    "std_mlp_reg": (40, "reg", None, lambda m: m.pipe(m.StandardScaler(), _mlp(m.MLPRegressor, (32, 16)))),
+    "logreg_binary": (20, "binary", False, lambda m: m.LogisticRegression(max_iter=500)),
+    "logreg_multi": (32, "multi", False, lambda m: m.LogisticRegression(max_iter=500)),
+    "linreg": (64, "reg", None, lambda m: m.LinearRegression()),
+    "normalizer_logreg": (28, "multi", False, lambda m: m.pipe(m.Normalizer(), m.LogisticRegression(max_iter=500))),
+    "normalizer_linreg": (24, "reg", None, lambda m: m.pipe(m.Normalizer(), m.LinearRegression())),
+    "bare_mlp_clf": (36, "labels_3_7_11", False, lambda m: _mlp(m.MLPClassifier, (20,))),
+    "zipmap_clf": (20, "multi", True, lambda m: _mlp(m.MLPClassifier, (8,))),
+    "string_labels": (20, "strings", False, lambda m: m.LogisticRegression(max_iter=500)),
+}
+
+
+class _Sklearn:
+    """The scikit-learn names the table above uses, imported only when a case is built."""
+
+    def __init__(self):
+        from sklearn import linear_model, neural_network, pipeline, preprocessing
+
+        self.pipe = pipeline.make_pipeline
+        for module in (linear_model, neural_network, preprocessing):
+            self.__dict__.update({k: v for k, v in vars(module).items() if k[:1].isupper()})
 
 
 def sklearn_case(kind: str) -> Callable[[], onnx.ModelProto]:
     def build() -> onnx.ModelProto:
-        from sklearn.linear_model import LinearRegression, LogisticRegression
-        from sklearn.neural_network import MLPClassifier, MLPRegressor
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import MinMaxScaler, Normalizer, RobustScaler, StandardScaler
-
-        seed = SEED + sum(map(ord, kind))
-        width = {"std_mlp_clf": 30, "minmax_mlp_clf": 24, "robust_mlp_reg": 20, "std_mlp_reg": 40,
-                 "logreg_binary": 20, "logreg_multi": 32, "linreg": 64, "normalizer_logreg": 28,
-                 "normalizer_linreg": 24, "bare_mlp_clf": 36, "zipmap_clf": 20, "string_labels": 20}[kind]
-        rng, x = _sklearn_data(seed, width)
-        w = rng.standard_normal((width, 3))
-        score = (x - x.mean(0)) / x.std(0) @ w
-        y_multi = score.argmax(1)
-        y_binary = (score[:, 0] > 0).astype(np.int64)
-        y_reg = score[:, 0] + 0.5 * np.tanh(score[:, 1])
+        width, target, zipmap, make = SKLEARN_KINDS[kind]
+        rng, x = _sklearn_data(SEED + sum(map(ord, kind)), width)
+        score = (x - x.mean(0)) / x.std(0) @ rng.standard_normal((width, 3))
+        y = {
+            "multi": score.argmax(1),
+            "binary": (score[:, 0] > 0).astype(np.int64),
+            "reg": score[:, 0] + 0.5 * np.tanh(score[:, 1]),
+            "labels_3_7_11": np.array([3, 7, 11])[score.argmax(1)],  # integer labels that are not 0..k-1
+            "strings": np.array(["cat", "dog", "fox"])[score.argmax(1)],
+        }[target]
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if kind == "std_mlp_clf":
-                est, clf, y = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=0)), \
-                    True, y_multi
-            elif kind == "minmax_mlp_clf":
-                est, clf, y = make_pipeline(MinMaxScaler(), MLPClassifier(hidden_layer_sizes=(16, 16), max_iter=300, random_state=0)), \
-                    True, y_binary
-            elif kind == "robust_mlp_reg":
-                est, clf, y = make_pipeline(RobustScaler(), MLPRegressor(hidden_layer_sizes=(24,), max_iter=300, random_state=0)), \
-                    False, y_reg
-            elif kind == "std_mlp_reg":
-                # One target: skl2onnx reshapes a multi-target MLPRegressor's output to [-1, 1].
-                est = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(32, 16), max_iter=300,
-                                                                   random_state=0))
-                clf, y = False, score[:, 2]
-            elif kind == "logreg_binary":
-                est, clf, y = LogisticRegression(max_iter=500), True, y_binary
-            elif kind == "logreg_multi":
-                est, clf, y = LogisticRegression(max_iter=500), True, y_multi
-            elif kind == "linreg":
-                est, clf, y = LinearRegression(), False, y_reg
-            elif kind == "normalizer_logreg":
-                est, clf, y = make_pipeline(Normalizer(), LogisticRegression(max_iter=500)), True, y_multi
-            elif kind == "normalizer_linreg":
-                est, clf, y = make_pipeline(Normalizer(), LinearRegression()), False, y_reg
-            elif kind == "bare_mlp_clf":
-                est, clf = MLPClassifier(hidden_layer_sizes=(20,), max_iter=300, random_state=0), True
-                y = np.array([3, 7, 11])[y_multi]  # integer labels that are not 0..k-1
-            elif kind == "zipmap_clf":
-                return _to_onnx(MLPClassifier(hidden_layer_sizes=(8,), max_iter=200, random_state=0).fit(x, y_multi), x, True, True)
-            elif kind == "string_labels":
-                y = np.array(["cat", "dog", "fox"])[y_multi]
-                return _to_onnx(LogisticRegression(max_iter=500).fit(x, y), x, True)
-            else:
-                raise ValueError(kind)
-            est.fit(x, y)
-        return _to_onnx(est, x, clf)
+            warnings.simplefilter("ignore")  # MLPs stop at max_iter before converging; fine for a corpus
+            estimator = make(_Sklearn()).fit(x, y)
+        return _to_onnx(estimator, x, zipmap)
 
     return build
 
