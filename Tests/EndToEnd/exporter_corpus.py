@@ -9,6 +9,7 @@ Each case builds one ONNX model the way a tool users actually run would write it
 - onnx.helper graphs that reproduce the torch dynamo exporter (opsets 18-20): weights as external data in
   ``model.onnx.data``, LayerNormalization, Gelu, symbolic batch dimension ``s0``;
 - datatypes at the edges (FP16 throughout, INT64 features, ArgMax labels), several inputs;
+- real torch.onnx exports (legacy and dynamo) of tiny models, committed under fixtures/torch;
 - graphs the importer must refuse (Conv, LSTM, Loop, ZipMap, string labels, unsafe external data), each
   with the substrings its refusal must name.
 
@@ -23,6 +24,7 @@ import collections
 import dataclasses
 import os
 import pathlib
+import shutil
 import warnings
 from collections.abc import Callable
 
@@ -31,6 +33,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 CONFIG_YAML = "max_batch_size: 64\nworkers: 1\n"
+# Real torch.onnx exports, committed; scripts/export_torch_fixtures.py regenerates them (it needs torch).
+TORCH_FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures" / "torch"
 BATCH_SIZES = (1, 3, 64)
 SEED = 20261204
 
@@ -506,6 +510,14 @@ class Case:
     external_data: bool = False
     refusal: tuple[str, ...] = ()
     tamper: Callable | None = None
+    fixture: str | None = None
+
+
+def torch_export(name: str, exercises: str) -> Case:
+    """A real torch.onnx export from fixtures/torch/<name>, copied as it is (with its model.onnx.data)."""
+    folder = TORCH_FIXTURES / name
+    return Case(f"torch_real_{name}", lambda: onnx.load_model(str(folder / "model.onnx"), load_external_data=False),
+                exercises, external_data=(folder / "model.onnx.data").exists(), fixture=name)
 
 
 SERVED = [
@@ -558,6 +570,36 @@ SERVED = [
     Case("int64_features", int64_features, "INT64 input → Cast to FLOAT → Gemm/Tanh/Gemm"),
     Case("multi_input", multi_input, "three inputs (FP32, INT64 → Cast, FP32) → Concat axis 1 → MLP, Softmax"),
     Case("argmax_head", argmax_head, "two outputs: INT64 ArgMax labels [N] and FP32 probabilities"),
+    *[torch_export(f"legacy_view_norm_op{v}",
+                   f"real torch legacy export, opset {v}: Identity aliases of equal initializers, "
+                   "x.view(x.size(0), -1) as Shape/Gather/Unsqueeze/Concat/Reshape, Gemm, BatchNormalization, "
+                   + ("decomposed LayerNorm" if v < 17 else "LayerNormalization")
+                   + ", GELU erf form, SiLU as Sigmoid×Mul, LogSoftmax")
+      for v in (11, 13, 17)],
+    torch_export("legacy_batchnorm_op15", "real torch legacy export, opset 15: Gemm, BatchNormalization "
+                 "(training_mode=0), Relu, Softmax; eval Dropout dropped by the exporter"),
+    torch_export("legacy_tabular_op17", "real torch legacy export, opset 17: three inputs (FP32, INT64 → Cast, "
+                 "FP32), Concat axis 1, Gemm, Softmax, ArgMax label output INT64"),
+    torch_export("legacy_rank3_op17", "real torch legacy export, opset 17: Linear without bias as MatMul with a "
+                 "pre-transposed initializer onnx::MatMul_18, Unsqueeze/Squeeze with Constant axes, Add(bias, x) "
+                 "with the bias first, output named '17'"),
+    torch_export("legacy_flatten_op13", "real torch legacy export, opset 13: nn.Flatten on [N,4,5] as "
+                 "Flatten(axis=1), Gemm, Tanh; output named '8'"),
+    torch_export("legacy_fp16_op17", "real torch legacy export of model.half(), opset 17: FP16 input, weights "
+                 "and output, BatchNormalization in FP16"),
+    torch_export("dynamo_view_norm", "real torch dynamo export (default opset 20), external data above 1 KiB: "
+                 "Reshape with initializer shape and allowzero=1, Gemm (BatchNorm folded in), "
+                 "LayerNormalization, Gelu, Sigmoid×Mul, LogSoftmax; node metadata_props"),
+    torch_export("dynamo_batchnorm_op18", "real torch dynamo export, opset 18, batch dim s77 "
+                 "(Dim.DYNAMIC): BatchNorm folded into Gemm, Softmax"),
+    torch_export("dynamo_tabular", "real torch dynamo export, opset 20: three inputs, Cast, Concat, Gemm, "
+                 "Softmax and ArgMax outputs"),
+    torch_export("dynamo_rank3", "real torch dynamo export, opset 20, external data: Gemm without C, "
+                 "Unsqueeze/Squeeze sharing one axes initializer, MatMul with a pre-transposed initializer + Add"),
+    torch_export("dynamo_flatten", "real torch dynamo export, opset 20: nn.Flatten as Reshape [-1, 20] "
+                 "(allowzero=1), Gemm, Tanh"),
+    torch_export("dynamo_fp16", "real torch dynamo export of model.half(), opset 20, external data: FP16 "
+                 "input, weights and output, BatchNorm folded into the FP16 Gemm"),
 ]
 
 
@@ -657,7 +699,12 @@ def write_case(case: Case, root: pathlib.Path) -> pathlib.Path:
     """Writes ``root/<name>/{1/model.onnx[, 1/model.onnx.data], config.yaml, inputs.npz}``."""
     model = case.build()
     folder = root / case.name
-    save_model(model, folder / "1", case.external_data, case.tamper)
+    if case.fixture:
+        (folder / "1").mkdir(parents=True)
+        for path in (TORCH_FIXTURES / case.fixture).iterdir():
+            shutil.copyfile(path, folder / "1" / path.name)
+    else:
+        save_model(model, folder / "1", case.external_data, case.tamper)
     (folder / "config.yaml").write_text(CONFIG_YAML)
     rng = np.random.default_rng(SEED + sum(map(ord, case.name)))
     arrays = {}
