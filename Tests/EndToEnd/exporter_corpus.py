@@ -165,16 +165,19 @@ def silu(g: Graph, x: str, scope: str) -> str:
 
 
 def view_batch_flat(g: Graph, x: str, opset: int) -> str:
-    """``x.view(x.size(0), -1)``: Shape, Gather(0), Unsqueeze, Concat with [-1], Reshape."""
+    """``x.view(x.size(0), -1)`` as torch 2.x's legacy exporter writes it: Shape, Gather(Constant 0), Unsqueeze
+    (axes attribute below opset 13, an unscoped Constant input ``onnx::Unsqueeze_N`` from 13), Concat with
+    Constant [-1], Reshape (``allowzero=0`` from opset 14)."""
     shape = g.op("Shape", [x])
-    index = g.const(np.array(0, dtype=np.int64))
-    batch = g.op("Gather", [shape, index], axis=0)
+    batch = g.op("Gather", [shape, g.const(np.array(0, dtype=np.int64))], axis=0)
     if opset < 13:
         batch_1d = g.op("Unsqueeze", [batch], axes=[0])
     else:
-        batch_1d = g.op("Unsqueeze", [batch, g.const(np.array([0], dtype=np.int64))])
-    minus_one = g.init(f"onnx::Concat_{len(g.initializers) + 40}", np.array([-1], dtype=np.int64))
-    target = g.op("Concat", [batch_1d, minus_one], axis=0)
+        axes = f"onnx::Unsqueeze_{len(g.nodes) + 10}"
+        g.nodes.append(helper.make_node("Constant", [], [axes], name=f"Constant_{len(g.nodes) + 9}",
+                                        value=numpy_helper.from_array(np.array([0], dtype=np.int64), "")))
+        batch_1d = g.op("Unsqueeze", [batch, axes])
+    target = g.op("Concat", [batch_1d, g.const(np.array([-1], dtype=np.int64))], axis=0)
     attrs = {"allowzero": 0} if opset >= 14 else {}
     return g.op("Reshape", [x, target], **attrs)
 
@@ -262,7 +265,7 @@ def linear_dynamo(g: Graph, x: str, scope: str, n_in: int, n_out: int, gemm: boo
     w = g.weight(f"{scope}.weight", (n_out, n_in))
     b = g.weight(f"{scope}.bias", (n_out,), scale=0.1)
     if gemm:
-        return g.op("Gemm", [x, w, b], name="linear", transB=1)
+        return g.op("Gemm", [x, w, b], name="linear", alpha=1.0, beta=1.0, transA=0, transB=1)
     wt = g.op("Transpose", [w], name="permute", perm=[1, 0])
     mm = g.op("MatMul", [x, wt], name="matmul")
     return g.op("Add", [mm, b], name="add")
@@ -522,25 +525,28 @@ def torch_export(name: str, exercises: str) -> Case:
 
 SERVED = [
     Case("sk_std_mlp_clf", sklearn_case("std_mlp_clf"),
-         "skl2onnx: StandardScaler (Scaler) + MLPClassifier 3 classes (MatMul/Add/Relu/Softmax, ArgMax, "
-         "ArrayFeatureExtractor, Reshape, Cast); label INT64 + probabilities FP32"),
+         "skl2onnx (opset 21 + ai.onnx.ml 1): StandardScaler as ml Scaler, Cast, MLPClassifier 3 classes as "
+         "MatMul/Add/Relu/Softmax, Identity, ArgMax, ml ArrayFeatureExtractor over the classes, Reshape, Cast; "
+         "label INT64 [N] + probabilities FP32; unnamed batch dimension"),
     Case("sk_minmax_mlp_clf", sklearn_case("minmax_mlp_clf"),
-         "skl2onnx: MinMaxScaler (Scaler) + binary MLPClassifier (Sigmoid, Sub from 1, Concat of two columns)"),
+         "skl2onnx (opset 22): MinMaxScaler as Cast/Mul/Add/Cast (not Scaler), binary MLPClassifier "
+         "(Sigmoid, Sub from 1, Concat of the two columns)"),
     Case("sk_robust_mlp_reg", sklearn_case("robust_mlp_reg"),
-         "skl2onnx: RobustScaler (Scaler) + MLPRegressor (MatMul/Add/Relu), output [N, 1]"),
+         "skl2onnx (opset 21): RobustScaler as ml Scaler, MLPRegressor (MatMul/Add/Relu), Reshape to [N, 1]"),
     Case("sk_std_mlp_reg", sklearn_case("std_mlp_reg"),
-         "skl2onnx: StandardScaler + MLPRegressor, two hidden layers"),
+         "skl2onnx (opset 21): StandardScaler as ml Scaler, MLPRegressor with two hidden layers, Reshape"),
     Case("sk_logreg_binary", sklearn_case("logreg_binary"),
-         "skl2onnx: LogisticRegression binary (ai.onnx.ml LinearClassifier, post_transform LOGISTIC)"),
+         "skl2onnx (default domain 22 stamped twice): LogisticRegression binary as one ml LinearClassifier "
+         "(post_transform LOGISTIC, multi_class 0)"),
     Case("sk_logreg_multi", sklearn_case("logreg_multi"),
-         "skl2onnx: LogisticRegression multiclass (LinearClassifier + Normalizer or softmax)"),
-    Case("sk_linreg", sklearn_case("linreg"), "skl2onnx: LinearRegression (ai.onnx.ml LinearRegressor)"),
+         "skl2onnx: LogisticRegression multiclass as ml LinearClassifier (SOFTMAX, multi_class 1) + ml Normalizer L1"),
+    Case("sk_linreg", sklearn_case("linreg"), "skl2onnx: LinearRegression as one ml LinearRegressor"),
     Case("sk_normalizer_logreg", sklearn_case("normalizer_logreg"),
-         "skl2onnx: Normalizer (ai.onnx.ml Normalizer L2) + LogisticRegression multiclass"),
+         "skl2onnx: Normalizer (ml Normalizer L2) + LogisticRegression multiclass (LinearClassifier, Normalizer L1)"),
     Case("sk_normalizer_linreg", sklearn_case("normalizer_linreg"),
-         "skl2onnx: Normalizer + LinearRegression (Normalizer → LinearRegressor)"),
+         "skl2onnx: Normalizer L2 → LinearRegressor"),
     Case("sk_bare_mlp_clf", sklearn_case("bare_mlp_clf"),
-         "skl2onnx: bare MLPClassifier with integer labels 3/7/11 (ArrayFeatureExtractor over classes)"),
+         "skl2onnx (opset 21): bare MLPClassifier with integer labels 3/7/11 (ArrayFeatureExtractor over classes)"),
     *[Case(f"torch_legacy_mlp_op{v}", (lambda v=v: torch_legacy_mlp(v)),
            f"torch legacy opset {v}: Gemm transB=1, BatchNormalization, Dropout "
            + ("(ratio attribute)" if v < 12 else "(ratio, training_mode inputs)") + ", LogSoftmax")
