@@ -144,11 +144,10 @@ def compare(what: str, got: np.ndarray, expected: np.ndarray) -> None:
         np.testing.assert_array_equal(got.argmax(1)[clear], expected.argmax(1)[clear], err_msg=f"{what}: arg-max")
 
 
-def test_models_check_accepts_the_whole_corpus(repository):
+def test_models_check_accepts_the_whole_corpus(repository, tmp_path):
     root, _ = repository
-    good = root.parent / "corpus-served-only"
-    if not good.exists():
-        shutil.copytree(root, good, ignore=shutil.ignore_patterns(BROKEN))
+    good = tmp_path / "served"
+    shutil.copytree(root, good, ignore=shutil.ignore_patterns(BROKEN))
     out = run_models_check(good)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
