@@ -105,6 +105,23 @@ class FlattenMLP(nn.Module):
         return self.fc2(torch.tanh(self.fc1(self.flat(x))))
 
 
+class ActivationMLP(nn.Module):
+    """Five 16-wide Linears between pairs of activations (ReLU6, Hardswish, Hardsigmoid, ELU, SELU, PReLU,
+    Softplus, Mish, Tanh, LeakyReLU), a clamped head, and exp(-sum|x|) added on."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.ModuleList([nn.Linear(16, 16) for _ in range(5)])
+        self.head = nn.Linear(16, 4)
+        self.acts = nn.ModuleList([nn.ReLU6(), nn.Hardswish(), nn.Hardsigmoid(), nn.ELU(), nn.SELU(), nn.PReLU(),
+                                   nn.Softplus(), nn.Mish(), nn.Tanh(), nn.LeakyReLU(0.1)])
+
+    def forward(self, x):
+        for i, fc in enumerate(self.fc):
+            x = self.acts[2 * i + 1](self.acts[2 * i](fc(x)))
+        return self.head(x).clamp(-3, 3) * 2 + x.abs().sum(dim=1, keepdim=True).neg().exp()
+
+
 def legacy(name, model, args, opset, input_names, output_names=None, dynamic=None):
     folder = OUT / name
     folder.mkdir(parents=True)
@@ -151,6 +168,9 @@ def main():
     legacy("legacy_flatten_op13", flatten, (torch.randn(3, 4, 5),), 13, ["input.1"], dynamic={"input.1": {0: "N"}})
     half = BatchNormMLP().eval().half()
     legacy("legacy_fp16_op17", half, (x16.half(),), 17, ["input"], ["output"])
+    legacy("legacy_fp64_op17", BatchNormMLP().eval().double(), (x16.double(),), 17, ["input"], ["output"])
+    activations = ActivationMLP().eval()
+    legacy("legacy_activations_op17", activations, (x16,), 17, ["x"], ["y"])
 
     dynamo("dynamo_view_norm", view_norm, (x16,), external_data=True)
     dynamo("dynamo_batchnorm_op18", batch_norm, (x16,), dim=torch.export.Dim.DYNAMIC, opset=18)
@@ -158,6 +178,7 @@ def main():
     dynamo("dynamo_rank3", rank_three, (x16,), external_data=True)
     dynamo("dynamo_flatten", flatten, (torch.randn(3, 4, 5),))
     dynamo("dynamo_fp16", half, (x16.half(),), external_data=True)
+    dynamo("dynamo_activations", activations, (x16,))
     for path in sorted(OUT.rglob("*")):
         if path.is_file():
             print(f"{path.relative_to(OUT)}  {path.stat().st_size} bytes")

@@ -593,6 +593,16 @@ SERVED = [
                  "Flatten(axis=1), Gemm, Tanh; output named '8'"),
     torch_export("legacy_fp16_op17", "real torch legacy export of model.half(), opset 17: FP16 input, weights "
                  "and output, BatchNormalization in FP16"),
+    torch_export("legacy_fp64_op17", "real torch legacy export of model.double(), opset 17: FP64 input, weights "
+                 "and output, Gemm, BatchNormalization, Softmax"),
+    torch_export("legacy_activations_op17", "real torch legacy export, opset 17: ReLU6 as Clip(0, 6) with Constant "
+                 "bounds, HardSwish, HardSigmoid(alpha=1/6), Elu, Selu, PRelu with a [16] slope, Softplus, Mish as "
+                 "Softplus/Tanh/Mul, LeakyRelu, clamp as Clip, Mul by a constant, Abs, ReduceSum(axes input, "
+                 "keepdims=1), Neg, Exp, Add broadcasting [N,1]"),
+    torch_export("dynamo_activations", "real torch dynamo export, opset 20: Clip with initializer bounds, HardSwish, "
+                 "HardSigmoid(alpha, beta), Elu, Selu, PRelu, Softplus as Softplus + Greater(x, 20) + Where (a "
+                 "data-dependent Where), Mish op, LeakyRelu, ReduceSum(noop_with_empty_axes=0), Neg, Exp; "
+                 "inlined-function node names (n4, n0_2)"),
     torch_export("dynamo_view_norm", "real torch dynamo export (default opset 20), external data above 1 KiB: "
                  "Reshape with initializer shape and allowzero=1, Gemm (BatchNorm folded in), "
                  "LayerNormalization, Gelu, Sigmoid×Mul, LogSoftmax; node metadata_props"),
