@@ -399,6 +399,10 @@ SKLEARN_KINDS = {
     "normalizer_logreg": (28, "multi", False, lambda m: m.pipe(m.Normalizer(), m.LogisticRegression(max_iter=500))),
     "normalizer_linreg": (24, "reg", None, lambda m: m.pipe(m.Normalizer(), m.LinearRegression())),
     "bare_mlp_clf": (36, "labels_3_7_11", False, lambda m: _mlp(m.MLPClassifier, (20,))),
+    "columns_mlp_clf": (20, "multi", False, lambda m: m.pipe(
+        m.ColumnTransformer([("num", m.StandardScaler(), list(range(12))),
+                             ("flags", m.Binarizer(threshold=0.2), list(range(12, 20)))]),
+        _mlp(m.MLPClassifier, (16,)))),
     "zipmap_clf": (20, "multi", True, lambda m: _mlp(m.MLPClassifier, (8,))),
     "string_labels": (20, "strings", False, lambda m: m.LogisticRegression(max_iter=500)),
 }
@@ -408,10 +412,10 @@ class _Sklearn:
     """The scikit-learn names the table above uses, imported only when a case is built."""
 
     def __init__(self):
-        from sklearn import linear_model, neural_network, pipeline, preprocessing
+        from sklearn import compose, linear_model, neural_network, pipeline, preprocessing
 
         self.pipe = pipeline.make_pipeline
-        for module in (linear_model, neural_network, preprocessing):
+        for module in (compose, linear_model, neural_network, preprocessing):
             self.__dict__.update({k: v for k, v in vars(module).items() if k[:1].isupper()})
 
 
@@ -545,6 +549,9 @@ SERVED = [
          "skl2onnx: Normalizer (ml Normalizer L2) + LogisticRegression multiclass (LinearClassifier, Normalizer L1)"),
     Case("sk_normalizer_linreg", sklearn_case("normalizer_linreg"),
          "skl2onnx: Normalizer L2 → LinearRegressor"),
+    Case("sk_columns_mlp_clf", sklearn_case("columns_mlp_clf"),
+         "skl2onnx (opset 21): ColumnTransformer as ml ArrayFeatureExtractor with constant column indices, "
+         "StandardScaler (Scaler) on 12 columns, Binarizer on 8, Concat, MLPClassifier"),
     Case("sk_bare_mlp_clf", sklearn_case("bare_mlp_clf"),
          "skl2onnx (opset 21): bare MLPClassifier with integer labels 3/7/11 (ArrayFeatureExtractor over classes)"),
     *[Case(f"torch_legacy_mlp_op{v}", (lambda v=v: torch_legacy_mlp(v)),
