@@ -81,6 +81,16 @@ def run_models_check(repository: pathlib.Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("name", sorted(SERVED))
+def test_corpus_model_runs_in_onnxruntime(repository, name):
+    """The corpus itself is sound: onnxruntime loads every served model and answers every sample batch."""
+    root, _ = repository
+    reference = session(root, name)
+    for feeds in corpus.load_batches(root / name):
+        rows = next(iter(feeds.values())).shape[0]
+        assert all(value.shape[0] == rows for value in reference.run(None, feeds))
+
+
+@pytest.mark.parametrize("name", sorted(SERVED))
 def test_metadata_reports_the_models_own_datatypes(repository, client, name):
     root, _ = repository
     inputs, outputs = declared(root, name)
