@@ -457,16 +457,18 @@ def conv_model() -> onnx.ModelProto:
 
 
 def lstm_model() -> onnx.ModelProto:
-    """nn.LSTM(8, 16) over [seq, batch, 8] followed by a Linear on the last hidden state."""
+    """nn.LSTM(8, 16, batch_first=True) over [batch, 5, 8] (the legacy exporter's Transpose to time-major
+    first), then a Linear on the last hidden state."""
     g = Graph(SEED + 900)
     w = g.weight("onnx::LSTM_101", (1, 64, 8))
     r = g.weight("onnx::LSTM_102", (1, 64, 16))
     b = g.weight("onnx::LSTM_103", (1, 128), scale=0.1)
-    _, h_n, _ = g.op("LSTM", ["input", w, r, b], scope="/lstm", outputs=3, hidden_size=16)
+    time_major = g.op("Transpose", ["input"], scope="/lstm", perm=[1, 0, 2])
+    _, h_n, _ = g.op("LSTM", [time_major, w, r, b], scope="/lstm", outputs=3, hidden_size=16)
     squeezed = g.op("Squeeze", [h_n, g.const(np.array([0], dtype=np.int64))], scope="/lstm")
     out = linear_legacy(g, squeezed, "fc", 16, 2)
     g.output_as(out, "output")
-    return g.model([tensor("input", FLOAT, [5, "batch", 8])], [tensor("output", FLOAT, ["batch", 2])], 14)
+    return g.model([tensor("input", FLOAT, ["batch", 5, 8])], [tensor("output", FLOAT, ["batch", 2])], 14)
 
 
 def loop_model() -> onnx.ModelProto:

@@ -21,6 +21,7 @@ import tritonclient.grpc as grpcclient
 from conftest import binary
 from onnx import TensorProto
 from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonclient.utils import triton_to_np_dtype
 
 DATATYPES = {
     TensorProto.FLOAT: "FP32", TensorProto.FLOAT16: "FP16", TensorProto.DOUBLE: "FP64",
@@ -90,11 +91,16 @@ def test_corpus_model_runs_in_onnxruntime(repository, name):
         assert all(value.shape[0] == rows for value in reference.run(None, feeds))
 
 
+def load_failure(gateway, name: str) -> str:
+    """The gateway's log lines about `name`, to say why a model is not ready."""
+    return "\n".join(line for line in gateway.output().splitlines() if f"model={name} " in line)
+
+
 @pytest.mark.parametrize("name", sorted(SERVED))
-def test_metadata_reports_the_models_own_datatypes(repository, client, name):
+def test_metadata_reports_the_models_own_datatypes(repository, gateway, client, name):
     root, _ = repository
     inputs, outputs = declared(root, name)
-    assert client.is_model_ready(name), f"{name} is not ready"
+    assert client.is_model_ready(name), f"{name} is not ready:\n{load_failure(gateway, name)}"
     meta = client.get_model_metadata(name)
     assert [(t.name, t.datatype) for t in meta.inputs] == inputs
     assert [(t.name, t.datatype) for t in meta.outputs] == outputs
@@ -109,8 +115,9 @@ def test_metadata_reports_the_models_own_datatypes(repository, client, name):
 
 
 @pytest.mark.parametrize("name", sorted(SERVED))
-def test_inference_agrees_with_onnxruntime(repository, client, name):
+def test_inference_agrees_with_onnxruntime(repository, gateway, client, name):
     root, _ = repository
+    assert client.is_model_ready(name), f"{name} is not ready:\n{load_failure(gateway, name)}"
     reference = session(root, name)
     _, outputs = declared(root, name)
     batches = corpus.load_batches(root / name)
@@ -124,12 +131,23 @@ def test_inference_agrees_with_onnxruntime(repository, client, name):
         result = client.infer(name, inputs)
         rows = next(iter(feeds.values())).shape[0]
         for (out_name, datatype), expected in zip(outputs, reference.run(None, feeds), strict=True):
+            check_raw_size(f"{name}/{out_name} batch {rows}", result.get_response(), out_name, datatype)
             got = result.as_numpy(out_name)
-            assert got is not None, f"{name}: no output {out_name}"
-            assert result.get_output(out_name).datatype == datatype, f"{name}/{out_name}"
             assert got.dtype == expected.dtype, f"{name}/{out_name}: {got.dtype} instead of {expected.dtype}"
             assert got.shape == expected.shape, f"{name}/{out_name} batch {rows}"
             compare(f"{name}/{out_name} batch {rows}", got, expected)
+
+
+def check_raw_size(what: str, response, out_name: str, datatype: str) -> None:
+    """The output is there, in the model's datatype, with as many raw bytes as its shape and datatype need."""
+    names = [o.name for o in response.outputs]
+    assert out_name in names, f"{what}: no such output among {names}"
+    index = names.index(out_name)
+    out = response.outputs[index]
+    assert out.datatype == datatype, f"{what}: datatype {out.datatype}, expected {datatype}"
+    size = int(np.prod(list(out.shape))) * np.dtype(triton_to_np_dtype(datatype)).itemsize
+    raw = len(response.raw_output_contents[index])
+    assert raw == size, f"{what}: {raw} raw bytes for {datatype} {list(out.shape)}, expected {size}"
 
 
 def _onnx_type(value: np.ndarray) -> int:
@@ -137,8 +155,11 @@ def _onnx_type(value: np.ndarray) -> int:
 
 
 def compare(what: str, got: np.ndarray, expected: np.ndarray) -> None:
-    """FP32 within 1e-5 relative, FP16 within its rounding, integers exactly; for score matrices the
-    arg-max of every row must agree wherever onnxruntime's top two are not a near tie."""
+    """FP32 (and FP64) within 1e-5 relative, FP16 within its rounding, integers exactly; for score matrices the
+    arg-max of every row must agree wherever onnxruntime's top two are not a near tie.
+
+    The absolute tolerance scales with the tensor's largest value: a small output of a layer whose terms are
+    large and cancel carries rounding of the size of those terms, whatever order the sums are taken in."""
     if np.issubdtype(expected.dtype, np.integer) or expected.dtype == np.bool_:
         np.testing.assert_array_equal(got, expected, err_msg=what)
         return
@@ -146,6 +167,7 @@ def compare(what: str, got: np.ndarray, expected: np.ndarray) -> None:
         rtol, atol, tie = 2e-3, 1e-3, 4e-3
     else:
         rtol, atol, tie = 1e-5, 1e-6, 1e-4
+    atol *= max(1.0, float(np.abs(expected.astype(np.float64)).max(initial=0.0)))
     np.testing.assert_allclose(got.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol,
                                err_msg=what)
     if expected.ndim == 2 and expected.shape[1] > 1:
