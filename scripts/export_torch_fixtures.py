@@ -122,6 +122,31 @@ class ActivationMLP(nn.Module):
         return self.head(x).clamp(-3, 3) * 2 + x.abs().sum(dim=1, keepdim=True).neg().exp()
 
 
+class LSTMHead(nn.Module):
+    """nn.LSTM(8, 16, batch_first=True) over [N, 5, 8], a Linear on the last hidden state (to be refused)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.fc = nn.Linear(16, 2)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(x)
+        return self.fc(h[-1])
+
+
+class ConvHead(nn.Module):
+    """Conv1d(2, 4, 3) over [N, 2, 16], ReLU, flatten, Linear (to be refused)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 3, padding=1)
+        self.fc = nn.Linear(64, 3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
 def legacy(name, model, args, opset, input_names, output_names=None, dynamic=None):
     folder = OUT / name
     folder.mkdir(parents=True)
@@ -150,8 +175,9 @@ def dynamo(name, model, args, dim=None, opset=None, external_data=False):
 
 def main():
     warnings.filterwarnings("ignore")
-    if OUT.exists():
-        shutil.rmtree(OUT)
+    for folder in OUT.iterdir() if OUT.exists() else ():
+        if folder.is_dir():  # the README beside the models stays
+            shutil.rmtree(folder)
     torch.manual_seed(20261204)
     x16 = torch.randn(4, 16)
     view_norm = ViewNormMLP().eval()
@@ -179,6 +205,12 @@ def main():
     dynamo("dynamo_flatten", flatten, (torch.randn(3, 4, 5),))
     dynamo("dynamo_fp16", half, (x16.half(),), external_data=True)
     dynamo("dynamo_activations", activations, (x16,))
+
+    # Graphs the importer must refuse, naming the LSTM or Conv node.
+    for kind, model, x in (("lstm", LSTMHead().eval(), torch.randn(3, 5, 8)),
+                           ("conv", ConvHead().eval(), torch.randn(3, 2, 16))):
+        legacy(f"refuse_legacy_{kind}", model, (x,), 17, ["input"], ["output"])
+        dynamo(f"refuse_dynamo_{kind}", model, (x,))
     for path in sorted(OUT.rglob("*")):
         if path.is_file():
             print(f"{path.relative_to(OUT)}  {path.stat().st_size} bytes")

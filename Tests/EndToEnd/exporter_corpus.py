@@ -509,8 +509,10 @@ class Case:
     """One corpus model.
 
     ``external_data``: weights go to ``model.onnx.data`` beside ``model.onnx``. ``refusal``: substrings the
-    importer's refusal must contain (empty for a model that must be served). ``tamper``: for unsafe
+    importer's refusal must contain (empty for a model that must be served); ``kind`` says which test judges
+    the refusal ("non_mlp": node and operator named, "zipmap", "strings", "external"). ``tamper``: for unsafe
     external-data cases, rewrites the saved model's external-data entries (``(tensor, entry) -> None``).
+    ``fixture``: the folder under fixtures/torch whose files are copied as they are.
     """
 
     name: str
@@ -520,13 +522,15 @@ class Case:
     refusal: tuple[str, ...] = ()
     tamper: Callable | None = None
     fixture: str | None = None
+    kind: str = ""
 
 
-def torch_export(name: str, exercises: str) -> Case:
+def torch_export(name: str, exercises: str, **refusal) -> Case:
     """A real torch.onnx export from fixtures/torch/<name>, copied as it is (with its model.onnx.data)."""
     folder = TORCH_FIXTURES / name
-    return Case(f"torch_real_{name}", lambda: onnx.load_model(str(folder / "model.onnx"), load_external_data=False),
-                exercises, external_data=(folder / "model.onnx.data").exists(), fixture=name)
+    case_name = name if name.startswith("refuse_") else f"torch_real_{name}"
+    return Case(case_name, lambda: onnx.load_model(str(folder / "model.onnx"), load_external_data=False),
+                exercises, external_data=(folder / "model.onnx.data").exists(), fixture=name, **refusal)
 
 
 SERVED = [
@@ -649,22 +653,31 @@ def _length_past_end(t: onnx.TensorProto, entry) -> None:
 
 
 REFUSED = [
-    Case("refuse_conv", conv_model, "Conv (1-D CNN)", refusal=("/conv/Conv", "Conv")),
-    Case("refuse_lstm", lstm_model, "LSTM", refusal=("/lstm/LSTM", "LSTM")),
-    Case("refuse_loop", loop_model, "Loop with a subgraph", refusal=("/Loop", "Loop")),
+    Case("refuse_conv", conv_model, "Conv (1-D CNN)", refusal=("/conv/Conv", "Conv"), kind="non_mlp"),
+    Case("refuse_lstm", lstm_model, "LSTM behind a batch-first Transpose", refusal=("/lstm/LSTM", "LSTM"),
+         kind="non_mlp"),
+    Case("refuse_loop", loop_model, "Loop with a subgraph", refusal=("/Loop", "Loop"), kind="non_mlp"),
+    torch_export("refuse_legacy_lstm", "real torch legacy LSTM export: h0/c0 from Shape/Gather/ConstantOfShape, "
+                 "Transpose, LSTM, Gather of the last state", refusal=("/lstm/LSTM", "LSTM"), kind="non_mlp"),
+    torch_export("refuse_dynamo_lstm", "real torch dynamo LSTM export: Shape(end=1)/Concat/Expand/Slice for the "
+                 "states, Transpose, LSTM", refusal=("node_lstm__2", "LSTM"), kind="non_mlp"),
+    torch_export("refuse_legacy_conv", "real torch legacy Conv1d export", refusal=("/conv/Conv", "Conv"),
+                 kind="non_mlp"),
+    torch_export("refuse_dynamo_conv", "real torch dynamo Conv1d export", refusal=("node_conv1d", "Conv"),
+                 kind="non_mlp"),
     Case("refuse_zipmap", sklearn_case("zipmap_clf"), "skl2onnx classifier with the default ZipMap output",
-         refusal=("ZipMap", "zipmap")),
+         refusal=("ZipMap", "zipmap"), kind="zipmap"),
     Case("refuse_string_labels", sklearn_case("string_labels"), "LogisticRegression with string class labels",
-         refusal=("label", "STRING")),
+         refusal=("label", "STRING"), kind="strings"),
     # Unsafe external data: each names the tampered tensor, fc1.weight.
     Case("refuse_external_absolute", lambda: small_external_model(SEED + 1100), "external location absolute",
-         external_data=True, refusal=("fc1.weight",), tamper=_absolute_location),
+         external_data=True, refusal=("fc1.weight",), tamper=_absolute_location, kind="external"),
     Case("refuse_external_dotdot", lambda: small_external_model(SEED + 1101), "external location with ..",
-         external_data=True, refusal=("fc1.weight",), tamper=_dotdot_location),
+         external_data=True, refusal=("fc1.weight",), tamper=_dotdot_location, kind="external"),
     Case("refuse_external_offset", lambda: small_external_model(SEED + 1102), "external offset past the file end",
-         external_data=True, refusal=("fc1.weight",), tamper=_past_end),
+         external_data=True, refusal=("fc1.weight",), tamper=_past_end, kind="external"),
     Case("refuse_external_length", lambda: small_external_model(SEED + 1103), "external length past the file end",
-         external_data=True, refusal=("fc1.weight",), tamper=_length_past_end),
+         external_data=True, refusal=("fc1.weight",), tamper=_length_past_end, kind="external"),
 ]
 
 # Which onnx dtype each input's sample batches use.

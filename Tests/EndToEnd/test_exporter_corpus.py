@@ -225,7 +225,11 @@ def refusal_output(refused_root: pathlib.Path, name: str, tmp_path: pathlib.Path
     return text
 
 
-@pytest.mark.parametrize("name", ["refuse_conv", "refuse_lstm", "refuse_loop"])
+def refused(kind: str) -> list[str]:
+    return [case.name for case in corpus.REFUSED if case.kind == kind]
+
+
+@pytest.mark.parametrize("name", refused("non_mlp"))
 def test_non_mlp_graphs_are_refused_naming_node_and_operator(repository, tmp_path, name):
     _, refused = repository
     text = refusal_output(refused, name, tmp_path)
@@ -248,8 +252,7 @@ def test_string_labels_are_refused(repository, tmp_path):
     assert "string" in text.lower(), text
 
 
-@pytest.mark.parametrize("name", ["refuse_external_absolute", "refuse_external_dotdot", "refuse_external_offset",
-                                  "refuse_external_length"])
+@pytest.mark.parametrize("name", refused("external"))
 def test_unsafe_external_data_is_refused_naming_the_tensor(repository, tmp_path, name):
     _, refused = repository
     text = refusal_output(refused, name, tmp_path)
