@@ -200,3 +200,287 @@ func foldBinary(_ op: BinaryOperator, _ a: Constant, _ b: Constant, name: String
 
 /// `pow` from the C library, under a name that the `.pow` cases do not shadow.
 func power(_ x: Double, _ y: Double) -> Double { pow(x, y) }
+
+// MARK: - Evaluating constant nodes
+
+extension NodeImporter {
+    /// Evaluates the node at load when every input it reads is a constant; nil when it must run on the inputs.
+    func foldIfConstant() throws -> Constant? {
+        let positions = (0..<inputNames.count).filter { !inputNames[$0].isEmpty }
+        guard !positions.isEmpty, bareOp != "Constant" else { return nil }
+        var inputs: [Constant] = []
+        for position in positions {
+            guard case .constant(let constant) = try requiredInput(position) else { return nil }
+            inputs.append(constant)
+        }
+        let out = (try? outputName(0)) ?? ""
+        let a = inputs[0]
+        switch bareOp {
+        case "Identity", "Dropout":
+            return a
+        case "Cast", "CastLike":
+            let target =
+                bareOp == "CastLike" ? inputs[1].elementType : Int32(truncatingIfNeeded: intAttribute("to", default: 1))
+            guard ElementType.dataType(target) != nil else {
+                throw fail("Cast to \(ElementType.name(target)) is not supported; expected a numeric type")
+            }
+            var result = a
+            result.elementType = target
+            if ElementType.isFloatingPoint(target) {
+                guard let values = a.floats else { throw fail("cannot cast '\(a.name)'") }
+                result.payload = .floats(values)
+            } else if target == ElementType.bool {
+                guard let values = a.floats else { throw fail("cannot cast '\(a.name)'") }
+                result.payload = .integers(values.map { $0 != 0 ? 1 : 0 })
+            } else {
+                guard let values = a.integers else { throw fail("cannot cast '\(a.name)'") }
+                result.payload = .integers(values)
+            }
+            if !(ElementType.isFloatingPoint(target) || target == ElementType.bool) {
+                result.batchIndex = a.batchIndex
+            } else {
+                result.batchIndex = nil
+                if a.batchIndex != nil { throw fail("casts the batch size, which is not known at load") }
+            }
+            return result
+        case "Add", "Sub", "Mul", "Div", "Pow":
+            guard inputs.allSatisfy({ $0.batchIndex == nil }) else {
+                throw fail(
+                    "computes with the batch size, which is not known at load; expected shape arithmetic that keeps it"
+                )
+            }
+            guard let result = foldBinary(BinaryOperator(rawValue: bareOp)!, a, inputs[1], name: out) else {
+                throw fail(
+                    "constants of shapes \(Shape.format(a.dims)) and \(Shape.format(inputs[1].dims)) do not broadcast"
+                )
+            }
+            return result
+        case "Neg", "Abs", "Sqrt", "Reciprocal", "Exp", "Log", "Relu", "Sigmoid", "Tanh", "Floor", "Ceil":
+            guard a.batchIndex == nil, let values = a.floats else { return nil }
+            let op: UnaryOperator =
+                switch bareOp {
+                case "Neg": .neg
+                case "Abs": .abs
+                case "Sqrt": .sqrt
+                case "Reciprocal": .reciprocal
+                case "Exp": .exp
+                case "Log": .log
+                case "Relu": .relu
+                case "Sigmoid": .sigmoid
+                case "Tanh": .tanh
+                case "Floor": .floor
+                default: .ceil
+                }
+            let results = values.map { ReferenceExecutor.apply(op, $0) }
+            if case .integers = a.payload { return a.with(dims: a.dims, integers: results.map { Int64($0) }) }
+            return a.with(dims: a.dims, floats: results)
+        case "Transpose":
+            let rank = a.dims.count
+            let perm = (intsAttribute("perm") ?? (0..<Int64(rank)).reversed().map { $0 }).map { Int($0) }
+            guard perm.count == rank, Set(perm) == Set(0..<rank) else {
+                throw fail("perm \(perm) is not a permutation")
+            }
+            let (indices, dims) = transposeIndices(dims: a.dims, perm: perm)
+            return a.gathering(indices, dims: dims)
+        case "Reshape":
+            let requested = try integers(inputs[1], role: "shape")
+            var dims: [Int] = []
+            var inferred: Int?
+            for (position, raw) in requested.enumerated() {
+                if raw == 0 && intAttribute("allowzero", default: 0) == 0 {
+                    dims.append(position < a.dims.count ? a.dims[position] : 1)
+                } else if raw == -1 {
+                    inferred = position
+                    dims.append(1)
+                } else {
+                    dims.append(Int(raw))
+                }
+            }
+            if let inferred { dims[inferred] = a.count / max(dims.reduce(1, *), 1) }
+            guard dims.reduce(1, *) == a.count else {
+                throw fail("cannot reshape \(Shape.format(a.dims)) to \(requested)")
+            }
+            var result = a
+            result.dims = dims
+            return result
+        case "Flatten":
+            var axis = intAttribute("axis", default: 1)
+            if axis < 0 { axis += a.dims.count }
+            var result = a
+            result.dims = [a.dims[..<axis].reduce(1, *), a.dims[axis...].reduce(1, *)]
+            return result
+        case "Squeeze", "Unsqueeze":
+            let axes =
+                opset >= 13 ? (inputs.count > 1 ? try integers(inputs[1], role: "axes") : nil) : intsAttribute("axes")
+            var dims = a.dims
+            if bareOp == "Squeeze" {
+                let positions = (axes ?? dims.indices.filter { dims[$0] == 1 }.map { Int64($0) })
+                    .map { Int($0) < 0 ? Int($0) + dims.count : Int($0) }
+                dims = dims.enumerated().filter { !positions.contains($0.offset) }.map(\.element)
+            } else {
+                let rank = dims.count + (axes?.count ?? 0)
+                for position in (axes ?? []).map({ Int($0) < 0 ? Int($0) + rank : Int($0) }).sorted() {
+                    guard position >= 0 && position <= dims.count else { throw fail("axis \(position) out of range") }
+                    dims.insert(1, at: position)
+                }
+            }
+            var result = a
+            result.dims = dims
+            return result
+        case "Shape":
+            var dims = a.dims.map { Int64($0) }
+            if opset >= 15 {
+                let rank = dims.count
+                func clamp(_ value: Int) -> Int { max(0, min(rank, value < 0 ? value + rank : value)) }
+                let start = clamp(intAttribute("start", default: 0))
+                let end = clamp(intAttribute("end", default: rank))
+                dims = start < end ? Array(dims[start..<end]) : []
+            }
+            return Constant(name: out, dims: [dims.count], elementType: ElementType.int64, payload: .integers(dims))
+        case "Gather":
+            let rank = a.dims.count
+            var axis = intAttribute("axis", default: 0)
+            if axis < 0 { axis += rank }
+            guard axis >= 0 && axis < rank else { throw fail("axis \(axis) is out of range for rank \(rank)") }
+            let size = a.dims[axis]
+            let picked = try integers(inputs[1], role: "indices").map { raw -> Int in
+                let index = raw < 0 ? Int(raw) + size : Int(raw)
+                guard index >= 0 && index < size else { throw fail("index \(raw) is out of range for size \(size)") }
+                return index
+            }
+            let outer = a.dims[..<axis].reduce(1, *)
+            let inner = a.dims[(axis + 1)...].reduce(1, *)
+            var indices: [Int] = []
+            for o in 0..<outer {
+                for index in picked { for i in 0..<inner { indices.append((o * size + index) * inner + i) } }
+            }
+            return a.gathering(indices, dims: Array(a.dims[..<axis]) + inputs[1].dims + Array(a.dims[(axis + 1)...]))
+        case "Concat":
+            let rank = a.dims.count
+            var axis = intAttribute("axis", default: 0)
+            if axis < 0 { axis += rank }
+            guard axis >= 0 && axis < rank else { throw fail("axis \(axis) is out of range for rank \(rank)") }
+            let outer = a.dims[..<axis].reduce(1, *)
+            var floatsOut: [Float] = []
+            var integersOut: [Int64] = []
+            var batchIndex: Int?
+            let allIntegers = inputs.allSatisfy { if case .integers = $0.payload { true } else { false } }
+            for o in 0..<outer {
+                for input in inputs {
+                    let block = input.dims[axis...].reduce(1, *)
+                    if let batch = input.batchIndex, batch / max(block, 1) == o {
+                        batchIndex = (allIntegers ? integersOut.count : floatsOut.count) + batch % max(block, 1)
+                    }
+                    if allIntegers {
+                        integersOut += input.integers![(o * block)..<((o + 1) * block)]
+                    } else {
+                        guard let values = input.floats else { throw fail("cannot concatenate '\(input.name)'") }
+                        floatsOut += values[(o * block)..<((o + 1) * block)]
+                    }
+                }
+            }
+            var dims = a.dims
+            dims[axis] = inputs.reduce(0) { $0 + $1.dims[axis] }
+            return allIntegers
+                ? Constant(
+                    name: out,
+                    dims: dims,
+                    elementType: a.elementType,
+                    payload: .integers(integersOut),
+                    batchIndex: batchIndex
+                )
+                : Constant(name: out, dims: dims, elementType: a.elementType, payload: .floats(floatsOut))
+        case "Slice":
+            let (starts, ends, axes, steps) = try sliceParameters(rank: a.dims.count)
+            var first = [Int](repeating: 0, count: a.dims.count)
+            var stepList = [Int](repeating: 1, count: a.dims.count)
+            var counts = a.dims
+            for (position, axis) in axes.enumerated() {
+                let range = sliceRange(
+                    start: starts[position],
+                    end: ends[position],
+                    step: steps[position],
+                    size: a.dims[axis]
+                )
+                (first[axis], stepList[axis], counts[axis]) = (range.start, range.step, range.count)
+            }
+            return a.gathering(sliceIndices(dims: a.dims, starts: first, steps: stepList, counts: counts), dims: counts)
+        case "Expand":
+            let requested = try integers(inputs[1], role: "shape").map { Int($0) }
+            guard let dims = broadcastShapes(a.dims, requested) else {
+                throw fail("cannot expand \(Shape.format(a.dims)) to \(requested)")
+            }
+            return a.gathering(broadcastIndices(from: a.dims, to: dims), dims: dims)
+        case "ConstantOfShape":
+            let dims = try integers(a, role: "shape").map { Int($0) }
+            let count = try checkedCount(dims) { label }
+            if let value = attribute("value")?.t {
+                let fill = try importer.constant(from: value.pointee, fallbackName: out)
+                if case .integers(let v) = fill.payload {
+                    return Constant(
+                        name: out,
+                        dims: dims,
+                        elementType: fill.elementType,
+                        payload: .integers(Array(repeating: v.first ?? 0, count: count))
+                    )
+                }
+                return Constant(
+                    name: out,
+                    dims: dims,
+                    elementType: fill.elementType,
+                    payload: .floats(Array(repeating: fill.floats?.first ?? 0, count: count))
+                )
+            }
+            return Constant(
+                name: out,
+                dims: dims,
+                elementType: ElementType.float,
+                payload: .floats(Array(repeating: 0, count: count))
+            )
+        case "Range":
+            guard let start = a.floats?.first, let limit = inputs[1].floats?.first, let delta = inputs[2].floats?.first,
+                delta != 0
+            else { throw fail("expected scalar start, limit and non-zero delta") }
+            let count = max(Int(((limit - start) / delta).rounded(.up)), 0)
+            guard count <= ONNXModel.maxElements else { throw fail("range of \(count) elements is too large") }
+            let values = (0..<count).map { start + Float($0) * delta }
+            if case .integers = a.payload {
+                return Constant(
+                    name: out,
+                    dims: [count],
+                    elementType: a.elementType,
+                    payload: .integers(values.map { Int64($0) })
+                )
+            }
+            return Constant(name: out, dims: [count], elementType: a.elementType, payload: .floats(values))
+        case "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual":
+            guard let x = a.floats, let y = inputs[1].floats, let dims = broadcastShapes(a.dims, inputs[1].dims) else {
+                throw fail("constants do not broadcast")
+            }
+            let op = BinaryOperator(rawValue: bareOp)!
+            let left = broadcastIndices(from: a.dims, to: dims)
+            let right = broadcastIndices(from: inputs[1].dims, to: dims)
+            let flags = zip(left, right).map { Int64(compare(op, x[$0.0], y[$0.1]) ? 1 : 0) }
+            return Constant(name: out, dims: dims, elementType: ElementType.bool, payload: .integers(flags))
+        case "Where":
+            guard let c = a.floats, let x = inputs[1].floats, let y = inputs[2].floats,
+                let d1 = broadcastShapes(a.dims, inputs[1].dims), let dims = broadcastShapes(d1, inputs[2].dims)
+            else { throw fail("constants do not broadcast") }
+            let ci = broadcastIndices(from: a.dims, to: dims)
+            let xi = broadcastIndices(from: inputs[1].dims, to: dims)
+            let yi = broadcastIndices(from: inputs[2].dims, to: dims)
+            let picked = (0..<ci.count).map { c[ci[$0]] != 0 ? x[xi[$0]] : y[yi[$0]] }
+            if case .integers = inputs[1].payload {
+                return Constant(
+                    name: out,
+                    dims: dims,
+                    elementType: inputs[1].elementType,
+                    payload: .integers(picked.map { Int64($0) })
+                )
+            }
+            return Constant(name: out, dims: dims, elementType: inputs[1].elementType, payload: .floats(picked))
+        default:
+            throw fail("every input is a constant; expected at least one value computed from the graph inputs")
+        }
+    }
+}
