@@ -200,17 +200,28 @@ final class ReferenceExecutor: EngineExecutor {
         case .reduce(let op, let input, _, let group):
             let x = buffers[input]
             for outputIndex in 0..<(rows * width) {
-                let slice = x[(outputIndex * group)..<((outputIndex + 1) * group)].map { Double($0) }
-                let result: Double =
+                let start = outputIndex * group
+                var result: Double =
                     switch op {
-                    case .sum: slice.reduce(0, +)
-                    case .mean: slice.reduce(0, +) / Double(group)
-                    case .max: slice.max() ?? 0
-                    case .min: slice.min() ?? 0
-                    case .l1: slice.reduce(0) { $0 + Swift.abs($1) }
-                    case .l2: slice.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                    case .sumSquare: slice.reduce(0) { $0 + $1 * $1 }
+                    case .max: -.infinity
+                    case .min: .infinity
+                    default: 0
                     }
+                for index in start..<(start + group) {
+                    let value = Double(x[index])
+                    switch op {
+                    case .sum, .mean: result += value
+                    case .max: result = Swift.max(result, value)
+                    case .min: result = Swift.min(result, value)
+                    case .l1: result += Swift.abs(value)
+                    case .l2, .sumSquare: result += value * value
+                    }
+                }
+                switch op {
+                case .mean: result /= Double(group)
+                case .l2: result = result.squareRoot()
+                default: break
+                }
                 y[outputIndex] = Float(result)
             }
         case .argExtreme(let largest, let selectLast, let input, _, let group):
@@ -228,27 +239,35 @@ final class ReferenceExecutor: EngineExecutor {
         case .layerNorm(let norm):
             let x = buffers[norm.input]
             for start in stride(from: 0, to: rows * width, by: norm.group) {
-                let slice = x[start..<(start + norm.group)].map { Double($0) }
-                let mean = slice.reduce(0, +) / Double(norm.group)
-                let variance = slice.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(norm.group)
-                let inverse = 1 / (variance + Double(norm.epsilon)).squareRoot()
+                var sum = 0.0
+                for index in start..<(start + norm.group) { sum += Double(x[index]) }
+                let mean = sum / Double(norm.group)
+                var squares = 0.0
+                for index in start..<(start + norm.group) {
+                    squares += (Double(x[index]) - mean) * (Double(x[index]) - mean)
+                }
+                let inverse = 1 / (squares / Double(norm.group) + Double(norm.epsilon)).squareRoot()
                 for position in 0..<norm.group {
-                    let normalized = (slice[position] - mean) * inverse
+                    let normalized = (Double(x[start + position]) - mean) * inverse
                     y[start + position] = Float(normalized * Double(norm.scale[position]) + Double(norm.bias[position]))
                 }
             }
         case .normalize(let kind, let input, _):
             let x = buffers[input]
             for row in 0..<rows {
-                let slice = x[(row * width)..<((row + 1) * width)].map { Double($0) }
-                let norm: Double =
+                let start = row * width
+                var norm = kind == .max ? -Double.infinity : 0
+                for index in start..<(start + width) {
+                    let value = Double(x[index])
                     switch kind {
-                    case .l1: slice.reduce(0) { $0 + Swift.abs($1) }
-                    case .l2: slice.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                    case .max: slice.max() ?? 0
+                    case .l1: norm += Swift.abs(value)
+                    case .l2: norm += value * value
+                    case .max: norm = Swift.max(norm, value)
                     }
-                for column in 0..<width {
-                    y[row * width + column] = norm == 0 ? Float(slice[column]) : Float(slice[column] / norm)
+                }
+                if kind == .l2 { norm = norm.squareRoot() }
+                for index in start..<(start + width) {
+                    y[index] = norm == 0 ? x[index] : Float(Double(x[index]) / norm)
                 }
             }
         case .assemble(let parts, let map, _):
