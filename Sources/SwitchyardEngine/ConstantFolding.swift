@@ -80,22 +80,22 @@ func broadcastShapes(_ a: [Int], _ b: [Int]) -> [Int]? {
     return result
 }
 
-/// For each element of a tensor of shape `target`, the flat index of the element of a tensor of shape `source`
-/// that numpy broadcasting reads. `source` must broadcast to `target`.
-func broadcastIndices(from source: [Int], to target: [Int]) -> [Int] {
-    let aligned = Array(repeating: 1, count: target.count - source.count) + source
-    let sourceStrides = strides(of: aligned)
-    let count = target.reduce(1, *)
+/// The flat indices visited when walking a tensor of shape `shape` in row-major order, where a step along axis
+/// `a` moves `steps[a]` elements of the source and the walk starts at `base`. Broadcasts, transposes and
+/// slices are all such walks.
+func stridedIndices(shape: [Int], steps: [Int], base: Int = 0) -> [Int] {
+    let count = shape.reduce(1, *)
     var result = [Int](repeating: 0, count: count)
-    var coordinate = [Int](repeating: 0, count: target.count)
+    var coordinate = [Int](repeating: 0, count: shape.count)
+    var index = base
     for position in 0..<count {
-        var index = 0
-        for axis in 0..<target.count where aligned[axis] != 1 { index += coordinate[axis] * sourceStrides[axis] }
         result[position] = index
-        var axis = target.count - 1
+        var axis = shape.count - 1
         while axis >= 0 {
             coordinate[axis] += 1
-            if coordinate[axis] < target[axis] { break }
+            index += steps[axis]
+            if coordinate[axis] < shape[axis] { break }
+            index -= coordinate[axis] * steps[axis]
             coordinate[axis] = 0
             axis -= 1
         }
@@ -103,48 +103,28 @@ func broadcastIndices(from source: [Int], to target: [Int]) -> [Int] {
     return result
 }
 
+/// For each element of a tensor of shape `target`, the flat index of the element of a tensor of shape `source`
+/// that numpy broadcasting reads. `source` must broadcast to `target`.
+func broadcastIndices(from source: [Int], to target: [Int]) -> [Int] {
+    let aligned = Array(repeating: 1, count: target.count - source.count) + source
+    let sourceStrides = strides(of: aligned)
+    let steps = aligned.indices.map { aligned[$0] == 1 ? 0 : sourceStrides[$0] }
+    return stridedIndices(shape: target, steps: steps)
+}
+
 /// Flat indices of a Transpose with permutation `perm` of a tensor of shape `dims`: element `i` of the result
 /// reads element `result[i]` of the input.
 func transposeIndices(dims: [Int], perm: [Int]) -> (indices: [Int], dims: [Int]) {
-    let outDims = perm.map { dims[$0] }
     let inStrides = strides(of: dims)
-    let count = dims.reduce(1, *)
-    var indices = [Int](repeating: 0, count: count)
-    var coordinate = [Int](repeating: 0, count: outDims.count)
-    for position in 0..<count {
-        var index = 0
-        for axis in 0..<outDims.count { index += coordinate[axis] * inStrides[perm[axis]] }
-        indices[position] = index
-        var axis = outDims.count - 1
-        while axis >= 0 {
-            coordinate[axis] += 1
-            if coordinate[axis] < outDims[axis] { break }
-            coordinate[axis] = 0
-            axis -= 1
-        }
-    }
-    return (indices, outDims)
+    let outDims = perm.map { dims[$0] }
+    return (stridedIndices(shape: outDims, steps: perm.map { inStrides[$0] }), outDims)
 }
 
 /// Flat indices of a Slice: for each axis a start and a step and the number of elements taken.
 func sliceIndices(dims: [Int], starts: [Int], steps: [Int], counts: [Int]) -> [Int] {
     let inStrides = strides(of: dims)
-    let total = counts.reduce(1, *)
-    var indices = [Int](repeating: 0, count: total)
-    var coordinate = [Int](repeating: 0, count: dims.count)
-    for position in 0..<total {
-        var index = 0
-        for axis in 0..<dims.count { index += (starts[axis] + coordinate[axis] * steps[axis]) * inStrides[axis] }
-        indices[position] = index
-        var axis = dims.count - 1
-        while axis >= 0 {
-            coordinate[axis] += 1
-            if coordinate[axis] < counts[axis] { break }
-            coordinate[axis] = 0
-            axis -= 1
-        }
-    }
-    return indices
+    let base = dims.indices.reduce(0) { $0 + starts[$1] * inStrides[$1] }
+    return stridedIndices(shape: counts, steps: dims.indices.map { steps[$0] * inStrides[$0] }, base: base)
 }
 
 /// ONNX Slice's clamping of one axis: the first index, the step and how many elements it takes.
@@ -328,32 +308,14 @@ extension NodeImporter {
             result.dims = dims
             return result
         case "Shape":
-            var dims = a.dims.map { Int64($0) }
-            if opset >= 15 {
-                let rank = dims.count
-                func clamp(_ value: Int) -> Int { max(0, min(rank, value < 0 ? value + rank : value)) }
-                let start = clamp(intAttribute("start", default: 0))
-                let end = clamp(intAttribute("end", default: rank))
-                dims = start < end ? Array(dims[start..<end]) : []
-            }
+            let dims = shapeRange(a.dims.map { Int64($0) }).dims
             return Constant(name: out, dims: [dims.count], elementType: ElementType.int64, payload: .integers(dims))
         case "Gather":
             let rank = a.dims.count
             var axis = intAttribute("axis", default: 0)
             if axis < 0 { axis += rank }
             guard axis >= 0 && axis < rank else { throw fail("axis \(axis) is out of range for rank \(rank)") }
-            let size = a.dims[axis]
-            let picked = try integers(inputs[1], role: "indices").map { raw -> Int in
-                let index = raw < 0 ? Int(raw) + size : Int(raw)
-                guard index >= 0 && index < size else { throw fail("index \(raw) is out of range for size \(size)") }
-                return index
-            }
-            let outer = a.dims[..<axis].reduce(1, *)
-            let inner = a.dims[(axis + 1)...].reduce(1, *)
-            var indices: [Int] = []
-            for o in 0..<outer {
-                for index in picked { for i in 0..<inner { indices.append((o * size + index) * inner + i) } }
-            }
+            let indices = try gatherIndices(dims: a.dims, axis: axis, picked: try integers(inputs[1], role: "indices"))
             return a.gathering(indices, dims: Array(a.dims[..<axis]) + inputs[1].dims + Array(a.dims[(axis + 1)...]))
         case "Concat":
             let rank = a.dims.count

@@ -839,19 +839,44 @@ struct NodeImporter {
         return .reshape(input: x, output: output)
     }
 
+    /// Shape's `start` and `end` (opset 15): the part of `dims` it returns, and where that part starts.
+    func shapeRange(_ dims: [Int64]) -> (dims: [Int64], start: Int) {
+        guard opset >= 15 else { return (dims, 0) }
+        let rank = dims.count
+        func clamp(_ value: Int) -> Int { max(0, min(rank, value < 0 ? value + rank : value)) }
+        let start = clamp(intAttribute("start", default: 0))
+        let end = clamp(intAttribute("end", default: rank))
+        return (start < end ? Array(dims[start..<end]) : [], start)
+    }
+
+    /// The flat indices Gather reads along `axis` of a tensor of shape `dims` for the indices `picked` (negative
+    /// ones count from the end).
+    func gatherIndices(dims: [Int], axis: Int, picked: [Int64]) throws -> [Int] {
+        let size = dims[axis]
+        let resolved = try picked.map { raw -> Int in
+            let index = raw < 0 ? Int(raw) + size : Int(raw)
+            guard index >= 0 && index < size else {
+                throw fail("index \(raw) is out of range for an axis of size \(size)")
+            }
+            return index
+        }
+        let outer = dims[..<axis].reduce(1, *)
+        let inner = dims[(axis + 1)...].reduce(1, *)
+        var indices: [Int] = []
+        indices.reserveCapacity(outer * resolved.count * inner)
+        for o in 0..<outer {
+            for index in resolved {
+                for i in 0..<inner { indices.append((o * size + index) * inner + i) }
+            }
+        }
+        return indices
+    }
+
     /// Shape of an activation: a constant whose first element is the batch size, not known at load.
     mutating func shape() throws {
         let x = try activation(0, role: "data")
-        var dims = [0] + values[x].rowShape.map { Int64($0) }
-        var batchIndex: Int? = 0
-        if opset >= 15 {
-            let rank = dims.count
-            func clamp(_ value: Int) -> Int { max(0, min(rank, value < 0 ? value + rank : value)) }
-            let start = clamp(intAttribute("start", default: 0))
-            let end = clamp(intAttribute("end", default: rank))
-            dims = start < end ? Array(dims[start..<end]) : []
-            batchIndex = start == 0 && end > 0 ? 0 : nil
-        }
+        let (dims, start) = shapeRange([0] + values[x].rowShape.map { Int64($0) })
+        let batchIndex: Int? = start == 0 && !dims.isEmpty ? 0 : nil
         try defineConstant(
             Constant(
                 name: "",
@@ -888,22 +913,12 @@ struct NodeImporter {
         let rowShape = values[x].rowShape
         let rank = rowShape.count + 1
         let axis = try rowAxis(intAttribute("axis", default: 0), rank: rank, what: "gather")
-        let size = rowShape[axis - 1]
-        let indices = try integers(indicesConstant, role: "indices").map { raw -> Int in
-            let index = raw < 0 ? Int(raw) + size : Int(raw)
-            guard index >= 0 && index < size else {
-                throw fail("index \(raw) is out of range for axis \(axis) of size \(size)")
-            }
-            return index
-        }
-        let outer = rowShape[..<(axis - 1)].reduce(1, *)
-        let inner = rowShape[axis...].reduce(1, *)
-        var map: [SourceElement] = []
-        for o in 0..<outer {
-            for index in indices {
-                for i in 0..<inner { map.append(SourceElement(part: 0, index: Int32((o * size + index) * inner + i))) }
-            }
-        }
+        let indices = try gatherIndices(
+            dims: rowShape,
+            axis: axis - 1,
+            picked: try integers(indicesConstant, role: "indices")
+        )
+        let map = indices.map { SourceElement(part: 0, index: Int32($0)) }
         let outShape = Array(rowShape[..<(axis - 1)]) + indicesConstant.dims + Array(rowShape[axis...])
         return try assemble([.value(x)], map, rowShape: outShape, dataType: values[x].dataType)
     }
