@@ -95,6 +95,7 @@ public final class GRPCServer: Sendable {
                 )
             }
             Self.raiseDescriptorLimit(for: configuration.limits.maxConnections, logger: core.logger)
+            try core.inflater.start()
             let (fd, port) = try Self.bind(configuration.listen)
             loops[0].attachListener(fd)
             var threads: [UInt] = []
@@ -132,6 +133,7 @@ public final class GRPCServer: Sendable {
         let deadline = MonotonicInstant.now().advanced(byNanoseconds: grace)
         for loop in loops { loop.enqueue(.shutdown(deadline)) }
         for thread in threads { pthread_join(pthread_t(thread), nil) }
+        core.inflater.stop()
         core.logger.info("gRPC front end stopped", metadata: ["statistics": "\(statistics)"])
     }
 
