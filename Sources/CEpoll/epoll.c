@@ -51,6 +51,14 @@ int cswitchyard_trim_heap(void) {
 #endif
 }
 
+int cswitchyard_set_mmap_threshold(int bytes) {
+#ifdef __GLIBC__
+    return mallopt(M_MMAP_THRESHOLD, bytes);
+#else
+    return 0;
+#endif
+}
+
 int cswitchyard_pin_thread(const int *cpus, int count) {
     cpu_set_t set;
     CPU_ZERO(&set);

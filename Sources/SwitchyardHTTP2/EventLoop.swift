@@ -355,6 +355,9 @@ final class EventLoop: @unchecked Sendable {
         if stalledConnections > 0 { until = min(until, 1_000_000_000) }
         if !connections.isEmpty { until = min(until, nextSweep.nanoseconds(since: now)) }
         if let at = acceptResumeAt { until = min(until, at.nanoseconds(since: now)) }
+        if bytesFreedSinceTrim >= Self.trimThreshold {
+            until = min(until, lastTrim.advanced(byNanoseconds: 1_000_000_000).nanoseconds(since: now))
+        }
         if draining {
             until = min(until, drainDeadline.nanoseconds(since: now))
             if let at = finalGoawayAt { until = min(until, at.nanoseconds(since: now)) }
