@@ -337,7 +337,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Freed buffer bytes after which the allocator is trimmed (at most once a second).
-    static let trimThreshold = 16 << 20
+    static let trimThreshold = 4 << 20
 
     private func trimIfDue() {
         let now = MonotonicInstant.now()
