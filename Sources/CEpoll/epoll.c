@@ -3,6 +3,7 @@
 
 #ifdef __linux__
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -41,6 +42,22 @@ int cswitchyard_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK |
 void cswitchyard_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 int cswitchyard_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice); }
+
+int cswitchyard_trim_heap(void) {
+#ifdef __GLIBC__
+    return malloc_trim(0);
+#else
+    return 0;
+#endif
+}
+
+int cswitchyard_set_mmap_threshold(int bytes) {
+#ifdef __GLIBC__
+    return mallopt(M_MMAP_THRESHOLD, bytes);
+#else
+    return 0;
+#endif
+}
 
 int cswitchyard_pin_thread(const int *cpus, int count) {
     cpu_set_t set;

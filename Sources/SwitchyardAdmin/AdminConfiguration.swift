@@ -13,6 +13,7 @@ import SwitchyardCore
 ///   audit_log: admin-audit.jsonl
 ///   state_file: routes-state.json
 ///   max_body_bytes: 1048576
+///   idle_timeout_seconds: 10      # a request head must arrive within this; idle keep-alive ends after it
 ///   watch_config: false           # reload routes when the --config file changes
 /// ```
 public struct AdminConfiguration: Sendable, Hashable, Codable {
@@ -28,6 +29,9 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
     public var stateFile: String?
     /// Largest request body accepted, in bytes. Default 1 MiB.
     public var maxBodyBytes: Int
+    /// Seconds a connection may go without a complete request head or body part, or stay idle between
+    /// requests, before it is closed: half-sent request headers cannot hold a connection longer. Default 10.
+    public var idleTimeoutSeconds: Double
     /// Whether a change of the `--config` file reloads the routes (checked every second). Default false.
     public var watchConfig: Bool
 
@@ -39,7 +43,8 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
         auditLog: String? = nil,
         stateFile: String? = nil,
         maxBodyBytes: Int = 1 << 20,
-        watchConfig: Bool = false
+        watchConfig: Bool = false,
+        idleTimeoutSeconds: Double = 10
     ) {
         self.listen = listen
         self.token = token
@@ -48,6 +53,7 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
         self.stateFile = stateFile
         self.maxBodyBytes = maxBodyBytes
         self.watchConfig = watchConfig
+        self.idleTimeoutSeconds = idleTimeoutSeconds
     }
 
     enum CodingKeys: String, CodingKey {
@@ -57,6 +63,7 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
         case stateFile = "state_file"
         case maxBodyBytes = "max_body_bytes"
         case watchConfig = "watch_config"
+        case idleTimeoutSeconds = "idle_timeout_seconds"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -69,6 +76,7 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
         stateFile = try c.decodeIfPresent(String.self, forKey: .stateFile)
         maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
         watchConfig = try c.decodeIfPresent(Bool.self, forKey: .watchConfig) ?? d.watchConfig
+        idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? d.idleTimeoutSeconds
     }
 
     /// Whether `listen` binds a loopback address only.
@@ -93,6 +101,11 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
         if auditLog?.isEmpty == true { problems.append("admin.audit_log: expected a file path, got ''") }
         if stateFile?.isEmpty == true { problems.append("admin.state_file: expected a file path, got ''") }
         if maxBodyBytes < 1024 { problems.append("admin.max_body_bytes: expected at least 1024, got \(maxBodyBytes)") }
+        if !(idleTimeoutSeconds > 0 && idleTimeoutSeconds <= 3600) {
+            problems.append(
+                "admin.idle_timeout_seconds: expected more than 0 and at most 3600, got \(idleTimeoutSeconds)"
+            )
+        }
         return problems
     }
 }

@@ -4,6 +4,7 @@
 import Foundation
 import HTTPTypes
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 public import SwitchyardCore
 public import SwitchyardModels
@@ -111,6 +112,15 @@ public struct AdminServer: Sendable {
         return configuration.tokenName
     }
 
+    /// Whether a probe (`/healthz`, `/readyz`) may see details: on loopback or with the right token. Without a
+    /// token it is still answered; a wrong token is a 401 as everywhere.
+    func authorizeProbe(_ request: Request) throws -> Bool {
+        guard token != nil else { return true }
+        if request.headers[.authorization] == nil { return configuration.isLoopback }
+        _ = try authorize(request, mutating: false)
+        return true
+    }
+
     /// Compares in time that depends only on the lengths, so the comparison leaks no prefix of the token.
     static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
@@ -214,13 +224,18 @@ public struct AdminServer: Sendable {
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         let server = self
+        // Liveness and readiness need no token, so that an HTTP probe needs no secret; without one, beyond
+        // loopback, they say only the status (a wrong token is still refused).
         router.get("/healthz") { request, _ -> Response in
-            _ = try server.authorize(request, mutating: false)
+            _ = try server.authorizeProbe(request)
             return Self.json(["status": "ok"])
         }
         router.get("/readyz") { request, _ -> Response in
-            _ = try server.authorize(request, mutating: false)
+            let detailed = try server.authorizeProbe(request)
             if server.isReady() { return Self.json(ReadinessBody(status: "ready", reasons: [])) }
+            if !detailed {
+                return Self.json(ReadinessBody(status: "not ready", reasons: []), status: .serviceUnavailable)
+            }
             // Say why: the versions that failed to load (with the loader's reason), models left without a
             // version; otherwise the gateway is draining.
             var reasons: [String] = []
@@ -563,8 +578,14 @@ public struct AdminServer: Sendable {
         do { address = try HostAndPort(parsing: configuration.listen) } catch {
             throw .invalidArgument("admin.listen: \(error)")
         }
+        // Hummingbird's idle timeout counts from the last complete request part: a request head that never
+        // completes (slowloris on the admin port) closes the connection after it.
+        let idle = HTTP1Channel.Configuration(
+            idleTimeout: .milliseconds(Int64(configuration.idleTimeoutSeconds * 1000))
+        )
         let app = Application(
             router: makeRouter(),
+            server: .http1(configuration: idle),
             configuration: ApplicationConfiguration(
                 address: .hostname(address.host, port: address.port),
                 serverName: "switchyard-admin"

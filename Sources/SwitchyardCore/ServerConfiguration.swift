@@ -58,6 +58,9 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         public var maxOutputBufferBytes: Int
         /// Most connections open at once, across loops. Default 10 000.
         public var maxConnections: Int
+        /// Most connections open at once from one client IP address, across loops; 0 turns the limit off.
+        /// Connections past it are accepted and closed at once (counted as rejected). Default 0 (off).
+        public var maxConnectionsPerAddress: Int
         /// RST_STREAM frames a connection may send in a burst (token-bucket size; rapid reset, CVE-2023-44487).
         /// Server-sent stream errors count too. Past the budget: GOAWAY ENHANCE_YOUR_CALM. Default 1000.
         public var maxStreamResetBurst: Int
@@ -75,6 +78,10 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         /// Seconds a connection may stay open without any stream before it gets GOAWAY NO_ERROR and is
         /// closed; 0 keeps idle connections forever. Default 300.
         public var idleTimeoutSeconds: Double
+        /// Seconds a request header block (HEADERS and its CONTINUATION frames) may take to arrive whole once its
+        /// first frame began; a connection whose block is still incomplete then gets GOAWAY NO_ERROR and is
+        /// closed (half-sent headers would otherwise hold it until the idle timeout). Default 10.
+        public var headerTimeoutSeconds: Double
         /// Seconds a connection may stay over `maxOutputBufferBytes` (a client that stops reading or stops
         /// granting flow-control window) before it gets GOAWAY ENHANCE_YOUR_CALM and is closed. Default 10.
         public var writeStallTimeoutSeconds: Double
@@ -82,6 +89,12 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         /// DATA frames reserves its declared length when it starts). A message that would exceed it fails
         /// with RESOURCE_EXHAUSTED. Default 1 GiB.
         public var maxBufferedRequestBytes: Int
+        /// Bytes per second that compressed request messages (gzip, deflate) may inflate to, across the whole
+        /// server; decompression runs on a helper thread, and past this budget messages are refused with
+        /// RESOURCE_EXHAUSTED until it refills. Default 512 MiB.
+        public var maxInflatedBytesPerSecond: Int
+        /// The same budget for one connection. Default 128 MiB.
+        public var maxInflatedBytesPerSecondPerConnection: Int
 
         /// The defaults.
         public init(
@@ -90,28 +103,36 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             maxHeaderListBytes: Int = 16 << 10,
             maxOutputBufferBytes: Int = 16 << 20,
             maxConnections: Int = 10_000,
+            maxConnectionsPerAddress: Int = 0,
             maxStreamResetBurst: Int = 1000,
             maxStreamResetsPerSecond: Int = 200,
             maxControlFrameBurst: Int = 1000,
             maxControlFramesPerSecond: Int = 200,
             handshakeTimeoutSeconds: Double = 10,
             idleTimeoutSeconds: Double = 300,
+            headerTimeoutSeconds: Double = 10,
             writeStallTimeoutSeconds: Double = 10,
-            maxBufferedRequestBytes: Int = 1 << 30
+            maxBufferedRequestBytes: Int = 1 << 30,
+            maxInflatedBytesPerSecond: Int = 512 << 20,
+            maxInflatedBytesPerSecondPerConnection: Int = 128 << 20
         ) {
             self.maxRequestBytes = maxRequestBytes
             self.maxConcurrentStreams = maxConcurrentStreams
             self.maxHeaderListBytes = maxHeaderListBytes
             self.maxOutputBufferBytes = maxOutputBufferBytes
             self.maxConnections = maxConnections
+            self.maxConnectionsPerAddress = maxConnectionsPerAddress
             self.maxStreamResetBurst = maxStreamResetBurst
             self.maxStreamResetsPerSecond = maxStreamResetsPerSecond
             self.maxControlFrameBurst = maxControlFrameBurst
             self.maxControlFramesPerSecond = maxControlFramesPerSecond
             self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
             self.idleTimeoutSeconds = idleTimeoutSeconds
+            self.headerTimeoutSeconds = headerTimeoutSeconds
             self.writeStallTimeoutSeconds = writeStallTimeoutSeconds
             self.maxBufferedRequestBytes = maxBufferedRequestBytes
+            self.maxInflatedBytesPerSecond = maxInflatedBytesPerSecond
+            self.maxInflatedBytesPerSecondPerConnection = maxInflatedBytesPerSecondPerConnection
         }
 
         /// Every problem with these limits, each prefixed with its key path (`limits.…`).
@@ -134,6 +155,11 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             if maxConnections < 1 {
                 problems.append("limits.max_connections: expected at least 1, got \(maxConnections)")
             }
+            if maxConnectionsPerAddress < 0 || maxConnectionsPerAddress > maxConnections {
+                problems.append(
+                    "limits.max_connections_per_address: expected 0 (off) … max_connections (\(maxConnections)), got \(maxConnectionsPerAddress)"
+                )
+            }
             let budgets: [(String, Int)] = [
                 ("max_stream_reset_burst", maxStreamResetBurst),
                 ("max_stream_resets_per_second", maxStreamResetsPerSecond),
@@ -153,6 +179,11 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
                     "limits.idle_timeout_seconds: expected 0 (never) … 86400, got \(idleTimeoutSeconds)"
                 )
             }
+            if !(headerTimeoutSeconds > 0 && headerTimeoutSeconds <= 3600) {
+                problems.append(
+                    "limits.header_timeout_seconds: expected more than 0 and at most 3600, got \(headerTimeoutSeconds)"
+                )
+            }
             if !(writeStallTimeoutSeconds > 0 && writeStallTimeoutSeconds <= 3600) {
                 problems.append(
                     "limits.write_stall_timeout_seconds: expected more than 0 and at most 3600, got \(writeStallTimeoutSeconds)"
@@ -163,6 +194,13 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
                     "limits.max_buffered_request_bytes: expected at least max_request_bytes (\(maxRequestBytes)), got \(maxBufferedRequestBytes)"
                 )
             }
+            let inflation: [(String, Int)] = [
+                ("max_inflated_bytes_per_second", maxInflatedBytesPerSecond),
+                ("max_inflated_bytes_per_second_per_connection", maxInflatedBytesPerSecondPerConnection),
+            ]
+            for (key, value) in inflation where value < 65_536 || value > Int(Int32.max) {
+                problems.append("limits.\(key): expected 65536…2147483647, got \(value)")
+            }
             return problems
         }
 
@@ -170,11 +208,15 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         public var summary: String {
             "max_request_bytes=\(maxRequestBytes) max_concurrent_streams=\(maxConcurrentStreams) "
                 + "max_header_list_bytes=\(maxHeaderListBytes) max_output_buffer_bytes=\(maxOutputBufferBytes) "
-                + "max_connections=\(maxConnections) max_stream_reset_burst=\(maxStreamResetBurst) "
+                + "max_connections=\(maxConnections) max_connections_per_address=\(maxConnectionsPerAddress) "
+                + "max_stream_reset_burst=\(maxStreamResetBurst) "
                 + "max_stream_resets_per_second=\(maxStreamResetsPerSecond) max_control_frame_burst=\(maxControlFrameBurst) "
                 + "max_control_frames_per_second=\(maxControlFramesPerSecond) "
                 + "handshake_timeout_seconds=\(handshakeTimeoutSeconds) idle_timeout_seconds=\(idleTimeoutSeconds) "
-                + "write_stall_timeout_seconds=\(writeStallTimeoutSeconds) max_buffered_request_bytes=\(maxBufferedRequestBytes)"
+                + "header_timeout_seconds=\(headerTimeoutSeconds) "
+                + "write_stall_timeout_seconds=\(writeStallTimeoutSeconds) max_buffered_request_bytes=\(maxBufferedRequestBytes) "
+                + "max_inflated_bytes_per_second=\(maxInflatedBytesPerSecond) "
+                + "max_inflated_bytes_per_second_per_connection=\(maxInflatedBytesPerSecondPerConnection)"
         }
 
         enum CodingKeys: String, CodingKey {
@@ -183,14 +225,18 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             case maxHeaderListBytes = "max_header_list_bytes"
             case maxOutputBufferBytes = "max_output_buffer_bytes"
             case maxConnections = "max_connections"
+            case maxConnectionsPerAddress = "max_connections_per_address"
             case maxStreamResetBurst = "max_stream_reset_burst"
             case maxStreamResetsPerSecond = "max_stream_resets_per_second"
             case maxControlFrameBurst = "max_control_frame_burst"
             case maxControlFramesPerSecond = "max_control_frames_per_second"
             case handshakeTimeoutSeconds = "handshake_timeout_seconds"
             case idleTimeoutSeconds = "idle_timeout_seconds"
+            case headerTimeoutSeconds = "header_timeout_seconds"
             case writeStallTimeoutSeconds = "write_stall_timeout_seconds"
             case maxBufferedRequestBytes = "max_buffered_request_bytes"
+            case maxInflatedBytesPerSecond = "max_inflated_bytes_per_second"
+            case maxInflatedBytesPerSecondPerConnection = "max_inflated_bytes_per_second_per_connection"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -203,6 +249,8 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             maxOutputBufferBytes =
                 try c.decodeIfPresent(Int.self, forKey: .maxOutputBufferBytes) ?? d.maxOutputBufferBytes
             maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? d.maxConnections
+            maxConnectionsPerAddress =
+                try c.decodeIfPresent(Int.self, forKey: .maxConnectionsPerAddress) ?? d.maxConnectionsPerAddress
             maxStreamResetBurst =
                 try c.decodeIfPresent(Int.self, forKey: .maxStreamResetBurst) ?? d.maxStreamResetBurst
             maxStreamResetsPerSecond =
@@ -214,10 +262,17 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             handshakeTimeoutSeconds =
                 try c.decodeIfPresent(Double.self, forKey: .handshakeTimeoutSeconds) ?? d.handshakeTimeoutSeconds
             idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? d.idleTimeoutSeconds
+            headerTimeoutSeconds =
+                try c.decodeIfPresent(Double.self, forKey: .headerTimeoutSeconds) ?? d.headerTimeoutSeconds
             writeStallTimeoutSeconds =
                 try c.decodeIfPresent(Double.self, forKey: .writeStallTimeoutSeconds) ?? d.writeStallTimeoutSeconds
             maxBufferedRequestBytes =
                 try c.decodeIfPresent(Int.self, forKey: .maxBufferedRequestBytes) ?? d.maxBufferedRequestBytes
+            maxInflatedBytesPerSecond =
+                try c.decodeIfPresent(Int.self, forKey: .maxInflatedBytesPerSecond) ?? d.maxInflatedBytesPerSecond
+            maxInflatedBytesPerSecondPerConnection =
+                try c.decodeIfPresent(Int.self, forKey: .maxInflatedBytesPerSecondPerConnection)
+                ?? d.maxInflatedBytesPerSecondPerConnection
         }
     }
 

@@ -60,6 +60,61 @@ public struct SwitchyardError: Error, Sendable, Hashable, CustomStringConvertibl
 
     public var description: String { "\(code): \(message)" }
 
+    /// Most UTF-8 bytes of a client-supplied value (a model name, a version, an input name) quoted in a message.
+    public static let maxEchoedBytes = 256
+
+    /// `text` cut to at most `limit` UTF-8 bytes at a scalar boundary, saying how much was cut: what a message
+    /// may quote of a value the client chose, so that an answer never grows with it.
+    public static func echo(_ text: String, limit: Int = maxEchoedBytes) -> String {
+        let total = text.utf8.count
+        guard total > limit else { return text }
+        var kept = 0
+        var end = text.unicodeScalars.startIndex
+        for index in text.unicodeScalars.indices {
+            let size = UTF8.width(text.unicodeScalars[index])
+            if kept + size > limit { break }
+            kept += size
+            end = text.unicodeScalars.index(after: index)
+        }
+        return String(text.unicodeScalars[..<end]) + "… (\(total - kept) more bytes)"
+    }
+
+    /// `text` with every absolute filesystem path (a word that starts with `/` and holds another `/`) cut to
+    /// its last component: what a message sent to a client may say of a file (the server's layout stays
+    /// private; the log keeps the full text).
+    public static func redactingPaths(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        var word = ""
+        func flush() {
+            if word.hasPrefix("/"), word.dropFirst().contains("/") {
+                let trimmed = word.drop(while: { $0 == "/" })
+                let parts = trimmed.split(separator: "/", omittingEmptySubsequences: true)
+                out += "…/" + (parts.last.map(String.init) ?? "")
+            } else {
+                out += word
+            }
+            word = ""
+        }
+        for character in text {
+            if character == " " || character == "'" || character == "\"" || character == "(" || character == ")"
+                || character == "," || character == ":" || character == "\n"
+            {
+                flush()
+                out.append(character)
+            } else {
+                word.append(character)
+            }
+        }
+        flush()
+        return out
+    }
+
+    /// The same error with its message cut to `limit` UTF-8 bytes (see `echo`).
+    public func bounded(limit: Int = 1024) -> SwitchyardError {
+        SwitchyardError(code, Self.echo(message, limit: limit))
+    }
+
     /// Shorthand for an `invalidArgument` error.
     public static func invalidArgument(_ message: String) -> SwitchyardError { .init(.invalidArgument, message) }
     /// Shorthand for a `notFound` error.

@@ -54,6 +54,17 @@ final class Connection {
     /// A GOAWAY of ours ended the connection; the reason is logged once.
     @exclusivity(unchecked) private(set) var verdict: Verdict?
     @exclusivity(unchecked) private var resetBudget: FrameBudget
+    /// Since when a header block (HEADERS, then CONTINUATION frames) has been arriving without its end; it
+    /// must complete within `limits.header_timeout_seconds`.
+    @exclusivity(unchecked) var headerBlockSince: MonotonicInstant?
+    /// WINDOW_UPDATE frames the client may send without spending the control-frame budget: two per DATA frame
+    /// we sent (its stream's and the connection's acknowledgement), at most `maxWindowUpdateCredit` banked.
+    @exclusivity(unchecked) var windowUpdateCredit = 0
+    static let maxWindowUpdateCredit = 4096
+    /// Inflated bytes per second this connection's compressed messages may cost.
+    let inflateBudget: InflateBudget
+    /// The client address's slot in the per-address connection count, when that limit is on.
+    @exclusivity(unchecked) var peerAddress: PeerAddress?
     @exclusivity(unchecked) private var controlBudget: FrameBudget
     /// The last `:path` and its resolution: most connections call one method over and over.
     @exclusivity(unchecked) private var cachedPathBytes: [UInt8] = []
@@ -93,6 +104,7 @@ final class Connection {
             perSecond: limits.maxControlFramesPerSecond,
             now: now.nanoseconds
         )
+        inflateBudget = InflateBudget(perSecond: limits.maxInflatedBytesPerSecondPerConnection, now: now.nanoseconds)
         var session: OpaquePointer?
         let options = loop.core.sessionOptions
         nghttp2_session_server_new2(
@@ -466,6 +478,7 @@ final class Connection {
     /// with `discard()` once no `feed` is running).
     func releaseReservation(_ call: GRPCCall) {
         if call.reservedBytes != 0 {
+            loop.bytesFreedSinceTrim += call.reservedBytes
             loop.core.counters.bufferedRequestBytes.subtract(call.reservedBytes, ordering: .relaxed)
             call.reservedBytes = 0
         }
@@ -485,6 +498,7 @@ final class Connection {
                 self.deliver(call: call, compressed: compressed, message: message)
             }
             let reserved = call.deframer.reservedBytes
+            if reserved < call.reservedBytes { loop.bytesFreedSinceTrim += call.reservedBytes - reserved }
             if reserved != call.reservedBytes && !call.rejected {
                 let total = loop.core.counters.bufferedRequestBytes.add(
                     reserved - call.reservedBytes,
@@ -539,39 +553,96 @@ final class Connection {
                 )
             )
         }
-        if compressed {
-            guard call.encoding != .identity else {
-                return reject(
-                    call,
-                    GRPCStatus(
-                        .unimplemented,
-                        "request message is compressed but no grpc-encoding was given; supported: \(GRPCCompression.acceptEncoding)"
-                    )
+        if compressed && call.encoding == .identity {
+            return reject(
+                call,
+                GRPCStatus(
+                    .unimplemented,
+                    "request message is compressed but no grpc-encoding was given; supported: \(GRPCCompression.acceptEncoding)"
                 )
-            }
-            let limit = loop.core.limits.maxRequestBytes
-            let inflated: [UInt8]
-            do {
-                inflated = try call.encoding.decompress(message, limit: limit)
-            } catch {
-                switch error {
-                case .tooLarge(let limit):
-                    return reject(
-                        call,
-                        GRPCStatus(
-                            .resourceExhausted,
-                            "decompressed request message exceeds the limit of \(limit) bytes (max_request_bytes)"
-                        )
-                    )
-                case .corrupt(let reason):
-                    return reject(call, GRPCStatus(.internal, "cannot decompress request message: \(reason)"))
-                }
-            }
+            )
+        }
+        if call.inflating {
+            // An earlier message of this stream is being inflated: keep the order.
+            call.waiting.append((compressed, Array(message)))
+            return
+        }
+        dispatch(call: call, method: method, head: head, compressed: compressed, message: message)
+    }
+
+    /// Hands a message to the service, or a compressed one to the inflater (its answer comes back through
+    /// `inflated`). A loop never inflates: a few kilobytes of gzip can take it hundreds of milliseconds.
+    private func dispatch(
+        call: GRPCCall,
+        method: GRPCMethod,
+        head: GRPCRequestHead,
+        compressed: Bool,
+        message: UnsafeRawBufferPointer
+    ) {
+        guard compressed else {
+            return loop.core.service.handle(message: message, method: method, head: head, responder: call)
+        }
+        let limits = loop.core.limits
+        if !inflateBudget.admits(now: MonotonicInstant.now().nanoseconds) {
+            return reject(
+                call,
+                GRPCStatus(
+                    .resourceExhausted,
+                    "decompression over budget: \(inflateBudget.perSecond) inflated bytes per second for this connection (limits.max_inflated_bytes_per_second_per_connection)"
+                )
+            )
+        }
+        // The compressed copy waits in memory like a partly received message, under the same budget.
+        let total = loop.core.counters.bufferedRequestBytes.add(message.count, ordering: .relaxed).newValue
+        call.inflateReservation = message.count
+        if total > limits.maxBufferedRequestBytes {
+            loop.core.counters.bufferedRequestBytes.subtract(message.count, ordering: .relaxed)
+            call.inflateReservation = 0
+            return reject(
+                call,
+                GRPCStatus(
+                    .resourceExhausted,
+                    "compressed request message of \(message.count) bytes does not fit: \(total - message.count) bytes of request messages are buffered, limit \(limits.maxBufferedRequestBytes) bytes (max_buffered_request_bytes)"
+                )
+            )
+        }
+        call.inflating = true
+        let job = InflateJob(call: call, encoding: call.encoding, compressed: Array(message), budget: inflateBudget)
+        if !loop.core.inflater.submit(job) {
+            call.inflating = false
+            loop.core.counters.bufferedRequestBytes.subtract(message.count, ordering: .relaxed)
+            call.inflateReservation = 0
+            return reject(
+                call,
+                GRPCStatus(
+                    .resourceExhausted,
+                    "decompression queue full: \(Inflater.maxQueued) compressed messages are waiting to be inflated"
+                )
+            )
+        }
+    }
+
+    /// The inflater's answer for a call's compressed message (already charged to the budgets): hand the message
+    /// to the service (or end the call), then release the messages that waited behind it.
+    func inflated(_ call: GRPCCall, outcome: InflateOutcome) {
+        guard !call.rejected, !call.wireDone, let method = call.method, let head = call.head else {
+            call.waiting.removeAll()
+            return
+        }
+        switch outcome {
+        case .failed(let status):
+            call.waiting.removeAll()
+            return reject(call, status)
+        case .message(let inflated):
             inflated.withUnsafeBytes {
                 loop.core.service.handle(message: $0, method: method, head: head, responder: call)
             }
-        } else {
-            loop.core.service.handle(message: message, method: method, head: head, responder: call)
+        }
+        while !call.inflating, !call.waiting.isEmpty, !call.rejected, !call.wireDone {
+            let (compressed, message) = call.waiting.removeFirst()
+            message.withUnsafeBytes {
+                dispatch(call: call, method: method, head: head, compressed: compressed, message: $0)
+            }
         }
     }
 
@@ -649,7 +720,9 @@ final class Connection {
             addHeader("content-type", "application/grpc")
             addHeader("grpc-accept-encoding", GRPCCompression.acceptEncoding)
             addStatus(status, metadata: metadata)
-            submitHeaders { nghttp2_submit_response(session, call.streamID, $0, $1, nil) }
+            if !submitHeaders({ nghttp2_submit_response(session, call.streamID, $0, $1, nil) }) {
+                resetUnanswerable(call)
+            }
             call.outQueue.removeAll()
         } else {
             startOrResume(call)
@@ -668,7 +741,9 @@ final class Connection {
                 source: nghttp2_data_source(ptr: Unmanaged.passUnretained(call).toOpaque()),
                 read_callback: HTTP2Callbacks.readData
             )
-            submitHeaders { nghttp2_submit_response(session, call.streamID, $0, $1, &provider) }
+            if !submitHeaders({ nghttp2_submit_response(session, call.streamID, $0, $1, &provider) }) {
+                resetUnanswerable(call)
+            }
         } else if call.dataDeferred {
             call.dataDeferred = false
             nghttp2_session_resume_data(session, call.streamID)
@@ -726,7 +801,9 @@ final class Connection {
             loop.core.counters.countCall(status.code)
             beginHeaders()
             addStatus(status, metadata: call.finalMetadata)
-            submitHeaders { nghttp2_submit_trailer(session, call.streamID, $0, $1) }
+            if !submitHeaders({ nghttp2_submit_trailer(session, call.streamID, $0, $1) }) {
+                resetUnanswerable(call)
+            }
             return written
         }
         if written == 0 {
@@ -766,14 +843,36 @@ final class Connection {
         headerEntries.append((nameStart, valueStart - nameStart, valueStart, headerBytes.count - valueStart))
     }
 
+    /// `grpc-status`, a bounded `grpc-message` and the metadata that can be sent as it is: an entry with bytes a
+    /// header cannot carry, or past `maxStatusMetadataBytes` in all, is left out (and logged), so the block
+    /// always encodes.
     private func addStatus(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {
         addHeader("grpc-status", status.code.description)
-        if !status.message.isEmpty { addHeader("grpc-message", GRPCPercentEncoding.encode(status.message)) }
-        for (name, value) in metadata { addHeader(name.lowercased(), value) }
+        if !status.message.isEmpty {
+            addHeader("grpc-message", GRPCPercentEncoding.encode(GRPCPercentEncoding.bounded(status.message)))
+        }
+        var budget = Self.maxStatusMetadataBytes
+        for (name, value) in metadata {
+            let name = name.lowercased()
+            budget -= name.utf8.count + value.utf8.count + 32
+            guard budget >= 0, HeaderField.isValidName(name), HeaderField.isValidValue(value) else {
+                loop.core.logger.debug(
+                    "response metadata left out: it cannot be sent as a header",
+                    metadata: ["name": "\(GRPCPercentEncoding.bounded(name, limit: 64))"]
+                )
+                continue
+            }
+            addHeader(name, value)
+        }
     }
 
-    /// Builds the nghttp2 name/value array over `headerBytes` (nghttp2 copies it) and submits it.
-    private func submitHeaders(_ submit: (UnsafePointer<nghttp2_nv>, Int) -> Int32) {
+    /// Bytes (as HPACK counts them) of service metadata sent with a status.
+    static let maxStatusMetadataBytes = 8192
+
+    /// Builds the nghttp2 name/value array over `headerBytes` (nghttp2 copies it) and submits it; false when
+    /// nghttp2 refused it.
+    @discardableResult
+    private func submitHeaders(_ submit: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Bool {
         headerBytes.append(0)  // never empty, so the base address exists
         let rv: Int32 = headerBytes.withUnsafeMutableBufferPointer { bytes in
             let base = bytes.baseAddress!
@@ -796,7 +895,55 @@ final class Connection {
                 "nghttp2 refused a header block",
                 metadata: ["error": "\(String(cString: nghttp2_strerror(rv)))"]
             )
+            return false
         }
+        return true
+    }
+
+    /// A stream's final answer could not go out as it was: reset the stream, so that the client learns the call
+    /// ended and the stream (and the call's memory) is released.
+    private func resetUnanswerable(_ call: GRPCCall) {
+        call.wireDone = true
+        call.outQueue.removeAll()
+        nghttp2_submit_rst_stream(
+            session,
+            UInt8(NGHTTP2_FLAG_NONE.rawValue),
+            call.streamID,
+            NGHTTP2_INTERNAL_ERROR.rawValue
+        )
+        markDirty()
+    }
+
+    /// nghttp2 could not send a HEADERS frame of ours (larger than it will encode, or invalid): answer with a
+    /// short status that always encodes, or, when that failed too, reset the stream.
+    fileprivate func headersNotSent(streamID: Int32, category: nghttp2_headers_category, error: Int32) {
+        guard let call = call(for: streamID), !call.streamClosed else { return }
+        loop.core.logger.warning(
+            "a response header block could not be sent; answering with a short status",
+            metadata: ["stream": "\(streamID)", "error": "\(String(cString: nghttp2_strerror(error)))"]
+        )
+        if call.fallbackSent { return resetUnanswerable(call) }
+        call.fallbackSent = true
+        call.wireDone = true
+        call.outQueue.removeAll()
+        let code = call.finalStatus.map { $0.code == .ok ? GRPCStatusCode.internal : $0.code } ?? .internal
+        let status = GRPCStatus(code, "the response's status or metadata could not be encoded")
+        beginHeaders()
+        let submitted: Bool
+        if category == NGHTTP2_HCAT_RESPONSE {
+            // Nothing of the response went out: Trailers-Only.
+            addHeader(":status", "200")
+            addHeader("content-type", "application/grpc")
+            addHeader("grpc-status", status.code.description)
+            addHeader("grpc-message", GRPCPercentEncoding.encode(status.message))
+            submitted = submitHeaders { nghttp2_submit_response(session, call.streamID, $0, $1, nil) }
+        } else {
+            addHeader("grpc-status", status.code.description)
+            addHeader("grpc-message", GRPCPercentEncoding.encode(status.message))
+            submitted = submitHeaders { nghttp2_submit_trailer(session, call.streamID, $0, $1) }
+        }
+        if !submitted { return resetUnanswerable(call) }
+        markDirty()
     }
 
     private func respondHTTPError(call: GRPCCall, status: String, message: String) {
@@ -808,8 +955,10 @@ final class Connection {
         addHeader(":status", status)
         addHeader("content-type", "application/grpc")
         addHeader("grpc-status", GRPCStatusCode.internal.description)
-        addHeader("grpc-message", GRPCPercentEncoding.encode(message))
-        submitHeaders { nghttp2_submit_response(session, call.streamID, $0, $1, nil) }
+        addHeader("grpc-message", GRPCPercentEncoding.encode(GRPCPercentEncoding.bounded(message)))
+        if !submitHeaders({ nghttp2_submit_response(session, call.streamID, $0, $1, nil) }) {
+            resetUnanswerable(call)
+        }
         markDirty()
     }
 }
@@ -855,14 +1004,54 @@ final class HTTP2Callbacks: @unchecked Sendable {
             // nghttp2 then skips the rest of the block without validating it (and keeps HPACK state in sync).
             return taken ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, header, user in
+            guard let header, let user else { return 0 }
+            let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+            let type = header.pointee.type
+            if type == UInt8(NGHTTP2_HEADERS.rawValue) {
+                // The block must be complete (END_HEADERS and every byte of it) within the header timeout.
+                if connection.headerBlockSince == nil { connection.headerBlockSince = .now() }
+            } else if type != UInt8(NGHTTP2_CONTINUATION.rawValue) {
+                connection.headerBlockSince = nil
+            }
+            if type > UInt8(NGHTTP2_CONTINUATION.rawValue) {
+                // Extension and unknown frame types are registered as user extensions only so that they reach
+                // this callback: each costs a frame's work and carries nothing the server uses.
+                let kind = "extension (type 0x\(String(type, radix: 16)))"
+                return connection.spendControl(kind) ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+            }
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_extension_chunk_recv_callback(callbacks) { _, _, _, _, _ in 0 }
+        nghttp2_session_callbacks_set_unpack_extension_callback(callbacks) { _, _, _, _ in
+            NGHTTP2_ERR_CANCEL.rawValue  // ignored, as RFC 9113 §5.5 asks
+        }
+        nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks) { _, frame, error, user in
+            guard let frame, let user, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
+            Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                .headersNotSent(streamID: frame.pointee.hd.stream_id, category: frame.pointee.headers.cat, error: error)
+            return 0
+        }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, user in
             guard let frame, let user else { return 0 }
             let type = frame.pointee.hd.type
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
             let isAck = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
+            if type != UInt8(NGHTTP2_CONTINUATION.rawValue) { connection.headerBlockSince = nil }
             switch Int(type) {
             case Int(NGHTTP2_HEADERS.rawValue):
                 break
+            case Int(NGHTTP2_WINDOW_UPDATE.rawValue):
+                // A client acknowledges the DATA we send with WINDOW_UPDATEs (one for the stream, one for the
+                // connection): those are free. Any beyond that moves nothing forward (a peer can send billions of
+                // 1-byte increments before a window overflows) and is charged.
+                if connection.windowUpdateCredit > 0 {
+                    connection.windowUpdateCredit -= 1
+                    return 0
+                }
+                return connection.spendControl("WINDOW_UPDATE") ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+            case Int(NGHTTP2_GOAWAY.rawValue):
+                return connection.spendControl("GOAWAY") ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
             case Int(NGHTTP2_DATA.rawValue):
                 // Empty DATA frames that do not end the stream carry nothing but cost a frame's work.
                 if frame.pointee.hd.length == 0 && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) == 0
@@ -879,8 +1068,8 @@ final class HTTP2Callbacks: @unchecked Sendable {
                 }
                 return connection.spendControl("SETTINGS") ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
             case Int(NGHTTP2_PING.rawValue):
-                if isAck { return 0 }
-                return connection.spendControl("PING") ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+                // The server never sends PING, so every PING ACK is unsolicited: it costs like a PING.
+                return connection.spendControl(isAck ? "PING ACK" : "PING") ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
             case Int(NGHTTP2_PRIORITY.rawValue):
                 return connection.spendControl("PRIORITY") ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
             default:
@@ -937,6 +1126,10 @@ final class HTTP2Callbacks: @unchecked Sendable {
                 }
                 return 0
             }
+            if type == UInt8(NGHTTP2_DATA.rawValue) {
+                let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                connection.windowUpdateCredit = min(connection.windowUpdateCredit + 2, Connection.maxWindowUpdateCredit)
+            }
             if (type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue))
                 && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
             {
@@ -971,6 +1164,10 @@ final class HTTP2SessionOptions: @unchecked Sendable {
         // ENHANCE_YOUR_CALM naming the limit) before nghttp2's flood check (which closes without a word).
         nghttp2_option_set_max_outbound_ack(pointer, max(1000, limits.maxControlFrameBurst * 2 + 16))
         nghttp2_option_set_max_settings(pointer, 32)
+        // Every frame type past the nine of RFC 9113 (ALTSVC, ORIGIN, PRIORITY_UPDATE and unknown ones) goes to
+        // the extension callbacks, where it is charged to the control-frame budget and ignored; otherwise
+        // nghttp2 would skip them silently, uncounted.
+        for type in 10...255 { nghttp2_option_set_user_recv_extension_type(pointer, UInt8(type)) }
         nghttp2_option_set_max_send_header_block_length(pointer, 64 << 10)
         // CONTINUATION frames per header block: enough for a header list of `maxHeaderListBytes` in 16 KiB
         // frames (the most a peer may send before our SETTINGS raise it, which they never do), at least 8.

@@ -17,8 +17,10 @@ enum LoopMessage: Sendable {
     case send(GRPCCall, [UInt8], [(name: String, value: String)])
     /// A service ended a call with a status.
     case fail(GRPCCall, GRPCStatus, [(name: String, value: String)])
-    /// Loop 0 accepted a socket for this loop.
-    case adopt(Int32)
+    /// Loop 0 accepted a socket for this loop (from this address, when the per-address limit counts it).
+    case adopt(Int32, PeerAddress?)
+    /// The inflater finished a call's compressed message (`Int`: the inflated bytes it charged).
+    case inflated(GRPCCall, InflateOutcome, Int)
     /// Stop accepting, GOAWAY everyone, drain until the deadline.
     case shutdown(MonotonicInstant)
 }
@@ -31,6 +33,10 @@ final class ServerCore: Sendable {
     let counters = FrontEndCounters()
     let logger: Logger
     let sessionOptions: HTTP2SessionOptions
+    /// Connections open per client address (used only when `limits.maxConnectionsPerAddress` is set).
+    let addressCounts = AddressCounts()
+    /// Decompression of compressed request messages, off the loops.
+    let inflater: Inflater
 
     init(service: any GRPCService, limits: ServerConfiguration.Limits, tls: TLSContext?, logger: Logger) {
         self.service = service
@@ -38,6 +44,7 @@ final class ServerCore: Sendable {
         self.tls = tls
         self.logger = logger
         self.sessionOptions = HTTP2SessionOptions(limits: limits)
+        self.inflater = Inflater(limit: limits.maxRequestBytes, perSecond: limits.maxInflatedBytesPerSecond)
     }
 }
 
@@ -150,7 +157,13 @@ final class EventLoop: @unchecked Sendable {
     /// Accepting paused (out of file descriptors) until then; the listener is out of epoll meanwhile.
     @exclusivity(unchecked) private var acceptResumeAt: MonotonicInstant?
     @exclusivity(unchecked) private var lastAcceptWarning: MonotonicInstant?
+    /// Bytes of large request buffers (messages assembled across DATA frames, inflated messages) freed since
+    /// the allocator was last asked to return free memory to the system. glibc keeps such memory in its arenas
+    /// otherwise, so RSS stays up after an attack that made the gateway buffer a lot.
+    @exclusivity(unchecked) var bytesFreedSinceTrim = 0
+    @exclusivity(unchecked) private var lastTrim = MonotonicInstant(nanoseconds: 0)
     private let handshakeTimeoutNanoseconds: UInt64
+    private let headerTimeoutNanoseconds: UInt64
     private let idleTimeoutNanoseconds: UInt64?
     private let stallTimeoutNanoseconds: UInt64
     private let sweepIntervalNanoseconds: UInt64
@@ -166,10 +179,11 @@ final class EventLoop: @unchecked Sendable {
         self.cpus = cpus
         let limits = core.limits
         handshakeTimeoutNanoseconds = UInt64(limits.handshakeTimeoutSeconds * 1e9)
+        headerTimeoutNanoseconds = UInt64(limits.headerTimeoutSeconds * 1e9)
         idleTimeoutNanoseconds = limits.idleTimeoutSeconds > 0 ? UInt64(limits.idleTimeoutSeconds * 1e9) : nil
         stallTimeoutNanoseconds = UInt64(limits.writeStallTimeoutSeconds * 1e9)
         // A quarter of the shortest timeout, between 100 ms and 1 s: timeouts fire at most 25% late.
-        let shortest = min(handshakeTimeoutNanoseconds, idleTimeoutNanoseconds ?? .max)
+        let shortest = min(handshakeTimeoutNanoseconds, headerTimeoutNanoseconds, idleTimeoutNanoseconds ?? .max)
         sweepIntervalNanoseconds = min(max(shortest / 4, 100_000_000), 1_000_000_000)
         epfd = cswitchyard_epoll_create()
         wakeFD = cswitchyard_eventfd()
@@ -206,7 +220,12 @@ final class EventLoop: @unchecked Sendable {
             return
         }
         if stopped.load(ordering: .acquiring) {
-            if case .adopt(let fd) = message { close(fd) } else { countDropped() }
+            if case .adopt(let fd, let address) = message {
+                close(fd)
+                releaseSlot(address)
+            } else {
+                countDropped()
+            }
             return
         }
         let wasEmpty = inbox.withLock { queue in
@@ -276,6 +295,7 @@ final class EventLoop: @unchecked Sendable {
             fireTimers()
             if stalledConnections > 0 { checkStalled() }
             if !connections.isEmpty || acceptResumeAt != nil { sweep() }
+            if bytesFreedSinceTrim >= Self.trimThreshold { trimIfDue() }
             flushDirty()
             if draining {
                 let now = MonotonicInstant.now()
@@ -307,8 +327,24 @@ final class EventLoop: @unchecked Sendable {
             return late
         }
         for message in late {
-            if case .adopt(let fd) = message { close(fd) } else { countDropped() }
+            if case .adopt(let fd, let address) = message {
+                close(fd)
+                releaseSlot(address)
+            } else {
+                countDropped()
+            }
         }
+    }
+
+    /// Freed buffer bytes after which the allocator is trimmed (at most once a second).
+    static let trimThreshold = 4 << 20
+
+    private func trimIfDue() {
+        let now = MonotonicInstant.now()
+        guard now.nanoseconds(since: lastTrim) >= 1_000_000_000 else { return }
+        lastTrim = now
+        bytesFreedSinceTrim = 0
+        _ = cswitchyard_trim_heap()
     }
 
     private func timeoutMilliseconds() -> Int32 {
@@ -319,6 +355,9 @@ final class EventLoop: @unchecked Sendable {
         if stalledConnections > 0 { until = min(until, 1_000_000_000) }
         if !connections.isEmpty { until = min(until, nextSweep.nanoseconds(since: now)) }
         if let at = acceptResumeAt { until = min(until, at.nanoseconds(since: now)) }
+        if bytesFreedSinceTrim >= Self.trimThreshold {
+            until = min(until, lastTrim.advanced(byNanoseconds: 1_000_000_000).nanoseconds(since: now))
+        }
         if draining {
             until = min(until, drainDeadline.nanoseconds(since: now))
             if let at = finalGoawayAt { until = min(until, at.nanoseconds(since: now)) }
@@ -351,8 +390,17 @@ final class EventLoop: @unchecked Sendable {
         case .fail(let call, let status, let metadata):
             guard !call.streamClosed else { return countDropped() }
             call.connection.finish(call, status: status, metadata: metadata)
-        case .adopt(let fd):
-            adopt(fd)
+        case .inflated(let call, let outcome, let produced):
+            bytesFreedSinceTrim += produced + call.inflateReservation
+            if call.inflateReservation != 0 {
+                core.counters.bufferedRequestBytes.subtract(call.inflateReservation, ordering: .relaxed)
+                call.inflateReservation = 0
+            }
+            call.inflating = false
+            guard !call.streamClosed else { return }  // the connection may be gone: do not touch it
+            call.connection.inflated(call, outcome: outcome)
+        case .adopt(let fd, let address):
+            adopt(fd, address: address)
         case .shutdown(let deadline):
             beginDrain(deadline: deadline)
         }
@@ -399,13 +447,22 @@ final class EventLoop: @unchecked Sendable {
                 close(fd)
                 continue
             }
+            var address: PeerAddress?
+            if core.limits.maxConnectionsPerAddress > 0 {
+                address = PeerAddress(socket: fd)
+                if let key = address, !core.addressCounts.open(key, limit: core.limits.maxConnectionsPerAddress) {
+                    counters.connectionsRejected.add(1, ordering: .relaxed)
+                    close(fd)
+                    continue
+                }
+            }
             counters.connectionsOpen.add(1, ordering: .relaxed)
             counters.connectionsAccepted.add(1, ordering: .relaxed)
             var one: Int32 = 1
             _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let target = peers.isEmpty ? self : peers[nextPeer % peers.count]
             nextPeer &+= 1
-            if target === self { adopt(fd) } else { target.enqueue(.adopt(fd)) }
+            if target === self { adopt(fd, address: address) } else { target.enqueue(.adopt(fd, address)) }
         }
     }
 
@@ -456,6 +513,14 @@ final class EventLoop: @unchecked Sendable {
                 }
                 continue
             }
+            if let since = connection.headerBlockSince, now.nanoseconds(since: since) > headerTimeoutNanoseconds {
+                connection.end(
+                    .timeout,
+                    reason:
+                        "header block not completed within \(core.limits.headerTimeoutSeconds) s (limits.header_timeout_seconds)"
+                )
+                continue
+            }
             guard let idle = idleTimeoutNanoseconds else { continue }
             if connection.calls != nil || connection.streamsBegun != connection.streamsAtLastSweep {
                 connection.streamsAtLastSweep = connection.streamsBegun
@@ -482,19 +547,26 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    private func adopt(_ fd: Int32) {
+    /// Gives back a connection's place in the per-address count.
+    private func releaseSlot(_ address: PeerAddress?) {
+        if let address { core.addressCounts.close(address) }
+    }
+
+    private func adopt(_ fd: Int32, address: PeerAddress?) {
         var tls: TLSSession?
         if let context = core.tls {
             tls = TLSSession(context: context)
             if tls == nil {
                 core.logger.error("cannot create a TLS session; closing connection")
                 close(fd)
+                releaseSlot(address)
                 core.counters.connectionsOpen.subtract(1, ordering: .relaxed)
                 core.counters.connectionsClosed.add(1, ordering: .relaxed)
                 return
             }
         }
         let connection = Connection(fd: fd, loop: self, tls: tls)
+        connection.peerAddress = address
         connections[fd] = connection
         connection.registeredEvents = UInt32(CSWITCHYARD_EPOLLIN)
         _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_ADD), fd, connection.registeredEvents, UInt64(fd))
@@ -687,6 +759,8 @@ final class EventLoop: @unchecked Sendable {
         _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), connection.fd, 0, 0)
         connections[connection.fd] = nil
         close(connection.fd)
+        releaseSlot(connection.peerAddress)
+        connection.peerAddress = nil
         connection.teardown()
         core.counters.connectionsOpen.subtract(1, ordering: .relaxed)
         core.counters.connectionsClosed.add(1, ordering: .relaxed)

@@ -39,3 +39,48 @@ struct FrameBudget {
         return true
     }
 }
+
+/// A budget of bytes per second that may go into debt: work is admitted while the balance is positive and its
+/// real size (known only once done, as with inflated bytes) is charged afterwards, so one large piece of work
+/// is never refused outright but delays the next ones by its own cost. Pure, clock injected.
+struct ByteBudget {
+    /// Bytes when full (one second's worth).
+    let burst: Int
+    /// Bytes regained per second.
+    let perSecond: Int
+    /// Bytes available; negative while in debt.
+    private(set) var balance: Int
+    /// When the budget was last refilled, in nanoseconds.
+    private var refilledAt: UInt64
+
+    /// A full budget at `now`.
+    init(perSecond: Int, now: UInt64) {
+        self.perSecond = max(1, perSecond)
+        burst = self.perSecond
+        balance = burst
+        refilledAt = now
+    }
+
+    /// Whether work may start at `now` (the balance, refilled, is positive).
+    mutating func admits(now: UInt64) -> Bool {
+        refill(now: now)
+        return balance > 0
+    }
+
+    /// Charges `bytes` of finished work.
+    mutating func charge(_ bytes: Int, now: UInt64) {
+        refill(now: now)
+        balance -= bytes
+    }
+
+    private mutating func refill(now: UInt64) {
+        guard now > refilledAt else { return }
+        let elapsed = min(now - refilledAt, 3_600_000_000_000)
+        // ns × bytes/s ÷ 10⁹, in two steps so that neither overflows.
+        let gained = Int((elapsed / 1000) * UInt64(perSecond) / 1_000_000)
+        if gained > 0 {
+            balance = min(burst, balance + gained)
+            refilledAt = now
+        }
+    }
+}

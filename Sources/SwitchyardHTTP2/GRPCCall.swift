@@ -62,6 +62,14 @@ final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
     /// The stream's final frame was handed to nghttp2 (or the stream is gone): nothing more may be sent.
     @exclusivity(unchecked) var wireDone = false
     @exclusivity(unchecked) var streamClosed = false
+    /// A header block of the answer could not be sent and the short fallback status was submitted instead;
+    /// if that fails too, the stream is reset.
+    @exclusivity(unchecked) var fallbackSent = false
+    /// A compressed message of this call is with the inflater; later messages wait in `waiting`, in order.
+    @exclusivity(unchecked) var inflating = false
+    @exclusivity(unchecked) var waiting: [(compressed: Bool, message: [UInt8])] = []
+    /// Compressed bytes this call holds in `FrontEndCounters.bufferedRequestBytes` while they are inflated.
+    @exclusivity(unchecked) var inflateReservation = 0
 
     init(loop: EventLoop, connection: Connection, streamID: Int32, limit: Int) {
         self.loop = loop

@@ -1,6 +1,7 @@
 // The gRPC front end's public face: binds the listener, runs N event-loop threads, drains on shutdown
 // and exposes counters. Accepting happens on loop 0, which hands sockets to loops round-robin.
 
+internal import CEpoll
 public import Logging
 public import SwitchyardCore
 import Synchronization
@@ -95,6 +96,11 @@ public final class GRPCServer: Sendable {
                 )
             }
             Self.raiseDescriptorLimit(for: configuration.limits.maxConnections, logger: core.logger)
+            // Request buffers of 1 MiB or more (messages assembled across frames, inflated messages) get their own
+            // mappings and go back to the system when freed. By default glibc raises its thresholds as such
+            // buffers are freed and then keeps tens of MiB per thread arena after a burst of large requests.
+            _ = cswitchyard_set_mmap_threshold(1 << 20)
+            try core.inflater.start()
             let (fd, port) = try Self.bind(configuration.listen)
             loops[0].attachListener(fd)
             var threads: [UInt] = []
@@ -132,6 +138,7 @@ public final class GRPCServer: Sendable {
         let deadline = MonotonicInstant.now().advanced(byNanoseconds: grace)
         for loop in loops { loop.enqueue(.shutdown(deadline)) }
         for thread in threads { pthread_join(pthread_t(thread), nil) }
+        core.inflater.stop()
         core.logger.info("gRPC front end stopped", metadata: ["statistics": "\(statistics)"])
     }
 

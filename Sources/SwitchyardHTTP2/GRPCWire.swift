@@ -3,6 +3,7 @@
 // decompression bounded by the same limit. Pure and tested directly.
 
 internal import CZlib
+import SwitchyardCore
 
 /// Why a request's message stream cannot be deframed.
 enum DeframeError: Error, Equatable {
@@ -143,8 +144,46 @@ enum GRPCTimeout {
     static func parse(_ text: String) -> UInt64? { parse(Array(text.utf8)) }
 }
 
+/// What an HTTP/2 header field we send may hold (RFC 9113 §8.2.1): names of lowercase token characters,
+/// values without NUL, CR, LF or surrounding white space.
+enum HeaderField {
+    /// Whether `name` is a non-empty lowercase token (no pseudo-header: services never send those).
+    static func isValidName(_ name: String) -> Bool {
+        guard !name.isEmpty else { return false }
+        for byte in name.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): continue
+            case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "!"), UInt8(ascii: "#"),
+                UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+                UInt8(ascii: "^"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+                continue
+            default: return false
+            }
+        }
+        return true
+    }
+
+    /// Whether `value` holds only visible ASCII, spaces and tabs inside (gRPC metadata that is not `-bin`).
+    static func isValidValue(_ value: String) -> Bool {
+        let bytes = value.utf8
+        if let first = bytes.first, first == 0x20 || first == 0x09 { return false }
+        if let last = bytes.last, last == 0x20 || last == 0x09 { return false }
+        for byte in bytes where !(byte >= 0x20 && byte <= 0x7E) && byte != 0x09 { return false }
+        return true
+    }
+}
+
 /// `grpc-message` encoding: UTF-8, then every byte outside 0x20–0x7E, and `%` itself, as `%XX`.
 enum GRPCPercentEncoding {
+    /// Most UTF-8 bytes of a status message sent in `grpc-message`: messages echo client-supplied names, and a
+    /// header block must stay far below what nghttp2 agrees to send (64 KiB), even at three bytes per escape.
+    static let maxMessageBytes = 1024
+
+    /// `message` cut to at most `limit` UTF-8 bytes at a scalar boundary, saying how much was cut.
+    static func bounded(_ message: String, limit: Int = maxMessageBytes) -> String {
+        SwitchyardError.echo(message, limit: limit)
+    }
+
     /// Encodes a status message for the `grpc-message` trailer.
     static func encode(_ message: String) -> String {
         var needs = false
@@ -237,34 +276,30 @@ enum GRPCCompression: Sendable, Equatable {
             throw .corrupt("zlib could not initialise an inflater")
         }
         defer { inflateEnd(&stream) }
-        var output = [UInt8](repeating: 0, count: min(max(input.count * 4, 256), limit + 1))
-        var produced = 0
+        // Inflate into a fixed scratch chunk and append what each step produced: the output grows by memcpy
+        // (no zero-filling of a buffer larger than the message, no per-element work).
+        var output: [UInt8] = []
+        output.reserveCapacity(min(max(input.count * 4, 256), limit + 1))
+        let chunkSize = 256 << 10
+        let chunk = UnsafeMutablePointer<Bytef>.allocate(capacity: chunkSize)
+        defer { chunk.deallocate() }
         stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
         stream.avail_in = uInt(input.count)
         while true {
-            if produced == output.count {
-                if output.count > limit { throw .tooLarge(limit: limit) }
-                output.append(contentsOf: repeatElement(0, count: min(output.count, limit + 1 - output.count)))
-            }
-            let status: Int32 = output.withUnsafeMutableBytes { raw in
-                stream.next_out = raw.baseAddress!.assumingMemoryBound(to: Bytef.self) + produced
-                stream.avail_out = uInt(raw.count - produced)
-                let before = stream.avail_out
-                let status = inflate(&stream, Z_NO_FLUSH)
-                produced += Int(before - stream.avail_out)
-                return status
-            }
-            if produced > limit { throw .tooLarge(limit: limit) }
+            stream.next_out = chunk
+            stream.avail_out = uInt(chunkSize)
+            let status = inflate(&stream, Z_NO_FLUSH)
+            let got = chunkSize - Int(stream.avail_out)
+            if output.count + got > limit { throw .tooLarge(limit: limit) }
+            output.append(contentsOf: UnsafeBufferPointer(start: chunk, count: got))
             switch status {
             case Z_STREAM_END:
-                output.removeSubrange(produced...)
                 return output
             case Z_OK:
                 continue
             case Z_BUF_ERROR:
-                if stream.avail_in == 0 && produced < output.count {
-                    throw .corrupt("truncated \(self) stream")
-                }
+                // No progress was possible: with all input consumed and room left, the stream is cut short.
+                if stream.avail_in == 0 && got < chunkSize { throw .corrupt("truncated \(self) stream") }
                 continue
             default:
                 let reason = stream.msg.map { String(cString: $0) } ?? "status \(status)"

@@ -104,11 +104,13 @@ public final class InferenceService: GRPCService {
                 do throws(SwitchyardError) {
                     try infer(message, head: head, responder: responder, streaming: true)
                 } catch {
-                    responder.send(message: InferResponseEncoder.encodeStream(.failure(error)))
+                    responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
                 }
             case .feedbackReport:
+                try StringFieldCheck.check(message, schema: .feedback)
                 responder.send(message: try FeedbackRPC.answer(message, routing: routing))
             default:
+                if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
                 responder.send(message: try ControlRPCs(service: self).answer(rpc, message: message))
             }
         } catch {
@@ -127,6 +129,7 @@ public final class InferenceService: GRPCService {
         streaming: Bool
     ) throws(SwitchyardError) {
         let started = MonotonicInstant.now()
+        try StringFieldCheck.check(message, schema: .inferRequest)
         let routed = try withBumpAllocator(capacity: 8192) { arena in
             Result { () throws(SwitchyardError) -> RoutedCall in
                 let request = try InferRequestDecoder.decode(message, arena: &arena).pointee
@@ -153,7 +156,7 @@ public final class InferenceService: GRPCService {
                     version.statistics.recordCall(route: reason, code: GRPCStatus(error).code.rawValue)
                     // The call reached a version, so its refusal names the version like any answer does.
                     if streaming {
-                        responder.send(message: InferResponseEncoder.encodeStream(.failure(error)))
+                        responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
                     } else {
                         responder.fail(GRPCStatus(error), metadata: routeMetadata(decision, servedBy: version))
                     }
@@ -229,7 +232,7 @@ public final class InferenceService: GRPCService {
                     statistics.latency.record(elapsed)
                     statistics.recordCall(route: route, code: GRPCStatus(error).code.rawValue)
                     if streaming {
-                        responder.send(message: InferResponseEncoder.encodeStream(.failure(error)))
+                        responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
                     } else {
                         // Failed calls say which version failed them too (a broken canary shows in the trailer).
                         responder.fail(GRPCStatus(error), metadata: trailers)

@@ -153,7 +153,8 @@ public final class ModelRegistry: Sendable {
                     )
                 } catch {
                     let reason = (error as? SwitchyardError)?.message ?? "\(error)"
-                    entry.failures[version.version] = reason
+                    // Clients and probes read this reason (UNAVAILABLE, /readyz): no filesystem paths in it.
+                    entry.failures[version.version] = SwitchyardError.redactingPaths(reason)
                     logger.error(
                         "model version failed to load",
                         metadata: ["model": "\(model.name)", "version": "\(version.version)", "reason": "\(reason)"]
@@ -221,7 +222,10 @@ public final class ModelRegistry: Sendable {
             let path = ((modelDirectory as NSString).appendingPathComponent(version) as NSString)
                 .appendingPathComponent("model.onnx")
             guard !name.contains("/"), !name.hasPrefix("."), FileManager.default.fileExists(atPath: path) else {
-                throw .notFound("no model file at \(path) in the repository \(repository.root)")
+                // Answers never show where the repository lives on disk.
+                throw .notFound(
+                    "no model file \(SwitchyardError.echo(name))/\(version)/model.onnx in the model repository"
+                )
             }
             let configuration: ModelConfiguration
             if let existing {
@@ -232,7 +236,9 @@ public final class ModelRegistry: Sendable {
                         at: (modelDirectory as NSString).appendingPathComponent("config.yaml")
                     )
                 } catch {
-                    throw .invalidArgument((error as? SwitchyardError)?.message ?? "\(error)")
+                    throw .invalidArgument(
+                        SwitchyardError.redactingPaths((error as? SwitchyardError)?.message ?? "\(error)")
+                    )
                 }
             }
             let loaded: ModelVersion
@@ -250,10 +256,11 @@ public final class ModelRegistry: Sendable {
                     "model version failed to load",
                     metadata: ["model": "\(name)", "version": "\(version)", "reason": "\(reason)"]
                 )
+                let shown = SwitchyardError.redactingPaths(reason)
                 if existing?.failures[version] != nil {
-                    update(name) { $0?.failures[version] = reason }
+                    update(name) { $0?.failures[version] = shown }
                 }
-                throw .invalidArgument("model '\(name)' version \(version) did not load: \(reason)")
+                throw .invalidArgument("model '\(name)' version \(version) did not load: \(shown)")
             }
             update(name) { entry in
                 var model =
@@ -280,11 +287,15 @@ public final class ModelRegistry: Sendable {
         try changes.withLock { _ throws(SwitchyardError) -> ModelVersion in
             guard let entry = model(named: name) else {
                 let known = models.map(\.name).joined(separator: ", ")
-                throw .notFound("unknown model '\(name)'; available models: \(known.isEmpty ? "none" : known)")
+                throw .notFound(
+                    "unknown model '\(SwitchyardError.echo(name))'; available models: \(known.isEmpty ? "none" : known)"
+                )
             }
             guard let unloaded = entry.versions.first(where: { $0.version == version }) else {
                 let known = entry.versions.map(\.version).joined(separator: ", ")
-                throw .notFound("model '\(name)' has no loaded version '\(version)'; loaded versions: \(known)")
+                throw .notFound(
+                    "model '\(SwitchyardError.echo(name))' has no loaded version '\(SwitchyardError.echo(version))'; loaded versions: \(known)"
+                )
             }
             if let reason = inUse(name, version) {
                 throw SwitchyardError(.failedPrecondition, "model '\(name)' version \(version) is in use: \(reason)")
@@ -318,7 +329,9 @@ public final class ModelRegistry: Sendable {
     public func resolve(model name: String, version: String) throws(SwitchyardError) -> ModelVersion {
         guard let entry = model(named: name) else {
             let known = models.map(\.name).joined(separator: ", ")
-            throw .notFound("unknown model '\(name)'; available models: \(known.isEmpty ? "none" : known)")
+            throw .notFound(
+                "unknown model '\(SwitchyardError.echo(name))'; available models: \(known.isEmpty ? "none" : known)"
+            )
         }
         if version.isEmpty {
             guard let chosen = entry.defaultVersion else {
@@ -331,7 +344,9 @@ public final class ModelRegistry: Sendable {
             throw SwitchyardError(.unavailable, "model '\(name)' version \(version) failed to load: \(reason)")
         }
         let known = entry.versions.map(\.version).joined(separator: ", ")
-        throw .notFound("model '\(name)' has no version '\(version)'; available versions: \(known)")
+        throw .notFound(
+            "model '\(SwitchyardError.echo(name))' has no version '\(SwitchyardError.echo(version))'; available versions: \(known)"
+        )
     }
 
     /// Whether every model in the repository loaded.

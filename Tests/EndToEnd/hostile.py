@@ -205,6 +205,10 @@ class RawPeer:
 
     def close(self):
         try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # the reader thread's recv would keep the connection open
+        except OSError:
+            pass
+        try:
             self.sock.close()
         except OSError:
             pass

@@ -7,11 +7,13 @@ bounded latency.
     pytest -q Tests/EndToEnd/test_hostile_peers.py            # the CI version, well under 90 s
     python Tests/EndToEnd/test_hostile_peers.py --report      # the same cases, a Markdown table of figures
     SWITCHYARD_HOSTILE_SCALE=20 python Tests/EndToEnd/test_hostile_peers.py --report   # longer attacks
+    SWITCHYARD_HOSTILE_CASES=gzip_bombs,unbudgeted_frames python Tests/EndToEnd/test_hostile_peers.py --report
 
 Every attack loop is bounded by a frame count and a wall-clock budget; with a scale of N each case runs its
 attack N times against the same gateway (and the flood loops may send N times as much), so retained memory
 shows up in "RSS after"."""
 
+import collections
 import contextlib
 import os
 import pathlib
@@ -34,6 +36,7 @@ from hostile import (  # noqa: E402
     WINDOW_UPDATE, RawPeer, RSSSampler, WellBehavedClient, frame, grpc_message, model_infer_request,
     request_headers, rss_kib, settings,
 )
+from tritonclient.grpc import service_pb2  # noqa: E402
 
 SCALE = max(1, int(os.environ.get("SWITCHYARD_HOSTILE_SCALE", "1")))
 
@@ -458,7 +461,265 @@ def attack_huge_message_prefix(gw):
             "grpc-status 8 (max_buffered_request_bytes 128 MiB), connections kept")
 
 
+# ------------------------------------------------------------------------------------------------------
+# Round two: what an independent attack found (SECURITY.md, "Round two").
+
+HEADER_TIMEOUT = 2
+ADMIN_IDLE_TIMEOUT = 2
+
+
+def infer_request(model="digits", version="", input_name="pixels") -> bytes:
+    request = service_pb2.ModelInferRequest(model_name=model, model_version=version)
+    request.inputs.add(name=input_name, datatype="FP32", shape=[1, 64])
+    request.raw_input_contents.append(b"\0" * 256)
+    return request.SerializeToString()
+
+
+def loop_cpu_seconds(pid):
+    """CPU time (user + system) of the gateway's first event loop thread, from /proc."""
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() == "switchyard-io-0":
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    raise AssertionError("no switchyard-io-0 thread")
+
+
+def attack_long_echoed_names(gw):
+    """Requests whose error message echoes a client-supplied name far larger than a header block may be (a
+    100 000-character model name, 24 000 'é' that percent-encode to 144 KB, a 100 000-character version and
+    input name), 6 connections x 40 streams (x SCALE): every stream must get a status with a bounded message,
+    and the memory must come back once the connections close."""
+    pid = gw.process.pid
+    before = rss_kib(pid)
+    bodies = [
+        ("model_name", grpc_message(infer_request(model="m" * 100_000)), 5),
+        ("model_name (é)", grpc_message(infer_request(model="é" * 24_000)), 5),
+        ("model_version", grpc_message(infer_request(version="9" * 100_000)), 5),
+        ("input name", grpc_message(infer_request(input_name="i" * 100_000)), 3),
+    ]
+    peers = [RawPeer(gw.port) for _ in range(6)]
+    expected = {}
+    for index, p in enumerate(peers):
+        block = p.header_block(request_headers())
+        for n in range(40 * SCALE):
+            label, body, code = bodies[(index + n) % len(bodies)]
+            stream = p.new_stream()
+            p.send(request_frames(stream, block, body))
+            expected[(index, stream)] = (label, code)
+    answered = lambda: sum(len(p.statuses) for p in peers)  # noqa: E731
+    peers[0].wait_for(lambda: answered() >= len(expected), 20)
+    unanswered = [(i, s, expected[(i, s)][0]) for (i, s) in expected if s not in peers[i].statuses]
+    wrong = [(expected[(i, s)], peers[i].statuses[s][0]) for (i, s) in expected
+             if s in peers[i].statuses and peers[i].statuses[s][0] != expected[(i, s)][1]]
+    longest = max((len(m) for p in peers for _, m in p.statuses.values()), default=0)
+    goaways = [p.describe() for p in peers if p.goaway is not None]
+    for p in peers:
+        p.close()
+    # The loops give freed request buffers back to the system at most once a second.
+    settle = time.monotonic() + 2.5
+    after = rss_kib(pid)
+    while after > before * 1.05 and time.monotonic() < settle:
+        time.sleep(0.1)
+        after = rss_kib(pid)
+    assert not unanswered, f"{len(unanswered)} of {len(expected)} streams never answered, e.g. {unanswered[:3]}"
+    assert not wrong, f"unexpected statuses: {wrong[:5]}"
+    assert longest <= 2048, f"a grpc-message of {longest} characters"
+    assert not goaways, goaways
+    retained = (after - before) / max(before, 1)
+    assert retained < 0.05, f"RSS {before // 1024} MiB before, {after // 1024} MiB after the connections closed"
+    return (f"{len(expected)} streams: all answered (NOT_FOUND / INVALID_ARGUMENT), longest grpc-message "
+            f"{longest} characters; RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB after close")
+
+
+_BOMB = None
+
+
+def gzip_bomb():
+    """100 MiB of zeros, gzipped (about 100 KB): inflating it stops at max_request_bytes."""
+    global _BOMB
+    if _BOMB is None:
+        import zlib
+
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+        chunk = b"\0" * (1 << 20)
+        _BOMB = b"".join(compressor.compress(chunk) for _ in range(100)) + compressor.flush()
+    return _BOMB
+
+
+def compressed_message(payload: bytes):
+    return struct.pack(">BI", 1, len(payload)) + payload
+
+
+def attack_gzip_bombs(gw):
+    """64 gzip bombs (100 MiB of zeros each, ~100 KB on the wire) on one connection (x SCALE), then a valid
+    compressed call: every bomb is refused with RESOURCE_EXHAUSTED naming its limit, the valid call is served,
+    and the event loop spends no time inflating (measured from the loop thread's CPU time)."""
+    import zlib
+
+    pid = gw.process.pid
+    peer = RawPeer(gw.port)
+    block = peer.header_block(request_headers(extra=(("grpc-encoding", "gzip"),)))
+    bomb = compressed_message(gzip_bomb())
+    count = 64 * SCALE
+    # The loop also serves the well-behaved client: measure its share first and take it out.
+    quiet_started, quiet_cpu = time.monotonic(), loop_cpu_seconds(pid)
+    time.sleep(1.0)
+    background = (loop_cpu_seconds(pid) - quiet_cpu) / (time.monotonic() - quiet_started)
+    loop_before = loop_cpu_seconds(pid)
+    started = time.monotonic()
+    streams = []
+    for _ in range(count):
+        stream = peer.new_stream()
+        peer.send(request_frames(stream, block, bomb))
+        streams.append(stream)
+    assert peer.wait_for(lambda: all(s in peer.statuses for s in streams), 60), peer.describe()
+    elapsed = time.monotonic() - started
+    loop_cpu = max(0.0, loop_cpu_seconds(pid) - loop_before - background * elapsed)
+    codes = collections.Counter(peer.statuses[s][0] for s in streams)
+    messages = {peer.statuses[s][1].split(":")[0][:60] for s in streams}
+    assert codes == {8: count}, f"bomb statuses: {dict(codes)} {messages}"
+    assert all("max_request_bytes" in peer.statuses[s][1] or "max_inflated_bytes" in peer.statuses[s][1]
+               for s in streams), messages
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    valid = compressor.compress(model_infer_request()) + compressor.flush()
+    good = peer.new_stream()
+    peer.send(request_frames(good, block, compressed_message(valid)))
+    # The per-connection budget may still be in debt from the bombs: it refills within a second.
+    assert peer.wait_for(lambda: good in peer.statuses, 10), peer.describe()
+    if peer.statuses[good][0] == 8:
+        time.sleep(1.2)
+        good = peer.new_stream()
+        peer.send(request_frames(good, block, compressed_message(valid)))
+        assert peer.wait_for(lambda: good in peer.statuses, 10), peer.describe()
+    assert peer.statuses[good][0] == 0, f"a valid gzip call: {peer.statuses[good]}"
+    per_call = loop_cpu / count * 1000
+    # Receiving ~100 KB costs the loop well under a millisecond; inflating it there cost 70-290 ms.
+    assert per_call < 10, f"the event loop spent {per_call:.1f} ms per compressed request"
+    peer.close()
+    return (f"{count} bombs in {elapsed:.1f} s: RESOURCE_EXHAUSTED each ({'; '.join(sorted(messages))}); "
+            f"loop CPU {per_call:.2f} ms per bomb; a valid gzip call served")
+
+
+def attack_unbudgeted_frames(gw):
+    """Frames that cost work and were never charged: unknown extension frames, WINDOW_UPDATE of 1 byte and
+    unsolicited PING ACKs, each in a tight loop on its own connection: GOAWAY ENHANCE_YOUR_CALM naming the
+    budget."""
+    floods = {
+        "unknown type 0xfa": frame(0xFA, 0, 0, b"x" * 8),
+        "WINDOW_UPDATE +1": frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)),
+        "PING ACK": frame(PING, ACK, 0, b"12345678"),
+    }
+    results = []
+    for label, one in floods.items():
+        peer = RawPeer(gw.port)
+        sent = 0
+        while sent < 200_000 * SCALE and not peer.send_failed and peer.goaway is None:
+            peer.send(one * 500)
+            sent += 500
+        expect_goaway(peer, ENHANCE_YOUR_CALM)
+        assert "limits.max_control_frame_burst" in peer.goaway[2], peer.describe()
+        results.append(f"{label}: GOAWAY {name(peer.goaway_code)} ('{peer.goaway[2].split(':')[0]}', {sent} sent)")
+        peer.close()
+    return "; ".join(results)
+
+
+def attack_half_sent_headers(gw):
+    """50 connections that send HEADERS without END_HEADERS and never continue, and 50 admin connections that
+    send a request head without its final empty line: all closed within their timeouts."""
+    peers = []
+    for _ in range(50):
+        p = RawPeer(gw.port)
+        p.send(frame(HEADERS, 0, 1, plain_request_block()))
+        peers.append(p)
+    admins = []
+    for _ in range(50):
+        sock = socket.create_connection(("127.0.0.1", gw.admin_port))
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        admins.append(sock)
+    started = time.monotonic()
+    for p in peers:
+        p.wait_closed(HEADER_TIMEOUT + 2 - (time.monotonic() - started))
+    grpc_elapsed = time.monotonic() - started
+    codes = collections.Counter(p.goaway_code for p in peers)
+    open_grpc = sum(1 for p in peers if p.closed_at is None)
+    reasons = {p.goaway[2] for p in peers if p.goaway}
+    for p in peers:
+        p.close()
+    closed_admin = 0
+    for sock in admins:
+        sock.settimeout(max(0.1, ADMIN_IDLE_TIMEOUT + 3 - (time.monotonic() - started)))
+        try:
+            while sock.recv(4096):
+                pass
+            closed_admin += 1
+        except ConnectionResetError:
+            closed_admin += 1
+        except OSError:
+            pass
+        sock.close()
+    admin_elapsed = time.monotonic() - started
+    assert open_grpc == 0, f"{open_grpc} of 50 half-sent header blocks still open after {grpc_elapsed:.1f} s"
+    assert codes == {NO_ERROR: 50}, f"GOAWAY codes {dict(codes)}"
+    assert any("limits.header_timeout_seconds" in r for r in reasons), reasons
+    assert closed_admin == 50, f"{50 - closed_admin} of 50 admin connections with a partial head still open"
+    return (f"gRPC: 50 GOAWAY NO_ERROR after the {HEADER_TIMEOUT} s header timeout ({grpc_elapsed:.1f} s); admin: "
+            f"50 closed by the {ADMIN_IDLE_TIMEOUT} s idle timeout ({admin_elapsed:.1f} s)")
+
+
+PER_ADDRESS_LIMIT = 16
+
+
+def attack_nul_names_and_per_address_limit(gw):
+    """A model name with a NUL inside ('digits\\0x') and other C-string-hostile names, then 40 connections from
+    one address against max_connections_per_address 16 (the good client holds one)."""
+    peer = RawPeer(gw.port)
+    cases = {
+        "model_name": infer_request(model="digits\0x"),
+        "model_version": infer_request(version="2\0"),
+        "inputs[0].name": infer_request(input_name="pixels\0"),
+    }
+    streams = {label: peer.call(body) for label, body in cases.items()}
+    assert peer.wait_for(lambda: all(s in peer.statuses for s in streams.values()), 5), peer.describe()
+    for label, stream in streams.items():
+        status, message = peer.statuses[stream]
+        assert status == 3 and label in message and "NUL" in message, (label, status, message)
+    peer.close()
+    time.sleep(0.2)
+    sockets = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(40)]
+    for sock in sockets:
+        sock.sendall(PREFACE + settings())
+    time.sleep(0.5)
+    closed = 0
+    for sock in sockets:
+        sock.setblocking(False)
+        try:
+            data = sock.recv(65536)
+            closed += 1 if data == b"" else 0
+        except BlockingIOError:
+            pass
+        except ConnectionResetError:
+            closed += 1
+    for sock in sockets:
+        sock.close()
+    kept = len(sockets) - closed
+    assert kept == PER_ADDRESS_LIMIT - 1, f"{kept} of 40 connections kept, expected {PER_ADDRESS_LIMIT - 1}"
+    return (f"NUL in model_name / model_version / input name: INVALID_ARGUMENT naming the field; 40 connections "
+            f"from one address: {kept} kept, {closed} closed (max_connections_per_address {PER_ADDRESS_LIMIT})")
+
+
+ROUND_TWO_CONFIG = f"  header_timeout_seconds: {HEADER_TIMEOUT}\nadmin:\n  idle_timeout_seconds: {ADMIN_IDLE_TIMEOUT}\n"
+
+def attack_none(gw):
+    """No attack: the well-behaved client alone, for the baseline its figures are compared with."""
+    time.sleep(3)
+    return "no attack (3 s): the well-behaved client's baseline"
+
+
 CASES = {
+    "baseline": (attack_none, ""),
     "rapid_reset": (attack_rapid_reset, ""),
     "made_you_reset": (attack_made_you_reset, ""),
     "continuation_flood": (attack_continuation_flood, ""),
@@ -470,6 +731,13 @@ CASES = {
     "slowloris": (attack_slowloris, ""),
     "idle_connections": (attack_idle_connections, ""),
     "huge_message_prefix": (attack_huge_message_prefix, "  max_buffered_request_bytes: 134217728\n"),
+    "long_echoed_names": (attack_long_echoed_names, ""),
+    "gzip_bombs": (attack_gzip_bombs, ""),
+    "unbudgeted_frames": (attack_unbudgeted_frames, ""),
+    "half_sent_headers": (attack_half_sent_headers, ROUND_TWO_CONFIG),
+    "nul_names_and_per_address_limit": (
+        attack_nul_names_and_per_address_limit, f"  max_connections_per_address: {PER_ADDRESS_LIMIT}\n"
+    ),
 }
 
 
@@ -480,24 +748,84 @@ def test_hostile_peer(case):
     print(f"{case}: {outcome.verdict}")
 
 
+def test_admin_probes_without_token_and_no_paths_in_errors(tmp_path):
+    """Beyond loopback (0.0.0.0 with a token): /healthz and /readyz answer without the token and say only the
+    status, everything else still needs it, a wrong token is refused; an error about a missing model file does
+    not show where the repository lives."""
+    import json
+    import shutil
+    import urllib.error
+    import urllib.request
+
+    repository = tmp_path / "models"
+    shutil.copytree(MODELS / "digits", repository / "digits")
+    config = tmp_path / "switchyard.yaml"
+    config.write_text("admin:\n  token: probe-token\n")
+    port, admin_port = free_port(), free_port()
+    gw = Gateway(
+        ["--config", str(config), "--model-repository", str(repository), "--listen", f"127.0.0.1:{port}",
+         "--admin-listen", f"0.0.0.0:{admin_port}"],
+        port, str(tmp_path / "gateway.log"), admin_port,
+    )
+    try:
+        gw.wait_listening()
+
+        def call(method, path, token=None):
+            request = urllib.request.Request(f"http://127.0.0.1:{admin_port}{path}", method=method)
+            if token:
+                request.add_header("Authorization", f"Bearer {token}")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, json.loads(response.read() or b"null")
+            except urllib.error.HTTPError as error:
+                return error.code, json.loads(error.read() or b"null")
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if call("GET", "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert call("GET", "/healthz") == (200, {"status": "ok"})
+        status, body = call("GET", "/readyz")
+        assert status == 200 and body["status"] == "ready", body
+        assert call("GET", "/v1/routes")[0] == 401
+        assert call("GET", "/healthz", token="wrong")[0] == 401
+        status, body = call("POST", "/v1/models/digits/versions/7/load", token="probe-token")
+        text = json.dumps(body)
+        assert status == 404, (status, body)
+        assert str(tmp_path) not in text and str(repository) not in text, text
+    finally:
+        gw.stop()
+
+
 def report(path=None):
     """Runs every case and prints a Markdown table; with `path`, writes the whole results document."""
     rows = []
+    baseline_p99 = None
+    only = os.environ.get("SWITCHYARD_HOSTILE_CASES")
     for case, (attack, extra_config) in CASES.items():
+        if only and case != "baseline" and case not in only.split(","):
+            continue
         try:
             o = run_case(case, attack, extra_config)
+            if baseline_p99 is None:
+                baseline_p99 = o.good_p99
             rows.append(
                 f"| {case} | {o.verdict} | {o.rss_before / 1024:.1f} | {o.rss_peak / 1024:.1f} | "
-                f"{o.rss_after / 1024:.1f} | {o.good_calls} | {len(o.good_errors)} | {o.good_p50 * 1000:.2f} | "
-                f"{o.good_p99 * 1000:.2f} |"
+                f"{o.rss_after / 1024:.1f} | {100 * (o.rss_after - o.rss_before) / o.rss_before:+.1f} % | "
+                f"{o.good_calls} | {len(o.good_errors)} | {o.good_p50 * 1000:.2f} | {o.good_p99 * 1000:.2f} | "
+                f"{o.good_p99 / baseline_p99:.2f} |"
             )
         except AssertionError as error:
-            rows.append(f"| {case} | FAILED: {str(error).splitlines()[0][:200]} | | | | | | | |")
+            rows.append(f"| {case} | FAILED: {str(error).splitlines()[0][:200]} | | | | | | | | | |")
         print(rows[-1], file=sys.stderr)
     table = "\n".join([
-        "| case | outcome | RSS before (MiB) | RSS peak (MiB) | RSS after (MiB) | good calls | good errors "
-        "| good p50 (ms) | good p99 (ms) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| case | outcome | RSS before (MiB) | RSS peak (MiB) | RSS after (MiB) | RSS after vs before | good calls "
+        "| good errors | good p50 (ms) | good p99 (ms) | p99 / baseline p99 |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
     ])
     if path is None:
@@ -521,15 +849,24 @@ loop with a 2 ms pause, then runs the attack {SCALE} time(s) on fresh connection
 gateway's VmRSS every 50 ms.
 
 - *RSS before*: just before the attack; *peak*: the largest sample during it; *after*: 0.6 s after it ended.
+- *p99 / baseline p99*: the good client's p99 during the case over its p99 in the `baseline` case (no attack).
 - *good calls / errors / p50 / p99*: the well-behaved client's calls during the whole case (its latency
   includes Python and grpcio, about 0.3 ms on an idle machine).
 
-Machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, load average
+Machine: {cpu_model()}, {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, load average
 {load[0]:.1f} at the end of the run; gateway `{version or binary()}`.
 
 {table}
 """)
     print(table)
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 def binary():

@@ -73,13 +73,24 @@ import Testing
         }
     }
 
-    @Test func everythingNeedsTheTokenBeyondLoopback() async throws {
+    @Test func everythingButTheProbesNeedsTheTokenBeyondLoopback() async throws {
         try await withClient(listen: "0.0.0.0:8002") { client, _, _ in
-            for uri in ["/v1/routes", "/metrics", "/healthz", "/v1/models"] {
+            for uri in ["/v1/routes", "/metrics", "/v1/models"] {
                 try await client.execute(uri: uri, method: .get) { #expect($0.status == .unauthorized) }
             }
             try await client.execute(uri: "/v1/routes", method: .get, headers: Self.authorized) {
                 #expect($0.status == .ok)
+            }
+            // Probes need no secret and say only the status; a wrong token is still refused.
+            for uri in ["/healthz", "/readyz"] {
+                try await client.execute(uri: uri, method: .get) { response in
+                    #expect(response.status == .ok)
+                    let object = try Self.object(response)
+                    #expect((object["reasons"] as? [Any])?.isEmpty ?? true)
+                }
+                try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer wrong"]) {
+                    #expect($0.status == .unauthorized)
+                }
             }
         }
     }

@@ -23,6 +23,13 @@ int cswitchyard_accept4(int fd);
 void cswitchyard_set_thread_name(const char *name);
 /// Sets the calling thread's nice value (Linux keeps one per thread). Returns 0, or -1 (errno).
 int cswitchyard_set_thread_nice(int nice);
+/// Asks the allocator to return free memory to the system (glibc's malloc_trim; nothing elsewhere). Returns
+/// whether any was returned.
+int cswitchyard_trim_heap(void);
+/// Makes the allocator serve every allocation of `bytes` or more from its own mapping, returned to the system
+/// when freed (glibc's M_MMAP_THRESHOLD, which also stops glibc from raising that threshold and its trim
+/// threshold as large buffers come and go). Returns 1 on success, 0 elsewhere.
+int cswitchyard_set_mmap_threshold(int bytes);
 /// Restricts the calling thread to the `count` CPUs in `cpus`. Returns 0, or an errno value.
 int cswitchyard_pin_thread(const int *cpus, int count);
 /// Writes the CPUs this process may run on (its main thread's affinity mask, which the gateway never
