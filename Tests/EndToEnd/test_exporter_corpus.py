@@ -259,3 +259,21 @@ def test_unsafe_external_data_is_refused_naming_the_tensor(repository, tmp_path,
     assert "fc1.weight" in text, f"the refusal does not name the tensor:\n{text}"
     assert "root:" not in text  # nothing of /etc/passwd leaks into the message
 
+
+
+def test_external_data_through_a_symlink_out_of_the_directory_is_refused(tmp_path):
+    """A data file that is a symbolic link to a file outside the version's directory is refused, naming the
+    tensor: a model file must never make the gateway read files it was not given."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    repo = tmp_path / "repo"
+    case = corpus.Case("linked", lambda: corpus.small_external_model(corpus.SEED + 1104), "symlinked data",
+                       external_data=True)
+    corpus.write_case(case, repo)
+    data = repo / "linked" / "1" / "model.onnx.data"
+    shutil.move(data, outside / "model.onnx.data")
+    data.symlink_to(outside / "model.onnx.data")
+    out = run_models_check(repo)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text
+    assert "fc1.weight" in text and "leaves the model's directory" in text, text

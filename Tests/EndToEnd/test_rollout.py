@@ -231,7 +231,7 @@ def test_models_load_and_unload_at_run_time(start_gateway, tmp_path):
 
         # Not on disk yet: a precise 404.
         status, answer = admin(gateway, "POST", "/v1/models/digits/versions/2/load")
-        assert status == 404 and "no model file at" in answer["error"], answer
+        assert status == 404 and "no model file digits/2/model.onnx" in answer["error"], answer
         shutil.copytree(MODELS / "digits" / "2", repository / "digits" / "2")
         out = cli(gateway, "models", "load", "digits", "2", "--reason", "new export")
         assert out.returncode == 0 and "loaded digits version 2; loaded versions: 1, 2" in out.stdout, out
