@@ -32,6 +32,9 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
     ],
     targets: [
         // MARK: C libraries (module maps and tiny shims only)
@@ -105,6 +108,18 @@ let package = Package(
         .target(
             name: "SwitchyardSink",
             dependencies: ["SwitchyardCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Fleet mode: a small etcd v3 client (JSON gateway over AsyncHTTPClient) and the fleet's route store.
+        .target(
+            name: "SwitchyardCluster",
+            dependencies: [
+                "SwitchyardCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         // Operator API on its own port: routes, models, shadow report, bandits, metrics; auth, audit, persistence.
@@ -219,6 +234,11 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardClusterTests",
+            dependencies: ["SwitchyardCluster", "SwitchyardCore"],
             swiftSettings: strict
         ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
