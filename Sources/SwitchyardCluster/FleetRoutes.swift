@@ -4,6 +4,7 @@
 //   P/routes/<model>   a route as JSON (the admin API's spelling); its mod_revision is the route's generation
 //   P/audit/<id>       one audit record per change, written in the same transaction as the change
 //   P/seeded           written once, when the first replica seeds the fleet from its `routes:`
+//   P/generation       rewritten by every change (and the seed); its mod_revision is the fleet's routing generation
 //   P/replicas/<id>    a replica's presence, attached to its lease
 //
 // A replica reads the whole table, then watches P/routes/ from the next revision and hands every new state to its
@@ -95,6 +96,9 @@ public final class FleetRoutes: Sendable {
         self.onChange = onChange
     }
 
+    /// The key whose mod_revision is the fleet's routing generation.
+    var generationKey: String { "\(prefix)/generation" }
+
     /// The key of `model`'s route.
     public func routeKey(_ model: String) -> String { "\(prefix)/routes/\(model)" }
 
@@ -125,15 +129,17 @@ public final class FleetRoutes: Sendable {
     private func follow(seed: [RouteConfiguration]) async {
         var needsRead = true
         var failures = 0
+        // The store revision the view has seen through: the watch resumes after it.
+        var seen: Int64 = 0
         while !Task.isCancelled {
             do throws(SwitchyardError) {
                 if needsRead {
-                    let view = try await read(seed: seed)
+                    let (view, revision) = try await read(seed: seed)
                     publish(view)
+                    seen = revision
                     needsRead = false
                 }
-                let from = (current?.revision ?? 0) + 1
-                needsRead = try await watch(from: from)
+                needsRead = try await watch(from: seen + 1) { seen = max(seen, $0) }
                 failures = 0
             } catch {
                 failures += 1
@@ -146,15 +152,17 @@ public final class FleetRoutes: Sendable {
         setWatching(false, reason: "stopped")
     }
 
-    /// Follows the routes from revision `from`; returns true when the history was compacted (read again).
-    private func watch(from: Int64) async throws(SwitchyardError) -> Bool {
+    /// Follows the routes from revision `from`, reporting each revision seen to `advance`; returns true when the
+    /// history was compacted (read again).
+    private func watch(from: Int64, advance: (Int64) -> Void) async throws(SwitchyardError) -> Bool {
         let stream = client.watch(key: "\(prefix)/routes/", prefix: true, startRevision: from)
         do {
             for try await update in stream {
                 switch update {
                 case .created:
                     setWatching(true, reason: nil)
-                case .events(let events, _):
+                case .events(let events, let revision):
+                    advance(revision)
                     guard var view = current else { continue }
                     for event in events {
                         let model = String(event.kv.key.dropFirst("\(prefix)/routes/".count))
@@ -166,7 +174,9 @@ public final class FleetRoutes: Sendable {
                         case .delete:
                             view.routes[model] = nil
                         }
+                        // A change's transaction also rewrites P/generation: same revision.
                         view.revision = max(view.revision, event.kv.modRevision)
+                        advance(event.kv.modRevision)
                     }
                     publish(view)
                 case .compacted(let revision):
@@ -186,12 +196,14 @@ public final class FleetRoutes: Sendable {
         throw SwitchyardError(.unavailable, "etcd watch ended")
     }
 
-    /// The whole table, after seeding an empty fleet with `seed` (once per fleet: `P/seeded` records it).
-    private func read(seed: [RouteConfiguration]) async throws(SwitchyardError) -> FleetRouteState {
+    /// The whole table and the store revision it was read at, after seeding an empty fleet with `seed` (once per
+    /// fleet: `P/seeded` records it).
+    private func read(seed: [RouteConfiguration]) async throws(SwitchyardError) -> (FleetRouteState, Int64) {
         let marker = "\(prefix)/seeded"
-        var seeded = try await client.range(key: marker).kvs.isEmpty == false
-        if !seeded {
-            var operations: [EtcdOperation] = [.put(key: marker, value: Array(replicaID.utf8))]
+        if try await client.range(key: marker).kvs.isEmpty {
+            var operations: [EtcdOperation] = [
+                .put(key: marker, value: Array(replicaID.utf8)), .put(key: generationKey, value: []),
+            ]
             for route in seed { operations.append(.put(key: routeKey(route.model), value: try encode(route))) }
             if !seed.isEmpty {
                 operations.append(
@@ -212,7 +224,6 @@ public final class FleetRoutes: Sendable {
                 compare: [.createRevision(marker, equals: 0)],
                 success: operations
             )
-            seeded = true
             if result.succeeded {
                 logger.notice(
                     "seeded an empty fleet with this replica's routes",
@@ -220,13 +231,20 @@ public final class FleetRoutes: Sendable {
                 )
             }
         }
-        let range = try await client.range(key: "\(prefix)/routes/", prefix: true)
+        // One transaction, so that the routes and the generation are read at the same revision.
+        let snapshot = try await client.transaction(
+            compare: [],
+            success: [.range(key: "\(prefix)/routes/", prefix: true), .range(key: generationKey)]
+        )
         var routes: [String: FleetRoute] = [:]
-        for kv in range.kvs {
+        var generation: Int64 = 0
+        for kv in snapshot.ranges.first ?? [] {
+            generation = max(generation, kv.modRevision)
             guard let route = decode(kv) else { continue }
             routes[route.model] = FleetRoute(route: route, modRevision: kv.modRevision)
         }
-        return FleetRouteState(revision: range.revision, routes: routes)
+        if let marker = snapshot.ranges.last?.first { generation = max(generation, marker.modRevision) }
+        return (FleetRouteState(revision: generation, routes: routes), snapshot.revision)
     }
 
     private func keepPresence() async {
@@ -308,7 +326,7 @@ public final class FleetRoutes: Sendable {
         do {
             result = try await client.transaction(
                 compare: [.modRevision(key, equals: readRevision)],
-                success: [write, .put(key: auditKey(), value: try encode(audit))],
+                success: [write, .put(key: generationKey, value: []), .put(key: auditKey(), value: try encode(audit))],
                 failure: [.range(key: key)]
             )
         } catch  where error.code == .unavailable {
