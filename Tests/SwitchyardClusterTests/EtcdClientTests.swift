@@ -154,6 +154,26 @@ struct EtcdClientTests {
         }
     }
 
+    @Test func speaksTLSWithAClientCertificate() async throws {
+        let etcd = try await EtcdProcess.start(tls: true)
+        defer { etcd.stop() }
+        let client = try EtcdClient(settings: .init(endpoints: [etcd.endpoint], tls: etcd.clientTLS))
+        let revision = try await client.put(key: "/tls/a", value: [1])
+        #expect(try await client.range(key: "/tls/a").kvs.first?.modRevision == revision)
+        await client.shutdown()
+
+        // Without the client certificate, etcd refuses the handshake.
+        let anonymous = try EtcdClient(
+            settings: .init(
+                endpoints: [etcd.endpoint],
+                tls: .init(ca: etcd.clientTLS?.ca),
+                dialTimeoutMilliseconds: 500
+            )
+        )
+        await #expect(throws: SwitchyardError.self) { try await anonymous.range(key: "/tls/a") }
+        await anonymous.shutdown()
+    }
+
     @Test func failsOverToTheNextEndpointAndReportsAnUnreachableStore() async throws {
         let etcd = try await EtcdProcess.start()
         defer { etcd.stop() }

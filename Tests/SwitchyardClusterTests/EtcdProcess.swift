@@ -23,21 +23,39 @@ final class EtcdProcess: @unchecked Sendable {
     /// The message of a test skipped for want of etcd.
     static let missing = "etcd is not installed (Debian: apt-get install etcd-server; scripts/bootstrap.sh --test)"
 
-    /// Starts etcd on two free loopback ports and waits until it answers.
-    static func start() async throws -> EtcdProcess {
-        let etcd = try EtcdProcess()
+    /// With TLS: the PEM files of the CA, etcd's server pair and a client pair (`ca.pem`, `server.pem`,
+    /// `server-key.pem`, `client.pem`, `client-key.pem`, made by the openssl CLI).
+    let tlsDirectory: URL?
+
+    /// The client's TLS settings for this etcd (`nil` without TLS).
+    var clientTLS: ClusterConfiguration.EtcdSettings.TLS? {
+        tlsDirectory.map {
+            .init(
+                ca: $0.appendingPathComponent("ca.pem").path,
+                cert: $0.appendingPathComponent("client.pem").path,
+                key: $0.appendingPathComponent("client-key.pem").path
+            )
+        }
+    }
+
+    /// Starts etcd on two free loopback ports and waits until it answers; with `tls`, it serves HTTPS and requires
+    /// client certificates signed by a CA made for the test.
+    static func start(tls: Bool = false) async throws -> EtcdProcess {
+        let etcd = try EtcdProcess(tls: tls)
         try await etcd.waitUntilReady()
         return etcd
     }
 
-    private init() throws {
+    private init(tls: Bool) throws {
         process = Process()
         guard let binary = Self.binary else { throw SwitchyardError(.unavailable, Self.missing) }
         clientPort = try Self.freePort()
         peerPort = try Self.freePort()
-        endpoint = "http://127.0.0.1:\(clientPort)"
+        endpoint = "\(tls ? "https" : "http")://127.0.0.1:\(clientPort)"
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        tlsDirectory = tls ? directory.appendingPathComponent("tls") : nil
+        if let tlsDirectory { try Self.makeCertificates(in: tlsDirectory) }
         try launch(binary)
     }
 
@@ -58,6 +76,14 @@ final class EtcdProcess: @unchecked Sendable {
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", "test=\(peer)", "--log-outputs", "stderr", "--logger", "zap",
         ]
+        if let tlsDirectory {
+            process.arguments! += [
+                "--cert-file", tlsDirectory.appendingPathComponent("server.pem").path,
+                "--key-file", tlsDirectory.appendingPathComponent("server-key.pem").path,
+                "--trusted-ca-file", tlsDirectory.appendingPathComponent("ca.pem").path,
+                "--client-cert-auth",
+            ]
+        }
         let log = FileHandle(forWritingAtPath: "/dev/null")
         process.standardOutput = log
         process.standardError = log
@@ -76,7 +102,9 @@ final class EtcdProcess: @unchecked Sendable {
     }
 
     private func waitUntilReady() async throws {
-        let client = try EtcdClient(settings: .init(endpoints: [endpoint], dialTimeoutMilliseconds: 200))
+        let client = try EtcdClient(
+            settings: .init(endpoints: [endpoint], tls: clientTLS, dialTimeoutMilliseconds: 200)
+        )
         defer { Task { await client.shutdown() } }
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
@@ -85,6 +113,32 @@ final class EtcdProcess: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw SwitchyardError(.unavailable, "etcd did not answer within 20 s")
+    }
+
+    /// A CA, a server pair for 127.0.0.1 and a client pair, by the openssl CLI.
+    private static func makeCertificates(in directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let script = """
+            set -e
+            openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca-key.pem -out ca.pem
+            for name in server client; do
+              openssl req -newkey rsa:2048 -nodes -subj /CN=$name -keyout $name-key.pem -out $name.csr
+              printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' > $name.ext
+              openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 1 \\
+                -extfile $name.ext -out $name.pem
+            done
+            """
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/bin/sh")
+        openssl.arguments = ["-c", script]
+        openssl.currentDirectoryURL = directory
+        openssl.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        openssl.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try openssl.run()
+        openssl.waitUntilExit()
+        guard openssl.terminationStatus == 0 else {
+            throw SwitchyardError(.internal, "openssl could not make the test certificates")
+        }
     }
 
     /// A free TCP port on 127.0.0.1 (bound, read back, released).
