@@ -32,6 +32,9 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
     ],
     targets: [
         // MARK: C libraries (module maps and tiny shims only)
@@ -107,11 +110,24 @@ let package = Package(
             dependencies: ["SwitchyardCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // Fleet mode: a small etcd v3 client (JSON gateway over AsyncHTTPClient) and the fleet's route store.
+        .target(
+            name: "SwitchyardCluster",
+            dependencies: [
+                "SwitchyardCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Operator API on its own port: routes, models, shadow report, bandits, metrics; auth, audit, persistence.
         .target(
             name: "SwitchyardAdmin",
             dependencies: [
                 "SwitchyardCore", "SwitchyardModels", "SwitchyardRouting", "SwitchyardSink", "SwitchyardWorkers",
+                "SwitchyardCluster",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -133,7 +149,7 @@ let package = Package(
             name: "switchyard",
             dependencies: [
                 "SwitchyardCore", "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels",
-                "SwitchyardRouting", "SwitchyardSink", "SwitchyardAdmin", "Yams",
+                "SwitchyardRouting", "SwitchyardSink", "SwitchyardAdmin", "SwitchyardCluster", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -220,6 +236,11 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardClusterTests",
+            dependencies: ["SwitchyardCluster", "SwitchyardCore"],
             swiftSettings: strict
         ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),

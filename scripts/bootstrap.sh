@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Switchyard needs on a fresh Debian/Ubuntu machine, skipping what is already there.
 #   scripts/bootstrap.sh          system libraries to build and run the gateway
-#   scripts/bootstrap.sh --test   plus the test tools: h2load/nghttp, openssl, and a Python environment with
+#   scripts/bootstrap.sh --test   plus the test tools: h2load/nghttp, openssl, etcd (fleet-mode tests start their own
+#                                 on free loopback ports), and a Python environment with
 #                                 grpcio, tritonclient, perf_analyzer, onnx, onnxruntime, scikit-learn, skl2onnx,
 #                                 and the deploy/ checkers (yamllint, kubernetes-validate with its bundled schemas)
 # The Swift toolchain (6.1 or later) must already be on PATH.
@@ -16,7 +17,7 @@ SUDO=""
 
 packages=(pkg-config libnghttp2-dev libprotobuf-c-dev libssl-dev zlib1g-dev)
 if [ $want_test = 1 ]; then
-    packages+=(nghttp2-client openssl python3 python3-venv python3-pip)
+    packages+=(nghttp2-client openssl etcd-server python3 python3-venv python3-pip)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -3,6 +3,7 @@
 // generations follow the table's.
 
 import Foundation
+public import SwitchyardCluster
 public import SwitchyardCore
 public import SwitchyardRouting
 import Synchronization
@@ -15,6 +16,8 @@ public final class AdminControl: Sendable {
     private let modelNames: @Sendable () -> [String]
     private let audit: AuditLog?
     private let state: RouteStateFile?
+    /// The fleet's route store in fleet mode (`cluster:`), `nil` for a replica on its own.
+    public let fleet: FleetRoutes?
     private let changes = Mutex<Void>(())
     /// Models whose route only their holder may change (a rollout in progress), with the reason given to others.
     private let holds = Mutex<[String: String]>([:])
@@ -26,18 +29,27 @@ public final class AdminControl: Sendable {
     ///   - modelNames: every model name, for "unknown model" messages.
     ///   - audit: where changes are recorded, if anywhere.
     ///   - state: where the routes are persisted, if anywhere.
+    ///   - fleet: in fleet mode, the fleet's route store: route changes go through `submit` into etcd.
     public init(
         routing: RoutingTable,
         catalog: @escaping @Sendable (String) -> ModelCatalogEntry?,
         modelNames: @escaping @Sendable () -> [String],
         audit: AuditLog?,
-        state: RouteStateFile?
+        state: RouteStateFile?,
+        fleet: FleetRoutes? = nil
     ) {
         self.routing = routing
         self.catalog = catalog
         self.modelNames = modelNames
         self.audit = audit
         self.state = state
+        self.fleet = fleet
+    }
+
+    /// Throws `invalidArgument` naming every problem of `route` against the loaded models (`route.…`).
+    func validate(_ route: RouteConfiguration) throws(SwitchyardError) {
+        let problems = RoutingTable.problems(in: [route], catalog: catalog, path: { _ in "route" })
+        guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
     }
 
     /// Throws `notFound` unless `model` is loaded.
@@ -63,7 +75,13 @@ public final class AdminControl: Sendable {
     @discardableResult
     public func put(route: RouteConfiguration, actor: String, reason: String?) throws(SwitchyardError) -> UInt64 {
         try requireModel(route.model)
-        return try change(action: "route.put", model: route.model, actor: actor, reason: reason) { _ in route }
+        return try change(
+            action: "route.put",
+            model: route.model,
+            actor: actor,
+            reason: reason,
+            Self.transform(.put(route))
+        )
     }
 
     /// Removes the route of `model`.
@@ -72,11 +90,13 @@ public final class AdminControl: Sendable {
     @discardableResult
     public func delete(model: String, actor: String, reason: String?) throws(SwitchyardError) -> UInt64 {
         try requireModel(model)
-        return try change(action: "route.delete", model: model, actor: actor, reason: reason) {
-            (old) throws(SwitchyardError) in
-            guard old != nil else { throw .notFound("model '\(model)' has no route; nothing to delete") }
-            return nil
-        }
+        return try change(
+            action: "route.delete",
+            model: model,
+            actor: actor,
+            reason: reason,
+            Self.transform(.delete(model: model))
+        )
     }
 
     /// Sets the weights of the versions of `model`'s route; versions not named keep theirs.
@@ -92,32 +112,13 @@ public final class AdminControl: Sendable {
     ) throws(SwitchyardError) -> UInt64 {
         try requireModel(model)
         guard !weights.isEmpty else { throw .invalidArgument("weights: expected at least one version: weight") }
-        return try change(action: "route.weights", model: model, actor: actor, reason: reason) {
-            (old) throws(SwitchyardError) in
-            guard var route = old else {
-                throw .notFound("model '\(model)' has no route; PUT /v1/routes/\(model) first")
-            }
-            let listed = route.versions.map(\.version)
-            var problems: [String] = []
-            for (version, weight) in weights.sorted(by: { $0.key < $1.key }) {
-                guard let index = listed.firstIndex(of: version) else {
-                    problems.append(
-                        "weights.\(version): version '\(version)' is not in the route of '\(model)'; "
-                            + "route versions: \(listed.joined(separator: ", "))"
-                    )
-                    continue
-                }
-                if !(weight >= 0) || !weight.isFinite {
-                    problems.append("weights.\(version): expected a finite number ≥ 0, got \(weight)")
-                }
-                route.versions[index].weight = weight
-            }
-            if problems.isEmpty && route.policy == .canary && !(route.versions.reduce(0) { $0 + $1.weight } > 0) {
-                problems.append("weights: canary weights must sum to more than 0")
-            }
-            guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
-            return route
-        }
+        return try change(
+            action: "route.weights",
+            model: model,
+            actor: actor,
+            reason: reason,
+            Self.transform(.weights(model: model, weights))
+        )
     }
 
     /// Sets (or with `nil` removes) the shadow of `model`'s route.
@@ -131,14 +132,13 @@ public final class AdminControl: Sendable {
         reason: String?
     ) throws(SwitchyardError) -> UInt64 {
         try requireModel(model)
-        return try change(action: "route.shadow", model: model, actor: actor, reason: reason) {
-            (old) throws(SwitchyardError) in
-            guard var route = old else {
-                throw .notFound("model '\(model)' has no route; PUT /v1/routes/\(model) first")
-            }
-            route.shadow = shadow
-            return route
-        }
+        return try change(
+            action: "route.shadow",
+            model: model,
+            actor: actor,
+            reason: reason,
+            Self.transform(.shadow(model: model, shadow))
+        )
     }
 
     /// Sets the bandit parameters of `model`'s bandit route. Changing them starts the bandit afresh (the learned
@@ -154,17 +154,13 @@ public final class AdminControl: Sendable {
         reason: String?
     ) throws(SwitchyardError) -> UInt64 {
         try requireModel(model)
-        return try change(action: "route.bandit", model: model, actor: actor, reason: reason) {
-            (old) throws(SwitchyardError) in
-            guard var route = old else {
-                throw .notFound("model '\(model)' has no route; PUT /v1/routes/\(model) first")
-            }
-            guard route.policy == .bandit else {
-                throw .invalidArgument("route.policy: model '\(model)' routes by \(route.policy), not bandit")
-            }
-            route.bandit = bandit
-            return route
-        }
+        return try change(
+            action: "route.bandit",
+            model: model,
+            actor: actor,
+            reason: reason,
+            Self.transform(.bandit(model: model, bandit))
+        )
     }
 
     /// Replaces every route (a configuration reload or the persisted state at start).
@@ -177,7 +173,14 @@ public final class AdminControl: Sendable {
         reason: String?,
         persist: Bool = true
     ) throws(SwitchyardError) -> UInt64 {
-        try changes.withLock { _ throws(SwitchyardError) in
+        if let fleet {
+            throw SwitchyardError(
+                .failedPrecondition,
+                "in fleet mode the routes live in etcd under \(fleet.prefix)/routes/ and the file's routes only seed "
+                    + "an empty fleet; change routes through the admin API (switchyard routes …)"
+            )
+        }
+        return try changes.withLock { _ throws(SwitchyardError) in
             let problems = RoutingTable.problems(in: routes, catalog: catalog)
             guard problems.isEmpty else {
                 throw .invalidArgument("invalid routes:\n  " + problems.joined(separator: "\n  "))
@@ -226,10 +229,7 @@ public final class AdminControl: Sendable {
             }
             let old = routing.route(for: model)
             let new = try transform(old)
-            if let new {
-                let problems = RoutingTable.problems(in: [new], catalog: catalog, path: { _ in "route" })
-                guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
-            }
+            if let new { try validate(new) }
             var routes = routing.routes.filter { $0.model != model }
             if let new { routes.append(new) }
             routes.sort { $0.model < $1.model }
@@ -257,6 +257,13 @@ public final class AdminControl: Sendable {
     /// with `reason` until `release(model:)`.
     /// - Throws: `failedPrecondition` when another holder has it.
     public func hold(model: String, reason: String) throws(SwitchyardError) {
+        if fleet != nil {
+            throw SwitchyardError(
+                .failedPrecondition,
+                "progressive rollouts are not yet coordinated across a fleet; in fleet mode change the weights "
+                    + "through the admin API (switchyard routes weights)"
+            )
+        }
         try holds.withLock { holds throws(SwitchyardError) in
             if let existing = holds[model] {
                 throw SwitchyardError(.failedPrecondition, "the route of '\(model)' is held: \(existing)")

@@ -25,7 +25,9 @@ struct AdminHTTPError: HTTPResponseError {
         switch error.code {
         case .invalidArgument: status = .badRequest
         case .notFound: status = .notFound
-        case .failedPrecondition, .unavailable: status = .conflict
+        case .failedPrecondition: status = .conflict
+        // Fleet mode: etcd unreachable. (Nothing else in the admin plane throws `unavailable`.)
+        case .unavailable: status = .serviceUnavailable
         default: status = .internalServerError
         }
         message = error.message
@@ -255,7 +257,8 @@ public struct AdminServer: Sendable {
                 routing: server.control.routing,
                 sink: server.sink,
                 frontEnd: server.frontEnd(),
-                ready: server.isReady()
+                ready: server.isReady(),
+                cluster: server.control.fleet?.connection
             )
             return Response(
                 status: .ok,
@@ -301,9 +304,7 @@ public struct AdminServer: Sendable {
                 }
             }
             let route = try Self.decode(RouteConfiguration.self, from: object, path: "route")
-            let generation = try server.perform { () throws(SwitchyardError) in
-                try server.control.put(route: route, actor: actor, reason: reason)
-            }
+            let generation = try await server.submit(.put(route), actor: actor, reason: reason)
             server.logChange("route.put", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
         }
@@ -311,9 +312,7 @@ public struct AdminServer: Sendable {
             let actor = try server.authorize(request, mutating: true)
             let model = try context.parameters.require("model")
             let reason = try Self.reason(request, nil)
-            let generation = try server.perform { () throws(SwitchyardError) in
-                try server.control.delete(model: model, actor: actor, reason: reason)
-            }
+            let generation = try await server.submit(.delete(model: model), actor: actor, reason: reason)
             server.logChange("route.delete", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: nil))
         }
@@ -339,9 +338,7 @@ public struct AdminServer: Sendable {
                 }
                 weights[version] = number
             }
-            let generation = try server.perform { () throws(SwitchyardError) in
-                try server.control.setWeights(model: model, weights: weights, actor: actor, reason: reason)
-            }
+            let generation = try await server.submit(.weights(model: model, weights), actor: actor, reason: reason)
             server.logChange("route.weights", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
         }
@@ -356,14 +353,11 @@ public struct AdminServer: Sendable {
             let shadow: RouteConfiguration.ShadowSettings? =
                 object.isEmpty
                 ? nil : try Self.decode(RouteConfiguration.ShadowSettings.self, from: object, path: "shadow")
-            let generation = try server.perform { () throws(SwitchyardError) in
-                try server.control.setShadow(
-                    model: model,
-                    shadow: shadow?.fraction == 0 ? nil : shadow,
-                    actor: actor,
-                    reason: reason
-                )
-            }
+            let generation = try await server.submit(
+                .shadow(model: model, shadow?.fraction == 0 ? nil : shadow),
+                actor: actor,
+                reason: reason
+            )
             server.logChange("route.shadow", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
         }
@@ -382,9 +376,7 @@ public struct AdminServer: Sendable {
                 path: "bandit"
             )
             let bandit = try Self.decode(RouteConfiguration.BanditSettings.self, from: object, path: "route.bandit")
-            let generation = try server.perform { () throws(SwitchyardError) in
-                try server.control.setBandit(model: model, bandit: bandit, actor: actor, reason: reason)
-            }
+            let generation = try await server.submit(.bandit(model: model, bandit), actor: actor, reason: reason)
             server.logChange("route.bandit", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
         }

@@ -3,6 +3,7 @@
 // so that serving a call pays nothing for metrics.
 
 import Foundation
+public import SwitchyardCluster
 import SwitchyardCore
 public import SwitchyardModels
 public import SwitchyardRouting
@@ -136,7 +137,8 @@ public struct MetricsRenderer: Sendable {
         routing: RoutingTable,
         sink: ComparisonSink?,
         frontEnd: FrontEndCounters?,
-        ready: Bool
+        ready: Bool,
+        cluster: FleetConnection? = nil
     ) -> String {
         var out = PrometheusText()
         out.family("switchyard_build_info", "gauge", "Build information; always 1.")
@@ -145,6 +147,14 @@ public struct MetricsRenderer: Sendable {
         out.sample("switchyard_ready", [], ready ? 1 : 0)
         out.family("switchyard_route_generation", "gauge", "Generation of the routing table in force.")
         out.sample("switchyard_route_generation", [], routing.generation)
+        if let cluster {
+            out.family(
+                "switchyard_cluster_connected",
+                "gauge",
+                "Fleet mode: 1 while the fleet's etcd is reachable and watched; 0: last routes kept, changes refused."
+            )
+            out.sample("switchyard_cluster_connected", [], cluster.connected ? 1 : 0)
+        }
         renderModels(registry, into: &out)
         renderFrontEnd(frontEnd, into: &out)
         renderShadow(sink, into: &out)

@@ -21,6 +21,9 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
     /// CPUs the event loops run on, as a list in `taskset -c` notation (`0`, `0-1`); `nil` (the default):
     /// any. With a model's `worker_cpus` on other CPUs, the loops and the workers stop taking turns on a core.
     public var ioCPUs: String?
+    /// Fleet mode (`cluster:`): routes shared through etcd with the other replicas; `nil` (the default): this
+    /// replica is on its own.
+    public var cluster: ClusterConfiguration?
 
     /// TLS settings.
     public struct TLSSettings: Sendable, Hashable, Codable {
@@ -286,7 +289,8 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         drainSeconds: Double = 30,
         routes: [RouteConfiguration] = [],
         sink: SinkConfiguration = SinkConfiguration(),
-        ioCPUs: String? = nil
+        ioCPUs: String? = nil,
+        cluster: ClusterConfiguration? = nil
     ) {
         self.listen = listen
         self.threads = threads
@@ -297,10 +301,11 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         self.routes = routes
         self.sink = sink
         self.ioCPUs = ioCPUs
+        self.cluster = cluster
     }
 
     enum CodingKeys: String, CodingKey {
-        case listen, threads, tls, limits, routes, sink
+        case listen, threads, tls, limits, routes, sink, cluster
         case modelRepository = "model_repository"
         case drainSeconds = "drain_seconds"
         case ioCPUs = "io_cpus"
@@ -318,6 +323,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         routes = try c.decodeIfPresent([RouteConfiguration].self, forKey: .routes) ?? d.routes
         sink = try c.decodeIfPresent(SinkConfiguration.self, forKey: .sink) ?? d.sink
         ioCPUs = try c.decodeCPUListIfPresent(forKey: .ioCPUs)
+        cluster = try c.decodeIfPresent(ClusterConfiguration.self, forKey: .cluster)
     }
 
     /// Every problem with this configuration, each prefixed with its key path.
@@ -345,6 +351,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
             }
         }
         problems += sink.validate()
+        if let cluster { problems += cluster.validate() }
         return problems
     }
 }

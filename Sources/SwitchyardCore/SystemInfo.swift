@@ -11,6 +11,14 @@ import Foundation
 /// Host facts used for defaults.
 public enum SystemInfo {
     /// Online processor count, at least 1.
+    /// This machine's host name (`gethostname`), or `localhost` when it has none.
+    public static var hostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : name
+    }
+
     public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Names the calling thread (Linux keeps the first 15 bytes), so that `top -H`, `perf` and

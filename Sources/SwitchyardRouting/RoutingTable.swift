@@ -366,24 +366,34 @@ public final class RoutingTable: Sendable {
         }
     }
 
-    /// Replaces every route at once (a configuration reload) and publishes a new generation.
+    /// Replaces every route at once (a configuration reload, or the fleet's table in fleet mode) and publishes a
+    /// new generation: the next one, or `generation` when given (the etcd revision in fleet mode; it must not go
+    /// back, a lower one is raised to the next).
     /// - Returns: the new generation.
     /// - Throws: `invalidArgument` listing every problem with its key path `routes[i]…`; nothing changes then.
     @discardableResult
-    public func replaceAll(routes: [RouteConfiguration]) throws(SwitchyardError) -> UInt64 {
+    public func replaceAll(routes: [RouteConfiguration], generation: UInt64? = nil) throws(SwitchyardError) -> UInt64 {
         let problems = RoutingTable.problems(in: routes, catalog: catalog)
         guard problems.isEmpty else {
             throw .invalidArgument("invalid routes:\n  " + problems.joined(separator: "\n  "))
         }
         return changes.withLock { _ in
             let current = snapshot.withLock { $0 }
-            return publish(Dictionary(uniqueKeysWithValues: routes.map { ($0.model, $0) }), replacing: current)
+            return publish(
+                Dictionary(uniqueKeysWithValues: routes.map { ($0.model, $0) }),
+                replacing: current,
+                generation: generation
+            )
         }
     }
 
     /// Builds and swaps in the next snapshot. Called with `changes` held.
-    private func publish(_ configurations: [String: RouteConfiguration], replacing current: RoutingSnapshot) -> UInt64 {
-        let generation = current.generation + 1
+    private func publish(
+        _ configurations: [String: RouteConfiguration],
+        replacing current: RoutingSnapshot,
+        generation requested: UInt64? = nil
+    ) -> UInt64 {
+        let generation = max(current.generation + 1, requested ?? 0)
         var compiled: [String: CompiledRoute] = [:]
         for (model, configuration) in configurations {
             guard let entry = catalog(model) else { continue }

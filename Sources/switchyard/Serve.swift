@@ -5,6 +5,7 @@ public import ArgumentParser
 import Foundation
 import Logging
 import SwitchyardAdmin
+import SwitchyardCluster
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardHTTP2
@@ -94,11 +95,42 @@ struct Serve: ParsableCommand {
             throw ValidationError("invalid configuration: \(error.message)")
         }
         let control: AdminControl
+        let fleet: FleetRoutes?
         do {
-            control = try makeAdminControl(adminSettings, routing: routing, registry: registry, logger: logger)
+            fleet = try settings.cluster.map { (cluster) throws(SwitchyardError) in
+                try makeFleet(cluster, routing: routing, logger: logger)
+            }
+            control = try makeAdminControl(
+                adminSettings,
+                routing: routing,
+                registry: registry,
+                fleet: fleet,
+                logger: logger
+            )
         } catch {
             registry.shutdown()
             throw ValidationError("\(error.message)")
+        }
+        // Fleet mode: read the fleet's routes before serving (the file's routes seed an empty fleet only), then
+        // follow them. An etcd that does not answer in time leaves the file's routes in force until it does.
+        let fleetTask = fleet.map { fleet in Task { await fleet.run(seed: settings.routes) } }
+        if let fleet, let cluster = settings.cluster {
+            let deadline = ContinuousClock.now + .milliseconds(max(2000, 2 * cluster.etcd.dialTimeoutMilliseconds))
+            while fleet.current == nil && ContinuousClock.now < deadline { usleep(5000) }
+            if let current = fleet.current {
+                logger.notice(
+                    "fleet mode: routes from etcd",
+                    metadata: [
+                        "prefix": "\(cluster.etcd.prefix)", "replica": "\(cluster.replicaID)",
+                        "generation": "\(current.revision)", "routes": "\(current.routes.keys.sorted())",
+                    ]
+                )
+            } else {
+                logger.warning(
+                    "fleet mode: etcd did not answer at start; serving the file's routes until it does",
+                    metadata: ["reason": "\(fleet.connection.reason ?? "unknown")"]
+                )
+            }
         }
         let sink: ComparisonSink
         do {
@@ -197,6 +229,7 @@ struct Serve: ParsableCommand {
                 ]
             )
             watcher?.stop()
+            fleetTask?.cancel()
             service.beginDraining()
             server.shutdown(gracePeriodSeconds: settings.drainSeconds)
             registry.shutdown()
@@ -292,14 +325,46 @@ struct Serve: ParsableCommand {
 
     /// The admin plane's control over `routing`: opens the audit log and, when the state file holds routes
     /// that are valid for the loaded models, puts them in force instead of the configuration file's.
+    /// Fleet mode: the etcd client and the fleet's route store, whose every new state becomes this replica's
+    /// routing table, at the etcd revision as its generation.
+    private func makeFleet(
+        _ cluster: ClusterConfiguration,
+        routing: RoutingTable,
+        logger: Logger
+    ) throws(SwitchyardError) -> FleetRoutes {
+        let client = try EtcdClient(settings: cluster.etcd, logger: logger)
+        return FleetRoutes(client: client, configuration: cluster, logger: logger) { state in
+            do {
+                let generation = try routing.replaceAll(
+                    routes: state.configurations,
+                    generation: UInt64(max(0, state.revision))
+                )
+                logger.info("fleet routes in force", metadata: ["generation": "\(generation)"])
+            } catch {
+                logger.error(
+                    "fleet routes do not fit this replica's models; the last routes stay in force",
+                    metadata: ["revision": "\(state.revision)", "reason": "\(error)"]
+                )
+            }
+        }
+    }
+
     private func makeAdminControl(
         _ admin: AdminConfiguration,
         routing: RoutingTable,
         registry: ModelRegistry,
+        fleet: FleetRoutes?,
         logger: Logger
     ) throws(SwitchyardError) -> AdminControl {
         let audit = try admin.auditLog.map { path throws(SwitchyardError) in try AuditLog(path: path) }
-        let state = admin.stateFile.map(RouteStateFile.init(path:))
+        var state = admin.stateFile.map(RouteStateFile.init(path:))
+        if fleet != nil, let ignored = state {
+            logger.notice(
+                "fleet mode: the routes live in etcd; admin.state_file is not read or written",
+                metadata: ["state_file": "\(ignored.path)"]
+            )
+            state = nil
+        }
         if let state {
             if let persisted = try state.load() {
                 do {
@@ -335,7 +400,8 @@ struct Serve: ParsableCommand {
             catalog: catalog(of: registry),
             modelNames: { registry.models.map(\.name) },
             audit: audit,
-            state: state
+            state: state,
+            fleet: fleet
         )
     }
 

@@ -95,6 +95,15 @@ func decide(
         #expect(table.routes.isEmpty)
     }
 
+    @Test func aGivenGenerationIsPublishedAndNeverGoesBack() throws {
+        // Fleet mode: the generation is the etcd revision of the fleet's last route change.
+        let table = try RoutingTable(routes: [canary([1, 0])], catalog: catalog)
+        #expect(try table.replaceAll(routes: [canary([0, 1])], generation: 57) == 57)
+        #expect(decide(table).trailer(servedVersion: "2") == "generation=57; version=2; policy=canary")
+        #expect(try table.replaceAll(routes: [canary([1, 0])], generation: 12) == 58)
+        #expect(try table.replaceAll(routes: [canary([1, 0])]) == 59)
+    }
+
     @Test func explicitVersionsBypassThePolicy() throws {
         let table = try RoutingTable(routes: [canary([1, 0])], catalog: catalog)
         let decision = decide(table, version: "3", user: "user-1")

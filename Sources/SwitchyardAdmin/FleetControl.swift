@@ -1,0 +1,160 @@
+// Route changes in fleet mode: one etcd transaction per change, guarded by the revision this replica read, with
+// its audit record in the same transaction. Standalone, the same entry point changes the local table as before.
+
+import SwitchyardCluster
+public import SwitchyardCore
+import SwitchyardRouting
+
+/// One operator change of one model's route, as the admin API receives it.
+public enum RouteChange: Sendable, Hashable {
+    /// Add or replace the route.
+    case put(RouteConfiguration)
+    /// Remove the route.
+    case delete(model: String)
+    /// Set the weights of the named versions; the others keep theirs.
+    case weights(model: String, [String: Double])
+    /// Set (or with `nil` remove) the shadow.
+    case shadow(model: String, RouteConfiguration.ShadowSettings?)
+    /// Set the bandit parameters.
+    case bandit(model: String, RouteConfiguration.BanditSettings)
+
+    /// The model the change applies to.
+    public var model: String {
+        switch self {
+        case .put(let route): route.model
+        case .delete(let model), .weights(let model, _), .shadow(let model, _), .bandit(let model, _): model
+        }
+    }
+
+    /// The audit action (`route.put`, `route.delete`, `route.weights`, `route.shadow`, `route.bandit`).
+    public var action: String {
+        switch self {
+        case .put: "route.put"
+        case .delete: "route.delete"
+        case .weights: "route.weights"
+        case .shadow: "route.shadow"
+        case .bandit: "route.bandit"
+        }
+    }
+}
+
+extension AdminControl {
+    /// Makes `change`: standalone, on the local table (validated, persisted, audited, swapped in); in fleet mode, as
+    /// one etcd transaction guarded by the revision of the route this replica read, with its audit record, after
+    /// which the change is in force here (the watch applied it) and on its way to every other replica.
+    /// - Returns: the new generation (in fleet mode: the change's etcd revision).
+    /// - Throws: what the standalone methods throw; in fleet mode also `failedPrecondition` when the route changed
+    ///   since it was read (the message names the newer generation and route), `unavailable` when etcd cannot be
+    ///   reached (with the reason).
+    public func submit(_ change: RouteChange, actor: String, reason: String?) async throws(SwitchyardError) -> UInt64 {
+        guard let fleet else {
+            switch change {
+            case .put(let route): return try put(route: route, actor: actor, reason: reason)
+            case .delete(let model): return try delete(model: model, actor: actor, reason: reason)
+            case .weights(let model, let weights):
+                return try setWeights(model: model, weights: weights, actor: actor, reason: reason)
+            case .shadow(let model, let shadow):
+                return try setShadow(model: model, shadow: shadow, actor: actor, reason: reason)
+            case .bandit(let model, let bandit):
+                return try setBandit(model: model, bandit: bandit, actor: actor, reason: reason)
+            }
+        }
+        let model = change.model
+        try requireModel(model)
+        let read = fleet.current?.routes[model]
+        let new = try Self.transform(change)(read?.route)
+        if let new { try validate(new) }
+        let audit = FleetAudit(
+            actor: actor,
+            action: change.action,
+            model: model,
+            old: read?.route,
+            new: new,
+            reason: reason,
+            replica: fleet.replicaID
+        )
+        let revision = try await fleet.commit(
+            model: model,
+            readRevision: read?.modRevision ?? 0,
+            route: new,
+            audit: audit
+        )
+        return UInt64(revision)
+    }
+}
+
+extension AdminControl {
+    /// The route `change` makes of the current one (`nil`: there is none); `nil` removes the route.
+    static func transform(
+        _ change: RouteChange
+    ) -> (RouteConfiguration?) throws(SwitchyardError) -> RouteConfiguration? {
+        switch change {
+        case .put(let route):
+            return { _ in route }
+        case .delete(let model):
+            return { (old: RouteConfiguration?) throws(SwitchyardError) -> RouteConfiguration? in
+                guard old != nil else { throw .notFound("model '\(model)' has no route; nothing to delete") }
+                return nil
+            }
+        case .weights(let model, let weights):
+            return { (old: RouteConfiguration?) throws(SwitchyardError) -> RouteConfiguration? in
+                guard !weights.isEmpty else {
+                    throw .invalidArgument("weights: expected at least one version: weight")
+                }
+                guard var route = old else {
+                    throw .notFound("model '\(model)' has no route; PUT /v1/routes/\(model) first")
+                }
+                let listed = route.versions.map(\.version)
+                var problems: [String] = []
+                for (version, weight) in weights.sorted(by: { $0.key < $1.key }) {
+                    guard let index = listed.firstIndex(of: version) else {
+                        problems.append(
+                            "weights.\(version): version '\(version)' is not in the route of '\(model)'; "
+                                + "route versions: \(listed.joined(separator: ", "))"
+                        )
+                        continue
+                    }
+                    if !(weight >= 0) || !weight.isFinite {
+                        problems.append("weights.\(version): expected a finite number ≥ 0, got \(weight)")
+                    }
+                    route.versions[index].weight = weight
+                }
+                if problems.isEmpty && route.policy == .canary && !(route.versions.reduce(0) { $0 + $1.weight } > 0) {
+                    problems.append("weights: canary weights must sum to more than 0")
+                }
+                guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
+                return route
+            }
+        case .shadow(let model, let shadow):
+            return { (old: RouteConfiguration?) throws(SwitchyardError) -> RouteConfiguration? in
+                guard var route = old else {
+                    throw .notFound("model '\(model)' has no route; PUT /v1/routes/\(model) first")
+                }
+                route.shadow = shadow
+                return route
+            }
+        case .bandit(let model, let bandit):
+            return { (old: RouteConfiguration?) throws(SwitchyardError) -> RouteConfiguration? in
+                guard var route = old else {
+                    throw .notFound("model '\(model)' has no route; PUT /v1/routes/\(model) first")
+                }
+                guard route.policy == .bandit else {
+                    throw .invalidArgument("route.policy: model '\(model)' routes by \(route.policy), not bandit")
+                }
+                route.bandit = bandit
+                return route
+            }
+        }
+    }
+}
+
+extension AdminServer {
+    /// `control.submit`, its errors as HTTP answers.
+    func submit(_ change: RouteChange, actor: String, reason: String?) async throws -> UInt64 {
+        do {
+            return try await control.submit(change, actor: actor, reason: reason)
+        } catch {
+            throw AdminHTTPError(error)
+        }
+    }
+}

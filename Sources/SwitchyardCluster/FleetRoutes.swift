@@ -1,0 +1,440 @@
+// The fleet's routing table in etcd, and one replica's view of it.
+//
+// Keys under the fleet's prefix P:
+//   P/routes/<model>   a route as JSON (the admin API's spelling); its mod_revision is the route's generation
+//   P/audit/<id>       one audit record per change, written in the same transaction as the change
+//   P/seeded           written once, when the first replica seeds the fleet from its `routes:`
+//   P/generation       rewritten by every change (and the seed); its mod_revision is the fleet's routing generation
+//   P/replicas/<id>    a replica's presence, attached to its lease
+//
+// A replica reads the whole table, then watches P/routes/ from the next revision and hands every new state to its
+// owner, which swaps its routing snapshot. A change is one transaction guarded by the mod_revision its writer read.
+// Nothing here is on the request path: when etcd is away, the last state stays in force and changes are refused.
+
+import Foundation
+public import Logging
+public import SwitchyardCore
+import Synchronization
+
+/// The fleet's routes at one revision of the store.
+public struct FleetRouteState: Sendable, Hashable {
+    /// The store revision this state reflects (the routing generation in fleet mode).
+    public var revision: Int64
+    /// Per model: its route and the revision of the route's last change.
+    public var routes: [String: FleetRoute]
+
+    /// Creates a state.
+    public init(revision: Int64, routes: [String: FleetRoute]) {
+        self.revision = revision
+        self.routes = routes
+    }
+
+    /// The routes in model order.
+    public var configurations: [RouteConfiguration] { routes.keys.sorted().compactMap { routes[$0]?.route } }
+}
+
+/// One model's route in the fleet and the revision it was last changed at.
+public struct FleetRoute: Sendable, Hashable {
+    /// The route.
+    public var route: RouteConfiguration
+    /// The store revision of its last change; a change must name it to win.
+    public var modRevision: Int64
+
+    /// Creates a fleet route.
+    public init(route: RouteConfiguration, modRevision: Int64) {
+        self.route = route
+        self.modRevision = modRevision
+    }
+}
+
+/// Whether the replica is in touch with the fleet's store.
+public struct FleetConnection: Sendable, Hashable {
+    /// True while the watch is in place and the last lease renewal succeeded.
+    public var connected: Bool
+    /// Why not, when not connected.
+    public var reason: String?
+}
+
+/// One replica's view of the fleet's routing table, kept current by a watch, and the way it changes the table.
+public final class FleetRoutes: Sendable {
+    private struct State {
+        var view: FleetRouteState?
+        var watching = false
+        var leaseHealthy = true
+        var reason: String? = "not yet connected to etcd"
+    }
+
+    /// The etcd client.
+    public let client: EtcdClient
+    /// The fleet's key prefix (`cluster.etcd.prefix`).
+    public let prefix: String
+    /// This replica's name.
+    public let replicaID: String
+    private let leaseTTLSeconds: Int
+    private let logger: Logger
+    private let onChange: @Sendable (FleetRouteState) -> Void
+    private let state = Mutex(State())
+    private let audits = Atomic<UInt64>(0)
+
+    /// Creates the view; `run(seed:)` fills it.
+    /// - Parameters:
+    ///   - client: the fleet's etcd.
+    ///   - configuration: the `cluster:` section (prefix, replica name, lease TTL).
+    ///   - logger: where connection changes and unreadable routes are logged.
+    ///   - onChange: called with every new state, in revision order, from the watching task (never concurrently).
+    public init(
+        client: EtcdClient,
+        configuration: ClusterConfiguration,
+        logger: Logger,
+        onChange: @escaping @Sendable (FleetRouteState) -> Void
+    ) {
+        self.client = client
+        self.prefix = configuration.etcd.prefix
+        self.replicaID = configuration.replicaID
+        self.leaseTTLSeconds = configuration.etcd.leaseTTLSeconds
+        self.logger = logger
+        self.onChange = onChange
+    }
+
+    /// The key whose mod_revision is the fleet's routing generation.
+    var generationKey: String { "\(prefix)/generation" }
+
+    /// The key of `model`'s route.
+    public func routeKey(_ model: String) -> String { "\(prefix)/routes/\(model)" }
+
+    /// The latest state seen, `nil` before the first read.
+    public var current: FleetRouteState? { state.withLock { $0.view } }
+
+    /// Whether changes can be made now, and why not.
+    public var connection: FleetConnection {
+        state.withLock { s in
+            let connected = s.view != nil && s.watching && s.leaseHealthy
+            return FleetConnection(connected: connected, reason: connected ? nil : s.reason ?? "etcd unreachable")
+        }
+    }
+
+    // MARK: Keeping the view current
+
+    /// Reads the fleet's table (seeding an empty fleet with `seed`), then follows it until the task is cancelled:
+    /// a lost watch is resumed from the last revision seen, a compacted one re-reads the table. Also keeps this
+    /// replica's presence key alive under its lease. Never throws; problems are logged and shown by `connection`.
+    public func run(seed: [RouteConfiguration]) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.follow(seed: seed) }
+            group.addTask { await self.keepPresence() }
+            await group.waitForAll()
+        }
+    }
+
+    private func follow(seed: [RouteConfiguration]) async {
+        var needsRead = true
+        var failures = 0
+        // The store revision the view has seen through: the watch resumes after it.
+        var seen: Int64 = 0
+        while !Task.isCancelled {
+            do throws(SwitchyardError) {
+                if needsRead {
+                    let (view, revision) = try await read(seed: seed)
+                    publish(view)
+                    seen = revision
+                    needsRead = false
+                }
+                needsRead = try await watch(from: seen + 1) { seen = max(seen, $0) }
+                failures = 0
+            } catch {
+                failures += 1
+                setWatching(false, reason: error.message)
+                if failures == 1 { logger.warning("fleet store lost", metadata: ["reason": "\(error.message)"]) }
+                let backoff = min(2000, 50 << min(failures, 6))
+                do { try await Task.sleep(for: .milliseconds(backoff)) } catch { break }
+            }
+        }
+        setWatching(false, reason: "stopped")
+    }
+
+    /// Follows the routes from revision `from`, reporting each revision seen to `advance`; returns true when the
+    /// history was compacted (read again).
+    private func watch(from: Int64, advance: (Int64) -> Void) async throws(SwitchyardError) -> Bool {
+        let stream = client.watch(key: "\(prefix)/routes/", prefix: true, startRevision: from)
+        do {
+            for try await update in stream {
+                switch update {
+                case .created:
+                    setWatching(true, reason: nil)
+                case .events(let events, let revision):
+                    advance(revision)
+                    guard var view = current else { continue }
+                    for event in events {
+                        let model = String(event.kv.key.dropFirst("\(prefix)/routes/".count))
+                        switch event.kind {
+                        case .put:
+                            if let route = decode(event.kv) {
+                                view.routes[model] = FleetRoute(route: route, modRevision: event.kv.modRevision)
+                            }
+                        case .delete:
+                            view.routes[model] = nil
+                        }
+                        // A change's transaction also rewrites P/generation: same revision.
+                        view.revision = max(view.revision, event.kv.modRevision)
+                        advance(event.kv.modRevision)
+                    }
+                    publish(view)
+                case .compacted(let revision):
+                    logger.notice(
+                        "fleet store compacted past the last revision seen; reading the routes again",
+                        metadata: ["compact_revision": "\(revision)"]
+                    )
+                    return true
+                }
+            }
+        } catch let error as SwitchyardError {
+            throw error
+        } catch {
+            throw SwitchyardError(.unavailable, "etcd watch failed: \(error)")
+        }
+        if Task.isCancelled { return false }
+        throw SwitchyardError(.unavailable, "etcd watch ended")
+    }
+
+    /// The whole table and the store revision it was read at, after seeding an empty fleet with `seed` (once per
+    /// fleet: `P/seeded` records it).
+    private func read(seed: [RouteConfiguration]) async throws(SwitchyardError) -> (FleetRouteState, Int64) {
+        let marker = "\(prefix)/seeded"
+        if try await client.range(key: marker).kvs.isEmpty {
+            var operations: [EtcdOperation] = [
+                .put(key: marker, value: Array(replicaID.utf8)), .put(key: generationKey, value: []),
+            ]
+            for route in seed { operations.append(.put(key: routeKey(route.model), value: try encode(route))) }
+            if !seed.isEmpty {
+                operations.append(
+                    .put(
+                        key: auditKey(),
+                        value: try encode(
+                            FleetAudit(
+                                actor: replicaID,
+                                action: "routes.seed",
+                                model: nil,
+                                reason: "seeded from routes:"
+                            )
+                        )
+                    )
+                )
+            }
+            let result = try await client.transaction(
+                compare: [.createRevision(marker, equals: 0)],
+                success: operations
+            )
+            if result.succeeded {
+                logger.notice(
+                    "seeded an empty fleet with this replica's routes",
+                    metadata: ["routes": "\(seed.map(\.model))", "revision": "\(result.revision)"]
+                )
+            }
+        }
+        // One transaction, so that the routes and the generation are read at the same revision.
+        let snapshot = try await client.transaction(
+            compare: [],
+            success: [.range(key: "\(prefix)/routes/", prefix: true), .range(key: generationKey)]
+        )
+        var routes: [String: FleetRoute] = [:]
+        var generation: Int64 = 0
+        for kv in snapshot.ranges.first ?? [] {
+            generation = max(generation, kv.modRevision)
+            guard let route = decode(kv) else { continue }
+            routes[route.model] = FleetRoute(route: route, modRevision: kv.modRevision)
+        }
+        if let marker = snapshot.ranges.last?.first { generation = max(generation, marker.modRevision) }
+        return (FleetRouteState(revision: generation, routes: routes), snapshot.revision)
+    }
+
+    private func keepPresence() async {
+        let key = "\(prefix)/replicas/\(replicaID)"
+        while !Task.isCancelled {
+            do throws(SwitchyardError) {
+                let lease = try await client.grantLease(ttlSeconds: leaseTTLSeconds)
+                try await client.put(key: key, value: Array(replicaID.utf8), lease: lease)
+                setLeaseHealthy(true, reason: nil)
+                let interval = Duration.milliseconds(max(200, leaseTTLSeconds * 1000 / 3))
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: interval) } catch {
+                        try? await client.revoke(lease: lease)
+                        return
+                    }
+                    try await client.keepAlive(lease: lease)
+                    setLeaseHealthy(true, reason: nil)
+                }
+            } catch {
+                setLeaseHealthy(false, reason: error.message)
+                do { try await Task.sleep(for: .milliseconds(500)) } catch { return }
+            }
+        }
+    }
+
+    private func publish(_ view: FleetRouteState) {
+        let changed = state.withLock { s -> Bool in
+            if let old = s.view, old.revision >= view.revision, old.routes == view.routes { return false }
+            s.view = view
+            return true
+        }
+        if changed { onChange(view) }
+    }
+
+    private func setWatching(_ watching: Bool, reason: String?) {
+        let (was, now) = state.withLock { s -> (Bool, Bool) in
+            let was = s.view != nil && s.watching && s.leaseHealthy
+            s.watching = watching
+            if let reason { s.reason = reason }
+            return (was, s.view != nil && s.watching && s.leaseHealthy)
+        }
+        if !was && now { logger.notice("fleet store connected", metadata: ["replica": "\(replicaID)"]) }
+    }
+
+    private func setLeaseHealthy(_ healthy: Bool, reason: String?) {
+        state.withLock { s in
+            s.leaseHealthy = healthy
+            if let reason { s.reason = reason }
+        }
+    }
+
+    // MARK: Changing the table
+
+    /// Replaces (`route`) or removes (`nil`) `model`'s route in one transaction guarded by `readRevision`, the
+    /// revision of the route its writer read (0: it read no route), with `audit` written in the same transaction;
+    /// then waits (up to `applyTimeout`) until this replica's view shows the change.
+    /// - Returns: the change's revision: the fleet's new routing generation.
+    /// - Throws: `unavailable` when the store is not connected (with the reason); `failedPrecondition` when the route
+    ///   changed since it was read, naming the newer generation and route.
+    public func commit(
+        model: String,
+        readRevision: Int64,
+        route: RouteConfiguration?,
+        audit: FleetAudit,
+        applyTimeout: Duration = .seconds(2)
+    ) async throws(SwitchyardError) -> Int64 {
+        let connection = connection
+        guard connection.connected else {
+            throw SwitchyardError(
+                .unavailable,
+                "route changes are refused while the fleet's store is unreachable (\(connection.reason ?? "unknown")); "
+                    + "traffic keeps the last routes"
+            )
+        }
+        let key = routeKey(model)
+        let write: EtcdOperation =
+            if let route { .put(key: key, value: try encode(route)) } else { .delete(key: key) }
+        let result: EtcdTransactionResult
+        do {
+            result = try await client.transaction(
+                compare: [.modRevision(key, equals: readRevision)],
+                success: [write, .put(key: generationKey, value: []), .put(key: auditKey(), value: try encode(audit))],
+                failure: [.range(key: key)]
+            )
+        } catch  where error.code == .unavailable {
+            throw SwitchyardError(
+                .unavailable,
+                "route change not made: \(error.message); traffic keeps the last routes"
+            )
+        }
+        guard result.succeeded else {
+            let newer = result.ranges.first?.first
+            let now = newer.flatMap(decode).flatMap { try? JSONEncoder.sorted.encode($0) }
+            throw SwitchyardError(
+                .failedPrecondition,
+                "the route of '\(model)' changed since it was read at generation \(readRevision): "
+                    + "now generation \(newer?.modRevision ?? result.revision), route "
+                    + (now.map { String(decoding: $0, as: UTF8.self) } ?? "none")
+                    + "; read it again and retry"
+            )
+        }
+        await waitUntilApplied(revision: result.revision, timeout: applyTimeout)
+        return result.revision
+    }
+
+    /// Waits until the view reflects `revision` or `timeout` passes.
+    /// - Returns: whether it does.
+    @discardableResult
+    public func waitUntilApplied(revision: Int64, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while (current?.revision ?? 0) < revision {
+            guard ContinuousClock.now < deadline else { return false }
+            do { try await Task.sleep(for: .milliseconds(1)) } catch { return false }
+        }
+        return true
+    }
+
+    private func auditKey() -> String {
+        let milliseconds = Int64(Date().timeIntervalSince1970 * 1000)
+        let serial = audits.add(1, ordering: .relaxed).newValue
+        return "\(prefix)/audit/\(String(format: "%013lld", milliseconds))-\(replicaID)-\(serial)"
+    }
+
+    private func decode(_ kv: EtcdKeyValue) -> RouteConfiguration? {
+        do {
+            return try JSONDecoder().decode(RouteConfiguration.self, from: Data(kv.value))
+        } catch {
+            logger.error(
+                "unreadable route in the fleet's store; this replica ignores it",
+                metadata: ["key": "\(kv.key)", "revision": "\(kv.modRevision)", "reason": "\(error)"]
+            )
+            return nil
+        }
+    }
+
+    private func encode(_ value: some Encodable) throws(SwitchyardError) -> [UInt8] {
+        do { return [UInt8](try JSONEncoder.sorted.encode(value)) } catch {
+            throw .internal("cannot encode \(value) as JSON: \(error)")
+        }
+    }
+}
+
+/// The audit record of a fleet change, stored beside the change in the same transaction. Its key's mod_revision is
+/// the change's generation.
+public struct FleetAudit: Sendable, Hashable, Codable {
+    /// ISO 8601 UTC time of the change.
+    public var time: String
+    /// Who made it (the admin token's name, `anonymous`, or the replica that seeded the fleet).
+    public var actor: String
+    /// What was done: `route.put`, `route.delete`, `route.weights`, `route.shadow`, `route.bandit`, `routes.seed`.
+    public var action: String
+    /// The model changed (`nil` for whole-table actions).
+    public var model: String?
+    /// The route before (`nil`: none).
+    public var old: RouteConfiguration?
+    /// The route after (`nil`: removed).
+    public var new: RouteConfiguration?
+    /// Why, as the operator said.
+    public var reason: String?
+    /// The replica that made the change.
+    public var replica: String?
+
+    /// Creates a record stamped with the current time.
+    public init(
+        actor: String,
+        action: String,
+        model: String?,
+        old: RouteConfiguration? = nil,
+        new: RouteConfiguration? = nil,
+        reason: String?,
+        replica: String? = nil
+    ) {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        self.time = formatter.string(from: Date())
+        self.actor = actor
+        self.action = action
+        self.model = model
+        self.old = old
+        self.new = new
+        self.reason = reason
+        self.replica = replica
+    }
+}
+
+extension JSONEncoder {
+    /// An encoder with sorted keys, so that equal values store equal bytes.
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+}

@@ -1,0 +1,199 @@
+"""Fleet mode end to end: one real etcd (Debian's etcd-server, started here on free loopback ports with a
+temporary data directory) and three gateway replicas sharing its prefix. A weight change through replica A is in
+force on B and C at the change's revision (their next call's `switchyard-route` trailer shows it); of two concurrent
+changes from the same read, one wins and the other gets 409 with the newer state; with etcd stopped the replicas
+keep serving the last routes, report `switchyard_cluster_connected 0`, refuse changes with 503 and the reason, and
+take changes again once etcd is back."""
+
+import concurrent.futures
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from tritonclient.grpc import service_pb2_grpc
+
+from conftest import MODELS, free_port
+from test_admin import TOKEN, admin, infer, wait_admin
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(ETCD), reason="etcd is not installed (apt-get install etcd-server; scripts/bootstrap.sh --test)"
+)
+
+
+class Etcd:
+    """One etcd member on free loopback ports; stop() and start() keep its data."""
+
+    def __init__(self, root):
+        self.client_port, self.peer_port = free_port(), free_port()
+        self.endpoint = f"http://127.0.0.1:{self.client_port}"
+        self.data = root / "etcd-data"
+        self.log = root / "etcd.log"
+        self.process = None
+
+    def start(self):
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        self.process = subprocess.Popen(
+            [ETCD, "--name", "e2e", "--data-dir", str(self.data),
+             "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", f"e2e={peer}"],
+            stdout=open(self.log, "a"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.endpoint + "/health", timeout=1) as response:
+                    if b"true" in response.read():
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"etcd did not become healthy:\n{self.log.read_text()}")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def fleet(start_gateway, tmp_path_factory):
+    root = tmp_path_factory.mktemp("fleet")
+    repository = root / "models"
+    shutil.copytree(MODELS / "digits", repository / "digits")
+    etcd = Etcd(root)
+    etcd.start()
+    replicas = []
+    for name in ["a", "b", "c"]:
+        config = root / f"{name}.yaml"
+        config.write_text(
+            f"""
+routes:
+  - model: digits
+    policy: canary
+    versions: [{{version: 1, weight: 50}}, {{version: 2, weight: 50}}]
+admin:
+  token: {TOKEN}
+  token_name: e2e
+cluster:
+  replica_id: replica-{name}
+  etcd:
+    endpoints: ["{etcd.endpoint}"]
+    prefix: /switchyard/e2e
+    dial_timeout_ms: 500
+    lease_ttl_s: 3
+"""
+        )
+        gateway = start_gateway("--config", str(config), repository=repository)
+        wait_admin(gateway)
+        replicas.append(gateway)
+    for gateway in replicas:
+        wait_connected(gateway, 1)
+    yield etcd, replicas
+    etcd.stop()
+
+
+def connected(gateway):
+    request = urllib.request.Request(gateway.admin_url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == "switchyard_cluster_connected":
+            return family.samples[0].value
+    raise AssertionError("no switchyard_cluster_connected in /metrics")
+
+
+def wait_connected(gateway, value, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if connected(gateway) == value:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"switchyard_cluster_connected never became {value}:\n{gateway.output()}")
+
+
+def trailer(gateway):
+    with grpc.insecure_channel(gateway.address) as channel:
+        return infer(service_pb2_grpc.GRPCInferenceServiceStub(channel))
+
+
+def test_replicas_share_the_seeded_routes_at_one_generation(fleet):
+    _, replicas = fleet
+    answers = [admin(gateway, "GET", "/v1/routes/digits") for gateway in replicas]
+    assert all(status == 200 for status, _ in answers), answers
+    assert len({body["generation"] for _, body in answers}) == 1
+    assert all([v["weight"] for v in body["route"]["versions"]] == [50, 50] for _, body in answers)
+
+
+def test_a_weight_change_through_one_replica_is_in_force_on_every_replica(fleet):
+    _, (a, b, c) = fleet
+    status, body = admin(a, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 0, "2": 100}, "reason": "e2e"})
+    assert status == 200, body
+    generation = body["generation"]
+    for gateway in (a, b, c):
+        deadline = time.time() + 5
+        while True:
+            route = trailer(gateway)
+            if int(route["generation"]) >= generation:
+                break
+            assert time.time() < deadline, f"{gateway.address} still at generation {route['generation']}"
+            time.sleep(0.01)
+        assert int(route["generation"]) == generation
+        # Weight 0 on version 1: every call now goes to version 2 on every replica.
+        assert all(trailer(gateway)["version"] == "2" for _ in range(10))
+        status, seen = admin(gateway, "GET", "/v1/routes/digits")
+        assert seen["generation"] == generation
+        assert [v["weight"] for v in seen["route"]["versions"]] == [0, 100]
+
+
+def test_of_two_concurrent_changes_one_wins_and_the_other_gets_409(fleet):
+    _, (a, b, _) = fleet
+    # Both replicas read the same generation; both changes race.
+    start = admin(a, "GET", "/v1/routes/digits")[1]["generation"]
+    assert admin(b, "GET", "/v1/routes/digits")[1]["generation"] == start
+    outcomes = []
+    for attempt in range(20):
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            x = pool.submit(admin, a, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 10 + attempt}})
+            y = pool.submit(admin, b, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 60 + attempt}})
+            outcomes = [x.result(), y.result()]
+        if sorted(status for status, _ in outcomes) == [200, 409]:
+            break
+    statuses = sorted(status for status, _ in outcomes)
+    # Each change is guarded by the generation its replica read: never two silent 200s over one read.
+    assert statuses in ([200, 409], [200, 200]), outcomes
+    assert [200, 409] == statuses, f"no race observed in 20 attempts: {outcomes}"
+    loser = next(body for status, body in outcomes if status == 409)
+    winner = next(body for status, body in outcomes if status == 200)
+    assert f"now generation {winner['generation']}" in loser["error"], loser
+
+
+def test_etcd_away_keeps_serving_refuses_changes_and_resumes(fleet):
+    etcd, (a, b, c) = fleet
+    before = admin(b, "GET", "/v1/routes/digits")[1]
+    etcd.stop()
+    try:
+        for gateway in (a, b, c):
+            wait_connected(gateway, 0)
+        for gateway in (a, b, c):
+            assert int(trailer(gateway)["generation"]) == before["generation"]
+        status, body = admin(a, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 1}})
+        assert status == 503, body
+        assert "route changes are refused while the fleet's store is unreachable" in body["error"]
+        assert admin(b, "GET", "/v1/routes/digits")[1] == before
+    finally:
+        etcd.start()
+    for gateway in (a, b, c):
+        wait_connected(gateway, 1)
+    status, body = admin(c, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 100, "2": 0}})
+    assert status == 200, body
+    for gateway in (a, b):
+        deadline = time.time() + 5
+        while int(trailer(gateway)["generation"]) < body["generation"]:
+            assert time.time() < deadline
+            time.sleep(0.01)
