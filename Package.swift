@@ -107,6 +107,12 @@ let package = Package(
             dependencies: ["SwitchyardCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // Payload capture and online input/prediction drift, on the monitor's own thread.
+        .target(
+            name: "SwitchyardMonitor",
+            dependencies: ["SwitchyardCore", "SwitchyardModels", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // Operator API on its own port: routes, models, shadow report, bandits, metrics; auth, audit, persistence.
         .target(
             name: "SwitchyardAdmin",
@@ -199,6 +205,12 @@ let package = Package(
         ),
 
         // MARK: Tests
+        .testTarget(
+            name: "SwitchyardMonitorTests",
+            dependencies: ["SwitchyardMonitor", "SwitchyardCore", "SwitchyardModels"],
+            exclude: ["Scripts"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SwitchyardRoutingTests",
             dependencies: ["SwitchyardRouting", "SwitchyardCore"],
