@@ -118,6 +118,7 @@ let package = Package(
             name: "SwitchyardAdmin",
             dependencies: [
                 "SwitchyardCore", "SwitchyardModels", "SwitchyardRouting", "SwitchyardSink", "SwitchyardWorkers",
+                "SwitchyardMonitor",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -130,7 +131,7 @@ let package = Package(
             name: "SwitchyardInference",
             dependencies: [
                 "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardWorkers",
-                "SwitchyardRouting", "SwitchyardSink", "CSwitchyardConvert",
+                "SwitchyardRouting", "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert",
             ],
             swiftSettings: strict
         ),
@@ -138,7 +139,7 @@ let package = Package(
             name: "switchyard",
             dependencies: [
                 "SwitchyardCore", "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels",
-                "SwitchyardRouting", "SwitchyardSink", "SwitchyardAdmin", "Yams",
+                "SwitchyardRouting", "SwitchyardSink", "SwitchyardAdmin", "SwitchyardMonitor", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

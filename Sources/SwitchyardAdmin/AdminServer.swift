@@ -7,6 +7,7 @@ public import Hummingbird
 public import Logging
 public import SwitchyardCore
 public import SwitchyardModels
+public import SwitchyardMonitor
 import SwitchyardRouting
 public import SwitchyardSink
 
@@ -50,6 +51,8 @@ public struct AdminServer: Sendable {
     private let token: [UInt8]?
     private let registry: ModelRegistry
     private let sink: ComparisonSink?
+    /// Drift detection and payload capture, for `/v1/drift` and metrics.
+    let monitor: ModelMonitor?
     private let isReady: @Sendable () -> Bool
     private let frontEnd: @Sendable () -> FrontEndCounters?
     private let metrics: MetricsRenderer
@@ -69,6 +72,7 @@ public struct AdminServer: Sendable {
     ///   - version: the build version for `switchyard_build_info`.
     ///   - reload: reads the routes of the configuration file (`POST /v1/config/reload`); `nil` when there is none.
     ///   - logger: where requests that change routes are logged (never the token).
+    ///   - monitor: drift detection and payload capture, for `/v1/drift` and metrics.
     public init(
         configuration: AdminConfiguration,
         control: AdminControl,
@@ -78,7 +82,8 @@ public struct AdminServer: Sendable {
         frontEnd: @escaping @Sendable () -> FrontEndCounters?,
         version: String,
         reload: (@Sendable () throws -> [RouteConfiguration])? = nil,
-        logger: Logger
+        logger: Logger,
+        monitor: ModelMonitor? = nil
     ) {
         self.configuration = configuration
         self.control = control
@@ -90,6 +95,7 @@ public struct AdminServer: Sendable {
         self.metrics = MetricsRenderer(version: version)
         self.reload = reload
         self.logger = logger
+        self.monitor = monitor
         self.rollouts = RolloutController(control: control, registry: registry, sink: sink, logger: logger)
     }
 
@@ -235,13 +241,14 @@ public struct AdminServer: Sendable {
         }
         router.get("/metrics") { request, _ -> Response in
             _ = try server.authorize(request, mutating: false)
-            let text = server.metrics.render(
+            var text = server.metrics.render(
                 registry: server.registry,
                 routing: server.control.routing,
                 sink: server.sink,
                 frontEnd: server.frontEnd(),
                 ready: server.isReady()
             )
+            text += server.metrics.renderMonitor(server.monitor)
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -398,6 +405,7 @@ public struct AdminServer: Sendable {
             _ = try server.authorize(request, mutating: false)
             return Self.json(ModelsBody(models: server.registry.models.map(ModelBody.init)))
         }
+        server.addDriftRoutes(to: router, registry: server.registry)
         router.get("/v1/shadow/report") { request, _ -> Response in
             _ = try server.authorize(request, mutating: false)
             let aggregates = server.sink?.aggregates ?? [:]
