@@ -205,6 +205,15 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Drift detection goals offline: detection delay and false alarms through the detector (Benchmarks/Drift).
+        .executableTarget(
+            name: "switchyard-drift-bench",
+            dependencies: ["SwitchyardMonitor", "SwitchyardCore"],
+            path: "Benchmarks/Drift",
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "SwitchyardMonitorTests",
