@@ -4,7 +4,7 @@
 # client (h2load, one connection, 64 concurrent streams).
 #   loadtest/monitor-overhead.sh [REQUESTS=200000] [RUNS=5]
 # Prints per-run figures, the medians, their ratio, and the host CPU. SWITCHYARD_BIN=path skips the release build
-# and measures that binary instead.
+# and measures that binary instead; DRIFT_FRACTION (default 1) sets drift.fraction, the share of calls observed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-200000}
@@ -30,6 +30,7 @@ capture:
   fraction: 0.01
   directory: $work/captured
 drift:
+  fraction: ${DRIFT_FRACTION:-1}
   reference_rows: 10000
   window: 10000
 YAML
