@@ -122,12 +122,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Payload capture and online input/prediction drift, on the monitor's own thread.
+        .target(
+            name: "SwitchyardMonitor",
+            dependencies: ["SwitchyardCore", "SwitchyardModels", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // Operator API on its own port: routes, models, shadow report, bandits, metrics; auth, audit, persistence.
         .target(
             name: "SwitchyardAdmin",
             dependencies: [
                 "SwitchyardCore", "SwitchyardModels", "SwitchyardRouting", "SwitchyardSink", "SwitchyardWorkers",
-                "SwitchyardCluster",
+                "SwitchyardCluster", "SwitchyardMonitor",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -141,7 +147,7 @@ let package = Package(
             name: "SwitchyardInference",
             dependencies: [
                 "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardWorkers",
-                "SwitchyardRouting", "SwitchyardSink", "CSwitchyardConvert",
+                "SwitchyardRouting", "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert",
             ],
             swiftSettings: strict
         ),
@@ -149,7 +155,8 @@ let package = Package(
             name: "switchyard",
             dependencies: [
                 "SwitchyardCore", "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels",
-                "SwitchyardRouting", "SwitchyardSink", "SwitchyardAdmin", "SwitchyardCluster", "Yams",
+                "SwitchyardRouting", "SwitchyardSink", "SwitchyardAdmin", "SwitchyardCluster", "SwitchyardMonitor",
+                "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -215,7 +222,22 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Drift detection goals offline: detection delay and false alarms through the detector (Benchmarks/Drift).
+        .executableTarget(
+            name: "switchyard-drift-bench",
+            dependencies: ["SwitchyardMonitor", "SwitchyardCore"],
+            path: "Benchmarks/Drift",
+            exclude: ["README.md"],
+            swiftSettings: strict
+        ),
+
         // MARK: Tests
+        .testTarget(
+            name: "SwitchyardMonitorTests",
+            dependencies: ["SwitchyardMonitor", "SwitchyardCore", "SwitchyardModels"],
+            exclude: ["Scripts"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SwitchyardRoutingTests",
             dependencies: ["SwitchyardRouting", "SwitchyardCore"],

@@ -8,6 +8,7 @@ import HummingbirdCore
 public import Logging
 public import SwitchyardCore
 public import SwitchyardModels
+public import SwitchyardMonitor
 import SwitchyardRouting
 public import SwitchyardSink
 
@@ -53,6 +54,8 @@ public struct AdminServer: Sendable {
     private let token: [UInt8]?
     private let registry: ModelRegistry
     private let sink: ComparisonSink?
+    /// Drift detection and payload capture, for `/v1/drift` and metrics.
+    let monitor: ModelMonitor?
     private let isReady: @Sendable () -> Bool
     private let frontEnd: @Sendable () -> FrontEndCounters?
     private let metrics: MetricsRenderer
@@ -72,6 +75,7 @@ public struct AdminServer: Sendable {
     ///   - version: the build version for `switchyard_build_info`.
     ///   - reload: reads the routes of the configuration file (`POST /v1/config/reload`); `nil` when there is none.
     ///   - logger: where requests that change routes are logged (never the token).
+    ///   - monitor: drift detection and payload capture, for `/v1/drift` and metrics.
     public init(
         configuration: AdminConfiguration,
         control: AdminControl,
@@ -81,7 +85,8 @@ public struct AdminServer: Sendable {
         frontEnd: @escaping @Sendable () -> FrontEndCounters?,
         version: String,
         reload: (@Sendable () throws -> [RouteConfiguration])? = nil,
-        logger: Logger
+        logger: Logger,
+        monitor: ModelMonitor? = nil
     ) {
         self.configuration = configuration
         self.control = control
@@ -93,6 +98,7 @@ public struct AdminServer: Sendable {
         self.metrics = MetricsRenderer(version: version)
         self.reload = reload
         self.logger = logger
+        self.monitor = monitor
         self.rollouts = RolloutController(control: control, registry: registry, sink: sink, logger: logger)
     }
 
@@ -252,7 +258,7 @@ public struct AdminServer: Sendable {
         }
         router.get("/metrics") { request, _ -> Response in
             _ = try server.authorize(request, mutating: false)
-            let text = server.metrics.render(
+            var text = server.metrics.render(
                 registry: server.registry,
                 routing: server.control.routing,
                 sink: server.sink,
@@ -260,6 +266,7 @@ public struct AdminServer: Sendable {
                 ready: server.isReady(),
                 cluster: server.control.fleet?.connection
             )
+            text += server.metrics.renderMonitor(server.monitor)
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -405,6 +412,7 @@ public struct AdminServer: Sendable {
             _ = try server.authorize(request, mutating: false)
             return Self.json(ModelsBody(models: server.registry.models.map(ModelBody.init)))
         }
+        server.addDriftRoutes(to: router, registry: server.registry)
         router.get("/v1/shadow/report") { request, _ -> Response in
             _ = try server.authorize(request, mutating: false)
             let aggregates = server.sink?.aggregates ?? [:]

@@ -1,4 +1,4 @@
-// A model's `config.yaml` in the model repository: batching, workers and latency targets.
+// A model's `config.yaml` in the model repository: batching, workers, latency targets and monitoring.
 
 /// Per-model settings read from `<repository>/<model>/config.yaml`. Every field is optional in the file;
 /// absent fields take the defaults documented here.
@@ -19,6 +19,10 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
     /// `nil` (the default): wherever the kernel places them. Giving a model's workers cores of their own
     /// (and the event loops others, `io_cpus`) keeps batch times steady when other threads are busy.
     public var workerCPUs: String?
+    /// Payload capture (`capture:`); `nil` (the default): none.
+    public var capture: CaptureConfiguration?
+    /// Drift detection (`drift:`); `nil` (the default): none.
+    public var drift: DriftConfiguration?
 
     /// The defaults.
     public init(
@@ -27,7 +31,9 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
         sloMilliseconds: Double = 50,
         maxQueueSize: Int = 4096,
         defaultVersion: String? = nil,
-        workerCPUs: String? = nil
+        workerCPUs: String? = nil,
+        capture: CaptureConfiguration? = nil,
+        drift: DriftConfiguration? = nil
     ) {
         self.maxBatchSize = maxBatchSize
         self.workers = workers
@@ -35,6 +41,8 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
         self.maxQueueSize = maxQueueSize
         self.defaultVersion = defaultVersion
         self.workerCPUs = workerCPUs
+        self.capture = capture
+        self.drift = drift
     }
 
     /// Half the online cores, at least one.
@@ -47,6 +55,7 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
         case maxQueueSize = "max_queue_size"
         case defaultVersion = "default_version"
         case workerCPUs = "worker_cpus"
+        case capture, drift
     }
 
     public init(from decoder: any Decoder) throws {
@@ -58,6 +67,8 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
         maxQueueSize = try c.decodeIfPresent(Int.self, forKey: .maxQueueSize) ?? defaults.maxQueueSize
         defaultVersion = try c.decodeIfPresent(String.self, forKey: .defaultVersion)
         workerCPUs = try c.decodeCPUListIfPresent(forKey: .workerCPUs)
+        capture = try c.decodeIfPresent(CaptureConfiguration.self, forKey: .capture)
+        drift = try c.decodeIfPresent(DriftConfiguration.self, forKey: .drift)
     }
 
     /// The CPUs of `worker_cpus`, or empty when the workers may run anywhere (or the list is invalid, which
@@ -76,6 +87,8 @@ public struct ModelConfiguration: Sendable, Hashable, Codable {
         if let workerCPUs, let problem = SystemInfo.cpuListProblem(workerCPUs, key: "worker_cpus") {
             problems.append(problem)
         }
+        problems += capture?.validate() ?? []
+        problems += drift?.validate() ?? []
         return problems
     }
 }

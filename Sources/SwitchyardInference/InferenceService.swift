@@ -4,6 +4,7 @@
 import SwitchyardCore
 public import SwitchyardHTTP2
 public import SwitchyardModels
+public import SwitchyardMonitor
 public import SwitchyardRouting
 public import SwitchyardSink
 import SwitchyardWorkers
@@ -65,6 +66,8 @@ public final class InferenceService: GRPCService {
     let routing: RoutingTable?
     /// Where shadow results are compared; `nil` mirrors nothing.
     let sink: ComparisonSink?
+    /// Where sampled calls go for drift detection and payload capture; `nil` samples nothing.
+    let monitor: ModelMonitor?
     private let draining = Atomic<Bool>(false)
 
     /// Creates the service over `registry`.
@@ -72,10 +75,17 @@ public final class InferenceService: GRPCService {
     ///   - routing: the routing table; with one, every response carries a `switchyard-route` trailer and
     ///     `switchyard.v1.Feedback/Report` is served.
     ///   - sink: the comparison sink shadow results go to; without one, no call is mirrored.
-    public init(registry: ModelRegistry, routing: RoutingTable? = nil, sink: ComparisonSink? = nil) {
+    ///   - monitor: drift detection and payload capture of the models whose config.yaml asks for them.
+    public init(
+        registry: ModelRegistry,
+        routing: RoutingTable? = nil,
+        sink: ComparisonSink? = nil,
+        monitor: ModelMonitor? = nil
+    ) {
         self.registry = registry
         self.routing = routing
         self.sink = sink
+        self.monitor = monitor
     }
 
     /// Marks the server as draining: readiness turns false so load balancers stop sending new calls.
@@ -174,6 +184,10 @@ public final class InferenceService: GRPCService {
         }
         let signature = version.signature
         let trailers = routeMetadata(decision, servedBy: version)
+        // Monitoring costs unsampled calls one configuration check (and an atomic increment on monitored models).
+        let sampled = monitor?.sample(version) ?? (drift: false, capture: false)
+        let traceID = sampled.capture ? TraceParent.traceID(head.metadata("traceparent")) : ""
+        let monitor = sampled.drift || sampled.capture ? self.monitor : nil
         let pair = decision?.shadowVersion.flatMap { shadowVersion in
             mirror(call, deadline: deadline, started: started, primary: version, shadowVersion: shadowVersion)
         }
@@ -212,6 +226,21 @@ public final class InferenceService: GRPCService {
                             version: version.version,
                             latencyNanoseconds: elapsed,
                             result: .success(outputs.tensors.map(Array.init))
+                        )
+                    )
+                    monitor?.submit(
+                        MonitoredCall(
+                            version: version,
+                            drift: sampled.drift,
+                            capture: sampled.capture,
+                            id: call.id,
+                            route: route.rawValue,
+                            generation: decision?.generation ?? 0,
+                            latencyNanoseconds: elapsed,
+                            traceID: traceID,
+                            rows: call.rows,
+                            inputs: call.inputs,
+                            outputs: outputs.tensors.map(Array.init)
                         )
                     )
                     statistics.successCount.add(1, ordering: .relaxed)

@@ -11,6 +11,7 @@ import SwitchyardEngine
 import SwitchyardHTTP2
 import SwitchyardInference
 import SwitchyardModels
+import SwitchyardMonitor
 import SwitchyardRouting
 import SwitchyardSink
 import Yams
@@ -139,7 +140,15 @@ struct Serve: ParsableCommand {
             registry.shutdown()
             throw ValidationError("invalid configuration: \(error.message)")
         }
-        let service = InferenceService(registry: registry, routing: routing, sink: sink)
+        let monitor: ModelMonitor?
+        do {
+            monitor = try makeMonitor(registry: registry, repository: settings.modelRepository, logger: logger)
+        } catch {
+            registry.shutdown()
+            sink.close()
+            throw ValidationError("invalid configuration: \(error.message)")
+        }
+        let service = InferenceService(registry: registry, routing: routing, sink: sink, monitor: monitor)
         let server = try GRPCServer(
             configuration: GRPCServer.Configuration(
                 listen: try HostAndPort(parsing: settings.listen),
@@ -179,7 +188,8 @@ struct Serve: ParsableCommand {
             },
             version: InferenceService.serverVersion,
             reload: reload,
-            logger: logger
+            logger: logger,
+            monitor: monitor
         )
         // Left running through the drain, so that /readyz answers 503 until the process exits.
         try admin.start()
@@ -236,9 +246,39 @@ struct Serve: ParsableCommand {
             // The pools have completed every shadow job, so every pair has reached the sink.
             sink.close()
             logComparisons(sink, logger: logger)
+            // Every call has completed, so every sampled call is queued: write them and the partial .npy batches.
+            monitor?.close()
             logger.notice("stopped")
             return
         }
+    }
+
+    /// The drift and capture monitor when a model's config.yaml asks for either, with every loaded version's
+    /// reference and capture directory checked now; `nil` when no model does.
+    private func makeMonitor(registry: ModelRegistry, repository: String, logger: Logger) throws(SwitchyardError)
+        -> ModelMonitor?
+    {
+        let versions = registry.models.flatMap(\.versions)
+        guard versions.contains(where: { $0.configuration.drift != nil || $0.configuration.capture != nil }) else {
+            return nil
+        }
+        let monitor = try ModelMonitor(repository: repository, logger: logger)
+        do throws(SwitchyardError) {
+            for version in versions where version.configuration.drift != nil || version.configuration.capture != nil {
+                do throws(SwitchyardError) {
+                    try monitor.prepare(version)
+                } catch {
+                    throw SwitchyardError(
+                        error.code,
+                        "model '\(version.model)' version \(version.version): \(error.message)"
+                    )
+                }
+            }
+        } catch {
+            monitor.close()
+            throw error
+        }
+        return monitor
     }
 
     /// What the router needs to know of the loaded models.

@@ -1,0 +1,160 @@
+// The drift goals, offline, through the same DriftDetector the monitor thread runs: how many calls after a
+// drift starts until it is flagged (a shift injected into one of 64 features at 5 % of calls), and how many
+// alarms a long run from the reference distribution raises. Seeded, so every run reproduces its figures.
+
+import SwitchyardMonitor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// splitmix64 with Box–Muller normals.
+struct Generator {
+    var state: UInt64
+    var spare: Double?
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+
+    mutating func normal() -> Double {
+        if let spare {
+            self.spare = nil
+            return spare
+        }
+        let u = max(uniform(), 1e-300)
+        let v = uniform()
+        let r = (-2 * log(u)).squareRoot()
+        spare = r * sin(2 * Double.pi * v)
+        return r * cos(2 * Double.pi * v)
+    }
+}
+
+func argument(_ name: String, _ fallback: Int) -> Int {
+    let arguments = CommandLine.arguments
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count, let value = Int(arguments[index + 1])
+    else { return fallback }
+    return value
+}
+
+let features = 64
+let drifted = 17
+let referenceRows = argument("--reference-rows", 50_000)
+let window = argument("--window", 8_000)
+let blocks = argument("--blocks", 8)
+let seeds = argument("--seeds", 10)
+let nullCalls = argument("--null-calls", 1_000_000)
+let shift = Double(argument("--shift", 4))
+let options = DriftDetectorOptions(window: window, blocks: blocks)
+
+/// A reference-distribution row: feature i ~ N(0, 1) for even i, a 5-valued categorical for i % 8 == 7, and
+/// exponential otherwise, so continuous, skewed and categorical features all run.
+func row(_ g: inout Generator, into values: inout [Float]) {
+    for i in 0..<features {
+        if i % 8 == 7 {
+            values[i] = Float(Int(g.uniform() * 5))
+        } else if i % 2 == 0 {
+            values[i] = Float(g.normal())
+        } else {
+            values[i] = Float(-log(max(g.uniform(), 1e-300)))
+        }
+    }
+}
+
+func reference(seed: UInt64) -> ReferenceProfile {
+    var g = Generator(state: seed)
+    var sample = [Float](repeating: 0, count: referenceRows * features)
+    var values = [Float](repeating: 0, count: features)
+    for r in 0..<referenceRows {
+        row(&g, into: &values)
+        sample.replaceSubrange((r * features)..<((r + 1) * features), with: values)
+    }
+    return ReferenceProfile.build(
+        inputs: sample,
+        inputNames: (0..<features).map { "x[\($0)]" },
+        options: options.profile
+    )
+}
+
+func observe(_ detector: inout DriftDetector, _ values: [Float]) -> Bool {
+    values.withUnsafeBufferPointer { inputs in
+        detector.observe(inputs: inputs, outputs: UnsafeBufferPointer(start: nil, count: 0), rows: 1)
+    }
+}
+
+func cpuSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+print(
+    "features \(features), reference rows \(referenceRows), window \(window) in \(blocks) blocks, "
+        + "significance \(options.significance) (Bonferroni over \(features)), PSI limit \(options.maxInputDrift)"
+)
+
+// Detection delay: a full window of reference traffic, then feature 17 shifted by `shift` σ in 5 % of calls.
+var delays: [Int] = []
+var wrongFeatures = 0
+for seed in 1...seeds {
+    var detector = DriftDetector(profile: reference(seed: UInt64(seed)), options: options)
+    var g = Generator(state: UInt64(seed) &* 1_000_003)
+    var values = [Float](repeating: 0, count: features)
+    for _ in 0..<window {
+        row(&g, into: &values)
+        _ = observe(&detector, values)
+    }
+    var delay = -1
+    for call in 1...100_000 {
+        row(&g, into: &values)
+        if g.uniform() < 0.05 { values[drifted] += Float(shift) }
+        if observe(&detector, values), detector.scores.status == .drifting {
+            let flagged = detector.scores.features.filter(\.flagged).map(\.name)
+            if flagged != ["x[\(drifted)]"] { wrongFeatures += 1 }
+            delay = call
+            break
+        }
+    }
+    delays.append(delay)
+}
+let sortedDelays = delays.sorted()
+print(
+    "drift of +\(Int(shift))σ on x[\(drifted)] in 5 % of calls, flagged after (calls, \(seeds) seeds): "
+        + "median \(sortedDelays[sortedDelays.count / 2]), max \(sortedDelays.last!), all \(delays); "
+        + "runs flagging another feature: \(wrongFeatures)"
+)
+
+// False alarms: `nullCalls` calls from the reference distribution, scored at every block.
+var detector = DriftDetector(profile: reference(seed: 99), options: options)
+var g = Generator(state: 424_242)
+var values = [Float](repeating: 0, count: features)
+var evaluations = 0
+var alarms = 0
+var minimumAdjustedP = 1.0
+var maximumPSI = 0.0
+let started = cpuSeconds()
+for _ in 0..<nullCalls {
+    row(&g, into: &values)
+    if observe(&detector, values) {
+        let scores = detector.scores
+        guard scores.status != .warmingUp else { continue }
+        evaluations += 1
+        if scores.status == .drifting { alarms += 1 }
+        for feature in scores.features {
+            minimumAdjustedP = min(minimumAdjustedP, feature.pValue * Double(features))
+            maximumPSI = max(maximumPSI, feature.psi)
+        }
+    }
+}
+let seconds = cpuSeconds() - started
+print(
+    "\(nullCalls) reference calls: \(evaluations) window evaluations, \(alarms) alarms; smallest adjusted p "
+        + "\(minimumAdjustedP), largest PSI \(maximumPSI); \(Int(seconds / Double(nullCalls) * 1e9)) ns CPU per call "
+        + "(generation + detector)"
+)

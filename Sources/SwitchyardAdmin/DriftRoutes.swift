@@ -1,0 +1,152 @@
+// The monitor on the admin plane: `GET /v1/drift/{model}` (per version: status, thresholds' verdict, every
+// feature's scores and histograms, most drifting first) and the drift and capture metric families.
+
+import Hummingbird
+import SwitchyardCore
+import SwitchyardModels
+import SwitchyardMonitor
+
+struct DriftFeatureBody: Encodable {
+    var name: String
+    var kind: String
+    var test: String
+    var psi: Double
+    var statistic: Double
+    var p_value: Double
+    var flagged: Bool
+    var bins: [String]
+    var reference: [Double]
+    var current: [Double]
+}
+
+struct DriftVersionBody: Encodable {
+    var version: String
+    var status: String
+    var reference: String
+    var rows_observed: UInt64
+    var window_rows: Int
+    var reference_rows: Int
+    var max_input_psi: Double
+    var max_output_psi: Double
+    var inputs_flagged: Int
+    var outputs_flagged: Int
+    var error: String?
+    var features: [DriftFeatureBody]
+
+    init(_ report: VersionDriftReport, top: Int?) {
+        let scores = report.scores
+        version = report.version
+        status = scores.status.rawValue
+        reference = report.referenceSource
+        rows_observed = scores.rowsObserved
+        window_rows = scores.windowRows
+        reference_rows = scores.referenceRows
+        max_input_psi = scores.maxInputPSI
+        max_output_psi = scores.maxOutputPSI
+        inputs_flagged = scores.inputsFlagged
+        outputs_flagged = scores.outputsFlagged
+        error = report.error
+        var features = zip(scores.features, report.histograms).map { feature, histogram in
+            DriftFeatureBody(
+                name: feature.name,
+                kind: feature.isOutput ? "output" : "input",
+                test: feature.test.rawValue,
+                psi: feature.psi,
+                statistic: feature.statistic,
+                p_value: feature.pValue,
+                flagged: feature.flagged,
+                bins: histogram.bins,
+                reference: histogram.reference,
+                current: histogram.current
+            )
+        }
+        // Most drifting first: flagged, then the smallest p-value, then the largest PSI.
+        features.sort { ($0.flagged ? 0 : 1, $0.p_value, -$0.psi) < ($1.flagged ? 0 : 1, $1.p_value, -$1.psi) }
+        if let top { features = Array(features.prefix(top)) }
+        self.features = features
+    }
+}
+
+struct DriftBody: Encodable {
+    var model: String
+    var versions: [DriftVersionBody]
+}
+
+extension AdminServer {
+    /// Adds `GET /v1/drift/:model` (`?top=N` keeps the N most drifting features of each version).
+    func addDriftRoutes(to router: Router<BasicRequestContext>, registry: ModelRegistry) {
+        let server = self
+        router.get("/v1/drift/:model") { request, context -> Response in
+            _ = try server.authorize(request, mutating: false)
+            let model = try context.parameters.require("model")
+            guard registry.model(named: model) != nil else {
+                throw AdminHTTPError(.notFound, "model '\(model)' is not in the repository")
+            }
+            let top = request.uri.queryParameters.get("top").flatMap { Int($0) }
+            let reports = server.monitor?.driftReports(model: model) ?? []
+            return Self.json(DriftBody(model: model, versions: reports.map { DriftVersionBody($0, top: top) }))
+        }
+    }
+}
+
+extension MetricsRenderer {
+    /// The drift and capture families, appended after the others.
+    func renderMonitor(_ monitor: ModelMonitor?) -> String {
+        guard let monitor else { return "" }
+        var out = PrometheusText()
+        let reports = monitor.driftReports
+        out.family(
+            "switchyard_feature_drift",
+            "gauge",
+            "Drift of a feature over the current window against the reference, by test (psi, ks, chi2)."
+        )
+        for report in reports {
+            for feature in report.scores.features {
+                let labels = [("model", report.model), ("version", report.version), ("feature", feature.name)]
+                out.sample("switchyard_feature_drift", labels + [("test", "psi")], feature.psi)
+                out.sample("switchyard_feature_drift", labels + [("test", feature.test.rawValue)], feature.statistic)
+            }
+        }
+        out.family("switchyard_drift_status", "gauge", "1 while a version drifts (a feature flagged), else 0.")
+        for report in reports {
+            out.sample(
+                "switchyard_drift_status",
+                [("model", report.model), ("version", report.version)],
+                report.scores.status == .drifting ? 1 : 0
+            )
+        }
+        out.family("switchyard_drift_features_flagged", "gauge", "Features flagged in the current window, by kind.")
+        out.family("switchyard_drift_max_psi", "gauge", "Largest PSI of a version's features, by kind.")
+        for report in reports {
+            for (kind, flagged, psi) in [
+                ("input", report.scores.inputsFlagged, report.scores.maxInputPSI),
+                ("output", report.scores.outputsFlagged, report.scores.maxOutputPSI),
+            ] {
+                let labels = [("model", report.model), ("version", report.version), ("kind", kind)]
+                out.sample("switchyard_drift_features_flagged", labels, flagged)
+                out.sample("switchyard_drift_max_psi", labels, psi)
+            }
+        }
+        let statistics = monitor.statistics
+        out.family("switchyard_monitor_calls_total", "counter", "Sampled calls handed to the monitor thread.")
+        out.sample("switchyard_monitor_calls_total", [], statistics.accepted)
+        out.family("switchyard_monitor_dropped_total", "counter", "Sampled calls or records dropped, by reason.")
+        out.sample("switchyard_monitor_dropped_total", [("reason", "queue_full")], statistics.droppedQueueFull)
+        out.sample(
+            "switchyard_monitor_dropped_total",
+            [("reason", "write_failed")],
+            statistics.capture.droppedWriteFailed
+        )
+        out.family("switchyard_monitor_queue_depth", "gauge", "Sampled calls waiting for the monitor thread.")
+        out.sample("switchyard_monitor_queue_depth", [], statistics.queued)
+        out.family("switchyard_drift_rows_total", "counter", "Rows the drift detectors observed.")
+        out.sample("switchyard_drift_rows_total", [], statistics.driftRowsObserved)
+        out.family("switchyard_capture_records_total", "counter", "Captured calls written to JSON Lines.")
+        out.sample("switchyard_capture_records_total", [], statistics.capture.written)
+        out.family("switchyard_capture_written_bytes_total", "counter", "Bytes of captured payloads written.")
+        out.sample("switchyard_capture_written_bytes_total", [], statistics.capture.bytesWritten)
+        out.family("switchyard_capture_write_errors_total", "counter", "Failed capture writes, opens or removals.")
+        out.sample("switchyard_capture_write_errors_total", [], statistics.capture.writeErrors)
+        return out.text
+    }
+}

@@ -1,0 +1,138 @@
+// NumPy's .npy format (version 1.0): a magic string, a little-endian header length, a Python-dict header
+// (`descr`, `fortran_order`, `shape`) padded to 64 bytes, then the raw array. Reading covers the float and
+// integer types a reference sample comes in; writing emits little-endian float32 matrices.
+
+import Foundation
+public import SwitchyardCore
+
+/// Reads and writes .npy arrays.
+public enum NPY {
+    /// A decoded array: its shape and its values as Float, row-major.
+    public struct Array: Sendable, Hashable {
+        /// The array's shape.
+        public var shape: [Int]
+        /// The values, row-major.
+        public var values: [Float]
+        /// The element type as the file declared it (`<f4`, `<f8`, `<i4`, `<i8`, …).
+        public var descr: String
+    }
+
+    static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
+
+    /// The bytes of a version 1.0 .npy file holding a `rows × columns` little-endian float32 matrix.
+    public static func encode(rows: Int, columns: Int, values: some Collection<Float>) -> [UInt8] {
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(rows), \(columns)), }"
+        // Magic (6) + version (2) + length (2) + header + newline must be a multiple of 64.
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var out = magic + [1, 0]
+        let length = UInt16(header.utf8.count)
+        out.append(UInt8(length & 0xFF))
+        out.append(UInt8(length >> 8))
+        out.append(contentsOf: header.utf8)
+        out.reserveCapacity(out.count + values.count * 4)
+        for value in values {
+            let bits = value.bitPattern.littleEndian
+            withUnsafeBytes(of: bits) { out.append(contentsOf: $0) }
+        }
+        return out
+    }
+
+    /// Decodes a .npy file.
+    /// - Parameter what: names the file in errors.
+    /// - Throws: `invalidArgument` naming what is wrong: not an .npy file, Fortran order, big-endian or
+    ///   non-numeric element types, or a size that disagrees with the shape.
+    public static func decode(_ bytes: [UInt8], what: String) throws(SwitchyardError) -> Array {
+        guard bytes.count >= 10, Swift.Array(bytes[0..<6]) == magic else {
+            throw SwitchyardError(
+                .invalidArgument,
+                "\(what): expected an .npy file (magic \\x93NUMPY), got other bytes"
+            )
+        }
+        let major = bytes[6]
+        let headerLength: Int
+        let headerStart: Int
+        if major == 1 {
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerStart = 10
+        } else if major == 2 || major == 3, bytes.count >= 12 {
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+            headerStart = 12
+        } else {
+            throw SwitchyardError(.invalidArgument, "\(what): expected .npy format version 1, 2 or 3, got \(major)")
+        }
+        guard bytes.count >= headerStart + headerLength,
+            let header = String(bytes: bytes[headerStart..<(headerStart + headerLength)], encoding: .utf8)
+        else { throw SwitchyardError(.invalidArgument, "\(what): the .npy header is truncated") }
+        guard let descr = field("descr", in: header)?.trimmingCharacters(in: CharacterSet(charactersIn: "'\" ")),
+            let shapeText = field("shape", in: header)
+        else { throw SwitchyardError(.invalidArgument, "\(what): the .npy header lacks 'descr' or 'shape'") }
+        if field("fortran_order", in: header)?.trimmingCharacters(in: .whitespaces) == "True" {
+            throw SwitchyardError(.invalidArgument, "\(what): expected a C-ordered array, got fortran_order True")
+        }
+        let shape = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "() "))
+            .split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let count = shape.reduce(1, *)
+        let supported = ["<f4", "<f8", "<i4", "<i8", "|u1", "|i1", "<f2"]
+        let normalized = descr == "=f4" ? "<f4" : descr == "=f8" ? "<f8" : descr
+        guard supported.contains(normalized) else {
+            throw SwitchyardError(
+                .invalidArgument,
+                "\(what): expected a little-endian float or integer array (\(supported.joined(separator: ", "))), got '\(descr)'"
+            )
+        }
+        let size = Int(normalized.dropFirst(2))!
+        let start = headerStart + headerLength
+        guard bytes.count - start == count * size else {
+            throw SwitchyardError(
+                .invalidArgument,
+                "\(what): shape \(shape) of '\(descr)' needs \(count * size) bytes of data, got \(bytes.count - start)"
+            )
+        }
+        var values = [Float](repeating: 0, count: count)
+        bytes.withUnsafeBytes { raw in
+            let data = UnsafeRawBufferPointer(rebasing: raw[start...])
+            for i in 0..<count {
+                switch normalized {
+                case "<f4":
+                    values[i] = Float(
+                        bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
+                    )
+                case "<f8":
+                    values[i] = Float(
+                        Double(
+                            bitPattern: UInt64(littleEndian: data.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))
+                        )
+                    )
+                case "<f2":
+                    values[i] = Float(
+                        Float16(
+                            bitPattern: UInt16(littleEndian: data.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
+                        )
+                    )
+                case "<i4":
+                    values[i] = Float(Int32(littleEndian: data.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)))
+                case "<i8":
+                    values[i] = Float(Int64(littleEndian: data.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)))
+                case "|u1": values[i] = Float(data[i])
+                default: values[i] = Float(Int8(bitPattern: data[i]))
+                }
+            }
+        }
+        return Array(shape: shape, values: values, descr: descr)
+    }
+
+    /// The text after `'key':` in a header dict, up to the next top-level comma.
+    private static func field(_ key: String, in header: String) -> String? {
+        guard let range = header.range(of: "'\(key)':") else { return nil }
+        var depth = 0
+        var value = ""
+        for character in header[range.upperBound...] {
+            if character == "(" { depth += 1 }
+            if character == ")" { depth -= 1 }
+            if (character == "," && depth == 0) || character == "}" { break }
+            value.append(character)
+        }
+        return value.trimmingCharacters(in: .whitespaces)
+    }
+}
