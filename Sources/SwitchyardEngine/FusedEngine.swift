@@ -564,6 +564,8 @@ final class FusedProgram: @unchecked Sendable {
     let strides: [Int]
     let widths: [Int]
     let chains: [FusedPlan.Chain]
+    /// For each chain, the position of its input among the graph inputs, or nil when the interpreter holds it.
+    let chainInputPositions: [Int?]
     let steps: [FusedPlan.Step]
     let outputs: [FusedPlan.Tap]
     /// The imported graph, for the interpreter that runs the plan's row-wise steps.
@@ -587,6 +589,7 @@ final class FusedProgram: @unchecked Sendable {
         self.signature = graph.signature
         self.graph = graph
         self.chains = plan.chains
+        self.chainInputPositions = plan.chains.map { graph.inputs.firstIndex(of: $0.input) }
         self.steps = plan.steps
         self.outputs = plan.outputs
         let nr = kernel.panelWidth
@@ -848,11 +851,11 @@ final class FusedExecutor: EngineExecutor {
             case .interpret(let nodes):
                 for node in nodes { try interpreter?.execute(node, rows: rows) }
             case .chain(let index):
-                let chain = program.chains[index]
-                if let position = program.graph.inputs.firstIndex(of: chain.input) {
+                if let position = program.chainInputPositions[index] {
                     guard let input = inputs[position].baseAddress else { return }
                     runChain(index, input: input, rows: rows, outputs: outputs)
                 } else if let interpreter {
+                    let chain = program.chains[index]
                     let count = rows * program.graph.values[chain.input].width
                     if staging.input.count < count { staging.input = [Float](repeating: 0, count: count) }
                     staging.input.withUnsafeMutableBufferPointer { interpreter.copy(chain.input, rows: rows, into: $0) }
@@ -912,14 +915,19 @@ final class FusedExecutor: EngineExecutor {
                 sourceStride = stride
                 target = target == buffers.0 ? buffers.1 : buffers.0
             }
-            if chain.softmax {
+            // With an interpreter the softmax rows are kept for it as well; without one they go straight out.
+            if chain.softmax && interpreter != nil {
                 sy_softmax(kernel, source, sourceStride, Int32(count), Int32(lastWidth), staging.softmax, lastWidth)
             }
             for (position, tap) in program.outputs.enumerated() {
                 switch tap {
                 case .softmax(chainIndex):
-                    (outputs[position].baseAddress! + start * lastWidth)
-                        .update(from: staging.softmax, count: count * lastWidth)
+                    let target = outputs[position].baseAddress! + start * lastWidth
+                    if interpreter != nil {
+                        target.update(from: staging.softmax, count: count * lastWidth)
+                    } else {
+                        sy_softmax(kernel, source, sourceStride, Int32(count), Int32(lastWidth), target, lastWidth)
+                    }
                 case .input where chainIndex == 0:
                     copyRows(
                         from: input + start * inputWidth,
