@@ -566,6 +566,9 @@ final class FusedProgram: @unchecked Sendable {
     let chains: [FusedPlan.Chain]
     /// For each chain, the position of its input among the graph inputs, or nil when the interpreter holds it.
     let chainInputPositions: [Int?]
+    /// The values the interpreter holds: those its steps read or write, chain inputs and outputs it passes
+    /// between steps, and outputs it answers. Chain-internal values never take interpreter memory.
+    let interpreterValues: Set<Int>
     let steps: [FusedPlan.Step]
     let outputs: [FusedPlan.Tap]
     /// The imported graph, for the interpreter that runs the plan's row-wise steps.
@@ -590,6 +593,11 @@ final class FusedProgram: @unchecked Sendable {
         self.graph = graph
         self.chains = plan.chains
         self.chainInputPositions = plan.chains.map { graph.inputs.firstIndex(of: $0.input) }
+        var held = Set<Int>()
+        for node in plan.interpreted { held.formUnion(node.operation.operands + [node.operation.output]) }
+        for chain in plan.chains where graph.inputs.firstIndex(of: chain.input) == nil { held.insert(chain.input) }
+        for tap in plan.outputs { if case .value(let id) = tap { held.insert(id) } }
+        self.interpreterValues = held
         self.steps = plan.steps
         self.outputs = plan.outputs
         let nr = kernel.panelWidth
@@ -845,7 +853,7 @@ final class FusedExecutor: EngineExecutor {
 
     func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
         try validateRunArguments(signature: program.signature, inputs: inputs, rows: rows, outputs: outputs)
-        interpreter?.prepare(rows: rows, inputs: inputs)
+        interpreter?.prepare(rows: rows, inputs: inputs, values: program.interpreterValues)
         for step in program.steps {
             switch step {
             case .interpret(let nodes):
@@ -940,7 +948,7 @@ final class FusedExecutor: EngineExecutor {
                     break
                 }
             }
-            if let interpreter {
+            if let interpreter, program.interpreterValues.contains(chain.output) {
                 let (result, stride) =
                     chain.softmax ? (UnsafePointer(staging.softmax), lastWidth) : (source, sourceStride)
                 interpreter.store(chain.output, rows: count, at: start) { row in result + row * stride }

@@ -76,11 +76,17 @@ final class ReferenceExecutor: EngineExecutor {
 
     /// Grows every value's buffer to `rows` rows (buffers are never shrunk) and copies the inputs in.
     func prepare(rows: Int, inputs: [UnsafeBufferPointer<Float>]) {
-        for (id, value) in graph.values.enumerated() {
-            let count = rows * value.width
+        prepare(rows: rows, inputs: inputs, values: graph.values.indices)
+    }
+
+    /// Grows the buffers of `values` to `rows` rows (never shrinking them) and copies in the graph inputs among
+    /// them: a fused executor's interpreter holds only the values its interpreted steps read or write.
+    func prepare<Values: Collection<Int>>(rows: Int, inputs: [UnsafeBufferPointer<Float>], values: Values) {
+        for id in values {
+            let count = rows * graph.values[id].width
             if buffers[id].count < count { buffers[id] = [Float](repeating: 0, count: count) }
         }
-        for (position, id) in graph.inputs.enumerated() {
+        for (position, id) in graph.inputs.enumerated() where values.contains(id) {
             let count = rows * graph.values[id].width
             buffers[id].withUnsafeMutableBufferPointer { target in
                 for index in 0..<count { target[index] = inputs[position][index] }
