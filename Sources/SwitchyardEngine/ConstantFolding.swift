@@ -24,8 +24,7 @@ extension Constant {
     var integers: [Int64]? {
         switch payload {
         case .integers(let values): values
-        case .floats(let values):
-            values.map { $0.isFinite ? Int64(max(min($0, 9.2e18), -9.2e18).rounded(.towardZero)) : 0 }
+        case .floats(let values): values.map { truncatingToInteger(Double($0)) }
         case .unsupported: nil
         }
     }
@@ -145,6 +144,12 @@ func sliceRange(start: Int64, end: Int64, step: Int64, size: Int) -> (start: Int
     return (Int(first), Int(step), Int(count))
 }
 
+/// A floating-point value as an integer the way Cast converts it: truncated toward zero, saturated at Int64's range,
+/// NaN as 0 (ONNX leaves out-of-range conversions undefined; this keeps them from trapping).
+func truncatingToInteger(_ value: Double) -> Int64 {
+    value.isNaN ? 0 : Int64(max(min(value, 9.2e18), -9.2e18).rounded(.towardZero))
+}
+
 /// An elementwise binary operation on two constants with numpy broadcasting.
 func foldBinary(_ op: BinaryOperator, _ a: Constant, _ b: Constant, name: String) -> Constant? {
     guard let dims = broadcastShapes(a.dims, b.dims) else { return nil }
@@ -156,8 +161,8 @@ func foldBinary(_ op: BinaryOperator, _ a: Constant, _ b: Constant, name: String
             case .add: x[i] &+ y[j]
             case .sub: x[i] &- y[j]
             case .mul: x[i] &* y[j]
-            case .div: y[j] == 0 ? 0 : x[i] / y[j]
-            case .pow: Int64(power(Double(x[i]), Double(y[j])))
+            case .div: y[j] == 0 ? 0 : x[i].dividedReportingOverflow(by: y[j]).partialValue
+            case .pow: truncatingToInteger(power(Double(x[i]), Double(y[j])))
             default: compare(op, Float(x[i]), Float(y[j])) ? 1 : 0
             }
         }
@@ -188,19 +193,28 @@ extension NodeImporter {
     func foldIfConstant() throws -> Constant? {
         let positions = (0..<inputNames.count).filter { !inputNames[$0].isEmpty }
         guard !positions.isEmpty, bareOp != "Constant" else { return nil }
-        var inputs: [Constant] = []
+        var slots = [Constant?](repeating: nil, count: inputNames.count)
         for position in positions {
             guard case .constant(let constant) = try requiredInput(position) else { return nil }
-            inputs.append(constant)
+            slots[position] = constant
+        }
+        let inputs = slots.compactMap { $0 }
+        /// The constant at an input position, or a refusal naming the position when the node leaves it out.
+        func operand(_ position: Int) throws -> Constant {
+            guard position < slots.count, let constant = slots[position] else {
+                throw fail("expected input \(position + 1), got \(inputs.count) inputs")
+            }
+            return constant
         }
         let out = (try? outputName(0)) ?? ""
-        let a = inputs[0]
+        let a = try operand(0)
         switch bareOp {
         case "Identity", "Dropout":
             return a
         case "Cast", "CastLike":
             let target =
-                bareOp == "CastLike" ? inputs[1].elementType : Int32(truncatingIfNeeded: intAttribute("to", default: 1))
+                bareOp == "CastLike"
+                ? try operand(1).elementType : Int32(truncatingIfNeeded: intAttribute("to", default: 1))
             guard ElementType.dataType(target) != nil else {
                 throw fail("Cast to \(ElementType.name(target)) is not supported; expected a numeric type")
             }
@@ -229,10 +243,9 @@ extension NodeImporter {
                     "computes with the batch size, which is not known at load; expected shape arithmetic that keeps it"
                 )
             }
-            guard let result = foldBinary(BinaryOperator(rawValue: bareOp)!, a, inputs[1], name: out) else {
-                throw fail(
-                    "constants of shapes \(Shape.format(a.dims)) and \(Shape.format(inputs[1].dims)) do not broadcast"
-                )
+            let b = try operand(1)
+            guard let result = foldBinary(BinaryOperator(rawValue: bareOp)!, a, b, name: out) else {
+                throw fail("constants of shapes \(Shape.format(a.dims)) and \(Shape.format(b.dims)) do not broadcast")
             }
             return result
         case "Neg", "Abs", "Sqrt", "Reciprocal", "Exp", "Log", "Relu", "Sigmoid", "Tanh", "Floor", "Ceil":
@@ -252,7 +265,9 @@ extension NodeImporter {
                 default: .ceil
                 }
             let results = values.map { ReferenceExecutor.apply(op, $0) }
-            if case .integers = a.payload { return a.with(dims: a.dims, integers: results.map { Int64($0) }) }
+            if case .integers = a.payload {
+                return a.with(dims: a.dims, integers: results.map { truncatingToInteger(Double($0)) })
+            }
             return a.with(dims: a.dims, floats: results)
         case "Transpose":
             let rank = a.dims.count
@@ -263,21 +278,23 @@ extension NodeImporter {
             let (indices, dims) = transposeIndices(dims: a.dims, perm: perm)
             return a.gathering(indices, dims: dims)
         case "Reshape":
-            let requested = try integers(inputs[1], role: "shape")
+            let requested = try integers(try operand(1), role: "shape")
             var dims: [Int] = []
             var inferred: Int?
             for (position, raw) in requested.enumerated() {
                 if raw == 0 && intAttribute("allowzero", default: 0) == 0 {
                     dims.append(position < a.dims.count ? a.dims[position] : 1)
-                } else if raw == -1 {
+                } else if raw == -1 && inferred == nil {
                     inferred = position
                     dims.append(1)
                 } else {
+                    guard raw >= 0 else { throw fail("shape \(requested) has a negative dimension other than one -1") }
                     dims.append(Int(raw))
                 }
             }
-            if let inferred { dims[inferred] = a.count / max(dims.reduce(1, *), 1) }
-            guard dims.reduce(1, *) == a.count else {
+            let known = try checkedCount(dims) { label }
+            if let inferred { dims[inferred] = a.count / max(known, 1) }
+            guard (try checkedCount(dims) { label }) == a.count else {
                 throw fail("cannot reshape \(Shape.format(a.dims)) to \(requested)")
             }
             var result = a
@@ -286,12 +303,17 @@ extension NodeImporter {
         case "Flatten":
             var axis = intAttribute("axis", default: 1)
             if axis < 0 { axis += a.dims.count }
+            guard axis >= 0 && axis <= a.dims.count else {
+                throw fail("axis \(axis) is out of range for rank \(a.dims.count)")
+            }
             var result = a
             result.dims = [a.dims[..<axis].reduce(1, *), a.dims[axis...].reduce(1, *)]
             return result
         case "Squeeze", "Unsqueeze":
             let axes =
-                opset >= 13 ? (inputs.count > 1 ? try integers(inputs[1], role: "axes") : nil) : intsAttribute("axes")
+                opset >= 13
+                ? (slots.count > 1 && slots[1] != nil ? try integers(try operand(1), role: "axes") : nil)
+                : intsAttribute("axes")
             var dims = a.dims
             if bareOp == "Squeeze" {
                 let positions = (axes ?? dims.indices.filter { dims[$0] == 1 }.map { Int64($0) })
@@ -315,13 +337,24 @@ extension NodeImporter {
             var axis = intAttribute("axis", default: 0)
             if axis < 0 { axis += rank }
             guard axis >= 0 && axis < rank else { throw fail("axis \(axis) is out of range for rank \(rank)") }
-            let indices = try gatherIndices(dims: a.dims, axis: axis, picked: try integers(inputs[1], role: "indices"))
-            return a.gathering(indices, dims: Array(a.dims[..<axis]) + inputs[1].dims + Array(a.dims[(axis + 1)...]))
+            let picked = try operand(1)
+            let indices = try gatherIndices(dims: a.dims, axis: axis, picked: try integers(picked, role: "indices"))
+            return a.gathering(indices, dims: Array(a.dims[..<axis]) + picked.dims + Array(a.dims[(axis + 1)...]))
         case "Concat":
             let rank = a.dims.count
             var axis = intAttribute("axis", default: 0)
             if axis < 0 { axis += rank }
             guard axis >= 0 && axis < rank else { throw fail("axis \(axis) is out of range for rank \(rank)") }
+            for input in inputs {
+                let matches =
+                    input.dims.count == rank
+                    && input.dims.indices.allSatisfy { $0 == axis || input.dims[$0] == a.dims[$0] }
+                guard matches else {
+                    throw fail(
+                        "cannot concatenate \(Shape.format(input.dims)) with \(Shape.format(a.dims)) on axis \(axis)"
+                    )
+                }
+            }
             let outer = a.dims[..<axis].reduce(1, *)
             var floatsOut: [Float] = []
             var integersOut: [Int64] = []
@@ -368,10 +401,11 @@ extension NodeImporter {
             }
             return a.gathering(sliceIndices(dims: a.dims, starts: first, steps: stepList, counts: counts), dims: counts)
         case "Expand":
-            let requested = try integers(inputs[1], role: "shape").map { Int($0) }
+            let requested = try integers(try operand(1), role: "shape").map { Int($0) }
             guard let dims = broadcastShapes(a.dims, requested) else {
                 throw fail("cannot expand \(Shape.format(a.dims)) to \(requested)")
             }
+            _ = try checkedCount(dims) { label }
             return a.gathering(broadcastIndices(from: a.dims, to: dims), dims: dims)
         case "ConstantOfShape":
             let dims = try integers(a, role: "shape").map { Int($0) }
@@ -400,10 +434,14 @@ extension NodeImporter {
                 payload: .floats(Array(repeating: 0, count: count))
             )
         case "Range":
-            guard let start = a.floats?.first, let limit = inputs[1].floats?.first, let delta = inputs[2].floats?.first,
-                delta != 0
+            guard let start = a.floats?.first, let limit = try operand(1).floats?.first,
+                let delta = try operand(2).floats?.first, delta != 0
             else { throw fail("expected scalar start, limit and non-zero delta") }
-            let count = max(Int(((limit - start) / delta).rounded(.up)), 0)
+            let steps = ((limit - start) / delta).rounded(.up)
+            guard steps.isFinite else {
+                throw fail("expected a finite range, got start \(start), limit \(limit), delta \(delta)")
+            }
+            let count = Int(max(min(steps, Float(ONNXModel.maxElements + 1)), 0))
             guard count <= ONNXModel.maxElements else { throw fail("range of \(count) elements is too large") }
             let values = (0..<count).map { start + Float($0) * delta }
             if case .integers = a.payload {
@@ -411,36 +449,38 @@ extension NodeImporter {
                     name: out,
                     dims: [count],
                     elementType: a.elementType,
-                    payload: .integers(values.map { Int64($0) })
+                    payload: .integers(values.map { truncatingToInteger(Double($0)) })
                 )
             }
             return Constant(name: out, dims: [count], elementType: a.elementType, payload: .floats(values))
         case "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual":
-            guard let x = a.floats, let y = inputs[1].floats, let dims = broadcastShapes(a.dims, inputs[1].dims) else {
+            let b = try operand(1)
+            guard let x = a.floats, let y = b.floats, let dims = broadcastShapes(a.dims, b.dims) else {
                 throw fail("constants do not broadcast")
             }
             let op = BinaryOperator(rawValue: bareOp)!
             let left = broadcastIndices(from: a.dims, to: dims)
-            let right = broadcastIndices(from: inputs[1].dims, to: dims)
+            let right = broadcastIndices(from: b.dims, to: dims)
             let flags = zip(left, right).map { Int64(compare(op, x[$0.0], y[$0.1]) ? 1 : 0) }
             return Constant(name: out, dims: dims, elementType: ElementType.bool, payload: .integers(flags))
         case "Where":
-            guard let c = a.floats, let x = inputs[1].floats, let y = inputs[2].floats,
-                let d1 = broadcastShapes(a.dims, inputs[1].dims), let dims = broadcastShapes(d1, inputs[2].dims)
+            let (whenTrue, whenFalse) = (try operand(1), try operand(2))
+            guard let c = a.floats, let x = whenTrue.floats, let y = whenFalse.floats,
+                let d1 = broadcastShapes(a.dims, whenTrue.dims), let dims = broadcastShapes(d1, whenFalse.dims)
             else { throw fail("constants do not broadcast") }
             let ci = broadcastIndices(from: a.dims, to: dims)
-            let xi = broadcastIndices(from: inputs[1].dims, to: dims)
-            let yi = broadcastIndices(from: inputs[2].dims, to: dims)
+            let xi = broadcastIndices(from: whenTrue.dims, to: dims)
+            let yi = broadcastIndices(from: whenFalse.dims, to: dims)
             let picked = (0..<ci.count).map { c[ci[$0]] != 0 ? x[xi[$0]] : y[yi[$0]] }
-            if case .integers = inputs[1].payload {
+            if case .integers = whenTrue.payload {
                 return Constant(
                     name: out,
                     dims: dims,
-                    elementType: inputs[1].elementType,
-                    payload: .integers(picked.map { Int64($0) })
+                    elementType: whenTrue.elementType,
+                    payload: .integers(picked.map { truncatingToInteger(Double($0)) })
                 )
             }
-            return Constant(name: out, dims: dims, elementType: inputs[1].elementType, payload: .floats(picked))
+            return Constant(name: out, dims: dims, elementType: whenTrue.elementType, payload: .floats(picked))
         default:
             throw fail("every input is a constant; expected at least one value computed from the graph inputs")
         }
