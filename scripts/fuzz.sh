@@ -8,6 +8,8 @@
 #   scripts/fuzz.sh 3600               an hour per target
 #   scripts/fuzz.sh 600 h2-connection  one target (grpc-deframer, infer-request, h2-connection, onnx-import)
 #
+#   SWITCHYARD_FUZZ_SEED=1 scripts/fuzz.sh 12   the same mutations every run (what scripts/test.sh does)
+#
 # Reproduce a crash: .build-fuzz/release/fuzz-<target> <artifact file>. See docs/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +31,8 @@ swift build "${flags[@]}" >/dev/null 2>&1 || { echo "fuzz: build failed"; exit 1
 bin=$(swift build "${flags[@]}" --show-bin-path)
 echo "fuzz: build took $(($(date +%s) - started)) s"
 
+seed=()
+if [ -n "${SWITCHYARD_FUZZ_SEED:-}" ]; then seed=(-seed="$SWITCHYARD_FUZZ_SEED"); fi
 failed=()
 for target in "${targets[@]}"; do
     corpus="$scratch/corpus/$target"
@@ -38,7 +42,7 @@ for target in "${targets[@]}"; do
     echo "== fuzz: $target for ${seconds}s (log: $log)"
     status=0
     "$bin/fuzz-$target" \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        "${seed[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "$corpus" "Fuzz/corpus/$target" >"$log" 2>&1 || status=$?
     grep -E "DONE |stat::number_of_executed_units|stat::peak_rss_mb" "$log" || true
     if [ "$status" -ne 0 ]; then
