@@ -60,7 +60,7 @@ final class Inflater: Sendable {
     }
 
     private let state: Mutex<State>
-    private let wakeup = DispatchlessSemaphore()
+    private let wakeup = WakeUpFlag()
     private let limit: Int
     private let perSecond: Int
     private let started = Atomic<Bool>(false)
@@ -188,35 +188,20 @@ final class Inflater: Sendable {
     }
 }
 
-/// A counting semaphore on a pthread mutex and condition variable (no Dispatch in the data plane).
-final class DispatchlessSemaphore: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var count = 0
-
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        condition.deallocate()
-    }
+/// A wake-up flag the inflate thread sleeps on (no Dispatch in the data plane): `signal` sets it, `wait` returns
+/// once it is set and clears it, so any number of signals while the thread works make one wake-up.
+final class WakeUpFlag: Sendable {
+    private let pending = ConditionLock(false)
+    private let condition = ConditionLock<Bool>.Condition()
 
     func signal() {
-        pthread_mutex_lock(mutex)
-        count += 1
-        pthread_cond_signal(condition)
-        pthread_mutex_unlock(mutex)
+        pending.withLock { pending in
+            pending = true
+            condition.signal()
+        }
     }
 
     func wait() {
-        pthread_mutex_lock(mutex)
-        while count == 0 { pthread_cond_wait(condition, mutex) }
-        count = 0
-        pthread_mutex_unlock(mutex)
+        pending.withLock(waitingOn: condition, while: { !$0 }) { $0 = false }
     }
 }

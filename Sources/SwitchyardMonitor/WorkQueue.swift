@@ -9,68 +9,58 @@ import SwitchyardCore
 #endif
 
 /// A bounded queue drained by its own thread.
-final class WorkQueue<Item: Sendable>: @unchecked Sendable {
-    private let capacity: Int
+final class WorkQueue<Item: Sendable>: Sendable {
+    private struct State: Sendable {
+        var queue: [Item] = []
+        var closing = false
+        var dropped: UInt64 = 0
+        var accepted: UInt64 = 0
+        var thread: pthread_t?
+    }
 
-    // Guarded by `mutex`.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var queue: [Item] = []
-    private var consumerWaiting = false
-    private var closing = false
-    private var dropped: UInt64 = 0
-    private var accepted: UInt64 = 0
-    private var thread: pthread_t?
+    private let capacity: Int
+    private let state = ConditionLock(State())
+    private let wake = ConditionLock<State>.Condition()
 
     /// Starts the thread `name`, which hands every batch of queued items to `process` (on that thread).
     /// - Throws: `internal` when the system refuses the thread.
     init(name: String, capacity: Int, process: @escaping @Sendable ([Item]) -> Void) throws(SwitchyardError) {
         self.capacity = max(1, capacity)
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(wake, nil)
-        queue.reserveCapacity(self.capacity)
-        thread = try startThread(name: name) { [self] in
+        state.withLock { $0.queue.reserveCapacity(self.capacity) }
+        let thread = try startThread(name: name) { [self] in
             // Monitoring is never part of a call: on a saturated machine it yields to the request path.
             _ = SystemInfo.lowerCurrentThreadPriority()
             run(process)
         }
-    }
-
-    deinit {
-        pthread_cond_destroy(wake)
-        pthread_mutex_destroy(mutex)
-        wake.deallocate()
-        mutex.deallocate()
+        state.withLock { $0.thread = thread }
     }
 
     /// Queues `item`, or drops it (counted) when the queue is full or closed. Never waits for the consumer.
     func enqueue(_ item: Item) {
-        pthread_mutex_lock(mutex)
-        if closing || queue.count >= capacity {
-            dropped += 1
-        } else {
-            queue.append(item)
-            accepted += 1
-            if consumerWaiting { pthread_cond_signal(wake) }
+        state.withLock { state in
+            if state.closing || state.queue.count >= capacity {
+                state.dropped += 1
+            } else {
+                state.queue.append(item)
+                state.accepted += 1
+                wake.signal()
+            }
         }
-        pthread_mutex_unlock(mutex)
     }
 
     /// Items accepted, dropped, and waiting now.
     var counters: (accepted: UInt64, dropped: UInt64, queued: Int) {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return (accepted, dropped, queue.count)
+        state.withLock { ($0.accepted, $0.dropped, $0.queue.count) }
     }
 
     /// Processes what is queued, then stops the thread. Later items are dropped.
     func close() {
-        pthread_mutex_lock(mutex)
-        let handle = thread
-        thread = nil
-        closing = true
-        pthread_cond_signal(wake)
-        pthread_mutex_unlock(mutex)
+        let handle = state.withLock { state in
+            defer { state.thread = nil }
+            state.closing = true
+            wake.signal()
+            return state.thread
+        }
         if let handle { pthread_join(handle, nil) }
     }
 
@@ -78,18 +68,12 @@ final class WorkQueue<Item: Sendable>: @unchecked Sendable {
         var batch: [Item] = []
         batch.reserveCapacity(capacity)
         while true {
-            pthread_mutex_lock(mutex)
-            while queue.isEmpty && !closing {
-                consumerWaiting = true
-                pthread_cond_wait(wake, mutex)
-                consumerWaiting = false
+            let finished = state.withLock(waitingOn: wake, while: { $0.queue.isEmpty && !$0.closing }) { state in
+                if state.queue.isEmpty { return true }
+                swap(&batch, &state.queue)
+                return false
             }
-            if queue.isEmpty && closing {
-                pthread_mutex_unlock(mutex)
-                break
-            }
-            swap(&batch, &queue)
-            pthread_mutex_unlock(mutex)
+            if finished { break }
             process(batch)
             batch.removeAll(keepingCapacity: true)
         }

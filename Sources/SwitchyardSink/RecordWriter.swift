@@ -21,14 +21,16 @@ final class RecordWriter: @unchecked Sendable {
     private let queueCapacity: Int
     private let logger: Logger
 
-    // Guarded by `mutex`.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var queue: [ComparisonRecord] = []
-    private var writerWaiting = false
-    private var closing = false
-    private var counters = SinkStatistics()
-    private var thread: pthread_t?
+    /// What the request path and the writer share.
+    private struct Shared: Sendable {
+        var queue: [ComparisonRecord] = []
+        var closing = false
+        var counters = SinkStatistics()
+        var thread: pthread_t?
+    }
+
+    private let shared = ConditionLock(Shared())
+    private let wake = ConditionLock<Shared>.Condition()
 
     // Writer thread only.
     private var descriptor: Int32 = -1
@@ -49,8 +51,6 @@ final class RecordWriter: @unchecked Sendable {
         self.maxFiles = max(1, maxFiles)
         self.queueCapacity = max(1, queueCapacity)
         self.logger = logger
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(wake, nil)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -60,50 +60,44 @@ final class RecordWriter: @unchecked Sendable {
             throw SwitchyardError(.failedPrecondition, "sink.directory '\(directory)': not writable")
         }
         sequence = existingFiles().last?.sequence ?? 0
-        thread = try startThread(name: "sy-sink-writer") { [self] in
+        let thread = try startThread(name: "sy-sink-writer") { [self] in
             // Records are the comparison's durable copy, not part of any call: on a saturated machine the
             // writer yields to the request path, and a queue it cannot keep up with drops records (counted)
             // instead of taking CPU from primary calls.
             SystemInfo.lowerCurrentThreadPriority()
             run()
         }
-    }
-
-    deinit {
-        pthread_cond_destroy(wake)
-        pthread_mutex_destroy(mutex)
-        wake.deallocate()
-        mutex.deallocate()
+        shared.withLock { $0.thread = thread }
     }
 
     /// Queues a record, or drops it when the queue is full or the writer has stopped.
     func enqueue(_ record: ComparisonRecord) {
-        pthread_mutex_lock(mutex)
-        if closing || queue.count >= queueCapacity {
-            counters.droppedQueueFull += 1
-        } else {
-            queue.append(record)
-            if writerWaiting { pthread_cond_signal(wake) }
+        shared.withLock { shared in
+            if shared.closing || shared.queue.count >= queueCapacity {
+                shared.counters.droppedQueueFull += 1
+            } else {
+                shared.queue.append(record)
+                wake.signal()
+            }
         }
-        pthread_mutex_unlock(mutex)
     }
 
     var statistics: SinkStatistics {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        var snapshot = counters
-        snapshot.queued = queue.count
-        return snapshot
+        shared.withLock { shared in
+            var snapshot = shared.counters
+            snapshot.queued = shared.queue.count
+            return snapshot
+        }
     }
 
     /// Writes what is queued, then stops the thread.
     func close() {
-        pthread_mutex_lock(mutex)
-        let handle = thread
-        thread = nil
-        closing = true
-        pthread_cond_signal(wake)
-        pthread_mutex_unlock(mutex)
+        let handle = shared.withLock { shared in
+            defer { shared.thread = nil }
+            shared.closing = true
+            wake.signal()
+            return shared.thread
+        }
         if let handle { pthread_join(handle, nil) }
     }
 
@@ -117,18 +111,12 @@ final class RecordWriter: @unchecked Sendable {
         var batch: [ComparisonRecord] = []
         var buffer: [UInt8] = []
         while true {
-            pthread_mutex_lock(mutex)
-            while queue.isEmpty && !closing {
-                writerWaiting = true
-                pthread_cond_wait(wake, mutex)
-                writerWaiting = false
+            let finished = shared.withLock(waitingOn: wake, while: { $0.queue.isEmpty && !$0.closing }) { shared in
+                if shared.queue.isEmpty { return true }
+                swap(&batch, &shared.queue)
+                return false
             }
-            if queue.isEmpty && closing {
-                pthread_mutex_unlock(mutex)
-                break
-            }
-            swap(&batch, &queue)
-            pthread_mutex_unlock(mutex)
+            if finished { break }
 
             var written = 0
             var failed = 0
@@ -175,14 +163,14 @@ final class RecordWriter: @unchecked Sendable {
             batch.removeAll(keepingCapacity: true)
             noteOutcome(written: written, failed: failed)
 
-            pthread_mutex_lock(mutex)
-            counters.written += UInt64(written)
-            counters.droppedWriteFailed += UInt64(failed)
-            counters.writeErrors += UInt64(errors)
-            counters.bytesWritten += UInt64(bytes)
-            counters.filesOpened += UInt64(opened)
-            let rest = !closing
-            pthread_mutex_unlock(mutex)
+            let rest = shared.withLock { shared in
+                shared.counters.written += UInt64(written)
+                shared.counters.droppedWriteFailed += UInt64(failed)
+                shared.counters.writeErrors += UInt64(errors)
+                shared.counters.bytesWritten += UInt64(bytes)
+                shared.counters.filesOpened += UInt64(opened)
+                return !shared.closing
+            }
             // Records arrive one per mirrored call; resting between batches lets them gather, so the
             // writer wakes tens of times a second under load instead of once per record.
             if rest { usleep(Self.restMicroseconds) }
