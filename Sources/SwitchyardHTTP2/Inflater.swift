@@ -192,7 +192,7 @@ final class Inflater: Sendable {
 /// once it is set and clears it, so any number of signals while the thread works make one wake-up.
 final class WakeUpFlag: Sendable {
     private let pending = ConditionLock(false)
-    private let condition = ConditionLock<Bool>.Condition()
+    private let condition = MonotonicCondition()
 
     func signal() {
         pending.withLock { pending in

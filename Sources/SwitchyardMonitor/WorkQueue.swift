@@ -20,7 +20,7 @@ final class WorkQueue<Item: Sendable>: Sendable {
 
     private let capacity: Int
     private let state = ConditionLock(State())
-    private let wake = ConditionLock<State>.Condition()
+    private let wake = MonotonicCondition()
 
     /// Starts the thread `name`, which hands every batch of queued items to `process` (on that thread).
     /// - Throws: `internal` when the system refuses the thread.

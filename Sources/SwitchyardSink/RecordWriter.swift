@@ -30,7 +30,7 @@ final class RecordWriter: @unchecked Sendable {
     }
 
     private let shared = ConditionLock(Shared())
-    private let wake = ConditionLock<Shared>.Condition()
+    private let wake = MonotonicCondition()
 
     // Writer thread only.
     private var descriptor: Int32 = -1

@@ -26,10 +26,10 @@ public final class WorkerPool: @unchecked Sendable {
     private let maxBatchRows: Int
     private let shadowCapacity: Int
 
-    private let lock = PoolLock()
-    private let workAvailable = PoolLock.Condition()
-    private let timerWake = PoolLock.Condition()
-    private let shadowWake = PoolLock.Condition()
+    private let lock = ThreadLock()
+    private let workAvailable = MonotonicCondition()
+    private let timerWake = MonotonicCondition()
+    private let shadowWake = MonotonicCondition()
 
     // Guarded by `lock`.
     private var queue = JobQueue()
