@@ -4,20 +4,26 @@
 
 import Foundation
 public import Logging
-import Synchronization
+public import SwitchyardCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Polls a file and calls `onChange` when its contents change.
 public final class ConfigWatcher: Sendable {
     private let path: String
-    private let intervalSeconds: Double
+    private let intervalNanoseconds: UInt64
     private let onChange: @Sendable () -> Void
-    private let stopped = Atomic<Bool>(false)
     private let logger: Logger
+    /// Whether `stop()` was called, and the thread to join; `stopRequested` ends the current interval at once.
+    private let state = ConditionLock<(stopped: Bool, thread: pthread_t?)>((false, nil))
+    private let stopRequested = MonotonicCondition()
 
     /// Creates a watcher; call `start()` to begin polling.
     public init(path: String, intervalSeconds: Double, logger: Logger, onChange: @escaping @Sendable () -> Void) {
         self.path = path
-        self.intervalSeconds = intervalSeconds
+        self.intervalNanoseconds = UInt64(max(intervalSeconds, 0.001) * 1e9)
         self.onChange = onChange
         self.logger = logger
     }
@@ -25,12 +31,17 @@ public final class ConfigWatcher: Sendable {
     /// The file's contents, or `nil` when it cannot be read.
     static func fingerprint(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
 
-    /// Starts polling on a thread of its own.
-    public func start() {
-        let thread = Thread { [self] in
+    /// Starts polling on a thread of its own (`sy-config-watch`).
+    /// - Throws: `internal` when the system refuses the thread.
+    public func start() throws(SwitchyardError) {
+        let thread = try startThread(name: "sy-config-watch") { [self] in
             var last = Self.fingerprint(path)
-            while !stopped.load(ordering: .relaxed) {
-                Thread.sleep(forTimeInterval: intervalSeconds)
+            while true {
+                let deadline = MonotonicInstant.now().advanced(byNanoseconds: intervalNanoseconds)
+                let stopped = state.withLock(waitingOn: stopRequested, while: { !$0.stopped }, until: deadline) {
+                    $0.stopped
+                }
+                if stopped { return }
                 let current = Self.fingerprint(path)
                 // A file being replaced may be missing for a moment: wait for it to reappear.
                 guard let current, current != last else { continue }
@@ -39,10 +50,17 @@ public final class ConfigWatcher: Sendable {
                 onChange()
             }
         }
-        thread.name = "config-watch"
-        thread.start()
+        state.withLock { $0.thread = thread }
     }
 
-    /// Stops polling after the current interval.
-    public func stop() { stopped.store(true, ordering: .relaxed) }
+    /// Stops polling: wakes the thread from its interval and waits for a reload in progress to finish.
+    public func stop() {
+        let thread = state.withLock { state in
+            defer { state.thread = nil }
+            state.stopped = true
+            stopRequested.signal()
+            return state.thread
+        }
+        if let thread { pthread_join(thread, nil) }
+    }
 }

@@ -211,7 +211,7 @@ struct Serve: ParsableCommand {
                     logger.error("routes not reloaded; keeping the running ones", metadata: ["reason": "\(error)"])
                 }
             }
-            watcher?.start()
+            try watcher?.start()
         }
         let listenAddress = try HostAndPort(parsing: settings.listen)
         logger.notice(
