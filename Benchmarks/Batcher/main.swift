@@ -118,7 +118,11 @@ final class SyntheticEngine: InferenceEngine {
             }
         }
 
-        func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
+        func run(
+            inputs: [UnsafeBufferPointer<Float>],
+            rows: Int,
+            outputs: [UnsafeMutableBufferPointer<Float>]
+        ) throws(SwitchyardError) {
             let start = clock()
             let cost = perBatch + UInt64(rows) * perRow
             for row in 0..<rows {

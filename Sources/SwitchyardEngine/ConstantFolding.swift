@@ -190,7 +190,7 @@ func power(_ x: Double, _ y: Double) -> Double { pow(x, y) }
 
 extension NodeImporter {
     /// Evaluates the node at load when every input it reads is a constant; nil when it must run on the inputs.
-    func foldIfConstant() throws -> Constant? {
+    func foldIfConstant() throws(SwitchyardError) -> Constant? {
         let positions = (0..<inputNames.count).filter { !inputNames[$0].isEmpty }
         guard !positions.isEmpty, bareOp != "Constant" else { return nil }
         var slots = [Constant?](repeating: nil, count: inputNames.count)
@@ -200,7 +200,7 @@ extension NodeImporter {
         }
         let inputs = slots.compactMap { $0 }
         /// The constant at an input position, or a refusal naming the position when the node leaves it out.
-        func operand(_ position: Int) throws -> Constant {
+        func operand(_ position: Int) throws(SwitchyardError) -> Constant {
             guard position < slots.count, let constant = slots[position] else {
                 throw fail("expected input \(position + 1), got \(inputs.count) inputs")
             }

@@ -42,13 +42,13 @@ public enum KernelPath: String, Sendable, CaseIterable, CustomStringConvertible 
 
     /// The path `SWITCHYARD_KERNEL` names, or nil when it is unset or empty.
     /// - Throws: `SwitchyardError.invalidArgument` if it names no path, or a path this CPU cannot run.
-    public static func fromEnvironment() throws -> KernelPath? {
+    public static func fromEnvironment() throws(SwitchyardError) -> KernelPath? {
         try parse(getenv(environmentVariable).map { String(cString: $0) })
     }
 
     /// The path a `SWITCHYARD_KERNEL` value names, or nil for nil or an empty value.
     /// - Throws: `SwitchyardError.invalidArgument` if it names no path, or a path this CPU cannot run.
-    public static func parse(_ value: String?) throws -> KernelPath? {
+    public static func parse(_ value: String?) throws(SwitchyardError) -> KernelPath? {
         guard let value, !value.isEmpty else { return nil }
         guard let path = KernelPath(rawValue: value.lowercased()) else {
             throw SwitchyardError.invalidArgument(
@@ -145,7 +145,7 @@ struct FusedPlan {
     }
 
     /// Compiles a graph, or throws `unimplemented` with the reason it has no dense layer the kernels can run.
-    static func compile(_ graph: Graph) throws -> FusedPlan {
+    static func compile(_ graph: Graph) throws(SwitchyardError) -> FusedPlan {
         var compiler = Compiler(graph: graph)
         return try compiler.compile()
     }
@@ -180,7 +180,7 @@ private struct Compiler {
     }
 
     /// The last layer, if `current` is its latest stage and nothing else needs that stage: it may be extended.
-    func extensibleLayer(_ node: Graph.Node) throws -> Int {
+    func extensibleLayer(_ node: Graph.Node) throws(SwitchyardError) -> Int {
         guard !softmax else { throw decline(node, "only Identity, Flatten or Reshape may follow the softmax") }
         guard let (tap, stage) = taps[current], case .layer(let index) = tap, index == layers.count - 1,
             stage == stages[index]
@@ -255,7 +255,7 @@ private struct Compiler {
         chains.append(FusedPlan.Chain(layers: start..<layers.count, input: input, output: current, softmax: softmax))
     }
 
-    mutating func compile() throws -> FusedPlan {
+    mutating func compile() throws(SwitchyardError) -> FusedPlan {
         guard let firstDense = graph.nodes.firstIndex(where: isDense) else {
             throw SwitchyardError(.unimplemented, "the graph has no dense layer on a [batch, K] input")
         }
@@ -290,7 +290,7 @@ private struct Compiler {
                 }
                 try step(node)
                 position += 1
-            } catch let error as SwitchyardError where error.code == .unimplemented {
+            } catch  where error.code == .unimplemented {
                 guard let open = chain, layers.count > open.start else {
                     // The chain could not even start here: the node runs on the interpreter.
                     chain = nil
@@ -332,7 +332,7 @@ private struct Compiler {
 
     /// Checks that every value a step reads is one the interpreter holds when it runs: graph inputs, interpreted
     /// results and chain results, never a value inside a chain. Returns the values the interpreter holds.
-    func checkInterpreterReads(_ steps: [FusedPlan.Step]) throws -> Set<Int> {
+    func checkInterpreterReads(_ steps: [FusedPlan.Step]) throws(SwitchyardError) -> Set<Int> {
         var held = Set(graph.inputs)
         for step in steps {
             switch step {
@@ -373,7 +373,7 @@ private struct Compiler {
         }
     }
 
-    mutating func step(_ node: Graph.Node) throws {
+    mutating func step(_ node: Graph.Node) throws(SwitchyardError) {
         switch node.operation {
         case .reshape(let input, let output), .unary(.identity, let input, let output):
             guard input == current else { throw decline(node, "expected it to take the previous layer's output") }
@@ -435,7 +435,7 @@ private struct Compiler {
         }
     }
 
-    mutating func startLayer(_ node: Graph.Node, input: Int) throws {
+    mutating func startLayer(_ node: Graph.Node, input: Int) throws(SwitchyardError) {
         guard !softmax else { throw decline(node, "a dense layer after the softmax is not fused") }
         guard input == current else { throw decline(node, "expected it to take the previous layer's output") }
         guard graph.values[input].rowShape.count == 1 else {
@@ -460,7 +460,7 @@ private struct Compiler {
         lhs: Operand,
         rhs: Operand,
         output: Int
-    ) throws {
+    ) throws(SwitchyardError) {
         let row: [Float]
         let valueFirst: Bool
         switch (lhs, rhs) {
@@ -501,7 +501,7 @@ private struct Compiler {
 
     /// torch.onnx's GELU before opset 20: `y = x · (erf(x / √2) + 1) · 0.5` over five nodes. Returns the node
     /// count when the pattern starts at `position` on the current layer's output.
-    mutating func erfGelu(at position: Int) throws -> Int? {
+    mutating func erfGelu(at position: Int) throws(SwitchyardError) -> Int? {
         let nodes = graph.nodes
         guard position + 4 < nodes.count else { return nil }
         func constant(_ operand: Operand, is expected: Float) -> Bool {
@@ -754,8 +754,10 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
     ///   - precision: FP32 (default) or BF16 weights; BF16 needs the AVX-512 path and AVX-512 BF16.
     /// - Throws: `SwitchyardError.unimplemented` naming the node when the graph is not a chain of dense
     ///   layers (run it with `ReferenceEngine`); `invalidArgument` for a kernel path this CPU cannot run.
-    public init(model: ONNXModel, kernel: KernelPath? = nil, precision: WeightPrecision = .fp32) throws {
-        let path = try kernel ?? KernelPath.fromEnvironment() ?? KernelPath.best
+    public init(model: ONNXModel, kernel: KernelPath? = nil, precision: WeightPrecision = .fp32) throws(SwitchyardError)
+    {
+        let path: KernelPath
+        if let kernel { path = kernel } else { path = try KernelPath.fromEnvironment() ?? KernelPath.best }
         guard path.isAvailable else {
             throw SwitchyardError.invalidArgument("this CPU cannot run the \(path) kernels")
         }
@@ -795,10 +797,8 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
         do {
             _ = try FusedPlan.compile(model.graph)
             return nil
-        } catch let error as SwitchyardError {
-            return error.message
         } catch {
-            return "\(error)"
+            return error.message
         }
     }
 
@@ -851,7 +851,9 @@ final class FusedExecutor: EngineExecutor {
         staging.softmax.deallocate()
     }
 
-    func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
+    func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>])
+        throws(SwitchyardError)
+    {
         try validateRunArguments(signature: program.signature, inputs: inputs, rows: rows, outputs: outputs)
         interpreter?.prepare(rows: rows, inputs: inputs, values: program.interpreterValues)
         for step in program.steps {
@@ -993,7 +995,7 @@ public func makeEngine(
     for model: ONNXModel,
     selection: EngineSelection = .automatic,
     precision: WeightPrecision = .fp32
-) throws -> any InferenceEngine {
+) throws(SwitchyardError) -> any InferenceEngine {
     switch selection {
     case .reference:
         return ReferenceEngine(model: model)
@@ -1001,7 +1003,7 @@ public func makeEngine(
         let kernel = try KernelPath.fromEnvironment() ?? (precision == .bf16 ? .avx512 : KernelPath.best)
         do {
             return try FusedEngine(model: model, kernel: kernel, precision: precision)
-        } catch let error as SwitchyardError where error.code == .unimplemented {
+        } catch  where error.code == .unimplemented {
             return ReferenceEngine(model: model)
         }
     }

@@ -31,5 +31,5 @@ public protocol EngineExecutor: AnyObject {
         inputs: [UnsafeBufferPointer<Float>],
         rows: Int,
         outputs: [UnsafeMutableBufferPointer<Float>]
-    ) throws
+    ) throws(SwitchyardError)
 }

@@ -20,7 +20,7 @@ struct ImportedGraph {
 }
 
 /// Decodes and imports an ONNX file's bytes.
-func importONNX(bytes: [UInt8], externalDataDirectory: String?) throws -> ImportedGraph {
+func importONNX(bytes: [UInt8], externalDataDirectory: String?) throws(SwitchyardError) -> ImportedGraph {
     let proto: UnsafeMutablePointer<Onnx__ModelProto>? = bytes.withUnsafeBufferPointer { buffer in
         onnx__model_proto__unpack(nil, buffer.count, buffer.baseAddress)
     }
@@ -151,7 +151,7 @@ func floatFromHalf(_ bits: UInt16) -> Float {
 
 // MARK: - Files
 
-func readModelFile(_ path: String) throws -> [UInt8] {
+func readModelFile(_ path: String) throws(SwitchyardError) -> [UInt8] {
     guard let file = fopen(path, "rb") else {
         throw SwitchyardError.notFound("cannot open model file '\(path)': \(String(cString: strerror(errno)))")
     }
@@ -176,7 +176,7 @@ private func readExternalData(
     offset: Int,
     length: Int?,
     what: () -> String
-) throws -> [UInt8] {
+) throws(SwitchyardError) -> [UInt8] {
     guard !location.isEmpty, !location.hasPrefix("/") else {
         throw SwitchyardError.invalidArgument(
             "\(what()): external data location '\(location)' must be a relative path inside the model's directory"
@@ -242,7 +242,7 @@ func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
 }
 
 /// Overflow-checked product of dimensions, bounded by `ONNXModel.maxElements`.
-func checkedCount(_ dims: [Int], what: () -> String) throws -> Int {
+func checkedCount(_ dims: [Int], what: () -> String) throws(SwitchyardError) -> Int {
     var count = 1
     for dim in dims {
         guard dim >= 0 else { throw SwitchyardError.invalidArgument("\(what()): negative dimension \(dim)") }
@@ -257,7 +257,7 @@ func checkedCount(_ dims: [Int], what: () -> String) throws -> Int {
     return count
 }
 
-func dimension(_ value: Int64, what: () -> String) throws -> Int {
+func dimension(_ value: Int64, what: () -> String) throws(SwitchyardError) -> Int {
     guard let converted = Int(exactly: value), abs(converted) <= Int(Int32.max) else {
         throw SwitchyardError.invalidArgument("\(what()): dimension \(value) is out of range")
     }
@@ -278,7 +278,7 @@ struct Importer {
         "\(ONNXModel.supportedOpsets.lowerBound)–\(ONNXModel.supportedOpsets.upperBound)"
     }
 
-    init(model: Onnx__ModelProto, externalDataDirectory: String?) throws {
+    init(model: Onnx__ModelProto, externalDataDirectory: String?) throws(SwitchyardError) {
         self.model = model
         self.externalDataDirectory = externalDataDirectory
         guard let graph = model.graph else {
@@ -320,7 +320,7 @@ struct Importer {
 
     // MARK: Tensors
 
-    func constant(from tensor: Onnx__TensorProto, fallbackName: String) throws -> Constant {
+    func constant(from tensor: Onnx__TensorProto, fallbackName: String) throws(SwitchyardError) -> Constant {
         let name = tensor.name.map { String(cString: $0) } ?? fallbackName
         let what = { "initializer '\(name)'" }
         var dims: [Int] = []
@@ -339,7 +339,7 @@ struct Importer {
                 payload: .unsupported(ElementType.name(type))
             )
         }
-        func fromRaw(_ raw: UnsafeRawBufferPointer) throws -> Constant.Payload {
+        func fromRaw(_ raw: UnsafeRawBufferPointer) throws(SwitchyardError) -> Constant.Payload {
             guard raw.count == count * size else {
                 throw SwitchyardError.invalidArgument(
                     "\(what()): \(external == nil ? "raw_data" : "external data") has \(raw.count) bytes; "
@@ -350,7 +350,8 @@ struct Importer {
         }
         let payload: Constant.Payload
         if let external {
-            payload = try external.withUnsafeBytes { try fromRaw($0) }
+            payload = try external.withUnsafeBytes { raw in Result { () throws(SwitchyardError) in try fromRaw(raw) } }
+                .get()
         } else if tensor.has_raw_data != 0, tensor.raw_data.len > 0 || count == 0 || !hasTypedData(tensor) {
             payload = try fromRaw(UnsafeRawBufferPointer(start: tensor.raw_data.data, count: tensor.raw_data.len))
         } else {
@@ -393,8 +394,8 @@ struct Importer {
         count: Int,
         dims: [Int],
         what: () -> String
-    ) throws -> Constant.Payload {
-        func check(_ field: String, _ have: Int) throws {
+    ) throws(SwitchyardError) -> Constant.Payload {
+        func check(_ field: String, _ have: Int) throws(SwitchyardError) {
             guard have == count else {
                 throw SwitchyardError.invalidArgument(
                     "\(what()): \(field) has \(have) values; expected \(count) for shape \(Shape.format(dims))"
@@ -433,7 +434,7 @@ struct Importer {
         }
     }
 
-    private func externalBytes(_ tensor: Onnx__TensorProto, what: () -> String) throws -> [UInt8] {
+    private func externalBytes(_ tensor: Onnx__TensorProto, what: () -> String) throws(SwitchyardError) -> [UInt8] {
         guard let directory = externalDataDirectory else {
             throw SwitchyardError.invalidArgument(
                 "\(what()): stored as external data, which needs the model file's directory; load the model "
@@ -448,7 +449,7 @@ struct Importer {
         guard let location = entries["location"] else {
             throw SwitchyardError.invalidArgument("\(what()): external data without a 'location' entry")
         }
-        func integer(_ key: String) throws -> Int? {
+        func integer(_ key: String) throws(SwitchyardError) -> Int? {
             guard let text = entries[key] else { return nil }
             guard let value = Int(text), value >= 0 else {
                 throw SwitchyardError.invalidArgument(
@@ -468,7 +469,7 @@ struct Importer {
 
     // MARK: Graph
 
-    func importGraph() throws -> (Graph, folded: Int) {
+    func importGraph() throws(SwitchyardError) -> (Graph, folded: Int) {
         var symbols: [String: Symbol] = [:]
         var values: [Graph.Value] = []
         for index in 0..<graphProto.n_initializer {
@@ -550,7 +551,7 @@ struct Importer {
     /// Refuses the first node whose operator is not supported before importing any: a graph that is not an MLP
     /// (an LSTM behind the Expand that builds its initial state, say) is named by the operator that makes it so,
     /// not by whichever of its helper nodes the import would stumble on first.
-    private func refuseUnsupportedOperators() throws {
+    private func refuseUnsupportedOperators() throws(SwitchyardError) {
         for index in 0..<graphProto.n_node {
             guard let node = graphProto.node[index] else { continue }
             let importer = NodeImporter(
@@ -564,7 +565,9 @@ struct Importer {
         }
     }
 
-    private func tensorType(_ info: Onnx__ValueInfoProto, what: String) throws -> Onnx__TypeProto__Tensor? {
+    private func tensorType(_ info: Onnx__ValueInfoProto, what: String) throws(SwitchyardError)
+        -> Onnx__TypeProto__Tensor?
+    {
         guard let type = info.type else { return nil }
         guard type.pointee.value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, let tensor = type.pointee.tensor_type
         else {
@@ -575,7 +578,8 @@ struct Importer {
         return tensor.pointee
     }
 
-    private func inputRowShape(_ info: Onnx__ValueInfoProto, name: String) throws -> ([Int], DataType) {
+    private func inputRowShape(_ info: Onnx__ValueInfoProto, name: String) throws(SwitchyardError) -> ([Int], DataType)
+    {
         let what = "input '\(name)'"
         guard let tensor = try tensorType(info, what: what), tensor.has_elem_type != 0 else {
             throw SwitchyardError.invalidArgument("\(what) declares no element type; expected a numeric tensor")
@@ -615,7 +619,9 @@ struct Importer {
         return (rowShape, dataType)
     }
 
-    private func checkDeclaredOutput(_ info: Onnx__ValueInfoProto, name: String, value: Graph.Value) throws {
+    private func checkDeclaredOutput(_ info: Onnx__ValueInfoProto, name: String, value: Graph.Value)
+        throws(SwitchyardError)
+    {
         let what = "output '\(name)'"
         guard let tensor = try tensorType(info, what: what) else { return }
         if tensor.has_elem_type != 0, tensor.elem_type != 0 {

@@ -5,7 +5,7 @@
 internal import SwitchyardCore
 
 extension NodeImporter {
-    mutating func importMLNode() throws -> [Operation] {
+    mutating func importMLNode() throws(SwitchyardError) -> [Operation] {
         switch bareOp {
         case "Scaler": return try scaler()
         case "Normalizer": return [try normalizer()]
@@ -19,7 +19,7 @@ extension NodeImporter {
     }
 
     /// A 2-D `[batch, C]` input to an ml operator, and C.
-    private func matrixInput(_ position: Int, role: String) throws -> (id: Int, columns: Int) {
+    private func matrixInput(_ position: Int, role: String) throws(SwitchyardError) -> (id: Int, columns: Int) {
         let x = try activation(position, role: role)
         guard values[x].rowShape.count <= 1 else {
             throw fail("\(role) has shape \(Shape.format([-1] + values[x].rowShape)); expected [batch, C]")
@@ -28,7 +28,9 @@ extension NodeImporter {
     }
 
     /// A per-column parameter list of length 1 (broadcast) or `columns`.
-    private func perColumn(_ name: String, _ list: [Float]?, columns: Int, default value: Float) throws -> [Float] {
+    private func perColumn(_ name: String, _ list: [Float]?, columns: Int, default value: Float) throws(SwitchyardError)
+        -> [Float]
+    {
         guard let list else { return Array(repeating: value, count: columns) }
         if list.count == 1 { return Array(repeating: list[0], count: columns) }
         guard list.count == columns else {
@@ -38,7 +40,7 @@ extension NodeImporter {
     }
 
     /// `(x - offset) · scale`, per column.
-    mutating func scaler() throws -> [Operation] {
+    mutating func scaler() throws(SwitchyardError) -> [Operation] {
         let (x, columns) = try matrixInput(0, role: "X")
         let offset = try perColumn("offset", floatsAttribute("offset"), columns: columns, default: 0)
         let scale = try perColumn("scale", floatsAttribute("scale"), columns: columns, default: 1)
@@ -51,7 +53,7 @@ extension NodeImporter {
         ]
     }
 
-    mutating func normalizer() throws -> Operation {
+    mutating func normalizer() throws(SwitchyardError) -> Operation {
         let (x, _) = try matrixInput(0, role: "X")
         let normName = stringAttribute("norm", default: "MAX")
         guard let norm = NormKind(rawValue: normName) else {
@@ -62,7 +64,9 @@ extension NodeImporter {
     }
 
     /// The dense part shared by LinearClassifier and LinearRegressor: `x · coefficientsᵀ + intercepts`.
-    private mutating func linearScores(targets: Int?, scoresOutput: Int) throws -> (gemm: Operation, id: Int, n: Int) {
+    private mutating func linearScores(targets: Int?, scoresOutput: Int) throws(SwitchyardError) -> (
+        gemm: Operation, id: Int, n: Int
+    ) {
         let (x, features) = try matrixInput(0, role: "X")
         guard let coefficients = floatsAttribute("coefficients"), features > 0,
             coefficients.count % features == 0
@@ -97,7 +101,7 @@ extension NodeImporter {
         return (gemm, id, n)
     }
 
-    mutating func linearRegressor() throws -> [Operation] {
+    mutating func linearRegressor() throws(SwitchyardError) -> [Operation] {
         let transform = stringAttribute("post_transform", default: "NONE")
         guard transform == "NONE" else {
             throw fail("post_transform '\(transform)' is not supported; expected NONE")
@@ -107,7 +111,7 @@ extension NodeImporter {
         return [gemm, .unary(.identity, input: raw, output: output)]
     }
 
-    mutating func linearClassifier() throws -> [Operation] {
+    mutating func linearClassifier() throws(SwitchyardError) -> [Operation] {
         if hasStringsAttribute("classlabels_strings") {
             throw fail(
                 "classlabels_strings: string class labels are not an Open Inference Protocol numeric tensor; train "
@@ -150,14 +154,14 @@ extension NodeImporter {
         return operations
     }
 
-    mutating func arrayFeatureExtractor() throws -> Operation {
+    mutating func arrayFeatureExtractor() throws(SwitchyardError) -> Operation {
         switch (try requiredInput(0), try requiredInput(1)) {
         case (.constant(let table), .activation(let indices)):
             return try lookup(table: table, indices: indices)
         case (.activation(let x), .constant(let indicesConstant)):
             let rowShape = values[x].rowShape
             guard let size = rowShape.last else { throw fail("X has no feature axis") }
-            let picked = try integers(indicesConstant, role: "Y").map { raw -> Int in
+            let picked = try integers(indicesConstant, role: "Y").map { (raw) throws(SwitchyardError) -> Int in
                 guard raw >= 0 && raw < Int64(size) else {
                     throw fail("index \(raw) is out of range for \(size) features")
                 }
@@ -179,7 +183,7 @@ extension NodeImporter {
         }
     }
 
-    mutating func featureVectorizer() throws -> Operation {
+    mutating func featureVectorizer() throws(SwitchyardError) -> Operation {
         guard let dimensions = intsAttribute("inputdimensions"), dimensions.count == inputNames.count else {
             throw fail("inputdimensions must give one width per input")
         }

@@ -72,13 +72,13 @@ public struct ONNXModel: Sendable {
     /// Reads a model file. Tensors stored as external data are read from files in the model file's directory.
     /// - Throws: `SwitchyardError.notFound` if the file cannot be read, `invalidArgument` if it is not a
     ///   model this importer can run (the message names the node and operator, tensor or field at fault).
-    public init(contentsOf path: String) throws {
+    public init(contentsOf path: String) throws(SwitchyardError) {
         let bytes = try readModelFile(path)
         let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
             .joined(separator: "/")
         do {
             try self.init(bytes: bytes, externalDataDirectory: directory.isEmpty ? "." : directory)
-        } catch let error as SwitchyardError {
+        } catch {
             throw SwitchyardError(error.code, "\(path): \(error.message)")
         }
     }
@@ -89,7 +89,7 @@ public struct ONNXModel: Sendable {
     ///   - externalDataDirectory: where tensors stored as external data are read from; nil refuses them.
     /// - Throws: `SwitchyardError.invalidArgument` naming what is wrong if the bytes are not a valid model or
     ///   the graph uses something this importer cannot run.
-    public init(bytes: [UInt8], externalDataDirectory: String? = nil) throws {
+    public init(bytes: [UInt8], externalDataDirectory: String? = nil) throws(SwitchyardError) {
         let imported = try importONNX(bytes: bytes, externalDataDirectory: externalDataDirectory)
         self.opsetVersion = imported.opset
         self.mlOpsetVersion = imported.mlOpset

@@ -79,7 +79,7 @@ struct NodeImporter {
 
     var inputNames: [String] { (0..<node.n_input).map { string(node.input[$0]) } }
 
-    func input(_ position: Int) throws -> Symbol? {
+    func input(_ position: Int) throws(SwitchyardError) -> Symbol? {
         let names = inputNames
         guard position < names.count, !names[position].isEmpty else { return nil }
         guard let symbol = symbols[names[position]] else {
@@ -91,14 +91,14 @@ struct NodeImporter {
         return symbol
     }
 
-    func requiredInput(_ position: Int) throws -> Symbol {
+    func requiredInput(_ position: Int) throws(SwitchyardError) -> Symbol {
         guard let symbol = try input(position) else {
             throw fail("expected input \(position + 1), got \(inputNames.count) inputs")
         }
         return symbol
     }
 
-    func activation(_ position: Int, role: String) throws -> Int {
+    func activation(_ position: Int, role: String) throws(SwitchyardError) -> Int {
         switch try requiredInput(position) {
         case .activation(let id): return id
         case .constant(let constant):
@@ -106,7 +106,7 @@ struct NodeImporter {
         }
     }
 
-    func floats(_ constant: Constant, role: String) throws -> [Float] {
+    func floats(_ constant: Constant, role: String) throws(SwitchyardError) -> [Float] {
         guard let values = constant.floats else {
             throw fail(
                 "\(role) '\(constant.name)' has data type \(ElementType.name(constant.elementType)); expected a "
@@ -116,7 +116,7 @@ struct NodeImporter {
         return values
     }
 
-    func integers(_ constant: Constant, role: String) throws -> [Int64] {
+    func integers(_ constant: Constant, role: String) throws(SwitchyardError) -> [Int64] {
         guard constant.batchIndex == nil else {
             throw fail("\(role) '\(constant.name)' depends on the batch size, which is not known at load")
         }
@@ -126,7 +126,7 @@ struct NodeImporter {
         return values
     }
 
-    func constantInput(_ position: Int, role: String) throws -> Constant {
+    func constantInput(_ position: Int, role: String) throws(SwitchyardError) -> Constant {
         switch try requiredInput(position) {
         case .constant(let constant): return constant
         case .activation(let id):
@@ -137,7 +137,7 @@ struct NodeImporter {
     }
 
     /// An optional constant input given as an integer list (axes, shapes, pads).
-    func integerList(_ position: Int, role: String) throws -> [Int64]? {
+    func integerList(_ position: Int, role: String) throws(SwitchyardError) -> [Int64]? {
         guard let symbol = try input(position) else { return nil }
         guard case .constant(let constant) = symbol else {
             throw fail("\(role) is computed from the inputs; expected a constant")
@@ -184,12 +184,14 @@ struct NodeImporter {
 
     // MARK: Defining values
 
-    func outputName(_ position: Int) throws -> String {
+    func outputName(_ position: Int) throws(SwitchyardError) -> String {
         guard position < node.n_output else { throw fail("node has no output \(position + 1)") }
         return string(node.output[position])
     }
 
-    mutating func define(_ rowShape: [Int], _ dataType: DataType, output position: Int = 0) throws -> Int {
+    mutating func define(_ rowShape: [Int], _ dataType: DataType, output position: Int = 0) throws(SwitchyardError)
+        -> Int
+    {
         let outputName = try outputName(position)
         guard symbols[outputName] == nil else {
             throw fail("output '\(outputName)' is already defined; expected each value to be defined once")
@@ -200,7 +202,7 @@ struct NodeImporter {
     }
 
     /// A value for an intermediate result of a node that becomes several operations; no name refers to it.
-    mutating func fresh(_ rowShape: [Int], _ dataType: DataType, name: String) throws -> Int {
+    mutating func fresh(_ rowShape: [Int], _ dataType: DataType, name: String) throws(SwitchyardError) -> Int {
         let width = try checkedCount(rowShape) { "\(label) (\(opType)): output '\(name)'" }
         // A weight with a zero dimension (B of shape [K, 0]) would give rows of no values, which executors
         // divide by (Softmax groups) and the signature cannot describe.
@@ -214,7 +216,7 @@ struct NodeImporter {
         return values.count - 1
     }
 
-    mutating func defineConstant(_ constant: Constant, output position: Int = 0) throws {
+    mutating func defineConstant(_ constant: Constant, output position: Int = 0) throws(SwitchyardError) {
         let outputName = try outputName(position)
         guard symbols[outputName] == nil else {
             throw fail("output '\(outputName)' is already defined; expected each value to be defined once")
@@ -225,7 +227,7 @@ struct NodeImporter {
     }
 
     /// The row axis (1-based over the full shape) of an ONNX axis, which must not be the batch axis.
-    func rowAxis(_ axis: Int, rank: Int, what: String) throws -> Int {
+    func rowAxis(_ axis: Int, rank: Int, what: String) throws(SwitchyardError) -> Int {
         let normalized = axis < 0 ? axis + rank : axis
         guard normalized >= 1 && normalized < rank else {
             throw fail(
@@ -251,7 +253,7 @@ struct NodeImporter {
     }
 
     /// Imports the node: the operations it runs on the inputs, none when it was evaluated at load.
-    mutating func importNode() throws -> [Operation] {
+    mutating func importNode() throws(SwitchyardError) -> [Operation] {
         if let refusal = unsupportedOperator() { throw refusal }
         if domain == "ai.onnx.ml" { return try importMLNode() }
         if let folded = try foldIfConstant() {
@@ -352,7 +354,7 @@ struct NodeImporter {
 
     // MARK: Dense layers
 
-    mutating func gemm() throws -> Operation {
+    mutating func gemm() throws(SwitchyardError) -> Operation {
         guard intAttribute("transA", default: 0) == 0 else {
             throw fail("transA=1 would move the batch dimension of A; expected transA=0")
         }
@@ -400,7 +402,7 @@ struct NodeImporter {
         )
     }
 
-    mutating func matMul() throws -> Operation {
+    mutating func matMul() throws(SwitchyardError) -> Operation {
         let a = try activation(0, role: "A")
         let rowShape = values[a].rowShape
         guard let k = rowShape.last else {
@@ -423,7 +425,9 @@ struct NodeImporter {
 
     /// The operands of an elementwise operation over the broadcast of its inputs' shapes, and that row shape.
     /// Constants may not broadcast along the batch axis beyond 1.
-    func elementwiseOperands(_ symbols: [Symbol], roles: [String]) throws -> ([Operand], rowShape: [Int]) {
+    func elementwiseOperands(_ symbols: [Symbol], roles: [String]) throws(SwitchyardError) -> (
+        [Operand], rowShape: [Int]
+    ) {
         // Full shapes: activations lead with the batch (1 here, since every row is alike).
         var fullShapes: [[Int]] = []
         for (symbol, role) in zip(symbols, roles) {
@@ -469,7 +473,7 @@ struct NodeImporter {
         return (operands, rowShape)
     }
 
-    mutating func binary(_ op: BinaryOperator) throws -> Operation {
+    mutating func binary(_ op: BinaryOperator) throws(SwitchyardError) -> Operation {
         let lhs = try requiredInput(0)
         let rhs = try requiredInput(1)
         let (operands, rowShape) = try elementwiseOperands([lhs, rhs], roles: ["A", "B"])
@@ -487,7 +491,7 @@ struct NodeImporter {
         return .binary(op, lhs: operands[0], rhs: operands[1], output: output)
     }
 
-    mutating func pow() throws -> Operation {
+    mutating func pow() throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "X")
         if case .constant(let exponent) = try requiredInput(1), let values = exponent.floats, let first = values.first,
             values.allSatisfy({ $0 == first })
@@ -498,13 +502,13 @@ struct NodeImporter {
         return try binary(.pow)
     }
 
-    mutating func unary(_ op: UnaryOperator) throws -> Operation {
+    mutating func unary(_ op: UnaryOperator) throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "X")
         let output = try define(values[x].rowShape, values[x].dataType)
         return .unary(op, input: x, output: output)
     }
 
-    mutating func clip() throws -> Operation {
+    mutating func clip() throws(SwitchyardError) -> Operation {
         var low = -Float.greatestFiniteMagnitude
         var high = Float.greatestFiniteMagnitude
         if opset < 11 {
@@ -522,7 +526,7 @@ struct NodeImporter {
         return try unary(.clip(min: low, max: high))
     }
 
-    mutating func prelu() throws -> Operation {
+    mutating func prelu() throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "X")
         guard case .constant(let slope) = try requiredInput(1) else {
             throw fail("slope is computed from the inputs; expected a constant")
@@ -533,7 +537,7 @@ struct NodeImporter {
     }
 
     /// Identity: constants stay constants, values get a copy.
-    mutating func passThrough() throws -> Operation? {
+    mutating func passThrough() throws(SwitchyardError) -> Operation? {
         switch try requiredInput(0) {
         case .constant(let constant):
             try defineConstant(constant)
@@ -544,7 +548,7 @@ struct NodeImporter {
         }
     }
 
-    mutating func dropout() throws -> Operation? {
+    mutating func dropout() throws(SwitchyardError) -> Operation? {
         if opset >= 12, let symbol = try input(2) {
             guard case .constant(let mode) = symbol, let flags = mode.integers, flags.allSatisfy({ $0 == 0 }) else {
                 throw fail("training_mode is true or computed; expected an inference export (training_mode false)")
@@ -556,7 +560,7 @@ struct NodeImporter {
         return try passThrough()
     }
 
-    mutating func cast() throws -> Operation {
+    mutating func cast() throws(SwitchyardError) -> Operation {
         let target: Int32
         if bareOp == "CastLike" {
             switch try requiredInput(1) {
@@ -580,7 +584,7 @@ struct NodeImporter {
 
     // MARK: Softmax, reductions, normalisation
 
-    mutating func softmax(log: Bool) throws -> Operation {
+    mutating func softmax(log: Bool) throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "input")
         let rowShape = values[x].rowShape
         let rank = rowShape.count + 1
@@ -603,7 +607,7 @@ struct NodeImporter {
         return .softmax(input: x, output: output, group: group, log: log)
     }
 
-    mutating func reduce(_ op: ReduceOperator) throws -> Operation {
+    mutating func reduce(_ op: ReduceOperator) throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "data")
         let rowShape = values[x].rowShape
         let rank = rowShape.count + 1
@@ -612,7 +616,9 @@ struct NodeImporter {
         let keep = intAttribute("keepdims", default: 1) != 0
         var reduced: [Int]
         if let axes, !axes.isEmpty {
-            reduced = try axes.map { try rowAxis(Int($0), rank: rank, what: "reduction") }.sorted()
+            reduced = try axes.map { (axis) throws(SwitchyardError) in
+                try rowAxis(Int(axis), rank: rank, what: "reduction")
+            }.sorted()
         } else if axesFromInput && intAttribute("noop_with_empty_axes", default: 0) != 0 {
             let output = try define(rowShape, values[x].dataType)
             return .unary(.identity, input: x, output: output)
@@ -633,7 +639,7 @@ struct NodeImporter {
         return .reduce(op, input: x, output: output, group: group)
     }
 
-    mutating func argExtreme(largest: Bool) throws -> Operation {
+    mutating func argExtreme(largest: Bool) throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "data")
         let rowShape = values[x].rowShape
         let rank = rowShape.count + 1
@@ -658,7 +664,7 @@ struct NodeImporter {
 
     /// Inference-mode batch normalisation: a per-channel scale and shift (which the fused engine folds into a
     /// neighbouring dense layer).
-    mutating func batchNormalization() throws -> [Operation] {
+    mutating func batchNormalization() throws(SwitchyardError) -> [Operation] {
         if opset >= 14, intAttribute("training_mode", default: 0) != 0 {
             throw fail("training_mode=1 computes batch statistics; expected an inference export")
         }
@@ -701,7 +707,7 @@ struct NodeImporter {
         ]
     }
 
-    mutating func layerNormalization() throws -> Operation {
+    mutating func layerNormalization() throws(SwitchyardError) -> Operation {
         guard opset >= 17 else {
             throw fail("LayerNormalization needs opset 17 or later; the model imports opset \(opset)")
         }
@@ -735,7 +741,7 @@ struct NodeImporter {
 
     // MARK: Shapes
 
-    mutating func flatten() throws -> Operation {
+    mutating func flatten() throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "input")
         let rowShape = values[x].rowShape
         let rank = rowShape.count + 1
@@ -751,7 +757,7 @@ struct NodeImporter {
         return .reshape(input: x, output: output)
     }
 
-    mutating func reshape() throws -> Operation {
+    mutating func reshape() throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "data")
         let shapeConstant = try constantInput(1, role: "shape")
         guard case .integers(var requested) = shapeConstant.payload, shapeConstant.dims.count == 1 else {
@@ -810,11 +816,11 @@ struct NodeImporter {
     }
 
     /// The axes of Squeeze/Unsqueeze: an attribute before opset 13, an input from it.
-    func squeezeAxes() throws -> [Int64]? {
+    func squeezeAxes() throws(SwitchyardError) -> [Int64]? {
         opset >= 13 ? try integerList(1, role: "axes") : intsAttribute("axes")
     }
 
-    mutating func squeezeOrUnsqueeze() throws -> Operation {
+    mutating func squeezeOrUnsqueeze() throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "data")
         let rowShape = values[x].rowShape
         let axes = try squeezeAxes()
@@ -822,7 +828,7 @@ struct NodeImporter {
         if bareOp == "Squeeze" {
             let rank = full.count
             let positions = try (axes ?? (1..<rank).filter { full[$0] == 1 }.map { Int64($0) })
-                .map { try rowAxis(Int($0), rank: rank, what: "squeeze") }
+                .map { (axis) throws(SwitchyardError) in try rowAxis(Int(axis), rank: rank, what: "squeeze") }
             for position in positions where full[position] != 1 {
                 throw fail(
                     "axis \(position) of \(Shape.format([-1] + rowShape)) has size \(full[position]); expected 1"
@@ -832,7 +838,9 @@ struct NodeImporter {
         } else {
             guard let axes, !axes.isEmpty else { throw fail("expected axes to insert") }
             let rank = full.count + axes.count
-            let positions = try axes.map { try rowAxis(Int($0), rank: rank, what: "unsqueeze") }.sorted()
+            let positions = try axes.map { (axis) throws(SwitchyardError) in
+                try rowAxis(Int(axis), rank: rank, what: "unsqueeze")
+            }.sorted()
             for position in positions { full.insert(1, at: position) }
         }
         let output = try define(Array(full.dropFirst()), values[x].dataType)
@@ -851,9 +859,9 @@ struct NodeImporter {
 
     /// The flat indices Gather reads along `axis` of a tensor of shape `dims` for the indices `picked` (negative
     /// ones count from the end).
-    func gatherIndices(dims: [Int], axis: Int, picked: [Int64]) throws -> [Int] {
+    func gatherIndices(dims: [Int], axis: Int, picked: [Int64]) throws(SwitchyardError) -> [Int] {
         let size = dims[axis]
-        let resolved = try picked.map { raw -> Int in
+        let resolved = try picked.map { (raw) throws(SwitchyardError) -> Int in
             let index = raw < 0 ? Int(raw) + size : Int(raw)
             guard index >= 0 && index < size else {
                 throw fail("index \(raw) is out of range for an axis of size \(size)")
@@ -873,7 +881,7 @@ struct NodeImporter {
     }
 
     /// Shape of an activation: a constant whose first element is the batch size, not known at load.
-    mutating func shape() throws {
+    mutating func shape() throws(SwitchyardError) {
         let x = try activation(0, role: "data")
         let (dims, start) = shapeRange([0] + values[x].rowShape.map { Int64($0) })
         let batchIndex: Int? = start == 0 && !dims.isEmpty ? 0 : nil
@@ -889,14 +897,15 @@ struct NodeImporter {
     }
 
     /// An assembled row: each output element read from one part.
-    mutating func assemble(_ parts: [Operand], _ map: [SourceElement], rowShape: [Int], dataType: DataType) throws
+    mutating func assemble(_ parts: [Operand], _ map: [SourceElement], rowShape: [Int], dataType: DataType)
+        throws(SwitchyardError)
         -> Operation
     {
         let output = try define(rowShape, dataType)
         return .assemble(parts: parts, map: map, output: output)
     }
 
-    mutating func gather() throws -> Operation {
+    mutating func gather() throws(SwitchyardError) -> Operation {
         let indicesConstant: Constant
         switch try requiredInput(1) {
         case .constant(let constant): indicesConstant = constant
@@ -923,7 +932,7 @@ struct NodeImporter {
         return try assemble([.value(x)], map, rowShape: outShape, dataType: values[x].dataType)
     }
 
-    mutating func lookup(table: Constant, indices: Int) throws -> Operation {
+    mutating func lookup(table: Constant, indices: Int) throws(SwitchyardError) -> Operation {
         let entries = try floats(table, role: "table")
         if !ElementType.isFloatingPoint(table.elementType), let integers = table.integers {
             for value in integers where Int64(exactly: Float(value)) != value {
@@ -940,7 +949,7 @@ struct NodeImporter {
         return .lookup(table: entries, input: indices, output: output)
     }
 
-    mutating func concat() throws -> Operation {
+    mutating func concat() throws(SwitchyardError) -> Operation {
         var parts: [Operand] = []
         var shapes: [[Int]] = []
         var dataType: DataType?
@@ -989,7 +998,9 @@ struct NodeImporter {
     }
 
     /// Slice's starts, ends, axes and steps: attributes before opset 10, inputs from it.
-    func sliceParameters(rank: Int) throws -> (starts: [Int64], ends: [Int64], axes: [Int], steps: [Int64]) {
+    func sliceParameters(rank: Int) throws(SwitchyardError) -> (
+        starts: [Int64], ends: [Int64], axes: [Int], steps: [Int64]
+    ) {
         let starts: [Int64]
         let ends: [Int64]
         var axes: [Int64]?
@@ -1016,7 +1027,7 @@ struct NodeImporter {
         return (starts, ends, resolvedAxes, resolvedSteps)
     }
 
-    mutating func slice() throws -> Operation {
+    mutating func slice() throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "data")
         let rowShape = values[x].rowShape
         let full = [Int(Int32.max)] + rowShape
@@ -1046,7 +1057,7 @@ struct NodeImporter {
         return try assemble([.value(x)], map, rowShape: counts, dataType: values[x].dataType)
     }
 
-    mutating func transpose() throws -> Operation {
+    mutating func transpose() throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "data")
         let rowShape = values[x].rowShape
         let rank = rowShape.count + 1
@@ -1060,7 +1071,7 @@ struct NodeImporter {
         return try assemble([.value(x)], map, rowShape: dims, dataType: values[x].dataType)
     }
 
-    mutating func expand() throws -> Operation {
+    mutating func expand() throws(SwitchyardError) -> Operation {
         let x = try activation(0, role: "input")
         let shapeConstant = try constantInput(1, role: "shape")
         var requested = shapeConstant.integers ?? []
@@ -1078,7 +1089,7 @@ struct NodeImporter {
         return try assemble([.value(x)], map, rowShape: rowShape, dataType: values[x].dataType)
     }
 
-    mutating func whereNode() throws -> Operation {
+    mutating func whereNode() throws(SwitchyardError) -> Operation {
         let a = try requiredInput(1)
         let b = try requiredInput(2)
         guard case .constant(let condition) = try requiredInput(0) else {
@@ -1114,7 +1125,7 @@ struct NodeImporter {
         return try assemble(parts, map, rowShape: rowShape, dataType: types.first ?? .fp32)
     }
 
-    mutating func constantNode() throws {
+    mutating func constantNode() throws(SwitchyardError) {
         if let attribute = attribute("value"), let tensor = attribute.t {
             try defineConstant(try importer.constant(from: tensor.pointee, fallbackName: "\(label) value"))
         } else if let attribute = attribute("value_float"), attribute.has_f != 0 {
@@ -1142,7 +1153,7 @@ struct NodeImporter {
 
     /// Expands a constant to one row of `rowShape` under ONNX (numpy) broadcasting. The constant may not
     /// enlarge the row's shape, and a dimension aligned with the batch must be 1.
-    func broadcastRow(_ constant: Constant, to rowShape: [Int], role: String) throws -> [Float] {
+    func broadcastRow(_ constant: Constant, to rowShape: [Int], role: String) throws(SwitchyardError) -> [Float] {
         let data = try floats(constant, role: role)
         let fullRank = rowShape.count + 1
         let dims = constant.dims

@@ -29,7 +29,7 @@ func validateRunArguments(
     inputs: [UnsafeBufferPointer<Float>],
     rows: Int,
     outputs: [UnsafeMutableBufferPointer<Float>]
-) throws {
+) throws(SwitchyardError) {
     guard rows >= 1 else { throw SwitchyardError.invalidArgument("batch of \(rows) rows; expected at least 1") }
     guard inputs.count == signature.inputs.count else {
         throw SwitchyardError.invalidArgument("got \(inputs.count) input buffers; expected \(signature.inputs.count)")
@@ -67,7 +67,9 @@ final class ReferenceExecutor: EngineExecutor {
         self.buffers = Array(repeating: [], count: graph.values.count)
     }
 
-    func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
+    func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>])
+        throws(SwitchyardError)
+    {
         try validateRunArguments(signature: graph.signature, inputs: inputs, rows: rows, outputs: outputs)
         prepare(rows: rows, inputs: inputs)
         for node in graph.nodes { try execute(node, rows: rows) }
@@ -113,7 +115,7 @@ final class ReferenceExecutor: EngineExecutor {
     }
 
     /// Runs one node over `rows` rows, reading and writing this executor's buffers.
-    func execute(_ node: Graph.Node, rows: Int) throws {
+    func execute(_ node: Graph.Node, rows: Int) throws(SwitchyardError) {
         let operation = node.operation
         let output = operation.output
         let width = graph.values[output].width

@@ -537,14 +537,17 @@ public final class WorkerPool: @unchecked Sendable {
             batch.count == 1 ? batch[0].inputs[index] : batch.flatMap { $0.inputs[index] }
         }
         var outputs: [[Float]] = signature.outputs.map { [Float](repeating: 0, count: rows * $0.elementsPerRow) }
-        let failure: SwitchyardError? = withBuffers(inputs, &outputs) { inputBuffers, outputBuffers in
-            do {
+        let failure: SwitchyardError? = withBuffers(inputs, &outputs) {
+            inputBuffers,
+            outputBuffers -> SwitchyardError? in
+            do throws(SwitchyardError) {
                 try executor.run(inputs: inputBuffers, rows: rows, outputs: outputBuffers)
                 return nil
-            } catch let error as SwitchyardError {
-                return error
+            } catch  where error.code == .internal {
+                // The engine's own fault, not the request's: say which pool it was.
+                return .internal("model '\(name)' failed: \(error.message)")
             } catch {
-                return .internal("model '\(name)' failed: \(error)")
+                return error
             }
         }
         let compute = MonotonicInstant.now().nanoseconds(since: start)

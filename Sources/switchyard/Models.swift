@@ -50,7 +50,7 @@ struct ModelsCheck: ParsableCommand {
                     }
                 } catch {
                     failures += 1
-                    print("  version \(version.version): FAILED: \((error as? SwitchyardError)?.message ?? "\(error)")")
+                    print("  version \(version.version): FAILED: \(error.message)")
                 }
             }
         }

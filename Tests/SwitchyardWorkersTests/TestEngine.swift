@@ -19,14 +19,9 @@ struct RunRecord: Sendable {
     var policy: Int32
 }
 
-/// What a poisoned row makes the test engine throw: not a `SwitchyardError`, as a third-party kernel might.
-struct EngineFault: Error, CustomStringConvertible {
-    var description: String { "kernel fault: row starts with -inf" }
-}
-
 /// y = 2·x over rows of `width` values, spinning for `perBatchNanoseconds + rows · perRowNanoseconds`.
 /// An input row starting with NaN makes the batch fail with `invalidArgument`; one starting with -infinity
-/// makes it throw `EngineFault`.
+/// makes it fail with `internal`, as a kernel fault would.
 final class DoublingEngine: InferenceEngine {
     let signature: ModelSignature
     let width: Int
@@ -52,7 +47,11 @@ final class DoublingEngine: InferenceEngine {
         let engine: DoublingEngine
         init(engine: DoublingEngine) { self.engine = engine }
 
-        func run(inputs: [UnsafeBufferPointer<Float>], rows: Int, outputs: [UnsafeMutableBufferPointer<Float>]) throws {
+        func run(
+            inputs: [UnsafeBufferPointer<Float>],
+            rows: Int,
+            outputs: [UnsafeMutableBufferPointer<Float>]
+        ) throws(SwitchyardError) {
             let start = MonotonicInstant.now()
             let cost = engine.perBatchNanoseconds.withLock { $0 } + UInt64(rows) * engine.perRowNanoseconds
             for index in 0..<(rows * engine.width) { outputs[0][index] = 2 * inputs[0][index] }
@@ -72,7 +71,9 @@ final class DoublingEngine: InferenceEngine {
             if (0..<rows).contains(where: { inputs[0][$0 * engine.width].isNaN }) {
                 throw SwitchyardError.invalidArgument("input 'x': expected numbers, got NaN")
             }
-            if (0..<rows).contains(where: { inputs[0][$0 * engine.width] == -.infinity }) { throw EngineFault() }
+            if (0..<rows).contains(where: { inputs[0][$0 * engine.width] == -.infinity }) {
+                throw SwitchyardError.internal("kernel fault: row starts with -inf")
+            }
         }
     }
 }

@@ -409,7 +409,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
             #expect(error.code == .invalidArgument)
             #expect(error.message == "input 'x': expected numbers, got NaN")
         } else {
-            // An error that is not a SwitchyardError is the engine's fault: INTERNAL, naming the pool and cause.
+            // The engine's own fault: INTERNAL, naming the pool and the cause.
             #expect(error.code == .internal)
             #expect(error.message == "model 'test:1' failed: kernel fault: row starts with -inf")
         }
