@@ -151,12 +151,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The admin API's client, for the CLI and the load generator's scenario actions.
+        .target(name: "SwitchyardAdminClient", dependencies: ["SwitchyardCore"], swiftSettings: strict),
         .executableTarget(
             name: "switchyard",
             dependencies: [
                 "SwitchyardCore", "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels",
                 "SwitchyardRouting", "SwitchyardSink", "SwitchyardAdmin", "SwitchyardCluster", "SwitchyardMonitor",
-                "Yams",
+                "SwitchyardAdminClient", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -175,7 +177,7 @@ let package = Package(
         .executableTarget(
             name: "switchyard-load",
             dependencies: [
-                "SwitchyardLoad", "SwitchyardCore",
+                "SwitchyardLoad", "SwitchyardCore", "SwitchyardAdminClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

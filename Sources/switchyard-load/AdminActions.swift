@@ -3,29 +3,25 @@
 // the share of traffic per version.
 
 import Foundation
+import SwitchyardAdminClient
 import SwitchyardCore
 import SwitchyardLoad
 import Synchronization
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
-
 /// Makes the calls of a scenario at their times and keeps what each answered.
 final class AdminActions: Sendable {
-    private let base: String
+    private let client: AdminClient
     private let actions: [Scenario.Action]
-    private let token: String?
     private let events = Mutex<[LoadEvent]>([])
     private let done = DispatchSemaphore(value: 0)
 
     /// - Parameters:
     ///   - base: the admin API's base URL.
     ///   - actions: the calls, with their times from the start of the measured phase.
-    init(base: String, actions: [Scenario.Action]) {
-        self.base = base.hasSuffix("/") ? String(base.dropLast()) : base
+    /// - Throws: `invalidArgument` when `base` is not a URL.
+    init(base: String, actions: [Scenario.Action]) throws(SwitchyardError) {
+        self.client = try AdminClient(baseURL: base)
         self.actions = actions.sorted { $0.at < $1.at }
-        self.token = ProcessInfo.processInfo.environment["SWITCHYARD_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// Starts calling: `measureStart` is when the measured phase begins.
@@ -58,29 +54,18 @@ final class AdminActions: Sendable {
         let method = action.method ?? "POST"
         let label = action.label ?? "\(method) \(action.path)"
         var status = 0
-        var answer = ""
-        if let url = URL(string: base + action.path) {
-            var request = URLRequest(url: url, timeoutInterval: 10)
-            request.httpMethod = method
-            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-            request.setValue("switchyard-load scenario: \(label)", forHTTPHeaderField: "X-Switchyard-Reason")
-            if let body = action.body {
-                request.httpBody = Data(body.utf8)
-                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            }
-            let reply = Reply()
-            let finished = DispatchSemaphore(value: 0)
-            URLSession.shared.dataTask(with: request) { data, response, error in
-                reply.set(
-                    status: (response as? HTTPURLResponse)?.statusCode ?? 0,
-                    text: error.map { "\($0.localizedDescription)" } ?? String(decoding: data ?? Data(), as: UTF8.self)
-                )
-                finished.signal()
-            }.resume()
-            finished.wait()
-            (status, answer) = reply.get()
-        } else {
-            answer = "not a URL: \(base + action.path)"
+        var answer: String
+        do {
+            let reply = try client.send(
+                method,
+                action.path,
+                body: action.body.map { Data($0.utf8) },
+                reason: "switchyard-load scenario: \(label)",
+                timeoutSeconds: 10
+            )
+            (status, answer) = (reply.status, reply.text)
+        } catch {
+            answer = error.message
         }
         let t = Double(Int64(bitPattern: MonotonicInstant.now().nanoseconds &- measureStart.nanoseconds)) / 1e9
         return LoadEvent(
@@ -91,11 +76,4 @@ final class AdminActions: Sendable {
             answer: String(answer.prefix(300))
         )
     }
-}
-
-/// The answer of one URLSession task, handed from its callback thread.
-private final class Reply: Sendable {
-    private let value = Mutex<(Int, String)>((0, ""))
-    func set(status: Int, text: String) { value.withLock { $0 = (status, text) } }
-    func get() -> (Int, String) { value.withLock { $0 } }
 }

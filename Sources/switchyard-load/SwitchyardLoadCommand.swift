@@ -165,7 +165,7 @@ struct SwitchyardLoadCommand: ParsableCommand {
         interrupted.setEventHandler { runner.stop() }
         interrupted.resume()
         let live = !quiet && isatty(2) != 0
-        let actions = file.actions.flatMap { $0.isEmpty ? nil : AdminActions(base: admin, actions: $0) }
+        let actions = try file.actions.flatMap { $0.isEmpty ? nil : try AdminActions(base: admin, actions: $0) }
         let warmupNanoseconds = UInt64(configuration.warmup * 1e9)
         var result = try runner.run(
             progress: { progress in

@@ -3,10 +3,8 @@
 
 import ArgumentParser
 import Foundation
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
+import SwitchyardAdminClient
+import SwitchyardCore
 
 /// Options shared by the admin API clients.
 struct AdminOptions: ParsableArguments {
@@ -18,36 +16,21 @@ struct AdminOptions: ParsableArguments {
 
     /// Sends one request; returns the decoded JSON object, or exits with the API's error message.
     func call(_ method: String, _ path: String, body: [String: Any]? = nil, reason: String? = nil) throws -> Any {
-        guard let url = URL(string: admin.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path) else {
-            throw ValidationError("--admin: expected a URL like http://127.0.0.1:8002, got '\(admin)'")
+        let answer: AdminClient.Answer
+        do {
+            let data = try body.map { try JSONSerialization.data(withJSONObject: $0) }
+            answer = try AdminClient(baseURL: admin).send(method, path, body: data, reason: reason)
+        } catch let error as SwitchyardError {
+            throw ValidationError(error.message)
         }
-        var request = URLRequest(url: url, timeoutInterval: 30)
-        request.httpMethod = method
-        if let token = ProcessInfo.processInfo.environment["SWITCHYARD_ADMIN_TOKEN"], !token.isEmpty {
-            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        }
-        if let reason { request.setValue(reason, forHTTPHeaderField: "X-Switchyard-Reason") }
-        if let body {
-            request.httpBody = try JSONSerialization.data(withJSONObject: body)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let result = Exchange()
-        let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: request) { data, response, error in
-            result.set(data: data, status: (response as? HTTPURLResponse)?.statusCode, error: error)
-            done.signal()
-        }.resume()
-        done.wait()
-        let (data, status, error) = result.get()
-        if let error { throw ValidationError("\(method) \(url): \(error.localizedDescription)") }
-        let object = data.flatMap { try? JSONSerialization.jsonObject(with: $0, options: [.fragmentsAllowed]) }
-        guard let status, (200..<300).contains(status) else {
-            let message =
-                (object as? [String: Any])?["error"] as? String ?? data.map { String(decoding: $0, as: UTF8.self) }
-            FileHandle.standardError.write(Data("error (HTTP \(status ?? 0)): \(message ?? "no answer")\n".utf8))
+        guard (200..<300).contains(answer.status) else {
+            let message = answer.body.isEmpty ? "no answer" : answer.errorMessage
+            FileHandle.standardError.write(Data("error (HTTP \(answer.status)): \(message)\n".utf8))
             throw ExitCode(1)
         }
-        guard let object else { throw ValidationError("\(method) \(url): the answer is not JSON") }
+        guard let object = try? JSONSerialization.jsonObject(with: answer.body, options: [.fragmentsAllowed]) else {
+            throw ValidationError("\(method) \(admin)\(path): the answer is not JSON")
+        }
         return object
     }
 
@@ -56,15 +39,6 @@ struct AdminOptions: ParsableArguments {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
-}
-
-/// The answer of a URLSession task, handed from its callback thread.
-private final class Exchange: @unchecked Sendable {
-    // Written once by the callback before the semaphore is signalled, read after the wait.
-    private var value: (Data?, Int?, (any Error)?) = (nil, nil, nil)
-    private let lock = NSLock()
-    func set(data: Data?, status: Int?, error: (any Error)?) { lock.withLock { value = (data, status, error) } }
-    func get() -> (Data?, Int?, (any Error)?) { lock.withLock { value } }
 }
 
 /// One route as a few human-readable lines.
