@@ -99,7 +99,13 @@ public struct AdminServer: Sendable {
         self.reload = reload
         self.logger = logger
         self.monitor = monitor
-        self.rollouts = RolloutController(control: control, registry: registry, sink: sink, logger: logger)
+        self.rollouts = RolloutController(
+            control: control,
+            registry: registry,
+            sink: sink,
+            monitor: monitor,
+            logger: logger
+        )
     }
 
     // MARK: Auth
@@ -525,7 +531,10 @@ public struct AdminServer: Sendable {
             if let gates = object["gates"] as? [String: Any] {
                 try Self.rejectUnknownKeys(
                     gates,
-                    allowed: ["max_error_rate", "max_p99_ms", "min_shadow_agreement", "min_requests"],
+                    allowed: [
+                        "max_error_rate", "max_p99_ms", "min_shadow_agreement", "max_input_drift",
+                        "max_output_drift", "min_requests",
+                    ],
                     path: "rollout.gates"
                 )
             }

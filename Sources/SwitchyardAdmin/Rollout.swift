@@ -17,20 +17,32 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
         /// Lowest argmax agreement of the canary, mirrored as a shadow of the baseline, with the baseline (0…1);
         /// judged on steps below 100%, where the baseline still serves calls to mirror.
         public var minShadowAgreement: Double?
+        /// Highest population stability index of any canary input feature against the canary's drift reference
+        /// (its `drift:` configuration), over the detector's latest full window.
+        public var maxInputDrift: Double?
+        /// The same for the canary's outputs: prediction drift (class mix, score distribution).
+        public var maxOutputDrift: Double?
         /// Canary calls (and, with the agreement gate, compared pairs) a step needs before a gate is judged or
         /// the step may advance.
         public var minRequests: Int
+
+        /// Whether a drift gate is set.
+        public var judgesDrift: Bool { maxInputDrift != nil || maxOutputDrift != nil }
 
         /// Creates gates.
         public init(
             maxErrorRate: Double? = nil,
             maxP99Milliseconds: Double? = nil,
             minShadowAgreement: Double? = nil,
+            maxInputDrift: Double? = nil,
+            maxOutputDrift: Double? = nil,
             minRequests: Int = 20
         ) {
             self.maxErrorRate = maxErrorRate
             self.maxP99Milliseconds = maxP99Milliseconds
             self.minShadowAgreement = minShadowAgreement
+            self.maxInputDrift = maxInputDrift
+            self.maxOutputDrift = maxOutputDrift
             self.minRequests = minRequests
         }
 
@@ -38,6 +50,8 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
             case maxErrorRate = "max_error_rate"
             case maxP99Milliseconds = "max_p99_ms"
             case minShadowAgreement = "min_shadow_agreement"
+            case maxInputDrift = "max_input_drift"
+            case maxOutputDrift = "max_output_drift"
             case minRequests = "min_requests"
         }
 
@@ -46,6 +60,8 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
             maxErrorRate = try c.decodeIfPresent(Double.self, forKey: .maxErrorRate)
             maxP99Milliseconds = try c.decodeIfPresent(Double.self, forKey: .maxP99Milliseconds)
             minShadowAgreement = try c.decodeIfPresent(Double.self, forKey: .minShadowAgreement)
+            maxInputDrift = try c.decodeIfPresent(Double.self, forKey: .maxInputDrift)
+            maxOutputDrift = try c.decodeIfPresent(Double.self, forKey: .maxOutputDrift)
             minRequests = try c.decodeIfPresent(Int.self, forKey: .minRequests) ?? 20
         }
     }
@@ -126,6 +142,13 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
         if let agreement = gates.minShadowAgreement, !(agreement >= 0 && agreement <= 1) {
             problems.append("rollout.gates.min_shadow_agreement: expected a share in [0, 1], got \(agreement)")
         }
+        for (key, limit) in [
+            ("max_input_drift", gates.maxInputDrift), ("max_output_drift", gates.maxOutputDrift),
+        ] {
+            if let limit, !(limit >= 0 && limit.isFinite) {
+                problems.append("rollout.gates.\(key): expected a population stability index ≥ 0, got \(limit)")
+            }
+        }
         if !(1...1_000_000).contains(gates.minRequests) {
             problems.append("rollout.gates.min_requests: expected 1…1000000 calls, got \(gates.minRequests)")
         }
@@ -136,9 +159,12 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
                 problems.append("rollout.shadow_fraction: only used with gates.min_shadow_agreement, which is not set")
             }
         }
-        if gates.maxErrorRate == nil && gates.maxP99Milliseconds == nil && gates.minShadowAgreement == nil {
+        if gates.maxErrorRate == nil && gates.maxP99Milliseconds == nil && gates.minShadowAgreement == nil
+            && !gates.judgesDrift
+        {
             problems.append(
-                "rollout.gates: expected at least one of max_error_rate, max_p99_ms, min_shadow_agreement; "
+                "rollout.gates: expected at least one of max_error_rate, max_p99_ms, min_shadow_agreement, "
+                    + "max_input_drift, max_output_drift; "
                     + "a rollout without gates is a timed weight change"
             )
         }
@@ -158,14 +184,24 @@ public struct RolloutCounters: Sendable, Hashable {
     public var compared: UInt64
     /// Of those, pairs whose argmax agreed.
     public var agreed: UInt64
+    /// The canary's latest drift scores, `nil` until its detector has a full window (or without `drift:`).
+    public var drift: DriftReading?
 
     /// Creates counters.
-    public init(calls: UInt64, failures: UInt64, latencyBuckets: [UInt64], compared: UInt64, agreed: UInt64) {
+    public init(
+        calls: UInt64,
+        failures: UInt64,
+        latencyBuckets: [UInt64],
+        compared: UInt64,
+        agreed: UInt64,
+        drift: DriftReading? = nil
+    ) {
         self.calls = calls
         self.failures = failures
         self.latencyBuckets = latencyBuckets
         self.compared = compared
         self.agreed = agreed
+        self.drift = drift
     }
 
     /// What happened between `earlier` and `self`.
@@ -175,7 +211,8 @@ public struct RolloutCounters: Sendable, Hashable {
             failures: failures &- earlier.failures,
             latencyBuckets: zip(latencyBuckets, earlier.latencyBuckets).map { $0 &- $1 },
             compared: compared &- earlier.compared,
-            agreed: agreed &- earlier.agreed
+            agreed: agreed &- earlier.agreed,
+            drift: drift
         )
     }
 
@@ -185,6 +222,27 @@ public struct RolloutCounters: Sendable, Hashable {
     public var p99Milliseconds: Double? { LatencyHistogram.quantile(0.99, of: latencyBuckets).map { $0 / 1e6 } }
     /// The window's agreement rate, `nil` without compared pairs.
     public var agreement: Double? { compared == 0 ? nil : Double(agreed) / Double(compared) }
+}
+
+/// A version's drift against its reference over the detector's latest full window: the largest population stability
+/// index among its inputs and among its outputs, and which feature holds it. Not a difference of counters: a window
+/// keeps the latest reading.
+public struct DriftReading: Sendable, Hashable {
+    public var maxInputPSI: Double
+    public var worstInput: String
+    public var maxOutputPSI: Double
+    public var worstOutput: String
+    /// Rows in the scored window.
+    public var windowRows: Int
+
+    /// Creates a reading.
+    public init(maxInputPSI: Double, worstInput: String, maxOutputPSI: Double, worstOutput: String, windowRows: Int) {
+        self.maxInputPSI = maxInputPSI
+        self.worstInput = worstInput
+        self.maxOutputPSI = maxOutputPSI
+        self.worstOutput = worstOutput
+        self.windowRows = windowRows
+    }
 }
 
 /// What to do with a rollout after looking at its current step's window.
@@ -225,6 +283,19 @@ extension RolloutPlan {
                     + "\(window.compared) mirrored calls (\(percent(agreement)) < \(percent(limit)))"
             )
         }
+        if let drift = window.drift, let limit = gates.maxInputDrift, drift.maxInputPSI > limit {
+            return .rollBack(
+                "gate max_input_drift failed: canary input '\(drift.worstInput)' has PSI \(index(drift.maxInputPSI)) "
+                    + "against its reference over its last \(drift.windowRows) rows (> \(index(limit)))"
+            )
+        }
+        if let drift = window.drift, let limit = gates.maxOutputDrift, drift.maxOutputPSI > limit {
+            return .rollBack(
+                "gate max_output_drift failed: canary output '\(drift.worstOutput)' has PSI "
+                    + "\(index(drift.maxOutputPSI)) against its reference over its last \(drift.windowRows) rows "
+                    + "(> \(index(limit)))"
+            )
+        }
         let position = "step \(step + 1)/\(steps.count) at \(number(steps[step]))%"
         guard enough else {
             return .hold("\(position): waiting for traffic, \(window.calls) of \(gates.minRequests) canary calls")
@@ -234,6 +305,9 @@ extension RolloutPlan {
             return .hold(
                 "\(position): waiting for mirrored calls, \(window.compared) of \(gates.minRequests) compared"
             )
+        }
+        if gates.judgesDrift && window.drift == nil {
+            return .hold("\(position): waiting for the canary's first full drift window")
         }
         guard elapsedSeconds >= stepSeconds else {
             return .hold("\(position): gates pass; \(number((stepSeconds - elapsedSeconds).rounded(.up))) s left")
@@ -246,6 +320,9 @@ func percent(_ share: Double) -> String {
     let value = (share * 1000).rounded() / 10
     return "\(value == value.rounded() ? String(Int(value)) : String(value))%"
 }
+
+/// A drift index to three decimals.
+func index(_ value: Double) -> String { number((value * 1000).rounded() / 1000) }
 
 func milliseconds(_ value: Double) -> String { number((value * 100).rounded() / 100) }
 

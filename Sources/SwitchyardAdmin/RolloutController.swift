@@ -6,6 +6,7 @@ import Foundation
 public import Logging
 public import SwitchyardCore
 public import SwitchyardModels
+public import SwitchyardMonitor
 public import SwitchyardSink
 import Synchronization
 
@@ -48,6 +49,9 @@ public struct RolloutStatus: Sendable, Encodable {
         public var p99_ms: Double?
         public var compared: UInt64
         public var agreement: Double?
+        /// The canary's largest input and output PSI against its reference (drift gates only).
+        public var input_drift: Double?
+        public var output_drift: Double?
         public var elapsed_s: Double
     }
 
@@ -98,6 +102,7 @@ public final class RolloutController: Sendable {
     private let control: AdminControl
     private let registry: ModelRegistry
     private let sink: ComparisonSink?
+    private let monitor: ModelMonitor?
     private let clock: @Sendable () -> MonotonicInstant
     private let logger: Logger
     private let rollouts = Mutex<[String: Rollout]>([:])
@@ -108,18 +113,21 @@ public final class RolloutController: Sendable {
     ///   - control: applies the route changes (audited, persisted) and holds routes.
     ///   - registry: the canary's counters.
     ///   - sink: the baseline→canary agreement, for the agreement gate.
+    ///   - monitor: the canary's drift scores, for the drift gates.
     ///   - clock: the time steps are measured with (injected by tests).
     ///   - logger: where every step is logged.
     public init(
         control: AdminControl,
         registry: ModelRegistry,
         sink: ComparisonSink?,
+        monitor: ModelMonitor? = nil,
         clock: @escaping @Sendable () -> MonotonicInstant = { .now() },
         logger: Logger
     ) {
         self.control = control
         self.registry = registry
         self.sink = sink
+        self.monitor = monitor
         self.clock = clock
         self.logger = logger
     }
@@ -141,6 +149,15 @@ public final class RolloutController: Sendable {
         let loaded = registry.model(named: model)?.versions.map(\.version) ?? []
         let problems = plan.problems(loadedVersions: loaded)
         guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
+        if plan.gates.judgesDrift {
+            let canary = registry.model(named: model)?.versions.first { $0.version == plan.canary }
+            guard monitor != nil, canary?.configuration.drift?.covers(version: plan.canary) == true else {
+                throw .invalidArgument(
+                    "rollout.gates: max_input_drift and max_output_drift need drift detection on the canary; "
+                        + "'\(model)' version \(plan.canary) has none (configure drift: in the model's config.yaml)"
+                )
+            }
+        }
         return try rollouts.withLock { rollouts throws(SwitchyardError) -> RolloutStatus in
             if let existing = rollouts[model], existing.phase.isActive {
                 throw SwitchyardError(
@@ -398,7 +415,28 @@ public final class RolloutController: Sendable {
             failures: failed,
             latencyBuckets: statistics?.latency.bucketCounts ?? [],
             compared: pair?.classified ?? 0,
-            agreed: pair?.agreed ?? 0
+            agreed: pair?.agreed ?? 0,
+            drift: plan.gates.judgesDrift ? driftReading(model: model, version: plan.canary) : nil
+        )
+    }
+
+    /// The canary's latest scores once its detector has scored a full window.
+    private func driftReading(model: String, version: String) -> DriftReading? {
+        guard let report = monitor?.driftReports(model: model).first(where: { $0.version == version }) else {
+            return nil
+        }
+        let scores = report.scores
+        guard scores.status == .ok || scores.status == .drifting, !scores.features.isEmpty else { return nil }
+        let inputs = scores.features.filter { !$0.isOutput }
+        let outputs = scores.features.filter(\.isOutput)
+        let worstInput = inputs.max { $0.psi < $1.psi }
+        let worstOutput = outputs.max { $0.psi < $1.psi }
+        return DriftReading(
+            maxInputPSI: worstInput?.psi ?? 0,
+            worstInput: worstInput?.name ?? "",
+            maxOutputPSI: worstOutput?.psi ?? 0,
+            worstOutput: worstOutput?.name ?? "",
+            windowRows: scores.windowRows
         )
     }
 
@@ -406,6 +444,9 @@ public final class RolloutController: Sendable {
         var parts = ["\(window.calls) calls", "error rate \(window.errorRate.map(percent) ?? "n/a")"]
         if let p99 = window.p99Milliseconds { parts.append("p99 \(milliseconds(p99)) ms") }
         if let agreement = window.agreement { parts.append("agreement \(percent(agreement))") }
+        if let drift = window.drift {
+            parts.append("input PSI \(index(drift.maxInputPSI)), output PSI \(index(drift.maxOutputPSI))")
+        }
         return parts.joined(separator: ", ")
     }
 
@@ -441,6 +482,8 @@ public final class RolloutController: Sendable {
                 p99_ms: window.p99Milliseconds,
                 compared: window.compared,
                 agreement: window.agreement,
+                input_drift: window.drift?.maxInputPSI,
+                output_drift: window.drift?.maxOutputPSI,
                 elapsed_s: rollout.phase.isActive ? Double(clock().nanoseconds(since: rollout.stepStartedAt)) / 1e9 : 0
             ),
             detail: rollout.detail,

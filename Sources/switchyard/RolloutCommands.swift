@@ -40,6 +40,13 @@ struct Rollout: ParsableCommand {
             help: "Gate: lowest argmax agreement with the baseline (0…1); mirrors calls to the canary."
         )
         var minShadowAgreement: Double?
+        @Option(
+            name: .long,
+            help: "Gate: highest PSI of any canary input against its drift reference (needs drift: on the canary)."
+        )
+        var maxInputDrift: Double?
+        @Option(name: .long, help: "Gate: highest PSI of any canary output against its drift reference.")
+        var maxOutputDrift: Double?
         @Option(name: .long, help: "Canary calls a step needs before its gates are judged.")
         var minRequests: Int = 20
         @Option(name: .long, help: "Share of calls mirrored for the agreement gate (0…1, default 1).")
@@ -58,6 +65,8 @@ struct Rollout: ParsableCommand {
             if let maxErrorRate { gates["max_error_rate"] = maxErrorRate }
             if let maxP99Ms { gates["max_p99_ms"] = maxP99Ms }
             if let minShadowAgreement { gates["min_shadow_agreement"] = minShadowAgreement }
+            if let maxInputDrift { gates["max_input_drift"] = maxInputDrift }
+            if let maxOutputDrift { gates["max_output_drift"] = maxOutputDrift }
             var body: [String: Any] = [
                 "baseline": baseline, "canary": canary, "steps": weights, "step_seconds": stepSeconds, "gates": gates,
             ]
@@ -138,6 +147,9 @@ func describeRollout(_ rollout: [String: Any], events: Bool = false) -> String {
         lines.append(
             "  this step: \(window["calls"] ?? 0) canary calls, error rate \(rate), p99 \(p99), agreement \(agreement)"
         )
+        if let input = window["input_drift"] as? Double, let output = window["output_drift"] as? Double {
+            lines.append(String(format: "  drift: input PSI %.3f, output PSI %.3f", input, output))
+        }
     }
     if events {
         for event in rollout["events"] as? [[String: Any]] ?? [] {

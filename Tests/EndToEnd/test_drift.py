@@ -15,6 +15,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from conftest import MODELS
+from faults_support import admin, wait_admin
 
 SHIFTED = 10
 ROWS_PER_CALL = 50
@@ -146,3 +147,54 @@ def test_a_reference_of_the_wrong_width_refuses_to_start(start_gateway, tmp_path
     with pytest.raises(AssertionError) as excinfo:
         start_gateway(repository=root)
     assert "expected [rows, 64]" in str(excinfo.value) and "got shape [10, 63]" in str(excinfo.value)
+
+
+def send_routed(client, pixels):
+    """Calls without a version: the route (here a rollout's canary split) picks one per call."""
+    for start in range(0, len(pixels), ROWS_PER_CALL):
+        batch = pixels[start:start + ROWS_PER_CALL]
+        inp = grpcclient.InferInput("pixels", list(batch.shape), "FP32")
+        inp.set_data_from_numpy(batch)
+        client.infer("digits", [inp])
+
+
+def test_a_drifting_canary_is_rolled_back_by_the_drift_gate(start_gateway, tmp_path):
+    rng = np.random.default_rng(5)
+    root = repository(tmp_path, f"""
+max_batch_size: 64
+workers: 1
+drift:
+  reference: reference.npy
+  window: {WINDOW}
+  blocks: 4
+  versions: ["2"]
+""")
+    np.save(root / "digits" / "reference.npy", rng.uniform(0, 16, size=(5000, 64)).astype(np.float32))
+    gateway = start_gateway(repository=root)
+    wait_admin(gateway)
+
+    # Version 1 has no drift detection: a drift gate on it is refused, naming what is missing.
+    status, answer = admin(gateway, "POST", "/v1/rollouts/digits", {
+        "baseline": "2", "canary": "1", "steps": [50, 100], "step_seconds": 1,
+        "gates": {"max_input_drift": 0.3}})
+    assert status == 400, answer
+    assert "max_input_drift" in answer["error"] and "version 1 has none" in answer["error"]
+
+    status, answer = admin(gateway, "POST", "/v1/rollouts/digits", {
+        "baseline": "1", "canary": "2", "steps": [50, 100], "step_seconds": 600,
+        "gates": {"max_input_drift": 0.3, "min_requests": 1}})
+    assert status in (200, 201), answer
+    client = grpcclient.InferenceServerClient(gateway.address)
+    shifted = rng.uniform(0, 16, size=(6 * WINDOW, 64)).astype(np.float32)
+    shifted[:, SHIFTED] += 8
+    send_routed(client, shifted)
+    client.close()
+
+    def rolled_back():
+        rollout = admin(gateway, "GET", "/v1/rollouts/digits")[1]
+        return rollout if rollout["phase"] == "rolled_back" else None
+
+    rollout = wait_for(rolled_back)
+    assert "gate max_input_drift failed" in rollout["detail"], rollout["detail"]
+    assert f"'pixels[{SHIFTED}]'" in rollout["detail"], rollout["detail"]
+    assert rollout["canary_weight"] == 0

@@ -95,6 +95,60 @@ private func window(calls: UInt64, failures: UInt64 = 0, milliseconds: Double = 
         #expect(disagreement.contains("150 of 200"))
     }
 
+    @Test func driftGatesWaitForAFullWindowAndJudgeItWhateverTheCallCount() {
+        var gated = plan
+        gated.gates.maxInputDrift = 0.2
+        gated.gates.maxOutputDrift = 0.25
+        var counters = window(calls: 500)
+        guard case .hold(let why) = gated.decide(step: 0, elapsedSeconds: 60, window: counters) else {
+            Issue.record("expected a hold without a drift window")
+            return
+        }
+        #expect(why.contains("first full drift window"))
+        let calm = DriftReading(
+            maxInputPSI: 0.05,
+            worstInput: "x[3]",
+            maxOutputPSI: 0.1,
+            worstOutput: "y[0]",
+            windowRows: 2000
+        )
+        counters.drift = calm
+        #expect(gated.decide(step: 0, elapsedSeconds: 60, window: counters) == .advance)
+        // A reading is not a difference of counters: the window keeps the latest one.
+        #expect(counters.since(window(calls: 100)).drift == calm)
+        var shifted = calm
+        shifted.maxInputPSI = 0.8
+        shifted.worstInput = "x[17]"
+        counters = window(calls: 5)
+        counters.drift = shifted
+        guard case .rollBack(let input) = gated.decide(step: 0, elapsedSeconds: 1, window: counters) else {
+            Issue.record("expected a rollback on input drift")
+            return
+        }
+        #expect(input.contains("max_input_drift") && input.contains("'x[17]'") && input.contains("PSI 0.8"))
+        shifted = calm
+        shifted.maxOutputPSI = 0.3
+        counters.drift = shifted
+        guard case .rollBack(let output) = gated.decide(step: 0, elapsedSeconds: 1, window: counters) else {
+            Issue.record("expected a rollback on prediction drift")
+            return
+        }
+        #expect(output.contains("max_output_drift") && output.contains("'y[0]'") && output.contains("2000 rows"))
+        var negative = gated
+        negative.gates.maxInputDrift = -1
+        #expect(
+            negative.problems(loadedVersions: ["1", "2"]).contains { $0.hasPrefix("rollout.gates.max_input_drift") }
+        )
+        let driftOnly = RolloutPlan(
+            baseline: "1",
+            canary: "2",
+            steps: [100],
+            stepSeconds: 1,
+            gates: .init(maxInputDrift: 0.2)
+        )
+        #expect(driftOnly.problems(loadedVersions: ["1", "2"]).isEmpty)
+    }
+
     @Test func validationNamesEveryBadField() {
         let bad = RolloutPlan(
             baseline: "1",
