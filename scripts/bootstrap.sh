@@ -4,7 +4,8 @@
 #   scripts/bootstrap.sh --test   plus the test tools: h2load/nghttp, openssl, etcd (fleet-mode tests start their own
 #                                 on free loopback ports), and a Python environment with
 #                                 grpcio, tritonclient, perf_analyzer, onnx, onnxruntime, scikit-learn, skl2onnx,
-#                                 and the deploy/ checkers (yamllint, kubernetes-validate with its bundled schemas)
+#                                 and the deploy/ checkers (yamllint, kubernetes-validate with its bundled schemas,
+#                                 promtool for the alert rules)
 # The Swift toolchain (6.1 or later) must already be on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "bootstrap: installing ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# promtool (Debian's prometheus package, without its recommended exporters) runs the alert rules' unit tests in
+# scripts/check-deploy.sh; the package's service is not started by the checks.
+if [ $want_test = 1 ] && ! command -v promtool >/dev/null; then
+    echo "bootstrap: installing prometheus (for promtool)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
 if ! command -v swift >/dev/null; then

@@ -33,6 +33,11 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DASHBOARD = DEPLOY / "dashboards" / "switchyard.json"
 METRICS_SOURCE = ROOT / "Sources" / "SwitchyardAdmin" / "Metrics.swift"
+# The monitor's families (drift, capture): declared here, exported only when a model configures drift or capture.
+MONITOR_SOURCE = ROOT / "Sources" / "SwitchyardAdmin" / "DriftRoutes.swift"
+ALERTS = DEPLOY / "k8s" / "base" / "prometheusrule.yaml"
+ALERT_TESTS = DEPLOY / "alerts" / "tests.yaml"
+SEVERITIES = {"critical", "warning", "info"}
 # Labels Prometheus adds to every scraped series (target labels of a ServiceMonitor scrape).
 TARGET_LABELS = {"pod", "namespace", "instance", "job", "service", "container", "endpoint"}
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
@@ -316,9 +321,16 @@ def metric_names(expr):
 
 
 def source_families(source):
-    """Metric families the gateway's metric renderer declares: {name: type}."""
-    text = source.read_text()
+    """Metric families the gateway's metric renderer declares: {name: type} (the monitor's included)."""
+    text = source.read_text() + (MONITOR_SOURCE.read_text() if MONITOR_SOURCE.exists() else "")
     return dict(re.findall(r'\.family\(\s*"(switchyard_[a-z0-9_]+)",\s*"([a-z]+)"', text))
+
+
+def monitor_families():
+    """The families only a gateway with drift or capture configured exports."""
+    if not MONITOR_SOURCE.exists():
+        return set()
+    return set(re.findall(r'\.family\(\s*"(switchyard_[a-z0-9_]+)"', MONITOR_SOURCE.read_text()))
 
 
 def family_of(name, families):
@@ -396,27 +408,89 @@ def labels_in(expr):
     return names
 
 
-def check_dashboard_live(dashboard, families, samples, config_name, report):
+def check_dashboard_live(dashboard, families, samples, config_name, report, what="dashboard", queries=None):
     problems = []
-    for title, expr in dashboard_queries(dashboard):
+    optional = monitor_families() - set(families)
+    skipped = set()
+    for title, expr in dashboard_queries(dashboard) if queries is None else queries:
+        where = f"panel '{title}'" if queries is None else title
         referenced = metric_names(expr)
         known_labels = set(TARGET_LABELS) | {"le", "quantile"}
+        # Without drift or capture in this configuration the monitor's families are absent: not checked live.
+        skipped |= {n for n in referenced if n in optional}
+        referenced -= optional
         for name in sorted(referenced):
             family = family_of(name, families)
             if family is None:
-                problems.append(f"panel '{title}': {name} is not in the gateway's /metrics")
+                problems.append(f"{where}: {name} is not in the gateway's /metrics")
                 continue
             for labels in samples.get(name, []):
                 known_labels |= set(labels)
         # A family without samples (no bandit route, no call yet) cannot tell its labels: skip those.
-        if all(samples.get(n) for n in referenced):
+        if referenced and all(samples.get(n) for n in referenced):
             for label in sorted(labels_in(expr) - known_labels - PROMQL_WORDS):
-                problems.append(f"panel '{title}': label '{label}' is on none of {sorted(referenced)}")
-    report.result(
-        f"dashboard: metrics in a live /metrics scrape ({config_name})",
-        problems,
-        f"{len(families)} families, {sum(len(v) for v in samples.values())} samples",
-    )
+                problems.append(f"{where}: label '{label}' is on none of {sorted(referenced)}")
+    detail = f"{len(families)} families, {sum(len(v) for v in samples.values())} samples"
+    if skipped:
+        detail += f"; not exported without drift or capture configured: {', '.join(sorted(skipped))}"
+    report.result(f"{what}: metrics in a live /metrics scrape ({config_name})", problems, detail)
+
+
+# MARK: alerts
+
+
+def alert_rules():
+    """(title, expr) of every alert in the PrometheusRule, and the document."""
+    doc = yaml.safe_load(ALERTS.read_text())
+    rules = [rule for group in (doc.get("spec") or {}).get("groups", []) for rule in group.get("rules", [])]
+    return [(f"alert {rule.get('alert', '?')}", rule.get("expr", "")) for rule in rules], doc
+
+
+def check_alerts(source, report):
+    """The PrometheusRule's shape, its metrics against the gateway source, and promtool's check and unit tests."""
+    try:
+        queries, doc = alert_rules()
+    except (OSError, yaml.YAMLError) as error:
+        report.result("alerts: PrometheusRule", [f"{ALERTS.relative_to(ROOT)}: {error}"])
+        return None
+    problems = []
+    if doc.get("apiVersion") != "monitoring.coreos.com/v1" or doc.get("kind") != "PrometheusRule":
+        problems.append("expected apiVersion monitoring.coreos.com/v1, kind PrometheusRule")
+    rules = [rule for group in (doc.get("spec") or {}).get("groups", []) for rule in group.get("rules", [])]
+    if not rules:
+        problems.append("no rules")
+    families = source_families(source) if source.exists() else {}
+    for rule in rules:
+        name = rule.get("alert")
+        if not name:
+            problems.append(f"a rule without an alert name: {rule}")
+            continue
+        if not re.fullmatch(r"\d+[smh]", str(rule.get("for", ""))):
+            problems.append(f"alert {name}: 'for' should be a duration like 5m, got {rule.get('for')!r}")
+        if (rule.get("labels") or {}).get("severity") not in SEVERITIES:
+            problems.append(f"alert {name}: labels.severity should be one of {sorted(SEVERITIES)}")
+        for key in ("summary", "description"):
+            if not (rule.get("annotations") or {}).get(key):
+                problems.append(f"alert {name}: annotations.{key} is missing")
+        for metric in sorted(metric_names(rule.get("expr", ""))):
+            if families and family_of(metric, families) is None:
+                problems.append(f"alert {name}: {metric} is not a metric the gateway declares")
+    report.result("alerts: PrometheusRule", problems, f"{len(rules)} alerts")
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        report.result("alerts: promtool", ["promtool is not installed; run scripts/bootstrap.sh --test"])
+        return queries
+    with tempfile.TemporaryDirectory(prefix="switchyard-alerts-") as scratch:
+        (Path(scratch) / "rules.yaml").write_text(yaml.safe_dump(doc["spec"], sort_keys=False))
+        shutil.copy(ALERT_TESTS, Path(scratch) / "tests.yaml")
+        outcome = []
+        for command in (["check", "rules", "rules.yaml"], ["test", "rules", "tests.yaml"]):
+            run = subprocess.run([promtool, *command], cwd=scratch, capture_output=True, text=True)
+            if run.returncode != 0:
+                outcome.append(f"promtool {' '.join(command)}:\n{(run.stdout + run.stderr).strip()}")
+        report.result("alerts: promtool check rules and test rules", outcome, str(ALERT_TESTS.relative_to(ROOT)))
+    return queries
 
 
 # MARK: live gateway
@@ -490,7 +564,7 @@ def supports_admin(binary):
     return "--admin-listen" in out.stdout + out.stderr
 
 
-def run_gateway(binary, config_name, config, dashboard, report):
+def run_gateway(binary, config_name, config, dashboard, report, alerts=None):
     name = f"live gateway with the {config_name} switchyard.yaml"
     with tempfile.TemporaryDirectory(prefix="switchyard-deploy-check-") as scratch:
         grpc_port, admin_port = free_port(), free_port()
@@ -564,6 +638,8 @@ def run_gateway(binary, config_name, config, dashboard, report):
                 notes.append(f"file update picked up {before} → {after}")
             report.result(name, problems, ", ".join(notes))
             check_dashboard_live(dashboard, families, samples, config_name, report)
+            if alerts:
+                check_dashboard_live(None, families, samples, config_name, report, what="alerts", queries=alerts)
         finally:
             process.send_signal(signal.SIGTERM)
             drain = int(config.get("drain_seconds", 30))
@@ -616,6 +692,7 @@ def main():
     dashboard = check_dashboard_json(report)
     if dashboard is not None:
         check_dashboard_against_source(dashboard, args.metrics_source, report)
+    alerts = check_alerts(args.metrics_source, report)
 
     # Live: each distinct gateway configuration the overlays ship.
     configs = {}
@@ -642,7 +719,7 @@ def main():
             )
         else:
             for name, config in configs.items():
-                run_gateway(args.bin, name, config, dashboard, report)
+                run_gateway(args.bin, name, config, dashboard, report, alerts)
 
     if report.failed:
         print(f"check-deploy: {len(report.failed)} check(s) failed: {', '.join(report.failed)}")
