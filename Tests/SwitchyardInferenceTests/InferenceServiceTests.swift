@@ -1,0 +1,240 @@
+// InferenceService end to end without sockets: ModelInfer bytes go in through `handle`, exactly as the front end
+// delivers them, and come out through a scripted responder. Routing (a real RoutingTable with a canary split),
+// validation, deadlines, real worker pools running a test engine, encoding and the route trailer are all the
+// gateway's own code.
+
+import Logging
+import SwitchyardCore
+import SwitchyardEngine
+import SwitchyardHTTP2
+import SwitchyardProto
+import SwitchyardRouting
+import SwitchyardWorkers
+import Testing
+
+@testable import SwitchyardInference
+@testable import SwitchyardModels
+
+/// y = factor · x over rows of four values.
+private struct ScalingEngine: InferenceEngine {
+    let factor: Float
+    let signature = ModelSignature(
+        inputs: [TensorSpec(name: "x", dataType: .fp32, shape: [-1, 4])],
+        outputs: [TensorSpec(name: "y", dataType: .fp32, shape: [-1, 4])]
+    )
+
+    final class Executor: EngineExecutor {
+        let factor: Float
+        init(factor: Float) { self.factor = factor }
+
+        func run(
+            inputs: [UnsafeBufferPointer<Float>],
+            rows: Int,
+            outputs: [UnsafeMutableBufferPointer<Float>]
+        ) throws(SwitchyardError) {
+            for index in 0..<(rows * 4) { outputs[0][index] = inputs[0][index] * factor }
+        }
+    }
+
+    func makeExecutor() -> any EngineExecutor { Executor(factor: factor) }
+}
+
+/// What the service answered on one call.
+private enum Answer: Sendable {
+    case sent(message: [UInt8], metadata: [(name: String, value: String)])
+    case failed(GRPCStatus, metadata: [(name: String, value: String)])
+}
+
+/// A responder that keeps the answer and lets the test wait for it.
+private final class ScriptedResponder: GRPCResponder {
+    private let answer = ConditionLock<Answer?>(nil)
+    private let answered = MonotonicCondition()
+
+    var isCancelled: Bool { false }
+
+    func send(message: [UInt8], metadata: [(name: String, value: String)]) {
+        finish(.sent(message: message, metadata: metadata))
+    }
+
+    func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {
+        finish(.failed(status, metadata: metadata))
+    }
+
+    private func finish(_ value: Answer) {
+        answer.withLock { answer in
+            precondition(answer == nil, "a call was answered twice")
+            answer = value
+            answered.signal()
+        }
+    }
+
+    /// The answer, waiting up to five seconds for it.
+    func wait() -> Answer? {
+        let deadline = MonotonicInstant.now().advanced(byNanoseconds: 5_000_000_000)
+        return answer.withLock(waitingOn: answered, while: { $0 == nil }, until: deadline) { $0 }
+    }
+}
+
+/// A registry of model "typed" with version 1 doubling and version 2 tripling, their pools started, and a routing
+/// table splitting calls without a version 50/50 between them.
+private struct Fixture {
+    let service: InferenceService
+    let registry: ModelRegistry
+
+    init() throws {
+        let configuration = ModelConfiguration(maxBatchSize: 8, workers: 1)
+        let versions = try [("1", Float(2)), ("2", Float(3))].map { version, factor in
+            let pool = WorkerPool(
+                name: "typed:\(version)",
+                engine: ScalingEngine(factor: factor),
+                configuration: configuration,
+                logger: Logger(label: "test")
+            )
+            try pool.start()
+            return ModelVersion(model: "typed", version: version, configuration: configuration, pool: pool)
+        }
+        registry = ModelRegistry(
+            entries: [ModelEntry(name: "typed", configuration: configuration, versions: versions, failures: [:])],
+            logger: Logger(label: "test")
+        )
+        let routing = try RoutingTable(
+            routes: [
+                RouteConfiguration(
+                    model: "typed",
+                    policy: .canary,
+                    versions: [.init(version: "1", weight: 50), .init(version: "2", weight: 50)]
+                )
+            ],
+            catalog: { $0 == "typed" ? ModelCatalogEntry(versions: ["1", "2"], latencyTargetMilliseconds: 50) : nil },
+            random: SharedRandom(seed: 7)
+        )
+        service = InferenceService(registry: registry, routing: routing)
+    }
+
+    func shutDown() { registry.shutdown() }
+
+    /// One ModelInfer call through `handle`, as the front end makes it.
+    func call(_ bytes: [UInt8], deadline: MonotonicInstant? = nil) throws -> Answer {
+        let responder = ScriptedResponder()
+        let method = try #require(service.method(for: "/inference.GRPCInferenceService/ModelInfer"))
+        bytes.withUnsafeBytes { message in
+            service.handle(
+                message: message,
+                method: method,
+                head: GRPCRequestHead(path: "/inference.GRPCInferenceService/ModelInfer", deadline: deadline),
+                responder: responder
+            )
+        }
+        service.eventLoopDidProcessBatch()
+        return try #require(responder.wait(), "no answer within 5 s")
+    }
+}
+
+/// ModelInfer bytes for "typed" with rows of four FP32 values, optionally naming a version.
+private func inferRequest(_ values: [Float], version: String? = nil, shape: [Int64]? = nil) -> [UInt8] {
+    var bytes = requestBytes([
+        RequestTensor(
+            datatype: "FP32",
+            shape: shape ?? [Int64(values.count / 4), 4],
+            raw: values.flatMap { value in withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) } }
+        )
+    ])
+    if let version {
+        // requestBytes names no version: append field 2 (model_version), which protobuf readers merge.
+        bytes += [0x12, UInt8(version.utf8.count)] + Array(version.utf8)
+    }
+    return bytes
+}
+
+/// The served version and the output values of a successful answer.
+private func decodeAnswer(_ message: [UInt8]) throws -> (version: String, values: [Float]) {
+    let response = try #require(
+        message.withUnsafeBufferPointer { inference__model_infer_response__unpack(nil, $0.count, $0.baseAddress) }
+    )
+    defer { inference__model_infer_response__free_unpacked(response, nil) }
+    try #require(response.pointee.n_raw_output_contents == 1)
+    let raw = response.pointee.raw_output_contents[0]
+    let bytes = UnsafeRawBufferPointer(start: raw.data, count: raw.len)
+    let values = stride(from: 0, to: bytes.count, by: 4).map {
+        Float(bitPattern: bytes.loadUnaligned(fromByteOffset: $0, as: UInt32.self))
+    }
+    return (String(cString: response.pointee.model_version), values)
+}
+
+@Suite(.serialized) struct InferenceServiceTests {
+    @Test func callsAreSplitByTheRouteAndAnsweredByTheVersionTheTrailerNames() throws {
+        let fixture = try Fixture()
+        defer { fixture.shutDown() }
+        let input: [Float] = [1, 2, 3, 4, -1, -2, -3, -4]
+        var served: [String: Int] = [:]
+        for _ in 0..<40 {
+            guard case .sent(let message, let metadata) = try fixture.call(inferRequest(input)) else {
+                Issue.record("a call failed")
+                continue
+            }
+            let (version, values) = try decodeAnswer(message)
+            let factor: Float = version == "1" ? 2 : 3
+            #expect(values == input.map { $0 * factor }, "version \(version)")
+            let trailer = try #require(metadata.first { $0.name == "switchyard-route" }?.value)
+            #expect(trailer == "generation=1; version=\(version); policy=canary")
+            served[version, default: 0] += 1
+        }
+        // 40 draws of a fair split: each side at least 8 times unless the split is broken (p < 1e-4).
+        #expect(served["1", default: 0] >= 8 && served["2", default: 0] >= 8, "\(served)")
+        let statistics = try #require(fixture.registry.model(named: "typed")).versions.map {
+            $0.statistics.successCount.load(ordering: .relaxed)
+        }
+        #expect(statistics.reduce(0, +) == 40)
+    }
+
+    @Test func anExplicitVersionBypassesTheSplit() throws {
+        let fixture = try Fixture()
+        defer { fixture.shutDown() }
+        for _ in 0..<10 {
+            guard case .sent(let message, let metadata) = try fixture.call(inferRequest([1, 1, 1, 1], version: "2"))
+            else {
+                Issue.record("the call failed")
+                return
+            }
+            #expect(try decodeAnswer(message).values == [3, 3, 3, 3])
+            #expect(metadata.first { $0.name == "switchyard-route" }?.value.hasSuffix("policy=explicit") == true)
+        }
+    }
+
+    @Test func refusalsNameWhatWasWrong() throws {
+        let fixture = try Fixture()
+        defer { fixture.shutDown() }
+        var unknown = inferRequest([1, 2, 3, 4])
+        unknown[unknown.firstIndex(of: UInt8(ascii: "t"))!] = UInt8(ascii: "T")  // model "Typed"
+        guard case .failed(let notFound, _) = try fixture.call(unknown) else {
+            Issue.record("an unknown model was served")
+            return
+        }
+        #expect(notFound.code == .notFound)
+        #expect(notFound.message.contains("'Typed'"), "\(notFound.message)")
+
+        // Three values for rows of four: refused by the version it was routed to, which the trailer names.
+        guard case .failed(let invalid, let metadata) = try fixture.call(inferRequest([1, 2, 3], shape: [1, 3])) else {
+            Issue.record("a wrongly shaped input was served")
+            return
+        }
+        #expect(invalid.code == .invalidArgument)
+        #expect(invalid.message.contains("'x'"), "\(invalid.message)")
+        #expect(metadata.first { $0.name == "switchyard-route" } != nil)
+        let failures = try #require(fixture.registry.model(named: "typed")).versions.map {
+            $0.statistics.failureCount.load(ordering: .relaxed)
+        }
+        #expect(failures.reduce(0, +) == 1)
+    }
+
+    @Test func aCallWhoseDeadlineHasPassedIsNotComputed() throws {
+        let fixture = try Fixture()
+        defer { fixture.shutDown() }
+        let past = MonotonicInstant(nanoseconds: MonotonicInstant.now().nanoseconds - 1_000_000)
+        guard case .failed(let status, _) = try fixture.call(inferRequest([1, 2, 3, 4]), deadline: past) else {
+            Issue.record("a call past its deadline was answered")
+            return
+        }
+        #expect(status.code == .deadlineExceeded, "\(status)")
+    }
+}
