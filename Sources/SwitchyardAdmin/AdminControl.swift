@@ -18,7 +18,9 @@ public final class AdminControl: Sendable {
     private let state: RouteStateFile?
     /// The fleet's route store in fleet mode (`cluster:`), `nil` for a replica on its own.
     public let fleet: FleetRoutes?
-    private let changes = Mutex<Void>(())
+    /// Orders changes; holds, per model, the generation of the last change to its route made here, for changes
+    /// based on a generation the operator read (`basedOn`).
+    private let changes = Mutex<[String: UInt64]>([:])
     /// Models whose route only their holder may change (a rollout in progress), with the reason given to others.
     private let holds = Mutex<[String: String]>([:])
 
@@ -73,13 +75,19 @@ public final class AdminControl: Sendable {
     /// - Returns: the new generation.
     /// - Throws: `notFound` for an unknown model; `invalidArgument` listing every problem (`route.…`).
     @discardableResult
-    public func put(route: RouteConfiguration, actor: String, reason: String?) throws(SwitchyardError) -> UInt64 {
+    public func put(
+        route: RouteConfiguration,
+        actor: String,
+        reason: String?,
+        basedOn: UInt64? = nil
+    ) throws(SwitchyardError) -> UInt64 {
         try requireModel(route.model)
         return try change(
             action: "route.put",
             model: route.model,
             actor: actor,
             reason: reason,
+            basedOn: basedOn,
             Self.transform(.put(route))
         )
     }
@@ -88,13 +96,19 @@ public final class AdminControl: Sendable {
     /// - Returns: the new generation.
     /// - Throws: `notFound` for an unknown model or one without a route.
     @discardableResult
-    public func delete(model: String, actor: String, reason: String?) throws(SwitchyardError) -> UInt64 {
+    public func delete(
+        model: String,
+        actor: String,
+        reason: String?,
+        basedOn: UInt64? = nil
+    ) throws(SwitchyardError) -> UInt64 {
         try requireModel(model)
         return try change(
             action: "route.delete",
             model: model,
             actor: actor,
             reason: reason,
+            basedOn: basedOn,
             Self.transform(.delete(model: model))
         )
     }
@@ -108,7 +122,8 @@ public final class AdminControl: Sendable {
         model: String,
         weights: [String: Double],
         actor: String,
-        reason: String?
+        reason: String?,
+        basedOn: UInt64? = nil
     ) throws(SwitchyardError) -> UInt64 {
         try requireModel(model)
         guard !weights.isEmpty else { throw .invalidArgument("weights: expected at least one version: weight") }
@@ -117,6 +132,7 @@ public final class AdminControl: Sendable {
             model: model,
             actor: actor,
             reason: reason,
+            basedOn: basedOn,
             Self.transform(.weights(model: model, weights))
         )
     }
@@ -129,7 +145,8 @@ public final class AdminControl: Sendable {
         model: String,
         shadow: RouteConfiguration.ShadowSettings?,
         actor: String,
-        reason: String?
+        reason: String?,
+        basedOn: UInt64? = nil
     ) throws(SwitchyardError) -> UInt64 {
         try requireModel(model)
         return try change(
@@ -137,6 +154,7 @@ public final class AdminControl: Sendable {
             model: model,
             actor: actor,
             reason: reason,
+            basedOn: basedOn,
             Self.transform(.shadow(model: model, shadow))
         )
     }
@@ -151,7 +169,8 @@ public final class AdminControl: Sendable {
         model: String,
         bandit: RouteConfiguration.BanditSettings,
         actor: String,
-        reason: String?
+        reason: String?,
+        basedOn: UInt64? = nil
     ) throws(SwitchyardError) -> UInt64 {
         try requireModel(model)
         return try change(
@@ -159,6 +178,7 @@ public final class AdminControl: Sendable {
             model: model,
             actor: actor,
             reason: reason,
+            basedOn: basedOn,
             Self.transform(.bandit(model: model, bandit))
         )
     }
@@ -180,7 +200,7 @@ public final class AdminControl: Sendable {
                     + "an empty fleet; change routes through the admin API (switchyard routes …)"
             )
         }
-        return try changes.withLock { _ throws(SwitchyardError) in
+        return try changes.withLock { lastChanged throws(SwitchyardError) in
             let problems = RoutingTable.problems(in: routes, catalog: catalog)
             guard problems.isEmpty else {
                 throw .invalidArgument("invalid routes:\n  " + problems.joined(separator: "\n  "))
@@ -209,7 +229,12 @@ public final class AdminControl: Sendable {
             try record(entry) { () throws(SwitchyardError) in
                 if persist { try save(sorted, generation: generation) }
             }
-            return try routing.replaceAll(routes: routes)
+            let published = try routing.replaceAll(routes: routes)
+            for model in Set(old.map(\.model) + routes.map(\.model))
+            where old.first(where: { $0.model == model }) != routes.first(where: { $0.model == model }) {
+                lastChanged[model] = published
+            }
+            return published
         }
     }
 
@@ -220,14 +245,18 @@ public final class AdminControl: Sendable {
         model: String,
         actor: String,
         reason: String?,
+        basedOn: UInt64? = nil,
         holder: Bool = false,
         _ transform: (RouteConfiguration?) throws(SwitchyardError) -> RouteConfiguration?
     ) throws(SwitchyardError) -> UInt64 {
-        try changes.withLock { _ throws(SwitchyardError) in
+        try changes.withLock { lastChanged throws(SwitchyardError) in
             if !holder, let reason = holds.withLock({ $0[model] }) {
                 throw SwitchyardError(.failedPrecondition, "the route of '\(model)' is held: \(reason)")
             }
             let old = routing.route(for: model)
+            if let basedOn, let changed = lastChanged[model], changed > basedOn {
+                throw Self.changedSince(model: model, basedOn: basedOn, changedAt: changed, current: old)
+            }
             let new = try transform(old)
             if let new { try validate(new) }
             var routes = routing.routes.filter { $0.model != model }
@@ -246,9 +275,35 @@ public final class AdminControl: Sendable {
                 generation: generation
             )
             try record(entry) { () throws(SwitchyardError) in try save(routes, generation: generation) }
-            if let new { return try routing.replace(route: new) }
-            return try routing.remove(model: model)
+            let published: UInt64
+            if let new {
+                published = try routing.replace(route: new)
+            } else {
+                published = try routing.remove(model: model)
+            }
+            lastChanged[model] = published
+            return published
         }
+    }
+
+    /// The refusal of a change based on generation `basedOn` when the route changed after it: 409, naming the
+    /// generation of that change and the route in force now, so the operator reads it again instead of overwriting.
+    static func changedSince(
+        model: String,
+        basedOn: UInt64,
+        changedAt: UInt64,
+        current: RouteConfiguration?
+    ) -> SwitchyardError {
+        let now =
+            current.map { route in
+                "policy \(route.policy.rawValue), weights "
+                    + route.versions.map { "\($0.version)=\(number($0.weight))" }.joined(separator: " ")
+            } ?? "no route"
+        return SwitchyardError(
+            .failedPrecondition,
+            "the route of '\(model)' changed at generation \(changedAt), after generation \(basedOn) the change was "
+                + "based on (If-Match); it is now: \(now); read it again and retry"
+        )
     }
 
     // MARK: Holds and other changes

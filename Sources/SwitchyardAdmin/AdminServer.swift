@@ -317,7 +317,7 @@ public struct AdminServer: Sendable {
                 }
             }
             let route = try Self.decode(RouteConfiguration.self, from: object, path: "route")
-            let generation = try await server.submit(.put(route), actor: actor, reason: reason)
+            let generation = try await server.submit(.put(route), actor: actor, reason: reason, request: request)
             server.logChange("route.put", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
         }
@@ -325,7 +325,12 @@ public struct AdminServer: Sendable {
             let actor = try server.authorize(request, mutating: true)
             let model = try context.parameters.require("model")
             let reason = try Self.reason(request, nil)
-            let generation = try await server.submit(.delete(model: model), actor: actor, reason: reason)
+            let generation = try await server.submit(
+                .delete(model: model),
+                actor: actor,
+                reason: reason,
+                request: request
+            )
             server.logChange("route.delete", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: nil))
         }
@@ -351,7 +356,12 @@ public struct AdminServer: Sendable {
                 }
                 weights[version] = number
             }
-            let generation = try await server.submit(.weights(model: model, weights), actor: actor, reason: reason)
+            let generation = try await server.submit(
+                .weights(model: model, weights),
+                actor: actor,
+                reason: reason,
+                request: request
+            )
             server.logChange("route.weights", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
         }
@@ -369,7 +379,8 @@ public struct AdminServer: Sendable {
             let generation = try await server.submit(
                 .shadow(model: model, shadow?.fraction == 0 ? nil : shadow),
                 actor: actor,
-                reason: reason
+                reason: reason,
+                request: request
             )
             server.logChange("route.shadow", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
@@ -389,7 +400,12 @@ public struct AdminServer: Sendable {
                 path: "bandit"
             )
             let bandit = try Self.decode(RouteConfiguration.BanditSettings.self, from: object, path: "route.bandit")
-            let generation = try await server.submit(.bandit(model: model, bandit), actor: actor, reason: reason)
+            let generation = try await server.submit(
+                .bandit(model: model, bandit),
+                actor: actor,
+                reason: reason,
+                request: request
+            )
             server.logChange("route.bandit", model: model, actor: actor, generation: generation)
             return Self.json(ChangeBody(generation: generation, route: server.control.routing.route(for: model)))
         }

@@ -1,6 +1,8 @@
 // Route changes in fleet mode: one etcd transaction per change, guarded by the revision this replica read, with
 // its audit record in the same transaction. Standalone, the same entry point changes the local table as before.
 
+import Foundation
+import Hummingbird
 import SwitchyardCluster
 public import SwitchyardCore
 import SwitchyardRouting
@@ -45,23 +47,38 @@ extension AdminControl {
     /// - Returns: the new generation (in fleet mode: the change's etcd revision).
     /// - Throws: what the standalone methods throw; in fleet mode also `failedPrecondition` when the route changed
     ///   since it was read (the message names the newer generation and route), `unavailable` when etcd cannot be
-    ///   reached (with the reason).
-    public func submit(_ change: RouteChange, actor: String, reason: String?) async throws(SwitchyardError) -> UInt64 {
+    ///   reached (with the reason). With `basedOn` (the generation the operator read, from `If-Match`):
+    ///   `failedPrecondition` when the model's route changed after it, naming that change and the route now.
+    public func submit(
+        _ change: RouteChange,
+        actor: String,
+        reason: String?,
+        basedOn: UInt64? = nil
+    ) async throws(SwitchyardError) -> UInt64 {
         guard let fleet else {
             switch change {
-            case .put(let route): return try put(route: route, actor: actor, reason: reason)
-            case .delete(let model): return try delete(model: model, actor: actor, reason: reason)
+            case .put(let route): return try put(route: route, actor: actor, reason: reason, basedOn: basedOn)
+            case .delete(let model): return try delete(model: model, actor: actor, reason: reason, basedOn: basedOn)
             case .weights(let model, let weights):
-                return try setWeights(model: model, weights: weights, actor: actor, reason: reason)
+                return try setWeights(model: model, weights: weights, actor: actor, reason: reason, basedOn: basedOn)
             case .shadow(let model, let shadow):
-                return try setShadow(model: model, shadow: shadow, actor: actor, reason: reason)
+                return try setShadow(model: model, shadow: shadow, actor: actor, reason: reason, basedOn: basedOn)
             case .bandit(let model, let bandit):
-                return try setBandit(model: model, bandit: bandit, actor: actor, reason: reason)
+                return try setBandit(model: model, bandit: bandit, actor: actor, reason: reason, basedOn: basedOn)
             }
         }
         let model = change.model
         try requireModel(model)
         let read = fleet.current?.routes[model]
+        // In fleet mode generations are etcd revisions: the route's own revision says when it last changed.
+        if let basedOn, let read, read.modRevision > 0, UInt64(read.modRevision) > basedOn {
+            throw Self.changedSince(
+                model: model,
+                basedOn: basedOn,
+                changedAt: UInt64(read.modRevision),
+                current: read.route
+            )
+        }
         let new = try Self.transform(change)(read?.route)
         if let new { try validate(new) }
         let audit = FleetAudit(
@@ -149,12 +166,29 @@ extension AdminControl {
 }
 
 extension AdminServer {
-    /// `control.submit`, its errors as HTTP answers.
-    func submit(_ change: RouteChange, actor: String, reason: String?) async throws -> UInt64 {
+    /// `control.submit`, its errors as HTTP answers; an `If-Match: <generation>` header bases the change on the
+    /// generation the operator read.
+    func submit(_ change: RouteChange, actor: String, reason: String?, request: Request) async throws -> UInt64 {
+        let basedOn = try Self.ifMatch(request)
         do {
-            return try await control.submit(change, actor: actor, reason: reason)
+            return try await control.submit(change, actor: actor, reason: reason, basedOn: basedOn)
         } catch {
             throw AdminHTTPError(error)
         }
+    }
+
+    /// The generation in an `If-Match` header (`7`, `"7"` or `W/"7"`), `nil` without one.
+    static func ifMatch(_ request: Request) throws -> UInt64? {
+        guard let raw = request.headers[.ifMatch] else { return nil }
+        var text = Substring(raw.trimmingCharacters(in: .whitespaces))
+        if text.hasPrefix("W/") { text = text.dropFirst(2) }
+        if text.hasPrefix("\""), text.hasSuffix("\""), text.count >= 2 { text = text.dropFirst().dropLast() }
+        guard let generation = UInt64(text) else {
+            throw AdminHTTPError(
+                .badRequest,
+                "If-Match: expected the route generation the change is based on, such as \"12\", got '\(raw)'"
+            )
+        }
+        return generation
     }
 }

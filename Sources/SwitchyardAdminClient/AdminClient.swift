@@ -56,6 +56,7 @@ public struct AdminClient: Sendable {
     /// - Parameters:
     ///   - body: a JSON body, sent with `Content-Type: application/json`.
     ///   - reason: the audit log's reason (`X-Switchyard-Reason`).
+    ///   - headers: more request headers (e.g. `If-Match`).
     /// - Throws: `invalidArgument` for a path that makes no URL; `unavailable` when no answer came (refused
     ///   connection, timeout), naming the call.
     public func send(
@@ -63,6 +64,7 @@ public struct AdminClient: Sendable {
         _ path: String,
         body: Data? = nil,
         reason: String? = nil,
+        headers: [(name: String, value: String)] = [],
         timeoutSeconds: Double = 30
     ) throws(SwitchyardError) -> Answer {
         guard let url = URL(string: baseURL + path) else {
@@ -72,6 +74,7 @@ public struct AdminClient: Sendable {
         request.httpMethod = method
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         if let reason { request.setValue(reason, forHTTPHeaderField: "X-Switchyard-Reason") }
+        for header in headers { request.setValue(header.value, forHTTPHeaderField: header.name) }
         if let body {
             request.httpBody = body
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")

@@ -14,12 +14,24 @@ struct AdminOptions: ParsableArguments {
     @Flag(name: .long, help: "Print the API's JSON answer.")
     var json = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Route changes: apply only if the route has not changed since this generation (as `routes get` showed "
+                + "it); otherwise the API answers 409 with the route in force.",
+            valueName: "generation"
+        )
+    )
+    var ifGeneration: UInt64?
+
     /// Sends one request; returns the decoded JSON object, or exits with the API's error message.
     func call(_ method: String, _ path: String, body: [String: Any]? = nil, reason: String? = nil) throws -> Any {
         let answer: AdminClient.Answer
         do {
             let data = try body.map { try JSONSerialization.data(withJSONObject: $0) }
-            answer = try AdminClient(baseURL: admin).send(method, path, body: data, reason: reason)
+            let guarded = method != "GET" && path.hasPrefix("/v1/routes")
+            let headers = guarded ? ifGeneration.map { [(name: "If-Match", value: "\"\($0)\"")] } ?? [] : []
+            answer = try AdminClient(baseURL: admin).send(method, path, body: data, reason: reason, headers: headers)
         } catch let error as SwitchyardError {
             throw ValidationError(error.message)
         }

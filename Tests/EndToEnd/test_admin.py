@@ -371,3 +371,33 @@ admin:
     entry = json.loads(audit.read_text().splitlines()[-1])
     assert (entry["actor"], entry["action"]) == ("config_watch", "routes.reload")
     gateway.stop()
+
+
+def test_a_change_based_on_a_stale_read_gets_409_and_changes_nothing(setup, request):
+    start, _ = setup
+    gateway = getattr(request.module, "_gateway", None)
+    if gateway is None or gateway.process.poll() is not None:
+        gateway = request.module._gateway = start()
+    read = admin(gateway, "GET", "/v1/routes/digits")[1]["generation"]
+    # Based on what it read: applied.
+    status, body = admin(gateway, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 70, "2": 30}},
+                         headers={"If-Match": f'"{read}"'})
+    assert status == 200, body
+    changed = body["generation"]
+    # Another operator's change based on the same, now stale, read: 409 naming the change and the route now.
+    status, body = admin(gateway, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 10, "2": 90}},
+                         headers={"If-Match": str(read)})
+    assert status == 409, body
+    assert f"changed at generation {changed}, after generation {read}" in body["error"], body
+    assert "weights 1=70 2=30" in body["error"], body
+    assert [v["weight"] for v in admin(gateway, "GET", "/v1/routes/digits")[1]["route"]["versions"]] == [70, 30]
+    # A generation that is not one is refused before anything changes; the CLI sends a read generation too.
+    assert admin(gateway, "DELETE", "/v1/routes/digits", headers={"If-Match": "x7"})[0] == 400
+    env = dict(os.environ, SWITCHYARD_ADMIN_TOKEN=TOKEN)
+    url = ["--admin", gateway.admin_url]
+    out = subprocess.run([binary(), "routes", "weights", "digits", "1=1", "--if-generation", str(read), *url],
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "HTTP 409" in out.stderr and "read it again" in out.stderr, out.stderr
+    out = subprocess.run([binary(), "routes", "weights", "digits", "1=50", "2=50", "--if-generation", str(changed),
+                          *url], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr

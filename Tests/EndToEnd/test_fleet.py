@@ -197,3 +197,23 @@ def test_etcd_away_keeps_serving_refuses_changes_and_resumes(fleet):
         while int(trailer(gateway)["generation"]) < body["generation"]:
             assert time.time() < deadline
             time.sleep(0.01)
+
+
+def test_a_change_based_on_a_read_another_replica_overtook_gets_409(fleet):
+    _, (a, b, _) = fleet
+    read = admin(a, "GET", "/v1/routes/digits")[1]["generation"]
+    status, body = admin(b, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 25, "2": 75}})
+    assert status == 200, body
+    changed = body["generation"]
+    # Replica a has applied b's change (the watch), yet the operator's change was based on the older read.
+    deadline = time.time() + 5
+    while admin(a, "GET", "/v1/routes/digits")[1]["generation"] < changed:
+        assert time.time() < deadline, "replica a never saw the change"
+        time.sleep(0.01)
+    status, body = admin(a, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 90}},
+                         headers={"If-Match": f'"{read}"'})
+    assert status == 409, body
+    assert f"changed at generation {changed}, after generation {read}" in body["error"], body
+    status, body = admin(a, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 90}},
+                         headers={"If-Match": f'"{changed}"'})
+    assert status == 200, body
