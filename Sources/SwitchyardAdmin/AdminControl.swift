@@ -402,7 +402,7 @@ public final class AdminControl: Sendable {
     }
 
     /// The current UTC time in ISO 8601 with milliseconds.
-    static func now() -> String {
+    public static func now() -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date())

@@ -435,6 +435,7 @@ public struct AdminServer: Sendable {
             return Self.json(ModelsBody(models: server.registry.models.map(ModelBody.init)))
         }
         server.addDriftRoutes(to: router, registry: server.registry)
+        server.addFleetRoutes(to: router)
         router.get("/v1/shadow/report") { request, _ -> Response in
             _ = try server.authorize(request, mutating: false)
             let aggregates = server.sink?.aggregates ?? [:]

@@ -192,3 +192,45 @@ extension AdminServer {
         return generation
     }
 }
+
+/// `GET /v1/fleet`: every replica present in the fleet and whether they all run the same routes.
+struct FleetBody: Encodable {
+    /// The replica that answered.
+    var replica: String
+    /// The highest routing generation among the replicas.
+    var generation: UInt64
+    /// Whether every replica runs that generation.
+    var converged: Bool
+    var replicas: [ReplicaStatus]
+}
+
+extension AdminServer {
+    /// Adds `GET /v1/fleet` (fleet mode only).
+    func addFleetRoutes(to router: Router<BasicRequestContext>) {
+        let server = self
+        router.get("/v1/fleet") { request, _ -> Response in
+            _ = try server.authorize(request, mutating: false)
+            guard let fleet = server.control.fleet else {
+                throw AdminHTTPError(
+                    .notFound,
+                    "fleet mode is off: this replica has no cluster: section, so it is the whole deployment"
+                )
+            }
+            let replicas: [ReplicaStatus]
+            do throws(SwitchyardError) {
+                replicas = try await fleet.replicas()
+            } catch {
+                throw AdminHTTPError(error)
+            }
+            let generation = replicas.map(\.routeGeneration).max() ?? 0
+            return Self.json(
+                FleetBody(
+                    replica: fleet.replicaID,
+                    generation: generation,
+                    converged: replicas.allSatisfy { $0.routeGeneration == generation },
+                    replicas: replicas
+                )
+            )
+        }
+    }
+}

@@ -75,6 +75,8 @@ public final class FleetRoutes: Sendable {
     private let onChange: @Sendable (FleetRouteState) -> Void
     private let state = Mutex(State())
     private let audits = Atomic<UInt64>(0)
+    /// What this replica publishes under its presence key; `nil` publishes its name only.
+    private let describe = Mutex<(@Sendable () -> ReplicaStatus)?>(nil)
 
     /// Creates the view; `run(seed:)` fills it.
     /// - Parameters:
@@ -252,15 +254,26 @@ public final class FleetRoutes: Sendable {
         while !Task.isCancelled {
             do throws(SwitchyardError) {
                 let lease = try await client.grantLease(ttlSeconds: leaseTTLSeconds)
-                try await client.put(key: key, value: Array(replicaID.utf8), lease: lease)
+                var published = presenceValue()
+                try await client.put(key: key, value: published, lease: lease)
                 setLeaseHealthy(true, reason: nil)
-                let interval = Duration.milliseconds(max(200, leaseTTLSeconds * 1000 / 3))
+                // Renewed at a third of the TTL; the value is written again only when it changed, so an idle
+                // fleet adds no revisions to etcd's history.
+                let interval = Duration.milliseconds(max(200, min(1000, leaseTTLSeconds * 1000 / 3)))
                 while !Task.isCancelled {
                     do { try await Task.sleep(for: interval) } catch {
-                        try? await client.revoke(lease: lease)
+                        // Cancelled: this replica is leaving. The revoke runs outside the cancelled task, or the
+                        // HTTP client would cancel it too, and the key would linger until the lease expired.
+                        let client = self.client
+                        await Task { try? await client.revoke(lease: lease) }.value
                         return
                     }
                     try await client.keepAlive(lease: lease)
+                    let value = presenceValue()
+                    if value != published {
+                        try await client.put(key: key, value: value, lease: lease)
+                        published = value
+                    }
                     setLeaseHealthy(true, reason: nil)
                 }
             } catch {
@@ -268,6 +281,32 @@ public final class FleetRoutes: Sendable {
                 do { try await Task.sleep(for: .milliseconds(500)) } catch { return }
             }
         }
+    }
+
+    // MARK: Membership
+
+    /// Sets what this replica publishes under its presence key (`<prefix>/replicas/<replica_id>`) from now on:
+    /// read at every renewal, written when it changed.
+    public func describeReplica(_ status: @escaping @Sendable () -> ReplicaStatus) {
+        describe.withLock { $0 = status }
+    }
+
+    private func presenceValue() -> [UInt8] {
+        guard let status = describe.withLock({ $0 })?() else { return Array(replicaID.utf8) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(status)).map { Array($0) } ?? Array(replicaID.utf8)
+    }
+
+    /// The replicas whose presence keys exist now (a stopped replica revoked its lease, a dead one's expired),
+    /// ordered by name.
+    /// - Throws: `unavailable` when etcd cannot be reached.
+    public func replicas() async throws(SwitchyardError) -> [ReplicaStatus] {
+        let listed = try await client.range(key: "\(prefix)/replicas/", prefix: true)
+        return listed.kvs.map { kv in
+            (try? JSONDecoder().decode(ReplicaStatus.self, from: Data(kv.value)))
+                ?? ReplicaStatus(replica: String(decoding: kv.value, as: UTF8.self))
+        }.sorted { $0.replica < $1.replica }
     }
 
     private func publish(_ view: FleetRouteState) {
@@ -436,5 +475,48 @@ extension JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return encoder
+    }
+}
+
+/// What a replica publishes about itself under its presence key: enough for an operator to see the fleet as it is.
+public struct ReplicaStatus: Sendable, Hashable, Codable {
+    /// The replica's name (`cluster.replica_id`).
+    public var replica: String
+    /// Its gRPC listen address.
+    public var address: String
+    /// Its build.
+    public var build: String
+    /// When it started (ISO 8601).
+    public var startedAt: String
+    /// Ready: every repository model loaded and not draining.
+    public var ready: Bool
+    /// The routing generation in force on it (an etcd revision).
+    public var routeGeneration: UInt64
+    /// Loaded versions by model.
+    public var models: [String: [String]]
+
+    /// Creates a status.
+    public init(
+        replica: String,
+        address: String = "",
+        build: String = "",
+        startedAt: String = "",
+        ready: Bool = false,
+        routeGeneration: UInt64 = 0,
+        models: [String: [String]] = [:]
+    ) {
+        self.replica = replica
+        self.address = address
+        self.build = build
+        self.startedAt = startedAt
+        self.ready = ready
+        self.routeGeneration = routeGeneration
+        self.models = models
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case replica, address, build, ready, models
+        case startedAt = "started_at"
+        case routeGeneration = "route_generation"
     }
 }

@@ -161,6 +161,23 @@ struct Serve: ParsableCommand {
             logger: logger
         )
         let port = try server.start()
+        if let fleet {
+            let started = AdminControl.now()
+            let address = "\(HostAndPort(host: try HostAndPort(parsing: settings.listen).host, port: port))"
+            fleet.describeReplica {
+                ReplicaStatus(
+                    replica: fleet.replicaID,
+                    address: address,
+                    build: InferenceService.serverVersion,
+                    startedAt: started,
+                    ready: service.isReady,
+                    routeGeneration: routing.generation,
+                    models: Dictionary(
+                        uniqueKeysWithValues: registry.models.map { ($0.name, $0.versions.map(\.version)) }
+                    )
+                )
+            }
+        }
         var reload: (@Sendable () throws -> [RouteConfiguration])?
         if let path = config { reload = { try Serve.routes(inConfigurationFile: path) } }
         let admin = AdminServer(
@@ -248,9 +265,26 @@ struct Serve: ParsableCommand {
             logComparisons(sink, logger: logger)
             // Every call has completed, so every sampled call is queued: write them and the partial .npy batches.
             monitor?.close()
+            if let fleetTask { Self.wait(for: fleetTask, seconds: 2) }
             logger.notice("stopped")
             return
         }
+    }
+
+    /// Waits up to `seconds` for a cancelled task to finish its cleanup (fleet mode: revoking this replica's lease,
+    /// so that it leaves the fleet's view at once rather than when the lease expires).
+    private static func wait(for task: Task<Void, Never>, seconds: Double) {
+        let finished = ConditionLock(false)
+        let done = MonotonicCondition()
+        Task {
+            await task.value
+            finished.withLock { finished in
+                finished = true
+                done.signal()
+            }
+        }
+        let deadline = MonotonicInstant.now().advanced(byNanoseconds: UInt64(seconds * 1e9))
+        finished.withLock(waitingOn: done, while: { !$0 }, until: deadline) { _ in }
     }
 
     /// The drift and capture monitor when a model's config.yaml asks for either, with every loaded version's

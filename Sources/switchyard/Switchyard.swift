@@ -9,7 +9,9 @@ struct Switchyard: ParsableCommand {
         commandName: "switchyard",
         abstract: "A model-serving gateway speaking the Open Inference Protocol over gRPC.",
         version: "0.1.0",
-        subcommands: [Serve.self, Models.self, Routes.self, Rollout.self, Shadow.self, Drift.self, Config.self],
+        subcommands: [
+            Serve.self, Models.self, Routes.self, Rollout.self, Shadow.self, Drift.self, Fleet.self, Config.self,
+        ],
         defaultSubcommand: Serve.self
     )
 }

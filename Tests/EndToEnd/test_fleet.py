@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2_grpc
 
-from conftest import MODELS, free_port
+from conftest import MODELS, binary, free_port
 from test_admin import TOKEN, admin, infer, wait_admin
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
@@ -217,3 +217,44 @@ def test_a_change_based_on_a_read_another_replica_overtook_gets_409(fleet):
     status, body = admin(a, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 90}},
                          headers={"If-Match": f'"{changed}"'})
     assert status == 200, body
+
+
+def test_the_fleet_view_lists_every_replica_and_drops_one_that_stops(fleet):
+    # Runs last: it stops replica c.
+    _, (a, b, c) = fleet
+    status, body = admin(a, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 40, "2": 60}})
+    assert status == 200, body
+    changed = body["generation"]
+
+    def view(gateway):
+        status, body = admin(gateway, "GET", "/v1/fleet")
+        assert status == 200, body
+        return body
+
+    deadline = time.time() + 10
+    while True:
+        seen = view(b)
+        if seen["converged"] and seen["generation"] == changed and len(seen["replicas"]) == 3:
+            break
+        assert time.time() < deadline, f"the fleet never converged on generation {changed}: {seen}"
+        time.sleep(0.1)
+    assert seen["replica"] == "replica-b"
+    assert [r["replica"] for r in seen["replicas"]] == ["replica-a", "replica-b", "replica-c"]
+    for replica in seen["replicas"]:
+        assert replica["ready"] and replica["models"] == {"digits": ["1", "2"]}, replica
+        assert replica["route_generation"] == changed and replica["build"], replica
+    assert {r["address"] for r in seen["replicas"]} == {g.address for g in (a, b, c)}
+
+    env = dict(os.environ, SWITCHYARD_ADMIN_TOKEN=TOKEN)
+    out = subprocess.run([binary(), "fleet", "status", "--admin", a.admin_url], env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert f"3 replicas, generation {changed}: converged" in out.stdout, out.stdout
+    assert "replica-c" in out.stdout and "digits@1,2" in out.stdout, out.stdout
+
+    # A replica that stops revokes its lease: it leaves the view at once, not after the lease's TTL.
+    c.stop()
+    stopped = time.time()
+    while [r["replica"] for r in view(a)["replicas"]] != ["replica-a", "replica-b"]:
+        assert time.time() - stopped < 2, view(a)
+        time.sleep(0.05)
