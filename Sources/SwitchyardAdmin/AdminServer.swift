@@ -9,7 +9,7 @@ public import Logging
 public import SwitchyardCore
 public import SwitchyardModels
 public import SwitchyardMonitor
-import SwitchyardRouting
+public import SwitchyardRouting
 public import SwitchyardSink
 
 /// An admin API error: an HTTP status and a message, answered as `{"error": message}`.
@@ -56,6 +56,8 @@ public struct AdminServer: Sendable {
     private let sink: ComparisonSink?
     /// Drift detection and payload capture, for `/v1/drift` and metrics.
     let monitor: ModelMonitor?
+    /// Admission per tenant, for its counters on /metrics.
+    let tenants: TenantAdmission?
     private let isReady: @Sendable () -> Bool
     private let frontEnd: @Sendable () -> FrontEndCounters?
     private let metrics: MetricsRenderer
@@ -86,7 +88,8 @@ public struct AdminServer: Sendable {
         version: String,
         reload: (@Sendable () throws -> [RouteConfiguration])? = nil,
         logger: Logger,
-        monitor: ModelMonitor? = nil
+        monitor: ModelMonitor? = nil,
+        tenants: TenantAdmission? = nil
     ) {
         self.configuration = configuration
         self.control = control
@@ -99,6 +102,7 @@ public struct AdminServer: Sendable {
         self.reload = reload
         self.logger = logger
         self.monitor = monitor
+        self.tenants = tenants
         self.rollouts = RolloutController(
             control: control,
             registry: registry,
@@ -273,6 +277,7 @@ public struct AdminServer: Sendable {
                 cluster: server.control.fleet?.connection
             )
             text += server.metrics.renderMonitor(server.monitor)
+            text += server.metrics.renderTenants(server.tenants)
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -24,6 +24,8 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
     /// Fleet mode (`cluster:`): routes shared through etcd with the other replicas; `nil` (the default): this
     /// replica is on its own.
     public var cluster: ClusterConfiguration?
+    /// Tenants and their limits (`tenants:`); `nil`: every call is admitted as one tenant.
+    public var tenants: TenantsConfiguration?
 
     /// TLS settings.
     public struct TLSSettings: Sendable, Hashable, Codable {
@@ -290,7 +292,8 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         routes: [RouteConfiguration] = [],
         sink: SinkConfiguration = SinkConfiguration(),
         ioCPUs: String? = nil,
-        cluster: ClusterConfiguration? = nil
+        cluster: ClusterConfiguration? = nil,
+        tenants: TenantsConfiguration? = nil
     ) {
         self.listen = listen
         self.threads = threads
@@ -302,10 +305,11 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         self.sink = sink
         self.ioCPUs = ioCPUs
         self.cluster = cluster
+        self.tenants = tenants
     }
 
     enum CodingKeys: String, CodingKey {
-        case listen, threads, tls, limits, routes, sink, cluster
+        case listen, threads, tls, limits, routes, sink, cluster, tenants
         case modelRepository = "model_repository"
         case drainSeconds = "drain_seconds"
         case ioCPUs = "io_cpus"
@@ -324,6 +328,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         sink = try c.decodeIfPresent(SinkConfiguration.self, forKey: .sink) ?? d.sink
         ioCPUs = try c.decodeCPUListIfPresent(forKey: .ioCPUs)
         cluster = try c.decodeIfPresent(ClusterConfiguration.self, forKey: .cluster)
+        tenants = try c.decodeIfPresent(TenantsConfiguration.self, forKey: .tenants)
     }
 
     /// Every problem with this configuration, each prefixed with its key path.
@@ -352,6 +357,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         }
         problems += sink.validate()
         if let cluster { problems += cluster.validate() }
+        if let tenants { problems += tenants.validate() }
         return problems
     }
 }

@@ -8,7 +8,7 @@ public struct SwitchyardError: Error, Sendable, Hashable, CustomStringConvertibl
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Wrapped: Sendable, Hashable {
             case invalidArgument, notFound, resourceExhausted, unavailable, deadlineExceeded, cancelled
-            case unimplemented, failedPrecondition, `internal`
+            case unimplemented, failedPrecondition, permissionDenied, `internal`
         }
         private let wrapped: Wrapped
         private init(_ wrapped: Wrapped) { self.wrapped = wrapped }
@@ -29,6 +29,8 @@ public struct SwitchyardError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let unimplemented = Code(.unimplemented)
         /// The system is not in a state that allows the operation.
         public static let failedPrecondition = Code(.failedPrecondition)
+        /// The caller may not do this (a tenant calling a model it is not allowed).
+        public static let permissionDenied = Code(.permissionDenied)
         /// A bug or an unexpected failure inside the server.
         public static let `internal` = Code(.internal)
 
@@ -42,6 +44,7 @@ public struct SwitchyardError: Error, Sendable, Hashable, CustomStringConvertibl
             case .cancelled: "cancelled"
             case .unimplemented: "unimplemented"
             case .failedPrecondition: "failed precondition"
+            case .permissionDenied: "permission denied"
             case .internal: "internal"
             }
         }

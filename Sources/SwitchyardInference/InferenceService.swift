@@ -68,6 +68,8 @@ public final class InferenceService: GRPCService {
     let sink: ComparisonSink?
     /// Where sampled calls go for drift detection and payload capture; `nil` samples nothing.
     let monitor: ModelMonitor?
+    /// Admission per tenant (`tenants:`); `nil` admits every call.
+    let tenants: TenantAdmission?
     private let draining = Atomic<Bool>(false)
 
     /// Creates the service over `registry`.
@@ -76,16 +78,19 @@ public final class InferenceService: GRPCService {
     ///     `switchyard.v1.Feedback/Report` is served.
     ///   - sink: the comparison sink shadow results go to; without one, no call is mirrored.
     ///   - monitor: drift detection and payload capture of the models whose config.yaml asks for them.
+    ///   - tenants: admission per tenant; refused calls never reach routing or a pool.
     public init(
         registry: ModelRegistry,
         routing: RoutingTable? = nil,
         sink: ComparisonSink? = nil,
-        monitor: ModelMonitor? = nil
+        monitor: ModelMonitor? = nil,
+        tenants: TenantAdmission? = nil
     ) {
         self.registry = registry
         self.routing = routing
         self.sink = sink
         self.monitor = monitor
+        self.tenants = tenants
     }
 
     /// Marks the server as draining: readiness turns false so load balancers stop sending new calls.
@@ -140,10 +145,30 @@ public final class InferenceService: GRPCService {
     ) throws(SwitchyardError) {
         let started = MonotonicInstant.now()
         try StringFieldCheck.check(message, schema: .inferRequest)
-        let routed = try withBumpAllocator(capacity: 8192) { arena in
+        // The tenant's place among its calls in flight, held until the call is answered.
+        var ticket: TenantAdmission.Ticket?
+        let outcome = withBumpAllocator(capacity: 8192) { arena in
             Result { () throws(SwitchyardError) -> RoutedCall in
                 let request = try InferRequestDecoder.decode(message, arena: &arena).pointee
                 let modelName = swiftString(request.model_name)
+                if let tenants {
+                    let name =
+                        tenants.header.flatMap { head.metadata($0) }
+                        ?? tenants.parameter.flatMap { stringParameter($0, of: request) }
+                    do throws(TenantAdmission.Refusal) {
+                        ticket = try tenants.admit(tenant: name, model: modelName)
+                    } catch {
+                        let pushback = error.retryAfterMilliseconds.map {
+                            [(name: "grpc-retry-pushback-ms", value: String($0))]
+                        }
+                        if streaming {
+                            responder.send(message: InferResponseEncoder.encodeStream(.failure(error.error.bounded())))
+                        } else {
+                            responder.fail(GRPCStatus(error.error), metadata: pushback ?? [])
+                        }
+                        return .answered
+                    }
+                }
                 let requestedVersion = swiftString(request.model_version)
                 let decision = routing?.decide(
                     model: modelName,
@@ -173,8 +198,14 @@ public final class InferenceService: GRPCService {
                     return .answered
                 }
             }
-        }.get()
-        guard case .routed(let version, let call, let decision, let route) = routed else { return }
+        }
+        guard case .success(.routed(let version, let call, let decision, let route)) = outcome else {
+            // Refused, unroutable or invalid: the call is over, and so is its tenant's hold.
+            ticket?.release()
+            _ = try outcome.get()
+            return
+        }
+        let admitted = ticket
         var deadline = head.deadline
         if let timeout = call.parameters.timeoutMicroseconds {
             let parameterDeadline = started.advanced(
@@ -200,6 +231,7 @@ public final class InferenceService: GRPCService {
             enqueuedAt: started,
             isCancelled: { [responder] in responder.isCancelled },
             completion: { [responder] result in
+                admitted?.release()
                 let statistics = version.statistics
                 let elapsed = MonotonicInstant.now().nanoseconds(since: started)
                 switch result {

@@ -16,6 +16,7 @@ extension GRPCStatus {
             case .cancelled: .cancelled
             case .unimplemented: .unimplemented
             case .failedPrecondition: .failedPrecondition
+            case .permissionDenied: .permissionDenied
             default: .internal
             }
         self.init(code, error.message)

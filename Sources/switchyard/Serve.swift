@@ -148,7 +148,14 @@ struct Serve: ParsableCommand {
             sink.close()
             throw ValidationError("invalid configuration: \(error.message)")
         }
-        let service = InferenceService(registry: registry, routing: routing, sink: sink, monitor: monitor)
+        let tenants = settings.tenants.map { TenantAdmission($0) }
+        let service = InferenceService(
+            registry: registry,
+            routing: routing,
+            sink: sink,
+            monitor: monitor,
+            tenants: tenants
+        )
         let server = try GRPCServer(
             configuration: GRPCServer.Configuration(
                 listen: try HostAndPort(parsing: settings.listen),
@@ -206,7 +213,8 @@ struct Serve: ParsableCommand {
             version: InferenceService.serverVersion,
             reload: reload,
             logger: logger,
-            monitor: monitor
+            monitor: monitor,
+            tenants: tenants
         )
         // Left running through the drain, so that /readyz answers 503 until the process exits.
         try admin.start()

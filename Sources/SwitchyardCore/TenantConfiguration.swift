@@ -1,0 +1,114 @@
+// The `tenants:` section: who a call belongs to and what each tenant may use. Without it every call is admitted as
+// today; with it, calls are admitted per tenant by rate (a token bucket) and by concurrency, and only to the models
+// the tenant may call.
+//
+//   tenants:
+//     header: x-tenant-id          # where a call names its tenant (or parameter: tenant, a request parameter)
+//     default: public              # the tenant of calls that name none, or one not listed
+//     limits:
+//       public: {requests_per_second: 50, burst: 100, max_concurrent: 8}
+//       acme: {requests_per_second: 500, max_concurrent: 64, models: [digits]}
+
+/// Tenants and their limits.
+public struct TenantsConfiguration: Sendable, Hashable, Codable {
+    /// One tenant's limits; a limit left out is not enforced.
+    public struct Limits: Sendable, Hashable, Codable {
+        /// Calls admitted per second on average.
+        public var requestsPerSecond: Double?
+        /// Calls admitted at once after a quiet spell (the bucket's size). Default: one second's worth, at least 1.
+        public var burst: Double?
+        /// Calls in flight at once.
+        public var maxConcurrent: Int?
+        /// The models the tenant may call; `nil`: every model.
+        public var models: [String]?
+
+        /// Creates limits.
+        public init(
+            requestsPerSecond: Double? = nil,
+            burst: Double? = nil,
+            maxConcurrent: Int? = nil,
+            models: [String]? = nil
+        ) {
+            self.requestsPerSecond = requestsPerSecond
+            self.burst = burst
+            self.maxConcurrent = maxConcurrent
+            self.models = models
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case requestsPerSecond = "requests_per_second"
+            case burst
+            case maxConcurrent = "max_concurrent"
+            case models
+        }
+    }
+
+    /// The request header naming the tenant (lower-case). Default `x-tenant-id` when no parameter is set.
+    public var header: String?
+    /// The ModelInferRequest string parameter naming the tenant, instead of a header.
+    public var parameter: String?
+    /// The tenant of calls that name none, or one that is not listed.
+    public var defaultTenant: String
+    /// Limits by tenant name.
+    public var limits: [String: Limits]
+
+    /// Creates the section.
+    public init(header: String? = nil, parameter: String? = nil, defaultTenant: String, limits: [String: Limits]) {
+        self.header = header?.lowercased()
+        self.parameter = parameter
+        self.defaultTenant = defaultTenant
+        self.limits = limits
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case header, parameter, limits
+        case defaultTenant = "default"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        parameter = try c.decodeIfPresent(String.self, forKey: .parameter)
+        header =
+            try c.decodeIfPresent(String.self, forKey: .header)?.lowercased()
+            ?? (parameter == nil ? "x-tenant-id" : nil)
+        defaultTenant = try c.decodeIfPresent(String.self, forKey: .defaultTenant) ?? "default"
+        limits = try c.decodeIfPresent([String: Limits].self, forKey: .limits) ?? [:]
+    }
+
+    /// Every problem, each prefixed with its key path (`tenants.…`).
+    public func validate() -> [String] {
+        var problems: [String] = []
+        if header != nil && parameter != nil {
+            problems.append("tenants: expected one of header and parameter, got both")
+        }
+        if limits[defaultTenant] == nil {
+            problems.append(
+                "tenants.default: tenant '\(defaultTenant)' is not under tenants.limits; listed: "
+                    + (limits.keys.sorted().joined(separator: ", ").nilIfEmpty ?? "none")
+            )
+        }
+        for (name, limit) in limits.sorted(by: { $0.key < $1.key }) {
+            let path = "tenants.limits.\(name)"
+            if let rate = limit.requestsPerSecond, !(rate > 0 && rate.isFinite) {
+                problems.append("\(path).requests_per_second: expected a number > 0, got \(rate)")
+            }
+            if let burst = limit.burst {
+                if !(burst >= 1 && burst.isFinite) { problems.append("\(path).burst: expected ≥ 1, got \(burst)") }
+                if limit.requestsPerSecond == nil {
+                    problems.append("\(path).burst: only used with requests_per_second")
+                }
+            }
+            if let concurrent = limit.maxConcurrent, concurrent < 1 {
+                problems.append("\(path).max_concurrent: expected ≥ 1, got \(concurrent)")
+            }
+            if let models = limit.models, models.isEmpty {
+                problems.append("\(path).models: expected at least one model (leave the key out for every model)")
+            }
+        }
+        return problems
+    }
+}
+
+extension String {
+    fileprivate var nilIfEmpty: String? { isEmpty ? nil : self }
+}
