@@ -18,6 +18,8 @@ import Synchronization
 enum InferenceMethod: Int, CaseIterable {
     case serverLive, serverReady, modelReady, serverMetadata, modelMetadata, modelConfig, modelStatistics
     case modelInfer, modelStreamInfer, healthCheck, feedbackReport
+    case repositoryIndex, repositoryModelLoad, repositoryModelUnload
+    case cudaSharedMemoryStatus, cudaSharedMemoryRegister, cudaSharedMemoryUnregister, traceSetting, logSettings
 
     var path: String {
         switch self {
@@ -40,6 +42,14 @@ enum InferenceMethod: Int, CaseIterable {
         case .modelStreamInfer: "ModelStreamInfer"
         case .healthCheck: "Check"
         case .feedbackReport: "Report"
+        case .repositoryIndex: "RepositoryIndex"
+        case .repositoryModelLoad: "RepositoryModelLoad"
+        case .repositoryModelUnload: "RepositoryModelUnload"
+        case .cudaSharedMemoryStatus: "CudaSharedMemoryStatus"
+        case .cudaSharedMemoryRegister: "CudaSharedMemoryRegister"
+        case .cudaSharedMemoryUnregister: "CudaSharedMemoryUnregister"
+        case .traceSetting: "TraceSetting"
+        case .logSettings: "LogSettings"
         }
     }
 
@@ -68,6 +78,11 @@ public final class InferenceService: GRPCService {
     let sink: ComparisonSink?
     /// Where sampled calls go for drift detection and payload capture; `nil` samples nothing.
     let monitor: ModelMonitor?
+    /// The log level LogSettings reports and changes; `nil` reports the defaults and refuses changes.
+    let logLevel: LogLevelSwitch?
+    /// The admin plane's audited model loading, for RepositoryModelLoad/Unload; attached once the admin plane
+    /// exists (it reads the service's readiness, so it is made after the service).
+    private let modelControlSlot = Mutex<(any ModelControl)?>(nil)
     private let draining = Atomic<Bool>(false)
 
     /// Creates the service over `registry`.
@@ -76,17 +91,27 @@ public final class InferenceService: GRPCService {
     ///     `switchyard.v1.Feedback/Report` is served.
     ///   - sink: the comparison sink shadow results go to; without one, no call is mirrored.
     ///   - monitor: drift detection and payload capture of the models whose config.yaml asks for them.
+    ///   - logLevel: the process's log level, which Triton's LogSettings reports and changes.
     public init(
         registry: ModelRegistry,
         routing: RoutingTable? = nil,
         sink: ComparisonSink? = nil,
-        monitor: ModelMonitor? = nil
+        monitor: ModelMonitor? = nil,
+        logLevel: LogLevelSwitch? = nil
     ) {
         self.registry = registry
         self.routing = routing
         self.sink = sink
         self.monitor = monitor
+        self.logLevel = logLevel
     }
+
+    /// Serves RepositoryModelLoad/Unload through `control` (the admin plane's audited path and token policy).
+    /// Without it they are refused with FAILED_PRECONDITION.
+    public func attach(modelControl control: any ModelControl) { modelControlSlot.withLock { $0 = control } }
+
+    /// The model control attached, if any.
+    var modelControl: (any ModelControl)? { modelControlSlot.withLock { $0 } }
 
     /// Marks the server as draining: readiness turns false so load balancers stop sending new calls.
     public func beginDraining() { draining.store(true, ordering: .relaxed) }
@@ -119,6 +144,13 @@ public final class InferenceService: GRPCService {
             case .feedbackReport:
                 try StringFieldCheck.check(message, schema: .feedback)
                 responder.send(message: try FeedbackRPC.answer(message, routing: routing))
+            case .repositoryIndex, .repositoryModelLoad, .repositoryModelUnload:
+                if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
+                try RepositoryRPCs(service: self).handle(rpc, message: message, head: head, responder: responder)
+            case .cudaSharedMemoryStatus, .cudaSharedMemoryRegister, .cudaSharedMemoryUnregister, .traceSetting,
+                .logSettings:
+                if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
+                responder.send(message: try SettingsRPCs(service: self).answer(rpc, message: message))
             default:
                 if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
                 responder.send(message: try ControlRPCs(service: self).answer(rpc, message: message))
