@@ -50,7 +50,7 @@ struct ControlRPCs {
             response.version = arena.string(InferenceService.serverVersion)
             let extensions = [
                 "statistics", "model_configuration", "model_repository", "model_repository(unload_dependents)",
-                "logging",
+                "system_shared_memory", "logging",
             ]
             response.n_extensions = extensions.count
             response.extensions = arena.array(extensions.map { Optional(arena.string($0)) })
@@ -67,7 +67,9 @@ struct ControlRPCs {
         case .healthCheck:
             return try healthCheck(message, arena: &arena)
         case .modelInfer, .modelStreamInfer, .feedbackReport, .repositoryIndex, .repositoryModelLoad,
-            .repositoryModelUnload, .cudaSharedMemoryStatus, .cudaSharedMemoryRegister, .cudaSharedMemoryUnregister,
+            .repositoryModelUnload, .systemSharedMemoryStatus, .systemSharedMemoryRegister,
+            .systemSharedMemoryUnregister, .cudaSharedMemoryStatus, .cudaSharedMemoryRegister,
+            .cudaSharedMemoryUnregister,
             .traceSetting, .logSettings:
             throw .internal("\(rpc.path) is not answered here")
         }

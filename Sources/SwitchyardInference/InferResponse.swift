@@ -18,6 +18,9 @@ struct InferResult {
     var rows: Int
     /// Returned outputs: spec and `rows × elementsPerRow` values.
     var outputs: [(spec: TensorSpec, values: ArraySlice<Float>)]
+    /// Where each output goes, parallel to `outputs`: its system shared-memory placement, or `nil` for
+    /// raw_output_contents; empty when every output goes in the response.
+    var placements: [SharedMemoryPlacement?] = []
 }
 
 enum InferResponseEncoder {
@@ -38,6 +41,7 @@ enum InferResponseEncoder {
             count: count
         )
         let raw = arena.allocate(ProtobufCBinaryData.self, count: count)
+        var rawCount = 0
         for (index, output) in result.outputs.enumerated() {
             let tensor = tensors + index
             inference__model_infer_response__infer_output_tensor__init(tensor)
@@ -51,17 +55,51 @@ enum InferResponseEncoder {
             tensor.pointee.n_shape = dimensions.count
             tensor.pointee.shape = shape
             tensorPointers[index] = tensor
-            raw[index] = output.values.withUnsafeBufferPointer { values in
+            if let placement = result.placements.isEmpty ? nil : result.placements[index] {
+                // Written into the client's region (validated to be large enough); the response says where.
+                let byteCount = output.values.count * (output.spec.dataType.elementSize ?? 4)
+                output.values.withUnsafeBufferPointer { values in
+                    TensorConversion.fromFloat(output.spec.dataType, values, into: placement.bytes())
+                }
+                let names = ["shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"]
+                let entries = arena.allocate(
+                    Inference__ModelInferResponse__InferOutputTensor__ParametersEntry.self,
+                    count: names.count
+                )
+                let values = arena.allocate(Inference__InferParameter.self, count: names.count)
+                let entryPointers = arena.allocate(
+                    UnsafeMutablePointer<Inference__ModelInferResponse__InferOutputTensor__ParametersEntry>?.self,
+                    count: names.count
+                )
+                for slot in names.indices {
+                    inference__infer_parameter__init(values + slot)
+                    inference__model_infer_response__infer_output_tensor__parameters_entry__init(entries + slot)
+                    entries[slot].key = arena.string(names[slot])
+                    entries[slot].value = values + slot
+                    entryPointers[slot] = entries + slot
+                }
+                values[0].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM
+                values[0].string_param = arena.string(placement.region.name)
+                values[1].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+                values[1].int64_param = Int64(byteCount)
+                values[2].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+                values[2].int64_param = Int64(placement.offset)
+                tensor.pointee.n_parameters = names.count
+                tensor.pointee.parameters = entryPointers
+                continue
+            }
+            raw[rawCount] = output.values.withUnsafeBufferPointer { values in
                 let dataType = output.spec.dataType
                 let byteCount = values.count * (dataType.elementSize ?? 4)
                 let bytes = arena.allocateRaw(byteCount)
                 TensorConversion.fromFloat(dataType, values, into: bytes)
                 return ProtobufCBinaryData(len: byteCount, data: bytes.assumingMemoryBound(to: UInt8.self))
             }
+            rawCount += 1
         }
         response.pointee.n_outputs = count
         response.pointee.outputs = tensorPointers
-        response.pointee.n_raw_output_contents = count
+        response.pointee.n_raw_output_contents = rawCount
         response.pointee.raw_output_contents = raw
         return response
     }

@@ -19,6 +19,7 @@ enum InferenceMethod: Int, CaseIterable {
     case serverLive, serverReady, modelReady, serverMetadata, modelMetadata, modelConfig, modelStatistics
     case modelInfer, modelStreamInfer, healthCheck, feedbackReport
     case repositoryIndex, repositoryModelLoad, repositoryModelUnload
+    case systemSharedMemoryStatus, systemSharedMemoryRegister, systemSharedMemoryUnregister
     case cudaSharedMemoryStatus, cudaSharedMemoryRegister, cudaSharedMemoryUnregister, traceSetting, logSettings
 
     var path: String {
@@ -45,6 +46,9 @@ enum InferenceMethod: Int, CaseIterable {
         case .repositoryIndex: "RepositoryIndex"
         case .repositoryModelLoad: "RepositoryModelLoad"
         case .repositoryModelUnload: "RepositoryModelUnload"
+        case .systemSharedMemoryStatus: "SystemSharedMemoryStatus"
+        case .systemSharedMemoryRegister: "SystemSharedMemoryRegister"
+        case .systemSharedMemoryUnregister: "SystemSharedMemoryUnregister"
         case .cudaSharedMemoryStatus: "CudaSharedMemoryStatus"
         case .cudaSharedMemoryRegister: "CudaSharedMemoryRegister"
         case .cudaSharedMemoryUnregister: "CudaSharedMemoryUnregister"
@@ -83,6 +87,8 @@ public final class InferenceService: GRPCService {
     /// The admin plane's audited model loading, for RepositoryModelLoad/Unload; attached once the admin plane
     /// exists (it reads the service's readiness, so it is made after the service).
     private let modelControlSlot = Mutex<(any ModelControl)?>(nil)
+    /// The system shared-memory regions clients on this machine registered.
+    let sharedMemory = SharedMemoryRegions()
     private let draining = Atomic<Bool>(false)
 
     /// Creates the service over `registry`.
@@ -147,6 +153,20 @@ public final class InferenceService: GRPCService {
             case .repositoryIndex, .repositoryModelLoad, .repositoryModelUnload:
                 if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
                 try RepositoryRPCs(service: self).handle(rpc, message: message, head: head, responder: responder)
+            case .systemSharedMemoryStatus, .systemSharedMemoryRegister, .systemSharedMemoryUnregister:
+                if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
+                // Only a process on this machine can share memory with this one; refusing others also keeps
+                // remote callers from mapping this machine's shared-memory objects.
+                guard head.peerIsLoopback || rpc == .systemSharedMemoryStatus else {
+                    responder.fail(
+                        GRPCStatus(
+                            .permissionDenied,
+                            "system shared memory is for clients on this machine; this call came from beyond loopback"
+                        )
+                    )
+                    return
+                }
+                responder.send(message: try SharedMemoryRPCs(regions: sharedMemory).answer(rpc, message: message))
             case .cudaSharedMemoryStatus, .cudaSharedMemoryRegister, .cudaSharedMemoryUnregister, .traceSetting,
                 .logSettings:
                 if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
@@ -191,7 +211,7 @@ public final class InferenceService: GRPCService {
                 // Without a routing table (tests) the reason is what a table without this model's route says.
                 let reason = decision?.reason ?? (requestedVersion.isEmpty ? .default : .explicit)
                 do throws(SwitchyardError) {
-                    let call = try InferRequestValidator.validate(request, for: version)
+                    let call = try InferRequestValidator.validate(request, for: version, regions: sharedMemory)
                     return .routed(version, call, decision, reason)
                 } catch {
                     version.statistics.failureCount.add(1, ordering: .relaxed)
@@ -241,7 +261,8 @@ public final class InferenceService: GRPCService {
                         modelVersion: version.version,
                         id: call.id,
                         rows: call.rows,
-                        outputs: call.returned(signature, outputs.tensors)
+                        outputs: call.returned(signature, outputs.tensors),
+                        placements: call.returnedPlacements
                     )
                     responder.send(
                         message: streaming

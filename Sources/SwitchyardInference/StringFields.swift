@@ -29,6 +29,8 @@ struct StringFieldSchema: Sendable {
     static let healthCheck = StringFieldSchema(strings: [1: "service"])
     /// Requests whose field 1 is a region name (the CUDA shared-memory requests).
     static let name = StringFieldSchema(strings: [1: "name"])
+    /// `SystemSharedMemoryRegisterRequest`.
+    static let sharedMemoryRegister = StringFieldSchema(strings: [1: "name", 2: "key"])
     /// `RepositoryIndexRequest`.
     static let repositoryIndex = StringFieldSchema(strings: [1: "repository_name"])
     /// `RepositoryModelLoadRequest` and `RepositoryModelUnloadRequest` (parameter values: `string_param` = 3).
@@ -159,6 +161,8 @@ extension InferenceMethod {
         case .repositoryIndex: .repositoryIndex
         case .repositoryModelLoad, .repositoryModelUnload: .repositoryChange
         case .cudaSharedMemoryStatus, .cudaSharedMemoryRegister, .cudaSharedMemoryUnregister: .name
+        case .systemSharedMemoryStatus, .systemSharedMemoryUnregister: .name
+        case .systemSharedMemoryRegister: .sharedMemoryRegister
         case .traceSetting: .traceSetting
         case .logSettings: .logSettings
         }
