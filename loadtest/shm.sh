@@ -61,7 +61,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 body = open(sys.argv[2], "rb").read()[5:]
 with grpc.insecure_channel(sys.argv[1]) as channel:
     response = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(service_pb2.ModelInferRequest.FromString(body))
-    assert not response.raw_output_contents and response.outputs[0].parameters["shared_memory_region"].string_param
+    assert not any(response.raw_output_contents) and response.outputs[0].parameters["shared_memory_region"].string_param
 PY
 
 echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -41,7 +41,6 @@ enum InferResponseEncoder {
             count: count
         )
         let raw = arena.allocate(ProtobufCBinaryData.self, count: count)
-        var rawCount = 0
         for (index, output) in result.outputs.enumerated() {
             let tensor = tensors + index
             inference__model_infer_response__infer_output_tensor__init(tensor)
@@ -86,20 +85,22 @@ enum InferResponseEncoder {
                 values[2].int64_param = Int64(placement.offset)
                 tensor.pointee.n_parameters = names.count
                 tensor.pointee.parameters = entryPointers
+                // An empty entry keeps raw_output_contents one per output: Triton's C++ client (perf_analyzer)
+                // reads it by output index without checking its length.
+                raw[index] = ProtobufCBinaryData(len: 0, data: nil)
                 continue
             }
-            raw[rawCount] = output.values.withUnsafeBufferPointer { values in
+            raw[index] = output.values.withUnsafeBufferPointer { values in
                 let dataType = output.spec.dataType
                 let byteCount = values.count * (dataType.elementSize ?? 4)
                 let bytes = arena.allocateRaw(byteCount)
                 TensorConversion.fromFloat(dataType, values, into: bytes)
                 return ProtobufCBinaryData(len: byteCount, data: bytes.assumingMemoryBound(to: UInt8.self))
             }
-            rawCount += 1
         }
         response.pointee.n_outputs = count
         response.pointee.outputs = tensorPointers
-        response.pointee.n_raw_output_contents = rawCount
+        response.pointee.n_raw_output_contents = count
         response.pointee.raw_output_contents = raw
         return response
     }
