@@ -1,6 +1,8 @@
 // Encoding ModelInferResponse (and its streaming wrapper) with protobuf-c: outputs always travel in
 // raw_output_contents, one entry per returned output, in order — what tritonclient and perf_analyzer read —
-// each converted once from the engine's FP32 to the datatype the model declares (see TensorConversion).
+// each converted once from the engine's FP32 to the datatype the model declares (see TensorConversion). An output
+// the request placed in system shared memory is written there instead; its entry is empty and its tensor carries
+// the `shared_memory_*` parameters saying where it went.
 
 import SwitchyardCore
 import SwitchyardModels
