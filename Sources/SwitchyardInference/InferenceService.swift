@@ -87,6 +87,8 @@ public final class InferenceService: GRPCService {
     /// The admin plane's audited model loading, for RepositoryModelLoad/Unload; attached once the admin plane
     /// exists (it reads the service's readiness, so it is made after the service).
     private let modelControlSlot = Mutex<(any ModelControl)?>(nil)
+    /// RepositoryIndex/Load/Unload calls running off the event loop (bounded by `RepositoryRPCs.maxInFlight`).
+    let repositoryCallsInFlight = Atomic<Int>(0)
     /// The system shared-memory regions clients on this machine registered.
     let sharedMemory = SharedMemoryRegions()
     private let draining = Atomic<Bool>(false)

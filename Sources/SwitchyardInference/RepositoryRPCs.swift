@@ -36,7 +36,9 @@ struct RepositoryRPCs {
         switch rpc {
         case .repositoryIndex:
             let readyOnly = try decodeIndexRequest(message)
+            try admit()
             Task {
+                defer { service.repositoryCallsInFlight.subtract(1, ordering: .relaxed) }
                 do throws(SwitchyardError) {
                     let entries = try registry.repositoryIndex().filter { !readyOnly || $0.state == .ready }
                     responder.send(message: Self.encodeIndex(entries))
@@ -69,7 +71,9 @@ struct RepositoryRPCs {
                 return
             }
             let reason = load ? "RepositoryModelLoad over gRPC" : "RepositoryModelUnload over gRPC"
+            try admit()
             Task {
+                defer { service.repositoryCallsInFlight.subtract(1, ordering: .relaxed) }
                 do throws(SwitchyardError) {
                     if load {
                         try Self.load(request.model, registry: registry, control: control, actor: actor, reason: reason)
@@ -89,6 +93,24 @@ struct RepositoryRPCs {
             }
         default:
             throw .internal("\(rpc.path) is not a repository RPC")
+        }
+    }
+
+    /// Repository calls that may run at once: each scans the repository or loads a model off the event loop, so
+    /// a flood of them is refused instead of queuing without bound.
+    static let maxInFlight = 16
+
+    /// Counts one call in flight, or refuses it when `maxInFlight` are.
+    /// - Throws: `resourceExhausted` saying so.
+    private func admit() throws(SwitchyardError) {
+        let (_, admitted) = service.repositoryCallsInFlight.add(1, ordering: .relaxed)
+        guard admitted <= Self.maxInFlight else {
+            service.repositoryCallsInFlight.subtract(1, ordering: .relaxed)
+            throw SwitchyardError(
+                .resourceExhausted,
+                "\(Self.maxInFlight) repository calls are in flight (RepositoryIndex, RepositoryModelLoad/Unload); "
+                    + "retry once they finish"
+            )
         }
     }
 

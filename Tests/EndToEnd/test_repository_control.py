@@ -132,6 +132,24 @@ def test_bad_repository_requests_are_refused_by_name(setup, call, request_messag
         assert ("digits", "2", "READY", "") in index(stub)
 
 
+def test_a_flood_of_index_calls_is_bounded(setup):
+    gateway, _ = setup
+    with grpc.insecure_channel(gateway.address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        calls = [stub.RepositoryIndex.future(service_pb2.RepositoryIndexRequest(), timeout=30) for _ in range(200)]
+        answered = refused = 0
+        for call in calls:
+            try:
+                assert [m.name for m in call.result().models][:2] == ["digits", "digits"]
+                answered += 1
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+                assert "16 repository calls are in flight" in error.details()
+                refused += 1
+        assert answered + refused == 200 and answered >= 16
+        assert stub.ServerLive(service_pb2.ServerLiveRequest(), timeout=10).live
+
+
 def test_tritonclient_repository_calls(setup):
     gateway, _ = setup
     client = grpcclient.InferenceServerClient(gateway.address)
