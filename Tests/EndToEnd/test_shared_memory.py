@@ -248,3 +248,49 @@ def test_registration_from_beyond_loopback_is_refused(tmp_path, regions):
         local.close()
     finally:
         gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def two_input_gateway(start_gateway, tmp_path_factory):
+    """A gateway serving `sum`: y = a + b for two [-1, 4] FP32 inputs."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    repository = tmp_path_factory.mktemp("two-inputs")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["y"])], "sum",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 4]) for name in ("a", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (repository / "sum" / "1").mkdir(parents=True)
+    onnx.save(model, repository / "sum" / "1" / "model.onnx")
+    (repository / "sum" / "config.yaml").write_text("max_batch_size: 8\n")
+    return start_gateway(repository=repository)
+
+
+@pytest.mark.parametrize("in_memory", ["a", "b"])
+def test_raw_and_shared_memory_inputs_mix(two_input_gateway, in_memory):
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    b = np.full((3, 4), 100, dtype=np.float32)
+    handle = shm.create_shared_memory_region("operand", PREFIX + "-operand", a.nbytes)
+    client = grpcclient.InferenceServerClient(two_input_gateway.address)
+    try:
+        shm.set_shared_memory_region(handle, [a if in_memory == "a" else b])
+        client.register_system_shared_memory("operand", PREFIX + "-operand", a.nbytes)
+        inputs = []
+        for name, values in (("a", a), ("b", b)):
+            inp = grpcclient.InferInput(name, list(values.shape), "FP32")
+            if name == in_memory:
+                inp.set_shared_memory("operand", values.nbytes)
+            else:
+                inp.set_data_from_numpy(values)
+            inputs.append(inp)
+        result = client.infer("sum", inputs)
+        assert len(result.get_response().raw_output_contents) == 1
+        np.testing.assert_array_equal(result.as_numpy("y"), a + b)
+    finally:
+        client.unregister_system_shared_memory()
+        client.close()
+        shm.destroy_shared_memory_region(handle)
