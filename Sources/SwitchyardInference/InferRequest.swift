@@ -188,12 +188,37 @@ enum InferRequestValidator {
                             + "\(byteCount.partialValue) bytes of \(dataType.rawValue) data for shape \(shapeText)"
                     )
                 }
-                let source = placement.bytes()
-                // The placement holds the region, so it stays mapped while this reads it.
+                // The placement holds the region, so it stays open while this reads it. FP32 lands straight in the
+                // array; other datatypes are staged and widened.
+                var failure: SwitchyardError?
                 values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                    if count > 0 { TensorConversion.toFloat(dataType, from: source, into: buffer) }
-                    initialized = count
+                    initialized = 0
+                    guard count > 0 else { return }
+                    do throws(SwitchyardError) {
+                        if dataType == .fp32 {
+                            try placement.read(
+                                into: UnsafeMutableRawBufferPointer(buffer),
+                                tensor: "input '\(spec.name)'"
+                            )
+                        } else {
+                            let staging = UnsafeMutableRawBufferPointer.allocate(
+                                byteCount: byteCount.partialValue,
+                                alignment: 16
+                            )
+                            defer { staging.deallocate() }
+                            try placement.read(into: staging, tensor: "input '\(spec.name)'")
+                            TensorConversion.toFloat(
+                                dataType,
+                                from: UnsafeRawPointer(staging.baseAddress!),
+                                into: buffer
+                            )
+                        }
+                        initialized = count
+                    } catch {
+                        failure = error
+                    }
                 }
+                if let failure { throw failure }
             } else if useRaw {
                 let rawIndex =
                     inputPlacements.isEmpty ? index : index - inputPlacements[..<index].count(where: { $0 != nil })

@@ -59,9 +59,13 @@ enum InferResponseEncoder {
             if let placement = result.placements.isEmpty ? nil : result.placements[index] {
                 // Written into the client's region (validated to be large enough); the response says where.
                 let byteCount = output.values.count * (output.spec.dataType.elementSize ?? 4)
+                let bytes = arena.allocateRaw(byteCount)
                 output.values.withUnsafeBufferPointer { values in
-                    TensorConversion.fromFloat(output.spec.dataType, values, into: placement.bytes())
+                    TensorConversion.fromFloat(output.spec.dataType, values, into: bytes)
                 }
+                // Only a full tmpfs refuses this (the region was checked at validation, and a truncated object
+                // grows back): the region then keeps what it held.
+                _ = placement.write(UnsafeRawBufferPointer(start: bytes, count: byteCount))
                 let names = ["shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"]
                 let entries = arena.allocate(
                     Inference__ModelInferResponse__InferOutputTensor__ParametersEntry.self,

@@ -1,8 +1,12 @@
 // Triton's system shared memory: a client on this machine registers a POSIX shared-memory object (`shm_open` key,
 // offset, byte size) under a name, then names it in a tensor's `shared_memory_region`, `shared_memory_offset` and
-// `shared_memory_byte_size` parameters instead of sending the tensor over the socket. Each region is mapped once
-// at registration; calls hold a reference to the region they use, so a region unregistered while a call reads or
-// writes it stays mapped until that call is done, and is unmapped then.
+// `shared_memory_byte_size` parameters instead of sending the tensor over the socket. Each region keeps its object
+// open from registration; calls hold a reference to the region they use, so a region unregistered while a call
+// reads or writes it stays open until that call is done, and is closed then.
+//
+// Tensors are copied with pread/pwrite on that descriptor rather than through a mapping: a client that truncates
+// the object after registering it would make a mapped read fault (SIGBUS, the whole process); pread reports the
+// short read instead, and the call is refused naming the region.
 
 import SwitchyardCore
 import SwitchyardProto
@@ -12,7 +16,7 @@ import Synchronization
     import Glibc
 #endif
 
-/// One registered region: the part `[offset, offset + byteSize)` of a shared-memory object, mapped read-write.
+/// One registered region: the part `[offset, offset + byteSize)` of a shared-memory object, open read-write.
 final class SharedMemoryRegion: Sendable {
     /// The name clients use for the region.
     let name: String
@@ -22,70 +26,56 @@ final class SharedMemoryRegion: Sendable {
     let offset: Int
     /// The region's size in bytes.
     let byteSize: Int
-    /// The region's first byte (inside a mapping that starts at a page boundary).
-    nonisolated(unsafe) let base: UnsafeMutableRawPointer
-    nonisolated(unsafe) private let mapping: UnsafeMutableRawPointer
-    private let mappingLength: Int
+    private let fd: Int32
 
-    /// Maps `[offset, offset + byteSize)` of the shared-memory object `key`.
+    /// Opens the shared-memory object `key` and checks that `[offset, offset + byteSize)` lies inside it.
     /// - Throws: `invalidArgument` naming the field: an object that cannot be opened, or a range outside it.
     init(name: String, key: String, offset: UInt64, byteSize: UInt64) throws(SwitchyardError) {
         guard !name.isEmpty else { throw .invalidArgument("name: expected a region name, got ''") }
         guard !key.isEmpty else { throw .invalidArgument("key: expected a shared-memory key (e.g. '/input0'), got ''") }
         guard byteSize > 0 else { throw .invalidArgument("byte_size: expected at least 1 byte, got 0") }
-        let fd = shm_open(key, O_RDWR, 0)
+        let fd = shm_open(key, O_RDWR | O_CLOEXEC, 0)
         guard fd >= 0 else {
             throw .invalidArgument(
                 "key: cannot open shared-memory object '\(SwitchyardError.echo(key))': \(String(cString: strerror(errno)))"
             )
         }
-        defer { close(fd) }
         var status = stat()
         guard fstat(fd, &status) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
             throw .invalidArgument(
-                "key: cannot read the size of shared-memory object '\(SwitchyardError.echo(key))': "
-                    + String(cString: strerror(errno))
+                "key: cannot read the size of shared-memory object '\(SwitchyardError.echo(key))': \(reason)"
             )
         }
         let objectSize = UInt64(max(0, status.st_size))
         guard offset < objectSize else {
+            close(fd)
             throw .invalidArgument(
                 "offset: \(offset) is past the end of shared-memory object '\(SwitchyardError.echo(key))' "
                     + "(\(objectSize) bytes); expected less than \(objectSize)"
             )
         }
         guard byteSize <= objectSize - offset else {
+            close(fd)
             throw .invalidArgument(
                 "byte_size: \(byteSize) bytes from offset \(offset) overrun shared-memory object "
                     + "'\(SwitchyardError.echo(key))' of \(objectSize) bytes; expected at most \(objectSize - offset)"
-            )
-        }
-        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
-        let start = offset / page * page
-        let length = Int(offset - start + byteSize)
-        guard let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(start)),
-            mapped != UnsafeMutableRawPointer(bitPattern: -1)  // MAP_FAILED
-        else {
-            throw .invalidArgument(
-                "key: cannot map shared-memory object '\(SwitchyardError.echo(key))' read-write: "
-                    + String(cString: strerror(errno))
             )
         }
         self.name = name
         self.key = key
         self.offset = Int(offset)
         self.byteSize = Int(byteSize)
-        self.mapping = mapped
-        self.mappingLength = length
-        self.base = mapped + Int(offset - start)
+        self.fd = fd
     }
 
-    deinit { munmap(mapping, mappingLength) }
+    deinit { close(fd) }
 
-    /// The `byteSize` bytes at `offset` in the region, checked against its size.
+    /// Checks that `byteSize` bytes at `offset` in the region fit in it.
     /// - Parameter tensor: how the failure names the tensor ("input 'x'").
     /// - Throws: `invalidArgument` when the range does not fit in the region.
-    func range(offset: Int, byteSize: Int, tensor: String) throws(SwitchyardError) -> UnsafeMutableRawPointer {
+    func checkRange(offset: Int, byteSize: Int, tensor: String) throws(SwitchyardError) {
         guard offset >= 0, offset <= self.byteSize else {
             throw .invalidArgument(
                 "\(tensor): shared_memory_offset \(offset) is outside region '\(SwitchyardError.echo(name))' of "
@@ -98,7 +88,42 @@ final class SharedMemoryRegion: Sendable {
                     + "'\(SwitchyardError.echo(name))' of \(self.byteSize) bytes"
             )
         }
-        return base + offset
+    }
+
+    /// Copies `destination.count` bytes from `offset` in the region (checked by `checkRange`) into `destination`.
+    /// - Throws: `invalidArgument` when the object has shrunk below the region since it was registered.
+    func read(into destination: UnsafeMutableRawBufferPointer, at offset: Int, tensor: String) throws(SwitchyardError) {
+        var done = 0
+        while done < destination.count {
+            let count = pread(
+                fd,
+                destination.baseAddress! + done,
+                destination.count - done,
+                off_t(self.offset + offset + done)
+            )
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else {
+                throw .invalidArgument(
+                    "\(tensor): region '\(SwitchyardError.echo(name))' holds \(done) of the \(destination.count) bytes "
+                        + "expected at shared_memory_offset \(offset): its shared-memory object "
+                        + "'\(SwitchyardError.echo(key))' was truncated after it was registered"
+                )
+            }
+            done += count
+        }
+    }
+
+    /// Copies `source` to `offset` in the region (checked by `checkRange`).
+    /// - Returns: false when the system refused the write (the object cannot grow back to the region's size).
+    func write(_ source: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+        var done = 0
+        while done < source.count {
+            let count = pwrite(fd, source.baseAddress! + done, source.count - done, off_t(self.offset + offset + done))
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return false }
+            done += count
+        }
+        return true
     }
 }
 
@@ -208,7 +233,7 @@ struct SharedMemoryPlacement: Sendable {
                 "\(tensor()): parameter 'shared_memory_byte_size' is missing; expected it with 'shared_memory_region'"
             )
         }
-        _ = try region.range(offset: offset, byteSize: byteSize, tensor: tensor())
+        try region.checkRange(offset: offset, byteSize: byteSize, tensor: tensor())
         return SharedMemoryPlacement(region: region, offset: offset, byteSize: byteSize)
     }
 
@@ -230,6 +255,12 @@ struct SharedMemoryPlacement: Sendable {
         }
     }
 
-    /// The placement's bytes for a tensor of `byteCount` bytes.
-    func bytes() -> UnsafeMutableRawPointer { region.base + offset }
+    /// Reads the tensor's bytes (`byteSize` of them) into `destination`.
+    /// - Throws: `invalidArgument` when the object was truncated since registration.
+    func read(into destination: UnsafeMutableRawBufferPointer, tensor: String) throws(SwitchyardError) {
+        try region.read(into: destination, at: offset, tensor: tensor)
+    }
+
+    /// Writes an output's bytes at the placement; false when the system refused.
+    func write(_ source: UnsafeRawBufferPointer) -> Bool { region.write(source, at: offset) }
 }

@@ -294,3 +294,19 @@ def test_raw_and_shared_memory_inputs_mix(two_input_gateway, in_memory):
         client.unregister_system_shared_memory()
         client.close()
         shm.destroy_shared_memory_region(handle)
+
+
+def test_an_object_truncated_after_registration_is_refused_not_a_crash(client, tmp_path):
+    key = PREFIX + "-shrinking"
+    path = f"/dev/shm/{key.lstrip('/')}"
+    with open(path, "wb") as f:
+        f.write(PIXELS.tobytes())
+    try:
+        client.register_system_shared_memory("input", key, PIXELS.nbytes)
+        os.truncate(path, 64)
+        expect_invalid(lambda: client.infer("digits", shm_inputs()),
+                       f"input 'pixels': region 'input' holds 64 of the {PIXELS.nbytes} bytes expected",
+                       "was truncated after it was registered")
+        assert client.is_server_live()
+    finally:
+        os.unlink(path)

@@ -1,5 +1,6 @@
 // System shared-memory regions over real POSIX shared-memory objects: registration checks name the field, a
-// tensor's range is checked against its region, and a region unregistered while held stays readable.
+// tensor's range is checked against its region, a region unregistered while held stays readable, and an object
+// truncated behind the gateway's back is a refusal, not a fault.
 
 import SwitchyardCore
 import Testing
@@ -27,12 +28,42 @@ private final class SharedObject {
 }
 
 @Suite struct SharedMemoryTests {
-    @Test func aRegionMapsItsRangeOfTheObject() throws {
+    /// `count` bytes read from `region` at `offset`.
+    private func read(_ region: SharedMemoryRegion, at offset: Int, count: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        try bytes.withUnsafeMutableBytes { try region.read(into: $0, at: offset, tensor: "input 'x'") }
+        return bytes
+    }
+
+    @Test func aRegionReadsAndWritesItsRangeOfTheObject() throws {
         let object = try SharedObject(size: 10_000)
         let region = try SharedMemoryRegion(name: "in", key: object.key, offset: 5000, byteSize: 4000)
-        #expect(region.base.load(as: UInt8.self) == UInt8(truncatingIfNeeded: 5000))
-        let bytes = try region.range(offset: 100, byteSize: 3900, tensor: "input 'x'")
-        #expect(bytes.load(as: UInt8.self) == UInt8(truncatingIfNeeded: 5100))
+        #expect(
+            try read(region, at: 0, count: 2) == [UInt8(truncatingIfNeeded: 5000), UInt8(truncatingIfNeeded: 5001)]
+        )
+        try region.checkRange(offset: 100, byteSize: 3900, tensor: "input 'x'")
+        #expect(try read(region, at: 100, count: 1) == [UInt8(truncatingIfNeeded: 5100)])
+        #expect([UInt8](repeating: 7, count: 3).withUnsafeBytes { region.write($0, at: 10) })
+        #expect(
+            try read(region, at: 9, count: 5) == [
+                UInt8(truncatingIfNeeded: 5009), 7, 7, 7, UInt8(truncatingIfNeeded: 5013),
+            ]
+        )
+    }
+
+    @Test func aTruncatedObjectIsRefusedNotAFault() throws {
+        let object = try SharedObject(size: 8192)
+        let region = try SharedMemoryRegion(name: "in", key: object.key, offset: 0, byteSize: 8192)
+        let fd = shm_open(object.key, O_RDWR, 0)
+        try #require(fd >= 0)
+        try #require(ftruncate(fd, 100) == 0)
+        close(fd)
+        let error = #expect(throws: SwitchyardError.self) { try read(region, at: 0, count: 4096) }
+        #expect(error?.code == .invalidArgument)
+        #expect(
+            error?.message == "input 'x': region 'in' holds 100 of the 4096 bytes expected at shared_memory_offset 0: "
+                + "its shared-memory object '\(object.key)' was truncated after it was registered"
+        )
     }
 
     @Test func badRegistrationsNameTheField() throws {
@@ -70,18 +101,18 @@ private final class SharedObject {
     @Test func tensorRangesAreCheckedAgainstTheRegion() throws {
         let object = try SharedObject(size: 4096)
         let region = try SharedMemoryRegion(name: "out", key: object.key, offset: 0, byteSize: 256)
-        #expect(throws: Never.self) { try region.range(offset: 0, byteSize: 256, tensor: "output 'y'") }
+        #expect(throws: Never.self) { try region.checkRange(offset: 0, byteSize: 256, tensor: "output 'y'") }
         let overrun = #expect(throws: SwitchyardError.self) {
-            try region.range(offset: 8, byteSize: 256, tensor: "output 'y'")
+            try region.checkRange(offset: 8, byteSize: 256, tensor: "output 'y'")
         }
         #expect(overrun?.message == "output 'y': 256 bytes at shared_memory_offset 8 overrun region 'out' of 256 bytes")
         let outside = #expect(throws: SwitchyardError.self) {
-            try region.range(offset: 300, byteSize: 1, tensor: "output 'y'")
+            try region.checkRange(offset: 300, byteSize: 1, tensor: "output 'y'")
         }
         #expect(outside?.message == "output 'y': shared_memory_offset 300 is outside region 'out' of 256 bytes")
     }
 
-    @Test func unregisteringKeepsAHeldRegionMapped() throws {
+    @Test func unregisteringKeepsAHeldRegionOpen() throws {
         let object = try SharedObject(size: 8192)
         let regions = SharedMemoryRegions()
         try regions.register(try SharedMemoryRegion(name: "a", key: object.key, offset: 4096, byteSize: 4096))
@@ -94,8 +125,8 @@ private final class SharedObject {
         let held = try #require(regions.region("a"))
         regions.unregister("a")
         #expect(regions.region("a") == nil)
-        // The call holding it still reads the mapping.
-        #expect(held.base.load(fromByteOffset: 1, as: UInt8.self) == 1)
+        // The call holding it still reads the object.
+        #expect(try read(held, at: 1, count: 1) == [UInt8(truncatingIfNeeded: 4097)])
         regions.unregister("never-registered")
         regions.unregister("")
         #expect(try regions.status("").isEmpty)
