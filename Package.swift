@@ -148,6 +148,7 @@ let package = Package(
             dependencies: [
                 "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardWorkers",
                 "SwitchyardRouting", "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

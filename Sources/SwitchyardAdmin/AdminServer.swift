@@ -44,7 +44,7 @@ struct AdminHTTPError: HTTPResponseError {
 struct ErrorBody: Encodable { var error: String }
 
 /// The admin API server.
-public struct AdminServer: Sendable {
+public struct AdminServer: ModelControl {
     /// The settings (listen address, body limit).
     public let configuration: AdminConfiguration
     /// The route changes.
@@ -475,25 +475,8 @@ public struct AdminServer: Sendable {
             let version = try context.parameters.require("version")
             let reason = try Self.reason(request, nil)
             let entry = try server.perform { () throws(SwitchyardError) in
-                try server.control.audit(
-                    action: "model.load",
-                    model: model,
-                    version: version,
-                    actor: actor,
-                    reason: reason
-                ) {
-                    () throws(SwitchyardError) in
-                    try server.registry.loadVersion(model: model, version: version)
-                    // The model as it stood right after the load (a concurrent unload may change it since).
-                    return server.registry.model(named: model)
-                }
+                try server.auditedLoad(model: model, version: version, actor: actor, reason: reason)
             }
-            server.logChange(
-                "model.load",
-                model: "\(model):\(version)",
-                actor: actor,
-                generation: server.control.routing.generation
-            )
             guard let entry else { throw AdminHTTPError(.conflict, "model '\(model)' was unloaded meanwhile") }
             return Self.json(ModelBody(entry), status: .created)
         }
@@ -502,29 +485,11 @@ public struct AdminServer: Sendable {
             let model = try context.parameters.require("model")
             let version = try context.parameters.require("version")
             let reason = try Self.reason(request, nil)
-            let unloaded = try server.perform { () throws(SwitchyardError) in
-                try server.control.audit(
-                    action: "model.unload",
-                    model: model,
-                    version: version,
-                    actor: actor,
-                    reason: reason
-                ) { () throws(SwitchyardError) in
-                    try server.registry.unloadVersion(model: model, version: version) {
-                        server.control.use(model: $0, version: $1)
-                    }
-                }
+            do throws(SwitchyardError) {
+                try await server.unloadVersion(model: model, version: version, actor: actor, reason: reason)
+            } catch {
+                throw AdminHTTPError(error)
             }
-            // Calls that resolved the version an instant before it left the registry still reach its pool; the
-            // pool stops taking work only after them, and finishes what it has queued.
-            try? await Task.sleep(for: .milliseconds(200))
-            unloaded.pool.shutdown()
-            server.logChange(
-                "model.unload",
-                model: "\(model):\(version)",
-                actor: actor,
-                generation: server.control.routing.generation
-            )
             return Self.json(UnloadBody(model: model, version: version, unloaded: true))
         }
         router.get("/v1/rollouts") { request, _ -> Response in
@@ -596,6 +561,77 @@ public struct AdminServer: Sendable {
             "admin change",
             metadata: ["action": "\(action)", "model": "\(model)", "actor": "\(actor)", "generation": "\(generation)"]
         )
+    }
+
+    // MARK: Model control (the admin API's and the gRPC repository RPCs' one path)
+
+    /// Loads `version` of `model`, audited and logged as `model.load`.
+    /// - Returns: the model as it stood right after the load (`nil` if a concurrent unload removed it since).
+    func auditedLoad(model: String, version: String, actor: String, reason: String?) throws(SwitchyardError)
+        -> ModelEntry?
+    {
+        let entry = try control.audit(
+            action: "model.load",
+            model: model,
+            version: version,
+            actor: actor,
+            reason: reason
+        ) { () throws(SwitchyardError) in
+            try registry.loadVersion(model: model, version: version)
+            return registry.model(named: model)
+        }
+        logChange("model.load", model: "\(model):\(version)", actor: actor, generation: control.routing.generation)
+        return entry
+    }
+
+    /// Whether a caller of the inference port may load or unload models: callers on this machine may (as the
+    /// admin port on loopback lets them); beyond loopback only with the admin token, and not at all when none is
+    /// configured. A wrong token is refused everywhere, as on the admin port.
+    public func authorizeChange(authorization: String?, peerIsLoopback: Bool) -> ChangeAuthorization {
+        if let authorization, let token {
+            let prefix = "Bearer "
+            guard authorization.hasPrefix(prefix),
+                Self.constantTimeEquals(Array(authorization.utf8.dropFirst(prefix.utf8.count)), token)
+            else { return .unauthenticated("invalid bearer token in 'authorization' metadata") }
+            return .allowed(actor: configuration.tokenName)
+        }
+        if peerIsLoopback { return .allowed(actor: "anonymous") }
+        guard token != nil else {
+            return .permissionDenied(
+                "model control from beyond loopback needs the admin token, and none is configured "
+                    + "(admin.token or SWITCHYARD_ADMIN_TOKEN); call from this machine or configure one"
+            )
+        }
+        return .unauthenticated("missing admin token: send metadata 'authorization: Bearer <token>'")
+    }
+
+    /// Loads `version` of `model` through the admin API's audited path.
+    public func loadVersion(model: String, version: String, actor: String, reason: String?) throws(SwitchyardError) {
+        _ = try auditedLoad(model: model, version: version, actor: actor, reason: reason)
+    }
+
+    /// Unloads `version` of `model` through the admin API's audited path, refused while a route uses it; returns
+    /// once its pool has shut down.
+    public func unloadVersion(
+        model: String,
+        version: String,
+        actor: String,
+        reason: String?
+    ) async throws(SwitchyardError) {
+        let unloaded = try control.audit(
+            action: "model.unload",
+            model: model,
+            version: version,
+            actor: actor,
+            reason: reason
+        ) { () throws(SwitchyardError) in
+            try registry.unloadVersion(model: model, version: version) { control.use(model: $0, version: $1) }
+        }
+        // Calls that resolved the version an instant before it left the registry still reach its pool; the
+        // pool stops taking work only after them, and finishes what it has queued.
+        try? await Task.sleep(for: .milliseconds(200))
+        unloaded.pool.shutdown()
+        logChange("model.unload", model: "\(model):\(version)", actor: actor, generation: control.routing.generation)
     }
 
     // MARK: Running

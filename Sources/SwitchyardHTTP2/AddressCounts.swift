@@ -43,6 +43,11 @@ struct PeerAddress: Hashable, Sendable {
             return nil
         }
     }
+
+    /// Whether the address is a loopback address: 127.0.0.0/8 (IPv4-mapped) or ::1.
+    var isLoopback: Bool {
+        high == 0 && (low == 1 || low >> 24 == 0xFFFF_7F)
+    }
 }
 
 /// Open connections per client address, shared by the loops of one server.

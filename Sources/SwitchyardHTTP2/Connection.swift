@@ -65,6 +65,8 @@ final class Connection {
     let inflateBudget: InflateBudget
     /// The client address's slot in the per-address connection count, when that limit is on.
     @exclusivity(unchecked) var peerAddress: PeerAddress?
+    /// Whether the client connected from a loopback address (127.0.0.0/8 or ::1), for `GRPCRequestHead`.
+    @exclusivity(unchecked) var peerIsLoopback = false
     @exclusivity(unchecked) private var controlBudget: FrameBudget
     /// The last `:path` and its resolution: most connections call one method over and over.
     @exclusivity(unchecked) private var cachedPathBytes: [UInt8] = []
@@ -470,7 +472,12 @@ final class Connection {
         guard call.method != nil else {
             return reject(call, GRPCStatus(.unimplemented, "unknown method \(call.path)"))
         }
-        call.head = GRPCRequestHead(path: call.path, metadata: call.metadata, deadline: call.deadline)
+        call.head = GRPCRequestHead(
+            path: call.path,
+            metadata: call.metadata,
+            deadline: call.deadline,
+            peerIsLoopback: peerIsLoopback
+        )
         if let deadline = call.deadline { loop.timers.insert(call, deadline: deadline) }
     }
 

@@ -567,6 +567,8 @@ final class EventLoop: @unchecked Sendable {
         }
         let connection = Connection(fd: fd, loop: self, tls: tls)
         connection.peerAddress = address
+        // One getpeername per connection (none when the per-address limit already asked), never per call.
+        connection.peerIsLoopback = (address ?? PeerAddress(socket: fd))?.isLoopback ?? false
         connections[fd] = connection
         connection.registeredEvents = UInt32(CSWITCHYARD_EPOLLIN)
         _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_ADD), fd, connection.registeredEvents, UInt64(fd))

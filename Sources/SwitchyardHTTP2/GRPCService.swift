@@ -86,12 +86,20 @@ public struct GRPCRequestHead: Sendable {
     public var metadata: [(name: String, value: String)]
     /// When the call must be finished, from `grpc-timeout`; `nil` for no deadline.
     public var deadline: MonotonicInstant?
+    /// Whether the client connected from a loopback address (127.0.0.0/8 or ::1): a client on this machine.
+    public var peerIsLoopback: Bool
 
     /// Creates a request head.
-    public init(path: String, metadata: [(name: String, value: String)] = [], deadline: MonotonicInstant? = nil) {
+    public init(
+        path: String,
+        metadata: [(name: String, value: String)] = [],
+        deadline: MonotonicInstant? = nil,
+        peerIsLoopback: Bool = false
+    ) {
         self.path = path
         self.metadata = metadata
         self.deadline = deadline
+        self.peerIsLoopback = peerIsLoopback
     }
 
     /// The first value of a metadata entry (names are matched lower-case).

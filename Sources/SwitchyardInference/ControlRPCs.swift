@@ -48,7 +48,10 @@ struct ControlRPCs {
             inference__server_metadata_response__init(&response)
             response.name = arena.string(InferenceService.serverName)
             response.version = arena.string(InferenceService.serverVersion)
-            let extensions = ["statistics", "model_configuration"]
+            let extensions = [
+                "statistics", "model_configuration", "model_repository", "model_repository(unload_dependents)",
+                "system_shared_memory", "logging",
+            ]
             response.n_extensions = extensions.count
             response.extensions = arena.array(extensions.map { Optional(arena.string($0)) })
             return packMessage(&response)
@@ -63,8 +66,12 @@ struct ControlRPCs {
             return try modelStatistics(name: name, version: version, arena: &arena)
         case .healthCheck:
             return try healthCheck(message, arena: &arena)
-        case .modelInfer, .modelStreamInfer, .feedbackReport:
-            throw .internal("inference calls are not control RPCs")
+        case .modelInfer, .modelStreamInfer, .feedbackReport, .repositoryIndex, .repositoryModelLoad,
+            .repositoryModelUnload, .systemSharedMemoryStatus, .systemSharedMemoryRegister,
+            .systemSharedMemoryUnregister, .cudaSharedMemoryStatus, .cudaSharedMemoryRegister,
+            .cudaSharedMemoryUnregister,
+            .traceSetting, .logSettings:
+            throw .internal("\(rpc.path) is not answered here")
         }
     }
 

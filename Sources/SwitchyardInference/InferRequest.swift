@@ -54,6 +54,14 @@ struct ValidatedInferCall {
     /// none (every output, in signature order, without an index array per call). Read it through `returned`.
     var outputIndices: [Int]
     var parameters: InferParameters
+    /// Requested outputs the client placed in system shared memory, by signature output index.
+    var outputPlacements: [Int: SharedMemoryPlacement] = [:]
+
+    /// Where each returned output goes (in `returned` order): a shared-memory placement or `nil` for the
+    /// response; empty when no output goes to shared memory.
+    var returnedPlacements: [SharedMemoryPlacement?] {
+        outputPlacements.isEmpty ? [] : outputIndices.map { outputPlacements[$0] }
+    }
 
     /// The outputs to return, each with its values from `values` (one entry per signature output, in order).
     func returned<Values>(_ signature: ModelSignature, _ values: [Values]) -> [(spec: TensorSpec, values: Values)] {
@@ -66,9 +74,11 @@ struct ValidatedInferCall {
 enum InferRequestValidator {
     /// Checks a decoded request against a model version's signature and copies its inputs.
     /// - Throws: `invalidArgument` naming the tensor, the expectation and what came.
+    /// - Parameter regions: the registered system shared-memory regions tensors may name.
     static func validate(
         _ message: Inference__ModelInferRequest,
-        for version: ModelVersion
+        for version: ModelVersion,
+        regions: SharedMemoryRegions? = nil
     ) throws(SwitchyardError) -> ValidatedInferCall {
         let signature = version.signature
         var label: String { "model '\(version.model)' version \(version.version)" }
@@ -90,11 +100,29 @@ enum InferRequestValidator {
         for (slot, spec) in signature.inputs.enumerated() where slots[slot] == nil {
             throw .invalidArgument("missing input '\(spec.name)': \(label) expects \(spec.name) (\(spec))")
         }
+        // Inputs in system shared memory have no raw entry: raw_input_contents holds the others, in request order.
+        var inputPlacements: [SharedMemoryPlacement?] = []
+        for index in 0..<message.n_inputs {
+            guard let tensor = message.inputs[index], tensor.pointee.n_parameters > 0 else { continue }
+            let placement = try SharedMemoryPlacement.parse(
+                count: tensor.pointee.n_parameters,
+                entry: {
+                    (tensor.pointee.parameters[$0]?.pointee.key, tensor.pointee.parameters[$0]?.pointee.value?.pointee)
+                },
+                regions: regions,
+                tensor: "input '\(swiftString(tensor.pointee.name))'"
+            )
+            if let placement {
+                if inputPlacements.isEmpty { inputPlacements = Array(repeating: nil, count: message.n_inputs) }
+                inputPlacements[index] = placement
+            }
+        }
+        let placedInputs = inputPlacements.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         let useRaw = message.n_raw_input_contents > 0
-        if useRaw && message.n_raw_input_contents != message.n_inputs {
+        if useRaw && message.n_raw_input_contents != message.n_inputs - placedInputs {
             throw .invalidArgument(
-                "raw_input_contents has \(message.n_raw_input_contents) entries for \(message.n_inputs) inputs; "
-                    + "expected one entry per input"
+                "raw_input_contents has \(message.n_raw_input_contents) entries for \(message.n_inputs - placedInputs) "
+                    + "inputs not in shared memory; expected one entry per such input"
             )
         }
 
@@ -153,8 +181,48 @@ enum InferRequestValidator {
             var shapeText: String { Shape.format((0..<tensor.n_shape).map { Int(tensor.shape[$0]) }) }
             let dataType = spec.dataType
             let values: [Float]
-            if useRaw {
-                let raw = message.raw_input_contents[index]
+            if let placement = inputPlacements.isEmpty ? nil : inputPlacements[index] {
+                guard placement.byteSize == byteCount.partialValue else {
+                    throw .invalidArgument(
+                        "input '\(spec.name)': shared_memory_byte_size \(placement.byteSize) does not match the "
+                            + "\(byteCount.partialValue) bytes of \(dataType.rawValue) data for shape \(shapeText)"
+                    )
+                }
+                // The placement holds the region, so it stays open while this reads it. FP32 lands straight in the
+                // array; other datatypes are staged and widened.
+                var failure: SwitchyardError?
+                values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    initialized = 0
+                    guard count > 0 else { return }
+                    do throws(SwitchyardError) {
+                        if dataType == .fp32 {
+                            try placement.read(
+                                into: UnsafeMutableRawBufferPointer(buffer),
+                                tensor: "input '\(spec.name)'"
+                            )
+                        } else {
+                            let staging = UnsafeMutableRawBufferPointer.allocate(
+                                byteCount: byteCount.partialValue,
+                                alignment: 16
+                            )
+                            defer { staging.deallocate() }
+                            try placement.read(into: staging, tensor: "input '\(spec.name)'")
+                            TensorConversion.toFloat(
+                                dataType,
+                                from: UnsafeRawPointer(staging.baseAddress!),
+                                into: buffer
+                            )
+                        }
+                        initialized = count
+                    } catch {
+                        failure = error
+                    }
+                }
+                if let failure { throw failure }
+            } else if useRaw {
+                let rawIndex =
+                    inputPlacements.isEmpty ? index : index - inputPlacements[..<index].count(where: { $0 != nil })
+                let raw = message.raw_input_contents[rawIndex]
                 guard raw.len == byteCount.partialValue else {
                     throw .invalidArgument(
                         "input '\(spec.name)': expected \(byteCount.partialValue) bytes of raw \(dataType.rawValue) "
@@ -173,6 +241,7 @@ enum InferRequestValidator {
         }
 
         var outputIndices: [Int] = []
+        var outputPlacements: [Int: SharedMemoryPlacement] = [:]
         for index in 0..<message.n_outputs {
             guard let requested = message.outputs[index] else { continue }
             guard let found = signature.outputs.firstIndex(where: { cStringEquals(requested.pointee.name, $0.name) })
@@ -182,6 +251,28 @@ enum InferRequestValidator {
                 throw .invalidArgument("unknown output '\(name)': \(label) produces \(known)")
             }
             if !outputIndices.contains(found) { outputIndices.append(found) }
+            guard requested.pointee.n_parameters > 0 else { continue }
+            let spec = signature.outputs[found]
+            let placement = try SharedMemoryPlacement.parse(
+                count: requested.pointee.n_parameters,
+                entry: {
+                    (
+                        requested.pointee.parameters[$0]?.pointee.key,
+                        requested.pointee.parameters[$0]?.pointee.value?.pointee
+                    )
+                },
+                regions: regions,
+                tensor: "output '\(spec.name)'"
+            )
+            guard let placement else { continue }
+            let needed = max(rows, 1) * spec.elementsPerRow * (spec.dataType.elementSize ?? 4)
+            guard placement.byteSize >= needed else {
+                throw .invalidArgument(
+                    "output '\(spec.name)': shared_memory_byte_size \(placement.byteSize) is too small; "
+                        + "\(max(rows, 1)) rows of \(spec) need \(needed) bytes"
+                )
+            }
+            outputPlacements[found] = placement
         }
 
         return ValidatedInferCall(
@@ -189,7 +280,8 @@ enum InferRequestValidator {
             rows: max(rows, 1),
             inputs: inputs,
             outputIndices: outputIndices,
-            parameters: try parameters(of: message)
+            parameters: try parameters(of: message),
+            outputPlacements: outputPlacements
         )
     }
 

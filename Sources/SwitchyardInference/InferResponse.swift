@@ -1,6 +1,8 @@
 // Encoding ModelInferResponse (and its streaming wrapper) with protobuf-c: outputs always travel in
 // raw_output_contents, one entry per returned output, in order — what tritonclient and perf_analyzer read —
-// each converted once from the engine's FP32 to the datatype the model declares (see TensorConversion).
+// each converted once from the engine's FP32 to the datatype the model declares (see TensorConversion). An output
+// the request placed in system shared memory is written there instead; its entry is empty and its tensor carries
+// the `shared_memory_*` parameters saying where it went.
 
 import SwitchyardCore
 import SwitchyardModels
@@ -18,6 +20,9 @@ struct InferResult {
     var rows: Int
     /// Returned outputs: spec and `rows × elementsPerRow` values.
     var outputs: [(spec: TensorSpec, values: ArraySlice<Float>)]
+    /// Where each output goes, parallel to `outputs`: its system shared-memory placement, or `nil` for
+    /// raw_output_contents; empty when every output goes in the response.
+    var placements: [SharedMemoryPlacement?] = []
 }
 
 enum InferResponseEncoder {
@@ -51,6 +56,46 @@ enum InferResponseEncoder {
             tensor.pointee.n_shape = dimensions.count
             tensor.pointee.shape = shape
             tensorPointers[index] = tensor
+            if let placement = result.placements.isEmpty ? nil : result.placements[index] {
+                // Written into the client's region (validated to be large enough); the response says where.
+                let byteCount = output.values.count * (output.spec.dataType.elementSize ?? 4)
+                let bytes = arena.allocateRaw(byteCount)
+                output.values.withUnsafeBufferPointer { values in
+                    TensorConversion.fromFloat(output.spec.dataType, values, into: bytes)
+                }
+                // Only a full tmpfs refuses this (the region was checked at validation, and a truncated object
+                // grows back): the region then keeps what it held.
+                _ = placement.write(UnsafeRawBufferPointer(start: bytes, count: byteCount))
+                let names = ["shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"]
+                let entries = arena.allocate(
+                    Inference__ModelInferResponse__InferOutputTensor__ParametersEntry.self,
+                    count: names.count
+                )
+                let values = arena.allocate(Inference__InferParameter.self, count: names.count)
+                let entryPointers = arena.allocate(
+                    UnsafeMutablePointer<Inference__ModelInferResponse__InferOutputTensor__ParametersEntry>?.self,
+                    count: names.count
+                )
+                for slot in names.indices {
+                    inference__infer_parameter__init(values + slot)
+                    inference__model_infer_response__infer_output_tensor__parameters_entry__init(entries + slot)
+                    entries[slot].key = arena.string(names[slot])
+                    entries[slot].value = values + slot
+                    entryPointers[slot] = entries + slot
+                }
+                values[0].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM
+                values[0].string_param = arena.string(placement.region.name)
+                values[1].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+                values[1].int64_param = Int64(byteCount)
+                values[2].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+                values[2].int64_param = Int64(placement.offset)
+                tensor.pointee.n_parameters = names.count
+                tensor.pointee.parameters = entryPointers
+                // An empty entry keeps raw_output_contents one per output: Triton's C++ client (perf_analyzer)
+                // reads it by output index without checking its length.
+                raw[index] = ProtobufCBinaryData(len: 0, data: nil)
+                continue
+            }
             raw[index] = output.values.withUnsafeBufferPointer { values in
                 let dataType = output.spec.dataType
                 let byteCount = values.count * (dataType.elementSize ?? 4)

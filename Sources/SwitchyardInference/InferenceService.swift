@@ -18,6 +18,9 @@ import Synchronization
 enum InferenceMethod: Int, CaseIterable {
     case serverLive, serverReady, modelReady, serverMetadata, modelMetadata, modelConfig, modelStatistics
     case modelInfer, modelStreamInfer, healthCheck, feedbackReport
+    case repositoryIndex, repositoryModelLoad, repositoryModelUnload
+    case systemSharedMemoryStatus, systemSharedMemoryRegister, systemSharedMemoryUnregister
+    case cudaSharedMemoryStatus, cudaSharedMemoryRegister, cudaSharedMemoryUnregister, traceSetting, logSettings
 
     var path: String {
         switch self {
@@ -40,6 +43,17 @@ enum InferenceMethod: Int, CaseIterable {
         case .modelStreamInfer: "ModelStreamInfer"
         case .healthCheck: "Check"
         case .feedbackReport: "Report"
+        case .repositoryIndex: "RepositoryIndex"
+        case .repositoryModelLoad: "RepositoryModelLoad"
+        case .repositoryModelUnload: "RepositoryModelUnload"
+        case .systemSharedMemoryStatus: "SystemSharedMemoryStatus"
+        case .systemSharedMemoryRegister: "SystemSharedMemoryRegister"
+        case .systemSharedMemoryUnregister: "SystemSharedMemoryUnregister"
+        case .cudaSharedMemoryStatus: "CudaSharedMemoryStatus"
+        case .cudaSharedMemoryRegister: "CudaSharedMemoryRegister"
+        case .cudaSharedMemoryUnregister: "CudaSharedMemoryUnregister"
+        case .traceSetting: "TraceSetting"
+        case .logSettings: "LogSettings"
         }
     }
 
@@ -70,6 +84,15 @@ public final class InferenceService: GRPCService {
     let monitor: ModelMonitor?
     /// Admission per tenant (`tenants:`); `nil` admits every call.
     let tenants: TenantAdmission?
+    /// The log level LogSettings reports and changes; `nil` reports the defaults and refuses changes.
+    let logLevel: LogLevelSwitch?
+    /// The admin plane's audited model loading, for RepositoryModelLoad/Unload; attached once the admin plane
+    /// exists (it reads the service's readiness, so it is made after the service).
+    private let modelControlSlot = Mutex<(any ModelControl)?>(nil)
+    /// RepositoryIndex/Load/Unload calls running off the event loop (bounded by `RepositoryRPCs.maxInFlight`).
+    let repositoryCallsInFlight = Atomic<Int>(0)
+    /// The system shared-memory regions clients on this machine registered.
+    let sharedMemory = SharedMemoryRegions()
     private let draining = Atomic<Bool>(false)
 
     /// Creates the service over `registry`.
@@ -79,19 +102,29 @@ public final class InferenceService: GRPCService {
     ///   - sink: the comparison sink shadow results go to; without one, no call is mirrored.
     ///   - monitor: drift detection and payload capture of the models whose config.yaml asks for them.
     ///   - tenants: admission per tenant; refused calls never reach routing or a pool.
+    ///   - logLevel: the process's log level, which Triton's LogSettings reports and changes.
     public init(
         registry: ModelRegistry,
         routing: RoutingTable? = nil,
         sink: ComparisonSink? = nil,
         monitor: ModelMonitor? = nil,
-        tenants: TenantAdmission? = nil
+        tenants: TenantAdmission? = nil,
+        logLevel: LogLevelSwitch? = nil
     ) {
         self.registry = registry
         self.routing = routing
         self.sink = sink
         self.monitor = monitor
         self.tenants = tenants
+        self.logLevel = logLevel
     }
+
+    /// Serves RepositoryModelLoad/Unload through `control` (the admin plane's audited path and token policy).
+    /// Without it they are refused with FAILED_PRECONDITION.
+    public func attach(modelControl control: any ModelControl) { modelControlSlot.withLock { $0 = control } }
+
+    /// The model control attached, if any.
+    var modelControl: (any ModelControl)? { modelControlSlot.withLock { $0 } }
 
     /// Marks the server as draining: readiness turns false so load balancers stop sending new calls.
     public func beginDraining() { draining.store(true, ordering: .relaxed) }
@@ -124,6 +157,27 @@ public final class InferenceService: GRPCService {
             case .feedbackReport:
                 try StringFieldCheck.check(message, schema: .feedback)
                 responder.send(message: try FeedbackRPC.answer(message, routing: routing))
+            case .repositoryIndex, .repositoryModelLoad, .repositoryModelUnload:
+                if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
+                try RepositoryRPCs(service: self).handle(rpc, message: message, head: head, responder: responder)
+            case .systemSharedMemoryStatus, .systemSharedMemoryRegister, .systemSharedMemoryUnregister:
+                if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
+                // Only a process on this machine can share memory with this one; refusing others also keeps
+                // remote callers from mapping this machine's shared-memory objects.
+                guard head.peerIsLoopback || rpc == .systemSharedMemoryStatus else {
+                    responder.fail(
+                        GRPCStatus(
+                            .permissionDenied,
+                            "system shared memory is for clients on this machine; this call came from beyond loopback"
+                        )
+                    )
+                    return
+                }
+                responder.send(message: try SharedMemoryRPCs(regions: sharedMemory).answer(rpc, message: message))
+            case .cudaSharedMemoryStatus, .cudaSharedMemoryRegister, .cudaSharedMemoryUnregister, .traceSetting,
+                .logSettings:
+                if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
+                responder.send(message: try SettingsRPCs(service: self).answer(rpc, message: message))
             default:
                 if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
                 responder.send(message: try ControlRPCs(service: self).answer(rpc, message: message))
@@ -184,7 +238,7 @@ public final class InferenceService: GRPCService {
                 // Without a routing table (tests) the reason is what a table without this model's route says.
                 let reason = decision?.reason ?? (requestedVersion.isEmpty ? .default : .explicit)
                 do throws(SwitchyardError) {
-                    let call = try InferRequestValidator.validate(request, for: version)
+                    let call = try InferRequestValidator.validate(request, for: version, regions: sharedMemory)
                     return .routed(version, call, decision, reason)
                 } catch {
                     version.statistics.failureCount.add(1, ordering: .relaxed)
@@ -241,7 +295,8 @@ public final class InferenceService: GRPCService {
                         modelVersion: version.version,
                         id: call.id,
                         rows: call.rows,
-                        outputs: call.returned(signature, outputs.tensors)
+                        outputs: call.returned(signature, outputs.tensors),
+                        placements: call.returnedPlacements
                     )
                     responder.send(
                         message: streaming

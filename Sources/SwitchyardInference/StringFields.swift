@@ -27,6 +27,34 @@ struct StringFieldSchema: Sendable {
     static let feedback = StringFieldSchema(strings: [1: "request_id"])
     /// `grpc.health.v1.HealthCheckRequest`.
     static let healthCheck = StringFieldSchema(strings: [1: "service"])
+    /// Requests whose field 1 is a region name (the CUDA shared-memory requests).
+    static let name = StringFieldSchema(strings: [1: "name"])
+    /// `SystemSharedMemoryRegisterRequest`.
+    static let sharedMemoryRegister = StringFieldSchema(strings: [1: "name", 2: "key"])
+    /// `RepositoryIndexRequest`.
+    static let repositoryIndex = StringFieldSchema(strings: [1: "repository_name"])
+    /// `RepositoryModelLoadRequest` and `RepositoryModelUnloadRequest` (parameter values: `string_param` = 3).
+    static let repositoryChange = StringFieldSchema(
+        strings: [1: "repository_name", 2: "model_name"],
+        messages: [3: ("parameters", StringFieldSchema(strings: [1: "key"], messages: [2: ("value", parameter)]))]
+    )
+    /// `TraceSettingRequest`.
+    static let traceSetting = StringFieldSchema(
+        strings: [2: "model_name"],
+        messages: [
+            1: (
+                "settings",
+                StringFieldSchema(
+                    strings: [1: "key"],
+                    messages: [2: ("value", StringFieldSchema(strings: [1: "value"]))]
+                )
+            )
+        ]
+    )
+    /// `LogSettingsRequest`.
+    static let logSettings = StringFieldSchema(
+        messages: [1: ("settings", StringFieldSchema(strings: [1: "key"], messages: [2: ("value", parameter)]))]
+    )
     /// `ModelInferRequest`.
     static let inferRequest = StringFieldSchema(
         strings: [1: "model_name", 2: "model_version", 3: "id"],
@@ -130,6 +158,13 @@ extension InferenceMethod {
         case .healthCheck: .healthCheck
         case .feedbackReport: .feedback
         case .serverLive, .serverReady, .serverMetadata: nil
+        case .repositoryIndex: .repositoryIndex
+        case .repositoryModelLoad, .repositoryModelUnload: .repositoryChange
+        case .cudaSharedMemoryStatus, .cudaSharedMemoryRegister, .cudaSharedMemoryUnregister: .name
+        case .systemSharedMemoryStatus, .systemSharedMemoryUnregister: .name
+        case .systemSharedMemoryRegister: .sharedMemoryRegister
+        case .traceSetting: .traceSetting
+        case .logSettings: .logSettings
         }
     }
 }

@@ -97,6 +97,36 @@ public struct ModelEntry: Sendable {
     public var isReady: Bool { failures.isEmpty && !versions.isEmpty }
 }
 
+/// One line of the repository index: a model version and its state.
+public struct RepositoryIndexEntry: Sendable, Hashable {
+    /// A version's state, as Triton names it.
+    public enum State: String, Sendable, Hashable {
+        /// Loaded and serving.
+        case ready = "READY"
+        /// On disk but not serving: never loaded, unloaded, or failed to load (the reason says which).
+        case unavailable = "UNAVAILABLE"
+        /// Being loaded right now.
+        case loading = "LOADING"
+    }
+
+    /// Model name.
+    public var model: String
+    /// Version name.
+    public var version: String
+    /// The version's state.
+    public var state: State
+    /// Why it is not ready ("unloaded", or the loader's error); empty when ready or loading.
+    public var reason: String
+
+    /// Creates an entry.
+    public init(model: String, version: String, state: State, reason: String) {
+        self.model = model
+        self.version = version
+        self.state = state
+        self.reason = reason
+    }
+}
+
 /// Every loaded model, behind one lock-protected immutable snapshot.
 public final class ModelRegistry: Sendable {
     /// Loads one ONNX file into an engine.
@@ -108,6 +138,8 @@ public final class ModelRegistry: Sendable {
     private let engineLoader: EngineLoader?
     /// Orders runtime loads and unloads, so two operators cannot load the same version twice.
     private let changes = Mutex<Void>(())
+    /// Versions being loaded right now, by model, for the repository index's LOADING state.
+    private let loading = Mutex<[String: Set<String>]>([:])
     private let logger: Logger
 
     /// Creates a registry holding `entries`; with a repository and a loader it can also load and unload versions
@@ -242,6 +274,8 @@ public final class ModelRegistry: Sendable {
                 }
             }
             let loaded: ModelVersion
+            loading.withLock { _ = $0[name, default: []].insert(version) }
+            defer { loading.withLock { _ = $0[name]?.remove(version) } }
             do {
                 loaded = try Self.startVersion(
                     model: name,
@@ -307,6 +341,74 @@ public final class ModelRegistry: Sendable {
             logger.notice("unloaded model version", metadata: ["model": "\(name)", "version": "\(version)"])
             return unloaded
         }
+    }
+
+    // MARK: Repository index
+
+    /// Every model version in the repository on disk and every loaded one, with its state: what Triton's
+    /// RepositoryIndex lists. Sorted by model name, then numerically by version.
+    /// - Throws: `failedPrecondition` when the repository cannot be read or a `config.yaml` in it is invalid.
+    public func repositoryIndex() throws(SwitchyardError) -> [RepositoryIndexEntry] {
+        var onDisk: [String: [String]] = [:]
+        if let repository {
+            do {
+                for model in try repository.scan() { onDisk[model.name] = model.versions.map(\.version) }
+            } catch {
+                let message = (error as? SwitchyardError)?.message ?? "\(error)"
+                throw SwitchyardError(
+                    .failedPrecondition,
+                    "the model repository cannot be listed: \(SwitchyardError.redactingPaths(message))"
+                )
+            }
+        }
+        let entries = snapshot.withLock { $0 }
+        let inProgress = loading.withLock { $0 }
+        var index: [RepositoryIndexEntry] = []
+        for name in Set(onDisk.keys).union(entries.keys).sorted() {
+            let entry = entries[name]
+            let loaded = Set(entry?.versions.map(\.version) ?? [])
+            let versions = Set(onDisk[name] ?? []).union(loaded).sorted { (Int($0) ?? 0, $0) < (Int($1) ?? 0, $1) }
+            for version in versions {
+                if loaded.contains(version) {
+                    index.append(RepositoryIndexEntry(model: name, version: version, state: .ready, reason: ""))
+                } else if inProgress[name]?.contains(version) == true {
+                    index.append(RepositoryIndexEntry(model: name, version: version, state: .loading, reason: ""))
+                } else if let failure = entry?.failures[version] {
+                    index.append(
+                        RepositoryIndexEntry(model: name, version: version, state: .unavailable, reason: failure)
+                    )
+                } else {
+                    index.append(
+                        RepositoryIndexEntry(model: name, version: version, state: .unavailable, reason: "unloaded")
+                    )
+                }
+            }
+        }
+        return index
+    }
+
+    /// The versions of `model` in the repository on disk, in ascending numeric order.
+    /// - Throws: `failedPrecondition` without a repository or when it cannot be read; `notFound` when it has no
+    ///   such model.
+    public func repositoryVersions(of model: String) throws(SwitchyardError) -> [String] {
+        guard let repository else {
+            throw SwitchyardError(.failedPrecondition, "this registry was not loaded from a repository")
+        }
+        let models: [RepositoryModel]
+        do { models = try repository.scan() } catch {
+            let message = (error as? SwitchyardError)?.message ?? "\(error)"
+            throw SwitchyardError(
+                .failedPrecondition,
+                "the model repository cannot be listed: \(SwitchyardError.redactingPaths(message))"
+            )
+        }
+        guard let found = models.first(where: { $0.name == model }) else {
+            let known = models.map(\.name).joined(separator: ", ")
+            throw .notFound(
+                "no model '\(SwitchyardError.echo(model))' in the model repository; it holds: \(known.isEmpty ? "none" : known)"
+            )
+        }
+        return found.versions.map(\.version)
     }
 
     /// Replaces one model's entry and republishes the pool list.

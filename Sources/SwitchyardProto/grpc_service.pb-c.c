@@ -1096,6 +1096,1131 @@ void   inference__model_statistics_response__free_unpacked
   assert(message->base.descriptor == &inference__model_statistics_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   inference__repository_index_request__init
+                     (Inference__RepositoryIndexRequest         *message)
+{
+  static const Inference__RepositoryIndexRequest init_value = INFERENCE__REPOSITORY_INDEX_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__repository_index_request__get_packed_size
+                     (const Inference__RepositoryIndexRequest *message)
+{
+  assert(message->base.descriptor == &inference__repository_index_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__repository_index_request__pack
+                     (const Inference__RepositoryIndexRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__repository_index_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__repository_index_request__pack_to_buffer
+                     (const Inference__RepositoryIndexRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__repository_index_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__RepositoryIndexRequest *
+       inference__repository_index_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__RepositoryIndexRequest *)
+     protobuf_c_message_unpack (&inference__repository_index_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__repository_index_request__free_unpacked
+                     (Inference__RepositoryIndexRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__repository_index_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__repository_index_response__model_index__init
+                     (Inference__RepositoryIndexResponse__ModelIndex         *message)
+{
+  static const Inference__RepositoryIndexResponse__ModelIndex init_value = INFERENCE__REPOSITORY_INDEX_RESPONSE__MODEL_INDEX__INIT;
+  *message = init_value;
+}
+void   inference__repository_index_response__init
+                     (Inference__RepositoryIndexResponse         *message)
+{
+  static const Inference__RepositoryIndexResponse init_value = INFERENCE__REPOSITORY_INDEX_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__repository_index_response__get_packed_size
+                     (const Inference__RepositoryIndexResponse *message)
+{
+  assert(message->base.descriptor == &inference__repository_index_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__repository_index_response__pack
+                     (const Inference__RepositoryIndexResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__repository_index_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__repository_index_response__pack_to_buffer
+                     (const Inference__RepositoryIndexResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__repository_index_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__RepositoryIndexResponse *
+       inference__repository_index_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__RepositoryIndexResponse *)
+     protobuf_c_message_unpack (&inference__repository_index_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__repository_index_response__free_unpacked
+                     (Inference__RepositoryIndexResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__repository_index_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__model_repository_parameter__init
+                     (Inference__ModelRepositoryParameter         *message)
+{
+  static const Inference__ModelRepositoryParameter init_value = INFERENCE__MODEL_REPOSITORY_PARAMETER__INIT;
+  *message = init_value;
+}
+size_t inference__model_repository_parameter__get_packed_size
+                     (const Inference__ModelRepositoryParameter *message)
+{
+  assert(message->base.descriptor == &inference__model_repository_parameter__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__model_repository_parameter__pack
+                     (const Inference__ModelRepositoryParameter *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__model_repository_parameter__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__model_repository_parameter__pack_to_buffer
+                     (const Inference__ModelRepositoryParameter *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__model_repository_parameter__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__ModelRepositoryParameter *
+       inference__model_repository_parameter__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__ModelRepositoryParameter *)
+     protobuf_c_message_unpack (&inference__model_repository_parameter__descriptor,
+                                allocator, len, data);
+}
+void   inference__model_repository_parameter__free_unpacked
+                     (Inference__ModelRepositoryParameter *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__model_repository_parameter__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__repository_model_load_request__parameters_entry__init
+                     (Inference__RepositoryModelLoadRequest__ParametersEntry         *message)
+{
+  static const Inference__RepositoryModelLoadRequest__ParametersEntry init_value = INFERENCE__REPOSITORY_MODEL_LOAD_REQUEST__PARAMETERS_ENTRY__INIT;
+  *message = init_value;
+}
+void   inference__repository_model_load_request__init
+                     (Inference__RepositoryModelLoadRequest         *message)
+{
+  static const Inference__RepositoryModelLoadRequest init_value = INFERENCE__REPOSITORY_MODEL_LOAD_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__repository_model_load_request__get_packed_size
+                     (const Inference__RepositoryModelLoadRequest *message)
+{
+  assert(message->base.descriptor == &inference__repository_model_load_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__repository_model_load_request__pack
+                     (const Inference__RepositoryModelLoadRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__repository_model_load_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__repository_model_load_request__pack_to_buffer
+                     (const Inference__RepositoryModelLoadRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__repository_model_load_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__RepositoryModelLoadRequest *
+       inference__repository_model_load_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__RepositoryModelLoadRequest *)
+     protobuf_c_message_unpack (&inference__repository_model_load_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__repository_model_load_request__free_unpacked
+                     (Inference__RepositoryModelLoadRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__repository_model_load_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__repository_model_load_response__init
+                     (Inference__RepositoryModelLoadResponse         *message)
+{
+  static const Inference__RepositoryModelLoadResponse init_value = INFERENCE__REPOSITORY_MODEL_LOAD_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__repository_model_load_response__get_packed_size
+                     (const Inference__RepositoryModelLoadResponse *message)
+{
+  assert(message->base.descriptor == &inference__repository_model_load_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__repository_model_load_response__pack
+                     (const Inference__RepositoryModelLoadResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__repository_model_load_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__repository_model_load_response__pack_to_buffer
+                     (const Inference__RepositoryModelLoadResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__repository_model_load_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__RepositoryModelLoadResponse *
+       inference__repository_model_load_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__RepositoryModelLoadResponse *)
+     protobuf_c_message_unpack (&inference__repository_model_load_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__repository_model_load_response__free_unpacked
+                     (Inference__RepositoryModelLoadResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__repository_model_load_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__repository_model_unload_request__parameters_entry__init
+                     (Inference__RepositoryModelUnloadRequest__ParametersEntry         *message)
+{
+  static const Inference__RepositoryModelUnloadRequest__ParametersEntry init_value = INFERENCE__REPOSITORY_MODEL_UNLOAD_REQUEST__PARAMETERS_ENTRY__INIT;
+  *message = init_value;
+}
+void   inference__repository_model_unload_request__init
+                     (Inference__RepositoryModelUnloadRequest         *message)
+{
+  static const Inference__RepositoryModelUnloadRequest init_value = INFERENCE__REPOSITORY_MODEL_UNLOAD_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__repository_model_unload_request__get_packed_size
+                     (const Inference__RepositoryModelUnloadRequest *message)
+{
+  assert(message->base.descriptor == &inference__repository_model_unload_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__repository_model_unload_request__pack
+                     (const Inference__RepositoryModelUnloadRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__repository_model_unload_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__repository_model_unload_request__pack_to_buffer
+                     (const Inference__RepositoryModelUnloadRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__repository_model_unload_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__RepositoryModelUnloadRequest *
+       inference__repository_model_unload_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__RepositoryModelUnloadRequest *)
+     protobuf_c_message_unpack (&inference__repository_model_unload_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__repository_model_unload_request__free_unpacked
+                     (Inference__RepositoryModelUnloadRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__repository_model_unload_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__repository_model_unload_response__init
+                     (Inference__RepositoryModelUnloadResponse         *message)
+{
+  static const Inference__RepositoryModelUnloadResponse init_value = INFERENCE__REPOSITORY_MODEL_UNLOAD_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__repository_model_unload_response__get_packed_size
+                     (const Inference__RepositoryModelUnloadResponse *message)
+{
+  assert(message->base.descriptor == &inference__repository_model_unload_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__repository_model_unload_response__pack
+                     (const Inference__RepositoryModelUnloadResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__repository_model_unload_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__repository_model_unload_response__pack_to_buffer
+                     (const Inference__RepositoryModelUnloadResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__repository_model_unload_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__RepositoryModelUnloadResponse *
+       inference__repository_model_unload_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__RepositoryModelUnloadResponse *)
+     protobuf_c_message_unpack (&inference__repository_model_unload_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__repository_model_unload_response__free_unpacked
+                     (Inference__RepositoryModelUnloadResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__repository_model_unload_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__system_shared_memory_status_request__init
+                     (Inference__SystemSharedMemoryStatusRequest         *message)
+{
+  static const Inference__SystemSharedMemoryStatusRequest init_value = INFERENCE__SYSTEM_SHARED_MEMORY_STATUS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__system_shared_memory_status_request__get_packed_size
+                     (const Inference__SystemSharedMemoryStatusRequest *message)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_status_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__system_shared_memory_status_request__pack
+                     (const Inference__SystemSharedMemoryStatusRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_status_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__system_shared_memory_status_request__pack_to_buffer
+                     (const Inference__SystemSharedMemoryStatusRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_status_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__SystemSharedMemoryStatusRequest *
+       inference__system_shared_memory_status_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__SystemSharedMemoryStatusRequest *)
+     protobuf_c_message_unpack (&inference__system_shared_memory_status_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__system_shared_memory_status_request__free_unpacked
+                     (Inference__SystemSharedMemoryStatusRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__system_shared_memory_status_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__system_shared_memory_status_response__region_status__init
+                     (Inference__SystemSharedMemoryStatusResponse__RegionStatus         *message)
+{
+  static const Inference__SystemSharedMemoryStatusResponse__RegionStatus init_value = INFERENCE__SYSTEM_SHARED_MEMORY_STATUS_RESPONSE__REGION_STATUS__INIT;
+  *message = init_value;
+}
+void   inference__system_shared_memory_status_response__regions_entry__init
+                     (Inference__SystemSharedMemoryStatusResponse__RegionsEntry         *message)
+{
+  static const Inference__SystemSharedMemoryStatusResponse__RegionsEntry init_value = INFERENCE__SYSTEM_SHARED_MEMORY_STATUS_RESPONSE__REGIONS_ENTRY__INIT;
+  *message = init_value;
+}
+void   inference__system_shared_memory_status_response__init
+                     (Inference__SystemSharedMemoryStatusResponse         *message)
+{
+  static const Inference__SystemSharedMemoryStatusResponse init_value = INFERENCE__SYSTEM_SHARED_MEMORY_STATUS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__system_shared_memory_status_response__get_packed_size
+                     (const Inference__SystemSharedMemoryStatusResponse *message)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_status_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__system_shared_memory_status_response__pack
+                     (const Inference__SystemSharedMemoryStatusResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_status_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__system_shared_memory_status_response__pack_to_buffer
+                     (const Inference__SystemSharedMemoryStatusResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_status_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__SystemSharedMemoryStatusResponse *
+       inference__system_shared_memory_status_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__SystemSharedMemoryStatusResponse *)
+     protobuf_c_message_unpack (&inference__system_shared_memory_status_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__system_shared_memory_status_response__free_unpacked
+                     (Inference__SystemSharedMemoryStatusResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__system_shared_memory_status_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__system_shared_memory_register_request__init
+                     (Inference__SystemSharedMemoryRegisterRequest         *message)
+{
+  static const Inference__SystemSharedMemoryRegisterRequest init_value = INFERENCE__SYSTEM_SHARED_MEMORY_REGISTER_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__system_shared_memory_register_request__get_packed_size
+                     (const Inference__SystemSharedMemoryRegisterRequest *message)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_register_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__system_shared_memory_register_request__pack
+                     (const Inference__SystemSharedMemoryRegisterRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_register_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__system_shared_memory_register_request__pack_to_buffer
+                     (const Inference__SystemSharedMemoryRegisterRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_register_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__SystemSharedMemoryRegisterRequest *
+       inference__system_shared_memory_register_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__SystemSharedMemoryRegisterRequest *)
+     protobuf_c_message_unpack (&inference__system_shared_memory_register_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__system_shared_memory_register_request__free_unpacked
+                     (Inference__SystemSharedMemoryRegisterRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__system_shared_memory_register_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__system_shared_memory_register_response__init
+                     (Inference__SystemSharedMemoryRegisterResponse         *message)
+{
+  static const Inference__SystemSharedMemoryRegisterResponse init_value = INFERENCE__SYSTEM_SHARED_MEMORY_REGISTER_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__system_shared_memory_register_response__get_packed_size
+                     (const Inference__SystemSharedMemoryRegisterResponse *message)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_register_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__system_shared_memory_register_response__pack
+                     (const Inference__SystemSharedMemoryRegisterResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_register_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__system_shared_memory_register_response__pack_to_buffer
+                     (const Inference__SystemSharedMemoryRegisterResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_register_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__SystemSharedMemoryRegisterResponse *
+       inference__system_shared_memory_register_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__SystemSharedMemoryRegisterResponse *)
+     protobuf_c_message_unpack (&inference__system_shared_memory_register_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__system_shared_memory_register_response__free_unpacked
+                     (Inference__SystemSharedMemoryRegisterResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__system_shared_memory_register_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__system_shared_memory_unregister_request__init
+                     (Inference__SystemSharedMemoryUnregisterRequest         *message)
+{
+  static const Inference__SystemSharedMemoryUnregisterRequest init_value = INFERENCE__SYSTEM_SHARED_MEMORY_UNREGISTER_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__system_shared_memory_unregister_request__get_packed_size
+                     (const Inference__SystemSharedMemoryUnregisterRequest *message)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_unregister_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__system_shared_memory_unregister_request__pack
+                     (const Inference__SystemSharedMemoryUnregisterRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_unregister_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__system_shared_memory_unregister_request__pack_to_buffer
+                     (const Inference__SystemSharedMemoryUnregisterRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_unregister_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__SystemSharedMemoryUnregisterRequest *
+       inference__system_shared_memory_unregister_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__SystemSharedMemoryUnregisterRequest *)
+     protobuf_c_message_unpack (&inference__system_shared_memory_unregister_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__system_shared_memory_unregister_request__free_unpacked
+                     (Inference__SystemSharedMemoryUnregisterRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__system_shared_memory_unregister_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__system_shared_memory_unregister_response__init
+                     (Inference__SystemSharedMemoryUnregisterResponse         *message)
+{
+  static const Inference__SystemSharedMemoryUnregisterResponse init_value = INFERENCE__SYSTEM_SHARED_MEMORY_UNREGISTER_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__system_shared_memory_unregister_response__get_packed_size
+                     (const Inference__SystemSharedMemoryUnregisterResponse *message)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_unregister_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__system_shared_memory_unregister_response__pack
+                     (const Inference__SystemSharedMemoryUnregisterResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_unregister_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__system_shared_memory_unregister_response__pack_to_buffer
+                     (const Inference__SystemSharedMemoryUnregisterResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__system_shared_memory_unregister_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__SystemSharedMemoryUnregisterResponse *
+       inference__system_shared_memory_unregister_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__SystemSharedMemoryUnregisterResponse *)
+     protobuf_c_message_unpack (&inference__system_shared_memory_unregister_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__system_shared_memory_unregister_response__free_unpacked
+                     (Inference__SystemSharedMemoryUnregisterResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__system_shared_memory_unregister_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__cuda_shared_memory_status_request__init
+                     (Inference__CudaSharedMemoryStatusRequest         *message)
+{
+  static const Inference__CudaSharedMemoryStatusRequest init_value = INFERENCE__CUDA_SHARED_MEMORY_STATUS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__cuda_shared_memory_status_request__get_packed_size
+                     (const Inference__CudaSharedMemoryStatusRequest *message)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_status_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__cuda_shared_memory_status_request__pack
+                     (const Inference__CudaSharedMemoryStatusRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_status_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__cuda_shared_memory_status_request__pack_to_buffer
+                     (const Inference__CudaSharedMemoryStatusRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_status_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__CudaSharedMemoryStatusRequest *
+       inference__cuda_shared_memory_status_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__CudaSharedMemoryStatusRequest *)
+     protobuf_c_message_unpack (&inference__cuda_shared_memory_status_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__cuda_shared_memory_status_request__free_unpacked
+                     (Inference__CudaSharedMemoryStatusRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__cuda_shared_memory_status_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__cuda_shared_memory_status_response__region_status__init
+                     (Inference__CudaSharedMemoryStatusResponse__RegionStatus         *message)
+{
+  static const Inference__CudaSharedMemoryStatusResponse__RegionStatus init_value = INFERENCE__CUDA_SHARED_MEMORY_STATUS_RESPONSE__REGION_STATUS__INIT;
+  *message = init_value;
+}
+void   inference__cuda_shared_memory_status_response__regions_entry__init
+                     (Inference__CudaSharedMemoryStatusResponse__RegionsEntry         *message)
+{
+  static const Inference__CudaSharedMemoryStatusResponse__RegionsEntry init_value = INFERENCE__CUDA_SHARED_MEMORY_STATUS_RESPONSE__REGIONS_ENTRY__INIT;
+  *message = init_value;
+}
+void   inference__cuda_shared_memory_status_response__init
+                     (Inference__CudaSharedMemoryStatusResponse         *message)
+{
+  static const Inference__CudaSharedMemoryStatusResponse init_value = INFERENCE__CUDA_SHARED_MEMORY_STATUS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__cuda_shared_memory_status_response__get_packed_size
+                     (const Inference__CudaSharedMemoryStatusResponse *message)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_status_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__cuda_shared_memory_status_response__pack
+                     (const Inference__CudaSharedMemoryStatusResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_status_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__cuda_shared_memory_status_response__pack_to_buffer
+                     (const Inference__CudaSharedMemoryStatusResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_status_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__CudaSharedMemoryStatusResponse *
+       inference__cuda_shared_memory_status_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__CudaSharedMemoryStatusResponse *)
+     protobuf_c_message_unpack (&inference__cuda_shared_memory_status_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__cuda_shared_memory_status_response__free_unpacked
+                     (Inference__CudaSharedMemoryStatusResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__cuda_shared_memory_status_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__cuda_shared_memory_register_request__init
+                     (Inference__CudaSharedMemoryRegisterRequest         *message)
+{
+  static const Inference__CudaSharedMemoryRegisterRequest init_value = INFERENCE__CUDA_SHARED_MEMORY_REGISTER_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__cuda_shared_memory_register_request__get_packed_size
+                     (const Inference__CudaSharedMemoryRegisterRequest *message)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_register_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__cuda_shared_memory_register_request__pack
+                     (const Inference__CudaSharedMemoryRegisterRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_register_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__cuda_shared_memory_register_request__pack_to_buffer
+                     (const Inference__CudaSharedMemoryRegisterRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_register_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__CudaSharedMemoryRegisterRequest *
+       inference__cuda_shared_memory_register_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__CudaSharedMemoryRegisterRequest *)
+     protobuf_c_message_unpack (&inference__cuda_shared_memory_register_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__cuda_shared_memory_register_request__free_unpacked
+                     (Inference__CudaSharedMemoryRegisterRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__cuda_shared_memory_register_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__cuda_shared_memory_register_response__init
+                     (Inference__CudaSharedMemoryRegisterResponse         *message)
+{
+  static const Inference__CudaSharedMemoryRegisterResponse init_value = INFERENCE__CUDA_SHARED_MEMORY_REGISTER_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__cuda_shared_memory_register_response__get_packed_size
+                     (const Inference__CudaSharedMemoryRegisterResponse *message)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_register_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__cuda_shared_memory_register_response__pack
+                     (const Inference__CudaSharedMemoryRegisterResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_register_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__cuda_shared_memory_register_response__pack_to_buffer
+                     (const Inference__CudaSharedMemoryRegisterResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_register_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__CudaSharedMemoryRegisterResponse *
+       inference__cuda_shared_memory_register_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__CudaSharedMemoryRegisterResponse *)
+     protobuf_c_message_unpack (&inference__cuda_shared_memory_register_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__cuda_shared_memory_register_response__free_unpacked
+                     (Inference__CudaSharedMemoryRegisterResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__cuda_shared_memory_register_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__cuda_shared_memory_unregister_request__init
+                     (Inference__CudaSharedMemoryUnregisterRequest         *message)
+{
+  static const Inference__CudaSharedMemoryUnregisterRequest init_value = INFERENCE__CUDA_SHARED_MEMORY_UNREGISTER_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__cuda_shared_memory_unregister_request__get_packed_size
+                     (const Inference__CudaSharedMemoryUnregisterRequest *message)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_unregister_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__cuda_shared_memory_unregister_request__pack
+                     (const Inference__CudaSharedMemoryUnregisterRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_unregister_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__cuda_shared_memory_unregister_request__pack_to_buffer
+                     (const Inference__CudaSharedMemoryUnregisterRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_unregister_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__CudaSharedMemoryUnregisterRequest *
+       inference__cuda_shared_memory_unregister_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__CudaSharedMemoryUnregisterRequest *)
+     protobuf_c_message_unpack (&inference__cuda_shared_memory_unregister_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__cuda_shared_memory_unregister_request__free_unpacked
+                     (Inference__CudaSharedMemoryUnregisterRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__cuda_shared_memory_unregister_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__cuda_shared_memory_unregister_response__init
+                     (Inference__CudaSharedMemoryUnregisterResponse         *message)
+{
+  static const Inference__CudaSharedMemoryUnregisterResponse init_value = INFERENCE__CUDA_SHARED_MEMORY_UNREGISTER_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__cuda_shared_memory_unregister_response__get_packed_size
+                     (const Inference__CudaSharedMemoryUnregisterResponse *message)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_unregister_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__cuda_shared_memory_unregister_response__pack
+                     (const Inference__CudaSharedMemoryUnregisterResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_unregister_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__cuda_shared_memory_unregister_response__pack_to_buffer
+                     (const Inference__CudaSharedMemoryUnregisterResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__cuda_shared_memory_unregister_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__CudaSharedMemoryUnregisterResponse *
+       inference__cuda_shared_memory_unregister_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__CudaSharedMemoryUnregisterResponse *)
+     protobuf_c_message_unpack (&inference__cuda_shared_memory_unregister_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__cuda_shared_memory_unregister_response__free_unpacked
+                     (Inference__CudaSharedMemoryUnregisterResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__cuda_shared_memory_unregister_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__trace_setting_request__setting_value__init
+                     (Inference__TraceSettingRequest__SettingValue         *message)
+{
+  static const Inference__TraceSettingRequest__SettingValue init_value = INFERENCE__TRACE_SETTING_REQUEST__SETTING_VALUE__INIT;
+  *message = init_value;
+}
+void   inference__trace_setting_request__settings_entry__init
+                     (Inference__TraceSettingRequest__SettingsEntry         *message)
+{
+  static const Inference__TraceSettingRequest__SettingsEntry init_value = INFERENCE__TRACE_SETTING_REQUEST__SETTINGS_ENTRY__INIT;
+  *message = init_value;
+}
+void   inference__trace_setting_request__init
+                     (Inference__TraceSettingRequest         *message)
+{
+  static const Inference__TraceSettingRequest init_value = INFERENCE__TRACE_SETTING_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__trace_setting_request__get_packed_size
+                     (const Inference__TraceSettingRequest *message)
+{
+  assert(message->base.descriptor == &inference__trace_setting_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__trace_setting_request__pack
+                     (const Inference__TraceSettingRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__trace_setting_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__trace_setting_request__pack_to_buffer
+                     (const Inference__TraceSettingRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__trace_setting_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__TraceSettingRequest *
+       inference__trace_setting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__TraceSettingRequest *)
+     protobuf_c_message_unpack (&inference__trace_setting_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__trace_setting_request__free_unpacked
+                     (Inference__TraceSettingRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__trace_setting_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__trace_setting_response__setting_value__init
+                     (Inference__TraceSettingResponse__SettingValue         *message)
+{
+  static const Inference__TraceSettingResponse__SettingValue init_value = INFERENCE__TRACE_SETTING_RESPONSE__SETTING_VALUE__INIT;
+  *message = init_value;
+}
+void   inference__trace_setting_response__settings_entry__init
+                     (Inference__TraceSettingResponse__SettingsEntry         *message)
+{
+  static const Inference__TraceSettingResponse__SettingsEntry init_value = INFERENCE__TRACE_SETTING_RESPONSE__SETTINGS_ENTRY__INIT;
+  *message = init_value;
+}
+void   inference__trace_setting_response__init
+                     (Inference__TraceSettingResponse         *message)
+{
+  static const Inference__TraceSettingResponse init_value = INFERENCE__TRACE_SETTING_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__trace_setting_response__get_packed_size
+                     (const Inference__TraceSettingResponse *message)
+{
+  assert(message->base.descriptor == &inference__trace_setting_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__trace_setting_response__pack
+                     (const Inference__TraceSettingResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__trace_setting_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__trace_setting_response__pack_to_buffer
+                     (const Inference__TraceSettingResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__trace_setting_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__TraceSettingResponse *
+       inference__trace_setting_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__TraceSettingResponse *)
+     protobuf_c_message_unpack (&inference__trace_setting_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__trace_setting_response__free_unpacked
+                     (Inference__TraceSettingResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__trace_setting_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__log_settings_request__setting_value__init
+                     (Inference__LogSettingsRequest__SettingValue         *message)
+{
+  static const Inference__LogSettingsRequest__SettingValue init_value = INFERENCE__LOG_SETTINGS_REQUEST__SETTING_VALUE__INIT;
+  *message = init_value;
+}
+void   inference__log_settings_request__settings_entry__init
+                     (Inference__LogSettingsRequest__SettingsEntry         *message)
+{
+  static const Inference__LogSettingsRequest__SettingsEntry init_value = INFERENCE__LOG_SETTINGS_REQUEST__SETTINGS_ENTRY__INIT;
+  *message = init_value;
+}
+void   inference__log_settings_request__init
+                     (Inference__LogSettingsRequest         *message)
+{
+  static const Inference__LogSettingsRequest init_value = INFERENCE__LOG_SETTINGS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t inference__log_settings_request__get_packed_size
+                     (const Inference__LogSettingsRequest *message)
+{
+  assert(message->base.descriptor == &inference__log_settings_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__log_settings_request__pack
+                     (const Inference__LogSettingsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__log_settings_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__log_settings_request__pack_to_buffer
+                     (const Inference__LogSettingsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__log_settings_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__LogSettingsRequest *
+       inference__log_settings_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__LogSettingsRequest *)
+     protobuf_c_message_unpack (&inference__log_settings_request__descriptor,
+                                allocator, len, data);
+}
+void   inference__log_settings_request__free_unpacked
+                     (Inference__LogSettingsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__log_settings_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   inference__log_settings_response__setting_value__init
+                     (Inference__LogSettingsResponse__SettingValue         *message)
+{
+  static const Inference__LogSettingsResponse__SettingValue init_value = INFERENCE__LOG_SETTINGS_RESPONSE__SETTING_VALUE__INIT;
+  *message = init_value;
+}
+void   inference__log_settings_response__settings_entry__init
+                     (Inference__LogSettingsResponse__SettingsEntry         *message)
+{
+  static const Inference__LogSettingsResponse__SettingsEntry init_value = INFERENCE__LOG_SETTINGS_RESPONSE__SETTINGS_ENTRY__INIT;
+  *message = init_value;
+}
+void   inference__log_settings_response__init
+                     (Inference__LogSettingsResponse         *message)
+{
+  static const Inference__LogSettingsResponse init_value = INFERENCE__LOG_SETTINGS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t inference__log_settings_response__get_packed_size
+                     (const Inference__LogSettingsResponse *message)
+{
+  assert(message->base.descriptor == &inference__log_settings_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t inference__log_settings_response__pack
+                     (const Inference__LogSettingsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &inference__log_settings_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t inference__log_settings_response__pack_to_buffer
+                     (const Inference__LogSettingsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &inference__log_settings_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Inference__LogSettingsResponse *
+       inference__log_settings_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Inference__LogSettingsResponse *)
+     protobuf_c_message_unpack (&inference__log_settings_response__descriptor,
+                                allocator, len, data);
+}
+void   inference__log_settings_response__free_unpacked
+                     (Inference__LogSettingsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &inference__log_settings_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 #define inference__server_live_request__field_descriptors NULL
 #define inference__server_live_request__field_indices_by_name NULL
 #define inference__server_live_request__number_ranges NULL
@@ -3084,7 +4209,1786 @@ const ProtobufCMessageDescriptor inference__model_statistics_response__descripto
   (ProtobufCMessageInit) inference__model_statistics_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor inference__grpcinference_service__method_descriptors[9] =
+static const ProtobufCFieldDescriptor inference__repository_index_request__field_descriptors[2] =
+{
+  {
+    "repository_name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryIndexRequest, repository_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ready",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryIndexRequest, ready),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__repository_index_request__field_indices_by_name[] = {
+  1,   /* field[1] = ready */
+  0,   /* field[0] = repository_name */
+};
+static const ProtobufCIntRange inference__repository_index_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor inference__repository_index_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.RepositoryIndexRequest",
+  "RepositoryIndexRequest",
+  "Inference__RepositoryIndexRequest",
+  "inference",
+  sizeof(Inference__RepositoryIndexRequest),
+  2,
+  inference__repository_index_request__field_descriptors,
+  inference__repository_index_request__field_indices_by_name,
+  1,  inference__repository_index_request__number_ranges,
+  (ProtobufCMessageInit) inference__repository_index_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__repository_index_response__model_index__field_descriptors[4] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryIndexResponse__ModelIndex, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryIndexResponse__ModelIndex, version),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryIndexResponse__ModelIndex, state),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryIndexResponse__ModelIndex, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__repository_index_response__model_index__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  3,   /* field[3] = reason */
+  2,   /* field[2] = state */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange inference__repository_index_response__model_index__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor inference__repository_index_response__model_index__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.RepositoryIndexResponse.ModelIndex",
+  "ModelIndex",
+  "Inference__RepositoryIndexResponse__ModelIndex",
+  "inference",
+  sizeof(Inference__RepositoryIndexResponse__ModelIndex),
+  4,
+  inference__repository_index_response__model_index__field_descriptors,
+  inference__repository_index_response__model_index__field_indices_by_name,
+  1,  inference__repository_index_response__model_index__number_ranges,
+  (ProtobufCMessageInit) inference__repository_index_response__model_index__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__repository_index_response__field_descriptors[1] =
+{
+  {
+    "models",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Inference__RepositoryIndexResponse, n_models),
+    offsetof(Inference__RepositoryIndexResponse, models),
+    &inference__repository_index_response__model_index__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__repository_index_response__field_indices_by_name[] = {
+  0,   /* field[0] = models */
+};
+static const ProtobufCIntRange inference__repository_index_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__repository_index_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.RepositoryIndexResponse",
+  "RepositoryIndexResponse",
+  "Inference__RepositoryIndexResponse",
+  "inference",
+  sizeof(Inference__RepositoryIndexResponse),
+  1,
+  inference__repository_index_response__field_descriptors,
+  inference__repository_index_response__field_indices_by_name,
+  1,  inference__repository_index_response__number_ranges,
+  (ProtobufCMessageInit) inference__repository_index_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__model_repository_parameter__field_descriptors[4] =
+{
+  {
+    "bool_param",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Inference__ModelRepositoryParameter, parameter_choice_case),
+    offsetof(Inference__ModelRepositoryParameter, bool_param),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "int64_param",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Inference__ModelRepositoryParameter, parameter_choice_case),
+    offsetof(Inference__ModelRepositoryParameter, int64_param),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "string_param",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Inference__ModelRepositoryParameter, parameter_choice_case),
+    offsetof(Inference__ModelRepositoryParameter, string_param),
+    NULL,
+    &protobuf_c_empty_string,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bytes_param",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Inference__ModelRepositoryParameter, parameter_choice_case),
+    offsetof(Inference__ModelRepositoryParameter, bytes_param),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__model_repository_parameter__field_indices_by_name[] = {
+  0,   /* field[0] = bool_param */
+  3,   /* field[3] = bytes_param */
+  1,   /* field[1] = int64_param */
+  2,   /* field[2] = string_param */
+};
+static const ProtobufCIntRange inference__model_repository_parameter__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor inference__model_repository_parameter__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.ModelRepositoryParameter",
+  "ModelRepositoryParameter",
+  "Inference__ModelRepositoryParameter",
+  "inference",
+  sizeof(Inference__ModelRepositoryParameter),
+  4,
+  inference__model_repository_parameter__field_descriptors,
+  inference__model_repository_parameter__field_indices_by_name,
+  1,  inference__model_repository_parameter__number_ranges,
+  (ProtobufCMessageInit) inference__model_repository_parameter__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__repository_model_load_request__parameters_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryModelLoadRequest__ParametersEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryModelLoadRequest__ParametersEntry, value),
+    &inference__model_repository_parameter__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__repository_model_load_request__parameters_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange inference__repository_model_load_request__parameters_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor inference__repository_model_load_request__parameters_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.RepositoryModelLoadRequest.ParametersEntry",
+  "ParametersEntry",
+  "Inference__RepositoryModelLoadRequest__ParametersEntry",
+  "inference",
+  sizeof(Inference__RepositoryModelLoadRequest__ParametersEntry),
+  2,
+  inference__repository_model_load_request__parameters_entry__field_descriptors,
+  inference__repository_model_load_request__parameters_entry__field_indices_by_name,
+  1,  inference__repository_model_load_request__parameters_entry__number_ranges,
+  (ProtobufCMessageInit) inference__repository_model_load_request__parameters_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__repository_model_load_request__field_descriptors[3] =
+{
+  {
+    "repository_name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryModelLoadRequest, repository_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "model_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryModelLoadRequest, model_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "parameters",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Inference__RepositoryModelLoadRequest, n_parameters),
+    offsetof(Inference__RepositoryModelLoadRequest, parameters),
+    &inference__repository_model_load_request__parameters_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__repository_model_load_request__field_indices_by_name[] = {
+  1,   /* field[1] = model_name */
+  2,   /* field[2] = parameters */
+  0,   /* field[0] = repository_name */
+};
+static const ProtobufCIntRange inference__repository_model_load_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor inference__repository_model_load_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.RepositoryModelLoadRequest",
+  "RepositoryModelLoadRequest",
+  "Inference__RepositoryModelLoadRequest",
+  "inference",
+  sizeof(Inference__RepositoryModelLoadRequest),
+  3,
+  inference__repository_model_load_request__field_descriptors,
+  inference__repository_model_load_request__field_indices_by_name,
+  1,  inference__repository_model_load_request__number_ranges,
+  (ProtobufCMessageInit) inference__repository_model_load_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define inference__repository_model_load_response__field_descriptors NULL
+#define inference__repository_model_load_response__field_indices_by_name NULL
+#define inference__repository_model_load_response__number_ranges NULL
+const ProtobufCMessageDescriptor inference__repository_model_load_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.RepositoryModelLoadResponse",
+  "RepositoryModelLoadResponse",
+  "Inference__RepositoryModelLoadResponse",
+  "inference",
+  sizeof(Inference__RepositoryModelLoadResponse),
+  0,
+  inference__repository_model_load_response__field_descriptors,
+  inference__repository_model_load_response__field_indices_by_name,
+  0,  inference__repository_model_load_response__number_ranges,
+  (ProtobufCMessageInit) inference__repository_model_load_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__repository_model_unload_request__parameters_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryModelUnloadRequest__ParametersEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryModelUnloadRequest__ParametersEntry, value),
+    &inference__model_repository_parameter__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__repository_model_unload_request__parameters_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange inference__repository_model_unload_request__parameters_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor inference__repository_model_unload_request__parameters_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.RepositoryModelUnloadRequest.ParametersEntry",
+  "ParametersEntry",
+  "Inference__RepositoryModelUnloadRequest__ParametersEntry",
+  "inference",
+  sizeof(Inference__RepositoryModelUnloadRequest__ParametersEntry),
+  2,
+  inference__repository_model_unload_request__parameters_entry__field_descriptors,
+  inference__repository_model_unload_request__parameters_entry__field_indices_by_name,
+  1,  inference__repository_model_unload_request__parameters_entry__number_ranges,
+  (ProtobufCMessageInit) inference__repository_model_unload_request__parameters_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__repository_model_unload_request__field_descriptors[3] =
+{
+  {
+    "repository_name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryModelUnloadRequest, repository_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "model_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__RepositoryModelUnloadRequest, model_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "parameters",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Inference__RepositoryModelUnloadRequest, n_parameters),
+    offsetof(Inference__RepositoryModelUnloadRequest, parameters),
+    &inference__repository_model_unload_request__parameters_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__repository_model_unload_request__field_indices_by_name[] = {
+  1,   /* field[1] = model_name */
+  2,   /* field[2] = parameters */
+  0,   /* field[0] = repository_name */
+};
+static const ProtobufCIntRange inference__repository_model_unload_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor inference__repository_model_unload_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.RepositoryModelUnloadRequest",
+  "RepositoryModelUnloadRequest",
+  "Inference__RepositoryModelUnloadRequest",
+  "inference",
+  sizeof(Inference__RepositoryModelUnloadRequest),
+  3,
+  inference__repository_model_unload_request__field_descriptors,
+  inference__repository_model_unload_request__field_indices_by_name,
+  1,  inference__repository_model_unload_request__number_ranges,
+  (ProtobufCMessageInit) inference__repository_model_unload_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define inference__repository_model_unload_response__field_descriptors NULL
+#define inference__repository_model_unload_response__field_indices_by_name NULL
+#define inference__repository_model_unload_response__number_ranges NULL
+const ProtobufCMessageDescriptor inference__repository_model_unload_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.RepositoryModelUnloadResponse",
+  "RepositoryModelUnloadResponse",
+  "Inference__RepositoryModelUnloadResponse",
+  "inference",
+  sizeof(Inference__RepositoryModelUnloadResponse),
+  0,
+  inference__repository_model_unload_response__field_descriptors,
+  inference__repository_model_unload_response__field_indices_by_name,
+  0,  inference__repository_model_unload_response__number_ranges,
+  (ProtobufCMessageInit) inference__repository_model_unload_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__system_shared_memory_status_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryStatusRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__system_shared_memory_status_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange inference__system_shared_memory_status_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__system_shared_memory_status_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.SystemSharedMemoryStatusRequest",
+  "SystemSharedMemoryStatusRequest",
+  "Inference__SystemSharedMemoryStatusRequest",
+  "inference",
+  sizeof(Inference__SystemSharedMemoryStatusRequest),
+  1,
+  inference__system_shared_memory_status_request__field_descriptors,
+  inference__system_shared_memory_status_request__field_indices_by_name,
+  1,  inference__system_shared_memory_status_request__number_ranges,
+  (ProtobufCMessageInit) inference__system_shared_memory_status_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__system_shared_memory_status_response__region_status__field_descriptors[4] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryStatusResponse__RegionStatus, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "key",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryStatusResponse__RegionStatus, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryStatusResponse__RegionStatus, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "byte_size",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryStatusResponse__RegionStatus, byte_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__system_shared_memory_status_response__region_status__field_indices_by_name[] = {
+  3,   /* field[3] = byte_size */
+  1,   /* field[1] = key */
+  0,   /* field[0] = name */
+  2,   /* field[2] = offset */
+};
+static const ProtobufCIntRange inference__system_shared_memory_status_response__region_status__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor inference__system_shared_memory_status_response__region_status__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.SystemSharedMemoryStatusResponse.RegionStatus",
+  "RegionStatus",
+  "Inference__SystemSharedMemoryStatusResponse__RegionStatus",
+  "inference",
+  sizeof(Inference__SystemSharedMemoryStatusResponse__RegionStatus),
+  4,
+  inference__system_shared_memory_status_response__region_status__field_descriptors,
+  inference__system_shared_memory_status_response__region_status__field_indices_by_name,
+  1,  inference__system_shared_memory_status_response__region_status__number_ranges,
+  (ProtobufCMessageInit) inference__system_shared_memory_status_response__region_status__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__system_shared_memory_status_response__regions_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryStatusResponse__RegionsEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryStatusResponse__RegionsEntry, value),
+    &inference__system_shared_memory_status_response__region_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__system_shared_memory_status_response__regions_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange inference__system_shared_memory_status_response__regions_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor inference__system_shared_memory_status_response__regions_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.SystemSharedMemoryStatusResponse.RegionsEntry",
+  "RegionsEntry",
+  "Inference__SystemSharedMemoryStatusResponse__RegionsEntry",
+  "inference",
+  sizeof(Inference__SystemSharedMemoryStatusResponse__RegionsEntry),
+  2,
+  inference__system_shared_memory_status_response__regions_entry__field_descriptors,
+  inference__system_shared_memory_status_response__regions_entry__field_indices_by_name,
+  1,  inference__system_shared_memory_status_response__regions_entry__number_ranges,
+  (ProtobufCMessageInit) inference__system_shared_memory_status_response__regions_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__system_shared_memory_status_response__field_descriptors[1] =
+{
+  {
+    "regions",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Inference__SystemSharedMemoryStatusResponse, n_regions),
+    offsetof(Inference__SystemSharedMemoryStatusResponse, regions),
+    &inference__system_shared_memory_status_response__regions_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__system_shared_memory_status_response__field_indices_by_name[] = {
+  0,   /* field[0] = regions */
+};
+static const ProtobufCIntRange inference__system_shared_memory_status_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__system_shared_memory_status_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.SystemSharedMemoryStatusResponse",
+  "SystemSharedMemoryStatusResponse",
+  "Inference__SystemSharedMemoryStatusResponse",
+  "inference",
+  sizeof(Inference__SystemSharedMemoryStatusResponse),
+  1,
+  inference__system_shared_memory_status_response__field_descriptors,
+  inference__system_shared_memory_status_response__field_indices_by_name,
+  1,  inference__system_shared_memory_status_response__number_ranges,
+  (ProtobufCMessageInit) inference__system_shared_memory_status_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__system_shared_memory_register_request__field_descriptors[4] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryRegisterRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "key",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryRegisterRequest, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryRegisterRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "byte_size",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryRegisterRequest, byte_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__system_shared_memory_register_request__field_indices_by_name[] = {
+  3,   /* field[3] = byte_size */
+  1,   /* field[1] = key */
+  0,   /* field[0] = name */
+  2,   /* field[2] = offset */
+};
+static const ProtobufCIntRange inference__system_shared_memory_register_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor inference__system_shared_memory_register_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.SystemSharedMemoryRegisterRequest",
+  "SystemSharedMemoryRegisterRequest",
+  "Inference__SystemSharedMemoryRegisterRequest",
+  "inference",
+  sizeof(Inference__SystemSharedMemoryRegisterRequest),
+  4,
+  inference__system_shared_memory_register_request__field_descriptors,
+  inference__system_shared_memory_register_request__field_indices_by_name,
+  1,  inference__system_shared_memory_register_request__number_ranges,
+  (ProtobufCMessageInit) inference__system_shared_memory_register_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define inference__system_shared_memory_register_response__field_descriptors NULL
+#define inference__system_shared_memory_register_response__field_indices_by_name NULL
+#define inference__system_shared_memory_register_response__number_ranges NULL
+const ProtobufCMessageDescriptor inference__system_shared_memory_register_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.SystemSharedMemoryRegisterResponse",
+  "SystemSharedMemoryRegisterResponse",
+  "Inference__SystemSharedMemoryRegisterResponse",
+  "inference",
+  sizeof(Inference__SystemSharedMemoryRegisterResponse),
+  0,
+  inference__system_shared_memory_register_response__field_descriptors,
+  inference__system_shared_memory_register_response__field_indices_by_name,
+  0,  inference__system_shared_memory_register_response__number_ranges,
+  (ProtobufCMessageInit) inference__system_shared_memory_register_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__system_shared_memory_unregister_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__SystemSharedMemoryUnregisterRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__system_shared_memory_unregister_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange inference__system_shared_memory_unregister_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__system_shared_memory_unregister_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.SystemSharedMemoryUnregisterRequest",
+  "SystemSharedMemoryUnregisterRequest",
+  "Inference__SystemSharedMemoryUnregisterRequest",
+  "inference",
+  sizeof(Inference__SystemSharedMemoryUnregisterRequest),
+  1,
+  inference__system_shared_memory_unregister_request__field_descriptors,
+  inference__system_shared_memory_unregister_request__field_indices_by_name,
+  1,  inference__system_shared_memory_unregister_request__number_ranges,
+  (ProtobufCMessageInit) inference__system_shared_memory_unregister_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define inference__system_shared_memory_unregister_response__field_descriptors NULL
+#define inference__system_shared_memory_unregister_response__field_indices_by_name NULL
+#define inference__system_shared_memory_unregister_response__number_ranges NULL
+const ProtobufCMessageDescriptor inference__system_shared_memory_unregister_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.SystemSharedMemoryUnregisterResponse",
+  "SystemSharedMemoryUnregisterResponse",
+  "Inference__SystemSharedMemoryUnregisterResponse",
+  "inference",
+  sizeof(Inference__SystemSharedMemoryUnregisterResponse),
+  0,
+  inference__system_shared_memory_unregister_response__field_descriptors,
+  inference__system_shared_memory_unregister_response__field_indices_by_name,
+  0,  inference__system_shared_memory_unregister_response__number_ranges,
+  (ProtobufCMessageInit) inference__system_shared_memory_unregister_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__cuda_shared_memory_status_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryStatusRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__cuda_shared_memory_status_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange inference__cuda_shared_memory_status_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__cuda_shared_memory_status_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.CudaSharedMemoryStatusRequest",
+  "CudaSharedMemoryStatusRequest",
+  "Inference__CudaSharedMemoryStatusRequest",
+  "inference",
+  sizeof(Inference__CudaSharedMemoryStatusRequest),
+  1,
+  inference__cuda_shared_memory_status_request__field_descriptors,
+  inference__cuda_shared_memory_status_request__field_indices_by_name,
+  1,  inference__cuda_shared_memory_status_request__number_ranges,
+  (ProtobufCMessageInit) inference__cuda_shared_memory_status_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__cuda_shared_memory_status_response__region_status__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryStatusResponse__RegionStatus, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "device_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryStatusResponse__RegionStatus, device_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "byte_size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryStatusResponse__RegionStatus, byte_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__cuda_shared_memory_status_response__region_status__field_indices_by_name[] = {
+  2,   /* field[2] = byte_size */
+  1,   /* field[1] = device_id */
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange inference__cuda_shared_memory_status_response__region_status__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor inference__cuda_shared_memory_status_response__region_status__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.CudaSharedMemoryStatusResponse.RegionStatus",
+  "RegionStatus",
+  "Inference__CudaSharedMemoryStatusResponse__RegionStatus",
+  "inference",
+  sizeof(Inference__CudaSharedMemoryStatusResponse__RegionStatus),
+  3,
+  inference__cuda_shared_memory_status_response__region_status__field_descriptors,
+  inference__cuda_shared_memory_status_response__region_status__field_indices_by_name,
+  1,  inference__cuda_shared_memory_status_response__region_status__number_ranges,
+  (ProtobufCMessageInit) inference__cuda_shared_memory_status_response__region_status__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__cuda_shared_memory_status_response__regions_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryStatusResponse__RegionsEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryStatusResponse__RegionsEntry, value),
+    &inference__cuda_shared_memory_status_response__region_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__cuda_shared_memory_status_response__regions_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange inference__cuda_shared_memory_status_response__regions_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor inference__cuda_shared_memory_status_response__regions_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.CudaSharedMemoryStatusResponse.RegionsEntry",
+  "RegionsEntry",
+  "Inference__CudaSharedMemoryStatusResponse__RegionsEntry",
+  "inference",
+  sizeof(Inference__CudaSharedMemoryStatusResponse__RegionsEntry),
+  2,
+  inference__cuda_shared_memory_status_response__regions_entry__field_descriptors,
+  inference__cuda_shared_memory_status_response__regions_entry__field_indices_by_name,
+  1,  inference__cuda_shared_memory_status_response__regions_entry__number_ranges,
+  (ProtobufCMessageInit) inference__cuda_shared_memory_status_response__regions_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__cuda_shared_memory_status_response__field_descriptors[1] =
+{
+  {
+    "regions",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Inference__CudaSharedMemoryStatusResponse, n_regions),
+    offsetof(Inference__CudaSharedMemoryStatusResponse, regions),
+    &inference__cuda_shared_memory_status_response__regions_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__cuda_shared_memory_status_response__field_indices_by_name[] = {
+  0,   /* field[0] = regions */
+};
+static const ProtobufCIntRange inference__cuda_shared_memory_status_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__cuda_shared_memory_status_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.CudaSharedMemoryStatusResponse",
+  "CudaSharedMemoryStatusResponse",
+  "Inference__CudaSharedMemoryStatusResponse",
+  "inference",
+  sizeof(Inference__CudaSharedMemoryStatusResponse),
+  1,
+  inference__cuda_shared_memory_status_response__field_descriptors,
+  inference__cuda_shared_memory_status_response__field_indices_by_name,
+  1,  inference__cuda_shared_memory_status_response__number_ranges,
+  (ProtobufCMessageInit) inference__cuda_shared_memory_status_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__cuda_shared_memory_register_request__field_descriptors[4] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryRegisterRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "raw_handle",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryRegisterRequest, raw_handle),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "device_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryRegisterRequest, device_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "byte_size",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryRegisterRequest, byte_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__cuda_shared_memory_register_request__field_indices_by_name[] = {
+  3,   /* field[3] = byte_size */
+  2,   /* field[2] = device_id */
+  0,   /* field[0] = name */
+  1,   /* field[1] = raw_handle */
+};
+static const ProtobufCIntRange inference__cuda_shared_memory_register_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor inference__cuda_shared_memory_register_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.CudaSharedMemoryRegisterRequest",
+  "CudaSharedMemoryRegisterRequest",
+  "Inference__CudaSharedMemoryRegisterRequest",
+  "inference",
+  sizeof(Inference__CudaSharedMemoryRegisterRequest),
+  4,
+  inference__cuda_shared_memory_register_request__field_descriptors,
+  inference__cuda_shared_memory_register_request__field_indices_by_name,
+  1,  inference__cuda_shared_memory_register_request__number_ranges,
+  (ProtobufCMessageInit) inference__cuda_shared_memory_register_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define inference__cuda_shared_memory_register_response__field_descriptors NULL
+#define inference__cuda_shared_memory_register_response__field_indices_by_name NULL
+#define inference__cuda_shared_memory_register_response__number_ranges NULL
+const ProtobufCMessageDescriptor inference__cuda_shared_memory_register_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.CudaSharedMemoryRegisterResponse",
+  "CudaSharedMemoryRegisterResponse",
+  "Inference__CudaSharedMemoryRegisterResponse",
+  "inference",
+  sizeof(Inference__CudaSharedMemoryRegisterResponse),
+  0,
+  inference__cuda_shared_memory_register_response__field_descriptors,
+  inference__cuda_shared_memory_register_response__field_indices_by_name,
+  0,  inference__cuda_shared_memory_register_response__number_ranges,
+  (ProtobufCMessageInit) inference__cuda_shared_memory_register_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__cuda_shared_memory_unregister_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__CudaSharedMemoryUnregisterRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__cuda_shared_memory_unregister_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange inference__cuda_shared_memory_unregister_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__cuda_shared_memory_unregister_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.CudaSharedMemoryUnregisterRequest",
+  "CudaSharedMemoryUnregisterRequest",
+  "Inference__CudaSharedMemoryUnregisterRequest",
+  "inference",
+  sizeof(Inference__CudaSharedMemoryUnregisterRequest),
+  1,
+  inference__cuda_shared_memory_unregister_request__field_descriptors,
+  inference__cuda_shared_memory_unregister_request__field_indices_by_name,
+  1,  inference__cuda_shared_memory_unregister_request__number_ranges,
+  (ProtobufCMessageInit) inference__cuda_shared_memory_unregister_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define inference__cuda_shared_memory_unregister_response__field_descriptors NULL
+#define inference__cuda_shared_memory_unregister_response__field_indices_by_name NULL
+#define inference__cuda_shared_memory_unregister_response__number_ranges NULL
+const ProtobufCMessageDescriptor inference__cuda_shared_memory_unregister_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.CudaSharedMemoryUnregisterResponse",
+  "CudaSharedMemoryUnregisterResponse",
+  "Inference__CudaSharedMemoryUnregisterResponse",
+  "inference",
+  sizeof(Inference__CudaSharedMemoryUnregisterResponse),
+  0,
+  inference__cuda_shared_memory_unregister_response__field_descriptors,
+  inference__cuda_shared_memory_unregister_response__field_indices_by_name,
+  0,  inference__cuda_shared_memory_unregister_response__number_ranges,
+  (ProtobufCMessageInit) inference__cuda_shared_memory_unregister_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__trace_setting_request__setting_value__field_descriptors[1] =
+{
+  {
+    "value",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Inference__TraceSettingRequest__SettingValue, n_value),
+    offsetof(Inference__TraceSettingRequest__SettingValue, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__trace_setting_request__setting_value__field_indices_by_name[] = {
+  0,   /* field[0] = value */
+};
+static const ProtobufCIntRange inference__trace_setting_request__setting_value__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__trace_setting_request__setting_value__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.TraceSettingRequest.SettingValue",
+  "SettingValue",
+  "Inference__TraceSettingRequest__SettingValue",
+  "inference",
+  sizeof(Inference__TraceSettingRequest__SettingValue),
+  1,
+  inference__trace_setting_request__setting_value__field_descriptors,
+  inference__trace_setting_request__setting_value__field_indices_by_name,
+  1,  inference__trace_setting_request__setting_value__number_ranges,
+  (ProtobufCMessageInit) inference__trace_setting_request__setting_value__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__trace_setting_request__settings_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__TraceSettingRequest__SettingsEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Inference__TraceSettingRequest__SettingsEntry, value),
+    &inference__trace_setting_request__setting_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__trace_setting_request__settings_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange inference__trace_setting_request__settings_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor inference__trace_setting_request__settings_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.TraceSettingRequest.SettingsEntry",
+  "SettingsEntry",
+  "Inference__TraceSettingRequest__SettingsEntry",
+  "inference",
+  sizeof(Inference__TraceSettingRequest__SettingsEntry),
+  2,
+  inference__trace_setting_request__settings_entry__field_descriptors,
+  inference__trace_setting_request__settings_entry__field_indices_by_name,
+  1,  inference__trace_setting_request__settings_entry__number_ranges,
+  (ProtobufCMessageInit) inference__trace_setting_request__settings_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__trace_setting_request__field_descriptors[2] =
+{
+  {
+    "settings",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Inference__TraceSettingRequest, n_settings),
+    offsetof(Inference__TraceSettingRequest, settings),
+    &inference__trace_setting_request__settings_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "model_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__TraceSettingRequest, model_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__trace_setting_request__field_indices_by_name[] = {
+  1,   /* field[1] = model_name */
+  0,   /* field[0] = settings */
+};
+static const ProtobufCIntRange inference__trace_setting_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor inference__trace_setting_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.TraceSettingRequest",
+  "TraceSettingRequest",
+  "Inference__TraceSettingRequest",
+  "inference",
+  sizeof(Inference__TraceSettingRequest),
+  2,
+  inference__trace_setting_request__field_descriptors,
+  inference__trace_setting_request__field_indices_by_name,
+  1,  inference__trace_setting_request__number_ranges,
+  (ProtobufCMessageInit) inference__trace_setting_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__trace_setting_response__setting_value__field_descriptors[1] =
+{
+  {
+    "value",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Inference__TraceSettingResponse__SettingValue, n_value),
+    offsetof(Inference__TraceSettingResponse__SettingValue, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__trace_setting_response__setting_value__field_indices_by_name[] = {
+  0,   /* field[0] = value */
+};
+static const ProtobufCIntRange inference__trace_setting_response__setting_value__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__trace_setting_response__setting_value__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.TraceSettingResponse.SettingValue",
+  "SettingValue",
+  "Inference__TraceSettingResponse__SettingValue",
+  "inference",
+  sizeof(Inference__TraceSettingResponse__SettingValue),
+  1,
+  inference__trace_setting_response__setting_value__field_descriptors,
+  inference__trace_setting_response__setting_value__field_indices_by_name,
+  1,  inference__trace_setting_response__setting_value__number_ranges,
+  (ProtobufCMessageInit) inference__trace_setting_response__setting_value__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__trace_setting_response__settings_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__TraceSettingResponse__SettingsEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Inference__TraceSettingResponse__SettingsEntry, value),
+    &inference__trace_setting_response__setting_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__trace_setting_response__settings_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange inference__trace_setting_response__settings_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor inference__trace_setting_response__settings_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.TraceSettingResponse.SettingsEntry",
+  "SettingsEntry",
+  "Inference__TraceSettingResponse__SettingsEntry",
+  "inference",
+  sizeof(Inference__TraceSettingResponse__SettingsEntry),
+  2,
+  inference__trace_setting_response__settings_entry__field_descriptors,
+  inference__trace_setting_response__settings_entry__field_indices_by_name,
+  1,  inference__trace_setting_response__settings_entry__number_ranges,
+  (ProtobufCMessageInit) inference__trace_setting_response__settings_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__trace_setting_response__field_descriptors[1] =
+{
+  {
+    "settings",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Inference__TraceSettingResponse, n_settings),
+    offsetof(Inference__TraceSettingResponse, settings),
+    &inference__trace_setting_response__settings_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__trace_setting_response__field_indices_by_name[] = {
+  0,   /* field[0] = settings */
+};
+static const ProtobufCIntRange inference__trace_setting_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__trace_setting_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.TraceSettingResponse",
+  "TraceSettingResponse",
+  "Inference__TraceSettingResponse",
+  "inference",
+  sizeof(Inference__TraceSettingResponse),
+  1,
+  inference__trace_setting_response__field_descriptors,
+  inference__trace_setting_response__field_indices_by_name,
+  1,  inference__trace_setting_response__number_ranges,
+  (ProtobufCMessageInit) inference__trace_setting_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__log_settings_request__setting_value__field_descriptors[3] =
+{
+  {
+    "bool_param",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Inference__LogSettingsRequest__SettingValue, parameter_choice_case),
+    offsetof(Inference__LogSettingsRequest__SettingValue, bool_param),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uint32_param",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Inference__LogSettingsRequest__SettingValue, parameter_choice_case),
+    offsetof(Inference__LogSettingsRequest__SettingValue, uint32_param),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "string_param",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Inference__LogSettingsRequest__SettingValue, parameter_choice_case),
+    offsetof(Inference__LogSettingsRequest__SettingValue, string_param),
+    NULL,
+    &protobuf_c_empty_string,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__log_settings_request__setting_value__field_indices_by_name[] = {
+  0,   /* field[0] = bool_param */
+  2,   /* field[2] = string_param */
+  1,   /* field[1] = uint32_param */
+};
+static const ProtobufCIntRange inference__log_settings_request__setting_value__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor inference__log_settings_request__setting_value__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.LogSettingsRequest.SettingValue",
+  "SettingValue",
+  "Inference__LogSettingsRequest__SettingValue",
+  "inference",
+  sizeof(Inference__LogSettingsRequest__SettingValue),
+  3,
+  inference__log_settings_request__setting_value__field_descriptors,
+  inference__log_settings_request__setting_value__field_indices_by_name,
+  1,  inference__log_settings_request__setting_value__number_ranges,
+  (ProtobufCMessageInit) inference__log_settings_request__setting_value__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__log_settings_request__settings_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__LogSettingsRequest__SettingsEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Inference__LogSettingsRequest__SettingsEntry, value),
+    &inference__log_settings_request__setting_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__log_settings_request__settings_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange inference__log_settings_request__settings_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor inference__log_settings_request__settings_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.LogSettingsRequest.SettingsEntry",
+  "SettingsEntry",
+  "Inference__LogSettingsRequest__SettingsEntry",
+  "inference",
+  sizeof(Inference__LogSettingsRequest__SettingsEntry),
+  2,
+  inference__log_settings_request__settings_entry__field_descriptors,
+  inference__log_settings_request__settings_entry__field_indices_by_name,
+  1,  inference__log_settings_request__settings_entry__number_ranges,
+  (ProtobufCMessageInit) inference__log_settings_request__settings_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__log_settings_request__field_descriptors[1] =
+{
+  {
+    "settings",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Inference__LogSettingsRequest, n_settings),
+    offsetof(Inference__LogSettingsRequest, settings),
+    &inference__log_settings_request__settings_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__log_settings_request__field_indices_by_name[] = {
+  0,   /* field[0] = settings */
+};
+static const ProtobufCIntRange inference__log_settings_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__log_settings_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.LogSettingsRequest",
+  "LogSettingsRequest",
+  "Inference__LogSettingsRequest",
+  "inference",
+  sizeof(Inference__LogSettingsRequest),
+  1,
+  inference__log_settings_request__field_descriptors,
+  inference__log_settings_request__field_indices_by_name,
+  1,  inference__log_settings_request__number_ranges,
+  (ProtobufCMessageInit) inference__log_settings_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__log_settings_response__setting_value__field_descriptors[3] =
+{
+  {
+    "bool_param",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Inference__LogSettingsResponse__SettingValue, parameter_choice_case),
+    offsetof(Inference__LogSettingsResponse__SettingValue, bool_param),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uint32_param",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Inference__LogSettingsResponse__SettingValue, parameter_choice_case),
+    offsetof(Inference__LogSettingsResponse__SettingValue, uint32_param),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "string_param",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Inference__LogSettingsResponse__SettingValue, parameter_choice_case),
+    offsetof(Inference__LogSettingsResponse__SettingValue, string_param),
+    NULL,
+    &protobuf_c_empty_string,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__log_settings_response__setting_value__field_indices_by_name[] = {
+  0,   /* field[0] = bool_param */
+  2,   /* field[2] = string_param */
+  1,   /* field[1] = uint32_param */
+};
+static const ProtobufCIntRange inference__log_settings_response__setting_value__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor inference__log_settings_response__setting_value__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.LogSettingsResponse.SettingValue",
+  "SettingValue",
+  "Inference__LogSettingsResponse__SettingValue",
+  "inference",
+  sizeof(Inference__LogSettingsResponse__SettingValue),
+  3,
+  inference__log_settings_response__setting_value__field_descriptors,
+  inference__log_settings_response__setting_value__field_indices_by_name,
+  1,  inference__log_settings_response__setting_value__number_ranges,
+  (ProtobufCMessageInit) inference__log_settings_response__setting_value__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__log_settings_response__settings_entry__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Inference__LogSettingsResponse__SettingsEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Inference__LogSettingsResponse__SettingsEntry, value),
+    &inference__log_settings_response__setting_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__log_settings_response__settings_entry__field_indices_by_name[] = {
+  0,   /* field[0] = key */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange inference__log_settings_response__settings_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor inference__log_settings_response__settings_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.LogSettingsResponse.SettingsEntry",
+  "SettingsEntry",
+  "Inference__LogSettingsResponse__SettingsEntry",
+  "inference",
+  sizeof(Inference__LogSettingsResponse__SettingsEntry),
+  2,
+  inference__log_settings_response__settings_entry__field_descriptors,
+  inference__log_settings_response__settings_entry__field_indices_by_name,
+  1,  inference__log_settings_response__settings_entry__number_ranges,
+  (ProtobufCMessageInit) inference__log_settings_response__settings_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor inference__log_settings_response__field_descriptors[1] =
+{
+  {
+    "settings",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Inference__LogSettingsResponse, n_settings),
+    offsetof(Inference__LogSettingsResponse, settings),
+    &inference__log_settings_response__settings_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned inference__log_settings_response__field_indices_by_name[] = {
+  0,   /* field[0] = settings */
+};
+static const ProtobufCIntRange inference__log_settings_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor inference__log_settings_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "inference.LogSettingsResponse",
+  "LogSettingsResponse",
+  "Inference__LogSettingsResponse",
+  "inference",
+  sizeof(Inference__LogSettingsResponse),
+  1,
+  inference__log_settings_response__field_descriptors,
+  inference__log_settings_response__field_indices_by_name,
+  1,  inference__log_settings_response__number_ranges,
+  (ProtobufCMessageInit) inference__log_settings_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor inference__grpcinference_service__method_descriptors[20] =
 {
   { "ServerLive", &inference__server_live_request__descriptor, &inference__server_live_response__descriptor },
   { "ServerReady", &inference__server_ready_request__descriptor, &inference__server_ready_response__descriptor },
@@ -3095,17 +5999,39 @@ static const ProtobufCMethodDescriptor inference__grpcinference_service__method_
   { "ModelStreamInfer", &inference__model_infer_request__descriptor, &inference__model_stream_infer_response__descriptor },
   { "ModelConfig", &inference__model_config_request__descriptor, &inference__model_config_response__descriptor },
   { "ModelStatistics", &inference__model_statistics_request__descriptor, &inference__model_statistics_response__descriptor },
+  { "RepositoryIndex", &inference__repository_index_request__descriptor, &inference__repository_index_response__descriptor },
+  { "RepositoryModelLoad", &inference__repository_model_load_request__descriptor, &inference__repository_model_load_response__descriptor },
+  { "RepositoryModelUnload", &inference__repository_model_unload_request__descriptor, &inference__repository_model_unload_response__descriptor },
+  { "SystemSharedMemoryStatus", &inference__system_shared_memory_status_request__descriptor, &inference__system_shared_memory_status_response__descriptor },
+  { "SystemSharedMemoryRegister", &inference__system_shared_memory_register_request__descriptor, &inference__system_shared_memory_register_response__descriptor },
+  { "SystemSharedMemoryUnregister", &inference__system_shared_memory_unregister_request__descriptor, &inference__system_shared_memory_unregister_response__descriptor },
+  { "CudaSharedMemoryStatus", &inference__cuda_shared_memory_status_request__descriptor, &inference__cuda_shared_memory_status_response__descriptor },
+  { "CudaSharedMemoryRegister", &inference__cuda_shared_memory_register_request__descriptor, &inference__cuda_shared_memory_register_response__descriptor },
+  { "CudaSharedMemoryUnregister", &inference__cuda_shared_memory_unregister_request__descriptor, &inference__cuda_shared_memory_unregister_response__descriptor },
+  { "TraceSetting", &inference__trace_setting_request__descriptor, &inference__trace_setting_response__descriptor },
+  { "LogSettings", &inference__log_settings_request__descriptor, &inference__log_settings_response__descriptor },
 };
 const unsigned inference__grpcinference_service__method_indices_by_name[] = {
+  16,        /* CudaSharedMemoryRegister */
+  15,        /* CudaSharedMemoryStatus */
+  17,        /* CudaSharedMemoryUnregister */
+  19,        /* LogSettings */
   7,        /* ModelConfig */
   5,        /* ModelInfer */
   4,        /* ModelMetadata */
   2,        /* ModelReady */
   8,        /* ModelStatistics */
   6,        /* ModelStreamInfer */
+  9,        /* RepositoryIndex */
+  10,        /* RepositoryModelLoad */
+  11,        /* RepositoryModelUnload */
   0,        /* ServerLive */
   3,        /* ServerMetadata */
-  1         /* ServerReady */
+  1,        /* ServerReady */
+  13,        /* SystemSharedMemoryRegister */
+  12,        /* SystemSharedMemoryStatus */
+  14,        /* SystemSharedMemoryUnregister */
+  18         /* TraceSetting */
 };
 const ProtobufCServiceDescriptor inference__grpcinference_service__descriptor =
 {
@@ -3114,7 +6040,7 @@ const ProtobufCServiceDescriptor inference__grpcinference_service__descriptor =
   "GRPCInferenceService",
   "Inference__GRPCInferenceService",
   "inference",
-  9,
+  20,
   inference__grpcinference_service__method_descriptors,
   inference__grpcinference_service__method_indices_by_name
 };
@@ -3189,6 +6115,94 @@ void inference__grpcinference_service__model_statistics(ProtobufCService *servic
 {
   assert(service->descriptor == &inference__grpcinference_service__descriptor);
   service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__repository_index(ProtobufCService *service,
+                                                        const Inference__RepositoryIndexRequest *input,
+                                                        Inference__RepositoryIndexResponse_Closure closure,
+                                                        void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__repository_model_load(ProtobufCService *service,
+                                                             const Inference__RepositoryModelLoadRequest *input,
+                                                             Inference__RepositoryModelLoadResponse_Closure closure,
+                                                             void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__repository_model_unload(ProtobufCService *service,
+                                                               const Inference__RepositoryModelUnloadRequest *input,
+                                                               Inference__RepositoryModelUnloadResponse_Closure closure,
+                                                               void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__system_shared_memory_status(ProtobufCService *service,
+                                                                   const Inference__SystemSharedMemoryStatusRequest *input,
+                                                                   Inference__SystemSharedMemoryStatusResponse_Closure closure,
+                                                                   void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__system_shared_memory_register(ProtobufCService *service,
+                                                                     const Inference__SystemSharedMemoryRegisterRequest *input,
+                                                                     Inference__SystemSharedMemoryRegisterResponse_Closure closure,
+                                                                     void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__system_shared_memory_unregister(ProtobufCService *service,
+                                                                       const Inference__SystemSharedMemoryUnregisterRequest *input,
+                                                                       Inference__SystemSharedMemoryUnregisterResponse_Closure closure,
+                                                                       void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__cuda_shared_memory_status(ProtobufCService *service,
+                                                                 const Inference__CudaSharedMemoryStatusRequest *input,
+                                                                 Inference__CudaSharedMemoryStatusResponse_Closure closure,
+                                                                 void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__cuda_shared_memory_register(ProtobufCService *service,
+                                                                   const Inference__CudaSharedMemoryRegisterRequest *input,
+                                                                   Inference__CudaSharedMemoryRegisterResponse_Closure closure,
+                                                                   void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__cuda_shared_memory_unregister(ProtobufCService *service,
+                                                                     const Inference__CudaSharedMemoryUnregisterRequest *input,
+                                                                     Inference__CudaSharedMemoryUnregisterResponse_Closure closure,
+                                                                     void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__trace_setting(ProtobufCService *service,
+                                                     const Inference__TraceSettingRequest *input,
+                                                     Inference__TraceSettingResponse_Closure closure,
+                                                     void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void inference__grpcinference_service__log_settings(ProtobufCService *service,
+                                                    const Inference__LogSettingsRequest *input,
+                                                    Inference__LogSettingsResponse_Closure closure,
+                                                    void *closure_data)
+{
+  assert(service->descriptor == &inference__grpcinference_service__descriptor);
+  service->invoke(service, 19, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void inference__grpcinference_service__init (Inference__GRPCInferenceService_Service *service,
                                              Inference__GRPCInferenceService_ServiceDestroy destroy)

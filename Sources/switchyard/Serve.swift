@@ -67,12 +67,9 @@ struct Serve: ParsableCommand {
     func run() throws {
         let settings = try resolvedConfiguration()
         let adminSettings = try resolvedAdminConfiguration()
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        // One level for every logger, which Triton's LogSettings RPC can change while the gateway serves.
+        let level = LogLevelSwitch(logLevel)
+        LoggingSystem.bootstrap { label in level.handler(StreamLogHandler.standardError(label: label)) }
         let logger = Logger(label: "switchyard")
 
         // Block the shutdown signals before any thread starts so that every thread inherits the mask and
@@ -154,7 +151,8 @@ struct Serve: ParsableCommand {
             routing: routing,
             sink: sink,
             monitor: monitor,
-            tenants: tenants
+            tenants: tenants,
+            logLevel: level
         )
         let server = try GRPCServer(
             configuration: GRPCServer.Configuration(
@@ -216,6 +214,8 @@ struct Serve: ParsableCommand {
             monitor: monitor,
             tenants: tenants
         )
+        // RepositoryModelLoad/Unload go through the admin plane's audited path and token policy.
+        service.attach(modelControl: admin)
         // Left running through the drain, so that /readyz answers 503 until the process exits.
         try admin.start()
         var watcher: ConfigWatcher?

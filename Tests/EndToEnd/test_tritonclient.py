@@ -282,7 +282,7 @@ def test_unimplemented_method(gateway):
     import grpc
 
     with pytest.raises(grpc.RpcError) as excinfo:
-        raw_call(gateway, "/inference.GRPCInferenceService/RepositoryIndex", b"")
+        raw_call(gateway, "/inference.GRPCInferenceService/NoSuchMethod", b"")
     assert excinfo.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 

@@ -72,7 +72,7 @@ private let fixture: Fixture = {
     }
 }()
 
-/// Collects what a control RPC answers (they answer synchronously on the calling thread).
+/// Collects what the control RPCs answer (on the calling thread, RepositoryIndex from a task of its own).
 private final class Responder: GRPCResponder {
     let answers = Atomic<Int>(0)
     var isCancelled: Bool { false }
@@ -166,6 +166,12 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         fixture.service.handle(message: message, method: method, head: head, responder: responder)
     }
     let expected = InferenceMethod.allCases.count - 2
+    // RepositoryIndex answers from a task of its own (it reads the repository off the event loop): wait for it.
+    var waitedMilliseconds = 0
+    while responder.answers.load(ordering: .relaxed) < expected && waitedMilliseconds < 5000 {
+        usleep(1000)
+        waitedMilliseconds += 1
+    }
     precondition(responder.answers.load(ordering: .relaxed) == expected, "a control RPC did not answer")
     return 0
 }

@@ -48,6 +48,44 @@ typedef struct Inference__InferStatistics Inference__InferStatistics;
 typedef struct Inference__InferBatchStatistics Inference__InferBatchStatistics;
 typedef struct Inference__ModelStatistics Inference__ModelStatistics;
 typedef struct Inference__ModelStatisticsResponse Inference__ModelStatisticsResponse;
+typedef struct Inference__RepositoryIndexRequest Inference__RepositoryIndexRequest;
+typedef struct Inference__RepositoryIndexResponse Inference__RepositoryIndexResponse;
+typedef struct Inference__RepositoryIndexResponse__ModelIndex Inference__RepositoryIndexResponse__ModelIndex;
+typedef struct Inference__ModelRepositoryParameter Inference__ModelRepositoryParameter;
+typedef struct Inference__RepositoryModelLoadRequest Inference__RepositoryModelLoadRequest;
+typedef struct Inference__RepositoryModelLoadRequest__ParametersEntry Inference__RepositoryModelLoadRequest__ParametersEntry;
+typedef struct Inference__RepositoryModelLoadResponse Inference__RepositoryModelLoadResponse;
+typedef struct Inference__RepositoryModelUnloadRequest Inference__RepositoryModelUnloadRequest;
+typedef struct Inference__RepositoryModelUnloadRequest__ParametersEntry Inference__RepositoryModelUnloadRequest__ParametersEntry;
+typedef struct Inference__RepositoryModelUnloadResponse Inference__RepositoryModelUnloadResponse;
+typedef struct Inference__SystemSharedMemoryStatusRequest Inference__SystemSharedMemoryStatusRequest;
+typedef struct Inference__SystemSharedMemoryStatusResponse Inference__SystemSharedMemoryStatusResponse;
+typedef struct Inference__SystemSharedMemoryStatusResponse__RegionStatus Inference__SystemSharedMemoryStatusResponse__RegionStatus;
+typedef struct Inference__SystemSharedMemoryStatusResponse__RegionsEntry Inference__SystemSharedMemoryStatusResponse__RegionsEntry;
+typedef struct Inference__SystemSharedMemoryRegisterRequest Inference__SystemSharedMemoryRegisterRequest;
+typedef struct Inference__SystemSharedMemoryRegisterResponse Inference__SystemSharedMemoryRegisterResponse;
+typedef struct Inference__SystemSharedMemoryUnregisterRequest Inference__SystemSharedMemoryUnregisterRequest;
+typedef struct Inference__SystemSharedMemoryUnregisterResponse Inference__SystemSharedMemoryUnregisterResponse;
+typedef struct Inference__CudaSharedMemoryStatusRequest Inference__CudaSharedMemoryStatusRequest;
+typedef struct Inference__CudaSharedMemoryStatusResponse Inference__CudaSharedMemoryStatusResponse;
+typedef struct Inference__CudaSharedMemoryStatusResponse__RegionStatus Inference__CudaSharedMemoryStatusResponse__RegionStatus;
+typedef struct Inference__CudaSharedMemoryStatusResponse__RegionsEntry Inference__CudaSharedMemoryStatusResponse__RegionsEntry;
+typedef struct Inference__CudaSharedMemoryRegisterRequest Inference__CudaSharedMemoryRegisterRequest;
+typedef struct Inference__CudaSharedMemoryRegisterResponse Inference__CudaSharedMemoryRegisterResponse;
+typedef struct Inference__CudaSharedMemoryUnregisterRequest Inference__CudaSharedMemoryUnregisterRequest;
+typedef struct Inference__CudaSharedMemoryUnregisterResponse Inference__CudaSharedMemoryUnregisterResponse;
+typedef struct Inference__TraceSettingRequest Inference__TraceSettingRequest;
+typedef struct Inference__TraceSettingRequest__SettingValue Inference__TraceSettingRequest__SettingValue;
+typedef struct Inference__TraceSettingRequest__SettingsEntry Inference__TraceSettingRequest__SettingsEntry;
+typedef struct Inference__TraceSettingResponse Inference__TraceSettingResponse;
+typedef struct Inference__TraceSettingResponse__SettingValue Inference__TraceSettingResponse__SettingValue;
+typedef struct Inference__TraceSettingResponse__SettingsEntry Inference__TraceSettingResponse__SettingsEntry;
+typedef struct Inference__LogSettingsRequest Inference__LogSettingsRequest;
+typedef struct Inference__LogSettingsRequest__SettingValue Inference__LogSettingsRequest__SettingValue;
+typedef struct Inference__LogSettingsRequest__SettingsEntry Inference__LogSettingsRequest__SettingsEntry;
+typedef struct Inference__LogSettingsResponse Inference__LogSettingsResponse;
+typedef struct Inference__LogSettingsResponse__SettingValue Inference__LogSettingsResponse__SettingValue;
+typedef struct Inference__LogSettingsResponse__SettingsEntry Inference__LogSettingsResponse__SettingsEntry;
 
 
 /* --- enums --- */
@@ -473,6 +511,472 @@ struct  Inference__ModelStatisticsResponse
 };
 #define INFERENCE__MODEL_STATISTICS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&inference__model_statistics_response__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * Triton model control: the repository's models with their state, and loading/unloading by name.
+ */
+struct  Inference__RepositoryIndexRequest
+{
+  ProtobufCMessage base;
+  char *repository_name;
+  protobuf_c_boolean ready;
+};
+#define INFERENCE__REPOSITORY_INDEX_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__repository_index_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Inference__RepositoryIndexResponse__ModelIndex
+{
+  ProtobufCMessage base;
+  char *name;
+  char *version;
+  char *state;
+  char *reason;
+};
+#define INFERENCE__REPOSITORY_INDEX_RESPONSE__MODEL_INDEX__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__repository_index_response__model_index__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Inference__RepositoryIndexResponse
+{
+  ProtobufCMessage base;
+  size_t n_models;
+  Inference__RepositoryIndexResponse__ModelIndex **models;
+};
+#define INFERENCE__REPOSITORY_INDEX_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__repository_index_response__descriptor) \
+    , 0,NULL }
+
+
+typedef enum {
+  INFERENCE__MODEL_REPOSITORY_PARAMETER__PARAMETER_CHOICE__NOT_SET = 0,
+  INFERENCE__MODEL_REPOSITORY_PARAMETER__PARAMETER_CHOICE_BOOL_PARAM = 1,
+  INFERENCE__MODEL_REPOSITORY_PARAMETER__PARAMETER_CHOICE_INT64_PARAM = 2,
+  INFERENCE__MODEL_REPOSITORY_PARAMETER__PARAMETER_CHOICE_STRING_PARAM = 3,
+  INFERENCE__MODEL_REPOSITORY_PARAMETER__PARAMETER_CHOICE_BYTES_PARAM = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(INFERENCE__MODEL_REPOSITORY_PARAMETER__PARAMETER_CHOICE__CASE)
+} Inference__ModelRepositoryParameter__ParameterChoiceCase;
+
+struct  Inference__ModelRepositoryParameter
+{
+  ProtobufCMessage base;
+  Inference__ModelRepositoryParameter__ParameterChoiceCase parameter_choice_case;
+  union {
+    protobuf_c_boolean bool_param;
+    int64_t int64_param;
+    char *string_param;
+    ProtobufCBinaryData bytes_param;
+  };
+};
+#define INFERENCE__MODEL_REPOSITORY_PARAMETER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__model_repository_parameter__descriptor) \
+    , INFERENCE__MODEL_REPOSITORY_PARAMETER__PARAMETER_CHOICE__NOT_SET, {0} }
+
+
+struct  Inference__RepositoryModelLoadRequest__ParametersEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Inference__ModelRepositoryParameter *value;
+};
+#define INFERENCE__REPOSITORY_MODEL_LOAD_REQUEST__PARAMETERS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__repository_model_load_request__parameters_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Inference__RepositoryModelLoadRequest
+{
+  ProtobufCMessage base;
+  char *repository_name;
+  char *model_name;
+  size_t n_parameters;
+  Inference__RepositoryModelLoadRequest__ParametersEntry **parameters;
+};
+#define INFERENCE__REPOSITORY_MODEL_LOAD_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__repository_model_load_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+struct  Inference__RepositoryModelLoadResponse
+{
+  ProtobufCMessage base;
+};
+#define INFERENCE__REPOSITORY_MODEL_LOAD_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__repository_model_load_response__descriptor) \
+     }
+
+
+struct  Inference__RepositoryModelUnloadRequest__ParametersEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Inference__ModelRepositoryParameter *value;
+};
+#define INFERENCE__REPOSITORY_MODEL_UNLOAD_REQUEST__PARAMETERS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__repository_model_unload_request__parameters_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Inference__RepositoryModelUnloadRequest
+{
+  ProtobufCMessage base;
+  char *repository_name;
+  char *model_name;
+  size_t n_parameters;
+  Inference__RepositoryModelUnloadRequest__ParametersEntry **parameters;
+};
+#define INFERENCE__REPOSITORY_MODEL_UNLOAD_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__repository_model_unload_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+struct  Inference__RepositoryModelUnloadResponse
+{
+  ProtobufCMessage base;
+};
+#define INFERENCE__REPOSITORY_MODEL_UNLOAD_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__repository_model_unload_response__descriptor) \
+     }
+
+
+/*
+ * Triton system shared memory: POSIX shared-memory regions that carry tensors instead of the socket.
+ */
+struct  Inference__SystemSharedMemoryStatusRequest
+{
+  ProtobufCMessage base;
+  char *name;
+};
+#define INFERENCE__SYSTEM_SHARED_MEMORY_STATUS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__system_shared_memory_status_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Inference__SystemSharedMemoryStatusResponse__RegionStatus
+{
+  ProtobufCMessage base;
+  char *name;
+  char *key;
+  uint64_t offset;
+  uint64_t byte_size;
+};
+#define INFERENCE__SYSTEM_SHARED_MEMORY_STATUS_RESPONSE__REGION_STATUS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__system_shared_memory_status_response__region_status__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Inference__SystemSharedMemoryStatusResponse__RegionsEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Inference__SystemSharedMemoryStatusResponse__RegionStatus *value;
+};
+#define INFERENCE__SYSTEM_SHARED_MEMORY_STATUS_RESPONSE__REGIONS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__system_shared_memory_status_response__regions_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Inference__SystemSharedMemoryStatusResponse
+{
+  ProtobufCMessage base;
+  size_t n_regions;
+  Inference__SystemSharedMemoryStatusResponse__RegionsEntry **regions;
+};
+#define INFERENCE__SYSTEM_SHARED_MEMORY_STATUS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__system_shared_memory_status_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Inference__SystemSharedMemoryRegisterRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  char *key;
+  uint64_t offset;
+  uint64_t byte_size;
+};
+#define INFERENCE__SYSTEM_SHARED_MEMORY_REGISTER_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__system_shared_memory_register_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Inference__SystemSharedMemoryRegisterResponse
+{
+  ProtobufCMessage base;
+};
+#define INFERENCE__SYSTEM_SHARED_MEMORY_REGISTER_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__system_shared_memory_register_response__descriptor) \
+     }
+
+
+struct  Inference__SystemSharedMemoryUnregisterRequest
+{
+  ProtobufCMessage base;
+  char *name;
+};
+#define INFERENCE__SYSTEM_SHARED_MEMORY_UNREGISTER_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__system_shared_memory_unregister_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Inference__SystemSharedMemoryUnregisterResponse
+{
+  ProtobufCMessage base;
+};
+#define INFERENCE__SYSTEM_SHARED_MEMORY_UNREGISTER_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__system_shared_memory_unregister_response__descriptor) \
+     }
+
+
+/*
+ * Triton CUDA shared memory (this server has no CUDA: nothing is ever registered).
+ */
+struct  Inference__CudaSharedMemoryStatusRequest
+{
+  ProtobufCMessage base;
+  char *name;
+};
+#define INFERENCE__CUDA_SHARED_MEMORY_STATUS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__cuda_shared_memory_status_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Inference__CudaSharedMemoryStatusResponse__RegionStatus
+{
+  ProtobufCMessage base;
+  char *name;
+  uint64_t device_id;
+  uint64_t byte_size;
+};
+#define INFERENCE__CUDA_SHARED_MEMORY_STATUS_RESPONSE__REGION_STATUS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__cuda_shared_memory_status_response__region_status__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Inference__CudaSharedMemoryStatusResponse__RegionsEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Inference__CudaSharedMemoryStatusResponse__RegionStatus *value;
+};
+#define INFERENCE__CUDA_SHARED_MEMORY_STATUS_RESPONSE__REGIONS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__cuda_shared_memory_status_response__regions_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Inference__CudaSharedMemoryStatusResponse
+{
+  ProtobufCMessage base;
+  size_t n_regions;
+  Inference__CudaSharedMemoryStatusResponse__RegionsEntry **regions;
+};
+#define INFERENCE__CUDA_SHARED_MEMORY_STATUS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__cuda_shared_memory_status_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Inference__CudaSharedMemoryRegisterRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  ProtobufCBinaryData raw_handle;
+  int64_t device_id;
+  uint64_t byte_size;
+};
+#define INFERENCE__CUDA_SHARED_MEMORY_REGISTER_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__cuda_shared_memory_register_request__descriptor) \
+    , (char *)protobuf_c_empty_string, {0,NULL}, 0, 0 }
+
+
+struct  Inference__CudaSharedMemoryRegisterResponse
+{
+  ProtobufCMessage base;
+};
+#define INFERENCE__CUDA_SHARED_MEMORY_REGISTER_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__cuda_shared_memory_register_response__descriptor) \
+     }
+
+
+struct  Inference__CudaSharedMemoryUnregisterRequest
+{
+  ProtobufCMessage base;
+  char *name;
+};
+#define INFERENCE__CUDA_SHARED_MEMORY_UNREGISTER_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__cuda_shared_memory_unregister_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Inference__CudaSharedMemoryUnregisterResponse
+{
+  ProtobufCMessage base;
+};
+#define INFERENCE__CUDA_SHARED_MEMORY_UNREGISTER_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__cuda_shared_memory_unregister_response__descriptor) \
+     }
+
+
+struct  Inference__TraceSettingRequest__SettingValue
+{
+  ProtobufCMessage base;
+  size_t n_value;
+  char **value;
+};
+#define INFERENCE__TRACE_SETTING_REQUEST__SETTING_VALUE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__trace_setting_request__setting_value__descriptor) \
+    , 0,NULL }
+
+
+struct  Inference__TraceSettingRequest__SettingsEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Inference__TraceSettingRequest__SettingValue *value;
+};
+#define INFERENCE__TRACE_SETTING_REQUEST__SETTINGS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__trace_setting_request__settings_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * Triton trace and log settings.
+ */
+struct  Inference__TraceSettingRequest
+{
+  ProtobufCMessage base;
+  size_t n_settings;
+  Inference__TraceSettingRequest__SettingsEntry **settings;
+  char *model_name;
+};
+#define INFERENCE__TRACE_SETTING_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__trace_setting_request__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Inference__TraceSettingResponse__SettingValue
+{
+  ProtobufCMessage base;
+  size_t n_value;
+  char **value;
+};
+#define INFERENCE__TRACE_SETTING_RESPONSE__SETTING_VALUE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__trace_setting_response__setting_value__descriptor) \
+    , 0,NULL }
+
+
+struct  Inference__TraceSettingResponse__SettingsEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Inference__TraceSettingResponse__SettingValue *value;
+};
+#define INFERENCE__TRACE_SETTING_RESPONSE__SETTINGS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__trace_setting_response__settings_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Inference__TraceSettingResponse
+{
+  ProtobufCMessage base;
+  size_t n_settings;
+  Inference__TraceSettingResponse__SettingsEntry **settings;
+};
+#define INFERENCE__TRACE_SETTING_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__trace_setting_response__descriptor) \
+    , 0,NULL }
+
+
+typedef enum {
+  INFERENCE__LOG_SETTINGS_REQUEST__SETTING_VALUE__PARAMETER_CHOICE__NOT_SET = 0,
+  INFERENCE__LOG_SETTINGS_REQUEST__SETTING_VALUE__PARAMETER_CHOICE_BOOL_PARAM = 1,
+  INFERENCE__LOG_SETTINGS_REQUEST__SETTING_VALUE__PARAMETER_CHOICE_UINT32_PARAM = 2,
+  INFERENCE__LOG_SETTINGS_REQUEST__SETTING_VALUE__PARAMETER_CHOICE_STRING_PARAM = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(INFERENCE__LOG_SETTINGS_REQUEST__SETTING_VALUE__PARAMETER_CHOICE__CASE)
+} Inference__LogSettingsRequest__SettingValue__ParameterChoiceCase;
+
+struct  Inference__LogSettingsRequest__SettingValue
+{
+  ProtobufCMessage base;
+  Inference__LogSettingsRequest__SettingValue__ParameterChoiceCase parameter_choice_case;
+  union {
+    protobuf_c_boolean bool_param;
+    uint32_t uint32_param;
+    char *string_param;
+  };
+};
+#define INFERENCE__LOG_SETTINGS_REQUEST__SETTING_VALUE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__log_settings_request__setting_value__descriptor) \
+    , INFERENCE__LOG_SETTINGS_REQUEST__SETTING_VALUE__PARAMETER_CHOICE__NOT_SET, {0} }
+
+
+struct  Inference__LogSettingsRequest__SettingsEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Inference__LogSettingsRequest__SettingValue *value;
+};
+#define INFERENCE__LOG_SETTINGS_REQUEST__SETTINGS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__log_settings_request__settings_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Inference__LogSettingsRequest
+{
+  ProtobufCMessage base;
+  size_t n_settings;
+  Inference__LogSettingsRequest__SettingsEntry **settings;
+};
+#define INFERENCE__LOG_SETTINGS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__log_settings_request__descriptor) \
+    , 0,NULL }
+
+
+typedef enum {
+  INFERENCE__LOG_SETTINGS_RESPONSE__SETTING_VALUE__PARAMETER_CHOICE__NOT_SET = 0,
+  INFERENCE__LOG_SETTINGS_RESPONSE__SETTING_VALUE__PARAMETER_CHOICE_BOOL_PARAM = 1,
+  INFERENCE__LOG_SETTINGS_RESPONSE__SETTING_VALUE__PARAMETER_CHOICE_UINT32_PARAM = 2,
+  INFERENCE__LOG_SETTINGS_RESPONSE__SETTING_VALUE__PARAMETER_CHOICE_STRING_PARAM = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(INFERENCE__LOG_SETTINGS_RESPONSE__SETTING_VALUE__PARAMETER_CHOICE__CASE)
+} Inference__LogSettingsResponse__SettingValue__ParameterChoiceCase;
+
+struct  Inference__LogSettingsResponse__SettingValue
+{
+  ProtobufCMessage base;
+  Inference__LogSettingsResponse__SettingValue__ParameterChoiceCase parameter_choice_case;
+  union {
+    protobuf_c_boolean bool_param;
+    uint32_t uint32_param;
+    char *string_param;
+  };
+};
+#define INFERENCE__LOG_SETTINGS_RESPONSE__SETTING_VALUE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__log_settings_response__setting_value__descriptor) \
+    , INFERENCE__LOG_SETTINGS_RESPONSE__SETTING_VALUE__PARAMETER_CHOICE__NOT_SET, {0} }
+
+
+struct  Inference__LogSettingsResponse__SettingsEntry
+{
+  ProtobufCMessage base;
+  char *key;
+  Inference__LogSettingsResponse__SettingValue *value;
+};
+#define INFERENCE__LOG_SETTINGS_RESPONSE__SETTINGS_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__log_settings_response__settings_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Inference__LogSettingsResponse
+{
+  ProtobufCMessage base;
+  size_t n_settings;
+  Inference__LogSettingsResponse__SettingsEntry **settings;
+};
+#define INFERENCE__LOG_SETTINGS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&inference__log_settings_response__descriptor) \
     , 0,NULL }
 
 
@@ -940,6 +1444,488 @@ Inference__ModelStatisticsResponse *
 void   inference__model_statistics_response__free_unpacked
                      (Inference__ModelStatisticsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Inference__RepositoryIndexRequest methods */
+void   inference__repository_index_request__init
+                     (Inference__RepositoryIndexRequest         *message);
+size_t inference__repository_index_request__get_packed_size
+                     (const Inference__RepositoryIndexRequest   *message);
+size_t inference__repository_index_request__pack
+                     (const Inference__RepositoryIndexRequest   *message,
+                      uint8_t             *out);
+size_t inference__repository_index_request__pack_to_buffer
+                     (const Inference__RepositoryIndexRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__RepositoryIndexRequest *
+       inference__repository_index_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__repository_index_request__free_unpacked
+                     (Inference__RepositoryIndexRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__RepositoryIndexResponse__ModelIndex methods */
+void   inference__repository_index_response__model_index__init
+                     (Inference__RepositoryIndexResponse__ModelIndex         *message);
+/* Inference__RepositoryIndexResponse methods */
+void   inference__repository_index_response__init
+                     (Inference__RepositoryIndexResponse         *message);
+size_t inference__repository_index_response__get_packed_size
+                     (const Inference__RepositoryIndexResponse   *message);
+size_t inference__repository_index_response__pack
+                     (const Inference__RepositoryIndexResponse   *message,
+                      uint8_t             *out);
+size_t inference__repository_index_response__pack_to_buffer
+                     (const Inference__RepositoryIndexResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__RepositoryIndexResponse *
+       inference__repository_index_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__repository_index_response__free_unpacked
+                     (Inference__RepositoryIndexResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__ModelRepositoryParameter methods */
+void   inference__model_repository_parameter__init
+                     (Inference__ModelRepositoryParameter         *message);
+size_t inference__model_repository_parameter__get_packed_size
+                     (const Inference__ModelRepositoryParameter   *message);
+size_t inference__model_repository_parameter__pack
+                     (const Inference__ModelRepositoryParameter   *message,
+                      uint8_t             *out);
+size_t inference__model_repository_parameter__pack_to_buffer
+                     (const Inference__ModelRepositoryParameter   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__ModelRepositoryParameter *
+       inference__model_repository_parameter__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__model_repository_parameter__free_unpacked
+                     (Inference__ModelRepositoryParameter *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__RepositoryModelLoadRequest__ParametersEntry methods */
+void   inference__repository_model_load_request__parameters_entry__init
+                     (Inference__RepositoryModelLoadRequest__ParametersEntry         *message);
+/* Inference__RepositoryModelLoadRequest methods */
+void   inference__repository_model_load_request__init
+                     (Inference__RepositoryModelLoadRequest         *message);
+size_t inference__repository_model_load_request__get_packed_size
+                     (const Inference__RepositoryModelLoadRequest   *message);
+size_t inference__repository_model_load_request__pack
+                     (const Inference__RepositoryModelLoadRequest   *message,
+                      uint8_t             *out);
+size_t inference__repository_model_load_request__pack_to_buffer
+                     (const Inference__RepositoryModelLoadRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__RepositoryModelLoadRequest *
+       inference__repository_model_load_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__repository_model_load_request__free_unpacked
+                     (Inference__RepositoryModelLoadRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__RepositoryModelLoadResponse methods */
+void   inference__repository_model_load_response__init
+                     (Inference__RepositoryModelLoadResponse         *message);
+size_t inference__repository_model_load_response__get_packed_size
+                     (const Inference__RepositoryModelLoadResponse   *message);
+size_t inference__repository_model_load_response__pack
+                     (const Inference__RepositoryModelLoadResponse   *message,
+                      uint8_t             *out);
+size_t inference__repository_model_load_response__pack_to_buffer
+                     (const Inference__RepositoryModelLoadResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__RepositoryModelLoadResponse *
+       inference__repository_model_load_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__repository_model_load_response__free_unpacked
+                     (Inference__RepositoryModelLoadResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__RepositoryModelUnloadRequest__ParametersEntry methods */
+void   inference__repository_model_unload_request__parameters_entry__init
+                     (Inference__RepositoryModelUnloadRequest__ParametersEntry         *message);
+/* Inference__RepositoryModelUnloadRequest methods */
+void   inference__repository_model_unload_request__init
+                     (Inference__RepositoryModelUnloadRequest         *message);
+size_t inference__repository_model_unload_request__get_packed_size
+                     (const Inference__RepositoryModelUnloadRequest   *message);
+size_t inference__repository_model_unload_request__pack
+                     (const Inference__RepositoryModelUnloadRequest   *message,
+                      uint8_t             *out);
+size_t inference__repository_model_unload_request__pack_to_buffer
+                     (const Inference__RepositoryModelUnloadRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__RepositoryModelUnloadRequest *
+       inference__repository_model_unload_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__repository_model_unload_request__free_unpacked
+                     (Inference__RepositoryModelUnloadRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__RepositoryModelUnloadResponse methods */
+void   inference__repository_model_unload_response__init
+                     (Inference__RepositoryModelUnloadResponse         *message);
+size_t inference__repository_model_unload_response__get_packed_size
+                     (const Inference__RepositoryModelUnloadResponse   *message);
+size_t inference__repository_model_unload_response__pack
+                     (const Inference__RepositoryModelUnloadResponse   *message,
+                      uint8_t             *out);
+size_t inference__repository_model_unload_response__pack_to_buffer
+                     (const Inference__RepositoryModelUnloadResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__RepositoryModelUnloadResponse *
+       inference__repository_model_unload_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__repository_model_unload_response__free_unpacked
+                     (Inference__RepositoryModelUnloadResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__SystemSharedMemoryStatusRequest methods */
+void   inference__system_shared_memory_status_request__init
+                     (Inference__SystemSharedMemoryStatusRequest         *message);
+size_t inference__system_shared_memory_status_request__get_packed_size
+                     (const Inference__SystemSharedMemoryStatusRequest   *message);
+size_t inference__system_shared_memory_status_request__pack
+                     (const Inference__SystemSharedMemoryStatusRequest   *message,
+                      uint8_t             *out);
+size_t inference__system_shared_memory_status_request__pack_to_buffer
+                     (const Inference__SystemSharedMemoryStatusRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__SystemSharedMemoryStatusRequest *
+       inference__system_shared_memory_status_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__system_shared_memory_status_request__free_unpacked
+                     (Inference__SystemSharedMemoryStatusRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__SystemSharedMemoryStatusResponse__RegionStatus methods */
+void   inference__system_shared_memory_status_response__region_status__init
+                     (Inference__SystemSharedMemoryStatusResponse__RegionStatus         *message);
+/* Inference__SystemSharedMemoryStatusResponse__RegionsEntry methods */
+void   inference__system_shared_memory_status_response__regions_entry__init
+                     (Inference__SystemSharedMemoryStatusResponse__RegionsEntry         *message);
+/* Inference__SystemSharedMemoryStatusResponse methods */
+void   inference__system_shared_memory_status_response__init
+                     (Inference__SystemSharedMemoryStatusResponse         *message);
+size_t inference__system_shared_memory_status_response__get_packed_size
+                     (const Inference__SystemSharedMemoryStatusResponse   *message);
+size_t inference__system_shared_memory_status_response__pack
+                     (const Inference__SystemSharedMemoryStatusResponse   *message,
+                      uint8_t             *out);
+size_t inference__system_shared_memory_status_response__pack_to_buffer
+                     (const Inference__SystemSharedMemoryStatusResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__SystemSharedMemoryStatusResponse *
+       inference__system_shared_memory_status_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__system_shared_memory_status_response__free_unpacked
+                     (Inference__SystemSharedMemoryStatusResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__SystemSharedMemoryRegisterRequest methods */
+void   inference__system_shared_memory_register_request__init
+                     (Inference__SystemSharedMemoryRegisterRequest         *message);
+size_t inference__system_shared_memory_register_request__get_packed_size
+                     (const Inference__SystemSharedMemoryRegisterRequest   *message);
+size_t inference__system_shared_memory_register_request__pack
+                     (const Inference__SystemSharedMemoryRegisterRequest   *message,
+                      uint8_t             *out);
+size_t inference__system_shared_memory_register_request__pack_to_buffer
+                     (const Inference__SystemSharedMemoryRegisterRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__SystemSharedMemoryRegisterRequest *
+       inference__system_shared_memory_register_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__system_shared_memory_register_request__free_unpacked
+                     (Inference__SystemSharedMemoryRegisterRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__SystemSharedMemoryRegisterResponse methods */
+void   inference__system_shared_memory_register_response__init
+                     (Inference__SystemSharedMemoryRegisterResponse         *message);
+size_t inference__system_shared_memory_register_response__get_packed_size
+                     (const Inference__SystemSharedMemoryRegisterResponse   *message);
+size_t inference__system_shared_memory_register_response__pack
+                     (const Inference__SystemSharedMemoryRegisterResponse   *message,
+                      uint8_t             *out);
+size_t inference__system_shared_memory_register_response__pack_to_buffer
+                     (const Inference__SystemSharedMemoryRegisterResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__SystemSharedMemoryRegisterResponse *
+       inference__system_shared_memory_register_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__system_shared_memory_register_response__free_unpacked
+                     (Inference__SystemSharedMemoryRegisterResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__SystemSharedMemoryUnregisterRequest methods */
+void   inference__system_shared_memory_unregister_request__init
+                     (Inference__SystemSharedMemoryUnregisterRequest         *message);
+size_t inference__system_shared_memory_unregister_request__get_packed_size
+                     (const Inference__SystemSharedMemoryUnregisterRequest   *message);
+size_t inference__system_shared_memory_unregister_request__pack
+                     (const Inference__SystemSharedMemoryUnregisterRequest   *message,
+                      uint8_t             *out);
+size_t inference__system_shared_memory_unregister_request__pack_to_buffer
+                     (const Inference__SystemSharedMemoryUnregisterRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__SystemSharedMemoryUnregisterRequest *
+       inference__system_shared_memory_unregister_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__system_shared_memory_unregister_request__free_unpacked
+                     (Inference__SystemSharedMemoryUnregisterRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__SystemSharedMemoryUnregisterResponse methods */
+void   inference__system_shared_memory_unregister_response__init
+                     (Inference__SystemSharedMemoryUnregisterResponse         *message);
+size_t inference__system_shared_memory_unregister_response__get_packed_size
+                     (const Inference__SystemSharedMemoryUnregisterResponse   *message);
+size_t inference__system_shared_memory_unregister_response__pack
+                     (const Inference__SystemSharedMemoryUnregisterResponse   *message,
+                      uint8_t             *out);
+size_t inference__system_shared_memory_unregister_response__pack_to_buffer
+                     (const Inference__SystemSharedMemoryUnregisterResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__SystemSharedMemoryUnregisterResponse *
+       inference__system_shared_memory_unregister_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__system_shared_memory_unregister_response__free_unpacked
+                     (Inference__SystemSharedMemoryUnregisterResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__CudaSharedMemoryStatusRequest methods */
+void   inference__cuda_shared_memory_status_request__init
+                     (Inference__CudaSharedMemoryStatusRequest         *message);
+size_t inference__cuda_shared_memory_status_request__get_packed_size
+                     (const Inference__CudaSharedMemoryStatusRequest   *message);
+size_t inference__cuda_shared_memory_status_request__pack
+                     (const Inference__CudaSharedMemoryStatusRequest   *message,
+                      uint8_t             *out);
+size_t inference__cuda_shared_memory_status_request__pack_to_buffer
+                     (const Inference__CudaSharedMemoryStatusRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__CudaSharedMemoryStatusRequest *
+       inference__cuda_shared_memory_status_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__cuda_shared_memory_status_request__free_unpacked
+                     (Inference__CudaSharedMemoryStatusRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__CudaSharedMemoryStatusResponse__RegionStatus methods */
+void   inference__cuda_shared_memory_status_response__region_status__init
+                     (Inference__CudaSharedMemoryStatusResponse__RegionStatus         *message);
+/* Inference__CudaSharedMemoryStatusResponse__RegionsEntry methods */
+void   inference__cuda_shared_memory_status_response__regions_entry__init
+                     (Inference__CudaSharedMemoryStatusResponse__RegionsEntry         *message);
+/* Inference__CudaSharedMemoryStatusResponse methods */
+void   inference__cuda_shared_memory_status_response__init
+                     (Inference__CudaSharedMemoryStatusResponse         *message);
+size_t inference__cuda_shared_memory_status_response__get_packed_size
+                     (const Inference__CudaSharedMemoryStatusResponse   *message);
+size_t inference__cuda_shared_memory_status_response__pack
+                     (const Inference__CudaSharedMemoryStatusResponse   *message,
+                      uint8_t             *out);
+size_t inference__cuda_shared_memory_status_response__pack_to_buffer
+                     (const Inference__CudaSharedMemoryStatusResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__CudaSharedMemoryStatusResponse *
+       inference__cuda_shared_memory_status_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__cuda_shared_memory_status_response__free_unpacked
+                     (Inference__CudaSharedMemoryStatusResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__CudaSharedMemoryRegisterRequest methods */
+void   inference__cuda_shared_memory_register_request__init
+                     (Inference__CudaSharedMemoryRegisterRequest         *message);
+size_t inference__cuda_shared_memory_register_request__get_packed_size
+                     (const Inference__CudaSharedMemoryRegisterRequest   *message);
+size_t inference__cuda_shared_memory_register_request__pack
+                     (const Inference__CudaSharedMemoryRegisterRequest   *message,
+                      uint8_t             *out);
+size_t inference__cuda_shared_memory_register_request__pack_to_buffer
+                     (const Inference__CudaSharedMemoryRegisterRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__CudaSharedMemoryRegisterRequest *
+       inference__cuda_shared_memory_register_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__cuda_shared_memory_register_request__free_unpacked
+                     (Inference__CudaSharedMemoryRegisterRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__CudaSharedMemoryRegisterResponse methods */
+void   inference__cuda_shared_memory_register_response__init
+                     (Inference__CudaSharedMemoryRegisterResponse         *message);
+size_t inference__cuda_shared_memory_register_response__get_packed_size
+                     (const Inference__CudaSharedMemoryRegisterResponse   *message);
+size_t inference__cuda_shared_memory_register_response__pack
+                     (const Inference__CudaSharedMemoryRegisterResponse   *message,
+                      uint8_t             *out);
+size_t inference__cuda_shared_memory_register_response__pack_to_buffer
+                     (const Inference__CudaSharedMemoryRegisterResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__CudaSharedMemoryRegisterResponse *
+       inference__cuda_shared_memory_register_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__cuda_shared_memory_register_response__free_unpacked
+                     (Inference__CudaSharedMemoryRegisterResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__CudaSharedMemoryUnregisterRequest methods */
+void   inference__cuda_shared_memory_unregister_request__init
+                     (Inference__CudaSharedMemoryUnregisterRequest         *message);
+size_t inference__cuda_shared_memory_unregister_request__get_packed_size
+                     (const Inference__CudaSharedMemoryUnregisterRequest   *message);
+size_t inference__cuda_shared_memory_unregister_request__pack
+                     (const Inference__CudaSharedMemoryUnregisterRequest   *message,
+                      uint8_t             *out);
+size_t inference__cuda_shared_memory_unregister_request__pack_to_buffer
+                     (const Inference__CudaSharedMemoryUnregisterRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__CudaSharedMemoryUnregisterRequest *
+       inference__cuda_shared_memory_unregister_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__cuda_shared_memory_unregister_request__free_unpacked
+                     (Inference__CudaSharedMemoryUnregisterRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__CudaSharedMemoryUnregisterResponse methods */
+void   inference__cuda_shared_memory_unregister_response__init
+                     (Inference__CudaSharedMemoryUnregisterResponse         *message);
+size_t inference__cuda_shared_memory_unregister_response__get_packed_size
+                     (const Inference__CudaSharedMemoryUnregisterResponse   *message);
+size_t inference__cuda_shared_memory_unregister_response__pack
+                     (const Inference__CudaSharedMemoryUnregisterResponse   *message,
+                      uint8_t             *out);
+size_t inference__cuda_shared_memory_unregister_response__pack_to_buffer
+                     (const Inference__CudaSharedMemoryUnregisterResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__CudaSharedMemoryUnregisterResponse *
+       inference__cuda_shared_memory_unregister_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__cuda_shared_memory_unregister_response__free_unpacked
+                     (Inference__CudaSharedMemoryUnregisterResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__TraceSettingRequest__SettingValue methods */
+void   inference__trace_setting_request__setting_value__init
+                     (Inference__TraceSettingRequest__SettingValue         *message);
+/* Inference__TraceSettingRequest__SettingsEntry methods */
+void   inference__trace_setting_request__settings_entry__init
+                     (Inference__TraceSettingRequest__SettingsEntry         *message);
+/* Inference__TraceSettingRequest methods */
+void   inference__trace_setting_request__init
+                     (Inference__TraceSettingRequest         *message);
+size_t inference__trace_setting_request__get_packed_size
+                     (const Inference__TraceSettingRequest   *message);
+size_t inference__trace_setting_request__pack
+                     (const Inference__TraceSettingRequest   *message,
+                      uint8_t             *out);
+size_t inference__trace_setting_request__pack_to_buffer
+                     (const Inference__TraceSettingRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__TraceSettingRequest *
+       inference__trace_setting_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__trace_setting_request__free_unpacked
+                     (Inference__TraceSettingRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__TraceSettingResponse__SettingValue methods */
+void   inference__trace_setting_response__setting_value__init
+                     (Inference__TraceSettingResponse__SettingValue         *message);
+/* Inference__TraceSettingResponse__SettingsEntry methods */
+void   inference__trace_setting_response__settings_entry__init
+                     (Inference__TraceSettingResponse__SettingsEntry         *message);
+/* Inference__TraceSettingResponse methods */
+void   inference__trace_setting_response__init
+                     (Inference__TraceSettingResponse         *message);
+size_t inference__trace_setting_response__get_packed_size
+                     (const Inference__TraceSettingResponse   *message);
+size_t inference__trace_setting_response__pack
+                     (const Inference__TraceSettingResponse   *message,
+                      uint8_t             *out);
+size_t inference__trace_setting_response__pack_to_buffer
+                     (const Inference__TraceSettingResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__TraceSettingResponse *
+       inference__trace_setting_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__trace_setting_response__free_unpacked
+                     (Inference__TraceSettingResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__LogSettingsRequest__SettingValue methods */
+void   inference__log_settings_request__setting_value__init
+                     (Inference__LogSettingsRequest__SettingValue         *message);
+/* Inference__LogSettingsRequest__SettingsEntry methods */
+void   inference__log_settings_request__settings_entry__init
+                     (Inference__LogSettingsRequest__SettingsEntry         *message);
+/* Inference__LogSettingsRequest methods */
+void   inference__log_settings_request__init
+                     (Inference__LogSettingsRequest         *message);
+size_t inference__log_settings_request__get_packed_size
+                     (const Inference__LogSettingsRequest   *message);
+size_t inference__log_settings_request__pack
+                     (const Inference__LogSettingsRequest   *message,
+                      uint8_t             *out);
+size_t inference__log_settings_request__pack_to_buffer
+                     (const Inference__LogSettingsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__LogSettingsRequest *
+       inference__log_settings_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__log_settings_request__free_unpacked
+                     (Inference__LogSettingsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Inference__LogSettingsResponse__SettingValue methods */
+void   inference__log_settings_response__setting_value__init
+                     (Inference__LogSettingsResponse__SettingValue         *message);
+/* Inference__LogSettingsResponse__SettingsEntry methods */
+void   inference__log_settings_response__settings_entry__init
+                     (Inference__LogSettingsResponse__SettingsEntry         *message);
+/* Inference__LogSettingsResponse methods */
+void   inference__log_settings_response__init
+                     (Inference__LogSettingsResponse         *message);
+size_t inference__log_settings_response__get_packed_size
+                     (const Inference__LogSettingsResponse   *message);
+size_t inference__log_settings_response__pack
+                     (const Inference__LogSettingsResponse   *message,
+                      uint8_t             *out);
+size_t inference__log_settings_response__pack_to_buffer
+                     (const Inference__LogSettingsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Inference__LogSettingsResponse *
+       inference__log_settings_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   inference__log_settings_response__free_unpacked
+                     (Inference__LogSettingsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Inference__ServerLiveRequest_Closure)
@@ -1038,6 +2024,120 @@ typedef void (*Inference__ModelStatistics_Closure)
 typedef void (*Inference__ModelStatisticsResponse_Closure)
                  (const Inference__ModelStatisticsResponse *message,
                   void *closure_data);
+typedef void (*Inference__RepositoryIndexRequest_Closure)
+                 (const Inference__RepositoryIndexRequest *message,
+                  void *closure_data);
+typedef void (*Inference__RepositoryIndexResponse__ModelIndex_Closure)
+                 (const Inference__RepositoryIndexResponse__ModelIndex *message,
+                  void *closure_data);
+typedef void (*Inference__RepositoryIndexResponse_Closure)
+                 (const Inference__RepositoryIndexResponse *message,
+                  void *closure_data);
+typedef void (*Inference__ModelRepositoryParameter_Closure)
+                 (const Inference__ModelRepositoryParameter *message,
+                  void *closure_data);
+typedef void (*Inference__RepositoryModelLoadRequest__ParametersEntry_Closure)
+                 (const Inference__RepositoryModelLoadRequest__ParametersEntry *message,
+                  void *closure_data);
+typedef void (*Inference__RepositoryModelLoadRequest_Closure)
+                 (const Inference__RepositoryModelLoadRequest *message,
+                  void *closure_data);
+typedef void (*Inference__RepositoryModelLoadResponse_Closure)
+                 (const Inference__RepositoryModelLoadResponse *message,
+                  void *closure_data);
+typedef void (*Inference__RepositoryModelUnloadRequest__ParametersEntry_Closure)
+                 (const Inference__RepositoryModelUnloadRequest__ParametersEntry *message,
+                  void *closure_data);
+typedef void (*Inference__RepositoryModelUnloadRequest_Closure)
+                 (const Inference__RepositoryModelUnloadRequest *message,
+                  void *closure_data);
+typedef void (*Inference__RepositoryModelUnloadResponse_Closure)
+                 (const Inference__RepositoryModelUnloadResponse *message,
+                  void *closure_data);
+typedef void (*Inference__SystemSharedMemoryStatusRequest_Closure)
+                 (const Inference__SystemSharedMemoryStatusRequest *message,
+                  void *closure_data);
+typedef void (*Inference__SystemSharedMemoryStatusResponse__RegionStatus_Closure)
+                 (const Inference__SystemSharedMemoryStatusResponse__RegionStatus *message,
+                  void *closure_data);
+typedef void (*Inference__SystemSharedMemoryStatusResponse__RegionsEntry_Closure)
+                 (const Inference__SystemSharedMemoryStatusResponse__RegionsEntry *message,
+                  void *closure_data);
+typedef void (*Inference__SystemSharedMemoryStatusResponse_Closure)
+                 (const Inference__SystemSharedMemoryStatusResponse *message,
+                  void *closure_data);
+typedef void (*Inference__SystemSharedMemoryRegisterRequest_Closure)
+                 (const Inference__SystemSharedMemoryRegisterRequest *message,
+                  void *closure_data);
+typedef void (*Inference__SystemSharedMemoryRegisterResponse_Closure)
+                 (const Inference__SystemSharedMemoryRegisterResponse *message,
+                  void *closure_data);
+typedef void (*Inference__SystemSharedMemoryUnregisterRequest_Closure)
+                 (const Inference__SystemSharedMemoryUnregisterRequest *message,
+                  void *closure_data);
+typedef void (*Inference__SystemSharedMemoryUnregisterResponse_Closure)
+                 (const Inference__SystemSharedMemoryUnregisterResponse *message,
+                  void *closure_data);
+typedef void (*Inference__CudaSharedMemoryStatusRequest_Closure)
+                 (const Inference__CudaSharedMemoryStatusRequest *message,
+                  void *closure_data);
+typedef void (*Inference__CudaSharedMemoryStatusResponse__RegionStatus_Closure)
+                 (const Inference__CudaSharedMemoryStatusResponse__RegionStatus *message,
+                  void *closure_data);
+typedef void (*Inference__CudaSharedMemoryStatusResponse__RegionsEntry_Closure)
+                 (const Inference__CudaSharedMemoryStatusResponse__RegionsEntry *message,
+                  void *closure_data);
+typedef void (*Inference__CudaSharedMemoryStatusResponse_Closure)
+                 (const Inference__CudaSharedMemoryStatusResponse *message,
+                  void *closure_data);
+typedef void (*Inference__CudaSharedMemoryRegisterRequest_Closure)
+                 (const Inference__CudaSharedMemoryRegisterRequest *message,
+                  void *closure_data);
+typedef void (*Inference__CudaSharedMemoryRegisterResponse_Closure)
+                 (const Inference__CudaSharedMemoryRegisterResponse *message,
+                  void *closure_data);
+typedef void (*Inference__CudaSharedMemoryUnregisterRequest_Closure)
+                 (const Inference__CudaSharedMemoryUnregisterRequest *message,
+                  void *closure_data);
+typedef void (*Inference__CudaSharedMemoryUnregisterResponse_Closure)
+                 (const Inference__CudaSharedMemoryUnregisterResponse *message,
+                  void *closure_data);
+typedef void (*Inference__TraceSettingRequest__SettingValue_Closure)
+                 (const Inference__TraceSettingRequest__SettingValue *message,
+                  void *closure_data);
+typedef void (*Inference__TraceSettingRequest__SettingsEntry_Closure)
+                 (const Inference__TraceSettingRequest__SettingsEntry *message,
+                  void *closure_data);
+typedef void (*Inference__TraceSettingRequest_Closure)
+                 (const Inference__TraceSettingRequest *message,
+                  void *closure_data);
+typedef void (*Inference__TraceSettingResponse__SettingValue_Closure)
+                 (const Inference__TraceSettingResponse__SettingValue *message,
+                  void *closure_data);
+typedef void (*Inference__TraceSettingResponse__SettingsEntry_Closure)
+                 (const Inference__TraceSettingResponse__SettingsEntry *message,
+                  void *closure_data);
+typedef void (*Inference__TraceSettingResponse_Closure)
+                 (const Inference__TraceSettingResponse *message,
+                  void *closure_data);
+typedef void (*Inference__LogSettingsRequest__SettingValue_Closure)
+                 (const Inference__LogSettingsRequest__SettingValue *message,
+                  void *closure_data);
+typedef void (*Inference__LogSettingsRequest__SettingsEntry_Closure)
+                 (const Inference__LogSettingsRequest__SettingsEntry *message,
+                  void *closure_data);
+typedef void (*Inference__LogSettingsRequest_Closure)
+                 (const Inference__LogSettingsRequest *message,
+                  void *closure_data);
+typedef void (*Inference__LogSettingsResponse__SettingValue_Closure)
+                 (const Inference__LogSettingsResponse__SettingValue *message,
+                  void *closure_data);
+typedef void (*Inference__LogSettingsResponse__SettingsEntry_Closure)
+                 (const Inference__LogSettingsResponse__SettingsEntry *message,
+                  void *closure_data);
+typedef void (*Inference__LogSettingsResponse_Closure)
+                 (const Inference__LogSettingsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1081,6 +2181,50 @@ struct Inference__GRPCInferenceService_Service
                            const Inference__ModelStatisticsRequest *input,
                            Inference__ModelStatisticsResponse_Closure closure,
                            void *closure_data);
+  void (*repository_index)(Inference__GRPCInferenceService_Service *service,
+                           const Inference__RepositoryIndexRequest *input,
+                           Inference__RepositoryIndexResponse_Closure closure,
+                           void *closure_data);
+  void (*repository_model_load)(Inference__GRPCInferenceService_Service *service,
+                                const Inference__RepositoryModelLoadRequest *input,
+                                Inference__RepositoryModelLoadResponse_Closure closure,
+                                void *closure_data);
+  void (*repository_model_unload)(Inference__GRPCInferenceService_Service *service,
+                                  const Inference__RepositoryModelUnloadRequest *input,
+                                  Inference__RepositoryModelUnloadResponse_Closure closure,
+                                  void *closure_data);
+  void (*system_shared_memory_status)(Inference__GRPCInferenceService_Service *service,
+                                      const Inference__SystemSharedMemoryStatusRequest *input,
+                                      Inference__SystemSharedMemoryStatusResponse_Closure closure,
+                                      void *closure_data);
+  void (*system_shared_memory_register)(Inference__GRPCInferenceService_Service *service,
+                                        const Inference__SystemSharedMemoryRegisterRequest *input,
+                                        Inference__SystemSharedMemoryRegisterResponse_Closure closure,
+                                        void *closure_data);
+  void (*system_shared_memory_unregister)(Inference__GRPCInferenceService_Service *service,
+                                          const Inference__SystemSharedMemoryUnregisterRequest *input,
+                                          Inference__SystemSharedMemoryUnregisterResponse_Closure closure,
+                                          void *closure_data);
+  void (*cuda_shared_memory_status)(Inference__GRPCInferenceService_Service *service,
+                                    const Inference__CudaSharedMemoryStatusRequest *input,
+                                    Inference__CudaSharedMemoryStatusResponse_Closure closure,
+                                    void *closure_data);
+  void (*cuda_shared_memory_register)(Inference__GRPCInferenceService_Service *service,
+                                      const Inference__CudaSharedMemoryRegisterRequest *input,
+                                      Inference__CudaSharedMemoryRegisterResponse_Closure closure,
+                                      void *closure_data);
+  void (*cuda_shared_memory_unregister)(Inference__GRPCInferenceService_Service *service,
+                                        const Inference__CudaSharedMemoryUnregisterRequest *input,
+                                        Inference__CudaSharedMemoryUnregisterResponse_Closure closure,
+                                        void *closure_data);
+  void (*trace_setting)(Inference__GRPCInferenceService_Service *service,
+                        const Inference__TraceSettingRequest *input,
+                        Inference__TraceSettingResponse_Closure closure,
+                        void *closure_data);
+  void (*log_settings)(Inference__GRPCInferenceService_Service *service,
+                       const Inference__LogSettingsRequest *input,
+                       Inference__LogSettingsResponse_Closure closure,
+                       void *closure_data);
 };
 typedef void (*Inference__GRPCInferenceService_ServiceDestroy)(Inference__GRPCInferenceService_Service *);
 void inference__grpcinference_service__init (Inference__GRPCInferenceService_Service *service,
@@ -1097,7 +2241,18 @@ void inference__grpcinference_service__init (Inference__GRPCInferenceService_Ser
       function_prefix__ ## model_infer,\
       function_prefix__ ## model_stream_infer,\
       function_prefix__ ## model_config,\
-      function_prefix__ ## model_statistics  }
+      function_prefix__ ## model_statistics,\
+      function_prefix__ ## repository_index,\
+      function_prefix__ ## repository_model_load,\
+      function_prefix__ ## repository_model_unload,\
+      function_prefix__ ## system_shared_memory_status,\
+      function_prefix__ ## system_shared_memory_register,\
+      function_prefix__ ## system_shared_memory_unregister,\
+      function_prefix__ ## cuda_shared_memory_status,\
+      function_prefix__ ## cuda_shared_memory_register,\
+      function_prefix__ ## cuda_shared_memory_unregister,\
+      function_prefix__ ## trace_setting,\
+      function_prefix__ ## log_settings  }
 void inference__grpcinference_service__server_live(ProtobufCService *service,
                                                    const Inference__ServerLiveRequest *input,
                                                    Inference__ServerLiveResponse_Closure closure,
@@ -1134,6 +2289,50 @@ void inference__grpcinference_service__model_statistics(ProtobufCService *servic
                                                         const Inference__ModelStatisticsRequest *input,
                                                         Inference__ModelStatisticsResponse_Closure closure,
                                                         void *closure_data);
+void inference__grpcinference_service__repository_index(ProtobufCService *service,
+                                                        const Inference__RepositoryIndexRequest *input,
+                                                        Inference__RepositoryIndexResponse_Closure closure,
+                                                        void *closure_data);
+void inference__grpcinference_service__repository_model_load(ProtobufCService *service,
+                                                             const Inference__RepositoryModelLoadRequest *input,
+                                                             Inference__RepositoryModelLoadResponse_Closure closure,
+                                                             void *closure_data);
+void inference__grpcinference_service__repository_model_unload(ProtobufCService *service,
+                                                               const Inference__RepositoryModelUnloadRequest *input,
+                                                               Inference__RepositoryModelUnloadResponse_Closure closure,
+                                                               void *closure_data);
+void inference__grpcinference_service__system_shared_memory_status(ProtobufCService *service,
+                                                                   const Inference__SystemSharedMemoryStatusRequest *input,
+                                                                   Inference__SystemSharedMemoryStatusResponse_Closure closure,
+                                                                   void *closure_data);
+void inference__grpcinference_service__system_shared_memory_register(ProtobufCService *service,
+                                                                     const Inference__SystemSharedMemoryRegisterRequest *input,
+                                                                     Inference__SystemSharedMemoryRegisterResponse_Closure closure,
+                                                                     void *closure_data);
+void inference__grpcinference_service__system_shared_memory_unregister(ProtobufCService *service,
+                                                                       const Inference__SystemSharedMemoryUnregisterRequest *input,
+                                                                       Inference__SystemSharedMemoryUnregisterResponse_Closure closure,
+                                                                       void *closure_data);
+void inference__grpcinference_service__cuda_shared_memory_status(ProtobufCService *service,
+                                                                 const Inference__CudaSharedMemoryStatusRequest *input,
+                                                                 Inference__CudaSharedMemoryStatusResponse_Closure closure,
+                                                                 void *closure_data);
+void inference__grpcinference_service__cuda_shared_memory_register(ProtobufCService *service,
+                                                                   const Inference__CudaSharedMemoryRegisterRequest *input,
+                                                                   Inference__CudaSharedMemoryRegisterResponse_Closure closure,
+                                                                   void *closure_data);
+void inference__grpcinference_service__cuda_shared_memory_unregister(ProtobufCService *service,
+                                                                     const Inference__CudaSharedMemoryUnregisterRequest *input,
+                                                                     Inference__CudaSharedMemoryUnregisterResponse_Closure closure,
+                                                                     void *closure_data);
+void inference__grpcinference_service__trace_setting(ProtobufCService *service,
+                                                     const Inference__TraceSettingRequest *input,
+                                                     Inference__TraceSettingResponse_Closure closure,
+                                                     void *closure_data);
+void inference__grpcinference_service__log_settings(ProtobufCService *service,
+                                                    const Inference__LogSettingsRequest *input,
+                                                    Inference__LogSettingsResponse_Closure closure,
+                                                    void *closure_data);
 
 /* --- descriptors --- */
 
@@ -1169,6 +2368,44 @@ extern const ProtobufCMessageDescriptor inference__infer_statistics__descriptor;
 extern const ProtobufCMessageDescriptor inference__infer_batch_statistics__descriptor;
 extern const ProtobufCMessageDescriptor inference__model_statistics__descriptor;
 extern const ProtobufCMessageDescriptor inference__model_statistics_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__repository_index_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__repository_index_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__repository_index_response__model_index__descriptor;
+extern const ProtobufCMessageDescriptor inference__model_repository_parameter__descriptor;
+extern const ProtobufCMessageDescriptor inference__repository_model_load_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__repository_model_load_request__parameters_entry__descriptor;
+extern const ProtobufCMessageDescriptor inference__repository_model_load_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__repository_model_unload_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__repository_model_unload_request__parameters_entry__descriptor;
+extern const ProtobufCMessageDescriptor inference__repository_model_unload_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__system_shared_memory_status_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__system_shared_memory_status_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__system_shared_memory_status_response__region_status__descriptor;
+extern const ProtobufCMessageDescriptor inference__system_shared_memory_status_response__regions_entry__descriptor;
+extern const ProtobufCMessageDescriptor inference__system_shared_memory_register_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__system_shared_memory_register_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__system_shared_memory_unregister_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__system_shared_memory_unregister_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__cuda_shared_memory_status_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__cuda_shared_memory_status_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__cuda_shared_memory_status_response__region_status__descriptor;
+extern const ProtobufCMessageDescriptor inference__cuda_shared_memory_status_response__regions_entry__descriptor;
+extern const ProtobufCMessageDescriptor inference__cuda_shared_memory_register_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__cuda_shared_memory_register_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__cuda_shared_memory_unregister_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__cuda_shared_memory_unregister_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__trace_setting_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__trace_setting_request__setting_value__descriptor;
+extern const ProtobufCMessageDescriptor inference__trace_setting_request__settings_entry__descriptor;
+extern const ProtobufCMessageDescriptor inference__trace_setting_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__trace_setting_response__setting_value__descriptor;
+extern const ProtobufCMessageDescriptor inference__trace_setting_response__settings_entry__descriptor;
+extern const ProtobufCMessageDescriptor inference__log_settings_request__descriptor;
+extern const ProtobufCMessageDescriptor inference__log_settings_request__setting_value__descriptor;
+extern const ProtobufCMessageDescriptor inference__log_settings_request__settings_entry__descriptor;
+extern const ProtobufCMessageDescriptor inference__log_settings_response__descriptor;
+extern const ProtobufCMessageDescriptor inference__log_settings_response__setting_value__descriptor;
+extern const ProtobufCMessageDescriptor inference__log_settings_response__settings_entry__descriptor;
 extern const ProtobufCServiceDescriptor inference__grpcinference_service__descriptor;
 
 PROTOBUF_C__END_DECLS
