@@ -196,6 +196,7 @@ enum RESTInfer {
             return Int64(number)
         case .integer(let number): return number
         case .unsigned(let number): return Int64(exactly: number)
+        case .float(let number): return Int64(exactly: number)
         default: return nil
         }
     }
@@ -217,6 +218,7 @@ enum RESTInfer {
             case .number(let value): return value
             case .integer(let value): return Double(value)
             case .unsigned(let value): return Double(value)
+            case .float(let value): return Double(value)
             case .bool(let value) where dataType == .bool: return value ? 1 : 0
             case .string(let text)
             where dataType == .fp32 || dataType == .fp64 || dataType == .fp16 || dataType == .bf16:
@@ -392,16 +394,20 @@ enum RESTInfer {
             case .string(let text):
                 values[index].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM
                 values[index].string_param = arena.string(text)
-            case .number, .integer, .unsigned:
+            case .number, .float, .integer, .unsigned:
                 if let integer = integer(value) {
                     values[index].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
                     values[index].int64_param = integer
-                } else if case .number(let number) = value {
-                    values[index].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_DOUBLE_PARAM
-                    values[index].double_param = number
-                } else {
+                } else if case .unsigned(let number) = value {
                     values[index].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_UINT64_PARAM
-                    if case .unsigned(let number) = value { values[index].uint64_param = number }
+                    values[index].uint64_param = number
+                } else {
+                    values[index].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_DOUBLE_PARAM
+                    switch value {
+                    case .float(let number): values[index].double_param = Double(number)
+                    case .number(let number): values[index].double_param = number
+                    default: break
+                    }
                 }
             case .null, .array, .object:
                 throw .invalidArgument(
@@ -493,7 +499,7 @@ enum RESTInfer {
         }
         switch datatype {
         case .fp32:
-            return (0..<count).map { .number(Double(Float(bitPattern: load(UInt32.self, $0)))) }
+            return (0..<count).map { .float(Float(bitPattern: load(UInt32.self, $0))) }
         case .fp64:
             return (0..<count).map { .number(Double(bitPattern: load(UInt64.self, $0))) }
         case .fp16, .bf16:
@@ -501,7 +507,7 @@ enum RESTInfer {
             floats.withUnsafeMutableBufferPointer { buffer in
                 if let base = raw.baseAddress { TensorConversion.toFloat(datatype, from: base, into: buffer) }
             }
-            return floats.map { .number(Double($0)) }
+            return floats.map { .float($0) }
         case .bool: return (0..<count).map { .bool(load(UInt8.self, $0) != 0) }
         case .uint8: return (0..<count).map { .integer(Int64(load(UInt8.self, $0))) }
         case .uint16: return (0..<count).map { .integer(Int64(load(UInt16.self, $0))) }

@@ -10,6 +10,8 @@ enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
+    /// An FP32 output value, written with the fewest digits that read back as the same `Float`.
+    case float(Float)
     case integer(Int64)
     case unsigned(UInt64)
     case string(String)
@@ -40,6 +42,7 @@ enum JSONValue: Codable, Sendable, Equatable {
         case .null: try container.encodeNil()
         case .bool(let value): try container.encode(value)
         case .number(let value): try container.encode(value)
+        case .float(let value): try container.encode(value)
         case .integer(let value): try container.encode(value)
         case .unsigned(let value): try container.encode(value)
         case .string(let value): try container.encode(value)
@@ -53,7 +56,7 @@ enum JSONValue: Codable, Sendable, Equatable {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
-        case .number, .integer, .unsigned: "a number"
+        case .number, .float, .integer, .unsigned: "a number"
         case .string: "a string"
         case .array: "an array"
         case .object: "an object"

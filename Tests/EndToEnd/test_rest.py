@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -77,7 +78,13 @@ def test_model_config_and_statistics(client):
     inp = httpclient.InferInput("pixels", [1, 64], "FP32")
     inp.set_data_from_numpy(PIXELS[:1])
     client.infer("digits", [inp], model_version="2")
-    stats = client.get_inference_statistics("digits", "2")["model_stats"][0]
+    # The worker counts a call just after it answers: give the counter a moment.
+    deadline = time.time() + 5
+    while True:
+        stats = client.get_inference_statistics("digits", "2")["model_stats"][0]
+        if stats["inference_stats"]["success"]["count"] > before or time.time() > deadline:
+            break
+        time.sleep(0.01)
     assert stats["inference_stats"]["success"]["count"] == before + 1
     assert stats["name"] == "digits" and stats["version"] == "2"
 
