@@ -93,6 +93,8 @@ final class HTTP1Connection {
     private var headers: [(name: String, value: String)] = []
     private var headerBytes = 0
     private var body: [UInt8] = []
+    /// Bytes this connection holds in `FrontEndCounters.bufferedRequestBytes` for the body being received.
+    private var reservedBytes = 0
     /// Set by a callback that refuses the request (status, message); parsing stops.
     private var refusal: (status: Int, message: String)?
     /// Bytes received while the parser was paused (too many requests in flight).
@@ -217,6 +219,8 @@ final class HTTP1Connection {
     func refuse(_ refusal: (status: Int, message: String)) {
         guard !stopReading else { return }
         stopReading = true
+        body = []
+        releaseReservation()
         loop.core.counters.httpRejections.add(1, ordering: .relaxed)
         let exchange = HTTP1Exchange(loop: loop, connection: self)
         exchange.state.store(HTTP1Exchange.answered, ordering: .relaxed)
@@ -303,9 +307,43 @@ final class HTTP1Connection {
                 )
                 return -1
             }
+            guard reserve(Int(length)) else { return -1 }
             body.reserveCapacity(Int(length))
         }
+        // A client that waits for 100 Continue before sending its body gets it at once, unless answers to earlier
+        // pipelined requests are still owed (they come first; the client then sends after its own timeout).
+        if inFlight == 0, headers.contains(where: { $0.name == "expect" && $0.value.lowercased() == "100-continue" }) {
+            out.append(contentsOf: "HTTP/1.1 100 Continue\r\n\r\n".utf8)
+            markDirty()
+        }
         return 0
+    }
+
+    /// Counts `count` more body bytes against the process-wide `max_buffered_request_bytes`, as HTTP/2 messages
+    /// being received are; false (with a refusal) when they do not fit.
+    private func reserve(_ count: Int) -> Bool {
+        guard count > 0 else { return true }
+        let counters = loop.core.counters
+        let total = counters.bufferedRequestBytes.add(count, ordering: .relaxed).newValue
+        let limit = limits.maxBufferedRequestBytes
+        guard total <= limit else {
+            counters.bufferedRequestBytes.subtract(count, ordering: .relaxed)
+            refusal = (
+                429,
+                "request body does not fit: \(total - count) bytes of requests are being received, limit \(limit) "
+                    + "bytes (limits.max_buffered_request_bytes)"
+            )
+            return false
+        }
+        reservedBytes += count
+        return true
+    }
+
+    private func releaseReservation() {
+        guard reservedBytes > 0 else { return }
+        loop.core.counters.bufferedRequestBytes.subtract(reservedBytes, ordering: .relaxed)
+        loop.bytesFreedSinceTrim += reservedBytes
+        reservedBytes = 0
     }
 
     fileprivate func bodyBytes(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
@@ -315,6 +353,8 @@ final class HTTP1Connection {
             refusal = (413, "request body exceeds the limit of \(limit) bytes (limits.max_request_bytes)")
             return 1
         }
+        // Chunked bodies (no Content-Length) reserve as they arrive.
+        if body.count + length > reservedBytes, !reserve(body.count + length - reservedBytes) { return 1 }
         body.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
         return 0
     }
@@ -348,6 +388,8 @@ final class HTTP1Connection {
         } else if let service = loop.core.http {
             requestBody.withUnsafeBytes { service.handle(head: head, body: $0, responder: exchange) }
         }
+        requestBody = []
+        releaseReservation()
         if stopReading || inFlight >= limits.maxConcurrentStreams {
             cswitchyard_http_pause(parser, 1)
         }
@@ -438,5 +480,6 @@ final class HTTP1Connection {
         out = []
         unparsed = []
         body = []
+        releaseReservation()
     }
 }

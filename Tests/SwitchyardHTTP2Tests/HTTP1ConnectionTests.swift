@@ -234,6 +234,39 @@ extension String {
         }
     }
 
+    @Test func bodiesCountAgainstTheProcessWideBufferLimit() throws {
+        var limits = ServerConfiguration.Limits()
+        limits.maxRequestBytes = 4096
+        limits.maxBufferedRequestBytes = 4096
+        try Self.withServer(limits: limits) { port in
+            // One body being received holds 3000 of the 4096 bytes; a second one of 3000 does not fit.
+            let first = try RawClient(port: port)
+            first.send("POST /a HTTP/1.1\r\nContent-Length: 3000\r\n\r\nxx")
+            usleep(100_000)
+            let second = try RawClient(port: port)
+            second.send("POST /b HTTP/1.1\r\nContent-Length: 3000\r\n\r\n")
+            let refused = try #require(second.response())
+            #expect(refused.status == 429)
+            #expect(refused.body.contains("limits.max_buffered_request_bytes"))
+            // The first completes, and its bytes are given back: a third fits.
+            first.send(String(repeating: "x", count: 2998))
+            #expect(first.response()?.body == "POST /a 3000")
+            let third = try RawClient(port: port)
+            third.send("POST /c HTTP/1.1\r\nContent-Length: 3000\r\n\r\n" + String(repeating: "y", count: 3000))
+            #expect(third.response()?.body == "POST /c 3000")
+        }
+    }
+
+    @Test func expectContinueIsAnswered() throws {
+        try Self.withServer { port in
+            let client = try RawClient(port: port)
+            client.send("POST /e HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+            #expect(client.response()?.status == 100)
+            client.send("abc")
+            #expect(client.response()?.body == "POST /e 3")
+        }
+    }
+
     @Test func oversizedHeadersGet431NamingTheLimit() throws {
         var limits = ServerConfiguration.Limits()
         limits.maxHeaderListBytes = 1024
