@@ -17,7 +17,23 @@ struct RESTInferRequest: Decodable {
         var shape: [Int64]
         var datatype: String
         var parameters: [String: JSONValue]?
-        var data: JSONValue?
+        var data: InputData?
+    }
+
+    /// An input's `data`: a flat array of numbers (what tritonclient and perf_analyzer send) decodes straight into
+    /// `[Double]`; anything else (nested arrays, booleans, strings) as JSON values.
+    enum InputData: Decodable {
+        case numbers([Double])
+        case values(JSONValue)
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let numbers = try? container.decode([Double].self) {
+                self = .numbers(numbers)
+            } else {
+                self = .values(try container.decode(JSONValue.self))
+            }
+        }
     }
 
     struct Output: Decodable {
@@ -127,16 +143,27 @@ enum RESTInfer {
                         "input '\(input.name)': no data; expected 'data' or parameters.binary_data_size"
                     )
                 }
-                var flat: [JSONValue] = []
-                flat.reserveCapacity(Int(count))
-                flatten(data, into: &flat)
-                guard flat.count == Int(count) else {
-                    throw .invalidArgument(
-                        "input '\(input.name)': expected \(count) values in data for shape \(shapeText), "
-                            + "got \(flat.count)"
-                    )
+                func checkCount(_ got: Int) throws(SwitchyardError) {
+                    guard got == Int(count) else {
+                        throw .invalidArgument(
+                            "input '\(input.name)': expected \(count) values in data for shape \(shapeText), got \(got)"
+                        )
+                    }
                 }
-                rawInputs.append(try raw(flat, dataType: dataType, input: input.name))
+                switch data {
+                case .numbers(let numbers) where dataType != .bytes:
+                    try checkCount(numbers.count)
+                    rawInputs.append(try raw(numbers: numbers, dataType: dataType, input: input.name))
+                case .numbers(let numbers):
+                    try checkCount(numbers.count)
+                    rawInputs.append(try raw(numbers.map(JSONValue.number), dataType: dataType, input: input.name))
+                case .values(let value):
+                    var flat: [JSONValue] = []
+                    flat.reserveCapacity(Int(count))
+                    flatten(value, into: &flat)
+                    try checkCount(flat.count)
+                    rawInputs.append(try raw(flat, dataType: dataType, input: input.name))
+                }
             }
         }
         guard binaryOffset == binary.count else {
@@ -250,27 +277,32 @@ enum RESTInfer {
                 bytes.append(contentsOf: text.utf8)
             }
             return bytes
+        default:
+            var numbers = [Double](repeating: 0, count: count)
+            for index in 0..<count { numbers[index] = try number(index) }
+            return try raw(numbers: numbers, dataType: dataType, input: input)
+        }
+    }
+
+    /// Numbers as little-endian bytes of `dataType` (never BYTES), each checked against the datatype's range.
+    private static func raw(numbers: [Double], dataType: DataType, input: String) throws(SwitchyardError) -> [UInt8] {
+        let count = numbers.count
+        switch dataType {
         case .fp16, .bf16:
-            var floats = [Float](repeating: 0, count: count)
-            for index in 0..<count { floats[index] = Float(try number(index)) }
+            let floats = numbers.map { Float($0) }
             var bytes = [UInt8](repeating: 0, count: count * 2)
             floats.withUnsafeBufferPointer { source in
                 bytes.withUnsafeMutableBytes { TensorConversion.fromFloat(dataType, source, into: $0.baseAddress!) }
             }
             return bytes
         default:
-            // Check every value first (the checks throw), then store them.
-            var numbers = [Double](repeating: 0, count: count)
-            let range = integerRange(dataType)
-            for index in 0..<count {
-                let value = try number(index)
-                if let range, !(value.rounded() == value && range.contains(value)) {
+            if let range = integerRange(dataType) {
+                for (index, value) in numbers.enumerated() where !(value.rounded() == value && range.contains(value)) {
                     throw .invalidArgument(
                         "input '\(input)': data[\(index)] = \(value) is not a \(dataType.rawValue) value; expected an "
                             + "integer in \(Int64(range.lowerBound))…\(UInt64(range.upperBound))"
                     )
                 }
-                numbers[index] = value
             }
             let size = dataType.elementSize ?? 4
             var bytes = [UInt8](repeating: 0, count: count * size)
@@ -447,16 +479,17 @@ enum RESTInfer {
         }
         defer { inference__model_infer_response__free_unpacked(unpacked, nil) }
         let response = unpacked.pointee
-        var outputs: [JSONValue] = []
+        var outputs: [RESTInferResponse.Output] = []
         var binary: [UInt8] = []
         for index in 0..<response.n_outputs {
             guard let tensor = response.outputs[index]?.pointee else { continue }
             let name = swiftString(tensor.name)
             let datatype = swiftString(tensor.datatype)
-            let shape = (0..<tensor.n_shape).map { JSONValue.integer(tensor.shape[$0]) }
-            var entry: [String: JSONValue] = [
-                "name": .string(name), "datatype": .string(datatype), "shape": .array(shape),
-            ]
+            var entry = RESTInferResponse.Output(
+                name: name,
+                datatype: datatype,
+                shape: (0..<tensor.n_shape).map { tensor.shape[$0] }
+            )
             let raw =
                 index < response.n_raw_output_contents
                 ? UnsafeRawBufferPointer(
@@ -464,21 +497,22 @@ enum RESTInfer {
                     count: response.raw_output_contents[index].len
                 ) : UnsafeRawBufferPointer(start: nil, count: 0)
             if call.binaryByDefault || call.binaryOutputs.contains(name) {
-                entry["parameters"] = .object(["binary_data_size": .integer(Int64(raw.count))])
+                entry.parameters = .init(binaryDataSize: raw.count)
                 binary.append(contentsOf: raw)
             } else {
-                entry["data"] = .array(values(raw, datatype: DataType(rawValue: datatype) ?? .fp32))
+                entry.data = values(raw, datatype: DataType(rawValue: datatype) ?? .fp32)
             }
-            outputs.append(.object(entry))
+            outputs.append(entry)
         }
-        var body: [String: JSONValue] = [
-            "model_name": .string(swiftString(response.model_name)),
-            "model_version": .string(swiftString(response.model_version)),
-            "outputs": .array(outputs),
-        ]
         let id = swiftString(response.id)
-        if !id.isEmpty { body["id"] = .string(id) }
-        var json = RESTJSON.encode(body)
+        var json = RESTJSON.encode(
+            RESTInferResponse(
+                modelName: swiftString(response.model_name),
+                modelVersion: swiftString(response.model_version),
+                id: id.isEmpty ? nil : id,
+                outputs: outputs
+            )
+        )
         var headers = metadata
         if binary.isEmpty {
             headers.append(("content-type", "application/json"))
@@ -490,35 +524,81 @@ enum RESTInfer {
         return HTTPResponse(status: 200, headers: headers, body: json)
     }
 
-    /// Raw little-endian output bytes as JSON values.
-    private static func values(_ raw: UnsafeRawBufferPointer, datatype: DataType) -> [JSONValue] {
-        guard let size = datatype.elementSize, size > 0 else { return [] }
+    /// Raw little-endian output bytes as typed JSON arrays.
+    private static func values(_ raw: UnsafeRawBufferPointer, datatype: DataType) -> RESTInferResponse.OutputData {
+        guard let size = datatype.elementSize, size > 0 else { return .integers([]) }
         let count = raw.count / size
         func load<T: FixedWidthInteger>(_: T.Type, _ index: Int) -> T {
             T(littleEndian: raw.loadUnaligned(fromByteOffset: index * size, as: T.self))
         }
         switch datatype {
-        case .fp32:
-            return (0..<count).map { .float(Float(bitPattern: load(UInt32.self, $0))) }
-        case .fp64:
-            return (0..<count).map { .number(Double(bitPattern: load(UInt64.self, $0))) }
+        case .fp32: return .floats((0..<count).map { Float(bitPattern: load(UInt32.self, $0)) })
+        case .fp64: return .doubles((0..<count).map { Double(bitPattern: load(UInt64.self, $0)) })
         case .fp16, .bf16:
             var floats = [Float](repeating: 0, count: count)
             floats.withUnsafeMutableBufferPointer { buffer in
                 if let base = raw.baseAddress { TensorConversion.toFloat(datatype, from: base, into: buffer) }
             }
-            return floats.map { .float($0) }
-        case .bool: return (0..<count).map { .bool(load(UInt8.self, $0) != 0) }
-        case .uint8: return (0..<count).map { .integer(Int64(load(UInt8.self, $0))) }
-        case .uint16: return (0..<count).map { .integer(Int64(load(UInt16.self, $0))) }
-        case .uint32: return (0..<count).map { .integer(Int64(load(UInt32.self, $0))) }
-        case .uint64: return (0..<count).map { .unsigned(load(UInt64.self, $0)) }
-        case .int8: return (0..<count).map { .integer(Int64(load(Int8.self, $0))) }
-        case .int16: return (0..<count).map { .integer(Int64(load(Int16.self, $0))) }
-        case .int32: return (0..<count).map { .integer(Int64(load(Int32.self, $0))) }
-        case .int64: return (0..<count).map { .integer(load(Int64.self, $0)) }
-        case .bytes: return []
+            return .floats(floats)
+        case .bool: return .bools((0..<count).map { load(UInt8.self, $0) != 0 })
+        case .uint8: return .integers((0..<count).map { Int64(load(UInt8.self, $0)) })
+        case .uint16: return .integers((0..<count).map { Int64(load(UInt16.self, $0)) })
+        case .uint32: return .integers((0..<count).map { Int64(load(UInt32.self, $0)) })
+        case .uint64: return .unsigned((0..<count).map { load(UInt64.self, $0) })
+        case .int8: return .integers((0..<count).map { Int64(load(Int8.self, $0)) })
+        case .int16: return .integers((0..<count).map { Int64(load(Int16.self, $0)) })
+        case .int32: return .integers((0..<count).map { Int64(load(Int32.self, $0)) })
+        case .int64: return .integers((0..<count).map { load(Int64.self, $0) })
+        case .bytes: return .integers([])
         }
+    }
+}
+
+/// The JSON response body (v2 REST `$inference_response`), typed so that JSONEncoder writes each output's values as
+/// one homogeneous array instead of value by value.
+struct RESTInferResponse: Encodable {
+    struct Output: Encodable {
+        var name: String
+        var datatype: String
+        var shape: [Int64]
+        var parameters: Parameters?
+        var data: OutputData?
+    }
+
+    struct Parameters: Encodable {
+        var binaryDataSize: Int
+
+        enum CodingKeys: String, CodingKey { case binaryDataSize = "binary_data_size" }
+    }
+
+    enum OutputData: Encodable {
+        case floats([Float])
+        case doubles([Double])
+        case integers([Int64])
+        case unsigned([UInt64])
+        case bools([Bool])
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .floats(let values): try container.encode(values)
+            case .doubles(let values): try container.encode(values)
+            case .integers(let values): try container.encode(values)
+            case .unsigned(let values): try container.encode(values)
+            case .bools(let values): try container.encode(values)
+            }
+        }
+    }
+
+    var modelName: String
+    var modelVersion: String
+    var id: String?
+    var outputs: [Output]
+
+    enum CodingKeys: String, CodingKey {
+        case modelName = "model_name"
+        case modelVersion = "model_version"
+        case id, outputs
     }
 }
 

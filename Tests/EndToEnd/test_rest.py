@@ -117,6 +117,21 @@ def test_infer_with_nested_json_data_and_default_outputs(rest_gateway):
     np.testing.assert_allclose(np.asarray(outputs["logits"]["data"]).reshape(2, 10), expected["logits"], rtol=1e-4, atol=1e-4)
 
 
+def test_large_json_body_decoded_off_the_loop(rest_gateway):
+    rows = np.tile(PIXELS, (64 // len(PIXELS) + 1, 1))[:64]
+    body = json.dumps({"inputs": [{"name": "pixels", "shape": [64, 64], "datatype": "FP32", "data": rows.tolist()}]},
+                      indent=8).encode()
+    assert len(body) > 64 << 10  # RESTService.offloadBytes
+    response = requests.post(f"{rest_gateway.rest_url}/v2/models/digits/versions/2/infer", data=body)
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    np.testing.assert_allclose(np.asarray(outputs["probabilities"]["data"]).reshape(64, 10),
+                               reference("2", rows)["probabilities"], rtol=1e-4, atol=1e-4)
+    bad = json.dumps({"inputs": [{"name": "pixels", "shape": [64, 64], "datatype": "FP32", "data": rows.tolist()[1:]}]},
+                     indent=8).encode()
+    rest_error(rest_gateway, "/v2/models/digits/infer", 400, "expected 4096 values", "got 4032", data=bad)
+
+
 def test_binary_request_by_hand_reports_header_length(rest_gateway):
     header = json.dumps({
         "inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "parameters": {"binary_data_size": 256}}],
