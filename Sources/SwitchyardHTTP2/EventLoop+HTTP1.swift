@@ -50,7 +50,9 @@ extension EventLoop {
             }
             connection.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
             connection.markDirty()
-            if connection.stopReading || connection.readingPaused || count < readBuffer.count { break }
+            if connection.stopReading || connection.readingPaused || connection.parserHeld || count < readBuffer.count {
+                break
+            }
         }
     }
 
@@ -98,7 +100,7 @@ extension EventLoop {
             connection.out.removeFirst(connection.outSent)
             connection.outSent = 0
         }
-        updateInterestHTTP1(connection, reading: !connection.stopReading)
+        updateInterestHTTP1(connection, reading: !connection.stopReading && !connection.parserHeld)
     }
 
     /// Backpressure: a client that does not read its responses stops being read once the output buffer reaches

@@ -100,6 +100,9 @@ final class HTTP1Connection {
     /// Bytes received while the parser was paused (too many requests in flight).
     private var unparsed: [UInt8] = []
     private var parserPaused = false
+    /// The parser waits for answers (too many requests in flight): the socket is not read meanwhile, so a pipelining
+    /// flood stays in the kernel's buffers, not ours.
+    var parserHeld: Bool { parserPaused }
     /// No more requests are read: the connection closes once the queued responses are written.
     var stopReading = false
 
