@@ -292,6 +292,25 @@ extension String {
         }
     }
 
+    @Test func stalledBodiesGet408AndIdleConnectionsClose() throws {
+        var limits = ServerConfiguration.Limits()
+        limits.idleTimeoutSeconds = 0.3
+        try Self.withServer(limits: limits) { port in
+            let stalled = try RawClient(port: port)
+            stalled.send("POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nab")
+            let response = try #require(stalled.response())
+            #expect(response.status == 408)
+            #expect(response.body.contains("request body stalled"))
+            #expect(response.body.contains("limits.idle_timeout_seconds"))
+            #expect(stalled.closedByServer())
+
+            let idle = try RawClient(port: port)
+            idle.send("GET /a HTTP/1.1\r\n\r\n")
+            #expect(idle.response()?.body == "GET /a")
+            #expect(idle.closedByServer())  // closed without a response once idle past the timeout
+        }
+    }
+
     @Test func connectionCloseAndHTTP10AreHonoured() throws {
         try Self.withServer { port in
             let client = try RawClient(port: port)
