@@ -16,7 +16,7 @@ struct RESTInferRequest: Decodable {
         var name: String
         var shape: [Int64]
         var datatype: String
-        var parameters: [String: JSONValue]?
+        var parameters: InputParameters?
         var data: InputData?
     }
 
@@ -38,7 +38,25 @@ struct RESTInferRequest: Decodable {
 
     struct Output: Decodable {
         var name: String
-        var parameters: [String: JSONValue]?
+        var parameters: OutputParameters?
+    }
+
+    /// The input parameters this binding reads, typed so that decoding them guesses no types (a wrong guess costs
+    /// JSONDecoder a thrown error); others are ignored, as the gRPC path ignores them.
+    struct InputParameters: Decodable {
+        var binaryDataSize: Int64?
+
+        enum CodingKeys: String, CodingKey { case binaryDataSize = "binary_data_size" }
+    }
+
+    struct OutputParameters: Decodable {
+        var binaryData: Bool?
+        var classification: JSONValue?
+
+        enum CodingKeys: String, CodingKey {
+            case binaryData = "binary_data"
+            case classification
+        }
     }
 
     var id: String?
@@ -119,10 +137,10 @@ enum RESTInfer {
                 count = product
             }
             let shapeText = Shape.format(input.shape.map(Int.init))
-            if let sizeValue = input.parameters?["binary_data_size"] {
-                guard let size = integer(sizeValue), size >= 0 else {
+            if let size = input.parameters?.binaryDataSize {
+                guard size >= 0 else {
                     throw .invalidArgument(
-                        "input '\(input.name)': parameters.binary_data_size: expected a byte count, got \(sizeValue.kind)"
+                        "input '\(input.name)': parameters.binary_data_size: expected a byte count ≥ 0, got \(size)"
                     )
                 }
                 guard size <= binary.count - binaryOffset else {
@@ -186,15 +204,8 @@ enum RESTInfer {
         for output in request.outputs ?? [] {
             explicitOutputs.insert(output.name)
             var wantsBinary = binaryByDefault
-            if let value = output.parameters?["binary_data"] {
-                guard case .bool(let flag) = value else {
-                    throw .invalidArgument(
-                        "output '\(output.name)': parameters.binary_data: expected a boolean, got \(value.kind)"
-                    )
-                }
-                wantsBinary = flag
-            }
-            if output.parameters?["classification"] != nil {
+            if let flag = output.parameters?.binaryData { wantsBinary = flag }
+            if output.parameters?.classification != nil {
                 throw .invalidArgument(
                     "output '\(output.name)': the classification extension is not supported; expected no "
                         + "'classification' parameter"

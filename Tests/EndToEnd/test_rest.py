@@ -173,6 +173,10 @@ def test_error_cases_name_what_was_wrong(rest_gateway):
     header = json.dumps({"inputs": [{k: v for k, v in good.items() if k != "data"} | {"parameters": {"binary_data_size": 256}}]}).encode()
     rest_error(rest_gateway, "/v2/models/digits/infer", 400, "binary_data_size 256 overruns",
                data=header + b"\0" * 100, headers={"Inference-Header-Content-Length": str(len(header))})
+    rest_error(rest_gateway, "/v2/models/digits/infer", 400, "'inputs[0].parameters.binary_data_size'", "a number",
+               json={"inputs": [dict(good, parameters={"binary_data_size": "lots"})]})
+    rest_error(rest_gateway, "/v2/models/digits/infer", 400, "data[3] is a string; expected a FP32 value",
+               json={"inputs": [dict(good, data=[0.0] * 3 + ["x"] + [0.0] * 60)]})
     rest_error(rest_gateway, "/v2/models/digits/infer", 400, "Inference-Header-Content-Length 9999 exceeds",
                data=header, headers={"Inference-Header-Content-Length": "9999"})
     rest_error(rest_gateway, "/v2/models/digits/infer", 400, "input 'pixels'", "[1, 32]",
