@@ -165,7 +165,7 @@ final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) var timers = DeadlineHeap<GRPCCall>()
     @exclusivity(unchecked) private var expired: [GRPCCall] = []
     @exclusivity(unchecked) private var nextPeer = 0
-    @exclusivity(unchecked) var stalledConnections = 0
+    @exclusivity(unchecked) private var stalledConnections = 0
     @exclusivity(unchecked) var draining = false
     @exclusivity(unchecked) private var drainDeadline = MonotonicInstant(nanoseconds: .max)
     @exclusivity(unchecked) private var finalGoawayAt: MonotonicInstant?
