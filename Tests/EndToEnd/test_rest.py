@@ -239,3 +239,49 @@ def test_perf_analyzer_over_http(rest_gateway, tmp_path, binary):
     assert run.returncode == 0, run.stdout + run.stderr
     rows = list(csv.DictReader(out.open()))
     assert rows and float(rows[0]["Inferences/Second"]) > 0, run.stdout
+
+
+@pytest.fixture(scope="module")
+def tight_rest_gateway(start_gateway, tmp_path_factory):
+    config = tmp_path_factory.mktemp("rest-limits") / "switchyard.yaml"
+    config.write_text("limits:\n  header_timeout_seconds: 0.5\n  max_request_bytes: 65536\n  max_header_list_bytes: 4096\n")
+    return start_gateway("--config", str(config), rest=True)
+
+
+def raw_exchange(port, payload, wait=5.0):
+    """Sends raw bytes and reads until the server closes (or `wait` passes); returns what came back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(payload)
+        data = b""
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+        except socket.timeout:
+            pass
+    return data
+
+
+def test_hostile_http1_peers_are_refused_on_their_own_connection(tight_rest_gateway):
+    port = tight_rest_gateway.rest_port
+    good = requests.Session()
+    url = f"{tight_rest_gateway.rest_url}/v2/health/live"
+    assert good.get(url).status_code == 200
+    # Request smuggling: Content-Length and Transfer-Encoding together.
+    smuggled = raw_exchange(port, b"POST /v2/models/digits/infer HTTP/1.1\r\nContent-Length: 5\r\n"
+                                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v2 HTTP/1.1\r\n\r\n")
+    assert smuggled.startswith(b"HTTP/1.1 400 "), smuggled
+    assert b"Content-Length and Transfer-Encoding" in smuggled
+    assert smuggled.count(b"HTTP/1.1 ") == 1  # the smuggled request is never answered
+    # Huge headers.
+    huge = raw_exchange(port, b"GET /v2 HTTP/1.1\r\nX-Pad: " + b"a" * 8000 + b"\r\n\r\n")
+    assert huge.startswith(b"HTTP/1.1 431 ") and b"limits.max_header_list_bytes" in huge
+    # An oversized body is refused before it is sent.
+    big = raw_exchange(port, b"POST /v2/models/digits/infer HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n")
+    assert big.startswith(b"HTTP/1.1 413 ") and b"65536 bytes (limits.max_request_bytes)" in big
+    # Slowloris: headers that never finish are cut off by the header timeout.
+    started = time.time()
+    slow = raw_exchange(port, b"GET /v2 HTTP/1.1\r\nX-Slow: ", wait=10)
+    assert slow.startswith(b"HTTP/1.1 408 ") and b"limits.header_timeout_seconds" in slow
+    assert time.time() - started < 5
+    # The well-behaved client's kept-alive connection was never disturbed.
+    assert good.get(url).status_code == 200
