@@ -285,3 +285,53 @@ def test_hostile_http1_peers_are_refused_on_their_own_connection(tight_rest_gate
     assert time.time() - started < 5
     # The well-behaved client's kept-alive connection was never disturbed.
     assert good.get(url).status_code == 200
+
+
+DATATYPE_MODELS = ["int64_features", "fp16_mlp"]
+
+
+@pytest.fixture(scope="module")
+def datatype_gateway(start_gateway, tmp_path_factory):
+    from exporter_corpus import SERVED, write_repository
+
+    repo = tmp_path_factory.mktemp("rest-datatypes")
+    write_repository(repo, [case for case in SERVED if case.name in DATATYPE_MODELS])
+    return start_gateway(repository=repo, rest=True)
+
+
+@pytest.mark.parametrize("model", DATATYPE_MODELS)
+def test_declared_datatypes_over_rest_match_grpc(datatype_gateway, model):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import triton_to_np_dtype
+
+    rest = httpclient.InferenceServerClient(f"127.0.0.1:{datatype_gateway.rest_port}")
+    grpc_client = grpcclient.InferenceServerClient(datatype_gateway.address)
+    meta = rest.get_model_metadata(model)
+    rng = np.random.default_rng(7)
+    inputs = {}
+    for tensor in meta["inputs"]:
+        shape = [3] + [d for d in tensor["shape"][1:]]
+        dtype = triton_to_np_dtype(tensor["datatype"])
+        values = rng.integers(-5, 5, size=shape) if np.issubdtype(dtype, np.integer) else rng.normal(size=shape)
+        inputs[tensor["name"]] = (tensor["datatype"], values.astype(dtype))
+
+    def call(module, client, binary=None):
+        tensors = []
+        for name, (datatype, values) in inputs.items():
+            tensor = module.InferInput(name, list(values.shape), datatype)
+            if binary is None:
+                tensor.set_data_from_numpy(values)
+            else:
+                tensor.set_data_from_numpy(values, binary_data=binary)
+            tensors.append(tensor)
+        result = client.infer(model, tensors)
+        return {t["name"]: result.as_numpy(t["name"]) for t in meta["outputs"]}
+
+    expected = call(grpcclient, grpc_client)
+    for binary in (False, True):
+        got = call(httpclient, rest, binary)
+        for name, values in expected.items():
+            assert got[name].dtype == values.dtype, name
+            np.testing.assert_array_equal(got[name], values, err_msg=f"{model} {name} binary={binary}")
+    rest.close()
+    grpc_client.close()
