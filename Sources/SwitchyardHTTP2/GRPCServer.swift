@@ -13,7 +13,8 @@ import Synchronization
 /// An HTTP/2 gRPC server: h2c with prior knowledge, or TLS 1.2/1.3 with ALPN "h2".
 ///
 /// `eventLoops` threads each run an epoll reactor that owns its connections; loop 0 also accepts and
-/// hands sockets out round-robin. Call `start()` once and `shutdown(gracePeriodSeconds:)` before
+/// hands sockets out round-robin. With `restListen` set, the same loops also serve HTTP/1.1 connections of a
+/// second listener and dispatch their requests to an `HTTPService`. Call `start()` once and `shutdown(gracePeriodSeconds:)` before
 /// dropping the server (the loop threads keep it alive until then); never call `shutdown` from inside a
 /// `GRPCService` callback, which runs on a loop thread.
 public final class GRPCServer: Sendable {
