@@ -53,6 +53,8 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // nodejs http-parser (Debian's libhttp-parser-dev, no pkg-config file): the REST listener's HTTP/1.1 parser.
+        .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
         .target(name: "CEpoll"),
         .target(
             name: "SwitchyardProto",
@@ -66,7 +68,7 @@ let package = Package(
         .target(
             name: "SwitchyardHTTP2",
             dependencies: [
-                "SwitchyardCore", "SwitchyardTLS", "CNghttp2", "COpenSSL", "CZlib", "CEpoll",
+                "SwitchyardCore", "SwitchyardTLS", "CNghttp2", "CHTTPParser", "COpenSSL", "CZlib", "CEpoll",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

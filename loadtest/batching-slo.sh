@@ -51,7 +51,7 @@ load() {
     local repo=$1; shift
     local p; p=$(port)
     local admin; admin=$(port)
-    "$bin/switchyard" serve --model-repository "$repo" --listen "127.0.0.1:$p" --admin-listen "127.0.0.1:$admin" \
+    "$bin/switchyard" serve --model-repository "$repo" --listen "127.0.0.1:$p" --rest-listen "" --admin-listen "127.0.0.1:$admin" \
         "${gateway_cpus[@]}" --log-level warning >"$work/gateway.log" 2>&1 &
     local pid=$!
     wait_port "$p"

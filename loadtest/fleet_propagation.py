@@ -96,7 +96,7 @@ cluster:
 """)
             processes.append(subprocess.Popen(
                 [args.bin, "serve", "--config", str(config), "--model-repository", str(MODELS),
-                 "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin_port}"],
+                 "--listen", f"127.0.0.1:{port}", "--rest-listen", "", "--admin-listen", f"127.0.0.1:{admin_port}"],
                 stdout=open(root / f"replica-{index}.log", "w"), stderr=subprocess.STDOUT))
             replicas.append((f"127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"))
         for _, admin_url in replicas:

@@ -24,7 +24,7 @@ trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 gp=$(port)
-"$bin/switchyard" serve --model-repository models --listen "127.0.0.1:$gp" --log-level warning >/dev/null 2>&1 &
+"$bin/switchyard" serve --model-repository models --listen "127.0.0.1:$gp" --rest-listen "" --log-level warning >/dev/null 2>&1 &
 gpid=$!; pids+=($gpid); wait_port "$gp"
 "$bin/switchyard-load" --target "127.0.0.1:$gp" --model digits --input models/digits/samples.json --concurrency 256 \
     --connections 8 --streams 64 --duration "$seconds" --warmup 2 --server-pid $gpid --quiet \

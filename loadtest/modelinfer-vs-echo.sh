@@ -53,7 +53,7 @@ results=()
 for i in $(seq "$RUNS"); do
     e=$(run echo /switchyard.bench.Echo/Echo "$work/echo.bin" -- "$bin/switchyard-echo-server")
     m=$(run infer /inference.GRPCInferenceService/ModelInfer "$work/infer.bin" -- \
-        "$bin/switchyard" serve --model-repository "$work/repo" --log-level warning)
+        "$bin/switchyard" serve --model-repository "$work/repo" --rest-listen "" --log-level warning)
     echo "run $i: echo  $(echo "$e" | awk '{printf "%10.0f req/s  %6.2f µs CPU/req  (%s succeeded)", $2, $3, $4}')"
     echo "run $i: infer $(echo "$m" | awk '{printf "%10.0f req/s  %6.2f µs CPU/req  (%s succeeded)", $2, $3, $4}')"
     results+=("$e" "$m")

@@ -44,7 +44,7 @@ run() {
     local kind=$1 p admin
     p=$(port)
     admin=$(port)
-    "$bin/switchyard" serve --model-repository "$work/$kind" --log-level warning --listen "127.0.0.1:$p" \
+    "$bin/switchyard" serve --model-repository "$work/$kind" --log-level warning --listen "127.0.0.1:$p" --rest-listen "" \
         --admin-listen "127.0.0.1:$admin" >"$work/$kind.log" 2>&1 &
     local pid=$!
     wait_port "$p"

@@ -35,7 +35,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port=$(free_port)
 admin_port=$(free_port)
 log=$(mktemp)
-"$bin/switchyard" serve "${config[@]}" --model-repository "$repository" --listen "127.0.0.1:$port" \
+"$bin/switchyard" serve "${config[@]}" --model-repository "$repository" --listen "127.0.0.1:$port" --rest-listen "" \
     --admin-listen "127.0.0.1:$admin_port" --threads "${SWITCHYARD_THREADS:-1}" --log-level warning >"$log" 2>&1 &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true; rm -f "$log"' EXIT

@@ -73,7 +73,7 @@ admin:
 EOF
 
 "$bin/switchyard" serve --config "$work/switchyard.yaml" --model-repository "$work/models" \
-    --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" --log-level notice >"$work/gateway.log" 2>&1 &
+    --listen "127.0.0.1:$port" --rest-listen "" --admin-listen "127.0.0.1:$admin_port" --log-level notice >"$work/gateway.log" 2>&1 &
 server=$!
 loaders=()
 cleanup() {

@@ -16,7 +16,7 @@ want_test=0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
-packages=(pkg-config libnghttp2-dev libprotobuf-c-dev libssl-dev zlib1g-dev)
+packages=(pkg-config libnghttp2-dev libprotobuf-c-dev libssl-dev zlib1g-dev libhttp-parser-dev)
 if [ $want_test = 1 ]; then
     packages+=(nghttp2-client openssl etcd-server python3 python3-venv python3-pip)
 fi
@@ -64,5 +64,10 @@ if [ $want_test = 1 ]; then
     if ! "$venv/bin/python" -c 'import h2' 2>/dev/null; then
         echo "bootstrap: installing the HTTP/2 library of the hostile-peer tests into $venv"
         "$venv/bin/pip" install -q h2
+    fi
+    # tritonclient.http (gevent, geventhttpclient) and requests, for the REST listener's tests.
+    if ! "$venv/bin/python" -c 'import tritonclient.http, requests' 2>/dev/null; then
+        echo "bootstrap: installing tritonclient's HTTP client into $venv"
+        "$venv/bin/pip" install -q "tritonclient[http]" requests
     fi
 fi

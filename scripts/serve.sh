@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds Switchyard (release) and serves the bundled demo repository on 127.0.0.1:8001.
+# Builds Switchyard (release) and serves the bundled demo repository: gRPC on 127.0.0.1:8001, REST on 127.0.0.1:8000.
 # Installs missing system packages first. Extra arguments go to `switchyard serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

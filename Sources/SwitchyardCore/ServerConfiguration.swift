@@ -4,6 +4,9 @@
 public struct ServerConfiguration: Sendable, Hashable, Codable {
     /// The gRPC listener. Default `127.0.0.1:8001`.
     public var listen: String
+    /// The v2 REST (HTTP/1.1 + JSON) listener, on the same event loops as gRPC. Default `127.0.0.1:8000` (Triton's
+    /// HTTP port, where `perf_analyzer` and tritonclient.http look); `""` turns it off.
+    public var restListen: String
     /// Event-loop threads of the front end. Default 1 (numeric work runs on the pools' own threads).
     public var threads: Int
     /// Path of the model repository. Default `models`.
@@ -284,6 +287,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
     /// The defaults.
     public init(
         listen: String = "127.0.0.1:8001",
+        restListen: String = "127.0.0.1:8000",
         threads: Int = 1,
         modelRepository: String = "models",
         tls: TLSSettings? = nil,
@@ -296,6 +300,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         tenants: TenantsConfiguration? = nil
     ) {
         self.listen = listen
+        self.restListen = restListen
         self.threads = threads
         self.modelRepository = modelRepository
         self.tls = tls
@@ -312,6 +317,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         case listen, threads, tls, limits, routes, sink, cluster, tenants
         case modelRepository = "model_repository"
         case drainSeconds = "drain_seconds"
+        case restListen = "rest_listen"
         case ioCPUs = "io_cpus"
     }
 
@@ -319,6 +325,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         let d = ServerConfiguration()
         let c = try decoder.container(keyedBy: CodingKeys.self)
         listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? d.listen
+        restListen = try c.decodeIfPresent(String.self, forKey: .restListen) ?? d.restListen
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
         modelRepository = try c.decodeIfPresent(String.self, forKey: .modelRepository) ?? d.modelRepository
         tls = try c.decodeIfPresent(TLSSettings.self, forKey: .tls)
@@ -336,6 +343,11 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         var problems: [String] = []
         if (try? HostAndPort(parsing: listen)) == nil {
             problems.append("listen: expected HOST:PORT (e.g. 127.0.0.1:8001), got '\(listen)'")
+        }
+        if !restListen.isEmpty && (try? HostAndPort(parsing: restListen)) == nil {
+            problems.append(
+                "rest_listen: expected HOST:PORT (e.g. 127.0.0.1:8000) or \"\" for none, got '\(restListen)'"
+            )
         }
         if threads < 1 || threads > 256 { problems.append("threads: expected 1…256, got \(threads)") }
         if modelRepository.isEmpty { problems.append("model_repository: expected a directory path, got ''") }

@@ -23,6 +23,10 @@ enum LoopMessage: Sendable {
     case inflated(GRPCCall, InflateOutcome, Int)
     /// Stop accepting, GOAWAY everyone, drain until the deadline.
     case shutdown(MonotonicInstant)
+    /// Loop 0 accepted a socket of the REST listener (HTTP/1.1) for this loop.
+    case adoptHTTP1(Int32, PeerAddress?)
+    /// An HTTP service answered one HTTP/1.1 request.
+    case respondHTTP1(HTTP1Exchange, HTTPResponse)
 }
 
 /// State shared read-only by every loop of one server.
@@ -37,9 +41,18 @@ final class ServerCore: Sendable {
     let addressCounts = AddressCounts()
     /// Decompression of compressed request messages, off the loops.
     let inflater: Inflater
+    /// The service behind the REST (HTTP/1.1) listener, if there is one.
+    let http: (any HTTPService)?
 
-    init(service: any GRPCService, limits: ServerConfiguration.Limits, tls: TLSContext?, logger: Logger) {
+    init(
+        service: any GRPCService,
+        http: (any HTTPService)? = nil,
+        limits: ServerConfiguration.Limits,
+        tls: TLSContext?,
+        logger: Logger
+    ) {
         self.service = service
+        self.http = http
         self.limits = limits
         self.tls = tls
         self.logger = logger
@@ -131,7 +144,7 @@ final class EventLoop: @unchecked Sendable {
     /// CPUs the loop's thread runs on; empty: any.
     let cpus: [Int]
     let core: ServerCore
-    private let epfd: Int32
+    let epfd: Int32
     private let wakeFD: Int32
     private let inbox = Mutex<[LoopMessage]>([])
     private let threadID = Atomic<UInt>(0)
@@ -139,9 +152,13 @@ final class EventLoop: @unchecked Sendable {
     /// Loops that accepted sockets are handed to, round-robin (set on loop 0 only).
     @exclusivity(unchecked) var peers: [EventLoop] = []
     @exclusivity(unchecked) var listenFD: Int32 = -1
+    /// The REST listener (HTTP/1.1), on loop 0 beside the gRPC one; -1 when off.
+    @exclusivity(unchecked) var restListenFD: Int32 = -1
 
     // MARK: Loop-confined
     @exclusivity(unchecked) private var connections: [Int32: Connection] = [:]
+    @exclusivity(unchecked) var http1Connections: [Int32: HTTP1Connection] = [:]
+    @exclusivity(unchecked) var dirtyHTTP1: [HTTP1Connection] = []
     @exclusivity(unchecked) private var local: [LoopMessage] = []
     @exclusivity(unchecked) private var spare: [LoopMessage] = []
     @exclusivity(unchecked) var dirty: [Connection] = []
@@ -149,7 +166,7 @@ final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var expired: [GRPCCall] = []
     @exclusivity(unchecked) private var nextPeer = 0
     @exclusivity(unchecked) private var stalledConnections = 0
-    @exclusivity(unchecked) private var draining = false
+    @exclusivity(unchecked) var draining = false
     @exclusivity(unchecked) private var drainDeadline = MonotonicInstant(nanoseconds: .max)
     @exclusivity(unchecked) private var finalGoawayAt: MonotonicInstant?
     /// Next visit of every connection for the handshake and idle timeouts.
@@ -162,16 +179,17 @@ final class EventLoop: @unchecked Sendable {
     /// otherwise, so RSS stays up after an attack that made the gateway buffer a lot.
     @exclusivity(unchecked) var bytesFreedSinceTrim = 0
     @exclusivity(unchecked) private var lastTrim = MonotonicInstant(nanoseconds: 0)
-    private let handshakeTimeoutNanoseconds: UInt64
-    private let headerTimeoutNanoseconds: UInt64
-    private let idleTimeoutNanoseconds: UInt64?
-    private let stallTimeoutNanoseconds: UInt64
+    let handshakeTimeoutNanoseconds: UInt64
+    let headerTimeoutNanoseconds: UInt64
+    let idleTimeoutNanoseconds: UInt64?
+    let stallTimeoutNanoseconds: UInt64
     private let sweepIntervalNanoseconds: UInt64
-    private let readBuffer: UnsafeMutableRawBufferPointer
+    let readBuffer: UnsafeMutableRawBufferPointer
     private let tlsScratch: UnsafeMutableRawBufferPointer
 
     private static let wakeToken = UInt64.max
     private static let listenToken = UInt64.max - 1
+    private static let restListenToken = UInt64.max - 2
 
     init(index: Int, core: ServerCore, cpus: [Int] = []) throws {
         self.index = index
@@ -220,12 +238,7 @@ final class EventLoop: @unchecked Sendable {
             return
         }
         if stopped.load(ordering: .acquiring) {
-            if case .adopt(let fd, let address) = message {
-                close(fd)
-                releaseSlot(address)
-            } else {
-                countDropped()
-            }
+            dropLate(message)
             return
         }
         let wasEmpty = inbox.withLock { queue in
@@ -240,6 +253,29 @@ final class EventLoop: @unchecked Sendable {
     }
 
     func countDropped() { core.counters.responsesDropped.add(1, ordering: .relaxed) }
+
+    /// A message that arrived after the loop stopped: sockets are closed, answers counted as dropped.
+    private func dropLate(_ message: LoopMessage) {
+        switch message {
+        case .adopt(let fd, let address), .adoptHTTP1(let fd, let address):
+            close(fd)
+            releaseSlot(address)
+        default:
+            countDropped()
+        }
+    }
+
+    /// Registers the REST listening socket (loop 0).
+    func attachRESTListener(_ fd: Int32) {
+        restListenFD = fd
+        _ = cswitchyard_epoll_ctl(
+            epfd,
+            Int32(CSWITCHYARD_EPOLL_CTL_ADD),
+            fd,
+            UInt32(CSWITCHYARD_EPOLLIN),
+            Self.restListenToken
+        )
+    }
 
     /// Registers the listening socket (loop 0).
     func attachListener(_ fd: Int32) {
@@ -285,16 +321,20 @@ final class EventLoop: @unchecked Sendable {
                     var value: UInt64 = 0
                     _ = read(wakeFD, &value, 8)
                 } else if token == Self.listenToken {
-                    acceptConnections()
+                    acceptConnections(from: listenFD, http1: false)
+                } else if token == Self.restListenToken {
+                    acceptConnections(from: restListenFD, http1: true)
                 } else if let connection = connections[Int32(truncatingIfNeeded: token)] {
                     handle(connection, events: events[i])
+                } else if let connection = http1Connections[Int32(truncatingIfNeeded: token)] {
+                    handleHTTP1(connection, events: events[i])
                 }
             }
             core.service.eventLoopDidProcessBatch()
             processMessages()
             fireTimers()
             if stalledConnections > 0 { checkStalled() }
-            if !connections.isEmpty || acceptResumeAt != nil { sweep() }
+            if !connections.isEmpty || !http1Connections.isEmpty || acceptResumeAt != nil { sweep() }
             if bytesFreedSinceTrim >= Self.trimThreshold { trimIfDue() }
             flushDirty()
             if draining {
@@ -307,9 +347,10 @@ final class EventLoop: @unchecked Sendable {
                     }
                     flushDirty()
                 }
-                if connections.isEmpty { break }
+                if connections.isEmpty && http1Connections.isEmpty { break }
                 if now >= drainDeadline {
                     for connection in Array(connections.values) { closeConnection(connection) }
+                    for connection in Array(http1Connections.values) { closeHTTP1(connection) }
                     break
                 }
             }
@@ -319,7 +360,12 @@ final class EventLoop: @unchecked Sendable {
             close(listenFD)
             listenFD = -1
         }
+        if restListenFD >= 0 {
+            close(restListenFD)
+            restListenFD = -1
+        }
         for connection in Array(connections.values) { closeConnection(connection) }
+        for connection in Array(http1Connections.values) { closeHTTP1(connection) }
         // Answers that raced with the stop are dropped (and counted).
         let late = inbox.withLock { queue in
             let late = queue
@@ -327,12 +373,7 @@ final class EventLoop: @unchecked Sendable {
             return late
         }
         for message in late {
-            if case .adopt(let fd, let address) = message {
-                close(fd)
-                releaseSlot(address)
-            } else {
-                countDropped()
-            }
+            dropLate(message)
         }
     }
 
@@ -348,12 +389,14 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func timeoutMilliseconds() -> Int32 {
-        if !local.isEmpty || !dirty.isEmpty { return 0 }
+        if !local.isEmpty || !dirty.isEmpty || !dirtyHTTP1.isEmpty { return 0 }
         var until: UInt64 = .max
         let now = MonotonicInstant.now()
         if let earliest = timers.earliest { until = earliest.nanoseconds(since: now) }
         if stalledConnections > 0 { until = min(until, 1_000_000_000) }
-        if !connections.isEmpty { until = min(until, nextSweep.nanoseconds(since: now)) }
+        if !connections.isEmpty || !http1Connections.isEmpty {
+            until = min(until, nextSweep.nanoseconds(since: now))
+        }
         if let at = acceptResumeAt { until = min(until, at.nanoseconds(since: now)) }
         if bytesFreedSinceTrim >= Self.trimThreshold {
             until = min(until, lastTrim.advanced(byNanoseconds: 1_000_000_000).nanoseconds(since: now))
@@ -403,6 +446,11 @@ final class EventLoop: @unchecked Sendable {
             adopt(fd, address: address)
         case .shutdown(let deadline):
             beginDrain(deadline: deadline)
+        case .adoptHTTP1(let fd, let address):
+            adoptHTTP1(fd, address: address)
+        case .respondHTTP1(let exchange, let response):
+            guard !exchange.connectionGone else { return countDropped() }
+            exchange.connection.answered(exchange, response)
         }
     }
 
@@ -419,6 +467,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func flushDirty() {
+        if !dirtyHTTP1.isEmpty { flushDirtyHTTP1() }
         var rounds = 0
         while !dirty.isEmpty && rounds < 4 {
             rounds += 1
@@ -433,9 +482,9 @@ final class EventLoop: @unchecked Sendable {
 
     // MARK: Connections
 
-    private func acceptConnections() {
+    private func acceptConnections(from listener: Int32, http1: Bool) {
         while true {
-            let fd = cswitchyard_accept4(listenFD)
+            let fd = cswitchyard_accept4(listener)
             if fd < 0 {
                 let error = errno
                 if error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM { pauseAccepting(error) }
@@ -462,15 +511,24 @@ final class EventLoop: @unchecked Sendable {
             _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let target = peers.isEmpty ? self : peers[nextPeer % peers.count]
             nextPeer &+= 1
-            if target === self { adopt(fd, address: address) } else { target.enqueue(.adopt(fd, address)) }
+            if http1 {
+                if target === self {
+                    adoptHTTP1(fd, address: address)
+                } else {
+                    target.enqueue(.adoptHTTP1(fd, address))
+                }
+            } else {
+                if target === self { adopt(fd, address: address) } else { target.enqueue(.adopt(fd, address)) }
+            }
         }
     }
 
     /// Out of file descriptors: the pending connection stays in the backlog and the level-triggered
     /// listener would wake the loop at once, forever. Take it out of epoll for 100 ms instead.
     private func pauseAccepting(_ error: Int32) {
-        guard listenFD >= 0, acceptResumeAt == nil else { return }
-        _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), listenFD, 0, 0)
+        guard listenFD >= 0 || restListenFD >= 0, acceptResumeAt == nil else { return }
+        if listenFD >= 0 { _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), listenFD, 0, 0) }
+        if restListenFD >= 0 { _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), restListenFD, 0, 0) }
         let now = MonotonicInstant.now()
         acceptResumeAt = now.advanced(byNanoseconds: 100_000_000)
         core.counters.acceptPauses.add(1, ordering: .relaxed)
@@ -503,8 +561,18 @@ final class EventLoop: @unchecked Sendable {
                     Self.listenToken
                 )
             }
+            if restListenFD >= 0 && !draining {
+                _ = cswitchyard_epoll_ctl(
+                    epfd,
+                    Int32(CSWITCHYARD_EPOLL_CTL_ADD),
+                    restListenFD,
+                    UInt32(CSWITCHYARD_EPOLLIN),
+                    Self.restListenToken
+                )
+            }
         }
         if draining { return }
+        sweepHTTP1(now: now)
         var unhandshaken: [Connection] = []
         for connection in connections.values where connection.verdict == nil && !connection.isClosed {
             if !connection.prefaceReceived {
@@ -548,7 +616,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Gives back a connection's place in the per-address count.
-    private func releaseSlot(_ address: PeerAddress?) {
+    func releaseSlot(_ address: PeerAddress?) {
         if let address { core.addressCounts.close(address) }
     }
 
@@ -777,6 +845,12 @@ final class EventLoop: @unchecked Sendable {
             close(listenFD)
             listenFD = -1
         }
+        if restListenFD >= 0 {
+            _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), restListenFD, 0, 0)
+            close(restListenFD)
+            restListenFD = -1
+        }
+        for connection in http1Connections.values { connection.beginDrain() }
         // Two-step GOAWAY: a notice now, the final one (with the last stream id) a moment later, so
         // requests already in flight from the client are not refused.
         for connection in connections.values {

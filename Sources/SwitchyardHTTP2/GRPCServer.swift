@@ -13,7 +13,8 @@ import Synchronization
 /// An HTTP/2 gRPC server: h2c with prior knowledge, or TLS 1.2/1.3 with ALPN "h2".
 ///
 /// `eventLoops` threads each run an epoll reactor that owns its connections; loop 0 also accepts and
-/// hands sockets out round-robin. Call `start()` once and `shutdown(gracePeriodSeconds:)` before
+/// hands sockets out round-robin. With `restListen` set, the same loops also serve HTTP/1.1 connections of a
+/// second listener and dispatch their requests to an `HTTPService`. Call `start()` once and `shutdown(gracePeriodSeconds:)` before
 /// dropping the server (the loop threads keep it alive until then); never call `shutdown` from inside a
 /// `GRPCService` callback, which runs on a loop thread.
 public final class GRPCServer: Sendable {
@@ -29,6 +30,8 @@ public final class GRPCServer: Sendable {
         public var limits: ServerConfiguration.Limits
         /// CPUs the event-loop threads run on; empty: any.
         public var loopCPUs: [Int]
+        /// The REST (HTTP/1.1) listener on the same loops; `nil`: none. Needs an `HTTPService`.
+        public var restListen: HostAndPort?
 
         /// Creates a configuration.
         public init(
@@ -36,19 +39,21 @@ public final class GRPCServer: Sendable {
             eventLoops: Int = 1,
             tls: ServerConfiguration.TLSSettings? = nil,
             limits: ServerConfiguration.Limits = .init(),
-            loopCPUs: [Int] = []
+            loopCPUs: [Int] = [],
+            restListen: HostAndPort? = nil
         ) {
             self.listen = listen
             self.eventLoops = eventLoops
             self.tls = tls
             self.limits = limits
             self.loopCPUs = loopCPUs
+            self.restListen = restListen
         }
     }
 
     private enum Lifecycle: Sendable {
         case idle
-        case running(threads: [UInt])
+        case running(threads: [UInt], restPort: Int?)
         case stopped
     }
 
@@ -58,8 +63,19 @@ public final class GRPCServer: Sendable {
     private let lifecycle = Mutex<Lifecycle>(.idle)
 
     /// Creates a server; loads the TLS certificate and key when configured.
+    /// - Parameters:
+    ///   - service: what gRPC calls are dispatched to.
+    ///   - httpService: what the REST listener's requests are dispatched to (needed when `restListen` is set).
     /// - Throws: `SwitchyardError.invalidArgument` for an unusable configuration or TLS file (naming it).
-    public init(configuration: Configuration, service: any GRPCService, logger: Logger) throws {
+    public init(
+        configuration: Configuration,
+        service: any GRPCService,
+        httpService: (any HTTPService)? = nil,
+        logger: Logger
+    ) throws {
+        if configuration.restListen != nil && httpService == nil {
+            throw SwitchyardError.invalidArgument("restListen: a REST listener needs an HTTP service")
+        }
         guard configuration.eventLoops >= 1 && configuration.eventLoops <= 256 else {
             throw SwitchyardError.invalidArgument("eventLoops: expected 1…256, got \(configuration.eventLoops)")
         }
@@ -67,7 +83,13 @@ public final class GRPCServer: Sendable {
         if !problems.isEmpty { throw SwitchyardError.invalidArgument(problems.joined(separator: "; ")) }
         self.configuration = configuration
         let tls = try configuration.tls.map { try TLSContext(settings: $0) }
-        core = ServerCore(service: service, limits: configuration.limits, tls: tls, logger: logger)
+        core = ServerCore(
+            service: service,
+            http: httpService,
+            limits: configuration.limits,
+            tls: tls,
+            logger: logger
+        )
         var loops: [EventLoop] = []
         for index in 0..<configuration.eventLoops {
             loops.append(try EventLoop(index: index, core: core, cpus: configuration.loopCPUs))
@@ -101,18 +123,30 @@ public final class GRPCServer: Sendable {
             // buffers are freed and then keeps tens of MiB per thread arena after a burst of large requests.
             _ = cswitchyard_set_mmap_threshold(1 << 20)
             try core.inflater.start()
-            let (fd, port) = try Self.bind(configuration.listen)
+            let (fd, port) = try Self.bind(configuration.listen, key: "listen")
+            var restPort: Int?
+            if let restListen = configuration.restListen {
+                do {
+                    let (restFD, bound) = try Self.bind(restListen, key: "rest_listen")
+                    loops[0].attachRESTListener(restFD)
+                    restPort = bound
+                } catch {
+                    close(fd)
+                    throw error
+                }
+            }
             loops[0].attachListener(fd)
             var threads: [UInt] = []
             for loop in loops {
                 threads.append(UInt(try startThread(name: "switchyard-io-\(loop.index)") { loop.run() }))
             }
-            state = .running(threads: threads)
+            state = .running(threads: threads, restPort: restPort)
             core.logger.info(
                 "gRPC front end listening",
                 metadata: [
                     "address": "\(configuration.listen.host):\(port)", "loops": "\(loops.count)",
                     "tls": "\(configuration.tls != nil)", "limits": "\(configuration.limits.summary)",
+                    "rest": "\(restPort.map { "\(configuration.restListen!.host):\($0)" } ?? "off")",
                     "cpus":
                         "\(configuration.loopCPUs.isEmpty ? "any" : SystemInfo.describeCPUList(configuration.loopCPUs))",
                 ]
@@ -126,7 +160,7 @@ public final class GRPCServer: Sendable {
     /// loop threads. Blocks until done; safe to call more than once.
     public func shutdown(gracePeriodSeconds: Double) {
         let threads: [UInt] = lifecycle.withLock { state in
-            guard case .running(let threads) = state else {
+            guard case .running(let threads, _) = state else {
                 state = .stopped
                 return []
             }
@@ -140,6 +174,14 @@ public final class GRPCServer: Sendable {
         for thread in threads { pthread_join(pthread_t(thread), nil) }
         core.inflater.stop()
         core.logger.info("gRPC front end stopped", metadata: ["statistics": "\(statistics)"])
+    }
+
+    /// The port the REST listener is bound to, once started with one (useful with port 0).
+    public var restPort: Int? {
+        lifecycle.withLock { state in
+            if case .running(_, let restPort) = state { return restPort }
+            return nil
+        }
     }
 
     /// A snapshot of the front end's counters.
@@ -165,7 +207,7 @@ public final class GRPCServer: Sendable {
     }
 
     /// Resolves and binds a non-blocking listening socket.
-    private static func bind(_ address: HostAndPort) throws -> (Int32, Int) {
+    private static func bind(_ address: HostAndPort, key: String) throws -> (Int32, Int) {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -175,7 +217,7 @@ public final class GRPCServer: Sendable {
         let rc = getaddrinfo(host, String(address.port), &hints, &result)
         guard rc == 0, let first = result else {
             throw SwitchyardError.invalidArgument(
-                "listen: cannot resolve '\(address)': \(String(cString: gai_strerror(rc)))"
+                "\(key): cannot resolve '\(address)': \(String(cString: gai_strerror(rc)))"
             )
         }
         defer { freeaddrinfo(result) }
@@ -217,7 +259,7 @@ public final class GRPCServer: Sendable {
             return (fd, port)
         }
         throw SwitchyardError.invalidArgument(
-            "listen: cannot bind \(address): \(String(cString: strerror(lastError)))"
+            "\(key): cannot bind \(address): \(String(cString: strerror(lastError)))"
         )
     }
 }

@@ -34,6 +34,9 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "gRPC listen address HOST:PORT (default: 127.0.0.1:8001).")
     var listen: String?
 
+    @Option(name: .long, help: "v2 REST listen address HOST:PORT (default: 127.0.0.1:8000); \"\" turns it off.")
+    var restListen: String?
+
     @Option(name: .long, help: "Admin API listen address HOST:PORT (default: 127.0.0.1:8002).")
     var adminListen: String?
 
@@ -160,9 +163,11 @@ struct Serve: ParsableCommand {
                 eventLoops: settings.threads,
                 tls: settings.tls,
                 limits: settings.limits,
-                loopCPUs: settings.ioCPUs.flatMap(SystemInfo.parseCPUList) ?? []
+                loopCPUs: settings.ioCPUs.flatMap(SystemInfo.parseCPUList) ?? [],
+                restListen: settings.restListen.isEmpty ? nil : try HostAndPort(parsing: settings.restListen)
             ),
             service: service,
+            httpService: RESTService(service: service),
             logger: logger
         )
         let port = try server.start()
@@ -239,10 +244,15 @@ struct Serve: ParsableCommand {
             try watcher?.start()
         }
         let listenAddress = try HostAndPort(parsing: settings.listen)
+        var restAddress = "off"
+        if let restPort = server.restPort, let rest = try? HostAndPort(parsing: settings.restListen) {
+            restAddress = "\(HostAndPort(host: rest.host, port: restPort))"
+        }
         logger.notice(
             "serving",
             metadata: [
                 "address": "\(HostAndPort(host: listenAddress.host, port: port))",
+                "rest": "\(restAddress)",
                 "tls": "\(settings.tls != nil)",
                 "models": "\(registry.models.map { "\($0.name)@\($0.versions.map(\.version))" })",
                 "routes": "\(routing.routes.map { "\($0.model):\($0.policy)" })",
@@ -523,6 +533,7 @@ struct Serve: ParsableCommand {
         }
         if let modelRepository { settings.modelRepository = modelRepository }
         if let listen { settings.listen = listen }
+        if let restListen { settings.restListen = restListen }
         if let threads { settings.threads = threads }
         if let ioCPUs { settings.ioCPUs = ioCPUs }
         if tlsCert != nil || tlsKey != nil {

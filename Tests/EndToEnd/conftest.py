@@ -76,16 +76,21 @@ class Gateway:
 def start_gateway(tmp_path_factory):
     started = []
 
-    def start(*args, repository=MODELS, tls=False):
+    def start(*args, repository=MODELS, tls=False, rest=False):
         port = free_port()
-        # Every gateway gets its own admin port so that gateways of one session never collide on the default.
+        # Every gateway gets its own admin port so that gateways of one session never collide on the default;
+        # the REST listener (default 127.0.0.1:8000) is off unless a test asks for it, then on a free port.
         admin_port = free_port()
+        rest_port = free_port() if rest else None
         log = tmp_path_factory.mktemp("gateway") / "gateway.log"
         gw = Gateway(
             ["--model-repository", str(repository), "--listen", f"127.0.0.1:{port}",
-             "--admin-listen", f"127.0.0.1:{admin_port}", *args],
+             "--admin-listen", f"127.0.0.1:{admin_port}",
+             "--rest-listen", f"127.0.0.1:{rest_port}" if rest else "", *args],
             port, str(log), admin_port,
         )
+        gw.rest_port = rest_port
+        gw.rest_url = f"http://127.0.0.1:{rest_port}" if rest else None
         started.append(gw)
         return gw.wait_listening(tls=tls)
 

@@ -293,7 +293,7 @@ def test_admin_port_refusals(tmp_path, listen, env, message):
         busy.listen(1)
         address = listen.format(port=free_port(), busy=busy.getsockname()[1])
         out = subprocess.run(
-            [binary(), "serve", "--model-repository", str(MODELS), "--listen", f"127.0.0.1:{free_port()}",
+            [binary(), "serve", "--model-repository", str(MODELS), "--listen", f"127.0.0.1:{free_port()}", "--rest-listen", "",
              "--admin-listen", address],
             env={k: v for k, v in {**os.environ, **env}.items() if k != "SWITCHYARD_ADMIN_TOKEN"},
             capture_output=True, text=True, timeout=60,

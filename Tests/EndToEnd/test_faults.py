@@ -111,7 +111,7 @@ def test_a_route_naming_a_failed_version_is_refused(start_gateway, tmp_path):
     # At start-up: refused with the key path and what is loaded.
     run = subprocess.run(
         [binary(), "serve", "--config", str(config), "--model-repository", str(repository),
-         "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", f"127.0.0.1:{free_port()}"],
+         "--listen", f"127.0.0.1:{free_port()}", "--rest-listen", "", "--admin-listen", f"127.0.0.1:{free_port()}"],
         capture_output=True, text=True, timeout=60,
     )
     assert run.returncode != 0
@@ -407,7 +407,7 @@ def test_a_read_only_sink_directory_is_refused_at_start(tmp_path):
         config.write_text(f"sink: {{directory: {sinkfs}}}\n")
         run = subprocess.run(
             [binary(), "serve", "--config", str(config), "--model-repository", str(copy_digits(tmp_path)),
-             "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", f"127.0.0.1:{free_port()}"],
+             "--listen", f"127.0.0.1:{free_port()}", "--rest-listen", "", "--admin-listen", f"127.0.0.1:{free_port()}"],
             capture_output=True, text=True, timeout=60,
         )
         assert run.returncode != 0
@@ -637,7 +637,7 @@ def test_a_corrupt_state_file_is_refused_with_its_path_and_problem(tmp_path):
     (tmp_path / "routes-state.json").write_text('{"routes": [{"model": "digits", "policy": "canary", "vers')
     run = subprocess.run(
         [binary(), "serve", "--config", str(config), "--model-repository", str(repository),
-         "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", f"127.0.0.1:{free_port()}"],
+         "--listen", f"127.0.0.1:{free_port()}", "--rest-listen", "", "--admin-listen", f"127.0.0.1:{free_port()}"],
         capture_output=True, text=True, timeout=60,
     )
     assert run.returncode != 0

@@ -67,7 +67,7 @@ def gateway(extra_config=""):
     config.write_text(CONFIG + extra_config)
     port, admin = free_port(), free_port()
     gw = Gateway(
-        ["--config", str(config), "--model-repository", str(MODELS), "--listen", f"127.0.0.1:{port}",
+        ["--config", str(config), "--model-repository", str(MODELS), "--listen", f"127.0.0.1:{port}", "--rest-listen", "",
          "--admin-listen", f"127.0.0.1:{admin}"],
         port, str(directory / "gateway.log"), admin,
     )
@@ -763,7 +763,7 @@ def test_admin_probes_without_token_and_no_paths_in_errors(tmp_path):
     config.write_text("admin:\n  token: probe-token\n")
     port, admin_port = free_port(), free_port()
     gw = Gateway(
-        ["--config", str(config), "--model-repository", str(repository), "--listen", f"127.0.0.1:{port}",
+        ["--config", str(config), "--model-repository", str(repository), "--listen", f"127.0.0.1:{port}", "--rest-listen", "",
          "--admin-listen", f"0.0.0.0:{admin_port}"],
         port, str(tmp_path / "gateway.log"), admin_port,
     )

@@ -232,7 +232,7 @@ routes:
 """
     )
     result = subprocess.run(
-        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0"],
+        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0", "--rest-listen", ""],
         capture_output=True,
         text=True,
         timeout=60,
@@ -248,7 +248,7 @@ routes:
     # Versions are checked against the loaded repository once the structure is sound.
     config.write_text("routes:\n  - {model: digits, policy: fixed, versions: [{version: 9}]}\n")
     result = subprocess.run(
-        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0"],
+        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0", "--rest-listen", ""],
         capture_output=True,
         text=True,
         timeout=60,

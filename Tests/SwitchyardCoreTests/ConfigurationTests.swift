@@ -37,6 +37,17 @@ import Testing
         #expect(problems.contains { $0.hasPrefix("threads:") })
         #expect(problems.contains { $0.hasPrefix("limits.max_concurrent_streams:") })
     }
+
+    @Test func restListenDefaultsToTritonsHTTPPortAndTurnsOffWithEmpty() throws {
+        #expect(ServerConfiguration().restListen == "127.0.0.1:8000")
+        #expect(ServerConfiguration(restListen: "").validate().isEmpty)
+        let problems = ServerConfiguration(restListen: "8000").validate()
+        #expect(problems.count == 1)
+        #expect(problems.first?.hasPrefix("rest_listen: expected HOST:PORT") == true)
+        let decoded = try JSONDecoder().decode(ServerConfiguration.self, from: Data(#"{"rest_listen": ""}"#.utf8))
+        #expect(decoded.restListen == "")
+        #expect(decoded.listen == "127.0.0.1:8001")
+    }
 }
 
 @Suite struct ShapeTests {

@@ -95,7 +95,7 @@ class Server:
         m = self.model
         if self.kind == "switchyard":
             cmd = [str(bin_dir / "switchyard"), "serve", "--model-repository", str(m["repo"]),
-                   "--listen", f"127.0.0.1:{self.port}", "--threads", "1", "--log-level", "warning"]
+                   "--listen", f"127.0.0.1:{self.port}", "--rest-listen", "", "--threads", "1", "--log-level", "warning"]
             env = None
         elif self.kind == "grpcio":
             cmd = [str(PEERS_VENV / "bin/python"), str(HERE / "grpcio_server.py"), "--model", m["name"],

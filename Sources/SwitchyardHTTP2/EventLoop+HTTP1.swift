@@ -1,0 +1,193 @@
+// The event loop's side of HTTP/1.1 connections (the REST listener): adopting sockets, reading into the
+// parser, writing responses with backpressure, and the header, idle and write-stall timeouts — the same limits
+// the HTTP/2 connections on this loop live under.
+
+internal import CEpoll
+import SwitchyardCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension EventLoop {
+    func adoptHTTP1(_ fd: Int32, address: PeerAddress?) {
+        let connection = HTTP1Connection(fd: fd, loop: self)
+        connection.peerAddress = address
+        http1Connections[fd] = connection
+        connection.registeredEvents = UInt32(CSWITCHYARD_EPOLLIN)
+        _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_ADD), fd, connection.registeredEvents, UInt64(fd))
+        if draining { connection.beginDrain() }
+    }
+
+    func handleHTTP1(_ connection: HTTP1Connection, events: UInt32) {
+        if events & UInt32(CSWITCHYARD_EPOLLIN | CSWITCHYARD_EPOLLHUP | CSWITCHYARD_EPOLLERR) != 0 {
+            readableHTTP1(connection)
+        }
+        if connection.isClosed { return }
+        if events & UInt32(CSWITCHYARD_EPOLLOUT) != 0 { connection.markDirty() }
+    }
+
+    private func readableHTTP1(_ connection: HTTP1Connection) {
+        for _ in 0..<4 {
+            let count = read(connection.fd, readBuffer.baseAddress, readBuffer.count)
+            if count == 0 {
+                // The client half-closed. Answers already owed still go out (a client may send its requests and
+                // shut down its side); with nothing owed the connection is done.
+                if connection.inFlight == 0 && connection.pendingOutput == 0 {
+                    closeHTTP1(connection)
+                } else {
+                    connection.stopReading = true
+                    connection.closeAfterFlush = true
+                    connection.markDirty()
+                    updateInterestHTTP1(connection, reading: false)
+                }
+                return
+            }
+            if count < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
+                closeHTTP1(connection)
+                return
+            }
+            connection.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
+            connection.markDirty()
+            if connection.stopReading || connection.readingPaused || connection.parserHeld || count < readBuffer.count {
+                break
+            }
+        }
+    }
+
+    func flushDirtyHTTP1() {
+        var rounds = 0
+        while !dirtyHTTP1.isEmpty && rounds < 4 {
+            rounds += 1
+            let batch = dirtyHTTP1
+            dirtyHTTP1.removeAll(keepingCapacity: true)
+            for connection in batch {
+                connection.isDirty = false
+                if !connection.isClosed { flushHTTP1(connection) }
+            }
+        }
+    }
+
+    private func flushHTTP1(_ connection: HTTP1Connection) {
+        while connection.pendingOutput > 0 {
+            // send(MSG_NOSIGNAL), not write(): a peer that vanished must cost EPIPE, not the process.
+            let written = connection.out.withUnsafeBytes { raw in
+                send(
+                    connection.fd,
+                    raw.baseAddress! + connection.outSent,
+                    connection.pendingOutput,
+                    Int32(MSG_NOSIGNAL)
+                )
+            }
+            if written > 0 {
+                connection.outSent += written
+                connection.lastActivity = .now()
+                continue
+            }
+            if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { break }
+            closeHTTP1(connection)
+            return
+        }
+        if connection.pendingOutput == 0 {
+            connection.out.removeAll(keepingCapacity: connection.out.capacity <= 1 << 20)
+            connection.outSent = 0
+            if connection.closeAfterFlush && connection.inFlight == 0 {
+                closeHTTP1(connection)
+                return
+            }
+        } else if connection.outSent > 1 << 20 && connection.outSent > connection.out.count / 2 {
+            connection.out.removeFirst(connection.outSent)
+            connection.outSent = 0
+        }
+        updateInterestHTTP1(connection, reading: !connection.stopReading && !connection.parserHeld)
+    }
+
+    /// Backpressure: a client that does not read its responses stops being read once the output buffer reaches
+    /// `max_output_buffer_bytes` (until it drains to half), and is closed after `write_stall_timeout_seconds`.
+    private func updateInterestHTTP1(_ connection: HTTP1Connection, reading: Bool) {
+        let limit = core.limits.maxOutputBufferBytes
+        if !connection.readingPaused && connection.pendingOutput >= limit {
+            connection.readingPaused = true
+        } else if connection.readingPaused && connection.pendingOutput < limit / 2 {
+            connection.readingPaused = false
+        }
+        let stalled = connection.readingPaused || (connection.closeAfterFlush && connection.pendingOutput > 0)
+        if stalled && connection.stalledSince == nil {
+            connection.stalledSince = .now()
+        } else if !stalled {
+            connection.stalledSince = nil
+        }
+        var wanted: UInt32 = reading && !connection.readingPaused ? UInt32(CSWITCHYARD_EPOLLIN) : 0
+        if connection.pendingOutput > 0 { wanted |= UInt32(CSWITCHYARD_EPOLLOUT) }
+        if wanted != connection.registeredEvents {
+            connection.registeredEvents = wanted
+            _ = cswitchyard_epoll_ctl(
+                epfd,
+                Int32(CSWITCHYARD_EPOLL_CTL_MOD),
+                connection.fd,
+                wanted,
+                UInt64(connection.fd)
+            )
+        }
+    }
+
+    /// Timeouts of HTTP/1.1 connections, visited once per sweep interval.
+    func sweepHTTP1(now: MonotonicInstant) {
+        guard !http1Connections.isEmpty else { return }
+        let limits = core.limits
+        var closing: [HTTP1Connection] = []
+        for connection in http1Connections.values where !connection.isClosed {
+            if let since = connection.stalledSince, now.nanoseconds(since: since) > stallTimeoutNanoseconds {
+                core.counters.connectionsThrottled.add(1, ordering: .relaxed)
+                closing.append(connection)
+                continue
+            }
+            if connection.stopReading { continue }
+            if let since = connection.headBegunAt, now.nanoseconds(since: since) > headerTimeoutNanoseconds {
+                core.counters.connectionsTimedOut.add(1, ordering: .relaxed)
+                connection.refuse(
+                    (
+                        408,
+                        "request headers not completed within \(limits.headerTimeoutSeconds) s "
+                            + "(limits.header_timeout_seconds)"
+                    )
+                )
+                continue
+            }
+            guard connection.inFlight == 0 else { continue }
+            let quiet = now.nanoseconds(since: connection.lastActivity)
+            if connection.inBody, let idle = idleTimeoutNanoseconds, quiet > idle {
+                core.counters.connectionsTimedOut.add(1, ordering: .relaxed)
+                connection.refuse(
+                    (
+                        408,
+                        "request body stalled: no bytes for \(limits.idleTimeoutSeconds) s (limits.idle_timeout_seconds)"
+                    )
+                )
+            } else if !connection.inBody && connection.headBegunAt == nil {
+                // Between requests: a connection that never sent a byte gets the handshake timeout, a kept-alive
+                // one the idle timeout; both close without a response, as no request is outstanding.
+                let neverUsed = connection.lastActivity == connection.acceptedAt
+                let limit = neverUsed ? handshakeTimeoutNanoseconds : idleTimeoutNanoseconds
+                if let limit, quiet > limit {
+                    core.counters.connectionsTimedOut.add(1, ordering: .relaxed)
+                    closing.append(connection)
+                }
+            }
+        }
+        for connection in closing { closeHTTP1(connection) }
+    }
+
+    func closeHTTP1(_ connection: HTTP1Connection) {
+        guard !connection.isClosed else { return }
+        _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), connection.fd, 0, 0)
+        http1Connections[connection.fd] = nil
+        close(connection.fd)
+        releaseSlot(connection.peerAddress)
+        connection.peerAddress = nil
+        connection.teardown()
+        core.counters.connectionsOpen.subtract(1, ordering: .relaxed)
+        core.counters.connectionsClosed.add(1, ordering: .relaxed)
+    }
+}

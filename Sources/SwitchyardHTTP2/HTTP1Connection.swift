@@ -1,0 +1,488 @@
+// One HTTP/1.1 connection of the REST listener, a sibling of the HTTP/2 `Connection` on the same event loops.
+// nodejs http-parser (a well-kept C parser) does the parsing; this file owns its callbacks, the current request,
+// the queue of pipelined exchanges (answered in any order, written in request order) and the output buffer.
+// Limits mirror the HTTP/2 side: header bytes (`max_header_list_bytes`), body bytes (`max_request_bytes`),
+// requests in flight per connection (`max_concurrent_streams`), output buffer (`max_output_buffer_bytes`).
+// Everything here is confined to the owning loop; only `HTTP1Exchange.state` is touched from other threads.
+
+internal import CHTTPParser
+import SwitchyardCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One request/response pair on an HTTP/1.1 connection, and the responder the service answers through.
+final class HTTP1Exchange: HTTPResponder, @unchecked Sendable {
+    static let open: UInt8 = 0
+    static let answered: UInt8 = 1
+    static let cancelled: UInt8 = 2
+
+    let loop: EventLoop
+    /// Cross-thread part: whether an answer is still wanted.
+    let state = Atomic<UInt8>(HTTP1Exchange.open)
+
+    // MARK: Loop-confined
+    unowned(unsafe) var connection: HTTP1Connection
+    /// The connection closed: `connection` must not be touched.
+    @exclusivity(unchecked) var connectionGone = false
+    @exclusivity(unchecked) var response: HTTPResponse?
+    /// The connection closes after this response (client asked, HTTP/1.0 without keep-alive, or a refusal).
+    @exclusivity(unchecked) var closeAfter = false
+    @exclusivity(unchecked) var isHead = false
+    @exclusivity(unchecked) var http10 = false
+
+    init(loop: EventLoop, connection: HTTP1Connection) {
+        self.loop = loop
+        self.connection = connection
+    }
+
+    var isCancelled: Bool { state.load(ordering: .relaxed) == HTTP1Exchange.cancelled }
+
+    func respond(_ response: HTTPResponse) {
+        guard
+            state.compareExchange(
+                expected: HTTP1Exchange.open,
+                desired: HTTP1Exchange.answered,
+                ordering: .relaxed
+            ).exchanged
+        else { return loop.countDropped() }
+        loop.enqueue(.respondHTTP1(self, response))
+    }
+}
+
+/// The parser callbacks, registered once.
+final class HTTP1Callbacks: @unchecked Sendable {
+    static let shared = HTTP1Callbacks()
+    let settings: UnsafeMutablePointer<http_parser_settings>
+
+    private init() {
+        settings = .allocate(capacity: 1)
+        http_parser_settings_init(settings)
+        settings.pointee.on_message_begin = { parser in HTTP1Connection.from(parser).messageBegin() }
+        settings.pointee.on_url = { parser, at, length in HTTP1Connection.from(parser).url(at, length) }
+        settings.pointee.on_header_field = { parser, at, length in
+            HTTP1Connection.from(parser).headerField(at, length)
+        }
+        settings.pointee.on_header_value = { parser, at, length in
+            HTTP1Connection.from(parser).headerValue(at, length)
+        }
+        settings.pointee.on_headers_complete = { parser in HTTP1Connection.from(parser).headersComplete() }
+        settings.pointee.on_body = { parser, at, length in HTTP1Connection.from(parser).bodyBytes(at, length) }
+        settings.pointee.on_message_complete = { parser in HTTP1Connection.from(parser).messageComplete() }
+    }
+}
+
+/// An HTTP/1.1 connection: keep-alive, pipelining, limits and timeouts.
+final class HTTP1Connection {
+    let fd: Int32
+    unowned(unsafe) let loop: EventLoop
+    private let parser: UnsafeMutablePointer<http_parser>
+    let acceptedAt: MonotonicInstant
+
+    // MARK: Request being parsed
+    /// When the current request's first byte arrived; `nil` between requests and once its headers are complete.
+    var headBegunAt: MonotonicInstant?
+    /// A request's body is being received.
+    var inBody = false
+    private var target: [UInt8] = []
+    private var field: [UInt8] = []
+    private var value: [UInt8] = []
+    private var inValue = false
+    private var headers: [(name: String, value: String)] = []
+    private var headerBytes = 0
+    private var body: [UInt8] = []
+    /// Bytes this connection holds in `FrontEndCounters.bufferedRequestBytes` for the body being received.
+    private var reservedBytes = 0
+    /// Set by a callback that refuses the request (status, message); parsing stops.
+    private var refusal: (status: Int, message: String)?
+    /// Bytes received while the parser was paused (too many requests in flight).
+    private var unparsed: [UInt8] = []
+    private var parserPaused = false
+    /// The parser waits for answers (too many requests in flight): the socket is not read meanwhile, so a pipelining
+    /// flood stays in the kernel's buffers, not ours.
+    var parserHeld: Bool { parserPaused }
+    /// No more requests are read: the connection closes once the queued responses are written.
+    var stopReading = false
+
+    // MARK: Exchanges, in request order
+    private var exchanges: [HTTP1Exchange] = []
+    private var exchangesHead = 0
+    var inFlight: Int { exchanges.count - exchangesHead }
+
+    // MARK: Output and I/O state
+    var out: [UInt8] = []
+    var outSent = 0
+    var pendingOutput: Int { out.count - outSent }
+    var closeAfterFlush = false
+    var isClosed = false
+    var isDirty = false
+    var readingPaused = false
+    var stalledSince: MonotonicInstant?
+    var registeredEvents: UInt32 = 0
+    var peerAddress: PeerAddress?
+    /// Last time bytes moved either way, for the idle timeout.
+    var lastActivity: MonotonicInstant
+    /// The loop is draining: close once every queued request is answered.
+    var closeWhenIdle = false
+
+    init(fd: Int32, loop: EventLoop) {
+        self.fd = fd
+        self.loop = loop
+        let now = MonotonicInstant.now()
+        acceptedAt = now
+        lastActivity = now
+        parser = .allocate(capacity: 1)
+        http_parser_init(parser, HTTP_REQUEST)
+        parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    deinit { parser.deallocate() }
+
+    static func from(_ parser: UnsafeMutablePointer<http_parser>?) -> HTTP1Connection {
+        Unmanaged<HTTP1Connection>.fromOpaque(parser!.pointee.data).takeUnretainedValue()
+    }
+
+    private var limits: ServerConfiguration.Limits { loop.core.limits }
+
+    // MARK: Input
+
+    /// Feeds bytes from the socket.
+    func receive(_ bytes: UnsafeRawBufferPointer) {
+        lastActivity = .now()
+        guard !stopReading, bytes.count > 0 else { return }
+        if parserPaused {
+            unparsed.append(contentsOf: bytes)
+            return
+        }
+        feed(bytes)
+    }
+
+    private func feed(_ bytes: UnsafeRawBufferPointer) {
+        let consumed = http_parser_execute(
+            parser,
+            HTTP1Callbacks.shared.settings,
+            bytes.baseAddress?.assumingMemoryBound(to: CChar.self),
+            bytes.count
+        )
+        let error = http_errno(rawValue: cswitchyard_http_errno(parser))
+        if error == HPE_PAUSED {
+            parserPaused = true
+            if consumed < bytes.count {
+                unparsed.insert(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[consumed...]), at: 0)
+            }
+            return
+        }
+        if error != HPE_OK {
+            refuse(refusal ?? Self.describe(error))
+            return
+        }
+        if parser.pointee.upgrade != 0 && !stopReading {
+            // Upgrades (h2c, WebSocket) are not served on this port: answer what was asked, then close.
+            stopReading = true
+            if let last = exchanges.last, exchanges.count > exchangesHead { last.closeAfter = true }
+        }
+    }
+
+    /// Resumes a paused parser once requests in flight drop below the limit.
+    private func resumeIfPossible() {
+        guard parserPaused, !stopReading, inFlight < limits.maxConcurrentStreams else { return }
+        parserPaused = false
+        cswitchyard_http_pause(parser, 0)
+        var pending: [UInt8] = []
+        swap(&pending, &unparsed)
+        pending.withUnsafeBytes { feed($0) }
+        if !parserPaused && readingPaused && pendingOutput < limits.maxOutputBufferBytes / 2 { markDirty() }
+    }
+
+    /// A parser error as the response's status and message.
+    private static func describe(_ error: http_errno) -> (status: Int, message: String) {
+        switch error {
+        case HPE_UNEXPECTED_CONTENT_LENGTH:
+            return (
+                400,
+                "request has both Content-Length and Transfer-Encoding, or more than one Content-Length; "
+                    + "expected exactly one way to frame the body"
+            )
+        case HPE_INVALID_TRANSFER_ENCODING:
+            return (400, "request has an invalid Transfer-Encoding; expected 'chunked' as the last coding")
+        case HPE_HEADER_OVERFLOW:
+            return (431, "request headers too large")
+        case HPE_INVALID_VERSION:
+            return (505, "invalid HTTP version; expected HTTP/1.0 or HTTP/1.1")
+        default:
+            let name = String(cString: http_errno_name(error))
+            let description = String(cString: http_errno_description(error))
+            return (400, "malformed HTTP/1.1 request: \(description) (\(name))")
+        }
+    }
+
+    /// Stops reading and queues a refusal after the responses already owed.
+    func refuse(_ refusal: (status: Int, message: String)) {
+        guard !stopReading else { return }
+        stopReading = true
+        body = []
+        releaseReservation()
+        loop.core.counters.httpRejections.add(1, ordering: .relaxed)
+        let exchange = HTTP1Exchange(loop: loop, connection: self)
+        exchange.state.store(HTTP1Exchange.answered, ordering: .relaxed)
+        exchange.closeAfter = true
+        exchange.response =
+            loop.core.http?.refusal(status: refusal.status, message: refusal.message)
+            ?? HTTPResponse(status: refusal.status, body: Array(refusal.message.utf8))
+        exchanges.append(exchange)
+        writeReady()
+    }
+
+    // MARK: Parser callbacks
+
+    fileprivate func messageBegin() -> Int32 {
+        headBegunAt = .now()
+        inBody = false
+        target.removeAll(keepingCapacity: true)
+        field.removeAll(keepingCapacity: true)
+        value.removeAll(keepingCapacity: true)
+        inValue = false
+        headers.removeAll(keepingCapacity: true)
+        headerBytes = 0
+        body = []
+        return 0
+    }
+
+    private func countHeaderBytes(_ length: Int) -> Int32 {
+        headerBytes += length
+        guard headerBytes <= limits.maxHeaderListBytes else {
+            refusal = (
+                431,
+                "request line and headers exceed \(limits.maxHeaderListBytes) bytes (limits.max_header_list_bytes)"
+            )
+            return 1
+        }
+        return 0
+    }
+
+    fileprivate func url(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        guard countHeaderBytes(length) == 0, let at else { return 1 }
+        target.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+        return 0
+    }
+
+    private func commitHeader() {
+        guard inValue else { return }
+        headers.append(
+            (String(decoding: field, as: UTF8.self).lowercased(), String(decoding: value, as: UTF8.self))
+        )
+        field.removeAll(keepingCapacity: true)
+        value.removeAll(keepingCapacity: true)
+        inValue = false
+    }
+
+    fileprivate func headerField(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        guard countHeaderBytes(length + 4) == 0, let at else { return 1 }  // ": " and CRLF count too
+        commitHeader()
+        guard headers.count < 256 else {
+            refusal = (431, "more than 256 header fields; expected fewer")
+            return 1
+        }
+        field.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+        return 0
+    }
+
+    fileprivate func headerValue(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        guard countHeaderBytes(length) == 0, let at else { return 1 }
+        inValue = true
+        value.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+        return 0
+    }
+
+    fileprivate func headersComplete() -> Int32 {
+        commitHeader()
+        headBegunAt = nil
+        inBody = true
+        let limit = limits.maxRequestBytes
+        if cswitchyard_http_flags(parser) & UInt32(F_CONTENTLENGTH.rawValue) != 0 {
+            let length = parser.pointee.content_length
+            if length > UInt64(limit) {
+                refusal = (
+                    413,
+                    "request body of \(length) bytes exceeds the limit of \(limit) bytes (limits.max_request_bytes)"
+                )
+                return -1
+            }
+            guard reserve(Int(length)) else { return -1 }
+            body.reserveCapacity(Int(length))
+        }
+        // A client that waits for 100 Continue before sending its body gets it at once, unless answers to earlier
+        // pipelined requests are still owed (they come first; the client then sends after its own timeout).
+        if inFlight == 0, headers.contains(where: { $0.name == "expect" && $0.value.lowercased() == "100-continue" }) {
+            out.append(contentsOf: "HTTP/1.1 100 Continue\r\n\r\n".utf8)
+            markDirty()
+        }
+        return 0
+    }
+
+    /// Counts `count` more body bytes against the process-wide `max_buffered_request_bytes`, as HTTP/2 messages
+    /// being received are; false (with a refusal) when they do not fit.
+    private func reserve(_ count: Int) -> Bool {
+        guard count > 0 else { return true }
+        let counters = loop.core.counters
+        let total = counters.bufferedRequestBytes.add(count, ordering: .relaxed).newValue
+        let limit = limits.maxBufferedRequestBytes
+        guard total <= limit else {
+            counters.bufferedRequestBytes.subtract(count, ordering: .relaxed)
+            refusal = (
+                429,
+                "request body does not fit: \(total - count) bytes of requests are being received, limit \(limit) "
+                    + "bytes (limits.max_buffered_request_bytes)"
+            )
+            return false
+        }
+        reservedBytes += count
+        return true
+    }
+
+    private func releaseReservation() {
+        guard reservedBytes > 0 else { return }
+        loop.core.counters.bufferedRequestBytes.subtract(reservedBytes, ordering: .relaxed)
+        loop.bytesFreedSinceTrim += reservedBytes
+        reservedBytes = 0
+    }
+
+    fileprivate func bodyBytes(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        guard let at else { return 1 }
+        let limit = limits.maxRequestBytes
+        guard body.count + length <= limit else {
+            refusal = (413, "request body exceeds the limit of \(limit) bytes (limits.max_request_bytes)")
+            return 1
+        }
+        // Chunked bodies (no Content-Length) reserve as they arrive.
+        if body.count + length > reservedBytes, !reserve(body.count + length - reservedBytes) { return 1 }
+        body.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+        return 0
+    }
+
+    fileprivate func messageComplete() -> Int32 {
+        inBody = false
+        headBegunAt = nil
+        let exchange = HTTP1Exchange(loop: loop, connection: self)
+        exchange.closeAfter = http_should_keep_alive(parser) == 0
+        exchange.http10 = parser.pointee.http_major == 1 && parser.pointee.http_minor == 0
+        let method = String(cString: http_method_str(http_method(rawValue: cswitchyard_http_method(parser))))
+        exchange.isHead = method == "HEAD"
+        exchanges.append(exchange)
+        let targetText = String(decoding: target, as: UTF8.self)
+        var path = Substring(targetText)
+        var query: String?
+        if let mark = path.firstIndex(of: "?") {
+            query = String(path[path.index(after: mark)...])
+            path = path[..<mark]
+        }
+        let head = HTTPRequestHead(method: method, path: String(path), query: query, headers: headers)
+        var requestBody: [UInt8] = []
+        swap(&requestBody, &body)
+        if exchange.closeAfter { stopReading = true }
+        if !path.hasPrefix("/") {
+            exchange.state.store(HTTP1Exchange.answered, ordering: .relaxed)
+            exchange.response = loop.core.http?.refusal(
+                status: 400,
+                message: "request target '\(targetText)': expected a path starting with '/'"
+            )
+        } else if let service = loop.core.http {
+            requestBody.withUnsafeBytes { service.handle(head: head, body: $0, responder: exchange) }
+        }
+        requestBody = []
+        releaseReservation()
+        if stopReading || inFlight >= limits.maxConcurrentStreams {
+            cswitchyard_http_pause(parser, 1)
+        }
+        return 0
+    }
+
+    // MARK: Output
+
+    /// A service answered `exchange` (on the loop).
+    func answered(_ exchange: HTTP1Exchange, _ response: HTTPResponse) {
+        exchange.response = response
+        writeReady()
+        resumeIfPossible()
+    }
+
+    /// Serializes the answered exchanges at the head of the queue, in request order.
+    private func writeReady() {
+        while exchangesHead < exchanges.count, let response = exchanges[exchangesHead].response {
+            let exchange = exchanges[exchangesHead]
+            exchangesHead += 1
+            let last = exchangesHead == exchanges.count
+            let close = exchange.closeAfter || (closeWhenIdle && last && !inBodyOrHead)
+            serialize(response, exchange: exchange, close: close)
+            if close {
+                closeAfterFlush = true
+                stopReading = true
+                for rest in exchanges[exchangesHead...] {
+                    rest.state.store(HTTP1Exchange.cancelled, ordering: .relaxed)
+                    rest.connectionGone = true
+                }
+                exchanges.removeAll()
+                exchangesHead = 0
+                break
+            }
+        }
+        if exchangesHead == exchanges.count {
+            exchanges.removeAll(keepingCapacity: true)
+            exchangesHead = 0
+        } else if exchangesHead > 64 && exchangesHead * 2 > exchanges.count {
+            exchanges.removeFirst(exchangesHead)
+            exchangesHead = 0
+        }
+        markDirty()
+    }
+
+    private var inBodyOrHead: Bool { inBody || headBegunAt != nil }
+
+    private func serialize(_ response: HTTPResponse, exchange: HTTP1Exchange, close: Bool) {
+        var head = "HTTP/1.1 \(response.status) \(HTTPStatusText.phrase(response.status))\r\n"
+        for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
+        head += "content-length: \(response.body.count)\r\n"
+        if close {
+            head += "connection: close\r\n"
+        } else if exchange.http10 {
+            head += "connection: keep-alive\r\n"
+        }
+        head += "\r\n"
+        out.append(contentsOf: head.utf8)
+        if !exchange.isHead { out.append(contentsOf: response.body) }
+    }
+
+    /// The loop is draining: stop reading, answer what was asked, then close.
+    func beginDrain() {
+        closeWhenIdle = true
+        if inFlight == 0 {
+            stopReading = true
+            closeAfterFlush = true
+            markDirty()
+        }
+    }
+
+    func markDirty() {
+        if !isDirty && !isClosed {
+            isDirty = true
+            loop.dirtyHTTP1.append(self)
+        }
+    }
+
+    /// The socket closed: answers still owed are dropped.
+    func teardown() {
+        isClosed = true
+        for exchange in exchanges[exchangesHead...] {
+            exchange.state.store(HTTP1Exchange.cancelled, ordering: .relaxed)
+            exchange.connectionGone = true
+        }
+        exchanges.removeAll()
+        exchangesHead = 0
+        out = []
+        unparsed = []
+        body = []
+        releaseReservation()
+    }
+}

@@ -1,0 +1,636 @@
+// The v2 REST infer call ↔ the Open Inference Protocol message the gRPC path takes. A JSON request (with the
+// binary tensor data extension: `Inference-Header-Content-Length`, `binary_data_size` per input) becomes a
+// ModelInferRequest whose inputs travel in raw_input_contents, so every REST call takes exactly the gRPC call's
+// path through InferenceService (routing, shadow, batching, deadlines, shedding, statistics). The answer comes
+// back as a ModelInferResponse and is written as JSON, each output as `data` or, when asked, as binary data after
+// the JSON header.
+
+import FoundationEssentials
+import SwitchyardCore
+import SwitchyardHTTP2
+import SwitchyardProto
+
+/// The JSON request body (v2 REST `$inference_request`).
+struct RESTInferRequest: Decodable {
+    struct Input: Decodable {
+        var name: String
+        var shape: [Int64]
+        var datatype: String
+        var parameters: InputParameters?
+        var data: InputData?
+    }
+
+    /// An input's `data`: a flat array of numbers (what tritonclient and perf_analyzer send) decodes straight into
+    /// `[Double]`; anything else (nested arrays, booleans, strings) as JSON values.
+    enum InputData: Decodable {
+        case numbers([Double])
+        case values(JSONValue)
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let numbers = try? container.decode([Double].self) {
+                self = .numbers(numbers)
+            } else {
+                self = .values(try container.decode(JSONValue.self))
+            }
+        }
+    }
+
+    struct Output: Decodable {
+        var name: String
+        var parameters: OutputParameters?
+    }
+
+    /// The input parameters this binding reads, typed so that decoding them guesses no types (a wrong guess costs
+    /// JSONDecoder a thrown error); others are ignored, as the gRPC path ignores them.
+    struct InputParameters: Decodable {
+        var binaryDataSize: Int64?
+
+        enum CodingKeys: String, CodingKey { case binaryDataSize = "binary_data_size" }
+    }
+
+    struct OutputParameters: Decodable {
+        var binaryData: Bool?
+        var classification: JSONValue?
+
+        enum CodingKeys: String, CodingKey {
+            case binaryData = "binary_data"
+            case classification
+        }
+    }
+
+    var id: String?
+    var parameters: [String: JSONValue]?
+    var inputs: [Input]
+    var outputs: [Output]?
+}
+
+/// A translated request: the packed ModelInferRequest and how each output is to be returned.
+struct RESTInferCall {
+    var message: [UInt8]
+    /// Outputs returned as binary data (by name); the rest as JSON `data`.
+    var binaryOutputs: Set<String>
+    /// Every output returned as binary data (`binary_data_output` set and no per-output choice).
+    var binaryByDefault: Bool
+    var explicitOutputs: Set<String>
+}
+
+enum RESTInfer {
+    /// Translates a REST infer request into a packed ModelInferRequest.
+    /// - Parameters:
+    ///   - body: the whole request body.
+    ///   - headerLength: `Inference-Header-Content-Length`, when present: the JSON's length, binary data after it.
+    /// - Throws: `invalidArgument` naming the field, what was wrong and what was expected.
+    static func translate(
+        model: String,
+        version: String,
+        body: UnsafeRawBufferPointer,
+        headerLength: String?
+    ) throws(SwitchyardError) -> RESTInferCall {
+        var jsonLength = body.count
+        if let headerLength {
+            guard let length = Int(headerLength.filter { $0 != " " && $0 != "\t" }), length >= 0 else {
+                throw .invalidArgument(
+                    "Inference-Header-Content-Length: expected a byte count, got '\(headerLength)'"
+                )
+            }
+            guard length <= body.count else {
+                throw .invalidArgument(
+                    "Inference-Header-Content-Length \(length) exceeds the request body's \(body.count) bytes; "
+                        + "expected the JSON header's length, at most the body's"
+                )
+            }
+            jsonLength = length
+        }
+        let request: RESTInferRequest
+        do {
+            request = try JSONDecoder().decode(
+                RESTInferRequest.self,
+                from: Data(UnsafeRawBufferPointer(rebasing: body[0..<jsonLength]))
+            )
+        } catch {
+            throw .invalidArgument(RESTJSON.describe(error, what: "inference request"))
+        }
+        let binary = UnsafeRawBufferPointer(rebasing: body[jsonLength...])
+
+        // Inputs as raw little-endian bytes of their datatype.
+        var rawInputs: [[UInt8]] = []
+        var binaryOffset = 0
+        for input in request.inputs {
+            guard let dataType = DataType(rawValue: input.datatype) else {
+                let known = DataType.allCases.map(\.rawValue).joined(separator: ", ")
+                throw .invalidArgument(
+                    "input '\(input.name)': unknown datatype '\(input.datatype)'; expected one of \(known)"
+                )
+            }
+            var count: Int64 = 1
+            for dimension in input.shape {
+                guard dimension >= 0 else {
+                    throw .invalidArgument(
+                        "input '\(input.name)': shape \(Shape.format(input.shape.map(Int.init))) has a negative dimension"
+                    )
+                }
+                let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+                guard !overflow, product <= Int64(Int32.max) else {
+                    throw .invalidArgument("input '\(input.name)': shape \(input.shape) is too large")
+                }
+                count = product
+            }
+            let shapeText = Shape.format(input.shape.map(Int.init))
+            if let size = input.parameters?.binaryDataSize {
+                guard size >= 0 else {
+                    throw .invalidArgument(
+                        "input '\(input.name)': parameters.binary_data_size: expected a byte count ≥ 0, got \(size)"
+                    )
+                }
+                guard size <= binary.count - binaryOffset else {
+                    throw .invalidArgument(
+                        "input '\(input.name)': binary_data_size \(size) overruns the request body: "
+                            + "\(binary.count - binaryOffset) bytes of binary data are left after the JSON header"
+                    )
+                }
+                if input.data != nil {
+                    throw .invalidArgument("input '\(input.name)': has both binary_data_size and data; expected one")
+                }
+                let start = binaryOffset
+                binaryOffset += Int(size)
+                rawInputs.append(Array(UnsafeRawBufferPointer(rebasing: binary[start..<binaryOffset])))
+            } else {
+                guard let data = input.data else {
+                    throw .invalidArgument(
+                        "input '\(input.name)': no data; expected 'data' or parameters.binary_data_size"
+                    )
+                }
+                func checkCount(_ got: Int) throws(SwitchyardError) {
+                    guard got == Int(count) else {
+                        throw .invalidArgument(
+                            "input '\(input.name)': expected \(count) values in data for shape \(shapeText), got \(got)"
+                        )
+                    }
+                }
+                switch data {
+                case .numbers(let numbers) where dataType != .bytes:
+                    try checkCount(numbers.count)
+                    rawInputs.append(try raw(numbers: numbers, dataType: dataType, input: input.name))
+                case .numbers(let numbers):
+                    try checkCount(numbers.count)
+                    rawInputs.append(try raw(numbers.map(JSONValue.number), dataType: dataType, input: input.name))
+                case .values(let value):
+                    var flat: [JSONValue] = []
+                    flat.reserveCapacity(Int(count))
+                    flatten(value, into: &flat)
+                    try checkCount(flat.count)
+                    rawInputs.append(try raw(flat, dataType: dataType, input: input.name))
+                }
+            }
+        }
+        guard binaryOffset == binary.count else {
+            throw .invalidArgument(
+                "\(binary.count - binaryOffset) bytes of binary data after the JSON header are claimed by no "
+                    + "input's binary_data_size; expected the sizes to add up to \(binary.count)"
+            )
+        }
+
+        // Outputs: which come back as binary data.
+        var binaryByDefault = false
+        if let value = request.parameters?["binary_data_output"] {
+            guard case .bool(let flag) = value else {
+                throw .invalidArgument("parameters.binary_data_output: expected a boolean, got \(value.kind)")
+            }
+            binaryByDefault = flag
+        }
+        var binaryOutputs = Set<String>()
+        var explicitOutputs = Set<String>()
+        for output in request.outputs ?? [] {
+            explicitOutputs.insert(output.name)
+            var wantsBinary = binaryByDefault
+            if let flag = output.parameters?.binaryData { wantsBinary = flag }
+            if output.parameters?.classification != nil {
+                throw .invalidArgument(
+                    "output '\(output.name)': the classification extension is not supported; expected no "
+                        + "'classification' parameter"
+                )
+            }
+            if wantsBinary { binaryOutputs.insert(output.name) }
+        }
+
+        let message = try withBumpAllocator(capacity: 8192) { arena in
+            Result { () throws(SwitchyardError) -> [UInt8] in
+                try pack(request, model: model, version: version, rawInputs: rawInputs, arena: &arena)
+            }
+        }.get()
+        return RESTInferCall(
+            message: message,
+            binaryOutputs: binaryOutputs,
+            binaryByDefault: binaryByDefault && explicitOutputs.isEmpty,
+            explicitOutputs: explicitOutputs
+        )
+    }
+
+    private static func integer(_ value: JSONValue) -> Int64? {
+        switch value {
+        case .number(let number):
+            guard number.rounded() == number, abs(number) < 9.2e18 else { return nil }
+            return Int64(number)
+        case .integer(let number): return number
+        case .unsigned(let number): return Int64(exactly: number)
+        case .float(let number): return Int64(exactly: number)
+        default: return nil
+        }
+    }
+
+    private static func flatten(_ value: JSONValue, into flat: inout [JSONValue]) {
+        if case .array(let items) = value {
+            for item in items { flatten(item, into: &flat) }
+        } else {
+            flat.append(value)
+        }
+    }
+
+    /// JSON values as little-endian bytes of `dataType`, each checked against the datatype's range.
+    private static func raw(_ values: [JSONValue], dataType: DataType, input: String) throws(SwitchyardError)
+        -> [UInt8]
+    {
+        func number(_ index: Int) throws(SwitchyardError) -> Double {
+            switch values[index] {
+            case .number(let value): return value
+            case .integer(let value): return Double(value)
+            case .unsigned(let value): return Double(value)
+            case .float(let value): return Double(value)
+            case .bool(let value) where dataType == .bool: return value ? 1 : 0
+            case .string(let text)
+            where dataType == .fp32 || dataType == .fp64 || dataType == .fp16 || dataType == .bf16:
+                // Non-finite values travel as strings in JSON.
+                switch text {
+                case "NaN", "nan": return .nan
+                case "Infinity", "inf": return .infinity
+                case "-Infinity", "-inf": return -.infinity
+                default: break
+                }
+                fallthrough
+            default:
+                throw .invalidArgument(
+                    "input '\(input)': data[\(index)] is \(values[index].kind); expected a \(dataType.rawValue) value"
+                )
+            }
+        }
+        let count = values.count
+        switch dataType {
+        case .bytes:
+            var bytes: [UInt8] = []
+            for index in 0..<count {
+                guard case .string(let text) = values[index] else {
+                    throw .invalidArgument(
+                        "input '\(input)': data[\(index)] is \(values[index].kind); expected a BYTES string"
+                    )
+                }
+                withUnsafeBytes(of: UInt32(text.utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
+                bytes.append(contentsOf: text.utf8)
+            }
+            return bytes
+        default:
+            var numbers = [Double](repeating: 0, count: count)
+            for index in 0..<count { numbers[index] = try number(index) }
+            return try raw(numbers: numbers, dataType: dataType, input: input)
+        }
+    }
+
+    /// Numbers as little-endian bytes of `dataType` (never BYTES), each checked against the datatype's range.
+    private static func raw(numbers: [Double], dataType: DataType, input: String) throws(SwitchyardError) -> [UInt8] {
+        let count = numbers.count
+        switch dataType {
+        case .fp16, .bf16:
+            let floats = numbers.map { Float($0) }
+            var bytes = [UInt8](repeating: 0, count: count * 2)
+            floats.withUnsafeBufferPointer { source in
+                bytes.withUnsafeMutableBytes { TensorConversion.fromFloat(dataType, source, into: $0.baseAddress!) }
+            }
+            return bytes
+        default:
+            if let range = integerRange(dataType) {
+                for (index, value) in numbers.enumerated() where !(value.rounded() == value && range.contains(value)) {
+                    throw .invalidArgument(
+                        "input '\(input)': data[\(index)] = \(value) is not a \(dataType.rawValue) value; expected an "
+                            + "integer in \(Int64(range.lowerBound))…\(UInt64(range.upperBound))"
+                    )
+                }
+            }
+            let size = dataType.elementSize ?? 4
+            var bytes = [UInt8](repeating: 0, count: count * size)
+            bytes.withUnsafeMutableBytes { buffer in
+                for (index, value) in numbers.enumerated() {
+                    let offset = index * size
+                    switch dataType {
+                    case .fp32:
+                        buffer.storeBytes(
+                            of: Float(value).bitPattern.littleEndian,
+                            toByteOffset: offset,
+                            as: UInt32.self
+                        )
+                    case .fp64:
+                        buffer.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: offset, as: UInt64.self)
+                    case .bool, .uint8: buffer.storeBytes(of: UInt8(value), toByteOffset: offset, as: UInt8.self)
+                    case .int8: buffer.storeBytes(of: Int8(value), toByteOffset: offset, as: Int8.self)
+                    case .uint16:
+                        buffer.storeBytes(of: UInt16(value).littleEndian, toByteOffset: offset, as: UInt16.self)
+                    case .int16: buffer.storeBytes(of: Int16(value).littleEndian, toByteOffset: offset, as: Int16.self)
+                    case .uint32:
+                        buffer.storeBytes(of: UInt32(value).littleEndian, toByteOffset: offset, as: UInt32.self)
+                    case .int32: buffer.storeBytes(of: Int32(value).littleEndian, toByteOffset: offset, as: Int32.self)
+                    case .uint64:
+                        buffer.storeBytes(of: UInt64(value).littleEndian, toByteOffset: offset, as: UInt64.self)
+                    case .int64: buffer.storeBytes(of: Int64(value).littleEndian, toByteOffset: offset, as: Int64.self)
+                    case .fp16, .bf16, .bytes: break
+                    }
+                }
+            }
+            return bytes
+        }
+    }
+
+    /// The values an integer datatype holds (as doubles that convert back exactly); `nil` for floating point.
+    private static func integerRange(_ dataType: DataType) -> ClosedRange<Double>? {
+        switch dataType {
+        case .bool: 0...1
+        case .uint8: 0...255
+        case .int8: -128...127
+        case .uint16: 0...65535
+        case .int16: -32768...32767
+        case .uint32: 0...4_294_967_295
+        case .int32: -2_147_483_648...2_147_483_647
+        // The largest doubles below 2^64 and 2^63: larger ones would not convert.
+        case .uint64: 0...18_446_744_073_709_549_568
+        case .int64: -9_223_372_036_854_775_808...9_223_372_036_854_774_784
+        case .fp16, .fp32, .fp64, .bf16, .bytes: nil
+        }
+    }
+
+    /// Builds and packs the ModelInferRequest.
+    private static func pack(
+        _ request: RESTInferRequest,
+        model: String,
+        version: String,
+        rawInputs: [[UInt8]],
+        arena: inout BumpAllocator
+    ) throws(SwitchyardError) -> [UInt8] {
+        var message = Inference__ModelInferRequest()
+        inference__model_infer_request__init(&message)
+        message.model_name = arena.string(model)
+        message.model_version = arena.string(version)
+        message.id = arena.string(request.id ?? "")
+        let inputs = request.inputs
+        let tensors = arena.allocate(Inference__ModelInferRequest__InferInputTensor.self, count: inputs.count)
+        let tensorPointers = arena.allocate(
+            UnsafeMutablePointer<Inference__ModelInferRequest__InferInputTensor>?.self,
+            count: inputs.count
+        )
+        let raw = arena.allocate(ProtobufCBinaryData.self, count: inputs.count)
+        for (index, input) in inputs.enumerated() {
+            let tensor = tensors + index
+            inference__model_infer_request__infer_input_tensor__init(tensor)
+            tensor.pointee.name = arena.string(input.name)
+            tensor.pointee.datatype = arena.string(input.datatype)
+            tensor.pointee.n_shape = input.shape.count
+            tensor.pointee.shape = arena.array(input.shape)
+            tensorPointers[index] = tensor
+            raw[index] = rawInputs[index].withUnsafeBytes { arena.binary($0) }
+        }
+        message.n_inputs = inputs.count
+        message.inputs = tensorPointers
+        message.n_raw_input_contents = inputs.count
+        message.raw_input_contents = raw
+
+        let outputs = request.outputs ?? []
+        let outputItems = arena.allocate(
+            Inference__ModelInferRequest__InferRequestedOutputTensor.self,
+            count: outputs.count
+        )
+        let outputPointers = arena.allocate(
+            UnsafeMutablePointer<Inference__ModelInferRequest__InferRequestedOutputTensor>?.self,
+            count: outputs.count
+        )
+        for (index, output) in outputs.enumerated() {
+            inference__model_infer_request__infer_requested_output_tensor__init(outputItems + index)
+            outputItems[index].name = arena.string(output.name)
+            outputPointers[index] = outputItems + index
+        }
+        message.n_outputs = outputs.count
+        message.outputs = outputPointers
+
+        // Request parameters other than the REST-only binary_data_output go through as typed parameters.
+        let parameters = (request.parameters ?? [:]).filter { $0.key != "binary_data_output" }.sorted {
+            $0.key < $1.key
+        }
+        let entries = arena.allocate(Inference__ModelInferRequest__ParametersEntry.self, count: parameters.count)
+        let entryPointers = arena.allocate(
+            UnsafeMutablePointer<Inference__ModelInferRequest__ParametersEntry>?.self,
+            count: parameters.count
+        )
+        let values = arena.allocate(Inference__InferParameter.self, count: parameters.count)
+        for (index, (key, value)) in parameters.enumerated() {
+            inference__model_infer_request__parameters_entry__init(entries + index)
+            inference__infer_parameter__init(values + index)
+            switch value {
+            case .bool(let flag):
+                values[index].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_BOOL_PARAM
+                values[index].bool_param = flag ? 1 : 0
+            case .string(let text):
+                values[index].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM
+                values[index].string_param = arena.string(text)
+            case .number, .float, .integer, .unsigned:
+                if let integer = integer(value) {
+                    values[index].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+                    values[index].int64_param = integer
+                } else if case .unsigned(let number) = value {
+                    values[index].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_UINT64_PARAM
+                    values[index].uint64_param = number
+                } else {
+                    values[index].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_DOUBLE_PARAM
+                    switch value {
+                    case .float(let number): values[index].double_param = Double(number)
+                    case .number(let number): values[index].double_param = number
+                    default: break
+                    }
+                }
+            case .null, .array, .object:
+                throw .invalidArgument(
+                    "parameters.\(key): expected a boolean, number or string, got \(value.kind)"
+                )
+            }
+            entries[index].key = arena.string(key)
+            entries[index].value = values + index
+            entryPointers[index] = entries + index
+        }
+        message.n_parameters = parameters.count
+        message.parameters = entryPointers
+        return packMessage(&message)
+    }
+
+    // MARK: Response
+
+    /// A packed ModelInferResponse as the REST answer.
+    static func response(
+        _ message: [UInt8],
+        call: RESTInferCall,
+        metadata: [(name: String, value: String)]
+    ) -> HTTPResponse {
+        let unpacked = message.withUnsafeBytes { bytes in
+            inference__model_infer_response__unpack(
+                nil,
+                bytes.count,
+                bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            )
+        }
+        guard let unpacked else {
+            return RESTService.errorResponse(
+                status: 500,
+                message: "the inference answer could not be decoded",
+                metadata: metadata
+            )
+        }
+        defer { inference__model_infer_response__free_unpacked(unpacked, nil) }
+        let response = unpacked.pointee
+        var outputs: [RESTInferResponse.Output] = []
+        var binary: [UInt8] = []
+        for index in 0..<response.n_outputs {
+            guard let tensor = response.outputs[index]?.pointee else { continue }
+            let name = swiftString(tensor.name)
+            let datatype = swiftString(tensor.datatype)
+            var entry = RESTInferResponse.Output(
+                name: name,
+                datatype: datatype,
+                shape: (0..<tensor.n_shape).map { tensor.shape[$0] }
+            )
+            let raw =
+                index < response.n_raw_output_contents
+                ? UnsafeRawBufferPointer(
+                    start: response.raw_output_contents[index].data,
+                    count: response.raw_output_contents[index].len
+                ) : UnsafeRawBufferPointer(start: nil, count: 0)
+            if call.binaryByDefault || call.binaryOutputs.contains(name) {
+                entry.parameters = .init(binaryDataSize: raw.count)
+                binary.append(contentsOf: raw)
+            } else {
+                entry.data = values(raw, datatype: DataType(rawValue: datatype) ?? .fp32)
+            }
+            outputs.append(entry)
+        }
+        let id = swiftString(response.id)
+        var json = RESTJSON.encode(
+            RESTInferResponse(
+                modelName: swiftString(response.model_name),
+                modelVersion: swiftString(response.model_version),
+                id: id.isEmpty ? nil : id,
+                outputs: outputs
+            )
+        )
+        var headers = metadata
+        if binary.isEmpty {
+            headers.append(("content-type", "application/json"))
+        } else {
+            headers.append(("content-type", "application/octet-stream"))
+            headers.append(("inference-header-content-length", String(json.count)))
+            json.append(contentsOf: binary)
+        }
+        return HTTPResponse(status: 200, headers: headers, body: json)
+    }
+
+    /// Raw little-endian output bytes as typed JSON arrays.
+    private static func values(_ raw: UnsafeRawBufferPointer, datatype: DataType) -> RESTInferResponse.OutputData {
+        guard let size = datatype.elementSize, size > 0 else { return .integers([]) }
+        let count = raw.count / size
+        func load<T: FixedWidthInteger>(_: T.Type, _ index: Int) -> T {
+            T(littleEndian: raw.loadUnaligned(fromByteOffset: index * size, as: T.self))
+        }
+        switch datatype {
+        case .fp32: return .floats((0..<count).map { Float(bitPattern: load(UInt32.self, $0)) })
+        case .fp64: return .doubles((0..<count).map { Double(bitPattern: load(UInt64.self, $0)) })
+        case .fp16, .bf16:
+            var floats = [Float](repeating: 0, count: count)
+            floats.withUnsafeMutableBufferPointer { buffer in
+                if let base = raw.baseAddress { TensorConversion.toFloat(datatype, from: base, into: buffer) }
+            }
+            return .floats(floats)
+        case .bool: return .bools((0..<count).map { load(UInt8.self, $0) != 0 })
+        case .uint8: return .integers((0..<count).map { Int64(load(UInt8.self, $0)) })
+        case .uint16: return .integers((0..<count).map { Int64(load(UInt16.self, $0)) })
+        case .uint32: return .integers((0..<count).map { Int64(load(UInt32.self, $0)) })
+        case .uint64: return .unsigned((0..<count).map { load(UInt64.self, $0) })
+        case .int8: return .integers((0..<count).map { Int64(load(Int8.self, $0)) })
+        case .int16: return .integers((0..<count).map { Int64(load(Int16.self, $0)) })
+        case .int32: return .integers((0..<count).map { Int64(load(Int32.self, $0)) })
+        case .int64: return .integers((0..<count).map { load(Int64.self, $0) })
+        case .bytes: return .integers([])
+        }
+    }
+}
+
+/// The JSON response body (v2 REST `$inference_response`), typed so that JSONEncoder writes each output's values as
+/// one homogeneous array instead of value by value.
+struct RESTInferResponse: Encodable {
+    struct Output: Encodable {
+        var name: String
+        var datatype: String
+        var shape: [Int64]
+        var parameters: Parameters?
+        var data: OutputData?
+    }
+
+    struct Parameters: Encodable {
+        var binaryDataSize: Int
+
+        enum CodingKeys: String, CodingKey { case binaryDataSize = "binary_data_size" }
+    }
+
+    enum OutputData: Encodable {
+        case floats([Float])
+        case doubles([Double])
+        case integers([Int64])
+        case unsigned([UInt64])
+        case bools([Bool])
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .floats(let values): try container.encode(values)
+            case .doubles(let values): try container.encode(values)
+            case .integers(let values): try container.encode(values)
+            case .unsigned(let values): try container.encode(values)
+            case .bools(let values): try container.encode(values)
+            }
+        }
+    }
+
+    var modelName: String
+    var modelVersion: String
+    var id: String?
+    var outputs: [Output]
+
+    enum CodingKeys: String, CodingKey {
+        case modelName = "model_name"
+        case modelVersion = "model_version"
+        case id, outputs
+    }
+}
+
+/// Answers a REST infer call from the gRPC path's answer: runs on the thread that answers (a worker), so the
+/// JSON encoding stays off the event loop.
+final class RESTInferResponder: GRPCResponder {
+    let http: any HTTPResponder
+    let call: RESTInferCall
+
+    init(http: any HTTPResponder, call: RESTInferCall) {
+        self.http = http
+        self.call = call
+    }
+
+    var isCancelled: Bool { http.isCancelled }
+
+    func send(message: [UInt8], metadata: [(name: String, value: String)]) {
+        http.respond(RESTInfer.response(message, call: call, metadata: metadata))
+    }
+
+    func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {
+        http.respond(RESTService.errorResponse(status, metadata: metadata))
+    }
+}

@@ -1,0 +1,336 @@
+// The KServe v2 / Open Inference Protocol REST binding, served by the HTTP/1.1 front end on the gateway's event
+// loops: health, server and model metadata, Triton's model config and statistics, and infer (translated in
+// RESTInfer.swift into the gRPC path's ModelInferRequest, so every call takes InferenceService's one path). Errors
+// are `{"error": "..."}` with the HTTP status Triton gives each kind of failure.
+
+import Dispatch
+import SwitchyardCore
+public import SwitchyardHTTP2
+import SwitchyardModels
+
+/// Serves v2 REST requests over an `InferenceService`.
+public final class RESTService: HTTPService {
+    let service: InferenceService
+
+    /// Request bodies from this size up are decoded off the event loop. Measured with a release build on a 2-CPU
+    /// AMD EPYC (loadtest/README.md), JSONDecoder costs ~55–65 ns per byte of tensor data: a 64 KiB body would hold
+    /// the loop for ~4 ms, far longer than a thread hop costs, while a small one costs less than the hop.
+    static let offloadBytes = 64 << 10
+
+    /// Creates the REST binding of `service`.
+    public init(service: InferenceService) { self.service = service }
+
+    public func refusal(status: Int, message: String) -> HTTPResponse {
+        Self.errorResponse(status: status, message: message, metadata: [])
+    }
+
+    public func handle(head: HTTPRequestHead, body: UnsafeRawBufferPointer, responder: any HTTPResponder) {
+        let segments = head.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard segments.first == "v2" else {
+            return responder.respond(notFound(head.path))
+        }
+        let rest = Array(segments.dropFirst())
+        switch rest.count {
+        case 0:
+            guard allowed(head, ["GET", "HEAD"], responder) else { return }
+            return responder.respond(json(serverMetadata()))
+        case 2 where rest[0] == "health" && (rest[1] == "live" || rest[1] == "ready"):
+            guard allowed(head, ["GET", "HEAD"], responder) else { return }
+            if rest[1] == "live" || service.isReady { return responder.respond(HTTPResponse(status: 200)) }
+            return responder.respond(
+                Self.errorResponse(
+                    status: 503,
+                    message: "server is not ready: draining or loading models",
+                    metadata: []
+                )
+            )
+        case 2 where rest[0] == "models" && rest[1] == "stats":
+            guard allowed(head, ["GET", "HEAD"], responder) else { return }
+            return responder.respond(
+                answer { () throws(SwitchyardError) -> JSONValue? in try statistics(name: "", version: "") }
+            )
+        default:
+            break
+        }
+        // /v2/models/{m}[/versions/{v}][/ready|config|stats|infer]
+        guard rest.count >= 2, rest[0] == "models", !rest[1].isEmpty else {
+            return responder.respond(notFound(head.path))
+        }
+        let model = String(rest[1])
+        var version = ""
+        var action = rest.dropFirst(2)
+        if action.first == "versions" {
+            guard action.count >= 2, !action[action.startIndex + 1].isEmpty else {
+                return responder.respond(notFound(head.path))
+            }
+            version = String(action[action.startIndex + 1])
+            action = action.dropFirst(2)
+        }
+        guard action.count <= 1 else { return responder.respond(notFound(head.path)) }
+        switch action.first.map(String.init) {
+        case nil:
+            guard allowed(head, ["GET", "HEAD"], responder) else { return }
+            responder.respond(
+                answer { () throws(SwitchyardError) -> JSONValue? in try metadata(name: model, version: version) }
+            )
+        case "ready"?:
+            guard allowed(head, ["GET", "HEAD"], responder) else { return }
+            responder.respond(
+                answer { () throws(SwitchyardError) -> JSONValue? in
+                    _ = try service.registry.resolve(model: model, version: version)
+                    return nil
+                }
+            )
+        case "config"?:
+            guard allowed(head, ["GET", "HEAD"], responder) else { return }
+            responder.respond(
+                answer { () throws(SwitchyardError) -> JSONValue? in try config(name: model, version: version) }
+            )
+        case "stats"?:
+            guard allowed(head, ["GET", "HEAD"], responder) else { return }
+            responder.respond(
+                answer { () throws(SwitchyardError) -> JSONValue? in try statistics(name: model, version: version) }
+            )
+        case "infer"?:
+            guard allowed(head, ["POST"], responder) else { return }
+            infer(model: model, version: version, head: head, body: body, responder: responder)
+        default:
+            responder.respond(notFound(head.path))
+        }
+    }
+
+    private func infer(
+        model: String,
+        version: String,
+        head: HTTPRequestHead,
+        body: UnsafeRawBufferPointer,
+        responder: any HTTPResponder
+    ) {
+        guard body.count >= Self.offloadBytes else {
+            return submit(model: model, version: version, head: head, body: body, responder: responder)
+        }
+        // A large body is decoded on another thread, which then does what a loop does after a batch: wake the pools
+        // the call was submitted to.
+        let bytes = Array(body)
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            guard !responder.isCancelled else { return }
+            bytes.withUnsafeBytes { submit(model: model, version: version, head: head, body: $0, responder: responder) }
+            service.eventLoopDidProcessBatch()
+        }
+    }
+
+    /// Translates the request and hands it to the inference service.
+    private func submit(
+        model: String,
+        version: String,
+        head: HTTPRequestHead,
+        body: UnsafeRawBufferPointer,
+        responder: any HTTPResponder
+    ) {
+        let call: RESTInferCall
+        do throws(SwitchyardError) {
+            call = try RESTInfer.translate(
+                model: model,
+                version: version,
+                body: body,
+                headerLength: head.header("inference-header-content-length")
+            )
+        } catch {
+            return responder.respond(Self.errorResponse(GRPCStatus(error), metadata: []))
+        }
+        // Request headers are the call's metadata, as on gRPC (routing keys, traceparent).
+        let grpcHead = GRPCRequestHead(path: InferenceMethod.modelInfer.path, metadata: head.headers)
+        call.message.withUnsafeBytes { message in
+            service.handle(
+                message: message,
+                method: GRPCMethod(id: InferenceMethod.modelInfer.rawValue, kind: .unary),
+                head: grpcHead,
+                responder: RESTInferResponder(http: responder, call: call)
+            )
+        }
+    }
+
+    // MARK: Answers
+
+    private func serverMetadata() -> JSONValue {
+        .object([
+            "name": .string(InferenceService.serverName),
+            "version": .string(InferenceService.serverVersion),
+            "extensions": .array(["statistics", "model_configuration", "binary_tensor_data"].map(JSONValue.string)),
+        ])
+    }
+
+    private func resolve(name: String, version: String) throws(SwitchyardError) -> (ModelEntry, ModelVersion) {
+        let chosen = try service.registry.resolve(model: name, version: version)
+        guard let entry = service.registry.model(named: name) else { throw .notFound("unknown model '\(name)'") }
+        return (entry, chosen)
+    }
+
+    private func metadata(name: String, version: String) throws(SwitchyardError) -> JSONValue {
+        let (entry, chosen) = try resolve(name: name, version: version)
+        let versions = version.isEmpty ? entry.versions : [chosen]
+        func tensors(_ specs: [TensorSpec]) -> JSONValue {
+            .array(
+                specs.map {
+                    .object([
+                        "name": .string($0.name), "datatype": .string($0.dataType.rawValue),
+                        "shape": .array($0.shape.map { .integer(Int64($0)) }),
+                    ])
+                }
+            )
+        }
+        return .object([
+            "name": .string(entry.name),
+            "versions": .array(versions.map { .string($0.version) }),
+            "platform": .string(ControlRPCs.platform),
+            "inputs": tensors(chosen.signature.inputs),
+            "outputs": tensors(chosen.signature.outputs),
+        ])
+    }
+
+    /// Triton's model configuration in its JSON form, as ModelConfig answers it over gRPC.
+    private func config(name: String, version: String) throws(SwitchyardError) -> JSONValue {
+        let (_, chosen) = try resolve(name: name, version: version)
+        let batched = chosen.configuration.maxBatchSize > 0
+        func tensors(_ specs: [TensorSpec]) -> JSONValue {
+            .array(
+                specs.map { spec in
+                    let dims = batched ? Array(spec.shape.dropFirst()) : [1] + spec.shape.dropFirst()
+                    let type = spec.dataType == .bytes ? "TYPE_STRING" : "TYPE_\(spec.dataType.rawValue)"
+                    return .object([
+                        "name": .string(spec.name), "data_type": .string(type),
+                        "dims": .array(dims.map { .integer(Int64($0)) }),
+                    ])
+                }
+            )
+        }
+        var config: [String: JSONValue] = [
+            "name": .string(chosen.model),
+            "platform": .string(ControlRPCs.platform),
+            "backend": .string("switchyard"),
+            "max_batch_size": .integer(Int64(chosen.configuration.maxBatchSize)),
+            "input": tensors(chosen.signature.inputs),
+            "output": tensors(chosen.signature.outputs),
+        ]
+        if batched { config["dynamic_batching"] = .object([:]) }
+        return .object(config)
+    }
+
+    /// Triton's statistics extension, from the counters ModelStatistics reports over gRPC.
+    private func statistics(name: String, version: String) throws(SwitchyardError) -> JSONValue {
+        let versions: [ModelVersion]
+        if name.isEmpty {
+            versions = service.registry.models.flatMap(\.versions)
+        } else {
+            let (entry, chosen) = try resolve(name: name, version: version)
+            versions = version.isEmpty ? entry.versions : [chosen]
+        }
+        func duration(_ count: UInt64, _ ns: UInt64) -> JSONValue {
+            .object(["count": .unsigned(count), "ns": .unsigned(ns)])
+        }
+        let items: [JSONValue] = versions.map { version in
+            let stats = version.statistics
+            let pool = version.pool.statistics
+            let successes = stats.successCount.load(ordering: .relaxed)
+            let batches: [JSONValue] = pool.batchCounts.indices.filter { pool.batchCounts[$0] > 0 }.map { size in
+                let count = pool.batchCounts[size]
+                let ns = size < pool.batchComputeNanoseconds.count ? pool.batchComputeNanoseconds[size] : 0
+                return .object([
+                    "batch_size": .integer(Int64(size)), "compute_input": duration(count, 0),
+                    "compute_infer": duration(count, ns), "compute_output": duration(count, 0),
+                ])
+            }
+            return .object([
+                "name": .string(version.model),
+                "version": .string(version.version),
+                "last_inference": .unsigned(stats.lastInferenceMilliseconds.load(ordering: .relaxed)),
+                "inference_count": .unsigned(stats.inferenceCount.load(ordering: .relaxed)),
+                "execution_count": .unsigned(pool.batches),
+                "inference_stats": .object([
+                    "success": duration(successes, stats.successNanoseconds.load(ordering: .relaxed)),
+                    "fail": duration(
+                        stats.failureCount.load(ordering: .relaxed),
+                        stats.failureNanoseconds.load(ordering: .relaxed)
+                    ),
+                    "queue": duration(successes, stats.queueNanoseconds.load(ordering: .relaxed)),
+                    "compute_input": duration(successes, 0),
+                    "compute_infer": duration(successes, stats.computeNanoseconds.load(ordering: .relaxed)),
+                    "compute_output": duration(successes, 0),
+                ]),
+                "batch_stats": .array(batches),
+            ])
+        }
+        return .object(["model_stats": .array(items)])
+    }
+
+    // MARK: Helpers
+
+    private func json(_ value: JSONValue) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: [("content-type", "application/json")], body: RESTJSON.encode(value))
+    }
+
+    /// 200 with the value (or an empty body for `nil`), or the error's status.
+    private func answer(_ body: () throws(SwitchyardError) -> JSONValue?) -> HTTPResponse {
+        do throws(SwitchyardError) {
+            guard let value = try body() else { return HTTPResponse(status: 200) }
+            return json(value)
+        } catch {
+            return Self.errorResponse(GRPCStatus(error), metadata: [])
+        }
+    }
+
+    private func allowed(_ head: HTTPRequestHead, _ methods: [String], _ responder: any HTTPResponder) -> Bool {
+        if methods.contains(head.method) { return true }
+        var response = Self.errorResponse(
+            status: 405,
+            message:
+                "method \(head.method) is not allowed on \(head.path); expected \(methods.joined(separator: " or "))",
+            metadata: []
+        )
+        response.headers.append(("allow", methods.joined(separator: ", ")))
+        responder.respond(response)
+        return false
+    }
+
+    private func notFound(_ path: String) -> HTTPResponse {
+        Self.errorResponse(
+            status: 404,
+            message: "no such endpoint \(path); expected /v2, /v2/health/live|ready or "
+                + "/v2/models/{model}[/versions/{version}][/ready|config|stats|infer]",
+            metadata: []
+        )
+    }
+
+    /// `{"error": message}` with `status`; `metadata` (the route trailer of an answered call) goes in headers.
+    static func errorResponse(status: Int, message: String, metadata: [(name: String, value: String)]) -> HTTPResponse {
+        HTTPResponse(
+            status: status,
+            headers: metadata + [("content-type", "application/json")],
+            body: RESTJSON.error(message)
+        )
+    }
+
+    /// A gRPC status as the HTTP status Triton's HTTP endpoint gives the same failure.
+    static func errorResponse(_ status: GRPCStatus, metadata: [(name: String, value: String)]) -> HTTPResponse {
+        errorResponse(status: httpStatus(status.code), message: status.message, metadata: metadata)
+    }
+
+    /// Triton maps INVALID_ARG and UNSUPPORTED to 400, NOT_FOUND to 404, UNAVAILABLE to 503, INTERNAL to 500;
+    /// the codes Triton has no HTTP answer for take the usual one (429 for shedding, 504 for deadlines).
+    static func httpStatus(_ code: GRPCStatusCode) -> Int {
+        switch code {
+        case .ok: 200
+        case .invalidArgument, .failedPrecondition, .outOfRange: 400
+        case .unauthenticated: 401
+        case .permissionDenied: 403
+        case .notFound: 404
+        case .alreadyExists, .aborted: 409
+        case .resourceExhausted: 429
+        case .cancelled: 499
+        case .unimplemented: 501
+        case .unavailable: 503
+        case .deadlineExceeded: 504
+        default: 500
+        }
+    }
+}
