@@ -31,7 +31,7 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 
 p=$(port)
 "$bin/switchyard" serve --model-repository "$work/models" --log-level warning --listen "127.0.0.1:$p" \
-    --admin-listen "127.0.0.1:$(port)" >"$work/gateway.log" 2>&1 &
+    --admin-listen "127.0.0.1:$(port)" --rest-listen "" >"$work/gateway.log" 2>&1 &
 pid=$!
 wait_port "$p"
 "$venv/bin/python" loadtest/shm_setup.py register "127.0.0.1:$p" "$key"

@@ -583,7 +583,9 @@ def run_gateway(binary, config_name, config, dashboard, report, alerts=None):
         token = secrets.token_hex(16)
         log = open(Path(scratch) / "gateway.log", "w+")
         process = subprocess.Popen(
-            [binary, "serve", "--config", str(config_file), "--admin-listen", f"127.0.0.1:{admin_port}"],
+            # REST off: the checks cover the gRPC and admin ports, and a machine's port 8000 may be taken.
+            [binary, "serve", "--config", str(config_file), "--admin-listen", f"127.0.0.1:{admin_port}",
+             "--rest-listen", ""],
             env=dict(os.environ, SWITCHYARD_ADMIN_TOKEN=token),
             stdout=log,
             stderr=subprocess.STDOUT,
