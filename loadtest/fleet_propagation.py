@@ -152,7 +152,8 @@ cluster:
                 per_replica.append((min(times) - at) * 1000 if times else float("inf"))
             delays.append(max(per_replica))
         delays.sort()
-        p = lambda q: delays[min(len(delays) - 1, int(round(q * (len(delays) - 1))))]
+        def p(q):
+            return delays[min(len(delays) - 1, int(round(q * (len(delays) - 1))))]
         print(f"command: {' '.join([sys.executable, *sys.argv])}")
         print(f"host cpu: {host_cpu()} ({os.cpu_count()} CPUs)")
         print(f"replicas: {len(replicas)}, changes: {len(delays)}, calls served: {sum(calls)}")

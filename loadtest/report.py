@@ -184,11 +184,12 @@ def single_report(r):
         if st["mode"] == "open"
         else f"closed loop, concurrency {st['concurrency']}"
     )
+    deadline = f" · deadline {st['timeoutMs']:g} ms" if st["timeoutMs"] else ""
     parts.append(f"<p>{esc(st['target'])} {esc(st['path'])} · model {esc(st['model'])}"
                  f"{(' v' + esc(st['version'])) if st['version'] else ''} · {esc(mode)} · warm-up {st['warmupSeconds']:g}s"
                  f" · {st['connections']} connections × {st['streamsPerConnection']} streams, {st['threads']} thread(s)"
                  f" · batch {st['batch']} · input {esc(st['input'])}"
-                 f"{' · deadline %g ms' % st['timeoutMs'] if st['timeoutMs'] else ''} · started {esc(r['startedAt'])}</p>")
+                 f"{deadline} · started {esc(r['startedAt'])}</p>")
     if h.get("bottleneck"):
         parts.append(f'<p class="warn">The load generator may have been the bottleneck: {esc(h["note"])}</p>')
     rows = [

@@ -45,29 +45,16 @@ fi
 
 if [ $want_test = 1 ]; then
     venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
-    if ! "$venv/bin/python" -c 'import tritonclient.grpc, grpc, onnx, onnxruntime, sklearn, skl2onnx, pytest' 2>/dev/null \
-        || [ ! -x "$venv/bin/perf_analyzer" ]; then
+    if ! "$venv/bin/python" -c 'import tritonclient.grpc' 2>/dev/null || [ ! -x "$venv/bin/perf_analyzer" ]; then
         echo "bootstrap: preparing the test environment in $venv"
         mkdir -p "$(dirname "$venv")"
         bash scripts/install-triton-clients.sh "$venv" "$venv-sysroot"
-        "$venv/bin/pip" install -q grpcio onnx onnxruntime scikit-learn skl2onnx pytest numpy prometheus_client h2
     fi
-fi
-
-if [ $want_test = 1 ]; then
-    venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
-    if ! "$venv/bin/python" -c 'import yamllint, kubernetes_validate' 2>/dev/null; then
-        echo "bootstrap: installing the deploy/ checkers into $venv"
-        "$venv/bin/pip" install -q yamllint kubernetes-validate
-    fi
-    # Added to the environment after it first existed: an older environment gets it here.
-    if ! "$venv/bin/python" -c 'import h2' 2>/dev/null; then
-        echo "bootstrap: installing the HTTP/2 library of the hostile-peer tests into $venv"
-        "$venv/bin/pip" install -q h2
-    fi
-    # tritonclient.http (gevent, geventhttpclient) and requests, for the REST listener's tests.
-    if ! "$venv/bin/python" -c 'import tritonclient.http, requests' 2>/dev/null; then
-        echo "bootstrap: installing tritonclient's HTTP client into $venv"
-        "$venv/bin/pip" install -q "tritonclient[http]" requests
+    # The pinned packages (clients, exporters, checkers, the Python linter): installed again whenever the pins change.
+    stamp="$venv/.switchyard-requirements.txt"
+    if ! cmp -s Tests/EndToEnd/requirements.txt "$stamp"; then
+        echo "bootstrap: installing the pinned test packages (Tests/EndToEnd/requirements.txt) into $venv"
+        "$venv/bin/pip" install -q -r Tests/EndToEnd/requirements.txt
+        cp Tests/EndToEnd/requirements.txt "$stamp"
     fi
 fi

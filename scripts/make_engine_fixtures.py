@@ -213,9 +213,9 @@ def build_helper_cases():
 
 
 def build_sklearn_cases():
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-    from skl2onnx import to_onnx
     import onnx.utils
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     data_rng = np.random.RandomState(7)
     X = data_rng.rand(200, 12).astype(np.float32)
@@ -330,11 +330,11 @@ def build_exporter_pattern_cases():
 
 
 def build_sklearn_pipeline_cases():
+    from skl2onnx import to_onnx
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import Normalizer, StandardScaler
-    from skl2onnx import to_onnx
 
     data_rng = np.random.RandomState(11)
     X = data_rng.randn(200, 8).astype(np.float32)

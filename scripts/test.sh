@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every Switchyard test: formatting, a warnings-as-errors build, the Swift unit and integration
+# Runs every Switchyard test: formatting (swift format, ruff), a warnings-as-errors build, the Swift unit and integration
 # tests, and the end-to-end tests with stock clients (grpcio, tritonclient, perf_analyzer) against the
 # real gateway binary, a short run of the fuzz targets (scripts/fuzz.sh), and the deploy/ checks
 # (scripts/check-deploy.sh). Installs missing system packages and the Python test environment first.
@@ -12,6 +12,9 @@ export PATH="$venv/bin:$PATH"
 echo "== swift format lint"
 swift format lint --strict -r Package.swift Sources Tests Benchmarks Fuzz/Package.swift Fuzz/Sources 2>&1 | tee /tmp/switchyard-format.log
 if [ -s /tmp/switchyard-format.log ]; then echo "swift format: fix the findings above (swift format -i -r Sources Tests Benchmarks Fuzz/Sources)"; exit 1; fi
+
+echo "== ruff (Python: tests, load tests, benchmarks, scripts; ruff.toml)"
+ruff check .
 
 echo "== build (warnings are errors)"
 swift build --build-tests -Xswiftc -warnings-as-errors

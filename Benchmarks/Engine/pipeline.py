@@ -17,10 +17,10 @@ import subprocess
 import tempfile
 
 import numpy as np
+from skl2onnx import to_onnx
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from skl2onnx import to_onnx
 
 
 def cpu_name():

@@ -6,7 +6,6 @@ import pathlib
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 
 import grpc
@@ -65,9 +64,9 @@ class Gateway:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as timed_out:
                 self.process.kill()
-                raise AssertionError(f"gateway did not drain within {timeout}s:\n{self.output()}")
+                raise AssertionError(f"gateway did not drain within {timeout}s:\n{self.output()}") from timed_out
         self.log.close()
         assert self.process.returncode == expect_code, f"exit code {self.process.returncode}:\n{self.output()}"
 

@@ -11,11 +11,10 @@ import urllib.request
 import grpc
 import numpy as np
 import onnx
+from conftest import MODELS
 from onnx import TensorProto, helper, numpy_helper
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2
-
-from conftest import MODELS
 
 PIXELS = np.asarray(json.loads((MODELS / "digits" / "samples.json").read_text())["pixels"], dtype=np.float32)
 
@@ -110,7 +109,7 @@ def metrics(gateway):
 def metric(samples, name, **labels):
     """The sum of every sample of `name` whose labels include `labels`."""
     wanted = set(labels.items())
-    return sum(v for (n, l), v in samples.items() if n == name and wanted <= l)
+    return sum(value for (n, found), value in samples.items() if n == name and wanted <= found)
 
 
 def infer_request(pixels, model="digits", version="", request_id=""):

@@ -106,7 +106,7 @@ class RawPeer:
             with self._send_lock:  # the reader thread acknowledges SETTINGS on the same socket
                 self.sock.sendall(data)
             return True
-        except (BrokenPipeError, ConnectionResetError, socket.timeout, OSError):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError, OSError):
             self.send_failed = True
             return False
 
@@ -176,7 +176,7 @@ class RawPeer:
                     if not self.sock.recv(1 << 16):
                         self.closed_at = time.monotonic()
                         return True
-            except socket.timeout:
+            except TimeoutError:
                 return False
             except OSError:
                 self.closed_at = time.monotonic()

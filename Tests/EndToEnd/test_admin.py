@@ -14,10 +14,9 @@ import urllib.request
 import grpc
 import numpy as np
 import pytest
+from conftest import MODELS, binary
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2, service_pb2_grpc
-
-from conftest import MODELS, binary
 
 TOKEN = "e2e-admin-token"
 PIXELS = np.asarray(json.loads((MODELS / "digits" / "samples.json").read_text())["pixels"][:2], dtype=np.float32)

@@ -11,10 +11,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from conftest import MODELS
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
-
-from conftest import MODELS
 
 PIXELS = np.asarray(json.loads((MODELS / "digits" / "samples.json").read_text())["pixels"], dtype=np.float32)
 

@@ -3,7 +3,6 @@ feature shifted, must flag that feature (and only among the inputs) in /v1/drift
 JSON Lines and .npy files must load with numpy and hold exactly what was sent."""
 
 import json
-import pathlib
 import shutil
 import time
 import urllib.error
@@ -12,8 +11,6 @@ import urllib.request
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
-
 from conftest import MODELS
 from faults_support import admin, wait_admin
 
@@ -103,8 +100,8 @@ drift:
     assert top["current"][-1] > 0.4 and top["reference"][-1] == 0
 
     metrics = get(gateway, "/metrics")
-    line = next(l for l in metrics.splitlines()
-                if l.startswith(f'switchyard_feature_drift{{model="digits",version="2",feature="pixels[{SHIFTED}]",test="ks"}}'))
+    line = next(candidate for candidate in metrics.splitlines()
+                if candidate.startswith(f'switchyard_feature_drift{{model="digits",version="2",feature="pixels[{SHIFTED}]",test="ks"}}'))
     assert float(line.split()[-1]) > 0.4
     assert 'switchyard_drift_status{model="digits",version="2"} 1' in metrics
     assert 'switchyard_monitor_dropped_total{reason="queue_full"} 0' in metrics

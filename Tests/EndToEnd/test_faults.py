@@ -17,12 +17,21 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tritonclient.grpc import service_pb2, service_pb2_grpc
-
 from conftest import binary, free_port
 from faults_support import (
-    PIXELS, admin, call, copy_digits, infer_request, metric, metrics, output, wait_admin, wait_for, write_mlp,
+    PIXELS,
+    admin,
+    call,
+    copy_digits,
+    infer_request,
+    metric,
+    metrics,
+    output,
+    wait_admin,
+    wait_for,
+    write_mlp,
 )
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 # MARK: - Broken model files at start-up
 
@@ -228,10 +237,10 @@ def test_a_slow_shadow_leaves_primary_calls_alone(start_gateway, heavy_repositor
     results = run_load(stub_factory, lambda n, k: infer_request(batches[(n + k) % 16], model="slow",
                                                                 request_id=f"s{n}-{k}"), seconds=3)
     codes = {}
-    for code, details, response, _ in results:
+    for code, details, _, _ in results:
         codes.setdefault(code, details)
     assert set(codes) == {grpc.StatusCode.OK}, codes
-    for code, _, response, _ in results[:200]:
+    for _, _, response, _ in results[:200]:
         assert response.model_version == "1"
         n, k = (int(x) for x in response.id[1:].split("-"))
         np.testing.assert_allclose(output(response, "probabilities", (8, 10)), expected[(n + k) % 16], rtol=1e-4,
@@ -283,7 +292,7 @@ def test_a_shadow_that_cannot_be_compared_is_an_error_of_its_own(start_gateway, 
     wait_admin(gateway)
     with grpc.insecure_channel(gateway.address) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-        for n in range(20):
+        for _ in range(20):
             code, details, response, trailers = call(stub, infer_request(PIXELS[:2], model="slow"))
             assert code == grpc.StatusCode.OK and response.model_version == "1", details
             assert "version=1; policy=fixed" in trailers["switchyard-route"]
@@ -527,7 +536,8 @@ def test_sighup_with_a_broken_configuration_keeps_the_running_routes(start_gatew
                 config.write_text(text)
             logged = gateway.output().count("routes not reloaded; keeping the running ones")
             gateway.process.send_signal(signal.SIGHUP)
-            assert wait_for(lambda: gateway.output().count("routes not reloaded; keeping the running ones") > logged), \
+            assert wait_for(lambda logged=logged: gateway.output().count("routes not reloaded; keeping the running ones")
+                            > logged), \
                 f"{name}: no log line\n{gateway.output()}"
             # The log line's metadata (the reason, possibly several lines long) precedes its message.
             entry = gateway.output().split("routes not reloaded; keeping the running ones")[-2]

@@ -15,11 +15,10 @@ import urllib.request
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from tritonclient.grpc import service_pb2_grpc
-
 from conftest import MODELS, binary, free_port
+from prometheus_client.parser import text_string_to_metric_families
 from test_admin import TOKEN, admin, infer, wait_admin
+from tritonclient.grpc import service_pb2_grpc
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 pytestmark = pytest.mark.skipif(

@@ -31,10 +31,34 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from conftest import MODELS, Gateway, free_port  # noqa: E402
 from hostile import (  # noqa: E402
-    ACK, CANCEL, COMPRESSION_ERROR, PROTOCOL_ERROR, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,
-    ERROR_NAMES, FLOW_CONTROL_ERROR, GOAWAY, HEADERS, NO_ERROR, PING, PREFACE, PRIORITY, RST_STREAM, SETTINGS,
-    WINDOW_UPDATE, RawPeer, RSSSampler, WellBehavedClient, frame, grpc_message, model_infer_request,
-    request_headers, rss_kib, settings,
+    ACK,
+    CANCEL,
+    COMPRESSION_ERROR,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    ENHANCE_YOUR_CALM,
+    ERROR_NAMES,
+    FLOW_CONTROL_ERROR,
+    GOAWAY,
+    HEADERS,
+    NO_ERROR,
+    PING,
+    PREFACE,
+    PROTOCOL_ERROR,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    RawPeer,
+    RSSSampler,
+    WellBehavedClient,
+    frame,
+    grpc_message,
+    model_infer_request,
+    request_headers,
+    rss_kib,
+    settings,
 )
 from tritonclient.grpc import service_pb2  # noqa: E402
 
@@ -197,7 +221,7 @@ def attack_made_you_reset(gw):
         sent += 100
         # Until its RST_STREAM is out, a reset stream still counts against max_concurrent_streams (and
         # exceeding that is a connection error of its own): let the resets catch up.
-        peer.wait_for(lambda: peer.goaway is not None or sum(peer.resets.values()) >= sent - 100, 2)
+        peer.wait_for(lambda sent=sent: peer.goaway is not None or sum(peer.resets.values()) >= sent - 100, 2)
     expect_goaway(peer, ENHANCE_YOUR_CALM)
     # PROTOCOL_ERROR for the malformed ones, REFUSED_STREAM for those over max_concurrent_streams while the
     # resets were still queued: both are resets the peer provoked, and both spend the budget.

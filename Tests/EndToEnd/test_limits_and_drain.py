@@ -1,7 +1,6 @@
 """Configured limits and shutdown: an oversized request gets RESOURCE_EXHAUSTED while other calls keep
 working, and SIGTERM drains in-flight work and exits 0."""
 
-import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient

@@ -3,7 +3,6 @@ ServerMetadata, then ModelInfer) must succeed and it must measure a positive thr
 whose inputs are INT64 or FP16 (it builds its inputs from the datatypes ModelConfig reports)."""
 
 import csv
-import os
 import shutil
 import subprocess
 

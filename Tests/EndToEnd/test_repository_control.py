@@ -11,10 +11,9 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from conftest import MODELS, Gateway, free_port
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
-
-from conftest import MODELS, Gateway, free_port
 
 SAMPLES = json.loads((MODELS / "digits" / "samples.json").read_text())
 PIXELS = np.asarray(SAMPLES["pixels"], dtype=np.float32)

@@ -15,9 +15,8 @@ import onnxruntime as ort
 import pytest
 import requests
 import tritonclient.http as httpclient
-from tritonclient.utils import InferenceServerException
-
 from conftest import MODELS
+from tritonclient.utils import InferenceServerException
 
 SAMPLES = json.loads((MODELS / "digits" / "samples.json").read_text())
 PIXELS = np.asarray(SAMPLES["pixels"], dtype=np.float32)
@@ -256,7 +255,7 @@ def raw_exchange(port, payload, wait=5.0):
         try:
             while chunk := s.recv(65536):
                 data += chunk
-        except socket.timeout:
+        except TimeoutError:
             pass
     return data
 

@@ -14,10 +14,9 @@ import time
 import grpc
 import onnx
 import pytest
-from tritonclient.grpc import service_pb2, service_pb2_grpc
-
 from conftest import MODELS, binary
 from test_admin import PIXELS, TOKEN, admin, wait_admin
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 
 def broken_copy(source, target):

@@ -10,9 +10,8 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tritonclient.grpc import service_pb2, service_pb2_grpc
-
 from conftest import MODELS
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 SAMPLES = json.loads((MODELS / "digits" / "samples.json").read_text())
 PIXELS = np.asarray(SAMPLES["pixels"], dtype=np.float32)
@@ -144,7 +143,7 @@ def test_errors_keep_their_status_under_shadowing(routed):
 def test_sticky_key_from_a_request_parameter(routed):
     _, stub, _, _ = routed
     assignment = {}
-    for round_ in range(2):
+    for _ in range(2):
         for n in range(30):
             req = request(PIXELS[:1], model="byparam")
             if n % 2:

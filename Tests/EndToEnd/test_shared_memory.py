@@ -14,10 +14,9 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.utils.shared_memory as shm
-from tritonclient.utils import InferenceServerException
-
 from conftest import MODELS
 from test_perf_analyzer import perf_analyzer
+from tritonclient.utils import InferenceServerException
 
 SAMPLES = json.loads((MODELS / "digits" / "samples.json").read_text())
 PIXELS = np.asarray(SAMPLES["pixels"], dtype=np.float32)

@@ -7,9 +7,8 @@ import urllib.request
 
 import grpc
 import numpy as np
-from tritonclient.grpc import service_pb2, service_pb2_grpc
-
 from conftest import MODELS
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 PIXELS = np.asarray(json.loads((MODELS / "digits" / "samples.json").read_text())["pixels"][:1], dtype=np.float32)
 
@@ -71,4 +70,4 @@ tenants:
         'switchyard_tenant_calls_total{tenant="public",outcome="admitted"} 3',
         'switchyard_tenant_in_flight{tenant="acme"} 0',
     ]:
-        assert line in metrics, f"{line} missing:\n" + "\n".join(l for l in metrics.splitlines() if "tenant" in l)
+        assert line in metrics, f"{line} missing:\n" + "\n".join(x for x in metrics.splitlines() if "tenant" in x)

@@ -25,7 +25,10 @@ class OnnxRuntimeModel(MLModel):
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self._outputs = [o.name for o in self._session.get_outputs()]
-        shape = lambda t: [-1 if not isinstance(d, int) else d for d in t.shape]
+
+        def shape(t):
+            return [-1 if not isinstance(d, int) else d for d in t.shape]
+
         self.inputs = [MetadataTensor(name=t.name, datatype="FP32", shape=shape(t)) for t in self._session.get_inputs()]
         self.outputs = [MetadataTensor(name=t.name, datatype="FP32", shape=shape(t)) for t in self._session.get_outputs()]
         return True

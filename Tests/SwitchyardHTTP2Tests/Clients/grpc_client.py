@@ -5,8 +5,6 @@ import json
 import socket
 import ssl
 import struct
-import sys
-import threading
 import time
 
 import grpc
@@ -63,7 +61,7 @@ def unary(args):
 def stream(args):
     channel = channel_for(args)
     call = channel.stream_stream(args.path, request_serializer=None, response_deserializer=None)
-    requests = [("msg-%d-" % i).encode() + bytes(i % 50) for i in range(args.count)]
+    requests = [f"msg-{i}-".encode() + bytes(i % 50) for i in range(args.count)]
     try:
         responses = list(call(iter(requests), timeout=args.timeout))
         return {"code": "OK", "count": len(responses), "echoed": responses == requests}
@@ -105,7 +103,7 @@ def garbage(args):
             if not chunk:
                 break
             received += chunk
-    except socket.timeout:
+    except TimeoutError:
         return {"goaway": False, "closed": False}
     except (ssl.SSLError, ConnectionResetError):
         pass
@@ -161,7 +159,7 @@ def noread(args):
                     data = frame(0, 0, stream_id, b"\x00" + len(message).to_bytes(4, "big") + message)
                     sock.sendall(data)
                     sent += len(data)
-    except socket.timeout:
+    except TimeoutError:
         blocked = True
     except OSError:
         pass
@@ -176,7 +174,7 @@ def noread(args):
                 closed = True
                 break
             received += len(chunk)
-    except socket.timeout:
+    except TimeoutError:
         pass
     except OSError:
         closed = True
