@@ -35,8 +35,9 @@ class Etcd:
         self.data = root / "etcd-data"
         self.log = root / "etcd.log"
         self.process = None
+        self.started = False  # once it has run, a restart keeps its ports (its data names them)
 
-    def start(self):
+    def start(self, attempts=3):
         peer = f"http://127.0.0.1:{self.peer_port}"
         self.process = subprocess.Popen(
             [ETCD, "--name", "e2e", "--data-dir", str(self.data),
@@ -46,9 +47,16 @@ class Etcd:
         )
         deadline = time.time() + 20
         while time.time() < deadline:
+            if self.process.poll() is not None and attempts > 1 and not self.started:
+                # A free port found earlier was taken before etcd bound it: start again on new ports, afresh.
+                shutil.rmtree(self.data, ignore_errors=True)
+                self.client_port, self.peer_port = free_port(), free_port()
+                self.endpoint = f"http://127.0.0.1:{self.client_port}"
+                return self.start(attempts - 1)
             try:
                 with urllib.request.urlopen(self.endpoint + "/health", timeout=1) as response:
                     if b"true" in response.read():
+                        self.started = True
                         return
             except OSError:
                 time.sleep(0.05)

@@ -40,10 +40,20 @@ final class EtcdProcess: @unchecked Sendable {
 
     /// Starts etcd on two free loopback ports and waits until it answers; with `tls`, it serves HTTPS and requires
     /// client certificates signed by a CA made for the test.
+    /// The free ports are found by binding and releasing them, so another test running in parallel can take one
+    /// before etcd binds it; etcd then exits at once, and it is started again on two new ports (three tries).
     static func start(tls: Bool = false) async throws -> EtcdProcess {
-        let etcd = try EtcdProcess(tls: tls)
-        try await etcd.waitUntilReady()
-        return etcd
+        var attempt = 0
+        while true {
+            attempt += 1
+            let etcd = try EtcdProcess(tls: tls)
+            do {
+                try await etcd.waitUntilReady()
+                return etcd
+            } catch let error as SwitchyardError where error.message == exitedAtStart && attempt < 3 {
+                etcd.stop()
+            }
+        }
     }
 
     private init(tls: Bool) throws {
@@ -109,7 +119,7 @@ final class EtcdProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
             if (try? await client.range(key: "/")) != nil { return }
-            guard process.isRunning else { throw SwitchyardError(.unavailable, "etcd exited at start") }
+            guard process.isRunning else { throw SwitchyardError(.unavailable, exitedAtStart) }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw SwitchyardError(.unavailable, "etcd did not answer within 20 s")
@@ -160,3 +170,6 @@ final class EtcdProcess: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
+
+/// What `waitUntilReady` throws when etcd exits before answering (most often: a port taken in the meantime).
+private let exitedAtStart = "etcd exited at start"
