@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Server CPU per batch-1 ModelInfer on the demo model for two builds, measured alternately with the same client
+# (h2load, one connection, 64 concurrent streams): the check that a change left the request path's cost alone.
+#   loadtest/ab-server-cpu.sh OLD_BINARY NEW_BINARY [REQUESTS=200000] [RUNS=5]
+# Build each tree in release first (swift build -c release --product switchyard). Prints per-run figures, the medians
+# and the median of the per-round ratios new/old, and the host CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 2 ] || { sed -n '2,6p' "$0"; exit 2; }
+OLD=$1 NEW=$2
+REQUESTS=${3:-200000}
+RUNS=${4:-5}
+venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+"$venv/bin/python" loadtest/grpc_body.py infer digits 1 "$work/infer.bin" >/dev/null
+
+clock_ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+run() {
+    local binary=$1 p admin extra=()
+    p=$(port)
+    admin=$(port)
+    # Builds with a REST listener get it turned off, so that both serve the same single port.
+    if "$binary" serve --help 2>&1 | grep -q -- --rest-listen; then extra=(--rest-listen ""); fi
+    "$binary" serve --model-repository models --log-level warning --listen "127.0.0.1:$p" \
+        --admin-listen "127.0.0.1:$admin" "${extra[@]}" >"$work/gateway.log" 2>&1 &
+    local pid=$!
+    wait_port "$p"
+    h2load -n 20000 -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
+        "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer" >/dev/null   # warm-up
+    local before; before=$(cpu_ticks $pid)
+    local out; out=$(h2load -n "$REQUESTS" -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' \
+        -H 'te: trailers' "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer")
+    local after; after=$(cpu_ticks $pid)
+    kill -TERM $pid; wait $pid || true
+    local ok; ok=$(echo "$out" | awk '/^requests:/ {print $8}')
+    awk -v t=$((after - before)) -v hz="$clock_ticks" -v n="$REQUESTS" -v ok="$ok" \
+        'BEGIN {printf "%.2f %s\n", t / hz * 1e6 / n, ok}'
+}
+
+echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+rows=()
+for i in $(seq "$RUNS"); do
+    old=$(run "$OLD")
+    new=$(run "$NEW")
+    echo "round $i: old $(echo "$old" | awk '{printf "%6.2f µs CPU/call (%s succeeded)", $1, $2}')   new $(echo "$new" | awk '{printf "%6.2f µs CPU/call (%s succeeded)", $1, $2}')"
+    rows+=("${old%% *} ${new%% *}")
+done
+printf '%s\n' "${rows[@]}" | python3 -c '
+import statistics, sys
+rows = [tuple(map(float, l.split())) for l in sys.stdin if l.strip()]
+old = statistics.median(r[0] for r in rows)
+new = statistics.median(r[1] for r in rows)
+ratio = statistics.median(r[1] / r[0] for r in rows)
+print(f"median server CPU per call: old {old:.2f} us, new {new:.2f} us; median per-round ratio new/old {ratio:.3f}")
+'
