@@ -327,5 +327,5 @@ func index(_ value: Double) -> String { number((value * 1000).rounded() / 1000) 
 func milliseconds(_ value: Double) -> String { number((value * 100).rounded() / 100) }
 
 func number(_ value: Double) -> String {
-    value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    value.compactDescription
 }

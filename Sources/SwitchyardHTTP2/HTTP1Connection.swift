@@ -384,10 +384,12 @@ final class HTTP1Connection {
         if exchange.closeAfter { stopReading = true }
         if !path.hasPrefix("/") {
             exchange.state.store(HTTP1Exchange.answered, ordering: .relaxed)
-            exchange.response = loop.core.http?.refusal(
-                status: 400,
-                message: "request target '\(targetText)': expected a path starting with '/'"
-            )
+            let message = "request target '\(targetText)': expected a path starting with '/'"
+            exchange.response =
+                loop.core.http?.refusal(status: 400, message: message)
+                ?? HTTPResponse(status: 400, body: Array(message.utf8))
+            // Nothing else answers this exchange: send it now, or it would hold the connection forever.
+            writeReady()
         } else if let service = loop.core.http {
             requestBody.withUnsafeBytes { service.handle(head: head, body: $0, responder: exchange) }
         }

@@ -238,7 +238,12 @@ public final class InferenceService: GRPCService {
                 // Without a routing table (tests) the reason is what a table without this model's route says.
                 let reason = decision?.reason ?? (requestedVersion.isEmpty ? .default : .explicit)
                 do throws(SwitchyardError) {
-                    let call = try InferRequestValidator.validate(request, for: version, regions: sharedMemory)
+                    // Regions belong to clients on this machine: a remote caller cannot name one, as it cannot register one.
+                    let call = try InferRequestValidator.validate(
+                        request,
+                        for: version,
+                        regions: head.peerIsLoopback ? sharedMemory : nil
+                    )
                     return .routed(version, call, decision, reason)
                 } catch {
                     version.statistics.failureCount.add(1, ordering: .relaxed)
@@ -308,12 +313,10 @@ public final class InferenceService: GRPCService {
                     if let decision, decision.wantsOutcome {
                         decision.recordOutcome(succeeded: true, latencyNanoseconds: elapsed)
                     }
+                    // One copy of the outputs serves both the comparison and the monitor, made only when one wants it.
+                    let kept = pair != nil || monitor != nil ? outputs.tensors.map(Array.init) : []
                     pair?.completePrimary(
-                        ComparisonSide(
-                            version: version.version,
-                            latencyNanoseconds: elapsed,
-                            result: .success(outputs.tensors.map(Array.init))
-                        )
+                        ComparisonSide(version: version.version, latencyNanoseconds: elapsed, result: .success(kept))
                     )
                     monitor?.submit(
                         MonitoredCall(
@@ -327,7 +330,7 @@ public final class InferenceService: GRPCService {
                             traceID: traceID,
                             rows: call.rows,
                             inputs: call.inputs,
-                            outputs: outputs.tensors.map(Array.init)
+                            outputs: kept
                         )
                     )
                     statistics.successCount.add(1, ordering: .relaxed)

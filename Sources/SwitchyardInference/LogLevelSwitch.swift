@@ -14,7 +14,7 @@ public final class LogLevelSwitch: Sendable {
 
     /// The current level.
     public var level: Logger.Level {
-        get { Logger.Level.allCases[raw.load(ordering: .relaxed)] }
+        get { Self.levels[raw.load(ordering: .relaxed)] }
         set { raw.store(Self.index(newValue), ordering: .relaxed) }
     }
 
@@ -23,7 +23,10 @@ public final class LogLevelSwitch: Sendable {
         SwitchedLogHandler(base: base, level: self)
     }
 
-    private static func index(_ level: Logger.Level) -> Int { Logger.Level.allCases.firstIndex(of: level) ?? 2 }
+    /// The levels in order, read once: every log statement asks for the current level.
+    private static let levels = Logger.Level.allCases
+
+    private static func index(_ level: Logger.Level) -> Int { levels.firstIndex(of: level)! }
 }
 
 /// A log handler whose level is a `LogLevelSwitch`'s (setting a logger's level sets the switch).

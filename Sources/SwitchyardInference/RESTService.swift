@@ -99,6 +99,12 @@ public final class RESTService: HTTPService {
         }
     }
 
+    /// Headers that describe the HTTP exchange rather than the call.
+    private static let framingHeaders: Set<String> = [
+        "host", "content-length", "content-type", "connection", "expect", "transfer-encoding", "keep-alive",
+        "inference-header-content-length",
+    ]
+
     private func infer(
         model: String,
         version: String,
@@ -106,7 +112,12 @@ public final class RESTService: HTTPService {
         body: UnsafeRawBufferPointer,
         responder: any HTTPResponder
     ) {
-        guard body.count >= Self.offloadBytes else {
+        // Decoding costs by the JSON part: with binary tensor data, that is the header's declared length.
+        let jsonBytes =
+            head.header("inference-header-content-length").flatMap {
+                Int($0.trimmingCharacters(in: .whitespaces))
+            } ?? body.count
+        guard jsonBytes >= Self.offloadBytes else {
             return submit(model: model, version: version, head: head, body: body, responder: responder)
         }
         // A large body is decoded on another thread, which then does what a loop does after a batch: wake the pools
@@ -138,8 +149,12 @@ public final class RESTService: HTTPService {
         } catch {
             return responder.respond(Self.errorResponse(GRPCStatus(error), metadata: []))
         }
-        // Request headers are the call's metadata, as on gRPC (routing keys, traceparent).
-        let grpcHead = GRPCRequestHead(path: InferenceMethod.modelInfer.path, metadata: head.headers)
+        // Request headers are the call's metadata, as on gRPC (routing keys, traceparent), less those of HTTP's own
+        // framing, which the gRPC front end does not pass on either.
+        let grpcHead = GRPCRequestHead(
+            path: InferenceMethod.modelInfer.path,
+            metadata: head.headers.filter { !Self.framingHeaders.contains($0.name) }
+        )
         call.message.withUnsafeBytes { message in
             service.handle(
                 message: message,

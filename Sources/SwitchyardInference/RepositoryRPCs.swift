@@ -97,8 +97,9 @@ struct RepositoryRPCs {
     }
 
     /// Repository calls that may run at once: each scans the repository or loads a model off the event loop, so
-    /// a flood of them is refused instead of queuing without bound.
-    static let maxInFlight = 16
+    /// a flood of them is refused instead of queuing without bound. They block the Swift concurrency thread they
+    /// run on, so they are kept below the size of that pool on small machines (one thread per core).
+    static let maxInFlight = 4
 
     /// Counts one call in flight, or refuses it when `maxInFlight` are.
     /// - Throws: `resourceExhausted` saying so.

@@ -222,7 +222,13 @@ struct SharedMemoryPlacement: Sendable {
             }
             return nil
         }
-        guard let region = regions?.region(name) else {
+        guard let regions else {
+            throw .invalidArgument(
+                "\(tensor()): parameter 'shared_memory_region': system shared memory is for clients on this machine; "
+                    + "this call came from beyond loopback"
+            )
+        }
+        guard let region = regions.region(name) else {
             throw .invalidArgument(
                 "\(tensor()): parameter 'shared_memory_region': no system shared-memory region "
                     + "'\(SwitchyardError.echo(name))' is registered"

@@ -36,7 +36,7 @@ struct StringFieldSchema: Sendable {
     /// `RepositoryModelLoadRequest` and `RepositoryModelUnloadRequest` (parameter values: `string_param` = 3).
     static let repositoryChange = StringFieldSchema(
         strings: [1: "repository_name", 2: "model_name"],
-        messages: [3: ("parameters", StringFieldSchema(strings: [1: "key"], messages: [2: ("value", parameter)]))]
+        messages: [3: ("parameters", parameterEntry)]
     )
     /// `TraceSettingRequest`.
     static let traceSetting = StringFieldSchema(

@@ -117,8 +117,8 @@ public final class TenantAdmission: Sendable {
             throw Refusal(
                 error: SwitchyardError(
                     .resourceExhausted,
-                    "tenant '\(tenant.name)' is over its rate of \(format(tenant.limits.requestsPerSecond ?? 0)) "
-                        + "calls/s (burst \(format(tenant.burst))); retry in \(milliseconds) ms"
+                    "tenant '\(tenant.name)' is over its rate of \((tenant.limits.requestsPerSecond ?? 0).compactDescription) "
+                        + "calls/s (burst \(tenant.burst.compactDescription)); retry in \(milliseconds) ms"
                 ),
                 retryAfterMilliseconds: milliseconds
             )
@@ -155,8 +155,4 @@ public final class TenantAdmission: Sendable {
             )
         }
     }
-}
-
-private func format(_ value: Double) -> String {
-    value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
 }

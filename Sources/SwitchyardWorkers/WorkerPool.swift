@@ -675,9 +675,7 @@ public final class WorkerPool: @unchecked Sendable {
 }
 
 /// `10` for 10.0, `2.5` for 2.5.
-private func number(_ value: Double) -> String {
-    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
-}
+private func number(_ value: Double) -> String { value.compactDescription }
 
 private func milliseconds(_ nanoseconds: Double) -> String {
     let value = (nanoseconds / 10_000).rounded() / 100

@@ -79,7 +79,7 @@ func describeRoute(_ route: [String: Any]) -> String {
 }
 
 private func format(_ value: Double) -> String {
-    value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    value.compactDescription
 }
 
 /// `version=weight` pairs from the command line.

@@ -178,6 +178,19 @@ extension String {
         }
     }
 
+    @Test func aTargetThatIsNotAPathIsAnsweredAndTheConnectionGoesOn() throws {
+        try Self.withServer { port in
+            let client = try RawClient(port: port)
+            // Absolute form: nothing but the connection answers it, so it must not wait for a service.
+            client.send("GET http://example.com/v2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            let refused = try #require(client.response())
+            #expect(refused.status == 400)
+            #expect(refused.body.contains("expected a path starting with '/'"))
+            client.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(client.response()?.body == "GET /a")
+        }
+    }
+
     @Test func pipelinedRequestsBeyondTheInFlightLimitWaitTheirTurn() throws {
         var limits = ServerConfiguration.Limits()
         limits.maxConcurrentStreams = 2
