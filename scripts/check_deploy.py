@@ -177,6 +177,13 @@ def check_consistency(name, docs, report):
             problems.append(f"switchyard.yaml listen: '{listen}' is loopback; Services and probes cannot reach it")
         if ports.get("grpc") != port_of(listen):
             problems.append(f"container port 'grpc' ({ports.get('grpc')}) differs from listen: {listen}")
+        rest_listen = str(config.get("rest_listen", "127.0.0.1:8000") or "")
+        if rest_listen and (rest_listen.startswith("127.") or rest_listen.startswith("localhost")):
+            problems.append(f"switchyard.yaml rest_listen: '{rest_listen}' is loopback; the Service cannot reach it")
+        if rest_listen and ports.get("http") != port_of(rest_listen):
+            problems.append(f"container port 'http' ({ports.get('http')}) differs from rest_listen: {rest_listen}")
+        if not rest_listen and "http" in ports:
+            problems.append("container port 'http' is declared but rest_listen is off")
         admin = config.get("admin", {}) or {}
         admin_listen = admin.get("listen", "127.0.0.1:8002")
         if ports.get("admin") != port_of(admin_listen):
