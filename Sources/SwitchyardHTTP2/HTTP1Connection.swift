@@ -174,6 +174,11 @@ final class HTTP1Connection {
             }
             return
         }
+        if error == HPE_HEADER_OVERFLOW && refusal == nil {
+            // http-parser's own bound (80 KiB, counted before a long head reaches the callbacks that count ours).
+            let limit = min(limits.maxHeaderListBytes, 80 << 10)
+            refusal = (431, "request line and headers exceed \(limit) bytes (limits.max_header_list_bytes)")
+        }
         if error != HPE_OK {
             refuse(refusal ?? Self.describe(error))
             return
@@ -207,8 +212,6 @@ final class HTTP1Connection {
             )
         case HPE_INVALID_TRANSFER_ENCODING:
             return (400, "request has an invalid Transfer-Encoding; expected 'chunked' as the last coding")
-        case HPE_HEADER_OVERFLOW:
-            return (431, "request headers too large")
         case HPE_INVALID_VERSION:
             return (505, "invalid HTTP version; expected HTTP/1.0 or HTTP/1.1")
         default:
@@ -285,7 +288,14 @@ final class HTTP1Connection {
             refusal = (431, "more than 256 header fields; expected fewer")
             return 1
         }
-        field.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+        let name = UnsafeRawBufferPointer(start: at, count: length)
+        // The system's http-parser is built lenient and takes "Content-Length : 5" as a length; a proxy in front
+        // may not, and the two would then disagree on where the request ends (RFC 9112 §5.1: reject with 400).
+        guard !name.contains(where: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) else {
+            refusal = (400, "a header field name has whitespace before its colon; expected none (RFC 9112 section 5.1)")
+            return 1
+        }
+        field.append(contentsOf: name)
         return 0
     }
 

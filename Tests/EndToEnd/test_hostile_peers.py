@@ -1,4 +1,4 @@
-"""Hostile HTTP/2 peers against the real gateway: each case attacks one connection while a well-behaved
+"""Hostile HTTP/2 and HTTP/1.1 (REST) peers against the real gateway: each case attacks one connection while a well-behaved
 grpcio client keeps calling ModelInfer on the demo model, and checks three things: the bad connection is
 closed or throttled with the expected GOAWAY / RST_STREAM / grpc-status code, the gateway's RSS stays
 bounded (sampled from /proc/PID/status before, during and after), and the good client sees no error and a
@@ -89,12 +89,13 @@ def gateway(extra_config=""):
     directory = pathlib.Path(tempfile.mkdtemp(prefix="hostile-"))
     config = directory / "switchyard.yaml"
     config.write_text(CONFIG + extra_config)
-    port, admin = free_port(), free_port()
+    port, admin, rest = free_port(), free_port(), free_port()
     gw = Gateway(
-        ["--config", str(config), "--model-repository", str(MODELS), "--listen", f"127.0.0.1:{port}", "--rest-listen", "",
-         "--admin-listen", f"127.0.0.1:{admin}"],
+        ["--config", str(config), "--model-repository", str(MODELS), "--listen", f"127.0.0.1:{port}",
+         "--rest-listen", f"127.0.0.1:{rest}", "--admin-listen", f"127.0.0.1:{admin}"],
         port, str(directory / "gateway.log"), admin,
     )
+    gw.rest_port = rest
     try:
         yield gw.wait_listening()
     finally:
@@ -736,6 +737,159 @@ def attack_nul_names_and_per_address_limit(gw):
 
 ROUND_TWO_CONFIG = f"  header_timeout_seconds: {HEADER_TIMEOUT}\nadmin:\n  idle_timeout_seconds: {ADMIN_IDLE_TIMEOUT}\n"
 
+
+# HTTP/1.1 (the v2 REST listener, on the same event loops as the gRPC port the well-behaved client uses).
+
+
+def http1_socket(gw, receive_buffer=None):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer:
+        # Set before connecting, so that the window the server sees is small too.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", gw.rest_port))
+    return sock
+
+
+def read_until_closed(sock, timeout):
+    """Everything the server sends until it closes (EOF or reset) or `timeout` passes: (bytes, closed)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data, True
+    except ConnectionResetError:
+        return data, True
+    except (TimeoutError, OSError):
+        return data, False
+
+
+def attack_http1_slowloris(gw):
+    """50 REST connections trickle request headers (one byte every 250 ms) and never finish them: each is answered
+    408 naming limits.header_timeout_seconds and closed, although bytes keep arriving."""
+    socks = [http1_socket(gw) for _ in range(50)]
+    for sock in socks:
+        sock.sendall(b"GET /v2 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    started = time.monotonic()
+    answered = {}
+    while len(answered) < len(socks) and time.monotonic() - started < HEADER_TIMEOUT + 4:
+        waiting = [sock for sock in socks if sock.fileno() not in answered]
+        readable, _, _ = select.select(waiting, [], [], 0.25)
+        for sock in readable:
+            answered[sock.fileno()] = read_until_closed(sock, 2)
+        for sock in waiting:
+            if sock not in readable:
+                with contextlib.suppress(OSError):
+                    sock.send(b"a")
+    elapsed = time.monotonic() - started
+    for sock in socks:
+        sock.close()
+    assert len(answered) == 50, f"{50 - len(answered)} of 50 trickling connections still open after {elapsed:.1f} s"
+    for data, closed in answered.values():
+        assert data.startswith(b"HTTP/1.1 408 ") and b"limits.header_timeout_seconds" in data, data[:200]
+        assert closed, "answered 408 but left open"
+    return f"50 × 408 (limits.header_timeout_seconds, {HEADER_TIMEOUT} s) and closed in {elapsed:.1f} s despite the trickle"
+
+
+def attack_http1_stalled_bodies(gw):
+    """50 REST connections declare a 4000-byte JSON body, send 10 bytes of it and stop: each is answered 408
+    naming limits.idle_timeout_seconds and closed."""
+    socks = [http1_socket(gw) for _ in range(50)]
+    for sock in socks:
+        sock.sendall(b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 4000\r\n\r\n{\"inputs\":")
+    started = time.monotonic()
+    results = [read_until_closed(sock, IDLE_TIMEOUT + 4 - (time.monotonic() - started)) for sock in socks]
+    elapsed = time.monotonic() - started
+    for sock in socks:
+        sock.close()
+    for data, closed in results:
+        assert data.startswith(b"HTTP/1.1 408 ") and b"limits.idle_timeout_seconds" in data, data[:200]
+        assert closed, "answered 408 but left open"
+    return f"50 × 408 (body stalled, limits.idle_timeout_seconds, {IDLE_TIMEOUT} s) and closed in {elapsed:.1f} s"
+
+
+SMUGGLING = {
+    "Content-Length with Transfer-Encoding": b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: a\r\n"
+    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    "two different Content-Lengths": b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: a\r\n"
+    b"Content-Length: 4\r\nContent-Length: 40\r\n\r\nGET /v2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    "Transfer-Encoding not ending in chunked": b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: a\r\n"
+    b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\nGET /v2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    "a chunk size that is not hex": b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: a\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n\r\nGET /v2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    "a space before the colon": b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: a\r\n"
+    b"Content-Length : 5\r\n\r\nGET /v2 HTTP/1.1\r\nHost: a\r\n\r\n",
+}
+
+
+def attack_http1_smuggling(gw):
+    """Request smuggling shapes: each request whose length is ambiguous is answered 400 once and its connection
+    closed, so the request hidden behind it is never answered."""
+    verdicts = []
+    for label, payload in SMUGGLING.items():
+        sock = http1_socket(gw)
+        sock.sendall(payload)
+        data, closed = read_until_closed(sock, 5)
+        sock.close()
+        assert data.startswith(b"HTTP/1.1 400 "), (label, data[:300])
+        assert data.count(b"HTTP/1.1 ") == 1, (label, data[:600])
+        assert closed, (label, "left open")
+        verdicts.append(label)
+    return f"400 and closed, the hidden request unanswered: {'; '.join(verdicts)}"
+
+
+def attack_http1_huge_headers(gw):
+    """20 REST connections each send a 1 MiB header line, and 20 send 10 000 small headers: each is answered 431
+    naming the limit it passed (limits.max_header_list_bytes, or 256 fields) and closed without the server reading
+    the rest."""
+    verdicts = collections.Counter()
+    for index in range(40):
+        sock = http1_socket(gw)
+        if index % 2 == 0:
+            head = b"GET /v2 HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"a" * (1 << 20) + b"\r\n\r\n"
+        else:
+            head = b"GET /v2 HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(10_000)) + b"\r\n"
+        sock.settimeout(5)
+        with contextlib.suppress(OSError):
+            sock.sendall(head)  # the server may close before all of it is sent
+        data, closed = read_until_closed(sock, 5)
+        sock.close()
+        assert data.startswith(b"HTTP/1.1 431 "), data[:300]
+        assert b"limits.max_header_list_bytes" in data or b"more than 256 header fields" in data, data[:300]
+        assert closed, "answered 431 but left open"
+        verdicts["431"] += 1
+    return (f"{verdicts['431']} × 431 and closed: 20 with a 1 MiB header (limits.max_header_list_bytes), 20 with "
+            "10 000 headers (256 fields)")
+
+
+def attack_http1_pipelining_flood(gw):
+    """One REST connection pipelines 50 000 config requests and never reads (a 4 KiB receive buffer): the server stops
+    reading once its output passes limits.max_output_buffer_bytes and closes the connection after
+    limits.write_stall_timeout_seconds, instead of buffering 50 000 answers."""
+    sock = http1_socket(gw, receive_buffer=4096)
+    request = b"GET /v2/models/digits/config HTTP/1.1\r\nHost: a\r\n\r\n"  # 373-byte answers: 18 MB in all
+    burst = request * 1000
+    sock.settimeout(0.5)
+    sent = 0
+    started = time.monotonic()
+    try:
+        while sent < 50_000 * SCALE and time.monotonic() - started < 10:
+            sock.sendall(burst)
+            sent += 1000
+    except OSError:
+        pass  # the server stopped reading (send blocked), or closed
+    blocked_after = time.monotonic() - started
+    time.sleep(STALL_TIMEOUT + 2)
+    data, closed = read_until_closed(sock, 3)
+    sock.close()
+    answers = data.count(b"HTTP/1.1 200 ")
+    assert closed, f"a flood that never reads was not closed ({answers} answers read)"
+    assert answers < 50_000 * SCALE, f"all {answers} pipelined requests were answered into a reader that never reads"
+    return (f"{sent} requests sent in {blocked_after:.1f} s; reading stopped at the output limit and the connection "
+            f"closed after the {STALL_TIMEOUT} s write stall ({answers} answers had reached the reader)")
+
+
 def attack_none(gw):
     """No attack: the well-behaved client alone, for the baseline its figures are compared with."""
     time.sleep(3)
@@ -762,6 +916,11 @@ CASES = {
     "nul_names_and_per_address_limit": (
         attack_nul_names_and_per_address_limit, f"  max_connections_per_address: {PER_ADDRESS_LIMIT}\n"
     ),
+    "http1_slowloris": (attack_http1_slowloris, f"  header_timeout_seconds: {HEADER_TIMEOUT}\n"),
+    "http1_stalled_bodies": (attack_http1_stalled_bodies, ""),
+    "http1_smuggling": (attack_http1_smuggling, ""),
+    "http1_huge_headers": (attack_http1_huge_headers, ""),
+    "http1_pipelining_flood": (attack_http1_pipelining_flood, ""),
 }
 
 
@@ -861,7 +1020,7 @@ def report(path=None):
     version = subprocess.run([binary(), "--version"], capture_output=True, text=True).stdout.strip()
     scale = f"SWITCHYARD_HOSTILE_SCALE={SCALE} " if SCALE > 1 else ""
     load = os.getloadavg()
-    pathlib.Path(path).write_text(f"""# Hostile HTTP/2 peers: measurements
+    pathlib.Path(path).write_text(f"""# Hostile HTTP/2 and HTTP/1.1 peers: measurements
 
 Produced by `{scale}python Tests/EndToEnd/test_hostile_peers.py --report {path}` (the same cases
 `pytest Tests/EndToEnd/test_hostile_peers.py` runs; see [SECURITY.md](../SECURITY.md) for the limits and what
