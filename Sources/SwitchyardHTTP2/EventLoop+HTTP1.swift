@@ -13,6 +13,7 @@ extension EventLoop {
     func adoptHTTP1(_ fd: Int32, address: PeerAddress?) {
         let connection = HTTP1Connection(fd: fd, loop: self)
         connection.peerAddress = address
+        connection.peerIsLoopback = (address ?? PeerAddress(socket: fd))?.isLoopback ?? false
         http1Connections[fd] = connection
         connection.registeredEvents = UInt32(CSWITCHYARD_EPOLLIN)
         _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_ADD), fd, connection.registeredEvents, UInt64(fd))

@@ -122,6 +122,8 @@ final class HTTP1Connection {
     var stalledSince: MonotonicInstant?
     var registeredEvents: UInt32 = 0
     var peerAddress: PeerAddress?
+    /// Whether the peer connected over loopback, passed on in every request head.
+    var peerIsLoopback = false
     /// Last time bytes moved either way, for the idle timeout.
     var lastActivity: MonotonicInstant
     /// The loop is draining: close once every queued request is answered.
@@ -388,7 +390,13 @@ final class HTTP1Connection {
             query = String(path[path.index(after: mark)...])
             path = path[..<mark]
         }
-        let head = HTTPRequestHead(method: method, path: String(path), query: query, headers: headers)
+        let head = HTTPRequestHead(
+            method: method,
+            path: String(path),
+            query: query,
+            headers: headers,
+            peerIsLoopback: peerIsLoopback
+        )
         var requestBody: [UInt8] = []
         swap(&requestBody, &body)
         if exchange.closeAfter { stopReading = true }

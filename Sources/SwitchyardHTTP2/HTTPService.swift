@@ -12,13 +12,22 @@ public struct HTTPRequestHead: Sendable {
     public var query: String?
     /// Header fields in arrival order, names lower-cased.
     public var headers: [(name: String, value: String)]
+    /// Whether the peer connected from this machine (a loopback address), for policies that trust local callers.
+    public var peerIsLoopback: Bool
 
     /// Creates a request head.
-    public init(method: String, path: String, query: String? = nil, headers: [(name: String, value: String)] = []) {
+    public init(
+        method: String,
+        path: String,
+        query: String? = nil,
+        headers: [(name: String, value: String)] = [],
+        peerIsLoopback: Bool = false
+    ) {
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
+        self.peerIsLoopback = peerIsLoopback
     }
 
     /// The first value of a header (`name` lower-case).

@@ -1,5 +1,6 @@
 // The KServe v2 / Open Inference Protocol REST binding, served by the HTTP/1.1 front end on the gateway's event
-// loops: health, server and model metadata, Triton's model config and statistics, and infer (translated in
+// loops: health, server and model metadata, Triton's model config and statistics, the model repository extension
+// (RESTRepository.swift), and infer (translated in
 // RESTInfer.swift into the gRPC path's ModelInferRequest, so every call takes InferenceService's one path). Errors
 // are `{"error": "..."}` with the HTTP status Triton gives each kind of failure.
 
@@ -51,6 +52,15 @@ public final class RESTService: HTTPService {
             )
         default:
             break
+        }
+        if rest.first == "repository" {
+            guard allowed(head, ["POST"], responder) else { return }
+            return RESTRepository(service: service).handle(
+                rest.dropFirst(),
+                head: head,
+                body: body,
+                responder: responder
+            )
         }
         // /v2/models/{m}[/versions/{v}][/ready|config|stats|infer]
         guard rest.count >= 2, rest[0] == "models", !rest[1].isEmpty else {
@@ -310,8 +320,9 @@ public final class RESTService: HTTPService {
     private func notFound(_ path: String) -> HTTPResponse {
         Self.errorResponse(
             status: 404,
-            message: "no such endpoint \(path); expected /v2, /v2/health/live|ready or "
-                + "/v2/models/{model}[/versions/{version}][/ready|config|stats|infer]",
+            message: "no such endpoint \(path); expected /v2, /v2/health/live|ready, "
+                + "/v2/models/{model}[/versions/{version}][/ready|config|stats|infer], /v2/repository/index or "
+                + "/v2/repository/models/{model}/load|unload",
             metadata: []
         )
     }

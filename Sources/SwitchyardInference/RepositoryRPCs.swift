@@ -14,13 +14,13 @@ struct RepositoryRPCs {
     let service: InferenceService
 
     /// What a load or unload request asks for, decoded while its bytes are valid.
-    private struct ChangeRequest: Sendable {
+    struct ChangeRequest: Sendable {
         var model: String
         var parameters: [String: Parameter]
     }
 
     /// A `ModelRepositoryParameter` value, reduced to what the checks need.
-    private enum Parameter: Sendable {
+    enum Parameter: Sendable {
         case bool(Bool), int64(Int64), string(String), bytes(Int), unset
     }
 
@@ -103,7 +103,7 @@ struct RepositoryRPCs {
 
     /// Counts one call in flight, or refuses it when `maxInFlight` are.
     /// - Throws: `resourceExhausted` saying so.
-    private func admit() throws(SwitchyardError) {
+    func admit() throws(SwitchyardError) {
         let (_, admitted) = service.repositoryCallsInFlight.add(1, ordering: .relaxed)
         guard admitted <= Self.maxInFlight else {
             service.repositoryCallsInFlight.subtract(1, ordering: .relaxed)
@@ -119,7 +119,7 @@ struct RepositoryRPCs {
 
     /// Loads every version of `model` on disk that is not loaded yet; versions already loaded stay as they are
     /// (loading a loaded model succeeds, as the control planes that call this expect).
-    private static func load(
+    static func load(
         _ model: String,
         registry: ModelRegistry,
         control: any ModelControl,
@@ -152,7 +152,7 @@ struct RepositoryRPCs {
     }
 
     /// Unloads every loaded version of `model`.
-    private static func unload(
+    static func unload(
         _ model: String,
         registry: ModelRegistry,
         control: any ModelControl,
@@ -173,7 +173,7 @@ struct RepositoryRPCs {
     /// Refuses parameters this server cannot honour, naming them: models come from the repository on disk, so
     /// Triton's `config` and `file:` overrides are not taken; `unload_dependents` (unload) is accepted, since
     /// no model here depends on another.
-    private static func checkParameters(_ parameters: [String: Parameter], load: Bool) throws(SwitchyardError) {
+    static func checkParameters(_ parameters: [String: Parameter], load: Bool) throws(SwitchyardError) {
         for (key, value) in parameters.sorted(by: { $0.key < $1.key }) {
             if !load, key == "unload_dependents" {
                 guard case .bool = value else {

@@ -10,6 +10,7 @@ import socket
 import grpc
 import numpy as np
 import pytest
+import requests
 import tritonclient.grpc as grpcclient
 from conftest import MODELS, Gateway, free_port
 from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -29,7 +30,7 @@ def setup(start_gateway, tmp_path_factory):
     shutil.copytree(MODELS / "digits", repository / "digits")
     config = root / "switchyard.yaml"
     config.write_text(f"admin:\n  audit_log: {root / 'audit.jsonl'}\n")
-    gateway = start_gateway("--config", str(config), repository=repository)
+    gateway = start_gateway("--config", str(config), repository=repository, rest=True)
     shutil.copytree(MODELS / "digits", repository / "spare")
     return gateway, root
 
@@ -171,6 +172,62 @@ def test_tritonclient_repository_calls(setup):
         client.close()
 
 
+def test_tritonclient_http_repository_calls(setup):
+    """The same control sequence over REST (Triton's HTTP model-repository extension), which tritonclient.http and
+    HTTP-only control planes use."""
+    import tritonclient.http as httpclient
+
+    gateway, root = setup
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{gateway.rest_port}")
+    try:
+        listed = client.get_model_repository_index()
+        assert {"name": "digits", "version": "1", "state": "READY"} in listed, listed
+        if client.is_model_ready("spare"):  # loaded by an earlier test
+            client.unload_model("spare")
+        listed = client.get_model_repository_index()
+        assert {"name": "spare", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded"} in listed, listed
+        client.load_model("spare")
+        assert client.is_model_ready("spare", "1") and client.is_model_ready("spare", "2")
+        inp = httpclient.InferInput("pixels", list(PIXELS.shape), "FP32")
+        inp.set_data_from_numpy(PIXELS, binary_data=True)
+        result = client.infer("spare", [inp], model_version="2")
+        assert (result.as_numpy("probabilities").argmax(axis=1) == LABELS).mean() >= 0.9
+        client.unload_model("spare", unload_dependents=True)
+        assert not client.is_model_ready("spare")
+        reasons = {(e["action"], e["model"], e["reason"]) for e in audit_entries(root)}
+        assert ("model.load", "spare", "repository load over REST") in reasons, reasons
+        assert ("model.unload", "spare", "repository unload over REST") in reasons, reasons
+        with pytest.raises(InferenceServerException) as excinfo:
+            client.load_model("spare", config='{"max_batch_size": 8}')
+        assert excinfo.value.status() == "400" and "parameters['config']" in excinfo.value.message()
+        with pytest.raises(InferenceServerException) as excinfo:
+            client.unload_model("no-such-model")
+        assert excinfo.value.status() == "404" and "'no-such-model' is not loaded" in excinfo.value.message()
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "method, path, body, status, fragment",
+    [
+        ("POST", "/v2/repository/index", b"{not json", 400, "malformed JSON in repository index request"),
+        ("POST", "/v2/repository/index", b'{"ready": "yes"}', 400, "field 'ready' has the wrong type"),
+        ("POST", "/v2/repository/index", b'{"repository_name": "other"}', 400, "serves one model repository"),
+        ("GET", "/v2/repository/index", b"", 405, "expected POST"),
+        ("POST", "/v2/repository/models/digits/reload", b"", 404, "/v2/repository/models/{model}/load|unload"),
+        ("POST", "/v2/repository/models/digits/load", b'{"parameters": {"file:1/model.onnx": "AAAA"}}', 400,
+         "parameters['file:1/model.onnx']"),
+        ("POST", "/v2/repository/models/digits/unload", b'{"parameters": {"unload_dependents": 3}}', 400,
+         "parameters['unload_dependents']: expected bool_param"),
+    ],
+)
+def test_bad_rest_repository_requests_name_what_was_wrong(setup, method, path, body, status, fragment):
+    gateway, _ = setup
+    response = requests.request(method, f"http://127.0.0.1:{gateway.rest_port}{path}", data=body, timeout=10)
+    assert response.status_code == status, response.text
+    assert fragment in response.json()["error"], response.json()
+
+
 def test_tritonclient_cuda_trace_and_log_settings(setup):
     gateway, _ = setup
     client = grpcclient.InferenceServerClient(gateway.address)
@@ -278,13 +335,26 @@ def test_model_control_beyond_loopback_needs_the_admin_token(tmp_path, token):
     config = tmp_path / "switchyard.yaml"
     config.write_text(f"admin:\n  token: {token}\n  token_name: seldon\n  audit_log: {tmp_path / 'audit.jsonl'}\n"
                       if token else f"admin:\n  audit_log: {tmp_path / 'audit.jsonl'}\n")
-    port = free_port()
+    port, rest = free_port(), free_port()
     gateway = Gateway(
-        ["--model-repository", str(repository), "--listen", f"0.0.0.0:{port}",
+        ["--model-repository", str(repository), "--listen", f"0.0.0.0:{port}", "--rest-listen", f"0.0.0.0:{rest}",
          "--admin-listen", f"127.0.0.1:{free_port()}", "--config", str(config)],
         port, str(tmp_path / "gateway.log"),
     ).wait_listening()
     try:
+        # REST follows the same policy as gRPC.
+        unload_url = f"http://{address}:{rest}/v2/repository/models/digits/unload"
+        response = requests.post(unload_url, timeout=30)
+        if token is None:
+            assert response.status_code == 403, response.text
+            assert "needs the admin token, and none is configured" in response.json()["error"]
+        else:
+            assert response.status_code == 401, response.text
+            assert "missing admin token" in response.json()["error"]
+            response = requests.post(unload_url, headers={"Authorization": "Bearer wrong"}, timeout=30)
+            assert response.status_code == 401 and "invalid bearer token" in response.json()["error"], response.text
+        index_url = f"http://{address}:{rest}/v2/repository/index"
+        assert {"name": "digits", "version": "2", "state": "READY"} in requests.post(index_url, timeout=10).json()
         with grpc.insecure_channel(f"{address}:{port}") as channel:
             stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
             unload = service_pb2.RepositoryModelUnloadRequest(model_name="digits")
