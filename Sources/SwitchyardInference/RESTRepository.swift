@@ -58,7 +58,11 @@ struct RESTRepository {
             }
             let model = String(rest[rest.startIndex + 1])
             let load = rest.last == "load"
-            let request = try decode(ChangeRequest.self, body, what: load ? "model load request" : "model unload request")
+            let request = try decode(
+                ChangeRequest.self,
+                body,
+                what: load ? "model load request" : "model unload request"
+            )
             try RepositoryRPCs.checkParameters(
                 (request?.parameters ?? [:]).mapValues(Self.parameter),
                 load: load
@@ -87,7 +91,13 @@ struct RESTRepository {
                 defer { service.repositoryCallsInFlight.subtract(1, ordering: .relaxed) }
                 do throws(SwitchyardError) {
                     if load {
-                        try RepositoryRPCs.load(model, registry: registry, control: control, actor: actor, reason: reason)
+                        try RepositoryRPCs.load(
+                            model,
+                            registry: registry,
+                            control: control,
+                            actor: actor,
+                            reason: reason
+                        )
                     } else {
                         try await RepositoryRPCs.unload(
                             model,
