@@ -45,7 +45,8 @@ fi
 
 if [ $want_test = 1 ]; then
     venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
-    if ! "$venv/bin/python" -c 'import tritonclient.grpc' 2>/dev/null || [ ! -x "$venv/bin/perf_analyzer" ]; then
+    if ! "$venv/bin/python" -c 'import tritonclient.grpc' 2>/dev/null || [ ! -x "$venv/bin/perf_analyzer" ] \
+        || ! grep -q cudart "$venv/bin/perf_analyzer"; then
         echo "bootstrap: preparing the test environment in $venv"
         mkdir -p "$(dirname "$venv")"
         bash scripts/install-triton-clients.sh "$venv" "$venv-sysroot"

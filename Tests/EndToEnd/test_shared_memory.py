@@ -211,9 +211,8 @@ def test_perf_analyzer_with_system_shared_memory(gateway, tmp_path):
         text=True,
         timeout=120,
     )
-    if run.returncode != 0 and "Cannot open CUDA runtime library" in run.stderr:
-        # The installed perf_analyzer build loads libcudart for any --shared-memory mode, system included.
-        pytest.skip("this perf_analyzer build needs the CUDA runtime (libcudart.so) even for --shared-memory=system")
+    # perf_analyzer opens libcudart.so for any --shared-memory mode; scripts/install-triton-clients.sh puts NVIDIA's
+    # CUDA runtime wheel on its library path (no GPU is needed for system shared memory).
     assert run.returncode == 0, run.stdout + run.stderr
     rows = list(csv.DictReader(out.open()))
     assert rows and float(rows[0]["Inferences/Second"]) > 0, run.stdout
