@@ -37,7 +37,11 @@ public final class RESTService: HTTPService {
             return responder.respond(json(serverMetadata()))
         case 2 where rest[0] == "health" && (rest[1] == "live" || rest[1] == "ready"):
             guard allowed(head, ["GET", "HEAD"], responder) else { return }
-            if rest[1] == "live" || service.isReady { return responder.respond(HTTPResponse(status: 200)) }
+            // The spec's answer is the status alone; KServe's client also reads `{"live": true}` from the body, as
+            // KServe's own runtimes write it, so the body says the same.
+            if rest[1] == "live" || service.isReady {
+                return responder.respond(json(.object([String(rest[1]): .bool(true)])))
+            }
             return responder.respond(
                 Self.errorResponse(
                     status: 503,
@@ -88,7 +92,7 @@ public final class RESTService: HTTPService {
             responder.respond(
                 answer { () throws(SwitchyardError) -> JSONValue? in
                     _ = try service.registry.resolve(model: model, version: version)
-                    return nil
+                    return .object(["name": .string(model), "ready": .bool(true)])
                 }
             )
         case "config"?:

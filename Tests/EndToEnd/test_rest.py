@@ -40,8 +40,12 @@ def reference(version, pixels):
 
 
 def test_health_with_requests_and_curl(rest_gateway):
-    assert requests.get(f"{rest_gateway.rest_url}/v2/health/live").status_code == 200
-    assert requests.get(f"{rest_gateway.rest_url}/v2/health/ready").status_code == 200
+    live = requests.get(f"{rest_gateway.rest_url}/v2/health/live")
+    assert live.status_code == 200 and live.json() == {"live": True}  # the body KServe's client reads
+    ready = requests.get(f"{rest_gateway.rest_url}/v2/health/ready")
+    assert ready.status_code == 200 and ready.json() == {"ready": True}
+    model = requests.get(f"{rest_gateway.rest_url}/v2/models/digits/ready")
+    assert model.status_code == 200 and model.json() == {"name": "digits", "ready": True}
     curl = shutil.which("curl")
     if curl:
         run = subprocess.run([curl, "-sf", f"{rest_gateway.rest_url}/v2/health/ready"], capture_output=True, timeout=10)
