@@ -45,17 +45,53 @@ struct RESTInferRequest: Decodable {
     /// JSONDecoder a thrown error); others are ignored, as the gRPC path ignores them.
     struct InputParameters: Decodable {
         var binaryDataSize: Int64?
+        var sharedMemory: SharedMemoryParameters?
 
         enum CodingKeys: String, CodingKey { case binaryDataSize = "binary_data_size" }
+
+        init(from decoder: any Decoder) throws {
+            binaryDataSize = try decoder.container(keyedBy: CodingKeys.self)
+                .decodeIfPresent(Int64.self, forKey: .binaryDataSize)
+            sharedMemory = try SharedMemoryParameters.decodeIfPresent(from: decoder)
+        }
     }
 
     struct OutputParameters: Decodable {
         var binaryData: Bool?
         var classification: JSONValue?
+        var sharedMemory: SharedMemoryParameters?
 
         enum CodingKeys: String, CodingKey {
             case binaryData = "binary_data"
             case classification
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            binaryData = try container.decodeIfPresent(Bool.self, forKey: .binaryData)
+            classification = try container.decodeIfPresent(JSONValue.self, forKey: .classification)
+            sharedMemory = try SharedMemoryParameters.decodeIfPresent(from: decoder)
+        }
+    }
+
+    /// Where a tensor lies in a registered system shared-memory region (the `shared_memory_*` parameters), passed
+    /// to the gRPC path's tensor parameters, which check the region, its size and the offset.
+    struct SharedMemoryParameters: Decodable {
+        var region: String
+        var byteSize: Int64
+        var offset: Int64?
+
+        enum CodingKeys: String, CodingKey {
+            case region = "shared_memory_region"
+            case byteSize = "shared_memory_byte_size"
+            case offset = "shared_memory_offset"
+        }
+
+        /// The parameters when `shared_memory_region` is present (then `shared_memory_byte_size` must be too).
+        static func decodeIfPresent(from decoder: any Decoder) throws -> SharedMemoryParameters? {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            guard container.contains(.region) else { return nil }
+            return try SharedMemoryParameters(from: decoder)
         }
     }
 
@@ -114,7 +150,7 @@ enum RESTInfer {
         let binary = UnsafeRawBufferPointer(rebasing: body[jsonLength...])
 
         // Inputs as raw little-endian bytes of their datatype.
-        var rawInputs: [[UInt8]] = []
+        var rawInputs: [[UInt8]?] = []
         var binaryOffset = 0
         for input in request.inputs {
             guard let dataType = DataType(rawValue: input.datatype) else {
@@ -137,7 +173,15 @@ enum RESTInfer {
                 count = product
             }
             let shapeText = Shape.format(input.shape.map(Int.init))
-            if let size = input.parameters?.binaryDataSize {
+            if input.parameters?.sharedMemory != nil {
+                guard input.data == nil, input.parameters?.binaryDataSize == nil else {
+                    throw .invalidArgument(
+                        "input '\(input.name)': has shared_memory_region and also "
+                            + (input.data != nil ? "data" : "binary_data_size") + "; expected one source"
+                    )
+                }
+                rawInputs.append(nil)
+            } else if let size = input.parameters?.binaryDataSize {
                 guard size >= 0 else {
                     throw .invalidArgument(
                         "input '\(input.name)': parameters.binary_data_size: expected a byte count ≥ 0, got \(size)"
@@ -370,7 +414,7 @@ enum RESTInfer {
         _ request: RESTInferRequest,
         model: String,
         version: String,
-        rawInputs: [[UInt8]],
+        rawInputs: [[UInt8]?],
         arena: inout BumpAllocator
     ) throws(SwitchyardError) -> [UInt8] {
         var message = Inference__ModelInferRequest()
@@ -384,7 +428,9 @@ enum RESTInfer {
             UnsafeMutablePointer<Inference__ModelInferRequest__InferInputTensor>?.self,
             count: inputs.count
         )
+        // Inputs in shared memory have no raw entry (the gRPC path's layout): raw holds the others, in order.
         let raw = arena.allocate(ProtobufCBinaryData.self, count: inputs.count)
+        var rawCount = 0
         for (index, input) in inputs.enumerated() {
             let tensor = tensors + index
             inference__model_infer_request__infer_input_tensor__init(tensor)
@@ -393,11 +439,33 @@ enum RESTInfer {
             tensor.pointee.n_shape = input.shape.count
             tensor.pointee.shape = arena.array(input.shape)
             tensorPointers[index] = tensor
-            raw[index] = rawInputs[index].withUnsafeBytes { arena.binary($0) }
+            if let placement = input.parameters?.sharedMemory {
+                let pairs = sharedMemoryParameters(placement, arena: &arena)
+                let entries = arena.allocate(
+                    Inference__ModelInferRequest__InferInputTensor__ParametersEntry.self,
+                    count: pairs.count
+                )
+                let pointers = arena.allocate(
+                    UnsafeMutablePointer<Inference__ModelInferRequest__InferInputTensor__ParametersEntry>?.self,
+                    count: pairs.count
+                )
+                for (slot, pair) in pairs.enumerated() {
+                    inference__model_infer_request__infer_input_tensor__parameters_entry__init(entries + slot)
+                    entries[slot].key = pair.key
+                    entries[slot].value = pair.value
+                    pointers[slot] = entries + slot
+                }
+                tensor.pointee.n_parameters = pairs.count
+                tensor.pointee.parameters = pointers
+            }
+            if let bytes = rawInputs[index] {
+                raw[rawCount] = bytes.withUnsafeBytes { arena.binary($0) }
+                rawCount += 1
+            }
         }
         message.n_inputs = inputs.count
         message.inputs = tensorPointers
-        message.n_raw_input_contents = inputs.count
+        message.n_raw_input_contents = rawCount
         message.raw_input_contents = raw
 
         let outputs = request.outputs ?? []
@@ -413,6 +481,28 @@ enum RESTInfer {
             inference__model_infer_request__infer_requested_output_tensor__init(outputItems + index)
             outputItems[index].name = arena.string(output.name)
             outputPointers[index] = outputItems + index
+            if let placement = output.parameters?.sharedMemory {
+                let pairs = sharedMemoryParameters(placement, arena: &arena)
+                let entries = arena.allocate(
+                    Inference__ModelInferRequest__InferRequestedOutputTensor__ParametersEntry.self,
+                    count: pairs.count
+                )
+                let pointers = arena.allocate(
+                    UnsafeMutablePointer<Inference__ModelInferRequest__InferRequestedOutputTensor__ParametersEntry>?
+                        .self,
+                    count: pairs.count
+                )
+                for (slot, pair) in pairs.enumerated() {
+                    inference__model_infer_request__infer_requested_output_tensor__parameters_entry__init(
+                        entries + slot
+                    )
+                    entries[slot].key = pair.key
+                    entries[slot].value = pair.value
+                    pointers[slot] = entries + slot
+                }
+                outputItems[index].n_parameters = pairs.count
+                outputItems[index].parameters = pointers
+            }
         }
         message.n_outputs = outputs.count
         message.outputs = outputPointers
@@ -466,6 +556,35 @@ enum RESTInfer {
         return packMessage(&message)
     }
 
+    /// A tensor's `shared_memory_*` parameters as keys and values in the arena, for its parameter map.
+    private static func sharedMemoryParameters(
+        _ placement: RESTInferRequest.SharedMemoryParameters,
+        arena: inout BumpAllocator
+    ) -> [(key: UnsafeMutablePointer<CChar>?, value: UnsafeMutablePointer<Inference__InferParameter>)] {
+        var pairs: [(key: UnsafeMutablePointer<CChar>?, value: UnsafeMutablePointer<Inference__InferParameter>)] = []
+        func add(_ key: String, _ fill: (UnsafeMutablePointer<Inference__InferParameter>) -> Void) {
+            let value = arena.allocate(Inference__InferParameter.self, count: 1)
+            inference__infer_parameter__init(value)
+            fill(value)
+            pairs.append((arena.string(key), value))
+        }
+        add("shared_memory_region") {
+            $0.pointee.parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM
+            $0.pointee.string_param = arena.string(placement.region)
+        }
+        add("shared_memory_byte_size") {
+            $0.pointee.parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+            $0.pointee.int64_param = placement.byteSize
+        }
+        if let offset = placement.offset {
+            add("shared_memory_offset") {
+                $0.pointee.parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+                $0.pointee.int64_param = offset
+            }
+        }
+        return pairs
+    }
+
     // MARK: Response
 
     /// A packed ModelInferResponse as the REST answer.
@@ -507,7 +626,10 @@ enum RESTInfer {
                     start: response.raw_output_contents[index].data,
                     count: response.raw_output_contents[index].len
                 ) : UnsafeRawBufferPointer(start: nil, count: 0)
-            if call.binaryByDefault || call.binaryOutputs.contains(name) {
+            if let placement = sharedMemoryPlacement(of: tensor) {
+                // Written into the client's region: the answer says where, as on gRPC.
+                entry.parameters = placement
+            } else if call.binaryByDefault || call.binaryOutputs.contains(name) {
                 entry.parameters = .init(binaryDataSize: raw.count)
                 binary.append(contentsOf: raw)
             } else {
@@ -533,6 +655,23 @@ enum RESTInfer {
             json.append(contentsOf: binary)
         }
         return HTTPResponse(status: 200, headers: headers, body: json)
+    }
+
+    /// The `shared_memory_*` parameters of an output the gRPC path wrote into a region, or `nil`.
+    private static func sharedMemoryPlacement(
+        of tensor: Inference__ModelInferResponse__InferOutputTensor
+    ) -> RESTInferResponse.Parameters? {
+        var placement = RESTInferResponse.Parameters()
+        for index in 0..<tensor.n_parameters {
+            guard let entry = tensor.parameters[index]?.pointee, let value = entry.value?.pointee else { continue }
+            switch swiftString(entry.key) {
+            case "shared_memory_region": placement.sharedMemoryRegion = swiftString(value.string_param)
+            case "shared_memory_byte_size": placement.sharedMemoryByteSize = value.int64_param
+            case "shared_memory_offset": placement.sharedMemoryOffset = value.int64_param
+            default: break
+            }
+        }
+        return placement.sharedMemoryRegion == nil ? nil : placement
     }
 
     /// Raw little-endian output bytes as typed JSON arrays.
@@ -577,9 +716,17 @@ struct RESTInferResponse: Encodable {
     }
 
     struct Parameters: Encodable {
-        var binaryDataSize: Int
+        var binaryDataSize: Int?
+        var sharedMemoryRegion: String?
+        var sharedMemoryByteSize: Int64?
+        var sharedMemoryOffset: Int64?
 
-        enum CodingKeys: String, CodingKey { case binaryDataSize = "binary_data_size" }
+        enum CodingKeys: String, CodingKey {
+            case binaryDataSize = "binary_data_size"
+            case sharedMemoryRegion = "shared_memory_region"
+            case sharedMemoryByteSize = "shared_memory_byte_size"
+            case sharedMemoryOffset = "shared_memory_offset"
+        }
     }
 
     enum OutputData: Encodable {

@@ -1,6 +1,6 @@
 // The KServe v2 / Open Inference Protocol REST binding, served by the HTTP/1.1 front end on the gateway's event
 // loops: health, server and model metadata, Triton's model config and statistics, the model repository extension
-// (RESTRepository.swift), and infer (translated in
+// (RESTRepository.swift), the shared-memory extensions (RESTSharedMemory.swift), and infer (translated in
 // RESTInfer.swift into the gRPC path's ModelInferRequest, so every call takes InferenceService's one path). Errors
 // are `{"error": "..."}` with the HTTP status Triton gives each kind of failure.
 
@@ -56,6 +56,15 @@ public final class RESTService: HTTPService {
             )
         default:
             break
+        }
+        if rest.first == "systemsharedmemory" || rest.first == "cudasharedmemory" {
+            return RESTSharedMemory(service: service).handle(
+                cuda: rest.first == "cudasharedmemory",
+                rest.dropFirst(),
+                head: head,
+                body: body,
+                responder: responder
+            )
         }
         if rest.first == "repository" {
             guard allowed(head, ["POST"], responder) else { return }
@@ -167,7 +176,8 @@ public final class RESTService: HTTPService {
         // framing, which the gRPC front end does not pass on either.
         let grpcHead = GRPCRequestHead(
             path: InferenceMethod.modelInfer.path,
-            metadata: head.headers.filter { !Self.framingHeaders.contains($0.name) }
+            metadata: head.headers.filter { !Self.framingHeaders.contains($0.name) },
+            peerIsLoopback: head.peerIsLoopback
         )
         call.message.withUnsafeBytes { message in
             service.handle(
@@ -325,8 +335,8 @@ public final class RESTService: HTTPService {
         Self.errorResponse(
             status: 404,
             message: "no such endpoint \(path); expected /v2, /v2/health/live|ready, "
-                + "/v2/models/{model}[/versions/{version}][/ready|config|stats|infer], /v2/repository/index or "
-                + "/v2/repository/models/{model}/load|unload",
+                + "/v2/models/{model}[/versions/{version}][/ready|config|stats|infer], /v2/repository/index, "
+                + "/v2/repository/models/{model}/load|unload or /v2/systemsharedmemory|cudasharedmemory/...",
             metadata: []
         )
     }

@@ -308,3 +308,55 @@ def test_an_object_truncated_after_registration_is_refused_not_a_crash(client, t
         assert client.is_server_live()
     finally:
         os.unlink(path)
+
+
+@pytest.fixture(scope="module")
+def rest_gateway(start_gateway):
+    return start_gateway(rest=True)
+
+
+def test_shared_memory_over_rest(rest_gateway, regions):
+    """tritonclient.http: regions registered over REST, an input read from one and an output written into another,
+    the answer saying where; bad regions named; CUDA registration refused (this server has no CUDA)."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{rest_gateway.rest_port}")
+    try:
+        client.unregister_system_shared_memory()
+        client.unregister_cuda_shared_memory()
+        client.register_system_shared_memory("input", PREFIX + "-input", PIXELS.nbytes)
+        client.register_system_shared_memory("output", PREFIX + "-output", 2 * OUTPUT_BYTES)
+        status = {region["name"]: region for region in client.get_system_shared_memory_status()}
+        assert status["input"] == {"name": "input", "key": PREFIX + "-input", "offset": 0, "byte_size": PIXELS.nbytes}
+        assert client.get_cuda_shared_memory_status() == []
+
+        inp = httpclient.InferInput("pixels", list(PIXELS.shape), "FP32")
+        inp.set_shared_memory("input", PIXELS.nbytes)
+        probabilities = httpclient.InferRequestedOutput("probabilities")
+        probabilities.set_shared_memory("output", OUTPUT_BYTES, offset=OUTPUT_BYTES)
+        logits = httpclient.InferRequestedOutput("logits", binary_data=False)
+        result = client.infer("digits", [inp], model_version="1", outputs=[probabilities, logits])
+        assert result.get_output("probabilities")["parameters"] == {
+            "shared_memory_region": "output", "shared_memory_byte_size": OUTPUT_BYTES,
+            "shared_memory_offset": OUTPUT_BYTES,
+        }
+        expected = reference("1")
+        got = shm.get_contents_as_numpy(regions["output"], np.float32, [ROWS, 10], offset=OUTPUT_BYTES)
+        np.testing.assert_allclose(got, expected["probabilities"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(result.as_numpy("logits"), expected["logits"], rtol=1e-4, atol=1e-4)
+
+        missing = httpclient.InferInput("pixels", list(PIXELS.shape), "FP32")
+        missing.set_shared_memory("nope", PIXELS.nbytes)
+        with pytest.raises(InferenceServerException) as excinfo:
+            client.infer("digits", [missing])
+        assert excinfo.value.status() == "400" and "'nope'" in excinfo.value.message(), excinfo.value
+        with pytest.raises(InferenceServerException) as excinfo:
+            client.register_cuda_shared_memory("gpu", b"handle", 0, 16)
+        assert excinfo.value.status() == "400" and "this server has no CUDA" in excinfo.value.message()
+
+        client.unregister_system_shared_memory("input")
+        assert [region["name"] for region in client.get_system_shared_memory_status()] == ["output"]
+        client.unregister_system_shared_memory()
+        assert client.get_system_shared_memory_status() == []
+    finally:
+        client.close()
