@@ -22,6 +22,10 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
         public var maxInputDrift: Double?
         /// The same for the canary's outputs: prediction drift (class mix, score distribution).
         public var maxOutputDrift: Double?
+        /// The canary's error rate against the baseline's on the same window (BaselineComparison.swift).
+        public var errorRateVsBaseline: ErrorRateVsBaseline?
+        /// The canary's latencies against the baseline's on the same window (BaselineComparison.swift).
+        public var latencyVsBaseline: LatencyVsBaseline?
         /// Canary calls (and, with the agreement gate, compared pairs) a step needs before a gate is judged or
         /// the step may advance.
         public var minRequests: Int
@@ -36,6 +40,8 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
             minShadowAgreement: Double? = nil,
             maxInputDrift: Double? = nil,
             maxOutputDrift: Double? = nil,
+            errorRateVsBaseline: ErrorRateVsBaseline? = nil,
+            latencyVsBaseline: LatencyVsBaseline? = nil,
             minRequests: Int = 20
         ) {
             self.maxErrorRate = maxErrorRate
@@ -43,6 +49,8 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
             self.minShadowAgreement = minShadowAgreement
             self.maxInputDrift = maxInputDrift
             self.maxOutputDrift = maxOutputDrift
+            self.errorRateVsBaseline = errorRateVsBaseline
+            self.latencyVsBaseline = latencyVsBaseline
             self.minRequests = minRequests
         }
 
@@ -52,6 +60,8 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
             case minShadowAgreement = "min_shadow_agreement"
             case maxInputDrift = "max_input_drift"
             case maxOutputDrift = "max_output_drift"
+            case errorRateVsBaseline = "error_rate_vs_baseline"
+            case latencyVsBaseline = "latency_vs_baseline"
             case minRequests = "min_requests"
         }
 
@@ -62,6 +72,8 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
             minShadowAgreement = try c.decodeIfPresent(Double.self, forKey: .minShadowAgreement)
             maxInputDrift = try c.decodeIfPresent(Double.self, forKey: .maxInputDrift)
             maxOutputDrift = try c.decodeIfPresent(Double.self, forKey: .maxOutputDrift)
+            errorRateVsBaseline = try c.decodeIfPresent(ErrorRateVsBaseline.self, forKey: .errorRateVsBaseline)
+            latencyVsBaseline = try c.decodeIfPresent(LatencyVsBaseline.self, forKey: .latencyVsBaseline)
             minRequests = try c.decodeIfPresent(Int.self, forKey: .minRequests) ?? 20
         }
     }
@@ -149,6 +161,7 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
                 problems.append("rollout.gates.\(key): expected a population stability index ≥ 0, got \(limit)")
             }
         }
+        problems += gates.comparisonProblems()
         if !(1...1_000_000).contains(gates.minRequests) {
             problems.append("rollout.gates.min_requests: expected 1…1000000 calls, got \(gates.minRequests)")
         }
@@ -160,11 +173,11 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
             }
         }
         if gates.maxErrorRate == nil && gates.maxP99Milliseconds == nil && gates.minShadowAgreement == nil
-            && !gates.judgesDrift
+            && !gates.judgesDrift && !gates.comparesWithBaseline
         {
             problems.append(
                 "rollout.gates: expected at least one of max_error_rate, max_p99_ms, min_shadow_agreement, "
-                    + "max_input_drift, max_output_drift; "
+                    + "max_input_drift, max_output_drift, error_rate_vs_baseline, latency_vs_baseline; "
                     + "a rollout without gates is a timed weight change"
             )
         }
@@ -258,11 +271,17 @@ public enum RolloutDecision: Sendable, Hashable {
 }
 
 extension RolloutPlan {
-    /// The decision for a step that has lasted `elapsedSeconds` with `window` observed on the canary.
+    /// The decision for a step that has lasted `elapsedSeconds` with `window` observed on the canary (and
+    /// `baseline` on the baseline, for the gates that compare the two).
     /// Gates are judged as soon as the window has `minRequests` calls (pairs for the agreement gate), so a
     /// failing canary is rolled back at once rather than at the end of its step; a step advances only when its
     /// time is up and every gate had enough evidence and passed.
-    public func decide(step: Int, elapsedSeconds: Double, window: RolloutCounters) -> RolloutDecision {
+    public func decide(
+        step: Int,
+        elapsedSeconds: Double,
+        window: RolloutCounters,
+        baseline: RolloutCounters? = nil
+    ) -> RolloutDecision {
         let enough = window.calls >= UInt64(gates.minRequests)
         if enough, let limit = gates.maxErrorRate, let rate = window.errorRate, rate > limit {
             return .rollBack(
@@ -296,6 +315,8 @@ extension RolloutPlan {
                     + "(> \(index(limit)))"
             )
         }
+        let comparison = compareWithBaseline(step: step, canary: window, baseline: baseline)
+        if let reason = comparison.rollBack { return .rollBack(reason) }
         let position = "step \(step + 1)/\(steps.count) at \(number(steps[step]))%"
         guard enough else {
             return .hold("\(position): waiting for traffic, \(window.calls) of \(gates.minRequests) canary calls")
@@ -309,6 +330,8 @@ extension RolloutPlan {
         if gates.judgesDrift && window.drift == nil {
             return .hold("\(position): waiting for the canary's first full drift window")
         }
+        // A comparison gate holds the step, whatever its time, until the evidence clears the canary.
+        if let wait = comparison.wait { return .hold("\(position): \(wait)") }
         guard elapsedSeconds >= stepSeconds else {
             return .hold("\(position): gates pass; \(number((stepSeconds - elapsedSeconds).rounded(.up))) s left")
         }

@@ -82,6 +82,8 @@ public final class RolloutController: Sendable {
         var step: Int
         var stepStartedAt: MonotonicInstant
         var stepCounters: RolloutCounters
+        /// The baseline's counters at the step's start, for the gates that compare with it.
+        var baselineStepCounters: RolloutCounters
         var sticky: RouteConfiguration.StickyKey?
         var otherShadow: RouteConfiguration.ShadowSettings?
         var detail: String
@@ -174,6 +176,7 @@ public final class RolloutController: Sendable {
                 step: 0,
                 stepStartedAt: clock(),
                 stepCounters: counters(model: model, plan: plan),
+                baselineStepCounters: baselineCounters(model: model, plan: plan),
                 sticky: original?.sticky,
                 otherShadow: original?.shadow.flatMap { shadow in
                     shadow.version.map { [plan.baseline, plan.canary].contains($0) } == false ? shadow : nil
@@ -224,6 +227,7 @@ public final class RolloutController: Sendable {
             rollout.phase = .running
             rollout.stepStartedAt = clock()
             rollout.stepCounters = counters(model: rollout.model, plan: rollout.plan)
+            rollout.baselineStepCounters = baselineCounters(model: rollout.model, plan: rollout.plan)
             return nil
         }
     }
@@ -325,7 +329,10 @@ public final class RolloutController: Sendable {
         let window = counters(model: rollout.model, plan: plan).since(rollout.stepCounters)
         rollout.lastWindow = window
         let elapsed = Double(clock().nanoseconds(since: rollout.stepStartedAt)) / 1e9
-        let decision = plan.decide(step: rollout.step, elapsedSeconds: elapsed, window: window)
+        let baseline =
+            plan.gates.comparesWithBaseline
+            ? baselineCounters(model: rollout.model, plan: plan).since(rollout.baselineStepCounters) : nil
+        let decision = plan.decide(step: rollout.step, elapsedSeconds: elapsed, window: window, baseline: baseline)
         switch decision {
         case .rollBack(let why):
             finish(&rollout, .rolledBack, "rollback", why)
@@ -351,6 +358,7 @@ public final class RolloutController: Sendable {
             rollout.step = next
             rollout.stepStartedAt = clock()
             rollout.stepCounters = counters(model: rollout.model, plan: plan)
+            rollout.baselineStepCounters = baselineCounters(model: rollout.model, plan: plan)
             rollout.detail = detail
             record(&rollout, "advance", detail)
         case .complete where rollout.phase == .running:
@@ -417,6 +425,20 @@ public final class RolloutController: Sendable {
             compared: pair?.classified ?? 0,
             agreed: pair?.agreed ?? 0,
             drift: plan.gates.judgesDrift ? driftReading(model: model, version: plan.canary) : nil
+        )
+    }
+
+    /// The baseline's calls, failures and latencies, for the gates that compare the canary with it.
+    private func baselineCounters(model: String, plan: RolloutPlan) -> RolloutCounters {
+        let statistics = registry.model(named: model)?.versions.first { $0.version == plan.baseline }?.statistics
+        let succeeded = statistics?.successCount.load(ordering: .relaxed) ?? 0
+        let failed = statistics?.failureCount.load(ordering: .relaxed) ?? 0
+        return RolloutCounters(
+            calls: succeeded + failed,
+            failures: failed,
+            latencyBuckets: statistics?.latency.bucketCounts ?? [],
+            compared: 0,
+            agreed: 0
         )
     }
 
