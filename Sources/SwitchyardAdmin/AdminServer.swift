@@ -520,7 +520,7 @@ public struct AdminServer: ModelControl {
                     gates,
                     allowed: [
                         "max_error_rate", "max_p99_ms", "min_shadow_agreement", "max_input_drift",
-                        "max_output_drift", "min_requests",
+                        "max_output_drift", "error_rate_vs_baseline", "latency_vs_baseline", "min_requests",
                     ],
                     path: "rollout.gates"
                 )

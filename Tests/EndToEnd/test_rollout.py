@@ -158,6 +158,27 @@ def test_broken_canary_is_rolled_back_by_its_error_rate_gate(start_gateway, tmp_
     gateway.stop()
 
 
+def test_broken_canary_is_rolled_back_by_the_comparison_with_its_baseline(start_gateway, tmp_path):
+    repository = make_repository(tmp_path, broken="3")
+    gateway = start_gateway("--config", str(write_config(tmp_path)), repository=repository)
+    wait_admin(gateway)
+    with Load(gateway):
+        time.sleep(0.5)
+        status, answer = admin(gateway, "POST", "/v1/rollouts/digits", {
+            "baseline": "2", "canary": "3", "steps": [30, 100], "step_seconds": 5,
+            "gates": {"error_rate_vs_baseline": {"confidence": 0.95, "max_increase": 0.02}, "min_requests": 10},
+        })
+        assert status == 201, answer
+        assert answer["gates"]["error_rate_vs_baseline"] == {"confidence": 0.95, "max_increase": 0.02}
+        final = wait_phase(gateway, {"rolled_back", "completed"}, timeout=30)
+    assert final["phase"] == "rolled_back", final
+    assert final["detail"].startswith(
+        "gate error_rate_vs_baseline failed: the canary is worse than the baseline; canary error rate 100% vs baseline 0%"
+    ), final["detail"]
+    assert "95% always-valid interval [" in final["detail"]
+    gateway.stop()
+
+
 def test_healthy_canary_advances_on_live_gates_and_completes(start_gateway, tmp_path):
     gateway = start_gateway("--config", str(write_config(tmp_path)), repository=make_repository(tmp_path))
     wait_admin(gateway)
