@@ -293,8 +293,10 @@ public final class WorkerPool: @unchecked Sendable {
         let ahead = queue.primaryRows(atOrAbove: job.priority)
         if let overload = scheduler.overload(now: now, rows: job.rows, rowsAhead: ahead, workers: workerState(now)) {
             stats.shed += 1
+            // RESOURCE_EXHAUSTED, not UNAVAILABLE: stock clients retry UNAVAILABLE (KServe's gRPC client three times
+            // by default), which would multiply the traffic of a server already over its target.
             return SwitchyardError(
-                .unavailable,
+                .resourceExhausted,
                 "model '\(name)' is overloaded: estimated queue wait \(milliseconds(overload.waitNanoseconds)) ms "
                     + "(\(ahead) rows ahead) plus compute \(milliseconds(overload.computeNanoseconds)) ms exceeds "
                     + "its latency target slo_ms \(number(configuration.sloMilliseconds)); retry later or lower the "

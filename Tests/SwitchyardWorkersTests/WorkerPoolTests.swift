@@ -241,7 +241,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         let shed = (100..<400).compactMap { outcomes.error($0) }
         #expect(!shed.isEmpty)
         for error in shed {
-            #expect(error.code == .unavailable)
+            #expect(error.code == .resourceExhausted)
             #expect(error.message.contains("overloaded"))
             #expect(error.message.contains("slo_ms 10;"))
         }
@@ -252,7 +252,9 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         #expect(shed.count >= 200)
         let stats = pool.statistics
         #expect(stats.shed == UInt64(shed.count))
-        #expect(stats.costNanosecondsPerRow > 0)
+        // The cost model learned what batches cost (on a loaded machine the split between per-row and per-batch
+        // time can land all on one side).
+        #expect(stats.costNanosecondsPerRow + stats.costNanosecondsPerBatch > 0)
     }
 
     @Test func priorityThenDeadlineDecideTheOrder() throws {
