@@ -309,15 +309,18 @@ def run_h2load(server, request, args, out):
                        r"(\d+) errored, (\d+) timeout", text)
     codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
     done_count, ok = int(counts.group(3)), int(codes.group(1))
-    latencies = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines()
-                       if line.strip() and line.split("\t")[1].startswith("2"))
+    rows = [line.split("\t") for line in log.read_text().splitlines() if line.strip()]
+    latencies = sorted(int(row[2]) for row in rows if row[1].startswith("2"))
+    statuses = {}
+    for row in rows:
+        statuses[row[1]] = statuses.get(row[1], 0) + 1
 
     def percentile(q):
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000 if latencies else float("nan")
 
     client = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
     result = {"server": server.kind, "model": server.model["name"], "concurrency": args.concurrency,
-              "seconds": seconds, "done": done_count, "ok": ok, "errors": done_count - ok,
+              "seconds": seconds, "done": done_count, "ok": ok, "errors": done_count - ok, "statuses": statuses,
               "throughput": ok / seconds, "p50Ms": percentile(0.50), "p99Ms": percentile(0.99),
               "serverCpuSeconds": cpu1 - cpu0, "cpuPerRequestUs": (cpu1 - cpu0) * 1e6 / max(done_count, 1),
               "clientCpuPerRequestUs": client * 1e6 / max(done_count, 1), "bodyBytes": len(request["body"])}
@@ -360,7 +363,7 @@ def compare_rest(args, models, servers, bin_dir, out):
                         print(f"{name:7s} {kind:10s} REST {encoding:6s} round {round_index + 1}: {r['throughput']:8.0f} "
                               f"req/s  p50 {r['p50Ms']:7.2f} ms  p99 {r['p99Ms']:7.2f} ms  server CPU "
                               f"{r['cpuPerRequestUs']:7.1f} µs/req  h2load {r['clientCpuPerRequestUs']:5.1f} µs/req  "
-                              f"errors {r['errors']}", flush=True)
+                              f"errors {r['errors']}" + (f" (HTTP status: {r['statuses']})" if r["errors"] else ""), flush=True)
                 finally:
                     server.stop()
         rows = {}
