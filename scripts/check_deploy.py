@@ -133,7 +133,16 @@ def gateway_config(docs):
     return None, None
 
 
+def is_etcd(doc):
+    return (doc.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/name") == "etcd"
+
+
 def check_consistency(name, docs, report):
+    # The fleet's etcd members are checked on their own (check_etcd); everything else belongs to the gateway.
+    config = gateway_config(docs)[1]
+    if any(is_etcd(doc) for doc in docs) or (config or {}).get("cluster"):
+        check_etcd(name, docs, config or {}, report)
+    docs = [doc for doc in docs if not is_etcd(doc)]
     problems = []
     by_kind = {}
     for doc in docs:
@@ -297,6 +306,79 @@ def check_consistency(name, docs, report):
         if kind not in by_kind:
             problems.append(f"no {kind}")
     report.result(f"{name}: consistency", problems)
+
+
+def check_etcd(name, docs, config, report):
+    """Fleet mode: the gateway's etcd endpoints name the members the overlay runs, the members form one cluster
+    whose majority survives a voluntary disruption, and the network policies let the gateway (and only it) reach
+    them."""
+    problems = []
+    etcd_docs = [doc for doc in docs if is_etcd(doc)]
+    endpoints = ((config.get("cluster") or {}).get("etcd") or {}).get("endpoints") or []
+    sets = [d for d in etcd_docs if d["kind"] == "StatefulSet"]
+    if not endpoints:
+        problems.append("etcd members are deployed but switchyard.yaml has no cluster.etcd.endpoints")
+    if not sets:
+        # An etcd the operator runs elsewhere: nothing here to hold the endpoints to.
+        report.result(f"{name}: etcd", problems, f"external etcd: {', '.join(endpoints)}")
+        return
+    members = sets[0]
+    replicas = members["spec"].get("replicas", 1)
+    set_name = members["metadata"]["name"]
+    service = members["spec"].get("serviceName")
+    pod_labels = members["spec"]["template"]["metadata"].get("labels", {})
+    if replicas < 3 or replicas % 2 == 0:
+        problems.append(f"StatefulSet {set_name}: {replicas} members; expected an odd number, at least 3")
+    if members["spec"].get("podManagementPolicy") != "Parallel":
+        problems.append(f"StatefulSet {set_name}: podManagementPolicy must be Parallel (no member is ready alone)")
+    names = {f"{set_name}-{index}" for index in range(replicas)}
+    container = members["spec"]["template"]["spec"]["containers"][0]
+    args = " ".join(container.get("command", []) + container.get("args", []))
+    initial = re.search(r"--initial-cluster=(\S+)", args)
+    listed = {part.split("=", 1)[0] for part in initial.group(1).split(",")} if initial else set()
+    if listed != names:
+        problems.append(f"--initial-cluster names {sorted(listed)}, the StatefulSet runs {sorted(names)}")
+    for endpoint in endpoints:
+        host = re.sub(r"^https?://", "", endpoint).split(":")[0]
+        member, _, domain = host.partition(".")
+        if member not in names or not (domain == service or domain.startswith(f"{service}.")):
+            problems.append(f"cluster.etcd.endpoints: {endpoint} is not a member ({sorted(names)} under {service})")
+    headless = [d for d in etcd_docs if d["kind"] == "Service" and d["metadata"]["name"] == service]
+    if not headless or headless[0]["spec"].get("clusterIP") != "None":
+        problems.append(f"StatefulSet {set_name}: its serviceName {service} is no headless Service")
+    elif not headless[0]["spec"].get("publishNotReadyAddresses"):
+        problems.append(f"Service {service}: publishNotReadyAddresses must be true (members resolve each other first)")
+    quorum = replicas // 2 + 1
+    budgets = [d for d in etcd_docs if d["kind"] == "PodDisruptionBudget"]
+    if not any(matches(b["spec"]["selector"]["matchLabels"], pod_labels) for b in budgets):
+        problems.append("no PodDisruptionBudget selects the etcd members")
+    for budget in budgets:
+        if budget["spec"].get("minAvailable", 0) < quorum:
+            problems.append(f"PodDisruptionBudget {budget['metadata']['name']}: minAvailable below the quorum {quorum}")
+    pod_sc = members["spec"]["template"]["spec"].get("securityContext", {})
+    if not pod_sc.get("runAsNonRoot") or not pod_sc.get("runAsUser"):
+        problems.append(f"StatefulSet {set_name}: runAsNonRoot and a numeric runAsUser are required")
+    sc = container.get("securityContext", {})
+    if not sc.get("readOnlyRootFilesystem") or sc.get("allowPrivilegeEscalation") is not False:
+        problems.append(f"StatefulSet {set_name}: readOnlyRootFilesystem and allowPrivilegeEscalation false required")
+    # Network: the gateway may leave its pod for the members' client port; the members admit it there.
+    client_port = next((p["containerPort"] for p in container.get("ports", []) if p["name"] == "client"), 2379)
+    for policy in [d for d in docs if d["kind"] == "NetworkPolicy" and not is_etcd(d)]:
+        egress = policy["spec"].get("egress")
+        if "Egress" in policy["spec"].get("policyTypes", []) and not any(
+            any(matches(peer.get("podSelector", {}).get("matchLabels"), pod_labels) for peer in rule.get("to", []))
+            and any(p.get("port") in (client_port, "client") for p in rule.get("ports", []))
+            for rule in egress or []
+        ):
+            problems.append(f"NetworkPolicy {policy['metadata']['name']}: the gateway may not reach etcd's client port")
+    for policy in [d for d in etcd_docs if d["kind"] == "NetworkPolicy"]:
+        if not any(
+            any((peer.get("podSelector", {}).get("matchLabels") or {}).get("app.kubernetes.io/name") == "switchyard"
+                for peer in rule.get("from", []))
+            for rule in policy["spec"].get("ingress", [])
+        ):
+            problems.append(f"NetworkPolicy {policy['metadata']['name']}: admits no gateway pod to the members")
+    report.result(f"{name}: etcd", problems, f"{replicas} members, quorum {quorum}")
 
 
 # MARK: dashboard
@@ -571,94 +653,158 @@ def supports_admin(binary):
     return "--admin-listen" in out.stdout + out.stderr
 
 
+def start_etcd(scratch):
+    """A one-member etcd (Debian's etcd-server) on free loopback ports for a fleet configuration's live run:
+    (process, endpoint), or (None, reason)."""
+    etcd = shutil.which("etcd") or "/usr/bin/etcd"
+    if not os.access(etcd, os.X_OK):
+        return None, "etcd is not installed (apt-get install etcd-server; scripts/bootstrap.sh --test)"
+    client, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [etcd, "--name", "check", "--data-dir", f"{scratch}/etcd", "--listen-client-urls", client,
+         "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+         "--initial-cluster", f"check={peer}"],
+        stdout=open(f"{scratch}/etcd.log", "w"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(client + "/health", timeout=1) as response:
+                if b"true" in response.read():
+                    return process, client
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    return None, f"etcd did not become healthy: {Path(scratch, 'etcd.log').read_text()[-500:]}"
+
+
 def run_gateway(binary, config_name, config, dashboard, report, alerts=None):
     name = f"live gateway with the {config_name} switchyard.yaml"
     with tempfile.TemporaryDirectory(prefix="switchyard-deploy-check-") as scratch:
-        grpc_port, admin_port = free_port(), free_port()
-        # The pod's paths and wildcard addresses become the test machine's: scratch directories and loopback.
-        config = dict(config)
-        config["listen"] = f"127.0.0.1:{grpc_port}"
-        config["model_repository"] = str(ROOT / "models")
-        if (config.get("sink") or {}).get("directory"):
-            config["sink"] = dict(config["sink"], directory=f"{scratch}/comparisons")
-        admin = dict(config.get("admin") or {})
-        for key in ("audit_log", "state_file"):
-            if admin.get(key):
-                admin[key] = f"{scratch}/{Path(admin[key]).name}"
-        config["admin"] = admin
-        config_file = mount_config(Path(scratch) / "config", config, 1)
-        token = secrets.token_hex(16)
-        log = open(Path(scratch) / "gateway.log", "w+")
-        process = subprocess.Popen(
-            # REST off: the checks cover the gRPC and admin ports, and a machine's port 8000 may be taken.
-            [binary, "serve", "--config", str(config_file), "--admin-listen", f"127.0.0.1:{admin_port}",
-             "--rest-listen", ""],
-            env=dict(os.environ, SWITCHYARD_ADMIN_TOKEN=token),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        problems = []
-        try:
-            deadline = time.monotonic() + 60
-            ready = False
-            while time.monotonic() < deadline and process.poll() is None:
-                try:
-                    status, _ = http_get(f"http://127.0.0.1:{admin_port}/readyz", token)
-                    ready = status == 200
-                    if ready:
-                        break
-                except (urllib.error.URLError, ConnectionError, OSError):
-                    pass
-                time.sleep(0.3)
-            if not ready:
-                log.seek(0)
-                tail = log.read()[-2000:]
-                report.result(name, [f"the gateway did not become ready (exit status {process.poll()}):\n{tail}"])
+        etcd = None
+        if config.get("cluster"):
+            # Fleet mode: the members' names resolve only in the cluster; a local member stands in for them.
+            etcd, endpoint = start_etcd(scratch)
+            if etcd is None:
+                report.result(name, [endpoint])
                 return
-            traffic = send_traffic(grpc_port)
-            time.sleep(0.5)  # shadow jobs complete on idle capacity after their primaries answer
+            cluster = dict(config["cluster"])
+            cluster["etcd"] = dict(cluster.get("etcd") or {}, endpoints=[endpoint])
+            config = dict(config, cluster=cluster)
+        try:
+            run_configured_gateway(binary, name, scratch, config, config_name, dashboard, report, alerts)
+        finally:
+            if etcd is not None:
+                etcd.send_signal(signal.SIGTERM)
+                etcd.wait(timeout=20)
+
+
+def cluster_connected(admin_port, token, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _, text = http_get(f"http://127.0.0.1:{admin_port}/metrics", token)
+        match = re.search(r"^switchyard_cluster_connected (\S+)$", text, re.MULTILINE)
+        if match and float(match.group(1)) == 1:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def run_configured_gateway(binary, name, scratch, config, config_name, dashboard, report, alerts):
+    grpc_port, admin_port = free_port(), free_port()
+    # The pod's paths and wildcard addresses become the test machine's: scratch directories and loopback.
+    config = dict(config)
+    config["listen"] = f"127.0.0.1:{grpc_port}"
+    config["model_repository"] = str(ROOT / "models")
+    if (config.get("sink") or {}).get("directory"):
+        config["sink"] = dict(config["sink"], directory=f"{scratch}/comparisons")
+    admin = dict(config.get("admin") or {})
+    for key in ("audit_log", "state_file"):
+        if admin.get(key):
+            admin[key] = f"{scratch}/{Path(admin[key]).name}"
+    config["admin"] = admin
+    config_file = mount_config(Path(scratch) / "config", config, 1)
+    token = secrets.token_hex(16)
+    log = open(Path(scratch) / "gateway.log", "w+")
+    process = subprocess.Popen(
+        # REST off: the checks cover the gRPC and admin ports, and a machine's port 8000 may be taken.
+        [binary, "serve", "--config", str(config_file), "--admin-listen", f"127.0.0.1:{admin_port}",
+         "--rest-listen", ""],
+        env=dict(os.environ, SWITCHYARD_ADMIN_TOKEN=token),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    problems = []
+    try:
+        deadline = time.monotonic() + 60
+        ready = False
+        while time.monotonic() < deadline and process.poll() is None:
             try:
-                http_get(f"http://127.0.0.1:{admin_port}/metrics", "wrong-token")
-                problems.append("/metrics accepted a wrong bearer token")
-            except urllib.error.HTTPError as error:
-                if error.code != 401:
-                    problems.append(f"/metrics with a wrong token answered {error.code}, expected 401")
-            status, text = http_get(f"http://127.0.0.1:{admin_port}/metrics", token)
-            families, samples = parse_exposition(text)
-            # The operator's reloads (deploy/README.md): SIGHUP re-reads the file; with admin.watch_config a
-            # ConfigMap update (the kubelet's symlink swap) is picked up without a signal.
-            notes = [traffic, "/metrics scraped"]
+                status, _ = http_get(f"http://127.0.0.1:{admin_port}/readyz", token)
+                ready = status == 200
+                if ready:
+                    break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.3)
+        if not ready:
+            log.seek(0)
+            tail = log.read()[-2000:]
+            report.result(name, [f"the gateway did not become ready (exit status {process.poll()}):\n{tail}"])
+            return
+        traffic = send_traffic(grpc_port)
+        time.sleep(0.5)  # shadow jobs complete on idle capacity after their primaries answer
+        try:
+            http_get(f"http://127.0.0.1:{admin_port}/metrics", "wrong-token")
+            problems.append("/metrics accepted a wrong bearer token")
+        except urllib.error.HTTPError as error:
+            if error.code != 401:
+                problems.append(f"/metrics with a wrong token answered {error.code}, expected 401")
+        status, text = http_get(f"http://127.0.0.1:{admin_port}/metrics", token)
+        families, samples = parse_exposition(text)
+        # The operator's reloads (deploy/README.md): SIGHUP re-reads the file; with admin.watch_config a
+        # ConfigMap update (the kubelet's symlink swap) is picked up without a signal.
+        notes = [traffic, "/metrics scraped"]
+        if config.get("cluster"):
+            # Fleet mode: routes change through etcd, not the file; the replica must be connected to it.
+            if cluster_connected(admin_port, token, 10):
+                notes.append("connected to etcd (switchyard_cluster_connected 1)")
+            else:
+                problems.append("fleet mode: switchyard_cluster_connected never became 1 with etcd running")
+            if admin.get("watch_config"):
+                problems.append("admin.watch_config in fleet mode: the fleet's routes live in etcd, not the file")
+        else:
             before = generation(admin_port, token)
             process.send_signal(signal.SIGHUP)
             after = wait_for_generation(admin_port, token, before, 10)
             if after is None or before is None or after <= before:
                 problems.append(f"SIGHUP did not advance the route generation ({before} → {after})")
             notes.append(f"SIGHUP reload {before} → {after}")
-            if admin.get("watch_config"):
-                before = after
-                mount_config(Path(scratch) / "config", dict(config, routes=[]), 2)
-                after = wait_for_generation(admin_port, token, before, 5)
-                if after is None or before is None or after <= before:
-                    problems.append(
-                        "admin.watch_config is set, but the gateway did not reload routes within 5 s of a "
-                        f"ConfigMap-style update of its file ({before} → {after}): this build does not watch "
-                        "its configuration file"
-                    )
-                notes.append(f"file update picked up {before} → {after}")
-            report.result(name, problems, ", ".join(notes))
-            check_dashboard_live(dashboard, families, samples, config_name, report)
-            if alerts:
-                check_dashboard_live(None, families, samples, config_name, report, what="alerts", queries=alerts)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            drain = int(config.get("drain_seconds", 30))
-            try:
-                code = process.wait(timeout=drain + 15)
-                report.result(f"{name}: SIGTERM drain", [] if code == 0 else [f"exit status {code}, expected 0"])
-            except subprocess.TimeoutExpired:
-                process.kill()
-                report.result(f"{name}: SIGTERM drain", [f"still running {drain + 15} s after SIGTERM"])
-            log.close()
+        if admin.get("watch_config") and not config.get("cluster"):
+            before = after
+            mount_config(Path(scratch) / "config", dict(config, routes=[]), 2)
+            after = wait_for_generation(admin_port, token, before, 5)
+            if after is None or before is None or after <= before:
+                problems.append(
+                    "admin.watch_config is set, but the gateway did not reload routes within 5 s of a "
+                    f"ConfigMap-style update of its file ({before} → {after}): this build does not watch "
+                    "its configuration file"
+                )
+            notes.append(f"file update picked up {before} → {after}")
+        report.result(name, problems, ", ".join(notes))
+        check_dashboard_live(dashboard, families, samples, config_name, report)
+        if alerts:
+            check_dashboard_live(None, families, samples, config_name, report, what="alerts", queries=alerts)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        drain = int(config.get("drain_seconds", 30))
+        try:
+            code = process.wait(timeout=drain + 15)
+            report.result(f"{name}: SIGTERM drain", [] if code == 0 else [f"exit status {code}, expected 0"])
+        except subprocess.TimeoutExpired:
+            process.kill()
+            report.result(f"{name}: SIGTERM drain", [f"still running {drain + 15} s after SIGTERM"])
+        log.close()
 
 
 def main():
