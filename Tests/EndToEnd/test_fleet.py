@@ -75,8 +75,16 @@ def fleet(start_gateway, tmp_path_factory):
     shutil.copytree(MODELS / "digits", repository / "digits")
     etcd = Etcd(root)
     etcd.start()
+    replicas = start_replicas(start_gateway, root, repository, [etcd.endpoint], "/switchyard/e2e")
+    yield etcd, replicas
+    etcd.stop()
+
+
+def start_replicas(start_gateway, root, repository, endpoints, prefix, names=("a", "b", "c")):
+    """Gateways of one fleet (replica-a, -b, …) on the digits model, its routes seeded 50/50, each connected."""
+    listed = ", ".join(f'"{endpoint}"' for endpoint in endpoints)
     replicas = []
-    for name in ["a", "b", "c"]:
+    for name in names:
         config = root / f"{name}.yaml"
         config.write_text(
             f"""
@@ -90,8 +98,8 @@ admin:
 cluster:
   replica_id: replica-{name}
   etcd:
-    endpoints: ["{etcd.endpoint}"]
-    prefix: /switchyard/e2e
+    endpoints: [{listed}]
+    prefix: {prefix}
     dial_timeout_ms: 500
     lease_ttl_s: 3
 """
@@ -101,8 +109,7 @@ cluster:
         replicas.append(gateway)
     for gateway in replicas:
         wait_connected(gateway, 1)
-    yield etcd, replicas
-    etcd.stop()
+    return replicas
 
 
 def connected(gateway):

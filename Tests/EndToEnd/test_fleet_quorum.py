@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 from conftest import MODELS, free_port
-from test_admin import TOKEN, admin, wait_admin
-from test_fleet import ETCD, trailer, wait_connected
+from test_admin import admin
+from test_fleet import ETCD, start_replicas, trailer, wait_connected
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(ETCD), reason="etcd is not installed (apt-get install etcd-server; scripts/bootstrap.sh --test)"
@@ -93,33 +93,7 @@ def quorum(start_gateway, tmp_path_factory):
     for name in cluster.names:
         cluster.start(name)
     cluster.wait_healthy(cluster.names)
-    endpoints = ", ".join(f'"{e}"' for e in cluster.endpoints)
-    replicas = []
-    for name in ["a", "b", "c"]:
-        config = root / f"{name}.yaml"
-        config.write_text(
-            f"""
-routes:
-  - model: digits
-    policy: canary
-    versions: [{{version: 1, weight: 50}}, {{version: 2, weight: 50}}]
-admin:
-  token: {TOKEN}
-  token_name: e2e
-cluster:
-  replica_id: replica-{name}
-  etcd:
-    endpoints: [{endpoints}]
-    prefix: /switchyard/quorum
-    dial_timeout_ms: 500
-    lease_ttl_s: 3
-"""
-        )
-        gateway = start_gateway("--config", str(config), repository=repository)
-        wait_admin(gateway)
-        replicas.append(gateway)
-    for gateway in replicas:
-        wait_connected(gateway, 1)
+    replicas = start_replicas(start_gateway, root, repository, cluster.endpoints, "/switchyard/quorum")
     yield cluster, replicas
     cluster.stop_all()
 
