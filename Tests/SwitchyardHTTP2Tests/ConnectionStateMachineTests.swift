@@ -40,17 +40,13 @@ import Testing
         var machine = Machine()
         #expect(machine.state == .awaitingPreface)
         #expect(machine.isAwaitingPreface)
-        do {
-            let outcome = machine.settingsReceived()
-            #expect(outcome)
-        }
+        let handshake = machine.settingsReceived()
+        #expect(handshake)
         #expect(machine.state == .active)
         #expect(!machine.isAwaitingPreface)
         // Later SETTINGS are charged to the control-frame budget.
-        do {
-            let outcome = machine.settingsReceived()
-            #expect(!outcome)
-        }
+        let charged = machine.settingsReceived()
+        #expect(!charged)
     }
 
     @Test func aGracefulShutdownSendsANoticeThenOneFinalGoaway() {
@@ -74,15 +70,11 @@ import Testing
     @Test func aConnectionDrainedBeforeItsPrefaceStillCompletesTheHandshake() {
         var machine = Self.machine(in: .drainingBeforePreface)
         #expect(machine.isAwaitingPreface)
-        do {
-            let outcome = machine.settingsReceived()
-            #expect(outcome)
-        }
+        let handshake = machine.settingsReceived()
+        #expect(handshake)
         #expect(machine.state == .draining(prefaceReceived: true))
-        do {
-            let outcome = machine.settingsReceived()
-            #expect(!outcome)
-        }
+        let charged = machine.settingsReceived()
+        #expect(!charged)
     }
 
     @Test(arguments: [ConnectionVerdict.calm, .timeout])
@@ -127,39 +119,29 @@ import Testing
 
     @Test func theProtocolErrorIsCountedOnce() {
         var machine = Machine()
-        do {
-            let outcome = machine.protocolErrorSeen()
-            #expect(outcome)
-        }
-        do {
-            let outcome = machine.protocolErrorSeen()
-            #expect(!outcome)
-        }
+        let counted = machine.protocolErrorSeen()
+        #expect(counted)
+        let countedAgain = machine.protocolErrorSeen()
+        #expect(!countedAgain)
     }
 
     @Test(arguments: Phase.allCases)
     func everyPhaseCloses(phase: Phase) {
         var machine = Self.machine(in: phase)
-        do {
-            let outcome = machine.closed()
-            #expect(outcome == (phase != .closed))
-        }
+        let closedNow = machine.closed()
+        #expect(closedNow == (phase != .closed))
         #expect(machine.isClosed)
         #expect(machine.isClosing)
         #expect(!machine.isSwept)
         #expect(!machine.acceptsFrames)
         // A closed connection refuses everything.
-        do {
-            let outcome = machine.closed()
-            #expect(!outcome)
-        }
+        let closedAgain = machine.closed()
+        #expect(!closedAgain)
         #expect(machine.end(.calm) == .none)
         #expect(machine.shutdownNoticeRequested() == .none)
         #expect(machine.finalGoawayRequested() == .none)
-        do {
-            let outcome = machine.settingsReceived()
-            #expect(!outcome)
-        }
+        let settingsAfterClose = machine.settingsReceived()
+        #expect(!settingsAfterClose)
         machine.closeAfterFlush()
         machine.closeImmediately()
         #expect(machine.state == .closed)

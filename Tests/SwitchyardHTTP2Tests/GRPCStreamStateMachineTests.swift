@@ -93,17 +93,13 @@ import Testing
 
     @Test func anHTTPErrorIsOnlyForACallNotYetAnswered() {
         var machine = Self.opened()
-        do {
-            let outcome = machine.refuseWithHTTPError()
-            #expect(outcome)
-        }
+        let refused = machine.refuseWithHTTPError()
+        #expect(refused)
         #expect(machine.response == .done(code: .internal))
         #expect(!machine.isReceiving)
         var answered = Self.responding()
-        do {
-            let outcome = answered.refuseWithHTTPError()
-            #expect(!outcome)
-        }
+        let refusedLate = answered.refuseWithHTTPError()
+        #expect(!refusedLate)
         #expect(answered.response == .open(deferred: false))
     }
 
@@ -240,10 +236,8 @@ import Testing
         #expect(machine.messageQueued(final: true) == .drop)
         #expect(machine.finish(GRPCStatus(.internal)) == .drop)
         #expect(machine.refuse(GRPCStatus(.internal)) == .drop)
-        do {
-            let outcome = machine.refuseWithHTTPError()
-            #expect(!outcome)
-        }
+        let refusedAfterClose = machine.refuseWithHTTPError()
+        #expect(!refusedAfterClose)
         #expect(machine.headersNotSent() == .ignore)
         #expect(machine.deadlineExpired() == .ignore)
         #expect(machine.endStreamSent() == .ignore)
