@@ -190,6 +190,25 @@ private final class ScriptedService: GRPCService {
         #expect(try response(next).messages == [[5]])
     }
 
+    @Test func aUnaryResponderTakesOneAnswerFromAnotherThread() throws {
+        let stream = try #require(client.startCall(path: ScriptedService.hold))
+        client.send([1], on: stream, endStream: true)
+        client.exchange(with: connection)
+        let responder = try #require(service.heldResponder())
+        // A worker thread answers; the second answer and a late failure are dropped before they reach the loop.
+        let worker = try startThread(name: "test-worker") {
+            responder.send(message: [8])
+            responder.send(message: [9])
+            responder.fail(GRPCStatus(.internal, "too late"))
+        }
+        pthread_join(worker, nil)
+        client.exchange(with: connection)
+        let answer = try response(stream)
+        #expect(answer.messages == [[8]])
+        #expect(answer.grpcStatus == 0)
+        #expect(server.statistics.responsesDropped == 2)
+    }
+
     @Test func theDeadlineEndsACallThatWasNotAnswered() throws {
         let stream = try #require(client.startCall(path: ScriptedService.hold, metadata: [("grpc-timeout", "1m")]))
         client.send([1], on: stream, endStream: true)
