@@ -24,6 +24,9 @@ let package = Package(
                 "SwitchyardModels", "SwitchyardInference",
             ]
         ),
+        // HTTP/2 server connections driven from memory (no sockets), for the front end's tests and the fuzz
+        // harness. Test support only: no executable links it.
+        .library(name: "SwitchyardHTTP2TestSupport", targets: ["SwitchyardHTTP2TestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -271,9 +274,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
+        .target(
+            name: "SwitchyardHTTP2TestSupport",
+            dependencies: [
+                "SwitchyardHTTP2", "SwitchyardCore", "CNghttp2", .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/SwitchyardHTTP2TestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SwitchyardHTTP2Tests",
-            dependencies: ["SwitchyardHTTP2", "SwitchyardCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "SwitchyardHTTP2", "SwitchyardHTTP2TestSupport", "SwitchyardCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             exclude: ["Clients"],
             swiftSettings: strict
         ),

@@ -32,10 +32,14 @@ let package = Package(
             dependencies: [driver, switchyard, .product(name: "Logging", package: "swift-log")],
             swiftSettings: harness
         ),
-        // Bytes after the client preface into an in-memory nghttp2 server connection.
+        // Bytes after the client preface into an in-memory nghttp2 server connection (the main package's
+        // SwitchyardHTTP2TestSupport driver, shared with the front end's tests).
         .executableTarget(
             name: "fuzz-h2-connection",
-            dependencies: [driver, switchyard, .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                driver, switchyard, .product(name: "SwitchyardHTTP2TestSupport", package: "switchyard"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: harness
         ),
         // The ONNX importer on arbitrary bytes; imported graphs are packed and run on a small batch.

@@ -10,15 +10,10 @@ import SwitchyardCore
     import Glibc
 #endif
 
-/// One accepted HTTP/2 connection. Loop-confined.
-final class Connection {
-    /// Why the front end is ending a connection it would otherwise keep: its own policy, not nghttp2's.
-    enum Verdict {
-        /// Over a frame budget, flooding, or not reading responses: GOAWAY ENHANCE_YOUR_CALM.
-        case calm
-        /// Handshake or idle timeout: GOAWAY NO_ERROR.
-        case timeout
-    }
+/// One accepted HTTP/2 connection. Loop-confined: its lifecycle (`lifecycle`) and its calls' phases are
+/// asserted to be touched on the loop in debug builds.
+package final class Connection {
+    typealias Verdict = ConnectionVerdict
 
     let fd: Int32
     unowned(unsafe) let loop: EventLoop
@@ -27,32 +22,23 @@ final class Connection {
     /// Bytes for the socket not yet written (`out[outSent...]`).
     @exclusivity(unchecked) var out: [UInt8] = []
     @exclusivity(unchecked) var outSent = 0
-    @exclusivity(unchecked) var isClosed = false
+    @exclusivity(unchecked) private var _lifecycle = ConnectionStateMachine()
     @exclusivity(unchecked) var isDirty = false
     @exclusivity(unchecked) var readingPaused = false
-    @exclusivity(unchecked) var writeInterest = false
     @exclusivity(unchecked) var stalledSince: MonotonicInstant?
     /// Response bytes queued in calls but not yet framed.
-    @exclusivity(unchecked) var queuedBytes = 0
+    @exclusivity(unchecked) package var queuedBytes = 0
     /// Live calls (intrusive list head).
     @exclusivity(unchecked) var calls: GRPCCall?
-    @exclusivity(unchecked) var goawaySent = false
-    @exclusivity(unchecked) var closeAfterFlush = false
     @exclusivity(unchecked) var registeredEvents: UInt32 = 0
     /// When the socket was accepted; the preface must arrive within `handshakeTimeoutSeconds` of it.
     let acceptedAt: MonotonicInstant
-    /// The client's preface and first SETTINGS arrived (under TLS, after the handshake).
-    @exclusivity(unchecked) var prefaceReceived = false
     /// Streams begun so far; the loop's sweep compares it between visits to see activity without a clock
     /// read per call.
     @exclusivity(unchecked) var streamsBegun = 0
     @exclusivity(unchecked) var streamsAtLastSweep = 0
     /// Since when the sweep has seen no stream open and none begun.
     @exclusivity(unchecked) var idleSince: MonotonicInstant
-    /// The connection must close without waiting for its output (the peer does not read it).
-    @exclusivity(unchecked) var closeNow = false
-    /// A GOAWAY of ours ended the connection; the reason is logged once.
-    @exclusivity(unchecked) private(set) var verdict: Verdict?
     @exclusivity(unchecked) private var resetBudget: FrameBudget
     /// Since when a header block (HEADERS, then CONTINUATION frames) has been arriving without its end; it
     /// must complete within `limits.header_timeout_seconds`.
@@ -78,12 +64,26 @@ final class Connection {
     @exclusivity(unchecked) private var nvs: [nghttp2_nv] = []
 
     var pendingOutput: Int { out.count - outSent }
-    @exclusivity(unchecked) private var protocolErrorCounted = false
+
+    /// Where the connection stands (see `ConnectionStateMachine`); on the loop only.
+    var lifecycle: ConnectionStateMachine {
+        _read {
+            loop.assertOnLoop()
+            yield _lifecycle
+        }
+        _modify {
+            loop.assertOnLoop()
+            yield &_lifecycle
+        }
+    }
+
+    package var isClosed: Bool { lifecycle.isClosed }
+    /// The verdict that ended the connection, when our policy did; its reason was logged once.
+    var verdict: Verdict? { lifecycle.verdict }
 
     /// Counts this connection's protocol failure once, however many ways it is noticed.
     func countProtocolError() {
-        if !protocolErrorCounted {
-            protocolErrorCounted = true
+        if lifecycle.protocolErrorSeen() {
             loop.core.counters.protocolErrors.add(1, ordering: .relaxed)
         }
     }
@@ -152,7 +152,7 @@ final class Connection {
                 // Acknowledgements (PING/SETTINGS) piled up unread: the peer is not reading, so GOAWAY would
                 // wait behind them. Close at once.
                 end(.calm, reason: "too many PING/SETTINGS acknowledgements left unread")
-                closeNow = true
+                lifecycle.closeImmediately()
                 return false
             }
             if error == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue {
@@ -174,8 +174,7 @@ final class Connection {
     /// Ends the connection by policy: GOAWAY with ENHANCE_YOUR_CALM (abuse) or NO_ERROR (timeouts), naming
     /// the reason in its debug data, counted once. The loop closes it once the GOAWAY is written.
     func end(_ verdict: Verdict, reason: String) {
-        guard self.verdict == nil, !isClosed else { return }
-        self.verdict = verdict
+        guard case .sendGoaway = lifecycle.end(verdict) else { return }
         let counters = loop.core.counters
         switch verdict {
         case .calm: counters.connectionsThrottled.add(1, ordering: .relaxed)
@@ -188,8 +187,6 @@ final class Connection {
                 "goaway": "\(verdict == .calm ? "ENHANCE_YOUR_CALM" : "NO_ERROR")",
             ]
         )
-        closeAfterFlush = true
-        goawaySent = true
         guard let session else { return }
         let code = verdict == .calm ? NGHTTP2_ENHANCE_YOUR_CALM.rawValue : NGHTTP2_NO_ERROR.rawValue
         var debug = Array(reason.utf8.prefix(256))
@@ -208,7 +205,7 @@ final class Connection {
 
     /// Takes one token from the reset budget; over budget, ends the connection. Returns false then.
     fileprivate func spendReset() -> Bool {
-        if verdict != nil { return false }
+        if !lifecycle.acceptsFrames { return false }
         if resetBudget.take(now: MonotonicInstant.now().nanoseconds) { return true }
         end(
             .calm,
@@ -220,7 +217,7 @@ final class Connection {
 
     /// Takes one token from the control-frame budget; over budget, ends the connection. Returns false then.
     fileprivate func spendControl(_ kind: String) -> Bool {
-        if verdict != nil { return false }
+        if !lifecycle.acceptsFrames { return false }
         if controlBudget.take(now: MonotonicInstant.now().nanoseconds) { return true }
         end(
             .calm,
@@ -279,15 +276,14 @@ final class Connection {
     // MARK: Shutdown
 
     /// Tells the client no new streams will be accepted soon (first half of a graceful GOAWAY).
-    func sendShutdownNotice() {
-        guard let session, !goawaySent else { return }
+    package func sendShutdownNotice() {
+        guard let session, case .sendNotice = lifecycle.shutdownNoticeRequested() else { return }
         nghttp2_submit_shutdown_notice(session)
     }
 
     /// The final GOAWAY naming the last stream we will process.
-    func sendFinalGoaway() {
-        guard let session, !goawaySent else { return }
-        goawaySent = true
+    package func sendFinalGoaway() {
+        guard let session, case .sendGoaway = lifecycle.finalGoawayRequested() else { return }
         nghttp2_submit_goaway(
             session,
             UInt8(NGHTTP2_FLAG_NONE.rawValue),
@@ -300,22 +296,68 @@ final class Connection {
 
     /// Frees the session; every live call ends as cancelled.
     func teardown() {
-        isClosed = true
+        guard lifecycle.closed() else { return }
         if let session { nghttp2_session_del(session) }
         session = nil
         while let call = calls {
             unlink(call)
-            if !call.wireDone {
-                call.wireDone = true
-                call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+            if call.stream.streamClosed() == .cancel {
+                call.responder.store(GRPCCall.Responder.cancelled, ordering: .relaxed)
                 loop.core.counters.countCall(.cancelled)
             }
-            call.streamClosed = true
             releaseReservation(call)
             loop.timers.remove(call)
             Unmanaged.passUnretained(call).release()
         }
     }
+
+    // MARK: Without a socket
+
+    /// A connection fed from memory on a loop that is not running (SwitchyardHTTP2TestSupport, Fuzz/).
+    package convenience init(inMemoryOn loop: EventLoop) {
+        self.init(fd: -1, loop: loop, tls: nil)
+    }
+
+    /// What the loop does with bytes read from the socket. Returns false when they ended the connection; it
+    /// then closes after the next flush, or has closed already when the peer is not reading.
+    package func receiveWithoutSocket(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !isClosed else { return false }
+        let ok = receive(bytes)
+        if !ok { lifecycle.closeAfterFlush() }
+        if lifecycle.closesImmediately { closeWithoutSocket() }
+        return ok
+    }
+
+    /// What the loop's flush does, with a socket that takes everything: appends the frames to `output`. Returns
+    /// false when the connection closed.
+    @discardableResult
+    package func flushWithoutSocket(into output: inout [UInt8], rounds: Int) -> Bool {
+        guard !isClosed else { return false }
+        for _ in 0..<rounds {
+            guard produce() else {
+                countProtocolError()
+                closeWithoutSocket()
+                return false
+            }
+            output.append(contentsOf: out[outSent...])
+            out.removeAll(keepingCapacity: true)
+            outSent = 0
+            if lifecycle.flushed(sessionFinished: sessionFinished) == .close {
+                closeWithoutSocket()
+                return false
+            }
+            if !sessionWantsWrite { break }
+        }
+        return true
+    }
+
+    /// What the loop does when the socket closes: every live call ends as cancelled.
+    package func closeWithoutSocket() {
+        if !isClosed { teardown() }
+    }
+
+    /// Whether calls are still live (their streams not closed).
+    package var hasLiveCalls: Bool { calls != nil }
 
     // MARK: Calls
 
@@ -358,9 +400,8 @@ final class Connection {
             // An HPACK bomb (one table entry referenced thousands of times) decodes to megabytes from a few
             // bytes, and nghttp2 validates every decoded byte: stop the block here. The stream is reset with
             // ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED for gRPC clients); it counts against the reset budget.
-            call.rejected = true
-            call.wireDone = true
-            call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+            guard call.stream.headerListOverflowed() == .reset else { return false }
+            call.responder.store(GRPCCall.Responder.cancelled, ordering: .relaxed)
             loop.core.counters.countCall(.resourceExhausted)
             nghttp2_submit_rst_stream(
                 session,
@@ -427,7 +468,8 @@ final class Connection {
 
     /// The request's header block is complete: validate it, arm the deadline.
     fileprivate func requestHeadersComplete(call: GRPCCall) {
-        if call.wireDone { return }  // reset while its headers were decoded (a header list far over the limit)
+        // Ignored when reset while its headers were decoded (a header list far over the limit).
+        guard call.stream.requestHeadersComplete() == .validate else { return }
         let limit = loop.core.limits.maxHeaderListBytes
         if call.headerBytes > limit {
             return reject(
@@ -439,13 +481,11 @@ final class Connection {
             )
         }
         if !call.isPost {
-            call.rejected = true
             loop.core.counters.httpRejections.add(1, ordering: .relaxed)
             respondHTTPError(call: call, status: "405", message: "expected :method POST for gRPC")
             return
         }
         if !call.contentTypeOK {
-            call.rejected = true
             loop.core.counters.httpRejections.add(1, ordering: .relaxed)
             let seen = call.contentTypeSeen.isEmpty ? "none" : "'\(call.contentTypeSeen)'"
             respondHTTPError(call: call, status: "415", message: "expected content-type application/grpc, got \(seen)")
@@ -469,8 +509,12 @@ final class Connection {
                 )
             )
         }
-        guard call.method != nil else {
+        guard let method = call.method else {
             return reject(call, GRPCStatus(.unimplemented, "unknown method \(call.path)"))
+        }
+        if method.kind == .bidirectionalStreaming {
+            // Before the service first sees the call: `send` reads only this to know a stream takes many answers.
+            call.responder.store(GRPCCall.Responder.streamOpen, ordering: .relaxed)
         }
         call.head = GRPCRequestHead(
             path: call.path,
@@ -491,22 +535,23 @@ final class Connection {
         }
     }
 
+    /// The front end refuses the call: no more of its request is read, the responder is cancelled, and the client
+    /// gets `status` (Trailers-Only, or trailers after what was already sent).
     private func reject(_ call: GRPCCall, _ status: GRPCStatus) {
         releaseReservation(call)
-        call.rejected = true
-        call.state.store(GRPCCall.cancelled, ordering: .relaxed)
-        finish(call, status: status, metadata: [])
+        call.responder.store(GRPCCall.Responder.cancelled, ordering: .relaxed)
+        conclude(call, call.stream.refuse(status), status: status, metadata: [])
     }
 
     fileprivate func data(call: GRPCCall, bytes: UnsafeRawBufferPointer) {
-        if call.rejected || call.wireDone { return }
+        guard call.stream.isReceiving else { return }
         do {
             try call.deframer.feed(bytes) { compressed, message in
                 self.deliver(call: call, compressed: compressed, message: message)
             }
             let reserved = call.deframer.reservedBytes
             if reserved < call.reservedBytes { loop.bytesFreedSinceTrim += call.reservedBytes - reserved }
-            if reserved != call.reservedBytes && !call.rejected {
+            if reserved != call.reservedBytes && call.stream.isReceiving {
                 let total = loop.core.counters.bufferedRequestBytes.add(
                     reserved - call.reservedBytes,
                     ordering: .relaxed
@@ -523,7 +568,7 @@ final class Connection {
                     )
                 }
             }
-            if call.rejected { call.deframer.discard() }
+            if !call.stream.isReceiving { call.deframer.discard() }
         } catch DeframeError.tooLarge(let declared, let limit) {
             reject(
                 call,
@@ -537,11 +582,11 @@ final class Connection {
         } catch {
             reject(call, GRPCStatus(.internal, "cannot read request: \(error)"))
         }
-        if call.rejected { call.deframer.discard() }
+        if !call.stream.isReceiving { call.deframer.discard() }
     }
 
     private func deliver(call: GRPCCall, compressed: Bool, message: UnsafeRawBufferPointer) {
-        guard !call.rejected, !call.wireDone, let method = call.method, let head = call.head else { return }
+        guard call.stream.isReceiving, let method = call.method, let head = call.head else { return }
         if method.kind == .unary && call.messagesReceived > 0 {
             return reject(
                 call,
@@ -632,7 +677,7 @@ final class Connection {
     /// The inflater's answer for a call's compressed message (already charged to the budgets): hand the message
     /// to the service (or end the call), then release the messages that waited behind it.
     func inflated(_ call: GRPCCall, outcome: InflateOutcome) {
-        guard !call.rejected, !call.wireDone, let method = call.method, let head = call.head else {
+        guard call.stream.isReceiving, let method = call.method, let head = call.head else {
             call.waiting.removeAll()
             return
         }
@@ -645,7 +690,7 @@ final class Connection {
                 loop.core.service.handle(message: $0, method: method, head: head, responder: call)
             }
         }
-        while !call.inflating, !call.waiting.isEmpty, !call.rejected, !call.wireDone {
+        while !call.inflating, !call.waiting.isEmpty, call.stream.isReceiving {
             let (compressed, message) = call.waiting.removeFirst()
             message.withUnsafeBytes {
                 dispatch(call: call, method: method, head: head, compressed: compressed, message: $0)
@@ -654,8 +699,7 @@ final class Connection {
     }
 
     fileprivate func halfClosed(call: GRPCCall) {
-        call.clientHalfClosed = true
-        if call.rejected || call.wireDone { return }
+        guard call.stream.requestEnded() == .check else { return }
         if call.deframer.hasPartialMessage {
             return reject(call, GRPCStatus(.internal, "request stream ended inside a message"))
         }
@@ -666,22 +710,26 @@ final class Connection {
                 reject(call, GRPCStatus(.internal, "unary method \(call.path) expects one request message, got none"))
             }
         case .bidirectionalStreaming:
-            if call.messagesAnswered == call.messagesReceived && call.finalStatus == nil {
-                call.state.store(GRPCCall.answered, ordering: .relaxed)
+            if call.messagesAnswered == call.messagesReceived && !call.stream.hasFinalStatus {
+                call.responder.store(GRPCCall.Responder.answered, ordering: .relaxed)
                 finish(call, status: .ok, metadata: [])
             }
         }
     }
 
     fileprivate func streamClosed(call: GRPCCall, errorCode: UInt32) {
-        call.streamClosed = true
-        releaseReservation(call)
-        if !call.wireDone {
+        switch call.stream.streamClosed() {
+        case .cancel:
             // RST_STREAM from the client (or a stream error) before we finished: the call is cancelled.
-            call.wireDone = true
-            call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+            call.responder.store(GRPCCall.Responder.cancelled, ordering: .relaxed)
             loop.core.counters.countCall(.cancelled)
+        case .release:
+            break
+        case .ignore:
+            assertionFailure("stream \(call.streamID) closed twice")
+            return
         }
+        releaseReservation(call)
         loop.timers.remove(call)
         unlink(call)
         nghttp2_session_set_stream_user_data(session, call.streamID, nil)
@@ -692,35 +740,62 @@ final class Connection {
 
     /// A service's `send` reached the loop.
     func deliverSend(_ call: GRPCCall, message: [UInt8], metadata: [(name: String, value: String)]) {
-        guard !call.wireDone, !isClosed, call.finalStatus == nil else { return loop.countDropped() }
+        guard !isClosed else { return loop.countDropped() }
+        let final: Bool
+        if call.method?.kind == .bidirectionalStreaming {
+            final = call.stream.requestHalfClosed && call.messagesAnswered + 1 >= call.messagesReceived
+        } else {
+            final = true
+        }
+        let action = call.stream.messageQueued(final: final)
+        if action == .drop { return loop.countDropped() }
         call.outQueue.append(message)
         call.queuedBytes += message.count + 5
         queuedBytes += message.count + 5
         call.messagesAnswered += 1
-        if call.method?.kind == .bidirectionalStreaming {
-            if call.clientHalfClosed && call.messagesAnswered >= call.messagesReceived {
-                call.state.store(GRPCCall.answered, ordering: .relaxed)
-                call.finalStatus = .ok
-                loop.timers.remove(call)
+        if final {
+            if call.method?.kind == .bidirectionalStreaming {
+                call.responder.store(GRPCCall.Responder.answered, ordering: .relaxed)
+            } else {
+                call.finalMetadata = metadata
             }
-        } else {
-            call.finalStatus = .ok
-            call.finalMetadata = metadata
             loop.timers.remove(call)
         }
-        startOrResume(call)
+        perform(action, call: call, status: .ok, metadata: metadata)
     }
 
     /// A service's `fail`, a deadline, or a front-end error ends the call with `status`.
     func finish(_ call: GRPCCall, status: GRPCStatus, metadata: [(name: String, value: String)]) {
-        guard !call.wireDone, !isClosed, call.finalStatus == nil else { return loop.countDropped() }
+        guard !isClosed else { return loop.countDropped() }
+        conclude(call, call.stream.finish(status), status: status, metadata: metadata)
+    }
+
+    /// A final status was offered: unless the call already had one, its deadline is off and the answer goes out.
+    private func conclude(
+        _ call: GRPCCall,
+        _ action: GRPCStreamStateMachine.AnswerAction,
+        status: GRPCStatus,
+        metadata: [(name: String, value: String)]
+    ) {
+        if action == .drop { return loop.countDropped() }
         loop.timers.remove(call)
-        call.finalStatus = status
         call.finalMetadata = metadata
-        if !call.headersSent {
-            // Trailers-Only: one HEADERS frame with END_STREAM.
-            call.headersSent = true
-            call.wireDone = true
+        perform(action, call: call, status: status, metadata: metadata)
+    }
+
+    /// Carries out what the call's state machine decided for an answer.
+    private func perform(
+        _ action: GRPCStreamStateMachine.AnswerAction,
+        call: GRPCCall,
+        status: GRPCStatus,
+        metadata: [(name: String, value: String)]
+    ) {
+        switch action {
+        case .drop:
+            return loop.countDropped()
+        case .submitTrailersOnly:
+            // One HEADERS frame with END_STREAM.
+            loop.timers.remove(call)
             loop.core.counters.countCall(status.code)
             beginHeaders()
             addHeader(":status", "200")
@@ -731,15 +806,7 @@ final class Connection {
                 resetUnanswerable(call)
             }
             call.outQueue.removeAll()
-        } else {
-            startOrResume(call)
-        }
-        markDirty()
-    }
-
-    private func startOrResume(_ call: GRPCCall) {
-        if !call.headersSent {
-            call.headersSent = true
+        case .submitResponseHeaders:
             beginHeaders()
             addHeader(":status", "200")
             addHeader("content-type", "application/grpc")
@@ -751,9 +818,10 @@ final class Connection {
             if !submitHeaders({ nghttp2_submit_response(session, call.streamID, $0, $1, &provider) }) {
                 resetUnanswerable(call)
             }
-        } else if call.dataDeferred {
-            call.dataDeferred = false
+        case .resumeData:
             nghttp2_session_resume_data(session, call.streamID)
+        case .flush:
+            break
         }
         markDirty()
     }
@@ -801,9 +869,9 @@ final class Connection {
                 queuedBytes -= message.count + 5
             }
         }
-        if call.outQueue.isEmpty, let status = call.finalStatus {
+        switch call.stream.dataProvided(written: written, queueEmpty: call.outQueue.isEmpty) {
+        case .sendTrailers(let status):
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-            call.wireDone = true
             // Counted here, once the status is on its way: a call cut off before this counts as cancelled.
             loop.core.counters.countCall(status.code)
             beginHeaders()
@@ -812,21 +880,20 @@ final class Connection {
                 resetUnanswerable(call)
             }
             return written
-        }
-        if written == 0 {
-            call.dataDeferred = true
+        case .deferData:
             return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        case .send:
+            return written
         }
-        return written
     }
 
     /// After our END_STREAM, reset a stream the client is still sending on so it stops (as gRPC servers do).
     fileprivate func sentEndStream(streamID: Int32) {
-        guard let call = call(for: streamID), !call.clientHalfClosed else { return }
+        guard let call = call(for: streamID), call.stream.endStreamSent() == .resetNoError else { return }
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_NO_ERROR.rawValue)
     }
 
-    func markDirty() {
+    package func markDirty() {
         if !isDirty && !isClosed {
             isDirty = true
             loop.dirty.append(self)
@@ -910,7 +977,7 @@ final class Connection {
     /// A stream's final answer could not go out as it was: reset the stream, so that the client learns the call
     /// ended and the stream (and the call's memory) is released.
     private func resetUnanswerable(_ call: GRPCCall) {
-        call.wireDone = true
+        call.stream.reset()
         call.outQueue.removeAll()
         nghttp2_submit_rst_stream(
             session,
@@ -924,16 +991,18 @@ final class Connection {
     /// nghttp2 could not send a HEADERS frame of ours (larger than it will encode, or invalid): answer with a
     /// short status that always encodes, or, when that failed too, reset the stream.
     fileprivate func headersNotSent(streamID: Int32, category: nghttp2_headers_category, error: Int32) {
-        guard let call = call(for: streamID), !call.streamClosed else { return }
+        guard let call = call(for: streamID) else { return }
+        let code: GRPCStatusCode
+        switch call.stream.headersNotSent() {
+        case .ignore: return
+        case .reset: return resetUnanswerable(call)
+        case .sendFallback(let fallback): code = fallback
+        }
         loop.core.logger.warning(
             "a response header block could not be sent; answering with a short status",
             metadata: ["stream": "\(streamID)", "error": "\(String(cString: nghttp2_strerror(error)))"]
         )
-        if call.fallbackSent { return resetUnanswerable(call) }
-        call.fallbackSent = true
-        call.wireDone = true
         call.outQueue.removeAll()
-        let code = call.finalStatus.map { $0.code == .ok ? GRPCStatusCode.internal : $0.code } ?? .internal
         let status = GRPCStatus(code, "the response's status or metadata could not be encoded")
         beginHeaders()
         let submitted: Bool
@@ -954,9 +1023,8 @@ final class Connection {
     }
 
     private func respondHTTPError(call: GRPCCall, status: String, message: String) {
-        call.wireDone = true
-        call.headersSent = true
-        call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+        guard call.stream.refuseWithHTTPError() else { return loop.countDropped() }
+        call.responder.store(GRPCCall.Responder.cancelled, ordering: .relaxed)
         loop.timers.remove(call)
         beginHeaders()
         addHeader(":status", status)
@@ -1002,7 +1070,9 @@ final class HTTP2Callbacks: @unchecked Sendable {
                 frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
             else { return 0 }
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-            guard let call = connection.call(for: frame.pointee.hd.stream_id), !call.wireDone else { return 0 }
+            guard let call = connection.call(for: frame.pointee.hd.stream_id), call.stream.acceptsHeaders else {
+                return 0
+            }
             let taken = connection.header(
                 call: call,
                 name: UnsafeRawBufferPointer(start: name, count: nameLength),
@@ -1069,10 +1139,8 @@ final class HTTP2Callbacks: @unchecked Sendable {
                 return connection.spendReset() ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
             case Int(NGHTTP2_SETTINGS.rawValue):
                 if isAck { return 0 }
-                if !connection.prefaceReceived {
-                    connection.prefaceReceived = true  // the first SETTINGS follows the magic: handshake done
-                    return 0
-                }
+                // The first SETTINGS follows the magic: the handshake is done, and it is free.
+                if connection.lifecycle.settingsReceived() { return 0 }
                 return connection.spendControl("SETTINGS") ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
             case Int(NGHTTP2_PING.rawValue):
                 // The server never sends PING, so every PING ACK is unsolicited: it costs like a PING.

@@ -3,8 +3,8 @@
 // so a batch of answers costs one wake-up. Deadlines live in a min-heap that drives epoll_wait's timeout.
 
 internal import CEpoll
-import Logging
-import SwitchyardCore
+package import Logging
+package import SwitchyardCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -30,11 +30,11 @@ enum LoopMessage: Sendable {
 }
 
 /// State shared read-only by every loop of one server.
-final class ServerCore: Sendable {
+package final class ServerCore: Sendable {
     let service: any GRPCService
     let limits: ServerConfiguration.Limits
     let tls: TLSContext?
-    let counters = FrontEndCounters()
+    package let counters = AtomicFrontEndStatistics()
     let logger: Logger
     let sessionOptions: HTTP2SessionOptions
     /// Connections open per client address (used only when `limits.maxConnectionsPerAddress` is set).
@@ -58,6 +58,11 @@ final class ServerCore: Sendable {
         self.logger = logger
         self.sessionOptions = HTTP2SessionOptions(limits: limits)
         self.inflater = Inflater(limit: limits.maxRequestBytes, perSecond: limits.maxInflatedBytesPerSecond)
+    }
+
+    /// A server core without TLS or REST, for loops driven without sockets (SwitchyardHTTP2TestSupport).
+    package convenience init(service: any GRPCService, limits: ServerConfiguration.Limits, logger: Logger) {
+        self.init(service: service, http: nil, limits: limits, tls: nil, logger: logger)
     }
 }
 
@@ -139,7 +144,7 @@ struct DeadlineHeap<Element: DeadlineHeapElement> {
 }
 
 /// One reactor thread.
-final class EventLoop: @unchecked Sendable {
+package final class EventLoop: @unchecked Sendable {
     let index: Int
     /// CPUs the loop's thread runs on; empty: any.
     let cpus: [Int]
@@ -191,7 +196,7 @@ final class EventLoop: @unchecked Sendable {
     private static let listenToken = UInt64.max - 1
     private static let restListenToken = UInt64.max - 2
 
-    init(index: Int, core: ServerCore, cpus: [Int] = []) throws {
+    package init(index: Int, core: ServerCore, cpus: [Int] = []) throws {
         self.index = index
         self.core = core
         self.cpus = cpus
@@ -229,6 +234,19 @@ final class EventLoop: @unchecked Sendable {
     // MARK: Cross-thread entry points
 
     var isOnLoop: Bool { threadID.load(ordering: .relaxed) == UInt(pthread_self()) }
+
+    /// Traps in debug builds when called off this loop's thread; compiles to nothing in release. Guards the
+    /// loop-confined state of connections and calls, which has no lock because only this thread touches it.
+    @inline(__always)
+    func assertOnLoop(file: StaticString = #fileID, line: UInt = #line) {
+        assert(isOnLoop, "loop-confined state touched off event loop \(index)", file: file, line: line)
+    }
+
+    /// Makes the calling thread this loop's own without running the reactor: the in-memory driver
+    /// (SwitchyardHTTP2TestSupport) turns the loop by hand from one thread.
+    package func adoptCurrentThread() {
+        threadID.store(UInt(pthread_self()), ordering: .relaxed)
+    }
 
     /// Hands work to the loop. On the loop itself this is a plain append; elsewhere the eventfd is
     /// written only when the inbox was empty.
@@ -427,11 +445,13 @@ final class EventLoop: @unchecked Sendable {
 
     private func apply(_ message: LoopMessage) {
         switch message {
+        // A call's stream may have closed since its answer was queued, and its connection may be gone with it:
+        // `isClosed` is checked before `connection` is reached.
         case .send(let call, let bytes, let metadata):
-            guard !call.streamClosed else { return countDropped() }
+            guard !call.stream.isClosed else { return countDropped() }
             call.connection.deliverSend(call, message: bytes, metadata: metadata)
         case .fail(let call, let status, let metadata):
-            guard !call.streamClosed else { return countDropped() }
+            guard !call.stream.isClosed else { return countDropped() }
             call.connection.finish(call, status: status, metadata: metadata)
         case .inflated(let call, let outcome, let produced):
             bytesFreedSinceTrim += produced + call.inflateReservation
@@ -440,7 +460,7 @@ final class EventLoop: @unchecked Sendable {
                 call.inflateReservation = 0
             }
             call.inflating = false
-            guard !call.streamClosed else { return }  // the connection may be gone: do not touch it
+            guard !call.stream.isClosed else { return }  // the connection may be gone: do not touch it
             call.connection.inflated(call, outcome: outcome)
         case .adopt(let fd, let address):
             adopt(fd, address: address)
@@ -454,13 +474,30 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
+    // MARK: Without sockets
+
+    /// What one iteration does besides epoll and socket writes: the service's batch hook, queued messages and due
+    /// deadlines. Connections that asked for a flush are left to the caller, which has no socket to write
+    /// (SwitchyardHTTP2TestSupport drives loops this way, from the thread that adopted them).
+    package func runPendingWorkWithoutSockets() {
+        assertOnLoop()
+        core.service.eventLoopDidProcessBatch()
+        processMessages()
+        fireTimers()
+        for connection in dirty { connection.isDirty = false }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    /// Calls with an armed deadline.
+    package var armedDeadlines: Int { timers.count }
+
     private func fireTimers() {
         guard let earliest = timers.earliest else { return }
         let now = MonotonicInstant.now()
         guard earliest <= now else { return }
         timers.popExpired(now: now, into: &expired)
-        for call in expired where !call.wireDone && !call.streamClosed {
-            call.state.store(GRPCCall.cancelled, ordering: .relaxed)
+        for call in expired where call.stream.deadlineExpired() == .finishDeadlineExceeded {
+            call.responder.store(GRPCCall.Responder.cancelled, ordering: .relaxed)
             call.connection.finish(call, status: GRPCStatus(.deadlineExceeded, "deadline exceeded"), metadata: [])
         }
         expired.removeAll(keepingCapacity: true)
@@ -574,8 +611,8 @@ final class EventLoop: @unchecked Sendable {
         if draining { return }
         sweepHTTP1(now: now)
         var unhandshaken: [Connection] = []
-        for connection in connections.values where connection.verdict == nil && !connection.isClosed {
-            if !connection.prefaceReceived {
+        for connection in connections.values where connection.lifecycle.isSwept {
+            if connection.lifecycle.isAwaitingPreface {
                 if now.nanoseconds(since: connection.acceptedAt) > handshakeTimeoutNanoseconds {
                     unhandshaken.append(connection)
                 }
@@ -689,13 +726,13 @@ final class EventLoop: @unchecked Sendable {
                 }
                 if !ok {
                     // Send the alert (or close_notify) before closing.
-                    connection.closeAfterFlush = true
+                    connection.lifecycle.closeAfterFlush()
                 }
             } else {
                 ok = connection.receive(bytes)
-                if !ok { connection.closeAfterFlush = true }
+                if !ok { connection.lifecycle.closeAfterFlush() }
             }
-            if connection.closeNow {
+            if connection.lifecycle.closesImmediately {
                 closeConnection(connection)
                 return
             }
@@ -735,7 +772,7 @@ final class EventLoop: @unchecked Sendable {
             if connection.pendingOutput > 0 { break }  // EPOLLOUT resumes
             connection.out.removeAll(keepingCapacity: connection.out.capacity <= 1 << 20)
             connection.outSent = 0
-            if connection.closeAfterFlush || connection.sessionFinished {
+            if connection.lifecycle.flushed(sessionFinished: connection.sessionFinished) == .close {
                 closeConnection(connection)
                 return
             }
@@ -762,7 +799,7 @@ final class EventLoop: @unchecked Sendable {
             connection.readingPaused = false
             connection.markDirty()  // produce what was held back
         }
-        let finishing = connection.closeAfterFlush || !connection.sessionWantsRead
+        let finishing = connection.lifecycle.isClosing || !connection.sessionWantsRead
         // Paused counts as stalled until the client drains below half the limit: the kernel may take the last
         // bytes that pushed the buffer over the limit, leaving it between half and the limit, where reading stays
         // paused and nothing else would ever time the connection out.

@@ -48,8 +48,8 @@ public struct FrontEndStatistics: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The live counters behind `FrontEndStatistics`, shared by all loops of one server.
-final class FrontEndCounters: Sendable {
+/// The live atomic counters behind `FrontEndStatistics` snapshots, shared by all loops of one server.
+package final class AtomicFrontEndStatistics: Sendable {
     let connectionsAccepted = Atomic<Int>(0)
     let connectionsOpen = Atomic<Int>(0)
     let connectionsClosed = Atomic<Int>(0)
@@ -74,7 +74,7 @@ final class FrontEndCounters: Sendable {
         statusCounts[index].value.add(1, ordering: .relaxed)
     }
 
-    func snapshot() -> FrontEndStatistics {
+    package func snapshot() -> FrontEndStatistics {
         var byStatus: [GRPCStatusCode: Int] = [:]
         for (code, counter) in statusCounts.enumerated() {
             let value = counter.value.load(ordering: .relaxed)

@@ -1,31 +1,44 @@
 // One gRPC call (one HTTP/2 stream): the request state the connection builds from HEADERS and DATA, the
 // response queue nghttp2's data provider reads from, and the `GRPCResponder` services answer through.
-// Everything except `state` is confined to the owning loop; `send`/`fail` from other threads go through
-// the loop's queue.
+// Everything except `responder` is confined to the owning loop (asserted in debug builds); `send`/`fail` from
+// other threads read only that atomic and go through the loop's queue.
 
 import SwitchyardCore
 import Synchronization
 
 /// A call's stream and responder.
 final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
-    /// `state` values: the responder may answer / a final answer was queued / the call ended without it.
-    static let open: UInt8 = 0
-    static let answered: UInt8 = 1
-    static let cancelled: UInt8 = 2
+    /// `responder` values: what an answer from any thread may still do. The loop moves it; services' threads
+    /// only read it or compare-and-swap it away from `unaryOpen`/`streamOpen`.
+    enum Responder {
+        /// A unary call (or one whose method is not known yet) waits for its one answer.
+        static let unaryOpen: UInt8 = 0
+        /// A streaming call takes any number of messages until it ends.
+        static let streamOpen: UInt8 = 3
+        /// The final answer was queued; later ones are dropped.
+        static let answered: UInt8 = 1
+        /// The call ended without it (reset, deadline, refusal, connection closed): answers are dropped and work
+        /// for it may be skipped.
+        static let cancelled: UInt8 = 2
+    }
 
     let loop: EventLoop
     let streamID: Int32
-    /// Cross-thread part: whether answers are still wanted.
-    let state = Atomic<UInt8>(GRPCCall.open)
+    /// Cross-thread part: whether answers are still wanted, and whether more than one is (see `Responder`).
+    /// Set to `streamOpen` on the loop before the service first sees the call, so `send` needs nothing else.
+    let responder = Atomic<UInt8>(Responder.unaryOpen)
 
     // MARK: Loop-confined state
-    unowned(unsafe) var connection: Connection
+    /// The owning connection. Unowned and unchecked: a call never outlives its connection's teardown, which
+    /// closes every stream first; loop messages for a call check `stream.isClosed` before reaching it here.
+    private unowned(unsafe) let owner: Connection
     /// Intrusive list of the connection's live calls, for teardown.
     @exclusivity(unchecked) var previous: GRPCCall?
     @exclusivity(unchecked) var next: GRPCCall?
     /// Position in the loop's deadline heap, or -1.
     @exclusivity(unchecked) var heapIndex = -1
     @exclusivity(unchecked) var deadline: MonotonicInstant?
+    @exclusivity(unchecked) private var _stream = GRPCStreamStateMachine()
 
     // Request side.
     @exclusivity(unchecked) var path = ""
@@ -42,61 +55,81 @@ final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
     @exclusivity(unchecked) var head: GRPCRequestHead?
     @exclusivity(unchecked) var messagesReceived = 0
     @exclusivity(unchecked) var messagesAnswered = 0
-    @exclusivity(unchecked) var clientHalfClosed = false
-    /// Requests were refused before dispatch (HTTP error or immediate status): ignore further DATA.
-    @exclusivity(unchecked) var rejected = false
-    /// Bytes this call holds in `FrontEndCounters.bufferedRequestBytes` for a partly received message.
+    /// Bytes this call holds in `AtomicFrontEndStatistics.bufferedRequestBytes` for a partly received message.
     @exclusivity(unchecked) var reservedBytes = 0
 
     // Response side.
-    @exclusivity(unchecked) var headersSent = false
     /// Response messages not yet copied into DATA frames, and how far into the first one we are
     /// (offsets 0–4 are its 5-byte prefix).
     @exclusivity(unchecked) var outQueue = MessageQueue()
     @exclusivity(unchecked) var outOffset = 0
     @exclusivity(unchecked) var queuedBytes = 0
-    /// The final status, once decided; trailers go out when the queue drains.
-    @exclusivity(unchecked) var finalStatus: GRPCStatus?
+    /// Metadata sent with the final status (the status itself is in `stream`).
     @exclusivity(unchecked) var finalMetadata: [(name: String, value: String)] = []
-    @exclusivity(unchecked) var dataDeferred = false
-    /// The stream's final frame was handed to nghttp2 (or the stream is gone): nothing more may be sent.
-    @exclusivity(unchecked) var wireDone = false
-    @exclusivity(unchecked) var streamClosed = false
-    /// A header block of the answer could not be sent and the short fallback status was submitted instead;
-    /// if that fails too, the stream is reset.
-    @exclusivity(unchecked) var fallbackSent = false
     /// A compressed message of this call is with the inflater; later messages wait in `waiting`, in order.
     @exclusivity(unchecked) var inflating = false
     @exclusivity(unchecked) var waiting: [(compressed: Bool, message: [UInt8])] = []
-    /// Compressed bytes this call holds in `FrontEndCounters.bufferedRequestBytes` while they are inflated.
+    /// Compressed bytes this call holds in `AtomicFrontEndStatistics.bufferedRequestBytes` while they are inflated.
     @exclusivity(unchecked) var inflateReservation = 0
 
     init(loop: EventLoop, connection: Connection, streamID: Int32, limit: Int) {
         self.loop = loop
-        self.connection = connection
+        self.owner = connection
         self.streamID = streamID
         self.deframer = MessageDeframer(limit: limit)
     }
 
+    /// The call's phases (see `GRPCStreamStateMachine`); on the loop only.
+    var stream: GRPCStreamStateMachine {
+        _read {
+            loop.assertOnLoop()
+            yield _stream
+        }
+        _modify {
+            loop.assertOnLoop()
+            yield &_stream
+        }
+    }
+
+    /// The owning connection, while the stream is open; on the loop only.
+    var connection: Connection {
+        loop.assertOnLoop()
+        assert(!_stream.isClosed, "a closed stream's connection may be gone")
+        return owner
+    }
+
     // MARK: GRPCResponder
 
-    var isCancelled: Bool { state.load(ordering: .relaxed) == GRPCCall.cancelled }
+    var isCancelled: Bool { responder.load(ordering: .relaxed) == Responder.cancelled }
 
     func send(message: [UInt8], metadata: [(name: String, value: String)]) {
-        if method?.kind == .bidirectionalStreaming {
-            guard state.load(ordering: .relaxed) == GRPCCall.open else { return loop.countDropped() }
-        } else {
+        let state = responder.load(ordering: .relaxed)
+        if state == Responder.unaryOpen {
             guard
-                state.compareExchange(expected: GRPCCall.open, desired: GRPCCall.answered, ordering: .relaxed).exchanged
+                responder.compareExchange(
+                    expected: Responder.unaryOpen,
+                    desired: Responder.answered,
+                    ordering: .relaxed
+                ).exchanged
             else { return loop.countDropped() }
+        } else if state != Responder.streamOpen {
+            return loop.countDropped()
         }
         loop.enqueue(.send(self, message, metadata))
     }
 
     func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {
-        guard state.compareExchange(expected: GRPCCall.open, desired: GRPCCall.answered, ordering: .relaxed).exchanged
-        else { return loop.countDropped() }
-        loop.enqueue(.fail(self, status, metadata))
+        var expected = responder.load(ordering: .relaxed)
+        while expected == Responder.unaryOpen || expected == Responder.streamOpen {
+            let (exchanged, original) = responder.compareExchange(
+                expected: expected,
+                desired: Responder.answered,
+                ordering: .relaxed
+            )
+            if exchanged { return loop.enqueue(.fail(self, status, metadata)) }
+            expected = original
+        }
+        loop.countDropped()
     }
 }
 

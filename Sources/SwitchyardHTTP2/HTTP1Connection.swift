@@ -93,7 +93,7 @@ final class HTTP1Connection {
     private var headers: [(name: String, value: String)] = []
     private var headerBytes = 0
     private var body: [UInt8] = []
-    /// Bytes this connection holds in `FrontEndCounters.bufferedRequestBytes` for the body being received.
+    /// Bytes this connection holds in `AtomicFrontEndStatistics.bufferedRequestBytes` for the body being received.
     private var reservedBytes = 0
     /// Set by a callback that refuses the request (status, message); parsing stops.
     private var refusal: (status: Int, message: String)?
