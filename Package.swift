@@ -289,6 +289,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "SwitchyardModelsTests",
+            dependencies: [
+                "SwitchyardModels", "SwitchyardWorkers", "SwitchyardEngine", "SwitchyardCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "SwitchyardInferenceTests",
             dependencies: [
                 "SwitchyardInference", "SwitchyardModels", "SwitchyardWorkers", "SwitchyardCore", "CSwitchyardConvert",
