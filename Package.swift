@@ -148,8 +148,8 @@ let package = Package(
         .target(
             name: "SwitchyardInference",
             dependencies: [
-                "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardWorkers",
-                "SwitchyardRouting", "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert",
+                "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardRouting",
+                "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
