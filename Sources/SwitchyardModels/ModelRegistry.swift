@@ -8,6 +8,28 @@ public import SwitchyardEngine
 package import SwitchyardWorkers
 import Synchronization
 
+/// The versions whose pools the event loops wake after each batch of socket events: the loaded ones, and the
+/// retired ones until their pools have stopped. A call that held a version just before it was retired may have
+/// submitted with its wake-up deferred to the end of its loop's batch; that wake-up must still reach the pool, or
+/// the call would sleep in the queue and the version would never drain.
+struct WakeList: Sendable {
+    var loaded: [ModelVersion]
+    var retiring: [ModelVersion] = []
+    /// `loaded` and `retiring`, as the event loops read it.
+    private(set) var all: [ModelVersion]
+
+    init(loaded: [ModelVersion]) {
+        self.loaded = loaded
+        self.all = loaded
+    }
+
+    /// Drops retired versions whose pools have stopped and republishes `all`.
+    mutating func publish() {
+        retiring.removeAll { $0.poolStopped.load(ordering: .acquiring) }
+        all = retiring.isEmpty ? loaded : loaded + retiring
+    }
+}
+
 /// A model as the registry holds it: its loaded versions and the versions that failed to load.
 public struct ModelEntry: Sendable {
     /// Model name.
@@ -67,8 +89,8 @@ public final class ModelRegistry: Sendable {
     public typealias EngineLoader = @Sendable (String) throws -> any InferenceEngine
 
     private let snapshot: Mutex<[String: ModelEntry]>
-    /// Every loaded version, flat, for the event loops' per-batch wake-up.
-    private let poolSnapshot: Mutex<[ModelVersion]>
+    /// The versions whose pools the event loops wake once per batch of socket events.
+    private let wakeList: Mutex<WakeList>
     private let repository: ModelRepository?
     private let engineLoader: EngineLoader?
     /// Orders runtime loads and unloads, so two operators cannot load the same version twice.
@@ -91,7 +113,7 @@ public final class ModelRegistry: Sendable {
         logger: Logger
     ) {
         self.snapshot = Mutex(Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) }))
-        self.poolSnapshot = Mutex(entries.flatMap { $0.versions })
+        self.wakeList = Mutex(WakeList(loaded: entries.flatMap { $0.versions }))
         self.repository = repository
         self.engineLoader = engineLoader
         self.retirer = VersionRetirer(drainBound: drainBound, logger: logger)
@@ -99,12 +121,12 @@ public final class ModelRegistry: Sendable {
     }
 
     /// Every loaded version's pool.
-    package var pools: [WorkerPool] { poolSnapshot.withLock { $0.map(\.pool) } }
+    package var pools: [WorkerPool] { wakeList.withLock { $0.loaded.map(\.pool) } }
 
     /// Wakes every pool that submissions deferred waking (`ModelVersion.submit(deferWakeUp: true)`): an event loop
     /// calls it once per batch of socket events. Reads the loaded versions without sorting or copying entries.
     public func releaseDeferredWakeUps() {
-        for version in poolSnapshot.withLock({ $0 }) { version.releaseDeferredWakeUp() }
+        for version in wakeList.withLock({ $0.all }) { version.releaseDeferredWakeUp() }
     }
 
     /// Loads every model of a repository, each version's file through `engineLoader` (path → engine). A version
@@ -284,7 +306,7 @@ public final class ModelRegistry: Sendable {
             if let reason = inUse(name, version) {
                 throw SwitchyardError(.failedPrecondition, "model '\(name)' version \(version) is in use: \(reason)")
             }
-            update(name) { entry in
+            update(name, retiring: unloaded) { entry in
                 entry?.versions.removeAll { $0.version == version }
                 if entry?.versions.isEmpty == true && entry?.failures.isEmpty == true { entry = nil }
             }
@@ -371,15 +393,21 @@ public final class ModelRegistry: Sendable {
     ///   `failedPrecondition` for a version that was never unloaded.
     public func waitUntilRetired(_ version: ModelVersion) async throws(SwitchyardError) {
         try await retirer.waitUntilStopped(version)
+        wakeList.withLock { $0.publish() }
     }
 
-    /// Replaces one model's entry and republishes the version list.
-    private func update(_ name: String, _ change: (inout ModelEntry?) -> Void) {
+    /// Replaces one model's entry and republishes the wake list; `retiring` moves from the loaded versions to the
+    /// retiring ones in the same step.
+    private func update(_ name: String, retiring: ModelVersion? = nil, _ change: (inout ModelEntry?) -> Void) {
         let versions = snapshot.withLock { entries in
             change(&entries[name])
             return entries.values.flatMap { $0.versions }
         }
-        poolSnapshot.withLock { $0 = versions }
+        wakeList.withLock { list in
+            list.loaded = versions
+            if let retiring { list.retiring.append(retiring) }
+            list.publish()
+        }
     }
 
     /// All models, sorted by name.
@@ -434,6 +462,7 @@ public final class ModelRegistry: Sendable {
     /// the loaded versions'. Joins the retirement thread.
     public func shutdown() {
         retirer.stop()
+        wakeList.withLock { $0.publish() }
         for entry in models {
             for version in entry.versions { version.pool.shutdown() }
         }

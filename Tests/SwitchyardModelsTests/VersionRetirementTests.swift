@@ -248,6 +248,32 @@ private func eventually(_ condition: () -> Bool) -> Bool {
         #expect(version.callsInFlight == 0)
     }
 
+    @Test func aCallThatDeferredItsWakeUpJustBeforeTheUnloadIsStillRun() async throws {
+        let engine = GatedEngine()
+        engine.open()
+        let log = LogRecorder()
+        let answers = Answers()
+        let (registry, version) = try makeRegistry(engine: engine, logger: log.logger)
+        defer { registry.shutdown() }
+        let held = try registry.hold(model: "m", version: "1")
+        _ = try registry.unloadVersion(model: "m", version: "1") { _, _ in nil }
+        // An event loop submits the call it routed before the unload and wakes the pools at the end of its batch.
+        held.submit(
+            inputs: [[7]],
+            rows: 1,
+            deadline: nil,
+            priority: 0,
+            enqueuedAt: .now(),
+            deferWakeUp: true,
+            isCancelled: { false },
+            completion: { answers.record(0, $0) }
+        )
+        registry.releaseDeferredWakeUps()
+        #expect(answers.wait(for: 1) == 1)
+        #expect(try answers.results.withLock { $0[0] }?.get().tensors[0].first == 7)
+        try await registry.waitUntilRetired(version)
+    }
+
     @Test func aRefusedCallReleasesItsHold() throws {
         let engine = GatedEngine()
         let log = LogRecorder()
