@@ -151,8 +151,8 @@ let package = Package(
         .target(
             name: "SwitchyardInference",
             dependencies: [
-                "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardWorkers",
-                "SwitchyardRouting", "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert",
+                "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardRouting",
+                "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -300,6 +300,14 @@ let package = Package(
         .testTarget(
             name: "SwitchyardWorkersTests",
             dependencies: ["SwitchyardWorkers", "SwitchyardEngine", "SwitchyardCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardModelsTests",
+            dependencies: [
+                "SwitchyardModels", "SwitchyardWorkers", "SwitchyardEngine", "SwitchyardCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

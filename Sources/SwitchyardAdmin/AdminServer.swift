@@ -627,11 +627,9 @@ public struct AdminServer: ModelControl {
         ) { () throws(SwitchyardError) in
             try registry.unloadVersion(model: model, version: version) { control.use(model: $0, version: $1) }
         }
-        // Calls that resolved the version an instant before it left the registry still reach its pool; the
-        // pool stops taking work only after them, and finishes what it has queued.
-        try? await Task.sleep(for: .milliseconds(200))
-        unloaded.pool.shutdown()
         logChange("model.unload", model: "\(model):\(version)", actor: actor, generation: control.routing.generation)
+        // The registry drains the version (calls holding it finish) and stops its pool on its own thread.
+        try await registry.waitUntilRetired(unloaded)
     }
 
     // MARK: Running

@@ -223,7 +223,7 @@ struct ControlRPCs {
         let pointers = arena.allocate(UnsafeMutablePointer<Inference__ModelStatistics>?.self, count: versions.count)
         for (index, version) in versions.enumerated() {
             let stats = version.statistics
-            let pool = version.pool.statistics
+            let pool = version.batchStatistics
             let item = items + index
             inference__model_statistics__init(item)
             item.pointee.name = arena.string(version.model)

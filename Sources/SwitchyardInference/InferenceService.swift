@@ -5,9 +5,9 @@ import SwitchyardCore
 public import SwitchyardHTTP2
 public import SwitchyardModels
 public import SwitchyardMonitor
+import SwitchyardProto
 public import SwitchyardRouting
 public import SwitchyardSink
-import SwitchyardWorkers
 import Synchronization
 
 #if canImport(Glibc)
@@ -187,9 +187,13 @@ public final class InferenceService: GRPCService {
         }
     }
 
-    public func eventLoopDidProcessBatch() {
-        for pool in registry.pools { pool.releaseDeferredWakeUp() }
-    }
+    public func eventLoopDidProcessBatch() { registry.releaseDeferredWakeUps() }
+
+    // MARK: ModelInfer, step by step
+    //
+    // decode → admit (tenant) → route (the version, held) → validate → deadline → submit → answer and record.
+    // Each step has one owner below; what runs when the work is done (the reply, statistics, the bandit's reward,
+    // the shadow comparison, the monitor) is `InferAnswer`'s.
 
     private func infer(
         _ message: UnsafeRawBufferPointer,
@@ -204,186 +208,304 @@ public final class InferenceService: GRPCService {
         let outcome = withBumpAllocator(capacity: 8192) { arena in
             Result { () throws(SwitchyardError) -> RoutedCall in
                 let request = try InferRequestDecoder.decode(message, arena: &arena).pointee
-                let modelName = swiftString(request.model_name)
-                if let tenants {
-                    let name =
-                        tenants.header.flatMap { head.metadata($0) }
-                        ?? tenants.parameter.flatMap { stringParameter($0, of: request) }
-                    do throws(TenantAdmission.Refusal) {
-                        ticket = try tenants.admit(tenant: name, model: modelName)
-                    } catch {
-                        let pushback = error.retryAfterMilliseconds.map {
-                            [(name: "grpc-retry-pushback-ms", value: String($0))]
-                        }
-                        if streaming {
-                            responder.send(message: InferResponseEncoder.encodeStream(.failure(error.error.bounded())))
-                        } else {
-                            responder.fail(GRPCStatus(error.error), metadata: pushback ?? [])
-                        }
-                        return .answered
-                    }
-                }
-                let requestedVersion = swiftString(request.model_version)
-                let decision = routing?.decide(
-                    model: modelName,
-                    requestedVersion: requestedVersion,
-                    requestID: swiftString(request.id),
-                    key: { source in
-                        if let header = source.header { return head.metadata(header) }
-                        if let parameter = source.parameter { return stringParameter(parameter, of: request) }
-                        return nil
-                    }
-                )
-                let version = try registry.resolve(model: modelName, version: decision?.version ?? requestedVersion)
-                // Without a routing table (tests) the reason is what a table without this model's route says.
-                let reason = decision?.reason ?? (requestedVersion.isEmpty ? .default : .explicit)
-                do throws(SwitchyardError) {
-                    // Regions belong to clients on this machine: a remote caller cannot name one, as it cannot register one.
-                    let call = try InferRequestValidator.validate(
-                        request,
-                        for: version,
-                        regions: head.peerIsLoopback ? sharedMemory : nil
-                    )
-                    return .routed(version, call, decision, reason)
-                } catch {
-                    version.statistics.failureCount.add(1, ordering: .relaxed)
-                    version.statistics.recordCall(route: reason, code: GRPCStatus(error).code.rawValue)
-                    // The call reached a version, so its refusal names the version like any answer does.
-                    if streaming {
-                        responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
-                    } else {
-                        responder.fail(GRPCStatus(error), metadata: routeMetadata(decision, servedBy: version))
-                    }
+                guard admit(request, head: head, responder: responder, streaming: streaming, ticket: &ticket) else {
                     return .answered
                 }
+                let routed = try route(request, head: head)
+                return validate(request, routed: routed, head: head, responder: responder, streaming: streaming)
             }
         }
-        guard case .success(.routed(let version, let call, let decision, let route)) = outcome else {
+        guard case .success(.routed(let routed, let call)) = outcome else {
             // Refused, unroutable or invalid: the call is over, and so is its tenant's hold.
             ticket?.release()
             _ = try outcome.get()
             return
         }
-        let admitted = ticket
-        var deadline = head.deadline
-        if let timeout = call.parameters.timeoutMicroseconds {
-            let parameterDeadline = started.advanced(
-                byNanoseconds: UInt64(timeout).multipliedReportingOverflow(by: 1000).partialValue
-            )
-            deadline = min(deadline ?? parameterDeadline, parameterDeadline)
+        let deadline = Self.deadline(
+            transport: head.deadline,
+            timeoutMicroseconds: call.parameters.timeoutMicroseconds,
+            started: started
+        )
+        submit(
+            routed,
+            call,
+            deadline: deadline,
+            started: started,
+            ticket: ticket,
+            head: head,
+            responder: responder,
+            streaming: streaming
+        )
+    }
+
+    /// Tenant admission (`tenants:`): takes the tenant's ticket, or answers the refusal (with its retry pushback)
+    /// and returns false.
+    private func admit(
+        _ request: Inference__ModelInferRequest,
+        head: GRPCRequestHead,
+        responder: any GRPCResponder,
+        streaming: Bool,
+        ticket: inout TenantAdmission.Ticket?
+    ) -> Bool {
+        guard let tenants else { return true }
+        let name =
+            tenants.header.flatMap { head.metadata($0) }
+            ?? tenants.parameter.flatMap { stringParameter($0, of: request) }
+        do throws(TenantAdmission.Refusal) {
+            ticket = try tenants.admit(tenant: name, model: swiftString(request.model_name))
+            return true
+        } catch {
+            let pushback = error.retryAfterMilliseconds.map { [(name: "grpc-retry-pushback-ms", value: String($0))] }
+            if streaming {
+                responder.send(message: InferResponseEncoder.encodeStream(.failure(error.error.bounded())))
+            } else {
+                responder.fail(GRPCStatus(error.error), metadata: pushback ?? [])
+            }
+            return false
         }
-        let signature = version.signature
-        let trailers = routeMetadata(decision, servedBy: version)
+    }
+
+    /// Routing: the routing table's decision (or the requested version without one), resolved to a loaded version
+    /// that the call now holds until it is answered.
+    private func route(_ request: Inference__ModelInferRequest, head: GRPCRequestHead) throws(SwitchyardError)
+        -> RoutedVersion
+    {
+        let modelName = swiftString(request.model_name)
+        let requestedVersion = swiftString(request.model_version)
+        let decision = routing?.decide(
+            model: modelName,
+            requestedVersion: requestedVersion,
+            requestID: swiftString(request.id),
+            key: { source in
+                if let header = source.header { return head.metadata(header) }
+                if let parameter = source.parameter { return stringParameter(parameter, of: request) }
+                return nil
+            }
+        )
+        let version = try registry.hold(model: modelName, version: decision?.version ?? requestedVersion)
+        // Without a routing table (tests) the reason is what a table without this model's route says.
+        let reason = decision?.reason ?? (requestedVersion.isEmpty ? .default : .explicit)
+        return RoutedVersion(version: version, decision: decision, reason: reason)
+    }
+
+    /// Validation against the routed version's signature. A refusal is counted for the version, answered naming
+    /// it (the trailer says which version refused), and ends the call's hold.
+    private func validate(
+        _ request: Inference__ModelInferRequest,
+        routed: RoutedVersion,
+        head: GRPCRequestHead,
+        responder: any GRPCResponder,
+        streaming: Bool
+    ) -> RoutedCall {
+        do throws(SwitchyardError) {
+            // Regions belong to clients on this machine: a remote caller cannot name one, as it cannot register one.
+            let call = try InferRequestValidator.validate(
+                request,
+                for: routed.version,
+                regions: head.peerIsLoopback ? sharedMemory : nil
+            )
+            return .routed(routed, call)
+        } catch {
+            routed.version.statistics.recordRefused(route: routed.reason, code: GRPCStatus(error).code.rawValue)
+            if streaming {
+                responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
+            } else {
+                responder.fail(GRPCStatus(error), metadata: routeMetadata(routed.decision, servedBy: routed.version))
+            }
+            routed.version.release()
+            return .answered
+        }
+    }
+
+    /// The call's deadline: the earlier of the transport's (`grpc-timeout`) and the request's `timeout` parameter
+    /// (microseconds, counted from when the call started).
+    static func deadline(
+        transport: MonotonicInstant?,
+        timeoutMicroseconds: Int64?,
+        started: MonotonicInstant
+    ) -> MonotonicInstant? {
+        guard let timeout = timeoutMicroseconds else { return transport }
+        let parameterDeadline = started.advanced(
+            byNanoseconds: UInt64(timeout).multipliedReportingOverflow(by: 1000).partialValue
+        )
+        return min(transport ?? parameterDeadline, parameterDeadline)
+    }
+
+    /// Submission: prepares the answer (and the shadow and monitoring it carries), queues the call's work on its
+    /// version, then its shadow.
+    private func submit(
+        _ routed: RoutedVersion,
+        _ call: ValidatedInferCall,
+        deadline: MonotonicInstant?,
+        started: MonotonicInstant,
+        ticket: TenantAdmission.Ticket?,
+        head: GRPCRequestHead,
+        responder: any GRPCResponder,
+        streaming: Bool
+    ) {
+        let version = routed.version
         // Monitoring costs unsampled calls one configuration check (and an atomic increment on monitored models).
         let sampled = monitor?.sample(version) ?? (drift: false, capture: false)
-        let traceID = sampled.capture ? TraceParent.traceID(head.metadata("traceparent")) : ""
-        let monitor = sampled.drift || sampled.capture ? self.monitor : nil
-        let pair = decision?.shadowVersion.flatMap { shadowVersion in
-            mirror(call, deadline: deadline, started: started, primary: version, shadowVersion: shadowVersion)
+        let shadow = routed.decision?.shadowVersion.flatMap { shadowVersion in
+            ShadowPairing.prepare(
+                call,
+                deadline: deadline,
+                started: started,
+                primary: version,
+                shadowVersion: shadowVersion,
+                registry: registry,
+                sink: sink
+            )
         }
-        let job = InferenceJob(
+        let answer = InferAnswer(
+            responder: responder,
+            streaming: streaming,
+            version: version,
+            call: call,
+            route: routed.reason,
+            decision: routed.decision,
+            trailers: routeMetadata(routed.decision, servedBy: version),
+            shadow: shadow,
+            monitor: sampled.drift || sampled.capture ? monitor : nil,
+            sampled: sampled,
+            traceID: sampled.capture ? TraceParent.traceID(head.metadata("traceparent")) : "",
+            started: started,
+            ticket: ticket
+        )
+        // Called on an event loop: the pool is woken once per batch of socket events, in eventLoopDidProcessBatch.
+        version.submit(
             inputs: call.inputs,
             rows: call.rows,
             deadline: deadline,
             priority: call.parameters.priority,
-            workClass: .primary,
             enqueuedAt: started,
+            deferWakeUp: true,
             isCancelled: { [responder] in responder.isCancelled },
-            completion: { [responder] result in
-                admitted?.release()
-                let statistics = version.statistics
-                let elapsed = MonotonicInstant.now().nanoseconds(since: started)
-                switch result {
-                case .success(let outputs):
-                    let inferResult = InferResult(
-                        modelName: version.model,
-                        modelVersion: version.version,
-                        id: call.id,
-                        rows: call.rows,
-                        outputs: call.returned(signature, outputs.tensors),
-                        placements: call.returnedPlacements
-                    )
-                    responder.send(
-                        message: streaming
-                            ? InferResponseEncoder.encodeStream(.success(inferResult))
-                            : InferResponseEncoder.encode(inferResult),
-                        metadata: trailers
-                    )
-                    // Bookkeeping after the response is on its way: the caller never waits for it.
-                    if let decision, decision.wantsOutcome {
-                        decision.recordOutcome(succeeded: true, latencyNanoseconds: elapsed)
-                    }
-                    // One copy of the outputs serves both the comparison and the monitor, made only when one wants it.
-                    let kept = pair != nil || monitor != nil ? outputs.tensors.map(Array.init) : []
-                    pair?.completePrimary(
-                        ComparisonSide(version: version.version, latencyNanoseconds: elapsed, result: .success(kept))
-                    )
-                    monitor?.submit(
-                        MonitoredCall(
-                            version: version,
-                            drift: sampled.drift,
-                            capture: sampled.capture,
-                            id: call.id,
-                            route: route.rawValue,
-                            generation: decision?.generation ?? 0,
-                            latencyNanoseconds: elapsed,
-                            traceID: traceID,
-                            rows: call.rows,
-                            inputs: call.inputs,
-                            outputs: kept
-                        )
-                    )
-                    statistics.successCount.add(1, ordering: .relaxed)
-                    statistics.successNanoseconds.add(elapsed, ordering: .relaxed)
-                    statistics.latency.record(elapsed)
-                    statistics.inferenceCount.add(UInt64(call.rows), ordering: .relaxed)
-                    statistics.queueNanoseconds.add(outputs.queueNanoseconds, ordering: .relaxed)
-                    statistics.queueWait.record(outputs.queueNanoseconds)
-                    statistics.recordCall(route: route, code: 0)
-                    statistics.computeNanoseconds.add(
-                        outputs.computeNanoseconds * UInt64(call.rows) / UInt64(max(outputs.batchRows, 1)),
-                        ordering: .relaxed
-                    )
-                    statistics.lastInferenceMilliseconds.store(wallClockMilliseconds(), ordering: .relaxed)
-                case .failure(let error):
-                    statistics.failureCount.add(1, ordering: .relaxed)
-                    statistics.failureNanoseconds.add(elapsed, ordering: .relaxed)
-                    statistics.latency.record(elapsed)
-                    statistics.recordCall(route: route, code: GRPCStatus(error).code.rawValue)
-                    if streaming {
-                        responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
-                    } else {
-                        // Failed calls say which version failed them too (a broken canary shows in the trailer).
-                        responder.fail(GRPCStatus(error), metadata: trailers)
-                    }
-                    if let decision, decision.wantsOutcome {
-                        decision.recordOutcome(succeeded: false, latencyNanoseconds: elapsed)
-                    }
-                    pair?.completePrimary(
-                        ComparisonSide(
-                            version: version.version,
-                            latencyNanoseconds: elapsed,
-                            result: .failure(ComparisonError(error.description))
-                        )
-                    )
-                }
-            }
+            completion: { result in answer.complete(result) }
         )
-        // Called on an event loop: the pool is woken once per batch of socket events, in eventLoopDidProcessBatch.
-        version.pool.submit(job, deferWakeUp: true)
-        pair?.submitShadow()
+        shadow?.submit()
     }
+}
 
-    /// Prepares the shadow of a call: resolves the shadow version and pairs its result with the primary's.
-    /// The shadow runs as the pool's lower work class with the same inputs; a shadow that cannot run is
-    /// recorded as a shadow error and never touches the primary call.
-    private func mirror(
+/// What runs once a routed call's work is done, on the thread that finished it: the reply, then (after the reply
+/// is on its way) the bandit's reward, the shadow comparison's primary side, the monitor and the version's
+/// statistics.
+struct InferAnswer: Sendable {
+    let responder: any GRPCResponder
+    let streaming: Bool
+    let version: ModelVersion
+    let call: ValidatedInferCall
+    let route: RouteReason
+    let decision: RoutingDecision?
+    let trailers: [(name: String, value: String)]
+    let shadow: ShadowPairing?
+    /// The monitor, only for a sampled call.
+    let monitor: ModelMonitor?
+    let sampled: (drift: Bool, capture: Bool)
+    let traceID: String
+    let started: MonotonicInstant
+    let ticket: TenantAdmission.Ticket?
+
+    func complete(_ result: Result<VersionOutputs, SwitchyardError>) {
+        ticket?.release()
+        let elapsed = MonotonicInstant.now().nanoseconds(since: started)
+        switch result {
+        case .success(let outputs):
+            let inferResult = InferResult(
+                modelName: version.model,
+                modelVersion: version.version,
+                id: call.id,
+                rows: call.rows,
+                outputs: call.returned(version.signature, outputs.tensors),
+                placements: call.returnedPlacements
+            )
+            responder.send(
+                message: streaming
+                    ? InferResponseEncoder.encodeStream(.success(inferResult))
+                    : InferResponseEncoder.encode(inferResult),
+                metadata: trailers
+            )
+            // Bookkeeping after the response is on its way: the caller never waits for it.
+            BanditReward.record(decision, succeeded: true, latencyNanoseconds: elapsed)
+            // One copy of the outputs serves both the comparison and the monitor, made only when one wants it.
+            let kept = shadow != nil || monitor != nil ? outputs.tensors.map(Array.init) : []
+            shadow?.completePrimary(
+                ComparisonSide(version: version.version, latencyNanoseconds: elapsed, result: .success(kept))
+            )
+            monitor?.submit(
+                MonitoredCall(
+                    version: version,
+                    drift: sampled.drift,
+                    capture: sampled.capture,
+                    id: call.id,
+                    route: route.rawValue,
+                    generation: decision?.generation ?? 0,
+                    latencyNanoseconds: elapsed,
+                    traceID: traceID,
+                    rows: call.rows,
+                    inputs: call.inputs,
+                    outputs: kept
+                )
+            )
+            version.statistics.recordSuccess(route: route, elapsedNanoseconds: elapsed, outputs: outputs)
+        case .failure(let error):
+            version.statistics.recordFailure(
+                route: route,
+                code: GRPCStatus(error).code.rawValue,
+                elapsedNanoseconds: elapsed
+            )
+            if streaming {
+                responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
+            } else {
+                // Failed calls say which version failed them too (a broken canary shows in the trailer).
+                responder.fail(GRPCStatus(error), metadata: trailers)
+            }
+            BanditReward.record(decision, succeeded: false, latencyNanoseconds: elapsed)
+            shadow?.completePrimary(
+                ComparisonSide(
+                    version: version.version,
+                    latencyNanoseconds: elapsed,
+                    result: .failure(ComparisonError(error.description))
+                )
+            )
+        }
+    }
+}
+
+/// A bandit route's automatic reward: the outcome of the call it chose a version for (success within the route's
+/// latency target). Other decisions want no outcome and record nothing.
+enum BanditReward {
+    @inline(__always)
+    static func record(_ decision: RoutingDecision?, succeeded: Bool, latencyNanoseconds: UInt64) {
+        guard let decision, decision.wantsOutcome else { return }
+        decision.recordOutcome(succeeded: succeeded, latencyNanoseconds: latencyNanoseconds)
+    }
+}
+
+/// A call's shadow: its pair in the comparison sink and the shadow version (held) to run it on once the primary is
+/// queued. A shadow that cannot run is recorded as a shadow error and never touches the primary call.
+struct ShadowPairing: Sendable {
+    let pair: ShadowPair
+    /// The shadow version the call holds; `nil` when the shadow already failed (its side is recorded).
+    let shadow: ModelVersion?
+    let shadowVersion: String
+    let inputs: [[Float]]
+    let rows: Int
+    let deadline: MonotonicInstant?
+    let priority: Int
+    let started: MonotonicInstant
+
+    /// Pairs a call with its shadow: resolves and holds the shadow version and checks it takes the primary's
+    /// inputs. `nil` when there is no sink or the sink admits no mirror now.
+    static func prepare(
         _ call: ValidatedInferCall,
         deadline: MonotonicInstant?,
         started: MonotonicInstant,
         primary: ModelVersion,
-        shadowVersion: String
-    ) -> MirroredCall? {
+        shadowVersion: String,
+        registry: ModelRegistry,
+        sink: ComparisonSink?
+    ) -> ShadowPairing? {
         guard let sink, sink.admitsMirror() else { return nil }
         let signature = primary.signature
         let pair = sink.makePair(
@@ -394,9 +516,26 @@ public final class InferenceService: GRPCService {
                 elementsPerRow: signature.outputs.map(\.elementsPerRow)
             )
         )
-        let shadow: ModelVersion
+        var shadow: ModelVersion?
         do throws(SwitchyardError) {
-            shadow = try registry.resolve(model: primary.model, version: shadowVersion)
+            let held = try registry.hold(model: primary.model, version: shadowVersion)
+            if held.signature.inputs == signature.inputs {
+                shadow = held
+            } else {
+                held.release()
+                pair.completeShadow(
+                    ComparisonSide(
+                        version: shadowVersion,
+                        latencyNanoseconds: 0,
+                        result: .failure(
+                            ComparisonError(
+                                "invalid argument: shadow version \(shadowVersion) takes \(held.signature.inputs), "
+                                    + "primary version \(primary.version) takes \(signature.inputs)"
+                            )
+                        )
+                    )
+                )
+            }
         } catch {
             pair.completeShadow(
                 ComparisonSide(
@@ -405,29 +544,32 @@ public final class InferenceService: GRPCService {
                     result: .failure(ComparisonError(error.description))
                 )
             )
-            return MirroredCall(pair: pair, pool: nil, job: nil)
         }
-        guard shadow.signature.inputs == signature.inputs else {
-            pair.completeShadow(
-                ComparisonSide(
-                    version: shadowVersion,
-                    latencyNanoseconds: 0,
-                    result: .failure(
-                        ComparisonError(
-                            "invalid argument: shadow version \(shadowVersion) takes \(shadow.signature.inputs), "
-                                + "primary version \(primary.version) takes \(signature.inputs)"
-                        )
-                    )
-                )
-            )
-            return MirroredCall(pair: pair, pool: nil, job: nil)
-        }
-        let job = InferenceJob(
+        return ShadowPairing(
+            pair: pair,
+            shadow: shadow,
+            shadowVersion: shadowVersion,
             inputs: call.inputs,
             rows: call.rows,
             deadline: deadline,
             priority: call.parameters.priority,
-            workClass: .shadow,
+            started: started
+        )
+    }
+
+    func completePrimary(_ side: ComparisonSide) { pair.completePrimary(side) }
+
+    /// Queues the shadow work (never blocks: a pool without room completes it at once with the reason).
+    func submit() {
+        guard let shadow else { return }
+        let pair = pair
+        let started = started
+        let shadowVersion = shadowVersion
+        shadow.submitShadow(
+            inputs: inputs,
+            rows: rows,
+            deadline: deadline,
+            priority: priority,
             enqueuedAt: started,
             completion: { result in
                 let elapsed = MonotonicInstant.now().nanoseconds(since: started)
@@ -440,35 +582,19 @@ public final class InferenceService: GRPCService {
                 )
             }
         )
-        return MirroredCall(pair: pair, pool: shadow.pool, job: job)
     }
 }
 
-/// A call's shadow: its pair in the sink and the job to submit once the primary is queued.
-struct MirroredCall: Sendable {
-    let pair: ShadowPair
-    let pool: WorkerPool?
-    let job: InferenceJob?
-
-    func completePrimary(_ side: ComparisonSide) { pair.completePrimary(side) }
-
-    /// Queues the shadow job (never blocks: a pool without room completes it at once with the reason).
-    func submitShadow() {
-        if let pool, let job { pool.submit(job) }
-    }
+/// A version chosen for a call (which holds it), with the decision and why that version.
+struct RoutedVersion {
+    let version: ModelVersion
+    let decision: RoutingDecision?
+    let reason: RouteReason
 }
 
-/// Milliseconds since 1970, for ModelStatistics.last_inference.
-func wallClockMilliseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-}
-
-/// A decoded call: routed to a version and validated (with why that version), or already answered with the
-/// version's refusal.
+/// A decoded call: routed to a version and validated, or already answered.
 private enum RoutedCall {
-    case routed(ModelVersion, ValidatedInferCall, RoutingDecision?, RouteReason)
+    case routed(RoutedVersion, ValidatedInferCall)
     case answered
 }
 

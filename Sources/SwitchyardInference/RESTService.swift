@@ -269,7 +269,7 @@ public final class RESTService: HTTPService {
         }
         let items: [JSONValue] = versions.map { version in
             let stats = version.statistics
-            let pool = version.pool.statistics
+            let pool = version.batchStatistics
             let successes = stats.successCount.load(ordering: .relaxed)
             let batches: [JSONValue] = pool.batchCounts.indices.filter { pool.batchCounts[$0] > 0 }.map { size in
                 let count = pool.batchCounts[size]

@@ -26,8 +26,9 @@ public protocol ModelControl: Sendable {
     /// - Throws: the registry's load errors (`notFound`, `failedPrecondition` when already loaded, …).
     func loadVersion(model: String, version: String, actor: String, reason: String?) throws(SwitchyardError)
 
-    /// Takes `version` of `model` out of service, audited as `model.unload` by `actor`; returns once its pool has
-    /// been shut down (after calls that resolved it just before have reached it).
-    /// - Throws: `notFound` for an unknown model or version; `failedPrecondition` when a route uses it.
+    /// Takes `version` of `model` out of service, audited as `model.unload` by `actor`; returns once the registry
+    /// has drained it (the calls holding it finished) and stopped its pool.
+    /// - Throws: `notFound` for an unknown model or version; `failedPrecondition` when a route uses it;
+    ///   `deadlineExceeded` when draining outlasts the registry's bound (the version is out of service regardless).
     func unloadVersion(model: String, version: String, actor: String, reason: String?) async throws(SwitchyardError)
 }

@@ -5,74 +5,28 @@ import Foundation
 public import Logging
 public import SwitchyardCore
 public import SwitchyardEngine
-public import SwitchyardWorkers
-public import Synchronization
+package import SwitchyardWorkers
+import Synchronization
 
-/// Per-version request counters for ModelStatistics and metrics. Updated from loop and worker threads.
-public final class VersionStatistics: Sendable {
-    /// Successful calls.
-    public let successCount = Atomic<UInt64>(0)
-    /// Total nanoseconds of successful calls, from decode to response.
-    public let successNanoseconds = Atomic<UInt64>(0)
-    /// Failed calls (validation errors after the version was resolved, engine errors, rejections).
-    public let failureCount = Atomic<UInt64>(0)
-    /// Total nanoseconds of failed calls.
-    public let failureNanoseconds = Atomic<UInt64>(0)
-    /// Total nanoseconds successful calls waited in the pool's queue.
-    public let queueNanoseconds = Atomic<UInt64>(0)
-    /// Total compute nanoseconds attributed to successful calls: each batch's time shared by its rows.
-    public let computeNanoseconds = Atomic<UInt64>(0)
-    /// Rows inferred.
-    public let inferenceCount = Atomic<UInt64>(0)
-    /// Wall-clock milliseconds since 1970 of the last successful inference.
-    public let lastInferenceMilliseconds = Atomic<UInt64>(0)
-    /// Durations of every call (successful or failed), for the `/metrics` latency histogram.
-    public let latency = LatencyHistogram()
-    /// Time successful calls waited in the pool's queue.
-    public let queueWait = LatencyHistogram()
-    /// Finished calls by how the version was chosen and gRPC status code (`RouteReason.allCases.count` × 17).
-    private let calls: InlineArray<85, Atomic<UInt64>>
+/// The versions whose pools the event loops wake after each batch of socket events: the loaded ones, and the
+/// retired ones until their pools have stopped. A call that held a version just before it was retired may have
+/// submitted with its wake-up deferred to the end of its loop's batch; that wake-up must still reach the pool, or
+/// the call would sleep in the queue and the version would never drain.
+struct WakeList: Sendable {
+    var loaded: [ModelVersion]
+    var retiring: [ModelVersion] = []
+    /// `loaded` and `retiring`, as the event loops read it.
+    private(set) var all: [ModelVersion]
 
-    /// Creates zeroed counters.
-    public init() { calls = InlineArray { _ in Atomic(0) } }
-
-    /// Counts one finished call: chosen by `route`, answered with gRPC status `code` (0…16; others count as 2,
-    /// UNKNOWN).
-    @inline(__always)
-    public func recordCall(route: RouteReason, code: Int) {
-        let code = (0...16).contains(code) ? code : 2
-        calls[route.index * 17 + code].add(1, ordering: .relaxed)
+    init(loaded: [ModelVersion]) {
+        self.loaded = loaded
+        self.all = loaded
     }
 
-    /// Finished calls chosen by `route` and answered with `code`.
-    public func calls(route: RouteReason, code: Int) -> UInt64 {
-        guard (0...16).contains(code) else { return 0 }
-        return calls[route.index * 17 + code].load(ordering: .relaxed)
-    }
-}
-
-/// A loaded, servable model version: its signature, settings and worker pool.
-public final class ModelVersion: Sendable {
-    /// Model name.
-    public let model: String
-    /// Version name.
-    public let version: String
-    /// Inputs and outputs.
-    public let signature: ModelSignature
-    /// The model's settings.
-    public let configuration: ModelConfiguration
-    /// The pool that runs this version.
-    public let pool: WorkerPool
-    /// Request counters.
-    public let statistics = VersionStatistics()
-
-    /// Creates a loaded version around a started pool.
-    public init(model: String, version: String, configuration: ModelConfiguration, pool: WorkerPool) {
-        self.model = model
-        self.version = version
-        self.signature = pool.signature
-        self.configuration = configuration
-        self.pool = pool
+    /// Drops retired versions whose pools have stopped and republishes `all`.
+    mutating func publish() {
+        retiring.removeAll { $0.poolStopped.load(ordering: .acquiring) }
+        all = retiring.isEmpty ? loaded : loaded + retiring
     }
 }
 
@@ -127,39 +81,53 @@ public struct RepositoryIndexEntry: Sendable, Hashable {
     }
 }
 
-/// Every loaded model, behind one lock-protected immutable snapshot.
+/// Every loaded model, behind one lock-protected immutable snapshot, and the owner of each version's lifecycle:
+/// versions are loaded into it, served while it holds them, and retired by it (drained, then their pools stopped
+/// on its retirement thread).
 public final class ModelRegistry: Sendable {
     /// Loads one ONNX file into an engine.
     public typealias EngineLoader = @Sendable (String) throws -> any InferenceEngine
 
     private let snapshot: Mutex<[String: ModelEntry]>
-    private let poolSnapshot: Mutex<[WorkerPool]>
+    /// The versions whose pools the event loops wake once per batch of socket events.
+    private let wakeList: Mutex<WakeList>
     private let repository: ModelRepository?
     private let engineLoader: EngineLoader?
     /// Orders runtime loads and unloads, so two operators cannot load the same version twice.
     private let changes = Mutex<Void>(())
     /// Versions being loaded right now, by model, for the repository index's LOADING state.
     private let loading = Mutex<[String: Set<String>]>([:])
+    /// Drains retired versions and stops their pools.
+    private let retirer: VersionRetirer
     private let logger: Logger
 
     /// Creates a registry holding `entries`; with a repository and a loader it can also load and unload versions
     /// while it serves.
+    /// - Parameter drainBound: how long an unloaded version may take to drain (the calls holding it to finish)
+    ///   before `waitUntilRetired` reports it overdue. Default 30 s.
     public init(
         entries: [ModelEntry],
         repository: ModelRepository? = nil,
         engineLoader: EngineLoader? = nil,
+        drainBound: Duration = .seconds(30),
         logger: Logger
     ) {
         self.snapshot = Mutex(Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) }))
-        self.poolSnapshot = Mutex(entries.flatMap { $0.versions.map(\.pool) })
+        self.wakeList = Mutex(WakeList(loaded: entries.flatMap { $0.versions }))
         self.repository = repository
         self.engineLoader = engineLoader
+        self.retirer = VersionRetirer(drainBound: drainBound, logger: logger)
         self.logger = logger
     }
 
-    /// Every loaded version's pool, read without sorting or copying entries (an event loop reads it once per
-    /// batch of socket events).
-    public var pools: [WorkerPool] { poolSnapshot.withLock { $0 } }
+    /// Every loaded version's pool.
+    package var pools: [WorkerPool] { wakeList.withLock { $0.loaded.map(\.pool) } }
+
+    /// Wakes every pool that submissions deferred waking (`ModelVersion.submit(deferWakeUp: true)`): an event loop
+    /// calls it once per batch of socket events. Reads the loaded versions without sorting or copying entries.
+    public func releaseDeferredWakeUps() {
+        for version in wakeList.withLock({ $0.all }) { version.releaseDeferredWakeUp() }
+    }
 
     /// Loads every model of a repository, each version's file through `engineLoader` (path → engine). A version
     /// that fails to load is recorded with its reason (and logged); the rest still serve.
@@ -308,17 +276,21 @@ public final class ModelRegistry: Sendable {
         }
     }
 
-    /// Takes `version` of `model` out of service and returns it; the caller shuts its pool down once calls that
-    /// resolved it just before have reached the pool (their queued work still completes). A model whose last
-    /// version goes leaves the registry.
+    /// Takes `version` of `model` out of service and retires it: new calls no longer find it, calls that hold it
+    /// finish, and its pool is stopped on the registry's retirement thread once they have (`waitUntilRetired`
+    /// awaits that). A model whose last version goes leaves the registry. Loading the same version again (a
+    /// reload) may start at once; the new load has a pool of its own.
     /// - Parameter inUse: why the version must stay (a route names it), or `nil`.
-    /// - Throws: `notFound` for an unknown model or version; `failedPrecondition` when `inUse` says why not.
+    /// - Returns: the retired version.
+    /// - Throws: `notFound` for an unknown model or version; `failedPrecondition` when `inUse` says why not;
+    ///   `internal` when the retirement thread cannot start (nothing changes then).
     public func unloadVersion(
         model name: String,
         version: String,
         inUse: (String, String) -> String?
     ) throws(SwitchyardError) -> ModelVersion {
-        try changes.withLock { _ throws(SwitchyardError) -> ModelVersion in
+        try retirer.ensureStarted()
+        return try changes.withLock { _ throws(SwitchyardError) -> ModelVersion in
             guard let entry = model(named: name) else {
                 let known = models.map(\.name).joined(separator: ", ")
                 throw .notFound(
@@ -334,10 +306,13 @@ public final class ModelRegistry: Sendable {
             if let reason = inUse(name, version) {
                 throw SwitchyardError(.failedPrecondition, "model '\(name)' version \(version) is in use: \(reason)")
             }
-            update(name) { entry in
+            update(name, retiring: unloaded) { entry in
                 entry?.versions.removeAll { $0.version == version }
                 if entry?.versions.isEmpty == true && entry?.failures.isEmpty == true { entry = nil }
             }
+            // Calls that resolved it from the old snapshot either hold it already (the retirement waits for them) or
+            // are refused by name when they try.
+            retirer.retire(unloaded)
             logger.notice("unloaded model version", metadata: ["model": "\(name)", "version": "\(version)"])
             return unloaded
         }
@@ -411,13 +386,28 @@ public final class ModelRegistry: Sendable {
         return found.versions.map(\.version)
     }
 
-    /// Replaces one model's entry and republishes the pool list.
-    private func update(_ name: String, _ change: (inout ModelEntry?) -> Void) {
-        let pools = snapshot.withLock { entries in
+    /// Waits until `version`, taken out of service by `unloadVersion`, has drained and its pool has been stopped
+    /// and joined. Resumes as soon as that happens; never blocks a thread.
+    /// - Throws: `deadlineExceeded`, naming the version and the calls still holding it, when draining takes longer
+    ///   than the registry's drain bound (the error is logged too; the pool still stops once those calls finish);
+    ///   `failedPrecondition` for a version that was never unloaded.
+    public func waitUntilRetired(_ version: ModelVersion) async throws(SwitchyardError) {
+        try await retirer.waitUntilStopped(version)
+        wakeList.withLock { $0.publish() }
+    }
+
+    /// Replaces one model's entry and republishes the wake list; `retiring` moves from the loaded versions to the
+    /// retiring ones in the same step.
+    private func update(_ name: String, retiring: ModelVersion? = nil, _ change: (inout ModelEntry?) -> Void) {
+        let versions = snapshot.withLock { entries in
             change(&entries[name])
-            return entries.values.flatMap { $0.versions.map(\.pool) }
+            return entries.values.flatMap { $0.versions }
         }
-        poolSnapshot.withLock { $0 = pools }
+        wakeList.withLock { list in
+            list.loaded = versions
+            if let retiring { list.retiring.append(retiring) }
+            list.publish()
+        }
     }
 
     /// All models, sorted by name.
@@ -451,11 +441,28 @@ public final class ModelRegistry: Sendable {
         )
     }
 
+    /// Resolves a model and version as `resolve` does and takes a hold on the version for one call: the version
+    /// is not retired before the call releases it (`ModelVersion.release()`, or the job `submit` queues). A version
+    /// retired between the snapshot read and the hold is looked up once more in the newer snapshot.
+    /// - Throws: what `resolve` throws; `unavailable`, naming the model and version, when the version is being
+    ///   unloaded.
+    @inline(__always)
+    public func hold(model name: String, version: String) throws(SwitchyardError) -> ModelVersion {
+        let found = try resolve(model: name, version: version)
+        if found.hold() { return found }
+        let again = try resolve(model: name, version: version)
+        if again !== found, again.hold() { return again }
+        throw found.retiredError
+    }
+
     /// Whether every model in the repository loaded.
     public var allReady: Bool { models.allSatisfy(\.isReady) }
 
-    /// Drains and stops every pool.
+    /// Stops every pool: retiring versions' at once (whether drained or not; queued work still completes), then
+    /// the loaded versions'. Joins the retirement thread.
     public func shutdown() {
+        retirer.stop()
+        wakeList.withLock { $0.publish() }
         for entry in models {
             for version in entry.versions { version.pool.shutdown() }
         }

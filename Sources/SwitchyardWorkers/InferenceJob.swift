@@ -44,7 +44,11 @@ public struct JobOutputs: Sendable {
 /// One call's work for a pool. Created on an event-loop thread and completed exactly once: on a worker
 /// thread with its batch's results, on the pool's deadline timer thread when its deadline passes while
 /// queued, or on the thread that called `submit` or `cancel` when it is rejected or cancelled there.
-public final class InferenceJob: Sendable {
+///
+/// A job either carries a completion closure, or is a subclass that answers in `complete(_:)` (the model
+/// registry's jobs, which also release their version's hold there). Every property is an immutable `let` of a
+/// `Sendable` type; the class is open for those subclasses, which is why its sendability is declared unchecked.
+open class InferenceJob: @unchecked Sendable {
     /// Input tensors in signature order, `rows × elementsPerRow` FP32 values each.
     public let inputs: [[Float]]
     /// Batch rows in this job.
@@ -61,10 +65,11 @@ public final class InferenceJob: Sendable {
     /// Whether the caller has gone away; checked when a batch is formed and when the queue is full, with
     /// the pool's lock held, so it must be cheap and must not block (an atomic load).
     public let isCancelled: @Sendable () -> Bool
-    /// Called exactly once with the outputs or the reason the job did not run.
-    public let completion: @Sendable (Result<JobOutputs, SwitchyardError>) -> Void
+    /// Called exactly once with the outputs or the reason the job did not run; `nil` for a subclass that
+    /// overrides `complete(_:)`.
+    private let completion: (@Sendable (Result<JobOutputs, SwitchyardError>) -> Void)?
 
-    /// Creates a job.
+    /// Creates a job answered through `completion`.
     public init(
         inputs: [[Float]],
         rows: Int,
@@ -84,4 +89,27 @@ public final class InferenceJob: Sendable {
         self.isCancelled = isCancelled
         self.completion = completion
     }
+
+    /// Creates a job for a subclass that answers in `complete(_:)`.
+    public init(
+        inputs: [[Float]],
+        rows: Int,
+        deadline: MonotonicInstant?,
+        priority: Int,
+        workClass: WorkClass,
+        enqueuedAt: MonotonicInstant,
+        isCancelled: @escaping @Sendable () -> Bool
+    ) {
+        self.inputs = inputs
+        self.rows = rows
+        self.deadline = deadline
+        self.priority = priority
+        self.workClass = workClass
+        self.enqueuedAt = enqueuedAt
+        self.isCancelled = isCancelled
+        self.completion = nil
+    }
+
+    /// Answers the job with its outputs or the reason it did not run. The pool calls it exactly once per job.
+    open func complete(_ result: Result<JobOutputs, SwitchyardError>) { completion?(result) }
 }

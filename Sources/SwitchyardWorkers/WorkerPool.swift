@@ -141,7 +141,7 @@ public final class WorkerPool: @unchecked Sendable {
     ///   call does not pull a worker onto the CPU for a batch of one while the rest are still being decoded.
     public func submit(_ job: InferenceJob, deferWakeUp: Bool = false) {
         if let problem = validate(job) {
-            job.completion(.failure(problem))
+            job.complete(.failure(problem))
             return
         }
         let now = MonotonicInstant.now()
@@ -153,7 +153,7 @@ public final class WorkerPool: @unchecked Sendable {
             }
         }
         complete(swept, cancelledError())
-        if let rejection { job.completion(.failure(rejection)) }
+        if let rejection { job.complete(.failure(rejection)) }
     }
 
     /// Wakes an idle worker if submissions since the last call deferred their wake-up. Cheap when none did.
@@ -175,7 +175,7 @@ public final class WorkerPool: @unchecked Sendable {
             return removed
         }
         for job in removed {
-            job.completion(.failure(cancelledError()))
+            job.complete(.failure(cancelledError()))
         }
     }
 
@@ -223,7 +223,7 @@ public final class WorkerPool: @unchecked Sendable {
                 }
                 return left
             }
-            for job in left { job.completion(.failure(shuttingDown())) }
+            for job in left { job.complete(.failure(shuttingDown())) }
         }
         for thread in workers { pthread_join(thread, nil) }
         let service: [pthread_t] = lock.withLock {
@@ -233,7 +233,15 @@ public final class WorkerPool: @unchecked Sendable {
             return serviceThreads
         }
         for thread in service { pthread_join(thread, nil) }
-        lock.withLock { workerThreads.removeAll() }
+        // Entries of finished jobs linger in the queue's indexes until they reach a top; drop them with the threads,
+        // so that nothing a job holds (its caller's state, its model version) outlives the pool's work.
+        let left: [InferenceJob] = lock.withLock {
+            workerThreads.removeAll()
+            let left = queue.removeAll(where: { _ in true })
+            queue = JobQueue()
+            return left
+        }
+        complete(left, shuttingDown())
     }
 
     /// A job whose buffers do not match the signature would break the whole batch it joined, so it is
@@ -605,7 +613,7 @@ public final class WorkerPool: @unchecked Sendable {
     /// Completes a batch's jobs back to back, so that callers sharing an event loop get one wake-up.
     private func deliver(_ outcome: Outcome, to batch: [InferenceJob]) {
         if let failure = outcome.failure {
-            for job in batch { job.completion(.failure(failure)) }
+            for job in batch { job.complete(.failure(failure)) }
             return
         }
         let rows = batch.reduce(0) { $0 + $1.rows }
@@ -616,7 +624,7 @@ public final class WorkerPool: @unchecked Sendable {
                 return outcome.outputs[index][(offset * width)..<((offset + job.rows) * width)]
             }
             offset += job.rows
-            job.completion(
+            job.complete(
                 .success(
                     JobOutputs(
                         tensors: tensors,
@@ -651,7 +659,7 @@ public final class WorkerPool: @unchecked Sendable {
     private func expire(_ jobs: [InferenceJob], now: MonotonicInstant) {
         for job in jobs {
             let waited = Double(now.nanoseconds(since: job.enqueuedAt))
-            job.completion(
+            job.complete(
                 .failure(
                     SwitchyardError(
                         .deadlineExceeded,
@@ -668,7 +676,7 @@ public final class WorkerPool: @unchecked Sendable {
     private func complete(_ jobs: [InferenceJob], _ error: @autoclosure () -> SwitchyardError) {
         guard !jobs.isEmpty else { return }
         let error = error()
-        for job in jobs { job.completion(.failure(error)) }
+        for job in jobs { job.complete(.failure(error)) }
     }
 
     private func shuttingDown() -> SwitchyardError {

@@ -9,6 +9,7 @@ import SwitchyardEngine
 import SwitchyardHTTP2
 import SwitchyardProto
 import SwitchyardRouting
+import SwitchyardSink
 import SwitchyardWorkers
 import Testing
 
@@ -79,13 +80,22 @@ private final class ScriptedResponder: GRPCResponder {
     }
 }
 
+/// The route the fixture serves by default: calls without a version split 50/50 between versions 1 and 2.
+private let canarySplit = RouteConfiguration(
+    model: "typed",
+    policy: .canary,
+    versions: [.init(version: "1", weight: 50), .init(version: "2", weight: 50)]
+)
+
 /// A registry of model "typed" with version 1 doubling and version 2 tripling, their pools started, and a routing
-/// table splitting calls without a version 50/50 between them.
+/// table with `route` (by default splitting calls without a version 50/50 between them).
 private struct Fixture {
     let service: InferenceService
     let registry: ModelRegistry
+    let routing: RoutingTable
+    let sink: ComparisonSink?
 
-    init() throws {
+    init(route: RouteConfiguration = canarySplit, sink: ComparisonSink? = nil) throws {
         let configuration = ModelConfiguration(maxBatchSize: 8, workers: 1)
         let versions = try [("1", Float(2)), ("2", Float(3))].map { version, factor in
             let pool = WorkerPool(
@@ -101,21 +111,27 @@ private struct Fixture {
             entries: [ModelEntry(name: "typed", configuration: configuration, versions: versions, failures: [:])],
             logger: Logger(label: "test")
         )
-        let routing = try RoutingTable(
-            routes: [
-                RouteConfiguration(
-                    model: "typed",
-                    policy: .canary,
-                    versions: [.init(version: "1", weight: 50), .init(version: "2", weight: 50)]
-                )
-            ],
+        routing = try RoutingTable(
+            routes: [route],
             catalog: { $0 == "typed" ? ModelCatalogEntry(versions: ["1", "2"], latencyTargetMilliseconds: 50) : nil },
             random: SharedRandom(seed: 7)
         )
-        service = InferenceService(registry: registry, routing: routing)
+        self.sink = sink
+        service = InferenceService(registry: registry, routing: routing, sink: sink)
     }
 
-    func shutDown() { registry.shutdown() }
+    func shutDown() {
+        registry.shutdown()
+        sink?.close()
+    }
+
+    /// The loaded versions of "typed".
+    var versions: [ModelVersion] { registry.model(named: "typed")?.versions ?? [] }
+
+    /// Waits (up to 5 s) until no call holds a version: every call's hold ended once it was answered.
+    func holdsEnded() -> Bool {
+        eventually { versions.allSatisfy { $0.callsInFlight == 0 } }
+    }
 
     /// One ModelInfer call through `handle`, as the front end makes it.
     func call(_ bytes: [UInt8], deadline: MonotonicInstant? = nil) throws -> Answer {
@@ -132,6 +148,16 @@ private struct Fixture {
         service.eventLoopDidProcessBatch()
         return try #require(responder.wait(), "no answer within 5 s")
     }
+}
+
+/// Polls `condition` for up to five seconds: for what the service records after the answer is on its way.
+private func eventually(_ condition: () -> Bool) -> Bool {
+    let deadline = MonotonicInstant.now().advanced(byNanoseconds: 5_000_000_000)
+    while !condition() {
+        if MonotonicInstant.now() >= deadline { return false }
+        usleep(1_000)
+    }
+    return true
 }
 
 /// ModelInfer bytes for "typed" with rows of four FP32 values, optionally naming a version.
@@ -234,6 +260,8 @@ private func decodeAnswer(_ message: [UInt8]) throws -> (version: String, values
             $0.statistics.failureCount.load(ordering: .relaxed)
         }
         #expect(failures.reduce(0, +) == 1)
+        // The refused call's hold on its version ended with the refusal.
+        #expect(fixture.holdsEnded())
     }
 
     @Test func aCallWhoseDeadlineHasPassedIsNotComputed() throws {
@@ -245,5 +273,111 @@ private func decodeAnswer(_ message: [UInt8]) throws -> (version: String, values
             return
         }
         #expect(status.code == .deadlineExceeded, "\(status)")
+        // Counted as the version's failure, and its hold ended.
+        #expect(fixture.holdsEnded())
+        #expect(eventually { fixture.versions.reduce(0) { $0 + $1.statistics.failures } == 1 })
+    }
+
+    @Test(
+        arguments: [
+            // (transport deadline, timeout parameter µs, expected), in ms/µs after the call started at 1 s.
+            (nil, nil, nil),
+            (Int64(50), nil, Int64(50)),
+            (nil, Int64(20_000), Int64(20)),
+            (Int64(50), Int64(20_000), Int64(20)),
+            (Int64(10), Int64(20_000), Int64(10)),
+            (nil, Int64(0), Int64(0)),
+        ] as [(Int64?, Int64?, Int64?)]
+    )
+    func theDeadlineIsTheEarlierOfTheTransportsAndTheTimeoutParameter(
+        transport: Int64?,
+        timeout: Int64?,
+        expected: Int64?
+    ) {
+        let started = MonotonicInstant(nanoseconds: 1_000_000_000)
+        let deadline = InferenceService.deadline(
+            transport: transport.map { started.advanced(byNanoseconds: UInt64($0) * 1_000_000) },
+            timeoutMicroseconds: timeout,
+            started: started
+        )
+        #expect(deadline == expected.map { started.advanced(byNanoseconds: UInt64($0) * 1_000_000) })
+    }
+
+    @Test func aShadowedCallIsPairedWithItsShadowAndNeverAnsweredByIt() throws {
+        let sink = try ComparisonSink(configuration: SinkConfiguration(), logger: Logger(label: "test"))
+        let fixture = try Fixture(
+            route: RouteConfiguration(
+                model: "typed",
+                policy: .fixed,
+                versions: [.init(version: "1")],
+                shadow: .init(version: "2", fraction: 1)
+            ),
+            sink: sink
+        )
+        defer { fixture.shutDown() }
+        for _ in 0..<5 {
+            guard case .sent(let message, _) = try fixture.call(inferRequest([1, 2, 3, 4])) else {
+                Issue.record("a shadowed call failed")
+                return
+            }
+            // The primary answers; the shadow (tripling) only feeds the comparison.
+            let (version, values) = try decodeAnswer(message)
+            #expect(version == "1" && values == [2, 4, 6, 8], "\(version) \(values)")
+        }
+        let key = ComparisonKey(model: "typed", primaryVersion: "1", shadowVersion: "2")
+        #expect(eventually { sink.aggregate(for: key)?.pairs == 5 })
+        let aggregate = try #require(sink.aggregate(for: key))
+        #expect(aggregate.primaryErrors == 0 && aggregate.shadowErrors == 0, "\(aggregate)")
+        #expect(aggregate.compared == 5)
+        // Both the primary's and the shadow's holds ended.
+        #expect(fixture.holdsEnded())
+    }
+
+    @Test func aBanditRouteIsRewardedForEachAnsweredCall() throws {
+        let fixture = try Fixture(
+            route: RouteConfiguration(
+                model: "typed",
+                policy: .bandit,
+                versions: [.init(version: "1"), .init(version: "2")],
+                bandit: .init(algorithm: "epsilon_greedy", reward: "latency", latencyTargetMilliseconds: 5_000)
+            )
+        )
+        defer { fixture.shutDown() }
+        for _ in 0..<6 {
+            guard case .sent = try fixture.call(inferRequest([1, 1, 1, 1])) else {
+                Issue.record("a bandit call failed")
+                return
+            }
+        }
+        // Each answered call within the latency target rewards the arm that served it, after the answer is sent.
+        #expect(
+            eventually {
+                let arms = fixture.routing.banditState(model: "typed")?.arms ?? []
+                return arms.reduce(0) { $0 + $1.rewards } == 6
+            }
+        )
+        let arms = try #require(fixture.routing.banditState(model: "typed")).arms
+        #expect(arms.reduce(0) { $0 + $1.pulls } == 6)
+        #expect(fixture.holdsEnded())
+    }
+
+    @Test func aVersionUnloadedUnderTheServiceStopsAfterItsCallsAndLaterCallsGoElsewhere() async throws {
+        let fixture = try Fixture()
+        defer { fixture.shutDown() }
+        let two = try #require(fixture.versions.first { $0.version == "2" })
+        _ = try fixture.registry.unloadVersion(model: "typed", version: "2") { _, _ in nil }
+        try await fixture.registry.waitUntilRetired(two)
+        // Calls naming the unloaded version are refused by name; calls without one are served by version 1.
+        guard case .failed(let status, _) = try fixture.call(inferRequest([1, 1, 1, 1], version: "2")) else {
+            Issue.record("an unloaded version answered")
+            return
+        }
+        #expect(status.code == .notFound)
+        #expect(status.message.contains("'2'"), "\(status.message)")
+        guard case .sent(let message, _) = try fixture.call(inferRequest([1, 1, 1, 1], version: "1")) else {
+            Issue.record("the remaining version failed")
+            return
+        }
+        #expect(try decodeAnswer(message).values == [2, 2, 2, 2])
     }
 }

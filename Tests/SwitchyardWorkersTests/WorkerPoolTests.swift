@@ -335,6 +335,23 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         pool.shutdown()
     }
 
+    @Test func aStoppedPoolLetsGoOfTheJobsItRan() throws {
+        let engine = DoublingEngine()
+        let pool = try makePool(engine, maxBatch: 2)
+        let outcomes = Outcomes()
+        weak var first: InferenceJob?
+        do {
+            // Deadlines put the jobs in the deadline index too, where finished entries linger longest.
+            let jobs = (1...6).map { outcomes.job($0, deadlineIn: 10_000 * ms) }
+            first = jobs[0]
+            for job in jobs { pool.submit(job) }
+            #expect(outcomes.wait(for: 6))
+        }
+        pool.shutdown()
+        // Nothing a job holds (its caller's state) outlives the pool's work.
+        #expect(first == nil)
+    }
+
     static let malformed: [(rows: Int, inputs: [[Float]], mentions: String)] = [
         (0, [[]], "at least 1 row"),
         (1, [], "expected 1 input tensors, got 0"),
