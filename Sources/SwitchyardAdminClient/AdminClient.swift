@@ -1,8 +1,10 @@
 // The admin API's one client. The `switchyard` CLI and the load generator's scenario actions send their calls
 // through it: the base URL checked once, the bearer token from SWITCHYARD_ADMIN_TOKEN, the audit reason header, and
-// one URLSession exchange waited for on the calling thread.
+// one URLSession exchange waited for on the calling thread. Typed calls (AdminClient+Endpoints.swift) send and
+// answer SwitchyardAdminAPI's bodies; `send` is the raw exchange beneath them.
 
 public import Foundation
+import SwitchyardAdminAPI
 public import SwitchyardCore
 import Synchronization
 
@@ -27,8 +29,7 @@ public struct AdminClient: Sendable {
 
         /// The `error` field of a JSON error body, or the body itself.
         public var errorMessage: String {
-            let object = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])
-            return (object as? [String: Any])?["error"] as? String ?? text
+            (try? AdminJSON.decoder().decode(AdminErrorBody.self, from: body))?.error ?? text
         }
     }
 

@@ -3,6 +3,9 @@
 
 import ArgumentParser
 import Foundation
+import SwitchyardAdminAPI
+import SwitchyardAdminClient
+import SwitchyardCore
 
 struct Rollout: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -61,19 +64,27 @@ struct Rollout: ParsableCommand {
                 }
                 return weight
             }
-            var gates: [String: Any] = ["min_requests": minRequests]
-            if let maxErrorRate { gates["max_error_rate"] = maxErrorRate }
-            if let maxP99Ms { gates["max_p99_ms"] = maxP99Ms }
-            if let minShadowAgreement { gates["min_shadow_agreement"] = minShadowAgreement }
-            if let maxInputDrift { gates["max_input_drift"] = maxInputDrift }
-            if let maxOutputDrift { gates["max_output_drift"] = maxOutputDrift }
-            var body: [String: Any] = [
-                "baseline": baseline, "canary": canary, "steps": weights, "step_seconds": stepSeconds, "gates": gates,
-            ]
-            if let shadowFraction { body["shadow_fraction"] = shadowFraction }
-            let answer = try options.call("POST", "/v1/rollouts/\(model)", body: body, reason: reason)
-            if options.json { return try options.printJSON(answer) }
-            print(describeRollout(answer as? [String: Any] ?? [:]))
+            let request = RolloutRequest(
+                baseline: baseline,
+                canary: canary,
+                steps: weights,
+                stepSeconds: stepSeconds,
+                gates: RolloutGates(
+                    maxErrorRate: maxErrorRate,
+                    maxP99Milliseconds: maxP99Ms,
+                    minShadowAgreement: minShadowAgreement,
+                    maxInputDrift: maxInputDrift,
+                    maxOutputDrift: maxOutputDrift,
+                    minRequests: minRequests
+                ),
+                shadowFraction: shadowFraction
+            )
+            guard
+                let answer = try options.call({ client throws(AdminCallError) in
+                    try client.startRollout(model: model, request, reason: reason)
+                })
+            else { return }
+            print(describeRollout(answer))
         }
     }
 
@@ -84,10 +95,17 @@ struct Rollout: ParsableCommand {
         var model: String?
 
         func run() throws {
-            let answer = try options.call("GET", model.map { "/v1/rollouts/\($0)" } ?? "/v1/rollouts")
-            if options.json { return try options.printJSON(answer) }
-            let object = answer as? [String: Any] ?? [:]
-            let rollouts = model == nil ? object["rollouts"] as? [[String: Any]] ?? [] : [object]
+            let rollouts: [RolloutStatus]
+            if let model {
+                guard
+                    let answer = try options.call({ client throws(AdminCallError) in try client.rollout(model: model) })
+                else { return }
+                rollouts = [answer]
+            } else {
+                guard let answer = try options.call({ client throws(AdminCallError) in try client.rollouts() })
+                else { return }
+                rollouts = answer.rollouts
+            }
             if rollouts.isEmpty { print("no rollouts") }
             for rollout in rollouts { print(describeRollout(rollout, events: model != nil)) }
         }
@@ -98,13 +116,13 @@ struct Rollout: ParsableCommand {
             abstract: "Hold a rollout's weights (a failing gate still rolls it back)."
         )
         @OptionGroup var action: RolloutAction
-        func run() throws { try action.send("pause") }
+        func run() throws { try action.send(.pause) }
     }
 
     struct Resume: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Continue a paused rollout; its step restarts.")
         @OptionGroup var action: RolloutAction
-        func run() throws { try action.send("resume") }
+        func run() throws { try action.send(.resume) }
     }
 
     struct Abort: ParsableCommand {
@@ -112,7 +130,7 @@ struct Rollout: ParsableCommand {
             abstract: "Stop a rollout and give the baseline all traffic back."
         )
         @OptionGroup var action: RolloutAction
-        func run() throws { try action.send("abort") }
+        func run() throws { try action.send(.abort) }
     }
 }
 
@@ -124,36 +142,40 @@ struct RolloutAction: ParsableArguments {
     @Option(name: .long, help: "Why: recorded in the audit log.")
     var reason: String?
 
-    func send(_ action: String) throws {
-        let answer = try options.call("POST", "/v1/rollouts/\(model)/\(action)", reason: reason)
-        if options.json { return try options.printJSON(answer) }
-        print(describeRollout(answer as? [String: Any] ?? [:]))
+    func send(_ action: AdminClient.RolloutAction) throws {
+        guard
+            let answer = try options.call({ client throws(AdminCallError) in
+                try client.rollout(model: model, action, reason: reason)
+            })
+        else { return }
+        print(describeRollout(answer))
     }
 }
 
 /// A rollout as a few human-readable lines.
-func describeRollout(_ rollout: [String: Any], events: Bool = false) -> String {
-    let steps = (rollout["steps"] as? [Double] ?? []).map { $0 == $0.rounded() ? String(Int($0)) : String($0) }
+func describeRollout(_ rollout: RolloutStatus, events: Bool = false) -> String {
+    let steps = rollout.steps.map { $0 == $0.rounded() ? String(Int($0)) : String($0) }
     var lines = [
-        "\(rollout["model"] ?? "?")  \(rollout["baseline"] ?? "?") → \(rollout["canary"] ?? "?")  "
-            + "\(rollout["phase"] ?? "?")  step \(rollout["step"] ?? "?")/\(steps.count) "
-            + "[\(steps.joined(separator: ", "))]%  canary weight \(rollout["canary_weight"] ?? "?")%",
-        "  \(rollout["detail"] ?? "")",
+        "\(rollout.model)  \(rollout.baseline) → \(rollout.canary)  "
+            + "\(rollout.phase.rawValue)  step \(rollout.step)/\(steps.count) "
+            + "[\(steps.joined(separator: ", "))]%  canary weight \(rollout.canaryWeight.compactDescription)%",
+        "  \(rollout.detail)",
     ]
-    if let window = rollout["window"] as? [String: Any], (window["calls"] as? Int ?? 0) > 0 {
-        let rate = (window["error_rate"] as? Double).map { String(format: "%.2f%%", 100 * $0) } ?? "n/a"
-        let p99 = (window["p99_ms"] as? Double).map { String(format: "%.2f ms", $0) } ?? "n/a"
-        let agreement = (window["agreement"] as? Double).map { String(format: "%.2f%%", 100 * $0) } ?? "n/a"
+    let window = rollout.window
+    if window.calls > 0 {
+        let rate = window.errorRate.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a"
+        let p99 = window.p99Milliseconds.map { String(format: "%.2f ms", $0) } ?? "n/a"
+        let agreement = window.agreement.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a"
         lines.append(
-            "  this step: \(window["calls"] ?? 0) canary calls, error rate \(rate), p99 \(p99), agreement \(agreement)"
+            "  this step: \(window.calls) canary calls, error rate \(rate), p99 \(p99), agreement \(agreement)"
         )
-        if let input = window["input_drift"] as? Double, let output = window["output_drift"] as? Double {
+        if let input = window.inputDrift, let output = window.outputDrift {
             lines.append(String(format: "  drift: input PSI %.3f, output PSI %.3f", input, output))
         }
     }
     if events {
-        for event in rollout["events"] as? [[String: Any]] ?? [] {
-            lines.append("  \(event["time"] ?? "")  \(event["event"] ?? "")  \(event["detail"] ?? "")")
+        for event in rollout.events {
+            lines.append("  \(event.time)  \(event.event)  \(event.detail)")
         }
     }
     return lines.joined(separator: "\n")
@@ -169,14 +191,11 @@ struct ModelVersionArguments: ParsableArguments {
     @Option(name: .long, help: "Why: recorded in the audit log.")
     var reason: String?
 
-    /// Sends `POST /v1/models/MODEL/versions/VERSION/ACTION`; the answer, or nil after printing it as JSON.
-    func send(_ action: String) throws -> [String: Any]? {
-        let answer = try options.call("POST", "/v1/models/\(model)/versions/\(version)/\(action)", reason: reason)
-        if options.json {
-            try options.printJSON(answer)
-            return nil
-        }
-        return answer as? [String: Any] ?? [:]
+    /// Makes `call` with this model, version and reason; the answer, or nil after printing it as JSON.
+    func send<Value: Sendable>(
+        _ call: (AdminClient, String, String, String?) throws(AdminCallError) -> AdminReply<Value>
+    ) throws -> Value? {
+        try options.call { client throws(AdminCallError) in try call(client, model, version, reason) }
     }
 }
 
@@ -188,8 +207,12 @@ struct ModelsLoad: ParsableCommand {
     @OptionGroup var arguments: ModelVersionArguments
 
     func run() throws {
-        guard let answer = try arguments.send("load") else { return }
-        let loaded = (answer["versions"] as? [[String: Any]] ?? []).compactMap { $0["version"] }.map { "\($0)" }
+        guard
+            let answer = try arguments.send({ client, model, version, reason throws(AdminCallError) in
+                try client.loadVersion(model: model, version: version, reason: reason)
+            })
+        else { return }
+        let loaded = answer.versions.map(\.version)
         print(
             "loaded \(arguments.model) version \(arguments.version); loaded versions: "
                 + loaded.joined(separator: ", ")
@@ -205,7 +228,11 @@ struct ModelsUnload: ParsableCommand {
     @OptionGroup var arguments: ModelVersionArguments
 
     func run() throws {
-        guard try arguments.send("unload") != nil else { return }
+        guard
+            try arguments.send({ client, model, version, reason throws(AdminCallError) in
+                try client.unloadVersion(model: model, version: version, reason: reason)
+            }) != nil
+        else { return }
         print("unloaded \(arguments.model) version \(arguments.version)")
     }
 }
