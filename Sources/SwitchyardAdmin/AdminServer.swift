@@ -166,8 +166,10 @@ public struct AdminServer: ModelControl {
         }
         let data = Data(buffer.readableBytesView)
         guard !data.isEmpty else { throw AdminHTTPError(.badRequest, "body: expected a JSON object, got nothing") }
+        let decoder = AdminJSON.decoder()
+        decoder.userInfo[AdminJSON.reasonInHeader] = Self.reason(request) != nil
         do {
-            return try AdminJSON.decoder().decode(T.self, from: data)
+            return try decoder.decode(T.self, from: data)
         } catch let error as AdminRequestError {
             throw AdminHTTPError(.badRequest, error.message)
         } catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {

@@ -18,6 +18,10 @@ public enum AdminJSON {
 
     /// The header carrying the audit log's reason of a change.
     public static let reasonHeader = "X-Switchyard-Reason"
+
+    /// A decoder's `userInfo` key: `true` when the request's header gives the reason, so that a body's `reason`
+    /// field is neither read nor checked (the header wins, whatever the field holds).
+    public static let reasonInHeader = CodingUserInfoKey(rawValue: "switchyard.reasonInHeader")!
 }
 
 /// Every error answer: `{"error": message}`, the message naming the offending field where there is one.
@@ -70,6 +74,7 @@ func rejectUnknownFields(
 
 /// The `reason` field of a change's body: the audit log's reason, when no `X-Switchyard-Reason` header gives one.
 func decodeReason(_ decoder: any Decoder) throws -> String? {
+    if decoder.userInfo[AdminJSON.reasonInHeader] as? Bool == true { return nil }
     guard let container = try? decoder.container(keyedBy: AnyCodingKey.self) else { return nil }
     let key = AnyCodingKey(stringValue: "reason")
     guard container.contains(key) else { return nil }

@@ -183,6 +183,13 @@ import Testing
         #expect(decodeError(WeightsRequest.self, json)?.hasPrefix(message) == true)
     }
 
+    @Test func aReasonInTheHeaderLeavesTheBodysFieldUnread() throws {
+        let decoder = AdminJSON.decoder()
+        decoder.userInfo[AdminJSON.reasonInHeader] = true
+        let body = Data(#"{"weights": {"1": 1}, "reason": 5}"#.utf8)
+        #expect(try decoder.decode(WeightsRequest.self, from: body).reason == nil)
+    }
+
     @Test func routeAndRolloutRequestsRefuseUnknownFields() throws {
         #expect(
             decodeError(RouteRequest.self, #"{"policy": "canary", "versions": [{"version": "1", "weigth": 5}]}"#)
