@@ -37,13 +37,13 @@ extension AdminClient {
     // MARK: Routes
 
     /// `GET /v1/routes`.
-    public func routes() throws(AdminCallError) -> AdminReply<RoutesResponse> {
-        try call("GET", "/v1/routes")
+    public func routes() async throws(AdminCallError) -> AdminReply<RoutesResponse> {
+        try await call("GET", "/v1/routes")
     }
 
     /// `GET /v1/routes/{model}`.
-    public func route(model: String) throws(AdminCallError) -> AdminReply<RouteResponse> {
-        try call("GET", "/v1/routes/\(Self.segment(model))")
+    public func route(model: String) async throws(AdminCallError) -> AdminReply<RouteResponse> {
+        try await call("GET", "/v1/routes/\(Self.segment(model))")
     }
 
     /// `PUT /v1/routes/{model}`: adds or replaces the route.
@@ -53,8 +53,14 @@ extension AdminClient {
         _ request: RouteRequest,
         reason: String? = nil,
         ifGeneration: UInt64? = nil
-    ) throws(AdminCallError) -> AdminReply<RouteResponse> {
-        try call("PUT", "/v1/routes/\(Self.segment(model))", body: request, reason: reason, ifGeneration: ifGeneration)
+    ) async throws(AdminCallError) -> AdminReply<RouteResponse> {
+        try await call(
+            "PUT",
+            "/v1/routes/\(Self.segment(model))",
+            body: request,
+            reason: reason,
+            ifGeneration: ifGeneration
+        )
     }
 
     /// `PUT /v1/routes/{model}` with a body as the caller has it (a route file), sent unchanged.
@@ -63,8 +69,14 @@ extension AdminClient {
         json: Data,
         reason: String? = nil,
         ifGeneration: UInt64? = nil
-    ) throws(AdminCallError) -> AdminReply<RouteResponse> {
-        try call("PUT", "/v1/routes/\(Self.segment(model))", data: json, reason: reason, ifGeneration: ifGeneration)
+    ) async throws(AdminCallError) -> AdminReply<RouteResponse> {
+        try await call(
+            "PUT",
+            "/v1/routes/\(Self.segment(model))",
+            data: json,
+            reason: reason,
+            ifGeneration: ifGeneration
+        )
     }
 
     /// `DELETE /v1/routes/{model}`.
@@ -72,8 +84,8 @@ extension AdminClient {
         model: String,
         reason: String? = nil,
         ifGeneration: UInt64? = nil
-    ) throws(AdminCallError) -> AdminReply<RouteResponse> {
-        try call("DELETE", "/v1/routes/\(Self.segment(model))", reason: reason, ifGeneration: ifGeneration)
+    ) async throws(AdminCallError) -> AdminReply<RouteResponse> {
+        try await call("DELETE", "/v1/routes/\(Self.segment(model))", reason: reason, ifGeneration: ifGeneration)
     }
 
     /// `PATCH /v1/routes/{model}/weights`.
@@ -82,8 +94,8 @@ extension AdminClient {
         _ weights: [String: Double],
         reason: String? = nil,
         ifGeneration: UInt64? = nil
-    ) throws(AdminCallError) -> AdminReply<RouteResponse> {
-        try call(
+    ) async throws(AdminCallError) -> AdminReply<RouteResponse> {
+        try await call(
             "PATCH",
             "/v1/routes/\(Self.segment(model))/weights",
             body: WeightsRequest(weights: weights),
@@ -98,8 +110,8 @@ extension AdminClient {
         _ shadow: RouteConfiguration.ShadowSettings?,
         reason: String? = nil,
         ifGeneration: UInt64? = nil
-    ) throws(AdminCallError) -> AdminReply<RouteResponse> {
-        try call(
+    ) async throws(AdminCallError) -> AdminReply<RouteResponse> {
+        try await call(
             "PUT",
             "/v1/routes/\(Self.segment(model))/shadow",
             body: ShadowRequest(shadow),
@@ -114,8 +126,8 @@ extension AdminClient {
         _ bandit: RouteConfiguration.BanditSettings,
         reason: String? = nil,
         ifGeneration: UInt64? = nil
-    ) throws(AdminCallError) -> AdminReply<RouteResponse> {
-        try call(
+    ) async throws(AdminCallError) -> AdminReply<RouteResponse> {
+        try await call(
             "PUT",
             "/v1/routes/\(Self.segment(model))/bandit",
             body: BanditRequest(bandit),
@@ -125,20 +137,20 @@ extension AdminClient {
     }
 
     /// `POST /v1/config/reload`: the routes of the gateway's configuration file replace the running ones.
-    public func reloadConfiguration(reason: String? = nil) throws(AdminCallError) -> AdminReply<RoutesResponse> {
-        try call("POST", "/v1/config/reload", reason: reason)
+    public func reloadConfiguration(reason: String? = nil) async throws(AdminCallError) -> AdminReply<RoutesResponse> {
+        try await call("POST", "/v1/config/reload", reason: reason)
     }
 
     // MARK: Models
 
     /// `GET /v1/models`.
-    public func models() throws(AdminCallError) -> AdminReply<ModelsResponse> {
-        try call("GET", "/v1/models")
+    public func models() async throws(AdminCallError) -> AdminReply<ModelsResponse> {
+        try await call("GET", "/v1/models")
     }
 
     /// `GET /v1/models/{model}`.
-    public func model(_ model: String) throws(AdminCallError) -> AdminReply<ModelStatus> {
-        try call("GET", "/v1/models/\(Self.segment(model))")
+    public func model(_ model: String) async throws(AdminCallError) -> AdminReply<ModelStatus> {
+        try await call("GET", "/v1/models/\(Self.segment(model))")
     }
 
     /// `POST /v1/models/{model}/versions/{version}/load`: the model as it stands after the load.
@@ -146,8 +158,12 @@ extension AdminClient {
         model: String,
         version: String,
         reason: String? = nil
-    ) throws(AdminCallError) -> AdminReply<ModelStatus> {
-        try call("POST", "/v1/models/\(Self.segment(model))/versions/\(Self.segment(version))/load", reason: reason)
+    ) async throws(AdminCallError) -> AdminReply<ModelStatus> {
+        try await call(
+            "POST",
+            "/v1/models/\(Self.segment(model))/versions/\(Self.segment(version))/load",
+            reason: reason
+        )
     }
 
     /// `POST /v1/models/{model}/versions/{version}/unload`: answers once the version's pool has shut down.
@@ -155,8 +171,8 @@ extension AdminClient {
         model: String,
         version: String,
         reason: String? = nil
-    ) throws(AdminCallError) -> AdminReply<UnloadResponse> {
-        try call(
+    ) async throws(AdminCallError) -> AdminReply<UnloadResponse> {
+        try await call(
             "POST",
             "/v1/models/\(Self.segment(model))/versions/\(Self.segment(version))/unload",
             reason: reason
@@ -166,23 +182,23 @@ extension AdminClient {
     // MARK: Traffic, drift, fleet
 
     /// `GET /v1/shadow/report`.
-    public func shadowReport() throws(AdminCallError) -> AdminReply<ShadowReport> {
-        try call("GET", "/v1/shadow/report")
+    public func shadowReport() async throws(AdminCallError) -> AdminReply<ShadowReport> {
+        try await call("GET", "/v1/shadow/report")
     }
 
     /// `GET /v1/bandits/{model}`.
-    public func bandit(model: String) throws(AdminCallError) -> AdminReply<BanditState> {
-        try call("GET", "/v1/bandits/\(Self.segment(model))")
+    public func bandit(model: String) async throws(AdminCallError) -> AdminReply<BanditState> {
+        try await call("GET", "/v1/bandits/\(Self.segment(model))")
     }
 
     /// `GET /v1/drift/{model}?top=N`.
-    public func drift(model: String, top: Int? = nil) throws(AdminCallError) -> AdminReply<DriftReport> {
-        try call("GET", "/v1/drift/\(Self.segment(model))" + (top.map { "?top=\(max($0, 0))" } ?? ""))
+    public func drift(model: String, top: Int? = nil) async throws(AdminCallError) -> AdminReply<DriftReport> {
+        try await call("GET", "/v1/drift/\(Self.segment(model))" + (top.map { "?top=\(max($0, 0))" } ?? ""))
     }
 
     /// `GET /v1/fleet` (fleet mode only).
-    public func fleet() throws(AdminCallError) -> AdminReply<FleetStatus> {
-        try call("GET", "/v1/fleet")
+    public func fleet() async throws(AdminCallError) -> AdminReply<FleetStatus> {
+        try await call("GET", "/v1/fleet")
     }
 
     // MARK: Rollouts
@@ -192,18 +208,18 @@ extension AdminClient {
         model: String,
         _ request: RolloutRequest,
         reason: String? = nil
-    ) throws(AdminCallError) -> AdminReply<RolloutStatus> {
-        try call("POST", "/v1/rollouts/\(Self.segment(model))", body: request, reason: reason)
+    ) async throws(AdminCallError) -> AdminReply<RolloutStatus> {
+        try await call("POST", "/v1/rollouts/\(Self.segment(model))", body: request, reason: reason)
     }
 
     /// `GET /v1/rollouts`.
-    public func rollouts() throws(AdminCallError) -> AdminReply<RolloutsResponse> {
-        try call("GET", "/v1/rollouts")
+    public func rollouts() async throws(AdminCallError) -> AdminReply<RolloutsResponse> {
+        try await call("GET", "/v1/rollouts")
     }
 
     /// `GET /v1/rollouts/{model}`.
-    public func rollout(model: String) throws(AdminCallError) -> AdminReply<RolloutStatus> {
-        try call("GET", "/v1/rollouts/\(Self.segment(model))")
+    public func rollout(model: String) async throws(AdminCallError) -> AdminReply<RolloutStatus> {
+        try await call("GET", "/v1/rollouts/\(Self.segment(model))")
     }
 
     /// What an operator may do to a running rollout.
@@ -221,8 +237,8 @@ extension AdminClient {
         model: String,
         _ action: RolloutAction,
         reason: String? = nil
-    ) throws(AdminCallError) -> AdminReply<RolloutStatus> {
-        try call("POST", "/v1/rollouts/\(Self.segment(model))/\(action.rawValue)", reason: reason)
+    ) async throws(AdminCallError) -> AdminReply<RolloutStatus> {
+        try await call("POST", "/v1/rollouts/\(Self.segment(model))/\(action.rawValue)", reason: reason)
     }
 
     // MARK: Plumbing
@@ -240,12 +256,12 @@ extension AdminClient {
         body: some Encodable,
         reason: String? = nil,
         ifGeneration: UInt64? = nil
-    ) throws(AdminCallError) -> AdminReply<Value> {
+    ) async throws(AdminCallError) -> AdminReply<Value> {
         let data: Data
         do { data = try AdminJSON.encoder().encode(body) } catch {
             throw AdminCallError(kind: .undecodable, message: "\(method) \(path): the request body: \(error)")
         }
-        return try call(method, path, data: data, reason: reason, ifGeneration: ifGeneration)
+        return try await call(method, path, data: data, reason: reason, ifGeneration: ifGeneration)
     }
 
     private func call<Value: Decodable & Sendable>(
@@ -253,8 +269,8 @@ extension AdminClient {
         _ path: String,
         reason: String? = nil,
         ifGeneration: UInt64? = nil
-    ) throws(AdminCallError) -> AdminReply<Value> {
-        try call(method, path, data: nil, reason: reason, ifGeneration: ifGeneration)
+    ) async throws(AdminCallError) -> AdminReply<Value> {
+        try await call(method, path, data: nil, reason: reason, ifGeneration: ifGeneration)
     }
 
     private func call<Value: Decodable & Sendable>(
@@ -263,11 +279,11 @@ extension AdminClient {
         data: Data?,
         reason: String?,
         ifGeneration: UInt64?
-    ) throws(AdminCallError) -> AdminReply<Value> {
+    ) async throws(AdminCallError) -> AdminReply<Value> {
         let answer: Answer
         do {
             let headers = ifGeneration.map { [(name: "If-Match", value: "\"\($0)\"")] } ?? []
-            answer = try send(method, path, body: data, reason: reason, headers: headers)
+            answer = try await send(method, path, body: data, reason: reason, headers: headers)
         } catch {
             throw AdminCallError(kind: .noAnswer, message: error.message)
         }

@@ -28,13 +28,13 @@ struct AdminOptions: ParsableArguments {
     /// Makes one typed call. Returns its answer, or `nil` after printing it as JSON (`--json`); an error answer is
     /// printed as `error (HTTP status): message` and exits 1.
     func call<Value: Sendable>(
-        _ send: (AdminClient) throws(AdminCallError) -> AdminReply<Value>
-    ) throws -> Value? {
+        _ send: (AdminClient) async throws(AdminCallError) -> AdminReply<Value>
+    ) async throws -> Value? {
         let client: AdminClient
         do { client = try AdminClient(baseURL: admin) } catch { throw ValidationError(error.message) }
         let reply: AdminReply<Value>
         do {
-            reply = try send(client)
+            reply = try await send(client)
         } catch {
             switch error.kind {
             case .refused(let status):
@@ -127,7 +127,7 @@ struct Routes: ParsableCommand {
         subcommands: [Get.self, Set.self, Weights.self, ShadowSet.self, Delete.self]
     )
 
-    struct ShadowSet: ParsableCommand {
+    struct ShadowSet: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "shadow",
             abstract:
@@ -143,32 +143,38 @@ struct Routes: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
+        func run() async throws {
             let shadow = RouteConfiguration.ShadowSettings(version: version, fraction: fraction)
             guard
-                let answer = try options.call({ client throws(AdminCallError) in
-                    try client.setShadow(model: model, shadow, reason: reason, ifGeneration: options.ifGeneration)
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.setShadow(model: model, shadow, reason: reason, ifGeneration: options.ifGeneration)
                 })
             else { return }
             printChange(answer)
         }
     }
 
-    struct Get: ParsableCommand {
+    struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print every route, or one model's.")
         @OptionGroup var options: AdminOptions
         @Argument(help: "The model (default: every routed model).")
         var model: String?
 
-        func run() throws {
+        func run() async throws {
             let generation: UInt64
             let routes: [RouteConfiguration]
             if let model {
-                guard let answer = try options.call({ client throws(AdminCallError) in try client.route(model: model) })
+                guard
+                    let answer = try await options.call({ client async throws(AdminCallError) in
+                        try await client.route(model: model)
+                    })
                 else { return }
                 (generation, routes) = (answer.generation, answer.route.map { [$0] } ?? [])
             } else {
-                guard let answer = try options.call({ client throws(AdminCallError) in try client.routes() })
+                guard
+                    let answer = try await options.call({ client async throws(AdminCallError) in
+                        try await client.routes()
+                    })
                 else { return }
                 (generation, routes) = (answer.generation, answer.routes)
             }
@@ -178,7 +184,7 @@ struct Routes: ParsableCommand {
         }
     }
 
-    struct Set: ParsableCommand {
+    struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add or replace a model's route, from a JSON file or from flags.",
             discussion: """
@@ -202,7 +208,7 @@ struct Routes: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
+        func run() async throws {
             let answer: RouteResponse?
             if let file {
                 // The file goes as it is: the API names any field it refuses.
@@ -212,8 +218,13 @@ struct Routes: ParsableCommand {
                 guard let data, (try? JSONDecoder().decode(JSONObjectProbe.self, from: data)) != nil else {
                     throw ValidationError("--file \(file): expected a readable JSON object")
                 }
-                answer = try options.call { client throws(AdminCallError) in
-                    try client.putRoute(model: model, json: data, reason: reason, ifGeneration: options.ifGeneration)
+                answer = try await options.call { client async throws(AdminCallError) in
+                    try await client.putRoute(
+                        model: model,
+                        json: data,
+                        reason: reason,
+                        ifGeneration: options.ifGeneration
+                    )
                 }
             } else {
                 guard let policy, !versions.isEmpty else {
@@ -230,15 +241,15 @@ struct Routes: ParsableCommand {
                     },
                     shadow: shadow.map { RouteConfiguration.ShadowSettings(version: $0, fraction: shadowFraction) }
                 )
-                answer = try options.call { client throws(AdminCallError) in
-                    try client.putRoute(model: model, request, reason: reason, ifGeneration: options.ifGeneration)
+                answer = try await options.call { client async throws(AdminCallError) in
+                    try await client.putRoute(model: model, request, reason: reason, ifGeneration: options.ifGeneration)
                 }
             }
             if let answer { printChange(answer) }
         }
     }
 
-    struct Weights: ParsableCommand {
+    struct Weights: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Change the weights of a route's versions: switchyard routes weights digits 1=50 2=50."
         )
@@ -250,19 +261,24 @@ struct Routes: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
+        func run() async throws {
             let parsed = try parseWeights(weights)
             guard !parsed.isEmpty else { throw ValidationError("expected at least one VERSION=WEIGHT") }
             guard
-                let answer = try options.call({ client throws(AdminCallError) in
-                    try client.setWeights(model: model, parsed, reason: reason, ifGeneration: options.ifGeneration)
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.setWeights(
+                        model: model,
+                        parsed,
+                        reason: reason,
+                        ifGeneration: options.ifGeneration
+                    )
                 })
             else { return }
             printChange(answer)
         }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove a model's route: its calls go to its default version again."
         )
@@ -272,10 +288,10 @@ struct Routes: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
+        func run() async throws {
             guard
-                let answer = try options.call({ client throws(AdminCallError) in
-                    try client.deleteRoute(model: model, reason: reason, ifGeneration: options.ifGeneration)
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.deleteRoute(model: model, reason: reason, ifGeneration: options.ifGeneration)
                 })
             else { return }
             print("generation \(answer.generation): route of \(model) removed")
@@ -283,15 +299,16 @@ struct Routes: ParsableCommand {
     }
 }
 
-struct ModelsList: ParsableCommand {
+struct ModelsList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List a running gateway's models: versions, readiness, failures."
     )
     @OptionGroup var options: AdminOptions
 
-    func run() throws {
-        guard let answer = try options.call({ client throws(AdminCallError) in try client.models() }) else { return }
+    func run() async throws {
+        guard let answer = try await options.call({ client async throws(AdminCallError) in try await client.models() })
+        else { return }
         for model in answer.models {
             let ready = model.ready ? "ready" : "NOT READY"
             print("\(model.name)  \(ready)  default_version=\(model.defaultVersion ?? "-")")
@@ -314,14 +331,17 @@ struct Shadow: ParsableCommand {
         subcommands: [Report.self]
     )
 
-    struct Report: ParsableCommand {
+    struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Agreement, divergence and latency of each shadow version against its primary."
         )
         @OptionGroup var options: AdminOptions
 
-        func run() throws {
-            guard let answer = try options.call({ client throws(AdminCallError) in try client.shadowReport() })
+        func run() async throws {
+            guard
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.shadowReport()
+                })
             else { return }
             if answer.pairs.isEmpty { print("no shadow comparisons yet") }
             for pair in answer.pairs {
@@ -350,7 +370,7 @@ struct Config: ParsableCommand {
         subcommands: [Reload.self]
     )
 
-    struct Reload: ParsableCommand {
+    struct Reload: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Re-read routes from the gateway's --config file; an invalid file keeps the running routes."
         )
@@ -358,10 +378,10 @@ struct Config: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
+        func run() async throws {
             guard
-                let answer = try options.call({ client throws(AdminCallError) in
-                    try client.reloadConfiguration(reason: reason)
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.reloadConfiguration(reason: reason)
                 })
             else { return }
             print("generation \(answer.generation)")

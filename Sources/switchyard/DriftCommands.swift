@@ -12,7 +12,7 @@ struct Drift: ParsableCommand {
         subcommands: [Report.self]
     )
 
-    struct Report: ParsableCommand {
+    struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Status and the most drifting features of each version of MODEL, with their histograms."
         )
@@ -24,10 +24,10 @@ struct Drift: ParsableCommand {
         @Option(name: .long, help: "Features shown per version, most drifting first.")
         var top: Int = 5
 
-        func run() throws {
+        func run() async throws {
             guard
-                let answer = try options.call({ client throws(AdminCallError) in
-                    try client.drift(model: model, top: top)
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.drift(model: model, top: top)
                 })
             else { return }
             if answer.versions.isEmpty {

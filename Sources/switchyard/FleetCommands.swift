@@ -12,14 +12,16 @@ struct Fleet: ParsableCommand {
         subcommands: [Status.self]
     )
 
-    struct Status: ParsableCommand {
+    struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Every replica present, its routing generation, readiness and loaded versions."
         )
         @OptionGroup var options: AdminOptions
 
-        func run() throws {
-            guard let fleet = try options.call({ client throws(AdminCallError) in try client.fleet() }) else { return }
+        func run() async throws {
+            guard
+                let fleet = try await options.call({ client async throws(AdminCallError) in try await client.fleet() })
+            else { return }
             print(
                 "\(fleet.replicas.count) replicas, generation \(fleet.generation): "
                     + (fleet.converged ? "converged" : "not converged")

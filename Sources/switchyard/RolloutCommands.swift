@@ -13,7 +13,7 @@ struct Rollout: ParsableCommand {
         subcommands: [Start.self, Status.self, Pause.self, Resume.self, Abort.self]
     )
 
-    struct Start: ParsableCommand {
+    struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Move a model's traffic from its baseline version to a canary in steps.",
             discussion: """
@@ -57,7 +57,7 @@ struct Rollout: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
+        func run() async throws {
             let weights = try steps.split(separator: ",").map { part -> Double in
                 guard let weight = Double(part.trimmingCharacters(in: .whitespaces)) else {
                     throw ValidationError("--steps: expected percentages like 10,25,50,100, got '\(steps)'")
@@ -80,29 +80,34 @@ struct Rollout: ParsableCommand {
                 shadowFraction: shadowFraction
             )
             guard
-                let answer = try options.call({ client throws(AdminCallError) in
-                    try client.startRollout(model: model, request, reason: reason)
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.startRollout(model: model, request, reason: reason)
                 })
             else { return }
             print(describeRollout(answer))
         }
     }
 
-    struct Status: ParsableCommand {
+    struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print every rollout, or one model's.")
         @OptionGroup var options: AdminOptions
         @Argument(help: "The model (default: every rollout).")
         var model: String?
 
-        func run() throws {
+        func run() async throws {
             let rollouts: [RolloutStatus]
             if let model {
                 guard
-                    let answer = try options.call({ client throws(AdminCallError) in try client.rollout(model: model) })
+                    let answer = try await options.call({ client async throws(AdminCallError) in
+                        try await client.rollout(model: model)
+                    })
                 else { return }
                 rollouts = [answer]
             } else {
-                guard let answer = try options.call({ client throws(AdminCallError) in try client.rollouts() })
+                guard
+                    let answer = try await options.call({ client async throws(AdminCallError) in
+                        try await client.rollouts()
+                    })
                 else { return }
                 rollouts = answer.rollouts
             }
@@ -111,26 +116,26 @@ struct Rollout: ParsableCommand {
         }
     }
 
-    struct Pause: ParsableCommand {
+    struct Pause: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Hold a rollout's weights (a failing gate still rolls it back)."
         )
         @OptionGroup var action: RolloutAction
-        func run() throws { try action.send(.pause) }
+        func run() async throws { try await action.send(.pause) }
     }
 
-    struct Resume: ParsableCommand {
+    struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Continue a paused rollout; its step restarts.")
         @OptionGroup var action: RolloutAction
-        func run() throws { try action.send(.resume) }
+        func run() async throws { try await action.send(.resume) }
     }
 
-    struct Abort: ParsableCommand {
+    struct Abort: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop a rollout and give the baseline all traffic back."
         )
         @OptionGroup var action: RolloutAction
-        func run() throws { try action.send(.abort) }
+        func run() async throws { try await action.send(.abort) }
     }
 }
 
@@ -142,10 +147,10 @@ struct RolloutAction: ParsableArguments {
     @Option(name: .long, help: "Why: recorded in the audit log.")
     var reason: String?
 
-    func send(_ action: AdminClient.RolloutAction) throws {
+    func send(_ action: AdminClient.RolloutAction) async throws {
         guard
-            let answer = try options.call({ client throws(AdminCallError) in
-                try client.rollout(model: model, action, reason: reason)
+            let answer = try await options.call({ client async throws(AdminCallError) in
+                try await client.rollout(model: model, action, reason: reason)
             })
         else { return }
         print(describeRollout(answer))
@@ -193,23 +198,23 @@ struct ModelVersionArguments: ParsableArguments {
 
     /// Makes `call` with this model, version and reason; the answer, or nil after printing it as JSON.
     func send<Value: Sendable>(
-        _ call: (AdminClient, String, String, String?) throws(AdminCallError) -> AdminReply<Value>
-    ) throws -> Value? {
-        try options.call { client throws(AdminCallError) in try call(client, model, version, reason) }
+        _ call: (AdminClient, String, String, String?) async throws(AdminCallError) -> AdminReply<Value>
+    ) async throws -> Value? {
+        try await options.call { client async throws(AdminCallError) in try await call(client, model, version, reason) }
     }
 }
 
-struct ModelsLoad: ParsableCommand {
+struct ModelsLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
         abstract: "Load a version from a running gateway's repository: switchyard models load digits 3."
     )
     @OptionGroup var arguments: ModelVersionArguments
 
-    func run() throws {
+    func run() async throws {
         guard
-            let answer = try arguments.send({ client, model, version, reason throws(AdminCallError) in
-                try client.loadVersion(model: model, version: version, reason: reason)
+            let answer = try await arguments.send({ client, model, version, reason async throws(AdminCallError) in
+                try await client.loadVersion(model: model, version: version, reason: reason)
             })
         else { return }
         let loaded = answer.versions.map(\.version)
@@ -220,17 +225,17 @@ struct ModelsLoad: ParsableCommand {
     }
 }
 
-struct ModelsUnload: ParsableCommand {
+struct ModelsUnload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unload",
         abstract: "Unload a version no route uses; its queued calls finish first."
     )
     @OptionGroup var arguments: ModelVersionArguments
 
-    func run() throws {
+    func run() async throws {
         guard
-            try arguments.send({ client, model, version, reason throws(AdminCallError) in
-                try client.unloadVersion(model: model, version: version, reason: reason)
+            try await arguments.send({ client, model, version, reason async throws(AdminCallError) in
+                try await client.unloadVersion(model: model, version: version, reason: reason)
             }) != nil
         else { return }
         print("unloaded \(arguments.model) version \(arguments.version)")
