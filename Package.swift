@@ -133,12 +133,14 @@ let package = Package(
             dependencies: ["SwitchyardCore", "SwitchyardModels", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // The admin API's wire contract: Codable request and answer bodies shared by server, client and CLI.
+        .target(name: "SwitchyardAdminAPI", dependencies: ["SwitchyardCore"], swiftSettings: strict),
         // Operator API on its own port: routes, models, shadow report, bandits, metrics; auth, audit, persistence.
         .target(
             name: "SwitchyardAdmin",
             dependencies: [
                 "SwitchyardCore", "SwitchyardModels", "SwitchyardRouting", "SwitchyardSink", "SwitchyardWorkers",
-                "SwitchyardCluster", "SwitchyardMonitor",
+                "SwitchyardCluster", "SwitchyardMonitor", "SwitchyardAdminAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -158,13 +160,17 @@ let package = Package(
             swiftSettings: strict
         ),
         // The admin API's client, for the CLI and the load generator's scenario actions.
-        .target(name: "SwitchyardAdminClient", dependencies: ["SwitchyardCore"], swiftSettings: strict),
+        .target(
+            name: "SwitchyardAdminClient",
+            dependencies: ["SwitchyardCore", "SwitchyardAdminAPI"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "switchyard",
             dependencies: [
                 "SwitchyardCore", "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels",
                 "SwitchyardRouting", "SwitchyardSink", "SwitchyardAdmin", "SwitchyardCluster", "SwitchyardMonitor",
-                "SwitchyardAdminClient", "Yams",
+                "SwitchyardAdminClient", "SwitchyardAdminAPI", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -259,8 +265,8 @@ let package = Package(
         .testTarget(
             name: "SwitchyardAdminTests",
             dependencies: [
-                "SwitchyardAdmin", "SwitchyardRouting", "SwitchyardCore", "SwitchyardModels", "SwitchyardSink",
-                "SwitchyardEngine",
+                "SwitchyardAdmin", "SwitchyardAdminAPI", "SwitchyardRouting", "SwitchyardCore", "SwitchyardModels",
+                "SwitchyardSink", "SwitchyardEngine",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -76,58 +76,6 @@ enum BaselineComparison {
 }
 
 extension RolloutPlan.Gates {
-    /// `error_rate_vs_baseline`: the canary's error rate against the baseline's on the same window.
-    public struct ErrorRateVsBaseline: Sendable, Hashable, Codable {
-        /// Confidence of the whole rollout's verdict, in (0.5, 1); split evenly over its steps.
-        public var confidence: Double
-        /// How much higher than the baseline's (a share: 0.02 = 2 percentage points) the canary's error rate may be
-        /// before it is rolled back; it advances only once the interval shows it is below that.
-        public var maxIncrease: Double
-
-        /// Creates the gate.
-        public init(confidence: Double = 0.95, maxIncrease: Double = 0.02) {
-            self.confidence = confidence
-            self.maxIncrease = maxIncrease
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case confidence
-            case maxIncrease = "max_increase"
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            confidence = try c.decodeIfPresent(Double.self, forKey: .confidence) ?? 0.95
-            maxIncrease = try c.decodeIfPresent(Double.self, forKey: .maxIncrease) ?? 0.02
-        }
-    }
-
-    /// `latency_vs_baseline`: how often a canary call is slower than a baseline call (Mann–Whitney).
-    public struct LatencyVsBaseline: Sendable, Hashable, Codable {
-        /// Confidence of the whole rollout's verdict, in (0.5, 1); split evenly over its steps.
-        public var confidence: Double
-        /// The highest probability that a canary call is slower than a baseline call the canary may show (½ is no
-        /// difference); it advances only once the interval shows it is below that.
-        public var maxSlowerProbability: Double
-
-        /// Creates the gate.
-        public init(confidence: Double = 0.95, maxSlowerProbability: Double = 0.6) {
-            self.confidence = confidence
-            self.maxSlowerProbability = maxSlowerProbability
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case confidence
-            case maxSlowerProbability = "max_slower_probability"
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            confidence = try c.decodeIfPresent(Double.self, forKey: .confidence) ?? 0.95
-            maxSlowerProbability = try c.decodeIfPresent(Double.self, forKey: .maxSlowerProbability) ?? 0.6
-        }
-    }
-
     /// Whether a gate compares the canary with the baseline.
     public var comparesWithBaseline: Bool { errorRateVsBaseline != nil || latencyVsBaseline != nil }
 

@@ -2,6 +2,7 @@
 // decision for a window of live observations — hold, advance, complete or roll back — with no clock or I/O of
 // its own, so every rule is tested with scripted windows. RolloutController applies the decisions.
 
+public import SwitchyardAdminAPI
 import SwitchyardCore
 import SwitchyardModels
 
@@ -9,74 +10,7 @@ import SwitchyardModels
 /// hold on the canary's live metrics.
 public struct RolloutPlan: Sendable, Hashable, Codable {
     /// Thresholds on the canary's calls during the current step; any one failing rolls back at once.
-    public struct Gates: Sendable, Hashable, Codable {
-        /// Highest share of failed canary calls (0…1).
-        public var maxErrorRate: Double?
-        /// Highest canary p99 latency in milliseconds (decode to response).
-        public var maxP99Milliseconds: Double?
-        /// Lowest argmax agreement of the canary, mirrored as a shadow of the baseline, with the baseline (0…1);
-        /// judged on steps below 100%, where the baseline still serves calls to mirror.
-        public var minShadowAgreement: Double?
-        /// Highest population stability index of any canary input feature against the canary's drift reference
-        /// (its `drift:` configuration), over the detector's latest full window.
-        public var maxInputDrift: Double?
-        /// The same for the canary's outputs: prediction drift (class mix, score distribution).
-        public var maxOutputDrift: Double?
-        /// The canary's error rate against the baseline's on the same window (BaselineComparison.swift).
-        public var errorRateVsBaseline: ErrorRateVsBaseline?
-        /// The canary's latencies against the baseline's on the same window (BaselineComparison.swift).
-        public var latencyVsBaseline: LatencyVsBaseline?
-        /// Canary calls (and, with the agreement gate, compared pairs) a step needs before a gate is judged or
-        /// the step may advance.
-        public var minRequests: Int
-
-        /// Whether a drift gate is set.
-        public var judgesDrift: Bool { maxInputDrift != nil || maxOutputDrift != nil }
-
-        /// Creates gates.
-        public init(
-            maxErrorRate: Double? = nil,
-            maxP99Milliseconds: Double? = nil,
-            minShadowAgreement: Double? = nil,
-            maxInputDrift: Double? = nil,
-            maxOutputDrift: Double? = nil,
-            errorRateVsBaseline: ErrorRateVsBaseline? = nil,
-            latencyVsBaseline: LatencyVsBaseline? = nil,
-            minRequests: Int = 20
-        ) {
-            self.maxErrorRate = maxErrorRate
-            self.maxP99Milliseconds = maxP99Milliseconds
-            self.minShadowAgreement = minShadowAgreement
-            self.maxInputDrift = maxInputDrift
-            self.maxOutputDrift = maxOutputDrift
-            self.errorRateVsBaseline = errorRateVsBaseline
-            self.latencyVsBaseline = latencyVsBaseline
-            self.minRequests = minRequests
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case maxErrorRate = "max_error_rate"
-            case maxP99Milliseconds = "max_p99_ms"
-            case minShadowAgreement = "min_shadow_agreement"
-            case maxInputDrift = "max_input_drift"
-            case maxOutputDrift = "max_output_drift"
-            case errorRateVsBaseline = "error_rate_vs_baseline"
-            case latencyVsBaseline = "latency_vs_baseline"
-            case minRequests = "min_requests"
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            maxErrorRate = try c.decodeIfPresent(Double.self, forKey: .maxErrorRate)
-            maxP99Milliseconds = try c.decodeIfPresent(Double.self, forKey: .maxP99Milliseconds)
-            minShadowAgreement = try c.decodeIfPresent(Double.self, forKey: .minShadowAgreement)
-            maxInputDrift = try c.decodeIfPresent(Double.self, forKey: .maxInputDrift)
-            maxOutputDrift = try c.decodeIfPresent(Double.self, forKey: .maxOutputDrift)
-            errorRateVsBaseline = try c.decodeIfPresent(ErrorRateVsBaseline.self, forKey: .errorRateVsBaseline)
-            latencyVsBaseline = try c.decodeIfPresent(LatencyVsBaseline.self, forKey: .latencyVsBaseline)
-            minRequests = try c.decodeIfPresent(Int.self, forKey: .minRequests) ?? 20
-        }
-    }
+    public typealias Gates = RolloutGates
 
     /// The version serving now, which gets the traffic back on a rollback.
     public var baseline: String
@@ -106,6 +40,18 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
         self.stepSeconds = stepSeconds
         self.gates = gates
         self.shadowFraction = shadowFraction
+    }
+
+    /// The plan a `POST /v1/rollouts/{model}` body asks for, its defaults filled in.
+    public init(_ request: RolloutRequest) {
+        self.init(
+            baseline: request.baseline,
+            canary: request.canary,
+            steps: request.steps ?? [10, 25, 50, 100],
+            stepSeconds: request.stepSeconds ?? 60,
+            gates: request.gates ?? Gates(),
+            shadowFraction: request.shadowFraction
+        )
     }
 
     enum CodingKeys: String, CodingKey {

@@ -4,74 +4,12 @@
 
 import Foundation
 public import Logging
+public import SwitchyardAdminAPI
 public import SwitchyardCore
 public import SwitchyardModels
 public import SwitchyardMonitor
 public import SwitchyardSink
 import Synchronization
-
-/// Where a rollout is.
-public enum RolloutPhase: String, Sendable, Hashable, Codable {
-    /// Advancing through its steps.
-    case running
-    /// Holding its current weights; a failing gate still rolls it back.
-    case paused
-    /// The canary took all traffic.
-    case completed
-    /// A gate failed and the baseline took all traffic back.
-    case rolledBack = "rolled_back"
-    /// An operator stopped it and the baseline took all traffic back.
-    case aborted
-
-    /// Whether the rollout still holds its model's route.
-    public var isActive: Bool { self == .running || self == .paused }
-}
-
-/// A rollout as the admin API shows it.
-public struct RolloutStatus: Sendable, Encodable {
-    /// One thing that happened.
-    public struct Event: Sendable, Encodable {
-        /// ISO 8601 UTC time.
-        public var time: String
-        /// `start`, `advance`, `complete`, `rollback`, `pause`, `resume`, `abort`.
-        public var event: String
-        /// The canary's weight in percent afterwards.
-        public var canary_weight: Double
-        /// Why.
-        public var detail: String
-    }
-
-    /// What the current step has seen of the canary.
-    public struct Window: Sendable, Encodable {
-        public var calls: UInt64
-        public var failures: UInt64
-        public var error_rate: Double?
-        public var p99_ms: Double?
-        public var compared: UInt64
-        public var agreement: Double?
-        /// The canary's largest input and output PSI against its reference (drift gates only).
-        public var input_drift: Double?
-        public var output_drift: Double?
-        public var elapsed_s: Double
-    }
-
-    public var model: String
-    public var baseline: String
-    public var canary: String
-    public var phase: RolloutPhase
-    /// 1-based step number.
-    public var step: Int
-    public var steps: [Double]
-    public var canary_weight: Double
-    public var step_seconds: Double
-    public var gates: RolloutPlan.Gates
-    public var window: Window
-    /// The last decision: time left, what it waits for, or why it rolled back.
-    public var detail: String
-    public var started_at: String
-    public var actor: String
-    public var events: [Event]
-}
 
 /// Starts, advances, rolls back, pauses, resumes and aborts rollouts.
 public final class RolloutController: Sendable {
@@ -474,7 +412,7 @@ public final class RolloutController: Sendable {
 
     private func record(_ rollout: inout Rollout, _ event: String, _ detail: String) {
         rollout.events.append(
-            .init(time: AdminControl.now(), event: event, canary_weight: rollout.canaryWeight, detail: detail)
+            .init(time: AdminControl.now(), event: event, canaryWeight: rollout.canaryWeight, detail: detail)
         )
         logger.notice(
             "rollout \(event)",
@@ -494,22 +432,23 @@ public final class RolloutController: Sendable {
             phase: rollout.phase,
             step: rollout.step + 1,
             steps: rollout.plan.steps,
-            canary_weight: rollout.canaryWeight,
-            step_seconds: rollout.plan.stepSeconds,
+            canaryWeight: rollout.canaryWeight,
+            stepSeconds: rollout.plan.stepSeconds,
             gates: rollout.plan.gates,
             window: .init(
                 calls: window.calls,
                 failures: window.failures,
-                error_rate: window.errorRate,
-                p99_ms: window.p99Milliseconds,
+                errorRate: window.errorRate,
+                p99Milliseconds: window.p99Milliseconds,
                 compared: window.compared,
                 agreement: window.agreement,
-                input_drift: window.drift?.maxInputPSI,
-                output_drift: window.drift?.maxOutputPSI,
-                elapsed_s: rollout.phase.isActive ? Double(clock().nanoseconds(since: rollout.stepStartedAt)) / 1e9 : 0
+                inputDrift: window.drift?.maxInputPSI,
+                outputDrift: window.drift?.maxOutputPSI,
+                elapsedSeconds: rollout.phase.isActive
+                    ? Double(clock().nanoseconds(since: rollout.stepStartedAt)) / 1e9 : 0
             ),
             detail: rollout.detail,
-            started_at: rollout.startedAt,
+            startedAt: rollout.startedAt,
             actor: rollout.actor,
             events: rollout.events
         )

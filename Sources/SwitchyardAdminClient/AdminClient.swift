@@ -1,8 +1,11 @@
 // The admin API's one client. The `switchyard` CLI and the load generator's scenario actions send their calls
 // through it: the base URL checked once, the bearer token from SWITCHYARD_ADMIN_TOKEN, the audit reason header, and
-// one URLSession exchange waited for on the calling thread.
+// one URLSession exchange, awaited (the CLI) or waited for on the calling thread (the load generator's action
+// thread). Typed calls (AdminClient+Endpoints.swift) send and answer SwitchyardAdminAPI's bodies; `send` is the raw
+// exchange beneath them.
 
 public import Foundation
+import SwitchyardAdminAPI
 public import SwitchyardCore
 import Synchronization
 
@@ -27,8 +30,7 @@ public struct AdminClient: Sendable {
 
         /// The `error` field of a JSON error body, or the body itself.
         public var errorMessage: String {
-            let object = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])
-            return (object as? [String: Any])?["error"] as? String ?? text
+            (try? AdminJSON.decoder().decode(AdminErrorBody.self, from: body))?.error ?? text
         }
     }
 
@@ -52,7 +54,8 @@ public struct AdminClient: Sendable {
         self.token = token
     }
 
-    /// Sends one call and waits for its answer, whatever its status.
+    /// Sends one call and waits for its answer, whatever its status, blocking the calling thread (the load
+    /// generator's action thread); async callers use the `async` overload.
     /// - Parameters:
     ///   - body: a JSON body, sent with `Content-Type: application/json`.
     ///   - reason: the audit log's reason (`X-Switchyard-Reason`).
@@ -67,6 +70,47 @@ public struct AdminClient: Sendable {
         headers: [(name: String, value: String)] = [],
         timeoutSeconds: Double = 30
     ) throws(SwitchyardError) -> Answer {
+        let request = try makeRequest(method, path, body, reason, headers, timeoutSeconds)
+        let exchange = Exchange()
+        URLSession.shared.dataTask(with: request) { data, response, error in
+            exchange.finish(Self.outcome(request, data, response, error))
+        }.resume()
+        return try exchange.wait().get()
+    }
+
+    /// Sends one call and suspends until its answer, whatever its status.
+    /// - Parameters:
+    ///   - body: a JSON body, sent with `Content-Type: application/json`.
+    ///   - reason: the audit log's reason (`X-Switchyard-Reason`).
+    ///   - headers: more request headers (e.g. `If-Match`).
+    /// - Throws: `invalidArgument` for a path that makes no URL; `unavailable` when no answer came (refused
+    ///   connection, timeout), naming the call.
+    public func send(
+        _ method: String,
+        _ path: String,
+        body: Data? = nil,
+        reason: String? = nil,
+        headers: [(name: String, value: String)] = [],
+        timeoutSeconds: Double = 30
+    ) async throws(SwitchyardError) -> Answer {
+        let request = try makeRequest(method, path, body, reason, headers, timeoutSeconds)
+        let outcome = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<Answer, SwitchyardError>, Never>) in
+            URLSession.shared.dataTask(with: request) { data, response, error in
+                continuation.resume(returning: Self.outcome(request, data, response, error))
+            }.resume()
+        }
+        return try outcome.get()
+    }
+
+    private func makeRequest(
+        _ method: String,
+        _ path: String,
+        _ body: Data?,
+        _ reason: String?,
+        _ headers: [(name: String, value: String)],
+        _ timeoutSeconds: Double
+    ) throws(SwitchyardError) -> URLRequest {
         guard let url = URL(string: baseURL + path) else {
             throw .invalidArgument("admin API: '\(baseURL + path)' is not a URL")
         }
@@ -79,16 +123,21 @@ public struct AdminClient: Sendable {
             request.httpBody = body
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
-        let exchange = Exchange()
-        URLSession.shared.dataTask(with: request) { data, response, error in
-            exchange.finish(
-                error.map { .failure(SwitchyardError(.unavailable, "\(method) \(url): \($0.localizedDescription)")) }
-                    ?? .success(
-                        Answer(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data ?? Data())
-                    )
-            )
-        }.resume()
-        return try exchange.wait().get()
+        return request
+    }
+
+    /// What one URLSession exchange came to: the answer, or `unavailable` naming the call.
+    private static func outcome(
+        _ request: URLRequest,
+        _ data: Data?,
+        _ response: URLResponse?,
+        _ error: (any Error)?
+    ) -> Result<Answer, SwitchyardError> {
+        if let error {
+            let call = "\(request.httpMethod ?? "GET") \(request.url?.absoluteString ?? "")"
+            return .failure(SwitchyardError(.unavailable, "\(call): \(error.localizedDescription)"))
+        }
+        return .success(Answer(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data ?? Data()))
     }
 }
 

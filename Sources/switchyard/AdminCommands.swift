@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Foundation
+import SwitchyardAdminAPI
 import SwitchyardAdminClient
 import SwitchyardCore
 
@@ -24,58 +25,71 @@ struct AdminOptions: ParsableArguments {
     )
     var ifGeneration: UInt64?
 
-    /// Sends one request; returns the decoded JSON object, or exits with the API's error message.
-    func call(_ method: String, _ path: String, body: [String: Any]? = nil, reason: String? = nil) throws -> Any {
-        let answer: AdminClient.Answer
+    /// Makes one typed call. Returns its answer, or `nil` after printing it as JSON (`--json`); an error answer is
+    /// printed as `error (HTTP status): message` and exits 1.
+    func call<Value: Sendable>(
+        _ send: (AdminClient) async throws(AdminCallError) -> AdminReply<Value>
+    ) async throws -> Value? {
+        let client: AdminClient
+        do { client = try AdminClient(baseURL: admin) } catch { throw ValidationError(error.message) }
+        let reply: AdminReply<Value>
         do {
-            let data = try body.map { try JSONSerialization.data(withJSONObject: $0) }
-            let guarded = method != "GET" && path.hasPrefix("/v1/routes")
-            let headers = guarded ? ifGeneration.map { [(name: "If-Match", value: "\"\($0)\"")] } ?? [] : []
-            answer = try AdminClient(baseURL: admin).send(method, path, body: data, reason: reason, headers: headers)
-        } catch let error as SwitchyardError {
-            throw ValidationError(error.message)
+            reply = try await send(client)
+        } catch {
+            switch error.kind {
+            case .refused(let status):
+                FileHandle.standardError.write(Data("error (HTTP \(status)): \(error.message)\n".utf8))
+                throw ExitCode(1)
+            case .noAnswer, .undecodable:
+                throw ValidationError(error.message)
+            }
         }
-        guard (200..<300).contains(answer.status) else {
-            let message = answer.body.isEmpty ? "no answer" : answer.errorMessage
-            FileHandle.standardError.write(Data("error (HTTP \(answer.status)): \(message)\n".utf8))
-            throw ExitCode(1)
+        if json {
+            try printJSON(reply.body)
+            return nil
         }
-        guard let object = try? JSONSerialization.jsonObject(with: answer.body, options: [.fragmentsAllowed]) else {
-            throw ValidationError("\(method) \(admin)\(path): the answer is not JSON")
-        }
-        return object
+        return reply.value
     }
 
-    /// Prints `object` as JSON.
-    func printJSON(_ object: Any) throws {
+    /// Prints an answer's JSON as it came, indented with sorted keys: every field, whether this build knows it
+    /// or not.
+    func printJSON(_ body: Data) throws {
+        let object = try JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
 }
 
 /// One route as a few human-readable lines.
-func describeRoute(_ route: [String: Any]) -> String {
-    let model = route["model"] as? String ?? "?"
-    let policy = route["policy"] as? String ?? "?"
-    var lines = ["\(model)  policy=\(policy)"]
-    let versions = route["versions"] as? [[String: Any]] ?? []
-    let total = versions.reduce(0.0) { $0 + (($1["weight"] as? Double) ?? 0) }
-    for version in versions {
-        let weight = version["weight"] as? Double ?? 0
-        let share = policy == "canary" && total > 0 ? String(format: " (%.1f%%)", 100 * weight / total) : ""
-        lines.append("  version \(version["version"] as? String ?? "?")  weight=\(format(weight))\(share)")
+func describeRoute(_ route: RouteConfiguration) -> String {
+    let policy = route.policy.rawValue
+    var lines = ["\(route.model)  policy=\(policy)"]
+    let total = route.versions.reduce(0.0) { $0 + $1.weight }
+    for version in route.versions {
+        let weight = version.weight
+        let share = route.policy == .canary && total > 0 ? String(format: " (%.1f%%)", 100 * weight / total) : ""
+        lines.append("  version \(version.version)  weight=\(format(weight))\(share)")
     }
-    if let sticky = route["sticky"] as? [String: Any] {
-        lines.append("  sticky: " + sticky.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))
+    if let sticky = route.sticky {
+        let sources = [("header", sticky.header), ("parameter", sticky.parameter)]
+        lines.append(
+            "  sticky: " + sources.compactMap { key, value in value.map { "\(key)=\($0)" } }.joined(separator: " ")
+        )
     }
-    if let shadow = route["shadow"] as? [String: Any] {
-        let version = shadow["version"] as? String ?? "the other version"
-        lines.append("  shadow: \(version)  fraction=\(format(shadow["fraction"] as? Double ?? 0))")
+    if let shadow = route.shadow {
+        let version = shadow.version ?? "the other version"
+        lines.append("  shadow: \(version)  fraction=\(format(shadow.fraction))")
     }
-    if let bandit = route["bandit"] as? [String: Any] {
-        lines.append("  bandit: \(bandit["algorithm"] as? String ?? "?")  reward=\(bandit["reward"] as? String ?? "?")")
+    if let bandit = route.bandit {
+        lines.append("  bandit: \(bandit.algorithm)  reward=\(bandit.reward)")
     }
     return lines.joined(separator: "\n")
+}
+
+/// A route change's answer: the generation, then the route.
+func printChange(_ answer: RouteResponse) {
+    print("generation \(answer.generation)")
+    if let route = answer.route { print(describeRoute(route)) }
 }
 
 private func format(_ value: Double) -> String {
@@ -95,13 +109,25 @@ func parseWeights(_ pairs: [String]) throws -> [String: Double] {
     return weights
 }
 
+/// Whether `data` is a JSON object (a route file's shape), without reading its fields.
+struct JSONObjectProbe: Decodable {
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: any Decoder) throws { _ = try decoder.container(keyedBy: Key.self) }
+}
+
 struct Routes: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read or change a running gateway's routes through its admin API.",
         subcommands: [Get.self, Set.self, Weights.self, ShadowSet.self, Delete.self]
     )
 
-    struct ShadowSet: ParsableCommand {
+    struct ShadowSet: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "shadow",
             abstract:
@@ -117,35 +143,48 @@ struct Routes: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
-            var body: [String: Any] = ["fraction": fraction]
-            if let version { body["version"] = version }
-            let answer = try options.call("PUT", "/v1/routes/\(model)/shadow", body: body, reason: reason)
-            if options.json { return try options.printJSON(answer) }
-            let object = answer as? [String: Any] ?? [:]
-            print("generation \(object["generation"] ?? "?")")
-            if let route = object["route"] as? [String: Any] { print(describeRoute(route)) }
+        func run() async throws {
+            let shadow = RouteConfiguration.ShadowSettings(version: version, fraction: fraction)
+            guard
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.setShadow(model: model, shadow, reason: reason, ifGeneration: options.ifGeneration)
+                })
+            else { return }
+            printChange(answer)
         }
     }
 
-    struct Get: ParsableCommand {
+    struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print every route, or one model's.")
         @OptionGroup var options: AdminOptions
         @Argument(help: "The model (default: every routed model).")
         var model: String?
 
-        func run() throws {
-            let answer = try options.call("GET", model.map { "/v1/routes/\($0)" } ?? "/v1/routes")
-            if options.json { return try options.printJSON(answer) }
-            let object = answer as? [String: Any] ?? [:]
-            print("generation \(object["generation"] ?? "?")")
-            let routes = (object["routes"] as? [[String: Any]]) ?? [(object["route"] as? [String: Any]) ?? [:]]
-            if routes.isEmpty { print("no routes: every model serves its default version") }
+        func run() async throws {
+            let generation: UInt64
+            let routes: [RouteConfiguration]
+            if let model {
+                guard
+                    let answer = try await options.call({ client async throws(AdminCallError) in
+                        try await client.route(model: model)
+                    })
+                else { return }
+                (generation, routes) = (answer.generation, answer.route.map { [$0] } ?? [])
+            } else {
+                guard
+                    let answer = try await options.call({ client async throws(AdminCallError) in
+                        try await client.routes()
+                    })
+                else { return }
+                (generation, routes) = (answer.generation, answer.routes)
+            }
+            print("generation \(generation)")
+            if routes.isEmpty && model == nil { print("no routes: every model serves its default version") }
             for route in routes { print(describeRoute(route)) }
         }
     }
 
-    struct Set: ParsableCommand {
+    struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add or replace a model's route, from a JSON file or from flags.",
             discussion: """
@@ -169,36 +208,48 @@ struct Routes: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
-            var body: [String: Any]
+        func run() async throws {
+            let answer: RouteResponse?
             if let file {
+                // The file goes as it is: the API names any field it refuses.
                 let data =
                     file == "-"
                     ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
-                guard let data, let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                guard let data, (try? JSONDecoder().decode(JSONObjectProbe.self, from: data)) != nil else {
                     throw ValidationError("--file \(file): expected a readable JSON object")
                 }
-                body = object
+                answer = try await options.call { client async throws(AdminCallError) in
+                    try await client.putRoute(
+                        model: model,
+                        json: data,
+                        reason: reason,
+                        ifGeneration: options.ifGeneration
+                    )
+                }
             } else {
                 guard let policy, !versions.isEmpty else {
                     throw ValidationError("give --file, or --policy with at least one --version VERSION=WEIGHT")
                 }
-                body = ["policy": policy]
-                body["versions"] = try versions.map { pair -> [String: Any] in
-                    let weight = try parseWeights([pair])
-                    return ["version": weight.keys.first!, "weight": weight.values.first!]
+                let request = RouteRequest(
+                    policy: policy,
+                    versions: try versions.map { pair in
+                        let weight = try parseWeights([pair])
+                        return RouteConfiguration.VersionWeight(
+                            version: weight.keys.first!,
+                            weight: weight.values.first!
+                        )
+                    },
+                    shadow: shadow.map { RouteConfiguration.ShadowSettings(version: $0, fraction: shadowFraction) }
+                )
+                answer = try await options.call { client async throws(AdminCallError) in
+                    try await client.putRoute(model: model, request, reason: reason, ifGeneration: options.ifGeneration)
                 }
-                if let shadow { body["shadow"] = ["version": shadow, "fraction": shadowFraction] }
             }
-            let answer = try options.call("PUT", "/v1/routes/\(model)", body: body, reason: reason)
-            if options.json { return try options.printJSON(answer) }
-            let object = answer as? [String: Any] ?? [:]
-            print("generation \(object["generation"] ?? "?")")
-            if let route = object["route"] as? [String: Any] { print(describeRoute(route)) }
+            if let answer { printChange(answer) }
         }
     }
 
-    struct Weights: ParsableCommand {
+    struct Weights: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Change the weights of a route's versions: switchyard routes weights digits 1=50 2=50."
         )
@@ -210,23 +261,24 @@ struct Routes: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
+        func run() async throws {
             let parsed = try parseWeights(weights)
             guard !parsed.isEmpty else { throw ValidationError("expected at least one VERSION=WEIGHT") }
-            let answer = try options.call(
-                "PATCH",
-                "/v1/routes/\(model)/weights",
-                body: ["weights": parsed],
-                reason: reason
-            )
-            if options.json { return try options.printJSON(answer) }
-            let object = answer as? [String: Any] ?? [:]
-            print("generation \(object["generation"] ?? "?")")
-            if let route = object["route"] as? [String: Any] { print(describeRoute(route)) }
+            guard
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.setWeights(
+                        model: model,
+                        parsed,
+                        reason: reason,
+                        ifGeneration: options.ifGeneration
+                    )
+                })
+            else { return }
+            printChange(answer)
         }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove a model's route: its calls go to its default version again."
         )
@@ -236,34 +288,37 @@ struct Routes: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
-            let answer = try options.call("DELETE", "/v1/routes/\(model)", reason: reason)
-            if options.json { return try options.printJSON(answer) }
-            print("generation \((answer as? [String: Any])?["generation"] ?? "?"): route of \(model) removed")
+        func run() async throws {
+            guard
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.deleteRoute(model: model, reason: reason, ifGeneration: options.ifGeneration)
+                })
+            else { return }
+            print("generation \(answer.generation): route of \(model) removed")
         }
     }
 }
 
-struct ModelsList: ParsableCommand {
+struct ModelsList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List a running gateway's models: versions, readiness, failures."
     )
     @OptionGroup var options: AdminOptions
 
-    func run() throws {
-        let answer = try options.call("GET", "/v1/models")
-        if options.json { return try options.printJSON(answer) }
-        for model in (answer as? [String: Any])?["models"] as? [[String: Any]] ?? [] {
-            let ready = model["ready"] as? Bool == true ? "ready" : "NOT READY"
-            print("\(model["name"] as? String ?? "?")  \(ready)  default_version=\(model["default_version"] ?? "-")")
-            for version in model["versions"] as? [[String: Any]] ?? [] {
+    func run() async throws {
+        guard let answer = try await options.call({ client async throws(AdminCallError) in try await client.models() })
+        else { return }
+        for model in answer.models {
+            let ready = model.ready ? "ready" : "NOT READY"
+            print("\(model.name)  \(ready)  default_version=\(model.defaultVersion ?? "-")")
+            for version in model.versions {
                 print(
-                    "  version \(version["version"] ?? "?")  succeeded=\(version["requests_succeeded"] ?? 0) "
-                        + "failed=\(version["requests_failed"] ?? 0) queued=\(version["queue_depth"] ?? 0)"
+                    "  version \(version.version)  succeeded=\(version.requestsSucceeded) "
+                        + "failed=\(version.requestsFailed) queued=\(version.queueDepth)"
                 )
             }
-            for (version, reason) in (model["failures"] as? [String: String] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            for (version, reason) in model.failures.sorted(by: { $0.key < $1.key }) {
                 print("  version \(version)  FAILED: \(reason)")
             }
         }
@@ -276,32 +331,33 @@ struct Shadow: ParsableCommand {
         subcommands: [Report.self]
     )
 
-    struct Report: ParsableCommand {
+    struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Agreement, divergence and latency of each shadow version against its primary."
         )
         @OptionGroup var options: AdminOptions
 
-        func run() throws {
-            let answer = try options.call("GET", "/v1/shadow/report")
-            if options.json { return try options.printJSON(answer) }
-            let object = answer as? [String: Any] ?? [:]
-            let pairs = object["pairs"] as? [[String: Any]] ?? []
-            if pairs.isEmpty { print("no shadow comparisons yet") }
-            for pair in pairs {
-                let agreement = (pair["agreement_rate"] as? Double).map { String(format: "%.4f", $0) } ?? "n/a"
-                let p99 = (pair["divergence_p99"] as? Double).map { String(format: "%.3g", $0) } ?? "n/a"
-                let delta = (pair["mean_latency_delta_ms"] as? Double).map { String(format: "%+.3f ms", $0) } ?? "n/a"
+        func run() async throws {
+            guard
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.shadowReport()
+                })
+            else { return }
+            if answer.pairs.isEmpty { print("no shadow comparisons yet") }
+            for pair in answer.pairs {
+                let agreement = pair.agreementRate.map { String(format: "%.4f", $0) } ?? "n/a"
+                let p99 = pair.divergenceP99.map { String(format: "%.3g", $0) } ?? "n/a"
+                let delta = pair.meanLatencyDeltaMilliseconds.map { String(format: "%+.3f ms", $0) } ?? "n/a"
                 print(
-                    "\(pair["model"] ?? "?") \(pair["primary_version"] ?? "?")→\(pair["shadow_version"] ?? "?")  "
-                        + "pairs=\(pair["pairs"] ?? 0) agreement=\(agreement) max|Δ|p99=\(p99) latency Δ=\(delta) "
-                        + "errors primary=\(pair["primary_errors"] ?? 0) shadow=\(pair["shadow_errors"] ?? 0)"
+                    "\(pair.model) \(pair.primaryVersion)→\(pair.shadowVersion)  "
+                        + "pairs=\(pair.pairs) agreement=\(agreement) max|Δ|p99=\(p99) latency Δ=\(delta) "
+                        + "errors primary=\(pair.primaryErrors) shadow=\(pair.shadowErrors)"
                 )
             }
-            if let sink = object["sink"] as? [String: Any] {
+            if let sink = answer.sink {
                 print(
-                    "sink: recorded=\(sink["recorded"] ?? 0) written=\(sink["written"] ?? 0) "
-                        + "dropped=\((sink["dropped_queue_full"] as? Int ?? 0) + (sink["dropped_write_failed"] as? Int ?? 0))"
+                    "sink: recorded=\(sink.recorded) written=\(sink.written) "
+                        + "dropped=\(sink.droppedQueueFull + sink.droppedWriteFailed)"
                 )
             }
         }
@@ -314,7 +370,7 @@ struct Config: ParsableCommand {
         subcommands: [Reload.self]
     )
 
-    struct Reload: ParsableCommand {
+    struct Reload: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Re-read routes from the gateway's --config file; an invalid file keeps the running routes."
         )
@@ -322,12 +378,14 @@ struct Config: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
-            let answer = try options.call("POST", "/v1/config/reload", reason: reason)
-            if options.json { return try options.printJSON(answer) }
-            let object = answer as? [String: Any] ?? [:]
-            print("generation \(object["generation"] ?? "?")")
-            for route in object["routes"] as? [[String: Any]] ?? [] { print(describeRoute(route)) }
+        func run() async throws {
+            guard
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.reloadConfiguration(reason: reason)
+                })
+            else { return }
+            print("generation \(answer.generation)")
+            for route in answer.routes { print(describeRoute(route)) }
         }
     }
 }

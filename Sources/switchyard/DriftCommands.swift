@@ -3,6 +3,8 @@
 
 import ArgumentParser
 import Foundation
+import SwitchyardAdminAPI
+import SwitchyardAdminClient
 
 struct Drift: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,7 +12,7 @@ struct Drift: ParsableCommand {
         subcommands: [Report.self]
     )
 
-    struct Report: ParsableCommand {
+    struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Status and the most drifting features of each version of MODEL, with their histograms."
         )
@@ -22,34 +24,37 @@ struct Drift: ParsableCommand {
         @Option(name: .long, help: "Features shown per version, most drifting first.")
         var top: Int = 5
 
-        func run() throws {
-            let path = "/v1/drift/\(model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? model)"
-            let answer = try options.call("GET", path + "?top=\(max(top, 0))")
-            if options.json { return try options.printJSON(answer) }
-            let versions = (answer as? [String: Any])?["versions"] as? [[String: Any]] ?? []
-            if versions.isEmpty { print("model '\(model)': no drift monitoring (no drift: key, or no call yet)") }
-            for version in versions {
+        func run() async throws {
+            guard
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.drift(model: model, top: top)
+                })
+            else { return }
+            if answer.versions.isEmpty {
+                print("model '\(model)': no drift monitoring (no drift: key, or no call yet)")
+            }
+            for version in answer.versions {
                 print(
-                    "\(model) version \(version["version"] ?? "?"): \(version["status"] ?? "?")  "
-                        + "window=\(version["window_rows"] ?? 0) rows, reference=\(version["reference_rows"] ?? 0) rows "
-                        + "(\(version["reference"] ?? "?")), flagged inputs=\(version["inputs_flagged"] ?? 0) "
-                        + "outputs=\(version["outputs_flagged"] ?? 0), max PSI input="
-                        + String(format: "%.4f", version["max_input_psi"] as? Double ?? 0) + " output="
-                        + String(format: "%.4f", version["max_output_psi"] as? Double ?? 0)
+                    "\(model) version \(version.version): \(version.status)  "
+                        + "window=\(version.windowRows) rows, reference=\(version.referenceRows) rows "
+                        + "(\(version.reference)), flagged inputs=\(version.inputsFlagged) "
+                        + "outputs=\(version.outputsFlagged), max PSI input="
+                        + String(format: "%.4f", version.maxInputPSI) + " output="
+                        + String(format: "%.4f", version.maxOutputPSI)
                 )
-                if let error = version["error"] as? String { print("  error: \(error)") }
-                for feature in version["features"] as? [[String: Any]] ?? [] {
+                if let error = version.error { print("  error: \(error)") }
+                for feature in version.features {
                     print(
-                        "  \(feature["flagged"] as? Bool == true ? "DRIFT" : "ok   ") \(feature["name"] ?? "?") "
-                            + "(\(feature["kind"] ?? "?")): PSI="
-                            + String(format: "%.4f", feature["psi"] as? Double ?? 0)
-                            + " \(feature["test"] ?? "?")="
-                            + String(format: "%.4f", feature["statistic"] as? Double ?? 0)
-                            + " p=" + String(format: "%.3g", feature["p_value"] as? Double ?? 1)
+                        "  \(feature.flagged ? "DRIFT" : "ok   ") \(feature.name) "
+                            + "(\(feature.kind)): PSI="
+                            + String(format: "%.4f", feature.psi)
+                            + " \(feature.test)="
+                            + String(format: "%.4f", feature.statistic)
+                            + " p=" + String(format: "%.3g", feature.pValue)
                     )
-                    let bins = feature["bins"] as? [String] ?? []
-                    let reference = feature["reference"] as? [Double] ?? []
-                    let current = feature["current"] as? [Double] ?? []
+                    let bins = feature.bins
+                    let reference = feature.reference
+                    let current = feature.current
                     for (index, bin) in bins.enumerated() where index < reference.count && index < current.count {
                         guard reference[index] > 0 || current[index] > 0 else { continue }
                         print(

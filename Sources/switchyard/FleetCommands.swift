@@ -3,6 +3,8 @@
 
 import ArgumentParser
 import Foundation
+import SwitchyardAdminAPI
+import SwitchyardAdminClient
 
 struct Fleet: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,29 +12,27 @@ struct Fleet: ParsableCommand {
         subcommands: [Status.self]
     )
 
-    struct Status: ParsableCommand {
+    struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Every replica present, its routing generation, readiness and loaded versions."
         )
         @OptionGroup var options: AdminOptions
 
-        func run() throws {
-            let answer = try options.call("GET", "/v1/fleet")
-            if options.json { return try options.printJSON(answer) }
-            let fleet = answer as? [String: Any] ?? [:]
-            let replicas = fleet["replicas"] as? [[String: Any]] ?? []
-            let converged = fleet["converged"] as? Bool ?? false
+        func run() async throws {
+            guard
+                let fleet = try await options.call({ client async throws(AdminCallError) in try await client.fleet() })
+            else { return }
             print(
-                "\(replicas.count) replicas, generation \(fleet["generation"] ?? "?"): "
-                    + (converged ? "converged" : "not converged")
+                "\(fleet.replicas.count) replicas, generation \(fleet.generation): "
+                    + (fleet.converged ? "converged" : "not converged")
             )
-            for replica in replicas {
-                let models = (replica["models"] as? [String: [String]] ?? [:]).sorted { $0.key < $1.key }
+            for replica in fleet.replicas {
+                let models = replica.models.sorted { $0.key < $1.key }
                     .map { "\($0.key)@\($0.value.joined(separator: ","))" }.joined(separator: " ")
                 print(
-                    "  \(replica["replica"] ?? "?")  \(replica["address"] ?? "")  "
-                        + "generation=\(replica["route_generation"] ?? "?")  "
-                        + "\((replica["ready"] as? Bool ?? false) ? "ready" : "not ready")  \(models)"
+                    "  \(replica.replica)  \(replica.address)  "
+                        + "generation=\(replica.routeGeneration)  "
+                        + "\(replica.ready ? "ready" : "not ready")  \(models)"
                 )
             }
         }

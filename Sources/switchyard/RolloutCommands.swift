@@ -3,6 +3,9 @@
 
 import ArgumentParser
 import Foundation
+import SwitchyardAdminAPI
+import SwitchyardAdminClient
+import SwitchyardCore
 
 struct Rollout: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,7 +13,7 @@ struct Rollout: ParsableCommand {
         subcommands: [Start.self, Status.self, Pause.self, Resume.self, Abort.self]
     )
 
-    struct Start: ParsableCommand {
+    struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Move a model's traffic from its baseline version to a canary in steps.",
             discussion: """
@@ -54,65 +57,85 @@ struct Rollout: ParsableCommand {
         @Option(name: .long, help: "Why: recorded in the audit log.")
         var reason: String?
 
-        func run() throws {
+        func run() async throws {
             let weights = try steps.split(separator: ",").map { part -> Double in
                 guard let weight = Double(part.trimmingCharacters(in: .whitespaces)) else {
                     throw ValidationError("--steps: expected percentages like 10,25,50,100, got '\(steps)'")
                 }
                 return weight
             }
-            var gates: [String: Any] = ["min_requests": minRequests]
-            if let maxErrorRate { gates["max_error_rate"] = maxErrorRate }
-            if let maxP99Ms { gates["max_p99_ms"] = maxP99Ms }
-            if let minShadowAgreement { gates["min_shadow_agreement"] = minShadowAgreement }
-            if let maxInputDrift { gates["max_input_drift"] = maxInputDrift }
-            if let maxOutputDrift { gates["max_output_drift"] = maxOutputDrift }
-            var body: [String: Any] = [
-                "baseline": baseline, "canary": canary, "steps": weights, "step_seconds": stepSeconds, "gates": gates,
-            ]
-            if let shadowFraction { body["shadow_fraction"] = shadowFraction }
-            let answer = try options.call("POST", "/v1/rollouts/\(model)", body: body, reason: reason)
-            if options.json { return try options.printJSON(answer) }
-            print(describeRollout(answer as? [String: Any] ?? [:]))
+            let request = RolloutRequest(
+                baseline: baseline,
+                canary: canary,
+                steps: weights,
+                stepSeconds: stepSeconds,
+                gates: RolloutGates(
+                    maxErrorRate: maxErrorRate,
+                    maxP99Milliseconds: maxP99Ms,
+                    minShadowAgreement: minShadowAgreement,
+                    maxInputDrift: maxInputDrift,
+                    maxOutputDrift: maxOutputDrift,
+                    minRequests: minRequests
+                ),
+                shadowFraction: shadowFraction
+            )
+            guard
+                let answer = try await options.call({ client async throws(AdminCallError) in
+                    try await client.startRollout(model: model, request, reason: reason)
+                })
+            else { return }
+            print(describeRollout(answer))
         }
     }
 
-    struct Status: ParsableCommand {
+    struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print every rollout, or one model's.")
         @OptionGroup var options: AdminOptions
         @Argument(help: "The model (default: every rollout).")
         var model: String?
 
-        func run() throws {
-            let answer = try options.call("GET", model.map { "/v1/rollouts/\($0)" } ?? "/v1/rollouts")
-            if options.json { return try options.printJSON(answer) }
-            let object = answer as? [String: Any] ?? [:]
-            let rollouts = model == nil ? object["rollouts"] as? [[String: Any]] ?? [] : [object]
+        func run() async throws {
+            let rollouts: [RolloutStatus]
+            if let model {
+                guard
+                    let answer = try await options.call({ client async throws(AdminCallError) in
+                        try await client.rollout(model: model)
+                    })
+                else { return }
+                rollouts = [answer]
+            } else {
+                guard
+                    let answer = try await options.call({ client async throws(AdminCallError) in
+                        try await client.rollouts()
+                    })
+                else { return }
+                rollouts = answer.rollouts
+            }
             if rollouts.isEmpty { print("no rollouts") }
             for rollout in rollouts { print(describeRollout(rollout, events: model != nil)) }
         }
     }
 
-    struct Pause: ParsableCommand {
+    struct Pause: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Hold a rollout's weights (a failing gate still rolls it back)."
         )
         @OptionGroup var action: RolloutAction
-        func run() throws { try action.send("pause") }
+        func run() async throws { try await action.send(.pause) }
     }
 
-    struct Resume: ParsableCommand {
+    struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Continue a paused rollout; its step restarts.")
         @OptionGroup var action: RolloutAction
-        func run() throws { try action.send("resume") }
+        func run() async throws { try await action.send(.resume) }
     }
 
-    struct Abort: ParsableCommand {
+    struct Abort: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop a rollout and give the baseline all traffic back."
         )
         @OptionGroup var action: RolloutAction
-        func run() throws { try action.send("abort") }
+        func run() async throws { try await action.send(.abort) }
     }
 }
 
@@ -124,36 +147,40 @@ struct RolloutAction: ParsableArguments {
     @Option(name: .long, help: "Why: recorded in the audit log.")
     var reason: String?
 
-    func send(_ action: String) throws {
-        let answer = try options.call("POST", "/v1/rollouts/\(model)/\(action)", reason: reason)
-        if options.json { return try options.printJSON(answer) }
-        print(describeRollout(answer as? [String: Any] ?? [:]))
+    func send(_ action: AdminClient.RolloutAction) async throws {
+        guard
+            let answer = try await options.call({ client async throws(AdminCallError) in
+                try await client.rollout(model: model, action, reason: reason)
+            })
+        else { return }
+        print(describeRollout(answer))
     }
 }
 
 /// A rollout as a few human-readable lines.
-func describeRollout(_ rollout: [String: Any], events: Bool = false) -> String {
-    let steps = (rollout["steps"] as? [Double] ?? []).map { $0 == $0.rounded() ? String(Int($0)) : String($0) }
+func describeRollout(_ rollout: RolloutStatus, events: Bool = false) -> String {
+    let steps = rollout.steps.map { $0 == $0.rounded() ? String(Int($0)) : String($0) }
     var lines = [
-        "\(rollout["model"] ?? "?")  \(rollout["baseline"] ?? "?") → \(rollout["canary"] ?? "?")  "
-            + "\(rollout["phase"] ?? "?")  step \(rollout["step"] ?? "?")/\(steps.count) "
-            + "[\(steps.joined(separator: ", "))]%  canary weight \(rollout["canary_weight"] ?? "?")%",
-        "  \(rollout["detail"] ?? "")",
+        "\(rollout.model)  \(rollout.baseline) → \(rollout.canary)  "
+            + "\(rollout.phase.rawValue)  step \(rollout.step)/\(steps.count) "
+            + "[\(steps.joined(separator: ", "))]%  canary weight \(rollout.canaryWeight.compactDescription)%",
+        "  \(rollout.detail)",
     ]
-    if let window = rollout["window"] as? [String: Any], (window["calls"] as? Int ?? 0) > 0 {
-        let rate = (window["error_rate"] as? Double).map { String(format: "%.2f%%", 100 * $0) } ?? "n/a"
-        let p99 = (window["p99_ms"] as? Double).map { String(format: "%.2f ms", $0) } ?? "n/a"
-        let agreement = (window["agreement"] as? Double).map { String(format: "%.2f%%", 100 * $0) } ?? "n/a"
+    let window = rollout.window
+    if window.calls > 0 {
+        let rate = window.errorRate.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a"
+        let p99 = window.p99Milliseconds.map { String(format: "%.2f ms", $0) } ?? "n/a"
+        let agreement = window.agreement.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a"
         lines.append(
-            "  this step: \(window["calls"] ?? 0) canary calls, error rate \(rate), p99 \(p99), agreement \(agreement)"
+            "  this step: \(window.calls) canary calls, error rate \(rate), p99 \(p99), agreement \(agreement)"
         )
-        if let input = window["input_drift"] as? Double, let output = window["output_drift"] as? Double {
+        if let input = window.inputDrift, let output = window.outputDrift {
             lines.append(String(format: "  drift: input PSI %.3f, output PSI %.3f", input, output))
         }
     }
     if events {
-        for event in rollout["events"] as? [[String: Any]] ?? [] {
-            lines.append("  \(event["time"] ?? "")  \(event["event"] ?? "")  \(event["detail"] ?? "")")
+        for event in rollout.events {
+            lines.append("  \(event.time)  \(event.event)  \(event.detail)")
         }
     }
     return lines.joined(separator: "\n")
@@ -169,27 +196,28 @@ struct ModelVersionArguments: ParsableArguments {
     @Option(name: .long, help: "Why: recorded in the audit log.")
     var reason: String?
 
-    /// Sends `POST /v1/models/MODEL/versions/VERSION/ACTION`; the answer, or nil after printing it as JSON.
-    func send(_ action: String) throws -> [String: Any]? {
-        let answer = try options.call("POST", "/v1/models/\(model)/versions/\(version)/\(action)", reason: reason)
-        if options.json {
-            try options.printJSON(answer)
-            return nil
-        }
-        return answer as? [String: Any] ?? [:]
+    /// Makes `call` with this model, version and reason; the answer, or nil after printing it as JSON.
+    func send<Value: Sendable>(
+        _ call: (AdminClient, String, String, String?) async throws(AdminCallError) -> AdminReply<Value>
+    ) async throws -> Value? {
+        try await options.call { client async throws(AdminCallError) in try await call(client, model, version, reason) }
     }
 }
 
-struct ModelsLoad: ParsableCommand {
+struct ModelsLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
         abstract: "Load a version from a running gateway's repository: switchyard models load digits 3."
     )
     @OptionGroup var arguments: ModelVersionArguments
 
-    func run() throws {
-        guard let answer = try arguments.send("load") else { return }
-        let loaded = (answer["versions"] as? [[String: Any]] ?? []).compactMap { $0["version"] }.map { "\($0)" }
+    func run() async throws {
+        guard
+            let answer = try await arguments.send({ client, model, version, reason async throws(AdminCallError) in
+                try await client.loadVersion(model: model, version: version, reason: reason)
+            })
+        else { return }
+        let loaded = answer.versions.map(\.version)
         print(
             "loaded \(arguments.model) version \(arguments.version); loaded versions: "
                 + loaded.joined(separator: ", ")
@@ -197,15 +225,19 @@ struct ModelsLoad: ParsableCommand {
     }
 }
 
-struct ModelsUnload: ParsableCommand {
+struct ModelsUnload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unload",
         abstract: "Unload a version no route uses; its queued calls finish first."
     )
     @OptionGroup var arguments: ModelVersionArguments
 
-    func run() throws {
-        guard try arguments.send("unload") != nil else { return }
+    func run() async throws {
+        guard
+            try await arguments.send({ client, model, version, reason async throws(AdminCallError) in
+                try await client.unloadVersion(model: model, version: version, reason: reason)
+            }) != nil
+        else { return }
         print("unloaded \(arguments.model) version \(arguments.version)")
     }
 }

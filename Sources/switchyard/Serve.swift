@@ -221,8 +221,17 @@ struct Serve: ParsableCommand {
         )
         // RepositoryModelLoad/Unload go through the admin plane's audited path and token policy.
         service.attach(modelControl: admin)
-        // Left running through the drain, so that /readyz answers 503 until the process exits.
-        try admin.start()
+        // Left running through the drain, so that /readyz answers 503 until the process exits. A listener that
+        // fails (it could not bind) ends the process: a gateway its operators cannot reach should not look healthy.
+        let adminService = try admin.start()
+        Task.detached {
+            do {
+                try await adminService.value
+            } catch {
+                logger.critical("admin API stopped", metadata: ["reason": "\(error)"])
+                Foundation.exit(1)
+            }
+        }
         var watcher: ConfigWatcher?
         if adminSettings.watchConfig, let path = config {
             watcher = ConfigWatcher(path: path, intervalSeconds: 1, logger: logger) {

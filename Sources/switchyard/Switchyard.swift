@@ -2,6 +2,7 @@
 // `models list` and `shadow` talk to a running gateway's admin API.
 
 import ArgumentParser
+import SwitchyardCore
 
 @main
 struct Switchyard: ParsableCommand {
@@ -14,4 +15,38 @@ struct Switchyard: ParsableCommand {
         ],
         defaultSubcommand: Serve.self
     )
+
+    /// Runs the parsed command. Synchronous commands (`serve` above all) run on the main thread before any other
+    /// thread exists, as `serve`'s signal mask needs: every thread it starts inherits the blocked shutdown
+    /// signals, which only its `sigwait` sees. The admin API's clients are async; they run in a task the main
+    /// thread waits for.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            guard let asyncCommand = command as? any AsyncParsableCommand else {
+                try command.run()
+                return
+            }
+            let outcome = ConditionLock<Result<Void, any Error>?>(nil)
+            let finished = MonotonicCondition()
+            // Detached: this function runs on the main actor, whose thread waits below.
+            Task.detached {
+                var command = asyncCommand
+                let result: Result<Void, any Error>
+                do {
+                    try await command.run()
+                    result = .success(())
+                } catch {
+                    result = .failure(error)
+                }
+                outcome.withLock { outcome in
+                    outcome = result
+                    finished.signal()
+                }
+            }
+            try outcome.withLock(waitingOn: finished, while: { $0 == nil }) { $0! }.get()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -2,58 +2,41 @@
 // feature's scores and histograms, most drifting first) and the drift and capture metric families.
 
 import Hummingbird
+import SwitchyardAdminAPI
 import SwitchyardCore
 import SwitchyardModels
 import SwitchyardMonitor
 
-struct DriftFeatureBody: Encodable {
-    var name: String
-    var kind: String
-    var test: String
-    var psi: Double
-    var statistic: Double
-    var p_value: Double
-    var flagged: Bool
-    var bins: [String]
-    var reference: [Double]
-    var current: [Double]
+extension AdminServer {
+    /// `GET /v1/drift/:model` (`?top=N` keeps the N most drifting features of each version).
+    func driftEndpoints() -> RouteCollection<AdminRequestContext> {
+        let routes = RouteCollection(context: AdminRequestContext.self)
+        let server = self
+        routes.get("/v1/drift/:model") { request, context -> Response in
+            let model = try context.parameters.require("model")
+            guard server.registry.model(named: model) != nil else {
+                throw AdminHTTPError(.notFound, "model '\(model)' is not in the repository")
+            }
+            let top = request.uri.queryParameters.get("top").flatMap { Int($0) }
+            let reports = server.monitor?.driftReports(model: model) ?? []
+            return Self.json(DriftReport(model: model, versions: reports.map { DriftVersion($0, top: top) }))
+        }
+        return routes
+    }
 }
 
-struct DriftVersionBody: Encodable {
-    var version: String
-    var status: String
-    var reference: String
-    var rows_observed: UInt64
-    var window_rows: Int
-    var reference_rows: Int
-    var max_input_psi: Double
-    var max_output_psi: Double
-    var inputs_flagged: Int
-    var outputs_flagged: Int
-    var error: String?
-    var features: [DriftFeatureBody]
-
+extension DriftVersion {
+    /// A version's drift report, its features most drifting first (the first `top` of them).
     init(_ report: VersionDriftReport, top: Int?) {
         let scores = report.scores
-        version = report.version
-        status = scores.status.rawValue
-        reference = report.referenceSource
-        rows_observed = scores.rowsObserved
-        window_rows = scores.windowRows
-        reference_rows = scores.referenceRows
-        max_input_psi = scores.maxInputPSI
-        max_output_psi = scores.maxOutputPSI
-        inputs_flagged = scores.inputsFlagged
-        outputs_flagged = scores.outputsFlagged
-        error = report.error
         var features = zip(scores.features, report.histograms).map { feature, histogram in
-            DriftFeatureBody(
+            DriftFeature(
                 name: feature.name,
                 kind: feature.isOutput ? "output" : "input",
                 test: feature.test.rawValue,
                 psi: feature.psi,
                 statistic: feature.statistic,
-                p_value: feature.pValue,
+                pValue: feature.pValue,
                 flagged: feature.flagged,
                 bins: histogram.bins,
                 reference: histogram.reference,
@@ -61,31 +44,22 @@ struct DriftVersionBody: Encodable {
             )
         }
         // Most drifting first: flagged, then the smallest p-value, then the largest PSI.
-        features.sort { ($0.flagged ? 0 : 1, $0.p_value, -$0.psi) < ($1.flagged ? 0 : 1, $1.p_value, -$1.psi) }
+        features.sort { ($0.flagged ? 0 : 1, $0.pValue, -$0.psi) < ($1.flagged ? 0 : 1, $1.pValue, -$1.psi) }
         if let top { features = Array(features.prefix(top)) }
-        self.features = features
-    }
-}
-
-struct DriftBody: Encodable {
-    var model: String
-    var versions: [DriftVersionBody]
-}
-
-extension AdminServer {
-    /// Adds `GET /v1/drift/:model` (`?top=N` keeps the N most drifting features of each version).
-    func addDriftRoutes(to router: Router<BasicRequestContext>, registry: ModelRegistry) {
-        let server = self
-        router.get("/v1/drift/:model") { request, context -> Response in
-            _ = try server.authorize(request, mutating: false)
-            let model = try context.parameters.require("model")
-            guard registry.model(named: model) != nil else {
-                throw AdminHTTPError(.notFound, "model '\(model)' is not in the repository")
-            }
-            let top = request.uri.queryParameters.get("top").flatMap { Int($0) }
-            let reports = server.monitor?.driftReports(model: model) ?? []
-            return Self.json(DriftBody(model: model, versions: reports.map { DriftVersionBody($0, top: top) }))
-        }
+        self.init(
+            version: report.version,
+            status: scores.status.rawValue,
+            reference: report.referenceSource,
+            rowsObserved: scores.rowsObserved,
+            windowRows: scores.windowRows,
+            referenceRows: scores.referenceRows,
+            maxInputPSI: scores.maxInputPSI,
+            maxOutputPSI: scores.maxOutputPSI,
+            inputsFlagged: scores.inputsFlagged,
+            outputsFlagged: scores.outputsFlagged,
+            error: report.error,
+            features: features
+        )
     }
 }
 

@@ -1,0 +1,125 @@
+// Drift: `GET /v1/drift/{model}[?top=N]`, each version's drift status and its most drifting features with their
+// reference and current histograms.
+
+/// `GET /v1/drift/{model}`.
+public struct DriftReport: Sendable, Hashable, Codable {
+    public var model: String
+    /// Each monitored version; empty when the model has no `drift:` settings or no call yet.
+    public var versions: [DriftVersion]
+
+    /// Creates the body.
+    public init(model: String, versions: [DriftVersion]) {
+        self.model = model
+        self.versions = versions
+    }
+}
+
+/// One version's drift.
+public struct DriftVersion: Sendable, Hashable, Codable {
+    public var version: String
+    /// `warming_up`, `stable`, `drifting` (the detector's status names).
+    public var status: String
+    /// Where the reference came from.
+    public var reference: String
+    public var rowsObserved: UInt64
+    public var windowRows: Int
+    public var referenceRows: Int
+    public var maxInputPSI: Double
+    public var maxOutputPSI: Double
+    public var inputsFlagged: Int
+    public var outputsFlagged: Int
+    /// Why the version is not monitored as configured, if it is not.
+    public var error: String?
+    /// The features, most drifting first.
+    public var features: [DriftFeature]
+
+    /// Creates a version entry.
+    public init(
+        version: String,
+        status: String,
+        reference: String,
+        rowsObserved: UInt64,
+        windowRows: Int,
+        referenceRows: Int,
+        maxInputPSI: Double,
+        maxOutputPSI: Double,
+        inputsFlagged: Int,
+        outputsFlagged: Int,
+        error: String?,
+        features: [DriftFeature]
+    ) {
+        self.version = version
+        self.status = status
+        self.reference = reference
+        self.rowsObserved = rowsObserved
+        self.windowRows = windowRows
+        self.referenceRows = referenceRows
+        self.maxInputPSI = maxInputPSI
+        self.maxOutputPSI = maxOutputPSI
+        self.inputsFlagged = inputsFlagged
+        self.outputsFlagged = outputsFlagged
+        self.error = error
+        self.features = features
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, status, reference, error, features
+        case rowsObserved = "rows_observed"
+        case windowRows = "window_rows"
+        case referenceRows = "reference_rows"
+        case maxInputPSI = "max_input_psi"
+        case maxOutputPSI = "max_output_psi"
+        case inputsFlagged = "inputs_flagged"
+        case outputsFlagged = "outputs_flagged"
+    }
+}
+
+/// One feature's drift.
+public struct DriftFeature: Sendable, Hashable, Codable {
+    public var name: String
+    /// `input` or `output`.
+    public var kind: String
+    /// The test besides PSI: `ks` or `chi2`.
+    public var test: String
+    public var psi: Double
+    /// The test's statistic.
+    public var statistic: Double
+    public var pValue: Double
+    public var flagged: Bool
+    /// The histogram's bins, as labels.
+    public var bins: [String]
+    /// The reference's share per bin.
+    public var reference: [Double]
+    /// The current window's share per bin.
+    public var current: [Double]
+
+    /// Creates a feature entry.
+    public init(
+        name: String,
+        kind: String,
+        test: String,
+        psi: Double,
+        statistic: Double,
+        pValue: Double,
+        flagged: Bool,
+        bins: [String],
+        reference: [Double],
+        current: [Double]
+    ) {
+        self.name = name
+        self.kind = kind
+        self.test = test
+        self.psi = psi
+        self.statistic = statistic
+        self.pValue = pValue
+        self.flagged = flagged
+        self.bins = bins
+        self.reference = reference
+        self.current = current
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, kind, test, psi, statistic, flagged, bins, reference, current
+        case pValue = "p_value"
+    }
+}

@@ -1,0 +1,107 @@
+// Models: `GET /v1/models[/{model}]`, `POST /v1/models/{model}/versions/{version}/load|unload`.
+
+/// `GET /v1/models`: every model of the repository.
+public struct ModelsResponse: Sendable, Hashable, Codable {
+    /// The models, in the registry's order.
+    public var models: [ModelStatus]
+
+    /// Creates the body.
+    public init(models: [ModelStatus]) { self.models = models }
+}
+
+/// One model as the admin API shows it (`GET /v1/models/{model}`, and the answer of a load).
+public struct ModelStatus: Sendable, Hashable, Codable {
+    /// One loaded version and its counters.
+    public struct Version: Sendable, Hashable, Codable {
+        /// The version name.
+        public var version: String
+        /// Calls answered successfully.
+        public var requestsSucceeded: UInt64
+        /// Calls that failed.
+        public var requestsFailed: UInt64
+        /// Calls waiting in the version's queue.
+        public var queueDepth: Int
+        /// Batches run.
+        public var batches: UInt64
+
+        /// Creates a version entry.
+        public init(
+            version: String,
+            requestsSucceeded: UInt64,
+            requestsFailed: UInt64,
+            queueDepth: Int,
+            batches: UInt64
+        ) {
+            self.version = version
+            self.requestsSucceeded = requestsSucceeded
+            self.requestsFailed = requestsFailed
+            self.queueDepth = queueDepth
+            self.batches = batches
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case version, batches
+            case requestsSucceeded = "requests_succeeded"
+            case requestsFailed = "requests_failed"
+            case queueDepth = "queue_depth"
+        }
+    }
+
+    /// The model's name.
+    public var name: String
+    /// Whether it serves (a version loaded).
+    public var ready: Bool
+    /// The version that serves calls naming none, if any.
+    public var defaultVersion: String?
+    /// The loaded versions.
+    public var versions: [Version]
+    /// Versions that failed to load, with the loader's reason.
+    public var failures: [String: String]
+    /// The model's latency objective in milliseconds.
+    public var sloMilliseconds: Double
+    /// The largest batch its pools form.
+    public var maxBatchSize: Int
+
+    /// Creates a model entry.
+    public init(
+        name: String,
+        ready: Bool,
+        defaultVersion: String?,
+        versions: [Version],
+        failures: [String: String],
+        sloMilliseconds: Double,
+        maxBatchSize: Int
+    ) {
+        self.name = name
+        self.ready = ready
+        self.defaultVersion = defaultVersion
+        self.versions = versions
+        self.failures = failures
+        self.sloMilliseconds = sloMilliseconds
+        self.maxBatchSize = maxBatchSize
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, ready, versions, failures
+        case defaultVersion = "default_version"
+        case sloMilliseconds = "slo_ms"
+        case maxBatchSize = "max_batch_size"
+    }
+}
+
+/// `POST /v1/models/{model}/versions/{version}/unload`: the version is gone and its pool has shut down.
+public struct UnloadResponse: Sendable, Hashable, Codable {
+    /// The model.
+    public var model: String
+    /// The version unloaded.
+    public var version: String
+    /// Always `true`: a refused unload is an error answer.
+    public var unloaded: Bool
+
+    /// Creates the body.
+    public init(model: String, version: String, unloaded: Bool = true) {
+        self.model = model
+        self.version = version
+        self.unloaded = unloaded
+    }
+}
