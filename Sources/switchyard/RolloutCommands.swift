@@ -50,6 +50,23 @@ struct Rollout: ParsableCommand {
         var maxInputDrift: Double?
         @Option(name: .long, help: "Gate: highest PSI of any canary output against its drift reference.")
         var maxOutputDrift: Double?
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Gate: the canary's error rate against the baseline's, at this confidence (e.g. 0.95): rolls back "
+                    + "when worse, advances when less than --max-error-increase higher."
+            )
+        )
+        var errorRateVsBaseline: Double?
+        @Option(name: .long, help: "With --error-rate-vs-baseline: the increase tolerated (a share, default 0.02).")
+        var maxErrorIncrease: Double = 0.02
+        @Option(
+            name: .long,
+            help: "Gate: how often a canary call is slower than a baseline call, at this confidence (e.g. 0.95)."
+        )
+        var latencyVsBaseline: Double?
+        @Option(name: .long, help: "With --latency-vs-baseline: the highest such probability (default 0.6).")
+        var maxSlowerProbability: Double = 0.6
         @Option(name: .long, help: "Canary calls a step needs before its gates are judged.")
         var minRequests: Int = 20
         @Option(name: .long, help: "Share of calls mirrored for the agreement gate (0…1, default 1).")
@@ -75,6 +92,12 @@ struct Rollout: ParsableCommand {
                     minShadowAgreement: minShadowAgreement,
                     maxInputDrift: maxInputDrift,
                     maxOutputDrift: maxOutputDrift,
+                    errorRateVsBaseline: errorRateVsBaseline.map {
+                        .init(confidence: $0, maxIncrease: maxErrorIncrease)
+                    },
+                    latencyVsBaseline: latencyVsBaseline.map {
+                        .init(confidence: $0, maxSlowerProbability: maxSlowerProbability)
+                    },
                     minRequests: minRequests
                 ),
                 shadowFraction: shadowFraction
