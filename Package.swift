@@ -6,6 +6,7 @@ import PackageDescription
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let package = Package(
@@ -122,6 +123,7 @@ let package = Package(
                 "SwitchyardCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -230,7 +232,10 @@ let package = Package(
         // Routing decision + sink bookkeeping CPU per call, and bandit regret (Benchmarks/Routing).
         .executableTarget(
             name: "switchyard-routing-bench",
-            dependencies: ["SwitchyardCore", "SwitchyardModels", "SwitchyardRouting", "SwitchyardSink"],
+            dependencies: [
+                "SwitchyardCore", "SwitchyardModels", "SwitchyardRouting", "SwitchyardSink",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/Routing",
             exclude: ["README.md"],
             swiftSettings: strict
@@ -266,7 +271,7 @@ let package = Package(
             name: "SwitchyardAdminTests",
             dependencies: [
                 "SwitchyardAdmin", "SwitchyardAdminAPI", "SwitchyardRouting", "SwitchyardCore", "SwitchyardModels",
-                "SwitchyardSink", "SwitchyardEngine",
+                "SwitchyardSink", "SwitchyardEngine", "SwitchyardWorkers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -276,7 +281,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchyardClusterTests",
-            dependencies: ["SwitchyardCluster", "SwitchyardCore"],
+            dependencies: ["SwitchyardCluster", "SwitchyardCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
@@ -305,7 +310,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchyardWorkersTests",
-            dependencies: ["SwitchyardWorkers", "SwitchyardEngine", "SwitchyardCore"],
+            dependencies: [
+                "SwitchyardWorkers", "SwitchyardEngine", "SwitchyardCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -320,6 +328,8 @@ let package = Package(
             name: "SwitchyardInferenceTests",
             dependencies: [
                 "SwitchyardInference", "SwitchyardModels", "SwitchyardWorkers", "SwitchyardCore", "CSwitchyardConvert",
+                "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardProto", "SwitchyardRouting", "SwitchyardSink",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

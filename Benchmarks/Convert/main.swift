@@ -3,6 +3,7 @@
 // path this CPU runs. Thread CPU time, best of several runs, so that a shared machine's other work counts less.
 
 import CSwitchyardConvert
+import Foundation
 import SwitchyardCore
 
 #if canImport(Glibc)

@@ -9,6 +9,7 @@ import SwitchyardCore
 import SwitchyardModels
 import SwitchyardRouting
 import SwitchyardSink
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc

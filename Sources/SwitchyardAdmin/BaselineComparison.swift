@@ -11,6 +11,7 @@
 // than a baseline call, from the two latency histograms.
 
 import Foundation
+public import SwitchyardAdminAPI
 import SwitchyardModels
 
 /// An effect of the canary against the baseline, with its always-valid interval.

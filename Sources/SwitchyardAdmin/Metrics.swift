@@ -8,6 +8,7 @@ import SwitchyardCore
 public import SwitchyardModels
 public import SwitchyardRouting
 public import SwitchyardSink
+import SwitchyardWorkers
 import Synchronization
 
 /// Front-end counters as the admin API sees them (the HTTP/2 front end's statistics, mapped by the caller).

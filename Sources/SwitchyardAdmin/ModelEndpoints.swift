@@ -5,6 +5,8 @@ import Hummingbird
 import SwitchyardAdminAPI
 import SwitchyardCore
 import SwitchyardModels
+import SwitchyardWorkers
+import Synchronization
 
 extension AdminServer {
     /// `/v1/models…`.

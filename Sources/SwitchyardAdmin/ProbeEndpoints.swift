@@ -3,6 +3,8 @@
 
 import Hummingbird
 import SwitchyardAdminAPI
+import SwitchyardCluster
+import SwitchyardModels
 
 extension AdminServer {
     /// Liveness, readiness and metrics.

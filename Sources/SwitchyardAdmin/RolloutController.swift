@@ -8,6 +8,7 @@ public import SwitchyardAdminAPI
 public import SwitchyardCore
 public import SwitchyardModels
 public import SwitchyardMonitor
+import SwitchyardRouting
 public import SwitchyardSink
 import Synchronization
 

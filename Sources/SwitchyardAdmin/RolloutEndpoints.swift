@@ -3,6 +3,7 @@
 import Hummingbird
 import SwitchyardAdminAPI
 import SwitchyardCore
+import SwitchyardRouting
 
 extension AdminServer {
     /// `/v1/rollouts…`.

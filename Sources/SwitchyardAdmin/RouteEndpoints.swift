@@ -4,6 +4,7 @@
 import Hummingbird
 import SwitchyardAdminAPI
 import SwitchyardCore
+import SwitchyardRouting
 
 extension AdminServer {
     /// `/v1/routes…` and `/v1/config/reload`.

@@ -5,6 +5,7 @@ import AsyncHTTPClient
 import Foundation
 public import Logging
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 public import SwitchyardCore
 import Synchronization

@@ -3,6 +3,7 @@
 // broadcasting, so that the graph that runs holds only work on the inputs.
 
 internal import SwitchyardCore
+import SwitchyardProto
 
 #if canImport(Glibc)
     internal import Glibc

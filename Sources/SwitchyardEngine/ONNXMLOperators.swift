@@ -3,6 +3,7 @@
 // the same row-wise operations as the default domain's, so the fused engine folds what is affine.
 
 internal import SwitchyardCore
+import SwitchyardProto
 
 extension NodeImporter {
     mutating func importMLNode() throws(SwitchyardError) -> [Operation] {

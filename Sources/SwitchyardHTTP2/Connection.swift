@@ -4,7 +4,10 @@
 // registered here turn HEADERS/DATA into gRPC calls and answers into HEADERS/DATA/trailers.
 
 internal import CNghttp2
+import Logging
 import SwitchyardCore
+import SwitchyardTLS
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc

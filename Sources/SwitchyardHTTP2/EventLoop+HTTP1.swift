@@ -4,6 +4,7 @@
 
 internal import CEpoll
 import SwitchyardCore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc

@@ -5,6 +5,7 @@
 internal import CEpoll
 package import Logging
 package import SwitchyardCore
+import SwitchyardTLS
 import Synchronization
 
 #if canImport(Glibc)

@@ -4,6 +4,7 @@
 import SwitchyardCore
 import SwitchyardModels
 import SwitchyardProto
+import Synchronization
 
 /// Answers control RPCs for one service.
 struct ControlRPCs {

@@ -6,6 +6,7 @@ import Foundation
 import SwitchyardCore
 import SwitchyardHTTP2
 import SwitchyardModels
+import Synchronization
 
 /// Answers the repository endpoints for one service.
 struct RESTRepository {

@@ -5,9 +5,11 @@
 // are `{"error": "..."}` with the HTTP status Triton gives each kind of failure.
 
 import Dispatch
+import Foundation
 import SwitchyardCore
 public import SwitchyardHTTP2
 import SwitchyardModels
+import Synchronization
 
 /// Serves v2 REST requests over an `InferenceService`.
 public final class RESTService: HTTPService {

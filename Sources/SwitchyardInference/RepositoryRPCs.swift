@@ -8,6 +8,7 @@ import SwitchyardCore
 import SwitchyardHTTP2
 import SwitchyardModels
 import SwitchyardProto
+import Synchronization
 
 /// Answers RepositoryIndex, RepositoryModelLoad and RepositoryModelUnload for one service.
 struct RepositoryRPCs {

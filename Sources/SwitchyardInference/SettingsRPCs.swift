@@ -5,6 +5,7 @@
 
 import Logging
 import SwitchyardCore
+import SwitchyardModels
 import SwitchyardProto
 
 /// Answers the CUDA shared-memory, TraceSetting and LogSettings RPCs for one service.

@@ -11,6 +11,8 @@
 
 import Logging
 import SwitchyardCore
+import SwitchyardWorkers
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc

@@ -3,6 +3,7 @@
 // that show the promised error rates: a canary 2 points worse is rolled back, an equal one promoted, each in at
 // least 95% of 1000 rollouts.
 
+import SwitchyardAdminAPI
 import SwitchyardModels
 import Testing
 

@@ -6,10 +6,12 @@
 import Foundation
 import Logging
 import SwitchyardAdmin
+import SwitchyardAdminAPI
 import SwitchyardCore
 import SwitchyardEngine
 import SwitchyardModels
 import SwitchyardRouting
+import SwitchyardWorkers
 import Synchronization
 import Testing
 

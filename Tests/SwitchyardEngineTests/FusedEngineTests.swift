@@ -1,6 +1,7 @@
 // The fused engine against the reference engine and onnxruntime: every kernel path this CPU runs, random
 // shapes and activations, determinism of a row wherever it lands in a batch, and which graphs it accepts.
 
+import FoundationEssentials
 import SwitchyardCore
 import Testing
 

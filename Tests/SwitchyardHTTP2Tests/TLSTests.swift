@@ -2,6 +2,7 @@
 // as the client, ALPN "h2" required, optional client-certificate verification.
 
 import Foundation
+import Logging
 import SwitchyardCore
 import Testing
 

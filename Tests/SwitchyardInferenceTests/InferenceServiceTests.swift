@@ -11,6 +11,7 @@ import SwitchyardProto
 import SwitchyardRouting
 import SwitchyardSink
 import SwitchyardWorkers
+import Synchronization
 import Testing
 
 @testable import SwitchyardInference

@@ -4,6 +4,7 @@
 
 import SwitchyardCore
 import SwitchyardHTTP2
+import Synchronization
 import Testing
 
 @testable import SwitchyardLoad
