@@ -15,6 +15,11 @@ thread; `--blas numpy` uses the OpenBLAS numpy's wheel bundles instead) into pre
 add and ReLU as separate numpy passes: a tuned GEMM with an unfused epilogue, the anchor for "the speed of the best
 CPU libraries". Benchmarks/Engine/compare.sh installs libopenblas-dev if needed and unsets OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE (which slow OpenBLAS down on this machine) for the run.
+
+--int8 adds the fused engine's INT8 path (on the first of --paths) and onnxruntime's own dynamic quantization of
+the same network: onnxruntime.quantization.quantize_dynamic with weight_type QInt8, run on a copy whose Gemm
+nodes are rewritten as the equivalent MatMul + Add (quantize_dynamic leaves Gemm in FP32), and reports digits
+top-1 accuracy for both.
 """
 
 import argparse
@@ -70,6 +75,45 @@ def write_layer(path, k, n, seed=7):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, path)
+
+
+def gemm_as_matmul(path, out):
+    """The model with each Gemm (alpha = beta = 1) rewritten as MatMul + Add, the form quantize_dynamic quantizes."""
+    model = onnx.load(path)
+    arrays = {t.name: t for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "Gemm":
+            nodes.append(node)
+            continue
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        assert attributes.get("alpha", 1.0) == 1.0 and attributes.get("beta", 1.0) == 1.0 and not attributes.get("transA")
+        weight = numpy_helper.to_array(arrays[node.input[1]])
+        if attributes.get("transB"):
+            weight = weight.T
+        name = node.input[1] + ".matmul"
+        model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight), name))
+        if len(node.input) > 2:
+            nodes.append(helper.make_node("MatMul", [node.input[0], name], [node.output[0] + ".mm"], name=node.name))
+            nodes.append(helper.make_node("Add", [node.output[0] + ".mm", node.input[2]], [node.output[0]],
+                                          name=node.name + ".bias"))
+        else:
+            nodes.append(helper.make_node("MatMul", [node.input[0], name], [node.output[0]], name=node.name))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, out)
+
+
+def quantized(path, workdir):
+    """onnxruntime's dynamic INT8 quantization of the model (QInt8 weights), written next to the work files."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    base = os.path.join(workdir, os.path.basename(os.path.dirname(os.path.dirname(path))) + "_"
+                        + os.path.splitext(os.path.basename(path))[0])
+    gemmless, out = base + ".matmul.onnx", base + ".qdq-int8.onnx"
+    gemm_as_matmul(path, gemmless)
+    quantize_dynamic(gemmless, out, weight_type=QuantType.QInt8)
+    return out
 
 
 def flops_per_row(path):
@@ -227,6 +271,8 @@ def main():
     parser.add_argument("--layers", action="store_true",
                         help="also single GEMM+bias+ReLU layers 512², 1024², 1024×4096, 4096×1024")
     parser.add_argument("--bf16", action="store_true", help="also time BF16 weights and report their accuracy cost")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time INT8 (the fused engine's and onnxruntime's quantize_dynamic model)")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) reference engine")
     parser.add_argument("--blas", choices=["debian", "numpy"], default="debian",
                         help="the BLAS column: Debian's libopenblas (default) or numpy's bundled OpenBLAS")
@@ -256,10 +302,13 @@ def main():
     print(f"CPU: {cpu_name()}; 1 thread; median of {args.runs} runs × {args.rounds} alternating rounds; onnxruntime {ort.__version__}; "
           f"BLAS: {blas.name} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); "
           f"load average before: {os.getloadavg()[0]:.2f}\n")
+    int8 = f"fused-{args.paths.split(',')[0]}-int8"
     order = [f"fused-{p}" for p in args.paths.split(",")] + (["fused-avx512-bf16"] if args.bf16 else []) + \
-        ([] if args.no_reference else ["reference"])
+        ([int8] if args.int8 else []) + ([] if args.no_reference else ["reference"])
     header = ["model", "M"] + [f"{e} µs (GFLOP/s)" for e in order] + [
-        "onnxruntime µs (GFLOP/s)", "BLAS + epilogue µs (GFLOP/s)", f"{order[0]} vs onnxruntime", f"{order[0]} vs BLAS"]
+        "onnxruntime µs (GFLOP/s)"] + (["onnxruntime int8 µs (GFLOP/s)"] if args.int8 else []) + [
+        "BLAS + epilogue µs (GFLOP/s)", f"{order[0]} vs onnxruntime", f"{order[0]} vs BLAS"] + (
+        [f"{int8} vs {order[0]}", f"{int8} vs onnxruntime int8"] if args.int8 else [])
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     allocations = set()
@@ -267,6 +316,7 @@ def main():
         name = names[path]
         flops = flops_per_row(path)
         steps = blas_network(path)
+        ort_int8_path = quantized(path, args.workdir) if args.int8 else None
         for rows in rows_list:
             # The Swift engines and onnxruntime run back to back for each batch size, so that both see the same
             # machine (other processes on a shared machine move every figure).
@@ -275,11 +325,15 @@ def main():
                 command.insert(1, "--no-reference")
             if args.bf16:
                 command.insert(1, "--bf16")
-            swift_rounds, ort_rounds, blas_rounds = [], [], []
+            if args.int8:
+                command.insert(1, "--int8")
+            swift_rounds, ort_rounds, blas_rounds, ort_int8_rounds = [], [], [], []
             for _ in range(args.rounds):
                 swift_rounds.append(json.loads(subprocess.run(command, check=True, capture_output=True,
                                                               text=True).stdout)["timings"])
                 ort_rounds.append(time_onnxruntime(path, [rows], args.runs)[rows])
+                if ort_int8_path:
+                    ort_int8_rounds.append(time_onnxruntime(ort_int8_path, [rows], args.runs)[rows])
                 if steps is not None:
                     blas_rounds.append(time_blas(blas, steps, rows, args.runs))
             # Per engine, the round with the median time.
@@ -291,7 +345,7 @@ def main():
                     swift.append(found[len(found) // 2])
             ort_seconds = sorted(ort_rounds)[len(ort_rounds) // 2]
             cells = [name, str(rows)]
-            first = None
+            first = int8_us = None
             for engine in order:
                 match = [m for m in swift if m["engine"] == engine]
                 if not match:
@@ -299,15 +353,22 @@ def main():
                     continue
                 us = match[0]["microseconds"]
                 first = us if first is None else first
+                int8_us = us if engine == int8 else int8_us
                 cells.append(f"{us:.1f} ({match[0]['gflops']:.1f})")
                 if engine.startswith("fused") and match[0].get("allocationsPerBatch") is not None:
                     allocations.add(match[0]["allocationsPerBatch"])
             ort_us = ort_seconds * 1e6
             cells.append(f"{ort_us:.1f} ({flops * rows / ort_seconds / 1e9:.1f})")
+            ort_int8_us = sorted(ort_int8_rounds)[len(ort_int8_rounds) // 2] * 1e6 if ort_int8_rounds else None
+            if args.int8:
+                cells.append(f"{ort_int8_us:.1f} ({flops * rows / ort_int8_us / 1e3:.1f})")
             blas_seconds = sorted(blas_rounds)[len(blas_rounds) // 2] if blas_rounds else None
             cells.append(f"{blas_seconds * 1e6:.1f} ({flops * rows / blas_seconds / 1e9:.1f})" if blas_seconds else "–")
             cells.append(f"{ort_us / first:.2f}×" if first else "–")
             cells.append(f"{blas_seconds * 1e6 / first:.2f}×" if first and blas_seconds else "–")
+            if args.int8:
+                cells.append(f"{first / int8_us:.2f}×" if first and int8_us else "–")
+                cells.append(f"{ort_int8_us / int8_us:.2f}×" if int8_us else "–")
             print("| " + " | ".join(cells) + " |", flush=True)
     print(f"\nheap allocations per batch in the fused engine (100 batches counted per row): {sorted(allocations)}")
     accuracy_table(args, bench, models[0])
@@ -329,6 +390,8 @@ def accuracy_table(args, bench, digits_model):
                digits_model]
     if args.bf16:
         command.insert(1, "--bf16")
+    if args.int8:
+        command.insert(1, "--int8")
     report = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     session = ort.InferenceSession(digits_model, providers=["CPUExecutionProvider"])
     logits = session.run(None, {session.get_inputs()[0].name: x_test})[0]
@@ -339,6 +402,10 @@ def accuracy_table(args, bench, digits_model):
         difference = entry.get("maxDifferenceFromReference")
         print(f"| {entry['engine']} | {entry['accuracy']:.4f} | {'–' if difference is None else f'{difference:.2e}'} |")
     print(f"| onnxruntime | {np.mean(np.argmax(logits, axis=1) == y_test):.4f} | – |")
+    if args.int8:
+        session = ort.InferenceSession(quantized(digits_model, args.workdir), providers=["CPUExecutionProvider"])
+        logits = session.run(None, {session.get_inputs()[0].name: x_test})[0]
+        print(f"| onnxruntime quantize_dynamic (QInt8) | {np.mean(np.argmax(logits, axis=1) == y_test):.4f} | – |")
 
 
 def cpu_name():

@@ -8,6 +8,8 @@
 #define SY_FMA(a, b, c) ((a) * (b) + (c))
 #define SY_NP(mr) ((mr) == 1 ? 3 : (mr) == 2 ? 2 : 1)
 #include "kernel_body.h"
+#define SY_I8_ISA 0
+#include "kernel_i8_body.h"
 
 #if defined(__x86_64__)
 void sy_dense_avx512(const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc, float *w);
@@ -18,6 +20,10 @@ size_t sy_dense_workspace_avx2(int m);
 void sy_dense_bf16_avx512(const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
                           float *w);
 void sy_softmax_avx2(const float *x, ptrdiff_t ldx, int m, int n, float *y, ptrdiff_t ldy);
+void sy_dense_i8_avx2(const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
+                      float *workspace, int raw);
+void sy_dense_i8_avx512vnni(const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
+                            float *workspace, int raw);
 #endif
 
 int sy_kernel_available(int kernel) {
@@ -55,8 +61,20 @@ int sy_bf16_available(void) {
 #endif
 }
 
+int sy_i8_vnni_available(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return sy_kernel_available(SY_KERNEL_AVX512) && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
 size_t sy_dense_workspace(int kernel, int m, int k) {
     size_t bf16 = (size_t)m * (size_t)((k + 1) / 2);  // rows rounded to bf16, two per float
+    size_t i8 = sy_dense_i8_workspace_portable(m, k);  // quantized rows, their scales and zero points
+    size_t narrow = bf16 > i8 ? bf16 : i8;
     size_t fp32;
     switch (kernel) {
 #if defined(__x86_64__)
@@ -65,11 +83,15 @@ size_t sy_dense_workspace(int kernel, int m, int k) {
 #endif
     default: fp32 = sy_dense_workspace_portable(m); break;
     }
-    return fp32 > bf16 ? fp32 : bf16;
+    return fp32 > narrow ? fp32 : narrow;
 }
 
 void sy_dense(int kernel, const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
               float *workspace) {
+    if (layer->int8) {
+        sy_dense_i8(kernel, layer, a, lda, m, c, ldc, workspace, 0);
+        return;
+    }
 #if defined(__x86_64__)
     if (layer->bf16) {
         sy_dense_bf16_avx512(layer, a, lda, m, c, ldc, workspace);
@@ -82,6 +104,23 @@ void sy_dense(int kernel, const sy_layer *layer, const float *a, ptrdiff_t lda, 
     case SY_KERNEL_AVX2: sy_dense_avx2(layer, a, lda, m, c, ldc, workspace); return;
 #endif
     default: sy_dense_portable(layer, a, lda, m, c, ldc, workspace); return;
+    }
+}
+
+void sy_dense_i8(int kernel, const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
+                 float *workspace, int raw) {
+    switch (kernel) {
+#if defined(__x86_64__)
+    case SY_KERNEL_AVX512:
+        if (sy_i8_vnni_available()) {
+            sy_dense_i8_avx512vnni(layer, a, lda, m, c, ldc, workspace, raw);
+            return;
+        }
+        sy_dense_i8_avx2(layer, a, lda, m, c, ldc, workspace, raw);
+        return;
+    case SY_KERNEL_AVX2: sy_dense_i8_avx2(layer, a, lda, m, c, ldc, workspace, raw); return;
+#endif
+    default: sy_dense_i8_portable(layer, a, lda, m, c, ldc, workspace, raw); return;
     }
 }
 

@@ -76,9 +76,31 @@ public enum WeightPrecision: String, Sendable, CaseIterable, CustomStringConvert
     /// Weights and each layer's inputs rounded to bfloat16, products summed in FP32 (AVX-512 BF16 only): about
     /// twice the arithmetic rate, about three significant digits per product.
     case bf16
+    /// INT8 weights, symmetric per output column, and each layer's inputs quantized per row at run time to 7-bit
+    /// unsigned values with their own scale and zero point; int32 sums, dequantized in the fused epilogue (bias,
+    /// activation and softmax stay FP32). Runs on every kernel path (AVX2 `vpmaddubsw`, AVX-512 VNNI `vpdpbusd`
+    /// where the CPU has it, portable C elsewhere).
+    case int8
 
     /// Whether this CPU runs the precision's kernels.
-    public var isAvailable: Bool { self == .fp32 || sy_bf16_available() != 0 }
+    public var isAvailable: Bool {
+        switch self {
+        case .fp32, .int8: true
+        case .bf16: sy_bf16_available() != 0
+        }
+    }
+
+    /// The CPU feature the precision needs and this CPU lacks, or nil when it runs here.
+    public var missingFeature: String? { isAvailable ? nil : "AVX-512 BF16" }
+
+    /// The precision a model's `precision:` setting names.
+    public init(_ setting: ModelConfiguration.Precision) {
+        switch setting {
+        case .fp32: self = .fp32
+        case .bf16: self = .bf16
+        case .int8: self = .int8
+        }
+    }
 
     /// A short name for logs.
     public var description: String { rawValue }
@@ -621,9 +643,32 @@ final class FusedProgram: @unchecked Sendable {
                     bias: bias,
                     activation: code,
                     alpha: alpha,
-                    bf16: 1
+                    bf16: 1,
+                    int8: 0,
+                    scales: nil,
+                    column_sums: nil
                 )
                 strides.append(panels * 32)
+                continue
+            }
+            if precision == .int8 {
+                let int8 = FusedProgram.packInt8(layer)
+                allocations += int8.allocations
+                layers[index] = sy_layer(
+                    k: Int32(layer.k),
+                    n: Int32(layer.n),
+                    panels: Int32(int8.panels),
+                    narrow_last: 0,
+                    packed: UnsafeRawPointer(int8.packed).assumingMemoryBound(to: Float.self),
+                    bias: int8.bias,
+                    activation: code,
+                    alpha: alpha,
+                    bf16: 0,
+                    int8: 1,
+                    scales: int8.scales,
+                    column_sums: int8.columnSums
+                )
+                strides.append(int8.panels * Int(SY_I8_NR))
                 continue
             }
             // Whole panels of nr columns; a tail that fits one vector gets a narrow panel instead of a padded one.
@@ -656,7 +701,10 @@ final class FusedProgram: @unchecked Sendable {
                 bias: bias,
                 activation: code,
                 alpha: alpha,
-                bf16: 0
+                bf16: 0,
+                int8: 0,
+                scales: nil,
+                column_sums: nil
             )
             strides.append(columns)
         }
@@ -695,6 +743,49 @@ final class FusedProgram: @unchecked Sendable {
             }
         }
         return (packed, panels)
+    }
+
+    /// The INT8 layout (see `sy_dense_i8`): each column's weights scaled to -127…127 by its largest magnitude and
+    /// rounded to nearest (ties to even), in panels of 16 columns holding groups of four inputs; the scales, the
+    /// columns' sums of quantized weights and the bias, zero-padded to whole panels.
+    static func packInt8(_ layer: FusedPlan.Layer) -> (
+        packed: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>,
+        columnSums: UnsafeMutablePointer<Int32>, bias: UnsafeMutablePointer<Float>, panels: Int,
+        allocations: [UnsafeMutableRawPointer]
+    ) {
+        let width = Int(SY_I8_NR)
+        let group = Int(SY_I8_KG)
+        let panels = (layer.n + width - 1) / width
+        let groups = (layer.k + group - 1) / group
+        let count = max(panels * groups * group * width, 64)
+        let packed = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
+            .initializeMemory(as: Int8.self, repeating: 0, count: count)
+        let scales = allocateFloats(panels * width)
+        let bias = allocateFloats(panels * width)
+        let columnSums = UnsafeMutableRawPointer.allocate(byteCount: max(panels * width, 16) * 4, alignment: 64)
+            .initializeMemory(as: Int32.self, repeating: 0, count: max(panels * width, 16))
+        for column in 0..<layer.n {
+            var largest: Float = 0
+            for inner in 0..<layer.k { largest = max(largest, abs(layer.weights[inner * layer.n + column])) }
+            // A column of zeros (or of non-finite weights) quantizes to zeros.
+            let scale = largest.isFinite && largest > 0 ? largest / 127 : 0
+            scales[column] = scale
+            bias[column] = layer.bias[column]
+            var sum: Int32 = 0
+            let base = (column / width) * groups * group * width + (column % width) * group
+            for inner in 0..<layer.k {
+                let scaled = scale > 0 ? layer.weights[inner * layer.n + column] / scale : 0
+                let value = scaled.isNaN ? 0 : Int8(min(max(scaled.rounded(.toNearestOrEven), -127), 127))
+                packed[base + (inner / group) * group * width + inner % group] = value
+                sum += Int32(value)
+            }
+            columnSums[column] = sum
+        }
+        let raw = [
+            UnsafeMutableRawPointer(packed), UnsafeMutableRawPointer(scales), UnsafeMutableRawPointer(bias),
+            UnsafeMutableRawPointer(columnSums),
+        ]
+        return (packed, scales, columnSums, bias, panels, raw)
     }
 
     static func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
@@ -751,11 +842,17 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
     /// - Parameters:
     ///   - model: an imported model.
     ///   - kernel: the kernel path; nil takes `SWITCHYARD_KERNEL` if set, else the best this CPU runs.
-    ///   - precision: FP32 (default) or BF16 weights; BF16 needs the AVX-512 path and AVX-512 BF16.
+    ///   - precision: FP32 (default), BF16 weights (the AVX-512 path on a CPU with AVX-512 BF16) or INT8 (any
+    ///     path; measure it on the model's samples before serving it, see `applyingPrecision`).
     /// - Throws: `SwitchyardError.unimplemented` naming the node when the graph is not a chain of dense
     ///   layers (run it with `ReferenceEngine`); `invalidArgument` for a kernel path this CPU cannot run.
-    public init(model: ONNXModel, kernel: KernelPath? = nil, precision: WeightPrecision = .fp32) throws(SwitchyardError)
+    public convenience init(model: ONNXModel, kernel: KernelPath? = nil, precision: WeightPrecision = .fp32)
+        throws(SwitchyardError)
     {
+        try self.init(graph: model.graph, kernel: kernel, precision: precision)
+    }
+
+    init(graph: Graph, kernel: KernelPath?, precision: WeightPrecision) throws(SwitchyardError) {
         let path: KernelPath
         if let kernel { path = kernel } else { path = try KernelPath.fromEnvironment() ?? KernelPath.best }
         guard path.isAvailable else {
@@ -769,15 +866,15 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
                 )
             }
         }
-        let plan = try FusedPlan.compile(model.graph)
-        self.signature = model.signature
+        let plan = try FusedPlan.compile(graph)
+        self.signature = graph.signature
         self.layerWidths = plan.chains.flatMap { chain in
             [plan.layers[chain.layers.lowerBound].k] + plan.layers[chain.layers].map(\.n)
         }
         self.chainWidths = plan.chains.map { chain in
             [plan.layers[chain.layers.lowerBound].k] + plan.layers[chain.layers].map(\.n)
         }
-        self.program = FusedProgram(plan: plan, graph: model.graph, kernel: path, precision: precision)
+        self.program = FusedProgram(plan: plan, graph: graph, kernel: path, precision: precision)
         self.folded = plan.folded
         self.interpretedNodes = plan.interpreted.count
         self.interpretedDenseNodes =
@@ -787,6 +884,31 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
                 default: false
                 }
             }.count
+        self.precisionCheck = nil
+    }
+
+    /// The same engine (sharing its packed weights) with the outcome of its precision check.
+    init(_ engine: FusedEngine, precisionCheck: PrecisionCheckResult) {
+        signature = engine.signature
+        layerWidths = engine.layerWidths
+        chainWidths = engine.chainWidths
+        folded = engine.folded
+        interpretedNodes = engine.interpretedNodes
+        interpretedDenseNodes = engine.interpretedDenseNodes
+        program = engine.program
+        self.precisionCheck = precisionCheck
+    }
+
+    /// How the precision measured against FP32 on the model's samples at load, when it was checked.
+    public let precisionCheck: PrecisionCheckResult?
+
+    /// Which INT8 kernel an INT8 engine runs: `avx512-vnni`, `avx2` or `portable`.
+    public var int8Kernel: String {
+        switch kernel {
+        case .avx512: sy_i8_vnni_available() != 0 ? "avx512-vnni" : "avx2"
+        case .avx2: "avx2"
+        case .portable: "portable"
+        }
     }
 
     /// How this engine stores weights.
@@ -808,13 +930,14 @@ public final class FusedEngine: InferenceEngine, CustomStringConvertible {
     /// A short name for logs.
     public var description: String {
         var text =
-            "fused engine (\(kernel), \(precision), layers "
+            "fused engine (\(kernel), \(precision == .int8 ? "int8 on the \(int8Kernel) kernel" : "\(precision)"), layers "
             + chainWidths.map { $0.map(String.init).joined(separator: "→") }.joined(separator: " | ")
         if !folded.isEmpty { text += "; folded \(folded.joined(separator: ", "))" }
         if interpretedNodes > 0 {
             let dense = interpretedDenseNodes > 0 ? ", \(interpretedDenseNodes) of them dense" : ""
             text += "; \(interpretedNodes) operation\(interpretedNodes == 1 ? "" : "s") interpreted\(dense)"
         }
+        if let precisionCheck { text += "; \(precisionCheck)" }
         return text + ")"
     }
 }
@@ -1006,5 +1129,41 @@ public func makeEngine(
         } catch  where error.code == .unimplemented {
             return ReferenceEngine(model: model)
         }
+    }
+}
+
+// MARK: - INT8 kernels, one layer at a time
+
+extension FusedEngine {
+    /// Whether this CPU runs the AVX-512 VNNI INT8 kernel (`vpdpbusd`), which the avx512 path uses for INT8.
+    public static var int8VNNIAvailable: Bool { sy_i8_vnni_available() != 0 }
+
+    /// Runs INT8 layer `index` alone on `rows` rows of `input` with the given kernel path: its int32 sums before
+    /// dequantization (`raw`), which every path computes exactly alike, or its dequantized, activated outputs.
+    /// Each result row has the layer's packed width (whole panels of 16 columns).
+    func runInt8Layer(_ index: Int, input: [Float], rows: Int, kernel: KernelPath, raw: Bool) -> [Float] {
+        precondition(precision == .int8 && kernel.isAvailable)
+        let layer = program.layers.baseAddress! + index
+        let k = Int(layer.pointee.k)
+        let stride = program.strides[index]
+        let workspace = FusedProgram.allocateFloats(Int(sy_dense_workspace(kernel.code, Int32(rows), Int32(k))))
+        defer { workspace.deallocate() }
+        var output = [Float](repeating: 0, count: rows * stride)
+        input.withUnsafeBufferPointer { a in
+            output.withUnsafeMutableBufferPointer { c in
+                sy_dense_i8(
+                    kernel.code,
+                    layer,
+                    a.baseAddress!,
+                    k,
+                    Int32(rows),
+                    c.baseAddress!,
+                    stride,
+                    workspace,
+                    raw ? 1 : 0
+                )
+            }
+        }
+        return output
     }
 }

@@ -173,7 +173,7 @@ public final class ModelRegistry: Sendable {
         engineLoader: EngineLoader,
         logger: Logger
     ) throws -> ModelVersion {
-        let engine = try engineLoader(version.path)
+        let engine = try applyingPrecision(configuration, modelPath: version.path, to: engineLoader(version.path))
         let pool = WorkerPool(
             name: "\(model):\(version.version)",
             engine: engine,

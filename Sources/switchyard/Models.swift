@@ -42,7 +42,7 @@ struct ModelsCheck: ParsableCommand {
                     let producer = model.producerName.isEmpty ? "" : ", from \(model.producerName)"
                     let folded = model.foldedNodeCount > 0 ? "; \(model.foldedNodeCount) nodes evaluated at load" : ""
                     print("    opset \(model.opsetVersion)\(ml)\(producer)\(folded)")
-                    let engine = try makeEngine(for: model)
+                    let engine = try applyingPrecision(c, modelPath: version.path, to: makeEngine(for: model))
                     if let reason = FusedEngine.unsupportedReason(for: model) {
                         print("    engine: reference (the fused engine declines it: \(reason))")
                     } else {

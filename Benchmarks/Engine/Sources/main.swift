@@ -1,13 +1,14 @@
 // switchyard-engine-bench: times the reference and fused engines on ONNX models at several batch sizes, one
 // thread, and counts heap allocations per batch.
 //
-//   switchyard-engine-bench [--runs N] [--rows 1,4,16,64,256] [--paths avx512,avx2] [--bf16]
+//   switchyard-engine-bench [--runs N] [--rows 1,4,16,64,256] [--paths avx512,avx2] [--bf16] [--int8]
 //                           [--accuracy TEST.json] [--json] MODEL.onnx…
 //
-// --bf16 adds the fused engine with BF16 weights (where the CPU has AVX-512 BF16). --accuracy takes a JSON file
-// {"pixels": [[…]], "labels": […]} and reports each engine's top-1 accuracy on it (for classifiers whose first
-// output holds the class scores) and, for each fused engine, the largest difference from the reference
-// engine's first output.
+// --bf16 adds the fused engine with BF16 weights (where the CPU has AVX-512 BF16); --int8 adds it with INT8
+// weights and dynamically quantized inputs, on the first of --paths (named fused-PATH-int8). --accuracy takes a
+// JSON file {"pixels": [[…]], "labels": […]} and reports each engine's top-1 accuracy on it (for classifiers
+// whose first output holds the class scores) and, for each fused engine, the largest difference from the
+// reference engine's first output.
 // Each figure is the median of N runs; a run repeats the batch until it has taken at least 30 ms and reports
 // the mean time per batch. GFLOP/s counts 2·k·n per row per dense layer.
 
@@ -22,6 +23,7 @@ struct Options {
     var paths = KernelPath.allCases.filter(\.isAvailable)
     var reference = true
     var bf16 = false
+    var int8 = false
     var accuracy: String?
     var json = false
     var models: [String] = []
@@ -40,12 +42,13 @@ func parseOptions() -> Options {
             }
         case "--no-reference": options.reference = false
         case "--bf16": options.bf16 = true
+        case "--int8": options.int8 = true
         case "--accuracy": options.accuracy = arguments.popFirst()
         case "--json": options.json = true
         case "--help", "-h":
             print(
                 "usage: switchyard-engine-bench [--runs N] [--rows 1,4,…] [--paths avx512,avx2,portable] "
-                    + "[--no-reference] [--bf16] [--accuracy TEST.json] [--json] MODEL.onnx…"
+                    + "[--no-reference] [--bf16] [--int8] [--accuracy TEST.json] [--json] MODEL.onnx…"
             )
             exit(0)
         default: options.models.append(argument)
@@ -150,6 +153,11 @@ for path in options.models {
     }
     if options.bf16 && WeightPrecision.bf16.isAvailable {
         engines.append(("fused-avx512-bf16", try FusedEngine(model: model, kernel: .avx512, precision: .bf16)))
+    }
+    if options.int8, let kernel = options.paths.first {
+        let engine = try FusedEngine(model: model, kernel: kernel, precision: .int8)
+        widths = engine.layerWidths
+        engines.append(("fused-\(kernel)-int8", engine))
     }
     if options.reference { engines.append(("reference", ReferenceEngine(model: model))) }
     let flopsPerRow = widths.isEmpty ? 0 : zip(widths, widths.dropFirst()).reduce(0) { $0 + 2 * $1.0 * $1.1 }

@@ -43,7 +43,18 @@ typedef struct {
     int activation;        ///< SY_ACT_*
     float alpha;           ///< LeakyRelu slope
     int bf16;              ///< 1: `packed` holds bfloat16 weights in the BF16 layout (see sy_dense)
+    int int8;              ///< 1: `packed` holds INT8 weights in the INT8 layout (see sy_dense_i8)
+    const float *scales;   ///< INT8: each packed column's weight scale (zero-padded)
+    const int32_t *column_sums;  ///< INT8: each packed column's sum of quantized weights (zero-padded)
 } sy_layer;
+
+/// Columns per panel of the INT8 layout, the same for every kernel path.
+#define SY_I8_NR 16
+/// Inputs per group of the INT8 layout: k is padded to a multiple of it.
+#define SY_I8_KG 4
+/// Largest quantized activation: activations are quantized to 7 bits (0…127) so that `vpmaddubsw`'s pairwise
+/// sums of u8 × s8 products (at most 2 · 127 · 127) never saturate 16 bits.
+#define SY_I8_QMAX 127
 
 /// 1 if this CPU (and build) can run the kernel path.
 int sy_kernel_available(int kernel);
@@ -73,6 +84,20 @@ size_t sy_dense_workspace(int kernel, int m, int k);
 /// (W[2q][j], W[2q+1][j]) (W[k][j] = 0 for an odd k). Inputs are rounded to bf16 per row; sums are FP32.
 void sy_dense(int kernel, const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
               float *workspace);
+
+/// 1 if this CPU runs the AVX-512 VNNI INT8 kernel (`vpdpbusd`).
+int sy_i8_vnni_available(void);
+
+/// INT8 layers (`int8` = 1) compute c = act(dequantize(quantize(a) · Wq) + bias). Weights are symmetric per output
+/// column, Wq[k][j] = round(W[k][j] / scales[j]) in -127…127; panel p holds columns [16p, 16p + 16) as ceil(k/4)
+/// groups of 64 bytes, group g holding for each column j (j = 0…15) the four bytes Wq[4g…4g+3][16p + j]
+/// (zero past k). Each row is quantized on its own, asymmetrically to 0…127: s = (max(x, 0) - min(x, 0)) / 127,
+/// z = round(-min(x, 0) / s), q = clamp(round(x / s) + z, 0, 127) (rounding to nearest even), so that
+/// c[i][j] = act(s · scales[j] · (Σk q[k]·Wq[k][j] - z · column_sums[j]) + bias[j]). The integer sums are exact:
+/// every kernel path gives the same int32 sums; `raw` = 1 stores them (as int32 bits) instead of the result.
+/// `workspace` holds `sy_dense_workspace` floats (64-byte aligned).
+void sy_dense_i8(int kernel, const sy_layer *layer, const float *a, ptrdiff_t lda, int m, float *c, ptrdiff_t ldc,
+                 float *workspace, int raw);
 
 /// y[i, 0 ..< n] = softmax(x[i, 0 ..< n]) for i in 0 ..< m.
 void sy_softmax(int kernel, const float *x, ptrdiff_t ldx, int m, int n, float *y, ptrdiff_t ldy);
