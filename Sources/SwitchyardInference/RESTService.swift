@@ -139,7 +139,8 @@ public final class RESTService: HTTPService {
         // Decoding costs by the JSON part: with binary tensor data, that is the header's declared length.
         let jsonBytes =
             head.header("inference-header-content-length").flatMap {
-                Int($0.trimmingCharacters(in: .whitespaces))
+                // Not trimmingCharacters(in:): Foundation's character sets cost ~3 % of a binary call's CPU.
+                Int(String($0.filter { $0 != " " && $0 != "\t" }))
             } ?? body.count
         guard jsonBytes >= Self.offloadBytes else {
             return submit(model: model, version: version, head: head, body: body, responder: responder)
