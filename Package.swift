@@ -59,6 +59,8 @@ let package = Package(
         ),
         // nodejs http-parser (Debian's libhttp-parser-dev, no pkg-config file): the REST listener's HTTP/1.1 parser.
         .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+        // jansson (Debian's libjansson-dev): the REST binding's JSON parser for inference requests.
+        .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
         .target(name: "CEpoll"),
         .target(
             name: "SwitchyardProto",
@@ -156,7 +158,7 @@ let package = Package(
             name: "SwitchyardInference",
             dependencies: [
                 "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardRouting",
-                "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert",
+                "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert", "CJansson",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

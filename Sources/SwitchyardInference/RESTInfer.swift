@@ -5,14 +5,17 @@
 // back as a ModelInferResponse and is written as JSON, each output as `data` or, when asked, as binary data after
 // the JSON header.
 
+import CJansson
 import FoundationEssentials
 import SwitchyardCore
 import SwitchyardHTTP2
 import SwitchyardProto
 
-/// The JSON request body (v2 REST `$inference_request`).
-struct RESTInferRequest: Decodable {
-    struct Input: Decodable {
+/// The JSON request body (v2 REST `$inference_request`), read from a parsed document by `init(_:fields:)` with the
+/// rules (and messages) a Decodable reading with JSONDecoder had: required fields, optional ones that may be null,
+/// unknown ones ignored, fields read in declaration order so that the first error is the same.
+struct RESTInferRequest {
+    struct Input {
         var name: String
         var shape: [Int64]
         var datatype: String
@@ -20,85 +23,142 @@ struct RESTInferRequest: Decodable {
         var data: InputData?
     }
 
-    /// An input's `data`: a flat array of numbers (what tritonclient and perf_analyzer send) decodes straight into
+    /// An input's `data`: a flat array of numbers (what tritonclient and perf_analyzer send) reads straight into
     /// `[Double]`; anything else (nested arrays, booleans, strings) as JSON values.
-    enum InputData: Decodable {
+    enum InputData {
         case numbers([Double])
         case values(JSONValue)
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let numbers = try? container.decode([Double].self) {
-                self = .numbers(numbers)
-            } else {
-                self = .values(try container.decode(JSONValue.self))
-            }
-        }
     }
 
-    struct Output: Decodable {
+    struct Output {
         var name: String
         var parameters: OutputParameters?
     }
 
-    /// The input parameters this binding reads, typed so that decoding them guesses no types (a wrong guess costs
-    /// JSONDecoder a thrown error); others are ignored, as the gRPC path ignores them.
-    struct InputParameters: Decodable {
+    /// The input parameters this binding reads; others are ignored, as the gRPC path ignores them.
+    struct InputParameters {
         var binaryDataSize: Int64?
         var sharedMemory: SharedMemoryParameters?
-
-        enum CodingKeys: String, CodingKey { case binaryDataSize = "binary_data_size" }
-
-        init(from decoder: any Decoder) throws {
-            binaryDataSize = try decoder.container(keyedBy: CodingKeys.self)
-                .decodeIfPresent(Int64.self, forKey: .binaryDataSize)
-            sharedMemory = try SharedMemoryParameters.decodeIfPresent(from: decoder)
-        }
     }
 
-    struct OutputParameters: Decodable {
+    struct OutputParameters {
         var binaryData: Bool?
         var classification: JSONValue?
         var sharedMemory: SharedMemoryParameters?
-
-        enum CodingKeys: String, CodingKey {
-            case binaryData = "binary_data"
-            case classification
-        }
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            binaryData = try container.decodeIfPresent(Bool.self, forKey: .binaryData)
-            classification = try container.decodeIfPresent(JSONValue.self, forKey: .classification)
-            sharedMemory = try SharedMemoryParameters.decodeIfPresent(from: decoder)
-        }
     }
 
     /// Where a tensor lies in a registered system shared-memory region (the `shared_memory_*` parameters), passed
     /// to the gRPC path's tensor parameters, which check the region, its size and the offset.
-    struct SharedMemoryParameters: Decodable {
+    struct SharedMemoryParameters {
         var region: String
         var byteSize: Int64
         var offset: Int64?
-
-        enum CodingKeys: String, CodingKey {
-            case region = "shared_memory_region"
-            case byteSize = "shared_memory_byte_size"
-            case offset = "shared_memory_offset"
-        }
-
-        /// The parameters when `shared_memory_region` is present (then `shared_memory_byte_size` must be too).
-        static func decodeIfPresent(from decoder: any Decoder) throws -> SharedMemoryParameters? {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            guard container.contains(.region) else { return nil }
-            return try SharedMemoryParameters(from: decoder)
-        }
     }
 
     var id: String?
     var parameters: [String: JSONValue]?
     var inputs: [Input]
     var outputs: [Output]?
+}
+
+extension RESTInferRequest {
+    /// Reads the request from the document's root.
+    init(_ root: JSONNode, fields: JSONFields) throws(SwitchyardError) {
+        let top = { "" }
+        _ = try fields.check(root, .object, at: top)
+        id = try fields.field(root, "id", .string, optional: true, in: top)?.string
+        parameters = try fields.field(root, "parameters", .object, optional: true, in: top).map { node in
+            guard case .object(let members) = node.value else { return [:] }
+            return members
+        }
+        let inputList = try fields.field(root, "inputs", .array, in: top)!
+        var inputs: [Input] = []
+        inputs.reserveCapacity(inputList.count)
+        for index in 0..<inputList.count {
+            let path = { "inputs[\(index)]" }
+            inputs.append(try Input(fields.check(inputList[index], .object, at: path), fields: fields, path: path))
+        }
+        self.inputs = inputs
+        if let outputList = try fields.field(root, "outputs", .array, optional: true, in: top) {
+            var outputs: [Output] = []
+            outputs.reserveCapacity(outputList.count)
+            for index in 0..<outputList.count {
+                let path = { "outputs[\(index)]" }
+                let node = try fields.check(outputList[index], .object, at: path)
+                let name = try fields.string(node, "name", in: path)
+                var parameters: OutputParameters?
+                let parametersPath = { JSONFields.join(path(), "parameters") }
+                if let object = try fields.field(node, "parameters", .object, optional: true, in: path) {
+                    parameters = OutputParameters(
+                        binaryData: try fields.field(
+                            object,
+                            "binary_data",
+                            .boolean,
+                            optional: true,
+                            in: parametersPath
+                        )
+                        .map { $0.type == JSON_TRUE },
+                        classification: try fields.field(
+                            object,
+                            "classification",
+                            .any,
+                            optional: true,
+                            in: parametersPath
+                        )?.value,
+                        sharedMemory: try SharedMemoryParameters(object, fields: fields, path: parametersPath)
+                    )
+                }
+                outputs.append(Output(name: name, parameters: parameters))
+            }
+            self.outputs = outputs
+        } else {
+            outputs = nil
+        }
+    }
+}
+
+extension RESTInferRequest.Input {
+    init(_ node: JSONNode, fields: JSONFields, path: () -> String) throws(SwitchyardError) {
+        name = try fields.string(node, "name", in: path)
+        func shapePath() -> String { JSONFields.join(path(), "shape") }
+        let shapeList = try fields.field(node, "shape", .integers, in: path)!
+        var shape: [Int64] = []
+        shape.reserveCapacity(shapeList.count)
+        for index in 0..<shapeList.count {
+            shape.append(try fields.integer(shapeList[index], at: { "\(shapePath())[\(index)]" }))
+        }
+        self.shape = shape
+        datatype = try fields.string(node, "datatype", in: path)
+        parameters = nil
+        if let object = try fields.field(node, "parameters", .object, optional: true, in: path) {
+            func parametersPath() -> String { JSONFields.join(path(), "parameters") }
+            parameters = RESTInferRequest.InputParameters(
+                binaryDataSize: try fields.optionalInteger(object, "binary_data_size", in: parametersPath),
+                sharedMemory: try RESTInferRequest.SharedMemoryParameters(object, fields: fields, path: parametersPath)
+            )
+        }
+        data = nil
+        if let values = node["data"], !values.isNull {
+            if values.type == JSON_ARRAY, (0..<values.count).allSatisfy({ values[$0].isNumber }) {
+                data = .numbers((0..<values.count).map { values[$0].number })
+            } else {
+                data = .values(values.value)
+            }
+        }
+    }
+}
+
+extension RESTInferRequest.SharedMemoryParameters {
+    /// The parameters when `shared_memory_region` is present (then `shared_memory_byte_size` must be too).
+    init?(_ object: JSONNode, fields: JSONFields, path: () -> String) throws(SwitchyardError) {
+        guard object["shared_memory_region"] != nil else { return nil }
+        region = try fields.string(object, "shared_memory_region", in: path)
+        byteSize = try fields.integer(
+            try fields.field(object, "shared_memory_byte_size", .number, in: path)!,
+            at: { JSONFields.join(path(), "shared_memory_byte_size") }
+        )
+        offset = try fields.optionalInteger(object, "shared_memory_offset", in: path)
+    }
 }
 
 /// A translated request: the packed ModelInferRequest and how each output is to be returned.
@@ -138,14 +198,11 @@ enum RESTInfer {
             }
             jsonLength = length
         }
-        let request: RESTInferRequest
-        do {
-            request = try JSONDecoder().decode(
-                RESTInferRequest.self,
-                from: Data(UnsafeRawBufferPointer(rebasing: body[0..<jsonLength]))
-            )
-        } catch {
-            throw .invalidArgument(RESTJSON.describe(error, what: "inference request"))
+        let request = try JSONDocument.parse(
+            UnsafeRawBufferPointer(rebasing: body[0..<jsonLength]),
+            what: "inference request"
+        ) { root throws(SwitchyardError) in
+            try RESTInferRequest(root, fields: JSONFields(what: "inference request"))
         }
         let binary = UnsafeRawBufferPointer(rebasing: body[jsonLength...])
 
@@ -638,14 +695,12 @@ enum RESTInfer {
             outputs.append(entry)
         }
         let id = swiftString(response.id)
-        var json = RESTJSON.encode(
-            RESTInferResponse(
-                modelName: swiftString(response.model_name),
-                modelVersion: swiftString(response.model_version),
-                id: id.isEmpty ? nil : id,
-                outputs: outputs
-            )
-        )
+        var json = RESTInferResponse(
+            modelName: swiftString(response.model_name),
+            modelVersion: swiftString(response.model_version),
+            id: id.isEmpty ? nil : id,
+            outputs: outputs
+        ).json()
         var headers = metadata
         if binary.isEmpty {
             headers.append(("content-type", "application/json"))
@@ -704,10 +759,10 @@ enum RESTInfer {
     }
 }
 
-/// The JSON response body (v2 REST `$inference_response`), typed so that JSONEncoder writes each output's values as
-/// one homogeneous array instead of value by value.
-struct RESTInferResponse: Encodable {
-    struct Output: Encodable {
+/// The JSON response body (v2 REST `$inference_response`), written by `json()` with the keys and numbers JSONEncoder
+/// wrote for it: fields in declaration order, absent optionals left out.
+struct RESTInferResponse {
+    struct Output {
         var name: String
         var datatype: String
         var shape: [Int64]
@@ -715,37 +770,19 @@ struct RESTInferResponse: Encodable {
         var data: OutputData?
     }
 
-    struct Parameters: Encodable {
+    struct Parameters {
         var binaryDataSize: Int?
         var sharedMemoryRegion: String?
         var sharedMemoryByteSize: Int64?
         var sharedMemoryOffset: Int64?
-
-        enum CodingKeys: String, CodingKey {
-            case binaryDataSize = "binary_data_size"
-            case sharedMemoryRegion = "shared_memory_region"
-            case sharedMemoryByteSize = "shared_memory_byte_size"
-            case sharedMemoryOffset = "shared_memory_offset"
-        }
     }
 
-    enum OutputData: Encodable {
+    enum OutputData {
         case floats([Float])
         case doubles([Double])
         case integers([Int64])
         case unsigned([UInt64])
         case bools([Bool])
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            switch self {
-            case .floats(let values): try container.encode(values)
-            case .doubles(let values): try container.encode(values)
-            case .integers(let values): try container.encode(values)
-            case .unsigned(let values): try container.encode(values)
-            case .bools(let values): try container.encode(values)
-            }
-        }
     }
 
     var modelName: String
@@ -753,10 +790,75 @@ struct RESTInferResponse: Encodable {
     var id: String?
     var outputs: [Output]
 
-    enum CodingKeys: String, CodingKey {
-        case modelName = "model_name"
-        case modelVersion = "model_version"
-        case id, outputs
+    /// The answer as JSON text.
+    func json() -> [UInt8] {
+        var writer = JSONWriter(capacity: 256 + outputs.count * 128)
+        writer.raw("{")
+        writer.key("model_name")
+        writer.string(modelName)
+        writer.raw(",")
+        writer.key("model_version")
+        writer.string(modelVersion)
+        if let id {
+            writer.raw(",")
+            writer.key("id")
+            writer.string(id)
+        }
+        writer.raw(",")
+        writer.key("outputs")
+        writer.array(outputs) { writer, output in
+            writer.raw("{")
+            writer.key("name")
+            writer.string(output.name)
+            writer.raw(",")
+            writer.key("datatype")
+            writer.string(output.datatype)
+            writer.raw(",")
+            writer.key("shape")
+            writer.array(output.shape) { $0.number($1) }
+            if let parameters = output.parameters {
+                writer.raw(",")
+                writer.key("parameters")
+                writer.raw("{")
+                var separator = false
+                func next(_ writer: inout JSONWriter, _ key: StaticString) {
+                    if separator { writer.raw(",") }
+                    separator = true
+                    writer.key(key)
+                }
+                if let size = parameters.binaryDataSize {
+                    next(&writer, "binary_data_size")
+                    writer.number(size)
+                }
+                if let region = parameters.sharedMemoryRegion {
+                    next(&writer, "shared_memory_region")
+                    writer.string(region)
+                }
+                if let size = parameters.sharedMemoryByteSize {
+                    next(&writer, "shared_memory_byte_size")
+                    writer.number(size)
+                }
+                if let offset = parameters.sharedMemoryOffset {
+                    next(&writer, "shared_memory_offset")
+                    writer.number(offset)
+                }
+                writer.raw("}")
+            }
+            if let data = output.data {
+                writer.raw(",")
+                writer.key("data")
+                switch data {
+                case .floats(let values): writer.array(values) { $0.number($1) }
+                case .doubles(let values): writer.array(values) { $0.number($1) }
+                case .integers(let values): writer.array(values) { $0.number($1) }
+                case .unsigned(let values): writer.array(values) { $0.number($1) }
+                case .bools(let values): writer.array(values) { $0.bool($1) }
+                }
+            }
+            writer.raw("}")
+        }
+        writer.raw("}")
+        return writer.bytes
     }
 }
 

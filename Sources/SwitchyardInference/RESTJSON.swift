@@ -1,8 +1,11 @@
-// JSON values for the v2 REST binding, decoded and encoded with Foundation's JSONDecoder/JSONEncoder: the open
-// shapes the protocol uses (`data` flat or nested, `parameters` of any scalar type) and the answers built from
-// the registry. Errors from the decoder are turned into messages that name the field and what was expected.
+// JSON values for the v2 REST binding: the open shapes the protocol uses (`data` flat or nested, `parameters` of any
+// scalar type) and the answers built from the registry, decoded and encoded with Foundation's JSONDecoder/JSONEncoder;
+// on the infer call's hot path, requests parsed by jansson (`JSONDocument`, read with JSONDecoder's messages by
+// `JSONFields`) and answers written straight to bytes (`JSONWriter`). Errors name the field and what was expected.
 
+import CJansson
 import FoundationEssentials
+import SwitchyardCore
 
 /// Any JSON value. Numbers decode as `.number`; `.integer` and `.unsigned` exist so that answers keep counters
 /// and shapes exact.
@@ -120,5 +123,269 @@ enum RESTJSON {
         case is [Int64].Type: "an array of integers"
         default: "\(type)".hasPrefix("Array") ? "an array" : "an object"
         }
+    }
+}
+
+/// A JSON document parsed by jansson, read in place by `body`; values are valid only inside it.
+enum JSONDocument {
+    /// Parses `bytes` (any top-level value, every number as a double) and passes the root to `body`.
+    /// - Throws: `invalidArgument` "malformed JSON in `what`: ..." naming the byte offset of a syntax error, or
+    ///   what `body` throws.
+    static func parse<Result>(
+        _ bytes: UnsafeRawBufferPointer,
+        what: String,
+        _ body: (JSONNode) throws(SwitchyardError) -> Result
+    ) throws(SwitchyardError) -> Result {
+        var error = json_error_t()
+        let flags = cswitchyard_json_request_flags()
+        let root: UnsafeMutablePointer<json_t>?
+        if let base = bytes.baseAddress, bytes.count > 0 {
+            root = json_loadb(base.assumingMemoryBound(to: CChar.self), bytes.count, flags, &error)
+        } else {
+            var empty: CChar = 0
+            root = json_loadb(&empty, 0, flags, &error)
+        }
+        guard let root else {
+            let text = withUnsafeBytes(of: error.text) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            throw .invalidArgument("malformed JSON in \(what): \(text) at byte \(error.position)")
+        }
+        defer { cswitchyard_json_release(root) }
+        return try body(JSONNode(raw: root))
+    }
+}
+
+/// A value inside a `JSONDocument`.
+struct JSONNode {
+    let raw: UnsafeMutablePointer<json_t>
+
+    var type: json_type { cswitchyard_json_type(raw) }
+    var isNull: Bool { type == JSON_NULL }
+    var isNumber: Bool { type == JSON_REAL || type == JSON_INTEGER }
+
+    /// The member `key` of an object (`nil` when absent or not an object).
+    subscript(key: StaticString) -> JSONNode? {
+        let pointer = UnsafeRawPointer(key.utf8Start).assumingMemoryBound(to: CChar.self)
+        return json_object_getn(raw, pointer, key.utf8CodeUnitCount).map(JSONNode.init(raw:))
+    }
+
+    /// The element count of an array.
+    var count: Int { json_array_size(raw) }
+
+    /// The element `index` of an array.
+    subscript(index: Int) -> JSONNode { JSONNode(raw: json_array_get(raw, index)!) }
+
+    /// The value of a number.
+    var number: Double { json_number_value(raw) }
+
+    /// The text of a string.
+    var string: String {
+        guard let text = json_string_value(raw) else { return "" }
+        return String(
+            decoding: UnsafeRawBufferPointer(start: text, count: json_string_length(raw)),
+            as: UTF8.self
+        )
+    }
+
+    /// The value and everything in it.
+    var value: JSONValue {
+        switch type {
+        case JSON_OBJECT:
+            var members: [String: JSONValue] = [:]
+            var iterator = json_object_iter(raw)
+            while let current = iterator {
+                let key = String(
+                    decoding: UnsafeRawBufferPointer(
+                        start: json_object_iter_key(current),
+                        count: json_object_iter_key_len(current)
+                    ),
+                    as: UTF8.self
+                )
+                if let member = json_object_iter_value(current) { members[key] = JSONNode(raw: member).value }
+                iterator = json_object_iter_next(raw, current)
+            }
+            return .object(members)
+        case JSON_ARRAY: return .array((0..<count).map { self[$0].value })
+        case JSON_STRING: return .string(string)
+        case JSON_INTEGER, JSON_REAL: return .number(number)
+        case JSON_TRUE: return .bool(true)
+        case JSON_FALSE: return .bool(false)
+        default: return .null
+        }
+    }
+}
+
+/// Typed reads of a `JSONDocument`'s fields with the messages `RESTJSON.describe` gives JSONDecoder's errors:
+/// "`what`: missing field 'name' in 'inputs[0]'", "`what`: field 'inputs[0].shape' has the wrong type; expected an
+/// array of integers", "... is null; expected a string". Paths are built only for a message.
+struct JSONFields {
+    /// What was read, as messages name it ("inference request").
+    let what: String
+
+    /// The type a field must have, as messages name it.
+    enum Expected: String {
+        case string = "a string"
+        case number = "a number"
+        case boolean = "a boolean"
+        case integers = "an array of integers"
+        case array = "an array"
+        case object = "an object"
+        /// Any value but null.
+        case any = "a value"
+    }
+
+    static func join(_ parent: String, _ key: StaticString) -> String {
+        parent.isEmpty ? "\(key)" : "\(parent).\(key)"
+    }
+
+    private static func quoted(_ path: String) -> String { path.isEmpty ? "the top level" : "'\(path)'" }
+
+    func matches(_ node: JSONNode, _ expected: Expected) -> Bool {
+        switch expected {
+        case .string: node.type == JSON_STRING
+        case .number: node.isNumber
+        case .boolean: node.type == JSON_TRUE || node.type == JSON_FALSE
+        case .integers, .array: node.type == JSON_ARRAY
+        case .object: node.type == JSON_OBJECT
+        case .any: true
+        }
+    }
+
+    /// `node` itself, of the `expected` type.
+    func check(_ node: JSONNode, _ expected: Expected, at path: () -> String) throws(SwitchyardError) -> JSONNode {
+        if node.isNull {
+            throw .invalidArgument("\(what): field \(Self.quoted(path())) is null; expected \(expected.rawValue)")
+        }
+        guard matches(node, expected) else { throw wrongType(expected, at: path()) }
+        return node
+    }
+
+    func wrongType(_ expected: Expected, at path: String) -> SwitchyardError {
+        .invalidArgument("\(what): field \(Self.quoted(path)) has the wrong type; expected \(expected.rawValue)")
+    }
+
+    /// The member `key` of `object`, of the `expected` type; a missing (or null) member of an `optional` field is
+    /// `nil`.
+    func field(
+        _ object: JSONNode,
+        _ key: StaticString,
+        _ expected: Expected,
+        optional: Bool = false,
+        in parent: () -> String
+    ) throws(SwitchyardError) -> JSONNode? {
+        guard let node = object[key] else {
+            if optional { return nil }
+            let parentPath = parent()
+            throw .invalidArgument(
+                "\(what): missing field '\(key)'" + (parentPath.isEmpty ? "" : " in \(Self.quoted(parentPath))")
+            )
+        }
+        if optional && node.isNull { return nil }
+        return try check(node, expected, at: { Self.join(parent(), key) })
+    }
+
+    /// The member `key` of `object` as a string.
+    func string(_ object: JSONNode, _ key: StaticString, in parent: () -> String) throws(SwitchyardError) -> String {
+        try field(object, key, .string, in: parent)!.string
+    }
+
+    /// A number that must be an integer (shapes, byte counts), as JSONDecoder reads an `Int64`.
+    func integer(_ node: JSONNode, at path: () -> String) throws(SwitchyardError) -> Int64 {
+        let value = try check(node, .number, at: path).number
+        guard value.rounded() == value, value >= -9.223_372_036_854_775_808e18, value < 9.223_372_036_854_775_808e18
+        else {
+            throw .invalidArgument(
+                "\(what): field \(Self.quoted(path())): Parsed JSON number <\(value)> does not fit in Int64."
+            )
+        }
+        return Int64(value)
+    }
+
+    /// The member `key` of `object` as an integer, `nil` when absent or null.
+    func optionalInteger(_ object: JSONNode, _ key: StaticString, in parent: () -> String) throws(SwitchyardError)
+        -> Int64?
+    {
+        guard let node = object[key], !node.isNull else { return nil }
+        return try integer(node, at: { Self.join(parent(), key) })
+    }
+}
+
+/// A JSON text written straight to bytes, numbers as JSONEncoder writes them (a `Float` or `Double` with the fewest
+/// digits that read back the same, non-finite ones as the strings "NaN", "Infinity" and "-Infinity").
+struct JSONWriter {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    mutating func raw(_ text: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// `"key":`, for keys that need no escaping.
+    mutating func key(_ key: StaticString) {
+        bytes.append(UInt8(ascii: "\""))
+        raw(key)
+        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+    }
+
+    mutating func string(_ text: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): raw(#"\""#)
+            case UInt8(ascii: "\\"): raw(#"\\"#)
+            case UInt8(ascii: "/"): raw(#"\/"#)
+            case 0x0A: raw(#"\n"#)
+            case 0x0D: raw(#"\r"#)
+            case 0x09: raw(#"\t"#)
+            case 0x08: raw(#"\b"#)
+            case 0x0C: raw(#"\f"#)
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                raw(#"\u00"#)
+                bytes.append(hex[Int(byte >> 4)])
+                bytes.append(hex[Int(byte & 0xF)])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    mutating func number(_ value: Float) {
+        guard value.isFinite else { return nonFinite(value.isNaN, negative: value < 0) }
+        decimal(value.description)
+    }
+
+    mutating func number(_ value: Double) {
+        guard value.isFinite else { return nonFinite(value.isNaN, negative: value < 0) }
+        decimal(value.description)
+    }
+
+    mutating func number(_ value: some FixedWidthInteger) { bytes.append(contentsOf: String(value).utf8) }
+
+    mutating func bool(_ value: Bool) { value ? raw("true") : raw("false") }
+
+    private mutating func decimal(_ text: String) {
+        // "1.0" is written "1", as JSONEncoder writes it.
+        var text = text
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        bytes.append(contentsOf: text.utf8)
+    }
+
+    private mutating func nonFinite(_ isNaN: Bool, negative: Bool) {
+        raw(isNaN ? #""NaN""# : negative ? #""-Infinity""# : #""Infinity""#)
+    }
+
+    /// `[a,b,...]`, each element written by `element`.
+    mutating func array<C: Collection>(_ items: C, _ element: (inout JSONWriter, C.Element) -> Void) {
+        bytes.append(UInt8(ascii: "["))
+        var first = true
+        for item in items {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+            element(&self, item)
+        }
+        bytes.append(UInt8(ascii: "]"))
     }
 }

@@ -189,6 +189,25 @@ def test_error_cases_name_what_was_wrong(rest_gateway):
     assert requests.get(f"{rest_gateway.rest_url}/v3").status_code == 404
 
 
+def test_request_field_errors_name_the_field_and_the_byte(rest_gateway):
+    good = {"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}
+    infer = "/v2/models/digits/infer"
+    rest_error(rest_gateway, infer, 400, "malformed JSON in inference request:", "at byte 12", data=b'{"inputs": [')
+    rest_error(rest_gateway, infer, 400, "malformed JSON in inference request:", "at byte 16",
+               data=b'{"inputs": []} x')
+    rest_error(rest_gateway, infer, 400, "field 'inputs[0].shape' has the wrong type; expected an array of integers",
+               json={"inputs": [dict(good, shape="1x64")]})
+    rest_error(rest_gateway, infer, 400, "field 'inputs[0].shape[1]' is null; expected a number",
+               json={"inputs": [dict(good, shape=[1, None])]})
+    rest_error(rest_gateway, infer, 400, "missing field 'name' in 'inputs[0]'",
+               json={"inputs": [{k: v for k, v in good.items() if k != "name"}]})
+    rest_error(rest_gateway, infer, 400, "field 'inputs' is null; expected an array", json={"inputs": None})
+    rest_error(rest_gateway, infer, 400, "field the top level has the wrong type; expected an object", json=[good])
+    rest_error(rest_gateway, infer, 400, "field 'outputs[0].parameters.binary_data' has the wrong type; "
+               "expected a boolean", json={"inputs": [good], "outputs": [{"name": "logits",
+                                                                          "parameters": {"binary_data": 1}}]})
+
+
 def test_tritonclient_errors_raise_with_the_message(client):
     with pytest.raises(InferenceServerException, match="unknown model 'nope'"):
         client.get_model_metadata("nope")
