@@ -34,7 +34,7 @@ K8S = DEPLOY / "k8s"
 DASHBOARD = DEPLOY / "dashboards" / "switchyard.json"
 METRICS_SOURCE = ROOT / "Sources" / "SwitchyardAdmin" / "Metrics.swift"
 # The monitor's families (drift, capture): declared here, exported only when a model configures drift or capture.
-MONITOR_SOURCE = ROOT / "Sources" / "SwitchyardAdmin" / "DriftRoutes.swift"
+MONITOR_SOURCE = ROOT / "Sources" / "SwitchyardAdmin" / "DriftEndpoints.swift"
 ALERTS = DEPLOY / "k8s" / "base" / "prometheusrule.yaml"
 ALERT_TESTS = DEPLOY / "alerts" / "tests.yaml"
 SEVERITIES = {"critical", "warning", "info"}
@@ -411,14 +411,13 @@ def metric_names(expr):
 
 def source_families(source):
     """Metric families the gateway's metric renderer declares: {name: type} (the monitor's included)."""
-    text = source.read_text() + (MONITOR_SOURCE.read_text() if MONITOR_SOURCE.exists() else "")
+    # Both files must exist: a renamed source would otherwise quietly declare nothing.
+    text = source.read_text() + MONITOR_SOURCE.read_text()
     return dict(re.findall(r'\.family\(\s*"(switchyard_[a-z0-9_]+)",\s*"([a-z]+)"', text))
 
 
 def monitor_families():
     """The families only a gateway with drift or capture configured exports."""
-    if not MONITOR_SOURCE.exists():
-        return set()
     return set(re.findall(r'\.family\(\s*"(switchyard_[a-z0-9_]+)"', MONITOR_SOURCE.read_text()))
 
 
