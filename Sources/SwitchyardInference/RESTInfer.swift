@@ -278,7 +278,9 @@ enum RESTInfer {
                     rawInputs.append(try raw(numbers.map(JSONValue.number), dataType: dataType, input: input.name))
                 case .values(let value):
                     var flat: [JSONValue] = []
-                    flat.reserveCapacity(Int(count))
+                    // The shape is the client's claim, checked against the values only after flattening: a small body
+                    // must not reserve room for 2^31 values.
+                    flat.reserveCapacity(min(Int(count), 1 << 16))
                     flatten(value, into: &flat)
                     try checkCount(flat.count)
                     rawInputs.append(try raw(flat, dataType: dataType, input: input.name))

@@ -171,6 +171,9 @@ def test_error_cases_name_what_was_wrong(rest_gateway):
                json={"inputs": [dict(good, data=[0.0] * 63)]})
     rest_error(rest_gateway, "/v2/models/digits/infer", 400, "unknown datatype 'FP33'",
                json={"inputs": [dict(good, datatype="FP33")]})
+    # A huge shape claimed by a tiny body of non-numeric data is refused by its count, not by running out of memory.
+    rest_error(rest_gateway, "/v2/models/digits/infer", 400, "expected 2147483647 values", "got 1",
+               json={"inputs": [dict(good, shape=[2147483647], datatype="BOOL", data=[True])]})
     rest_error(rest_gateway, "/v2/models/digits/infer", 400, "malformed JSON", data=b'{"inputs": [')
     rest_error(rest_gateway, "/v2/models/digits/infer", 400, "missing field 'inputs'", json={})
     header = json.dumps({"inputs": [{k: v for k, v in good.items() if k != "data"} | {"parameters": {"binary_data_size": 256}}]}).encode()
