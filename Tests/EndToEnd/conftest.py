@@ -21,6 +21,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: the sockets are held together, so the kernel cannot hand out one port twice (as
+    `free_port()` called in a row may)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def binary() -> str:
     path = os.environ.get("SWITCHYARD_BIN")
     if not path:
@@ -76,11 +89,10 @@ def start_gateway(tmp_path_factory):
     started = []
 
     def start(*args, repository=MODELS, tls=False, rest=False):
-        port = free_port()
         # Every gateway gets its own admin port so that gateways of one session never collide on the default;
         # the REST listener (default 127.0.0.1:8000) is off unless a test asks for it, then on a free port.
-        admin_port = free_port()
-        rest_port = free_port() if rest else None
+        port, admin_port, rest_port = free_ports(3)
+        rest_port = rest_port if rest else None
         log = tmp_path_factory.mktemp("gateway") / "gateway.log"
         gw = Gateway(
             ["--model-repository", str(repository), "--listen", f"127.0.0.1:{port}",

@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import MODELS, free_port
+from conftest import MODELS, free_ports
 from test_admin import admin
 from test_fleet import ETCD, start_replicas, trailer, wait_connected
 
@@ -27,8 +27,9 @@ class EtcdCluster:
     def __init__(self, root, size=3):
         self.root = root
         self.names = [f"m{index}" for index in range(size)]
-        self.client = {name: free_port() for name in self.names}
-        self.peer = {name: free_port() for name in self.names}
+        ports = free_ports(2 * size)
+        self.client = dict(zip(self.names, ports[:size]))
+        self.peer = dict(zip(self.names, ports[size:]))
         self.processes = {}
 
     def endpoint(self, name):

@@ -29,7 +29,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from conftest import MODELS, Gateway, free_port  # noqa: E402
+from conftest import MODELS, Gateway, free_ports  # noqa: E402
 from hostile import (  # noqa: E402
     ACK,
     CANCEL,
@@ -89,7 +89,7 @@ def gateway(extra_config=""):
     directory = pathlib.Path(tempfile.mkdtemp(prefix="hostile-"))
     config = directory / "switchyard.yaml"
     config.write_text(CONFIG + extra_config)
-    port, admin, rest = free_port(), free_port(), free_port()
+    port, admin, rest = free_ports(3)
     gw = Gateway(
         ["--config", str(config), "--model-repository", str(MODELS), "--listen", f"127.0.0.1:{port}",
          "--rest-listen", f"127.0.0.1:{rest}", "--admin-listen", f"127.0.0.1:{admin}"],
@@ -944,7 +944,7 @@ def test_admin_probes_without_token_and_no_paths_in_errors(tmp_path):
     shutil.copytree(MODELS / "digits", repository / "digits")
     config = tmp_path / "switchyard.yaml"
     config.write_text("admin:\n  token: probe-token\n")
-    port, admin_port = free_port(), free_port()
+    port, admin_port = free_ports(2)
     gw = Gateway(
         ["--config", str(config), "--model-repository", str(repository), "--listen", f"127.0.0.1:{port}", "--rest-listen", "",
          "--admin-listen", f"0.0.0.0:{admin_port}"],

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 import tritonclient.grpc as grpcclient
-from conftest import MODELS, Gateway, free_port
+from conftest import MODELS, Gateway, free_ports
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
@@ -335,10 +335,10 @@ def test_model_control_beyond_loopback_needs_the_admin_token(tmp_path, token):
     config = tmp_path / "switchyard.yaml"
     config.write_text(f"admin:\n  token: {token}\n  token_name: seldon\n  audit_log: {tmp_path / 'audit.jsonl'}\n"
                       if token else f"admin:\n  audit_log: {tmp_path / 'audit.jsonl'}\n")
-    port, rest = free_port(), free_port()
+    port, rest, admin = free_ports(3)
     gateway = Gateway(
         ["--model-repository", str(repository), "--listen", f"0.0.0.0:{port}", "--rest-listen", f"0.0.0.0:{rest}",
-         "--admin-listen", f"127.0.0.1:{free_port()}", "--config", str(config)],
+         "--admin-listen", f"127.0.0.1:{admin}", "--config", str(config)],
         port, str(tmp_path / "gateway.log"),
     ).wait_listening()
     try:
