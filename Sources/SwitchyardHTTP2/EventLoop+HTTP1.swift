@@ -189,6 +189,7 @@ extension EventLoop {
         releaseSlot(connection.peerAddress)
         connection.peerAddress = nil
         connection.teardown()
+        bytesFreedSinceTrim += Self.closedConnectionTrimCredit
         core.counters.connectionsOpen.subtract(1, ordering: .relaxed)
         core.counters.connectionsClosed.add(1, ordering: .relaxed)
     }

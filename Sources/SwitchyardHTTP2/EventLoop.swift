@@ -398,6 +398,10 @@ package final class EventLoop: @unchecked Sendable {
 
     /// Freed buffer bytes after which the allocator is trimmed (at most once a second).
     static let trimThreshold = 4 << 20
+    /// What a closed connection is counted as freeing towards `trimThreshold`: its nghttp2 session, buffers and
+    /// bookkeeping (about 14 KiB each, measured over 2000 idle connections), rounded up so that a burst of a few
+    /// dozen closes (a connection flood timing out) gives its memory back too.
+    static let closedConnectionTrimCredit = 128 << 10
 
     private func trimIfDue() {
         let now = MonotonicInstant.now()
@@ -870,6 +874,7 @@ package final class EventLoop: @unchecked Sendable {
         releaseSlot(connection.peerAddress)
         connection.peerAddress = nil
         connection.teardown()
+        bytesFreedSinceTrim += Self.closedConnectionTrimCredit
         core.counters.connectionsOpen.subtract(1, ordering: .relaxed)
         core.counters.connectionsClosed.add(1, ordering: .relaxed)
     }

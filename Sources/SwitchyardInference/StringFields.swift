@@ -1,7 +1,9 @@
 // protobuf-c hands string fields over as C strings, so a name with a NUL byte inside ("digits\0x") would be
 // read as its prefix ("digits") and served. Before decoding, the request's wire bytes are walked once and
-// every string field the service reads as a name is checked: no NUL, valid UTF-8 (as proto3 requires).
-// Refusals are INVALID_ARGUMENT naming the field.
+// every string field the service reads as a name is checked: no NUL, valid UTF-8 (as proto3 requires), and
+// names (of models, versions, tensors) no longer than `StringFieldCheck.maxNameBytes`, so that a request naming
+// a 100 KB model costs the event loop a length check, not a hash and a lookup of 100 KB. Refusals are
+// INVALID_ARGUMENT naming the field.
 
 import SwitchyardCore
 
@@ -13,6 +15,8 @@ import SwitchyardCore
 struct StringFieldSchema: Sendable {
     /// Field number → field name, for string fields.
     var strings: [UInt32: String] = [:]
+    /// Field number → field name, for string fields that are names, bounded by `StringFieldCheck.maxNameBytes`.
+    var names: [UInt32: String] = [:]
     /// Field number → (field name, schema) for message fields (maps are messages of key 1 and value 2).
     var messages: [UInt32: (name: String, schema: StringFieldSchema)] = [:]
 
@@ -22,7 +26,7 @@ struct StringFieldSchema: Sendable {
     static let parameterEntry = StringFieldSchema(strings: [1: "key"], messages: [2: ("value", parameter)])
     /// Requests of the form `{1 string name; 2 string version}` (ModelReady, ModelMetadata, ModelConfig,
     /// ModelStatistics).
-    static let nameAndVersion = StringFieldSchema(strings: [1: "name", 2: "version"])
+    static let nameAndVersion = StringFieldSchema(names: [1: "name", 2: "version"])
     /// `switchyard.v1.Feedback/Report`'s request.
     static let feedback = StringFieldSchema(strings: [1: "request_id"])
     /// `grpc.health.v1.HealthCheckRequest`.
@@ -35,7 +39,8 @@ struct StringFieldSchema: Sendable {
     static let repositoryIndex = StringFieldSchema(strings: [1: "repository_name"])
     /// `RepositoryModelLoadRequest` and `RepositoryModelUnloadRequest` (parameter values: `string_param` = 3).
     static let repositoryChange = StringFieldSchema(
-        strings: [1: "repository_name", 2: "model_name"],
+        strings: [1: "repository_name"],
+        names: [2: "model_name"],
         messages: [3: ("parameters", parameterEntry)]
     )
     /// `TraceSettingRequest`.
@@ -57,20 +62,25 @@ struct StringFieldSchema: Sendable {
     )
     /// `ModelInferRequest`.
     static let inferRequest = StringFieldSchema(
-        strings: [1: "model_name", 2: "model_version", 3: "id"],
+        strings: [3: "id"],
+        names: [1: "model_name", 2: "model_version"],
         messages: [
             4: ("parameters", parameterEntry),
             5: (
                 "inputs",
-                StringFieldSchema(strings: [1: "name", 2: "datatype"], messages: [4: ("parameters", parameterEntry)])
+                StringFieldSchema(names: [1: "name", 2: "datatype"], messages: [4: ("parameters", parameterEntry)])
             ),
-            6: ("outputs", StringFieldSchema(strings: [1: "name"], messages: [2: ("parameters", parameterEntry)])),
+            6: ("outputs", StringFieldSchema(names: [1: "name"], messages: [2: ("parameters", parameterEntry)])),
         ]
     )
 }
 
 /// Walks protobuf wire bytes and checks the string fields a schema names.
 enum StringFieldCheck {
+    /// The longest name accepted, in bytes: model directories are file names (at most 255 bytes on Linux), and
+    /// tensor names of real exports are far shorter.
+    static let maxNameBytes = 1024
+
     /// Throws `invalidArgument` naming the first string field with a NUL byte or invalid UTF-8. Malformed wire
     /// bytes are left for the decoder to refuse.
     static func check(_ message: UnsafeRawBufferPointer, schema: StringFieldSchema) throws(SwitchyardError) {
@@ -105,7 +115,13 @@ enum StringFieldCheck {
                 else { return nil }
                 let start = index
                 index += Int(length)
-                if let name = schema.strings[field] {
+                if let name = schema.names[field] {
+                    guard length <= UInt64(maxNameBytes) else {
+                        return "\(name): is \(length) bytes long; expected a name of at most \(maxNameBytes) bytes"
+                    }
+                    let value = UnsafeBufferPointer(start: bytes + start, count: Int(length))
+                    if let problem = problem(in: value) { return "\(name): \(problem)" }
+                } else if let name = schema.strings[field] {
                     let value = UnsafeBufferPointer(start: bytes + start, count: Int(length))
                     if let problem = problem(in: value) { return "\(name): \(problem)" }
                 } else if let (name, nested) = schema.messages[field], depth < 4 {

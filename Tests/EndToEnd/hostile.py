@@ -6,6 +6,7 @@ Frames are built by hand (9-byte header + payload) and header blocks with the `h
 with `h2`, so nothing between the test and the socket enforces the protocol."""
 
 import collections
+import multiprocessing
 import socket
 import struct
 import threading
@@ -214,9 +215,33 @@ class RawPeer:
             pass
 
 
+def _well_behaved_calls(address, timeout, pause, ready, stop, results):
+    """The well-behaved client's loop, in a process of its own (see WellBehavedClient)."""
+    request = service_pb2.ModelInferRequest.FromString(model_infer_request())
+    latencies, errors = [], []
+    with grpc.insecure_channel(address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        stub.ModelInfer(request, timeout=timeout)  # connected and warm before the attack
+        ready.set()
+        while not stop.is_set():
+            start = time.perf_counter()
+            try:
+                response = stub.ModelInfer(request, timeout=timeout)
+                if len(response.raw_output_contents) != 2:
+                    errors.append(f"unexpected response: {len(response.raw_output_contents)} outputs")
+            except grpc.RpcError as error:
+                errors.append(f"{error.code()}: {error.details()}")
+            latencies.append(time.perf_counter() - start)
+            time.sleep(pause)
+    results.send((latencies, errors))
+    results.close()
+
+
 class WellBehavedClient:
-    """A grpcio client calling ModelInfer on the demo model in a loop on its own thread, recording each
-    call's latency and every error, until stopped."""
+    """A grpcio client calling ModelInfer on the demo model in a loop, recording each call's latency and every
+    error, until stopped. It runs in a process of its own: an attack written in Python on the test's threads holds
+    the interpreter lock while it builds and reads frames, and a client thread beside it would measure that wait
+    as the gateway's latency."""
 
     def __init__(self, address, timeout=5.0, pause=0.002):
         self.address = address
@@ -224,33 +249,32 @@ class WellBehavedClient:
         self.pause = pause
         self.latencies = []
         self.errors = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._request = service_pb2.ModelInferRequest.FromString(model_infer_request())
+        context = multiprocessing.get_context("spawn")  # grpcio does not survive fork
+        self._ready = context.Event()
+        self._stop = context.Event()
+        self._results, child_end = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_well_behaved_calls,
+            args=(address, timeout, pause, self._ready, self._stop, child_end),
+            daemon=True,
+        )
 
     def __enter__(self):
-        self._channel = grpc.insecure_channel(self.address)
-        self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
-        self._stub.ModelInfer(self._request, timeout=self.timeout)  # connected and warm before the attack
-        self._thread.start()
+        self._process.start()
+        if not self._ready.wait(30):
+            self._process.kill()
+            raise AssertionError(f"the well-behaved client could not call {self.address} (exit {self._process.exitcode})")
         return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            start = time.perf_counter()
-            try:
-                response = self._stub.ModelInfer(self._request, timeout=self.timeout)
-                if len(response.raw_output_contents) != 2:
-                    self.errors.append(f"unexpected response: {len(response.raw_output_contents)} outputs")
-            except grpc.RpcError as error:
-                self.errors.append(f"{error.code()}: {error.details()}")
-            self.latencies.append(time.perf_counter() - start)
-            time.sleep(self.pause)
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join(self.timeout + 1)
-        self._channel.close()
+        if self._results.poll(self.timeout + 5):
+            self.latencies, self.errors = self._results.recv()
+        else:
+            self.errors = ["the well-behaved client sent no results"]
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.kill()
 
     @property
     def calls(self):

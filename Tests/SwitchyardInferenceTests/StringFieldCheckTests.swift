@@ -54,6 +54,23 @@ import Testing
         #expect(Self.check(Self.field(1, Array("é".utf8))) == nil)
     }
 
+    @Test func namesLongerThanTheLimitAreRefusedByLength() {
+        /// A length-delimited field with a two-byte length (128 ..< 16384 bytes).
+        func longField(_ number: UInt8, _ bytes: [UInt8]) -> [UInt8] {
+            [number << 3 | 2, UInt8(bytes.count & 0x7F) | 0x80, UInt8(bytes.count >> 7)] + bytes
+        }
+        let limit = StringFieldCheck.maxNameBytes
+        #expect(Self.check(longField(1, Array(repeating: 0x6D, count: limit))) == nil)
+        #expect(
+            Self.check(longField(1, Array(repeating: 0x6D, count: limit + 1)))
+                == "model_name: is 1025 bytes long; expected a name of at most 1024 bytes"
+        )
+        let input = longField(1, Array(repeating: 0x69, count: 5000))
+        #expect(Self.check(longField(5, input))?.hasPrefix("inputs[0].name: is 5000 bytes long") == true)
+        // The request id is not a name: it may be longer.
+        #expect(Self.check(longField(3, Array(repeating: 0x61, count: 5000))) == nil)
+    }
+
     @Test func bytesFieldsMayHoldNul() {
         #expect(Self.check(Self.field(7, [0, 0, 0])) == nil)
     }
