@@ -1043,8 +1043,8 @@ Produced by `{scale}python Tests/EndToEnd/test_hostile_peers.py --report {path}`
 each attack does). Each case starts a fresh gateway on the demo models (`models/`, one event loop, the
 limits below plus the shortened timeouts `handshake_timeout_seconds: {HANDSHAKE_TIMEOUT}`,
 `idle_timeout_seconds: {IDLE_TIMEOUT}`, `write_stall_timeout_seconds: {STALL_TIMEOUT}` and
-`max_output_buffer_bytes: 262144`), connects a grpcio client that calls `ModelInfer` (digits, 1 row) in a
-loop with a 2 ms pause, then runs the attack {SCALE} time(s) on fresh connections while sampling the
+`max_output_buffer_bytes: 262144`), starts a grpcio client in a process of its own that calls `ModelInfer`
+(digits, 1 row) in a loop with a 2 ms pause, lets it call for 1 s, then runs the attack {SCALE} time(s) on fresh connections while sampling the
 gateway's VmRSS every 50 ms.
 
 - *RSS before*: just before the attack; *peak*: the largest sample during it; *after*: once back within 5 % of
