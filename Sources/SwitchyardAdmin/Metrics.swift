@@ -212,8 +212,7 @@ public struct MetricsRenderer: Sendable {
                 "switchyard_request_duration_seconds",
                 labels(version),
                 buckets: statistics.latency.bucketCounts,
-                sumNanoseconds: statistics.successNanoseconds.load(ordering: .relaxed)
-                    &+ statistics.failureNanoseconds.load(ordering: .relaxed)
+                sumNanoseconds: statistics.counters.successNanoseconds &+ statistics.counters.failureNanoseconds
             )
         }
 
@@ -228,7 +227,7 @@ public struct MetricsRenderer: Sendable {
                 "switchyard_queue_wait_seconds",
                 labels(version),
                 buckets: statistics.queueWait.bucketCounts,
-                sumNanoseconds: statistics.queueNanoseconds.load(ordering: .relaxed)
+                sumNanoseconds: statistics.counters.queueNanoseconds
             )
         }
 

@@ -223,33 +223,24 @@ struct ControlRPCs {
         let items = arena.allocate(Inference__ModelStatistics.self, count: versions.count)
         let pointers = arena.allocate(UnsafeMutablePointer<Inference__ModelStatistics>?.self, count: versions.count)
         for (index, version) in versions.enumerated() {
-            let stats = version.statistics
+            let stats = version.statistics.counters
             let pool = version.batchStatistics
             let item = items + index
             inference__model_statistics__init(item)
             item.pointee.name = arena.string(version.model)
             item.pointee.version = arena.string(version.version)
-            item.pointee.last_inference = stats.lastInferenceMilliseconds.load(ordering: .relaxed)
-            item.pointee.inference_count = stats.inferenceCount.load(ordering: .relaxed)
+            item.pointee.last_inference = stats.lastInferenceMilliseconds
+            item.pointee.inference_count = stats.inferences
             item.pointee.execution_count = pool.batches
             let inference = arena.allocate(Inference__InferStatistics.self, count: 1)
             inference__infer_statistics__init(inference)
-            let successes = stats.successCount.load(ordering: .relaxed)
-            inference.pointee.success = duration(
-                count: successes,
-                ns: stats.successNanoseconds.load(ordering: .relaxed)
-            )
-            inference.pointee.fail = duration(
-                count: stats.failureCount.load(ordering: .relaxed),
-                ns: stats.failureNanoseconds.load(ordering: .relaxed)
-            )
+            let successes = stats.successes
+            inference.pointee.success = duration(count: successes, ns: stats.successNanoseconds)
+            inference.pointee.fail = duration(count: stats.failures, ns: stats.failureNanoseconds)
             // perf_analyzer requires the three compute counts to agree: each counts successful calls.
-            inference.pointee.queue = duration(count: successes, ns: stats.queueNanoseconds.load(ordering: .relaxed))
+            inference.pointee.queue = duration(count: successes, ns: stats.queueNanoseconds)
             inference.pointee.compute_input = duration(count: successes, ns: 0)
-            inference.pointee.compute_infer = duration(
-                count: successes,
-                ns: stats.computeNanoseconds.load(ordering: .relaxed)
-            )
+            inference.pointee.compute_infer = duration(count: successes, ns: stats.computeNanoseconds)
             inference.pointee.compute_output = duration(count: successes, ns: 0)
             let sizes = pool.batchCounts.indices.filter { pool.batchCounts[$0] > 0 }
             let batchItems = arena.allocate(Inference__InferBatchStatistics.self, count: sizes.count)

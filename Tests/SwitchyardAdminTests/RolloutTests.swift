@@ -231,9 +231,11 @@ final class ManualClock: Sendable {
         func serveCanary(calls: UInt64, failures: UInt64 = 0) throws {
             let statistics = try #require(registry.model(named: "digits")?.versions.first { $0.version == "2" })
                 .statistics
-            statistics.successCount.add(calls - failures, ordering: .relaxed)
-            statistics.failureCount.add(failures, ordering: .relaxed)
-            for _ in 0..<calls { statistics.latency.record(2_000_000) }
+            let outputs = VersionOutputs(tensors: [], rows: 1, queueNanoseconds: 0, computeNanoseconds: 0, batchRows: 1)
+            for _ in 0..<(calls - failures) {
+                statistics.recordSuccess(route: .canary, elapsedNanoseconds: 2_000_000, outputs: outputs)
+            }
+            for _ in 0..<failures { statistics.recordFailure(route: .canary, code: 13, elapsedNanoseconds: 2_000_000) }
         }
 
         func canaryWeight() -> Double? {
