@@ -158,34 +158,24 @@ struct ControlRPCs {
         config.pointee.platform = arena.string(Self.platform)
         config.pointee.backend = arena.string("switchyard")
         config.pointee.max_batch_size = Int32(clamping: chosen.configuration.maxBatchSize)
-        let inputs = chosen.signature.inputs
-        let inputItems = arena.allocate(Inference__ModelInput.self, count: inputs.count)
-        let inputPointers = arena.allocate(UnsafeMutablePointer<Inference__ModelInput>?.self, count: inputs.count)
-        for (index, spec) in inputs.enumerated() {
-            inference__model_input__init(inputItems + index)
-            inputItems[index].name = arena.string(spec.name)
-            inputItems[index].data_type = configDataType(spec.dataType)
-            let d = dims(spec)
-            inputItems[index].n_dims = d.count
-            inputItems[index].dims = arena.array(d)
-            inputPointers[index] = inputItems + index
+        func tensors<Item: ConfigTensor>(_ specs: [TensorSpec]) -> UnsafeMutablePointer<UnsafeMutablePointer<Item>?> {
+            let items = arena.allocate(Item.self, count: specs.count)
+            let pointers = arena.allocate(UnsafeMutablePointer<Item>?.self, count: specs.count)
+            for (index, spec) in specs.enumerated() {
+                Item.initialize(items + index)
+                items[index].name = arena.string(spec.name)
+                items[index].data_type = configDataType(spec.dataType)
+                let d = dims(spec)
+                items[index].n_dims = d.count
+                items[index].dims = arena.array(d)
+                pointers[index] = items + index
+            }
+            return pointers
         }
-        config.pointee.n_input = inputs.count
-        config.pointee.input = inputPointers
-        let outputs = chosen.signature.outputs
-        let outputItems = arena.allocate(Inference__ModelOutput.self, count: outputs.count)
-        let outputPointers = arena.allocate(UnsafeMutablePointer<Inference__ModelOutput>?.self, count: outputs.count)
-        for (index, spec) in outputs.enumerated() {
-            inference__model_output__init(outputItems + index)
-            outputItems[index].name = arena.string(spec.name)
-            outputItems[index].data_type = configDataType(spec.dataType)
-            let d = dims(spec)
-            outputItems[index].n_dims = d.count
-            outputItems[index].dims = arena.array(d)
-            outputPointers[index] = outputItems + index
-        }
-        config.pointee.n_output = outputs.count
-        config.pointee.output = outputPointers
+        config.pointee.n_input = chosen.signature.inputs.count
+        config.pointee.input = tensors(chosen.signature.inputs)
+        config.pointee.n_output = chosen.signature.outputs.count
+        config.pointee.output = tensors(chosen.signature.outputs)
         if batched {
             let batching = arena.allocate(Inference__ModelDynamicBatching.self, count: 1)
             inference__model_dynamic_batching__init(batching)
@@ -307,4 +297,22 @@ struct ControlRPCs {
             : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
         return packMessage(&response)
     }
+}
+
+/// ModelConfig's ModelInput and ModelOutput, which describe a tensor with the same fields.
+private protocol ConfigTensor {
+    /// Sets a message to its defaults.
+    static func initialize(_ message: UnsafeMutablePointer<Self>)
+    var name: UnsafeMutablePointer<CChar>! { get set }
+    var data_type: Inference__DataType { get set }
+    var n_dims: Int { get set }
+    var dims: UnsafeMutablePointer<Int64>! { get set }
+}
+
+extension Inference__ModelInput: ConfigTensor {
+    static func initialize(_ message: UnsafeMutablePointer<Self>) { inference__model_input__init(message) }
+}
+
+extension Inference__ModelOutput: ConfigTensor {
+    static func initialize(_ message: UnsafeMutablePointer<Self>) { inference__model_output__init(message) }
 }
