@@ -64,12 +64,20 @@ struct RequestTensor: Sendable {
     var contents: TypedContents? = nil
 }
 
-/// Serialized ModelInferRequest bytes for model "typed" with `tensors`.
-func requestBytes(_ tensors: [RequestTensor]) -> [UInt8] {
+/// Serialized ModelInferRequest bytes for `model` with `tensors`, the request id `id` (none when `nil`), the
+/// `outputs` asked for by name and INT64 request `parameters`.
+func requestBytes(
+    _ tensors: [RequestTensor],
+    model: String = "typed",
+    id: String? = nil,
+    outputs: [String] = [],
+    parameters: [(String, Int64)] = []
+) -> [UInt8] {
     withBumpAllocator { arena in
         var request = Inference__ModelInferRequest()
         inference__model_infer_request__init(&request)
-        request.model_name = arena.string("typed")
+        request.model_name = arena.string(model)
+        if let id { request.id = arena.string(id) }
         let items = arena.allocate(Inference__ModelInferRequest__InferInputTensor.self, count: tensors.count)
         let pointers = arena.allocate(
             UnsafeMutablePointer<Inference__ModelInferRequest__InferInputTensor>?.self,
@@ -122,6 +130,38 @@ func requestBytes(_ tensors: [RequestTensor]) -> [UInt8] {
         request.inputs = pointers
         request.n_raw_input_contents = raw.count
         request.raw_input_contents = arena.array(raw)
+        let requested = arena.allocate(
+            Inference__ModelInferRequest__InferRequestedOutputTensor.self,
+            count: outputs.count
+        )
+        let requestedPointers = arena.allocate(
+            UnsafeMutablePointer<Inference__ModelInferRequest__InferRequestedOutputTensor>?.self,
+            count: outputs.count
+        )
+        for (index, name) in outputs.enumerated() {
+            inference__model_infer_request__infer_requested_output_tensor__init(requested + index)
+            requested[index].name = arena.string(name)
+            requestedPointers[index] = requested + index
+        }
+        request.n_outputs = outputs.count
+        request.outputs = requestedPointers
+        let entries = arena.allocate(Inference__ModelInferRequest__ParametersEntry.self, count: parameters.count)
+        let entryPointers = arena.allocate(
+            UnsafeMutablePointer<Inference__ModelInferRequest__ParametersEntry>?.self,
+            count: parameters.count
+        )
+        for (index, (key, value)) in parameters.enumerated() {
+            inference__model_infer_request__parameters_entry__init(entries + index)
+            entries[index].key = arena.string(key)
+            let parameter = arena.allocate(Inference__InferParameter.self, count: 1)
+            inference__infer_parameter__init(parameter)
+            parameter.pointee.parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+            parameter.pointee.int64_param = value
+            entries[index].value = parameter
+            entryPointers[index] = entries + index
+        }
+        request.n_parameters = parameters.count
+        request.parameters = entryPointers
         return packMessage(&request)
     }
 }
