@@ -6,16 +6,15 @@
 # server process over the run, all threads), and the ratio to the echo floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 REQUESTS=${1:-200000}
 RUNS=${2:-3}
 VERSION=${3:-1}
 bash scripts/bootstrap.sh --test >/dev/null
-venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
 swift build -c release --product switchyard >/dev/null
 swift build -c release --product switchyard-echo-server >/dev/null
 bin=$(swift build -c release --show-bin-path)
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+make_work
 
 "$venv/bin/python" loadtest/grpc_body.py infer digits 1 "$work/infer.bin" >/dev/null
 size=$(($(stat -c %s "$work/infer.bin") - 5))
@@ -23,11 +22,6 @@ size=$(($(stat -c %s "$work/infer.bin") - 5))
 mkdir -p "$work/repo/digits"
 cp -r models/digits/"$VERSION" "$work/repo/digits/1"
 cp models/digits/config.yaml "$work/repo/digits/" 2>/dev/null || true
-
-clock_ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 # run NAME PATH BODY -- server command...
 run() {

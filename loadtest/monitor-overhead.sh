@@ -7,17 +7,11 @@
 # and measures that binary instead; DRIFT_FRACTION (default 1) sets drift.fraction, the share of calls observed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 REQUESTS=${1:-200000}
 RUNS=${2:-5}
-venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
-if [[ -n "${SWITCHYARD_BIN:-}" ]]; then
-    bin=$(dirname "$SWITCHYARD_BIN")
-else
-    swift build -c release --product switchyard >/dev/null
-    bin=$(swift build -c release --show-bin-path)
-fi
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+bin=$(release_bin)
+make_work
 
 "$venv/bin/python" loadtest/grpc_body.py infer digits 1 "$work/infer.bin" >/dev/null
 for kind in off on; do
@@ -34,11 +28,6 @@ drift:
   reference_rows: 10000
   window: 10000
 YAML
-
-clock_ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 run() {
     local kind=$1 p admin
@@ -63,7 +52,7 @@ run() {
     echo "$kind $rps $us $ok ${dropped:-0}"
 }
 
-echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+host_line
 results=()
 for i in $(seq "$RUNS"); do
     for kind in off on; do
