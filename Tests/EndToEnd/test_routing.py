@@ -3,7 +3,6 @@ call mirrored to the other version, the `switchyard-route` trailer, primaries un
 comparison sink's JSON Lines records, and explicit bandit feedback through switchyard.v1.Feedback/Report."""
 
 import json
-import shutil
 import struct
 
 import grpc
@@ -11,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import MODELS
+from faults_support import copy_digits
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 SAMPLES = json.loads((MODELS / "digits" / "samples.json").read_text())
@@ -28,10 +28,9 @@ def routed(start_gateway, tmp_path_factory):
     """A gateway routing `digits` 50/50 by user with 100% shadow to the other version, and a bandit
     route with explicit feedback on a copy of the model named `bandit`."""
     root = tmp_path_factory.mktemp("routing")
-    repository = root / "models"
-    shutil.copytree(MODELS / "digits", repository / "digits")
-    shutil.copytree(MODELS / "digits", repository / "bandit")
-    shutil.copytree(MODELS / "digits", repository / "byparam")
+    repository = copy_digits(root)
+    copy_digits(root, "bandit")
+    copy_digits(root, "byparam")
     sink = root / "comparisons"
     config = root / "switchyard.yaml"
     config.write_text(
