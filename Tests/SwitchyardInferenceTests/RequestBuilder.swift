@@ -78,14 +78,13 @@ func requestBytes(
         inference__model_infer_request__init(&request)
         request.model_name = arena.string(model)
         if let id { request.id = arena.string(id) }
-        let items = arena.allocate(Inference__ModelInferRequest__InferInputTensor.self, count: tensors.count)
-        let pointers = arena.allocate(
-            UnsafeMutablePointer<Inference__ModelInferRequest__InferInputTensor>?.self,
-            count: tensors.count
+        let (items, pointers) = messages(
+            tensors.count,
+            in: &arena,
+            initialize: inference__model_infer_request__infer_input_tensor__init
         )
         var raw: [ProtobufCBinaryData] = []
         for (index, tensor) in tensors.enumerated() {
-            inference__model_infer_request__infer_input_tensor__init(items + index)
             items[index].name = arena.string(tensor.name)
             items[index].datatype = arena.string(tensor.datatype)
             items[index].n_shape = tensor.shape.count
@@ -124,46 +123,52 @@ func requestBytes(
                 }
                 items[index].contents = contents
             }
-            pointers[index] = items + index
         }
         request.n_inputs = tensors.count
         request.inputs = pointers
         request.n_raw_input_contents = raw.count
         request.raw_input_contents = arena.array(raw)
-        let requested = arena.allocate(
-            Inference__ModelInferRequest__InferRequestedOutputTensor.self,
-            count: outputs.count
+        let (requested, requestedPointers) = messages(
+            outputs.count,
+            in: &arena,
+            initialize: inference__model_infer_request__infer_requested_output_tensor__init
         )
-        let requestedPointers = arena.allocate(
-            UnsafeMutablePointer<Inference__ModelInferRequest__InferRequestedOutputTensor>?.self,
-            count: outputs.count
-        )
-        for (index, name) in outputs.enumerated() {
-            inference__model_infer_request__infer_requested_output_tensor__init(requested + index)
-            requested[index].name = arena.string(name)
-            requestedPointers[index] = requested + index
-        }
+        for (index, name) in outputs.enumerated() { requested[index].name = arena.string(name) }
         request.n_outputs = outputs.count
         request.outputs = requestedPointers
-        let entries = arena.allocate(Inference__ModelInferRequest__ParametersEntry.self, count: parameters.count)
-        let entryPointers = arena.allocate(
-            UnsafeMutablePointer<Inference__ModelInferRequest__ParametersEntry>?.self,
-            count: parameters.count
+        let (entries, entryPointers) = messages(
+            parameters.count,
+            in: &arena,
+            initialize: inference__model_infer_request__parameters_entry__init
         )
         for (index, (key, value)) in parameters.enumerated() {
-            inference__model_infer_request__parameters_entry__init(entries + index)
             entries[index].key = arena.string(key)
             let parameter = arena.allocate(Inference__InferParameter.self, count: 1)
             inference__infer_parameter__init(parameter)
             parameter.pointee.parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
             parameter.pointee.int64_param = value
             entries[index].value = parameter
-            entryPointers[index] = entries + index
         }
         request.n_parameters = parameters.count
         request.parameters = entryPointers
         return packMessage(&request)
     }
+}
+
+/// `count` protobuf-c messages in `arena`, each set to its defaults by `initialize`, and the array of pointers to
+/// them that a repeated field holds.
+func messages<Item>(
+    _ count: Int,
+    in arena: inout BumpAllocator,
+    initialize: (UnsafeMutablePointer<Item>) -> Void
+) -> (UnsafeMutablePointer<Item>, UnsafeMutablePointer<UnsafeMutablePointer<Item>?>) {
+    let items = arena.allocate(Item.self, count: count)
+    let pointers = arena.allocate(UnsafeMutablePointer<Item>?.self, count: count)
+    for index in 0..<count {
+        initialize(items + index)
+        pointers[index] = items + index
+    }
+    return (items, pointers)
 }
 
 /// Decodes and validates request bytes against `version`.
