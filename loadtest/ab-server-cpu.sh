@@ -24,16 +24,11 @@ run() {
         --admin-listen "127.0.0.1:$admin" "${extra[@]}" >"$work/gateway.log" 2>&1 &
     local pid=$!
     wait_port "$p"
-    h2load -n 20000 -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
-        "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer" >/dev/null   # warm-up
-    local before; before=$(cpu_ticks $pid)
-    local out; out=$(h2load -n "$REQUESTS" -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' \
-        -H 'te: trailers' "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer")
-    local after; after=$(cpu_ticks $pid)
+    local measured
+    measured=$(h2load_cpu $pid "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer" "$work/infer.bin" \
+        20000 "$REQUESTS")
     kill -TERM $pid; wait $pid || true
-    local ok; ok=$(echo "$out" | awk '/^requests:/ {print $8}')
-    awk -v t=$((after - before)) -v hz="$clock_ticks" -v n="$REQUESTS" -v ok="$ok" \
-        'BEGIN {printf "%.2f %s\n", t / hz * 1e6 / n, ok}'
+    echo "$measured" | awk '{print $2, $3}'
 }
 
 host_line

@@ -18,6 +18,22 @@ wait_port() {
     return 1
 }
 
+# h2load_cpu PID URL BODY WARMUP REQUESTS: WARMUP gRPC calls with the body file BODY to URL to warm the server up,
+# then REQUESTS more, measured (h2load, one connection, 64 concurrent streams); prints "RPS CPU_US SUCCEEDED": the
+# measured run's requests per second, the server process's CPU time per request in µs, and the calls that succeeded.
+h2load_cpu() {
+    local pid=$1 url=$2 body=$3 warmup=$4 requests=$5 before after out
+    local headers=(-H 'content-type: application/grpc' -H 'te: trailers')
+    h2load -n "$warmup" -c 1 -m 64 -d "$body" "${headers[@]}" "$url" >/dev/null
+    before=$(cpu_ticks "$pid")
+    out=$(h2load -n "$requests" -c 1 -m 64 -d "$body" "${headers[@]}" "$url")
+    after=$(cpu_ticks "$pid")
+    echo "$out" | awk -v t=$((after - before)) -v hz="$clock_ticks" -v n="$requests" '
+        /^finished in/ {gsub(",", "", $4); rps = $4}
+        /^requests:/ {ok = $8}
+        END {printf "%s %.2f %s\n", rps, t / hz * 1e6 / n, ok}'
+}
+
 # host_line: the host's CPU model, CPU count and load average, printed with the figures.
 host_line() {
     echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) CPUs," \

@@ -30,17 +30,9 @@ run() {
     "$@" --listen "127.0.0.1:$p" >"$work/$name.log" 2>&1 &
     local pid=$!
     wait_port "$p"
-    h2load -n 2000 -c 1 -m 64 -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' \
-        "http://127.0.0.1:$p$path" >/dev/null   # warm-up
-    local before; before=$(cpu_ticks $pid)
-    local out; out=$(h2load -n "$REQUESTS" -c 1 -m 64 -d "$body" -H 'content-type: application/grpc' \
-        -H 'te: trailers' "http://127.0.0.1:$p$path")
-    local after; after=$(cpu_ticks $pid)
+    local measured; measured=$(h2load_cpu $pid "http://127.0.0.1:$p$path" "$body" 2000 "$REQUESTS")
     kill -TERM $pid; wait $pid || true
-    local rps; rps=$(echo "$out" | awk '/^finished in/ {gsub(",","",$4); print $4}')
-    local ok; ok=$(echo "$out" | awk '/^requests:/ {print $8}')
-    local us; us=$(awk -v t=$((after - before)) -v hz="$clock_ticks" -v n="$REQUESTS" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
-    echo "$name $rps $us $ok"
+    echo "$name $measured"
 }
 
 results=()
