@@ -210,11 +210,23 @@ def test_sink_records_every_pair(routed):
     assert "comparison sink stopped" in log and f"written={len(sent)}" in log, log
 
 
-def test_invalid_routes_are_refused_with_key_paths(tmp_path):
+def refused_start(config):
+    """Starts the gateway with `config`, which it must refuse; returns what it printed on stderr."""
     import subprocess
 
     from conftest import binary
 
+    result = subprocess.run(
+        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0", "--rest-listen", ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    return result.stderr
+
+
+def test_invalid_routes_are_refused_with_key_paths(tmp_path):
     config = tmp_path / "switchyard.yaml"
     config.write_text(
         """
@@ -229,28 +241,16 @@ routes:
     bandit: {algorithm: softmax}
 """
     )
-    result = subprocess.run(
-        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0", "--rest-listen", ""],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
+    stderr = refused_start(config)
     for message in [
         "routes[0].versions: canary weights must sum to more than 0",
         "routes[0].shadow.fraction: expected 0…1, got 1.5",
         "routes[1].model: model 'digits' already has a route (routes[0])",
         "routes[1].bandit.algorithm: unknown algorithm 'softmax'; expected one of epsilon_greedy, ucb1, thompson",
     ]:
-        assert message in result.stderr, result.stderr
+        assert message in stderr, stderr
     # Versions are checked against the loaded repository once the structure is sound.
     config.write_text("routes:\n  - {model: digits, policy: fixed, versions: [{version: 9}]}\n")
-    result = subprocess.run(
-        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0", "--rest-listen", ""],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
+    stderr = refused_start(config)
     expected = "routes[0].versions[0].version: model 'digits' has no loaded version '9'; available versions: 1, 2"
-    assert expected in result.stderr, result.stderr
+    assert expected in stderr, stderr
