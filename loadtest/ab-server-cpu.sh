@@ -6,19 +6,13 @@
 # and the median of the per-round ratios new/old, and the host CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 [ $# -ge 2 ] || { sed -n '2,6p' "$0"; exit 2; }
 OLD=$1 NEW=$2
 REQUESTS=${3:-200000}
 RUNS=${4:-5}
-venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+make_work
 "$venv/bin/python" loadtest/grpc_body.py infer digits 1 "$work/infer.bin" >/dev/null
-
-clock_ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 run() {
     local binary=$1 p admin extra=()
@@ -30,19 +24,14 @@ run() {
         --admin-listen "127.0.0.1:$admin" "${extra[@]}" >"$work/gateway.log" 2>&1 &
     local pid=$!
     wait_port "$p"
-    h2load -n 20000 -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
-        "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer" >/dev/null   # warm-up
-    local before; before=$(cpu_ticks $pid)
-    local out; out=$(h2load -n "$REQUESTS" -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' \
-        -H 'te: trailers' "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer")
-    local after; after=$(cpu_ticks $pid)
+    local measured
+    measured=$(h2load_cpu $pid "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer" "$work/infer.bin" \
+        20000 "$REQUESTS")
     kill -TERM $pid; wait $pid || true
-    local ok; ok=$(echo "$out" | awk '/^requests:/ {print $8}')
-    awk -v t=$((after - before)) -v hz="$clock_ticks" -v n="$REQUESTS" -v ok="$ok" \
-        'BEGIN {printf "%.2f %s\n", t / hz * 1e6 / n, ok}'
+    echo "$measured" | awk '{print $2, $3}'
 }
 
-echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+host_line
 rows=()
 for i in $(seq "$RUNS"); do
     old=$(run "$OLD")

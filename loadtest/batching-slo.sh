@@ -13,6 +13,7 @@
 #   loadtest/batching-slo.sh [SECONDS=10] [ROUNDS=3] [PLACEMENT=shared|pinned]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 SECONDS_PER_RUN=${1:-10}
 ROUNDS=${2:-3}
 PLACEMENT=${3:-shared}
@@ -27,12 +28,10 @@ case $PLACEMENT in
         ;;
     *) echo "PLACEMENT: expected shared or pinned, got '$PLACEMENT'" >&2; exit 2 ;;
 esac
-venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
 bash scripts/bootstrap.sh --test >/dev/null
 for product in switchyard switchyard-load; do swift build -c release --product $product >/dev/null 2>&1; done
 bin=$(swift build -c release --show-bin-path)
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+make_work
 
 make_repo() {  # make_repo DIR MAX_BATCH
     mkdir -p "$1/mlp/1"
@@ -42,9 +41,6 @@ make_repo() {  # make_repo DIR MAX_BATCH
 "$venv/bin/python" loadtest/peers/make_mlp.py "$work/mlp.onnx" >/dev/null
 make_repo "$work/batched" 64
 make_repo "$work/unbatched" 1
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 # load REPO ARGS… → prints "throughput_ok p50 p99 errors" of one run
 load() {

@@ -8,6 +8,7 @@
 # Prints each run's summary and the ratios. Release builds; scratch path from SWITCHYARD_SCRATCH (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 seconds=${1:-10}
 scratch=${SWITCHYARD_SCRATCH:-.build}
 for product in switchyard switchyard-echo-server switchyard-load; do
@@ -16,8 +17,6 @@ done
 bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
 results=${RESULTS:-loadtest/results}
 mkdir -p "$results"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 pids=()
 trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT

@@ -6,16 +6,15 @@
 # server process over the run, all threads), and the ratio to the echo floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 REQUESTS=${1:-200000}
 RUNS=${2:-3}
 VERSION=${3:-1}
 bash scripts/bootstrap.sh --test >/dev/null
-venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
 swift build -c release --product switchyard >/dev/null
 swift build -c release --product switchyard-echo-server >/dev/null
 bin=$(swift build -c release --show-bin-path)
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+make_work
 
 "$venv/bin/python" loadtest/grpc_body.py infer digits 1 "$work/infer.bin" >/dev/null
 size=$(($(stat -c %s "$work/infer.bin") - 5))
@@ -24,11 +23,6 @@ mkdir -p "$work/repo/digits"
 cp -r models/digits/"$VERSION" "$work/repo/digits/1"
 cp models/digits/config.yaml "$work/repo/digits/" 2>/dev/null || true
 
-clock_ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-
 # run NAME PATH BODY -- server command...
 run() {
     local name=$1 path=$2 body=$3; shift 4
@@ -36,17 +30,9 @@ run() {
     "$@" --listen "127.0.0.1:$p" >"$work/$name.log" 2>&1 &
     local pid=$!
     wait_port "$p"
-    h2load -n 2000 -c 1 -m 64 -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' \
-        "http://127.0.0.1:$p$path" >/dev/null   # warm-up
-    local before; before=$(cpu_ticks $pid)
-    local out; out=$(h2load -n "$REQUESTS" -c 1 -m 64 -d "$body" -H 'content-type: application/grpc' \
-        -H 'te: trailers' "http://127.0.0.1:$p$path")
-    local after; after=$(cpu_ticks $pid)
+    local measured; measured=$(h2load_cpu $pid "http://127.0.0.1:$p$path" "$body" 2000 "$REQUESTS")
     kill -TERM $pid; wait $pid || true
-    local rps; rps=$(echo "$out" | awk '/^finished in/ {gsub(",","",$4); print $4}')
-    local ok; ok=$(echo "$out" | awk '/^requests:/ {print $8}')
-    local us; us=$(awk -v t=$((after - before)) -v hz="$clock_ticks" -v n="$REQUESTS" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
-    echo "$name $rps $us $ok"
+    echo "$name $measured"
 }
 
 results=()

@@ -7,17 +7,11 @@
 # and measures that binary instead; DRIFT_FRACTION (default 1) sets drift.fraction, the share of calls observed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 REQUESTS=${1:-200000}
 RUNS=${2:-5}
-venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
-if [[ -n "${SWITCHYARD_BIN:-}" ]]; then
-    bin=$(dirname "$SWITCHYARD_BIN")
-else
-    swift build -c release --product switchyard >/dev/null
-    bin=$(swift build -c release --show-bin-path)
-fi
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+bin=$(release_bin)
+make_work
 
 "$venv/bin/python" loadtest/grpc_body.py infer digits 1 "$work/infer.bin" >/dev/null
 for kind in off on; do
@@ -35,11 +29,6 @@ drift:
   window: 10000
 YAML
 
-clock_ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-
 run() {
     local kind=$1 p admin
     p=$(port)
@@ -48,22 +37,17 @@ run() {
         --admin-listen "127.0.0.1:$admin" >"$work/$kind.log" 2>&1 &
     local pid=$!
     wait_port "$p"
-    h2load -n 20000 -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
-        "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer" >/dev/null   # warm-up (and the reference)
-    local before; before=$(cpu_ticks $pid)
-    local out; out=$(h2load -n "$REQUESTS" -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' \
-        -H 'te: trailers' "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer")
-    local after; after=$(cpu_ticks $pid)
+    # The warm-up calls also give drift detection its reference.
+    local measured
+    measured=$(h2load_cpu $pid "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer" "$work/infer.bin" \
+        20000 "$REQUESTS")
     local dropped
     dropped=$(curl -s "http://127.0.0.1:$admin/metrics" | awk '/^switchyard_monitor_dropped_total\{reason="queue_full"\}/ {print $2}')
     kill -TERM $pid; wait $pid || true
-    local rps; rps=$(echo "$out" | awk '/^finished in/ {gsub(",","",$4); print $4}')
-    local ok; ok=$(echo "$out" | awk '/^requests:/ {print $8}')
-    local us; us=$(awk -v t=$((after - before)) -v hz="$clock_ticks" -v n="$REQUESTS" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
-    echo "$kind $rps $us $ok ${dropped:-0}"
+    echo "$kind $measured ${dropped:-0}"
 }
 
-echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+host_line
 results=()
 for i in $(seq "$RUNS"); do
     for kind in off on; do

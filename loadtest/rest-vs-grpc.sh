@@ -6,22 +6,12 @@
 # Prints per-run figures, the medians and the host CPU. SWITCHYARD_BIN=path skips the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 RUNS=${1:-5}
-venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
 perf_analyzer=$(command -v perf_analyzer || echo "$venv/bin/perf_analyzer")
-if [[ -n "${SWITCHYARD_BIN:-}" ]]; then
-    bin=$(dirname "$SWITCHYARD_BIN")
-else
-    swift build -c release --product switchyard >/dev/null
-    bin=$(swift build -c release --show-bin-path)
-fi
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+bin=$(release_bin)
+make_work
 
-clock_ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 calls() {
     curl -s "http://127.0.0.1:$rest/v2/models/digits/stats" \
         | python3 -c 'import json, sys; print(sum(m["inference_count"] for m in json.load(sys.stdin)["model_stats"]))'
@@ -56,7 +46,7 @@ measure() {
         -v r="$rps" 'BEGIN {printf "%s %.1f %.2f %d\n", m, r, t / hz * 1e6 / n, n}'
 }
 
-echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+host_line
 measure grpc >/dev/null   # warm-up
 results=()
 for i in $(seq "$RUNS"); do

@@ -9,6 +9,7 @@
 # Prints the summary; leaves RESULTS/NAME-TIME.json and .html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 [ $# -ge 1 ] || { sed -n '2,6p' "$0"; exit 2; }
 scenario=$1; shift
 [ -f "$scenario" ] || scenario=loadtest/scenarios/$scenario.yaml
@@ -31,16 +32,15 @@ gateway=$(key gateway)
 config=()
 if [ -n "$gateway" ]; then config=(--config "$gateway"); fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-admin_port=$(free_port)
+port=$(port)
+admin_port=$(port)
 log=$(mktemp)
 "$bin/switchyard" serve "${config[@]}" --model-repository "$repository" --listen "127.0.0.1:$port" --rest-listen "" \
     --admin-listen "127.0.0.1:$admin_port" --threads "${SWITCHYARD_THREADS:-1}" --log-level warning >"$log" 2>&1 &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
-for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$admin_port") 2>/dev/null && break; sleep 0.05; done
+wait_port "$port" || true
+wait_port "$admin_port" || true
 
 out="$results/$name-$(date -u +%Y%m%dT%H%M%SZ).json"
 "$bin/switchyard-load" --scenario "$scenario" --target "127.0.0.1:$port" --server-pid "$server" \

@@ -10,17 +10,16 @@
 #   loadtest/shadow-impact.sh [CONCURRENCY=16] [ROUNDS=2] [WINDOW_MS=4000] [HOST_CPU=0.8]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 CONCURRENCY=${1:-16}
 ROUNDS=${2:-2}
 WINDOW=${3:-4000}
 HOST_CPU=${4:-0.8}
-venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
 perf="$venv/bin/perf_analyzer"
 [ -x "$perf" ] || { echo "perf_analyzer not found in $venv (scripts/install-triton-clients.sh)"; exit 1; }
 bin=${SWITCHYARD_BIN:-$(swift build -c release --show-bin-path)/switchyard}
 [ -x "$bin" ] || swift build -c release --product switchyard >/dev/null
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+make_work
 
 # A copy of the demo repository with a loose latency target, so that load shedding does not end the runs.
 mkdir -p "$work/repo"
@@ -43,9 +42,6 @@ routes:
   - {model: digits, policy: fixed, versions: [{version: 2}], shadow: {version: 1, fraction: 1.0}}
 sink: {directory: $work/comparisons-gated, shadow_max_host_cpu: $HOST_CPU}
 YAML
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 # measure MODE ARGS... → prints "throughput p99_us" of one perf_analyzer run against a fresh gateway
 measure() {

@@ -8,26 +8,16 @@
 # build and measures that binary instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 REQUESTS=${1:-20000}
 RUNS=${2:-5}
-venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
-if [[ -n "${SWITCHYARD_BIN:-}" ]]; then
-    bin=$(dirname "$SWITCHYARD_BIN")
-else
-    swift build -c release --product switchyard >/dev/null
-    bin=$(swift build -c release --show-bin-path)
-fi
+bin=$(release_bin)
 work=$(mktemp -d)
 key="/switchyard-shm-bench-$$"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work" "/dev/shm/${key#/}"' EXIT
 
 "$venv/bin/python" loadtest/shm_setup.py model "$work/models"
 "$venv/bin/python" loadtest/shm_setup.py bodies "$work" "$key"
-
-clock_ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 p=$(port)
 "$bin/switchyard" serve --model-repository "$work/models" --log-level warning --listen "127.0.0.1:$p" \
@@ -64,7 +54,7 @@ with grpc.insecure_channel(sys.argv[1]) as channel:
     assert not any(response.raw_output_contents) and response.outputs[0].parameters["shared_memory_region"].string_param
 PY
 
-echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+host_line
 results=()
 for i in $(seq "$RUNS"); do
     for kind in socket shm; do

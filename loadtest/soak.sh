@@ -14,6 +14,7 @@
 # requests, 2 the run itself failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 
 minutes=30 seconds= rate= sample=5 bin= max_errors=0.01
 while [ $# -gt 0 ]; do
@@ -45,8 +46,7 @@ mkdir -p "$results"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out="$results/soak-$stamp"
 work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port) admin_port=$(free_port)
+port=$(port) admin_port=$(port)
 
 # digits: canary 80/20, every call mirrored to the other version, records written and rotated (4 × 4 MiB).
 # ranker (a copy of digits): Thompson-sampling bandit rewarded by latency.

@@ -2,26 +2,21 @@
 // drift starts until it is flagged (a shift injected into one of 64 features at 5 % of calls), and how many
 // alarms a long run from the reference distribution raises. Seeded, so every run reproduces its figures.
 
+import SwitchyardCore
 import SwitchyardMonitor
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// splitmix64 with Box–Muller normals.
+/// SplitMix64 with Box–Muller normals.
 struct Generator {
-    var state: UInt64
+    var random: SplitMix64
     var spare: Double?
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    init(state: UInt64) { random = SplitMix64(seed: state) }
 
-    mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+    mutating func uniform() -> Double { random.unitDouble() }
 
     mutating func normal() -> Double {
         if let spare {

@@ -129,15 +129,16 @@ measure("unrouted + trailer value (cached per generation)") { n in
 // /metrics and rollout gates: counters, the latency and queue-wait histograms, the per-route/code counter.
 print("Per-call statistics and metrics bookkeeping:")
 let statistics = VersionStatistics()
-measure("counters + 2 histograms + route/code counter") { n in
+measure("recordSuccess: counters + 2 histograms + route/code counter + wall clock") { n in
     let elapsed = UInt64(300_000 + (n & 1023) * 1000)
-    statistics.successCount.add(1, ordering: .relaxed)
-    statistics.successNanoseconds.add(elapsed, ordering: .relaxed)
-    statistics.latency.record(elapsed)
-    statistics.inferenceCount.add(1, ordering: .relaxed)
-    statistics.queueNanoseconds.add(elapsed / 4, ordering: .relaxed)
-    statistics.queueWait.record(elapsed / 4)
-    statistics.recordCall(route: .canary, code: 0)
+    let outputs = VersionOutputs(
+        tensors: [],
+        rows: 1,
+        queueNanoseconds: elapsed / 4,
+        computeNanoseconds: elapsed / 2,
+        batchRows: 1
+    )
+    statistics.recordSuccess(route: .canary, elapsedNanoseconds: elapsed, outputs: outputs)
 }
 sink &+= Int(statistics.calls(route: .canary, code: 0) & 1)
 

@@ -71,115 +71,31 @@ public final class AdminControl: Sendable {
         return route
     }
 
-    /// Adds or replaces the route of `route.model`.
+    /// Makes `change` on the local table: validated, persisted and audited (as `change.action`) before the table
+    /// swaps. `submit` is the same in fleet mode too.
+    /// - Parameter basedOn: the generation the author read (`If-Match`); the change is refused when the model's
+    ///   route changed after it.
     /// - Returns: the new generation.
-    /// - Throws: `notFound` for an unknown model; `invalidArgument` listing every problem (`route.…`).
+    /// - Throws: `notFound` for an unknown model, or one without a route for anything but `put`; `invalidArgument`
+    ///   listing every problem (`route.…`, `route.shadow.…`, `route.bandit.…`, `weights.V` for a version not in the
+    ///   route, a negative or non-finite weight, or canary weights summing to 0); `failedPrecondition` when the
+    ///   route is held, or changed since `basedOn`. Changing bandit parameters starts the bandit afresh (the
+    ///   learned state belongs to the old parameters).
     @discardableResult
-    public func put(
-        route: RouteConfiguration,
+    public func applyLocally(
+        _ change: RouteChange,
         actor: String,
         reason: String?,
         basedOn: UInt64? = nil
     ) throws(SwitchyardError) -> UInt64 {
-        try requireModel(route.model)
-        return try change(
-            action: "route.put",
-            model: route.model,
+        try requireModel(change.model)
+        return try self.change(
+            action: change.action,
+            model: change.model,
             actor: actor,
             reason: reason,
             basedOn: basedOn,
-            Self.transform(.put(route))
-        )
-    }
-
-    /// Removes the route of `model`.
-    /// - Returns: the new generation.
-    /// - Throws: `notFound` for an unknown model or one without a route.
-    @discardableResult
-    public func delete(
-        model: String,
-        actor: String,
-        reason: String?,
-        basedOn: UInt64? = nil
-    ) throws(SwitchyardError) -> UInt64 {
-        try requireModel(model)
-        return try change(
-            action: "route.delete",
-            model: model,
-            actor: actor,
-            reason: reason,
-            basedOn: basedOn,
-            Self.transform(.delete(model: model))
-        )
-    }
-
-    /// Sets the weights of the versions of `model`'s route; versions not named keep theirs.
-    /// - Returns: the new generation.
-    /// - Throws: `notFound` for an unknown model or one without a route; `invalidArgument` for a version not in
-    ///   the route (`weights.V`), a negative or non-finite weight, or canary weights summing to 0.
-    @discardableResult
-    public func setWeights(
-        model: String,
-        weights: [String: Double],
-        actor: String,
-        reason: String?,
-        basedOn: UInt64? = nil
-    ) throws(SwitchyardError) -> UInt64 {
-        try requireModel(model)
-        guard !weights.isEmpty else { throw .invalidArgument("weights: expected at least one version: weight") }
-        return try change(
-            action: "route.weights",
-            model: model,
-            actor: actor,
-            reason: reason,
-            basedOn: basedOn,
-            Self.transform(.weights(model: model, weights))
-        )
-    }
-
-    /// Sets (or with `nil` removes) the shadow of `model`'s route.
-    /// - Returns: the new generation.
-    /// - Throws: `notFound` for an unknown model or one without a route; `invalidArgument` with `route.shadow.…`.
-    @discardableResult
-    public func setShadow(
-        model: String,
-        shadow: RouteConfiguration.ShadowSettings?,
-        actor: String,
-        reason: String?,
-        basedOn: UInt64? = nil
-    ) throws(SwitchyardError) -> UInt64 {
-        try requireModel(model)
-        return try change(
-            action: "route.shadow",
-            model: model,
-            actor: actor,
-            reason: reason,
-            basedOn: basedOn,
-            Self.transform(.shadow(model: model, shadow))
-        )
-    }
-
-    /// Sets the bandit parameters of `model`'s bandit route. Changing them starts the bandit afresh (the learned
-    /// state belongs to the old parameters).
-    /// - Returns: the new generation.
-    /// - Throws: `notFound` for an unknown model or one without a route; `invalidArgument` when the route is not a
-    ///   bandit or with `route.bandit.…` naming a bad parameter.
-    @discardableResult
-    public func setBandit(
-        model: String,
-        bandit: RouteConfiguration.BanditSettings,
-        actor: String,
-        reason: String?,
-        basedOn: UInt64? = nil
-    ) throws(SwitchyardError) -> UInt64 {
-        try requireModel(model)
-        return try change(
-            action: "route.bandit",
-            model: model,
-            actor: actor,
-            reason: reason,
-            basedOn: basedOn,
-            Self.transform(.bandit(model: model, bandit))
+            Self.transform(change)
         )
     }
 

@@ -276,13 +276,14 @@ public struct AdminServer: ModelControl {
     }
 
     /// Unloads `version` of `model` through the admin API's audited path, refused while a route uses it; returns
-    /// once its pool has shut down.
+    /// once its pool has shut down, or, with `stillDraining`, once draining has outlasted the registry's bound.
+    @discardableResult
     public func unloadVersion(
         model: String,
         version: String,
         actor: String,
         reason: String?
-    ) async throws(SwitchyardError) {
+    ) async throws(SwitchyardError) -> RetirementOutcome {
         let unloaded = try control.audit(
             action: "model.unload",
             model: model,
@@ -294,7 +295,7 @@ public struct AdminServer: ModelControl {
         }
         logChange("model.unload", model: "\(model):\(version)", actor: actor, generation: control.routing.generation)
         // The registry drains the version (calls holding it finish) and stops its pool on its own thread.
-        try await registry.waitUntilRetired(unloaded)
+        return try await registry.waitUntilRetired(unloaded)
     }
 
     // MARK: Running

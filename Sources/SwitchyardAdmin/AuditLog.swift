@@ -87,18 +87,7 @@ public final class AuditLog: Sendable {
         var start: Int64 = 0
         let failure: String? = descriptor.withLock { fd in
             start = Int64(lseek(fd, 0, SEEK_END))
-            let ok = line.withUnsafeBytes { bytes -> Bool in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        return false
-                    }
-                    offset += written
-                }
-                return true
-            }
+            let ok = line.withUnsafeBytes { writeFully(fd, $0) == 0 }
             guard ok, fsync(fd) == 0 else {
                 let reason = String(cString: strerror(errno))
                 if start >= 0 { _ = ftruncate(fd, off_t(start)) }

@@ -45,7 +45,7 @@ extension AdminControl {
     /// one etcd transaction guarded by the revision of the route this replica read, with its audit record, after
     /// which the change is in force here (the watch applied it) and on its way to every other replica.
     /// - Returns: the new generation (in fleet mode: the change's etcd revision).
-    /// - Throws: what the standalone methods throw; in fleet mode also `failedPrecondition` when the route changed
+    /// - Throws: what `applyLocally` throws; in fleet mode also `failedPrecondition` when the route changed
     ///   since it was read (the message names the newer generation and route), `unavailable` when etcd cannot be
     ///   reached (with the reason). With `basedOn` (the generation the operator read, from `If-Match`):
     ///   `failedPrecondition` when the model's route changed after it, naming that change and the route now.
@@ -55,18 +55,7 @@ extension AdminControl {
         reason: String?,
         basedOn: UInt64? = nil
     ) async throws(SwitchyardError) -> UInt64 {
-        guard let fleet else {
-            switch change {
-            case .put(let route): return try put(route: route, actor: actor, reason: reason, basedOn: basedOn)
-            case .delete(let model): return try delete(model: model, actor: actor, reason: reason, basedOn: basedOn)
-            case .weights(let model, let weights):
-                return try setWeights(model: model, weights: weights, actor: actor, reason: reason, basedOn: basedOn)
-            case .shadow(let model, let shadow):
-                return try setShadow(model: model, shadow: shadow, actor: actor, reason: reason, basedOn: basedOn)
-            case .bandit(let model, let bandit):
-                return try setBandit(model: model, bandit: bandit, actor: actor, reason: reason, basedOn: basedOn)
-            }
-        }
+        guard let fleet else { return try applyLocally(change, actor: actor, reason: reason, basedOn: basedOn) }
         let model = change.model
         try requireModel(model)
         let read = fleet.current?.routes[model]

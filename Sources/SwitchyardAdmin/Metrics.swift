@@ -13,51 +13,29 @@ import Synchronization
 
 /// Front-end counters as the admin API sees them (the HTTP/2 front end's statistics, mapped by the caller).
 public struct FrontEndCounters: Sendable, Hashable {
-    /// Finished gRPC calls by numeric `grpc-status`.
-    public var callsByCode: [Int: Int]
     /// Connections open now.
-    public var connectionsOpen: Int
+    public var connectionsOpen: Int = 0
     /// Connections accepted since start.
-    public var connectionsAccepted: Int
+    public var connectionsAccepted: Int = 0
     /// Connections refused at the connection limit.
-    public var connectionsRejected: Int
-    /// HTTP/2 or TLS protocol errors.
-    public var protocolErrors: Int
-    /// Responses that arrived after their call had ended.
-    public var responsesDropped: Int
+    public var connectionsRejected: Int = 0
     /// Connections closed with GOAWAY ENHANCE_YOUR_CALM for exceeding a reset or control-frame budget, or stalling.
-    public var connectionsThrottled: Int
+    public var connectionsThrottled: Int = 0
     /// Connections closed by the handshake or idle timeout.
-    public var connectionsTimedOut: Int
+    public var connectionsTimedOut: Int = 0
+    /// Finished gRPC calls by numeric `grpc-status`.
+    public var callsByCode: [Int: Int] = [:]
+    /// HTTP/2 or TLS protocol errors.
+    public var protocolErrors: Int = 0
+    /// Responses that arrived after their call had ended.
+    public var responsesDropped: Int = 0
     /// Times the listener paused because the process was out of file descriptors.
-    public var acceptPauses: Int
+    public var acceptPauses: Int = 0
     /// Bytes reserved now for request messages still arriving.
-    public var bufferedRequestBytes: Int
+    public var bufferedRequestBytes: Int = 0
 
-    /// Creates counters.
-    public init(
-        callsByCode: [Int: Int] = [:],
-        connectionsOpen: Int = 0,
-        connectionsAccepted: Int = 0,
-        connectionsRejected: Int = 0,
-        protocolErrors: Int = 0,
-        responsesDropped: Int = 0,
-        connectionsThrottled: Int = 0,
-        connectionsTimedOut: Int = 0,
-        acceptPauses: Int = 0,
-        bufferedRequestBytes: Int = 0
-    ) {
-        self.callsByCode = callsByCode
-        self.connectionsOpen = connectionsOpen
-        self.connectionsAccepted = connectionsAccepted
-        self.connectionsRejected = connectionsRejected
-        self.protocolErrors = protocolErrors
-        self.responsesDropped = responsesDropped
-        self.connectionsThrottled = connectionsThrottled
-        self.connectionsTimedOut = connectionsTimedOut
-        self.acceptPauses = acceptPauses
-        self.bufferedRequestBytes = bufferedRequestBytes
-    }
+    /// Creates zeroed counters; the caller sets those it keeps.
+    public init() {}
 }
 
 /// Writes metric families in the Prometheus text format.
@@ -201,35 +179,25 @@ public struct MetricsRenderer: Sendable {
             }
         }
 
-        out.family(
-            "switchyard_request_duration_seconds",
-            "histogram",
-            "Time from decode to response of inference calls that reached a pool, successful or failed."
-        )
-        for (_, version, _) in versions {
-            let statistics = version.statistics
-            out.histogram(
+        // Per version: every call's duration, and the time successful calls waited in the pool's queue.
+        let histograms: [(name: String, help: String, read: (VersionStatistics) -> (LatencyHistogram, UInt64))] = [
+            (
                 "switchyard_request_duration_seconds",
-                labels(version),
-                buckets: statistics.latency.bucketCounts,
-                sumNanoseconds: statistics.successNanoseconds.load(ordering: .relaxed)
-                    &+ statistics.failureNanoseconds.load(ordering: .relaxed)
-            )
-        }
-
-        out.family(
-            "switchyard_queue_wait_seconds",
-            "histogram",
-            "Time successful calls waited in the pool's queue before their batch ran."
-        )
-        for (_, version, _) in versions {
-            let statistics = version.statistics
-            out.histogram(
+                "Time from decode to response of inference calls that reached a pool, successful or failed.",
+                { ($0.latency, $0.counters.successNanoseconds &+ $0.counters.failureNanoseconds) }
+            ),
+            (
                 "switchyard_queue_wait_seconds",
-                labels(version),
-                buckets: statistics.queueWait.bucketCounts,
-                sumNanoseconds: statistics.queueNanoseconds.load(ordering: .relaxed)
-            )
+                "Time successful calls waited in the pool's queue before their batch ran.",
+                { ($0.queueWait, $0.counters.queueNanoseconds) }
+            ),
+        ]
+        for histogram in histograms {
+            out.family(histogram.name, "histogram", histogram.help)
+            for (_, version, _) in versions {
+                let (counts, sum) = histogram.read(version.statistics)
+                out.histogram(histogram.name, labels(version), buckets: counts.bucketCounts, sumNanoseconds: sum)
+            }
         }
 
         out.family("switchyard_compute_seconds_total", "counter", "Engine time of executed batches, by work class.")

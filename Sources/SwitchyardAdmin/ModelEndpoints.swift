@@ -42,12 +42,13 @@ extension AdminServer {
             let model = try context.parameters.require("model")
             let version = try context.parameters.require("version")
             let reason = Self.reason(request)
+            let outcome: RetirementOutcome
             do throws(SwitchyardError) {
-                try await server.unloadVersion(model: model, version: version, actor: actor, reason: reason)
+                outcome = try await server.unloadVersion(model: model, version: version, actor: actor, reason: reason)
             } catch {
                 throw AdminHTTPError(error)
             }
-            return Self.json(UnloadResponse(model: model, version: version, unloaded: true))
+            return Self.json(UnloadResponse(model: model, version: version, unloaded: true, note: outcome.note))
         }
         return router
     }
@@ -64,8 +65,8 @@ extension ModelStatus {
                 let pool = version.pool.statistics
                 return Version(
                     version: version.version,
-                    requestsSucceeded: version.statistics.successCount.load(ordering: .relaxed),
-                    requestsFailed: version.statistics.failureCount.load(ordering: .relaxed),
+                    requestsSucceeded: version.statistics.successes,
+                    requestsFailed: version.statistics.failures,
                     queueDepth: pool.queued,
                     batches: pool.batches
                 )

@@ -352,8 +352,8 @@ public final class RolloutController: Sendable {
 
     private func counters(model: String, plan: RolloutPlan) -> RolloutCounters {
         let statistics = registry.model(named: model)?.versions.first { $0.version == plan.canary }?.statistics
-        let succeeded = statistics?.successCount.load(ordering: .relaxed) ?? 0
-        let failed = statistics?.failureCount.load(ordering: .relaxed) ?? 0
+        let succeeded = statistics?.successes ?? 0
+        let failed = statistics?.failures ?? 0
         let pair = sink?.aggregate(
             for: ComparisonKey(model: model, primaryVersion: plan.baseline, shadowVersion: plan.canary)
         )
@@ -370,8 +370,8 @@ public final class RolloutController: Sendable {
     /// The baseline's calls, failures and latencies, for the gates that compare the canary with it.
     private func baselineCounters(model: String, plan: RolloutPlan) -> RolloutCounters {
         let statistics = registry.model(named: model)?.versions.first { $0.version == plan.baseline }?.statistics
-        let succeeded = statistics?.successCount.load(ordering: .relaxed) ?? 0
-        let failed = statistics?.failureCount.load(ordering: .relaxed) ?? 0
+        let succeeded = statistics?.successes ?? 0
+        let failed = statistics?.failures ?? 0
         return RolloutCounters(
             calls: succeeded + failed,
             failures: failed,

@@ -61,18 +61,7 @@ public struct RouteStateFile: Sendable {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw .internal("state file \(temporary): \(String(cString: strerror(errno)))") }
-        let written = data.withUnsafeBytes { bytes -> Bool in
-            var offset = 0
-            while offset < bytes.count {
-                let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += n
-            }
-            return true
-        }
+        let written = data.withUnsafeBytes { writeFully(fd, $0) == 0 }
         let synced = written && fsync(fd) == 0
         let reason = String(cString: strerror(errno))
         close(fd)

@@ -89,7 +89,8 @@ public struct ModelStatus: Sendable, Hashable, Codable {
     }
 }
 
-/// `POST /v1/models/{model}/versions/{version}/unload`: the version is gone and its pool has shut down.
+/// `POST /v1/models/{model}/versions/{version}/unload`: the version is out of service and, unless `note` says
+/// otherwise, its pool has shut down.
 public struct UnloadResponse: Sendable, Hashable, Codable {
     /// The model.
     public var model: String
@@ -97,11 +98,15 @@ public struct UnloadResponse: Sendable, Hashable, Codable {
     public var version: String
     /// Always `true`: a refused unload is an error answer.
     public var unloaded: Bool
+    /// Set when calls still held the version after the registry's drain bound: the version takes no new calls, and
+    /// its pool stops once those calls finish. Absent when the pool has shut down.
+    public var note: String?
 
     /// Creates the body.
-    public init(model: String, version: String, unloaded: Bool = true) {
+    public init(model: String, version: String, unloaded: Bool = true, note: String? = nil) {
         self.model = model
         self.version = version
         self.unloaded = unloaded
+        self.note = note
     }
 }

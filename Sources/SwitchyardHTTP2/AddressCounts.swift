@@ -13,11 +13,13 @@ struct PeerAddress: Hashable, Sendable {
     let high: UInt64
     let low: UInt64
 
-    init(high: UInt64, low: UInt64) {
-        self.high = high
-        self.low = low
+    /// Whether the address is a loopback address: 127.0.0.0/8 (IPv4-mapped) or ::1.
+    var isLoopback: Bool {
+        high == 0 && (low == 1 || low >> 24 == 0xFFFF_7F)
     }
+}
 
+extension PeerAddress {
     /// The peer address of a connected socket, or `nil` when the system cannot say.
     init?(socket fd: Int32) {
         var storage = sockaddr_storage()
@@ -42,11 +44,6 @@ struct PeerAddress: Hashable, Sendable {
         default:
             return nil
         }
-    }
-
-    /// Whether the address is a loopback address: 127.0.0.0/8 (IPv4-mapped) or ::1.
-    var isLoopback: Bool {
-        high == 0 && (low == 1 || low >> 24 == 0xFFFF_7F)
     }
 }
 

@@ -158,34 +158,24 @@ struct ControlRPCs {
         config.pointee.platform = arena.string(Self.platform)
         config.pointee.backend = arena.string("switchyard")
         config.pointee.max_batch_size = Int32(clamping: chosen.configuration.maxBatchSize)
-        let inputs = chosen.signature.inputs
-        let inputItems = arena.allocate(Inference__ModelInput.self, count: inputs.count)
-        let inputPointers = arena.allocate(UnsafeMutablePointer<Inference__ModelInput>?.self, count: inputs.count)
-        for (index, spec) in inputs.enumerated() {
-            inference__model_input__init(inputItems + index)
-            inputItems[index].name = arena.string(spec.name)
-            inputItems[index].data_type = configDataType(spec.dataType)
-            let d = dims(spec)
-            inputItems[index].n_dims = d.count
-            inputItems[index].dims = arena.array(d)
-            inputPointers[index] = inputItems + index
+        func tensors<Item: ConfigTensor>(_ specs: [TensorSpec]) -> UnsafeMutablePointer<UnsafeMutablePointer<Item>?> {
+            let items = arena.allocate(Item.self, count: specs.count)
+            let pointers = arena.allocate(UnsafeMutablePointer<Item>?.self, count: specs.count)
+            for (index, spec) in specs.enumerated() {
+                Item.initialize(items + index)
+                items[index].name = arena.string(spec.name)
+                items[index].data_type = configDataType(spec.dataType)
+                let d = dims(spec)
+                items[index].n_dims = d.count
+                items[index].dims = arena.array(d)
+                pointers[index] = items + index
+            }
+            return pointers
         }
-        config.pointee.n_input = inputs.count
-        config.pointee.input = inputPointers
-        let outputs = chosen.signature.outputs
-        let outputItems = arena.allocate(Inference__ModelOutput.self, count: outputs.count)
-        let outputPointers = arena.allocate(UnsafeMutablePointer<Inference__ModelOutput>?.self, count: outputs.count)
-        for (index, spec) in outputs.enumerated() {
-            inference__model_output__init(outputItems + index)
-            outputItems[index].name = arena.string(spec.name)
-            outputItems[index].data_type = configDataType(spec.dataType)
-            let d = dims(spec)
-            outputItems[index].n_dims = d.count
-            outputItems[index].dims = arena.array(d)
-            outputPointers[index] = outputItems + index
-        }
-        config.pointee.n_output = outputs.count
-        config.pointee.output = outputPointers
+        config.pointee.n_input = chosen.signature.inputs.count
+        config.pointee.input = tensors(chosen.signature.inputs)
+        config.pointee.n_output = chosen.signature.outputs.count
+        config.pointee.output = tensors(chosen.signature.outputs)
         if batched {
             let batching = arena.allocate(Inference__ModelDynamicBatching.self, count: 1)
             inference__model_dynamic_batching__init(batching)
@@ -223,33 +213,24 @@ struct ControlRPCs {
         let items = arena.allocate(Inference__ModelStatistics.self, count: versions.count)
         let pointers = arena.allocate(UnsafeMutablePointer<Inference__ModelStatistics>?.self, count: versions.count)
         for (index, version) in versions.enumerated() {
-            let stats = version.statistics
+            let stats = version.statistics.counters
             let pool = version.batchStatistics
             let item = items + index
             inference__model_statistics__init(item)
             item.pointee.name = arena.string(version.model)
             item.pointee.version = arena.string(version.version)
-            item.pointee.last_inference = stats.lastInferenceMilliseconds.load(ordering: .relaxed)
-            item.pointee.inference_count = stats.inferenceCount.load(ordering: .relaxed)
+            item.pointee.last_inference = stats.lastInferenceMilliseconds
+            item.pointee.inference_count = stats.inferences
             item.pointee.execution_count = pool.batches
             let inference = arena.allocate(Inference__InferStatistics.self, count: 1)
             inference__infer_statistics__init(inference)
-            let successes = stats.successCount.load(ordering: .relaxed)
-            inference.pointee.success = duration(
-                count: successes,
-                ns: stats.successNanoseconds.load(ordering: .relaxed)
-            )
-            inference.pointee.fail = duration(
-                count: stats.failureCount.load(ordering: .relaxed),
-                ns: stats.failureNanoseconds.load(ordering: .relaxed)
-            )
+            let successes = stats.successes
+            inference.pointee.success = duration(count: successes, ns: stats.successNanoseconds)
+            inference.pointee.fail = duration(count: stats.failures, ns: stats.failureNanoseconds)
             // perf_analyzer requires the three compute counts to agree: each counts successful calls.
-            inference.pointee.queue = duration(count: successes, ns: stats.queueNanoseconds.load(ordering: .relaxed))
+            inference.pointee.queue = duration(count: successes, ns: stats.queueNanoseconds)
             inference.pointee.compute_input = duration(count: successes, ns: 0)
-            inference.pointee.compute_infer = duration(
-                count: successes,
-                ns: stats.computeNanoseconds.load(ordering: .relaxed)
-            )
+            inference.pointee.compute_infer = duration(count: successes, ns: stats.computeNanoseconds)
             inference.pointee.compute_output = duration(count: successes, ns: 0)
             let sizes = pool.batchCounts.indices.filter { pool.batchCounts[$0] > 0 }
             let batchItems = arena.allocate(Inference__InferBatchStatistics.self, count: sizes.count)
@@ -316,4 +297,22 @@ struct ControlRPCs {
             : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
         return packMessage(&response)
     }
+}
+
+/// ModelConfig's ModelInput and ModelOutput, which describe a tensor with the same fields.
+private protocol ConfigTensor {
+    /// Sets a message to its defaults.
+    static func initialize(_ message: UnsafeMutablePointer<Self>)
+    var name: UnsafeMutablePointer<CChar>! { get set }
+    var data_type: Inference__DataType { get set }
+    var n_dims: Int { get set }
+    var dims: UnsafeMutablePointer<Int64>! { get set }
+}
+
+extension Inference__ModelInput: ConfigTensor {
+    static func initialize(_ message: UnsafeMutablePointer<Self>) { inference__model_input__init(message) }
+}
+
+extension Inference__ModelOutput: ConfigTensor {
+    static func initialize(_ message: UnsafeMutablePointer<Self>) { inference__model_output__init(message) }
 }

@@ -272,9 +272,9 @@ public final class RESTService: HTTPService {
             .object(["count": .unsigned(count), "ns": .unsigned(ns)])
         }
         let items: [JSONValue] = versions.map { version in
-            let stats = version.statistics
+            let stats = version.statistics.counters
             let pool = version.batchStatistics
-            let successes = stats.successCount.load(ordering: .relaxed)
+            let successes = stats.successes
             let batches: [JSONValue] = pool.batchCounts.indices.filter { pool.batchCounts[$0] > 0 }.map { size in
                 let count = pool.batchCounts[size]
                 let ns = size < pool.batchComputeNanoseconds.count ? pool.batchComputeNanoseconds[size] : 0
@@ -286,18 +286,15 @@ public final class RESTService: HTTPService {
             return .object([
                 "name": .string(version.model),
                 "version": .string(version.version),
-                "last_inference": .unsigned(stats.lastInferenceMilliseconds.load(ordering: .relaxed)),
-                "inference_count": .unsigned(stats.inferenceCount.load(ordering: .relaxed)),
+                "last_inference": .unsigned(stats.lastInferenceMilliseconds),
+                "inference_count": .unsigned(stats.inferences),
                 "execution_count": .unsigned(pool.batches),
                 "inference_stats": .object([
-                    "success": duration(successes, stats.successNanoseconds.load(ordering: .relaxed)),
-                    "fail": duration(
-                        stats.failureCount.load(ordering: .relaxed),
-                        stats.failureNanoseconds.load(ordering: .relaxed)
-                    ),
-                    "queue": duration(successes, stats.queueNanoseconds.load(ordering: .relaxed)),
+                    "success": duration(successes, stats.successNanoseconds),
+                    "fail": duration(stats.failures, stats.failureNanoseconds),
+                    "queue": duration(successes, stats.queueNanoseconds),
                     "compute_input": duration(successes, 0),
-                    "compute_infer": duration(successes, stats.computeNanoseconds.load(ordering: .relaxed)),
+                    "compute_infer": duration(successes, stats.computeNanoseconds),
                     "compute_output": duration(successes, 0),
                 ]),
                 "batch_stats": .array(batches),

@@ -58,24 +58,9 @@ public enum ArrivalProcess: String, Sendable, Codable, CaseIterable {
     case poisson
 }
 
-/// A small, fast, seedable random source (SplitMix64), so schedules are reproducible.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    /// Creates a generator from a seed.
-    public init(seed: UInt64) { state = seed }
-
-    /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     /// A uniform double in (0, 1] (never 0, so its logarithm is finite).
-    public mutating func unitInterval() -> Double {
+    mutating func unitInterval() -> Double {
         Double((next() >> 11) + 1) * (1.0 / 9_007_199_254_740_992.0)
     }
 }

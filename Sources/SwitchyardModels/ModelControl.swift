@@ -27,8 +27,14 @@ public protocol ModelControl: Sendable {
     func loadVersion(model: String, version: String, actor: String, reason: String?) throws(SwitchyardError)
 
     /// Takes `version` of `model` out of service, audited as `model.unload` by `actor`; returns once the registry
-    /// has drained it (the calls holding it finished) and stopped its pool.
-    /// - Throws: `notFound` for an unknown model or version; `failedPrecondition` when a route uses it;
-    ///   `deadlineExceeded` when draining outlasts the registry's bound (the version is out of service regardless).
-    func unloadVersion(model: String, version: String, actor: String, reason: String?) async throws(SwitchyardError)
+    /// has drained it (the calls holding it finished) and stopped its pool, or once draining has outlasted the
+    /// registry's bound (`stillDraining`: the version is out of service regardless, and its pool stops later).
+    /// - Throws: `notFound` for an unknown model or version; `failedPrecondition` when a route uses it.
+    @discardableResult
+    func unloadVersion(
+        model: String,
+        version: String,
+        actor: String,
+        reason: String?
+    ) async throws(SwitchyardError) -> RetirementOutcome
 }

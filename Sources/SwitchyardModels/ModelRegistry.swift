@@ -104,7 +104,7 @@ public final class ModelRegistry: Sendable {
     /// Creates a registry holding `entries`; with a repository and a loader it can also load and unload versions
     /// while it serves.
     /// - Parameter drainBound: how long an unloaded version may take to drain (the calls holding it to finish)
-    ///   before `waitUntilRetired` reports it overdue. Default 30 s.
+    ///   before `waitUntilRetired` answers that it is still draining. Default 30 s.
     public init(
         entries: [ModelEntry],
         repository: ModelRepository? = nil,
@@ -283,14 +283,14 @@ public final class ModelRegistry: Sendable {
     /// - Parameter inUse: why the version must stay (a route names it), or `nil`.
     /// - Returns: the retired version.
     /// - Throws: `notFound` for an unknown model or version; `failedPrecondition` when `inUse` says why not;
-    ///   `internal` when the retirement thread cannot start (nothing changes then).
+    ///   `internal` when the retirement thread cannot start, `unavailable` once the registry has shut down (nothing
+    ///   changes then).
     public func unloadVersion(
         model name: String,
         version: String,
         inUse: (String, String) -> String?
     ) throws(SwitchyardError) -> ModelVersion {
-        try retirer.ensureStarted()
-        return try changes.withLock { _ throws(SwitchyardError) -> ModelVersion in
+        try changes.withLock { _ throws(SwitchyardError) -> ModelVersion in
             guard let entry = model(named: name) else {
                 let known = models.map(\.name).joined(separator: ", ")
                 throw .notFound(
@@ -306,6 +306,8 @@ public final class ModelRegistry: Sendable {
             if let reason = inUse(name, version) {
                 throw SwitchyardError(.failedPrecondition, "model '\(name)' version \(version) is in use: \(reason)")
             }
+            // Only now is there something to retire; a refused unload starts no thread.
+            try retirer.ensureStarted()
             update(name, retiring: unloaded) { entry in
                 entry?.versions.removeAll { $0.version == version }
                 if entry?.versions.isEmpty == true && entry?.failures.isEmpty == true { entry = nil }
@@ -387,14 +389,21 @@ public final class ModelRegistry: Sendable {
     }
 
     /// Waits until `version`, taken out of service by `unloadVersion`, has drained and its pool has been stopped
-    /// and joined. Resumes as soon as that happens; never blocks a thread.
-    /// - Throws: `deadlineExceeded`, naming the version and the calls still holding it, when draining takes longer
-    ///   than the registry's drain bound (the error is logged too; the pool still stops once those calls finish);
-    ///   `failedPrecondition` for a version that was never unloaded.
-    public func waitUntilRetired(_ version: ModelVersion) async throws(SwitchyardError) {
-        try await retirer.waitUntilStopped(version)
+    /// and joined, or until the registry's drain bound has passed. Resumes as soon as either happens; never blocks
+    /// a thread.
+    /// - Returns: `stopped`; or `stillDraining`, with a note naming the version and the calls still holding it, when
+    ///   draining takes longer than the drain bound (the version is out of service all the same; this is logged
+    ///   too, and the pool stops once those calls finish).
+    /// - Throws: `failedPrecondition` for a version that was never unloaded.
+    @discardableResult
+    public func waitUntilRetired(_ version: ModelVersion) async throws(SwitchyardError) -> RetirementOutcome {
+        let outcome = try await retirer.waitUntilStopped(version)
         wakeList.withLock { $0.publish() }
+        return outcome
     }
+
+    /// Whether the registry's retirement thread (`sy-retire`) is running.
+    var retirementThreadStarted: Bool { retirer.isStarted }
 
     /// Replaces one model's entry and republishes the wake list; `retiring` moves from the loaded versions to the
     /// retiring ones in the same step.

@@ -4,36 +4,49 @@
 
 public import SwitchyardCore
 package import SwitchyardWorkers
-package import Synchronization
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Per-version request counters for ModelStatistics and metrics, recorded as named events from loop and worker
-/// threads. The counters are package-visible for the statistics readers (ModelStatistics, `/metrics`, rollouts);
-/// the request path records through `recordRefused`, `recordSuccess` and `recordFailure`.
-public final class VersionStatistics: Sendable {
+/// A reading of a version's request counters (each counter read once; counters recorded meanwhile may show in
+/// some and not others).
+public struct VersionCounters: Sendable, Hashable {
     /// Successful calls.
-    package let successCount = Atomic<UInt64>(0)
+    public var successes: UInt64
     /// Total nanoseconds of successful calls, from decode to response.
-    package let successNanoseconds = Atomic<UInt64>(0)
+    public var successNanoseconds: UInt64
     /// Failed calls (validation errors after the version was resolved, engine errors, rejections).
-    package let failureCount = Atomic<UInt64>(0)
+    public var failures: UInt64
     /// Total nanoseconds of failed calls.
-    package let failureNanoseconds = Atomic<UInt64>(0)
+    public var failureNanoseconds: UInt64
     /// Total nanoseconds successful calls waited in the pool's queue.
-    package let queueNanoseconds = Atomic<UInt64>(0)
+    public var queueNanoseconds: UInt64
     /// Total compute nanoseconds attributed to successful calls: each batch's time shared by its rows.
-    package let computeNanoseconds = Atomic<UInt64>(0)
+    public var computeNanoseconds: UInt64
     /// Rows inferred.
-    package let inferenceCount = Atomic<UInt64>(0)
-    /// Wall-clock milliseconds since 1970 of the last successful inference.
-    package let lastInferenceMilliseconds = Atomic<UInt64>(0)
+    public var inferences: UInt64
+    /// Wall-clock milliseconds since 1970 of the last successful inference; 0 for none.
+    public var lastInferenceMilliseconds: UInt64
+}
+
+/// Per-version request counters for ModelStatistics and metrics, recorded as named events from loop and worker
+/// threads: the request path records through `recordRefused`, `recordSuccess` and `recordFailure`, and the
+/// statistics readers (ModelStatistics, `/metrics`, rollouts) read `counters`, the histograms and `calls`.
+public final class VersionStatistics: Sendable {
+    private let successCount = Atomic<UInt64>(0)
+    private let successNanoseconds = Atomic<UInt64>(0)
+    private let failureCount = Atomic<UInt64>(0)
+    private let failureNanoseconds = Atomic<UInt64>(0)
     /// Durations of every call (successful or failed), for the `/metrics` latency histogram.
     public let latency = LatencyHistogram()
+    private let queueNanoseconds = Atomic<UInt64>(0)
     /// Time successful calls waited in the pool's queue.
     public let queueWait = LatencyHistogram()
+    private let computeNanoseconds = Atomic<UInt64>(0)
+    private let inferenceCount = Atomic<UInt64>(0)
+    private let lastInferenceMilliseconds = Atomic<UInt64>(0)
     /// Finished calls by how the version was chosen and gRPC status code (`RouteReason.allCases.count` × 17).
     private let calls: InlineArray<85, Atomic<UInt64>>
 
@@ -94,44 +107,18 @@ public final class VersionStatistics: Sendable {
     public var successes: UInt64 { successCount.load(ordering: .relaxed) }
     /// Failed calls so far (refused, rejected or failed).
     public var failures: UInt64 { failureCount.load(ordering: .relaxed) }
-}
 
-/// What a version's pool answered for one call.
-public struct VersionOutputs: Sendable {
-    /// Output tensors in signature order, the call's rows of its batch's outputs (shared with the batch, not
-    /// copied).
-    public var tensors: [ArraySlice<Float>]
-    /// Rows in each output (the call's rows).
-    public var rows: Int
-    /// Nanoseconds the call waited queued before its batch started.
-    public var queueNanoseconds: UInt64
-    /// Nanoseconds its batch took to compute.
-    public var computeNanoseconds: UInt64
-    /// Rows in the batch the call ran in.
-    public var batchRows: Int
-
-    /// Creates outputs (tests; the pool's answers are converted by the version).
-    public init(
-        tensors: [ArraySlice<Float>],
-        rows: Int,
-        queueNanoseconds: UInt64,
-        computeNanoseconds: UInt64,
-        batchRows: Int
-    ) {
-        self.tensors = tensors
-        self.rows = rows
-        self.queueNanoseconds = queueNanoseconds
-        self.computeNanoseconds = computeNanoseconds
-        self.batchRows = batchRows
-    }
-
-    init(_ outputs: JobOutputs) {
-        self.init(
-            tensors: outputs.tensors,
-            rows: outputs.rows,
-            queueNanoseconds: outputs.queueNanoseconds,
-            computeNanoseconds: outputs.computeNanoseconds,
-            batchRows: outputs.batchRows
+    /// Every counter as it stands now.
+    public var counters: VersionCounters {
+        VersionCounters(
+            successes: successCount.load(ordering: .relaxed),
+            successNanoseconds: successNanoseconds.load(ordering: .relaxed),
+            failures: failureCount.load(ordering: .relaxed),
+            failureNanoseconds: failureNanoseconds.load(ordering: .relaxed),
+            queueNanoseconds: queueNanoseconds.load(ordering: .relaxed),
+            computeNanoseconds: computeNanoseconds.load(ordering: .relaxed),
+            inferences: inferenceCount.load(ordering: .relaxed),
+            lastInferenceMilliseconds: lastInferenceMilliseconds.load(ordering: .relaxed)
         )
     }
 }
@@ -336,8 +323,8 @@ private final class VersionJob: InferenceJob, @unchecked Sendable {
         )
     }
 
-    override func complete(_ result: Result<JobOutputs, SwitchyardError>) {
-        completion(result.map(VersionOutputs.init))
+    override func complete(_ result: Result<VersionOutputs, SwitchyardError>) {
+        completion(result)
         version.release()
     }
 }

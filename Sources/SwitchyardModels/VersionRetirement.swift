@@ -4,10 +4,11 @@
 //
 // States of one retiring version, and its moves:
 //   draining  — retired, calls still hold it.            → stopping when the last hold goes (or at shutdown)
-//             — past the drain bound: still draining;      waiters are answered with `deadlineExceeded` and the
-//               error is logged once; it stops when the calls finish.
-//   stopping  — its pool is being shut down and joined on the retirement thread.
-//   stopped   — joined: removed from the list, `poolStopped` set, waiters resumed.
+//             — past the drain bound: still draining;      waiters are answered `stillDraining` (the version is
+//               out of service; the unload has taken effect) and it is logged once; it stops when the calls finish.
+//   stopping  — its pool is being shut down and joined on the retirement thread, or, for a version retired after
+//               the registry's shutdown stopped that thread, on the thread that retired it.
+//   stopped   — joined: removed from the list, `poolStopped` set, waiters resumed with `stopped`.
 
 import Logging
 import SwitchyardCore
@@ -18,9 +19,28 @@ import Synchronization
     import Glibc
 #endif
 
-/// Owns the retirement of a registry's versions: a thread (`sy-retire`, started with the first retirement) that
-/// sleeps until a retired version has drained or a drain bound passes, then stops its pool.
+/// How the retirement of an unloaded version went, as `ModelRegistry.waitUntilRetired` reports it.
+public enum RetirementOutcome: Sendable, Hashable {
+    /// The version drained and its pool was stopped and joined.
+    case stopped
+    /// The version is out of service, but calls still held it when the registry's drain bound passed; its pool
+    /// stops once they finish. `note` says so, naming the version, the calls and the bound.
+    case stillDraining(note: String)
+
+    /// What an unload's answer should add, or `nil` when there is nothing to add.
+    public var note: String? {
+        switch self {
+        case .stopped: nil
+        case .stillDraining(let note): note
+        }
+    }
+}
+
+/// Owns the retirement of a registry's versions: a thread (`sy-retire`, started when the first version is about to
+/// be retired) that sleeps until a retired version has drained or a drain bound passes, then stops its pool.
 final class VersionRetirer: Sendable {
+    typealias Waiter = CheckedContinuation<Result<RetirementOutcome, SwitchyardError>, Never>
+
     /// One version on its way out.
     struct Retiring {
         let version: ModelVersion
@@ -30,7 +50,7 @@ final class VersionRetirer: Sendable {
         var overdue = false
         /// Whether the retirement thread is stopping its pool now.
         var stopping = false
-        var waiters: [CheckedContinuation<Result<Void, SwitchyardError>, Never>] = []
+        var waiters: [Waiter] = []
     }
 
     struct State {
@@ -67,16 +87,23 @@ final class VersionRetirer: Sendable {
         }
     }
 
+    /// Whether the retirement thread is running.
+    var isStarted: Bool { state.withLock { $0.thread != nil } }
+
     /// Takes `version` out of service: from now on it takes no new calls, and its pool stops once the calls holding
-    /// it have finished. Call `ensureStarted()` first.
+    /// it have finished. Call `ensureStarted()` first. When `stop()` has run meanwhile (an unload racing the
+    /// gateway's shutdown), the pool is stopped here and now, as `stop()` stops those it finds, so that
+    /// `waitUntilStopped` is answered.
     func retire(_ version: ModelVersion) {
         guard version.retire(by: self) else { return }
         let bound = MonotonicInstant.now().advanced(byNanoseconds: drainBoundNanoseconds)
-        state.withLock { state in
-            state.retiring.append(Retiring(version: version, bound: bound))
+        let stopHere = state.withLock { state in
+            state.retiring.append(Retiring(version: version, bound: bound, stopping: state.stopping))
             state.changes &+= 1
             changed.signal()
+            return state.stopping
         }
+        if stopHere { stopPool(of: version) }
     }
 
     /// Wakes the retirement thread: a retired version's last hold was released.
@@ -87,14 +114,14 @@ final class VersionRetirer: Sendable {
         }
     }
 
-    /// Waits until `version` has drained and its pool has been joined.
-    /// - Throws: `deadlineExceeded` when it has not drained within the drain bound (its pool still stops once the
-    ///   calls holding it finish); `failedPrecondition` for a version that was never retired.
-    func waitUntilStopped(_ version: ModelVersion) async throws(SwitchyardError) {
-        let result = await withCheckedContinuation {
-            (waiter: CheckedContinuation<Result<Void, SwitchyardError>, Never>) in
-            let now: Result<Void, SwitchyardError>? = state.withLock { state in
-                if version.poolStopped.load(ordering: .acquiring) { return .success(()) }
+    /// Waits until `version` has drained and its pool has been joined, or until its drain bound has passed.
+    /// - Returns: `stopped`, or `stillDraining` when calls still hold it after the drain bound (its pool stops once
+    ///   they finish).
+    /// - Throws: `failedPrecondition` for a version that was never retired.
+    func waitUntilStopped(_ version: ModelVersion) async throws(SwitchyardError) -> RetirementOutcome {
+        let result = await withCheckedContinuation { (waiter: Waiter) in
+            let now: Result<RetirementOutcome, SwitchyardError>? = state.withLock { state in
+                if version.poolStopped.load(ordering: .acquiring) { return .success(.stopped) }
                 guard let index = state.retiring.firstIndex(where: { $0.version === version }) else {
                     return .failure(
                         SwitchyardError(
@@ -103,13 +130,13 @@ final class VersionRetirer: Sendable {
                         )
                     )
                 }
-                if state.retiring[index].overdue { return .failure(overdueError(version)) }
+                if state.retiring[index].overdue { return .success(overdueOutcome(version)) }
                 state.retiring[index].waiters.append(waiter)
                 return nil
             }
             if let now { waiter.resume(returning: now) }
         }
-        try result.get()
+        return try result.get()
     }
 
     /// Stops every retiring version's pool at once (whether drained or not) and joins the retirement thread.
@@ -124,11 +151,12 @@ final class VersionRetirer: Sendable {
         if let thread { pthread_join(thread, nil) }
     }
 
-    private func overdueError(_ version: ModelVersion) -> SwitchyardError {
-        SwitchyardError(
-            .deadlineExceeded,
-            "model '\(version.model)' version \(version.version) is out of service, but \(version.callsInFlight) "
-                + "calls still hold it after \(drainBoundNanoseconds / 1_000_000_000) s; its pool stops once they finish"
+    private func overdueOutcome(_ version: ModelVersion) -> RetirementOutcome {
+        let milliseconds = drainBoundNanoseconds / 1_000_000
+        let bound = milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
+        return .stillDraining(
+            note: "model '\(version.model)' version \(version.version) is out of service, but "
+                + "\(version.callsInFlight) calls still hold it after \(bound); its pool stops once they finish"
         )
     }
 
@@ -140,19 +168,19 @@ final class VersionRetirer: Sendable {
             let wakeAt = state.withLock { state in
                 state.retiring.lazy.filter { !$0.overdue }.map(\.bound).min()
             }
-            var overdue: [(ModelVersion, [CheckedContinuation<Result<Void, SwitchyardError>, Never>])] = []
+            var overdue: [(ModelVersion, [Waiter])] = []
             let (drained, exits): ([ModelVersion], Bool) = state.withLock(
                 waitingOn: changed,
                 while: { state in
                     state.changes == seen && !state.stopping
-                        && !state.retiring.contains { $0.version.callsInFlight == 0 }
+                        && !state.retiring.contains { !$0.stopping && $0.version.callsInFlight == 0 }
                 },
                 until: wakeAt
             ) { state in
                 seen = state.changes
                 let now = MonotonicInstant.now()
                 var drained: [ModelVersion] = []
-                for index in state.retiring.indices {
+                for index in state.retiring.indices where !state.retiring[index].stopping {
                     let version = state.retiring[index].version
                     if version.callsInFlight == 0 || state.stopping {
                         state.retiring[index].stopping = true
@@ -166,40 +194,42 @@ final class VersionRetirer: Sendable {
                 return (drained, state.stopping && state.retiring.allSatisfy(\.stopping))
             }
             for (version, waiters) in overdue {
-                let error = overdueError(version)
+                let outcome = overdueOutcome(version)
                 logger.error(
                     "retired model version has not drained",
                     metadata: [
                         "model": "\(version.model)", "version": "\(version.version)",
-                        "calls": "\(version.callsInFlight)", "reason": "\(error.message)",
+                        "calls": "\(version.callsInFlight)", "reason": "\(outcome.note ?? "")",
                     ]
                 )
-                for waiter in waiters { waiter.resume(returning: .failure(error)) }
+                for waiter in waiters { waiter.resume(returning: .success(outcome)) }
             }
-            for version in drained {
-                let calls = version.callsInFlight
-                if calls > 0 {
-                    logger.warning(
-                        "stopping a retired model version's pool with calls still holding it",
-                        metadata: ["model": "\(version.model)", "version": "\(version.version)", "calls": "\(calls)"]
-                    )
-                }
-                // Finishes the queued work of the calls that held the version; refuses anything later.
-                version.pool.shutdown()
-                let waiters = state.withLock { state in
-                    version.poolStopped.store(true, ordering: .releasing)
-                    guard let index = state.retiring.firstIndex(where: { $0.version === version }) else {
-                        return [CheckedContinuation<Result<Void, SwitchyardError>, Never>]()
-                    }
-                    return state.retiring.remove(at: index).waiters
-                }
-                logger.notice(
-                    "retired model version stopped",
-                    metadata: ["model": "\(version.model)", "version": "\(version.version)"]
-                )
-                for waiter in waiters { waiter.resume(returning: .success(())) }
-            }
+            for version in drained { stopPool(of: version) }
             if exits { return }
         }
+    }
+
+    /// Stops and joins the pool of `version` (marked `stopping` in the list), then drops it from the list and
+    /// answers its waiters. Called outside the lock.
+    private func stopPool(of version: ModelVersion) {
+        let calls = version.callsInFlight
+        if calls > 0 {
+            logger.warning(
+                "stopping a retired model version's pool with calls still holding it",
+                metadata: ["model": "\(version.model)", "version": "\(version.version)", "calls": "\(calls)"]
+            )
+        }
+        // Finishes the queued work of the calls that held the version; refuses anything later.
+        version.pool.shutdown()
+        let waiters = state.withLock { state in
+            version.poolStopped.store(true, ordering: .releasing)
+            guard let index = state.retiring.firstIndex(where: { $0.version === version }) else { return [Waiter]() }
+            return state.retiring.remove(at: index).waiters
+        }
+        logger.notice(
+            "retired model version stopped",
+            metadata: ["model": "\(version.model)", "version": "\(version.version)"]
+        )
+        for waiter in waiters { waiter.resume(returning: .success(.stopped)) }
     }
 }

@@ -2,6 +2,8 @@
 // rewards in [0, 1], with a discount factor or a sliding window for traffic whose reward rates drift.
 // A pure state machine: choices take an injected random source, rewards come from the caller.
 
+import SwitchyardCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)

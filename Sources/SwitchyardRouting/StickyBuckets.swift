@@ -2,6 +2,8 @@
 // versions by cumulative weight in the route's listed order. Raising the weight of a later version
 // (the canary) at the expense of an earlier one (the stable) only moves buckets stable → canary.
 
+import SwitchyardCore
+
 /// The bucket allocation of a weighted split.
 public struct StickyBuckets: Sendable, Hashable {
     /// Buckets a key can hash to. Fixed so that assignments survive restarts and weight changes.

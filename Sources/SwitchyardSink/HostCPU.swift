@@ -15,12 +15,16 @@ struct HostCPUTimes: Sendable, Hashable {
     /// Ticks idle or waiting for I/O.
     var idle: UInt64
 
-    /// Creates the times.
-    init(busy: UInt64, idle: UInt64) {
-        self.busy = busy
-        self.idle = idle
+    /// The busy share of the CPU time between `earlier` and these times, in [0, 1]; 0 when none passed.
+    func busyShare(since earlier: HostCPUTimes) -> Double {
+        let busyTicks = busy &- earlier.busy
+        let total = busyTicks &+ (idle &- earlier.idle)
+        guard total > 0, busy >= earlier.busy, idle >= earlier.idle else { return 0 }
+        return Double(busyTicks) / Double(total)
     }
+}
 
+extension HostCPUTimes {
     /// Parses the `cpu` line of `/proc/stat`; `nil` when it is not one.
     init?(procStatLine line: Substring) {
         let fields = line.split(separator: " ")
@@ -30,14 +34,6 @@ struct HostCPUTimes: Sendable, Hashable {
         // user nice system idle iowait irq softirq [steal]; guest time is already inside user.
         idle = values[3] + values[4]
         busy = values[0] + values[1] + values[2] + values[5] + values[6] + (values.count > 7 ? values[7] : 0)
-    }
-
-    /// The busy share of the CPU time between `earlier` and these times, in [0, 1]; 0 when none passed.
-    func busyShare(since earlier: HostCPUTimes) -> Double {
-        let busyTicks = busy &- earlier.busy
-        let total = busyTicks &+ (idle &- earlier.idle)
-        guard total > 0, busy >= earlier.busy, idle >= earlier.idle else { return 0 }
-        return Double(busyTicks) / Double(total)
     }
 
     /// The host's times now, or `nil` where `/proc/stat` cannot be read.

@@ -187,20 +187,8 @@ final class RecordWriter: @unchecked Sendable {
         fileBytesDelta = 0
         guard !buffer.isEmpty else { return true }
         guard descriptor >= 0 else { return false }
-        var failure: Int32 = 0
-        let ok = buffer.withUnsafeBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return false
-                }
-                offset += n
-            }
-            return true
-        }
+        let failure = buffer.withUnsafeBytes { writeFully(descriptor, $0) }
+        let ok = failure == 0
         if ok {
             fileBytes += buffer.count
             fileBytesDelta = buffer.count

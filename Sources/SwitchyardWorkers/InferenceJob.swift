@@ -11,36 +11,6 @@ public enum WorkClass: Sendable, Hashable {
     case shadow
 }
 
-/// The outputs of one job: one buffer per signature output, `rows × elementsPerRow` FP32 values each.
-public struct JobOutputs: Sendable {
-    /// Output tensors in signature order: the job's rows of the batch's outputs, shared with the other jobs of
-    /// the batch rather than copied.
-    public var tensors: [ArraySlice<Float>]
-    /// Rows in each output (equal to the job's rows).
-    public var rows: Int
-    /// Nanoseconds the job spent queued before its batch started.
-    public var queueNanoseconds: UInt64
-    /// Nanoseconds its batch took to compute.
-    public var computeNanoseconds: UInt64
-    /// Rows in the batch the job ran in.
-    public var batchRows: Int
-
-    /// Creates job outputs.
-    public init(
-        tensors: [ArraySlice<Float>],
-        rows: Int,
-        queueNanoseconds: UInt64,
-        computeNanoseconds: UInt64,
-        batchRows: Int
-    ) {
-        self.tensors = tensors
-        self.rows = rows
-        self.queueNanoseconds = queueNanoseconds
-        self.computeNanoseconds = computeNanoseconds
-        self.batchRows = batchRows
-    }
-}
-
 /// One call's work for a pool. Created on an event-loop thread and completed exactly once: on a worker
 /// thread with its batch's results, on the pool's deadline timer thread when its deadline passes while
 /// queued, or on the thread that called `submit` or `cancel` when it is rejected or cancelled there.
@@ -67,7 +37,7 @@ open class InferenceJob: @unchecked Sendable {
     public let isCancelled: @Sendable () -> Bool
     /// Called exactly once with the outputs or the reason the job did not run; `nil` for a subclass that
     /// overrides `complete(_:)`.
-    private let completion: (@Sendable (Result<JobOutputs, SwitchyardError>) -> Void)?
+    private let completion: (@Sendable (Result<VersionOutputs, SwitchyardError>) -> Void)?
 
     /// Creates a job answered through `completion`.
     public init(
@@ -78,7 +48,7 @@ open class InferenceJob: @unchecked Sendable {
         workClass: WorkClass = .primary,
         enqueuedAt: MonotonicInstant = .now(),
         isCancelled: @escaping @Sendable () -> Bool = { false },
-        completion: @escaping @Sendable (Result<JobOutputs, SwitchyardError>) -> Void
+        completion: @escaping @Sendable (Result<VersionOutputs, SwitchyardError>) -> Void
     ) {
         self.inputs = inputs
         self.rows = rows
@@ -111,5 +81,5 @@ open class InferenceJob: @unchecked Sendable {
     }
 
     /// Answers the job with its outputs or the reason it did not run. The pool calls it exactly once per job.
-    open func complete(_ result: Result<JobOutputs, SwitchyardError>) { completion?(result) }
+    open func complete(_ result: Result<VersionOutputs, SwitchyardError>) { completion?(result) }
 }

@@ -626,7 +626,7 @@ public final class WorkerPool: @unchecked Sendable {
             offset += job.rows
             job.complete(
                 .success(
-                    JobOutputs(
+                    VersionOutputs(
                         tensors: tensors,
                         rows: job.rows,
                         queueNanoseconds: outcome.start.nanoseconds(since: job.enqueuedAt),

@@ -257,10 +257,11 @@ struct ModelsUnload: AsyncParsableCommand {
 
     func run() async throws {
         guard
-            try await arguments.send({ client, model, version, reason async throws(AdminCallError) in
+            let answer = try await arguments.send({ client, model, version, reason async throws(AdminCallError) in
                 try await client.unloadVersion(model: model, version: version, reason: reason)
-            }) != nil
+            })
         else { return }
         print("unloaded \(arguments.model) version \(arguments.version)")
+        if let note = answer.note { print("note: \(note)") }
     }
 }

@@ -198,20 +198,20 @@ struct Serve: ParsableCommand {
             isReady: { service.isReady },
             frontEnd: {
                 let statistics = server.statistics
-                return FrontEndCounters(
-                    callsByCode: Dictionary(
-                        uniqueKeysWithValues: statistics.callsByStatus.map { ($0.key.rawValue, $0.value) }
-                    ),
-                    connectionsOpen: statistics.connectionsOpen,
-                    connectionsAccepted: statistics.connectionsAccepted,
-                    connectionsRejected: statistics.connectionsRejected,
-                    protocolErrors: statistics.protocolErrors,
-                    responsesDropped: statistics.responsesDropped,
-                    connectionsThrottled: statistics.connectionsThrottled,
-                    connectionsTimedOut: statistics.connectionsTimedOut,
-                    acceptPauses: statistics.acceptPauses,
-                    bufferedRequestBytes: statistics.bufferedRequestBytes
+                var counters = FrontEndCounters()
+                counters.callsByCode = Dictionary(
+                    uniqueKeysWithValues: statistics.callsByStatus.map { ($0.key.rawValue, $0.value) }
                 )
+                counters.connectionsOpen = statistics.connectionsOpen
+                counters.connectionsAccepted = statistics.connectionsAccepted
+                counters.connectionsRejected = statistics.connectionsRejected
+                counters.protocolErrors = statistics.protocolErrors
+                counters.responsesDropped = statistics.responsesDropped
+                counters.connectionsThrottled = statistics.connectionsThrottled
+                counters.connectionsTimedOut = statistics.connectionsTimedOut
+                counters.acceptPauses = statistics.acceptPauses
+                counters.bufferedRequestBytes = statistics.bufferedRequestBytes
+                return counters
             },
             version: InferenceService.serverVersion,
             reload: reload,

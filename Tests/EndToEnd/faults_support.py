@@ -56,13 +56,15 @@ def write_mlp(path: pathlib.Path, sizes, seed: int, input_name="pixels", output_
     onnx.save(model, str(path))
 
 
-def admin(gateway, method, path, body=None, token=None, raw=None):
+def admin(gateway, method, path, body=None, token=None, raw=None, headers=None):
     """One admin API call: (status, decoded JSON answer, or {"raw": text} for non-JSON answers)."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(gateway.admin_url + path, data=data, method=method)
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             payload = response.read()

@@ -5,16 +5,16 @@ routes back after a restart, precise 4xx answers to bad input that change nothin
 
 import json
 import os
-import shutil
 import subprocess
 import threading
-import urllib.error
 import urllib.request
 
+import faults_support
 import grpc
 import numpy as np
 import pytest
 from conftest import MODELS, binary
+from faults_support import copy_digits, wait_admin
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
@@ -23,23 +23,8 @@ PIXELS = np.asarray(json.loads((MODELS / "digits" / "samples.json").read_text())
 
 
 def admin(gateway, method, path, body=None, token=TOKEN, raw=None, headers=None):
-    """One admin API call: (status, decoded JSON answer)."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(gateway.admin_url + path, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    for key, value in (headers or {}).items():
-        request.add_header(key, value)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        payload = error.read()
-        try:
-            return error.code, json.loads(payload)
-        except ValueError:
-            return error.code, {"raw": payload.decode(errors="replace")}
+    """One admin API call, with this module's token unless told otherwise: (status, decoded JSON answer)."""
+    return faults_support.admin(gateway, method, path, body, token, raw, headers)
 
 
 def infer(stub):
@@ -54,8 +39,7 @@ def infer(stub):
 @pytest.fixture(scope="module")
 def setup(start_gateway, tmp_path_factory):
     root = tmp_path_factory.mktemp("admin")
-    repository = root / "models"
-    shutil.copytree(MODELS / "digits", repository / "digits")
+    repository = copy_digits(root)
     config = root / "switchyard.yaml"
     config.write_text(
         f"""
@@ -78,19 +62,6 @@ admin:
         return gateway
 
     return start, root
-
-
-def wait_admin(gateway, timeout=30.0):
-    import time
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if admin(gateway, "GET", "/healthz")[0] == 200:
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"admin API did not answer:\n{gateway.output()}")
 
 
 def test_weight_changes_under_load_then_restart(setup):
@@ -331,8 +302,7 @@ def test_config_reload_call_validates_first(setup, request):
 def test_config_file_watch_reloads_valid_changes_only(start_gateway, tmp_path):
     import time
 
-    repository = tmp_path / "models"
-    shutil.copytree(MODELS / "digits", repository / "digits")
+    repository = copy_digits(tmp_path)
     config = tmp_path / "switchyard.yaml"
     template = """
 routes:

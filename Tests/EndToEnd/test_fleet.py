@@ -15,7 +15,8 @@ import urllib.request
 
 import grpc
 import pytest
-from conftest import MODELS, binary, free_port
+from conftest import binary, free_port
+from faults_support import copy_digits
 from prometheus_client.parser import text_string_to_metric_families
 from test_admin import TOKEN, admin, infer, wait_admin
 from tritonclient.grpc import service_pb2_grpc
@@ -71,8 +72,7 @@ class Etcd:
 @pytest.fixture(scope="module")
 def fleet(start_gateway, tmp_path_factory):
     root = tmp_path_factory.mktemp("fleet")
-    repository = root / "models"
-    shutil.copytree(MODELS / "digits", repository / "digits")
+    repository = copy_digits(root)
     etcd = Etcd(root)
     etcd.start()
     replicas = start_replicas(start_gateway, root, repository, [etcd.endpoint], "/switchyard/e2e")

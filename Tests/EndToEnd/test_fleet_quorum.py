@@ -5,14 +5,14 @@ callers or operators; with two stopped (no quorum) serving goes on under the las
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
 import urllib.request
 
 import pytest
-from conftest import MODELS, free_ports
+from conftest import free_ports
+from faults_support import copy_digits
 from test_admin import admin
 from test_fleet import ETCD, start_replicas, trailer, wait_connected
 
@@ -88,8 +88,7 @@ class EtcdCluster:
 @pytest.fixture(scope="module")
 def quorum(start_gateway, tmp_path_factory):
     root = tmp_path_factory.mktemp("quorum")
-    repository = root / "models"
-    shutil.copytree(MODELS / "digits", repository / "digits")
+    repository = copy_digits(root)
     cluster = EtcdCluster(root)
     for name in cluster.names:
         cluster.start(name)

@@ -30,6 +30,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from conftest import MODELS, Gateway, free_ports  # noqa: E402
+from faults_support import copy_digits
 from hostile import (  # noqa: E402
     ACK,
     CANCEL,
@@ -951,12 +952,10 @@ def test_admin_probes_without_token_and_no_paths_in_errors(tmp_path):
     status, everything else still needs it, a wrong token is refused; an error about a missing model file does
     not show where the repository lives."""
     import json
-    import shutil
     import urllib.error
     import urllib.request
 
-    repository = tmp_path / "models"
-    shutil.copytree(MODELS / "digits", repository / "digits")
+    repository = copy_digits(tmp_path)
     config = tmp_path / "switchyard.yaml"
     config.write_text("admin:\n  token: probe-token\n")
     port, admin_port = free_ports(2)

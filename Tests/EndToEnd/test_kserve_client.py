@@ -7,7 +7,6 @@ UNAVAILABLE reaches the server three times. The client runs in its own process (
 import json
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +14,7 @@ import urllib.request
 import numpy as np
 import onnxruntime as ort
 from conftest import MODELS
+from faults_support import copy_digits
 
 SAMPLES = json.loads((MODELS / "digits" / "samples.json").read_text())
 PIXELS = np.asarray(SAMPLES["pixels"][:8], dtype=np.float32)
@@ -59,8 +59,7 @@ def metric(gateway, name, **labels):
 def test_grpc_client_retries_unavailable_but_not_resource_exhausted(start_gateway, tmp_path):
     """One KServe gRPC call per case, counted at the server: a tenant over its rate (RESOURCE_EXHAUSTED) is refused
     once; a version that failed to load (UNAVAILABLE) is asked three times."""
-    repository = tmp_path / "models"
-    shutil.copytree(MODELS / "digits", repository / "digits")
+    repository = copy_digits(tmp_path)
     (repository / "digits" / "2" / "model.onnx").write_bytes(b"not an onnx file")
     config = tmp_path / "switchyard.yaml"
     config.write_text("tenants:\n  header: x-tenant-id\n  default: everyone\n  limits:\n    everyone: {}\n"

@@ -4,7 +4,6 @@ repository, CUDA shared-memory, log and trace calls, the admin token policy on t
 log entries the loads and unloads leave."""
 
 import json
-import shutil
 import socket
 
 import grpc
@@ -13,6 +12,7 @@ import pytest
 import requests
 import tritonclient.grpc as grpcclient
 from conftest import MODELS, Gateway, free_ports
+from faults_support import copy_digits
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
@@ -26,12 +26,11 @@ TOKEN = "e2e-repository-token"
 def setup(start_gateway, tmp_path_factory):
     """A gateway whose repository holds `digits` at start; `spare` (a copy) is added to the disk afterwards."""
     root = tmp_path_factory.mktemp("repository")
-    repository = root / "models"
-    shutil.copytree(MODELS / "digits", repository / "digits")
+    repository = copy_digits(root)
     config = root / "switchyard.yaml"
     config.write_text(f"admin:\n  audit_log: {root / 'audit.jsonl'}\n")
     gateway = start_gateway("--config", str(config), repository=repository, rest=True)
-    shutil.copytree(MODELS / "digits", repository / "spare")
+    copy_digits(root, "spare")
     return gateway, root
 
 
@@ -330,8 +329,7 @@ def test_model_control_beyond_loopback_needs_the_admin_token(tmp_path, token):
     address = non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback address to call from")
-    repository = tmp_path / "models"
-    shutil.copytree(MODELS / "digits", repository / "digits")
+    repository = copy_digits(tmp_path)
     config = tmp_path / "switchyard.yaml"
     config.write_text(f"admin:\n  token: {token}\n  token_name: seldon\n  audit_log: {tmp_path / 'audit.jsonl'}\n"
                       if token else f"admin:\n  audit_log: {tmp_path / 'audit.jsonl'}\n")

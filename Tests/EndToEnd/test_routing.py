@@ -3,7 +3,6 @@ call mirrored to the other version, the `switchyard-route` trailer, primaries un
 comparison sink's JSON Lines records, and explicit bandit feedback through switchyard.v1.Feedback/Report."""
 
 import json
-import shutil
 import struct
 
 import grpc
@@ -11,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import MODELS
+from faults_support import copy_digits
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 SAMPLES = json.loads((MODELS / "digits" / "samples.json").read_text())
@@ -28,10 +28,9 @@ def routed(start_gateway, tmp_path_factory):
     """A gateway routing `digits` 50/50 by user with 100% shadow to the other version, and a bandit
     route with explicit feedback on a copy of the model named `bandit`."""
     root = tmp_path_factory.mktemp("routing")
-    repository = root / "models"
-    shutil.copytree(MODELS / "digits", repository / "digits")
-    shutil.copytree(MODELS / "digits", repository / "bandit")
-    shutil.copytree(MODELS / "digits", repository / "byparam")
+    repository = copy_digits(root)
+    copy_digits(root, "bandit")
+    copy_digits(root, "byparam")
     sink = root / "comparisons"
     config = root / "switchyard.yaml"
     config.write_text(
@@ -211,11 +210,23 @@ def test_sink_records_every_pair(routed):
     assert "comparison sink stopped" in log and f"written={len(sent)}" in log, log
 
 
-def test_invalid_routes_are_refused_with_key_paths(tmp_path):
+def refused_start(config):
+    """Starts the gateway with `config`, which it must refuse; returns what it printed on stderr."""
     import subprocess
 
     from conftest import binary
 
+    result = subprocess.run(
+        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0", "--rest-listen", ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    return result.stderr
+
+
+def test_invalid_routes_are_refused_with_key_paths(tmp_path):
     config = tmp_path / "switchyard.yaml"
     config.write_text(
         """
@@ -230,28 +241,16 @@ routes:
     bandit: {algorithm: softmax}
 """
     )
-    result = subprocess.run(
-        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0", "--rest-listen", ""],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
+    stderr = refused_start(config)
     for message in [
         "routes[0].versions: canary weights must sum to more than 0",
         "routes[0].shadow.fraction: expected 0…1, got 1.5",
         "routes[1].model: model 'digits' already has a route (routes[0])",
         "routes[1].bandit.algorithm: unknown algorithm 'softmax'; expected one of epsilon_greedy, ucb1, thompson",
     ]:
-        assert message in result.stderr, result.stderr
+        assert message in stderr, stderr
     # Versions are checked against the loaded repository once the structure is sound.
     config.write_text("routes:\n  - {model: digits, policy: fixed, versions: [{version: 9}]}\n")
-    result = subprocess.run(
-        [binary(), "serve", "--config", str(config), "--model-repository", str(MODELS), "--listen", "127.0.0.1:0", "--rest-listen", ""],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0
+    stderr = refused_start(config)
     expected = "routes[0].versions[0].version: model 'digits' has no loaded version '9'; available versions: 1, 2"
-    assert expected in result.stderr, result.stderr
+    assert expected in stderr, stderr

@@ -12,9 +12,8 @@ import Testing
         let workspace = try Workspace()
         let control = try workspace.makeControl()
         let before = control.routing.generation
-        let generation = try control.setWeights(
-            model: "digits",
-            weights: ["1": 50, "2": 50],
+        let generation = try control.applyLocally(
+            .weights(model: "digits", ["1": 50, "2": 50]),
             actor: "ops",
             reason: "even split"
         )
@@ -47,7 +46,7 @@ import Testing
         let control = try workspace.makeControl()
         let before = control.routing.generation
         do {
-            try control.setWeights(model: "digits", weights: weights, actor: "ops", reason: nil)
+            try control.applyLocally(.weights(model: "digits", weights), actor: "ops", reason: nil)
             Issue.record("expected a refusal")
         } catch {
             #expect(error.code == .invalidArgument)
@@ -63,8 +62,8 @@ import Testing
         let workspace = try Workspace()
         let control = try workspace.makeControl()
         do {
-            try control.put(
-                route: RouteConfiguration(model: "nope", policy: .fixed, versions: [.init(version: "1")]),
+            try control.applyLocally(
+                .put(RouteConfiguration(model: "nope", policy: .fixed, versions: [.init(version: "1")])),
                 actor: "ops",
                 reason: nil
             )
@@ -74,8 +73,8 @@ import Testing
             #expect(error.message == "unknown model 'nope'; available models: digits, ranker")
         }
         do {
-            try control.put(
-                route: RouteConfiguration(model: "digits", policy: .fixed, versions: [.init(version: "7")]),
+            try control.applyLocally(
+                .put(RouteConfiguration(model: "digits", policy: .fixed, versions: [.init(version: "7")])),
                 actor: "ops",
                 reason: nil
             )
@@ -90,17 +89,18 @@ import Testing
     @Test func deleteAndShadowAreAudited() throws {
         let workspace = try Workspace()
         let control = try workspace.makeControl()
-        let shadowed = try control.setShadow(
-            model: "digits",
-            shadow: .init(version: "2", fraction: 0.5),
+        let shadowed = try control.applyLocally(
+            .shadow(model: "digits", .init(version: "2", fraction: 0.5)),
             actor: "ops",
             reason: nil
         )
         #expect(control.routing.route(for: "digits")?.shadow?.fraction == 0.5)
-        let deleted = try control.delete(model: "digits", actor: "anonymous", reason: "rollback")
+        let deleted = try control.applyLocally(.delete(model: "digits"), actor: "anonymous", reason: "rollback")
         #expect(deleted == shadowed + 1)
         #expect(control.routing.route(for: "digits") == nil)
-        #expect(throws: SwitchyardError.self) { try control.delete(model: "digits", actor: "ops", reason: nil) }
+        #expect(throws: SwitchyardError.self) {
+            try control.applyLocally(.delete(model: "digits"), actor: "ops", reason: nil)
+        }
         let entries = try workspace.auditEntries()
         #expect(entries.map(\.action) == ["route.shadow", "route.delete"])
         #expect(entries.last?.new == [])
@@ -132,7 +132,7 @@ import Testing
         )
         try control.audit(action: "model.load", model: "digits", version: "2", actor: "ops", reason: nil) {}
         #expect(throws: SwitchyardError.self) {
-            try control.setWeights(model: "digits", weights: ["2": 50], actor: "ops", reason: nil)
+            try control.applyLocally(.weights(model: "digits", ["2": 50]), actor: "ops", reason: nil)
         }
         // A model change that fails is taken back from the log too.
         #expect(throws: SwitchyardError.self) {

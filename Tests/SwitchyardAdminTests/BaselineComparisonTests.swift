@@ -4,12 +4,14 @@
 // least 95% of 1000 rollouts.
 
 import SwitchyardAdminAPI
+import SwitchyardCore
 import SwitchyardModels
 import Testing
 
 @testable import SwitchyardAdmin
 
-private func counters(calls: UInt64, failures: UInt64, latencyMilliseconds: [Double] = []) -> RolloutCounters {
+/// Counters of `calls` calls, `failures` of them failed, with the durations in `latencyMilliseconds`.
+func counters(calls: UInt64, failures: UInt64, latencyMilliseconds: [Double] = []) -> RolloutCounters {
     let histogram = LatencyHistogram()
     for milliseconds in latencyMilliseconds { histogram.record(UInt64(milliseconds * 1e6)) }
     return RolloutCounters(
@@ -174,12 +176,12 @@ private let comparingPlan = RolloutPlan(
         for _ in 0..<36_000 {
             let weight = comparingPlan.steps[step] / 100
             for _ in 0..<200 {
-                if random.nextDouble() < weight {
+                if random.unitDouble() < weight {
                     canary.calls += 1
-                    if random.nextDouble() < canaryRate { canary.failures += 1 }
+                    if random.unitDouble() < canaryRate { canary.failures += 1 }
                 } else {
                     baseline.calls += 1
-                    if random.nextDouble() < baselineRate { baseline.failures += 1 }
+                    if random.unitDouble() < baselineRate { baseline.failures += 1 }
                 }
             }
             elapsed += 1
@@ -219,18 +221,4 @@ private let comparingPlan = RolloutPlan(
         #expect(worseRolledBack >= 950)
         #expect(equalPromoted >= 950)
     }
-}
-
-/// A small seeded generator (SplitMix64), so that the simulations draw the same calls on every run.
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

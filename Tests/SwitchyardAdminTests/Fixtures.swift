@@ -55,7 +55,12 @@ struct Workspace {
             registry: ModelRegistry(entries: [], logger: Logger(label: "test")),
             sink: nil,
             isReady: { true },
-            frontEnd: { FrontEndCounters(callsByCode: [0: 5, 3: 1], connectionsOpen: 1) },
+            frontEnd: {
+                var counters = FrontEndCounters()
+                counters.callsByCode = [0: 5, 3: 1]
+                counters.connectionsOpen = 1
+                return counters
+            },
             version: "test",
             logger: Logger(label: "test")
         )

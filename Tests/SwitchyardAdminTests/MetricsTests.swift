@@ -42,11 +42,14 @@ import Testing
 
     @Test func emptyGatewayExposesItsFamilies() throws {
         let routing = try RoutingTable(routes: [canary], catalog: testCatalog)
+        var frontEnd = FrontEndCounters()
+        frontEnd.callsByCode = [0: 12, 14: 2]
+        frontEnd.connectionsOpen = 3
         let text = MetricsRenderer(version: "1.2.3").render(
             registry: ModelRegistry(entries: [], logger: Logger(label: "test")),
             routing: routing,
             sink: nil,
-            frontEnd: FrontEndCounters(callsByCode: [0: 12, 14: 2], connectionsOpen: 3),
+            frontEnd: frontEnd,
             ready: false
         )
         #expect(text.contains("switchyard_ready 0\n"))

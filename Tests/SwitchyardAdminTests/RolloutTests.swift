@@ -25,15 +25,7 @@ private let plan = RolloutPlan(
 
 /// A window of `calls` canary calls of which `failures` failed, each taking `milliseconds`.
 private func window(calls: UInt64, failures: UInt64 = 0, milliseconds: Double = 3) -> RolloutCounters {
-    let histogram = LatencyHistogram()
-    for _ in 0..<calls { histogram.record(UInt64(milliseconds * 1e6)) }
-    return RolloutCounters(
-        calls: calls,
-        failures: failures,
-        latencyBuckets: histogram.bucketCounts,
-        compared: 0,
-        agreed: 0
-    )
+    counters(calls: calls, failures: failures, latencyMilliseconds: Array(repeating: milliseconds, count: Int(calls)))
 }
 
 @Suite struct RolloutPlanTests {
@@ -231,9 +223,11 @@ final class ManualClock: Sendable {
         func serveCanary(calls: UInt64, failures: UInt64 = 0) throws {
             let statistics = try #require(registry.model(named: "digits")?.versions.first { $0.version == "2" })
                 .statistics
-            statistics.successCount.add(calls - failures, ordering: .relaxed)
-            statistics.failureCount.add(failures, ordering: .relaxed)
-            for _ in 0..<calls { statistics.latency.record(2_000_000) }
+            let outputs = VersionOutputs(tensors: [], rows: 1, queueNanoseconds: 0, computeNanoseconds: 0, batchRows: 1)
+            for _ in 0..<(calls - failures) {
+                statistics.recordSuccess(route: .canary, elapsedNanoseconds: 2_000_000, outputs: outputs)
+            }
+            for _ in 0..<failures { statistics.recordFailure(route: .canary, code: 13, elapsedNanoseconds: 2_000_000) }
         }
 
         func canaryWeight() -> Double? {
@@ -248,7 +242,7 @@ final class ManualClock: Sendable {
         #expect(setup.canaryWeight() == 10)
         // The held route refuses other changes while the rollout runs.
         #expect(throws: SwitchyardError.self) {
-            try setup.control.setWeights(model: "digits", weights: ["2": 90], actor: "ops", reason: nil)
+            try setup.control.applyLocally(.weights(model: "digits", ["2": 90]), actor: "ops", reason: nil)
         }
         for expected in [50.0, 100] {
             try setup.serveCanary(calls: 150)
@@ -268,7 +262,7 @@ final class ManualClock: Sendable {
             ]
         )
         // Released: operators own the route again.
-        try setup.control.setWeights(model: "digits", weights: ["1": 1], actor: "ops", reason: nil)
+        try setup.control.applyLocally(.weights(model: "digits", ["1": 1]), actor: "ops", reason: nil)
     }
 
     @Test func failingCanaryIsRolledBackAtOnce() throws {
@@ -330,11 +324,11 @@ final class ManualClock: Sendable {
         defer { setup.registry.shutdown() }
         let registry = setup.registry
         // Version 2 is routed: it stays.
-        try setup.control.put(route: canary, actor: "ops", reason: nil)
+        try setup.control.applyLocally(.put(canary), actor: "ops", reason: nil)
         #expect(throws: SwitchyardError.self) {
             try registry.unloadVersion(model: "digits", version: "2") { setup.control.use(model: $0, version: $1) }
         }
-        try setup.control.delete(model: "digits", actor: "ops", reason: nil)
+        try setup.control.applyLocally(.delete(model: "digits"), actor: "ops", reason: nil)
         let unloaded = try registry.unloadVersion(model: "digits", version: "2") {
             setup.control.use(model: $0, version: $1)
         }

@@ -7,25 +7,13 @@ import Testing
 
 @testable import SwitchyardEngine
 
-/// A small deterministic generator (SplitMix64), so failures reproduce.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Builds random dense networks directly as imported graphs.
 struct RandomNetwork {
     var values: [Graph.Value] = []
     var nodes: [Graph.Node] = []
-    var rng: SplitMix
+    var rng: SplitMix64
 
-    init(seed: UInt64) { rng = SplitMix(state: seed) }
+    init(seed: UInt64) { rng = SplitMix64(seed: seed) }
 
     mutating func value(_ width: Int) -> Int {
         values.append(Graph.Value(name: "v\(values.count)", rowShape: [width], width: width, dataType: .fp32))

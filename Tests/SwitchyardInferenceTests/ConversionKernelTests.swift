@@ -141,33 +141,10 @@ private let floatSweep: [Float] = {
             // One leading byte puts the elements at odd addresses.
             let bytes = (0..<(count * size + 1)).map { _ in UInt8(truncatingIfNeeded: next()) }
             let floats = floatSweep[(count * 97) % 1000..<(count * 97) % 1000 + count].map { $0 }
-            let widened = bytes.withUnsafeBytes { source in
-                [Float](unsafeUninitializedCapacity: count + 1) { buffer, initialized in
-                    sy_convert_to_float(
-                        portable,
-                        Int32(dataType.modelConfigNumber),
-                        source.baseAddress! + 1,
-                        buffer.baseAddress! + 1,
-                        count
-                    )
-                    initialized = count + 1
-                }.dropFirst().map(\.bitPattern)
-            }
+            let widened = widenUnaligned(portable, dataType, bytes, count: count)
             let narrowed = narrowUnaligned(portable, dataType, floats)
             for path in vectorPaths {
-                let vector = bytes.withUnsafeBytes { source in
-                    [Float](unsafeUninitializedCapacity: count + 1) { buffer, initialized in
-                        sy_convert_to_float(
-                            path,
-                            Int32(dataType.modelConfigNumber),
-                            source.baseAddress! + 1,
-                            buffer.baseAddress! + 1,
-                            count
-                        )
-                        initialized = count + 1
-                    }.dropFirst().map(\.bitPattern)
-                }
-                #expect(vector == widened, "widen \(count)")
+                #expect(widenUnaligned(path, dataType, bytes, count: count) == widened, "widen \(count)")
                 #expect(narrowUnaligned(path, dataType, floats) == narrowed, "narrow \(count)")
             }
         }
@@ -184,6 +161,23 @@ private let floatSweep: [Float] = {
 /// The first index where two equally long arrays differ (a short failure message for 65 536-element arrays).
 private func firstDifference<Element: Equatable>(_ a: [Element], _ b: [Element]) -> Int? {
     a.count == b.count ? a.indices.first { a[$0] != b[$0] } : min(a.count, b.count)
+}
+
+/// Widens `count` elements of `dataType` that start one byte past an aligned start into a destination one element
+/// past its start; returns the written values' bit patterns.
+private func widenUnaligned(_ path: Int32, _ dataType: DataType, _ bytes: [UInt8], count: Int) -> [UInt32] {
+    bytes.withUnsafeBytes { source in
+        [Float](unsafeUninitializedCapacity: count + 1) { buffer, initialized in
+            sy_convert_to_float(
+                path,
+                Int32(dataType.modelConfigNumber),
+                source.baseAddress! + 1,
+                buffer.baseAddress! + 1,
+                count
+            )
+            initialized = count + 1
+        }.dropFirst().map(\.bitPattern)
+    }
 }
 
 /// Narrows into a destination one byte past an aligned start; returns just the written bytes.

@@ -52,77 +52,16 @@ struct TestInput: Sendable {
 }
 
 private func encode(_ inputs: [TestInput], outputs: [String] = [], parameters: [(String, Int64)] = []) -> [UInt8] {
-    withBumpAllocator { arena in
-        var request = Inference__ModelInferRequest()
-        inference__model_infer_request__init(&request)
-        request.model_name = arena.string("double")
-        request.id = arena.string("abc")
-        let tensors = arena.allocate(Inference__ModelInferRequest__InferInputTensor.self, count: inputs.count)
-        let pointers = arena.allocate(
-            UnsafeMutablePointer<Inference__ModelInferRequest__InferInputTensor>?.self,
-            count: inputs.count
+    let tensors = inputs.map { input in
+        RequestTensor(
+            name: input.name,
+            datatype: input.datatype,
+            shape: input.shape,
+            raw: input.raw.map { values in values.withUnsafeBytes { Array($0) } },
+            contents: input.typed.map { .fp32($0) } ?? input.typedInts.map { .int($0) }
         )
-        var raw: [ProtobufCBinaryData] = []
-        for (index, input) in inputs.enumerated() {
-            inference__model_infer_request__infer_input_tensor__init(tensors + index)
-            tensors[index].name = arena.string(input.name)
-            tensors[index].datatype = arena.string(input.datatype)
-            tensors[index].n_shape = input.shape.count
-            tensors[index].shape = arena.array(input.shape)
-            if let values = input.raw { raw.append(values.withUnsafeBytes { arena.binary($0) }) }
-            if input.typed != nil || input.typedInts != nil {
-                let contents = arena.allocate(Inference__InferTensorContents.self, count: 1)
-                inference__infer_tensor_contents__init(contents)
-                if let typed = input.typed {
-                    contents.pointee.n_fp32_contents = typed.count
-                    contents.pointee.fp32_contents = arena.array(typed)
-                }
-                if let ints = input.typedInts {
-                    contents.pointee.n_int_contents = ints.count
-                    contents.pointee.int_contents = arena.array(ints)
-                }
-                tensors[index].contents = contents
-            }
-            pointers[index] = tensors + index
-        }
-        request.n_inputs = inputs.count
-        request.inputs = pointers
-        request.n_raw_input_contents = raw.count
-        request.raw_input_contents = arena.array(raw)
-        let requested = arena.allocate(
-            Inference__ModelInferRequest__InferRequestedOutputTensor.self,
-            count: outputs.count
-        )
-        let requestedPointers = arena.allocate(
-            UnsafeMutablePointer<Inference__ModelInferRequest__InferRequestedOutputTensor>?.self,
-            count: outputs.count
-        )
-        for (index, name) in outputs.enumerated() {
-            inference__model_infer_request__infer_requested_output_tensor__init(requested + index)
-            requested[index].name = arena.string(name)
-            requestedPointers[index] = requested + index
-        }
-        request.n_outputs = outputs.count
-        request.outputs = requestedPointers
-        let entries = arena.allocate(Inference__ModelInferRequest__ParametersEntry.self, count: parameters.count)
-        let entryPointers = arena.allocate(
-            UnsafeMutablePointer<Inference__ModelInferRequest__ParametersEntry>?.self,
-            count: parameters.count
-        )
-        for (index, (key, value)) in parameters.enumerated() {
-            inference__model_infer_request__parameters_entry__init(entries + index)
-            entries[index].key = arena.string(key)
-            let parameter = arena.allocate(Inference__InferParameter.self, count: 1)
-            inference__infer_parameter__init(parameter)
-            parameter.pointee.parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
-            parameter.pointee.int64_param = value
-            entries[index].value = parameter
-            entryPointers[index] = entries + index
-        }
-        request.n_parameters = parameters.count
-        request.parameters = entryPointers
-        return packMessage(&request)
     }
+    return requestBytes(tensors, model: "double", id: "abc", outputs: outputs, parameters: parameters)
 }
 
 private func validate(_ bytes: [UInt8], version: ModelVersion = makeVersion()) throws(SwitchyardError)

@@ -217,7 +217,7 @@ private func decodeAnswer(_ message: [UInt8]) throws -> (version: String, values
         let deadline = MonotonicInstant.now().advanced(byNanoseconds: 5_000_000_000)
         var succeeded: UInt64 = 0
         repeat {
-            succeeded = versions.reduce(0) { $0 + $1.statistics.successCount.load(ordering: .relaxed) }
+            succeeded = versions.reduce(0) { $0 + $1.statistics.successes }
             if succeeded < 40 { usleep(1_000) }
         } while succeeded < 40 && MonotonicInstant.now() < deadline
         #expect(succeeded == 40)
@@ -258,7 +258,7 @@ private func decodeAnswer(_ message: [UInt8]) throws -> (version: String, values
         #expect(invalid.message.contains("'x'"), "\(invalid.message)")
         #expect(metadata.first { $0.name == "switchyard-route" } != nil)
         let failures = try #require(fixture.registry.model(named: "typed")).versions.map {
-            $0.statistics.failureCount.load(ordering: .relaxed)
+            $0.statistics.failures
         }
         #expect(failures.reduce(0, +) == 1)
         // The refused call's hold on its version ended with the refusal.

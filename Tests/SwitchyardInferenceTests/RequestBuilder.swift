@@ -64,20 +64,27 @@ struct RequestTensor: Sendable {
     var contents: TypedContents? = nil
 }
 
-/// Serialized ModelInferRequest bytes for model "typed" with `tensors`.
-func requestBytes(_ tensors: [RequestTensor]) -> [UInt8] {
+/// Serialized ModelInferRequest bytes for `model` with `tensors`, the request id `id` (none when `nil`), the
+/// `outputs` asked for by name and INT64 request `parameters`.
+func requestBytes(
+    _ tensors: [RequestTensor],
+    model: String = "typed",
+    id: String? = nil,
+    outputs: [String] = [],
+    parameters: [(String, Int64)] = []
+) -> [UInt8] {
     withBumpAllocator { arena in
         var request = Inference__ModelInferRequest()
         inference__model_infer_request__init(&request)
-        request.model_name = arena.string("typed")
-        let items = arena.allocate(Inference__ModelInferRequest__InferInputTensor.self, count: tensors.count)
-        let pointers = arena.allocate(
-            UnsafeMutablePointer<Inference__ModelInferRequest__InferInputTensor>?.self,
-            count: tensors.count
+        request.model_name = arena.string(model)
+        if let id { request.id = arena.string(id) }
+        let (items, pointers) = messages(
+            tensors.count,
+            in: &arena,
+            initialize: inference__model_infer_request__infer_input_tensor__init
         )
         var raw: [ProtobufCBinaryData] = []
         for (index, tensor) in tensors.enumerated() {
-            inference__model_infer_request__infer_input_tensor__init(items + index)
             items[index].name = arena.string(tensor.name)
             items[index].datatype = arena.string(tensor.datatype)
             items[index].n_shape = tensor.shape.count
@@ -116,14 +123,52 @@ func requestBytes(_ tensors: [RequestTensor]) -> [UInt8] {
                 }
                 items[index].contents = contents
             }
-            pointers[index] = items + index
         }
         request.n_inputs = tensors.count
         request.inputs = pointers
         request.n_raw_input_contents = raw.count
         request.raw_input_contents = arena.array(raw)
+        let (requested, requestedPointers) = messages(
+            outputs.count,
+            in: &arena,
+            initialize: inference__model_infer_request__infer_requested_output_tensor__init
+        )
+        for (index, name) in outputs.enumerated() { requested[index].name = arena.string(name) }
+        request.n_outputs = outputs.count
+        request.outputs = requestedPointers
+        let (entries, entryPointers) = messages(
+            parameters.count,
+            in: &arena,
+            initialize: inference__model_infer_request__parameters_entry__init
+        )
+        for (index, (key, value)) in parameters.enumerated() {
+            entries[index].key = arena.string(key)
+            let parameter = arena.allocate(Inference__InferParameter.self, count: 1)
+            inference__infer_parameter__init(parameter)
+            parameter.pointee.parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM
+            parameter.pointee.int64_param = value
+            entries[index].value = parameter
+        }
+        request.n_parameters = parameters.count
+        request.parameters = entryPointers
         return packMessage(&request)
     }
+}
+
+/// `count` protobuf-c messages in `arena`, each set to its defaults by `initialize`, and the array of pointers to
+/// them that a repeated field holds.
+func messages<Item>(
+    _ count: Int,
+    in arena: inout BumpAllocator,
+    initialize: (UnsafeMutablePointer<Item>) -> Void
+) -> (UnsafeMutablePointer<Item>, UnsafeMutablePointer<UnsafeMutablePointer<Item>?>) {
+    let items = arena.allocate(Item.self, count: count)
+    let pointers = arena.allocate(UnsafeMutablePointer<Item>?.self, count: count)
+    for index in 0..<count {
+        initialize(items + index)
+        pointers[index] = items + index
+    }
+    return (items, pointers)
 }
 
 /// Decodes and validates request bytes against `version`.

@@ -177,7 +177,7 @@ private func eventually(_ condition: () -> Bool) -> Bool {
 
             engine.open()
             #expect(answers.wait(for: 3) == 3)
-            try await waiting.value
+            #expect(try await waiting.value == .stopped)
             #expect(version.stopped)
             #expect(version.callsInFlight == 0)
             for tag in 0..<3 {
@@ -205,7 +205,7 @@ private func eventually(_ condition: () -> Bool) -> Bool {
         #expect(registry.model(named: "m") == nil)
     }
 
-    @Test func aDrainPastItsBoundIsReportedByNameAndThePoolStillStopsAfterTheCall() async throws {
+    @Test func aDrainPastItsBoundAnswersTheUnloadWithANoteAndThePoolStillStopsAfterTheCall() async throws {
         let engine = GatedEngine()
         let log = LogRecorder()
         let answers = Answers()
@@ -213,19 +213,73 @@ private func eventually(_ condition: () -> Bool) -> Bool {
         defer { registry.shutdown() }
         submit(1, tag: 0, to: try registry.hold(model: "m", version: "1"), answers: answers)
         _ = try registry.unloadVersion(model: "m", version: "1") { _, _ in nil }
-        do {
-            try await registry.waitUntilRetired(version)
-            Issue.record("a version with a call stuck in it was reported stopped")
-        } catch {
-            #expect(error.code == .deadlineExceeded)
-            #expect(error.message.contains("model 'm' version 1 is out of service, but 1 calls still hold it"))
-        }
+        // The unload has taken effect (the version takes no new calls), so the answer is not an error: it says
+        // that the pool is still draining, and why.
+        let outcome = try await registry.waitUntilRetired(version)
+        let note = try #require(outcome.note, "a version with a call stuck in it was reported stopped")
+        #expect(note.contains("model 'm' version 1 is out of service, but 1 calls still hold it after 50 ms"))
+        #expect(note.contains("its pool stops once they finish"))
+        #expect(throws: SwitchyardError.self) { try registry.hold(model: "m", version: "1") }
+        // Waiting again while it still drains answers the same at once.
+        #expect(try await registry.waitUntilRetired(version) == outcome)
         #expect(log.count("retired model version has not drained") == 1)
         #expect(!version.stopped)
         engine.open()
         #expect(answers.wait(for: 1) == 1)
         #expect(eventually { version.stopped })
-        try await registry.waitUntilRetired(version)
+        #expect(try await registry.waitUntilRetired(version) == .stopped)
+    }
+
+    @Test func aRetirementThatLosesTheRaceWithShutdownStopsThePoolItself() async throws {
+        let engine = GatedEngine()
+        engine.open()
+        let log = LogRecorder()
+        let (registry, version) = try makeRegistry(engine: engine, logger: log.logger)
+        defer { registry.shutdown() }
+        // An unload started the retirement thread, then the gateway's shutdown stopped it before the version was
+        // handed over: the thread is gone, so the version's pool is stopped by the retirement itself.
+        let retirer = VersionRetirer(drainBound: .seconds(30), logger: log.logger)
+        try retirer.ensureStarted()
+        #expect(retirer.isStarted)
+        retirer.stop()
+        #expect(!retirer.isStarted)
+        retirer.retire(version)
+        try #require(version.stopped, "a version retired after the retirement thread stopped was left running")
+        #expect(try await retirer.waitUntilStopped(version) == .stopped)
+        #expect(log.count("retired model version stopped") == 1)
+        // A later unload is refused by name rather than left waiting.
+        let refused = #expect(throws: SwitchyardError.self) { try retirer.ensureStarted() }
+        #expect(refused?.code == .unavailable)
+        #expect(refused?.message == "the model registry is shutting down")
+    }
+
+    @Test func anUnloadAfterShutdownIsRefusedAndNothingChanges() throws {
+        let engine = GatedEngine()
+        let log = LogRecorder()
+        let (registry, version) = try makeRegistry(engine: engine, logger: log.logger)
+        registry.shutdown()
+        let refused = #expect(throws: SwitchyardError.self) {
+            try registry.unloadVersion(model: "m", version: "1") { _, _ in nil }
+        }
+        #expect(refused?.code == .unavailable)
+        #expect(refused?.message == "the model registry is shutting down")
+        #expect(!version.isRetired)
+        #expect(registry.model(named: "m")?.versions.count == 1)
+    }
+
+    @Test func aRefusedUnloadStartsNoRetirementThread() throws {
+        let engine = GatedEngine()
+        let log = LogRecorder()
+        let (registry, _) = try makeRegistry(engine: engine, logger: log.logger)
+        defer { registry.shutdown() }
+        #expect(throws: SwitchyardError.self) { try registry.unloadVersion(model: "x", version: "1") { _, _ in nil } }
+        #expect(throws: SwitchyardError.self) { try registry.unloadVersion(model: "m", version: "9") { _, _ in nil } }
+        #expect(throws: SwitchyardError.self) {
+            try registry.unloadVersion(model: "m", version: "1") { _, _ in "a route uses it" }
+        }
+        #expect(!registry.retirementThreadStarted)
+        _ = try registry.unloadVersion(model: "m", version: "1") { _, _ in nil }
+        #expect(registry.retirementThreadStarted)
     }
 
     @Test func shutdownStopsAVersionStillDraining() async throws {
@@ -239,7 +293,7 @@ private func eventually(_ condition: () -> Bool) -> Bool {
         engine.open()
         // The call never reached the pool; shutting down does not wait for it.
         registry.shutdown()
-        try await waiting.value
+        #expect(try await waiting.value == .stopped)
         #expect(version.stopped)
         // Its work, submitted late, is refused by the stopped pool; the hold still ends.
         submit(1, tag: 0, to: held, answers: answers)

@@ -17,7 +17,7 @@ private let ms: UInt64 = 1_000_000
 
 /// Collects each job's result and when it arrived, keyed by the job's tag (its input values).
 private final class Outcomes: Sendable {
-    let results = Mutex<[Int: (result: Result<JobOutputs, SwitchyardError>, at: MonotonicInstant)]>([:])
+    let results = Mutex<[Int: (result: Result<VersionOutputs, SwitchyardError>, at: MonotonicInstant)]>([:])
 
     func job(
         _ tag: Int,
@@ -50,7 +50,7 @@ private final class Outcomes: Sendable {
         return false
     }
 
-    func result(_ tag: Int) -> Result<JobOutputs, SwitchyardError>? { results.withLock { $0[tag]?.result } }
+    func result(_ tag: Int) -> Result<VersionOutputs, SwitchyardError>? { results.withLock { $0[tag]?.result } }
     func time(_ tag: Int) -> MonotonicInstant? { results.withLock { $0[tag]?.at } }
 
     func error(_ tag: Int) -> SwitchyardError? {
@@ -58,7 +58,7 @@ private final class Outcomes: Sendable {
         return nil
     }
 
-    func outputs(_ tag: Int) -> JobOutputs? {
+    func outputs(_ tag: Int) -> VersionOutputs? {
         if case .success(let outputs)? = result(tag) { return outputs }
         return nil
     }

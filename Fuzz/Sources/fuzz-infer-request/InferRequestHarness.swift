@@ -179,9 +179,5 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 /// libFuzzer's driver, started from this executable's entry point (SwiftPM names every executable's `main`).
 @main
 enum Harness {
-    static func main() {
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) })
-    }
+    static func main() { exit(switchyard_fuzz_main(CommandLine.argc, CommandLine.unsafeArgv, fuzzOneInput)) }
 }

@@ -9,4 +9,10 @@
 /// Parses libFuzzer's command line and runs it with `callback` as the target; returns the exit code.
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
 
+/// Runs libFuzzer on this process's command line with `callback` as the target; returns the exit code. Every
+/// harness's entry point is this one call.
+static inline int switchyard_fuzz_main(int argc, char **argv, int (*callback)(const uint8_t *data, size_t size)) {
+    return LLVMFuzzerRunDriver(&argc, &argv, callback);
+}
+
 #endif
