@@ -93,6 +93,25 @@ def test_calls_the_canary_fails_are_answered_by_the_baseline(start_gateway, tmp_
     ]
     assert failed and sum(float(x.rsplit(" ", 1)[1]) for x in failed) == len(fell_back), failed
 
+    # The experiment report sees the canary's failures too: worse than the baseline by its error rate.
+    status, report = admin(gateway, "GET", "/v1/experiments/labels")
+    assert status == 200, report
+    assert [v["version"] for v in report["versions"]] == ["1", "2"] and report["baseline"] == "1"
+    canary = report["versions"][1]
+    assert canary["failures"] == len(fell_back) and canary["error_rate_difference"]["estimate"] > 0, canary
+    out = subprocess.run(
+        [binary(), "experiments", "report", "labels", "--admin", gateway.admin_url, "--confidence", "0.9"],
+        env=dict(os.environ, SWITCHYARD_ADMIN_TOKEN=TOKEN), capture_output=True, text=True, timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "labels  policy=canary  baseline=1  confidence=90.00% (always valid)" in out.stdout, out.stdout
+    assert f"  version 2  calls={canary['calls']} failures={len(fell_back)}" in out.stdout, out.stdout
+    assert "    error rate vs baseline: +" in out.stdout, out.stdout
+    status, answer = admin(gateway, "GET", "/v1/experiments/labels?confidence=2")
+    assert status == 400 and answer["error"] == "confidence: expected a number in (0.5, 1), got '2'", answer
+    status, answer = admin(gateway, "GET", "/v1/experiments/digits")
+    assert status == 404 and "has no route" in answer["error"], answer
+
     # The same route without a fallback: the callers get the canary's failure, naming the table.
     status, answer = admin(gateway, "PUT", "/v1/routes/labels", {
         "policy": "canary", "versions": [{"version": "1", "weight": 50}, {"version": "2", "weight": 50}],
