@@ -3,7 +3,9 @@
 # (h2load, one connection, 64 concurrent streams): the check that a change left the request path's cost alone.
 #   loadtest/ab-server-cpu.sh OLD_BINARY NEW_BINARY [REQUESTS=200000] [RUNS=5]
 # Build each tree in release first (swift build -c release --product switchyard). Prints per-run figures, the medians
-# and the median of the per-round ratios new/old, and the host CPU.
+# and the median of the per-round ratios new/old, and the host CPU. OLD_ARGS and NEW_ARGS (environment) add `serve`
+# arguments to one side, to compare one build with itself under two configurations, e.g.
+#   NEW_ARGS="--config tenants.yaml" loadtest/ab-server-cpu.sh "$bin" "$bin"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source loadtest/lib.sh
@@ -16,10 +18,11 @@ make_work
 
 run() {
     local binary=$1 p admin extra=()
+    read -r -a extra <<<"${2:-}"
     p=$(port)
     admin=$(port)
     # Builds with a REST listener get it turned off, so that both serve the same single port.
-    if "$binary" serve --help 2>&1 | grep -q -- --rest-listen; then extra=(--rest-listen ""); fi
+    if "$binary" serve --help 2>&1 | grep -q -- --rest-listen; then extra+=(--rest-listen ""); fi
     "$binary" serve --model-repository models --log-level warning --listen "127.0.0.1:$p" \
         --admin-listen "127.0.0.1:$admin" "${extra[@]}" >"$work/gateway.log" 2>&1 &
     local pid=$!
@@ -34,8 +37,8 @@ run() {
 host_line
 rows=()
 for i in $(seq "$RUNS"); do
-    old=$(run "$OLD")
-    new=$(run "$NEW")
+    old=$(run "$OLD" "${OLD_ARGS:-}")
+    new=$(run "$NEW" "${NEW_ARGS:-}")
     echo "round $i: old $(echo "$old" | awk '{printf "%6.2f µs CPU/call (%s succeeded)", $1, $2}')   new $(echo "$new" | awk '{printf "%6.2f µs CPU/call (%s succeeded)", $1, $2}')"
     rows+=("${old%% *} ${new%% *}")
 done

@@ -224,6 +224,8 @@ public struct AdminServer: ModelControl {
             .addRoutes(trafficEndpoints())
             .addRoutes(rolloutEndpoints())
             .addRoutes(driftEndpoints())
+            .addRoutes(tenantEndpoints())
+            .addRoutes(experimentEndpoints())
             .addRoutes(fleetEndpoints())
         return router
     }

@@ -25,6 +25,9 @@ public final class RolloutController: Sendable {
         var baselineStepCounters: RolloutCounters
         var sticky: RouteConfiguration.StickyKey?
         var otherShadow: RouteConfiguration.ShadowSettings?
+        /// The original route's fallback when it falls back to the rollout's baseline: the canary's failed calls
+        /// are answered by the baseline while the gates still count them against the canary.
+        var fallback: RouteConfiguration.FallbackSettings?
         var detail: String
         var lastWindow: RolloutCounters
         var startedAt: String
@@ -119,6 +122,9 @@ public final class RolloutController: Sendable {
                 sticky: original?.sticky,
                 otherShadow: original?.shadow.flatMap { shadow in
                     shadow.version.map { [plan.baseline, plan.canary].contains($0) } == false ? shadow : nil
+                },
+                fallback: original?.fallback.flatMap { fallback in
+                    [RouteConfiguration.FallbackSettings.baseline, plan.baseline].contains(fallback.to) ? fallback : nil
                 },
                 detail: "started",
                 lastWindow: RolloutCounters(calls: 0, failures: 0, latencyBuckets: [], compared: 0, agreed: 0),
@@ -346,7 +352,8 @@ public final class RolloutController: Sendable {
                 .init(version: plan.canary, weight: canaryWeight),
             ],
             sticky: rollout.sticky,
-            shadow: shadow
+            shadow: shadow,
+            fallback: rollout.fallback
         )
     }
 

@@ -1,4 +1,5 @@
-// The tenants' families on /metrics: calls admitted and refused per tenant, by reason, and calls in flight.
+// The tenants' families on /metrics: calls admitted and refused per tenant, by reason, calls in flight, and what the
+// admitted calls used per model version (calls by outcome, rows, and compute time apportioned from their batches).
 
 import SwitchyardRouting
 
@@ -21,10 +22,70 @@ extension MetricsRenderer {
                 out.sample("switchyard_tenant_calls_total", [("tenant", snapshot.tenant), ("outcome", outcome)], count)
             }
         }
+        out.family(
+            "switchyard_tenant_unidentified_total",
+            "counter",
+            "Calls refused because they named no listed tenant and there is no default, or sent an unlisted bearer token."
+        )
+        out.sample("switchyard_tenant_unidentified_total", [], tenants.unidentified)
         out.family("switchyard_tenant_in_flight", "gauge", "Admitted calls of a tenant not yet answered.")
         for snapshot in snapshots {
             out.sample("switchyard_tenant_in_flight", [("tenant", snapshot.tenant)], snapshot.inFlight)
         }
+        out.family(
+            "switchyard_tenant_compute_seconds_total",
+            "counter",
+            "Compute time charged to a tenant's answered calls: each call's rows × its batch's time / the batch's rows."
+        )
+        for snapshot in snapshots {
+            for entry in snapshot.usage {
+                out.sample(
+                    "switchyard_tenant_compute_seconds_total",
+                    Self.usageLabels(snapshot.tenant, entry.key),
+                    Double(entry.usage.computeNanoseconds) / 1e9
+                )
+            }
+        }
+        out.family(
+            "switchyard_tenant_model_calls_total",
+            "counter",
+            "A tenant's admitted calls by model version and outcome (answered, shed, failed)."
+        )
+        for snapshot in snapshots {
+            for entry in snapshot.usage {
+                for (outcome, count) in [
+                    ("answered", entry.usage.calls), ("shed", entry.usage.shed), ("failed", entry.usage.failed),
+                ] {
+                    out.sample(
+                        "switchyard_tenant_model_calls_total",
+                        Self.usageLabels(snapshot.tenant, entry.key) + [("outcome", outcome)],
+                        count
+                    )
+                }
+            }
+        }
+        out.family("switchyard_tenant_rows_total", "counter", "Rows of a tenant's answered calls by model version.")
+        for snapshot in snapshots {
+            for entry in snapshot.usage {
+                out.sample(
+                    "switchyard_tenant_rows_total",
+                    Self.usageLabels(snapshot.tenant, entry.key),
+                    entry.usage.rows
+                )
+            }
+        }
+        out.family(
+            "switchyard_tenant_usage_dropped_total",
+            "counter",
+            "Calls not accounted because the tenant's usage reached its limit of model versions."
+        )
+        for snapshot in snapshots {
+            out.sample("switchyard_tenant_usage_dropped_total", [("tenant", snapshot.tenant)], snapshot.usageDropped)
+        }
         return out.text
+    }
+
+    private static func usageLabels(_ tenant: String, _ key: TenantAdmission.UsageKey) -> [(String, String)] {
+        [("tenant", tenant), ("model", key.model), ("version", key.version)]
     }
 }

@@ -58,11 +58,13 @@ public struct RouteRequest: Sendable, Hashable, Codable {
     public var bandit: RouteConfiguration.BanditSettings?
     /// Mirroring.
     public var shadow: RouteConfiguration.ShadowSettings?
+    /// The fallback of calls the chosen version fails.
+    public var fallback: RouteConfiguration.FallbackSettings?
     /// Why: the audit log's reason.
     public var reason: String?
 
     /// The fields a route body may carry (besides `reason`).
-    public static let fields = ["model", "policy", "versions", "sticky", "bandit", "shadow"]
+    public static let fields = ["model", "policy", "versions", "sticky", "bandit", "shadow", "fallback"]
 
     /// Creates a request from its fields.
     public init(
@@ -72,6 +74,7 @@ public struct RouteRequest: Sendable, Hashable, Codable {
         sticky: RouteConfiguration.StickyKey? = nil,
         bandit: RouteConfiguration.BanditSettings? = nil,
         shadow: RouteConfiguration.ShadowSettings? = nil,
+        fallback: RouteConfiguration.FallbackSettings? = nil,
         reason: String? = nil
     ) {
         self.model = model
@@ -80,6 +83,7 @@ public struct RouteRequest: Sendable, Hashable, Codable {
         self.sticky = sticky
         self.bandit = bandit
         self.shadow = shadow
+        self.fallback = fallback
         self.reason = reason
     }
 
@@ -91,10 +95,11 @@ public struct RouteRequest: Sendable, Hashable, Codable {
         sticky = route.sticky
         bandit = route.bandit
         shadow = route.shadow
+        fallback = route.fallback
         self.reason = reason
     }
 
-    enum CodingKeys: String, CodingKey { case model, policy, versions, sticky, bandit, shadow, reason }
+    enum CodingKeys: String, CodingKey { case model, policy, versions, sticky, bandit, shadow, fallback, reason }
 
     /// Decodes the body, refusing fields a route does not have (at the top and in each version).
     /// - Throws: `AdminRequestError` for an unknown field or a `reason` that is not text; `DecodingError` for a
@@ -120,6 +125,14 @@ public struct RouteRequest: Sendable, Hashable, Codable {
         sticky = try c.decodeIfPresent(RouteConfiguration.StickyKey.self, forKey: .sticky)
         bandit = try c.decodeIfPresent(RouteConfiguration.BanditSettings.self, forKey: .bandit)
         shadow = try c.decodeIfPresent(RouteConfiguration.ShadowSettings.self, forKey: .shadow)
+        if (try? c.nestedContainer(keyedBy: AnyCodingKey.self, forKey: .fallback)) != nil {
+            try rejectUnknownFields(
+                try c.superDecoder(forKey: .fallback),
+                expected: ["to", "on", "deadline_margin_ms"],
+                path: "route.fallback"
+            )
+        }
+        fallback = try c.decodeIfPresent(RouteConfiguration.FallbackSettings.self, forKey: .fallback)
     }
 
     /// The route for `model` (the path's), an unknown policy name kept for the route's validation to report.
@@ -141,6 +154,7 @@ public struct RouteRequest: Sendable, Hashable, Codable {
         route.sticky = sticky
         route.bandit = bandit
         route.shadow = shadow
+        route.fallback = fallback
         return route
     }
 }

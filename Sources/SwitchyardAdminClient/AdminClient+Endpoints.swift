@@ -196,6 +196,24 @@ extension AdminClient {
         try await call("GET", "/v1/drift/\(Self.segment(model))" + (top.map { "?top=\(max($0, 0))" } ?? ""))
     }
 
+    /// `GET /v1/tenants`: each tenant's admission counters and usage.
+    public func tenants() async throws(AdminCallError) -> AdminReply<TenantsReport> {
+        try await call("GET", "/v1/tenants")
+    }
+
+    /// `GET /v1/experiments/{model}`: every version of the model's route against its baseline.
+    public func experiment(
+        model: String,
+        confidence: Double? = nil,
+        maxIncrease: Double? = nil
+    ) async throws(AdminCallError) -> AdminReply<ExperimentReport> {
+        let query = [confidence.map { "confidence=\($0)" }, maxIncrease.map { "max_increase=\($0)" }].compactMap { $0 }
+        return try await call(
+            "GET",
+            "/v1/experiments/\(Self.segment(model))" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+        )
+    }
+
     /// `GET /v1/fleet` (fleet mode only).
     public func fleet() async throws(AdminCallError) -> AdminReply<FleetStatus> {
         try await call("GET", "/v1/fleet")

@@ -12,6 +12,7 @@
 ///       - {version: "1", weight: 90}
 ///       - {version: "2", weight: 10}
 ///     shadow: {version: "2", fraction: 0.25, explicit: true}
+///     fallback: {to: baseline, on: [unavailable, internal, resource_exhausted], deadline_margin_ms: 5}
 /// ```
 public struct RouteConfiguration: Sendable, Hashable, Codable {
     /// The model name the route applies to.
@@ -28,6 +29,8 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
     public var bandit: BanditSettings?
     /// Mirroring to a shadow version; `nil` mirrors nothing.
     public var shadow: ShadowSettings?
+    /// Where a call goes when the version the policy chose fails or sheds it; `nil`: the failure is the answer.
+    public var fallback: FallbackSettings?
 
     /// The policy kinds.
     public enum Policy: String, Sendable, Hashable, Codable, CaseIterable {
@@ -174,6 +177,87 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
         }
     }
 
+    /// A second chance for a call the chosen version fails: it is run once more on the fallback version, when the
+    /// failure's code is one of `on` and the call's deadline leaves at least `deadline_margin_ms`. The failure still
+    /// counts against the version that failed (its statistics, the bandit's reward, the rollout gates).
+    public struct FallbackSettings: Sendable, Hashable, Codable {
+        /// The version that answers instead: a version of the route, or `baseline` (the route's first version).
+        public var to: String
+        /// The failure codes that fall back (snake case, as in `FallbackSettings.codes`). Default: unavailable,
+        /// internal, resource_exhausted.
+        public var on: [String]
+        /// The least time, in milliseconds, the call's deadline must still leave for the fallback to be tried.
+        /// Calls without a deadline always fall back. Default 5.
+        public var deadlineMarginMilliseconds: Double
+
+        /// The spelling of `to` that names the route's first version.
+        public static let baseline = "baseline"
+        /// The failure codes a route may fall back on, by their names in `on`. A cancelled call (the caller left)
+        /// and a tenant's refusal never fall back.
+        public static let codes: [String: SwitchyardError.Code] = [
+            "invalid_argument": .invalidArgument, "not_found": .notFound, "resource_exhausted": .resourceExhausted,
+            "unavailable": .unavailable, "deadline_exceeded": .deadlineExceeded, "unimplemented": .unimplemented,
+            "failed_precondition": .failedPrecondition, "internal": .internal,
+        ]
+        /// The codes of `on` when it is left out.
+        public static let defaultCodes = ["unavailable", "internal", "resource_exhausted"]
+
+        /// Creates fallback settings.
+        public init(to: String = baseline, on: [String] = defaultCodes, deadlineMarginMilliseconds: Double = 5) {
+            self.to = to
+            self.on = on
+            self.deadlineMarginMilliseconds = deadlineMarginMilliseconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case to, on
+            case deadlineMarginMilliseconds = "deadline_margin_ms"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let d = FallbackSettings()
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            to = try decodeVersionName(c, forKey: .to) ?? d.to
+            on = try c.decodeIfPresent([String].self, forKey: .on) ?? d.on
+            deadlineMarginMilliseconds =
+                try c.decodeIfPresent(Double.self, forKey: .deadlineMarginMilliseconds) ?? d.deadlineMarginMilliseconds
+        }
+
+        /// The version `to` names in a route listing `versions` (`baseline`: the first).
+        public func version(in versions: [String]) -> String? {
+            to == Self.baseline ? versions.first : to
+        }
+
+        /// The codes `on` names (unknown names are `validate`'s to report).
+        public var codeSet: Set<SwitchyardError.Code> { Set(on.compactMap { Self.codes[$0] }) }
+
+        /// Every problem of these settings in a route listing `versions`, each prefixed with `path`.
+        func validate(path: String, versions: [String]) -> [String] {
+            var problems: [String] = []
+            if to.isEmpty {
+                problems.append("\(path).to: expected 'baseline' or a version of the route, got ''")
+            } else if to != Self.baseline && !versions.contains(to) {
+                problems.append(
+                    "\(path).to: version '\(to)' is not in the route; expected 'baseline' or one of "
+                        + (versions.isEmpty ? "the route's versions" : versions.joined(separator: ", "))
+                )
+            }
+            if on.isEmpty { problems.append("\(path).on: expected at least one failure code") }
+            for (index, name) in on.enumerated() where Self.codes[name] == nil {
+                problems.append(
+                    "\(path).on[\(index)]: unknown failure code '\(name)'; expected one of "
+                        + Self.codes.keys.sorted().joined(separator: ", ")
+                )
+            }
+            if !(deadlineMarginMilliseconds >= 0) || !deadlineMarginMilliseconds.isFinite {
+                problems.append(
+                    "\(path).deadline_margin_ms: expected a finite number ≥ 0, got \(deadlineMarginMilliseconds)"
+                )
+            }
+            return problems
+        }
+    }
+
     /// Creates a route.
     public init(
         model: String,
@@ -181,7 +265,8 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
         versions: [VersionWeight],
         sticky: StickyKey? = nil,
         bandit: BanditSettings? = nil,
-        shadow: ShadowSettings? = nil
+        shadow: ShadowSettings? = nil,
+        fallback: FallbackSettings? = nil
     ) {
         self.model = model
         self.policy = policy
@@ -189,9 +274,10 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
         self.sticky = sticky
         self.bandit = bandit
         self.shadow = shadow
+        self.fallback = fallback
     }
 
-    enum CodingKeys: String, CodingKey { case model, policy, versions, sticky, bandit, shadow }
+    enum CodingKeys: String, CodingKey { case model, policy, versions, sticky, bandit, shadow, fallback }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -204,6 +290,7 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
         sticky = try c.decodeIfPresent(StickyKey.self, forKey: .sticky)
         bandit = try c.decodeIfPresent(BanditSettings.self, forKey: .bandit)
         shadow = try c.decodeIfPresent(ShadowSettings.self, forKey: .shadow)
+        fallback = try c.decodeIfPresent(FallbackSettings.self, forKey: .fallback)
     }
 
     /// Every structural problem of this route, each prefixed with `path` (e.g. `routes[0]`).
@@ -284,6 +371,9 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
             if shadow.version == nil && versions.count < 2 {
                 problems.append("\(path).shadow.version: expected a version (the route lists no other version)")
             }
+        }
+        if let fallback {
+            problems += fallback.validate(path: "\(path).fallback", versions: versions.map(\.version))
         }
         return problems
     }

@@ -4,7 +4,9 @@
 //
 //   tenants:
 //     header: x-tenant-id          # where a call names its tenant (or parameter: tenant, a request parameter)
-//     default: public              # the tenant of calls that name none, or one not listed
+//     bearer_tokens: {"s3cret-token-of-acme": acme}   # `authorization: Bearer <token>` → tenant
+//     default: public              # the tenant of calls that name none, or one not listed; absent: such calls
+//                                  # are refused (PERMISSION_DENIED naming where the tenant was looked for)
 //     limits:
 //       public: {requests_per_second: 50, burst: 100, max_concurrent: 8}
 //       acme: {requests_per_second: 500, max_concurrent: 64, models: [digits]}
@@ -47,32 +49,48 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
     public var header: String?
     /// The ModelInferRequest string parameter naming the tenant, instead of a header.
     public var parameter: String?
-    /// The tenant of calls that name none, or one that is not listed.
-    public var defaultTenant: String
+    /// The tenant of calls that name none, or one that is not listed; `nil`: such calls are refused.
+    public var defaultTenant: String?
+    /// Bearer tokens by the tenant they identify: a call's `authorization: Bearer <token>` names its tenant, and a
+    /// token not listed is refused. A call without the header falls back to `header`/`parameter`, if set.
+    public var bearerTokens: [String: String]
     /// Limits by tenant name.
     public var limits: [String: Limits]
 
     /// Creates the section.
-    public init(header: String? = nil, parameter: String? = nil, defaultTenant: String, limits: [String: Limits]) {
+    public init(
+        header: String? = nil,
+        parameter: String? = nil,
+        bearerTokens: [String: String] = [:],
+        defaultTenant: String?,
+        limits: [String: Limits]
+    ) {
         self.header = header?.lowercased()
         self.parameter = parameter
+        self.bearerTokens = bearerTokens
         self.defaultTenant = defaultTenant
         self.limits = limits
     }
 
     enum CodingKeys: String, CodingKey {
         case header, parameter, limits
+        case bearerTokens = "bearer_tokens"
         case defaultTenant = "default"
     }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         parameter = try c.decodeIfPresent(String.self, forKey: .parameter)
+        bearerTokens = try c.decodeIfPresent([String: String].self, forKey: .bearerTokens) ?? [:]
+        // With bearer tokens, a header names the tenant only when one is configured: the header is the client's
+        // word, the token is a credential.
         header =
             try c.decodeIfPresent(String.self, forKey: .header)?.lowercased()
-            ?? (parameter == nil ? "x-tenant-id" : nil)
-        defaultTenant = try c.decodeIfPresent(String.self, forKey: .defaultTenant) ?? "default"
+            ?? (parameter == nil && bearerTokens.isEmpty ? "x-tenant-id" : nil)
         limits = try c.decodeIfPresent([String: Limits].self, forKey: .limits) ?? [:]
+        // Absent `default`: the tenant named `default` if one is listed (as before), else none.
+        defaultTenant =
+            try c.decodeIfPresent(String.self, forKey: .defaultTenant) ?? (limits["default"] != nil ? "default" : nil)
     }
 
     /// Every problem, each prefixed with its key path (`tenants.…`).
@@ -81,11 +99,29 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
         if header != nil && parameter != nil {
             problems.append("tenants: expected one of header and parameter, got both")
         }
-        if limits[defaultTenant] == nil {
+        if let defaultTenant, limits[defaultTenant] == nil {
             problems.append(
                 "tenants.default: tenant '\(defaultTenant)' is not under tenants.limits; listed: "
                     + (limits.keys.sorted().joined(separator: ", ").nilIfEmpty ?? "none")
             )
+        }
+        if defaultTenant == nil && limits.isEmpty {
+            problems.append("tenants.limits: expected at least one tenant (or a default tenant)")
+        }
+        for (token, tenant) in bearerTokens.sorted(by: { $0.value < $1.value }) {
+            // The token itself is a secret: the message names its tenant and length, never its text.
+            if limits[tenant] == nil {
+                problems.append(
+                    "tenants.bearer_tokens: a token (\(token.utf8.count) characters) names tenant '\(tenant)', which is "
+                        + "not under tenants.limits"
+                )
+            }
+            if token.utf8.count < 16 {
+                problems.append(
+                    "tenants.bearer_tokens: the token of tenant '\(tenant)' has \(token.utf8.count) characters; "
+                        + "expected at least 16"
+                )
+            }
         }
         for (name, limit) in limits.sorted(by: { $0.key < $1.key }) {
             let path = "tenants.limits.\(name)"

@@ -252,7 +252,11 @@ public final class InferenceService: GRPCService {
             tenants.header.flatMap { head.metadata($0) }
             ?? tenants.parameter.flatMap { stringParameter($0, of: request) }
         do throws(TenantAdmission.Refusal) {
-            ticket = try tenants.admit(tenant: name, model: swiftString(request.model_name))
+            ticket = try tenants.admit(
+                authorization: head.metadata("authorization"),
+                named: name,
+                model: swiftString(request.model_name)
+            )
             return true
         } catch {
             let pushback = error.retryAfterMilliseconds.map { [(name: "grpc-retry-pushback-ms", value: String($0))] }
@@ -307,6 +311,17 @@ public final class InferenceService: GRPCService {
             return .routed(routed, call)
         } catch {
             routed.version.statistics.recordRefused(route: routed.reason, code: GRPCStatus(error).code.rawValue)
+            if let taken = FallbackRetry.validateOnFallback(
+                request,
+                refused: error,
+                by: routed,
+                registry: registry,
+                deadline: head.deadline,
+                regions: head.peerIsLoopback ? sharedMemory : nil
+            ) {
+                routed.version.release()
+                return .routed(taken.0, taken.1)
+            }
             if streaming {
                 responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
             } else {
@@ -346,7 +361,9 @@ public final class InferenceService: GRPCService {
         let version = routed.version
         // Monitoring costs unsampled calls one configuration check (and an atomic increment on monitored models).
         let sampled = monitor?.sample(version) ?? (drift: false, capture: false)
-        let shadow = routed.decision?.shadowVersion.flatMap { shadowVersion in
+        // A call its route's fallback took over at validation is neither mirrored nor a bandit's to reward.
+        let decision = routed.fellBack == nil ? routed.decision : nil
+        let shadow = decision?.shadowVersion.flatMap { shadowVersion in
             ShadowPairing.prepare(
                 call,
                 deadline: deadline,
@@ -363,14 +380,16 @@ public final class InferenceService: GRPCService {
             version: version,
             call: call,
             route: routed.reason,
-            decision: routed.decision,
-            trailers: routeMetadata(routed.decision, servedBy: version),
+            decision: decision,
+            trailers: routed.fellBack?.trailers(routed.decision) ?? routeMetadata(decision, servedBy: version),
             shadow: shadow,
             monitor: sampled.drift || sampled.capture ? monitor : nil,
             sampled: sampled,
             traceID: sampled.capture ? TraceParent.traceID(head.metadata("traceparent")) : "",
             started: started,
-            ticket: ticket
+            ticket: ticket,
+            retry: routed.fellBack == nil ? FallbackRetry.of(decision, registry: registry, deadline: deadline) : nil,
+            fellBack: routed.fellBack
         )
         // Called on an event loop: the pool is woken once per batch of socket events, in eventLoopDidProcessBatch.
         version.submit(
@@ -405,9 +424,16 @@ struct InferAnswer: Sendable {
     let traceID: String
     let started: MonotonicInstant
     let ticket: TenantAdmission.Ticket?
+    /// The route's fallback for this call, if the chosen version fails it.
+    var retry: FallbackRetry? = nil
+    /// Set when this answer is the fallback's, after another version failed the call.
+    var fellBack: FellBack? = nil
 
     func complete(_ result: Result<VersionOutputs, SwitchyardError>) {
+        // A failure the route falls back on is recorded against this version, and the fallback answers the call.
+        if case .failure(let error) = result, let retry, retry.start(after: error, answer: self) { return }
         ticket?.release()
+        fellBack?.record(succeeded: result.isSuccess)
         let elapsed = MonotonicInstant.now().nanoseconds(since: started)
         switch result {
         case .success(let outputs):
@@ -448,27 +474,68 @@ struct InferAnswer: Sendable {
                 )
             )
             version.statistics.recordSuccess(route: route, elapsedNanoseconds: elapsed, outputs: outputs)
+            TenantUsage.charge(ticket, version, rows: call.rows, outputs)
         case .failure(let error):
-            version.statistics.recordFailure(
-                route: route,
-                code: GRPCStatus(error).code.rawValue,
-                elapsedNanoseconds: elapsed
-            )
             if streaming {
                 responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
             } else {
                 // Failed calls say which version failed them too (a broken canary shows in the trailer).
                 responder.fail(GRPCStatus(error), metadata: trailers)
             }
-            BanditReward.record(decision, succeeded: false, latencyNanoseconds: elapsed)
-            shadow?.completePrimary(
-                ComparisonSide(
-                    version: version.version,
-                    latencyNanoseconds: elapsed,
-                    result: .failure(ComparisonError(error.description))
-                )
-            )
+            recordFailure(error, elapsedNanoseconds: elapsed)
         }
+    }
+
+    /// Counts a failure against this answer's version: its statistics (which the rollout gates read), the bandit's
+    /// reward and the shadow comparison's primary side.
+    func recordFailure(_ error: SwitchyardError, elapsedNanoseconds elapsed: UInt64) {
+        version.statistics.recordFailure(
+            route: route,
+            code: GRPCStatus(error).code.rawValue,
+            elapsedNanoseconds: elapsed
+        )
+        BanditReward.record(decision, succeeded: false, latencyNanoseconds: elapsed)
+        TenantUsage.chargeFailure(ticket, version, error)
+        shadow?.completePrimary(
+            ComparisonSide(
+                version: version.version,
+                latencyNanoseconds: elapsed,
+                result: .failure(ComparisonError(error.description))
+            )
+        )
+    }
+}
+
+extension Result {
+    fileprivate var isSuccess: Bool {
+        if case .success = self { return true }
+        return false
+    }
+}
+
+/// Cost attribution per tenant (`tenants:`): an answered call is charged its rows and its share of its batch's
+/// compute time; a failed one is counted as shed (refused for capacity) or failed. Calls without a tenant cost nothing
+/// here.
+enum TenantUsage {
+    @inline(__always)
+    static func charge(_ ticket: TenantAdmission.Ticket?, _ version: ModelVersion, rows: Int, _ outputs: VersionOutputs)
+    {
+        ticket?.charge(
+            model: version.model,
+            version: version.version,
+            rows: rows,
+            batchRows: outputs.batchRows,
+            batchComputeNanoseconds: outputs.computeNanoseconds
+        )
+    }
+
+    @inline(__always)
+    static func chargeFailure(_ ticket: TenantAdmission.Ticket?, _ version: ModelVersion, _ error: SwitchyardError) {
+        ticket?.chargeFailure(
+            model: version.model,
+            version: version.version,
+            shed: error.code == .resourceExhausted || error.code == .unavailable
+        )
     }
 }
 
@@ -590,6 +657,8 @@ struct RoutedVersion {
     let version: ModelVersion
     let decision: RoutingDecision?
     let reason: RouteReason
+    /// Set when the route's fallback took the call over from the chosen version, which refused it.
+    var fellBack: FellBack? = nil
 }
 
 /// A decoded call: routed to a version and validated, or already answered.

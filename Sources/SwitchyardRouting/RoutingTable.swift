@@ -48,6 +48,8 @@ public struct RoutingDecision: Sendable {
     let bandit: BanditCell?
     let arm: Int
     let rewardTargetNanoseconds: UInt64?
+    /// The route's fallback, when it names a version other than `version`; `nil` for most decisions.
+    public let fallback: Fallback?
 
     /// Whether the caller should report the call's outcome with `recordOutcome` (automatic bandit rewards).
     public var wantsOutcome: Bool { rewardTargetNanoseconds != nil }
@@ -123,12 +125,15 @@ final class CompiledRoute: Sendable {
     let shadowTargets: [String?]
     /// Per arm: the trailer value for this snapshot's generation.
     let trailers: [String]
+    /// Per arm: where its failed calls go (`nil`: no fallback, or the arm is the fallback version).
+    let fallbacks: [Fallback?]
 
     init(
         _ configuration: RouteConfiguration,
         catalog: ModelCatalogEntry,
         generation: UInt64,
-        bandit reused: BanditCell?
+        bandit reused: BanditCell?,
+        fallbackCounters: FallbackCounters
     ) {
         self.configuration = configuration
         versions = configuration.versions.map(\.version)
@@ -183,6 +188,12 @@ final class CompiledRoute: Sendable {
         trailers = versions.map {
             RoutingDecision.trailer(generation: generation, version: $0, reason: configuration.policy.reason)
         }
+        let fallback = configuration.fallback.flatMap { settings in
+            settings.version(in: versions).map {
+                Fallback(settings, model: configuration.model, version: $0, counters: fallbackCounters)
+            }
+        }
+        fallbacks = versions.map { $0 == fallback?.version ? nil : fallback }
     }
 }
 
@@ -230,6 +241,8 @@ public final class RoutingTable: Sendable {
     private let random: SharedRandom
     private let clock: @Sendable () -> UInt64
     private let ledger: Mutex<FeedbackLedger<(bandit: BanditCell, arm: Int)>>
+    /// What the routes' fallbacks did, across every generation.
+    public let fallbackCounters: FallbackCounters
 
     /// Creates a table.
     /// - Parameters:
@@ -254,9 +267,17 @@ public final class RoutingTable: Sendable {
         self.random = random
         self.clock = clock
         self.ledger = Mutex(FeedbackLedger(capacity: feedbackCapacity))
+        let fallbackCounters = FallbackCounters()
+        self.fallbackCounters = fallbackCounters
         var compiled: [String: CompiledRoute] = [:]
         for route in routes {
-            compiled[route.model] = CompiledRoute(route, catalog: catalog(route.model)!, generation: 1, bandit: nil)
+            compiled[route.model] = CompiledRoute(
+                route,
+                catalog: catalog(route.model)!,
+                generation: 1,
+                bandit: nil,
+                fallbackCounters: fallbackCounters
+            )
         }
         snapshot = Mutex(RoutingSnapshot(generation: 1, routes: compiled))
     }
@@ -405,7 +426,13 @@ public final class RoutingTable: Sendable {
             {
                 reused = cell
             }
-            compiled[model] = CompiledRoute(configuration, catalog: entry, generation: generation, bandit: reused)
+            compiled[model] = CompiledRoute(
+                configuration,
+                catalog: entry,
+                generation: generation,
+                bandit: reused,
+                fallbackCounters: fallbackCounters
+            )
         }
         let next = RoutingSnapshot(generation: generation, routes: compiled)
         snapshot.withLock { $0 = next }
@@ -437,7 +464,8 @@ public final class RoutingTable: Sendable {
                 trailers: current.trailers,
                 bandit: nil,
                 arm: 0,
-                rewardTargetNanoseconds: nil
+                rewardTargetNanoseconds: nil,
+                fallback: nil
             )
         }
         var generator = random.generator
@@ -456,7 +484,8 @@ public final class RoutingTable: Sendable {
                 trailers: current.trailers,
                 bandit: nil,
                 arm: 0,
-                rewardTargetNanoseconds: nil
+                rewardTargetNanoseconds: nil,
+                fallback: nil
             )
         }
         let arm: Int
@@ -494,7 +523,8 @@ public final class RoutingTable: Sendable {
             trailers: nil,
             bandit: route.bandit,
             arm: arm,
-            rewardTargetNanoseconds: route.rewardTargetNanoseconds
+            rewardTargetNanoseconds: route.rewardTargetNanoseconds,
+            fallback: route.fallbacks[arm]
         )
     }
 

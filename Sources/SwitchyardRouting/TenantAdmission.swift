@@ -19,12 +19,26 @@ public final class TenantAdmission: Sendable {
         let rateLimited = Atomic<UInt64>(0)
         let concurrencyLimited = Atomic<UInt64>(0)
         let denied = Atomic<UInt64>(0)
+        /// What the tenant's admitted calls used, by model version.
+        let usage = Mutex<[UsageKey: Usage]>([:])
+        /// Calls not accounted because the tenant's usage reached `maxUsageKeys` model versions.
+        let usageDropped = Atomic<UInt64>(0)
 
         init(name: String, limits: TenantsConfiguration.Limits, now: UInt64) {
             self.name = name
             self.limits = limits
             burst = limits.burst ?? max(1, limits.requestsPerSecond ?? 1)
             bucket = Mutex((burst, now))
+        }
+
+        /// Updates the usage of `key` (one short lock; a new key only while under `maxUsageKeys`).
+        func account(_ key: UsageKey, _ update: (inout Usage) -> Void) {
+            let kept = usage.withLock { usage -> Bool in
+                guard usage[key] != nil || usage.count < TenantAdmission.maxUsageKeys else { return false }
+                update(&usage[key, default: Usage()])
+                return true
+            }
+            if !kept { usageDropped.add(1, ordering: .relaxed) }
         }
 
         /// Takes a token, or says in how many nanoseconds one will be there.
@@ -50,6 +64,79 @@ public final class TenantAdmission: Sendable {
         public var name: String { tenant.name }
         /// Frees the call's place among its tenant's calls in flight.
         public func release() { tenant.inFlight.subtract(1, ordering: .relaxed) }
+
+        /// Charges the tenant for a call `version` of `model` answered: one call, its rows, and its share of its
+        /// batch's compute time (`rows × batch time / batch rows`).
+        public func charge(
+            model: String,
+            version: String,
+            rows: Int,
+            batchRows: Int,
+            batchComputeNanoseconds: UInt64
+        ) {
+            let share = TenantAdmission.share(rows: rows, of: batchRows, batchNanoseconds: batchComputeNanoseconds)
+            tenant.account(UsageKey(model: model, version: version)) { usage in
+                usage.calls &+= 1
+                usage.rows &+= UInt64(max(0, rows))
+                usage.computeNanoseconds &+= share
+            }
+        }
+
+        /// Records a call of `model` that `version` failed: shed (refused for capacity: queue full, deadline out
+        /// of reach, draining) or failed otherwise. Nothing ran for it, so no compute is charged.
+        public func chargeFailure(model: String, version: String, shed: Bool) {
+            tenant.account(UsageKey(model: model, version: version)) { usage in
+                if shed { usage.shed &+= 1 } else { usage.failed &+= 1 }
+            }
+        }
+    }
+
+    /// A model version a tenant's calls used.
+    public struct UsageKey: Sendable, Hashable {
+        public var model: String
+        public var version: String
+    }
+
+    /// What a tenant's calls used of one model version.
+    public struct Usage: Sendable, Hashable {
+        /// Calls answered.
+        public var calls: UInt64 = 0
+        /// Their rows.
+        public var rows: UInt64 = 0
+        /// Calls refused for capacity (shed).
+        public var shed: UInt64 = 0
+        /// Calls failed otherwise.
+        public var failed: UInt64 = 0
+        /// The answered calls' share of their batches' compute time.
+        public var computeNanoseconds: UInt64 = 0
+
+        /// Creates usage counts.
+        public init(
+            calls: UInt64 = 0,
+            rows: UInt64 = 0,
+            shed: UInt64 = 0,
+            failed: UInt64 = 0,
+            computeNanoseconds: UInt64 = 0
+        ) {
+            self.calls = calls
+            self.rows = rows
+            self.shed = shed
+            self.failed = failed
+            self.computeNanoseconds = computeNanoseconds
+        }
+    }
+
+    /// Most model versions whose use is kept per tenant; calls to more are counted as dropped. Versions are few,
+    /// but a long-lived process loading a new version every hour must not grow this without bound.
+    public static let maxUsageKeys = 1024
+
+    /// A call's share of its batch's compute time: `rows × batch time / batch rows` (all of it for a batch of one).
+    public static func share(rows: Int, of batchRows: Int, batchNanoseconds: UInt64) -> UInt64 {
+        guard rows > 0 else { return 0 }
+        guard batchRows > rows else { return batchNanoseconds }
+        let (product, overflow) = batchNanoseconds.multipliedReportingOverflow(by: UInt64(rows))
+        return overflow
+            ? UInt64(Double(batchNanoseconds) * Double(rows) / Double(batchRows)) : product / UInt64(batchRows)
     }
 
     /// A refused call: the error to answer with and, for limits that clear with time, when to retry.
@@ -66,6 +153,16 @@ public final class TenantAdmission: Sendable {
         public var rateLimited: UInt64
         public var concurrencyLimited: UInt64
         public var denied: UInt64
+        /// What its calls used, by model version, sorted by model then version.
+        public var usage: [UsageEntry] = []
+        /// Calls not accounted because the usage map was full.
+        public var usageDropped: UInt64 = 0
+    }
+
+    /// One model version's usage in a snapshot.
+    public struct UsageEntry: Sendable, Hashable {
+        public var key: UsageKey
+        public var usage: Usage
     }
 
     /// The request header naming the tenant, if the tenant comes from a header.
@@ -73,8 +170,13 @@ public final class TenantAdmission: Sendable {
     /// The request parameter naming the tenant, if it comes from a parameter.
     public let parameter: String?
     private let tenants: [String: Tenant]
-    private let fallback: Tenant
+    private let fallback: Tenant?
     private let clock: @Sendable () -> UInt64
+    /// Tenants by bearer token.
+    private let bearerTokens: [String: String]
+    /// Where a call's header or parameter names its tenant, for refusals (`header 'x-tenant-id'`).
+    private let namingSource: String
+    private let unidentifiedCount = Atomic<UInt64>(0)
 
     /// - Parameters:
     ///   - configuration: a validated `tenants:` section (its default tenant is listed).
@@ -87,19 +189,79 @@ public final class TenantAdmission: Sendable {
         var tenants: [String: Tenant] = [:]
         for (name, limits) in configuration.limits { tenants[name] = Tenant(name: name, limits: limits, now: now) }
         self.tenants = tenants
-        fallback =
-            tenants[configuration.defaultTenant]
-            ?? Tenant(name: configuration.defaultTenant, limits: .init(), now: now)
+        fallback = configuration.defaultTenant.map {
+            tenants[$0] ?? Tenant(name: $0, limits: .init(), now: now)
+        }
         header = configuration.header
         parameter = configuration.parameter
+        bearerTokens = configuration.bearerTokens
+        let sources =
+            (configuration.header.map { ["header '\($0)'"] } ?? [])
+            + (configuration.parameter.map { ["parameter '\($0)'"] } ?? [])
+        namingSource = sources.first ?? "no header or parameter"
         self.clock = clock
     }
 
+    /// Calls refused because they named no known tenant and there is no default (or their bearer token was not
+    /// listed).
+    public var unidentified: UInt64 { unidentifiedCount.load(ordering: .relaxed) }
+
+    /// Admits a call by its identity: its bearer token (the value of its `authorization` header) when
+    /// `bearer_tokens` is configured and the call sends one, else the name its header or parameter gives (`named`).
+    /// - Throws: `Refusal` with `permissionDenied` for a bearer token not listed, and as `admit(tenant:model:)`.
+    public func admit(
+        authorization: @autoclosure () -> String?,
+        named: String?,
+        model: String
+    ) throws(Refusal) -> Ticket {
+        guard !bearerTokens.isEmpty, let authorization = authorization() else {
+            return try admit(tenant: named, source: namingSource, model: model)
+        }
+        guard let token = Self.bearerToken(authorization), let tenant = bearerTokens[token] else {
+            unidentifiedCount.add(1, ordering: .relaxed)
+            throw Refusal(
+                error: SwitchyardError(
+                    .permissionDenied,
+                    "the call's authorization header is not a bearer token listed under tenants.bearer_tokens; "
+                        + "expected 'Bearer <token>' with a token of a tenant"
+                ),
+                retryAfterMilliseconds: nil
+            )
+        }
+        return try admit(tenant: tenant, source: "bearer token", model: model)
+    }
+
+    /// The token of an `authorization` value `Bearer <token>` (scheme case-insensitive), if it is one.
+    static func bearerToken(_ authorization: String) -> String? {
+        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].drop { $0 == " " }
+        return token.isEmpty ? nil : String(token)
+    }
+
     /// Admits a call of tenant `name` (the default tenant for `nil` or a name not listed) to `model`.
-    /// - Throws: `Refusal` with `permissionDenied` for a model the tenant may not call, `resourceExhausted` naming
-    ///   the rate or concurrency limit it is over and when to retry.
+    /// - Throws: `Refusal` with `permissionDenied` for a model the tenant may not call, or for a call naming no
+    ///   listed tenant when there is no default; `resourceExhausted` naming the rate or concurrency limit it is over
+    ///   and when to retry.
     public func admit(tenant name: String?, model: String) throws(Refusal) -> Ticket {
-        let tenant = name.flatMap { tenants[$0] } ?? fallback
+        try admit(tenant: name, source: namingSource, model: model)
+    }
+
+    private func admit(tenant name: String?, source: String, model: String) throws(Refusal) -> Ticket {
+        guard let tenant = name.flatMap({ tenants[$0] }) ?? fallback else {
+            unidentifiedCount.add(1, ordering: .relaxed)
+            let claimed =
+                name.map { "tenant '\(SwitchyardError.echo($0, limit: 64))' (from the \(source)) is not listed" }
+                ?? "the call names no tenant (expected its \(source)\(bearerTokens.isEmpty ? "" : " or a bearer token"))"
+            throw Refusal(
+                error: SwitchyardError(
+                    .permissionDenied,
+                    claimed + " and there is no default tenant; listed: "
+                        + tenants.keys.sorted().joined(separator: ", ")
+                ),
+                retryAfterMilliseconds: nil
+            )
+        }
         if let models = tenant.limits.models, !models.contains(model) {
             tenant.denied.add(1, ordering: .relaxed)
             throw Refusal(
@@ -151,7 +313,11 @@ public final class TenantAdmission: Sendable {
                 admitted: tenant.admitted.load(ordering: .relaxed),
                 rateLimited: tenant.rateLimited.load(ordering: .relaxed),
                 concurrencyLimited: tenant.concurrencyLimited.load(ordering: .relaxed),
-                denied: tenant.denied.load(ordering: .relaxed)
+                denied: tenant.denied.load(ordering: .relaxed),
+                usage: tenant.usage.withLock { $0 }.map { UsageEntry(key: $0.key, usage: $0.value) }.sorted {
+                    ($0.key.model, $0.key.version) < ($1.key.model, $1.key.version)
+                },
+                usageDropped: tenant.usageDropped.load(ordering: .relaxed)
             )
         }
     }

@@ -83,6 +83,13 @@ func describeRoute(_ route: RouteConfiguration) -> String {
     if let bandit = route.bandit {
         lines.append("  bandit: \(bandit.algorithm)  reward=\(bandit.reward)")
     }
+    if let fallback = route.fallback {
+        let version = fallback.version(in: route.versions.map(\.version)) ?? fallback.to
+        lines.append(
+            "  fallback: \(version)\(fallback.to == RouteConfiguration.FallbackSettings.baseline ? " (baseline)" : "")"
+                + "  on=\(fallback.on.joined(separator: ","))  deadline_margin_ms=\(format(fallback.deadlineMarginMilliseconds))"
+        )
+    }
     return lines.joined(separator: "\n")
 }
 

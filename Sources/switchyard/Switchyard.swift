@@ -12,6 +12,7 @@ struct Switchyard: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Serve.self, Models.self, Routes.self, Rollout.self, Shadow.self, Drift.self, Fleet.self, Config.self,
+            Tenants.self, Experiments.self,
         ],
         defaultSubcommand: Serve.self
     )

@@ -197,7 +197,7 @@ import Testing
         )
         #expect(
             decodeError(RouteRequest.self, #"{"polcy": "canary"}"#)
-                == "route.polcy: unknown field; expected one of bandit, model, policy, shadow, sticky, versions"
+                == "route.polcy: unknown field; expected one of bandit, fallback, model, policy, shadow, sticky, versions"
         )
         #expect(
             decodeError(RolloutRequest.self, #"{"baseline": "1", "canary": "2", "gatez": {}}"#)?

@@ -265,6 +265,25 @@ final class ManualClock: Sendable {
         try setup.control.applyLocally(.weights(model: "digits", ["1": 1]), actor: "ops", reason: nil)
     }
 
+    @Test func aRolloutKeepsTheRoutesFallbackToTheBaseline() throws {
+        let setup = try Setup()
+        defer { setup.registry.shutdown() }
+        let fallback = RouteConfiguration.FallbackSettings(to: "baseline", on: ["internal"])
+        try setup.control.put(
+            route: RouteConfiguration(
+                model: "digits",
+                policy: .fixed,
+                versions: [.init(version: "1")],
+                fallback: fallback
+            ),
+            actor: "ops",
+            reason: nil
+        )
+        try setup.controller.start(model: "digits", plan: plan, actor: "ops", reason: nil)
+        #expect(setup.control.routing.route(for: "digits")?.fallback == fallback)
+        #expect(setup.canaryWeight() == 10)
+    }
+
     @Test func failingCanaryIsRolledBackAtOnce() throws {
         let setup = try Setup()
         defer { setup.registry.shutdown() }

@@ -21,9 +21,11 @@ import Testing
     import Glibc
 #endif
 
-/// y = factor · x over rows of four values.
+/// y = factor · x over rows of four values; with `failsOnNegative`, a batch holding a row that starts below zero
+/// fails as a broken engine would (INTERNAL).
 private struct ScalingEngine: InferenceEngine {
     let factor: Float
+    var failsOnNegative = false
     let signature = ModelSignature(
         inputs: [TensorSpec(name: "x", dataType: .fp32, shape: [-1, 4])],
         outputs: [TensorSpec(name: "y", dataType: .fp32, shape: [-1, 4])]
@@ -31,18 +33,25 @@ private struct ScalingEngine: InferenceEngine {
 
     final class Executor: EngineExecutor {
         let factor: Float
-        init(factor: Float) { self.factor = factor }
+        let failsOnNegative: Bool
+        init(factor: Float, failsOnNegative: Bool) {
+            self.factor = factor
+            self.failsOnNegative = failsOnNegative
+        }
 
         func run(
             inputs: [UnsafeBufferPointer<Float>],
             rows: Int,
             outputs: [UnsafeMutableBufferPointer<Float>]
         ) throws(SwitchyardError) {
+            if failsOnNegative, (0..<rows).contains(where: { inputs[0][$0 * 4] < 0 }) {
+                throw .internal("negative input")
+            }
             for index in 0..<(rows * 4) { outputs[0][index] = inputs[0][index] * factor }
         }
     }
 
-    func makeExecutor() -> any EngineExecutor { Executor(factor: factor) }
+    func makeExecutor() -> any EngineExecutor { Executor(factor: factor, failsOnNegative: failsOnNegative) }
 }
 
 /// What the service answered on one call.
@@ -96,12 +105,13 @@ private struct Fixture {
     let routing: RoutingTable
     let sink: ComparisonSink?
 
-    init(route: RouteConfiguration = canarySplit, sink: ComparisonSink? = nil) throws {
+    /// - Parameter brokenCanary: version 2 fails every batch holding a row that starts below zero.
+    init(route: RouteConfiguration = canarySplit, sink: ComparisonSink? = nil, brokenCanary: Bool = false) throws {
         let configuration = ModelConfiguration(maxBatchSize: 8, workers: 1)
         let versions = try [("1", Float(2)), ("2", Float(3))].map { version, factor in
             let pool = WorkerPool(
                 name: "typed:\(version)",
-                engine: ScalingEngine(factor: factor),
+                engine: ScalingEngine(factor: factor, failsOnNegative: brokenCanary && version == "2"),
                 configuration: configuration,
                 logger: Logger(label: "test")
             )
@@ -380,5 +390,127 @@ private func decodeAnswer(_ message: [UInt8]) throws -> (version: String, values
             return
         }
         #expect(try decodeAnswer(message).values == [2, 2, 2, 2])
+    }
+
+    /// Version 2 fails every call whose input starts below zero; the route falls back to its baseline, version 1.
+    private static let fallingBack = RouteConfiguration(
+        model: "typed",
+        policy: .canary,
+        versions: [.init(version: "1", weight: 50), .init(version: "2", weight: 50)],
+        fallback: .init(to: "baseline", on: ["internal"], deadlineMarginMilliseconds: 50)
+    )
+
+    @Test func callsABrokenCanaryFailsAreAnsweredByTheFallbackAndCountedAgainstTheCanary() throws {
+        let fixture = try Fixture(route: Self.fallingBack, brokenCanary: true)
+        defer { fixture.shutDown() }
+        let input: [Float] = [-1, 2, 3, 4]
+        var fellBack = 0
+        for _ in 0..<40 {
+            guard case .sent(let message, let metadata) = try fixture.call(inferRequest(input)) else {
+                Issue.record("a call failed although its route falls back")
+                continue
+            }
+            let (version, values) = try decodeAnswer(message)
+            #expect(version == "1")
+            #expect(values == input.map { $0 * 2 })
+            let trailer = try #require(metadata.first { $0.name == "switchyard-route" }?.value)
+            if trailer.hasSuffix("; fallback=2,internal") {
+                #expect(trailer == "generation=1; version=1; policy=canary; fallback=2,internal")
+                fellBack += 1
+            } else {
+                #expect(trailer == "generation=1; version=1; policy=canary")
+            }
+        }
+        #expect(fellBack >= 8, "a fair split sent \(fellBack) of 40 calls to the broken canary")
+        // The canary's failures stay its own: its statistics (which the rollout gates read) count every one.
+        let two = try #require(fixture.versions.first { $0.version == "2" })
+        let one = try #require(fixture.versions.first { $0.version == "1" })
+        #expect(eventually { two.statistics.failureCount.load(ordering: .relaxed) == UInt64(fellBack) })
+        #expect(two.statistics.successCount.load(ordering: .relaxed) == 0)
+        #expect(eventually { one.statistics.successCount.load(ordering: .relaxed) == 40 })
+        let counted = fixture.routing.fallbackCounters.snapshot.map {
+            "\($0.key.code) \($0.key.outcome.rawValue)=\($0.count)"
+        }
+        #expect(counted == ["internal answered=\(fellBack)"])
+        #expect(fixture.holdsEnded())
+        // Inputs the canary takes are served by it as before.
+        var servedByCanary = false
+        for _ in 0..<20 where !servedByCanary {
+            guard case .sent(let message, let metadata) = try fixture.call(inferRequest([1, 1, 1, 1])) else { continue }
+            servedByCanary = try decodeAnswer(message).version == "2"
+            #expect(metadata.allSatisfy { !$0.value.contains("fallback") })
+        }
+        #expect(servedByCanary)
+    }
+
+    @Test func withoutTimeLeftOrWithoutAFallbackTheFailureIsTheAnswer() throws {
+        var route = Self.fallingBack
+        route.fallback?.deadlineMarginMilliseconds = 60_000
+        let fixture = try Fixture(route: route, brokenCanary: true)
+        defer { fixture.shutDown() }
+        // A deadline 5 s away leaves less than the 60 s margin: the canary's failure is the answer.
+        var refused = 0
+        for _ in 0..<30 {
+            let deadline = MonotonicInstant.now().advanced(byNanoseconds: 5_000_000_000)
+            switch try fixture.call(inferRequest([-1, 1, 1, 1]), deadline: deadline) {
+            case .failed(let status, let metadata):
+                #expect(status.code == .internal)
+                #expect(status.message.contains("negative input"), "\(status.message)")
+                #expect(metadata.first { $0.name == "switchyard-route" }?.value.contains("version=2") == true)
+                refused += 1
+            case .sent(let message, _):
+                #expect(try decodeAnswer(message).version == "1")
+            }
+        }
+        #expect(refused > 0)
+        let counted = fixture.routing.fallbackCounters.snapshot.map {
+            "\($0.key.code) \($0.key.outcome.rawValue)=\($0.count)"
+        }
+        #expect(counted == ["internal no_time=\(refused)"])
+        // The same route without `fallback`: the canary's failures reach the caller.
+        var plain = route
+        plain.fallback = nil
+        try fixture.routing.replace(route: plain)
+        var failed = 0
+        for _ in 0..<30 {
+            if case .failed(let status, _) = try fixture.call(inferRequest([-1, 1, 1, 1])) {
+                #expect(status.code == .internal)
+                failed += 1
+            }
+        }
+        #expect(failed > 0)
+        #expect(fixture.holdsEnded())
+    }
+
+    @Test func aBanditsFallbackRewardsNoArmForTheFallbacksAnswer() throws {
+        var route = Self.fallingBack
+        route.policy = .bandit
+        route.versions = [.init(version: "1"), .init(version: "2")]
+        route.bandit = .init(
+            algorithm: "epsilon_greedy",
+            epsilon: 1,
+            reward: "latency",
+            latencyTargetMilliseconds: 5_000
+        )
+        let fixture = try Fixture(route: route, brokenCanary: true)
+        defer { fixture.shutDown() }
+        for _ in 0..<30 {
+            guard case .sent = try fixture.call(inferRequest([-1, 1, 1, 1])) else {
+                Issue.record("a call failed although its route falls back")
+                return
+            }
+        }
+        // Every pull of arm 2 failed and was rewarded 0; the fallback's answers credited neither arm.
+        #expect(
+            eventually {
+                let arms = fixture.routing.banditState(model: "typed")?.arms ?? []
+                return arms.reduce(0) { $0 + $1.rewards } == 30
+            }
+        )
+        let arms = try #require(fixture.routing.banditState(model: "typed")).arms
+        #expect(arms[1].pulls > 0)
+        #expect(arms[1].rewardSum == 0)
+        #expect(arms[0].rewardSum == Double(arms[0].pulls))
+        #expect(fixture.holdsEnded())
     }
 }
