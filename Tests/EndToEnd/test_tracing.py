@@ -125,6 +125,10 @@ def test_a_sampled_callers_trace_continues_through_the_gateway(traced, collector
     assert ordered[-1].end_time_unix_nano <= server.end_time_unix_nano
     assert attributes(children["route"])["switchyard.version"] == "2"
     assert attributes(children["compute"])["switchyard.batch_size"] == attrs["switchyard.batch_size"]
+    # swift-otel's exports are counted as they happen.
+    exported = wait_for(lambda: metrics(traced)["switchyard_trace_spans_exported_total"] >= 1 + len(STEPS))
+    assert exported
+    assert metrics(traced)['switchyard_trace_dropped_total{reason="export_failed"}'] == 0
 
 
 def test_a_rest_calls_traceparent_header_is_followed_too(traced, collector):
