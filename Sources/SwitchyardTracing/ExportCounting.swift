@@ -1,8 +1,10 @@
 // swift-otel keeps its batch processor and exporter to itself: what they drop shows only in its diagnostic log.
 // This log handler reads the three messages swift-otel 1.6 writes per export (exported, export failed, queue
-// full) into counters for /metrics, and passes every warning on to the gateway's own log.
+// full) into counters for /metrics, and passes warnings on to the gateway's own log, at most one every 10 seconds
+// (a collector that is down fails every export; the counters say how many).
 
 import Logging
+import SwitchyardCore
 import Synchronization
 
 /// Spans exported and dropped inside swift-otel, as its diagnostic log tells them.
@@ -10,6 +12,17 @@ final class ExportCounters: Sendable {
     let exported = Atomic<UInt64>(0)
     let droppedProcessorFull = Atomic<UInt64>(0)
     let droppedExportFailed = Atomic<UInt64>(0)
+    /// When a warning was last passed on (monotonic nanoseconds; 0: never).
+    private let lastForwarded = Atomic<UInt64>(0)
+    private static let forwardIntervalNanoseconds: UInt64 = 10_000_000_000
+
+    /// Whether a warning may go to the gateway's log now (and, if so, marks it sent).
+    func mayForward() -> Bool {
+        let now = MonotonicInstant.now().nanoseconds
+        let last = lastForwarded.load(ordering: .relaxed)
+        guard last == 0 || now &- last >= Self.forwardIntervalNanoseconds else { return false }
+        return lastForwarded.compareExchange(expected: last, desired: max(now, 1), ordering: .relaxed).exchanged
+    }
 
     /// Counts what one diagnostic message says happened to spans.
     func record(message: String, metadata: Logger.Metadata) {
@@ -34,7 +47,8 @@ final class ExportCounters: Sendable {
     }
 }
 
-/// swift-otel's diagnostic log handler: counts export outcomes, forwards warnings and worse to `forward`.
+/// swift-otel's diagnostic log handler: counts export outcomes, forwards warnings and worse to `forward` (at most one
+/// every 10 seconds).
 struct ExportCountingLogHandler: LogHandler {
     let counters: ExportCounters
     let forward: Logger
@@ -50,7 +64,7 @@ struct ExportCountingLogHandler: LogHandler {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         counters.record(message: event.message.description, metadata: merged)
-        if event.level >= .warning {
+        if event.level >= .warning && counters.mayForward() {
             forward.log(
                 level: event.level,
                 event.message,
