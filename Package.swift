@@ -31,7 +31,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
@@ -39,6 +39,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
+        // OpenTelemetry: spans exported over OTLP/HTTP (protobuf) only, so no gRPC client stack is built.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.4.1"),
     ],
     targets: [
         // MARK: C libraries (module maps and tiny shims only)
@@ -134,7 +139,25 @@ let package = Package(
         // Payload capture and online input/prediction drift, on the monitor's own thread.
         .target(
             name: "SwitchyardMonitor",
-            dependencies: ["SwitchyardCore", "SwitchyardModels", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "SwitchyardCore", "SwitchyardModels", .product(name: "Logging", package: "swift-log"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+            ],
+            swiftSettings: strict
+        ),
+        // W3C trace context in, OpenTelemetry spans out: the head-sampling decision per call, and the `sy-trace`
+        // thread that turns finished calls' timings into spans for swift-otel's batch processor and OTLP exporter.
+        .target(
+            name: "SwitchyardTracing",
+            dependencies: [
+                "SwitchyardCore",
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         // The admin API's wire contract: Codable request and answer bodies shared by server, client and CLI.
@@ -174,7 +197,7 @@ let package = Package(
             dependencies: [
                 "SwitchyardCore", "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardInference", "SwitchyardModels",
                 "SwitchyardRouting", "SwitchyardSink", "SwitchyardAdmin", "SwitchyardCluster", "SwitchyardMonitor",
-                "SwitchyardAdminClient", "SwitchyardAdminAPI", "Yams",
+                "SwitchyardAdminClient", "SwitchyardAdminAPI", "SwitchyardTracing", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -257,6 +280,17 @@ let package = Package(
             name: "SwitchyardMonitorTests",
             dependencies: ["SwitchyardMonitor", "SwitchyardCore", "SwitchyardModels"],
             exclude: ["Scripts"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchyardTracingTests",
+            dependencies: [
+                "SwitchyardTracing", "SwitchyardCore",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -73,6 +73,8 @@ public struct AdminServer: ModelControl {
     let monitor: ModelMonitor?
     /// Admission per tenant, for its counters on /metrics.
     let tenants: TenantAdmission?
+    /// The tracer's counters, for /metrics; `nil` while tracing is off.
+    let tracing: (@Sendable () -> TraceCounters)?
     let isReady: @Sendable () -> Bool
     let frontEnd: @Sendable () -> FrontEndCounters?
     let metrics: MetricsRenderer
@@ -93,6 +95,7 @@ public struct AdminServer: ModelControl {
     ///   - reload: reads the routes of the configuration file (`POST /v1/config/reload`); `nil` when there is none.
     ///   - logger: where requests that change routes are logged (never the token).
     ///   - monitor: drift detection and payload capture, for `/v1/drift` and metrics.
+    ///   - tracing: the tracer's counters, for metrics; `nil` while tracing is off.
     public init(
         configuration: AdminConfiguration,
         control: AdminControl,
@@ -104,7 +107,8 @@ public struct AdminServer: ModelControl {
         reload: (@Sendable () throws -> [RouteConfiguration])? = nil,
         logger: Logger,
         monitor: ModelMonitor? = nil,
-        tenants: TenantAdmission? = nil
+        tenants: TenantAdmission? = nil,
+        tracing: (@Sendable () -> TraceCounters)? = nil
     ) {
         self.configuration = configuration
         self.control = control
@@ -123,6 +127,7 @@ public struct AdminServer: ModelControl {
         self.logger = logger
         self.monitor = monitor
         self.tenants = tenants
+        self.tracing = tracing
         self.rollouts = RolloutController(
             control: control,
             registry: registry,

@@ -45,6 +45,7 @@ extension AdminServer {
             text += server.metrics.renderMonitor(server.monitor)
             text += server.metrics.renderTenants(server.tenants)
             text += server.metrics.renderFallbacks(server.control.routing)
+            text += server.metrics.renderTracing(server.tracing?())
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -99,6 +99,10 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
     /// A reference sample of inputs: `.npy` `[rows, width]` or `.json` rows / `{inputs, outputs}` (relative paths
     /// are relative to the model's directory). `nil` (the default): the first `reference_rows` rows served.
     public var reference: String?
+    /// The outputs of the same rows as a `.npy` `[rows, output width]` (outputs in signature order), giving prediction
+    /// drift a reference next to a `.npy` input reference; `nil` (the default): outputs are not watched with a
+    /// `.npy` reference (a `.json` reference carries its own `outputs`).
+    public var referenceOutputs: String?
     /// Rows taken from traffic as the reference when `reference` is not given. Default 10 000.
     public var referenceRows: Int
     /// Rows in the sliding window. Default 10 000.
@@ -125,6 +129,7 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
     /// The defaults.
     public init(
         reference: String? = nil,
+        referenceOutputs: String? = nil,
         referenceRows: Int = 10_000,
         window: Int = 10_000,
         blocks: Int = 10,
@@ -138,6 +143,7 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
         queueCapacity: Int = 4096
     ) {
         self.reference = reference
+        self.referenceOutputs = referenceOutputs
         self.referenceRows = referenceRows
         self.window = window
         self.blocks = blocks
@@ -154,6 +160,7 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
     enum CodingKeys: String, CodingKey {
         case reference, window, blocks, bins, significance, fraction, versions
         case referenceRows = "reference_rows"
+        case referenceOutputs = "reference_outputs"
         case categoricalMaxValues = "categorical_max_values"
         case maxInputDrift = "max_input_drift"
         case maxOutputDrift = "max_output_drift"
@@ -164,6 +171,7 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = DriftConfiguration()
         reference = try c.decodeIfPresent(String.self, forKey: .reference)
+        referenceOutputs = try c.decodeIfPresent(String.self, forKey: .referenceOutputs)
         referenceRows = try c.decodeIfPresent(Int.self, forKey: .referenceRows) ?? d.referenceRows
         window = try c.decodeIfPresent(Int.self, forKey: .window) ?? d.window
         blocks = try c.decodeIfPresent(Int.self, forKey: .blocks) ?? d.blocks
@@ -183,6 +191,16 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
         var problems: [String] = []
         if let reference, !(reference.hasSuffix(".npy") || reference.hasSuffix(".json")) {
             problems.append("drift.reference: expected a .npy or .json file, got '\(reference)'")
+        }
+        if let referenceOutputs {
+            if !referenceOutputs.hasSuffix(".npy") {
+                problems.append("drift.reference_outputs: expected a .npy file, got '\(referenceOutputs)'")
+            } else if reference?.hasSuffix(".npy") != true {
+                problems.append(
+                    "drift.reference_outputs: expected beside a .npy drift.reference (a .json reference carries its "
+                        + "own \"outputs\"), got reference \(reference.map { "'\($0)'" } ?? "none")"
+                )
+            }
         }
         if referenceRows < 100 { problems.append("drift.reference_rows: expected at least 100, got \(referenceRows)") }
         if blocks < 1 || blocks > 1000 { problems.append("drift.blocks: expected 1…1000, got \(blocks)") }

@@ -29,6 +29,8 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
     public var cluster: ClusterConfiguration?
     /// Tenants and their limits (`tenants:`); `nil`: every call is admitted as one tenant.
     public var tenants: TenantsConfiguration?
+    /// Distributed tracing (`tracing:`): W3C trace context in, OTLP spans out; `nil` (the default): off.
+    public var tracing: TracingConfiguration?
 
     /// TLS settings.
     public struct TLSSettings: Sendable, Hashable, Codable {
@@ -297,7 +299,8 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         sink: SinkConfiguration = SinkConfiguration(),
         ioCPUs: String? = nil,
         cluster: ClusterConfiguration? = nil,
-        tenants: TenantsConfiguration? = nil
+        tenants: TenantsConfiguration? = nil,
+        tracing: TracingConfiguration? = nil
     ) {
         self.listen = listen
         self.restListen = restListen
@@ -311,10 +314,11 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         self.ioCPUs = ioCPUs
         self.cluster = cluster
         self.tenants = tenants
+        self.tracing = tracing
     }
 
     enum CodingKeys: String, CodingKey {
-        case listen, threads, tls, limits, routes, sink, cluster, tenants
+        case listen, threads, tls, limits, routes, sink, cluster, tenants, tracing
         case modelRepository = "model_repository"
         case drainSeconds = "drain_seconds"
         case restListen = "rest_listen"
@@ -336,6 +340,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         ioCPUs = try c.decodeCPUListIfPresent(forKey: .ioCPUs)
         cluster = try c.decodeIfPresent(ClusterConfiguration.self, forKey: .cluster)
         tenants = try c.decodeIfPresent(TenantsConfiguration.self, forKey: .tenants)
+        tracing = try c.decodeIfPresent(TracingConfiguration.self, forKey: .tracing)
     }
 
     /// Every problem with this configuration, each prefixed with its key path.
@@ -370,6 +375,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         problems += sink.validate()
         if let cluster { problems += cluster.validate() }
         if let tenants { problems += tenants.validate() }
+        if let tracing { problems += tracing.validate() }
         return problems
     }
 }

@@ -59,7 +59,9 @@ struct FallbackRetry: Sendable {
             traceID: "",
             started: answer.started,
             ticket: answer.ticket,
-            fellBack: fellBack
+            fellBack: fellBack,
+            // The trace goes on with the fallback's attempt and ends with its answer.
+            tracing: answer.tracing
         )
         let responder = answer.responder
         target.submit(

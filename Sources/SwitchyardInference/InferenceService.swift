@@ -1,7 +1,7 @@
 // The KServe v2 / Open Inference Protocol service (plus the Triton extensions stock clients need and
 // grpc.health.v1): resolves each RPC, runs inference calls through the worker pools and answers.
 
-import SwitchyardCore
+public import SwitchyardCore
 public import SwitchyardHTTP2
 public import SwitchyardModels
 public import SwitchyardMonitor
@@ -86,6 +86,8 @@ public final class InferenceService: GRPCService {
     let tenants: TenantAdmission?
     /// The log level LogSettings reports and changes; `nil` reports the defaults and refuses changes.
     let logLevel: LogLevelSwitch?
+    /// Head sampling and spans (`tracing:`); `nil` traces nothing and costs a call one nil check per step.
+    let tracer: (any CallTracer)?
     /// The admin plane's audited model loading, for RepositoryModelLoad/Unload; attached once the admin plane
     /// exists (it reads the service's readiness, so it is made after the service).
     private let modelControlSlot = Mutex<(any ModelControl)?>(nil)
@@ -103,13 +105,15 @@ public final class InferenceService: GRPCService {
     ///   - monitor: drift detection and payload capture of the models whose config.yaml asks for them.
     ///   - tenants: admission per tenant; refused calls never reach routing or a pool.
     ///   - logLevel: the process's log level, which Triton's LogSettings reports and changes.
+    ///   - tracer: traces the calls head sampling chooses (W3C `traceparent` in, spans out).
     public init(
         registry: ModelRegistry,
         routing: RoutingTable? = nil,
         sink: ComparisonSink? = nil,
         monitor: ModelMonitor? = nil,
         tenants: TenantAdmission? = nil,
-        logLevel: LogLevelSwitch? = nil
+        logLevel: LogLevelSwitch? = nil,
+        tracer: (any CallTracer)? = nil
     ) {
         self.registry = registry
         self.routing = routing
@@ -117,6 +121,7 @@ public final class InferenceService: GRPCService {
         self.monitor = monitor
         self.tenants = tenants
         self.logLevel = logLevel
+        self.tracer = tracer
     }
 
     /// Serves RepositoryModelLoad/Unload through `control` (the admin plane's audited path and token policy).
@@ -198,11 +203,20 @@ public final class InferenceService: GRPCService {
     private func infer(
         _ message: UnsafeRawBufferPointer,
         head: GRPCRequestHead,
-        responder: any GRPCResponder,
+        responder callResponder: any GRPCResponder,
         streaming: Bool
     ) throws(SwitchyardError) {
         let started = MonotonicInstant.now()
         try StringFieldCheck.check(message, schema: .inferRequest)
+        // Sampling is decided once, here; an untraced call carries nil through every step below. From here on every
+        // path ends the trace: refused ones below, the others in `InferAnswer.complete`.
+        let trace = tracer?.begin(
+            traceparent: head.metadata("traceparent"),
+            tracestate: head.metadata("tracestate"),
+            operation: streaming ? "ModelStreamInfer" : "ModelInfer",
+            started: started
+        )
+        let responder = trace.map { TracedResponder(callResponder, trace: $0) } ?? callResponder
         // The tenant's place among its calls in flight, held until the call is answered.
         var ticket: TenantAdmission.Ticket?
         let outcome = withBumpAllocator(capacity: 8192) { arena in
@@ -211,16 +225,21 @@ public final class InferenceService: GRPCService {
                 guard admit(request, head: head, responder: responder, streaming: streaming, ticket: &ticket) else {
                     return .answered
                 }
+                trace?.decoded = .now()
                 let routed = try route(request, head: head)
+                if let trace { Self.stamp(trace, routed: routed, request: request) }
                 return validate(request, routed: routed, head: head, responder: responder, streaming: streaming)
             }
         }
         guard case .success(.routed(let routed, let call)) = outcome else {
             // Refused, unroutable or invalid: the call is over, and so is its tenant's hold.
             ticket?.release()
+            if let trace, let tracer { Self.finishRefused(trace, outcome, tracer: tracer) }
             _ = try outcome.get()
             return
         }
+        trace?.submitted = .now()
+        trace?.rows = call.rows
         let deadline = Self.deadline(
             transport: head.deadline,
             timeoutMicroseconds: call.parameters.timeoutMicroseconds,
@@ -234,8 +253,40 @@ public final class InferenceService: GRPCService {
             ticket: ticket,
             head: head,
             responder: responder,
-            streaming: streaming
+            streaming: streaming,
+            tracing: trace.flatMap { trace in tracer.map { (tracer: $0, trace: trace) } }
         )
+    }
+
+    /// A traced call's routing: when, to which version, why and under which generation.
+    private static func stamp(_ trace: CallTrace, routed: RoutedVersion, request: Inference__ModelInferRequest) {
+        trace.routed = .now()
+        trace.model = routed.version.model
+        trace.version = routed.version.version
+        trace.route = routed.reason.rawValue
+        trace.generation = routed.decision?.generation ?? 0
+        trace.requestID = swiftString(request.id)
+    }
+
+    /// A traced call that never reached a pool (refused, unroutable or invalid): its spans end here.
+    private static func finishRefused(
+        _ trace: CallTrace,
+        _ outcome: Result<RoutedCall, SwitchyardError>,
+        tracer: any CallTracer
+    ) {
+        switch outcome {
+        case .failure(let error):
+            // Thrown: the front end answers it after this returns.
+            let status = GRPCStatus(error)
+            trace.statusCode = status.code.rawValue
+            trace.statusMessage = status.message
+            trace.responded = .now()
+        default:
+            // Answered already (tenant refusal, invalid inputs): the traced responder stamped the answer.
+            break
+        }
+        trace.completed = trace.completed ?? .now()
+        tracer.finish(trace)
     }
 
     /// Tenant admission (`tenants:`): takes the tenant's ticket, or answers the refusal (with its retry pushback)
@@ -356,7 +407,8 @@ public final class InferenceService: GRPCService {
         ticket: TenantAdmission.Ticket?,
         head: GRPCRequestHead,
         responder: any GRPCResponder,
-        streaming: Bool
+        streaming: Bool,
+        tracing: (tracer: any CallTracer, trace: CallTrace)?
     ) {
         let version = routed.version
         // Monitoring costs unsampled calls one configuration check (and an atomic increment on monitored models).
@@ -385,11 +437,15 @@ public final class InferenceService: GRPCService {
             shadow: shadow,
             monitor: sampled.drift || sampled.capture ? monitor : nil,
             sampled: sampled,
-            traceID: sampled.capture ? TraceParent.traceID(head.metadata("traceparent")) : "",
+            // One source for the trace id: the traced call's own (the caller's, or the trace it started), else the
+            // caller's traceparent.
+            traceID: sampled.capture
+                ? (tracing?.trace.traceID ?? TraceParent.traceID(head.metadata("traceparent"))) : "",
             started: started,
             ticket: ticket,
             retry: routed.fellBack == nil ? FallbackRetry.of(decision, registry: registry, deadline: deadline) : nil,
-            fellBack: routed.fellBack
+            fellBack: routed.fellBack,
+            tracing: tracing
         )
         // Called on an event loop: the pool is woken once per batch of socket events, in eventLoopDidProcessBatch.
         version.submit(
@@ -402,7 +458,7 @@ public final class InferenceService: GRPCService {
             isCancelled: { [responder] in responder.isCancelled },
             completion: { result in answer.complete(result) }
         )
-        shadow?.submit()
+        shadow?.submit(tracing: tracing)
     }
 }
 
@@ -428,13 +484,19 @@ struct InferAnswer: Sendable {
     var retry: FallbackRetry? = nil
     /// Set when this answer is the fallback's, after another version failed the call.
     var fellBack: FellBack? = nil
+    /// The tracer and the call's trace, only for a traced call.
+    var tracing: (tracer: any CallTracer, trace: CallTrace)? = nil
 
     func complete(_ result: Result<VersionOutputs, SwitchyardError>) {
         // A failure the route falls back on is recorded against this version, and the fallback answers the call.
         if case .failure(let error) = result, let retry, retry.start(after: error, answer: self) { return }
         ticket?.release()
         fellBack?.record(succeeded: result.isSuccess)
-        let elapsed = MonotonicInstant.now().nanoseconds(since: started)
+        let now = MonotonicInstant.now()
+        let elapsed = now.nanoseconds(since: started)
+        if let tracing { Self.stamp(tracing.trace, result, completed: now, started: started) }
+        // After the bookkeeping below, which the call's spans do not include.
+        defer { if let tracing { tracing.tracer.finish(tracing.trace) } }
         switch result {
         case .success(let outputs):
             let inferResult = InferResult(
@@ -539,6 +601,32 @@ enum TenantUsage {
     }
 }
 
+extension InferAnswer {
+    /// A traced call's batch (when it started, how long it computed, its rows) and outcome.
+    static func stamp(
+        _ trace: CallTrace,
+        _ result: Result<VersionOutputs, SwitchyardError>,
+        completed: MonotonicInstant,
+        started: MonotonicInstant
+    ) {
+        trace.completed = completed
+        switch result {
+        case .success(let outputs):
+            // The job was queued at `started`: its batch began `queueNanoseconds` later.
+            trace.batch = (
+                start: started.advanced(byNanoseconds: outputs.queueNanoseconds),
+                computeNanoseconds: outputs.computeNanoseconds,
+                rows: outputs.batchRows
+            )
+        case .failure(let error):
+            // A streaming call's failure travels as a message: the status is the error's.
+            let status = GRPCStatus(error)
+            trace.statusCode = status.code.rawValue
+            trace.statusMessage = status.message
+        }
+    }
+}
+
 /// A bandit route's automatic reward: the outcome of the call it chose a version for (success within the route's
 /// latency target). Other decisions want no outcome and record nothing.
 enum BanditReward {
@@ -626,12 +714,14 @@ struct ShadowPairing: Sendable {
 
     func completePrimary(_ side: ComparisonSide) { pair.completePrimary(side) }
 
-    /// Queues the shadow work (never blocks: a pool without room completes it at once with the reason).
-    func submit() {
+    /// Queues the shadow work (never blocks: a pool without room completes it at once with the reason). A traced
+    /// call's shadow run gets a span of its own, linked to the call's.
+    func submit(tracing: (tracer: any CallTracer, trace: CallTrace)? = nil) {
         guard let shadow else { return }
         let pair = pair
         let started = started
         let shadowVersion = shadowVersion
+        let queued = tracing == nil ? started : MonotonicInstant.now()
         shadow.submitShadow(
             inputs: inputs,
             rows: rows,
@@ -639,7 +729,19 @@ struct ShadowPairing: Sendable {
             priority: priority,
             enqueuedAt: started,
             completion: { result in
-                let elapsed = MonotonicInstant.now().nanoseconds(since: started)
+                let ended = MonotonicInstant.now()
+                let elapsed = ended.nanoseconds(since: started)
+                if let tracing {
+                    var failure: String?
+                    if case .failure(let error) = result { failure = error.message }
+                    tracing.tracer.finishShadow(
+                        of: tracing.trace,
+                        version: shadowVersion,
+                        started: queued,
+                        ended: ended,
+                        error: failure
+                    )
+                }
                 pair.completeShadow(
                     ComparisonSide(
                         version: shadowVersion,

@@ -284,6 +284,9 @@ private final class Engine: @unchecked Sendable {
                 let path = resolve(reference, model: version.model, repository: repository)
                 let profile = try ReferenceFile.load(
                     path: path,
+                    outputsPath: drift.referenceOutputs.map {
+                        resolve($0, model: version.model, repository: repository)
+                    },
                     inputs: inputs,
                     outputs: outputs,
                     options: options.profile

@@ -11,6 +11,8 @@ public enum ReferenceFile {
     ///   - path: a `.npy` float/integer matrix `[rows, width]` (or a vector when width is 1), or a `.json` array
     ///     of rows, or an object `{"inputs": [[…]], "outputs": [[…]]}` whose outputs give prediction drift a
     ///     reference too.
+    ///   - outputsPath: with a `.npy` reference, a `.npy` `[rows, output width]` of the same rows' outputs
+    ///     (`drift.reference_outputs`), for prediction drift.
     ///   - inputs: the version's inputs: names and values per row, in signature order.
     ///   - outputs: the version's outputs, likewise.
     ///   - options: binning.
@@ -18,6 +20,7 @@ public enum ReferenceFile {
     ///   when it cannot be read.
     public static func load(
         path: String,
+        outputsPath: String? = nil,
         inputs: [(name: String, width: Int)],
         outputs: [(name: String, width: Int)],
         options: ProfileOptions
@@ -43,6 +46,9 @@ public enum ReferenceFile {
                 )
             }
             inputValues = array.values
+            if let outputsPath {
+                outputValues = try npyOutputs(outputsPath, outputs: outputs, rows: array.shape[0])
+            }
         } else {
             let parsed: Any
             do {
@@ -83,6 +89,28 @@ public enum ReferenceFile {
             outputLayout: outputValues.isEmpty ? [] : outputs,
             options: options
         )
+    }
+
+    /// The `drift.reference_outputs` matrix: as many rows as the input reference, the outputs' width.
+    private static func npyOutputs(_ path: String, outputs: [(name: String, width: Int)], rows: Int)
+        throws(SwitchyardError) -> [Float]
+    {
+        let what = "drift.reference_outputs '\(path)'"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SwitchyardError(.notFound, "\(what): cannot read it")
+        }
+        let width = outputs.reduce(0) { $0 + $1.width }
+        let array = try NPY.decode([UInt8](data), what: what)
+        let columns = array.shape.count == 2 ? array.shape[1] : array.shape.count == 1 && width == 1 ? 1 : -1
+        guard columns == width, array.shape.first == rows else {
+            throw SwitchyardError(
+                .invalidArgument,
+                "\(what): expected [\(rows), \(width)] numbers (the reference's \(rows) rows; outputs "
+                    + outputs.map { "\($0.name): \($0.width)" }.joined(separator: ", ")
+                    + " per row), got shape \(array.shape) of '\(array.descr)'"
+            )
+        }
+        return array.values
     }
 
     private static func matrix(_ object: Any, width: Int, what: String, expected: String) throws(SwitchyardError)

@@ -14,6 +14,7 @@ import SwitchyardModels
 import SwitchyardMonitor
 import SwitchyardRouting
 import SwitchyardSink
+import SwitchyardTracing
 import Yams
 
 #if canImport(Glibc)
@@ -149,13 +150,27 @@ struct Serve: ParsableCommand {
             throw ValidationError("invalid configuration: \(error.message)")
         }
         let tenants = settings.tenants.map { TenantAdmission($0) }
+        // Tracing off (no `tracing:` or no endpoint): no tracer, and calls pay one nil check per step.
+        let tracer: OTelCallTracer?
+        do {
+            tracer = try settings.tracing.flatMap { (tracing) throws(SwitchyardError) in
+                tracing.isEnabled ? try OTelCallTracer(configuration: tracing, logger: logger) : nil
+            }
+        } catch {
+            registry.shutdown()
+            sink.close()
+            monitor?.close()
+            throw ValidationError("invalid configuration: \(error.message)")
+        }
+        tracer?.run()
         let service = InferenceService(
             registry: registry,
             routing: routing,
             sink: sink,
             monitor: monitor,
             tenants: tenants,
-            logLevel: level
+            logLevel: level,
+            tracer: tracer
         )
         let server = try GRPCServer(
             configuration: GRPCServer.Configuration(
@@ -217,7 +232,8 @@ struct Serve: ParsableCommand {
             reload: reload,
             logger: logger,
             monitor: monitor,
-            tenants: tenants
+            tenants: tenants,
+            tracing: tracer.map { tracer in { @Sendable in tracer.counters } }
         )
         // RepositoryModelLoad/Unload go through the admin plane's audited path and token policy.
         service.attach(modelControl: admin)
@@ -266,6 +282,7 @@ struct Serve: ParsableCommand {
                 "models": "\(registry.models.map { "\($0.name)@\($0.versions.map(\.version))" })",
                 "routes": "\(routing.routes.map { "\($0.model):\($0.policy)" })",
                 "sink": "\(sink.directory ?? "aggregates only")",
+                "tracing": "\(tracer == nil ? "off" : settings.tracing?.otlpEndpoint ?? "off")",
             ]
         )
 
@@ -292,6 +309,14 @@ struct Serve: ParsableCommand {
             logComparisons(sink, logger: logger)
             // Every call has completed, so every sampled call is queued: write them and the partial .npy batches.
             monitor?.close()
+            // Every call has completed, so every traced call is queued: its spans get one last export attempt,
+            // bounded by the export timeout.
+            if let tracer, let tracing = settings.tracing {
+                Self.wait(
+                    for: Task { await tracer.shutdown() },
+                    seconds: Double(tracing.exportTimeoutMilliseconds) / 1000 + 1
+                )
+            }
             if let fleetTask { Self.wait(for: fleetTask, seconds: 2) }
             logger.notice("stopped")
             return

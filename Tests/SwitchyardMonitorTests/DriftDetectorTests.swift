@@ -174,4 +174,66 @@ import Testing
         #expect(profile.rows == 2)
         #expect(profile.inputs.map(\.name) == ["a[0]", "a[1]"])
     }
+
+    @Test func outputsFromANpyBesideANpyReferenceGivePredictionDriftAReference() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sy-refout-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let inputs = directory + "/ref.npy"
+        let outputs = directory + "/ref-outputs.npy"
+        let rows = 200
+        try Data(NPY.encode(rows: rows, columns: 2, values: (0..<(rows * 2)).map { Float($0 % 17) })).write(
+            to: URL(fileURLWithPath: inputs)
+        )
+        try Data(NPY.encode(rows: rows, columns: 3, values: (0..<(rows * 3)).map { Float($0 % 5) / 5 })).write(
+            to: URL(fileURLWithPath: outputs)
+        )
+        let profile = try ReferenceFile.load(
+            path: inputs,
+            outputsPath: outputs,
+            inputs: [(name: "x", width: 2)],
+            outputs: [(name: "p", width: 3)],
+            options: ProfileOptions()
+        )
+        #expect(profile.rows == rows)
+        #expect(profile.outputs.map(\.name).starts(with: ["p[0]", "p[1]", "p[2]"]))
+
+        // Rows that do not match the input reference, or the wrong width, are refused naming the expected shape.
+        for (shapeRows, columns) in [(rows - 1, 3), (rows, 2)] {
+            try Data(
+                NPY.encode(rows: shapeRows, columns: columns, values: [Float](repeating: 0, count: shapeRows * columns))
+            )
+            .write(to: URL(fileURLWithPath: outputs))
+            do {
+                _ = try ReferenceFile.load(
+                    path: inputs,
+                    outputsPath: outputs,
+                    inputs: [(name: "x", width: 2)],
+                    outputs: [(name: "p", width: 3)],
+                    options: ProfileOptions()
+                )
+                Issue.record("expected a refusal of shape [\(shapeRows), \(columns)]")
+            } catch {
+                #expect(error.code == .invalidArgument)
+                #expect(error.message.contains("drift.reference_outputs"))
+                #expect(error.message.contains("expected [200, 3] numbers"))
+                #expect(error.message.contains("got shape [\(shapeRows), \(columns)]"))
+            }
+        }
+    }
+
+    @Test func referenceOutputsAreCheckedInTheConfiguration() {
+        #expect(DriftConfiguration(reference: "r.npy", referenceOutputs: "o.npy").validate().isEmpty)
+        #expect(
+            DriftConfiguration(reference: "r.json", referenceOutputs: "o.npy").validate() == [
+                "drift.reference_outputs: expected beside a .npy drift.reference (a .json reference carries its own "
+                    + "\"outputs\"), got reference 'r.json'"
+            ]
+        )
+        #expect(
+            DriftConfiguration(reference: "r.npy", referenceOutputs: "o.csv").validate() == [
+                "drift.reference_outputs: expected a .npy file, got 'o.csv'"
+            ]
+        )
+    }
 }

@@ -1,15 +1,14 @@
 // The comparison sink's queue + writer design, generic over the item: callers on the request path append to
 // a bounded queue under a short lock and never wait; one low-priority thread swaps the whole queue out and
-// processes it. A full queue (or a closed one) drops the item and counts it.
-
-import SwitchyardCore
+// processes it. A full queue (or a closed one) drops the item and counts it. Shared by the monitor (capture, drift)
+// and the tracer (spans).
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// A bounded queue drained by its own thread.
-final class WorkQueue<Item: Sendable>: Sendable {
+public final class WorkQueue<Item: Sendable>: Sendable {
     private struct State: Sendable {
         var queue: [Item] = []
         var closing = false
@@ -19,13 +18,23 @@ final class WorkQueue<Item: Sendable>: Sendable {
     }
 
     private let capacity: Int
+    private let tickNanoseconds: UInt64?
     private let state = ConditionLock(State())
     private let wake = MonotonicCondition()
 
     /// Starts the thread `name`, which hands every batch of queued items to `process` (on that thread).
+    /// - Parameters:
+    ///   - tickNanoseconds: when set, `process` is also called with no items after the queue stayed empty this
+    ///     long, so that the consumer can finish work that waits for time to pass; `nil` (the default): never.
     /// - Throws: `internal` when the system refuses the thread.
-    init(name: String, capacity: Int, process: @escaping @Sendable ([Item]) -> Void) throws(SwitchyardError) {
+    public init(
+        name: String,
+        capacity: Int,
+        tickNanoseconds: UInt64? = nil,
+        process: @escaping @Sendable ([Item]) -> Void
+    ) throws(SwitchyardError) {
         self.capacity = max(1, capacity)
+        self.tickNanoseconds = tickNanoseconds
         state.withLock { $0.queue.reserveCapacity(self.capacity) }
         let thread = try startThread(name: name) { [self] in
             // Monitoring is never part of a call: on a saturated machine it yields to the request path.
@@ -36,25 +45,28 @@ final class WorkQueue<Item: Sendable>: Sendable {
     }
 
     /// Queues `item`, or drops it (counted) when the queue is full or closed. Never waits for the consumer.
-    func enqueue(_ item: Item) {
+    /// - Returns: whether the item was queued.
+    @discardableResult
+    public func enqueue(_ item: Item) -> Bool {
         state.withLock { state in
             if state.closing || state.queue.count >= capacity {
                 state.dropped += 1
-            } else {
-                state.queue.append(item)
-                state.accepted += 1
-                wake.signal()
+                return false
             }
+            state.queue.append(item)
+            state.accepted += 1
+            wake.signal()
+            return true
         }
     }
 
     /// Items accepted, dropped, and waiting now.
-    var counters: (accepted: UInt64, dropped: UInt64, queued: Int) {
+    public var counters: (accepted: UInt64, dropped: UInt64, queued: Int) {
         state.withLock { ($0.accepted, $0.dropped, $0.queue.count) }
     }
 
     /// Processes what is queued, then stops the thread. Later items are dropped.
-    func close() {
+    public func close() {
         let handle = state.withLock { state in
             defer { state.thread = nil }
             state.closing = true
@@ -68,12 +80,18 @@ final class WorkQueue<Item: Sendable>: Sendable {
         var batch: [Item] = []
         batch.reserveCapacity(capacity)
         while true {
-            let finished = state.withLock(waitingOn: wake, while: { $0.queue.isEmpty && !$0.closing }) { state in
-                if state.queue.isEmpty { return true }
+            let deadline = tickNanoseconds.map { MonotonicInstant.now().advanced(byNanoseconds: $0) }
+            let finished = state.withLock(
+                waitingOn: wake,
+                while: { $0.queue.isEmpty && !$0.closing },
+                until: deadline
+            ) { state in
+                if state.queue.isEmpty { return state.closing }
                 swap(&batch, &state.queue)
                 return false
             }
             if finished { break }
+            // An empty batch is a tick: the queue stayed empty for `tickNanoseconds`.
             process(batch)
             batch.removeAll(keepingCapacity: true)
         }
