@@ -33,8 +33,8 @@ extension AdminServer {
             let versions = server.registry.model(named: model)?.versions ?? []
             let counters = { (name: String) -> RolloutCounters in
                 let statistics = versions.first { $0.version == name }?.statistics
-                let succeeded = statistics?.successCount.load(ordering: .relaxed) ?? 0
-                let failed = statistics?.failureCount.load(ordering: .relaxed) ?? 0
+                let succeeded = statistics?.successes ?? 0
+                let failed = statistics?.failures ?? 0
                 return RolloutCounters(
                     calls: succeeded + failed,
                     failures: failed,

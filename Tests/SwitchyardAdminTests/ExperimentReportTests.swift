@@ -6,7 +6,7 @@ import Testing
 
 @testable import SwitchyardAdmin
 
-private func counters(calls: UInt64, failures: UInt64, latency: [UInt64] = [0, 0, 0]) -> RolloutCounters {
+private func experimentCounters(calls: UInt64, failures: UInt64, latency: [UInt64] = [0, 0, 0]) -> RolloutCounters {
     RolloutCounters(calls: calls, failures: failures, latencyBuckets: latency, compared: 0, agreed: 0)
 }
 
@@ -17,12 +17,12 @@ private func counters(calls: UInt64, failures: UInt64, latency: [UInt64] = [0, 0
             model: "digits",
             policy: "canary",
             versions: [
-                ("1", counters(calls: 20_000, failures: 200, latency: [10_000, 10_000, 0])),
-                ("2", counters(calls: 20_000, failures: 1_000, latency: [10_000, 10_000, 0])),
-                ("3", counters(calls: 20_000, failures: 210, latency: [10_000, 10_000, 0])),
-                ("4", counters(calls: 20, failures: 1, latency: [10, 10, 0])),
-                ("5", counters(calls: 20_000, failures: 200, latency: [0, 0, 20_000])),
-                ("6", counters(calls: 0, failures: 0)),
+                ("1", experimentCounters(calls: 20_000, failures: 200, latency: [10_000, 10_000, 0])),
+                ("2", experimentCounters(calls: 20_000, failures: 1_000, latency: [10_000, 10_000, 0])),
+                ("3", experimentCounters(calls: 20_000, failures: 210, latency: [10_000, 10_000, 0])),
+                ("4", experimentCounters(calls: 20, failures: 1, latency: [10, 10, 0])),
+                ("5", experimentCounters(calls: 20_000, failures: 200, latency: [0, 0, 20_000])),
+                ("6", experimentCounters(calls: 0, failures: 0)),
             ],
             settings: settings
         )

@@ -269,12 +269,14 @@ final class ManualClock: Sendable {
         let setup = try Setup()
         defer { setup.registry.shutdown() }
         let fallback = RouteConfiguration.FallbackSettings(to: "baseline", on: ["internal"])
-        try setup.control.put(
-            route: RouteConfiguration(
-                model: "digits",
-                policy: .fixed,
-                versions: [.init(version: "1")],
-                fallback: fallback
+        try setup.control.applyLocally(
+            .put(
+                RouteConfiguration(
+                    model: "digits",
+                    policy: .fixed,
+                    versions: [.init(version: "1")],
+                    fallback: fallback
+                )
             ),
             actor: "ops",
             reason: nil
