@@ -5,6 +5,7 @@ public import ArgumentParser
 import Foundation
 import Logging
 import SwitchyardAdmin
+import SwitchyardAdminAPI
 import SwitchyardCluster
 import SwitchyardCore
 import SwitchyardEngine
@@ -175,7 +176,7 @@ struct Serve: ParsableCommand {
             let started = AdminControl.now()
             let address = "\(HostAndPort(host: try HostAndPort(parsing: settings.listen).host, port: port))"
             fleet.describeReplica {
-                ReplicaStatus(
+                FleetReplica(
                     replica: fleet.replicaID,
                     address: address,
                     build: InferenceService.serverVersion,
