@@ -89,7 +89,7 @@ def fresh_fleet(start_gateway, root, repository, prefix):
     replicas = []
     try:
         replicas = start_replicas(start_gateway, root, repository, [etcd.endpoint], prefix)
-        yield replicas
+        yield etcd, replicas
     finally:
         for gateway in replicas:
             if gateway.process.poll() is None:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture()
 def fleet(start_gateway, tmp_path):
-    with fresh_fleet(start_gateway, tmp_path, make_repository(tmp_path), "/switchyard/bandit") as replicas:
+    with fresh_fleet(start_gateway, tmp_path, make_repository(tmp_path), "/switchyard/bandit") as (_, replicas):
         yield replicas
 
 

@@ -2,14 +2,16 @@
 drives each rollout on the fleet's window (the sum of the counters every replica publishes). A broken canary whose
 failing calls all land on replicas other than the leader is rolled back on that fleet evidence; killing the leader
 with SIGKILL in the middle of a step hands the rollout to another replica, which continues the same step (same
-start, same counters) and completes it. An operator's route change on a held route is refused by every replica."""
+start, same counters) and completes it. An operator's route change on a held route is refused by every replica.
+While etcd is away the rollout holds (no step is decided on what cannot be read) and traffic keeps its weights; it
+resumes once etcd returns."""
 
 import signal
 import time
 
 import pytest
 from test_admin import admin
-from test_fleet import ETCD, fresh_fleet
+from test_fleet import ETCD, fresh_fleet, wait_connected
 from test_rollout import Load, make_repository
 
 pytestmark = pytest.mark.skipif(
@@ -19,9 +21,14 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture()
-def fleet(start_gateway, tmp_path):
-    with fresh_fleet(start_gateway, tmp_path, make_repository(tmp_path, broken="3"), "/switchyard/rollout") as replicas:
-        yield replicas
+def store_and_fleet(start_gateway, tmp_path):
+    with fresh_fleet(start_gateway, tmp_path, make_repository(tmp_path, broken="3"), "/switchyard/rollout") as both:
+        yield both
+
+
+@pytest.fixture()
+def fleet(store_and_fleet):
+    return store_and_fleet[1]
 
 
 def status(gateway):
@@ -93,6 +100,7 @@ def test_killing_the_leader_mid_step_hands_the_same_step_to_another_replica(flee
         after = wait_for(survivors[0], lambda s: s["fleet"].get("leader") not in (None, leader), "a new leader",
                          timeout=15)
         took_over = time.monotonic() - killed
+        print(f"leader {leader} killed; {after['fleet'].get('leader')} leads {took_over:.2f} s later, step {after['step']}")
         done = wait_for(survivors[1], lambda s: s["phase"] == "completed", "the completion", timeout=40)
     # Another replica took over within the lease TTL (3 s) and a few ticks, in the same step, whose start it kept.
     assert took_over < 3 + 2, took_over
@@ -103,3 +111,27 @@ def test_killing_the_leader_mid_step_hands_the_same_step_to_another_replica(flee
     assert done["canary_weight"] == 100 and done["fleet"].get("leader") != leader
     # The dead replica's published counters left with its lease, as its leadership did.
     assert leader not in {replica["replica"] for replica in after["fleet"]["replicas"]}, after
+
+
+def test_a_rollout_holds_while_the_store_is_away_and_resumes_when_it_returns(store_and_fleet):
+    etcd, (a, b, c) = store_and_fleet
+    code, started = admin(a, "POST", "/v1/rollouts/digits", {
+        "baseline": "1", "canary": "2", "steps": [50, 100], "step_seconds": 2,
+        "gates": {"max_error_rate": 0.5, "min_requests": 5},
+    })
+    assert code == 201, started
+    with Load(a) as load_a, Load(b) as load_b:
+        wait_for(c, lambda s: s["window"]["calls"] >= 5, "canary calls in step 1")
+        etcd.stop()
+        # Longer than the step: with the store away nothing advances, and the status says why it cannot be read.
+        time.sleep(4)
+        code, answer = admin(b, "GET", "/v1/rollouts/digits")
+        assert code == 503 and "etcd" in answer["error"], answer
+        route = admin(c, "GET", "/v1/routes/digits")[1]["route"]
+        assert [v["weight"] for v in route["versions"]] == [50, 50], route
+        etcd.start()
+        for gateway in (a, b, c):
+            wait_connected(gateway, 1)
+        done = wait_for(c, lambda s: s["phase"] == "completed", "the completion after the store returned")
+    assert not load_a.failures and not load_b.failures, (load_a.failures[:3], load_b.failures[:3])
+    assert [event["event"] for event in done["events"]] == ["start", "advance", "complete"], done["events"]
