@@ -1,11 +1,13 @@
 // Fleet mode: `GET /v1/fleet`, every replica present in the fleet, whether they all run the same routes, and the
-// calls and shadow comparisons every replica published (its leased aggregates), per replica and summed.
+// calls and shadow comparisons every replica published (its leased aggregates), per replica and summed; and
+// `POST /v1/fleet/feedback`, where another replica delivers a Feedback/Report for a call this one routed.
 
 import Hummingbird
 import SwitchyardAdminAPI
 import SwitchyardCluster
 import SwitchyardCore
 import SwitchyardModels
+import SwitchyardRouting
 
 extension AdminServer {
     /// `GET /v1/fleet` (fleet mode only; a 404 otherwise).
@@ -38,6 +40,16 @@ extension AdminServer {
                     shadow: Self.fleetShadow(aggregates)
                 )
             )
+        }
+        routes.post("/v1/fleet/feedback") { request, _ -> Response in
+            guard server.control.fleet != nil else {
+                throw AdminHTTPError(.notFound, "fleet mode is off: feedback is reported over gRPC (Feedback/Report)")
+            }
+            let body = try await server.decode(FleetFeedback.self, from: request, path: "feedback")
+            let outcome = try server.perform { () throws(SwitchyardError) in
+                try server.control.routing.report(requestID: body.requestID, reward: body.reward)
+            }
+            return Self.json(FleetFeedbackOutcome(outcome: outcome.rawValue))
         }
         return routes
     }

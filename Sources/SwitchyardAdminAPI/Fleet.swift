@@ -155,6 +155,8 @@ public struct FleetReplica: Sendable, Hashable, Codable {
     public var replica: String
     /// Its gRPC listen address.
     public var address: String
+    /// Its admin listen address, where peers deliver feedback for calls it routed (`""`: unknown).
+    public var admin: String
     /// Its build.
     public var build: String
     /// When it started (ISO 8601).
@@ -170,6 +172,7 @@ public struct FleetReplica: Sendable, Hashable, Codable {
     public init(
         replica: String,
         address: String = "",
+        admin: String = "",
         build: String = "",
         startedAt: String = "",
         ready: Bool = false,
@@ -178,6 +181,7 @@ public struct FleetReplica: Sendable, Hashable, Codable {
     ) {
         self.replica = replica
         self.address = address
+        self.admin = admin
         self.build = build
         self.startedAt = startedAt
         self.ready = ready
@@ -186,8 +190,49 @@ public struct FleetReplica: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case replica, address, build, ready, models
+        case replica, address, admin, build, ready, models
         case startedAt = "started_at"
         case routeGeneration = "route_generation"
     }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        replica = try c.decode(String.self, forKey: .replica)
+        address = try c.decodeIfPresent(String.self, forKey: .address) ?? ""
+        admin = try c.decodeIfPresent(String.self, forKey: .admin) ?? ""
+        build = try c.decodeIfPresent(String.self, forKey: .build) ?? ""
+        startedAt = try c.decodeIfPresent(String.self, forKey: .startedAt) ?? ""
+        ready = try c.decodeIfPresent(Bool.self, forKey: .ready) ?? false
+        routeGeneration = try c.decodeIfPresent(UInt64.self, forKey: .routeGeneration) ?? 0
+        models = try c.decodeIfPresent([String: [String]].self, forKey: .models) ?? [:]
+    }
+}
+
+/// `POST /v1/fleet/feedback`: a `Feedback/Report` another replica received for a call it did not route. The replica
+/// answers from its own decision ledger and never forwards further.
+public struct FleetFeedback: Sendable, Hashable, Codable {
+    /// The id of the routed call.
+    public var requestID: String
+    /// The reward in [0, 1].
+    public var reward: Double
+
+    /// Creates the body.
+    public init(requestID: String, reward: Double) {
+        self.requestID = requestID
+        self.reward = reward
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case reward
+        case requestID = "request_id"
+    }
+}
+
+/// The answer to `POST /v1/fleet/feedback`.
+public struct FleetFeedbackOutcome: Sendable, Hashable, Codable {
+    /// `applied`, `late` or `unknown`, as the ledger of the replica that answered says.
+    public var outcome: String
+
+    /// Creates the answer.
+    public init(outcome: String) { self.outcome = outcome }
 }

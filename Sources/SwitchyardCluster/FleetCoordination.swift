@@ -10,7 +10,12 @@
 //
 // Every call here is control plane: a failure is an error to the caller (who holds), never a wait on the request path.
 
+import AsyncHTTPClient
 import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import SwitchyardAdminAPI
 public import SwitchyardCore
 
 /// Cumulative counters of one model version on one replica since the replica started.
@@ -229,5 +234,65 @@ extension FleetRoutes {
             records[String(kv.key.dropFirst(base.count))] = FleetRecord(value: kv.value, modRevision: kv.modRevision)
         }
         return records
+    }
+}
+
+extension FleetRoutes {
+    /// Delivers a `Feedback/Report` this replica cannot join to the replica that routed the call: asks every other
+    /// replica's admin API (`POST /v1/fleet/feedback`, which answers from its own ledger and never forwards) until
+    /// one knows the call.
+    /// - Parameters:
+    ///   - token: the admin bearer token the fleet's replicas share (`nil`: none).
+    ///   - timeout: how long each peer may take.
+    /// - Returns: the outcome at the replica that knew the call (`applied` or `late`), `nil` when none did or no peer
+    ///   could be reached.
+    public func forwardFeedback(
+        requestID: String,
+        reward: Double,
+        token: String?,
+        timeout: Duration = .seconds(2)
+    ) async -> String? {
+        guard let peers = try? await replicas() else { return nil }
+        let body: Data
+        do { body = try JSONEncoder.sorted.encode(FleetFeedback(requestID: requestID, reward: reward)) } catch {
+            return nil
+        }
+        for peer in peers where peer.replica != replicaID && !peer.admin.isEmpty {
+            var request = HTTPClientRequest(url: "http://\(peer.admin)/v1/fleet/feedback")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            request.body = .bytes(ByteBuffer(bytes: body))
+            do {
+                let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
+                let bytes = try await response.body.collect(upTo: 64 * 1024)
+                guard response.status == .ok,
+                    let answer = try? JSONDecoder().decode(
+                        FleetFeedbackOutcome.self,
+                        from: Data(bytes.readableBytesView)
+                    )
+                else {
+                    logger.warning(
+                        "a peer refused forwarded feedback",
+                        metadata: ["peer": "\(peer.replica)", "status": "\(response.status.code)"]
+                    )
+                    continue
+                }
+                if answer.outcome != "unknown" { return answer.outcome }
+            } catch {
+                logger.warning(
+                    "a peer did not answer forwarded feedback",
+                    metadata: ["peer": "\(peer.replica)", "reason": "\(error)"]
+                )
+            }
+        }
+        return nil
+    }
+}
+
+extension Duration {
+    fileprivate var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -74,7 +74,7 @@ public final class FleetRoutes: Sendable {
     /// This replica's name.
     public let replicaID: String
     private let leaseTTLSeconds: Int
-    private let logger: Logger
+    let logger: Logger
     private let onChange: @Sendable (FleetRouteState) -> Void
     private let state = Mutex(State())
     private let audits = Atomic<UInt64>(0)

@@ -173,12 +173,22 @@ struct Serve: ParsableCommand {
         )
         let port = try server.start()
         if let fleet {
+            let token = adminSettings.token
+            service.attach { requestID, reward in
+                switch await fleet.forwardFeedback(requestID: requestID, reward: reward, token: token) {
+                case "applied": .applied
+                case "late": .late
+                default: nil
+                }
+            }
             let started = AdminControl.now()
             let address = "\(HostAndPort(host: try HostAndPort(parsing: settings.listen).host, port: port))"
+            let adminAddress = adminSettings.listen
             fleet.describeReplica {
                 FleetReplica(
                     replica: fleet.replicaID,
                     address: address,
+                    admin: adminAddress,
                     build: InferenceService.serverVersion,
                     startedAt: started,
                     ready: service.isReady,

@@ -1,7 +1,8 @@
 """Fleet-wide bandits end to end: a real etcd and three gateway replicas. Every replica publishes the rewards its own
 bandit routes observed with its leased aggregates, and absorbs its peers' new rewards at each round (250 ms), so a
 bandit whose better arm is seen only in one replica's traffic is learned by all three; routing decisions still read
-local state only."""
+local state only. A Feedback/Report that lands on a replica that did not route the call is delivered to the one that
+did (peers' admin addresses are in their leased presence keys) and answered APPLIED."""
 
 import time
 
@@ -84,3 +85,32 @@ def test_a_better_arm_seen_only_on_one_replica_is_learned_by_every_replica(fleet
         versions = [stub.ModelInfer(request(PIXELS[:1], request_id=f"b-{n}"), timeout=10).model_version
                     for n in range(40)]
     assert versions.count("2") >= 36, versions
+
+
+def test_feedback_sent_to_a_replica_that_did_not_route_the_call_is_applied_where_it_was(fleet):
+    a, b, c = fleet
+    code, body = admin(b, "PUT", "/v1/routes/digits", {
+        "policy": "bandit", "versions": [{"version": "1"}, {"version": "2"}],
+        "bandit": {"algorithm": "ucb1", "reward": "feedback", "feedback_ttl_s": 60},
+    })
+    assert code == 200, body
+    for gateway in fleet:
+        deadline = time.time() + 5
+        while admin(gateway, "GET", "/v1/bandits/digits")[0] != 200:
+            assert time.time() < deadline, gateway.output()[-2000:]
+            time.sleep(0.05)
+    with grpc.insecure_channel(a.address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        for n in range(6):
+            stub.ModelInfer(request(PIXELS[:1], request_id=f"routed-by-a-{n}"), timeout=10)
+    before = sum(arm["rewards"] for arm in arms(a).values())
+    # Each report lands on B or C, which never saw the call: it is delivered to A and answered APPLIED.
+    for n in range(6):
+        with grpc.insecure_channel((b, c)[n % 2].address) as channel:
+            assert report(channel, f"routed-by-a-{n}", 1.0) == "APPLIED"
+    assert sum(arm["rewards"] for arm in arms(a).values()) == before + 6
+    assert sum(arm["rewards"] for arm in arms(b).values()) == 0
+    with grpc.insecure_channel(c.address) as channel:
+        # Already applied at A, and a call no replica routed: UNKNOWN, after asking the others.
+        assert report(channel, "routed-by-a-0", 1.0) == "UNKNOWN"
+        assert report(channel, "never-routed", 0.5) == "UNKNOWN"
