@@ -303,6 +303,11 @@ public final class FleetRoutes: Sendable {
     /// read at every renewal, written when it changed.
     public func describeReplica(_ status: @escaping @Sendable () -> FleetReplica) {
         describe.withLock { $0 = status }
+        // Written now too, so that peers see the replica's addresses without waiting for the next renewal.
+        let lease = currentLease
+        guard lease != 0 else { return }
+        let (client, key, value) = (client, "\(prefix)/replicas/\(replicaID)", presenceValue())
+        Task { _ = try? await client.put(key: key, value: value, lease: lease) }
     }
 
     private func presenceValue() -> [UInt8] {

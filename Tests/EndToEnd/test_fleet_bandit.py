@@ -99,6 +99,11 @@ def test_feedback_sent_to_a_replica_that_did_not_route_the_call_is_applied_where
         while admin(gateway, "GET", "/v1/bandits/digits")[0] != 200:
             assert time.time() < deadline, gateway.output()[-2000:]
             time.sleep(0.05)
+    # Peers find A through the admin address in its presence key.
+    deadline = time.time() + 5
+    while not all(replica["admin"] for replica in admin(b, "GET", "/v1/fleet")[1]["replicas"]):
+        assert time.time() < deadline, admin(b, "GET", "/v1/fleet")[1]
+        time.sleep(0.05)
     with grpc.insecure_channel(a.address) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
         for n in range(6):
