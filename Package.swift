@@ -127,7 +127,7 @@ let package = Package(
         .target(
             name: "SwitchyardCluster",
             dependencies: [
-                "SwitchyardCore",
+                "SwitchyardCore", "SwitchyardAdminAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -307,7 +307,7 @@ let package = Package(
             name: "SwitchyardAdminTests",
             dependencies: [
                 "SwitchyardAdmin", "SwitchyardAdminAPI", "SwitchyardRouting", "SwitchyardCore", "SwitchyardModels",
-                "SwitchyardSink", "SwitchyardEngine", "SwitchyardWorkers",
+                "SwitchyardSink", "SwitchyardEngine", "SwitchyardWorkers", "SwitchyardCluster",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

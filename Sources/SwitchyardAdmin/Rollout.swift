@@ -285,6 +285,47 @@ extension RolloutPlan {
     }
 }
 
+extension RolloutPlan {
+    /// The route of a rollout of this plan on `model` at a canary weight: a canary split of baseline and canary with
+    /// the original route's sticky key; while running with the agreement gate, the canary mirrors the baseline's
+    /// calls, otherwise the original route's shadow of another version stays.
+    func route(
+        model: String,
+        canaryWeight: Double,
+        mirror: Bool,
+        sticky: RouteConfiguration.StickyKey?,
+        otherShadow: RouteConfiguration.ShadowSettings?,
+        fallback: RouteConfiguration.FallbackSettings? = nil
+    ) -> RouteConfiguration {
+        var shadow = otherShadow
+        if mirror, gates.minShadowAgreement != nil {
+            shadow = .init(version: canary, fraction: shadowFraction ?? 1, explicit: false)
+        }
+        return RouteConfiguration(
+            model: model,
+            policy: .canary,
+            versions: [
+                .init(version: baseline, weight: 100 - canaryWeight),
+                .init(version: canary, weight: canaryWeight),
+            ],
+            sticky: sticky,
+            shadow: shadow,
+            fallback: fallback
+        )
+    }
+}
+
+/// A step's window in words: calls, error rate, and the p99, agreement and drift it has.
+func windowSummary(_ window: RolloutCounters) -> String {
+    var parts = ["\(window.calls) calls", "error rate \(window.errorRate.map(percent) ?? "n/a")"]
+    if let p99 = window.p99Milliseconds { parts.append("p99 \(milliseconds(p99)) ms") }
+    if let agreement = window.agreement { parts.append("agreement \(percent(agreement))") }
+    if let drift = window.drift {
+        parts.append("input PSI \(index(drift.maxInputPSI)), output PSI \(index(drift.maxOutputPSI))")
+    }
+    return parts.joined(separator: ", ")
+}
+
 func percent(_ share: Double) -> String {
     let value = (share * 1000).rounded() / 10
     return "\(value == value.rounded() ? String(Int(value)) : String(value))%"

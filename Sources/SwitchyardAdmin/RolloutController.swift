@@ -51,6 +51,9 @@ public final class RolloutController: Sendable {
     private let logger: Logger
     private let rollouts = Mutex<[String: Rollout]>([:])
     private let ticker = Mutex<Task<Void, Never>?>(nil)
+    /// In fleet mode (`control.fleet`), the rollouts coordinated through etcd; this controller's own table stays
+    /// empty then.
+    public let fleet: FleetRollouts?
 
     /// Creates a controller.
     /// - Parameters:
@@ -74,6 +77,9 @@ public final class RolloutController: Sendable {
         self.monitor = monitor
         self.clock = clock
         self.logger = logger
+        self.fleet = control.fleet.map {
+            FleetRollouts(fleet: $0, control: control, registry: registry, sink: sink, logger: logger)
+        }
     }
 
     // MARK: Operator actions
@@ -89,10 +95,7 @@ public final class RolloutController: Sendable {
         actor: String,
         reason: String?
     ) throws(SwitchyardError) -> RolloutStatus {
-        try control.requireModel(model)
-        let loaded = registry.model(named: model)?.versions.map(\.version) ?? []
-        let problems = plan.problems(loadedVersions: loaded)
-        guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
+        try check(model: model, plan: plan)
         if plan.gates.judgesDrift {
             let canary = registry.model(named: model)?.versions.first { $0.version == plan.canary }
             guard monitor != nil, canary?.configuration.drift?.covers(version: plan.canary) == true else {
@@ -152,6 +155,46 @@ public final class RolloutController: Sendable {
             rollouts[model] = rollout
             return status(of: rollout)
         }
+    }
+
+    /// `start` in fleet mode: the rollout's state, hold and first step go into etcd in one transaction, and the
+    /// replica elected to lead rollouts drives it on the fleet's window. Standalone it is `start`.
+    /// - Throws: what `start` throws; `unavailable` when the fleet's store cannot be reached.
+    public func submitStart(
+        model: String,
+        plan: RolloutPlan,
+        actor: String,
+        reason: String?
+    ) async throws(SwitchyardError) -> RolloutStatus {
+        guard let fleet else { return try start(model: model, plan: plan, actor: actor, reason: reason) }
+        try check(model: model, plan: plan)
+        return try await fleet.start(model: model, plan: plan, actor: actor, reason: reason)
+    }
+
+    /// `pause`, `resume` or `abort` (`action`), in fleet mode through etcd, guarded by the rollout's revision.
+    public func submit(action: String, model: String, actor: String, reason: String?) async throws(SwitchyardError)
+        -> RolloutStatus
+    {
+        if let fleet { return try await fleet.transition(model: model, action: action, actor: actor, reason: reason) }
+        switch action {
+        case "pause": return try pause(model: model, actor: actor, reason: reason)
+        case "resume": return try resume(model: model, actor: actor, reason: reason)
+        default: return try abort(model: model, actor: actor, reason: reason)
+        }
+    }
+
+    /// Every rollout (in fleet mode the fleet's, with their fleet windows and leader, read from etcd).
+    public func submitStatus(model: String?) async throws(SwitchyardError) -> [RolloutStatus] {
+        if let fleet { return try await fleet.all(only: model) }
+        if let model { return status(model: model).map { [$0] } ?? [] }
+        return all
+    }
+
+    private func check(model: String, plan: RolloutPlan) throws(SwitchyardError) {
+        try control.requireModel(model)
+        let loaded = registry.model(named: model)?.versions.map(\.version) ?? []
+        let problems = plan.problems(loadedVersions: loaded)
+        guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
     }
 
     /// Holds the current weights: the rollout stops advancing, but a failing gate still rolls it back.
@@ -244,7 +287,7 @@ public final class RolloutController: Sendable {
             task = Task.detached { [self] in
                 while !Task.isCancelled {
                     try? await Task.sleep(for: interval)
-                    tick()
+                    if let fleet { await fleet.tick() } else { tick() }
                 }
             }
         }
@@ -287,7 +330,7 @@ public final class RolloutController: Sendable {
             let next = rollout.step + 1
             let detail =
                 "step \(next + 1)/\(plan.steps.count): canary \(number(plan.steps[next]))% "
-                + "(\(summary(window)) at \(number(plan.steps[rollout.step]))%)"
+                + "(\(windowSummary(window)) at \(number(plan.steps[rollout.step]))%)"
             do {
                 try control.apply(
                     route: route(for: rollout, canaryWeight: plan.steps[next], mirror: true),
@@ -307,7 +350,7 @@ public final class RolloutController: Sendable {
             rollout.detail = detail
             record(&rollout, "advance", detail)
         case .complete where rollout.phase == .running:
-            finish(&rollout, .completed, "complete", "every step passed (\(summary(window)) at the last)")
+            finish(&rollout, .completed, "complete", "every step passed (\(windowSummary(window)) at the last)")
         case .advance, .complete:
             rollout.detail = "paused; the step's gates pass"
         }
@@ -336,23 +379,13 @@ public final class RolloutController: Sendable {
 
     // MARK: Helpers
 
-    /// The route of a rollout at a canary weight: a canary split of baseline and canary with the original
-    /// route's sticky key; while running with the agreement gate, the canary mirrors the baseline's calls.
     private func route(for rollout: Rollout, canaryWeight: Double, mirror: Bool) -> RouteConfiguration {
-        let plan = rollout.plan
-        var shadow = rollout.otherShadow
-        if mirror, plan.gates.minShadowAgreement != nil {
-            shadow = .init(version: plan.canary, fraction: plan.shadowFraction ?? 1, explicit: false)
-        }
-        return RouteConfiguration(
+        rollout.plan.route(
             model: rollout.model,
-            policy: .canary,
-            versions: [
-                .init(version: plan.baseline, weight: 100 - canaryWeight),
-                .init(version: plan.canary, weight: canaryWeight),
-            ],
+            canaryWeight: canaryWeight,
+            mirror: mirror,
             sticky: rollout.sticky,
-            shadow: shadow,
+            otherShadow: rollout.otherShadow,
             fallback: rollout.fallback
         )
     }
@@ -406,16 +439,6 @@ public final class RolloutController: Sendable {
             worstOutput: worstOutput?.name ?? "",
             windowRows: scores.windowRows
         )
-    }
-
-    private func summary(_ window: RolloutCounters) -> String {
-        var parts = ["\(window.calls) calls", "error rate \(window.errorRate.map(percent) ?? "n/a")"]
-        if let p99 = window.p99Milliseconds { parts.append("p99 \(milliseconds(p99)) ms") }
-        if let agreement = window.agreement { parts.append("agreement \(percent(agreement))") }
-        if let drift = window.drift {
-            parts.append("input PSI \(index(drift.maxInputPSI)), output PSI \(index(drift.maxOutputPSI))")
-        }
-        return parts.joined(separator: ", ")
     }
 
     private func record(_ rollout: inout Rollout, _ event: String, _ detail: String) {

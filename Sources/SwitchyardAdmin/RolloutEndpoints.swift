@@ -11,11 +11,21 @@ extension AdminServer {
         let routes = RouteCollection(context: AdminRequestContext.self)
         let server = self
         routes.get("/v1/rollouts") { _, _ -> Response in
-            Self.json(RolloutsResponse(rollouts: server.rollouts.all))
+            do throws(SwitchyardError) {
+                return Self.json(RolloutsResponse(rollouts: try await server.rollouts.submitStatus(model: nil)))
+            } catch {
+                throw AdminHTTPError(error)
+            }
         }
         routes.get("/v1/rollouts/:model") { _, context -> Response in
             let model = try context.parameters.require("model")
-            guard let status = server.rollouts.status(model: model) else {
+            let found: [RolloutStatus]
+            do throws(SwitchyardError) {
+                found = try await server.rollouts.submitStatus(model: model)
+            } catch {
+                throw AdminHTTPError(error)
+            }
+            guard let status = found.first else {
                 throw AdminHTTPError(.notFound, "model '\(model)' has no rollout")
             }
             return Self.json(status)
@@ -24,8 +34,16 @@ extension AdminServer {
             let model = try context.parameters.require("model")
             let body = try await server.decode(RolloutRequest.self, from: request, path: "rollout")
             let reason = Self.reason(request, body: body.reason)
-            let status = try server.perform { () throws(SwitchyardError) in
-                try server.rollouts.start(model: model, plan: RolloutPlan(body), actor: context.actor, reason: reason)
+            let status: RolloutStatus
+            do throws(SwitchyardError) {
+                status = try await server.rollouts.submitStart(
+                    model: model,
+                    plan: RolloutPlan(body),
+                    actor: context.actor,
+                    reason: reason
+                )
+            } catch {
+                throw AdminHTTPError(error)
             }
             server.logChange(
                 "rollout.start",
@@ -40,12 +58,16 @@ extension AdminServer {
                 let actor = context.actor
                 let model = try context.parameters.require("model")
                 let reason = Self.reason(request)
-                let status = try server.perform { () throws(SwitchyardError) in
-                    switch action {
-                    case "pause": try server.rollouts.pause(model: model, actor: actor, reason: reason)
-                    case "resume": try server.rollouts.resume(model: model, actor: actor, reason: reason)
-                    default: try server.rollouts.abort(model: model, actor: actor, reason: reason)
-                    }
+                let status: RolloutStatus
+                do throws(SwitchyardError) {
+                    status = try await server.rollouts.submit(
+                        action: action,
+                        model: model,
+                        actor: actor,
+                        reason: reason
+                    )
+                } catch {
+                    throw AdminHTTPError(error)
                 }
                 server.logChange(
                     "rollout.\(action)",

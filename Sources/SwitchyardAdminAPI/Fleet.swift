@@ -1,4 +1,5 @@
-// Fleet mode: `GET /v1/fleet`, every replica present in the fleet and whether they run the same routes.
+// Fleet mode: `GET /v1/fleet`, every replica present in the fleet, whether they run the same routes, and the
+// traffic and shadow comparisons each replica published, per replica and summed.
 
 /// `GET /v1/fleet`.
 public struct FleetStatus: Sendable, Hashable, Codable {
@@ -10,22 +11,152 @@ public struct FleetStatus: Sendable, Hashable, Codable {
     public var converged: Bool
     /// Every replica present.
     public var replicas: [FleetReplica]
+    /// Calls per model version since each replica started, per replica and summed (`nil`: none published).
+    public var versions: [FleetVersionTraffic]?
+    /// Shadow comparisons per (model, primary, shadow) since each replica started, per replica and summed.
+    public var shadow: [FleetShadowPair]?
 
     /// Creates the body.
-    public init(replica: String, generation: UInt64, converged: Bool, replicas: [FleetReplica]) {
+    public init(
+        replica: String,
+        generation: UInt64,
+        converged: Bool,
+        replicas: [FleetReplica],
+        versions: [FleetVersionTraffic]? = nil,
+        shadow: [FleetShadowPair]? = nil
+    ) {
         self.replica = replica
         self.generation = generation
         self.converged = converged
         self.replicas = replicas
+        self.versions = versions
+        self.shadow = shadow
     }
 }
 
-/// One replica as it publishes itself.
+/// One model version's calls across the fleet.
+public struct FleetVersionTraffic: Sendable, Hashable, Codable {
+    /// One replica's part.
+    public struct Replica: Sendable, Hashable, Codable {
+        /// The replica's name.
+        public var replica: String
+        /// Finished calls.
+        public var calls: UInt64
+        /// Of those, failed.
+        public var failures: UInt64
+
+        /// Creates a part.
+        public init(replica: String, calls: UInt64, failures: UInt64) {
+            self.replica = replica
+            self.calls = calls
+            self.failures = failures
+        }
+    }
+
+    /// The model.
+    public var model: String
+    /// The version.
+    public var version: String
+    /// Finished calls, summed over the replicas.
+    public var calls: UInt64
+    /// Failed calls, summed.
+    public var failures: UInt64
+    /// The p99 latency of the summed histograms in milliseconds (`nil` without calls).
+    public var p99Milliseconds: Double?
+    /// Per replica.
+    public var replicas: [Replica]
+
+    /// Creates an entry.
+    public init(
+        model: String,
+        version: String,
+        calls: UInt64,
+        failures: UInt64,
+        p99Milliseconds: Double?,
+        replicas: [Replica]
+    ) {
+        self.model = model
+        self.version = version
+        self.calls = calls
+        self.failures = failures
+        self.p99Milliseconds = p99Milliseconds
+        self.replicas = replicas
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, version, calls, failures, replicas
+        case p99Milliseconds = "p99_ms"
+    }
+}
+
+/// One shadow pair's comparisons across the fleet.
+public struct FleetShadowPair: Sendable, Hashable, Codable {
+    /// One replica's part.
+    public struct Replica: Sendable, Hashable, Codable {
+        /// The replica's name.
+        public var replica: String
+        /// Pairs with a classification verdict.
+        public var compared: UInt64
+        /// Of those, agreeing.
+        public var agreed: UInt64
+
+        /// Creates a part.
+        public init(replica: String, compared: UInt64, agreed: UInt64) {
+            self.replica = replica
+            self.compared = compared
+            self.agreed = agreed
+        }
+    }
+
+    /// The model.
+    public var model: String
+    /// The version that answered.
+    public var primaryVersion: String
+    /// The mirrored version.
+    public var shadowVersion: String
+    /// Classified pairs, summed over the replicas.
+    public var compared: UInt64
+    /// Of those, agreeing.
+    public var agreed: UInt64
+    /// `agreed / compared` (`nil` without pairs).
+    public var agreement: Double?
+    /// Per replica.
+    public var replicas: [Replica]
+
+    /// Creates an entry.
+    public init(
+        model: String,
+        primaryVersion: String,
+        shadowVersion: String,
+        compared: UInt64,
+        agreed: UInt64,
+        replicas: [Replica]
+    ) {
+        self.model = model
+        self.primaryVersion = primaryVersion
+        self.shadowVersion = shadowVersion
+        self.compared = compared
+        self.agreed = agreed
+        self.agreement = compared > 0 ? Double(agreed) / Double(compared) : nil
+        self.replicas = replicas
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, compared, agreed, agreement, replicas
+        case primaryVersion = "primary_version"
+        case shadowVersion = "shadow_version"
+    }
+}
+
+/// One replica as it publishes itself under its presence key in etcd (`<prefix>/replicas/<replica_id>`): the same
+/// type is stored there and answered by `GET /v1/fleet`.
 public struct FleetReplica: Sendable, Hashable, Codable {
     /// Its name (`cluster.replica_id`).
     public var replica: String
     /// Its gRPC listen address.
     public var address: String
+    /// Its admin listen address, where peers deliver feedback for calls it routed (`""`: unknown).
+    public var admin: String
     /// Its build.
     public var build: String
     /// When it started (ISO 8601).
@@ -40,15 +171,17 @@ public struct FleetReplica: Sendable, Hashable, Codable {
     /// Creates a replica entry.
     public init(
         replica: String,
-        address: String,
-        build: String,
-        startedAt: String,
-        ready: Bool,
-        routeGeneration: UInt64,
-        models: [String: [String]]
+        address: String = "",
+        admin: String = "",
+        build: String = "",
+        startedAt: String = "",
+        ready: Bool = false,
+        routeGeneration: UInt64 = 0,
+        models: [String: [String]] = [:]
     ) {
         self.replica = replica
         self.address = address
+        self.admin = admin
         self.build = build
         self.startedAt = startedAt
         self.ready = ready
@@ -57,8 +190,49 @@ public struct FleetReplica: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case replica, address, build, ready, models
+        case replica, address, admin, build, ready, models
         case startedAt = "started_at"
         case routeGeneration = "route_generation"
     }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        replica = try c.decode(String.self, forKey: .replica)
+        address = try c.decodeIfPresent(String.self, forKey: .address) ?? ""
+        admin = try c.decodeIfPresent(String.self, forKey: .admin) ?? ""
+        build = try c.decodeIfPresent(String.self, forKey: .build) ?? ""
+        startedAt = try c.decodeIfPresent(String.self, forKey: .startedAt) ?? ""
+        ready = try c.decodeIfPresent(Bool.self, forKey: .ready) ?? false
+        routeGeneration = try c.decodeIfPresent(UInt64.self, forKey: .routeGeneration) ?? 0
+        models = try c.decodeIfPresent([String: [String]].self, forKey: .models) ?? [:]
+    }
+}
+
+/// `POST /v1/fleet/feedback`: a `Feedback/Report` another replica received for a call it did not route. The replica
+/// answers from its own decision ledger and never forwards further.
+public struct FleetFeedback: Sendable, Hashable, Codable {
+    /// The id of the routed call.
+    public var requestID: String
+    /// The reward in [0, 1].
+    public var reward: Double
+
+    /// Creates the body.
+    public init(requestID: String, reward: Double) {
+        self.requestID = requestID
+        self.reward = reward
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case reward
+        case requestID = "request_id"
+    }
+}
+
+/// The answer to `POST /v1/fleet/feedback`.
+public struct FleetFeedbackOutcome: Sendable, Hashable, Codable {
+    /// `applied`, `late` or `unknown`, as the ledger of the replica that answered says.
+    public var outcome: String
+
+    /// Creates the answer.
+    public init(outcome: String) { self.outcome = outcome }
 }

@@ -257,6 +257,48 @@ public struct RolloutStatus: Sendable, Hashable, Codable {
     /// Who started it.
     public var actor: String
     public var events: [Event]
+    /// In fleet mode: which replica drives the rollout and each replica's part of the step's window; `nil` on a
+    /// replica on its own.
+    public var fleet: Fleet?
+
+    /// A fleet rollout's leader and the window per replica (the status's `window` is their sum).
+    public struct Fleet: Sendable, Hashable, Codable {
+        /// One replica's part of the step's window.
+        public struct Replica: Sendable, Hashable, Codable {
+            /// The replica's name.
+            public var replica: String
+            /// Canary calls it served in this step.
+            public var calls: UInt64
+            /// Of those, failed.
+            public var failures: UInt64
+            /// Baseline calls it served in this step.
+            public var baselineCalls: UInt64
+
+            /// Creates a replica's part.
+            public init(replica: String, calls: UInt64, failures: UInt64, baselineCalls: UInt64) {
+                self.replica = replica
+                self.calls = calls
+                self.failures = failures
+                self.baselineCalls = baselineCalls
+            }
+
+            enum CodingKeys: String, CodingKey {
+                case replica, calls, failures
+                case baselineCalls = "baseline_calls"
+            }
+        }
+
+        /// The replica elected to drive rollouts now (`nil`: none, such as while the store is away).
+        public var leader: String?
+        /// The replicas publishing statistics now, by name.
+        public var replicas: [Replica]
+
+        /// Creates the view.
+        public init(leader: String?, replicas: [Replica]) {
+            self.leader = leader
+            self.replicas = replicas
+        }
+    }
 
     /// Creates a status.
     public init(
@@ -273,8 +315,10 @@ public struct RolloutStatus: Sendable, Hashable, Codable {
         detail: String,
         startedAt: String,
         actor: String,
-        events: [Event]
+        events: [Event],
+        fleet: Fleet? = nil
     ) {
+        self.fleet = fleet
         self.model = model
         self.baseline = baseline
         self.canary = canary
@@ -292,7 +336,7 @@ public struct RolloutStatus: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, baseline, canary, phase, step, steps, gates, window, detail, actor, events
+        case model, baseline, canary, phase, step, steps, gates, window, detail, actor, events, fleet
         case canaryWeight = "canary_weight"
         case stepSeconds = "step_seconds"
         case startedAt = "started_at"

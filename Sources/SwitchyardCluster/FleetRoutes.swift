@@ -6,6 +6,8 @@
 //   P/seeded           written once, when the first replica seeds the fleet from its `routes:`
 //   P/generation       rewritten by every change (and the seed); its mod_revision is the fleet's routing generation
 //   P/replicas/<id>    a replica's presence, attached to its lease
+//   P/holds/<model>    present while a rollout drives the model's route: operator changes are refused
+//   (FleetCoordination.swift adds the published statistics, the rollout leader's key and the rollout records)
 //
 // A replica reads the whole table, then watches P/routes/ from the next revision and hands every new state to its
 // owner, which swaps its routing snapshot. A change is one transaction guarded by the mod_revision its writer read.
@@ -13,6 +15,7 @@
 
 import Foundation
 public import Logging
+public import SwitchyardAdminAPI
 public import SwitchyardCore
 import Synchronization
 
@@ -71,12 +74,14 @@ public final class FleetRoutes: Sendable {
     /// This replica's name.
     public let replicaID: String
     private let leaseTTLSeconds: Int
-    private let logger: Logger
+    let logger: Logger
     private let onChange: @Sendable (FleetRouteState) -> Void
     private let state = Mutex(State())
     private let audits = Atomic<UInt64>(0)
     /// What this replica publishes under its presence key; `nil` publishes its name only.
-    private let describe = Mutex<(@Sendable () -> ReplicaStatus)?>(nil)
+    private let describe = Mutex<(@Sendable () -> FleetReplica)?>(nil)
+    /// The lease this replica's presence is attached to (0 while it has none); its leased keys share it.
+    private let presenceLease = Atomic<Int64>(0)
 
     /// Creates the view; `run(seed:)` fills it.
     /// - Parameters:
@@ -103,6 +108,13 @@ public final class FleetRoutes: Sendable {
 
     /// The key of `model`'s route.
     public func routeKey(_ model: String) -> String { "\(prefix)/routes/\(model)" }
+
+    /// The key that holds `model`'s route while a rollout drives it.
+    public func holdKey(_ model: String) -> String { "\(prefix)/holds/\(model)" }
+
+    /// The lease of this replica's presence key, 0 while it has none. Keys attached to it vanish within the lease
+    /// TTL once the replica dies or loses the store.
+    public var currentLease: Int64 { presenceLease.load(ordering: .acquiring) }
 
     /// The latest state seen, `nil` before the first read.
     public var current: FleetRouteState? { state.withLock { $0.view } }
@@ -256,6 +268,7 @@ public final class FleetRoutes: Sendable {
                 let lease = try await client.grantLease(ttlSeconds: leaseTTLSeconds)
                 var published = presenceValue()
                 try await client.put(key: key, value: published, lease: lease)
+                presenceLease.store(lease, ordering: .releasing)
                 setLeaseHealthy(true, reason: nil)
                 // Renewed at a third of the TTL; the value is written again only when it changed, so an idle
                 // fleet adds no revisions to etcd's history.
@@ -277,6 +290,7 @@ public final class FleetRoutes: Sendable {
                     setLeaseHealthy(true, reason: nil)
                 }
             } catch {
+                presenceLease.store(0, ordering: .releasing)
                 setLeaseHealthy(false, reason: error.message)
                 do { try await Task.sleep(for: .milliseconds(500)) } catch { return }
             }
@@ -287,8 +301,13 @@ public final class FleetRoutes: Sendable {
 
     /// Sets what this replica publishes under its presence key (`<prefix>/replicas/<replica_id>`) from now on:
     /// read at every renewal, written when it changed.
-    public func describeReplica(_ status: @escaping @Sendable () -> ReplicaStatus) {
+    public func describeReplica(_ status: @escaping @Sendable () -> FleetReplica) {
         describe.withLock { $0 = status }
+        // Written now too, so that peers see the replica's addresses without waiting for the next renewal.
+        let lease = currentLease
+        guard lease != 0 else { return }
+        let (client, key, value) = (client, "\(prefix)/replicas/\(replicaID)", presenceValue())
+        Task { _ = try? await client.put(key: key, value: value, lease: lease) }
     }
 
     private func presenceValue() -> [UInt8] {
@@ -301,11 +320,11 @@ public final class FleetRoutes: Sendable {
     /// The replicas whose presence keys exist now (a stopped replica revoked its lease, a dead one's expired),
     /// ordered by name.
     /// - Throws: `unavailable` when etcd cannot be reached.
-    public func replicas() async throws(SwitchyardError) -> [ReplicaStatus] {
+    public func replicas() async throws(SwitchyardError) -> [FleetReplica] {
         let listed = try await client.range(key: "\(prefix)/replicas/", prefix: true)
         return listed.kvs.map { kv in
-            (try? JSONDecoder().decode(ReplicaStatus.self, from: Data(kv.value)))
-                ?? ReplicaStatus(replica: String(decoding: kv.value, as: UTF8.self))
+            (try? JSONDecoder().decode(FleetReplica.self, from: Data(kv.value)))
+                ?? FleetReplica(replica: String(decoding: kv.value, as: UTF8.self))
         }.sorted { $0.replica < $1.replica }
     }
 
@@ -364,9 +383,9 @@ public final class FleetRoutes: Sendable {
         let result: EtcdTransactionResult
         do {
             result = try await client.transaction(
-                compare: [.modRevision(key, equals: readRevision)],
+                compare: [.modRevision(key, equals: readRevision), .createRevision(holdKey(model), equals: 0)],
                 success: [write, .put(key: generationKey, value: []), .put(key: auditKey(), value: try encode(audit))],
-                failure: [.range(key: key)]
+                failure: [.range(key: key), .range(key: holdKey(model))]
             )
         } catch  where error.code == .unavailable {
             throw SwitchyardError(
@@ -375,6 +394,12 @@ public final class FleetRoutes: Sendable {
             )
         }
         guard result.succeeded else {
+            if let hold = result.ranges.last?.first {
+                throw SwitchyardError(
+                    .failedPrecondition,
+                    "the route of '\(model)' is held: \(String(decoding: hold.value, as: UTF8.self))"
+                )
+            }
             let newer = result.ranges.first?.first
             let now = newer.flatMap(decode).flatMap { try? JSONEncoder.sorted.encode($0) }
             throw SwitchyardError(
@@ -387,6 +412,37 @@ public final class FleetRoutes: Sendable {
         }
         await waitUntilApplied(revision: result.revision, timeout: applyTimeout)
         return result.revision
+    }
+
+    /// One guarded transaction of a fleet-wide process (a rollout): `operations` when every comparison holds, with
+    /// `route` (when given) written as the model's route in the same step, the generation bumped and `audit` recorded;
+    /// `failure` otherwise. After a route change it waits (up to `applyTimeout`) until this replica's view shows it.
+    /// - Throws: `unavailable` when the store is not connected or cannot be reached (with the reason).
+    public func transact(
+        compare: [EtcdCompare],
+        operations: [EtcdOperation],
+        route: RouteConfiguration?,
+        audit: FleetAudit,
+        failure: [EtcdOperation] = [],
+        applyTimeout: Duration = .seconds(2)
+    ) async throws(SwitchyardError) -> EtcdTransactionResult {
+        let connection = connection
+        guard connection.connected else {
+            throw SwitchyardError(
+                .unavailable,
+                "the fleet's store is unreachable (\(connection.reason ?? "unknown")); nothing was changed"
+            )
+        }
+        var success = operations
+        if let route {
+            success += [
+                .put(key: routeKey(route.model), value: try encode(route)), .put(key: generationKey, value: []),
+            ]
+        }
+        success.append(.put(key: auditKey(), value: try encode(audit)))
+        let result = try await client.transaction(compare: compare, success: success, failure: failure)
+        if result.succeeded, route != nil { await waitUntilApplied(revision: result.revision, timeout: applyTimeout) }
+        return result
     }
 
     /// Waits until the view reflects `revision` or `timeout` passes.
@@ -475,48 +531,5 @@ extension JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return encoder
-    }
-}
-
-/// What a replica publishes about itself under its presence key: enough for an operator to see the fleet as it is.
-public struct ReplicaStatus: Sendable, Hashable, Codable {
-    /// The replica's name (`cluster.replica_id`).
-    public var replica: String
-    /// Its gRPC listen address.
-    public var address: String
-    /// Its build.
-    public var build: String
-    /// When it started (ISO 8601).
-    public var startedAt: String
-    /// Ready: every repository model loaded and not draining.
-    public var ready: Bool
-    /// The routing generation in force on it (an etcd revision).
-    public var routeGeneration: UInt64
-    /// Loaded versions by model.
-    public var models: [String: [String]]
-
-    /// Creates a status.
-    public init(
-        replica: String,
-        address: String = "",
-        build: String = "",
-        startedAt: String = "",
-        ready: Bool = false,
-        routeGeneration: UInt64 = 0,
-        models: [String: [String]] = [:]
-    ) {
-        self.replica = replica
-        self.address = address
-        self.build = build
-        self.startedAt = startedAt
-        self.ready = ready
-        self.routeGeneration = routeGeneration
-        self.models = models
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case replica, address, build, ready, models
-        case startedAt = "started_at"
-        case routeGeneration = "route_generation"
     }
 }

@@ -1,15 +1,27 @@
 // `switchyard.v1.Feedback/Report`: explicit rewards for bandit routes, joined to their routing decision
-// by request id. Decoding and encoding with protobuf-c, like the inference RPCs.
+// by request id (in fleet mode, at the replica that routed the call). Decoding and encoding with protobuf-c, like
+// the inference RPCs.
 
 import SwitchyardCore
+import SwitchyardHTTP2
 import SwitchyardProto
-import SwitchyardRouting
+public import SwitchyardRouting
+
+/// In fleet mode, delivers a report of a call this replica did not route to the replica that did: the outcome
+/// there (`applied` or `late`), `nil` when no replica knew the call.
+public typealias FeedbackForwarder = @Sendable (_ requestID: String, _ reward: Double) async -> FeedbackOutcome?
 
 enum FeedbackRPC {
-    /// Answers one ReportRequest.
+    /// Answers one ReportRequest: from this replica's ledger, or, for a call it does not know and with a
+    /// `forwarder` (fleet mode), from the replica that routed it (answered off the event loop).
     /// - Throws: `invalidArgument` for a malformed message, an empty id or a reward outside [0, 1];
     ///   `unimplemented` when the server has no routing table.
-    static func answer(_ message: UnsafeRawBufferPointer, routing: RoutingTable?) throws(SwitchyardError) -> [UInt8] {
+    static func handle(
+        _ message: UnsafeRawBufferPointer,
+        routing: RoutingTable?,
+        forwarder: FeedbackForwarder?,
+        responder: any GRPCResponder
+    ) throws(SwitchyardError) {
         guard let routing else { throw SwitchyardError(.unimplemented, "this server has no routing table") }
         guard
             let request = switchyard__v1__report_request__unpack(
@@ -22,11 +34,21 @@ enum FeedbackRPC {
                 "malformed ReportRequest: \(message.count) bytes are not a valid protobuf encoding of it"
             )
         }
-        defer { switchyard__v1__report_request__free_unpacked(request, nil) }
-        let outcome = try routing.report(
-            requestID: swiftString(request.pointee.request_id),
-            reward: request.pointee.reward
-        )
+        let requestID = swiftString(request.pointee.request_id)
+        let reward = request.pointee.reward
+        switchyard__v1__report_request__free_unpacked(request, nil)
+        let outcome = try routing.report(requestID: requestID, reward: reward)
+        guard outcome == .unknown, let forwarder else {
+            responder.send(message: encode(outcome))
+            return
+        }
+        Task {
+            let delivered = await forwarder(requestID, reward)
+            responder.send(message: encode(delivered ?? .unknown))
+        }
+    }
+
+    private static func encode(_ outcome: FeedbackOutcome) -> [UInt8] {
         var response = Switchyard__V1__ReportResponse()
         switchyard__v1__report_response__init(&response)
         switch outcome {

@@ -124,6 +124,14 @@ public final class InferenceService: GRPCService {
         self.tracer = tracer
     }
 
+    /// In fleet mode, where reports of calls another replica routed go; attached once the fleet exists.
+    private let feedbackForwarderSlot = Mutex<FeedbackForwarder?>(nil)
+
+    /// Delivers `Feedback/Report`s for calls this replica did not route through `forwarder` (fleet mode).
+    public func attach(feedbackForwarder forwarder: @escaping FeedbackForwarder) {
+        feedbackForwarderSlot.withLock { $0 = forwarder }
+    }
+
     /// Serves RepositoryModelLoad/Unload through `control` (the admin plane's audited path and token policy).
     /// Without it they are refused with FAILED_PRECONDITION.
     public func attach(modelControl control: any ModelControl) { modelControlSlot.withLock { $0 = control } }
@@ -161,7 +169,12 @@ public final class InferenceService: GRPCService {
                 }
             case .feedbackReport:
                 try StringFieldCheck.check(message, schema: .feedback)
-                responder.send(message: try FeedbackRPC.answer(message, routing: routing))
+                try FeedbackRPC.handle(
+                    message,
+                    routing: routing,
+                    forwarder: feedbackForwarderSlot.withLock { $0 },
+                    responder: responder
+                )
             case .repositoryIndex, .repositoryModelLoad, .repositoryModelUnload:
                 if let schema = rpc.stringFields { try StringFieldCheck.check(message, schema: schema) }
                 try RepositoryRPCs(service: self).handle(rpc, message: message, head: head, responder: responder)

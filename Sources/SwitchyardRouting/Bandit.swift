@@ -1,6 +1,8 @@
 // Multi-armed bandits over a route's versions: ε-greedy, UCB1 and Thompson sampling (Beta-Bernoulli) on
 // rewards in [0, 1], with a discount factor or a sliding window for traffic whose reward rates drift.
 // A pure state machine: choices take an injected random source, rewards come from the caller.
+// In a fleet, replicas share what each observed (`own`, cumulative and undiscounted) and `absorb` the others' new
+// rewards as if recorded here, so that discounting and windows apply to every reward the fleet saw.
 
 import SwitchyardCore
 
@@ -50,6 +52,39 @@ public struct BanditArmState: Sendable, Hashable {
     public var posteriorBeta: Double { 1 + max(0, observations - rewardSum) }
 }
 
+/// The rewards one replica observed itself, per arm, cumulative and undiscounted: what it shares with its fleet.
+/// A peer differences two of them (`since`) and absorbs the difference.
+public struct BanditShare: Sendable, Hashable, Codable {
+    /// Rewards received per arm.
+    public var counts: [UInt64]
+    /// Their sum per arm.
+    public var sums: [Double]
+
+    /// A share of `arms` arms with nothing observed.
+    public init(arms: Int) {
+        counts = Array(repeating: 0, count: arms)
+        sums = Array(repeating: 0, count: arms)
+    }
+
+    /// Creates a share.
+    public init(counts: [UInt64], sums: [Double]) {
+        self.counts = counts
+        self.sums = sums
+    }
+
+    /// What was observed between `earlier` and `self`, per arm; an arm whose count went backwards (only a restart
+    /// explains it) counts from zero, an arm `earlier` lacks counts whole.
+    public func since(_ earlier: BanditShare) -> BanditShare {
+        var delta = self
+        for arm in counts.indices where arm < earlier.counts.count && arm < earlier.sums.count && arm < sums.count {
+            guard counts[arm] >= earlier.counts[arm] else { continue }
+            delta.counts[arm] = counts[arm] - earlier.counts[arm]
+            delta.sums[arm] = max(0, sums[arm] - earlier.sums[arm])
+        }
+        return delta
+    }
+}
+
 /// A bandit's state and its decision rule.
 public struct Bandit: Sendable {
     /// The decision rule.
@@ -62,8 +97,13 @@ public struct Bandit: Sendable {
     public let memory: BanditMemory
     /// Per-arm state, in the route's version order.
     public private(set) var arms: [BanditArmState]
-    private var window: [(arm: Int, reward: Double)] = []
+    /// What this bandit observed itself (not absorbed from peers), for sharing.
+    public private(set) var own: BanditShare
+    /// The window's entries, oldest first from `windowHead`: an arm, how many rewards, and their sum (a local reward
+    /// is one entry of weight 1; a peer's batch is one entry of its count).
+    private var window: [(arm: Int, weight: Double, reward: Double)] = []
     private var windowHead = 0
+    private var windowWeight = 0.0
 
     /// Creates a bandit with `arms` untried arms.
     public init(
@@ -79,6 +119,7 @@ public struct Bandit: Sendable {
         self.exploration = exploration
         self.memory = memory
         self.arms = Array(repeating: BanditArmState(pulls: 0, rewards: 0, observations: 0, rewardSum: 0), count: arms)
+        self.own = BanditShare(arms: arms)
         if case .window(let size) = memory { window.reserveCapacity(size) }
     }
 
@@ -133,28 +174,66 @@ public struct Bandit: Sendable {
     public mutating func record(arm: Int, reward: Double) {
         guard arms.indices.contains(arm) else { return }
         let reward = reward.isNaN ? 0 : min(1, max(0, reward))
+        add(arm: arm, count: 1, sum: reward)
+        arms[arm].rewards &+= 1
+        own.counts[arm] &+= 1
+        own.sums[arm] += reward
+    }
+
+    /// Adds rewards a peer observed: `delta.counts[arm]` rewards summing to `delta.sums[arm]` per arm, as if
+    /// recorded here: discounting advances by their number, a window keeps only the latest `n` rewards of all.
+    /// Arms beyond this bandit's are ignored.
+    public mutating func absorb(_ delta: BanditShare) {
+        for arm in arms.indices where arm < delta.counts.count && arm < delta.sums.count && delta.counts[arm] > 0 {
+            let count = Double(delta.counts[arm])
+            add(arm: arm, count: count, sum: min(count, max(0, delta.sums[arm].isNaN ? 0 : delta.sums[arm])))
+        }
+    }
+
+    private mutating func add(arm: Int, count: Double, sum: Double) {
+        var count = count
+        var sum = sum
+        if case .window(let size) = memory, count > Double(size) {
+            // A batch larger than the window keeps only as many of its rewards as the window holds.
+            sum *= Double(size) / count
+            count = Double(size)
+        }
         switch memory {
         case .unlimited:
             break
         case .discount(let gamma):
+            let factor = count == 1 ? gamma : pow(gamma, count)
             for index in arms.indices {
-                arms[index].observations *= gamma
-                arms[index].rewardSum *= gamma
+                arms[index].observations *= factor
+                arms[index].rewardSum *= factor
             }
         case .window(let size):
-            if window.count < size {
-                window.append((arm, reward))
-            } else if size > 0 {
+            guard size > 0 else { return }
+            window.append((arm, count, sum))
+            windowWeight += count
+            // Forget the oldest rewards until the window holds `size`; a batch straddling the edge loses the
+            // forgotten part at its mean.
+            while windowWeight > Double(size) + 1e-9, windowHead < window.count {
+                let excess = windowWeight - Double(size)
                 let old = window[windowHead]
-                arms[old.arm].observations = max(0, arms[old.arm].observations - 1)
-                arms[old.arm].rewardSum = max(0, arms[old.arm].rewardSum - old.reward)
-                window[windowHead] = (arm, reward)
-                windowHead = (windowHead + 1) % size
+                let dropped = min(excess, old.weight)
+                let droppedReward = old.weight > 0 ? old.reward * dropped / old.weight : 0
+                arms[old.arm].observations = max(0, arms[old.arm].observations - dropped)
+                arms[old.arm].rewardSum = max(0, arms[old.arm].rewardSum - droppedReward)
+                windowWeight -= dropped
+                if dropped >= old.weight - 1e-12 {
+                    windowHead += 1
+                } else {
+                    window[windowHead] = (old.arm, old.weight - dropped, old.reward - droppedReward)
+                }
+            }
+            if windowHead > 64 && windowHead * 2 > window.count {
+                window.removeFirst(windowHead)
+                windowHead = 0
             }
         }
-        arms[arm].observations += 1
-        arms[arm].rewardSum += reward
-        arms[arm].rewards &+= 1
+        arms[arm].observations += count
+        arms[arm].rewardSum += sum
     }
 }
 

@@ -343,6 +343,24 @@ public final class RoutingTable: Sendable {
         return BanditReport(algorithm: state.algorithm, versions: route.versions, arms: state.arms)
     }
 
+    /// Every bandit route's own observations (not those absorbed from peers) by model, with the versions its arms
+    /// stand for: what this replica shares with its fleet.
+    public var banditShares: [String: (versions: [String], share: BanditShare)] {
+        snapshot.withLock { $0 }.routes.compactMapValues { route in
+            route.bandit.map { cell in (route.versions, cell.state.withLock { $0.own }) }
+        }
+    }
+
+    /// Adds rewards a peer observed to `model`'s bandit when its arms stand for `versions` (else nothing).
+    /// - Returns: whether they were absorbed.
+    @discardableResult
+    public func absorbBandit(model: String, versions: [String], delta: BanditShare) -> Bool {
+        guard let route = snapshot.withLock({ $0 }).routes[model], let cell = route.bandit, route.versions == versions
+        else { return false }
+        cell.state.withLock { $0.absorb(delta) }
+        return true
+    }
+
     /// Counters of explicit feedback: registered, applied, late, unknown, expired.
     public var feedbackCounters: FeedbackCounters {
         let now = clock()

@@ -201,6 +201,15 @@ func describeRollout(_ rollout: RolloutStatus, events: Bool = false) -> String {
             lines.append(String(format: "  drift: input PSI %.3f, output PSI %.3f", input, output))
         }
     }
+    if let fleet = rollout.fleet {
+        let parts = fleet.replicas.map { replica in
+            "\(replica.replica) \(replica.calls) canary (\(replica.failures) failed) / \(replica.baselineCalls) baseline"
+        }
+        lines.append(
+            "  fleet: leader \(fleet.leader ?? "none (no replica reaches the store)"); this step by replica: "
+                + (parts.isEmpty ? "no replica publishing" : parts.joined(separator: ", "))
+        )
+    }
     if events {
         for event in rollout.events {
             lines.append("  \(event.time)  \(event.event)  \(event.detail)")

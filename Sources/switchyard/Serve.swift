@@ -5,6 +5,7 @@ public import ArgumentParser
 import Foundation
 import Logging
 import SwitchyardAdmin
+import SwitchyardAdminAPI
 import SwitchyardCluster
 import SwitchyardCore
 import SwitchyardEngine
@@ -187,12 +188,22 @@ struct Serve: ParsableCommand {
         )
         let port = try server.start()
         if let fleet {
+            let token = adminSettings.token
+            service.attach { requestID, reward in
+                switch await fleet.forwardFeedback(requestID: requestID, reward: reward, token: token) {
+                case "applied": .applied
+                case "late": .late
+                default: nil
+                }
+            }
             let started = AdminControl.now()
             let address = "\(HostAndPort(host: try HostAndPort(parsing: settings.listen).host, port: port))"
+            let adminAddress = adminSettings.listen
             fleet.describeReplica {
-                ReplicaStatus(
+                FleetReplica(
                     replica: fleet.replicaID,
                     address: address,
+                    admin: adminAddress,
                     build: InferenceService.serverVersion,
                     startedAt: started,
                     ready: service.isReady,

@@ -6,6 +6,7 @@ keep serving the last routes, report `switchyard_cluster_connected 0`, refuse ch
 take changes again once etcd is back."""
 
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import signal
@@ -78,6 +79,22 @@ def fleet(start_gateway, tmp_path_factory):
     replicas = start_replicas(start_gateway, root, repository, [etcd.endpoint], "/switchyard/e2e")
     yield etcd, replicas
     etcd.stop()
+
+
+@contextlib.contextmanager
+def fresh_fleet(start_gateway, root, repository, prefix):
+    """One etcd and three replicas for one test, stopped (the replicas first) when it ends."""
+    etcd = Etcd(root)
+    etcd.start()
+    replicas = []
+    try:
+        replicas = start_replicas(start_gateway, root, repository, [etcd.endpoint], prefix)
+        yield etcd, replicas
+    finally:
+        for gateway in replicas:
+            if gateway.process.poll() is None:
+                gateway.stop()
+        etcd.stop()
 
 
 def start_replicas(start_gateway, root, repository, endpoints, prefix, names=("a", "b", "c")):

@@ -109,10 +109,16 @@ import Testing
         let fleet = try roundTrip(
             FleetStatus.self,
             #"{"converged":false,"generation":12,"replica":"a","replicas":[{"address":"10.0.0.1:8001","#
-                + #""build":"0.1.0","models":{"digits":["1","2"]},"ready":true,"replica":"a","route_generation":12,"#
-                + #""started_at":"2026-12-04T10:00:00Z"}]}"#
+                + #""admin":"10.0.0.1:8002","build":"0.1.0","models":{"digits":["1","2"]},"ready":true,"replica":"a","#
+                + #""route_generation":12,"started_at":"2026-12-04T10:00:00Z"}],"#
+                + #""shadow":[{"agreed":9,"agreement":0.9,"compared":10,"model":"digits","primary_version":"1","#
+                + #""replicas":[{"agreed":9,"compared":10,"replica":"a"}],"shadow_version":"2"}],"#
+                + #""versions":[{"calls":5,"failures":1,"model":"digits","p99_ms":2.5,"#
+                + #""replicas":[{"calls":5,"failures":1,"replica":"a"}],"version":"1"}]}"#
         )
         #expect(fleet.replicas.first?.routeGeneration == 12)
+        #expect(fleet.replicas.first?.admin == "10.0.0.1:8002")
+        #expect(fleet.versions?.first?.replicas.first?.calls == 5)
         _ = try roundTrip(
             ReadinessResponse.self,
             #"{"reasons":["draining: the gateway is shutting down"],"#

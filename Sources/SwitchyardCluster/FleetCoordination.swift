@@ -1,0 +1,298 @@
+// What replicas share beyond the routes, so that fleet-wide processes judge the fleet rather than one pod:
+//
+//   P/stats/<replica>      the replica's published aggregates (per-version counters and latency histograms, shadow
+//                          pair counts, bandit routes' own rewards), attached to its presence lease: a dead
+//                          replica's vanish within the TTL
+//   P/leader/<role>        the elected replica for a role (`rollouts`): created only when absent (a guard on the
+//                          key's create revision), attached to the winner's lease, so it ends with the winner
+//   P/rollouts/<model>     a rollout's state (plan, phase, step, window start, events), written only by guarded
+//                          transactions
+//
+// Every call here is control plane: a failure is an error to the caller (who holds), never a wait on the request path.
+
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import SwitchyardAdminAPI
+public import SwitchyardCore
+
+/// Cumulative counters of one model version on one replica since the replica started.
+public struct FleetVersionCounters: Sendable, Hashable, Codable {
+    /// Finished calls.
+    public var calls: UInt64
+    /// Failed calls.
+    public var failures: UInt64
+    /// Latency histogram bucket counts (the layout of `LatencyHistogram.bucketCounts`).
+    public var latency: [UInt64]
+
+    /// Creates counters.
+    public init(calls: UInt64 = 0, failures: UInt64 = 0, latency: [UInt64] = []) {
+        self.calls = calls
+        self.failures = failures
+        self.latency = latency
+    }
+
+    /// What happened between `earlier` and `self`; a bucket missing on either side counts as zero, and a counter
+    /// that went backwards (which only a restart explains) counts from zero.
+    public func since(_ earlier: FleetVersionCounters) -> FleetVersionCounters {
+        guard calls >= earlier.calls else { return self }
+        let count = max(latency.count, earlier.latency.count)
+        return FleetVersionCounters(
+            calls: calls - earlier.calls,
+            failures: failures >= earlier.failures ? failures - earlier.failures : failures,
+            latency: (0..<count).map { index in
+                let now = index < latency.count ? latency[index] : 0
+                let then = index < earlier.latency.count ? earlier.latency[index] : 0
+                return now >= then ? now - then : now
+            }
+        )
+    }
+
+    /// The sum of two replicas' counters.
+    public static func + (lhs: FleetVersionCounters, rhs: FleetVersionCounters) -> FleetVersionCounters {
+        let count = max(lhs.latency.count, rhs.latency.count)
+        return FleetVersionCounters(
+            calls: lhs.calls &+ rhs.calls,
+            failures: lhs.failures &+ rhs.failures,
+            latency: (0..<count).map { index in
+                (index < lhs.latency.count ? lhs.latency[index] : 0)
+                    &+ (index < rhs.latency.count ? rhs.latency[index] : 0)
+            }
+        )
+    }
+}
+
+/// Cumulative shadow-comparison counts of one (model, primary, shadow) pair on one replica.
+public struct FleetPairCounters: Sendable, Hashable, Codable {
+    /// The model.
+    public var model: String
+    /// The version that answered.
+    public var primary: String
+    /// The mirrored version.
+    public var shadow: String
+    /// Pairs with a classification verdict.
+    public var compared: UInt64
+    /// Of those, pairs whose argmax agreed.
+    public var agreed: UInt64
+
+    /// Creates counts.
+    public init(model: String, primary: String, shadow: String, compared: UInt64 = 0, agreed: UInt64 = 0) {
+        self.model = model
+        self.primary = primary
+        self.shadow = shadow
+        self.compared = compared
+        self.agreed = agreed
+    }
+}
+
+/// One bandit route's rewards as a replica observed them itself, cumulative and undiscounted, per arm.
+public struct FleetBanditShare: Sendable, Hashable, Codable {
+    /// The versions the arms stand for, in arm order: a peer absorbs the share only into a route with the same.
+    public var versions: [String]
+    /// Rewards received per arm.
+    public var counts: [UInt64]
+    /// Their sum per arm.
+    public var sums: [Double]
+
+    /// Creates a share.
+    public init(versions: [String], counts: [UInt64], sums: [Double]) {
+        self.versions = versions
+        self.counts = counts
+        self.sums = sums
+    }
+}
+
+/// What one replica publishes under `P/stats/<replica>`: cumulative counters that the reader differences.
+public struct ReplicaAggregates: Sendable, Hashable, Codable {
+    /// The replica's name.
+    public var replica: String
+    /// Differs at every start of the replica: counters of another incarnation are not comparable.
+    public var incarnation: String
+    /// Per model, per version.
+    public var versions: [String: [String: FleetVersionCounters]]
+    /// Shadow pairs.
+    public var pairs: [FleetPairCounters]
+    /// Bandit routes' own rewards, by model (`nil`: none).
+    public var bandits: [String: FleetBanditShare]?
+
+    /// Creates aggregates.
+    public init(
+        replica: String,
+        incarnation: String,
+        versions: [String: [String: FleetVersionCounters]] = [:],
+        pairs: [FleetPairCounters] = [],
+        bandits: [String: FleetBanditShare]? = nil
+    ) {
+        self.replica = replica
+        self.incarnation = incarnation
+        self.versions = versions
+        self.pairs = pairs
+        self.bandits = bandits
+    }
+
+    /// The counters of `version` of `model` (zero when not published).
+    public func counters(model: String, version: String) -> FleetVersionCounters {
+        versions[model]?[version] ?? FleetVersionCounters()
+    }
+
+    /// The counts of a shadow pair (zero when not published).
+    public func pair(model: String, primary: String, shadow: String) -> FleetPairCounters {
+        pairs.first { $0.model == model && $0.primary == primary && $0.shadow == shadow }
+            ?? FleetPairCounters(model: model, primary: primary, shadow: shadow)
+    }
+}
+
+/// The replica elected for a role, as its key in etcd shows it.
+public struct FleetLeader: Sendable, Hashable {
+    /// The elected replica.
+    public var replica: String
+    /// The create revision of its key: a write guarded on it succeeds only while this election stands.
+    public var createRevision: Int64
+}
+
+/// A record in the store with the revision of its last change, for guarded rewrites.
+public struct FleetRecord: Sendable, Hashable {
+    /// The stored bytes (JSON).
+    public var value: [UInt8]
+    /// The revision of the last change; a rewrite compares it.
+    public var modRevision: Int64
+}
+
+extension FleetRoutes {
+    /// The key of a role's elected replica.
+    public func leaderKey(_ role: String) -> String { "\(prefix)/leader/\(role)" }
+
+    /// The key of `model`'s rollout record.
+    public func rolloutKey(_ model: String) -> String { "\(prefix)/rollouts/\(model)" }
+
+    /// Publishes this replica's aggregates under `P/stats/<replica>`, attached to its presence lease.
+    /// - Throws: `unavailable` when the replica holds no lease or etcd cannot be reached.
+    public func publish(_ aggregates: ReplicaAggregates) async throws(SwitchyardError) {
+        let lease = currentLease
+        guard lease != 0 else {
+            throw SwitchyardError(.unavailable, "statistics not published: this replica holds no lease in etcd")
+        }
+        let value: [UInt8]
+        do { value = [UInt8](try JSONEncoder.sorted.encode(aggregates)) } catch {
+            throw .internal("cannot encode the replica's aggregates: \(error)")
+        }
+        try await client.put(key: "\(prefix)/stats/\(replicaID)", value: value, lease: lease)
+    }
+
+    /// Every live replica's published aggregates, by replica name; unreadable entries are skipped.
+    /// - Throws: `unavailable` when etcd cannot be reached.
+    public func aggregates() async throws(SwitchyardError) -> [String: ReplicaAggregates] {
+        let listed = try await client.range(key: "\(prefix)/stats/", prefix: true)
+        var all: [String: ReplicaAggregates] = [:]
+        for kv in listed.kvs {
+            guard let aggregates = try? JSONDecoder().decode(ReplicaAggregates.self, from: Data(kv.value)) else {
+                continue
+            }
+            all[aggregates.replica] = aggregates
+        }
+        return all
+    }
+
+    /// Stands for `role`: becomes its leader when nobody is (the key is created only if absent, attached to this
+    /// replica's lease), and answers who leads now.
+    /// - Throws: `unavailable` when this replica holds no lease or etcd cannot be reached.
+    public func campaign(_ role: String) async throws(SwitchyardError) -> FleetLeader {
+        let lease = currentLease
+        guard lease != 0 else {
+            throw SwitchyardError(.unavailable, "cannot stand for \(role) leader: this replica holds no lease in etcd")
+        }
+        let key = leaderKey(role)
+        let result = try await client.transaction(
+            compare: [.createRevision(key, equals: 0)],
+            success: [.put(key: key, value: Array(replicaID.utf8), lease: lease)],
+            failure: [.range(key: key)]
+        )
+        if result.succeeded { return FleetLeader(replica: replicaID, createRevision: result.revision) }
+        guard let kv = result.ranges.first?.first else {
+            // The key expired between the comparison and the read: the next campaign decides.
+            throw SwitchyardError(.unavailable, "the \(role) election is changing hands")
+        }
+        return FleetLeader(replica: String(decoding: kv.value, as: UTF8.self), createRevision: kv.createRevision)
+    }
+
+    /// Who leads `role` now, `nil` when nobody does.
+    /// - Throws: `unavailable` when etcd cannot be reached.
+    public func leader(_ role: String) async throws(SwitchyardError) -> FleetLeader? {
+        guard let kv = try await client.range(key: leaderKey(role)).kvs.first else { return nil }
+        return FleetLeader(replica: String(decoding: kv.value, as: UTF8.self), createRevision: kv.createRevision)
+    }
+
+    /// Every rollout record, by model.
+    /// - Throws: `unavailable` when etcd cannot be reached.
+    public func rolloutRecords() async throws(SwitchyardError) -> [String: FleetRecord] {
+        let base = "\(prefix)/rollouts/"
+        let listed = try await client.range(key: base, prefix: true)
+        var records: [String: FleetRecord] = [:]
+        for kv in listed.kvs {
+            records[String(kv.key.dropFirst(base.count))] = FleetRecord(value: kv.value, modRevision: kv.modRevision)
+        }
+        return records
+    }
+}
+
+extension FleetRoutes {
+    /// Delivers a `Feedback/Report` this replica cannot join to the replica that routed the call: asks every other
+    /// replica's admin API (`POST /v1/fleet/feedback`, which answers from its own ledger and never forwards) until
+    /// one knows the call.
+    /// - Parameters:
+    ///   - token: the admin bearer token the fleet's replicas share (`nil`: none).
+    ///   - timeout: how long each peer may take.
+    /// - Returns: the outcome at the replica that knew the call (`applied` or `late`), `nil` when none did or no peer
+    ///   could be reached.
+    public func forwardFeedback(
+        requestID: String,
+        reward: Double,
+        token: String?,
+        timeout: Duration = .seconds(2)
+    ) async -> String? {
+        guard let peers = try? await replicas() else { return nil }
+        let body: Data
+        do { body = try JSONEncoder.sorted.encode(FleetFeedback(requestID: requestID, reward: reward)) } catch {
+            return nil
+        }
+        for peer in peers where peer.replica != replicaID && !peer.admin.isEmpty {
+            var request = HTTPClientRequest(url: "http://\(peer.admin)/v1/fleet/feedback")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            request.body = .bytes(ByteBuffer(bytes: body))
+            do {
+                let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
+                let bytes = try await response.body.collect(upTo: 64 * 1024)
+                guard response.status == .ok,
+                    let answer = try? JSONDecoder().decode(
+                        FleetFeedbackOutcome.self,
+                        from: Data(bytes.readableBytesView)
+                    )
+                else {
+                    logger.warning(
+                        "a peer refused forwarded feedback",
+                        metadata: ["peer": "\(peer.replica)", "status": "\(response.status.code)"]
+                    )
+                    continue
+                }
+                if answer.outcome != "unknown" { return answer.outcome }
+            } catch {
+                logger.warning(
+                    "a peer did not answer forwarded feedback",
+                    metadata: ["peer": "\(peer.replica)", "reason": "\(error)"]
+                )
+            }
+        }
+        return nil
+    }
+}
+
+extension Duration {
+    fileprivate var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

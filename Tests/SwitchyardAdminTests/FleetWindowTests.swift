@@ -1,0 +1,107 @@
+// The fleet window of a rollout step: what every replica publishing now served since the step started, summed, with a
+// replica that restarted counted from its start and one that left no longer counted; and the gates judged on it.
+
+import Foundation
+import SwitchyardAdminAPI
+import SwitchyardCluster
+import Testing
+
+@testable import SwitchyardAdmin
+
+@Suite struct FleetWindowTests {
+    static let plan = RolloutPlan(
+        baseline: "1",
+        canary: "2",
+        steps: [10, 100],
+        stepSeconds: 30,
+        gates: .init(maxErrorRate: 0.1, minRequests: 20)
+    )
+
+    static func published(
+        _ replica: String,
+        incarnation: String = "x",
+        canary: (UInt64, UInt64),
+        baseline: UInt64 = 0,
+        compared: UInt64 = 0,
+        agreed: UInt64 = 0
+    ) -> ReplicaAggregates {
+        ReplicaAggregates(
+            replica: replica,
+            incarnation: incarnation,
+            versions: [
+                "digits": [
+                    "1": FleetVersionCounters(calls: baseline, failures: 0, latency: [baseline]),
+                    "2": FleetVersionCounters(calls: canary.0, failures: canary.1, latency: [canary.0]),
+                ]
+            ],
+            pairs: [FleetPairCounters(model: "digits", primary: "1", shadow: "2", compared: compared, agreed: agreed)]
+        )
+    }
+
+    static func record(base: [String: ReplicaAggregates]) -> FleetRolloutRecord {
+        FleetRolloutRecord(
+            model: "digits",
+            plan: plan,
+            phase: .running,
+            step: 0,
+            stepStartedAt: 0,
+            base: base.mapValues { .init($0, model: "digits", plan: plan) },
+            detail: "",
+            startedAt: "",
+            actor: "e2e",
+            writtenBy: "a",
+            events: []
+        )
+    }
+
+    @Test func sumsWhatEachReplicaServedSinceTheStepStarted() {
+        let record = Self.record(base: [
+            "a": Self.published("a", canary: (100, 1), baseline: 900, compared: 50, agreed: 50),
+            "b": Self.published("b", canary: (40, 0), baseline: 400),
+        ])
+        let window = FleetWindow(
+            record: record,
+            aggregates: [
+                "a": Self.published("a", canary: (110, 3), baseline: 990, compared: 60, agreed: 58),
+                "b": Self.published("b", canary: (55, 1), baseline: 450),
+            ]
+        )
+        #expect(window.canary.calls == 25)
+        #expect(window.canary.failures == 3)
+        #expect(window.canary.latencyBuckets == [25])
+        #expect(window.canary.compared == 10 && window.canary.agreed == 8)
+        #expect(window.baseline.calls == 140)
+        #expect(
+            window.replicas == [
+                .init(replica: "a", calls: 10, failures: 2, baselineCalls: 90),
+                .init(replica: "b", calls: 15, failures: 1, baselineCalls: 50),
+            ]
+        )
+        // 3 of 25 failed: 12% > 10%, judged on the fleet although neither replica has 20 calls alone.
+        guard case .rollBack(let why) = Self.plan.decide(step: 0, elapsedSeconds: 1, window: window.canary) else {
+            Issue.record("expected a rollback on the fleet window")
+            return
+        }
+        #expect(why.contains("3 of 25 canary calls failed"))
+    }
+
+    @Test func aRestartedReplicaCountsFromItsStartAndADepartedOneNoLonger() {
+        let record = Self.record(base: [
+            "a": Self.published("a", canary: (100, 0)),
+            "b": Self.published("b", canary: (500, 50)),
+        ])
+        let window = FleetWindow(
+            record: record,
+            aggregates: [
+                // a restarted since the step began: everything its new incarnation served is in the step.
+                "a": Self.published("a", incarnation: "y", canary: (7, 1)),
+                // c joined after the step began: counted from its start.
+                "c": Self.published("c", canary: (4, 0)),
+            ]
+        )
+        #expect(window.canary.calls == 11)
+        #expect(window.canary.failures == 1)
+        #expect(window.replicas.map(\.replica) == ["a", "c"])
+        #expect(Self.plan.decide(step: 0, elapsedSeconds: 60, window: window.canary) != .advance)
+    }
+}
