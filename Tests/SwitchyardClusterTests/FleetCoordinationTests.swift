@@ -112,7 +112,13 @@ struct FleetCoordinationTests {
         #expect(seen["a"]?.counters(model: "digits", version: "9") == FleetVersionCounters())
         #expect(seen["a"]?.pair(model: "digits", primary: "1", shadow: "2").agreed == 4)
         await a.stop()
-        #expect(try await b.routes.aggregates()["a"] == nil)
+        // The key goes with a's lease: revoked on stop, read back by b once etcd has applied the revocation.
+        var gone = false
+        for _ in 0..<50 where !gone {
+            gone = try await b.routes.aggregates()["a"] == nil
+            if !gone { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(gone, "a's aggregates outlived its stop by 5 s")
         await b.stop()
     }
 
