@@ -101,7 +101,7 @@ extension EventLoop {
 
     private func flushHTTP1(_ connection: HTTP1Connection) {
         let before = connection.outSent
-        guard Self.send(connection.fd, connection.out, sent: &connection.outSent) else {
+        guard Self.sendPending(connection.fd, connection.out, sent: &connection.outSent) else {
             closeHTTP1(connection)
             return
         }

@@ -770,7 +770,7 @@ package final class EventLoop: @unchecked Sendable {
                 closeConnection(connection)
                 return
             }
-            guard Self.send(connection.fd, connection.out, sent: &connection.outSent) else {
+            guard Self.sendPending(connection.fd, connection.out, sent: &connection.outSent) else {
                 closeConnection(connection)
                 return
             }
@@ -793,11 +793,11 @@ package final class EventLoop: @unchecked Sendable {
     /// Writes what the socket takes of `out` past `sent`, advancing `sent`; false when the socket failed (a full
     /// socket is not a failure: EPOLLOUT resumes). send(MSG_NOSIGNAL), not write(): a peer that vanished must cost
     /// EPIPE, not the process. HTTP/2 and HTTP/1.1 connections alike.
-    static func send(_ fd: Int32, _ out: [UInt8], sent: inout Int) -> Bool {
+    static func sendPending(_ fd: Int32, _ out: [UInt8], sent: inout Int) -> Bool {
         while sent < out.count {
             let offset = sent
             let written = out.withUnsafeBytes { raw in
-                Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
             }
             if written > 0 {
                 sent += written
@@ -859,14 +859,7 @@ package final class EventLoop: @unchecked Sendable {
             // then close without waiting.
             _ = connection.produce()
             if connection.pendingOutput > 0 {
-                _ = connection.out.withUnsafeBytes { raw in
-                    send(
-                        connection.fd,
-                        raw.baseAddress! + connection.outSent,
-                        connection.pendingOutput,
-                        Int32(MSG_NOSIGNAL)
-                    )
-                }
+                _ = Self.sendPending(connection.fd, connection.out, sent: &connection.outSent)
             }
             closeConnection(connection)
             return
