@@ -3,7 +3,9 @@
 // the HTTP/2 connections on this loop live under.
 
 internal import CEpoll
+import Logging
 import SwitchyardCore
+import SwitchyardTLS
 import Synchronization
 
 #if canImport(Glibc)
@@ -12,12 +14,11 @@ import Synchronization
 
 extension EventLoop {
     func adoptHTTP1(_ fd: Int32, address: PeerAddress?) {
-        let connection = HTTP1Connection(fd: fd, loop: self)
+        guard case .admitted(let tls) = admit(fd, address: address, context: core.restTLS) else { return }
+        let connection = HTTP1Connection(fd: fd, loop: self, tls: tls)
         connection.peerAddress = address
-        connection.peerIsLoopback = (address ?? PeerAddress(socket: fd))?.isLoopback ?? false
         http1Connections[fd] = connection
-        connection.registeredEvents = UInt32(CSWITCHYARD_EPOLLIN)
-        _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_ADD), fd, connection.registeredEvents, UInt64(fd))
+        (connection.registeredEvents, connection.peerIsLoopback) = register(fd, address: address)
         if draining { connection.beginDrain() }
     }
 
@@ -50,7 +51,34 @@ extension EventLoop {
                 closeHTTP1(connection)
                 return
             }
-            connection.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
+            let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
+            if let tls = connection.tls {
+                let outcome = tls.receive(bytes, scratch: tlsScratch) { plaintext in
+                    connection.receive(plaintext)
+                    return true
+                }
+                tls.drain(into: &connection.out)  // handshake records, alerts
+                switch outcome {
+                case .ok:
+                    break
+                case .closed:
+                    // close_notify: as a half-close, answers already owed still go out.
+                    connection.stopReading = true
+                    connection.closeAfterFlush = true
+                    connection.markDirty()
+                    return
+                case .failed(let reason):
+                    core.counters.protocolErrors.add(1, ordering: .relaxed)
+                    core.logger.debug("closing TLS connection", metadata: ["reason": "\(reason)"])
+                    // The alert goes out, then the connection closes; owed answers are dropped.
+                    connection.stopReading = true
+                    connection.closeAfterFlush = true
+                    connection.markDirty()
+                    return
+                }
+            } else {
+                connection.receive(bytes)
+            }
             connection.markDirty()
             if connection.stopReading || connection.readingPaused || connection.parserHeld || count < readBuffer.count {
                 break
@@ -72,35 +100,16 @@ extension EventLoop {
     }
 
     private func flushHTTP1(_ connection: HTTP1Connection) {
-        while connection.pendingOutput > 0 {
-            // send(MSG_NOSIGNAL), not write(): a peer that vanished must cost EPIPE, not the process.
-            let written = connection.out.withUnsafeBytes { raw in
-                send(
-                    connection.fd,
-                    raw.baseAddress! + connection.outSent,
-                    connection.pendingOutput,
-                    Int32(MSG_NOSIGNAL)
-                )
-            }
-            if written > 0 {
-                connection.outSent += written
-                connection.lastActivity = .now()
-                continue
-            }
-            if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { break }
+        let before = connection.outSent
+        guard Self.sendPending(connection.fd, connection.out, sent: &connection.outSent) else {
             closeHTTP1(connection)
             return
         }
-        if connection.pendingOutput == 0 {
-            connection.out.removeAll(keepingCapacity: connection.out.capacity <= 1 << 20)
-            connection.outSent = 0
-            if connection.closeAfterFlush && connection.inFlight == 0 {
-                closeHTTP1(connection)
-                return
-            }
-        } else if connection.outSent > 1 << 20 && connection.outSent > connection.out.count / 2 {
-            connection.out.removeFirst(connection.outSent)
-            connection.outSent = 0
+        if connection.outSent != before { connection.lastActivity = .now() }
+        Self.settle(&connection.out, sent: &connection.outSent)
+        if connection.pendingOutput == 0 && connection.closeAfterFlush && connection.inFlight == 0 {
+            closeHTTP1(connection)
+            return
         }
         updateInterestHTTP1(connection, reading: !connection.stopReading && !connection.parserHeld)
     }

@@ -35,6 +35,8 @@ package final class ServerCore: Sendable {
     let service: any GRPCService
     let limits: ServerConfiguration.Limits
     let tls: TLSContext?
+    /// The REST port's TLS context: the same certificate, key and client CAs as `tls`, with HTTP/1.1's ALPN.
+    let restTLS: TLSContext?
     package let counters = AtomicFrontEndStatistics()
     let logger: Logger
     let sessionOptions: HTTP2SessionOptions
@@ -50,12 +52,14 @@ package final class ServerCore: Sendable {
         http: (any HTTPService)? = nil,
         limits: ServerConfiguration.Limits,
         tls: TLSContext?,
+        restTLS: TLSContext? = nil,
         logger: Logger
     ) {
         self.service = service
         self.http = http
         self.limits = limits
         self.tls = tls
+        self.restTLS = restTLS
         self.logger = logger
         self.sessionOptions = HTTP2SessionOptions(limits: limits)
         self.inflater = Inflater(limit: limits.maxRequestBytes, perSecond: limits.maxInflatedBytesPerSecond)
@@ -191,7 +195,7 @@ package final class EventLoop: @unchecked Sendable {
     let stallTimeoutNanoseconds: UInt64
     private let sweepIntervalNanoseconds: UInt64
     let readBuffer: UnsafeMutableRawBufferPointer
-    private let tlsScratch: UnsafeMutableRawBufferPointer
+    let tlsScratch: UnsafeMutableRawBufferPointer
 
     private static let wakeToken = UInt64.max
     private static let listenToken = UInt64.max - 1
@@ -662,26 +666,40 @@ package final class EventLoop: @unchecked Sendable {
         if let address { core.addressCounts.close(address) }
     }
 
+    /// What an accepted socket starts with: its TLS session when `context` is set (the gRPC or the REST port's).
+    enum Admission {
+        case admitted(TLSSession?)
+        /// OpenSSL could not make a session: the socket was closed and counted.
+        case refused
+    }
+
+    /// The TLS session for an accepted socket, if its port serves TLS; closes and counts the socket when OpenSSL
+    /// cannot make one.
+    func admit(_ fd: Int32, address: PeerAddress?, context: TLSContext?) -> Admission {
+        guard let context else { return .admitted(nil) }
+        if let session = TLSSession(context: context) { return .admitted(session) }
+        core.logger.error("cannot create a TLS session; closing connection", metadata: ["fd": "\(fd)"])
+        close(fd)
+        releaseSlot(address)
+        core.counters.connectionsOpen.subtract(1, ordering: .relaxed)
+        core.counters.connectionsClosed.add(1, ordering: .relaxed)
+        return .refused
+    }
+
+    /// Registers an adopted connection's socket for reads; one getpeername per connection (none when the
+    /// per-address limit already asked), never per call, says whether the peer is on loopback.
+    func register(_ fd: Int32, address: PeerAddress?) -> (events: UInt32, loopback: Bool) {
+        let events = UInt32(CSWITCHYARD_EPOLLIN)
+        _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_ADD), fd, events, UInt64(fd))
+        return (events, (address ?? PeerAddress(socket: fd))?.isLoopback ?? false)
+    }
+
     private func adopt(_ fd: Int32, address: PeerAddress?) {
-        var tls: TLSSession?
-        if let context = core.tls {
-            tls = TLSSession(context: context)
-            if tls == nil {
-                core.logger.error("cannot create a TLS session; closing connection")
-                close(fd)
-                releaseSlot(address)
-                core.counters.connectionsOpen.subtract(1, ordering: .relaxed)
-                core.counters.connectionsClosed.add(1, ordering: .relaxed)
-                return
-            }
-        }
+        guard case .admitted(let tls) = admit(fd, address: address, context: core.tls) else { return }
         let connection = Connection(fd: fd, loop: self, tls: tls)
         connection.peerAddress = address
-        // One getpeername per connection (none when the per-address limit already asked), never per call.
-        connection.peerIsLoopback = (address ?? PeerAddress(socket: fd))?.isLoopback ?? false
         connections[fd] = connection
-        connection.registeredEvents = UInt32(CSWITCHYARD_EPOLLIN)
-        _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_ADD), fd, connection.registeredEvents, UInt64(fd))
+        (connection.registeredEvents, connection.peerIsLoopback) = register(fd, address: address)
         if draining {
             connection.sendShutdownNotice()
             if finalGoawayAt == nil { connection.sendFinalGoaway() }
@@ -756,27 +774,12 @@ package final class EventLoop: @unchecked Sendable {
                 closeConnection(connection)
                 return
             }
-            while connection.pendingOutput > 0 {
-                // send(MSG_NOSIGNAL), not write(): a peer that vanished must cost EPIPE, not the process.
-                let written = connection.out.withUnsafeBytes { raw in
-                    send(
-                        connection.fd,
-                        raw.baseAddress! + connection.outSent,
-                        connection.pendingOutput,
-                        Int32(MSG_NOSIGNAL)
-                    )
-                }
-                if written > 0 {
-                    connection.outSent += written
-                    continue
-                }
-                if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { break }
+            guard Self.sendPending(connection.fd, connection.out, sent: &connection.outSent) else {
                 closeConnection(connection)
                 return
             }
             if connection.pendingOutput > 0 { break }  // EPOLLOUT resumes
-            connection.out.removeAll(keepingCapacity: connection.out.capacity <= 1 << 20)
-            connection.outSent = 0
+            Self.settle(&connection.out, sent: &connection.outSent)
             if connection.lifecycle.flushed(sessionFinished: connection.sessionFinished) == .close {
                 closeConnection(connection)
                 return
@@ -785,11 +788,40 @@ package final class EventLoop: @unchecked Sendable {
         }
         if connection.pendingOutput == 0 && connection.sessionWantsWrite {
             connection.markDirty()
-        } else if connection.outSent > 1 << 20 && connection.outSent > connection.out.count / 2 {
-            connection.out.removeFirst(connection.outSent)
-            connection.outSent = 0
+        } else {
+            Self.settle(&connection.out, sent: &connection.outSent)
         }
         updateInterest(connection)
+    }
+
+    /// Writes what the socket takes of `out` past `sent`, advancing `sent`; false when the socket failed (a full
+    /// socket is not a failure: EPOLLOUT resumes). send(MSG_NOSIGNAL), not write(): a peer that vanished must cost
+    /// EPIPE, not the process. HTTP/2 and HTTP/1.1 connections alike.
+    static func sendPending(_ fd: Int32, _ out: [UInt8], sent: inout Int) -> Bool {
+        while sent < out.count {
+            let offset = sent
+            let written = out.withUnsafeBytes { raw in
+                send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if written > 0 {
+                sent += written
+                continue
+            }
+            return written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        }
+        return true
+    }
+
+    /// After a write: an emptied buffer is reset (keeping up to 1 MiB of capacity), and one more than half sent past
+    /// its first MiB drops its sent part, so a slow reader's buffer does not keep what it already took.
+    static func settle(_ out: inout [UInt8], sent: inout Int) {
+        if sent == out.count {
+            out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
+            sent = 0
+        } else if sent > 1 << 20 && sent > out.count / 2 {
+            out.removeFirst(sent)
+            sent = 0
+        }
     }
 
     /// Backpressure. Two ways a client can leave responses piling up: it stops reading the socket
@@ -831,14 +863,7 @@ package final class EventLoop: @unchecked Sendable {
             // then close without waiting.
             _ = connection.produce()
             if connection.pendingOutput > 0 {
-                _ = connection.out.withUnsafeBytes { raw in
-                    send(
-                        connection.fd,
-                        raw.baseAddress! + connection.outSent,
-                        connection.pendingOutput,
-                        Int32(MSG_NOSIGNAL)
-                    )
-                }
+                _ = Self.sendPending(connection.fd, connection.out, sent: &connection.outSent)
             }
             closeConnection(connection)
             return

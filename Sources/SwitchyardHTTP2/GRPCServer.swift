@@ -30,7 +30,8 @@ public final class GRPCServer: Sendable {
         public var limits: ServerConfiguration.Limits
         /// CPUs the event-loop threads run on; empty: any.
         public var loopCPUs: [Int]
-        /// The REST (HTTP/1.1) listener on the same loops; `nil`: none. Needs an `HTTPService`.
+        /// The REST (HTTP/1.1) listener on the same loops; `nil`: none. Needs an `HTTPService`. With `tls` set it
+        /// serves TLS too, with the same certificate, key and client CAs (ALPN "http/1.1").
         public var restListen: HostAndPort?
 
         /// Creates a configuration.
@@ -83,11 +84,16 @@ public final class GRPCServer: Sendable {
         if !problems.isEmpty { throw SwitchyardError.invalidArgument(problems.joined(separator: "; ")) }
         self.configuration = configuration
         let tls = try configuration.tls.map { try TLSContext(settings: $0) }
+        // The REST port serves TLS whenever the gRPC port does, with the same certificate, key and client CAs.
+        let restTLS =
+            configuration.restListen == nil
+            ? nil : try configuration.tls.map { try TLSContext(settings: $0, protocol: .http1) }
         core = ServerCore(
             service: service,
             http: httpService,
             limits: configuration.limits,
             tls: tls,
+            restTLS: restTLS,
             logger: logger
         )
         var loops: [EventLoop] = []

@@ -3,10 +3,13 @@
 // the queue of pipelined exchanges (answered in any order, written in request order) and the output buffer.
 // Limits mirror the HTTP/2 side: header bytes (`max_header_list_bytes`), body bytes (`max_request_bytes`),
 // requests in flight per connection (`max_concurrent_streams`), output buffer (`max_output_buffer_bytes`).
+// Under TLS (the REST port shares the gRPC port's `tls:` settings) the socket carries ciphertext: the loop decrypts
+// before `receive`, and everything written goes through `emit`, which encrypts into `out`.
 // Everything here is confined to the owning loop; only `HTTP1Exchange.state` is touched from other threads.
 
 internal import CHTTPParser
 import SwitchyardCore
+import SwitchyardTLS
 import Synchronization
 
 #if canImport(Glibc)
@@ -78,6 +81,8 @@ final class HTTP1Callbacks: @unchecked Sendable {
 final class HTTP1Connection {
     let fd: Int32
     unowned(unsafe) let loop: EventLoop
+    /// The TLS session when the REST port serves TLS; `out` then holds ciphertext.
+    let tls: TLSSession?
     private let parser: UnsafeMutablePointer<http_parser>
     let acceptedAt: MonotonicInstant
 
@@ -129,9 +134,10 @@ final class HTTP1Connection {
     /// The loop is draining: close once every queued request is answered.
     var closeWhenIdle = false
 
-    init(fd: Int32, loop: EventLoop) {
+    init(fd: Int32, loop: EventLoop, tls: TLSSession? = nil) {
         self.fd = fd
         self.loop = loop
+        self.tls = tls
         let now = MonotonicInstant.now()
         acceptedAt = now
         lastActivity = now
@@ -275,9 +281,9 @@ final class HTTP1Connection {
 
     private func commitHeader() {
         guard inValue else { return }
-        headers.append(
-            (String(decoding: field, as: UTF8.self).lowercased(), String(decoding: value, as: UTF8.self))
-        )
+        // Lower-cased as bytes (field names are ASCII tokens): String.lowercased() would allocate a second string.
+        for index in field.indices where field[index] &- UInt8(ascii: "A") < 26 { field[index] |= 0x20 }
+        headers.append((String(decoding: field, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         field.removeAll(keepingCapacity: true)
         value.removeAll(keepingCapacity: true)
         inValue = false
@@ -328,7 +334,7 @@ final class HTTP1Connection {
         // A client that waits for 100 Continue before sending its body gets it at once, unless answers to earlier
         // pipelined requests are still owed (they come first; the client then sends after its own timeout).
         if inFlight == 0, headers.contains(where: { $0.name == "expect" && $0.value.lowercased() == "100-continue" }) {
-            out.append(contentsOf: "HTTP/1.1 100 Continue\r\n\r\n".utf8)
+            emit("HTTP/1.1 100 Continue\r\n\r\n".utf8)
             markDirty()
         }
         return 0
@@ -460,18 +466,66 @@ final class HTTP1Connection {
 
     private var inBodyOrHead: Bool { inBody || headBegunAt != nil }
 
+    /// The response head is written as bytes into a buffer the connection keeps: no string is built per response.
+    private var headBuffer: [UInt8] = []
+
     private func serialize(_ response: HTTPResponse, exchange: HTTP1Exchange, close: Bool) {
-        var head = "HTTP/1.1 \(response.status) \(HTTPStatusText.phrase(response.status))\r\n"
-        for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
-        head += "content-length: \(response.body.count)\r\n"
-        if close {
-            head += "connection: close\r\n"
-        } else if exchange.http10 {
-            head += "connection: keep-alive\r\n"
+        headBuffer.removeAll(keepingCapacity: true)
+        func append(_ text: String) {
+            var text = text
+            text.withUTF8 { headBuffer.append(contentsOf: $0) }
         }
-        head += "\r\n"
-        out.append(contentsOf: head.utf8)
-        if !exchange.isHead { out.append(contentsOf: response.body) }
+        func append(decimal: Int) {
+            var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            )
+            withUnsafeMutableBytes(of: &digits) { buffer in
+                var value = UInt(max(decimal, 0))
+                var start = buffer.count
+                repeat {
+                    start -= 1
+                    buffer[start] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                } while value > 0 && start > 0
+                headBuffer.append(contentsOf: buffer[start...])
+            }
+        }
+        append("HTTP/1.1 ")
+        append(decimal: response.status)
+        headBuffer.append(UInt8(ascii: " "))
+        append(HTTPStatusText.phrase(response.status))
+        append("\r\n")
+        for (name, value) in response.headers {
+            append(name)
+            append(": ")
+            append(value)
+            append("\r\n")
+        }
+        append("content-length: ")
+        append(decimal: response.body.count)
+        append("\r\n")
+        if close {
+            append("connection: close\r\n")
+        } else if exchange.http10 {
+            append("connection: keep-alive\r\n")
+        }
+        append("\r\n")
+        emit(headBuffer)
+        if !exchange.isHead { emit(response.body) }
+    }
+
+    /// Appends bytes for the peer to `out`, encrypted when the connection is TLS.
+    private func emit(_ bytes: some Collection<UInt8>) {
+        guard let tls else { return out.append(contentsOf: bytes) }
+        let sent =
+            bytes.withContiguousStorageIfAvailable { tls.send(UnsafeRawBufferPointer($0)) }
+            ?? Array(bytes).withUnsafeBytes { tls.send($0) }
+        tls.drain(into: &out)
+        if !sent {
+            // OpenSSL refused to encrypt (a fatal alert was already sent or received): nothing more can be said.
+            stopReading = true
+            closeAfterFlush = true
+        }
     }
 
     /// The loop is draining: stop reading, answer what was asked, then close.

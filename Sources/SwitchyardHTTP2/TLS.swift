@@ -1,9 +1,41 @@
-// The server's OpenSSL context: certificate, key, TLS 1.2+, ALPN "h2" only, optional client-certificate
-// verification. Each connection's session over memory BIOs is SwitchyardTLS's MemoryBIOSession.
+// The server's OpenSSL contexts: certificate, key, TLS 1.2+, optional client-certificate verification, and ALPN:
+// "h2" only on the gRPC port, "http/1.1" (or no ALPN) on the REST port. Each connection's session over memory BIOs
+// is SwitchyardTLS's MemoryBIOSession.
 
 internal import COpenSSL
 import SwitchyardCore
 import SwitchyardTLS
+
+/// Whether the client's ALPN list (wire format: length-prefixed names) offers `name`; the name's place in it.
+private func offered(_ name: StaticString, in input: UnsafePointer<UInt8>, count: Int) -> Int? {
+    let wanted = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+    var i = 0
+    while i < count {
+        let length = Int(input[i])
+        if length == wanted.count && i + length < count
+            && UnsafeRawBufferPointer(start: input + i + 1, count: length).elementsEqual(wanted)
+        {
+            return i + 1
+        }
+        i += 1 + length
+    }
+    return nil
+}
+
+/// ALPN on the REST port: "http/1.1" from the client's list, or refuse the handshake when the client offers only
+/// protocols this port does not speak. A client sending no ALPN at all (an older HTTP/1.1 client) is not asked.
+private let alpnSelectHTTP1:
+    @convention(c) (
+        OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?, UnsafeMutablePointer<UInt8>?,
+        UnsafePointer<UInt8>?, UInt32, UnsafeMutableRawPointer?
+    ) -> Int32 = { _, out, outlen, input, inlen, _ in
+        guard let input, let out, let outlen, let at = offered("http/1.1", in: input, count: Int(inlen)) else {
+            return SSL_TLSEXT_ERR_ALERT_FATAL
+        }
+        out.pointee = input + at
+        outlen.pointee = UInt8(8)
+        return SSL_TLSEXT_ERR_OK
+    }
 
 /// ALPN: pick "h2" from the client's list, or refuse the handshake (no fallback to HTTP/1.1).
 private let alpnSelect:
@@ -11,28 +43,31 @@ private let alpnSelect:
         OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?, UnsafeMutablePointer<UInt8>?,
         UnsafePointer<UInt8>?, UInt32, UnsafeMutableRawPointer?
     ) -> Int32 = { _, out, outlen, input, inlen, _ in
-        guard let input, let out, let outlen else { return SSL_TLSEXT_ERR_ALERT_FATAL }
-        var i = 0
-        let count = Int(inlen)
-        while i < count {
-            let length = Int(input[i])
-            if length == 2 && i + 2 < count && input[i + 1] == UInt8(ascii: "h") && input[i + 2] == UInt8(ascii: "2") {
-                out.pointee = input + i + 1
-                outlen.pointee = 2
-                return SSL_TLSEXT_ERR_OK
-            }
-            i += 1 + length
+        guard let input, let out, let outlen, let at = offered("h2", in: input, count: Int(inlen)) else {
+            return SSL_TLSEXT_ERR_ALERT_FATAL
         }
-        return SSL_TLSEXT_ERR_ALERT_FATAL
+        out.pointee = input + at
+        outlen.pointee = 2
+        return SSL_TLSEXT_ERR_OK
     }
 
 /// A server TLS context, shared read-only by every loop (OpenSSL contexts are thread-safe once set up).
 final class TLSContext: @unchecked Sendable {
+    /// The application protocol a context's connections speak, chosen by ALPN.
+    enum ApplicationProtocol {
+        /// gRPC's port: ALPN "h2" is required.
+        case http2
+        /// The REST port: ALPN "http/1.1", or none.
+        case http1
+    }
+
     let context: OpaquePointer
+    let applicationProtocol: ApplicationProtocol
 
     /// Loads the certificate chain and key (and CA bundle when client certificates are required).
     /// - Throws: `SwitchyardError.invalidArgument` naming the file and OpenSSL's reason.
-    init(settings: ServerConfiguration.TLSSettings) throws {
+    init(settings: ServerConfiguration.TLSSettings, protocol applicationProtocol: ApplicationProtocol = .http2) throws {
+        self.applicationProtocol = applicationProtocol
         guard let context = SSL_CTX_new(TLS_server_method()) else {
             throw SwitchyardError.internal("TLS: cannot create an OpenSSL context: \(openSSLErrors())")
         }
@@ -75,7 +110,10 @@ final class TLSContext: @unchecked Sendable {
             SSL_CTX_set_client_CA_list(context, names)
             SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
         }
-        SSL_CTX_set_alpn_select_cb(context, alpnSelect, nil)
+        switch applicationProtocol {
+        case .http2: SSL_CTX_set_alpn_select_cb(context, alpnSelect, nil)
+        case .http1: SSL_CTX_set_alpn_select_cb(context, alpnSelectHTTP1, nil)
+        }
     }
 
     deinit { SSL_CTX_free(context) }
@@ -86,5 +124,7 @@ typealias TLSSession = MemoryBIOSession
 
 extension MemoryBIOSession {
     /// A server session for one accepted connection.
-    convenience init?(context: TLSContext) { self.init(context: context.context, role: .server) }
+    convenience init?(context: TLSContext) {
+        self.init(context: context.context, role: .server, requiresH2: context.applicationProtocol == .http2)
+    }
 }

@@ -58,30 +58,17 @@ enum InferResponseEncoder {
             tensorPointers[index] = tensor
             if let placement = result.placements.isEmpty ? nil : result.placements[index] {
                 // Written into the client's region (validated to be large enough); the response says where.
-                let byteCount = output.values.count * (output.spec.dataType.elementSize ?? 4)
-                let bytes = arena.allocateRaw(byteCount)
-                output.values.withUnsafeBufferPointer { values in
-                    TensorConversion.fromFloat(output.spec.dataType, values, into: bytes)
-                }
-                // Only a full tmpfs refuses this (the region was checked at validation, and a truncated object
-                // grows back): the region then keeps what it held.
-                _ = placement.write(UnsafeRawBufferPointer(start: bytes, count: byteCount))
+                let byteCount = placement.write(output.values, as: output.spec.dataType)
                 let names = ["shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"]
-                let entries = arena.allocate(
-                    Inference__ModelInferResponse__InferOutputTensor__ParametersEntry.self,
-                    count: names.count
+                let (entries, entryPointers) = arena.mapEntries(
+                    names.count,
+                    inference__model_infer_response__infer_output_tensor__parameters_entry__init
                 )
                 let values = arena.allocate(Inference__InferParameter.self, count: names.count)
-                let entryPointers = arena.allocate(
-                    UnsafeMutablePointer<Inference__ModelInferResponse__InferOutputTensor__ParametersEntry>?.self,
-                    count: names.count
-                )
                 for slot in names.indices {
                     inference__infer_parameter__init(values + slot)
-                    inference__model_infer_response__infer_output_tensor__parameters_entry__init(entries + slot)
                     entries[slot].key = arena.string(names[slot])
                     entries[slot].value = values + slot
-                    entryPointers[slot] = entries + slot
                 }
                 values[0].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM
                 values[0].string_param = arena.string(placement.region.name)

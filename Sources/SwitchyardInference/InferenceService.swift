@@ -520,12 +520,17 @@ struct InferAnswer: Sendable {
                 outputs: call.returned(version.signature, outputs.tensors),
                 placements: call.returnedPlacements
             )
-            responder.send(
-                message: streaming
-                    ? InferResponseEncoder.encodeStream(.success(inferResult))
-                    : InferResponseEncoder.encode(inferResult),
-                metadata: trailers
-            )
+            if !streaming, let rest = responder as? RESTInferResponder {
+                // REST writes its answer from the result: no protobuf encoded only to be decoded again.
+                rest.send(result: inferResult, metadata: trailers)
+            } else {
+                responder.send(
+                    message: streaming
+                        ? InferResponseEncoder.encodeStream(.success(inferResult))
+                        : InferResponseEncoder.encode(inferResult),
+                    metadata: trailers
+                )
+            }
             // Bookkeeping after the response is on its way: the caller never waits for it.
             BanditReward.record(decision, succeeded: true, latencyNanoseconds: elapsed)
             // One copy of the outputs serves both the comparison and the monitor, made only when one wants it.

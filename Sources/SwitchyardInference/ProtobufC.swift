@@ -29,6 +29,21 @@ extension BumpAllocator {
         return raw.bindMemory(to: T.self, capacity: max(1, count))
     }
 
+    /// `count` entries of a protobuf-c map field, each set up by its `initialize` function, and the pointer array
+    /// the message holds; the caller fills in keys and values.
+    mutating func mapEntries<Entry>(
+        _ count: Int,
+        _ initialize: (UnsafeMutablePointer<Entry>) -> Void
+    ) -> (entries: UnsafeMutablePointer<Entry>, pointers: UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>) {
+        let entries = allocate(Entry.self, count: count)
+        let pointers = allocate(UnsafeMutablePointer<Entry>?.self, count: count)
+        for slot in 0..<count {
+            initialize(entries + slot)
+            pointers[slot] = entries + slot
+        }
+        return (entries, pointers)
+    }
+
     /// A C array holding `values`.
     mutating func array<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
         let pointer = allocate(T.self, count: values.count)

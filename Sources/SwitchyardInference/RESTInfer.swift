@@ -499,23 +499,13 @@ enum RESTInfer {
             tensor.pointee.shape = arena.array(input.shape)
             tensorPointers[index] = tensor
             if let placement = input.parameters?.sharedMemory {
-                let pairs = sharedMemoryParameters(placement, arena: &arena)
-                let entries = arena.allocate(
-                    Inference__ModelInferRequest__InferInputTensor__ParametersEntry.self,
-                    count: pairs.count
+                (tensor.pointee.n_parameters, tensor.pointee.parameters) = sharedMemoryMap(
+                    placement,
+                    inference__model_infer_request__infer_input_tensor__parameters_entry__init,
+                    key: \.key,
+                    value: \.value,
+                    arena: &arena
                 )
-                let pointers = arena.allocate(
-                    UnsafeMutablePointer<Inference__ModelInferRequest__InferInputTensor__ParametersEntry>?.self,
-                    count: pairs.count
-                )
-                for (slot, pair) in pairs.enumerated() {
-                    inference__model_infer_request__infer_input_tensor__parameters_entry__init(entries + slot)
-                    entries[slot].key = pair.key
-                    entries[slot].value = pair.value
-                    pointers[slot] = entries + slot
-                }
-                tensor.pointee.n_parameters = pairs.count
-                tensor.pointee.parameters = pointers
             }
             if let bytes = rawInputs[index] {
                 raw[rawCount] = bytes.withUnsafeBytes { arena.binary($0) }
@@ -541,26 +531,13 @@ enum RESTInfer {
             outputItems[index].name = arena.string(output.name)
             outputPointers[index] = outputItems + index
             if let placement = output.parameters?.sharedMemory {
-                let pairs = sharedMemoryParameters(placement, arena: &arena)
-                let entries = arena.allocate(
-                    Inference__ModelInferRequest__InferRequestedOutputTensor__ParametersEntry.self,
-                    count: pairs.count
+                (outputItems[index].n_parameters, outputItems[index].parameters) = sharedMemoryMap(
+                    placement,
+                    inference__model_infer_request__infer_requested_output_tensor__parameters_entry__init,
+                    key: \.key,
+                    value: \.value,
+                    arena: &arena
                 )
-                let pointers = arena.allocate(
-                    UnsafeMutablePointer<Inference__ModelInferRequest__InferRequestedOutputTensor__ParametersEntry>?
-                        .self,
-                    count: pairs.count
-                )
-                for (slot, pair) in pairs.enumerated() {
-                    inference__model_infer_request__infer_requested_output_tensor__parameters_entry__init(
-                        entries + slot
-                    )
-                    entries[slot].key = pair.key
-                    entries[slot].value = pair.value
-                    pointers[slot] = entries + slot
-                }
-                outputItems[index].n_parameters = pairs.count
-                outputItems[index].parameters = pointers
             }
         }
         message.n_outputs = outputs.count
@@ -570,14 +547,12 @@ enum RESTInfer {
         let parameters = (request.parameters ?? [:]).filter { $0.key != "binary_data_output" }.sorted {
             $0.key < $1.key
         }
-        let entries = arena.allocate(Inference__ModelInferRequest__ParametersEntry.self, count: parameters.count)
-        let entryPointers = arena.allocate(
-            UnsafeMutablePointer<Inference__ModelInferRequest__ParametersEntry>?.self,
-            count: parameters.count
+        let (entries, entryPointers) = arena.mapEntries(
+            parameters.count,
+            inference__model_infer_request__parameters_entry__init
         )
         let values = arena.allocate(Inference__InferParameter.self, count: parameters.count)
         for (index, (key, value)) in parameters.enumerated() {
-            inference__model_infer_request__parameters_entry__init(entries + index)
             inference__infer_parameter__init(values + index)
             switch value {
             case .bool(let flag):
@@ -608,11 +583,28 @@ enum RESTInfer {
             }
             entries[index].key = arena.string(key)
             entries[index].value = values + index
-            entryPointers[index] = entries + index
         }
         message.n_parameters = parameters.count
         message.parameters = entryPointers
         return packMessage(&message)
+    }
+
+    /// A tensor's parameter map holding its `shared_memory_*` parameters, for input and requested-output tensors
+    /// alike (protobuf-c gives each its own entry type): the entry count and the pointer array.
+    private static func sharedMemoryMap<Entry>(
+        _ placement: RESTInferRequest.SharedMemoryParameters,
+        _ initialize: (UnsafeMutablePointer<Entry>) -> Void,
+        key: WritableKeyPath<Entry, UnsafeMutablePointer<CChar>?>,
+        value: WritableKeyPath<Entry, UnsafeMutablePointer<Inference__InferParameter>?>,
+        arena: inout BumpAllocator
+    ) -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>) {
+        let pairs = sharedMemoryParameters(placement, arena: &arena)
+        let map = arena.mapEntries(pairs.count, initialize)
+        for (slot, pair) in pairs.enumerated() {
+            map.entries[slot][keyPath: key] = pair.key
+            map.entries[slot][keyPath: value] = pair.value
+        }
+        return (pairs.count, map.pointers)
     }
 
     /// A tensor's `shared_memory_*` parameters as keys and values in the arena, for its parameter map.
@@ -645,6 +637,83 @@ enum RESTInfer {
     }
 
     // MARK: Response
+
+    /// The REST answer straight from the inference result, with no protobuf in between: each output converted
+    /// once to the datatype the model declares, and written into the client's region where the request placed it.
+    static func response(
+        _ result: InferResult,
+        call: RESTInferCall,
+        metadata: [(name: String, value: String)]
+    ) -> HTTPResponse {
+        var outputs: [RESTInferResponse.Output] = []
+        outputs.reserveCapacity(result.outputs.count)
+        var binary: [UInt8] = []
+        for (index, output) in result.outputs.enumerated() {
+            let spec = output.spec
+            var shape = spec.shape.map(Int64.init)
+            if !shape.isEmpty { shape[0] = Int64(result.rows) }
+            var entry = RESTInferResponse.Output(name: spec.name, datatype: spec.dataType.rawValue, shape: shape)
+            if let placement = result.placements.isEmpty ? nil : result.placements[index] {
+                let byteCount = placement.write(output.values, as: spec.dataType)
+                entry.parameters = .init(
+                    sharedMemoryRegion: placement.region.name,
+                    sharedMemoryByteSize: Int64(byteCount),
+                    sharedMemoryOffset: Int64(placement.offset)
+                )
+            } else if call.binaryByDefault || call.binaryOutputs.contains(spec.name) {
+                let byteCount = output.values.count * (spec.dataType.elementSize ?? 4)
+                let start = binary.count
+                binary.append(contentsOf: repeatElement(0, count: byteCount))
+                binary.withUnsafeMutableBytes { raw in
+                    output.values.withUnsafeBufferPointer {
+                        TensorConversion.fromFloat(spec.dataType, $0, into: raw.baseAddress! + start)
+                    }
+                }
+                entry.parameters = .init(binaryDataSize: byteCount)
+            } else if spec.dataType == .fp32 {
+                entry.data = .floats(Array(output.values))
+            } else {
+                // Other datatypes as the client would read them from binary data: converted, then loaded as typed.
+                let byteCount = output.values.count * (spec.dataType.elementSize ?? 4)
+                var raw = [UInt8](repeating: 0, count: byteCount)
+                raw.withUnsafeMutableBytes { raw in
+                    output.values.withUnsafeBufferPointer {
+                        TensorConversion.fromFloat(spec.dataType, $0, into: raw.baseAddress!)
+                    }
+                }
+                entry.data = raw.withUnsafeBytes { values($0, datatype: spec.dataType) }
+            }
+            outputs.append(entry)
+        }
+        return answer(
+            RESTInferResponse(
+                modelName: result.modelName,
+                modelVersion: result.modelVersion,
+                id: result.id.isEmpty ? nil : result.id,
+                outputs: outputs
+            ),
+            binary: binary,
+            metadata: metadata
+        )
+    }
+
+    /// The JSON answer, followed by the binary outputs (with `Inference-Header-Content-Length`) when there are any.
+    private static func answer(
+        _ response: RESTInferResponse,
+        binary: [UInt8],
+        metadata: [(name: String, value: String)]
+    ) -> HTTPResponse {
+        var json = response.json()
+        var headers = metadata
+        if binary.isEmpty {
+            headers.append(("content-type", "application/json"))
+        } else {
+            headers.append(("content-type", "application/octet-stream"))
+            headers.append(("inference-header-content-length", String(json.count)))
+            json.append(contentsOf: binary)
+        }
+        return HTTPResponse(status: 200, headers: headers, body: json)
+    }
 
     /// A packed ModelInferResponse as the REST answer.
     static func response(
@@ -697,21 +766,16 @@ enum RESTInfer {
             outputs.append(entry)
         }
         let id = swiftString(response.id)
-        var json = RESTInferResponse(
-            modelName: swiftString(response.model_name),
-            modelVersion: swiftString(response.model_version),
-            id: id.isEmpty ? nil : id,
-            outputs: outputs
-        ).json()
-        var headers = metadata
-        if binary.isEmpty {
-            headers.append(("content-type", "application/json"))
-        } else {
-            headers.append(("content-type", "application/octet-stream"))
-            headers.append(("inference-header-content-length", String(json.count)))
-            json.append(contentsOf: binary)
-        }
-        return HTTPResponse(status: 200, headers: headers, body: json)
+        return answer(
+            RESTInferResponse(
+                modelName: swiftString(response.model_name),
+                modelVersion: swiftString(response.model_version),
+                id: id.isEmpty ? nil : id,
+                outputs: outputs
+            ),
+            binary: binary,
+            metadata: metadata
+        )
     }
 
     /// The `shared_memory_*` parameters of an output the gRPC path wrote into a region, or `nil`.
@@ -877,8 +941,14 @@ final class RESTInferResponder: GRPCResponder {
 
     var isCancelled: Bool { http.isCancelled }
 
+    /// The answer as InferenceService encoded it for gRPC (kept for any path that hands over a packed message).
     func send(message: [UInt8], metadata: [(name: String, value: String)]) {
         http.respond(RESTInfer.response(message, call: call, metadata: metadata))
+    }
+
+    /// The answer from the result itself: what InferAnswer hands a REST call, saving the protobuf round trip.
+    func send(result: InferResult, metadata: [(name: String, value: String)]) {
+        http.respond(RESTInfer.response(result, call: call, metadata: metadata))
     }
 
     func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {

@@ -269,4 +269,16 @@ struct SharedMemoryPlacement: Sendable {
 
     /// Writes an output's bytes at the placement; false when the system refused.
     func write(_ source: UnsafeRawBufferPointer) -> Bool { region.write(source, at: offset) }
+
+    /// Writes an output's FP32 values at the placement, converted to the datatype the model declares; returns the
+    /// byte count, which the answer reports. Only a full tmpfs refuses the write (the region was checked at
+    /// validation, and a truncated object grows back): the region then keeps what it held.
+    func write(_ values: ArraySlice<Float>, as dataType: DataType) -> Int {
+        let byteCount = values.count * (dataType.elementSize ?? 4)
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 16)
+        defer { bytes.deallocate() }
+        values.withUnsafeBufferPointer { TensorConversion.fromFloat(dataType, $0, into: bytes) }
+        _ = write(UnsafeRawBufferPointer(start: bytes, count: byteCount))
+        return byteCount
+    }
 }

@@ -42,16 +42,12 @@ struct SharedMemoryRPCs {
             inference__system_shared_memory_status_request__free_unpacked(request, nil)
             let listed = try regions.status(name)
             return withBumpAllocator { arena in
-                let entries = arena.allocate(
-                    Inference__SystemSharedMemoryStatusResponse__RegionsEntry.self,
-                    count: listed.count
+                let (entries, pointers) = arena.mapEntries(
+                    listed.count,
+                    inference__system_shared_memory_status_response__regions_entry__init
                 )
                 let statuses = arena.allocate(
                     Inference__SystemSharedMemoryStatusResponse__RegionStatus.self,
-                    count: listed.count
-                )
-                let pointers = arena.allocate(
-                    UnsafeMutablePointer<Inference__SystemSharedMemoryStatusResponse__RegionsEntry>?.self,
                     count: listed.count
                 )
                 for (index, region) in listed.enumerated() {
@@ -60,10 +56,8 @@ struct SharedMemoryRPCs {
                     statuses[index].key = arena.string(region.key)
                     statuses[index].offset = UInt64(region.offset)
                     statuses[index].byte_size = UInt64(region.byteSize)
-                    inference__system_shared_memory_status_response__regions_entry__init(entries + index)
                     entries[index].key = arena.string(region.name)
                     entries[index].value = statuses + index
-                    pointers[index] = entries + index
                 }
                 var response = Inference__SystemSharedMemoryStatusResponse()
                 inference__system_shared_memory_status_response__init(&response)

@@ -1,5 +1,6 @@
 // TLS over memory BIOs, shared by the server's connections and the load generator's: the owner moves ciphertext
-// between its socket and OpenSSL exactly as it moves plaintext into nghttp2, and both ends insist on ALPN "h2".
+// between its socket and OpenSSL exactly as it moves plaintext into its protocol. HTTP/2 ends insist on ALPN "h2";
+// the REST port's HTTP/1.1 sessions take "http/1.1" or no ALPN at all.
 // The contexts (certificates, verification) stay with their owners; this file owns the per-connection session.
 
 internal import COpenSSL
@@ -36,11 +37,14 @@ package final class MemoryBIOSession {
     private let input: OpaquePointer  // ciphertext from the socket
     private let output: OpaquePointer  // ciphertext for the socket
     private let role: Role
-    /// Whether the handshake completed and ALPN chose "h2".
+    /// Whether the handshake must end with ALPN "h2" (HTTP/2 connections) or may end with any protocol or none.
+    private let requiresH2: Bool
+    /// Whether the handshake completed (and, where required, ALPN chose "h2").
     package private(set) var established = false
 
-    /// Creates a session from an `SSL_CTX`; nil when OpenSSL cannot allocate one.
-    package init?(context: OpaquePointer, role: Role) {
+    /// Creates a session from an `SSL_CTX`; nil when OpenSSL cannot allocate one. `requiresH2` (the default) fails
+    /// a handshake that did not negotiate ALPN "h2"; the context's own ALPN callback governs the other case.
+    package init?(context: OpaquePointer, role: Role, requiresH2: Bool = true) {
         guard let ssl = SSL_new(context) else { return nil }
         guard let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
             SSL_free(ssl)
@@ -50,6 +54,7 @@ package final class MemoryBIOSession {
         self.input = input
         self.output = output
         self.role = role
+        self.requiresH2 = requiresH2
         SSL_set_bio(ssl, input, output)
         switch role {
         case .server: SSL_set_accept_state(ssl)
@@ -72,6 +77,10 @@ package final class MemoryBIOSession {
                 verify != X509_V_OK
                 ? " (\(peer) certificate: \(String(cString: X509_verify_cert_error_string(verify))))" : ""
             return .failed("TLS handshake failed: \(openSSLErrors())\(detail)")
+        }
+        guard requiresH2 else {
+            established = true
+            return .ok
         }
         var alpn: UnsafePointer<UInt8>? = nil
         var alpnLength: UInt32 = 0
