@@ -179,26 +179,28 @@ public struct MetricsRenderer: Sendable {
             }
         }
 
-        // Per version: every call's duration, and the time successful calls waited in the pool's queue.
-        let histograms: [(name: String, help: String, read: (VersionStatistics) -> (LatencyHistogram, UInt64))] = [
-            (
-                "switchyard_request_duration_seconds",
-                "Time from decode to response of inference calls that reached a pool, successful or failed.",
-                { ($0.latency, $0.counters.successNanoseconds &+ $0.counters.failureNanoseconds) }
-            ),
-            (
-                "switchyard_queue_wait_seconds",
-                "Time successful calls waited in the pool's queue before their batch ran.",
-                { ($0.queueWait, $0.counters.queueNanoseconds) }
-            ),
-        ]
-        for histogram in histograms {
-            out.family(histogram.name, "histogram", histogram.help)
+        // Per version: every call's duration, and the time successful calls waited in the pool's queue. Each family
+        // is declared by name here (scripts/check_deploy.py reads the declarations to check the dashboard's queries).
+        func histogramSamples(_ name: String, _ read: (VersionStatistics) -> (LatencyHistogram, UInt64)) {
             for (_, version, _) in versions {
-                let (counts, sum) = histogram.read(version.statistics)
-                out.histogram(histogram.name, labels(version), buckets: counts.bucketCounts, sumNanoseconds: sum)
+                let (counts, sum) = read(version.statistics)
+                out.histogram(name, labels(version), buckets: counts.bucketCounts, sumNanoseconds: sum)
             }
         }
+        out.family(
+            "switchyard_request_duration_seconds",
+            "histogram",
+            "Time from decode to response of inference calls that reached a pool, successful or failed."
+        )
+        histogramSamples("switchyard_request_duration_seconds") {
+            ($0.latency, $0.counters.successNanoseconds &+ $0.counters.failureNanoseconds)
+        }
+        out.family(
+            "switchyard_queue_wait_seconds",
+            "histogram",
+            "Time successful calls waited in the pool's queue before their batch ran."
+        )
+        histogramSamples("switchyard_queue_wait_seconds") { ($0.queueWait, $0.counters.queueNanoseconds) }
 
         out.family("switchyard_compute_seconds_total", "counter", "Engine time of executed batches, by work class.")
         for (_, version, pool) in versions {
