@@ -144,11 +144,19 @@ extension EventLoop {
     }
 
     /// Timeouts of HTTP/1.1 connections, visited once per sweep interval.
-    func sweepHTTP1(now: MonotonicInstant) {
+    /// The HTTP/1.1 half of the sweep: ends at most `budget` connections (counting it down), like the HTTP/2 half.
+    func sweepHTTP1(now: MonotonicInstant, budget: inout Int) {
         guard !http1Connections.isEmpty else { return }
         let limits = core.limits
         var closing: [HTTP1Connection] = []
+        let start = budget
+        var refused = 0
+        defer { budget = start - closing.count - refused }
         for connection in http1Connections.values where !connection.isClosed {
+            if closing.count + refused >= start {
+                nextSweep = now  // the rest next turn
+                break
+            }
             if let since = connection.stalledSince, now.nanoseconds(since: since) > stallTimeoutNanoseconds {
                 core.counters.connectionsThrottled.add(1, ordering: .relaxed)
                 closing.append(connection)
@@ -157,6 +165,7 @@ extension EventLoop {
             if connection.stopReading { continue }
             if let since = connection.headBegunAt, now.nanoseconds(since: since) > headerTimeoutNanoseconds {
                 core.counters.connectionsTimedOut.add(1, ordering: .relaxed)
+                refused += 1
                 connection.refuse(
                     (
                         408,
@@ -170,6 +179,7 @@ extension EventLoop {
             let quiet = now.nanoseconds(since: connection.lastActivity)
             if connection.inBody, let idle = idleTimeoutNanoseconds, quiet > idle {
                 core.counters.connectionsTimedOut.add(1, ordering: .relaxed)
+                refused += 1
                 connection.refuse(
                     (
                         408,

@@ -88,6 +88,11 @@ MAX_RSS_RETAINED_MIB = 128
 WARM_UP_SECONDS = 1.0
 # How long after an attack RSS may take to come back within 5 % of its start before "RSS after" is read anyway.
 RSS_SETTLE_SECONDS = 2.0
+# SWITCHYARD_HOSTILE_SEPARATE_CPUS=1 runs the attack on CPU 0 and the gateway with the well-behaved client on the
+# other CPUs, as when the attacker is another machine: on a 2-core box a flood written in Python otherwise takes a
+# whole core from the processes it is measuring, and the client's latency shows the attacker's CPU, not the
+# gateway's defence.
+SEPARATE_CPUS = os.environ.get("SWITCHYARD_HOSTILE_SEPARATE_CPUS") == "1" and len(os.sched_getaffinity(0)) >= 2
 
 
 @contextlib.contextmanager
@@ -122,13 +127,42 @@ class Outcome:
         self.seconds = 0.0
 
 
+@contextlib.contextmanager
+def served_cpus():
+    """With SEPARATE_CPUS, the gateway and the well-behaved client started inside inherit every CPU but the
+    first."""
+    if not SEPARATE_CPUS:
+        yield
+        return
+    everything = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, everything - {min(everything)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, everything)
+
+
+@contextlib.contextmanager
+def attacker_cpus():
+    """With SEPARATE_CPUS, the attack (this process) runs on the first CPU only."""
+    if not SEPARATE_CPUS:
+        yield
+        return
+    served = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(served | {0})})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, served)
+
+
 def run_case(name, attack, extra_config=""):
     """Starts a gateway, runs `attack(gw) -> verdict` beside a well-behaved client and an RSS sampler, and
     checks the client and the RSS."""
     outcome = Outcome(name)
-    with gateway(extra_config) as gw:
+    with served_cpus(), gateway(extra_config) as gw:
         pid = gw.process.pid
-        with WellBehavedClient(gw.address) as good:
+        with WellBehavedClient(gw.address) as good, attacker_cpus():
             time.sleep(WARM_UP_SECONDS)
             outcome.rss_before = rss_kib(pid)
             started = time.monotonic()
