@@ -51,6 +51,14 @@ int cswitchyard_trim_heap(void) {
 #endif
 }
 
+int cswitchyard_set_top_pad(int bytes) {
+#ifdef __GLIBC__
+    return mallopt(M_TOP_PAD, bytes);
+#else
+    return 0;
+#endif
+}
+
 int cswitchyard_set_mmap_threshold(int bytes) {
 #ifdef __GLIBC__
     return mallopt(M_MMAP_THRESHOLD, bytes);

@@ -30,6 +30,9 @@ int cswitchyard_trim_heap(void);
 /// when freed (glibc's M_MMAP_THRESHOLD, which also stops glibc from raising that threshold and its trim
 /// threshold as large buffers come and go). Returns 1 on success, 0 elsewhere.
 int cswitchyard_set_mmap_threshold(int bytes);
+/// Makes the allocator grow (and keep) its heaps by at least `bytes` beyond what a request needs (glibc's
+/// M_TOP_PAD), so a burst of small allocations grows a thread arena in few steps. Returns 1 on success, 0 elsewhere.
+int cswitchyard_set_top_pad(int bytes);
 /// Restricts the calling thread to the `count` CPUs in `cpus`. Returns 0, or an errno value.
 int cswitchyard_pin_thread(const int *cpus, int count);
 /// Writes the CPUs this process may run on (its main thread's affinity mask, which the gateway never
