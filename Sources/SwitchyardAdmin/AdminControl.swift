@@ -116,8 +116,8 @@ public final class AdminControl: Sendable {
         if let fleet {
             throw SwitchyardError(
                 .failedPrecondition,
-                "in fleet mode the routes live in etcd under \(fleet.prefix)/routes/ and the file's routes only seed "
-                    + "an empty fleet; change routes through the admin API (switchyard routes …)"
+                "in fleet mode the routes live in etcd under \(fleet.prefix)/routes/: a reload writes what the file "
+                    + "changed there in one transaction (reload(routes:…)), never this replica's table alone"
             )
         }
         return try changes.withLock { lastChanged throws(SwitchyardError) in

@@ -153,9 +153,13 @@ def test_feedback_no_replica_routed_asks_a_bounded_set_of_peers_at_once_and_is_c
             put = urllib.request.Request(etcd.endpoint + "/v3/kv/put", method="POST", data=json.dumps(
                 {"key": key, "value": base64.b64encode(value.encode()).decode()}).encode())
             urllib.request.urlopen(put, timeout=5).read()
-        deadline = time.time() + 5
-        while len(admin(c, "GET", "/v1/fleet")[1]["replicas"]) != 13:
-            assert time.time() < deadline, admin(c, "GET", "/v1/fleet")[1]
+        # Every replica in the view, each with the admin address it publishes once it serves.
+        deadline = time.time() + 10
+        while True:
+            listed = admin(c, "GET", "/v1/fleet")[1]["replicas"]
+            if len(listed) == 13 and all(replica["admin"] for replica in listed):
+                break
+            assert time.time() < deadline, listed
             time.sleep(0.05)
         before = forwarding_counters(c)
         with grpc.insecure_channel(c.address) as channel:
