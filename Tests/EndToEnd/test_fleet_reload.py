@@ -8,10 +8,12 @@ file changes nothing."""
 import base64
 import json
 import os
+import subprocess
 import time
 import urllib.request
 
 import pytest
+from conftest import binary
 from faults_support import copy_digits
 from test_admin import TOKEN, admin, wait_admin
 from test_fleet import ETCD, Etcd, trailer, wait_connected
@@ -169,3 +171,31 @@ def test_a_route_held_by_a_rollout_refuses_the_reload_and_an_invalid_file_change
     time.sleep(1.5)  # the watcher saw it too, and refused it
     assert weights(a) == before and len(audits(etcd)) == count
     assert "routes not reloaded; keeping the running ones" in a.output()
+
+
+def test_a_replica_publishes_the_admin_address_it_advertises_and_refuses_a_wildcard(fleet, start_gateway, tmp_path):
+    etcd, (a, _, _), _ = fleet
+    config = tmp_path / "d.yaml"
+    write_config(config, "d", etcd.endpoint, (50, 50))
+    repository = copy_digits(tmp_path)
+    # Peers are sent where a replica says it can be reached, not to its listen address.
+    d = start_gateway("--config", str(config), "--advertise-admin", "127.0.0.2:8002", repository=repository)
+    wait_admin(d)
+    try:
+        deadline = time.time() + 10
+        while True:
+            listed = {r["replica"]: r for r in admin(a, "GET", "/v1/fleet")[1]["replicas"]}
+            if listed.get("replica-d", {}).get("admin"):
+                break
+            assert time.time() < deadline, listed
+            time.sleep(0.05)
+        assert listed["replica-d"]["admin"] == "127.0.0.2:8002", listed["replica-d"]
+    finally:
+        d.stop()
+    # A wildcard cannot be reached by peers: refused, naming it.
+    out = subprocess.run(
+        [binary(), "serve", "--config", str(config), "--model-repository", str(repository), "--listen", "127.0.0.1:0",
+         "--rest-listen", "", "--admin-listen", "127.0.0.1:0", "--advertise-admin", "0.0.0.0:8002"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "--advertise-admin: '0.0.0.0:8002' is a wildcard address, which peers cannot reach" in out.stderr + out.stdout
