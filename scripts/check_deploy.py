@@ -305,7 +305,62 @@ def check_consistency(name, docs, report):
     for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"):
         if kind not in by_kind:
             problems.append(f"no {kind}")
+    problems += peer_admin_problems(gateway, ports, pod_labels, by_kind.get("NetworkPolicy", []), config or {})
     report.result(f"{name}: consistency", problems)
+
+
+def peer_admin_problems(gateway, ports, pod_labels, policies, config):
+    """Fleet mode: replicas forward feedback to each other's admin port, so each must advertise an address its peers
+    can reach (the pod IP through the downward API, not admin.listen's 0.0.0.0), and the network policy must let the
+    gateway's pods reach each other's admin port. Without a fleet no pod-to-pod admin traffic is allowed."""
+    problems = []
+    admin_port = ports.get("admin")
+    fleet = bool(config.get("cluster"))
+
+    def admits_peers(rule):
+        return any(matches(peer.get("podSelector", {}).get("matchLabels"), pod_labels) and not peer.get(
+            "namespaceSelector") for peer in rule.get("from", [])) and any(
+            p.get("port") in ("admin", admin_port) for p in rule.get("ports", []))
+
+    def reaches_peers(rule):
+        return any(matches(peer.get("podSelector", {}).get("matchLabels"), pod_labels)
+                   for peer in rule.get("to", [])) and any(
+            p.get("port") in ("admin", admin_port) for p in rule.get("ports", []))
+
+    ingress = any(admits_peers(rule) for policy in policies for rule in policy["spec"].get("ingress", []))
+    if not fleet:
+        if ingress:
+            problems.append("NetworkPolicy admits the gateway's own pods to the admin port, which only fleet mode needs")
+        return problems
+    if not ingress:
+        problems.append("fleet mode: no NetworkPolicy admits the gateway's pods to each other's admin port "
+                        "(forwarded feedback)")
+    for policy in policies:
+        if "Egress" in policy["spec"].get("policyTypes", []) and not any(
+                reaches_peers(rule) for rule in policy["spec"].get("egress") or []):
+            problems.append(f"fleet mode: NetworkPolicy {policy['metadata']['name']} lets no gateway pod reach a "
+                            "peer's admin port (forwarded feedback)")
+    args = gateway.get("args", [])
+    advertised = args[args.index("--advertise-admin") + 1] if "--advertise-admin" in args[:-1] else None
+    advertised = advertised or (config.get("cluster") or {}).get("advertise_admin")
+    if not advertised:
+        problems.append("fleet mode: the gateway advertises no admin address (--advertise-admin or "
+                        "cluster.advertise_admin); peers would be sent to admin.listen's wildcard address")
+        return problems
+    host, _, port = str(advertised).rpartition(":")
+    if port != str(admin_port):
+        problems.append(f"fleet mode: the advertised admin address {advertised} is not the container's admin port "
+                        f"{admin_port}")
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        problems.append(f"fleet mode: the advertised admin address {advertised} is a wildcard peers cannot reach")
+    variable = re.fullmatch(r"\$\((\w+)\)", host)
+    if variable:
+        env = {e["name"]: e for e in gateway.get("env", [])}
+        source = ((env.get(variable.group(1)) or {}).get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")
+        if source != "status.podIP":
+            problems.append(f"fleet mode: --advertise-admin uses $({variable.group(1)}), which is not the downward "
+                            "API's status.podIP")
+    return problems
 
 
 def check_etcd(name, docs, config, report):
@@ -770,8 +825,6 @@ def run_configured_gateway(binary, name, scratch, config, config_name, dashboard
                 notes.append("connected to etcd (switchyard_cluster_connected 1)")
             else:
                 problems.append("fleet mode: switchyard_cluster_connected never became 1 with etcd running")
-            if admin.get("watch_config"):
-                problems.append("admin.watch_config in fleet mode: the fleet's routes live in etcd, not the file")
         else:
             before = generation(admin_port, token)
             process.send_signal(signal.SIGHUP)

@@ -12,7 +12,7 @@ import Synchronization
 public final class AdminControl: Sendable {
     /// The routing table changed.
     public let routing: RoutingTable
-    private let catalog: @Sendable (String) -> ModelCatalogEntry?
+    let catalog: @Sendable (String) -> ModelCatalogEntry?
     private let modelNames: @Sendable () -> [String]
     private let audit: AuditLog?
     private let state: RouteStateFile?
@@ -23,6 +23,9 @@ public final class AdminControl: Sendable {
     private let changes = Mutex<[String: UInt64]>([:])
     /// Models whose route only their holder may change (a rollout in progress), with the reason given to others.
     private let holds = Mutex<[String: String]>([:])
+    /// Fleet mode: the configuration file's `routes:` as this replica last read them (at start, then at each reload
+    /// that went through), so that a reload sends the fleet what changed in the file, not the whole file.
+    let configurationRoutes = Mutex<[RouteConfiguration]?>(nil)
 
     /// Creates the control.
     /// - Parameters:
@@ -99,7 +102,8 @@ public final class AdminControl: Sendable {
         )
     }
 
-    /// Replaces every route (a configuration reload or the persisted state at start).
+    /// Replaces every route (a configuration reload or the persisted state at start) of a replica on its own; in
+    /// fleet mode a reload is `reload(routes:…)`, one transaction in etcd.
     /// - Returns: the new generation.
     /// - Throws: `invalidArgument` listing every problem (`routes[i]…`); nothing changes then.
     @discardableResult
@@ -112,8 +116,8 @@ public final class AdminControl: Sendable {
         if let fleet {
             throw SwitchyardError(
                 .failedPrecondition,
-                "in fleet mode the routes live in etcd under \(fleet.prefix)/routes/ and the file's routes only seed "
-                    + "an empty fleet; change routes through the admin API (switchyard routes …)"
+                "in fleet mode the routes live in etcd under \(fleet.prefix)/routes/: a reload writes what the file "
+                    + "changed there in one transaction (reload(routes:…)), never this replica's table alone"
             )
         }
         return try changes.withLock { lastChanged throws(SwitchyardError) in

@@ -6,6 +6,7 @@ import Hummingbird
 import SwitchyardCluster
 public import SwitchyardCore
 import SwitchyardRouting
+import Synchronization
 
 /// One operator change of one model's route, as the admin API receives it.
 public enum RouteChange: Sendable, Hashable {
@@ -89,7 +90,107 @@ extension AdminControl {
     }
 }
 
+/// What a configuration reload did.
+public struct ReloadOutcome: Sendable, Hashable {
+    /// The routing generation in force after it (in fleet mode the etcd revision of its transaction, or the
+    /// fleet's generation when there was nothing to write).
+    public var generation: UInt64
+    /// The models whose route the reload changed, in order.
+    public var changed: [String]
+    /// One line saying what happened, for the log and the answer.
+    public var summary: String
+}
+
 extension AdminControl {
+    /// Notes the configuration file's `routes:` as read at start, the base a fleet-mode reload compares the file
+    /// with (see `reload`).
+    public func noteConfigurationRoutes(_ routes: [RouteConfiguration]) {
+        configurationRoutes.withLock { $0 = routes }
+    }
+
+    /// Reloads the configuration file's `routes:`.
+    ///
+    /// On a replica on its own, the file's routes replace every route (`replaceAll`). In fleet mode the routes live
+    /// in etcd, so a reload never changes this replica alone: the models whose route *the file* changed since this
+    /// replica last read it (added, edited or removed in `routes:`) are written to the fleet in one transaction,
+    /// guarded by the revision of each of those routes this replica holds and by the absence of a rollout's hold,
+    /// with one `routes.reload` audit record in the same transaction; every replica's watch then swaps it in.
+    /// Routes the file did not change keep what the fleet has (changes made through the admin API stay), and a route
+    /// the fleet already has as the file says is not written again, so the same ConfigMap change reaching every
+    /// replica makes one change, not one per replica.
+    /// - Returns: the generation in force and the models changed.
+    /// - Throws: `invalidArgument` listing every problem of the file's routes; in fleet mode also
+    ///   `failedPrecondition` when a route to change is held by a rollout or changed since it was read (nothing is
+    ///   written; the file's base stays, so the next reload tries again), `unavailable` when etcd cannot be reached.
+    public func reload(routes: [RouteConfiguration], actor: String, reason: String?) async throws(SwitchyardError)
+        -> ReloadOutcome
+    {
+        guard let fleet else {
+            let old = routing.routes
+            let generation = try replaceAll(routes: routes, actor: actor, reason: reason)
+            let changed = Self.differences(old, routes)
+            return ReloadOutcome(
+                generation: generation,
+                changed: changed,
+                summary: "routes replaced by the file's: \(changed.isEmpty ? "none changed" : "changed \(changed)")"
+            )
+        }
+        let problems = RoutingTable.problems(in: routes, catalog: catalog)
+        guard problems.isEmpty else {
+            throw .invalidArgument("invalid routes:\n  " + problems.joined(separator: "\n  "))
+        }
+        guard let view = fleet.current else {
+            throw SwitchyardError(
+                .unavailable,
+                "the fleet's routes have not been read yet (\(fleet.connection.reason ?? "etcd unreachable")); "
+                    + "a reload in fleet mode changes the fleet's routes in etcd, so nothing was changed"
+            )
+        }
+        let base = configurationRoutes.withLock { $0 } ?? []
+        let inFile = Dictionary(routes.map { ($0.model, $0) }, uniquingKeysWith: { $1 })
+        let fileChanged = Self.differences(base, routes)
+        var writes: [String: RouteConfiguration?] = [:]
+        for model in fileChanged where view.routes[model]?.route != inFile[model] {
+            writes[model] = .some(inFile[model])
+        }
+        guard !writes.isEmpty else {
+            configurationRoutes.withLock { $0 = routes }
+            return ReloadOutcome(
+                generation: UInt64(max(0, view.revision)),
+                changed: [],
+                summary: fileChanged.isEmpty
+                    ? "fleet mode: the file's routes did not change since this replica read them; the fleet's routes "
+                        + "stay as they are"
+                    : "fleet mode: the fleet already has the file's new routes for \(fileChanged); nothing to write"
+            )
+        }
+        let models = writes.keys.sorted()
+        var audit = FleetAudit(
+            actor: actor,
+            action: "routes.reload",
+            model: nil,
+            reason: reason,
+            replica: fleet.replicaID
+        )
+        audit.oldRoutes = models.compactMap { view.routes[$0]?.route }
+        audit.newRoutes = models.compactMap { inFile[$0] }
+        let revision = try await fleet.commit(routes: writes, read: view, audit: audit)
+        configurationRoutes.withLock { $0 = routes }
+        return ReloadOutcome(
+            generation: UInt64(revision),
+            changed: models,
+            summary: "fleet mode: the file changed the routes of \(models); written to the fleet in one transaction "
+                + "(routes the file did not change keep the fleet's)"
+        )
+    }
+
+    /// The models whose route differs between `old` and `new` (present in one only, or different), in order.
+    public static func differences(_ old: [RouteConfiguration], _ new: [RouteConfiguration]) -> [String] {
+        let before = Dictionary(old.map { ($0.model, $0) }, uniquingKeysWith: { $1 })
+        let after = Dictionary(new.map { ($0.model, $0) }, uniquingKeysWith: { $1 })
+        return Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }.sorted()
+    }
+
     /// The route `change` makes of the current one (`nil`: there is none); `nil` removes the route.
     static func transform(
         _ change: RouteChange

@@ -21,7 +21,9 @@ import SwitchyardRouting
 import SwitchyardSink
 import Synchronization
 
-/// A fleet rollout as stored in etcd.
+/// A fleet rollout as stored in etcd: the state every rollout keeps (its fields at the top level of the JSON object),
+/// and what judging the step across replicas needs.
+@dynamicMemberLookup
 struct FleetRolloutRecord: Sendable, Hashable, Codable {
     /// One replica's cumulative counters at the step's start.
     struct Base: Sendable, Hashable, Codable {
@@ -32,29 +34,46 @@ struct FleetRolloutRecord: Sendable, Hashable, Codable {
         var agreed: UInt64
     }
 
-    var model: String
-    var plan: RolloutPlan
-    var phase: RolloutPhase
-    var step: Int
+    var state: RolloutState
     /// When the step started, in seconds since 1970 (replicas share wall time, not a monotonic clock).
     var stepStartedAt: Double
     /// Per replica publishing at the step's start.
     var base: [String: Base]
-    var sticky: RouteConfiguration.StickyKey?
-    var otherShadow: RouteConfiguration.ShadowSettings?
-    var detail: String
-    var startedAt: String
-    var actor: String
     /// The replica that wrote this state.
     var writtenBy: String
-    var events: [RolloutStatus.Event]
 
-    var canaryWeight: Double {
-        switch phase {
-        case .completed: 100
-        case .rolledBack, .aborted: 0
-        case .running, .paused: plan.steps[step]
-        }
+    init(state: RolloutState, stepStartedAt: Double, base: [String: Base], writtenBy: String) {
+        self.state = state
+        self.stepStartedAt = stepStartedAt
+        self.base = base
+        self.writtenBy = writtenBy
+    }
+
+    subscript<Value>(dynamicMember keyPath: WritableKeyPath<RolloutState, Value>) -> Value {
+        get { state[keyPath: keyPath] }
+        set { state[keyPath: keyPath] = newValue }
+    }
+
+    var canaryWeight: Double { state.canaryWeight }
+
+    private enum CodingKeys: String, CodingKey {
+        case stepStartedAt, base, writtenBy
+    }
+
+    init(from decoder: any Decoder) throws {
+        state = try RolloutState(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        stepStartedAt = try c.decode(Double.self, forKey: .stepStartedAt)
+        base = try c.decode([String: Base].self, forKey: .base)
+        writtenBy = try c.decode(String.self, forKey: .writtenBy)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try state.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(stepStartedAt, forKey: .stepStartedAt)
+        try c.encode(base, forKey: .base)
+        try c.encode(writtenBy, forKey: .writtenBy)
     }
 }
 
@@ -180,25 +199,12 @@ public final class FleetRollouts: Sendable {
         let original = fleet.current?.routes[model]?.route
         let detail = "step 1/\(plan.steps.count): canary \(number(plan.steps[0]))%"
         var record = FleetRolloutRecord(
-            model: model,
-            plan: plan,
-            phase: .running,
-            step: 0,
+            state: RolloutState(model: model, plan: plan, original: original, detail: detail, actor: actor),
             stepStartedAt: Date().timeIntervalSince1970,
             base: aggregates.mapValues { .init($0, model: model, plan: plan) },
-            sticky: original?.sticky,
-            otherShadow: original?.shadow.flatMap { shadow in
-                shadow.version.map { [plan.baseline, plan.canary].contains($0) } == false ? shadow : nil
-            },
-            detail: detail,
-            startedAt: AdminControl.now(),
-            actor: actor,
-            writtenBy: fleet.replicaID,
-            events: []
+            writtenBy: fleet.replicaID
         )
-        record.events.append(
-            .init(time: AdminControl.now(), event: "start", canaryWeight: plan.steps[0], detail: detail)
-        )
+        record.state.record("start", detail)
         let route = Self.route(for: record, canaryWeight: plan.steps[0], mirror: true)
         try control.validate(route)
         let hold = "a rollout of version \(plan.canary) is in progress; pause or abort it (/v1/rollouts/\(model))"
@@ -263,9 +269,7 @@ public final class FleetRollouts: Sendable {
             }
             record.detail = "\(action): \(detail)"
             record.writtenBy = fleet.replicaID
-            record.events.append(
-                .init(time: AdminControl.now(), event: action, canaryWeight: record.canaryWeight, detail: detail)
-            )
+            record.state.record(action, detail)
             operations.insert(.put(key: fleet.rolloutKey(model), value: try encode(record)), at: 0)
             let result = try await fleet.transact(
                 compare: [.modRevision(fleet.rolloutKey(model), equals: stored.modRevision)],
@@ -524,9 +528,7 @@ public final class FleetRollouts: Sendable {
         }
         record.detail = detail
         record.writtenBy = fleet.replicaID
-        record.events.append(
-            .init(time: AdminControl.now(), event: event, canaryWeight: record.canaryWeight, detail: detail)
-        )
+        record.state.record(event, detail)
         operations.insert(.put(key: fleet.rolloutKey(record.model), value: try encode(record)), at: 0)
         let result = try await fleet.transact(
             compare: [
@@ -552,13 +554,7 @@ public final class FleetRollouts: Sendable {
 
     /// The route of a rollout at a canary weight.
     static func route(for record: FleetRolloutRecord, canaryWeight: Double, mirror: Bool) -> RouteConfiguration {
-        record.plan.route(
-            model: record.model,
-            canaryWeight: canaryWeight,
-            mirror: mirror,
-            sticky: record.sticky,
-            otherShadow: record.otherShadow
-        )
+        record.state.route(canaryWeight: canaryWeight, mirror: mirror)
     }
 
     private func audit(

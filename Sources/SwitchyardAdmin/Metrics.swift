@@ -116,7 +116,8 @@ public struct MetricsRenderer: Sendable {
         sink: ComparisonSink?,
         frontEnd: FrontEndCounters?,
         ready: Bool,
-        cluster: FleetConnection? = nil
+        cluster: FleetConnection? = nil,
+        feedback: FleetFeedbackCounters? = nil
     ) -> String {
         var out = PrometheusText()
         out.family("switchyard_build_info", "gauge", "Build information; always 1.")
@@ -133,11 +134,39 @@ public struct MetricsRenderer: Sendable {
             )
             out.sample("switchyard_cluster_connected", [], cluster.connected ? 1 : 0)
         }
+        if let feedback { renderFleetFeedback(feedback, into: &out) }
         renderModels(registry, into: &out)
         renderFrontEnd(frontEnd, into: &out)
         renderShadow(sink, into: &out)
         renderBandits(routing, into: &out)
         return out.text
+    }
+
+    /// Fleet mode: what became of the `Feedback/Report`s forwarded to peers, and of the peers asked.
+    private func renderFleetFeedback(_ feedback: FleetFeedbackCounters, into out: inout PrometheusText) {
+        out.family(
+            "switchyard_fleet_feedback_forwarded_total",
+            "counter",
+            "Fleet mode: Feedback/Reports for calls this replica did not route, forwarded to peers, by outcome "
+                + "(shed: not forwarded, too many forwards under way)."
+        )
+        for (outcome, count) in [
+            ("applied", feedback.applied), ("late", feedback.late), ("unknown", feedback.unknown),
+            ("shed", feedback.shed),
+        ] {
+            out.sample("switchyard_fleet_feedback_forwarded_total", [("outcome", outcome)], count)
+        }
+        out.family(
+            "switchyard_fleet_feedback_peers_total",
+            "counter",
+            "Fleet mode: peers of forwarded Feedback/Reports: asked, skipped (over the per-report cap), failed "
+                + "(refused, unreachable or silent past the report's time)."
+        )
+        for (result, count) in [
+            ("asked", feedback.peersAsked), ("skipped", feedback.peersSkipped), ("failed", feedback.peerErrors),
+        ] {
+            out.sample("switchyard_fleet_feedback_peers_total", [("result", result)], count)
+        }
     }
 
     private func renderModels(_ registry: ModelRegistry, into out: inout PrometheusText) {

@@ -40,7 +40,8 @@ extension AdminServer {
                 sink: server.sink,
                 frontEnd: server.frontEnd(),
                 ready: server.isReady(),
-                cluster: server.control.fleet?.connection
+                cluster: server.control.fleet?.connection,
+                feedback: server.control.fleet?.feedbackCounters
             )
             text += server.metrics.renderMonitor(server.monitor)
             text += server.metrics.renderTenants(server.tenants)

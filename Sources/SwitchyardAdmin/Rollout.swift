@@ -339,3 +339,77 @@ func milliseconds(_ value: Double) -> String { number((value * 100).rounded() / 
 func number(_ value: Double) -> String {
     value.compactDescription
 }
+
+/// What every rollout keeps, whoever drives it: a replica on its own (`RolloutController`, in memory) or the fleet's
+/// elected leader (`FleetRolloutRecord`, in etcd). One type, so that what a rollout carries from the route it
+/// replaced (sticky key, another version's shadow, the fallback) and the weight of each phase cannot drift apart
+/// between the two.
+struct RolloutState: Sendable, Hashable, Codable {
+    var model: String
+    var plan: RolloutPlan
+    /// `running` → (`paused` ↔ `running`) → `completed` | `rolledBack` | `aborted`.
+    var phase: RolloutPhase
+    /// The current step, an index into `plan.steps`.
+    var step: Int
+    /// The original route's sticky key, kept by every step's route.
+    var sticky: RouteConfiguration.StickyKey?
+    /// The original route's shadow of a version outside the rollout, kept by every step's route.
+    var otherShadow: RouteConfiguration.ShadowSettings?
+    /// The original route's fallback when it falls back to the rollout's baseline: the canary's failed calls are
+    /// answered by the baseline while the gates still count them against the canary.
+    var fallback: RouteConfiguration.FallbackSettings?
+    /// The latest decision or action, in words.
+    var detail: String
+    /// ISO 8601 UTC time of the start.
+    var startedAt: String
+    /// Who started it.
+    var actor: String
+    var events: [RolloutStatus.Event]
+
+    /// A rollout of `plan` on `model` at its first step, keeping what it can of `original`, the route it replaces.
+    init(model: String, plan: RolloutPlan, original: RouteConfiguration?, detail: String, actor: String) {
+        self.model = model
+        self.plan = plan
+        self.phase = .running
+        self.step = 0
+        self.sticky = original?.sticky
+        self.otherShadow = original?.shadow.flatMap { shadow in
+            shadow.version.map { [plan.baseline, plan.canary].contains($0) } == false ? shadow : nil
+        }
+        self.fallback = original?.fallback.flatMap { fallback in
+            [RouteConfiguration.FallbackSettings.baseline, plan.baseline].contains(fallback.to) ? fallback : nil
+        }
+        self.detail = detail
+        self.startedAt = AdminControl.now()
+        self.actor = actor
+        self.events = []
+    }
+
+    /// The canary's weight in this phase: the step's while active, everything once completed, nothing once ended
+    /// otherwise.
+    var canaryWeight: Double {
+        switch phase {
+        case .completed: 100
+        case .rolledBack, .aborted: 0
+        case .running, .paused: plan.steps[step]
+        }
+    }
+
+    /// The route at `canaryWeight`: the canary split with the original route's sticky key, fallback and other
+    /// shadow; with `mirror` (while running) the canary mirrors the baseline's calls for the agreement gate.
+    func route(canaryWeight: Double, mirror: Bool) -> RouteConfiguration {
+        plan.route(
+            model: model,
+            canaryWeight: canaryWeight,
+            mirror: mirror,
+            sticky: sticky,
+            otherShadow: otherShadow,
+            fallback: fallback
+        )
+    }
+
+    /// Appends `event` at the current canary weight.
+    mutating func record(_ event: String, _ detail: String) {
+        events.append(.init(time: AdminControl.now(), event: event, canaryWeight: canaryWeight, detail: detail))
+    }
+}

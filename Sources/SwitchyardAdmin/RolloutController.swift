@@ -14,33 +14,22 @@ import Synchronization
 
 /// Starts, advances, rolls back, pauses, resumes and aborts rollouts.
 public final class RolloutController: Sendable {
+    /// A rollout on this replica: the state every rollout keeps, and the step's window measured here.
+    @dynamicMemberLookup
     private struct Rollout: Sendable {
-        var model: String
-        var plan: RolloutPlan
-        var phase: RolloutPhase
-        var step: Int
+        var state: RolloutState
         var stepStartedAt: MonotonicInstant
         var stepCounters: RolloutCounters
         /// The baseline's counters at the step's start, for the gates that compare with it.
         var baselineStepCounters: RolloutCounters
-        var sticky: RouteConfiguration.StickyKey?
-        var otherShadow: RouteConfiguration.ShadowSettings?
-        /// The original route's fallback when it falls back to the rollout's baseline: the canary's failed calls
-        /// are answered by the baseline while the gates still count them against the canary.
-        var fallback: RouteConfiguration.FallbackSettings?
-        var detail: String
         var lastWindow: RolloutCounters
-        var startedAt: String
-        var actor: String
-        var events: [RolloutStatus.Event]
 
-        var canaryWeight: Double {
-            switch phase {
-            case .completed: 100
-            case .rolledBack, .aborted: 0
-            case .running, .paused: plan.steps[step]
-            }
+        subscript<Value>(dynamicMember keyPath: WritableKeyPath<RolloutState, Value>) -> Value {
+            get { state[keyPath: keyPath] }
+            set { state[keyPath: keyPath] = newValue }
         }
+
+        var canaryWeight: Double { state.canaryWeight }
     }
 
     private let control: AdminControl
@@ -115,25 +104,11 @@ public final class RolloutController: Sendable {
             }
             let original = control.routing.route(for: model)
             var rollout = Rollout(
-                model: model,
-                plan: plan,
-                phase: .running,
-                step: 0,
+                state: RolloutState(model: model, plan: plan, original: original, detail: "started", actor: actor),
                 stepStartedAt: clock(),
                 stepCounters: counters(model: model, plan: plan),
                 baselineStepCounters: baselineCounters(model: model, plan: plan),
-                sticky: original?.sticky,
-                otherShadow: original?.shadow.flatMap { shadow in
-                    shadow.version.map { [plan.baseline, plan.canary].contains($0) } == false ? shadow : nil
-                },
-                fallback: original?.fallback.flatMap { fallback in
-                    [RouteConfiguration.FallbackSettings.baseline, plan.baseline].contains(fallback.to) ? fallback : nil
-                },
-                detail: "started",
-                lastWindow: RolloutCounters(calls: 0, failures: 0, latencyBuckets: [], compared: 0, agreed: 0),
-                startedAt: AdminControl.now(),
-                actor: actor,
-                events: []
+                lastWindow: RolloutCounters(calls: 0, failures: 0, latencyBuckets: [], compared: 0, agreed: 0)
             )
             try control.hold(
                 model: model,
@@ -380,14 +355,7 @@ public final class RolloutController: Sendable {
     // MARK: Helpers
 
     private func route(for rollout: Rollout, canaryWeight: Double, mirror: Bool) -> RouteConfiguration {
-        rollout.plan.route(
-            model: rollout.model,
-            canaryWeight: canaryWeight,
-            mirror: mirror,
-            sticky: rollout.sticky,
-            otherShadow: rollout.otherShadow,
-            fallback: rollout.fallback
-        )
+        rollout.state.route(canaryWeight: canaryWeight, mirror: mirror)
     }
 
     private func counters(model: String, plan: RolloutPlan) -> RolloutCounters {
@@ -442,9 +410,7 @@ public final class RolloutController: Sendable {
     }
 
     private func record(_ rollout: inout Rollout, _ event: String, _ detail: String) {
-        rollout.events.append(
-            .init(time: AdminControl.now(), event: event, canaryWeight: rollout.canaryWeight, detail: detail)
-        )
+        rollout.state.record(event, detail)
         logger.notice(
             "rollout \(event)",
             metadata: [

@@ -64,13 +64,17 @@ extension AdminServer {
             } catch {
                 throw AdminHTTPError(.badRequest, "configuration not reloaded; the running routes stay: \(error)")
             }
-            let generation = try server.perform { () throws(SwitchyardError) in
-                try server.control.replaceAll(
+            let outcome: ReloadOutcome
+            do throws(SwitchyardError) {
+                outcome = try await server.control.reload(
                     routes: routes,
                     actor: context.actor,
                     reason: reason ?? "configuration reloaded"
                 )
+            } catch {
+                throw AdminHTTPError(error)
             }
+            let generation = outcome.generation
             server.logChange("routes.reload", model: "*", actor: context.actor, generation: generation)
             return Self.json(RoutesResponse(generation: generation, routes: server.control.routing.routes))
         }

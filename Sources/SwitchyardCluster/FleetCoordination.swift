@@ -17,6 +17,7 @@ import NIOCore
 import NIOHTTP1
 import SwitchyardAdminAPI
 public import SwitchyardCore
+import Synchronization
 
 /// Cumulative counters of one model version on one replica since the replica started.
 public struct FleetVersionCounters: Sendable, Hashable, Codable {
@@ -237,56 +238,171 @@ extension FleetRoutes {
     }
 }
 
+/// What became of the `Feedback/Report`s this replica forwarded to its peers (cumulative since it started).
+public struct FleetFeedbackCounters: Sendable, Hashable {
+    /// Reports a peer knew and applied.
+    public var applied: UInt64 = 0
+    /// Reports a peer knew but had already stopped waiting for (its window closed).
+    public var late: UInt64 = 0
+    /// Reports no asked peer knew, or that no peer answered in time.
+    public var unknown: UInt64 = 0
+    /// Reports not forwarded because `maxInFlight` forwards were already under way (answered UNKNOWN at once).
+    public var shed: UInt64 = 0
+    /// Peers asked, over every report.
+    public var peersAsked: UInt64 = 0
+    /// Peers not asked because a report asks at most `maxPeers`.
+    public var peersSkipped: UInt64 = 0
+    /// Peers that failed or did not answer within the report's time.
+    public var peerErrors: UInt64 = 0
+
+    /// Creates counters.
+    public init() {}
+}
+
+/// How far a forwarded `Feedback/Report` may reach: the peers asked at once, the time the whole report may take, and
+/// the reports under way at once.
+public struct FleetFeedbackLimits: Sendable, Hashable {
+    /// Peers asked per report, at once (default 8); the others are counted as skipped.
+    public var maxPeers: Int
+    /// The time one report may take, over every peer asked (default 1 s); a peer still silent then counts as an error.
+    public var timeout: Duration
+    /// Reports forwarded at once (default 64); a report beyond it is answered UNKNOWN at once and counted as shed.
+    public var maxInFlight: Int
+
+    /// Creates limits.
+    public init(maxPeers: Int = 8, timeout: Duration = .seconds(1), maxInFlight: Int = 64) {
+        self.maxPeers = maxPeers
+        self.timeout = timeout
+        self.maxInFlight = maxInFlight
+    }
+}
+
+/// The feedback forwarding state of one replica: its counters and the forwards under way.
+final class FleetFeedbackLedger: Sendable {
+    let counters = Mutex(FleetFeedbackCounters())
+    let inFlight = Atomic<Int>(0)
+}
+
 extension FleetRoutes {
-    /// Delivers a `Feedback/Report` this replica cannot join to the replica that routed the call: asks every other
-    /// replica's admin API (`POST /v1/fleet/feedback`, which answers from its own ledger and never forwards) until
-    /// one knows the call.
+    /// What became of the reports this replica forwarded.
+    public var feedbackCounters: FleetFeedbackCounters { feedbackLedger.counters.withLock { $0 } }
+
+    /// Delivers a `Feedback/Report` this replica cannot join to the replica that routed the call: asks other
+    /// replicas' admin APIs (`POST /v1/fleet/feedback`, which answers from its own ledger and never forwards) at once,
+    /// at most `limits.maxPeers` of them (in an order that changes per report, so no peer carries every report), and
+    /// takes the first that knows the call; the others are cancelled. The whole report takes at most
+    /// `limits.timeout`, and at most `limits.maxInFlight` reports are forwarded at once. Every outcome is counted
+    /// (`feedbackCounters`).
     /// - Parameters:
     ///   - token: the admin bearer token the fleet's replicas share (`nil`: none).
-    ///   - timeout: how long each peer may take.
-    /// - Returns: the outcome at the replica that knew the call (`applied` or `late`), `nil` when none did or no peer
-    ///   could be reached.
+    ///   - limits: the bounds.
+    /// - Returns: the outcome at the replica that knew the call (`applied` or `late`), `nil` when none did, none
+    ///   answered in time, or the report was shed.
     public func forwardFeedback(
         requestID: String,
         reward: Double,
         token: String?,
-        timeout: Duration = .seconds(2)
+        limits: FleetFeedbackLimits = FleetFeedbackLimits()
     ) async -> String? {
-        guard let peers = try? await replicas() else { return nil }
-        let body: Data
-        do { body = try JSONEncoder.sorted.encode(FleetFeedback(requestID: requestID, reward: reward)) } catch {
+        let ledger = feedbackLedger
+        guard ledger.inFlight.add(1, ordering: .relaxed).newValue <= limits.maxInFlight else {
+            ledger.inFlight.subtract(1, ordering: .relaxed)
+            ledger.counters.withLock { $0.shed += 1 }
             return nil
         }
-        for peer in peers where peer.replica != replicaID && !peer.admin.isEmpty {
-            var request = HTTPClientRequest(url: "http://\(peer.admin)/v1/fleet/feedback")
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-            request.body = .bytes(ByteBuffer(bytes: body))
-            do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
-                let bytes = try await response.body.collect(upTo: 64 * 1024)
-                guard response.status == .ok,
-                    let answer = try? JSONDecoder().decode(
-                        FleetFeedbackOutcome.self,
-                        from: Data(bytes.readableBytesView)
-                    )
-                else {
-                    logger.warning(
-                        "a peer refused forwarded feedback",
-                        metadata: ["peer": "\(peer.replica)", "status": "\(response.status.code)"]
-                    )
-                    continue
-                }
-                if answer.outcome != "unknown" { return answer.outcome }
-            } catch {
-                logger.warning(
-                    "a peer did not answer forwarded feedback",
-                    metadata: ["peer": "\(peer.replica)", "reason": "\(error)"]
-                )
+        defer { ledger.inFlight.subtract(1, ordering: .relaxed) }
+        let outcome = await forward(requestID: requestID, reward: reward, token: token, limits: limits)
+        ledger.counters.withLock { counters in
+            switch outcome {
+            case "applied": counters.applied += 1
+            case "late": counters.late += 1
+            default: counters.unknown += 1
             }
         }
-        return nil
+        return outcome
+    }
+
+    private func forward(
+        requestID: String,
+        reward: Double,
+        token: String?,
+        limits: FleetFeedbackLimits
+    ) async -> String? {
+        guard let listed = try? await replicas() else { return nil }
+        let peers = listed.filter { $0.replica != replicaID && !$0.admin.isEmpty }.shuffled()
+        let asked = Array(peers.prefix(max(0, limits.maxPeers)))
+        feedbackLedger.counters.withLock { counters in
+            counters.peersAsked += UInt64(asked.count)
+            counters.peersSkipped += UInt64(peers.count - asked.count)
+        }
+        guard !asked.isEmpty,
+            let body = try? JSONEncoder.sorted.encode(FleetFeedback(requestID: requestID, reward: reward))
+        else { return nil }
+        let deadline = ContinuousClock.now + limits.timeout
+        return await withTaskGroup(of: String?.self) { group in
+            for peer in asked {
+                group.addTask { await self.ask(peer, body: body, token: token, deadline: deadline) }
+            }
+            // A silent peer must not hold the report past its time, whatever the HTTP client does.
+            group.addTask {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                return "timeout"
+            }
+            var pending = asked.count
+            while pending > 0, let answer = await group.next() {
+                if answer == "timeout" {
+                    feedbackLedger.counters.withLock { $0.peerErrors += UInt64(pending) }
+                    logger.warning(
+                        "forwarded feedback: peers did not answer in time",
+                        metadata: ["peers": "\(pending)", "timeout": "\(limits.timeout)"]
+                    )
+                    group.cancelAll()
+                    return nil
+                }
+                pending -= 1
+                if let answer, answer != "unknown" {
+                    group.cancelAll()
+                    return answer
+                }
+            }
+            group.cancelAll()
+            return nil
+        }
+    }
+
+    /// One peer's answer (`applied`, `late`, `unknown`), `nil` when it failed (counted and logged).
+    private func ask(_ peer: FleetReplica, body: Data, token: String?, deadline: ContinuousClock.Instant) async
+        -> String?
+    {
+        var request = HTTPClientRequest(url: "http://\(peer.admin)/v1/fleet/feedback")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let left = max(.milliseconds(1), deadline - ContinuousClock.now)
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(left.nanoseconds))
+            let bytes = try await response.body.collect(upTo: 64 * 1024)
+            guard response.status == .ok,
+                let answer = try? JSONDecoder().decode(FleetFeedbackOutcome.self, from: Data(bytes.readableBytesView))
+            else {
+                feedbackLedger.counters.withLock { $0.peerErrors += 1 }
+                logger.warning(
+                    "a peer refused forwarded feedback",
+                    metadata: ["peer": "\(peer.replica)", "status": "\(response.status.code)"]
+                )
+                return nil
+            }
+            return answer.outcome
+        } catch {
+            if Task.isCancelled { return nil }
+            feedbackLedger.counters.withLock { $0.peerErrors += 1 }
+            logger.warning(
+                "a peer did not answer forwarded feedback",
+                metadata: ["peer": "\(peer.replica)", "reason": "\(error)"]
+            )
+            return nil
+        }
     }
 }
 

@@ -82,6 +82,8 @@ public final class FleetRoutes: Sendable {
     private let describe = Mutex<(@Sendable () -> FleetReplica)?>(nil)
     /// The lease this replica's presence is attached to (0 while it has none); its leased keys share it.
     private let presenceLease = Atomic<Int64>(0)
+    /// Forwarded `Feedback/Report`s: counters and the forwards under way (FleetCoordination.swift).
+    let feedbackLedger = FleetFeedbackLedger()
 
     /// Creates the view; `run(seed:)` fills it.
     /// - Parameters:
@@ -414,6 +416,76 @@ public final class FleetRoutes: Sendable {
         return result.revision
     }
 
+    /// Sets several models' routes in one transaction (a configuration reload): each model's route is replaced (a
+    /// route) or removed (`nil`), guarded by the revision of that route in `read` (the view its writer compared the
+    /// file with) and by the absence of a rollout's hold on it, with `audit` written in the same transaction; then
+    /// waits (up to `applyTimeout`) until this replica's view shows the change.
+    /// - Returns: the change's revision: the fleet's new routing generation.
+    /// - Throws: `unavailable` when the store is not connected (with the reason); `failedPrecondition` when a route
+    ///   changed since `read` or is held by a rollout, naming the model; nothing changes then.
+    public func commit(
+        routes changes: [String: RouteConfiguration?],
+        read: FleetRouteState,
+        audit: FleetAudit,
+        applyTimeout: Duration = .seconds(2)
+    ) async throws(SwitchyardError) -> Int64 {
+        let connection = connection
+        guard connection.connected else {
+            throw SwitchyardError(
+                .unavailable,
+                "route changes are refused while the fleet's store is unreachable (\(connection.reason ?? "unknown")); "
+                    + "traffic keeps the last routes"
+            )
+        }
+        let models = changes.keys.sorted()
+        var compare: [EtcdCompare] = []
+        var success: [EtcdOperation] = []
+        var failure: [EtcdOperation] = []
+        for model in models {
+            compare += [
+                .modRevision(routeKey(model), equals: read.routes[model]?.modRevision ?? 0),
+                .createRevision(holdKey(model), equals: 0),
+            ]
+            if let route = changes[model] ?? nil {
+                success.append(.put(key: routeKey(model), value: try encode(route)))
+            } else {
+                success.append(.delete(key: routeKey(model)))
+            }
+            failure += [.range(key: routeKey(model)), .range(key: holdKey(model))]
+        }
+        success += [.put(key: generationKey, value: []), .put(key: auditKey(), value: try encode(audit))]
+        let result: EtcdTransactionResult
+        do {
+            result = try await client.transaction(compare: compare, success: success, failure: failure)
+        } catch  where error.code == .unavailable {
+            throw SwitchyardError(.unavailable, "routes not changed: \(error.message); traffic keeps the last routes")
+        }
+        guard result.succeeded else {
+            var problems: [String] = []
+            for (index, model) in models.enumerated() {
+                if let hold = result.ranges[safe: 2 * index + 1]?.first {
+                    problems.append("the route of '\(model)' is held: \(String(decoding: hold.value, as: UTF8.self))")
+                    continue
+                }
+                let now = result.ranges[safe: 2 * index]?.first?.modRevision ?? 0
+                let was = read.routes[model]?.modRevision ?? 0
+                if now != was {
+                    problems.append(
+                        "the route of '\(model)' changed at generation \(now) after this replica read it at \(was)"
+                    )
+                }
+            }
+            throw SwitchyardError(
+                .failedPrecondition,
+                "routes not changed: "
+                    + (problems.isEmpty ? "the fleet changed meanwhile" : problems.joined(separator: "; "))
+                    + "; nothing was written, reload again to compare with the fleet's routes now"
+            )
+        }
+        await waitUntilApplied(revision: result.revision, timeout: applyTimeout)
+        return result.revision
+    }
+
     /// One guarded transaction of a fleet-wide process (a rollout): `operations` when every comparison holds, with
     /// `route` (when given) written as the model's route in the same step, the generation bumped and `audit` recorded;
     /// `failure` otherwise. After a route change it waits (up to `applyTimeout`) until this replica's view shows it.
@@ -489,7 +561,8 @@ public struct FleetAudit: Sendable, Hashable, Codable {
     public var time: String
     /// Who made it (the admin token's name, `anonymous`, or the replica that seeded the fleet).
     public var actor: String
-    /// What was done: `route.put`, `route.delete`, `route.weights`, `route.shadow`, `route.bandit`, `routes.seed`.
+    /// What was done: `route.put`, `route.delete`, `route.weights`, `route.shadow`, `route.bandit`, `routes.seed`,
+    /// `routes.reload`, `rollout.…`.
     public var action: String
     /// The model changed (`nil` for whole-table actions).
     public var model: String?
@@ -501,6 +574,11 @@ public struct FleetAudit: Sendable, Hashable, Codable {
     public var reason: String?
     /// The replica that made the change.
     public var replica: String?
+    /// For a change of several routes (a configuration reload, `routes.reload`): the changed models' routes before
+    /// (those that had one) and after (those that keep one), in model order.
+    public var oldRoutes: [RouteConfiguration]?
+    /// See `oldRoutes`.
+    public var newRoutes: [RouteConfiguration]?
 
     /// Creates a record stamped with the current time.
     public init(
@@ -523,6 +601,10 @@ public struct FleetAudit: Sendable, Hashable, Codable {
         self.reason = reason
         self.replica = replica
     }
+}
+
+extension Array {
+    fileprivate subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }
 
 extension JSONEncoder {

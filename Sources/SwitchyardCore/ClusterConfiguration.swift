@@ -6,6 +6,7 @@
 /// ```yaml
 /// cluster:
 ///   replica_id: gateway-0            # default: the host name
+///   advertise_admin: 10.1.2.3:8002   # default: admin.listen (a wildcard host there cannot be reached by peers)
 ///   etcd:
 ///     endpoints: ["http://etcd-0:2379", "http://etcd-1:2379"]
 ///     prefix: /switchyard/prod
@@ -18,6 +19,10 @@ public struct ClusterConfiguration: Sendable, Hashable, Codable {
     public var etcd: EtcdSettings
     /// This replica's name in the fleet (audit records, leases). Default: the host name.
     public var replicaID: String
+    /// The admin address (`HOST:PORT`) peers reach this replica at, published in its presence key: feedback for a
+    /// call it routed is forwarded there. Default `nil`: `admin.listen`, which peers can only use when its host is
+    /// not a wildcard (`0.0.0.0`, `::`). In Kubernetes the pod IP (`--advertise-admin $(POD_IP):8002`).
+    public var advertiseAdmin: String?
 
     /// Connection settings of the etcd client.
     public struct EtcdSettings: Sendable, Hashable, Codable {
@@ -133,20 +138,36 @@ public struct ClusterConfiguration: Sendable, Hashable, Codable {
     }
 
     /// Creates a cluster section; `replicaID` `nil` takes the host name.
-    public init(etcd: EtcdSettings, replicaID: String? = nil) {
+    public init(etcd: EtcdSettings, replicaID: String? = nil, advertiseAdmin: String? = nil) {
         self.etcd = etcd
         self.replicaID = replicaID ?? SystemInfo.hostName
+        self.advertiseAdmin = advertiseAdmin
     }
 
     enum CodingKeys: String, CodingKey {
         case etcd
         case replicaID = "replica_id"
+        case advertiseAdmin = "advertise_admin"
     }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         etcd = try c.decode(EtcdSettings.self, forKey: .etcd)
         replicaID = try c.decodeIfPresent(String.self, forKey: .replicaID) ?? SystemInfo.hostName
+        advertiseAdmin = try c.decodeIfPresent(String.self, forKey: .advertiseAdmin)
+    }
+
+    /// The problem with `address` as an advertised admin address (`key` names where it came from), `nil` when
+    /// peers can use it: `HOST:PORT` with a host that is not a wildcard.
+    public static func advertiseProblem(_ address: String, key: String) -> String? {
+        guard let parsed = try? HostAndPort(parsing: address), parsed.port > 0 else {
+            return "\(key): expected HOST:PORT that peers can reach (e.g. 10.1.2.3:8002), got '\(address)'"
+        }
+        if ["0.0.0.0", "::", "[::]", ""].contains(parsed.host) {
+            return "\(key): '\(address)' is a wildcard address, which peers cannot reach; "
+                + "expected this replica's own address (in Kubernetes the pod IP)"
+        }
+        return nil
     }
 
     /// Every problem with this section, each prefixed with its key path (`cluster.…`).
@@ -157,6 +178,9 @@ public struct ClusterConfiguration: Sendable, Hashable, Codable {
             problems.append(
                 "cluster.replica_id: expected 1…128 characters of letters, digits, '-', '_' or '.', got '\(replicaID)'"
             )
+        }
+        if let advertiseAdmin, let problem = Self.advertiseProblem(advertiseAdmin, key: "cluster.advertise_admin") {
+            problems.append(problem)
         }
         return problems
     }

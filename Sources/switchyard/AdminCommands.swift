@@ -312,8 +312,22 @@ struct ModelsList: AsyncParsableCommand {
         abstract: "List a running gateway's models: versions, readiness, failures."
     )
     @OptionGroup var options: AdminOptions
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Fleet mode: every replica's loaded versions and calls (from the aggregates each publishes), per replica "
+                + "and summed."
+        )
+    )
+    var fleet = false
 
     func run() async throws {
+        if fleet {
+            guard let view = try await options.call({ client async throws(AdminCallError) in try await client.fleet() })
+            else { return }
+            for line in FleetReport.models(view) { print(line) }
+            return
+        }
         guard let answer = try await options.call({ client async throws(AdminCallError) in try await client.models() })
         else { return }
         for model in answer.models {
@@ -343,8 +357,24 @@ struct Shadow: ParsableCommand {
             abstract: "Agreement, divergence and latency of each shadow version against its primary."
         )
         @OptionGroup var options: AdminOptions
+        @Flag(
+            name: .long,
+            help: ArgumentHelp(
+                "Fleet mode: the agreement every replica published, per replica and summed (pairs since each "
+                    + "replica started)."
+            )
+        )
+        var fleet = false
 
         func run() async throws {
+            if fleet {
+                guard
+                    let view = try await options.call({ client async throws(AdminCallError) in try await client.fleet()
+                    })
+                else { return }
+                for line in FleetReport.shadow(view) { print(line) }
+                return
+            }
             guard
                 let answer = try await options.call({ client async throws(AdminCallError) in
                     try await client.shadowReport()

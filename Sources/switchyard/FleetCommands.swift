@@ -59,3 +59,68 @@ struct Fleet: ParsableCommand {
         }
     }
 }
+
+/// The fleet views of `models list --fleet` and `shadow report --fleet`, from `GET /v1/fleet`: what each replica
+/// publishes (its presence key: loaded versions; its leased aggregates: calls, failures, latency histograms, shadow
+/// pairs), per replica and summed.
+enum FleetReport {
+    /// Per model and version: the replicas that have it loaded, and its calls per replica and summed.
+    static func models(_ fleet: FleetStatus) -> [String] {
+        var lines = [header(fleet)]
+        var loaded: [String: [String: [String]]] = [:]  // model → version → replicas
+        for replica in fleet.replicas {
+            for (model, versions) in replica.models {
+                for version in versions { loaded[model, default: [:]][version, default: []].append(replica.replica) }
+            }
+        }
+        let traffic = fleet.versions ?? []
+        let models = Swift.Set(loaded.keys).union(traffic.map(\.model)).sorted()
+        if models.isEmpty { lines.append("no models published") }
+        for model in models {
+            lines.append(model)
+            let versions = Swift.Set(loaded[model, default: [:]].keys).union(
+                traffic.filter { $0.model == model }.map(\.version)
+            ).sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
+            for version in versions {
+                let on = loaded[model]?[version]?.sorted() ?? []
+                var line = "  version \(version)  loaded on \(on.count)/\(fleet.replicas.count)"
+                if on.count < fleet.replicas.count { line += " (\(on.joined(separator: ", ")))" }
+                if let entry = traffic.first(where: { $0.model == model && $0.version == version }) {
+                    let p99 = entry.p99Milliseconds.map { String(format: "p99 %.2f ms", $0) } ?? "p99 n/a"
+                    line += "  fleet succeeded=\(entry.calls - entry.failures) failed=\(entry.failures) \(p99)"
+                    let parts = entry.replicas.map { "\($0.replica) \($0.calls - $0.failures)/\($0.failures)" }
+                    if !parts.isEmpty { line += "  per replica (succeeded/failed): " + parts.joined(separator: ", ") }
+                }
+                lines.append(line)
+            }
+        }
+        return lines
+    }
+
+    /// Per shadow pair: the agreement summed over the fleet, and each replica's part.
+    static func shadow(_ fleet: FleetStatus) -> [String] {
+        var lines = [header(fleet)]
+        let pairs = fleet.shadow ?? []
+        if pairs.isEmpty { lines.append("no shadow comparisons published") }
+        for pair in pairs {
+            let share = pair.agreement.map { String(format: "%.4f", $0) } ?? "n/a"
+            let parts = pair.replicas.map { part in
+                let own =
+                    part.compared > 0 ? String(format: " (%.4f)", Double(part.agreed) / Double(part.compared)) : ""
+                return "\(part.replica) \(part.agreed)/\(part.compared)\(own)"
+            }
+            lines.append(
+                "\(pair.model) \(pair.primaryVersion)→\(pair.shadowVersion)  fleet pairs=\(pair.compared) "
+                    + "agreed=\(pair.agreed) agreement=\(share)  per replica (agreed/pairs): "
+                    + (parts.isEmpty ? "none" : parts.joined(separator: ", "))
+            )
+        }
+        return lines
+    }
+
+    private static func header(_ fleet: FleetStatus) -> String {
+        "fleet: \(fleet.replicas.count) replicas (\(fleet.replicas.map(\.replica).joined(separator: ", "))), "
+            + "generation \(fleet.generation), \(fleet.converged ? "converged" : "not converged"); "
+            + "counts since each replica started"
+    }
+}

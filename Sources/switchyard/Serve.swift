@@ -16,6 +16,7 @@ import SwitchyardMonitor
 import SwitchyardRouting
 import SwitchyardSink
 import SwitchyardTracing
+import Synchronization
 import Yams
 
 #if canImport(Glibc)
@@ -41,6 +42,15 @@ struct Serve: ParsableCommand {
 
     @Option(name: .long, help: "Admin API listen address HOST:PORT (default: 127.0.0.1:8002).")
     var adminListen: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Fleet mode: the admin address HOST:PORT peers reach this replica at (overrides "
+                + "cluster.advertise_admin; in Kubernetes $(POD_IP):8002)."
+        )
+    )
+    var advertiseAdmin: String?
 
     @Option(name: .long, help: "Front-end event-loop threads (default: 1).")
     var threads: Int?
@@ -117,6 +127,7 @@ struct Serve: ParsableCommand {
         // Fleet mode: read the fleet's routes before serving (the file's routes seed an empty fleet only), then
         // follow them. An etcd that does not answer in time leaves the file's routes in force until it does.
         let fleetTask = fleet.map { fleet in Task { await fleet.run(seed: settings.routes) } }
+        control.noteConfigurationRoutes(settings.routes)
         if let fleet, let cluster = settings.cluster {
             let deadline = ContinuousClock.now + .milliseconds(max(2000, 2 * cluster.etcd.dialTimeoutMilliseconds))
             while fleet.current == nil && ContinuousClock.now < deadline { usleep(5000) }
@@ -128,6 +139,17 @@ struct Serve: ParsableCommand {
                         "generation": "\(current.revision)", "routes": "\(current.routes.keys.sorted())",
                     ]
                 )
+                let differing = AdminControl.differences(current.configurations, settings.routes)
+                if !differing.isEmpty {
+                    logger.notice(
+                        Logger.Message(
+                            stringLiteral: "fleet mode: the fleet's routes are in force, not the file's; the file's "
+                                + "routes: seed an empty fleet only, and a reload (file change, SIGHUP, "
+                                + "POST /v1/config/reload) writes to the fleet only the routes the file changes"
+                        ),
+                        metadata: ["differing": "\(differing)"]
+                    )
+                }
             } else {
                 logger.warning(
                     "fleet mode: etcd did not answer at start; serving the file's routes until it does",
@@ -198,7 +220,7 @@ struct Serve: ParsableCommand {
             }
             let started = AdminControl.now()
             let address = "\(HostAndPort(host: try HostAndPort(parsing: settings.listen).host, port: port))"
-            let adminAddress = adminSettings.listen
+            let adminAddress = try advertisedAdmin(settings.cluster, listen: adminSettings.listen, logger: logger)
             fleet.describeReplica {
                 FleetReplica(
                     replica: fleet.replicaID,
@@ -264,14 +286,12 @@ struct Serve: ParsableCommand {
             watcher = ConfigWatcher(path: path, intervalSeconds: 1, logger: logger) {
                 do {
                     let routes = try Serve.routes(inConfigurationFile: path)
-                    let generation = try control.replaceAll(
+                    Self.reload(
+                        control,
                         routes: routes,
                         actor: "config_watch",
-                        reason: "configuration file changed"
-                    )
-                    logger.notice(
-                        "routes reloaded",
-                        metadata: ["generation": "\(generation)", "routes": "\(routes.count)"]
+                        reason: "configuration file changed",
+                        logger: logger
                     )
                 } catch {
                     logger.error("routes not reloaded; keeping the running ones", metadata: ["reason": "\(error)"])
@@ -389,6 +409,29 @@ struct Serve: ParsableCommand {
         }
     }
 
+    /// The admin address this replica publishes to its peers: `--advertise-admin`, else `cluster.advertise_admin`,
+    /// else `admin.listen`, with a warning when peers cannot reach that (a wildcard host).
+    private func advertisedAdmin(_ cluster: ClusterConfiguration?, listen: String, logger: Logger) throws -> String {
+        if let advertiseAdmin {
+            if let problem = ClusterConfiguration.advertiseProblem(advertiseAdmin, key: "--advertise-admin") {
+                throw ValidationError(problem)
+            }
+            return advertiseAdmin
+        }
+        if let advertised = cluster?.advertiseAdmin { return advertised }
+        if ClusterConfiguration.advertiseProblem(listen, key: "admin.listen") != nil {
+            logger.warning(
+                Logger.Message(
+                    stringLiteral: "fleet mode: the admin address is a wildcard, which peers cannot reach, so "
+                        + "Feedback/Reports for calls this replica routed cannot be forwarded to it; set "
+                        + "cluster.advertise_admin or --advertise-admin"
+                ),
+                metadata: ["admin_listen": "\(listen)"]
+            )
+        }
+        return listen
+    }
+
     /// SIGHUP: re-reads `routes:` from the configuration file and swaps the routing table; an invalid file
     /// keeps the running routes.
     private func reloadRoutes(_ control: AdminControl, logger: Logger) {
@@ -398,17 +441,50 @@ struct Serve: ParsableCommand {
         }
         do {
             let settings = try resolvedConfiguration()
-            let generation = try control.replaceAll(
+            Self.reload(
+                control,
                 routes: settings.routes,
                 actor: "sighup",
-                reason: "configuration file reloaded on SIGHUP"
-            )
-            logger.notice(
-                "routes reloaded",
-                metadata: ["generation": "\(generation)", "routes": "\(settings.routes.count)"]
+                reason: "configuration file reloaded on SIGHUP",
+                logger: logger
             )
         } catch {
             logger.error("routes not reloaded; keeping the running ones", metadata: ["reason": "\(error)"])
+        }
+    }
+
+    /// A reload of the file's `routes:` (`AdminControl.reload`: standalone the file's routes replace the table; in
+    /// fleet mode what the file changed goes to etcd in one transaction), waited for here and logged.
+    private static func reload(
+        _ control: AdminControl,
+        routes: [RouteConfiguration],
+        actor: String,
+        reason: String,
+        logger: Logger
+    ) {
+        let outcome = ReloadResult()
+        let task = Task {
+            do throws(SwitchyardError) {
+                let done = try await control.reload(routes: routes, actor: actor, reason: reason)
+                outcome.value.withLock { $0 = .success(done) }
+            } catch {
+                outcome.value.withLock { $0 = .failure(error) }
+            }
+        }
+        // The fleet's transaction waits at most its own bounds (dial timeout, 2 s to see the change applied).
+        Self.wait(for: task, seconds: 30)
+        switch outcome.value.withLock({ $0 }) {
+        case .success(let done):
+            logger.notice(
+                "routes reloaded",
+                metadata: [
+                    "generation": "\(done.generation)", "changed": "\(done.changed)", "detail": "\(done.summary)",
+                ]
+            )
+        case .failure(let error):
+            logger.error("routes not reloaded; keeping the running ones", metadata: ["reason": "\(error.message)"])
+        case nil:
+            logger.error("routes not reloaded in 30 s; keeping the running ones")
         }
     }
 
@@ -605,4 +681,9 @@ extension EngineSelection {
     var loader: ModelRegistry.EngineLoader {
         { path in try makeEngine(for: try ONNXModel(contentsOf: path), selection: self) }
     }
+}
+
+/// The outcome of a reload run on a task, read by the thread that waits for it.
+private final class ReloadResult: Sendable {
+    let value = Mutex<Result<ReloadOutcome, SwitchyardError>?>(nil)
 }

@@ -250,6 +250,61 @@ def test_a_change_based_on_a_read_another_replica_overtook_gets_409(fleet):
     assert status == 200, body
 
 
+def test_models_list_and_shadow_report_show_the_fleet_per_replica_and_summed(fleet):
+    _, (a, b, c) = fleet
+    status, body = admin(a, "PATCH", "/v1/routes/digits/weights", {"weights": {"1": 100, "2": 0}})
+    assert status == 200, body
+    status, body = admin(a, "PUT", "/v1/routes/digits/shadow", {"version": "2", "fraction": 1})
+    assert status == 200, body
+    generation = body["generation"]
+    for gateway, calls in ((a, 5), (b, 3), (c, 2)):
+        while int(trailer(gateway)["generation"]) < generation:
+            time.sleep(0.01)
+        for _ in range(calls):
+            trailer(gateway)
+
+    env = dict(os.environ, SWITCHYARD_ADMIN_TOKEN=TOKEN)
+
+    def cli(*args):
+        out = subprocess.run([binary(), *args, "--admin", c.admin_url], env=env, capture_output=True, text=True,
+                             timeout=30)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def published():
+        return admin(b, "GET", "/v1/fleet")[1]
+
+    # Every replica publishes its aggregates every 250 ms (shadow pairs complete on idle capacity, later on a busy
+    # host): compare the CLI with the published view once the view held still around both commands.
+    deadline = time.time() + 20
+    while True:
+        first = published()
+        pairs = [p for p in first.get("shadow") or [] if (p["primary_version"], p["shadow_version"]) == ("1", "2")]
+        shown, listed = cli("shadow", "report", "--fleet"), cli("models", "list", "--fleet")
+        time.sleep(0.6)
+        if pairs and len(pairs[0]["replicas"]) == 3 and published() == first:
+            break
+        assert time.time() < deadline, first
+    pair = pairs[0]
+
+    assert "fleet: 3 replicas (replica-a, replica-b, replica-c)" in shown, shown
+    line = next(line for line in shown.splitlines() if line.startswith("digits 1→2"))
+    assert f"fleet pairs={pair['compared']} agreed={pair['agreed']}" in line, (line, pair)
+    for part in pair["replicas"]:
+        assert f"{part['replica']} {part['agreed']}/{part['compared']}" in line, (line, pair)
+    assert pair["compared"] == sum(part["compared"] for part in pair["replicas"]) > 0
+
+    version = next(v for v in first["versions"] if (v["model"], v["version"]) == ("digits", "1"))
+    line = next(line for line in listed.splitlines() if line.startswith("  version 1 "))
+    assert "loaded on 3/3" in line, listed
+    assert f"fleet succeeded={version['calls'] - version['failures']} failed={version['failures']}" in line, line
+    for part in version["replicas"]:
+        assert f"{part['replica']} {part['calls'] - part['failures']}/{part['failures']}" in line, (line, version)
+    assert version["calls"] == sum(part["calls"] for part in version["replicas"])
+    # Without --fleet: the one replica reached, as before.
+    assert "fleet:" not in cli("models", "list")
+
+
 def test_the_fleet_view_lists_every_replica_and_drops_one_that_stops(fleet):
     # Runs last: it stops replica c.
     _, (a, b, c) = fleet

@@ -4,11 +4,16 @@ bandit whose better arm is seen only in one replica's traffic is learned by all 
 local state only. A Feedback/Report that lands on a replica that did not route the call is delivered to the one that
 did (peers' admin addresses are in their leased presence keys) and answered APPLIED."""
 
+import base64
+import json
+import socket
 import time
+import urllib.request
 
 import grpc
 import pytest
-from test_admin import PIXELS, admin
+from prometheus_client.parser import text_string_to_metric_families
+from test_admin import PIXELS, TOKEN, admin
 from test_fleet import ETCD, fresh_fleet
 from test_rollout import make_repository
 from test_routing import report, request
@@ -119,3 +124,55 @@ def test_feedback_sent_to_a_replica_that_did_not_route_the_call_is_applied_where
         # Already applied at A, and a call no replica routed: UNKNOWN, after asking the others.
         assert report(channel, "routed-by-a-0", 1.0) == "UNKNOWN"
         assert report(channel, "never-routed", 0.5) == "UNKNOWN"
+
+
+def forwarding_counters(gateway):
+    request = urllib.request.Request(gateway.admin_url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    counters = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in ("switchyard_fleet_feedback_forwarded", "switchyard_fleet_feedback_peers"):
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counters[next(iter(sample.labels.values()))] = sample.value
+    return counters
+
+
+def test_feedback_no_replica_routed_asks_a_bounded_set_of_peers_at_once_and_is_counted(start_gateway, tmp_path):
+    # Ten more "replicas" in the fleet's view whose admin port accepts connections and never answers: asked one after
+    # another with a 2 s timeout each, a report for an id nobody routed would take 20 s.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    prefix = "/switchyard/bandit-bounds"
+    with fresh_fleet(start_gateway, tmp_path, make_repository(tmp_path), prefix) as (etcd, (a, b, c)):
+        for n in range(10):
+            key = base64.b64encode(f"{prefix}/replicas/zz-silent-{n}".encode()).decode()
+            value = json.dumps({"replica": f"zz-silent-{n}", "admin": f"127.0.0.1:{silent.getsockname()[1]}"})
+            put = urllib.request.Request(etcd.endpoint + "/v3/kv/put", method="POST", data=json.dumps(
+                {"key": key, "value": base64.b64encode(value.encode()).decode()}).encode())
+            urllib.request.urlopen(put, timeout=5).read()
+        # Every replica in the view, each with the admin address it publishes once it serves.
+        deadline = time.time() + 10
+        while True:
+            listed = admin(c, "GET", "/v1/fleet")[1]["replicas"]
+            if len(listed) == 13 and all(replica["admin"] for replica in listed):
+                break
+            assert time.time() < deadline, listed
+            time.sleep(0.05)
+        before = forwarding_counters(c)
+        with grpc.insecure_channel(c.address) as channel:
+            started = time.monotonic()
+            assert report(channel, "never-routed", 0.5) == "UNKNOWN"
+            took = time.monotonic() - started
+        after = forwarding_counters(c)
+        # At most 8 of the 12 peers asked, all at once, given up after 1 s; the rest counted as skipped.
+        assert took < 3.0, f"the report took {took:.2f} s"
+        assert after["asked"] - before.get("asked", 0) == 8, after
+        assert after["skipped"] - before.get("skipped", 0) == 4, after
+        # Only a and b answer (UNKNOWN); at least 6 of the 8 asked were silent and count as failed.
+        assert after["failed"] - before.get("failed", 0) >= 6, after
+        assert after["unknown"] - before.get("unknown", 0) == 1, after
+        assert after["applied"] == before.get("applied", 0)
+    silent.close()

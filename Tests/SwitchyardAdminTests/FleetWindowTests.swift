@@ -40,17 +40,10 @@ import Testing
 
     static func record(base: [String: ReplicaAggregates]) -> FleetRolloutRecord {
         FleetRolloutRecord(
-            model: "digits",
-            plan: plan,
-            phase: .running,
-            step: 0,
+            state: RolloutState(model: "digits", plan: plan, original: nil, detail: "", actor: "e2e"),
             stepStartedAt: 0,
             base: base.mapValues { .init($0, model: "digits", plan: plan) },
-            detail: "",
-            startedAt: "",
-            actor: "e2e",
-            writtenBy: "a",
-            events: []
+            writtenBy: "a"
         )
     }
 

@@ -208,4 +208,63 @@ struct FleetRoutesTests {
         #expect(a.routes.current?.routes.isEmpty == true)
         await a.stop()
     }
+
+    @Test func aReloadWritesSeveralRoutesInOneTransactionGuardedByWhatItRead() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.stop() }
+        let a = try ReplicaView(etcd, id: "a", seed: [Self.canary])
+        try await a.waitUntilConnected()
+        let b = try ReplicaView(etcd, id: "b")
+        try await b.waitUntilConnected()
+        let read = try #require(a.routes.current)
+        var half = Self.canary
+        half.versions = [.init(version: "1", weight: 50), .init(version: "2", weight: 50)]
+        let other = RouteConfiguration(model: "other", policy: .fixed, versions: [.init(version: "1")])
+        var audit = FleetAudit(actor: "config_watch", action: "routes.reload", model: nil, reason: nil, replica: "a")
+        audit.newRoutes = [half, other]
+        let revision = try await a.routes.commit(routes: ["digits": half, "other": other], read: read, audit: audit)
+        #expect(await b.routes.waitUntilApplied(revision: revision, timeout: .seconds(5)))
+        // Both routes at the one revision, with one audit record written by the same transaction.
+        #expect(b.routes.current?.routes["digits"] == FleetRoute(route: half, modRevision: revision))
+        #expect(b.routes.current?.routes["other"] == FleetRoute(route: other, modRevision: revision))
+        let records = try await a.client.range(key: "/switchyard/test/audit/", prefix: true).kvs
+        #expect(records.filter { $0.modRevision == revision }.count == 1)
+
+        // A reload compared with the state before that change is refused, naming the route and both generations;
+        // nothing is written, not even the route that did not change in between.
+        let stale = await outcome {
+            try await b.routes.commit(
+                routes: ["digits": Self.canary, "third": other],
+                read: read,
+                audit: FleetAudit(actor: "sighup", action: "routes.reload", model: nil, reason: nil)
+            )
+        }
+        guard case .failure(let error) = stale else {
+            Issue.record("a reload based on a stale read went through")
+            return
+        }
+        #expect(error.code == .failedPrecondition)
+        let before = read.routes["digits"]?.modRevision ?? 0
+        #expect(
+            error.message.contains(
+                "the route of 'digits' changed at generation \(revision) after this replica read it at \(before)"
+            ),
+            "\(error.message)"
+        )
+        #expect(!error.message.contains("'third'"), "\(error.message)")
+        #expect(b.routes.current?.routes["third"] == nil)
+
+        // Removing a route by reload (nil), guarded by the current read.
+        let current = try #require(b.routes.current)
+        let removed = try await b.routes.commit(
+            routes: ["other": nil],
+            read: current,
+            audit: FleetAudit(actor: "sighup", action: "routes.reload", model: nil, reason: nil)
+        )
+        #expect(await a.routes.waitUntilApplied(revision: removed, timeout: .seconds(5)))
+        #expect(a.routes.current?.routes["other"] == nil)
+        #expect(a.routes.current?.routes["digits"]?.route == half)
+        await a.stop()
+        await b.stop()
+    }
 }
