@@ -14,6 +14,8 @@ public struct HTTPRequestHead: Sendable {
     public var headers: [(name: String, value: String)]
     /// Whether the peer connected from this machine (a loopback address), for policies that trust local callers.
     public var peerIsLoopback: Bool
+    /// The names of the client's verified certificate (mutual TLS); `nil` without one.
+    public var peerCertificate: PeerCertificate?
 
     /// Creates a request head.
     public init(
@@ -21,13 +23,15 @@ public struct HTTPRequestHead: Sendable {
         path: String,
         query: String? = nil,
         headers: [(name: String, value: String)] = [],
-        peerIsLoopback: Bool = false
+        peerIsLoopback: Bool = false,
+        peerCertificate: PeerCertificate? = nil
     ) {
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
         self.peerIsLoopback = peerIsLoopback
+        self.peerCertificate = peerCertificate
     }
 
     /// The first value of a header (`name` lower-case).
