@@ -2,6 +2,8 @@
 // service behind it. The front end owns sockets, parsing, keep-alive, pipelining order, limits and timeouts;
 // an `HTTPService` sees whole requests (head and body) and answers each with one `HTTPResponse`.
 
+public import SwitchyardCore
+
 /// One HTTP/1.1 request's head, as parsed.
 public struct HTTPRequestHead: Sendable {
     /// The method, e.g. `GET`.
