@@ -193,13 +193,15 @@ private func serve(_ queue: inout JobQueue, batchRows: Int, total: Int) -> [Stri
         // 100 rows at weight 4 is 25 per unit of weight: less over its share than the noisy tenant's 60.
         for _ in 0..<100 { queue.append(job(heavy)) }
         queue.append(job(polite))
-        let evicted = try #require(queue.evictForFairShare(polite, rows: 1))
+        let victim = queue.evictForFairShare(polite, rows: 1)
+        let evicted = try #require(victim)
         #expect(evicted.tenant === noisy)
         // The job that would run last: the noisy tenant's latest deadline.
         #expect(evicted.inputs[0][0] == 59)
         #expect(queue.rows(of: noisy) == 59)
         #expect(queue.primaryJobs == 160)
         // The tenant furthest over its share is shed itself, not someone else.
-        #expect(queue.evictForFairShare(noisy, rows: 1) == nil)
+        let none = queue.evictForFairShare(noisy, rows: 1)
+        #expect(none == nil)
     }
 }
