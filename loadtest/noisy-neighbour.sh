@@ -67,7 +67,7 @@ run() {
 # summary JSON → "ok_per_s p99_ms errors"
 summary() {
     python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]
-print(f"{s[\"okThroughput\"]:.0f} {s[\"latencyMs\"][\"p99\"]:.2f} {s[\"errors\"]}")' "$1"
+print("%.0f %.2f %d" % (s["okThroughput"], s["latencyMs"]["p99"], s["errors"]))' "$1"
 }
 
 host_line
