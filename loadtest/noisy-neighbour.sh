@@ -102,6 +102,10 @@ for round in $(seq "$ROUNDS"); do
         "($(python3 -c "print(f'{$polite_p99 / $alone_p99:.2f}')")x), polite shed/failed $polite_err," \
         "noisy answered $noisy_ok/s (failed $noisy_err); without tenants: polite p99 $u_p99 ms, polite failed $u_err," \
         "noisy answered $u_noisy_ok/s"
+    for side in polite noisy u-polite; do
+        python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]
+print("  %s by status: %s" % (sys.argv[2], s["byStatus"]))' "$work/$side.json" "$side"
+    done
     rows+=("$line")
 done
 printf '%s\n' "${rows[@]}" | python3 -c '
