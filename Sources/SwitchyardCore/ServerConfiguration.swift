@@ -374,7 +374,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         }
         problems += sink.validate()
         if let cluster { problems += cluster.validate() }
-        if let tenants { problems += tenants.validate() }
+        if let tenants { problems += tenants.validate(clientCertificatesRequired: tls?.clientCA != nil) }
         if let tracing { problems += tracing.validate() }
         return problems
     }

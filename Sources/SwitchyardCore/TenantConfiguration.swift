@@ -5,11 +5,18 @@
 //   tenants:
 //     header: x-tenant-id          # where a call names its tenant (or parameter: tenant, a request parameter)
 //     bearer_tokens: {"s3cret-token-of-acme": acme}   # `authorization: Bearer <token>` → tenant
+//     identity: {source: client_certificate, field: subject_cn}   # instead of header/parameter: the tenant is the
+//                                  # verified client certificate's subject CN (or san_dns, san_uri: its first SAN of
+//                                  # that kind); needs tls.client_ca, so that every client presents one
 //     default: public              # the tenant of calls that name none, or one not listed; absent: such calls
 //                                  # are refused (PERMISSION_DENIED naming where the tenant was looked for)
 //     limits:
 //       public: {requests_per_second: 50, burst: 100, max_concurrent: 8}
-//       acme: {requests_per_second: 500, max_concurrent: 64, models: [digits]}
+//       acme: {requests_per_second: 500, max_concurrent: 64, models: [digits], weight: 3}
+//
+// `weight` (default 1) is the tenant's share of a pool's capacity under contention: each pool serves its queued
+// tenants in proportion to their weights (start-time fair queuing over per-tenant queues, each in deadline order), and
+// sheds the tenants over their share first.
 
 /// Tenants and their limits.
 public struct TenantsConfiguration: Sendable, Hashable, Codable {
@@ -23,18 +30,23 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
         public var maxConcurrent: Int?
         /// The models the tenant may call; `nil`: every model.
         public var models: [String]?
+        /// The tenant's share of a pool's capacity under contention, relative to the other tenants with queued
+        /// work. Default 1; must be > 0.
+        public var weight: Double?
 
         /// Creates limits.
         public init(
             requestsPerSecond: Double? = nil,
             burst: Double? = nil,
             maxConcurrent: Int? = nil,
-            models: [String]? = nil
+            models: [String]? = nil,
+            weight: Double? = nil
         ) {
             self.requestsPerSecond = requestsPerSecond
             self.burst = burst
             self.maxConcurrent = maxConcurrent
             self.models = models
+            self.weight = weight
         }
 
         enum CodingKeys: String, CodingKey {
@@ -42,6 +54,62 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
             case burst
             case maxConcurrent = "max_concurrent"
             case models
+            case weight
+        }
+    }
+
+    /// Where a call's tenant comes from when it is neither a header nor a parameter.
+    public struct Identity: Sendable, Hashable, Codable {
+        /// The source of the identity.
+        public enum Source: String, Sendable, Hashable, Codable {
+            /// The client certificate that mutual TLS verified.
+            case clientCertificate = "client_certificate"
+        }
+
+        /// Which name of the certificate names the tenant.
+        public enum Field: String, Sendable, Hashable, Codable, CaseIterable {
+            /// The subject's common name.
+            case subjectCN = "subject_cn"
+            /// The first subjectAltName DNS entry.
+            case sanDNS = "san_dns"
+            /// The first subjectAltName URI entry.
+            case sanURI = "san_uri"
+        }
+
+        /// The source; `client_certificate`.
+        public var source: Source
+        /// The certificate's name to use. Default `subject_cn`.
+        public var field: Field
+
+        /// Creates an identity source.
+        public init(source: Source = .clientCertificate, field: Field = .subjectCN) {
+            self.source = source
+            self.field = field
+        }
+
+        enum CodingKeys: String, CodingKey { case source, field }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let source = try c.decode(String.self, forKey: .source)
+            guard let known = Source(rawValue: source) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .source,
+                    in: c,
+                    debugDescription: "tenants.identity.source: expected client_certificate, got '\(source)'"
+                )
+            }
+            self.source = known
+            let field = try c.decodeIfPresent(String.self, forKey: .field) ?? Field.subjectCN.rawValue
+            guard let knownField = Field(rawValue: field) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .field,
+                    in: c,
+                    debugDescription: "tenants.identity.field: expected one of "
+                        + Field.allCases.map(\.rawValue).joined(separator: ", ") + ", got '\(field)'"
+                )
+            }
+            self.field = knownField
         }
     }
 
@@ -49,6 +117,8 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
     public var header: String?
     /// The ModelInferRequest string parameter naming the tenant, instead of a header.
     public var parameter: String?
+    /// The tenant from the verified client certificate, instead of a header or parameter.
+    public var identity: Identity?
     /// The tenant of calls that name none, or one that is not listed; `nil`: such calls are refused.
     public var defaultTenant: String?
     /// Bearer tokens by the tenant they identify: a call's `authorization: Bearer <token>` names its tenant, and a
@@ -61,19 +131,21 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
     public init(
         header: String? = nil,
         parameter: String? = nil,
+        identity: Identity? = nil,
         bearerTokens: [String: String] = [:],
         defaultTenant: String?,
         limits: [String: Limits]
     ) {
         self.header = header?.lowercased()
         self.parameter = parameter
+        self.identity = identity
         self.bearerTokens = bearerTokens
         self.defaultTenant = defaultTenant
         self.limits = limits
     }
 
     enum CodingKeys: String, CodingKey {
-        case header, parameter, limits
+        case header, parameter, limits, identity
         case bearerTokens = "bearer_tokens"
         case defaultTenant = "default"
     }
@@ -81,12 +153,13 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         parameter = try c.decodeIfPresent(String.self, forKey: .parameter)
+        identity = try c.decodeIfPresent(Identity.self, forKey: .identity)
         bearerTokens = try c.decodeIfPresent([String: String].self, forKey: .bearerTokens) ?? [:]
         // With bearer tokens, a header names the tenant only when one is configured: the header is the client's
         // word, the token is a credential.
         header =
             try c.decodeIfPresent(String.self, forKey: .header)?.lowercased()
-            ?? (parameter == nil && bearerTokens.isEmpty ? "x-tenant-id" : nil)
+            ?? (parameter == nil && identity == nil && bearerTokens.isEmpty ? "x-tenant-id" : nil)
         limits = try c.decodeIfPresent([String: Limits].self, forKey: .limits) ?? [:]
         // Absent `default`: the tenant named `default` if one is listed (as before), else none.
         defaultTenant =
@@ -94,10 +167,18 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
     }
 
     /// Every problem, each prefixed with its key path (`tenants.…`).
-    public func validate() -> [String] {
+    /// - Parameter clientCertificatesRequired: whether the server's TLS requires client certificates
+    ///   (`tls.client_ca`), without which a certificate identity names nobody.
+    public func validate(clientCertificatesRequired: Bool = false) -> [String] {
         var problems: [String] = []
-        if header != nil && parameter != nil {
-            problems.append("tenants: expected one of header and parameter, got both")
+        if [header != nil, parameter != nil, identity != nil].filter({ $0 }).count > 1 {
+            problems.append("tenants: expected one of header and parameter (or identity), got more than one")
+        }
+        if let identity, identity.source == .clientCertificate, !clientCertificatesRequired {
+            problems.append(
+                "tenants.identity: source client_certificate needs TLS that requires client certificates; expected "
+                    + "tls: {cert, key, client_ca} (the server does not ask clients for a certificate)"
+            )
         }
         if let defaultTenant, limits[defaultTenant] == nil {
             problems.append(
@@ -136,6 +217,9 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
             }
             if let concurrent = limit.maxConcurrent, concurrent < 1 {
                 problems.append("\(path).max_concurrent: expected ≥ 1, got \(concurrent)")
+            }
+            if let weight = limit.weight, !(weight > 0 && weight.isFinite) {
+                problems.append("\(path).weight: expected a number > 0 (a share of a pool's capacity), got \(weight)")
             }
             if let models = limit.models, models.isEmpty {
                 problems.append("\(path).models: expected at least one model (leave the key out for every model)")

@@ -56,6 +56,8 @@ package final class Connection {
     @exclusivity(unchecked) var peerAddress: PeerAddress?
     /// Whether the client connected from a loopback address (127.0.0.0/8 or ::1), for `GRPCRequestHead`.
     @exclusivity(unchecked) var peerIsLoopback = false
+    /// The client certificate's names (mutual TLS), read on the first call after the handshake.
+    private lazy var peerCertificate: PeerCertificate? = tls?.peerCertificate()
     @exclusivity(unchecked) private var controlBudget: FrameBudget
     /// The last `:path` and its resolution: most connections call one method over and over.
     @exclusivity(unchecked) private var cachedPathBytes: [UInt8] = []
@@ -523,7 +525,8 @@ package final class Connection {
             path: call.path,
             metadata: call.metadata,
             deadline: call.deadline,
-            peerIsLoopback: peerIsLoopback
+            peerIsLoopback: peerIsLoopback,
+            peerCertificate: peerCertificate
         )
         if let deadline = call.deadline { loop.timers.insert(call, deadline: deadline) }
     }

@@ -88,18 +88,22 @@ public struct GRPCRequestHead: Sendable {
     public var deadline: MonotonicInstant?
     /// Whether the client connected from a loopback address (127.0.0.0/8 or ::1): a client on this machine.
     public var peerIsLoopback: Bool
+    /// The names of the client's verified certificate (mutual TLS); `nil` without one.
+    public var peerCertificate: PeerCertificate?
 
     /// Creates a request head.
     public init(
         path: String,
         metadata: [(name: String, value: String)] = [],
         deadline: MonotonicInstant? = nil,
-        peerIsLoopback: Bool = false
+        peerIsLoopback: Bool = false,
+        peerCertificate: PeerCertificate? = nil
     ) {
         self.path = path
         self.metadata = metadata
         self.deadline = deadline
         self.peerIsLoopback = peerIsLoopback
+        self.peerCertificate = peerCertificate
     }
 
     /// The first value of a metadata entry (names are matched lower-case).

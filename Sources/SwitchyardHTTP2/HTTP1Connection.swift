@@ -129,6 +129,8 @@ final class HTTP1Connection {
     var peerAddress: PeerAddress?
     /// Whether the peer connected over loopback, passed on in every request head.
     var peerIsLoopback = false
+    /// The client certificate's names (mutual TLS), read on the first request after the handshake.
+    private lazy var peerCertificate: PeerCertificate? = tls?.peerCertificate()
     /// Last time bytes moved either way, for the idle timeout.
     var lastActivity: MonotonicInstant
     /// The loop is draining: close once every queued request is answered.
@@ -401,7 +403,8 @@ final class HTTP1Connection {
             path: String(path),
             query: query,
             headers: headers,
-            peerIsLoopback: peerIsLoopback
+            peerIsLoopback: peerIsLoopback,
+            peerCertificate: peerCertificate
         )
         var requestBody: [UInt8] = []
         swap(&requestBody, &body)

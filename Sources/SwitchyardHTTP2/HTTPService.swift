@@ -2,6 +2,8 @@
 // service behind it. The front end owns sockets, parsing, keep-alive, pipelining order, limits and timeouts;
 // an `HTTPService` sees whole requests (head and body) and answers each with one `HTTPResponse`.
 
+public import SwitchyardCore
+
 /// One HTTP/1.1 request's head, as parsed.
 public struct HTTPRequestHead: Sendable {
     /// The method, e.g. `GET`.
@@ -14,6 +16,8 @@ public struct HTTPRequestHead: Sendable {
     public var headers: [(name: String, value: String)]
     /// Whether the peer connected from this machine (a loopback address), for policies that trust local callers.
     public var peerIsLoopback: Bool
+    /// The names of the client's verified certificate (mutual TLS); `nil` without one.
+    public var peerCertificate: PeerCertificate?
 
     /// Creates a request head.
     public init(
@@ -21,13 +25,15 @@ public struct HTTPRequestHead: Sendable {
         path: String,
         query: String? = nil,
         headers: [(name: String, value: String)] = [],
-        peerIsLoopback: Bool = false
+        peerIsLoopback: Bool = false,
+        peerCertificate: PeerCertificate? = nil
     ) {
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
         self.peerIsLoopback = peerIsLoopback
+        self.peerCertificate = peerCertificate
     }
 
     /// The first value of a header (`name` lower-case).

@@ -128,3 +128,50 @@ extension MemoryBIOSession {
         self.init(context: context.context, role: .server, requiresH2: context.applicationProtocol == .http2)
     }
 }
+
+extension MemoryBIOSession {
+    /// The names of the client's certificate once the handshake verified it (mutual TLS): subject CN, SAN DNS names
+    /// and SAN URIs. `nil` without a verified client certificate. Read once per connection.
+    func peerCertificate() -> PeerCertificate? {
+        guard established, SSL_get_verify_result(ssl) == X509_V_OK, let certificate = SSL_get1_peer_certificate(ssl)
+        else { return nil }
+        defer { X509_free(certificate) }
+        var names = PeerCertificate()
+        if let subject = X509_get_subject_name(certificate) {
+            let index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1)
+            if index >= 0, let entry = X509_NAME_get_entry(subject, index), let data = X509_NAME_ENTRY_get_data(entry) {
+                var utf8: UnsafeMutablePointer<UInt8>?
+                let length = ASN1_STRING_to_UTF8(&utf8, data)
+                if length >= 0, let utf8 {
+                    names.subjectCommonName = String(
+                        decoding: UnsafeBufferPointer(start: utf8, count: Int(length)),
+                        as: UTF8.self
+                    )
+                    CRYPTO_free(utf8, nil, 0)
+                }
+            }
+        }
+        if let raw = X509_get_ext_d2i(certificate, NID_subject_alt_name, nil, nil) {
+            let stack = OpaquePointer(raw)
+            defer { GENERAL_NAMES_free(stack) }
+            for index in 0..<OPENSSL_sk_num(stack) {
+                guard let entry = OPENSSL_sk_value(stack, index)?.assumingMemoryBound(to: GENERAL_NAME.self) else {
+                    continue
+                }
+                switch entry.pointee.type {
+                case GEN_DNS: if let text = asn1Text(entry.pointee.d.dNSName) { names.dnsNames.append(text) }
+                case GEN_URI:
+                    if let text = asn1Text(entry.pointee.d.uniformResourceIdentifier) { names.uris.append(text) }
+                default: continue
+                }
+            }
+        }
+        return names
+    }
+}
+
+/// The bytes of an IA5String (ASCII) as text.
+private func asn1Text(_ string: UnsafeMutablePointer<ASN1_STRING>?) -> String? {
+    guard let string, let bytes = ASN1_STRING_get0_data(string) else { return nil }
+    return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(ASN1_STRING_length(string))), as: UTF8.self)
+}

@@ -59,6 +59,7 @@ struct FallbackRetry: Sendable {
             traceID: "",
             started: answer.started,
             ticket: answer.ticket,
+            usage: answer.ticket?.usage(model: target.model, version: target.version),
             fellBack: fellBack,
             // The trace goes on with the fallback's attempt and ends with its answer.
             tracing: answer.tracing
@@ -70,6 +71,7 @@ struct FallbackRetry: Sendable {
             deadline: deadline,
             priority: call.parameters.priority,
             enqueuedAt: now,
+            tenant: answer.ticket?.share,
             deferWakeUp: false,
             isCancelled: { [responder] in responder.isCancelled },
             completion: { result in next.complete(result) }

@@ -315,6 +315,7 @@ public final class InferenceService: GRPCService {
         let name =
             tenants.header.flatMap { head.metadata($0) }
             ?? tenants.parameter.flatMap { stringParameter($0, of: request) }
+            ?? tenants.certificateField.flatMap { head.peerCertificate?.name($0) }
         do throws(TenantAdmission.Refusal) {
             ticket = try tenants.admit(
                 authorization: head.metadata("authorization"),
@@ -456,6 +457,7 @@ public final class InferenceService: GRPCService {
                 ? (tracing?.trace.traceID ?? TraceParent.traceID(head.metadata("traceparent"))) : "",
             started: started,
             ticket: ticket,
+            usage: ticket?.usage(model: version.model, version: version.version),
             retry: routed.fellBack == nil ? FallbackRetry.of(decision, registry: registry, deadline: deadline) : nil,
             fellBack: routed.fellBack,
             tracing: tracing
@@ -467,6 +469,7 @@ public final class InferenceService: GRPCService {
             deadline: deadline,
             priority: call.parameters.priority,
             enqueuedAt: started,
+            tenant: ticket?.share,
             deferWakeUp: true,
             isCancelled: { [responder] in responder.isCancelled },
             completion: { result in answer.complete(result) }
@@ -493,6 +496,9 @@ struct InferAnswer: Sendable {
     let traceID: String
     let started: MonotonicInstant
     let ticket: TenantAdmission.Ticket?
+    /// The tenant's counters for this version, resolved when the call was submitted (charging them is a few atomic
+    /// adds on whichever thread answers).
+    let usage: TenantAdmission.UsageSlot?
     /// The route's fallback for this call, if the chosen version fails it.
     var retry: FallbackRetry? = nil
     /// Set when this answer is the fallback's, after another version failed the call.
@@ -554,7 +560,7 @@ struct InferAnswer: Sendable {
                 )
             )
             version.statistics.recordSuccess(route: route, elapsedNanoseconds: elapsed, outputs: outputs)
-            TenantUsage.charge(ticket, version, rows: call.rows, outputs)
+            TenantUsage.charge(usage, rows: call.rows, outputs)
         case .failure(let error):
             if streaming {
                 responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
@@ -575,7 +581,7 @@ struct InferAnswer: Sendable {
             elapsedNanoseconds: elapsed
         )
         BanditReward.record(decision, succeeded: false, latencyNanoseconds: elapsed)
-        TenantUsage.chargeFailure(ticket, version, error)
+        TenantUsage.chargeFailure(usage, error)
         shadow?.completePrimary(
             ComparisonSide(
                 version: version.version,
@@ -598,24 +604,13 @@ extension Result {
 /// here.
 enum TenantUsage {
     @inline(__always)
-    static func charge(_ ticket: TenantAdmission.Ticket?, _ version: ModelVersion, rows: Int, _ outputs: VersionOutputs)
-    {
-        ticket?.charge(
-            model: version.model,
-            version: version.version,
-            rows: rows,
-            batchRows: outputs.batchRows,
-            batchComputeNanoseconds: outputs.computeNanoseconds
-        )
+    static func charge(_ usage: TenantAdmission.UsageSlot?, rows: Int, _ outputs: VersionOutputs) {
+        usage?.charge(rows: rows, batchRows: outputs.batchRows, batchComputeNanoseconds: outputs.computeNanoseconds)
     }
 
     @inline(__always)
-    static func chargeFailure(_ ticket: TenantAdmission.Ticket?, _ version: ModelVersion, _ error: SwitchyardError) {
-        ticket?.chargeFailure(
-            model: version.model,
-            version: version.version,
-            shed: error.code == .resourceExhausted || error.code == .unavailable
-        )
+    static func chargeFailure(_ usage: TenantAdmission.UsageSlot?, _ error: SwitchyardError) {
+        usage?.chargeFailure(shed: error.code == .resourceExhausted || error.code == .unavailable)
     }
 }
 

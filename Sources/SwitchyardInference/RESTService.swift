@@ -181,7 +181,8 @@ public final class RESTService: HTTPService {
         let grpcHead = GRPCRequestHead(
             path: InferenceMethod.modelInfer.path,
             metadata: head.headers.filter { !Self.framingHeaders.contains($0.name) },
-            peerIsLoopback: head.peerIsLoopback
+            peerIsLoopback: head.peerIsLoopback,
+            peerCertificate: head.peerCertificate
         )
         call.message.withUnsafeBytes { message in
             service.handle(

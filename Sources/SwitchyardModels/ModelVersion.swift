@@ -223,6 +223,7 @@ public final class ModelVersion: Sendable {
     ///   - deadline: when the answer stops being useful; `nil` for none.
     ///   - priority: the call's priority level (higher first; 0 by default).
     ///   - enqueuedAt: when the call started.
+    ///   - tenant: the call's tenant, whose share of the pool it queues in (`nil`: no tenants configured).
     ///   - deferWakeUp: leave idle workers asleep until `ModelRegistry.releaseDeferredWakeUps()` (an event loop
     ///     submitting a batch of calls wakes the pools once for all of them).
     ///   - isCancelled: whether the caller has gone away (an atomic load; read under the pool's lock).
@@ -233,6 +234,7 @@ public final class ModelVersion: Sendable {
         deadline: MonotonicInstant?,
         priority: Int,
         enqueuedAt: MonotonicInstant,
+        tenant: TenantShare? = nil,
         deferWakeUp: Bool,
         isCancelled: @escaping @Sendable () -> Bool,
         completion: @escaping @Sendable (Result<VersionOutputs, SwitchyardError>) -> Void
@@ -246,6 +248,7 @@ public final class ModelVersion: Sendable {
                 priority: priority,
                 workClass: .primary,
                 enqueuedAt: enqueuedAt,
+                tenant: tenant,
                 isCancelled: isCancelled,
                 completion: completion
             ),
@@ -272,6 +275,7 @@ public final class ModelVersion: Sendable {
                 priority: priority,
                 workClass: .shadow,
                 enqueuedAt: enqueuedAt,
+                tenant: nil,
                 isCancelled: { false },
                 completion: completion
             )
@@ -307,6 +311,7 @@ private final class VersionJob: InferenceJob, @unchecked Sendable {
         priority: Int,
         workClass: WorkClass,
         enqueuedAt: MonotonicInstant,
+        tenant: TenantShare?,
         isCancelled: @escaping @Sendable () -> Bool,
         completion: @escaping @Sendable (Result<VersionOutputs, SwitchyardError>) -> Void
     ) {
@@ -319,6 +324,7 @@ private final class VersionJob: InferenceJob, @unchecked Sendable {
             priority: priority,
             workClass: workClass,
             enqueuedAt: enqueuedAt,
+            tenant: tenant,
             isCancelled: isCancelled
         )
     }

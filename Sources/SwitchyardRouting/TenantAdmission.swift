@@ -12,6 +12,8 @@ public final class TenantAdmission: Sendable {
         public let name: String
         let limits: TenantsConfiguration.Limits
         let burst: Double
+        /// The tenant's lane and weight in the pools' fair sharing.
+        public let share: TenantShare
         /// Tokens and the time (monotonic nanoseconds) they were counted at.
         private let bucket: Mutex<(tokens: Double, at: UInt64)>
         let inFlight = Atomic<Int>(0)
@@ -19,26 +21,32 @@ public final class TenantAdmission: Sendable {
         let rateLimited = Atomic<UInt64>(0)
         let concurrencyLimited = Atomic<UInt64>(0)
         let denied = Atomic<UInt64>(0)
-        /// What the tenant's admitted calls used, by model version.
-        let usage = Mutex<[UsageKey: Usage]>([:])
+        /// What the tenant's admitted calls used, one slot per model version, made on the version's first call.
+        let usage = Mutex<[UsageKey: UsageSlot]>([:])
         /// Calls not accounted because the tenant's usage reached `maxUsageKeys` model versions.
         let usageDropped = Atomic<UInt64>(0)
 
-        init(name: String, limits: TenantsConfiguration.Limits, now: UInt64) {
+        init(name: String, index: Int, limits: TenantsConfiguration.Limits, now: UInt64) {
             self.name = name
             self.limits = limits
             burst = limits.burst ?? max(1, limits.requestsPerSecond ?? 1)
+            share = TenantShare(name: name, index: index, weight: limits.weight ?? 1)
             bucket = Mutex((burst, now))
         }
 
-        /// Updates the usage of `key` (one short lock; a new key only while under `maxUsageKeys`).
-        func account(_ key: UsageKey, _ update: (inout Usage) -> Void) {
-            let kept = usage.withLock { usage -> Bool in
-                guard usage[key] != nil || usage.count < TenantAdmission.maxUsageKeys else { return false }
-                update(&usage[key, default: Usage()])
-                return true
+        /// The usage slot of `model` version `version`, made on its first call; `nil` (and the call counted as
+        /// dropped) once the tenant has `maxUsageKeys` slots.
+        func slot(model: String, version: String) -> UsageSlot? {
+            let key = UsageKey(model: model, version: version)
+            let slot = usage.withLock { usage -> UsageSlot? in
+                if let slot = usage[key] { return slot }
+                guard usage.count < TenantAdmission.maxUsageKeys else { return nil }
+                let slot = UsageSlot()
+                usage[key] = slot
+                return slot
             }
-            if !kept { usageDropped.add(1, ordering: .relaxed) }
+            if slot == nil { usageDropped.add(1, ordering: .relaxed) }
+            return slot
         }
 
         /// Takes a token, or says in how many nanoseconds one will be there.
@@ -57,6 +65,49 @@ public final class TenantAdmission: Sendable {
         }
     }
 
+    /// One tenant's use of one model version: counters that calls add to from any thread, without a lock.
+    public final class UsageSlot: Sendable {
+        let calls = Atomic<UInt64>(0)
+        let rows = Atomic<UInt64>(0)
+        let shed = Atomic<UInt64>(0)
+        let failed = Atomic<UInt64>(0)
+        let computeNanoseconds = Atomic<UInt64>(0)
+
+        init() {}
+
+        /// Charges an answered call: one call, its rows, and its share of its batch's compute time
+        /// (`rows × batch time / batch rows`).
+        public func charge(rows: Int, batchRows: Int, batchComputeNanoseconds: UInt64) {
+            calls.add(1, ordering: .relaxed)
+            self.rows.add(UInt64(max(0, rows)), ordering: .relaxed)
+            computeNanoseconds.add(
+                TenantAdmission.share(rows: rows, of: batchRows, batchNanoseconds: batchComputeNanoseconds),
+                ordering: .relaxed
+            )
+        }
+
+        /// Records a call the version failed: shed (refused for capacity: queue full, deadline out of reach,
+        /// draining) or failed otherwise. Nothing ran for it, so no compute is charged.
+        public func chargeFailure(shed: Bool) {
+            if shed {
+                self.shed.add(1, ordering: .relaxed)
+            } else {
+                failed.add(1, ordering: .relaxed)
+            }
+        }
+
+        /// The counters now, each read once.
+        var usage: Usage {
+            Usage(
+                calls: calls.load(ordering: .relaxed),
+                rows: rows.load(ordering: .relaxed),
+                shed: shed.load(ordering: .relaxed),
+                failed: failed.load(ordering: .relaxed),
+                computeNanoseconds: computeNanoseconds.load(ordering: .relaxed)
+            )
+        }
+    }
+
     /// An admitted call's hold on its tenant's concurrency; `release()` once the call is answered.
     public struct Ticket: Sendable {
         let tenant: Tenant
@@ -64,6 +115,16 @@ public final class TenantAdmission: Sendable {
         public var name: String { tenant.name }
         /// Frees the call's place among its tenant's calls in flight.
         public func release() { tenant.inFlight.subtract(1, ordering: .relaxed) }
+
+        /// The tenant's lane and weight in the pools' fair sharing.
+        public var share: TenantShare { tenant.share }
+
+        /// The counters the call's use of `model` version `version` is charged to: resolved once per call and
+        /// version (a lookup under the tenant's lock), so that charging it from a worker thread is a few atomic adds.
+        /// `nil` when the tenant already has `maxUsageKeys` versions (the call is counted as dropped).
+        public func usage(model: String, version: String) -> UsageSlot? {
+            tenant.slot(model: model, version: version)
+        }
 
         /// Charges the tenant for a call `version` of `model` answered: one call, its rows, and its share of its
         /// batch's compute time (`rows × batch time / batch rows`).
@@ -74,20 +135,17 @@ public final class TenantAdmission: Sendable {
             batchRows: Int,
             batchComputeNanoseconds: UInt64
         ) {
-            let share = TenantAdmission.share(rows: rows, of: batchRows, batchNanoseconds: batchComputeNanoseconds)
-            tenant.account(UsageKey(model: model, version: version)) { usage in
-                usage.calls &+= 1
-                usage.rows &+= UInt64(max(0, rows))
-                usage.computeNanoseconds &+= share
-            }
+            usage(model: model, version: version)?.charge(
+                rows: rows,
+                batchRows: batchRows,
+                batchComputeNanoseconds: batchComputeNanoseconds
+            )
         }
 
         /// Records a call of `model` that `version` failed: shed (refused for capacity: queue full, deadline out
         /// of reach, draining) or failed otherwise. Nothing ran for it, so no compute is charged.
         public func chargeFailure(model: String, version: String, shed: Bool) {
-            tenant.account(UsageKey(model: model, version: version)) { usage in
-                if shed { usage.shed &+= 1 } else { usage.failed &+= 1 }
-            }
+            usage(model: model, version: version)?.chargeFailure(shed: shed)
         }
     }
 
@@ -169,11 +227,13 @@ public final class TenantAdmission: Sendable {
     public let header: String?
     /// The request parameter naming the tenant, if it comes from a parameter.
     public let parameter: String?
+    /// The name of the verified client certificate naming the tenant, if it comes from the certificate.
+    public let certificateField: TenantsConfiguration.Identity.Field?
     private let tenants: [String: Tenant]
     private let fallback: Tenant?
     private let clock: @Sendable () -> UInt64
-    /// Tenants by bearer token.
-    private let bearerTokens: [String: String]
+    /// The bearer tokens and their tenants, compared in constant time (never looked up by the token's text).
+    private let bearerTokens: [BearerToken]
     /// Where a call's header or parameter names its tenant, for refusals (`header 'x-tenant-id'`).
     private let namingSource: String
     private let unidentifiedCount = Atomic<UInt64>(0)
@@ -187,19 +247,34 @@ public final class TenantAdmission: Sendable {
     ) {
         let now = clock()
         var tenants: [String: Tenant] = [:]
-        for (name, limits) in configuration.limits { tenants[name] = Tenant(name: name, limits: limits, now: now) }
+        for (index, (name, limits)) in configuration.limits.sorted(by: { $0.key < $1.key }).enumerated() {
+            tenants[name] = Tenant(name: name, index: index, limits: limits, now: now)
+        }
         self.tenants = tenants
         fallback = configuration.defaultTenant.map {
-            tenants[$0] ?? Tenant(name: $0, limits: .init(), now: now)
+            tenants[$0] ?? Tenant(name: $0, index: tenants.count, limits: .init(), now: now)
         }
         header = configuration.header
         parameter = configuration.parameter
-        bearerTokens = configuration.bearerTokens
+        certificateField = configuration.identity?.field
+        bearerTokens = configuration.bearerTokens.sorted(by: { $0.key < $1.key }).map {
+            BearerToken(token: Array($0.key.utf8), tenant: $0.value)
+        }
         let sources =
             (configuration.header.map { ["header '\($0)'"] } ?? [])
             + (configuration.parameter.map { ["parameter '\($0)'"] } ?? [])
+            + (configuration.identity.map { ["client certificate's \(Self.describe($0.field))"] } ?? [])
         namingSource = sources.first ?? "no header or parameter"
         self.clock = clock
+    }
+
+    /// How a refusal names a certificate field.
+    static func describe(_ field: TenantsConfiguration.Identity.Field) -> String {
+        switch field {
+        case .subjectCN: "subject CN"
+        case .sanDNS: "first SAN DNS name"
+        case .sanURI: "first SAN URI"
+        }
     }
 
     /// Calls refused because they named no known tenant and there is no default (or their bearer token was not
@@ -217,7 +292,8 @@ public final class TenantAdmission: Sendable {
         guard !bearerTokens.isEmpty, let authorization = authorization() else {
             return try admit(tenant: named, source: namingSource, model: model)
         }
-        guard let token = Self.bearerToken(authorization), let tenant = bearerTokens[token] else {
+        guard let token = Self.bearerToken(authorization), let tenant = BearerToken.match(token, in: bearerTokens)
+        else {
             unidentifiedCount.add(1, ordering: .relaxed)
             throw Refusal(
                 error: SwitchyardError(
@@ -314,11 +390,43 @@ public final class TenantAdmission: Sendable {
                 rateLimited: tenant.rateLimited.load(ordering: .relaxed),
                 concurrencyLimited: tenant.concurrencyLimited.load(ordering: .relaxed),
                 denied: tenant.denied.load(ordering: .relaxed),
-                usage: tenant.usage.withLock { $0 }.map { UsageEntry(key: $0.key, usage: $0.value) }.sorted {
+                usage: tenant.usage.withLock { $0 }.map { UsageEntry(key: $0.key, usage: $0.value.usage) }.sorted {
                     ($0.key.model, $0.key.version) < ($1.key.model, $1.key.version)
                 },
                 usageDropped: tenant.usageDropped.load(ordering: .relaxed)
             )
         }
+    }
+}
+
+/// A configured bearer token. A presented token is compared with every configured one, each byte by byte without an
+/// early exit, so that how long the comparison takes says nothing about how much of a token an attacker guessed.
+struct BearerToken: Sendable {
+    let token: [UInt8]
+    let tenant: String
+
+    /// The tenant of `presented`, or `nil`. Every configured token is compared in full, whatever matches.
+    static func match(_ presented: String, in tokens: [BearerToken]) -> String? {
+        var found: String?
+        var presented = presented
+        presented.withUTF8 { bytes in
+            for candidate in tokens where equalInConstantTime(bytes, candidate.token) {
+                found = candidate.tenant
+            }
+        }
+        return found
+    }
+
+    /// Whether `a` and `b` hold the same bytes; the time depends only on the lengths.
+    static func equalInConstantTime(_ a: UnsafeBufferPointer<UInt8>, _ b: [UInt8]) -> Bool {
+        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count) | (a.count == b.count ? 0 : 1)
+        b.withUnsafeBufferPointer { b in
+            for index in 0..<max(a.count, b.count) {
+                let x = index < a.count ? a[index] : 0
+                let y = index < b.count ? b[index] : 0
+                difference |= x ^ y
+            }
+        }
+        return difference == 0
     }
 }

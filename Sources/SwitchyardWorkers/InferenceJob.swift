@@ -32,6 +32,8 @@ open class InferenceJob: @unchecked Sendable {
     public let workClass: WorkClass
     /// When the job was created.
     public let enqueuedAt: MonotonicInstant
+    /// The tenant whose share of the pool the job queues in; `nil` (no tenants configured) queues it as before.
+    public let tenant: TenantShare?
     /// Whether the caller has gone away; checked when a batch is formed and when the queue is full, with
     /// the pool's lock held, so it must be cheap and must not block (an atomic load).
     public let isCancelled: @Sendable () -> Bool
@@ -47,6 +49,7 @@ open class InferenceJob: @unchecked Sendable {
         priority: Int = 0,
         workClass: WorkClass = .primary,
         enqueuedAt: MonotonicInstant = .now(),
+        tenant: TenantShare? = nil,
         isCancelled: @escaping @Sendable () -> Bool = { false },
         completion: @escaping @Sendable (Result<VersionOutputs, SwitchyardError>) -> Void
     ) {
@@ -56,6 +59,7 @@ open class InferenceJob: @unchecked Sendable {
         self.priority = priority
         self.workClass = workClass
         self.enqueuedAt = enqueuedAt
+        self.tenant = tenant
         self.isCancelled = isCancelled
         self.completion = completion
     }
@@ -68,6 +72,7 @@ open class InferenceJob: @unchecked Sendable {
         priority: Int,
         workClass: WorkClass,
         enqueuedAt: MonotonicInstant,
+        tenant: TenantShare? = nil,
         isCancelled: @escaping @Sendable () -> Bool
     ) {
         self.inputs = inputs
@@ -76,6 +81,7 @@ open class InferenceJob: @unchecked Sendable {
         self.priority = priority
         self.workClass = workClass
         self.enqueuedAt = enqueuedAt
+        self.tenant = tenant
         self.isCancelled = isCancelled
         self.completion = nil
     }

@@ -1,6 +1,13 @@
 // The queues of one pool: primary jobs ordered by priority (higher first), then deadline (earliest
 // first, jobs without one last), then arrival; a bounded FIFO of shadow jobs; and an index of deadlines
 // so that expired jobs are found without scanning. Confined to the pool's lock.
+//
+// Jobs of tenants (`tenants:`) queue in one lane per tenant, each lane in that same order, and batches
+// take from the lanes by start-time fair queuing: every lane carries a virtual finish time that grows
+// by rows / weight as it is served, the lane whose next job would start earliest in virtual time goes
+// next (highest priority level first), and an idle lane rejoins at the current virtual time, with no
+// credit saved up. Under contention each tenant gets its weight's share of the rows; a tenant alone
+// gets them all (work-conserving). Jobs of no tenant queue as they always did.
 
 import SwitchyardCore
 
@@ -84,9 +91,38 @@ struct Heap<Element> {
     }
 }
 
+/// One tenant's queued primary jobs, in queue order, and its place in the fair sharing.
+final class TenantLane {
+    /// The tenant's weight, from the latest job queued.
+    var weight: Double
+    var heap = Heap<QueueEntry>(by: QueueEntry.runsBefore)
+    /// Live jobs and rows in `heap`.
+    var jobs = 0
+    var rows = 0
+    /// Virtual time up to which the lane has been served: each job taken adds its rows / weight.
+    var finish = 0.0
+
+    init(weight: Double) { self.weight = weight }
+
+    /// The next live job, dropping removed entries from the top.
+    func head() -> QueueEntry? {
+        while let top = heap.top, top.removed { heap.popTop() }
+        return heap.top
+    }
+}
+
 /// The primary and shadow queues of one pool.
 struct JobQueue {
+    /// Primary jobs of no tenant.
     private var primary = Heap<QueueEntry>(by: QueueEntry.runsBefore)
+    /// Lanes by tenant index; a lane stays once made (tenants are few), empty or not.
+    private var lanes: [TenantLane?] = []
+    /// Primary jobs queued in lanes.
+    private var laneJobs = 0
+    /// Fair queuing's virtual time: the start of the job served last.
+    private var virtualTime = 0.0
+    /// The virtual finish of the jobs of no tenant, which share as one lane of weight 1 while tenants queue.
+    private var untenantedFinish = 0.0
     private var arrivalOrder: [QueueEntry] = []
     private var arrivalHead = 0
     private var deadlines = Heap<QueueEntry>(by: QueueEntry.expiresBefore)
@@ -112,7 +148,16 @@ struct JobQueue {
         let entry = QueueEntry(job: job, sequence: sequence)
         switch job.workClass {
         case .primary:
-            primary.insert(entry)
+            if let tenant = job.tenant {
+                let lane = lane(tenant)
+                lane.heap.insert(entry)
+                lane.jobs += 1
+                lane.rows += job.rows
+                laneJobs += 1
+                if lane.heap.count > 2 * lane.jobs + 1024 { lane.heap.filter { !$0.removed } }
+            } else {
+                primary.insert(entry)
+            }
             arrivalOrder.append(entry)
             primaryJobs += 1
             primaryRows += job.rows
@@ -131,6 +176,78 @@ struct JobQueue {
             primary.filter { !$0.removed }
             deadlines.filter { !$0.removed }
         }
+    }
+
+    /// The lane of `tenant`, made on its first job.
+    private mutating func lane(_ tenant: TenantShare) -> TenantLane {
+        if tenant.index >= lanes.count {
+            lanes.append(contentsOf: repeatElement(nil, count: tenant.index + 1 - lanes.count))
+        }
+        if let lane = lanes[tenant.index] {
+            lane.weight = tenant.weight
+            return lane
+        }
+        let lane = TenantLane(weight: tenant.weight)
+        lanes[tenant.index] = lane
+        return lane
+    }
+
+    /// Rows queued by `tenant`'s lane (0 for a tenant with none).
+    func rows(of tenant: TenantShare) -> Int {
+        tenant.index < lanes.count ? lanes[tenant.index]?.rows ?? 0 : 0
+    }
+
+    /// Rows expected to run before a new job of `rows` rows of `tenant` is done under fair sharing: its own lane's
+    /// queued rows, and from every other lane (the jobs of no tenant as one of weight 1) as many rows as that lane's
+    /// weight earns while the tenant's own rows are served, at most what it has queued. A tenant within its share
+    /// sees a short queue even behind a flood; the flooding tenant sees its own backlog, and is the one shed.
+    func fairRowsAhead(of tenant: TenantShare, rows: Int) -> Int {
+        var own = 0
+        var others: [(rows: Int, weight: Double)] = []
+        others.reserveCapacity(lanes.count + 1)
+        if primaryRows - laneRows > 0 { others.append((primaryRows - laneRows, 1)) }
+        for (index, lane) in lanes.enumerated() {
+            guard let lane, lane.rows > 0 else { continue }
+            if index == tenant.index { own = lane.rows } else { others.append((lane.rows, lane.weight)) }
+        }
+        return Self.fairRowsAhead(own: own, weight: tenant.weight, rows: rows, others: others)
+    }
+
+    /// `own` + Σ min(other rows, other weight / `weight` × (`own` + `rows`)).
+    static func fairRowsAhead(own: Int, weight: Double, rows: Int, others: [(rows: Int, weight: Double)]) -> Int {
+        let served = Double(own + rows) / weight
+        var ahead = own
+        for other in others { ahead += min(other.rows, Int((other.weight * served).rounded(.up))) }
+        return ahead
+    }
+
+    /// Rows queued in tenants' lanes.
+    private var laneRows: Int { lanes.reduce(0) { $0 + ($1?.rows ?? 0) } }
+
+    /// Makes room in a full queue for a job of `rows` rows of `tenant`: removes and returns the job that runs last in
+    /// the lane furthest over its share (queued rows / weight), if that lane is another tenant's and stays further
+    /// over its share than `tenant`'s would be with the new job. `nil`: the new job's own tenant is the one to shed.
+    mutating func evictForFairShare(_ tenant: TenantShare, rows: Int) -> InferenceJob? {
+        let ownLoad = Double(self.rows(of: tenant) + rows) / tenant.weight
+        var victim: TenantLane?
+        var victimLoad = ownLoad
+        for (index, lane) in lanes.enumerated() where index != tenant.index {
+            guard let lane, lane.jobs > 0 else { continue }
+            let load = Double(lane.rows) / lane.weight
+            if load > victimLoad {
+                victim = lane
+                victimLoad = load
+            }
+        }
+        guard let victim else { return nil }
+        var last: QueueEntry?
+        for entry in victim.heap.elements where !entry.removed {
+            if let current = last, !QueueEntry.runsBefore(current, entry) { continue }
+            last = entry
+        }
+        guard let last else { return nil }
+        remove(last)
+        return last.job
     }
 
     /// Rows of queued primary jobs that run before a new job of `priority`.
@@ -155,10 +272,17 @@ struct JobQueue {
     }
 
     /// The deadline of the job the next primary batch starts with: the earliest of the highest
-    /// priority level queued.
+    /// priority level queued. With tenants queued, the earliest among every lane's next job, since a
+    /// batch may take from each.
     mutating func nextPrimaryDeadline() -> MonotonicInstant? {
         while let top = primary.top, top.removed { primary.popTop() }
-        return primary.top?.job.deadline
+        guard laneJobs > 0 else { return primary.top?.job.deadline }
+        var earliest = primary.top?.job.deadline
+        for case let lane? in lanes {
+            guard lane.jobs > 0, let deadline = lane.head()?.job.deadline else { continue }
+            earliest = min(earliest ?? deadline, deadline)
+        }
+        return earliest
     }
 
     /// Removes and returns primary jobs in queue order up to `rows` rows (at least one job). Jobs for
@@ -166,6 +290,7 @@ struct JobQueue {
     mutating func takePrimary(rows limit: Int, isDropped: (InferenceJob) -> Bool) -> (
         batch: [InferenceJob], dropped: [InferenceJob]
     ) {
+        if laneJobs > 0 { return takeFairly(rows: limit, isDropped: isDropped) }
         var batch: [InferenceJob] = []
         var dropped: [InferenceJob] = []
         var rows = 0
@@ -188,6 +313,54 @@ struct JobQueue {
             if rows >= limit { break }
         }
         return (batch, dropped)
+    }
+
+    /// `takePrimary` while tenants' lanes hold jobs: job by job, the next job of the lane that start-time fair
+    /// queuing serves next (highest priority level first, then the earliest virtual start).
+    private mutating func takeFairly(rows limit: Int, isDropped: (InferenceJob) -> Bool) -> (
+        batch: [InferenceJob], dropped: [InferenceJob]
+    ) {
+        var batch: [InferenceJob] = []
+        var dropped: [InferenceJob] = []
+        var rows = 0
+        while let (entry, lane) = nextFair() {
+            if isDropped(entry.job) {
+                remove(entry)
+                dropped.append(entry.job)
+                continue
+            }
+            if !batch.isEmpty && rows + entry.job.rows > limit { break }
+            let start = max(lane?.finish ?? untenantedFinish, virtualTime)
+            let finish = start + Double(entry.job.rows) / (lane?.weight ?? 1)
+            if let lane { lane.finish = finish } else { untenantedFinish = finish }
+            virtualTime = start
+            remove(entry)
+            batch.append(entry.job)
+            rows += entry.job.rows
+            if rows >= limit { break }
+        }
+        return (batch, dropped)
+    }
+
+    /// The job fair queuing serves next and its lane (`nil`: the jobs of no tenant), without removing it.
+    private mutating func nextFair() -> (QueueEntry, TenantLane?)? {
+        while let top = primary.top, top.removed { primary.popTop() }
+        var best: (entry: QueueEntry, lane: TenantLane?, start: Double)?
+        if let top = primary.top { best = (top, nil, max(untenantedFinish, virtualTime)) }
+        for case let lane? in lanes {
+            guard lane.jobs > 0, let head = lane.head() else { continue }
+            let start = max(lane.finish, virtualTime)
+            if let current = best {
+                let (p, q) = (head.job.priority, current.entry.job.priority)
+                let earlier =
+                    p != q
+                    ? p > q
+                    : start != current.start ? start < current.start : QueueEntry.runsBefore(head, current.entry)
+                guard earlier else { continue }
+            }
+            best = (head, lane, start)
+        }
+        return best.map { ($0.entry, $0.lane) }
     }
 
     /// Removes and returns shadow jobs in arrival order up to `rows` rows (at least one job).
@@ -243,6 +416,12 @@ struct JobQueue {
             remove(entry)
             removed.append(entry.job)
         }
+        for case let lane? in lanes where lane.jobs > 0 {
+            for entry in lane.heap.elements where !entry.removed && predicate(entry.job) {
+                remove(entry)
+                removed.append(entry.job)
+            }
+        }
         for entry in shadow[shadowHead...] where !entry.removed && predicate(entry.job) {
             remove(entry)
             removed.append(entry.job)
@@ -272,6 +451,11 @@ struct JobQueue {
         case .primary:
             primaryJobs -= 1
             primaryRows -= entry.job.rows
+            if let tenant = entry.job.tenant, tenant.index < lanes.count, let lane = lanes[tenant.index] {
+                lane.jobs -= 1
+                lane.rows -= entry.job.rows
+                laneJobs -= 1
+            }
             let left = (rowsByPriority[entry.job.priority] ?? 0) - entry.job.rows
             rowsByPriority[entry.job.priority] = left > 0 ? left : nil
         case .shadow:
@@ -296,6 +480,7 @@ struct JobQueue {
     /// Drops removed entries from every index, after removals from the middle of the queue.
     private mutating func compactIndexes() {
         primary.filter { !$0.removed }
+        for case let lane? in lanes { lane.heap.filter { !$0.removed } }
         deadlines.filter { !$0.removed }
         arrivalOrder = arrivalOrder[arrivalHead...].filter { !$0.removed }
         arrivalHead = 0

@@ -146,13 +146,16 @@ public final class WorkerPool: @unchecked Sendable {
         }
         let now = MonotonicInstant.now()
         var swept: [InferenceJob] = []
+        var evicted: [InferenceJob] = []
         let rejection: SwitchyardError? = lock.withLock {
             switch job.workClass {
-            case .primary: admitPrimary(job, now: now, swept: &swept, deferWakeUp: deferWakeUp)
+            case .primary:
+                admitPrimary(job, now: now, swept: &swept, evictedForShare: &evicted, deferWakeUp: deferWakeUp)
             case .shadow: admitShadow(job, now: now)
             }
         }
         complete(swept, cancelledError())
+        for victim in evicted { victim.complete(.failure(evictedError(victim))) }
         if let rejection { job.complete(.failure(rejection)) }
     }
 
@@ -270,6 +273,7 @@ public final class WorkerPool: @unchecked Sendable {
         _ job: InferenceJob,
         now: MonotonicInstant,
         swept: inout [InferenceJob],
+        evictedForShare: inout [InferenceJob],
         deferWakeUp: Bool
     ) -> SwitchyardError? {
         if stopping {
@@ -290,6 +294,13 @@ public final class WorkerPool: @unchecked Sendable {
             count(cancelled: swept)
             nextCancelledSweep = now.advanced(byNanoseconds: 10_000_000)
         }
+        if queue.primaryJobs >= configuration.maxQueueSize, let tenant = job.tenant,
+            let evicted = queue.evictForFairShare(tenant, rows: job.rows)
+        {
+            // A full queue sheds the tenant furthest over its share, not the caller within its own.
+            stats.rejectedQueueFull += 1
+            evictedForShare.append(evicted)
+        }
         if queue.primaryJobs >= configuration.maxQueueSize {
             stats.rejectedQueueFull += 1
             return SwitchyardError(
@@ -298,9 +309,22 @@ public final class WorkerPool: @unchecked Sendable {
                     + "\(configuration.maxQueueSize)); retry later or raise max_queue_size"
             )
         }
-        let ahead = queue.primaryRows(atOrAbove: job.priority)
+        // Under fair sharing a tenant waits for its own queued rows and the others' shares of that time, not for
+        // the whole queue: the tenants over their share see the longest waits and are shed first.
+        let ahead =
+            job.tenant.map { queue.fairRowsAhead(of: $0, rows: job.rows) } ?? queue.primaryRows(atOrAbove: job.priority)
         if let overload = scheduler.overload(now: now, rows: job.rows, rowsAhead: ahead, workers: workerState(now)) {
             stats.shed += 1
+            if let tenant = job.tenant {
+                return SwitchyardError(
+                    .resourceExhausted,
+                    "model '\(name)' is overloaded and tenant '\(tenant.name)' is over its share (weight "
+                        + "\(number(tenant.weight))): estimated queue wait \(milliseconds(overload.waitNanoseconds)) ms "
+                        + "(\(ahead) rows ahead, \(queue.rows(of: tenant)) of them its own) plus compute "
+                        + "\(milliseconds(overload.computeNanoseconds)) ms exceeds the latency target slo_ms "
+                        + "\(number(configuration.sloMilliseconds)); retry later or lower the tenant's request rate"
+                )
+            }
             // RESOURCE_EXHAUSTED, not UNAVAILABLE: stock clients retry UNAVAILABLE (KServe's gRPC client three times
             // by default), which would multiply the traffic of a server already over its target.
             return SwitchyardError(
@@ -649,6 +673,16 @@ public final class WorkerPool: @unchecked Sendable {
                 stats.shadowDropped += 1
             }
         }
+    }
+
+    /// The answer of a queued job shed from a full queue to make room for a tenant within its share.
+    private func evictedError(_ job: InferenceJob) -> SwitchyardError {
+        SwitchyardError(
+            .resourceExhausted,
+            "model '\(name)' queue is full (max_queue_size \(configuration.maxQueueSize)) and tenant "
+                + "'\(job.tenant?.name ?? "")' holds the most of it for its weight; its queued call was shed to make "
+                + "room for a tenant within its share; retry later or lower the tenant's request rate"
+        )
     }
 
     private func cancelledError() -> SwitchyardError {

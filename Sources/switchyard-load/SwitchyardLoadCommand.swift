@@ -66,6 +66,11 @@ struct SwitchyardLoadCommand: ParsableCommand {
         help: "Open loop: shortest sleep between sends; arrivals due within it go out together (≤ this late)."
     )
     var timerResolutionUs: Double = 50
+    @Option(
+        name: .customLong("header"),
+        help: "Request metadata NAME:VALUE sent with every call (repeatable), e.g. x-tenant-id:acme."
+    )
+    var headers: [String] = []
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Admin API base URL for a scenario's actions.") var admin = "http://127.0.0.1:8002"
     @Option(help: "Write the results as JSON here.") var output: String?
@@ -140,6 +145,13 @@ struct SwitchyardLoadCommand: ParsableCommand {
 
         var configuration = LoadConfiguration(target: target, mode: mode)
         if let path { configuration.path = path }
+        configuration.metadata = try headers.map { header throws(SwitchyardError) -> (String, String) in
+            guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
+                throw SwitchyardError.invalidArgument("--header: expected NAME:VALUE, got '\(header)'")
+            }
+            let value = header[header.index(after: colon)...].drop { $0 == " " }
+            return (header[..<colon].lowercased(), String(value))
+        }
         configuration.tls = tlsOptions
         configuration.warmup = warmup ?? file.warmup ?? 0
         configuration.requests = requests ?? file.requests

@@ -80,13 +80,18 @@ private let configuration = TenantsConfiguration(
             header: "x-tenant",
             parameter: "tenant",
             defaultTenant: "missing",
-            limits: ["a": .init(requestsPerSecond: 0, burst: 0.5, maxConcurrent: 0, models: [])]
+            limits: [
+                "a": .init(requestsPerSecond: 0, burst: 0.5, maxConcurrent: 0, models: [], weight: 0),
+                "b": .init(weight: -2),
+            ]
         )
         let problems = bad.validate().joined(separator: "\n")
         for fragment in [
             "tenants: expected one of header and parameter", "tenants.default: tenant 'missing' is not under",
             "tenants.limits.a.requests_per_second", "tenants.limits.a.burst", "tenants.limits.a.max_concurrent",
             "tenants.limits.a.models",
+            "tenants.limits.a.weight: expected a number > 0 (a share of a pool's capacity), got 0.0",
+            "tenants.limits.b.weight: expected a number > 0 (a share of a pool's capacity), got -2.0",
         ] {
             #expect(problems.contains(fragment), "missing \(fragment) in:\n\(problems)")
         }
