@@ -15,10 +15,10 @@ import Synchronization
 public final class RESTService: HTTPService {
     let service: InferenceService
 
-    /// Request bodies from this size up are decoded off the event loop. Measured with a release build on a 2-CPU
-    /// AMD EPYC (loadtest/README.md), parsing costs ~20–30 ns per byte of tensor data (jansson, most of it strtod on
-    /// long decimals): a 64 KiB body would hold the loop for ~1.5 ms, far longer than a thread hop costs, while a
-    /// small one costs less than the hop.
+    /// Request bodies from this size up are decoded off the event loop. Parsing costs ~1.5–2 ns per byte of JSON
+    /// with simdjson (Benchmarks/JSON, a 2-CPU AMD EPYC), and converting the values to the tensor's datatype about
+    /// as much again: a 64 KiB body holds the loop for ~0.2 ms, several thread hops' worth, while a small one costs
+    /// less than the hop.
     static let offloadBytes = 64 << 10
 
     /// Creates the REST binding of `service`.
