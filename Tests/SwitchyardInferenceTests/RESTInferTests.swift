@@ -197,7 +197,9 @@ import Testing
             Issue.record("inputs not converted")
             return
         }
-        let floats: [Float] = [0.5, -1e-3, 12345678901, 3.4028234e38]
+        // As the JSON numbers read (doubles), then rounded to FP32.
+        let doubles: [Double] = [0.5, -1e-3, 12_345_678_901, 3.4028234e38]
+        let floats = doubles.map { Float($0) }
         #expect(pixels == floats.flatMap { value in withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) } })
         #expect(mask == [1, 0, 0, 1])
         Self.request.withUnsafeBytes { body in
