@@ -66,6 +66,8 @@ let package = Package(
         .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
         // jansson (Debian's libjansson-dev): the REST binding's JSON parser for inference requests.
         .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
+        // simdjson (Debian's libsimdjson-dev, C++) behind a C API: the REST binding's parser for inference requests.
+        .target(name: "CSwitchyardJSON", linkerSettings: [.linkedLibrary("simdjson")]),
         .target(name: "CEpoll"),
         .target(
             name: "SwitchyardProto",
@@ -181,7 +183,7 @@ let package = Package(
             name: "SwitchyardInference",
             dependencies: [
                 "SwitchyardCore", "SwitchyardProto", "SwitchyardHTTP2", "SwitchyardModels", "SwitchyardRouting",
-                "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert", "CJansson",
+                "SwitchyardSink", "SwitchyardMonitor", "CSwitchyardConvert", "CJansson", "CSwitchyardJSON",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -365,6 +367,7 @@ let package = Package(
             dependencies: [
                 "SwitchyardInference", "SwitchyardModels", "SwitchyardWorkers", "SwitchyardCore", "CSwitchyardConvert",
                 "SwitchyardEngine", "SwitchyardHTTP2", "SwitchyardProto", "SwitchyardRouting", "SwitchyardSink",
+                "CJansson",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -376,5 +379,6 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-    ]
+    ],
+    cxxLanguageStandard: .cxx17
 )

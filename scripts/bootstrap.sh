@@ -16,7 +16,7 @@ want_test=0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
-packages=(pkg-config libnghttp2-dev libprotobuf-c-dev libssl-dev zlib1g-dev libhttp-parser-dev libjansson-dev)
+packages=(pkg-config libnghttp2-dev libprotobuf-c-dev libssl-dev zlib1g-dev libhttp-parser-dev libjansson-dev libsimdjson-dev)
 if [ $want_test = 1 ]; then
     packages+=(nghttp2-client openssl etcd-server python3 python3-venv python3-pip)
 fi

@@ -5,6 +5,7 @@
 // the `shared_memory_*` parameters saying where it went.
 
 import SwitchyardCore
+import SwitchyardHTTP2
 import SwitchyardModels
 import SwitchyardProto
 
@@ -23,6 +24,34 @@ struct InferResult {
     /// Where each output goes, parallel to `outputs`: its system shared-memory placement, or `nil` for
     /// raw_output_contents; empty when every output goes in the response.
     var placements: [SharedMemoryPlacement?] = []
+}
+
+/// Answers an inference call. How a successful answer is encoded belongs to the protocol the call came in on:
+/// a ModelInferResponse for gRPC (`ProtobufInferResponder`), JSON and binary tensor data for REST
+/// (`RESTInferResponder`). Refusals and streaming messages go through `GRPCResponder`'s own methods.
+protocol InferResponder: GRPCResponder {
+    /// Sends a unary call's answer, built from its result.
+    /// - Parameter metadata: the call's extra metadata (the route): trailers on gRPC, headers on REST.
+    func send(result: InferResult, metadata: [(name: String, value: String)])
+}
+
+/// A gRPC call's responder: the answer is the ModelInferResponse encoded from the result.
+final class ProtobufInferResponder: InferResponder {
+    private let call: any GRPCResponder
+
+    init(_ call: any GRPCResponder) { self.call = call }
+
+    var isCancelled: Bool { call.isCancelled }
+
+    func send(result: InferResult, metadata: [(name: String, value: String)]) {
+        call.send(message: InferResponseEncoder.encode(result), metadata: metadata)
+    }
+
+    func send(message: [UInt8], metadata: [(name: String, value: String)]) {
+        call.send(message: message, metadata: metadata)
+    }
+
+    func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)]) { call.fail(status, metadata: metadata) }
 }
 
 enum InferResponseEncoder {

@@ -160,10 +160,10 @@ public final class InferenceService: GRPCService {
         do throws(SwitchyardError) {
             switch rpc {
             case .modelInfer:
-                try infer(message, head: head, responder: responder, streaming: false)
+                try infer(message, head: head, responder: ProtobufInferResponder(responder), streaming: false)
             case .modelStreamInfer:
                 do throws(SwitchyardError) {
-                    try infer(message, head: head, responder: responder, streaming: true)
+                    try infer(message, head: head, responder: ProtobufInferResponder(responder), streaming: true)
                 } catch {
                     responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
                 }
@@ -216,11 +216,35 @@ public final class InferenceService: GRPCService {
     private func infer(
         _ message: UnsafeRawBufferPointer,
         head: GRPCRequestHead,
-        responder callResponder: any GRPCResponder,
+        responder: any InferResponder,
         streaming: Bool
     ) throws(SwitchyardError) {
         let started = MonotonicInstant.now()
         try StringFieldCheck.check(message, schema: .inferRequest)
+        try infer(started: started, head: head, responder: responder, streaming: streaming) {
+            arena throws(SwitchyardError) in try InferRequestDecoder.decode(message, arena: &arena).pointee
+        }
+    }
+
+    /// ModelInfer for a request another front end read into the structure protobuf-c decodes into (REST: JSON and
+    /// binary tensor data, `RESTInfer`), built by `request` in the call's arena: no protobuf packed only to be
+    /// decoded again. The call then takes the gRPC call's path, step by step.
+    /// - Throws: what `request` throws, and the refusals the gRPC path throws (unknown model, unroutable call).
+    func infer(
+        head: GRPCRequestHead,
+        responder: any InferResponder,
+        request: (inout BumpAllocator) throws(SwitchyardError) -> Inference__ModelInferRequest
+    ) throws(SwitchyardError) {
+        try infer(started: .now(), head: head, responder: responder, streaming: false, request: request)
+    }
+
+    private func infer(
+        started: MonotonicInstant,
+        head: GRPCRequestHead,
+        responder callResponder: any InferResponder,
+        streaming: Bool,
+        request decode: (inout BumpAllocator) throws(SwitchyardError) -> Inference__ModelInferRequest
+    ) throws(SwitchyardError) {
         // Sampling is decided once, here; an untraced call carries nil through every step below. From here on every
         // path ends the trace: refused ones below, the others in `InferAnswer.complete`.
         let trace = tracer?.begin(
@@ -229,12 +253,12 @@ public final class InferenceService: GRPCService {
             operation: streaming ? "ModelStreamInfer" : "ModelInfer",
             started: started
         )
-        let responder = trace.map { TracedResponder(callResponder, trace: $0) } ?? callResponder
+        let responder: any InferResponder = trace.map { TracedResponder(callResponder, trace: $0) } ?? callResponder
         // The tenant's place among its calls in flight, held until the call is answered.
         var ticket: TenantAdmission.Ticket?
         let outcome = withBumpAllocator(capacity: 8192) { arena in
             Result { () throws(SwitchyardError) -> RoutedCall in
-                let request = try InferRequestDecoder.decode(message, arena: &arena).pointee
+                let request = try decode(&arena)
                 guard admit(request, head: head, responder: responder, streaming: streaming, ticket: &ticket) else {
                     return .answered
                 }
@@ -420,7 +444,7 @@ public final class InferenceService: GRPCService {
         started: MonotonicInstant,
         ticket: TenantAdmission.Ticket?,
         head: GRPCRequestHead,
-        responder: any GRPCResponder,
+        responder: any InferResponder,
         streaming: Bool,
         tracing: (tracer: any CallTracer, trace: CallTrace)?
     ) {
@@ -482,7 +506,7 @@ public final class InferenceService: GRPCService {
 /// is on its way) the bandit's reward, the shadow comparison's primary side, the monitor and the version's
 /// statistics.
 struct InferAnswer: Sendable {
-    let responder: any GRPCResponder
+    let responder: any InferResponder
     let streaming: Bool
     let version: ModelVersion
     let call: ValidatedInferCall
@@ -526,16 +550,11 @@ struct InferAnswer: Sendable {
                 outputs: call.returned(version.signature, outputs.tensors),
                 placements: call.returnedPlacements
             )
-            if !streaming, let rest = responder as? RESTInferResponder {
-                // REST writes its answer from the result: no protobuf encoded only to be decoded again.
-                rest.send(result: inferResult, metadata: trailers)
+            if streaming {
+                responder.send(message: InferResponseEncoder.encodeStream(.success(inferResult)), metadata: trailers)
             } else {
-                responder.send(
-                    message: streaming
-                        ? InferResponseEncoder.encodeStream(.success(inferResult))
-                        : InferResponseEncoder.encode(inferResult),
-                    metadata: trailers
-                )
+                // Encoded by the call's own protocol: protobuf for gRPC, JSON or binary tensor data for REST.
+                responder.send(result: inferResult, metadata: trailers)
             }
             // Bookkeeping after the response is on its way: the caller never waits for it.
             BanditReward.record(decision, succeeded: true, latencyNanoseconds: elapsed)

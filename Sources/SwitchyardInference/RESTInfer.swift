@@ -1,11 +1,10 @@
-// The v2 REST infer call ↔ the Open Inference Protocol message the gRPC path takes. A JSON request (with the
-// binary tensor data extension: `Inference-Header-Content-Length`, `binary_data_size` per input) becomes a
-// ModelInferRequest whose inputs travel in raw_input_contents, so every REST call takes exactly the gRPC call's
-// path through InferenceService (routing, shadow, batching, deadlines, shedding, statistics). The answer comes
-// back as a ModelInferResponse and is written as JSON, each output as `data` or, when asked, as binary data after
-// the JSON header.
+// The v2 REST infer call ↔ the Open Inference Protocol request the gRPC path takes. A JSON request (with the
+// binary tensor data extension: `Inference-Header-Content-Length`, `binary_data_size` per input) is built straight
+// into the structure protobuf-c decodes a ModelInferRequest into, its inputs in raw_input_contents (binary data read
+// in place from the body), so every REST call takes exactly the gRPC call's path through InferenceService (routing,
+// shadow, batching, deadlines, shedding, statistics) with no protobuf in between. The answer is written from the
+// result as JSON, each output as `data` or, when asked, as binary data after the JSON header.
 
-import CJansson
 import FoundationEssentials
 import SwitchyardCore
 import SwitchyardHTTP2
@@ -97,7 +96,7 @@ extension RESTInferRequest {
                             optional: true,
                             in: parametersPath
                         )
-                        .map { $0.type == JSON_TRUE },
+                        .map { $0.type == .true },
                         classification: try fields.field(
                             object,
                             "classification",
@@ -139,8 +138,8 @@ extension RESTInferRequest.Input {
         }
         data = nil
         if let values = node["data"], !values.isNull {
-            if values.type == JSON_ARRAY, (0..<values.count).allSatisfy({ values[$0].isNumber }) {
-                data = .numbers((0..<values.count).map { values[$0].number })
+            if let numbers = values.numbers {
+                data = .numbers(numbers)
             } else {
                 data = .values(values.value)
             }
@@ -161,9 +160,8 @@ extension RESTInferRequest.SharedMemoryParameters {
     }
 }
 
-/// A translated request: the packed ModelInferRequest and how each output is to be returned.
+/// How a REST infer call's outputs are to be returned.
 struct RESTInferCall {
-    var message: [UInt8]
     /// Outputs returned as binary data (by name); the rest as JSON `data`.
     var binaryOutputs: Set<String>
     /// Every output returned as binary data (`binary_data_output` set and no per-output choice).
@@ -171,8 +169,26 @@ struct RESTInferCall {
     var explicitOutputs: Set<String>
 }
 
+/// A translated request: the parsed request with each input's bytes, ready to be built into the inference
+/// request structure (`build`), and how its outputs are to be returned.
+struct RESTInferTranslation {
+    /// An input's raw little-endian bytes.
+    enum RawInput {
+        /// Converted from JSON `data`.
+        case converted([UInt8])
+        /// Binary tensor data: this range of the request body, read in place.
+        case body(Range<Int>)
+    }
+
+    var request: RESTInferRequest
+    /// Per input, in request order; `nil` for an input in system shared memory.
+    var rawInputs: [RawInput?]
+    var call: RESTInferCall
+}
+
 enum RESTInfer {
-    /// Translates a REST infer request into a packed ModelInferRequest.
+    /// Reads a REST infer request (JSON, and binary tensor data after it) and checks it as far as the request alone
+    /// allows; the model's signature is checked by the gRPC path's validation.
     /// - Parameters:
     ///   - body: the whole request body.
     ///   - headerLength: `Inference-Header-Content-Length`, when present: the JSON's length, binary data after it.
@@ -182,7 +198,7 @@ enum RESTInfer {
         version: String,
         body: UnsafeRawBufferPointer,
         headerLength: String?
-    ) throws(SwitchyardError) -> RESTInferCall {
+    ) throws(SwitchyardError) -> RESTInferTranslation {
         var jsonLength = body.count
         if let headerLength {
             guard let length = Int(headerLength.filter { $0 != " " && $0 != "\t" }), length >= 0 else {
@@ -207,9 +223,13 @@ enum RESTInfer {
         let binary = UnsafeRawBufferPointer(rebasing: body[jsonLength...])
 
         // Inputs as raw little-endian bytes of their datatype.
-        var rawInputs: [[UInt8]?] = []
+        try checkName(model, "model_name")
+        try checkName(version, "model_version")
+        try checkText(request.id ?? "", "id")
+        var rawInputs: [RESTInferTranslation.RawInput?] = []
         var binaryOffset = 0
-        for input in request.inputs {
+        for (index, input) in request.inputs.enumerated() {
+            try checkName(input.name, "inputs[\(index)].name")
             guard let dataType = DataType(rawValue: input.datatype) else {
                 let known = DataType.allCases.map(\.rawValue).joined(separator: ", ")
                 throw .invalidArgument(
@@ -255,7 +275,7 @@ enum RESTInfer {
                 }
                 let start = binaryOffset
                 binaryOffset += Int(size)
-                rawInputs.append(Array(UnsafeRawBufferPointer(rebasing: binary[start..<binaryOffset])))
+                rawInputs.append(.body(jsonLength + start..<jsonLength + binaryOffset))
             } else {
                 guard let data = input.data else {
                     throw .invalidArgument(
@@ -272,10 +292,12 @@ enum RESTInfer {
                 switch data {
                 case .numbers(let numbers) where dataType != .bytes:
                     try checkCount(numbers.count)
-                    rawInputs.append(try raw(numbers: numbers, dataType: dataType, input: input.name))
+                    rawInputs.append(.converted(try raw(numbers: numbers, dataType: dataType, input: input.name)))
                 case .numbers(let numbers):
                     try checkCount(numbers.count)
-                    rawInputs.append(try raw(numbers.map(JSONValue.number), dataType: dataType, input: input.name))
+                    rawInputs.append(
+                        .converted(try raw(numbers.map(JSONValue.number), dataType: dataType, input: input.name))
+                    )
                 case .values(let value):
                     var flat: [JSONValue] = []
                     // The shape is the client's claim, checked against the values only after flattening: a small body
@@ -283,7 +305,7 @@ enum RESTInfer {
                     flat.reserveCapacity(min(Int(count), 1 << 16))
                     flatten(value, into: &flat)
                     try checkCount(flat.count)
-                    rawInputs.append(try raw(flat, dataType: dataType, input: input.name))
+                    rawInputs.append(.converted(try raw(flat, dataType: dataType, input: input.name)))
                 }
             }
         }
@@ -304,7 +326,8 @@ enum RESTInfer {
         }
         var binaryOutputs = Set<String>()
         var explicitOutputs = Set<String>()
-        for output in request.outputs ?? [] {
+        for (index, output) in (request.outputs ?? []).enumerated() {
+            try checkName(output.name, "outputs[\(index)].name")
             explicitOutputs.insert(output.name)
             var wantsBinary = binaryByDefault
             if let flag = output.parameters?.binaryData { wantsBinary = flag }
@@ -317,17 +340,43 @@ enum RESTInfer {
             if wantsBinary { binaryOutputs.insert(output.name) }
         }
 
-        let message = try withBumpAllocator(capacity: 8192) { arena in
-            Result { () throws(SwitchyardError) -> [UInt8] in
-                try pack(request, model: model, version: version, rawInputs: rawInputs, arena: &arena)
+        for (key, value) in request.parameters ?? [:] {
+            try checkText(key, "parameters key")
+            switch value {
+            case .string(let text): try checkText(text, "parameters.\(key)")
+            case .null, .array, .object:
+                throw .invalidArgument("parameters.\(key): expected a boolean, number or string, got \(value.kind)")
+            default: break
             }
-        }.get()
-        return RESTInferCall(
-            message: message,
-            binaryOutputs: binaryOutputs,
-            binaryByDefault: binaryByDefault && explicitOutputs.isEmpty,
-            explicitOutputs: explicitOutputs
+        }
+        return RESTInferTranslation(
+            request: request,
+            rawInputs: rawInputs,
+            call: RESTInferCall(
+                binaryOutputs: binaryOutputs,
+                binaryByDefault: binaryByDefault && explicitOutputs.isEmpty,
+                explicitOutputs: explicitOutputs
+            )
         )
+    }
+
+    /// A name the gRPC path would refuse on the wire (StringFieldCheck): longer than a name may be, or holding a NUL
+    /// byte, which the request structure's C strings would cut short.
+    private static func checkName(_ text: String, _ field: @autoclosure () -> String) throws(SwitchyardError) {
+        let length = text.utf8.count
+        guard length <= StringFieldCheck.maxNameBytes else {
+            throw .invalidArgument(
+                "\(field()): is \(length) bytes long; expected a name of at most \(StringFieldCheck.maxNameBytes) bytes"
+            )
+        }
+        try checkText(text, field())
+    }
+
+    /// A string the request structure carries as a C string: no NUL byte.
+    private static func checkText(_ text: String, _ field: @autoclosure () -> String) throws(SwitchyardError) {
+        guard let nul = text.utf8.firstIndex(of: 0) else { return }
+        let offset = text.utf8.distance(from: text.utf8.startIndex, to: nul)
+        throw .invalidArgument("\(field()): contains a NUL byte at offset \(offset); expected a name without NUL")
     }
 
     private static func integer(_ value: JSONValue) -> Int64? {
@@ -468,14 +517,17 @@ enum RESTInfer {
         }
     }
 
-    /// Builds and packs the ModelInferRequest.
-    private static func pack(
-        _ request: RESTInferRequest,
+    /// The request as the structure protobuf-c decodes a gRPC ModelInferRequest into, in `arena`; binary tensor data
+    /// is read in place from `body`, which must outlive the structure.
+    static func build(
+        _ translation: RESTInferTranslation,
         model: String,
         version: String,
-        rawInputs: [[UInt8]?],
+        body: UnsafeRawBufferPointer,
         arena: inout BumpAllocator
-    ) throws(SwitchyardError) -> [UInt8] {
+    ) -> Inference__ModelInferRequest {
+        let request = translation.request
+        let rawInputs = translation.rawInputs
         var message = Inference__ModelInferRequest()
         inference__model_infer_request__init(&message)
         message.model_name = arena.string(model)
@@ -507,9 +559,19 @@ enum RESTInfer {
                     arena: &arena
                 )
             }
-            if let bytes = rawInputs[index] {
+            switch rawInputs[index] {
+            case .converted(let bytes)?:
                 raw[rawCount] = bytes.withUnsafeBytes { arena.binary($0) }
                 rawCount += 1
+            case .body(let range)?:
+                let bytes = UnsafeRawBufferPointer(rebasing: body[range])
+                raw[rawCount] = ProtobufCBinaryData(
+                    len: bytes.count,
+                    data: UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+                )
+                rawCount += 1
+            case nil:
+                break
             }
         }
         message.n_inputs = inputs.count
@@ -577,16 +639,14 @@ enum RESTInfer {
                     }
                 }
             case .null, .array, .object:
-                throw .invalidArgument(
-                    "parameters.\(key): expected a boolean, number or string, got \(value.kind)"
-                )
+                break  // refused by `translate`
             }
             entries[index].key = arena.string(key)
             entries[index].value = values + index
         }
         message.n_parameters = parameters.count
         message.parameters = entryPointers
-        return packMessage(&message)
+        return message
     }
 
     /// A tensor's parameter map holding its `shared_memory_*` parameters, for input and requested-output tensors
@@ -713,86 +773,6 @@ enum RESTInfer {
             json.append(contentsOf: binary)
         }
         return HTTPResponse(status: 200, headers: headers, body: json)
-    }
-
-    /// A packed ModelInferResponse as the REST answer.
-    static func response(
-        _ message: [UInt8],
-        call: RESTInferCall,
-        metadata: [(name: String, value: String)]
-    ) -> HTTPResponse {
-        let unpacked = message.withUnsafeBytes { bytes in
-            inference__model_infer_response__unpack(
-                nil,
-                bytes.count,
-                bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
-            )
-        }
-        guard let unpacked else {
-            return RESTService.errorResponse(
-                status: 500,
-                message: "the inference answer could not be decoded",
-                metadata: metadata
-            )
-        }
-        defer { inference__model_infer_response__free_unpacked(unpacked, nil) }
-        let response = unpacked.pointee
-        var outputs: [RESTInferResponse.Output] = []
-        var binary: [UInt8] = []
-        for index in 0..<response.n_outputs {
-            guard let tensor = response.outputs[index]?.pointee else { continue }
-            let name = swiftString(tensor.name)
-            let datatype = swiftString(tensor.datatype)
-            var entry = RESTInferResponse.Output(
-                name: name,
-                datatype: datatype,
-                shape: (0..<tensor.n_shape).map { tensor.shape[$0] }
-            )
-            let raw =
-                index < response.n_raw_output_contents
-                ? UnsafeRawBufferPointer(
-                    start: response.raw_output_contents[index].data,
-                    count: response.raw_output_contents[index].len
-                ) : UnsafeRawBufferPointer(start: nil, count: 0)
-            if let placement = sharedMemoryPlacement(of: tensor) {
-                // Written into the client's region: the answer says where, as on gRPC.
-                entry.parameters = placement
-            } else if call.binaryByDefault || call.binaryOutputs.contains(name) {
-                entry.parameters = .init(binaryDataSize: raw.count)
-                binary.append(contentsOf: raw)
-            } else {
-                entry.data = values(raw, datatype: DataType(rawValue: datatype) ?? .fp32)
-            }
-            outputs.append(entry)
-        }
-        let id = swiftString(response.id)
-        return answer(
-            RESTInferResponse(
-                modelName: swiftString(response.model_name),
-                modelVersion: swiftString(response.model_version),
-                id: id.isEmpty ? nil : id,
-                outputs: outputs
-            ),
-            binary: binary,
-            metadata: metadata
-        )
-    }
-
-    /// The `shared_memory_*` parameters of an output the gRPC path wrote into a region, or `nil`.
-    private static func sharedMemoryPlacement(
-        of tensor: Inference__ModelInferResponse__InferOutputTensor
-    ) -> RESTInferResponse.Parameters? {
-        var placement = RESTInferResponse.Parameters()
-        for index in 0..<tensor.n_parameters {
-            guard let entry = tensor.parameters[index]?.pointee, let value = entry.value?.pointee else { continue }
-            switch swiftString(entry.key) {
-            case "shared_memory_region": placement.sharedMemoryRegion = swiftString(value.string_param)
-            case "shared_memory_byte_size": placement.sharedMemoryByteSize = value.int64_param
-            case "shared_memory_offset": placement.sharedMemoryOffset = value.int64_param
-            default: break
-            }
-        }
-        return placement.sharedMemoryRegion == nil ? nil : placement
     }
 
     /// Raw little-endian output bytes as typed JSON arrays.
@@ -928,9 +908,9 @@ struct RESTInferResponse {
     }
 }
 
-/// Answers a REST infer call from the gRPC path's answer: runs on the thread that answers (a worker), so the
-/// JSON encoding stays off the event loop.
-final class RESTInferResponder: GRPCResponder {
+/// Answers a REST infer call: the answer written from the result as JSON (and binary tensor data), on the thread that
+/// answers (a worker), so the encoding stays off the event loop.
+final class RESTInferResponder: InferResponder {
     let http: any HTTPResponder
     let call: RESTInferCall
 
@@ -941,14 +921,19 @@ final class RESTInferResponder: GRPCResponder {
 
     var isCancelled: Bool { http.isCancelled }
 
-    /// The answer as InferenceService encoded it for gRPC (kept for any path that hands over a packed message).
-    func send(message: [UInt8], metadata: [(name: String, value: String)]) {
-        http.respond(RESTInfer.response(message, call: call, metadata: metadata))
-    }
-
-    /// The answer from the result itself: what InferAnswer hands a REST call, saving the protobuf round trip.
     func send(result: InferResult, metadata: [(name: String, value: String)]) {
         http.respond(RESTInfer.response(result, call: call, metadata: metadata))
+    }
+
+    /// Only streaming calls answer with a protobuf message, and REST has none: this is never called for a REST call.
+    func send(message: [UInt8], metadata: [(name: String, value: String)]) {
+        http.respond(
+            RESTService.errorResponse(
+                status: 500,
+                message: "the inference answer came as a protobuf message, which the REST binding does not write",
+                metadata: metadata
+            )
+        )
     }
 
     func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {

@@ -1,9 +1,10 @@
 // JSON values for the v2 REST binding: the open shapes the protocol uses (`data` flat or nested, `parameters` of any
 // scalar type) and the answers built from the registry, decoded and encoded with Foundation's JSONDecoder/JSONEncoder;
-// on the infer call's hot path, requests parsed by jansson (`JSONDocument`, read with JSONDecoder's messages by
+// on the infer call's hot path, requests parsed by simdjson (`JSONDocument`, read with JSONDecoder's messages by
 // `JSONFields`) and answers written straight to bytes (`JSONWriter`). Errors name the field and what was expected.
 
 import CJansson
+import CSwitchyardJSON
 import FoundationEssentials
 import SwitchyardCore
 
@@ -126,9 +127,9 @@ enum RESTJSON {
     }
 }
 
-/// A JSON document parsed by jansson, read in place by `body`; values are valid only inside it.
+/// A JSON document parsed by simdjson (CSwitchyardJSON), read in place by `body`; values are valid only inside it.
 enum JSONDocument {
-    /// Parses `bytes` (any top-level value, every number as a double) and passes the root to `body`.
+    /// Parses `bytes` (any top-level value, every number read as a double) and passes the root to `body`.
     /// - Throws: `invalidArgument` "malformed JSON in `what`: ..." naming the byte offset of a syntax error, or
     ///   what `body` throws.
     static func parse<Result>(
@@ -136,6 +137,18 @@ enum JSONDocument {
         what: String,
         _ body: (JSONNode) throws(SwitchyardError) -> Result
     ) throws(SwitchyardError) -> Result {
+        var failure: UnsafePointer<CChar>?
+        let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self)
+        guard let document = sy_json_parse(base, bytes.count, &failure) else {
+            throw .invalidArgument("malformed JSON in \(what): \(syntaxError(bytes, simdjson: failure))")
+        }
+        defer { sy_json_release(document) }
+        return try body(JSONNode(document: document, index: 0))
+    }
+
+    /// What is wrong with a text simdjson refused. simdjson names no position, so jansson reads the same bytes for
+    /// its message and byte offset; a text only simdjson refuses (an integer beyond 64 bits) gets simdjson's message.
+    private static func syntaxError(_ bytes: UnsafeRawBufferPointer, simdjson: UnsafePointer<CChar>?) -> String {
         var error = json_error_t()
         let flags = cswitchyard_json_request_flags()
         let root: UnsafeMutablePointer<json_t>?
@@ -145,73 +158,99 @@ enum JSONDocument {
             var empty: CChar = 0
             root = json_loadb(&empty, 0, flags, &error)
         }
-        guard let root else {
-            let text = withUnsafeBytes(of: error.text) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            throw .invalidArgument("malformed JSON in \(what): \(text) at byte \(error.position)")
+        if let root {
+            cswitchyard_json_release(root)
+            return simdjson.map { String(cString: $0) } ?? "unreadable JSON"
         }
-        defer { cswitchyard_json_release(root) }
-        return try body(JSONNode(raw: root))
+        let text = withUnsafeBytes(of: error.text) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return "\(text) at byte \(error.position)"
     }
+}
+
+/// The kind of a `JSONNode`.
+enum JSONType {
+    case null, `false`, `true`, number, string, array, object
 }
 
 /// A value inside a `JSONDocument`.
 struct JSONNode {
-    let raw: UnsafeMutablePointer<json_t>
+    let document: OpaquePointer
+    let index: UInt32
 
-    var type: json_type { cswitchyard_json_type(raw) }
-    var isNull: Bool { type == JSON_NULL }
-    var isNumber: Bool { type == JSON_REAL || type == JSON_INTEGER }
+    var type: JSONType {
+        switch sy_json_type_of(document, index) {
+        case SY_JSON_FALSE: .false
+        case SY_JSON_TRUE: .true
+        case SY_JSON_NUMBER: .number
+        case SY_JSON_STRING: .string
+        case SY_JSON_ARRAY: .array
+        case SY_JSON_OBJECT: .object
+        default: .null
+        }
+    }
+    var isNull: Bool { type == .null }
+    var isNumber: Bool { type == .number }
 
     /// The member `key` of an object (`nil` when absent or not an object).
     subscript(key: StaticString) -> JSONNode? {
         let pointer = UnsafeRawPointer(key.utf8Start).assumingMemoryBound(to: CChar.self)
-        return json_object_getn(raw, pointer, key.utf8CodeUnitCount).map(JSONNode.init(raw:))
+        let member = sy_json_member(document, index, pointer, key.utf8CodeUnitCount)
+        return member == UInt32.max ? nil : JSONNode(document: document, index: member)
     }
 
-    /// The element count of an array.
-    var count: Int { json_array_size(raw) }
+    /// The element count of an array (member count of an object).
+    var count: Int { sy_json_count(document, index) }
 
     /// The element `index` of an array.
-    subscript(index: Int) -> JSONNode { JSONNode(raw: json_array_get(raw, index)!) }
+    subscript(index: Int) -> JSONNode {
+        JSONNode(document: document, index: sy_json_element(document, self.index, index))
+    }
 
     /// The value of a number.
-    var number: Double { json_number_value(raw) }
+    var number: Double { sy_json_number(document, index) }
+
+    /// An array whose elements are all numbers, as doubles; `nil` for any other value. One call for the whole
+    /// array: this is how a tensor's flat `data` is read.
+    var numbers: [Double]? {
+        guard type == .array else { return nil }
+        let count = count
+        var complete = false
+        let values = [Double](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let copied = count == 0 ? 0 : sy_json_numbers(document, index, buffer.baseAddress)
+            complete = copied == count
+            initialized = copied
+        }
+        return complete ? values : nil
+    }
 
     /// The text of a string.
     var string: String {
-        guard let text = json_string_value(raw) else { return "" }
-        return String(
-            decoding: UnsafeRawBufferPointer(start: text, count: json_string_length(raw)),
-            as: UTF8.self
-        )
+        var length = 0
+        let text = sy_json_string(document, index, &length)
+        return String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self)
     }
 
     /// The value and everything in it.
     var value: JSONValue {
         switch type {
-        case JSON_OBJECT:
+        case .object:
             var members: [String: JSONValue] = [:]
-            var iterator = json_object_iter(raw)
-            while let current = iterator {
-                let key = String(
-                    decoding: UnsafeRawBufferPointer(
-                        start: json_object_iter_key(current),
-                        count: json_object_iter_key_len(current)
-                    ),
-                    as: UTF8.self
-                )
-                if let member = json_object_iter_value(current) { members[key] = JSONNode(raw: member).value }
-                iterator = json_object_iter_next(raw, current)
+            for slot in 0..<count {
+                var length = 0
+                let key = sy_json_member_key(document, index, slot, &length)
+                let name = String(decoding: UnsafeRawBufferPointer(start: key, count: length), as: UTF8.self)
+                // A repeated key keeps its last value, as `subscript(key:)` reads it.
+                members[name] = self[slot].value
             }
             return .object(members)
-        case JSON_ARRAY: return .array((0..<count).map { self[$0].value })
-        case JSON_STRING: return .string(string)
-        case JSON_INTEGER, JSON_REAL: return .number(number)
-        case JSON_TRUE: return .bool(true)
-        case JSON_FALSE: return .bool(false)
-        default: return .null
+        case .array: return .array((0..<count).map { self[$0].value })
+        case .string: return .string(string)
+        case .number: return .number(number)
+        case .true: return .bool(true)
+        case .false: return .bool(false)
+        case .null: return .null
         }
     }
 }
@@ -243,11 +282,11 @@ struct JSONFields {
 
     func matches(_ node: JSONNode, _ expected: Expected) -> Bool {
         switch expected {
-        case .string: node.type == JSON_STRING
+        case .string: node.type == .string
         case .number: node.isNumber
-        case .boolean: node.type == JSON_TRUE || node.type == JSON_FALSE
-        case .integers, .array: node.type == JSON_ARRAY
-        case .object: node.type == JSON_OBJECT
+        case .boolean: node.type == .true || node.type == .false
+        case .integers, .array: node.type == .array
+        case .object: node.type == .object
         case .any: true
         }
     }

@@ -35,15 +35,10 @@ struct RESTRepository {
             if rest.count == 1, rest.first == "index" {
                 let request = try decode(IndexRequest.self, body, what: "repository index request")
                 try Self.checkRepositoryName(request?.repository_name)
-                try rpcs.admit()
-                let registry = service.registry
-                let readyOnly = request?.ready ?? false
-                Task {
-                    defer { service.repositoryCallsInFlight.subtract(1, ordering: .relaxed) }
-                    do throws(SwitchyardError) {
-                        let entries = try registry.repositoryIndex().filter { !readyOnly || $0.state == .ready }
-                        responder.respond(Self.json(.array(entries.map(Self.indexEntry))))
-                    } catch {
+                try rpcs.index(readyOnly: request?.ready ?? false) { result in
+                    switch result {
+                    case .success(let entries): responder.respond(Self.json(.array(entries.map(Self.indexEntry))))
+                    case .failure(let error):
                         responder.respond(RESTService.errorResponse(GRPCStatus(error), metadata: []))
                     }
                 }
@@ -57,61 +52,24 @@ struct RESTRepository {
                         + "/v2/repository/models/{model}/load|unload"
                 )
             }
-            let model = String(rest[rest.startIndex + 1])
             let load = rest.last == "load"
             let request = try decode(
                 ChangeRequest.self,
                 body,
                 what: load ? "model load request" : "model unload request"
             )
-            try RepositoryRPCs.checkParameters(
-                (request?.parameters ?? [:]).mapValues(Self.parameter),
-                load: load
-            )
-            guard let control = service.modelControl else {
-                throw SwitchyardError(
-                    .failedPrecondition,
-                    "model control is not enabled on this server: it runs without the admin plane"
-                )
-            }
-            let actor: String
-            switch control.authorizeChange(
+            try rpcs.change(
+                String(rest[rest.startIndex + 1]),
+                load: load,
+                parameters: (request?.parameters ?? [:]).mapValues(Self.parameter),
                 authorization: head.header("authorization"),
-                peerIsLoopback: head.peerIsLoopback
-            ) {
-            case .allowed(let who): actor = who
-            case .unauthenticated(let message):
-                return responder.respond(RESTService.errorResponse(status: 401, message: message, metadata: []))
-            case .permissionDenied(let message):
-                return responder.respond(RESTService.errorResponse(status: 403, message: message, metadata: []))
-            }
-            try rpcs.admit()
-            let registry = service.registry
-            let reason = load ? "repository load over REST" : "repository unload over REST"
-            Task {
-                defer { service.repositoryCallsInFlight.subtract(1, ordering: .relaxed) }
-                do throws(SwitchyardError) {
-                    if load {
-                        try RepositoryRPCs.load(
-                            model,
-                            registry: registry,
-                            control: control,
-                            actor: actor,
-                            reason: reason
-                        )
-                    } else {
-                        try await RepositoryRPCs.unload(
-                            model,
-                            registry: registry,
-                            control: control,
-                            actor: actor,
-                            reason: reason
-                        )
-                    }
-                    responder.respond(HTTPResponse(status: 200))
-                } catch {
-                    responder.respond(RESTService.errorResponse(GRPCStatus(error), metadata: []))
-                }
+                peerIsLoopback: head.peerIsLoopback,
+                reason: load ? "repository load over REST" : "repository unload over REST"
+            ) { refusal in
+                // 401 and 403 for the token policy's refusals, as Triton's HTTP endpoint answers them.
+                responder.respond(
+                    refusal.map { RESTService.errorResponse($0, metadata: []) } ?? HTTPResponse(status: 200)
+                )
             }
         } catch {
             responder.respond(RESTService.errorResponse(GRPCStatus(error), metadata: []))

@@ -1,7 +1,7 @@
 // The KServe v2 / Open Inference Protocol REST binding, served by the HTTP/1.1 front end on the gateway's event
 // loops: health, server and model metadata, Triton's model config and statistics, the model repository extension
-// (RESTRepository.swift), the shared-memory extensions (RESTSharedMemory.swift), and infer (translated in
-// RESTInfer.swift into the gRPC path's ModelInferRequest, so every call takes InferenceService's one path). Errors
+// (RESTRepository.swift), the shared-memory extensions (RESTSharedMemory.swift), and infer (read in RESTInfer.swift
+// into the gRPC path's request structure, so every call takes InferenceService's one path). Errors
 // are `{"error": "..."}` with the HTTP status Triton gives each kind of failure.
 
 import Dispatch
@@ -15,10 +15,10 @@ import Synchronization
 public final class RESTService: HTTPService {
     let service: InferenceService
 
-    /// Request bodies from this size up are decoded off the event loop. Measured with a release build on a 2-CPU
-    /// AMD EPYC (loadtest/README.md), parsing costs ~20–30 ns per byte of tensor data (jansson, most of it strtod on
-    /// long decimals): a 64 KiB body would hold the loop for ~1.5 ms, far longer than a thread hop costs, while a
-    /// small one costs less than the hop.
+    /// Request bodies from this size up are decoded off the event loop. Parsing costs ~1.5–2 ns per byte of JSON
+    /// with simdjson (Benchmarks/JSON, a 2-CPU AMD EPYC), and converting the values to the tensor's datatype about
+    /// as much again: a 64 KiB body holds the loop for ~0.2 ms, several thread hops' worth, while a small one costs
+    /// less than the hop.
     static let offloadBytes = 64 << 10
 
     /// Creates the REST binding of `service`.
@@ -157,7 +157,7 @@ public final class RESTService: HTTPService {
         }
     }
 
-    /// Translates the request and hands it to the inference service.
+    /// Reads the request and hands it to the inference service, built in the call's arena.
     private func submit(
         model: String,
         version: String,
@@ -165,9 +165,9 @@ public final class RESTService: HTTPService {
         body: UnsafeRawBufferPointer,
         responder: any HTTPResponder
     ) {
-        let call: RESTInferCall
+        let translation: RESTInferTranslation
         do throws(SwitchyardError) {
-            call = try RESTInfer.translate(
+            translation = try RESTInfer.translate(
                 model: model,
                 version: version,
                 body: body,
@@ -184,13 +184,13 @@ public final class RESTService: HTTPService {
             peerIsLoopback: head.peerIsLoopback,
             peerCertificate: head.peerCertificate
         )
-        call.message.withUnsafeBytes { message in
-            service.handle(
-                message: message,
-                method: GRPCMethod(id: InferenceMethod.modelInfer.rawValue, kind: .unary),
-                head: grpcHead,
-                responder: RESTInferResponder(http: responder, call: call)
-            )
+        let inferResponder = RESTInferResponder(http: responder, call: translation.call)
+        do throws(SwitchyardError) {
+            try service.infer(head: grpcHead, responder: inferResponder) { arena in
+                RESTInfer.build(translation, model: model, version: version, body: body, arena: &arena)
+            }
+        } catch {
+            inferResponder.fail(GRPCStatus(error), metadata: [])
         }
     }
 

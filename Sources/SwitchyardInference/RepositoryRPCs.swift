@@ -33,67 +33,96 @@ struct RepositoryRPCs {
         head: GRPCRequestHead,
         responder: any GRPCResponder
     ) throws(SwitchyardError) {
-        let registry = service.registry
         switch rpc {
         case .repositoryIndex:
-            let readyOnly = try decodeIndexRequest(message)
-            try admit()
-            Task {
-                defer { service.repositoryCallsInFlight.subtract(1, ordering: .relaxed) }
-                do throws(SwitchyardError) {
-                    let entries = try registry.repositoryIndex().filter { !readyOnly || $0.state == .ready }
-                    responder.send(message: Self.encodeIndex(entries))
-                } catch {
-                    responder.fail(GRPCStatus(error))
+            try index(readyOnly: try decodeIndexRequest(message)) { result in
+                switch result {
+                case .success(let entries): responder.send(message: Self.encodeIndex(entries))
+                case .failure(let error): responder.fail(GRPCStatus(error))
                 }
             }
         case .repositoryModelLoad, .repositoryModelUnload:
             let load = rpc == .repositoryModelLoad
             let request = try decodeChangeRequest(message, load: load)
-            try Self.checkParameters(request.parameters, load: load)
-            guard let control = service.modelControl else {
-                throw SwitchyardError(
-                    .failedPrecondition,
-                    "model control is not enabled on this server: it runs without the admin plane"
-                )
-            }
-            let actor: String
-            switch control.authorizeChange(
+            try change(
+                request.model,
+                load: load,
+                parameters: request.parameters,
                 authorization: head.metadata("authorization"),
-                peerIsLoopback: head.peerIsLoopback
-            )
-            {
-            case .allowed(let who): actor = who
-            case .unauthenticated(let message):
-                responder.fail(GRPCStatus(.unauthenticated, message))
-                return
-            case .permissionDenied(let message):
-                responder.fail(GRPCStatus(.permissionDenied, message))
-                return
-            }
-            let reason = load ? "RepositoryModelLoad over gRPC" : "RepositoryModelUnload over gRPC"
-            try admit()
-            Task {
-                defer { service.repositoryCallsInFlight.subtract(1, ordering: .relaxed) }
-                do throws(SwitchyardError) {
-                    if load {
-                        try Self.load(request.model, registry: registry, control: control, actor: actor, reason: reason)
-                    } else {
-                        try await Self.unload(
-                            request.model,
-                            registry: registry,
-                            control: control,
-                            actor: actor,
-                            reason: reason
-                        )
-                    }
+                peerIsLoopback: head.peerIsLoopback,
+                reason: load ? "RepositoryModelLoad over gRPC" : "RepositoryModelUnload over gRPC"
+            ) { refusal in
+                if let refusal {
+                    responder.fail(refusal)
+                } else {
                     responder.send(message: Self.emptyResponse(load: load))
-                } catch {
-                    responder.fail(GRPCStatus(error))
                 }
             }
         default:
             throw .internal("\(rpc.path) is not a repository RPC")
+        }
+    }
+
+    // MARK: The steps both protocols share once a request is read
+
+    /// Lists the repository off the event loop (within the in-flight bound) and hands the entries to `answer`.
+    /// - Throws: `resourceExhausted` when `maxInFlight` calls are running.
+    func index(
+        readyOnly: Bool,
+        answer: @escaping @Sendable (Result<[RepositoryIndexEntry], SwitchyardError>) -> Void
+    ) throws(SwitchyardError) {
+        try admit()
+        let registry = service.registry
+        Task {
+            defer { service.repositoryCallsInFlight.subtract(1, ordering: .relaxed) }
+            answer(
+                Result { () throws(SwitchyardError) -> [RepositoryIndexEntry] in
+                    try registry.repositoryIndex().filter { !readyOnly || $0.state == .ready }
+                }
+            )
+        }
+    }
+
+    /// Loads or unloads `model`: its parameters checked, the admin plane's token policy applied to the caller, then
+    /// the audited work off the event loop (within the in-flight bound). `answer` gets `nil` once it is done, or
+    /// the refusal: the token policy's (UNAUTHENTICATED, PERMISSION_DENIED), at once, or the work's failure.
+    /// - Throws: a refused parameter, model control missing (no admin plane), or `maxInFlight` calls running.
+    func change(
+        _ model: String,
+        load: Bool,
+        parameters: [String: Parameter],
+        authorization: String?,
+        peerIsLoopback: Bool,
+        reason: String,
+        answer: @escaping @Sendable (GRPCStatus?) -> Void
+    ) throws(SwitchyardError) {
+        try Self.checkParameters(parameters, load: load)
+        guard let control = service.modelControl else {
+            throw SwitchyardError(
+                .failedPrecondition,
+                "model control is not enabled on this server: it runs without the admin plane"
+            )
+        }
+        let actor: String
+        switch control.authorizeChange(authorization: authorization, peerIsLoopback: peerIsLoopback) {
+        case .allowed(let who): actor = who
+        case .unauthenticated(let message): return answer(GRPCStatus(.unauthenticated, message))
+        case .permissionDenied(let message): return answer(GRPCStatus(.permissionDenied, message))
+        }
+        try admit()
+        let registry = service.registry
+        Task {
+            defer { service.repositoryCallsInFlight.subtract(1, ordering: .relaxed) }
+            do throws(SwitchyardError) {
+                if load {
+                    try Self.load(model, registry: registry, control: control, actor: actor, reason: reason)
+                } else {
+                    try await Self.unload(model, registry: registry, control: control, actor: actor, reason: reason)
+                }
+                answer(nil)
+            } catch {
+                answer(GRPCStatus(error))
+            }
         }
     }
 

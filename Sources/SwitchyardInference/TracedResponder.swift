@@ -5,11 +5,11 @@ import SwitchyardCore
 import SwitchyardHTTP2
 
 /// Forwards to the call's responder and records the answer on its trace.
-final class TracedResponder: GRPCResponder {
-    private let inner: any GRPCResponder
+final class TracedResponder: InferResponder {
+    private let inner: any InferResponder
     private let trace: CallTrace
 
-    init(_ inner: any GRPCResponder, trace: CallTrace) {
+    init(_ inner: any InferResponder, trace: CallTrace) {
         self.inner = inner
         self.trace = trace
     }
@@ -18,6 +18,11 @@ final class TracedResponder: GRPCResponder {
 
     func send(message: [UInt8], metadata: [(name: String, value: String)]) {
         inner.send(message: message, metadata: metadata)
+        trace.responded = .now()
+    }
+
+    func send(result: InferResult, metadata: [(name: String, value: String)]) {
+        inner.send(result: result, metadata: metadata)
         trace.responded = .now()
     }
 
