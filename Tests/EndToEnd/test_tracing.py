@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 import pytest
 from conftest import MODELS, binary, free_ports
+from faults_support import wait_admin
 from otlp_receiver import Receiver, attributes
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
@@ -262,6 +263,7 @@ admin:
   audit_log: {audit}
 """)
     gateway = start_gateway("--config", str(config), repository=root / "models")
+    wait_admin(gateway)
 
     def patch(weights, traceparent=None):
         request = urllib.request.Request(
