@@ -142,7 +142,8 @@ let package = Package(
         .target(
             name: "SwitchyardMonitor",
             dependencies: [
-                "SwitchyardCore", "SwitchyardModels", .product(name: "Logging", package: "swift-log"),
+                "SwitchyardCore", "SwitchyardModels", "CSwitchyardDrift",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
             ],
             swiftSettings: strict
@@ -179,6 +180,8 @@ let package = Package(
         ),
         // Datatype ↔ FP32 conversion loops for the RPC edges (AVX2 + F16C, portable), chosen at run time.
         .target(name: "CSwitchyardConvert"),
+        // The drift detector's binning kernel (AVX2 or portable, chosen at run time).
+        .target(name: "CSwitchyardDrift"),
         .target(
             name: "SwitchyardInference",
             dependencies: [

@@ -34,7 +34,8 @@ K8S = DEPLOY / "k8s"
 DASHBOARD = DEPLOY / "dashboards" / "switchyard.json"
 METRICS_SOURCE = ROOT / "Sources" / "SwitchyardAdmin" / "Metrics.swift"
 # The monitor's families (drift, capture): declared here, exported only when a model configures drift or capture.
-MONITOR_SOURCE = ROOT / "Sources" / "SwitchyardAdmin" / "DriftEndpoints.swift"
+# Families a gateway exports only when configured: the monitor's (drift or capture) and the tracer's (tracing).
+MONITOR_SOURCES = [ROOT / "Sources" / "SwitchyardAdmin" / name for name in ("DriftEndpoints.swift", "TraceMetrics.swift")]
 ALERTS = DEPLOY / "k8s" / "base" / "prometheusrule.yaml"
 ALERT_TESTS = DEPLOY / "alerts" / "tests.yaml"
 SEVERITIES = {"critical", "warning", "info"}
@@ -467,13 +468,14 @@ def metric_names(expr):
 def source_families(source):
     """Metric families the gateway's metric renderer declares: {name: type} (the monitor's included)."""
     # Both files must exist: a renamed source would otherwise quietly declare nothing.
-    text = source.read_text() + MONITOR_SOURCE.read_text()
+    text = source.read_text() + "".join(path.read_text() for path in MONITOR_SOURCES)
     return dict(re.findall(r'\.family\(\s*"(switchyard_[a-z0-9_]+)",\s*"([a-z]+)"', text))
 
 
 def monitor_families():
-    """The families only a gateway with drift or capture configured exports."""
-    return set(re.findall(r'\.family\(\s*"(switchyard_[a-z0-9_]+)"', MONITOR_SOURCE.read_text()))
+    """The families only a gateway with drift, capture or tracing configured exports."""
+    text = "".join(path.read_text() for path in MONITOR_SOURCES)
+    return set(re.findall(r'\.family\(\s*"(switchyard_[a-z0-9_]+)"', text))
 
 
 def family_of(name, families):
@@ -575,7 +577,7 @@ def check_dashboard_live(dashboard, families, samples, config_name, report, what
                 problems.append(f"{where}: label '{label}' is on none of {sorted(referenced)}")
     detail = f"{len(families)} families, {sum(len(v) for v in samples.values())} samples"
     if skipped:
-        detail += f"; not exported without drift or capture configured: {', '.join(sorted(skipped))}"
+        detail += f"; not exported without drift, capture or tracing configured: {', '.join(sorted(skipped))}"
     report.result(f"{what}: metrics in a live /metrics scrape ({config_name})", problems, detail)
 
 

@@ -223,6 +223,7 @@ public struct AdminServer: ModelControl {
         let router = Router(context: AdminRequestContext.self)
         router.group()
             .add(middleware: AdminAuthMiddleware(auth: auth))
+            .add(middleware: AuditTraceMiddleware<AdminRequestContext>())
             .addRoutes(probeEndpoints())
             .addRoutes(routeEndpoints())
             .addRoutes(modelEndpoints())

@@ -1,8 +1,12 @@
 // The admin audit log: one JSON object per change, appended and fsync'd before the change takes effect,
-// so that every route in force has its entry on disk.
+// so that every route in force has its entry on disk. An admin request carrying a W3C `traceparent` records its
+// trace id with the change (`trace_id`), set for the request's task by `AuditTraceMiddleware`.
 
 import Foundation
+import HTTPTypes
+public import Hummingbird
 public import SwitchyardCore
+import SwitchyardMonitor
 import Synchronization
 
 #if canImport(Glibc)
@@ -30,6 +34,13 @@ public struct AuditEntry: Sendable, Hashable, Codable {
     public var generation: UInt64
     /// The model version loaded or unloaded (model changes only).
     public var version: String?
+    /// The W3C trace id of the admin request that made the change (its `traceparent`), if it carried one.
+    public var traceID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case time, actor, action, model, old, new, reason, generation, version
+        case traceID = "trace_id"
+    }
 
     /// Creates an entry.
     public init(
@@ -41,7 +52,8 @@ public struct AuditEntry: Sendable, Hashable, Codable {
         new: [RouteConfiguration],
         reason: String?,
         generation: UInt64,
-        version: String? = nil
+        version: String? = nil,
+        traceID: String? = AuditTrace.traceID
     ) {
         self.time = time
         self.actor = actor
@@ -52,6 +64,34 @@ public struct AuditEntry: Sendable, Hashable, Codable {
         self.reason = reason
         self.generation = generation
         self.version = version
+        self.traceID = traceID
+    }
+}
+
+/// The trace id of the admin request being handled, for the audit entries it makes.
+public enum AuditTrace {
+    /// The 32-hex-digit trace id of the current request's valid `traceparent`; `nil` outside a request or
+    /// without one (a malformed header records none).
+    @TaskLocal public static var traceID: String?
+}
+
+/// Binds the request's `traceparent` trace id to `AuditTrace.traceID` while its handler runs.
+public struct AuditTraceMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The middleware.
+    public init() {}
+
+    /// Runs `next` with the request's trace id bound, when it has a valid `traceparent`.
+    public func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard let name = HTTPField.Name("traceparent"), let header = request.headers[name] else {
+            return try await next(request, context)
+        }
+        let traceID = TraceParent.traceID(header)
+        guard !traceID.isEmpty else { return try await next(request, context) }
+        return try await AuditTrace.$traceID.withValue(traceID) { try await next(request, context) }
     }
 }
 

@@ -53,10 +53,16 @@ public protocol CallTracer: Sendable {
     /// ratio; returns its trace, or `nil` when it is not traced. A malformed `traceparent` starts a new trace.
     /// - Parameters:
     ///   - traceparent: the W3C `traceparent` header or metadata value, if any.
-    ///   - tracestate: the W3C `tracestate` value, if any; carried into the call's spans.
+    ///   - tracestate: the W3C `tracestate` value, if any; carried into the call's spans (read only for a traced
+    ///     call).
     ///   - operation: the call's span name (`ModelInfer`, `REST infer`).
     ///   - started: when the service started on the call.
-    func begin(traceparent: String?, tracestate: String?, operation: String, started: MonotonicInstant) -> CallTrace?
+    func begin(
+        traceparent: String?,
+        tracestate: @autoclosure () -> String?,
+        operation: String,
+        started: MonotonicInstant
+    ) -> CallTrace?
 
     /// Hands an answered call's trace to the tracer's thread (dropped and counted when that thread is behind).
     func finish(_ trace: CallTrace)

@@ -19,6 +19,7 @@ public final class WorkQueue<Item: Sendable>: Sendable {
 
     private let capacity: Int
     private let tickNanoseconds: UInt64?
+    private let gatherNanoseconds: UInt64?
     private let state = ConditionLock(State())
     private let wake = MonotonicCondition()
 
@@ -26,15 +27,20 @@ public final class WorkQueue<Item: Sendable>: Sendable {
     /// - Parameters:
     ///   - tickNanoseconds: when set, `process` is also called with no items after the queue stayed empty this
     ///     long, so that the consumer can finish work that waits for time to pass; `nil` (the default): never.
+    ///   - gatherNanoseconds: when set, a queued item does not wake the thread: it wakes once per this interval
+    ///     (or as soon as the queue is half full) and takes everything queued meanwhile, for a consumer that pays
+    ///     per wake-up downstream; `nil` (the default): every item wakes it.
     /// - Throws: `internal` when the system refuses the thread.
     public init(
         name: String,
         capacity: Int,
         tickNanoseconds: UInt64? = nil,
+        gatherNanoseconds: UInt64? = nil,
         process: @escaping @Sendable ([Item]) -> Void
     ) throws(SwitchyardError) {
         self.capacity = max(1, capacity)
         self.tickNanoseconds = tickNanoseconds
+        self.gatherNanoseconds = gatherNanoseconds
         state.withLock { $0.queue.reserveCapacity(self.capacity) }
         let thread = try startThread(name: name) { [self] in
             // Monitoring is never part of a call: on a saturated machine it yields to the request path.
@@ -55,7 +61,7 @@ public final class WorkQueue<Item: Sendable>: Sendable {
             }
             state.queue.append(item)
             state.accepted += 1
-            wake.signal()
+            if gatherNanoseconds == nil || state.queue.count == max(1, capacity / 2) { wake.signal() }
             return true
         }
     }
@@ -79,9 +85,28 @@ public final class WorkQueue<Item: Sendable>: Sendable {
     private func run(_ process: ([Item]) -> Void) {
         var batch: [Item] = []
         batch.reserveCapacity(capacity)
+        let half = max(1, capacity / 2)
         while true {
+            let finished: Bool
+            if let gatherNanoseconds {
+                // Gathering: wait out the interval (unless the queue fills up or closes), then take it all.
+                finished = state.withLock(
+                    waitingOn: wake,
+                    while: { $0.queue.count < half && !$0.closing },
+                    until: MonotonicInstant.now().advanced(byNanoseconds: gatherNanoseconds)
+                ) { state in
+                    if state.queue.isEmpty { return state.closing }
+                    swap(&batch, &state.queue)
+                    return false
+                }
+                if finished { break }
+                if batch.isEmpty && tickNanoseconds == nil { continue }
+                process(batch)
+                batch.removeAll(keepingCapacity: true)
+                continue
+            }
             let deadline = tickNanoseconds.map { MonotonicInstant.now().advanced(byNanoseconds: $0) }
-            let finished = state.withLock(
+            finished = state.withLock(
                 waitingOn: wake,
                 while: { $0.queue.isEmpty && !$0.closing },
                 until: deadline

@@ -1,7 +1,11 @@
 // The online drift detector of one model version: counts every observed row into the reference's bins over
 // a sliding window kept as a ring of blocks (memory: features × bins × blocks, whatever the window), and
-// scores the window against the reference each time a block completes. Single-threaded by design: the
-// monitor's thread owns it, and the offline benchmark drives the same type directly.
+// scores the window against the reference each time a block completes. A row is binned by the vector kernel
+// of CSwitchyardDrift (every feature against all of its edges at once, no per-feature branches or reference
+// counting); the window's totals are summed from the blocks only when scored or reported. Single-threaded by
+// design: the monitor's thread owns it, and the offline benchmark drives the same type directly.
+
+import CSwitchyardDrift
 
 /// Detector settings: the window, the thresholds and how a reference taken from traffic is built.
 public struct DriftDetectorOptions: Sendable, Hashable {
@@ -98,16 +102,23 @@ public struct DriftDetector: Sendable {
     private let inputNames: [String]
     private let outputLayout: [(name: String, width: Int)]
     private let referenceRows: Int
+    /// The binning kernel (`SY_BIN_*`); `nil`: the fastest this CPU runs.
+    private let kernelPath: Int32?
 
     // Reference collection from traffic.
     private var sampleInputs: [Float] = []
     private var sampleOutputs: [Float] = []
 
-    // The window: `blockCounts[b]` holds block b's counts of every feature's bins, laid out by `offsets`.
+    // The window: block b's counts of every feature's bins are `blockCounts[b * binCount ..< (b + 1) * binCount]`,
+    // laid out by `offsets`.
     private var offsets: [Int] = []
-    private var blockCounts: [[UInt32]] = []
-    private var windowCounts: [Double] = []
+    private var binCount = 0
+    private var blockCounts: [UInt32] = []
     private var blockRows: [Int] = []
+    private var inputTable: BinTable?
+    private var outputTable: BinTable?
+    /// One row's output features (values, then each multi-valued output's argmax), for the output table.
+    private var outputRow: [Float] = []
     private var current = 0
     private var rowsPerBlock = 1
     private var filledBlocks = 0
@@ -115,8 +126,11 @@ public struct DriftDetector: Sendable {
     private var latest: [FeatureDrift] = []
 
     /// A detector scoring against `profile`.
-    public init(profile: ReferenceProfile, options: DriftDetectorOptions) {
+    /// - Parameter kernel: the binning kernel, `portable` or `avx2` (for tests and benchmarks); `nil`: the
+    ///   fastest this CPU runs.
+    public init(profile: ReferenceProfile, options: DriftDetectorOptions, kernel: BinningKernel? = nil) {
         self.options = options
+        kernelPath = kernel?.path
         inputNames = profile.inputs.map(\.name)
         outputLayout = []
         referenceRows = profile.rows
@@ -131,9 +145,11 @@ public struct DriftDetector: Sendable {
         referenceRows: Int,
         inputNames: [String],
         outputLayout: [(name: String, width: Int)],
-        options: DriftDetectorOptions
+        options: DriftDetectorOptions,
+        kernel: BinningKernel? = nil
     ) {
         self.options = options
+        kernelPath = kernel?.path
         self.inputNames = inputNames
         self.outputLayout = outputLayout
         self.referenceRows = max(1, referenceRows)
@@ -147,11 +163,16 @@ public struct DriftDetector: Sendable {
             return offset
         }
         offsets.append(offset)
+        binCount = offset
         let blocks = max(1, options.blocks)
         rowsPerBlock = max(1, options.window / blocks)
-        blockCounts = [[UInt32]](repeating: [UInt32](repeating: 0, count: offset), count: blocks)
+        blockCounts = [UInt32](repeating: 0, count: offset * blocks)
         blockRows = [Int](repeating: 0, count: blocks)
-        windowCounts = [Double](repeating: 0, count: offset)
+        inputTable = BinTable(profile.inputs, firstOffset: 0, path: kernelPath)
+        outputTable =
+            profile.outputs.isEmpty
+            ? nil : BinTable(profile.outputs, firstOffset: offsets[profile.inputs.count], path: kernelPath)
+        outputRow = [Float](repeating: .nan, count: profile.outputs.count)
         current = 0
         filledBlocks = 0
     }
@@ -183,53 +204,51 @@ public struct DriftDetector: Sendable {
         }
         let inputWidth = profile.inputs.count
         let outputWidth = outputs.count / rows
+        guard inputs.count >= rows * inputWidth, let inputTable else { return false }
         var completed = false
         for row in 0..<rows {
             // The oldest block leaves the window when the next row arrives, so that between rows the window
             // (and what reports show of it) is exactly what was last scored.
             if blockRows[current] >= rowsPerBlock { advance() }
-            var counts = blockCounts[current]
-            blockCounts[current] = []
-            for (feature, featureProfile) in profile.inputs.enumerated() {
-                let bin = featureProfile.binning.bin(of: inputs[row * inputWidth + feature])
-                counts[offsets[feature] + bin] += 1
-                windowCounts[offsets[feature] + bin] += 1
+            let base = current * binCount
+            blockCounts.withUnsafeMutableBufferPointer { counts in
+                if inputWidth > 0, let start = inputs.baseAddress {
+                    inputTable.count(row: start + row * inputWidth, into: counts.baseAddress! + base)
+                }
             }
             if outputWidth > 0 {
                 countOutputs(
                     UnsafeBufferPointer(rebasing: outputs[(row * outputWidth)..<((row + 1) * outputWidth)]),
-                    into: &counts
+                    base: base
                 )
             }
-            blockCounts[current] = counts
             blockRows[current] += 1
             if blockRows[current] >= rowsPerBlock {
-                filledBlocks = min(filledBlocks + 1, blockCounts.count)
-                if filledBlocks == blockCounts.count { score() }
+                filledBlocks = min(filledBlocks + 1, blockRows.count)
+                if filledBlocks == blockRows.count { score() }
                 completed = true
             }
         }
         return completed
     }
 
-    private mutating func countOutputs(_ row: UnsafeBufferPointer<Float>, into counts: inout [UInt32]) {
-        guard let profile else { return }
-        var feature = profile.inputs.count
+    private mutating func countOutputs(_ row: UnsafeBufferPointer<Float>, base: Int) {
+        guard let profile, let outputTable else { return }
         var valueIndex = 0
-        for output in profile.outputs {
-            let value: Float
+        for (index, output) in profile.outputs.enumerated() {
             if let range = output.argmaxRange {
-                value =
+                outputRow[index] =
                     range.upperBound <= row.count
                     ? Float(argmax(row, start: range.lowerBound, count: range.count)) : .nan
             } else {
-                value = valueIndex < row.count ? row[valueIndex] : .nan
+                outputRow[index] = valueIndex < row.count ? row[valueIndex] : .nan
                 valueIndex += 1
             }
-            let bin = output.binning.bin(of: value)
-            counts[offsets[feature] + bin] += 1
-            windowCounts[offsets[feature] + bin] += 1
-            feature += 1
+        }
+        outputRow.withUnsafeBufferPointer { values in
+            blockCounts.withUnsafeMutableBufferPointer { counts in
+                outputTable.count(row: values.baseAddress!, into: counts.baseAddress! + base)
+            }
         }
     }
 
@@ -240,12 +259,21 @@ public struct DriftDetector: Sendable {
     }
 
     private mutating func advance() {
-        current = (current + 1) % blockCounts.count
+        current = (current + 1) % blockRows.count
         guard blockRows[current] > 0 else { return }
-        let counts = blockCounts[current]
-        for i in counts.indices { windowCounts[i] -= Double(counts[i]) }
-        blockCounts[current] = [UInt32](repeating: 0, count: counts.count)
+        let base = current * binCount
+        for i in base..<(base + binCount) { blockCounts[i] = 0 }
         blockRows[current] = 0
+    }
+
+    /// Every bin's count over the window: the blocks' counts summed.
+    private func windowCounts() -> [Double] {
+        var window = [Double](repeating: 0, count: binCount)
+        for block in 0..<blockRows.count where blockRows[block] > 0 {
+            let base = block * binCount
+            for i in 0..<binCount { window[i] += Double(blockCounts[base + i]) }
+        }
+        return window
     }
 
     private mutating func score() {
@@ -253,6 +281,7 @@ public struct DriftDetector: Sendable {
         let features = profile.inputs + profile.outputs
         let tested = Double(max(features.count, 1))
         let windowRows = Double(blockRows.reduce(0, +))
+        let windowCounts = windowCounts()
         latest = features.enumerated().map { index, feature in
             let current = Array(windowCounts[offsets[index]..<offsets[index + 1]])
             let psi = DriftStatistics.psi(reference: feature.referenceCounts, current: current)
@@ -286,7 +315,18 @@ public struct DriftDetector: Sendable {
     /// The window's counts of feature `index` (inputs first, then outputs), for reports.
     public func currentCounts(ofFeature index: Int) -> [Double] {
         guard index + 1 < offsets.count else { return [] }
-        return Array(windowCounts[offsets[index]..<offsets[index + 1]])
+        var counts = [Double](repeating: 0, count: offsets[index + 1] - offsets[index])
+        for block in 0..<blockRows.count where blockRows[block] > 0 {
+            let base = block * binCount + offsets[index]
+            for i in counts.indices { counts[i] += Double(blockCounts[base + i]) }
+        }
+        return counts
+    }
+
+    /// The window's counts of every feature, inputs first, in the order of `profile`'s features.
+    public func currentCounts() -> [[Double]] {
+        let window = windowCounts()
+        return (0..<(offsets.count - 1)).map { Array(window[offsets[$0]..<offsets[$0 + 1]]) }
     }
 
     /// The scores at the end of the latest complete window.
@@ -311,4 +351,25 @@ public struct DriftDetector: Sendable {
             outputsFlagged: latest.count(where: { $0.isOutput && $0.flagged })
         )
     }
+}
+
+/// The binning kernels a detector can run.
+public enum BinningKernel: String, Sendable, CaseIterable {
+    /// Plain C, any CPU.
+    case portable
+    /// AVX2, 8 features per step.
+    case avx2
+
+    var path: Int32 {
+        switch self {
+        case .portable: Int32(SY_BIN_PORTABLE)
+        case .avx2: Int32(SY_BIN_AVX2)
+        }
+    }
+
+    /// Whether this CPU runs the kernel.
+    public var isAvailable: Bool { BinTable.available(path) }
+
+    /// The kernel detectors use by default: the fastest this CPU runs.
+    public static var best: BinningKernel { BinTable.pathName == "avx2" ? .avx2 : .portable }
 }

@@ -126,7 +126,9 @@ public final class ModelMonitor: Sendable {
         self.engine = engine
         let published = Published()
         self.published = published
-        queue = try WorkQueue(name: "sy-monitor", capacity: queueCapacity) { batch in
+        // Sampled calls gather for a few milliseconds rather than waking the thread one by one: a wake-up costs the
+        // request path a futex call and the machine a context switch, more than binning a row.
+        queue = try WorkQueue(name: "sy-monitor", capacity: queueCapacity, gatherNanoseconds: 10_000_000) { batch in
             engine.process(
                 batch,
                 publish: { reports, rows, capture in
@@ -180,14 +182,14 @@ public final class ModelMonitor: Sendable {
     public func driftReports(model: String) -> [VersionDriftReport] {
         published.state.withLock { state in
             state.reports.values.filter { $0.model == model }.sorted { $0.version < $1.version }
-        }
+        }.map(\.report)
     }
 
     /// Every version's latest drift report.
     public var driftReports: [VersionDriftReport] {
         published.state.withLock { state in
             state.reports.values.sorted { ($0.model, $0.version) < ($1.model, $1.version) }
-        }
+        }.map(\.report)
     }
 
     /// Counters.
@@ -220,7 +222,7 @@ public final class ModelMonitor: Sendable {
 /// What the monitor thread publishes for the admin plane.
 private final class Published: Sendable {
     struct State {
-        var reports: [String: VersionDriftReport] = [:]
+        var reports: [String: DriftSnapshot] = [:]
         var driftRows: UInt64 = 0
         var capture: [String: CaptureStatistics] = [:]
     }
@@ -332,20 +334,29 @@ private final class Engine: @unchecked Sendable {
 
     func process(
         _ batch: [MonitoredCall],
-        publish: ([VersionDriftReport], UInt64, [String: CaptureStatistics]) -> Void
+        publish: ([DriftSnapshot], UInt64, [String: CaptureStatistics]) -> Void
     ) {
         var touched: [String: (ModelVersion, Target)] = [:]
         var captured: [String: [CapturedCall]] = [:]
         var rows: UInt64 = 0
         var refreshed = Set<String>()
+        // Calls of one version come in runs: its key and target are looked up once per run.
+        var last: (version: ModelVersion, key: String, target: Target)?
         for call in batch {
-            let key = Self.key(call.version.model, call.version.version)
-            let target = target(for: call.version)
-            touched[key] = (call.version, target)
+            let key: String
+            let target: Target
+            if let last, last.version === call.version {
+                (key, target) = (last.key, last.target)
+            } else {
+                key = Self.key(call.version.model, call.version.version)
+                target = self.target(for: call.version)
+                touched[key] = (call.version, target)
+                last = (call.version, key, target)
+            }
             if call.drift, var detector = target.detector {
                 target.detector = nil
                 flatten(call, widths: target.inputWidths)
-                let completed = rowBuffer.withUnsafeBufferPointer { inputs in
+                let completed = withInputs(call) { inputs in
                     outputBuffer.withUnsafeBufferPointer { outputs in
                         detector.observe(inputs: inputs, outputs: outputs, rows: call.rows)
                     }
@@ -382,13 +393,13 @@ private final class Engine: @unchecked Sendable {
             writer.write(calls)
             captureStatistics[writer.directory] = writer.statistics
         }
-        var reports: [VersionDriftReport] = []
+        var reports: [DriftSnapshot] = []
         for key in refreshed {
             guard let entry = touched[key] else { continue }
-            reports.append(Self.report(version: entry.0, target: entry.1))
+            reports.append(Self.snapshot(version: entry.0, target: entry.1))
         }
         for entry in touched.values where entry.1.error != nil {
-            reports.append(Self.report(version: entry.0, target: entry.1))
+            reports.append(Self.snapshot(version: entry.0, target: entry.1))
         }
         publish(reports, rows, captureStatistics)
     }
@@ -399,11 +410,21 @@ private final class Engine: @unchecked Sendable {
         for target in targets { target.writer?.flush() }
     }
 
+    /// A call's input rows, row-major: its one input as it is, or several flattened into `rowBuffer`.
+    private func withInputs<R>(_ call: MonitoredCall, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        if call.inputs.count == 1, rowBuffer.isEmpty { return call.inputs[0].withUnsafeBufferPointer(body) }
+        return rowBuffer.withUnsafeBufferPointer(body)
+    }
+
+    /// Flattens the call's outputs into `outputBuffer`, and its inputs into `rowBuffer` when it has several (or a
+    /// single one of the wrong size, which becomes NaN rows); `rowBuffer` stays empty for a single input.
     private func flatten(_ call: MonitoredCall, widths: [Int]) {
         let width = widths.reduce(0, +)
         rowBuffer.removeAll(keepingCapacity: true)
         if call.inputs.count == 1 {
-            rowBuffer.append(contentsOf: call.inputs[0])
+            if call.inputs[0].count != call.rows * width {
+                rowBuffer = [Float](repeating: .nan, count: call.rows * width)
+            }
         } else {
             for row in 0..<call.rows {
                 for (input, inputWidth) in zip(call.inputs, widths) {
@@ -411,7 +432,9 @@ private final class Engine: @unchecked Sendable {
                 }
             }
         }
-        if rowBuffer.count != call.rows * width { rowBuffer = [Float](repeating: .nan, count: call.rows * width) }
+        if call.inputs.count != 1, rowBuffer.count != call.rows * width {
+            rowBuffer = [Float](repeating: .nan, count: call.rows * width)
+        }
         outputBuffer.removeAll(keepingCapacity: true)
         let outputWidths = call.outputs.map { call.rows > 0 ? $0.count / call.rows : 0 }
         for row in 0..<call.rows {
@@ -421,7 +444,9 @@ private final class Engine: @unchecked Sendable {
         }
     }
 
-    static func report(version: ModelVersion, target: Target) -> VersionDriftReport {
+    /// What a report of the version needs, taken on the monitor's thread; the report itself (its labels) is built
+    /// only when the admin plane asks for it.
+    static func snapshot(version: ModelVersion, target: Target) -> DriftSnapshot {
         let scores =
             target.detector?.scores
             ?? DriftScores(
@@ -435,25 +460,56 @@ private final class Engine: @unchecked Sendable {
                 inputsFlagged: 0,
                 outputsFlagged: 0
             )
+        var profile: ReferenceProfile?
+        var current: [[Double]] = []
+        if let detector = target.detector, let detected = detector.profile, !scores.features.isEmpty {
+            profile = detected
+            current = detector.currentCounts()
+        }
+        return DriftSnapshot(
+            model: version.model,
+            version: version.version,
+            referenceSource: target.referenceSource,
+            scores: scores,
+            profile: profile,
+            current: current,
+            error: target.error
+        )
+    }
+}
+
+/// A version's drift as the monitor thread last published it; `report` labels its histograms.
+struct DriftSnapshot: Sendable {
+    var model: String
+    var version: String
+    var referenceSource: String
+    var scores: DriftScores
+    /// The reference, once scores exist.
+    var profile: ReferenceProfile?
+    /// The window's counts per feature, inputs first.
+    var current: [[Double]]
+    var error: String?
+
+    var report: VersionDriftReport {
         var histograms: [FeatureHistogram] = []
-        if let detector = target.detector, let profile = detector.profile, !scores.features.isEmpty {
-            for (index, feature) in (profile.inputs + profile.outputs).enumerated() {
+        if let profile {
+            for (index, feature) in (profile.inputs + profile.outputs).enumerated() where index < current.count {
                 histograms.append(
                     FeatureHistogram(
-                        bins: labels(feature.binning),
-                        reference: shares(feature.referenceCounts),
-                        current: shares(detector.currentCounts(ofFeature: index))
+                        bins: Self.labels(feature.binning),
+                        reference: Self.shares(feature.referenceCounts),
+                        current: Self.shares(current[index])
                     )
                 )
             }
         }
         return VersionDriftReport(
-            model: version.model,
-            version: version.version,
-            referenceSource: target.referenceSource,
+            model: model,
+            version: version,
+            referenceSource: referenceSource,
             scores: scores,
             histograms: histograms,
-            error: target.error
+            error: error
         )
     }
 

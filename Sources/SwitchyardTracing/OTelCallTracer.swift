@@ -32,6 +32,9 @@ public final class OTelCallTracer: CallTracer {
     private let threshold: UInt64
     private let alwaysSample: Bool
 
+    /// How long finished calls gather before the tracing thread turns them into spans.
+    static let gatherNanoseconds: UInt64 = 20_000_000
+
     /// Creates the tracer and starts its thread; `run()` starts swift-otel's processor and exporter.
     /// - Throws: `invalidArgument` when swift-otel refuses the configuration; `internal` without a thread.
     public init(configuration: TracingConfiguration, logger: Logger) throws(SwitchyardError) {
@@ -79,7 +82,10 @@ public final class OTelCallTracer: CallTracer {
         queue = try WorkQueue(
             name: "sy-trace",
             capacity: configuration.queueCapacity,
-            tickNanoseconds: SpanAssembler.batchWindowNanoseconds
+            tickNanoseconds: SpanAssembler.batchWindowNanoseconds,
+            // Finished calls are taken in bursts, not one wake-up each: every span handed to swift-otel yields to
+            // its event stream, and a burst wakes that stream's consumer once rather than once per span.
+            gatherNanoseconds: Self.gatherNanoseconds
         ) { items in
             assembler.process(items)
         }
@@ -119,7 +125,7 @@ public final class OTelCallTracer: CallTracer {
 
     public func begin(
         traceparent: String?,
-        tracestate: String?,
+        tracestate: @autoclosure () -> String?,
         operation: String,
         started: MonotonicInstant
     ) -> CallTrace? {
@@ -134,7 +140,7 @@ public final class OTelCallTracer: CallTracer {
         var context = InstrumentationContext.topLevel
         if parent != nil, let traceparent {
             tracer.extract(
-                TraceHeaders(traceparent: traceparent, tracestate: tracestate),
+                TraceHeaders(traceparent: traceparent, tracestate: tracestate()),
                 into: &context,
                 using: TraceHeadersExtractor()
             )

@@ -2,8 +2,9 @@
 a call with a sampled `traceparent` continues the caller's trace with the gateway's spans (receive, route,
 validate, queue, compute, respond) and their attributes; calls that ran in one batch share a batch span linked to
 each; a shadow run is a span linked to its call; the sampling ratio is honoured at 0 and 1; a malformed
-`traceparent` starts a new trace; and with the collector down calls are unaffected and the dropped spans are
-counted on /metrics."""
+`traceparent` starts a new trace; with the collector down calls are unaffected and the dropped spans are
+counted on /metrics; and an admin change made by a request with a `traceparent` records its trace id in the audit
+log."""
 
 import concurrent.futures
 import json
@@ -16,6 +17,7 @@ import grpc
 import numpy as np
 import pytest
 from conftest import MODELS, binary, free_ports
+from faults_support import wait_admin
 from otlp_receiver import Receiver, attributes
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
@@ -245,6 +247,41 @@ def test_collector_down_leaves_calls_unaffected_and_counts_dropped_spans(start_g
     gateway.stop()
     log = gateway.output()
     assert "Failed to export batch" in log, log[-2000:]
+
+
+def test_admin_changes_record_the_callers_trace_id_in_the_audit_log(start_gateway, tmp_path_factory):
+    root = tmp_path_factory.mktemp("audit-trace")
+    shutil.copytree(MODELS / "digits", root / "models" / "digits")
+    audit = root / "audit.jsonl"
+    config = root / "switchyard.yaml"
+    config.write_text(f"""
+routes:
+  - model: digits
+    policy: canary
+    versions: [{{version: "1", weight: 50}}, {{version: "2", weight: 50}}]
+admin:
+  audit_log: {audit}
+""")
+    gateway = start_gateway("--config", str(config), repository=root / "models")
+    wait_admin(gateway)
+
+    def patch(weights, traceparent=None):
+        request = urllib.request.Request(
+            gateway.admin_url + "/v1/routes/digits/weights", data=json.dumps({"weights": weights}).encode(),
+            method="PATCH", headers={"Content-Type": "application/json"})
+        if traceparent is not None:
+            request.add_header("traceparent", traceparent)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+
+    patch({"1": 10, "2": 90}, f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+    patch({"1": 20, "2": 80}, f"00-{CALLER_TRACE}-{CALLER_SPAN}-00")  # not sampled: still the caller's trace
+    patch({"1": 30, "2": 70}, "00-not-a-trace-01")
+    patch({"1": 40, "2": 60})
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [e["action"] for e in entries] == ["route.weights"] * 4
+    assert [e.get("trace_id") for e in entries] == [CALLER_TRACE, CALLER_TRACE, None, None]
+    gateway.stop()
 
 
 def test_tracing_config_is_validated_with_key_paths(tmp_path):

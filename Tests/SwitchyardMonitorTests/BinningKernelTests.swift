@@ -1,0 +1,97 @@
+// The binning kernels (portable C and AVX2) against the binning's own definition, `FeatureBinning.bin(of:)`:
+// every feature kind, widths that are not a multiple of 8, and the values at the edges (equal to an edge, ±∞,
+// NaN, a category, a value between categories).
+
+import Testing
+
+@testable import SwitchyardMonitor
+
+@Suite struct BinningKernelTests {
+    /// A profile of `width` features: continuous ones of different edge counts, a constant one, and categorical
+    /// ones (one with a single category).
+    static func profile(width: Int) -> ReferenceProfile {
+        let features = (0..<width).map { feature -> FeatureProfile in
+            let binning: FeatureBinning
+            switch feature % 5 {
+            case 0: binning = .continuous(edges: (0...20).map { Float($0) / 4 - 2 })
+            case 1: binning = .continuous(edges: [1, Float(1).nextUp])
+            case 2: binning = .categorical(values: [0, 1, 2, 3, 4])
+            case 3: binning = .categorical(values: [0.5])
+            default: binning = .continuous(edges: [-1, 0, 0.5, 7])
+            }
+            return FeatureProfile(
+                name: "x[\(feature)]",
+                isOutput: false,
+                binning: binning,
+                referenceCounts: [Double](repeating: 1, count: binning.binCount)
+            )
+        }
+        return ReferenceProfile(inputs: features, outputs: [], rows: 1)
+    }
+
+    static let specialValues: [Float] = [
+        -.infinity, .infinity, .nan, -2, 3, 0, 0.5, 1, Float(1).nextUp, 4, 7, -1, 2.25, 1e30, -1e30, 0.49,
+    ]
+
+    @Test(arguments: BinningKernel.allCases, [1, 7, 8, 9, 64, 785])
+    func eachKernelBinsEveryValueAsTheBinningDefinesIt(kernel: BinningKernel, width: Int) {
+        guard kernel.isAvailable else { return }
+        let profile = Self.profile(width: width)
+        let table = BinTable(profile.inputs, firstOffset: 3, path: kernel.path)
+        var offsets: [Int] = []
+        var offset = 3
+        for feature in profile.inputs {
+            offsets.append(offset)
+            offset += feature.binning.binCount
+        }
+        var state: UInt64 = 42
+        for round in 0..<200 {
+            let row = (0..<width).map { feature -> Float in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                if (state >> 60) < 5 {
+                    return Self.specialValues[Int((state >> 32) % UInt64(Self.specialValues.count))]
+                }
+                return Float(Int64(bitPattern: state) >> 40) / Float(1 << 21) + Float(feature % 3) * Float(round % 2)
+            }
+            var counts = [UInt32](repeating: 0, count: offset)
+            row.withUnsafeBufferPointer { values in
+                counts.withUnsafeMutableBufferPointer { table.count(row: values.baseAddress!, into: $0.baseAddress!) }
+            }
+            var expected = [UInt32](repeating: 0, count: offset)
+            for (feature, value) in row.enumerated() {
+                expected[offsets[feature] + profile.inputs[feature].binning.bin(of: value)] += 1
+            }
+            #expect(counts == expected, "row \(row)")
+            if counts != expected { return }
+        }
+    }
+
+    @Test func theDefaultKernelIsTheFastestThisCPURuns() {
+        #expect(BinningKernel.best.isAvailable)
+        #expect(BinningKernel.portable.isAvailable)
+    }
+
+    @Test(arguments: BinningKernel.allCases)
+    func bothKernelsGiveADetectorTheSameScores(kernel: BinningKernel) {
+        guard kernel.isAvailable else { return }
+        let width = 13
+        let options = DriftDetectorOptions(window: 1000, blocks: 4)
+        let reference = DriftDetectorTests.uniformRows(3000, width: width)
+        let profile = ReferenceProfile.build(
+            inputs: reference,
+            inputNames: ReferenceProfile.featureNames([(name: "x", width: width)]),
+            options: options.profile
+        )
+        var portable = DriftDetector(profile: profile, options: options, kernel: .portable)
+        var chosen = DriftDetector(profile: profile, options: options, kernel: kernel)
+        var traffic = DriftDetectorTests.uniformRows(1500, width: width, seed: 9)
+        for row in 0..<1500 where row % 3 == 0 { traffic[row * width + 5] += 0.5 }
+        traffic.withUnsafeBufferPointer { rows in
+            _ = portable.observe(inputs: rows, outputs: .init(start: nil, count: 0), rows: 1500)
+            _ = chosen.observe(inputs: rows, outputs: .init(start: nil, count: 0), rows: 1500)
+        }
+        #expect(chosen.scores == portable.scores)
+        #expect(chosen.scores.status == .drifting)
+        #expect(chosen.currentCounts() == portable.currentCounts())
+    }
+}
