@@ -929,12 +929,8 @@ package final class EventLoop: @unchecked Sendable {
         close(connection.fd)
         releaseSlot(connection.peerAddress)
         connection.peerAddress = nil
-        // A connection ended for abuse may have held megabytes (a client that stopped reading leaves its answers
-        // queued up to the output limit, and nghttp2's frames behind them): it alone makes the next trim due, as
-        // one such close used to leave about 3 MiB with the allocator.
-        let calm = connection.verdict == .calm
         connection.teardown()
-        bytesFreedSinceTrim += calm ? Self.trimThreshold : Self.closedConnectionTrimCredit
+        bytesFreedSinceTrim += Self.closedConnectionTrimCredit
         core.counters.connectionsOpen.subtract(1, ordering: .relaxed)
         core.counters.connectionsClosed.add(1, ordering: .relaxed)
     }
