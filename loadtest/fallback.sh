@@ -14,20 +14,11 @@ CONCURRENCY=${1:-16}
 SECONDS_PER_RUN=${2:-15}
 ROUNDS=${3:-3}
 TIMEOUT_MS=${4:-1000}
-venv=${SWITCHYARD_TEST_VENV:-$HOME/.cache/switchyard/test-venv}
+source loadtest/lib.sh
 python="$venv/bin/python"
 [ -x "$python" ] || { echo "the test environment is missing ($venv): scripts/bootstrap.sh"; exit 1; }
-if [ -z "${SWITCHYARD_BIN:-}" ] || [ -z "${SWITCHYARD_LOAD_BIN:-}" ]; then
-    release=$(swift build -c release --show-bin-path)
-    if [ ! -x "$release/switchyard" ] || [ ! -x "$release/switchyard-load" ]; then
-        swift build -c release --product switchyard >/dev/null
-        swift build -c release --product switchyard-load >/dev/null
-    fi
-fi
-bin=${SWITCHYARD_BIN:-$release/switchyard}
-load=${SWITCHYARD_LOAD_BIN:-$release/switchyard-load}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+gateway_and_load_bins
+make_work
 
 # The repository (slo_ms loosened so that the pools' deadline shedding does not blur the comparison) and the inputs.
 "$python" - "$work" <<'PY'

@@ -51,6 +51,21 @@ release_bin() {
     fi
 }
 
+# gateway_and_load_bins: sets `bin` and `load` to the gateway and load generator binaries: SWITCHYARD_BIN and
+# SWITCHYARD_LOAD_BIN when both are set, else a release build's (built when either is missing).
+gateway_and_load_bins() {
+    local release=""
+    if [[ -z "${SWITCHYARD_BIN:-}" || -z "${SWITCHYARD_LOAD_BIN:-}" ]]; then
+        release=$(swift build -c release --show-bin-path)
+        if [[ ! -x "$release/switchyard" || ! -x "$release/switchyard-load" ]]; then
+            swift build -c release --product switchyard >/dev/null
+            swift build -c release --product switchyard-load >/dev/null
+        fi
+    fi
+    bin=${SWITCHYARD_BIN:-$release/switchyard}
+    load=${SWITCHYARD_LOAD_BIN:-$release/switchyard-load}
+}
+
 # make_work: a scratch folder in $work; on exit the script's background jobs are killed and the folder removed.
 make_work() {
     work=$(mktemp -d)

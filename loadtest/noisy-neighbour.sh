@@ -22,15 +22,7 @@ POLITE_FRACTION=${3:-0.4}
 NOISY_MULTIPLE=${4:-10}
 python="$venv/bin/python"
 [ -x "$python" ] || { echo "the test environment is missing ($venv): scripts/bootstrap.sh"; exit 1; }
-if [ -z "${SWITCHYARD_BIN:-}" ] || [ -z "${SWITCHYARD_LOAD_BIN:-}" ]; then
-    release=$(swift build -c release --show-bin-path)
-    if [ ! -x "$release/switchyard" ] || [ ! -x "$release/switchyard-load" ]; then
-        swift build -c release --product switchyard >/dev/null
-        swift build -c release --product switchyard-load >/dev/null
-    fi
-fi
-bin=${SWITCHYARD_BIN:-$release/switchyard}
-load=${SWITCHYARD_LOAD_BIN:-$release/switchyard-load}
+gateway_and_load_bins
 make_work
 
 mkdir -p "$work/repo/mlp/1"
