@@ -47,7 +47,8 @@ package final class Connection {
     /// must complete within `limits.header_timeout_seconds`.
     @exclusivity(unchecked) var headerBlockSince: MonotonicInstant?
     /// WINDOW_UPDATE frames the client may send without spending the control-frame budget: two per DATA frame
-    /// we sent (its stream's and the connection's acknowledgement), at most `maxWindowUpdateCredit` banked.
+    /// we sent (its stream's and the connection's acknowledgement) and one per stream it opened, at most
+    /// `maxWindowUpdateCredit` banked.
     @exclusivity(unchecked) var windowUpdateCredit = 0
     static let maxWindowUpdateCredit = 4096
     /// Inflated bytes per second this connection's compressed messages may cost.
@@ -1123,7 +1124,16 @@ final class HTTP2Callbacks: @unchecked Sendable {
             if type != UInt8(NGHTTP2_CONTINUATION.rawValue) { connection.headerBlockSince = nil }
             switch Int(type) {
             case Int(NGHTTP2_HEADERS.rawValue):
-                break
+                // A client may widen the window of each stream it opens, once (grpcio does, on every call): a
+                // stream costs the stream budgets already, so that WINDOW_UPDATE is free too. Calls refused with a
+                // trailers-only answer send no DATA to earn it, and a burst of them got a real client's connection
+                // ended for WINDOW_UPDATEs over budget.
+                if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+                    connection.windowUpdateCredit = min(
+                        connection.windowUpdateCredit + 1,
+                        Connection.maxWindowUpdateCredit
+                    )
+                }
             case Int(NGHTTP2_WINDOW_UPDATE.rawValue):
                 // A client acknowledges the DATA we send with WINDOW_UPDATEs (one for the stream, one for the
                 // connection): those are free. Any beyond that moves nothing forward (a peer can send billions of
