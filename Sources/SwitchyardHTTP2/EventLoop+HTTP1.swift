@@ -31,10 +31,8 @@ extension EventLoop {
     }
 
     private func readableHTTP1(_ connection: HTTP1Connection) {
-        var budget = Self.readQuantum  // as for HTTP/2: a pipelining flood is handled a slice per turn
-        while budget > 0 {
-            let wanted = min(budget, readBuffer.count)
-            let count = read(connection.fd, readBuffer.baseAddress, wanted)
+        for _ in 0..<4 {
+            let count = read(connection.fd, readBuffer.baseAddress, readBuffer.count)
             if count == 0 {
                 // The client half-closed. Answers already owed still go out (a client may send its requests and
                 // shut down its side); with nothing owed the connection is done.
@@ -82,10 +80,9 @@ extension EventLoop {
                 connection.receive(bytes)
             }
             connection.markDirty()
-            if connection.stopReading || connection.readingPaused || connection.parserHeld || count < wanted {
+            if connection.stopReading || connection.readingPaused || connection.parserHeld || count < readBuffer.count {
                 break
             }
-            budget -= count
         }
     }
 

@@ -739,17 +739,9 @@ package final class EventLoop: @unchecked Sendable {
         if events & UInt32(CSWITCHYARD_EPOLLOUT) != 0 { connection.markDirty() }
     }
 
-    /// Bytes read from one connection per loop turn; the rest waits in the socket (epoll is level-triggered) while
-    /// the other connections get their turn. A peer that sends a burst of cheap-to-send, costly-to-handle frames
-    /// (1200 HEADERS and RST_STREAM, HPACK bombs, gzip bombs) used to be handled whole, up to 1 MiB per turn,
-    /// while every other call on the loop waited.
-    static let readQuantum = 32 << 10
-
     private func readable(_ connection: Connection) {
-        var budget = Self.readQuantum
-        while budget > 0 {
-            let wanted = min(budget, readBuffer.count)
-            let count = read(connection.fd, readBuffer.baseAddress, wanted)
+        for _ in 0..<4 {
+            let count = read(connection.fd, readBuffer.baseAddress, readBuffer.count)
             if count == 0 {
                 closeConnection(connection)
                 return
@@ -790,8 +782,7 @@ package final class EventLoop: @unchecked Sendable {
                 return
             }
             connection.markDirty()
-            if !ok || connection.readingPaused || count < wanted { break }
-            budget -= count
+            if !ok || connection.readingPaused || count < readBuffer.count { break }
         }
     }
 
