@@ -36,10 +36,10 @@ package final class Connection {
     @exclusivity(unchecked) var registeredEvents: UInt32 = 0
     /// When the socket was accepted; the preface must arrive within `handshakeTimeoutSeconds` of it.
     let acceptedAt: MonotonicInstant
-    /// Streams begun so far; the loop's sweep compares it between visits to see activity without a clock
-    /// read per call.
-    @exclusivity(unchecked) var streamsBegun = 0
-    @exclusivity(unchecked) var streamsAtLastSweep = 0
+    /// Streams begun so far (and, on the REST port, body chunks received); the loop's sweep compares it between
+    /// visits to see activity without a clock read per call.
+    @exclusivity(unchecked) var progress = 0
+    @exclusivity(unchecked) var progressAtLastSweep = 0
     /// Since when the sweep has seen no stream open and none begun.
     @exclusivity(unchecked) var idleSince: MonotonicInstant
     @exclusivity(unchecked) private var resetBudget: FrameBudget
@@ -58,7 +58,7 @@ package final class Connection {
     /// Whether the client connected from a loopback address (127.0.0.0/8 or ::1), for `GRPCRequestHead`.
     @exclusivity(unchecked) var peerIsLoopback = false
     /// The client certificate's names (mutual TLS), read on the first call after the handshake.
-    private lazy var peerCertificate: PeerCertificate? = tls?.peerCertificate()
+    lazy var peerCertificate: PeerCertificate? = tls?.peerCertificate()
     @exclusivity(unchecked) private var controlBudget: FrameBudget
     /// The last `:path` and its resolution: most connections call one method over and over.
     @exclusivity(unchecked) private var cachedPathBytes: [UInt8] = []
@@ -68,6 +68,13 @@ package final class Connection {
     @exclusivity(unchecked) private var headerBytes: [UInt8] = []
     @exclusivity(unchecked) private var headerEntries: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
     @exclusivity(unchecked) private var nvs: [nghttp2_nv] = []
+    /// The REST service when the connection came to the REST port (h2c, or TLS with ALPN "h2"): each stream is
+    /// then a REST request (Connection+REST.swift). `nil` on the gRPC port.
+    let rest: (any HTTPService)?
+    /// The REST requests of this connection's open streams.
+    @exclusivity(unchecked) var restExchanges: [Int32: HTTP2Exchange] = [:]
+    /// REST requests handed to the service and not answered yet: the connection is busy, not idle.
+    @exclusivity(unchecked) var restAwaitingAnswers = 0
 
     var pendingOutput: Int { out.count - outSent }
 
@@ -94,10 +101,11 @@ package final class Connection {
         }
     }
 
-    init(fd: Int32, loop: EventLoop, tls: TLSSession?) {
+    init(fd: Int32, loop: EventLoop, tls: TLSSession?, rest: (any HTTPService)? = nil) {
         self.fd = fd
         self.loop = loop
         self.tls = tls
+        self.rest = rest
         let now = MonotonicInstant.now()
         acceptedAt = now
         idleSince = now
@@ -315,6 +323,7 @@ package final class Connection {
             loop.timers.remove(call)
             Unmanaged.passUnretained(call).release()
         }
+        restTeardown()
     }
 
     // MARK: Without a socket
@@ -386,7 +395,7 @@ package final class Connection {
     }
 
     fileprivate func beginRequest(streamID: Int32) {
-        streamsBegun &+= 1
+        progress &+= 1
         let call = GRPCCall(loop: loop, connection: self, streamID: streamID, limit: loop.core.limits.maxRequestBytes)
         nghttp2_session_set_stream_user_data(session, streamID, Unmanaged.passRetained(call).toOpaque())
         link(call)
@@ -909,12 +918,12 @@ package final class Connection {
 
     // MARK: Header blocks
 
-    private func beginHeaders() {
+    func beginHeaders() {
         headerBytes.removeAll(keepingCapacity: true)
         headerEntries.removeAll(keepingCapacity: true)
     }
 
-    private func addHeader(_ name: String, _ value: String) {
+    func addHeader(_ name: String, _ value: String) {
         var name = name
         var value = value
         let nameStart = headerBytes.count
@@ -953,7 +962,7 @@ package final class Connection {
     /// Builds the nghttp2 name/value array over `headerBytes` (nghttp2 copies it) and submits it; false when
     /// nghttp2 refused it.
     @discardableResult
-    private func submitHeaders(_ submit: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Bool {
+    func submitHeaders(_ submit: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Bool {
         headerBytes.append(0)  // never empty, so the base address exists
         let rv: Int32 = headerBytes.withUnsafeMutableBufferPointer { bytes in
             let base = bytes.baseAddress!
@@ -1059,8 +1068,12 @@ final class HTTP2Callbacks: @unchecked Sendable {
             if frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue)
                 && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
             {
-                Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-                    .beginRequest(streamID: frame.pointee.hd.stream_id)
+                let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                if connection.rest != nil {
+                    connection.beginRESTRequest(streamID: frame.pointee.hd.stream_id)
+                } else {
+                    connection.beginRequest(streamID: frame.pointee.hd.stream_id)
+                }
             }
             return 0
         }
@@ -1077,6 +1090,14 @@ final class HTTP2Callbacks: @unchecked Sendable {
                 frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
             else { return 0 }
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+            if connection.rest != nil {
+                let taken = connection.restHeader(
+                    streamID: frame.pointee.hd.stream_id,
+                    name: UnsafeRawBufferPointer(start: name, count: nameLength),
+                    value: UnsafeRawBufferPointer(start: value, count: valueLength)
+                )
+                return taken ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+            }
             guard let call = connection.call(for: frame.pointee.hd.stream_id), call.stream.acceptsHeaders else {
                 return 0
             }
@@ -1112,8 +1133,16 @@ final class HTTP2Callbacks: @unchecked Sendable {
         }
         nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks) { _, frame, error, user in
             guard let frame, let user, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
-            Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-                .headersNotSent(streamID: frame.pointee.hd.stream_id, category: frame.pointee.headers.cat, error: error)
+            let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+            if connection.rest != nil {
+                connection.restHeadersNotSent(streamID: frame.pointee.hd.stream_id)
+            } else {
+                connection.headersNotSent(
+                    streamID: frame.pointee.hd.stream_id,
+                    category: frame.pointee.headers.cat,
+                    error: error
+                )
+            }
             return 0
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, user in
@@ -1166,11 +1195,19 @@ final class HTTP2Callbacks: @unchecked Sendable {
             default:
                 return 0
             }
+            let requestHeaders =
+                type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
+            let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+            if connection.rest != nil {
+                if requestHeaders { connection.restHeadersComplete(streamID: frame.pointee.hd.stream_id) }
+                if endStream { connection.restRequestEnded(streamID: frame.pointee.hd.stream_id) }
+                return 0
+            }
             guard let call = connection.call(for: frame.pointee.hd.stream_id) else { return 0 }
-            if type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+            if requestHeaders {
                 connection.requestHeadersComplete(call: call)
             }
-            if frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 {
+            if endStream {
                 connection.halfClosed(call: call)
             }
             return 0
@@ -1178,6 +1215,10 @@ final class HTTP2Callbacks: @unchecked Sendable {
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, user in
             guard let user else { return 0 }
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+            if connection.rest != nil {
+                connection.restData(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+                return 0
+            }
             guard let call = connection.call(for: streamID) else { return 0 }
             connection.data(call: call, bytes: UnsafeRawBufferPointer(start: data, count: length))
             return 0
@@ -1186,6 +1227,10 @@ final class HTTP2Callbacks: @unchecked Sendable {
             guard let user else { return 0 }
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
             if connection.isClosed { return 0 }
+            if connection.rest != nil {
+                connection.restStreamClosed(streamID: streamID)
+                return 0
+            }
             guard let call = connection.call(for: streamID) else { return 0 }
             connection.streamClosed(call: call, errorCode: errorCode)
             return 0
@@ -1224,8 +1269,12 @@ final class HTTP2Callbacks: @unchecked Sendable {
             if (type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue))
                 && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
             {
-                Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-                    .sentEndStream(streamID: frame.pointee.hd.stream_id)
+                let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+                if connection.rest != nil {
+                    connection.restSentEndStream(streamID: frame.pointee.hd.stream_id)
+                } else {
+                    connection.sentEndStream(streamID: frame.pointee.hd.stream_id)
+                }
             }
             return 0
         }
@@ -1239,6 +1288,16 @@ final class HTTP2Callbacks: @unchecked Sendable {
         let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
         let call = Unmanaged<GRPCCall>.fromOpaque(raw).takeUnretainedValue()
         return connection.readData(call: call, buffer: buffer, length: length, flags: flags)
+    }
+
+    /// The data provider of a REST response on HTTP/2: `source.ptr` is the exchange.
+    static let readRESTBody: nghttp2_data_source_read_callback = { _, _, buffer, length, flags, source, user in
+        guard let buffer, let flags, let source, let raw = source.pointee.ptr, let user else {
+            return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+        }
+        let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
+        let exchange = Unmanaged<HTTP2Exchange>.fromOpaque(raw).takeUnretainedValue()
+        return connection.readRESTBody(exchange: exchange, buffer: buffer, length: length, flags: flags)
     }
 }
 

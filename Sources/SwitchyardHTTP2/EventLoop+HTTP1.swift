@@ -53,9 +53,31 @@ extension EventLoop {
             }
             let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
             if let tls = connection.tls {
+                var http2: Connection?
+                var http2OK = true
                 let outcome = tls.receive(bytes, scratch: tlsScratch) { plaintext in
+                    if let http2 {
+                        http2OK = http2.receive(plaintext)
+                        return http2OK
+                    }
                     connection.receive(plaintext)
+                    if connection.http2Start != nil {
+                        (http2, http2OK) = switchToHTTP2(connection)
+                        return http2OK
+                    }
                     return true
+                }
+                if let http2 {
+                    var ok = http2OK
+                    switch outcome {
+                    case .ok: break
+                    case .closed: ok = false
+                    case .failed(let reason):
+                        http2.countProtocolError()
+                        core.logger.debug("closing TLS connection", metadata: ["reason": "\(reason)"])
+                        ok = false
+                    }
+                    return settleSwitched(http2, ok: ok)
                 }
                 tls.drain(into: &connection.out)  // handshake records, alerts
                 switch outcome {
@@ -78,12 +100,44 @@ extension EventLoop {
                 }
             } else {
                 connection.receive(bytes)
+                if connection.http2Start != nil {
+                    let (http2, ok) = switchToHTTP2(connection)
+                    return settleSwitched(http2, ok: ok)
+                }
             }
             connection.markDirty()
             if connection.stopReading || connection.readingPaused || connection.parserHeld || count < readBuffer.count {
                 break
             }
         }
+    }
+
+    /// The client sent the HTTP/2 preface: the socket (and its TLS session and unsent bytes) goes on as an HTTP/2
+    /// connection whose streams are REST requests. Returns it and whether the bytes so far were valid HTTP/2.
+    private func switchToHTTP2(_ connection: HTTP1Connection) -> (Connection, Bool) {
+        let start = connection.http2Start ?? []
+        let http2 = Connection(fd: connection.fd, loop: self, tls: connection.tls, rest: core.http)
+        http2.out = connection.out
+        http2.outSent = connection.outSent
+        http2.peerAddress = connection.peerAddress
+        http2.peerIsLoopback = connection.peerIsLoopback
+        http2.registeredEvents = connection.registeredEvents
+        http1Connections[connection.fd] = nil
+        connection.handOver()
+        connections[http2.fd] = http2
+        if draining {
+            http2.sendShutdownNotice()
+            http2.sendFinalGoaway()
+        }
+        let ok = start.withUnsafeBytes { http2.receive($0) }
+        return (http2, ok)
+    }
+
+    /// After a switch to HTTP/2, what the HTTP/2 read path does with the outcome of the bytes read.
+    private func settleSwitched(_ http2: Connection, ok: Bool) {
+        if !ok { http2.lifecycle.closeAfterFlush() }
+        if http2.lifecycle.closesImmediately { return closeConnection(http2) }
+        http2.markDirty()
     }
 
     func flushDirtyHTTP1() {

@@ -28,6 +28,8 @@ enum LoopMessage: Sendable {
     case adoptHTTP1(Int32, PeerAddress?)
     /// An HTTP service answered one HTTP/1.1 request.
     case respondHTTP1(HTTP1Exchange, HTTPResponse)
+    /// An HTTP service answered one REST request on an HTTP/2 stream.
+    case respondHTTP2(HTTP2Exchange, HTTPResponse)
 }
 
 /// State shared read-only by every loop of one server.
@@ -166,7 +168,7 @@ package final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) var restListenFD: Int32 = -1
 
     // MARK: Loop-confined
-    @exclusivity(unchecked) private var connections: [Int32: Connection] = [:]
+    @exclusivity(unchecked) var connections: [Int32: Connection] = [:]
     @exclusivity(unchecked) var http1Connections: [Int32: HTTP1Connection] = [:]
     @exclusivity(unchecked) var dirtyHTTP1: [HTTP1Connection] = []
     @exclusivity(unchecked) private var local: [LoopMessage] = []
@@ -480,6 +482,9 @@ package final class EventLoop: @unchecked Sendable {
         case .respondHTTP1(let exchange, let response):
             guard !exchange.connectionGone else { return countDropped() }
             exchange.connection.answered(exchange, response)
+        case .respondHTTP2(let exchange, let response):
+            guard let connection = exchange.connection else { return countDropped() }
+            connection.restAnswered(exchange, response)
         }
     }
 
@@ -654,8 +659,10 @@ package final class EventLoop: @unchecked Sendable {
                 continue
             }
             guard let idle = idleTimeoutNanoseconds else { continue }
-            if connection.calls != nil || connection.streamsBegun != connection.streamsAtLastSweep {
-                connection.streamsAtLastSweep = connection.streamsBegun
+            if connection.calls != nil || connection.restAwaitingAnswers > 0
+                || connection.progress != connection.progressAtLastSweep
+            {
+                connection.progressAtLastSweep = connection.progress
                 connection.idleSince = now
             } else if now.nanoseconds(since: connection.idleSince) > idle {
                 budget -= 1
@@ -912,7 +919,7 @@ package final class EventLoop: @unchecked Sendable {
         }
     }
 
-    private func closeConnection(_ connection: Connection) {
+    func closeConnection(_ connection: Connection) {
         guard !connection.isClosed else { return }
         if connection.stalledSince != nil { stalledConnections -= 1 }
         _ = cswitchyard_epoll_ctl(epfd, Int32(CSWITCHYARD_EPOLL_CTL_DEL), connection.fd, 0, 0)

@@ -135,6 +135,14 @@ final class HTTP1Connection {
     var lastActivity: MonotonicInstant
     /// The loop is draining: close once every queued request is answered.
     var closeWhenIdle = false
+    /// The connection's first bytes while they are a prefix of the HTTP/2 preface; `nil` once ruled out.
+    private var prefaceProbe: [UInt8]? = []
+    /// The client spoke HTTP/2 (h2c with prior knowledge, or ALPN "h2"): every byte received so far, which the loop
+    /// hands with the socket to an HTTP/2 `Connection`.
+    private(set) var http2Start: [UInt8]?
+
+    /// The HTTP/2 connection preface (RFC 9113 section 3.4).
+    static let http2Preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
     init(fd: Int32, loop: EventLoop, tls: TLSSession? = nil) {
         self.fd = fd
@@ -162,11 +170,37 @@ final class HTTP1Connection {
     func receive(_ bytes: UnsafeRawBufferPointer) {
         lastActivity = .now()
         guard !stopReading, bytes.count > 0 else { return }
+        if prefaceProbe != nil { return probe(bytes) }
         if parserPaused {
             unparsed.append(contentsOf: bytes)
             return
         }
         feed(bytes)
+    }
+
+    /// Holds the first bytes while they may be the HTTP/2 preface: the whole preface makes this an HTTP/2 connection
+    /// (`http2Start`), the first byte that differs makes it HTTP/1.1 and parses what was held.
+    private func probe(_ bytes: UnsafeRawBufferPointer) {
+        var seen = prefaceProbe ?? []
+        if headBegunAt == nil { headBegunAt = .now() }  // a stalled preface is a stalled request line
+        let preface = Self.http2Preface
+        let compared = min(bytes.count, preface.count - seen.count)
+        seen.append(contentsOf: bytes)
+        if seen[seen.count - bytes.count..<seen.count - bytes.count + compared].elementsEqual(
+            preface[seen.count - bytes.count..<seen.count - bytes.count + compared]
+        ) {
+            if seen.count >= preface.count {
+                prefaceProbe = nil
+                http2Start = seen
+                stopReading = true
+            } else {
+                prefaceProbe = seen
+            }
+            return
+        }
+        prefaceProbe = nil
+        headBegunAt = nil
+        seen.withUnsafeBytes { feed($0) }
     }
 
     private func feed(_ bytes: UnsafeRawBufferPointer) {
@@ -546,6 +580,13 @@ final class HTTP1Connection {
             isDirty = true
             loop.dirtyHTTP1.append(self)
         }
+    }
+
+    /// The socket went on as an HTTP/2 connection: nothing of this one is left to do.
+    func handOver() {
+        isClosed = true
+        http2Start = nil
+        out = []
     }
 
     /// The socket closed: answers still owed are dropped.

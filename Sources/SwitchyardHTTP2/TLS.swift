@@ -1,5 +1,5 @@
 // The server's OpenSSL contexts: certificate, key, TLS 1.2+, optional client-certificate verification, and ALPN:
-// "h2" only on the gRPC port, "http/1.1" (or no ALPN) on the REST port. Each connection's session over memory BIOs
+// "h2" only on the gRPC port, "h2" or "http/1.1" (or no ALPN) on the REST port. Each connection's session over memory BIOs
 // is SwitchyardTLS's MemoryBIOSession.
 
 internal import COpenSSL
@@ -22,18 +22,24 @@ private func offered(_ name: StaticString, in input: UnsafePointer<UInt8>, count
     return nil
 }
 
-/// ALPN on the REST port: "http/1.1" from the client's list, or refuse the handshake when the client offers only
-/// protocols this port does not speak. A client sending no ALPN at all (an older HTTP/1.1 client) is not asked.
-private let alpnSelectHTTP1:
+/// ALPN on the REST port: "h2" when the client offers it (REST over HTTP/2), else "http/1.1"; the handshake is refused
+/// when the client offers only protocols this port does not speak. A client sending no ALPN at all (an older
+/// HTTP/1.1 client) is not asked. Which one the client speaks is told by its first bytes (the HTTP/2 preface or not).
+private let alpnSelectREST:
     @convention(c) (
         OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?, UnsafeMutablePointer<UInt8>?,
         UnsafePointer<UInt8>?, UInt32, UnsafeMutableRawPointer?
     ) -> Int32 = { _, out, outlen, input, inlen, _ in
-        guard let input, let out, let outlen, let at = offered("http/1.1", in: input, count: Int(inlen)) else {
+        guard let input, let out, let outlen else { return SSL_TLSEXT_ERR_ALERT_FATAL }
+        if let at = offered("h2", in: input, count: Int(inlen)) {
+            out.pointee = input + at
+            outlen.pointee = 2
+        } else if let at = offered("http/1.1", in: input, count: Int(inlen)) {
+            out.pointee = input + at
+            outlen.pointee = 8
+        } else {
             return SSL_TLSEXT_ERR_ALERT_FATAL
         }
-        out.pointee = input + at
-        outlen.pointee = UInt8(8)
         return SSL_TLSEXT_ERR_OK
     }
 
@@ -57,7 +63,7 @@ final class TLSContext: @unchecked Sendable {
     enum ApplicationProtocol {
         /// gRPC's port: ALPN "h2" is required.
         case http2
-        /// The REST port: ALPN "http/1.1", or none.
+        /// The REST port: ALPN "h2" or "http/1.1", or none.
         case http1
     }
 
@@ -112,7 +118,7 @@ final class TLSContext: @unchecked Sendable {
         }
         switch applicationProtocol {
         case .http2: SSL_CTX_set_alpn_select_cb(context, alpnSelect, nil)
-        case .http1: SSL_CTX_set_alpn_select_cb(context, alpnSelectHTTP1, nil)
+        case .http1: SSL_CTX_set_alpn_select_cb(context, alpnSelectREST, nil)
         }
     }
 

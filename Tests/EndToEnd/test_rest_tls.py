@@ -1,6 +1,6 @@
 """TLS on the REST port with the gRPC port's `tls:` settings: certificates made at test time by the openssl CLI,
 requests, curl and tritonclient.http over https (JSON and binary tensor data, checked against onnxruntime), ALPN
-"http/1.1", keep-alive with bodies larger than one TLS record, mutual TLS (a client without a certificate is
+"http/1.1" or "h2" (httpx and curl over HTTP/2), keep-alive with bodies larger than one TLS record, mutual TLS (a client without a certificate is
 refused, the gateway keeps serving), and a cleartext client getting no HTTP answer from the TLS port."""
 
 import json
@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -65,12 +66,29 @@ def test_requests_and_curl_over_https(tls_gateway, pki):
         assert bad.status_code == 400 and "error" in bad.json()
     curl = shutil.which("curl")
     if curl:
-        run = subprocess.run([curl, "-s", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
-                              https(tls_gateway, "/v2/health/live")], capture_output=True, text=True, timeout=20)
-        assert run.stdout == "200 1.1", (run.stdout, run.stderr)  # ALPN chose http/1.1
+        for flag, version in (("--http1.1", "1.1"), ("--http2", "2")):  # ALPN picks what the client asks
+            run = subprocess.run([curl, "-s", flag, "--cacert", ca, "-o", "/dev/null", "-w",
+                                  "%{http_code} %{http_version}", https(tls_gateway, "/v2/health/live")],
+                                 capture_output=True, text=True, timeout=20)
+            assert run.stdout == f"200 {version}", (flag, run.stdout, run.stderr)
         # A client that trusts another CA refuses the server's certificate.
         run = subprocess.run([curl, "-s", https(tls_gateway, "/v2/health/live")], capture_output=True, timeout=20)
         assert run.returncode == 60, run  # CURLE_PEER_FAILED_VERIFICATION
+
+
+def test_http2_over_https_with_alpn_h2(tls_gateway, pki):
+    with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=str(pki / "ca.pem")), timeout=30) as client:
+        body = {"inputs": [{"name": "pixels", "shape": [2, 64], "datatype": "FP32", "data": PIXELS[:2].tolist()}]}
+        answer = client.post(https(tls_gateway, "/v2/models/digits/versions/2/infer"), json=body)
+        assert answer.http_version == "HTTP/2" and answer.status_code == 200, answer.text
+        logits = next(o for o in answer.json()["outputs"] if o["name"] == "logits")
+        np.testing.assert_allclose(np.asarray(logits["data"]).reshape(2, 10), reference(PIXELS[:2])["logits"],
+                                   rtol=1e-4, atol=1e-4)
+        # An answer of many TLS records and DATA frames.
+        request_id = "z" * 200_000
+        answer = client.post(https(tls_gateway, "/v2/models/digits/versions/2/infer"), json={**body, "id": request_id})
+        assert answer.status_code == 200 and answer.json()["id"] == request_id
+        assert client.post(https(tls_gateway, "/v2/models/digits/infer"), content=b"{").status_code == 400
 
 
 @pytest.mark.parametrize("binary", [False, True])
@@ -104,9 +122,15 @@ def test_cleartext_client_gets_no_http_answer(tls_gateway):
     assert not reply.startswith(b"HTTP/"), reply
 
 
-def test_client_offering_only_h2_is_refused_by_alpn(tls_gateway, pki):
+def test_alpn_takes_h2_or_http1_and_refuses_the_rest(tls_gateway, pki):
+    for offered, chosen in ((["h2"], "h2"), (["http/1.1"], "http/1.1"), (["http/1.1", "h2"], "h2")):
+        context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        context.set_alpn_protocols(offered)
+        with socket.create_connection(("127.0.0.1", tls_gateway.rest_port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                assert tls.selected_alpn_protocol() == chosen, offered
     context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
-    context.set_alpn_protocols(["h2"])
+    context.set_alpn_protocols(["spdy/3"])
     with socket.create_connection(("127.0.0.1", tls_gateway.rest_port), timeout=10) as raw:
         with pytest.raises(ssl.SSLError, match="NO_APPLICATION_PROTOCOL|no application protocol"):
             context.wrap_socket(raw, server_hostname="localhost")
