@@ -71,6 +71,8 @@ package final class Connection {
     /// The REST service when the connection came to the REST port (h2c, or TLS with ALPN "h2"): each stream is
     /// then a REST request (Connection+REST.swift). `nil` on the gRPC port.
     let rest: (any HTTPService)?
+    /// `rest != nil`, read by every nghttp2 callback without copying the existential.
+    let servesREST: Bool
     /// The REST requests of this connection's open streams.
     @exclusivity(unchecked) var restExchanges: [Int32: HTTP2Exchange] = [:]
     /// REST requests handed to the service and not answered yet: the connection is busy, not idle.
@@ -106,6 +108,7 @@ package final class Connection {
         self.loop = loop
         self.tls = tls
         self.rest = rest
+        servesREST = rest != nil
         let now = MonotonicInstant.now()
         acceptedAt = now
         idleSince = now
@@ -1069,7 +1072,7 @@ final class HTTP2Callbacks: @unchecked Sendable {
                 && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
             {
                 let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-                if connection.rest != nil {
+                if connection.servesREST {
                     connection.beginRESTRequest(streamID: frame.pointee.hd.stream_id)
                 } else {
                     connection.beginRequest(streamID: frame.pointee.hd.stream_id)
@@ -1090,7 +1093,7 @@ final class HTTP2Callbacks: @unchecked Sendable {
                 frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
             else { return 0 }
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-            if connection.rest != nil {
+            if connection.servesREST {
                 let taken = connection.restHeader(
                     streamID: frame.pointee.hd.stream_id,
                     name: UnsafeRawBufferPointer(start: name, count: nameLength),
@@ -1134,7 +1137,7 @@ final class HTTP2Callbacks: @unchecked Sendable {
         nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks) { _, frame, error, user in
             guard let frame, let user, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-            if connection.rest != nil {
+            if connection.servesREST {
                 connection.restHeadersNotSent(streamID: frame.pointee.hd.stream_id)
             } else {
                 connection.headersNotSent(
@@ -1198,7 +1201,7 @@ final class HTTP2Callbacks: @unchecked Sendable {
             let requestHeaders =
                 type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
             let endStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-            if connection.rest != nil {
+            if connection.servesREST {
                 if requestHeaders { connection.restHeadersComplete(streamID: frame.pointee.hd.stream_id) }
                 if endStream { connection.restRequestEnded(streamID: frame.pointee.hd.stream_id) }
                 return 0
@@ -1215,7 +1218,7 @@ final class HTTP2Callbacks: @unchecked Sendable {
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, user in
             guard let user else { return 0 }
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-            if connection.rest != nil {
+            if connection.servesREST {
                 connection.restData(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
                 return 0
             }
@@ -1227,7 +1230,7 @@ final class HTTP2Callbacks: @unchecked Sendable {
             guard let user else { return 0 }
             let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
             if connection.isClosed { return 0 }
-            if connection.rest != nil {
+            if connection.servesREST {
                 connection.restStreamClosed(streamID: streamID)
                 return 0
             }
@@ -1270,7 +1273,7 @@ final class HTTP2Callbacks: @unchecked Sendable {
                 && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
             {
                 let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-                if connection.rest != nil {
+                if connection.servesREST {
                     connection.restSentEndStream(streamID: frame.pointee.hd.stream_id)
                 } else {
                     connection.sentEndStream(streamID: frame.pointee.hd.stream_id)

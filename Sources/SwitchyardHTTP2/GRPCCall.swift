@@ -7,7 +7,7 @@ import SwitchyardCore
 import Synchronization
 
 /// A call's stream and responder.
-final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
+package final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
     /// `responder` values: what an answer from any thread may still do. The loop moves it; services' threads
     /// only read it or compare-and-swap it away from `unaryOpen`/`streamOpen`.
     enum Responder {
@@ -100,9 +100,9 @@ final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
 
     // MARK: GRPCResponder
 
-    var isCancelled: Bool { responder.load(ordering: .relaxed) == Responder.cancelled }
+    package var isCancelled: Bool { responder.load(ordering: .relaxed) == Responder.cancelled }
 
-    func send(message: [UInt8], metadata: [(name: String, value: String)]) {
+    package func send(message: [UInt8], metadata: [(name: String, value: String)]) {
         let state = responder.load(ordering: .relaxed)
         if state == Responder.unaryOpen {
             guard
@@ -118,7 +118,7 @@ final class GRPCCall: GRPCResponder, DeadlineHeapElement, @unchecked Sendable {
         loop.enqueue(.send(self, message, metadata))
     }
 
-    func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {
+    package func fail(_ status: GRPCStatus, metadata: [(name: String, value: String)]) {
         var expected = responder.load(ordering: .relaxed)
         while expected == Responder.unaryOpen || expected == Responder.streamOpen {
             let (exchanged, original) = responder.compareExchange(

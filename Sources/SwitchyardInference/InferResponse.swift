@@ -27,7 +27,7 @@ struct InferResult {
 }
 
 /// Answers an inference call. How a successful answer is encoded belongs to the protocol the call came in on:
-/// a ModelInferResponse for gRPC (`ProtobufInferResponder`), JSON and binary tensor data for REST
+/// a ModelInferResponse for gRPC (the front end's `GRPCCall` itself, below), JSON and binary tensor data for REST
 /// (`RESTInferResponder`). Refusals and streaming messages go through `GRPCResponder`'s own methods.
 protocol InferResponder: GRPCResponder {
     /// Sends a unary call's answer, built from its result.
@@ -35,7 +35,15 @@ protocol InferResponder: GRPCResponder {
     func send(result: InferResult, metadata: [(name: String, value: String)])
 }
 
-/// A gRPC call's responder: the answer is the ModelInferResponse encoded from the result.
+/// A gRPC call answers with the ModelInferResponse encoded from the result. The call itself is the responder:
+/// nothing is allocated per call to answer it.
+extension GRPCCall: InferResponder {
+    func send(result: InferResult, metadata: [(name: String, value: String)]) {
+        send(message: InferResponseEncoder.encode(result), metadata: metadata)
+    }
+}
+
+/// Any other gRPC responder (the service driven without the front end: tests, fuzzing) behind the same method.
 final class ProtobufInferResponder: InferResponder {
     private let call: any GRPCResponder
 

@@ -147,6 +147,12 @@ public final class InferenceService: GRPCService {
 
     public func method(for path: String) -> GRPCMethod? { InferenceMethod.byPath[path] }
 
+    /// The front end's call answers inference itself; another responder is wrapped.
+    @inline(__always)
+    private static func inferResponder(_ responder: any GRPCResponder) -> any InferResponder {
+        (responder as? GRPCCall) ?? ProtobufInferResponder(responder)
+    }
+
     public func handle(
         message: UnsafeRawBufferPointer,
         method: GRPCMethod,
@@ -160,10 +166,10 @@ public final class InferenceService: GRPCService {
         do throws(SwitchyardError) {
             switch rpc {
             case .modelInfer:
-                try infer(message, head: head, responder: ProtobufInferResponder(responder), streaming: false)
+                try infer(message, head: head, responder: Self.inferResponder(responder), streaming: false)
             case .modelStreamInfer:
                 do throws(SwitchyardError) {
-                    try infer(message, head: head, responder: ProtobufInferResponder(responder), streaming: true)
+                    try infer(message, head: head, responder: Self.inferResponder(responder), streaming: true)
                 } catch {
                     responder.send(message: InferResponseEncoder.encodeStream(.failure(error.bounded())))
                 }
