@@ -5,6 +5,8 @@
 # watches the routes, keeps its presence lease and publishes its statistics every 250 ms while it is measured.
 #   loadtest/fleet-cpu.sh BINARY [REQUESTS=200000] [RUNS=5]
 # "old" in the output is the standalone replica, "new" the fleet replica; the goal is a median ratio ≤ 1.02.
+# COUNT=instructions counts the server's instructions per call instead (loadtest/ab-instructions.sh, under valgrind;
+# REQUESTS and RUNS are then N1 and N2): steady to ±0.05 % where CPU time moves by ±15 %.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { sed -n '2,7p' "$0"; exit 2; }
@@ -27,5 +29,10 @@ routes='routes:
 printf '%s\n' "$routes" >"$dir/standalone.yaml"
 printf '%s\ncluster:\n  replica_id: bench-replica\n  etcd: {endpoints: ["http://127.0.0.1:%s"], prefix: /switchyard/cpu}\n' \
     "$routes" "$client" >"$dir/fleet.yaml"
+if [[ "${COUNT:-}" == instructions ]]; then
+    OLD_ARGS="--config $dir/standalone.yaml" NEW_ARGS="--config $dir/fleet.yaml" \
+        loadtest/ab-instructions.sh "$BINARY" "$BINARY" "${2:-200}" "${3:-2200}"
+    exit
+fi
 OLD_ARGS="--config $dir/standalone.yaml" NEW_ARGS="--config $dir/fleet.yaml" \
     loadtest/ab-server-cpu.sh "$BINARY" "$BINARY" "${2:-200000}" "${3:-5}"
