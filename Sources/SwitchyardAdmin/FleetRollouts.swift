@@ -17,6 +17,7 @@ import SwitchyardAdminAPI
 import SwitchyardCluster
 import SwitchyardCore
 import SwitchyardModels
+import SwitchyardMonitor
 import SwitchyardRouting
 import SwitchyardSink
 import Synchronization
@@ -78,7 +79,8 @@ struct FleetRolloutRecord: Sendable, Hashable, Codable {
 }
 
 /// The fleet's window of one rollout step: the sum over the replicas publishing now of what each served since the
-/// step started (a replica that restarted since counts from its start).
+/// step started (a replica that restarted since counts from its start), and the worst of their latest drift readings
+/// of the canary (the drift gates fail when any replica's traffic drifted past them).
 struct FleetWindow: Sendable, Hashable {
     var canary: RolloutCounters
     var baseline: RolloutCounters
@@ -103,7 +105,10 @@ struct FleetWindow: Sendable, Hashable {
             let pairBase = base ?? Base.zero
             compared &+= pair.compared >= pairBase.compared ? pair.compared - pairBase.compared : pair.compared
             agreed &+= pair.agreed >= pairBase.agreed ? pair.agreed - pairBase.agreed : pair.agreed
-            canary = canary + ownCanary
+            var named = ownCanary
+            named.drift?.replica = name
+            named.drift?.outputReplica = name
+            canary = canary + named
             baseline = baseline + ownBaseline
             replicas.append(
                 .init(
@@ -119,7 +124,8 @@ struct FleetWindow: Sendable, Hashable {
             failures: canary.failures,
             latencyBuckets: canary.latency,
             compared: compared,
-            agreed: min(agreed, compared)
+            agreed: min(agreed, compared),
+            drift: canary.drift.map(DriftReading.init)
         )
         self.baseline = RolloutCounters(
             calls: baseline.calls,
@@ -165,16 +171,26 @@ public final class FleetRollouts: Sendable {
     private let control: AdminControl
     private let registry: ModelRegistry
     private let sink: ComparisonSink?
+    /// The drift detectors, whose latest readings each replica publishes for the drift gates.
+    private let monitor: ModelMonitor?
     private let logger: Logger
     private let incarnation = UUID().uuidString
     private let published = Mutex<ReplicaAggregates?>(nil)
     private let leading = Atomic<Bool>(false)
 
-    init(fleet: FleetRoutes, control: AdminControl, registry: ModelRegistry, sink: ComparisonSink?, logger: Logger) {
+    init(
+        fleet: FleetRoutes,
+        control: AdminControl,
+        registry: ModelRegistry,
+        sink: ComparisonSink?,
+        monitor: ModelMonitor?,
+        logger: Logger
+    ) {
         self.fleet = fleet
         self.control = control
         self.registry = registry
         self.sink = sink
+        self.monitor = monitor
         self.logger = logger
     }
 
@@ -189,12 +205,6 @@ public final class FleetRollouts: Sendable {
     func start(model: String, plan: RolloutPlan, actor: String, reason: String?) async throws(SwitchyardError)
         -> RolloutStatus
     {
-        if plan.gates.judgesDrift {
-            throw .invalidArgument(
-                "rollout.gates: max_input_drift and max_output_drift are judged per replica and not yet summed over a "
-                    + "fleet; in fleet mode use max_error_rate, max_p99_ms, min_shadow_agreement or the baseline gates"
-            )
-        }
         let aggregates = try await fleet.aggregates()
         let original = fleet.current?.routes[model]?.route
         let detail = "step 1/\(plan.steps.count): canary \(number(plan.steps[0]))%"
@@ -413,7 +423,11 @@ public final class FleetRollouts: Sendable {
                 versions[entry.name, default: [:]][version.version] = FleetVersionCounters(
                     calls: succeeded + failed,
                     failures: failed,
-                    latency: statistics.latency.bucketCounts
+                    latency: statistics.latency.bucketCounts,
+                    drift:
+                        monitor
+                        .flatMap { DriftReading(latestOf: $0, model: entry.name, version: version.version) }
+                        .map(FleetDriftReading.init)
                 )
             }
         }
@@ -587,5 +601,31 @@ public final class FleetRollouts: Sendable {
         do { return try JSONDecoder().decode(FleetRolloutRecord.self, from: Data(value)) } catch {
             throw .internal("unreadable rollout record in the fleet's store: \(error)")
         }
+    }
+}
+
+extension FleetDriftReading {
+    /// A replica's reading, for publication.
+    init(_ reading: DriftReading) {
+        self.init(
+            maxInputPSI: reading.maxInputPSI,
+            worstInput: reading.worstInput,
+            maxOutputPSI: reading.maxOutputPSI,
+            worstOutput: reading.worstOutput,
+            windowRows: reading.windowRows
+        )
+    }
+}
+
+extension DriftReading {
+    /// The fleet's worst reading as the gates read it; the feature names say which replica's traffic it came from.
+    init(_ reading: FleetDriftReading) {
+        self.init(
+            maxInputPSI: reading.maxInputPSI,
+            worstInput: reading.worstInput + (reading.replica.map { " on \($0)" } ?? ""),
+            maxOutputPSI: reading.maxOutputPSI,
+            worstOutput: reading.worstOutput + (reading.outputReplica.map { " on \($0)" } ?? ""),
+            windowRows: reading.windowRows
+        )
     }
 }

@@ -5,6 +5,7 @@
 public import SwitchyardAdminAPI
 import SwitchyardCore
 import SwitchyardModels
+import SwitchyardMonitor
 
 /// What an operator asks for: move traffic from `baseline` to `canary` in weight steps, as long as the gates
 /// hold on the canary's live metrics.
@@ -201,6 +202,29 @@ public struct DriftReading: Sendable, Hashable {
         self.maxOutputPSI = maxOutputPSI
         self.worstOutput = worstOutput
         self.windowRows = windowRows
+    }
+}
+
+extension DriftReading {
+    /// The latest scores of `version` of `model` once its detector has scored a full window; `nil` before that or
+    /// without a detector.
+    init?(latestOf monitor: ModelMonitor, model: String, version: String) {
+        guard let report = monitor.driftReports(model: model).first(where: { $0.version == version }) else {
+            return nil
+        }
+        let scores = report.scores
+        guard scores.status == .ok || scores.status == .drifting, !scores.features.isEmpty else { return nil }
+        let inputs = scores.features.filter { !$0.isOutput }
+        let outputs = scores.features.filter(\.isOutput)
+        let worstInput = inputs.max { $0.psi < $1.psi }
+        let worstOutput = outputs.max { $0.psi < $1.psi }
+        self.init(
+            maxInputPSI: worstInput?.psi ?? 0,
+            worstInput: worstInput?.name ?? "",
+            maxOutputPSI: worstOutput?.psi ?? 0,
+            worstOutput: worstOutput?.name ?? "",
+            windowRows: scores.windowRows
+        )
     }
 }
 

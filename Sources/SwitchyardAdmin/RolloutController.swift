@@ -67,7 +67,14 @@ public final class RolloutController: Sendable {
         self.clock = clock
         self.logger = logger
         self.fleet = control.fleet.map {
-            FleetRollouts(fleet: $0, control: control, registry: registry, sink: sink, logger: logger)
+            FleetRollouts(
+                fleet: $0,
+                control: control,
+                registry: registry,
+                sink: sink,
+                monitor: monitor,
+                logger: logger
+            )
         }
     }
 
@@ -85,15 +92,6 @@ public final class RolloutController: Sendable {
         reason: String?
     ) throws(SwitchyardError) -> RolloutStatus {
         try check(model: model, plan: plan)
-        if plan.gates.judgesDrift {
-            let canary = registry.model(named: model)?.versions.first { $0.version == plan.canary }
-            guard monitor != nil, canary?.configuration.drift?.covers(version: plan.canary) == true else {
-                throw .invalidArgument(
-                    "rollout.gates: max_input_drift and max_output_drift need drift detection on the canary; "
-                        + "'\(model)' version \(plan.canary) has none (configure drift: in the model's config.yaml)"
-                )
-            }
-        }
         return try rollouts.withLock { rollouts throws(SwitchyardError) -> RolloutStatus in
             if let existing = rollouts[model], existing.phase.isActive {
                 throw SwitchyardError(
@@ -170,6 +168,15 @@ public final class RolloutController: Sendable {
         let loaded = registry.model(named: model)?.versions.map(\.version) ?? []
         let problems = plan.problems(loadedVersions: loaded)
         guard problems.isEmpty else { throw .invalidArgument(problems.joined(separator: "; ")) }
+        if plan.gates.judgesDrift {
+            let canary = registry.model(named: model)?.versions.first { $0.version == plan.canary }
+            guard monitor != nil, canary?.configuration.drift?.covers(version: plan.canary) == true else {
+                throw .invalidArgument(
+                    "rollout.gates: max_input_drift and max_output_drift need drift detection on the canary; "
+                        + "'\(model)' version \(plan.canary) has none (configure drift: in the model's config.yaml)"
+                )
+            }
+        }
     }
 
     /// Holds the current weights: the rollout stops advancing, but a failing gate still rolls it back.
@@ -391,22 +398,7 @@ public final class RolloutController: Sendable {
 
     /// The canary's latest scores once its detector has scored a full window.
     private func driftReading(model: String, version: String) -> DriftReading? {
-        guard let report = monitor?.driftReports(model: model).first(where: { $0.version == version }) else {
-            return nil
-        }
-        let scores = report.scores
-        guard scores.status == .ok || scores.status == .drifting, !scores.features.isEmpty else { return nil }
-        let inputs = scores.features.filter { !$0.isOutput }
-        let outputs = scores.features.filter(\.isOutput)
-        let worstInput = inputs.max { $0.psi < $1.psi }
-        let worstOutput = outputs.max { $0.psi < $1.psi }
-        return DriftReading(
-            maxInputPSI: worstInput?.psi ?? 0,
-            worstInput: worstInput?.name ?? "",
-            maxOutputPSI: worstOutput?.psi ?? 0,
-            worstOutput: worstOutput?.name ?? "",
-            windowRows: scores.windowRows
-        )
+        monitor.flatMap { DriftReading(latestOf: $0, model: model, version: version) }
     }
 
     private func record(_ rollout: inout Rollout, _ event: String, _ detail: String) {

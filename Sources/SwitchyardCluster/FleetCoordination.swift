@@ -27,12 +27,16 @@ public struct FleetVersionCounters: Sendable, Hashable, Codable {
     public var failures: UInt64
     /// Latency histogram bucket counts (the layout of `LatencyHistogram.bucketCounts`).
     public var latency: [UInt64]
+    /// The version's latest drift scores on this replica (`nil`: no detector, or no full window yet). A reading, not
+    /// a counter: `since` keeps it, and a sum keeps the worst.
+    public var drift: FleetDriftReading?
 
     /// Creates counters.
-    public init(calls: UInt64 = 0, failures: UInt64 = 0, latency: [UInt64] = []) {
+    public init(calls: UInt64 = 0, failures: UInt64 = 0, latency: [UInt64] = [], drift: FleetDriftReading? = nil) {
         self.calls = calls
         self.failures = failures
         self.latency = latency
+        self.drift = drift
     }
 
     /// What happened between `earlier` and `self`; a bucket missing on either side counts as zero, and a counter
@@ -47,7 +51,8 @@ public struct FleetVersionCounters: Sendable, Hashable, Codable {
                 let now = index < latency.count ? latency[index] : 0
                 let then = index < earlier.latency.count ? earlier.latency[index] : 0
                 return now >= then ? now - then : now
-            }
+            },
+            drift: drift
         )
     }
 
@@ -60,8 +65,57 @@ public struct FleetVersionCounters: Sendable, Hashable, Codable {
             latency: (0..<count).map { index in
                 (index < lhs.latency.count ? lhs.latency[index] : 0)
                     &+ (index < rhs.latency.count ? rhs.latency[index] : 0)
-            }
+            },
+            drift: FleetDriftReading.worst(lhs.drift, rhs.drift)
         )
+    }
+}
+
+/// One replica's drift scores of a version over its detector's latest full window: the largest population stability
+/// index among the inputs and among the outputs, and which feature holds each. Windows are per replica (each scores
+/// the traffic it served); across a fleet the worst reading is the one a gate judges, so that drift in one replica's
+/// traffic is never averaged away by the others'.
+public struct FleetDriftReading: Sendable, Hashable, Codable {
+    public var maxInputPSI: Double
+    public var worstInput: String
+    public var maxOutputPSI: Double
+    public var worstOutput: String
+    /// Rows in the scored window.
+    public var windowRows: Int
+    /// The replicas the worst input and the worst output readings came from (set when readings are combined).
+    public var replica: String?
+    public var outputReplica: String?
+
+    /// Creates a reading.
+    public init(
+        maxInputPSI: Double,
+        worstInput: String,
+        maxOutputPSI: Double,
+        worstOutput: String,
+        windowRows: Int,
+        replica: String? = nil,
+        outputReplica: String? = nil
+    ) {
+        self.maxInputPSI = maxInputPSI
+        self.worstInput = worstInput
+        self.maxOutputPSI = maxOutputPSI
+        self.worstOutput = worstOutput
+        self.windowRows = windowRows
+        self.replica = replica
+        self.outputReplica = outputReplica
+    }
+
+    /// The worse of two readings, inputs and outputs taken separately; `nil` only when both are.
+    public static func worst(_ lhs: FleetDriftReading?, _ rhs: FleetDriftReading?) -> FleetDriftReading? {
+        guard let lhs else { return rhs }
+        guard let rhs else { return lhs }
+        var worst = lhs.maxInputPSI >= rhs.maxInputPSI ? lhs : rhs
+        let output = lhs.maxOutputPSI >= rhs.maxOutputPSI ? lhs : rhs
+        worst.maxOutputPSI = output.maxOutputPSI
+        worst.worstOutput = output.worstOutput
+        worst.outputReplica = output.outputReplica
+        worst.windowRows = min(lhs.windowRows, rhs.windowRows)
+        return worst
     }
 }
 

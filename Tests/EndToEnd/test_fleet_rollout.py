@@ -4,13 +4,16 @@ failing calls all land on replicas other than the leader is rolled back on that 
 with SIGKILL in the middle of a step hands the rollout to another replica, which continues the same step (same
 start, same counters) and completes it. An operator's route change on a held route is refused by every replica.
 While etcd is away the rollout holds (no step is decided on what cannot be read) and traffic keeps its weights; it
-resumes once etcd returns."""
+resumes once etcd returns. Drift gates judge the worst replica's latest drift reading."""
 
 import signal
 import time
 
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 from test_admin import admin
+from test_drift import SHIFTED, WINDOW, repository, send_routed
 from test_fleet import ETCD, fresh_fleet, wait_connected
 from test_rollout import Load, make_repository
 
@@ -135,3 +138,44 @@ def test_a_rollout_holds_while_the_store_is_away_and_resumes_when_it_returns(sto
         done = wait_for(c, lambda s: s["phase"] == "completed", "the completion after the store returned")
     assert not load_a.failures and not load_b.failures, (load_a.failures[:3], load_b.failures[:3])
     assert [event["event"] for event in done["events"]] == ["start", "advance", "complete"], done["events"]
+
+
+def test_a_drift_gate_judges_the_worst_replica_of_the_fleet(start_gateway, tmp_path):
+    """Drift detectors score the traffic each replica serves; the leader judges the fleet's rollout on the worst
+    replica's latest reading, so one replica whose canary traffic drifted rolls the rollout back, named in the
+    detail."""
+    rng = np.random.default_rng(11)
+    root = repository(tmp_path, f"""
+max_batch_size: 64
+workers: 1
+drift:
+  reference: reference.npy
+  window: {WINDOW}
+  blocks: 4
+  versions: ["2"]
+""")
+    np.save(root / "digits" / "reference.npy", rng.uniform(0, 16, size=(5000, 64)).astype(np.float32))
+    with fresh_fleet(start_gateway, tmp_path, root, "/switchyard/drift") as (_, replicas):
+        a, b, c = replicas
+        code, body = admin(a, "POST", "/v1/rollouts/digits", {
+            "baseline": "2", "canary": "1", "steps": [50, 100], "step_seconds": 600,
+            "gates": {"max_input_drift": 0.3}})
+        assert code == 400 and "version 1 has none" in body["error"], body
+        code, started = admin(a, "POST", "/v1/rollouts/digits", {
+            "baseline": "1", "canary": "2", "steps": [50, 100], "step_seconds": 600,
+            "gates": {"max_input_drift": 0.3, "min_requests": 1}})
+        assert code == 201, started
+        # Reference-like traffic on replica b, shifted traffic on replica c only.
+        calm = rng.uniform(0, 16, size=(3 * WINDOW, 64)).astype(np.float32)
+        shifted = rng.uniform(0, 16, size=(6 * WINDOW, 64)).astype(np.float32)
+        shifted[:, SHIFTED] += 8
+        for gateway, pixels in ((b, calm), (c, shifted)):
+            client = grpcclient.InferenceServerClient(gateway.address)
+            send_routed(client, pixels)
+            client.close()
+        final = wait_for(a, lambda s: s["phase"] == "rolled_back", "the drift rollback", timeout=60)
+        assert "gate max_input_drift failed" in final["detail"], final
+        assert f"'pixels[{SHIFTED}] on replica-c'" in final["detail"], final
+        for gateway in replicas:
+            route = admin(gateway, "GET", "/v1/routes/digits")[1]
+            assert {v["version"]: v["weight"] for v in route["route"]["versions"]} == {"1": 100, "2": 0}, route

@@ -23,7 +23,8 @@ import Testing
         canary: (UInt64, UInt64),
         baseline: UInt64 = 0,
         compared: UInt64 = 0,
-        agreed: UInt64 = 0
+        agreed: UInt64 = 0,
+        drift: FleetDriftReading? = nil
     ) -> ReplicaAggregates {
         ReplicaAggregates(
             replica: replica,
@@ -31,7 +32,7 @@ import Testing
             versions: [
                 "digits": [
                     "1": FleetVersionCounters(calls: baseline, failures: 0, latency: [baseline]),
-                    "2": FleetVersionCounters(calls: canary.0, failures: canary.1, latency: [canary.0]),
+                    "2": FleetVersionCounters(calls: canary.0, failures: canary.1, latency: [canary.0], drift: drift),
                 ]
             ],
             pairs: [FleetPairCounters(model: "digits", primary: "1", shadow: "2", compared: compared, agreed: agreed)]
@@ -96,5 +97,59 @@ import Testing
         #expect(window.canary.failures == 1)
         #expect(window.replicas.map(\.replica) == ["a", "c"])
         #expect(Self.plan.decide(step: 0, elapsedSeconds: 60, window: window.canary) != .advance)
+    }
+
+    @Test func driftGatesJudgeTheWorstReplicasLatestReading() {
+        let plan = RolloutPlan(
+            baseline: "1",
+            canary: "2",
+            steps: [10, 100],
+            stepSeconds: 30,
+            gates: .init(maxInputDrift: 0.3, maxOutputDrift: 0.5, minRequests: 1)
+        )
+        func reading(_ input: Double, _ inputName: String, _ output: Double, rows: Int) -> FleetDriftReading {
+            FleetDriftReading(
+                maxInputPSI: input,
+                worstInput: inputName,
+                maxOutputPSI: output,
+                worstOutput: "probabilities[3]",
+                windowRows: rows
+            )
+        }
+        let base = ["a": Self.published("a", canary: (0, 0)), "b": Self.published("b", canary: (0, 0))]
+        let record = FleetRolloutRecord(
+            state: RolloutState(model: "digits", plan: plan, original: nil, detail: "", actor: "e2e"),
+            stepStartedAt: 0,
+            base: base.mapValues { .init($0, model: "digits", plan: plan) },
+            writtenBy: "a"
+        )
+        // No replica has scored a full window yet: the gates wait.
+        var window = FleetWindow(
+            record: record,
+            aggregates: ["a": Self.published("a", canary: (5, 0)), "b": Self.published("b", canary: (5, 0))]
+        )
+        #expect(window.canary.drift == nil)
+        guard case .hold(let waiting) = plan.decide(step: 0, elapsedSeconds: 60, window: window.canary) else {
+            Issue.record("expected a hold without drift readings")
+            return
+        }
+        #expect(waiting.contains("drift window"))
+        // a's traffic is calm; b's input drifted and a's output a little: the worst of each is judged, named.
+        window = FleetWindow(
+            record: record,
+            aggregates: [
+                "a": Self.published("a", canary: (500, 0), drift: reading(0.05, "pixels[1]", 0.2, rows: 1000)),
+                "b": Self.published("b", canary: (500, 0), drift: reading(0.9, "pixels[10]", 0.1, rows: 800)),
+            ]
+        )
+        let drift = window.canary.drift
+        #expect(drift?.maxInputPSI == 0.9 && drift?.worstInput == "pixels[10] on b")
+        #expect(drift?.maxOutputPSI == 0.2 && drift?.worstOutput == "probabilities[3] on a")
+        #expect(drift?.windowRows == 800)
+        guard case .rollBack(let why) = plan.decide(step: 0, elapsedSeconds: 1, window: window.canary) else {
+            Issue.record("expected a rollback on b's drift")
+            return
+        }
+        #expect(why.contains("gate max_input_drift failed") && why.contains("'pixels[10] on b'"))
     }
 }
