@@ -40,6 +40,8 @@ final class HTTP2Exchange: HTTPResponder, @unchecked Sendable {
     @exclusivity(unchecked) var responded = false
     @exclusivity(unchecked) var responseBody: [UInt8] = []
     @exclusivity(unchecked) var responseOffset = 0
+    /// Body bytes received after a refusal and dropped; past `Connection.maxBytesAfterRefusal` the stream is reset.
+    @exclusivity(unchecked) var discarded = 0
 
     init(loop: EventLoop, connection: Connection, streamID: Int32) {
         self.loop = loop
@@ -64,6 +66,11 @@ final class HTTP2Exchange: HTTPResponder, @unchecked Sendable {
 extension Connection {
     /// Header fields a REST request on HTTP/2 may carry, like HTTP/1.1's bound.
     static let maxRESTHeaderFields = 256
+    /// Body bytes a client may go on sending after its request was refused (413, 429…) before the stream is reset
+    /// with NO_ERROR (RFC 9113 section 8.1). Clients that keep writing the body they started (httpx, h2) treat an
+    /// early reset as a protocol error rather than reading the answer already sent, so a bounded rest of the body is
+    /// read and dropped first: one stream window.
+    static let maxBytesAfterRefusal = 1 << 20
 
     func beginRESTRequest(streamID: Int32) {
         progress &+= 1
@@ -153,7 +160,22 @@ extension Connection {
 
     func restData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
         progress &+= 1
-        guard let exchange = restExchanges[streamID], !exchange.responded, !exchange.requestEnded else { return }
+        guard let exchange = restExchanges[streamID], !exchange.requestEnded else { return }
+        if exchange.responded {
+            exchange.discarded += bytes.count
+            if exchange.discarded > Self.maxBytesAfterRefusal
+                && exchange.discarded - bytes.count <= Self.maxBytesAfterRefusal
+            {
+                nghttp2_submit_rst_stream(
+                    session,
+                    UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                    streamID,
+                    NGHTTP2_NO_ERROR.rawValue
+                )
+                markDirty()
+            }
+            return
+        }
         let limit = loop.core.limits.maxRequestBytes
         guard exchange.body.count + bytes.count <= limit else {
             return refuseREST(
@@ -227,12 +249,6 @@ extension Connection {
         exchange.responseBody = []
         exchange.body = []
         releaseREST(exchange)
-    }
-
-    /// After our END_STREAM, a client still sending its body is told to stop (as HTTP/1.1 closes after a refusal).
-    func restSentEndStream(streamID: Int32) {
-        guard let exchange = restExchanges[streamID], !exchange.requestEnded else { return }
-        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_NO_ERROR.rawValue)
     }
 
     /// nghttp2 could not send a response's HEADERS (a header the service set cannot be encoded): reset the stream,

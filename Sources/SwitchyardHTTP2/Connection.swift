@@ -1272,12 +1272,9 @@ final class HTTP2Callbacks: @unchecked Sendable {
             if (type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue))
                 && frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
             {
+                // A REST stream refused early is reset only if its client goes on sending (Connection+REST.swift).
                 let connection = Unmanaged<Connection>.fromOpaque(user).takeUnretainedValue()
-                if connection.servesREST {
-                    connection.restSentEndStream(streamID: frame.pointee.hd.stream_id)
-                } else {
-                    connection.sentEndStream(streamID: frame.pointee.hd.stream_id)
-                }
+                if !connection.servesREST { connection.sentEndStream(streamID: frame.pointee.hd.stream_id) }
             }
             return 0
         }

@@ -158,6 +158,41 @@ def test_request_buffer_budget_holds_over_h2c(tight_rest_gateway):
         assert b"limits.max_buffered_request_bytes" in body, body
 
 
+def test_a_refused_body_is_read_a_window_more_then_reset(tight_rest_gateway):
+    """A request refused from its headers (413) while its client goes on sending: the answer goes out at once, up to a
+    stream window (1 MiB) more of the body is read and dropped, so that clients that finish writing before they read
+    (httpx) get the 413, and a client still sending past that gets RST_STREAM NO_ERROR (RFC 9113 section 8.1)."""
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.initiate_connection()
+    with socket.create_connection(("127.0.0.1", tight_rest_gateway.rest_port), timeout=5) as s:
+        connection.send_headers(1, [(":method", "POST"), (":path", "/v2/models/digits/infer"), (":scheme", "http"),
+                                    (":authority", "localhost"), ("content-length", str(8 << 20))])
+        s.sendall(connection.data_to_send())
+        sent, status, reset = 0, None, None
+        deadline = time.time() + 20
+        while reset is None and time.time() < deadline and sent < (8 << 20):
+            window = min(connection.local_flow_control_window(1), connection.max_outbound_frame_size)
+            if window > 0:
+                connection.send_data(1, b"z" * window)
+                sent += window
+                s.sendall(connection.data_to_send())
+            s.settimeout(0.01 if window > 0 else 1)
+            try:
+                data = s.recv(65536)
+            except TimeoutError:
+                continue
+            assert data, "connection closed"
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = dict(event.headers)[b":status"]
+                elif isinstance(event, h2.events.StreamReset):
+                    reset = event.error_code
+            s.sendall(connection.data_to_send())
+        assert status == b"413", status
+        assert reset == 0, (reset, sent)  # NO_ERROR
+        assert (1 << 20) < sent < (4 << 20), sent
+
+
 def test_preface_arriving_a_byte_at_a_time(rest_gateway):
     connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     connection.initiate_connection()
