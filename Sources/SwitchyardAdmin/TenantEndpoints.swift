@@ -24,6 +24,7 @@ extension TenantsReport {
             tenants: (tenants?.snapshots ?? []).map { snapshot in
                 TenantReport(
                     tenant: snapshot.tenant,
+                    weight: snapshot.weight,
                     inFlight: snapshot.inFlight,
                     admitted: snapshot.admitted,
                     rateLimited: snapshot.rateLimited,

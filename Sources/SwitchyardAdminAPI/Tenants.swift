@@ -18,6 +18,8 @@ public struct TenantsReport: Sendable, Hashable, Codable {
 /// One tenant: its admission counters and its usage.
 public struct TenantReport: Sendable, Hashable, Codable {
     public var tenant: String
+    /// Its weight: its share of a pool's capacity under contention, against the other tenants with queued calls.
+    public var weight: Double
     /// Admitted calls not yet answered.
     public var inFlight: Int
     /// Calls admitted, and refused by reason.
@@ -33,6 +35,7 @@ public struct TenantReport: Sendable, Hashable, Codable {
     /// Creates a tenant's entry.
     public init(
         tenant: String,
+        weight: Double = 1,
         inFlight: Int,
         admitted: UInt64,
         rateLimited: UInt64,
@@ -42,6 +45,7 @@ public struct TenantReport: Sendable, Hashable, Codable {
         usageDropped: UInt64
     ) {
         self.tenant = tenant
+        self.weight = weight
         self.inFlight = inFlight
         self.admitted = admitted
         self.rateLimited = rateLimited
@@ -52,7 +56,7 @@ public struct TenantReport: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tenant, admitted, denied, usage
+        case tenant, weight, admitted, denied, usage
         case inFlight = "in_flight"
         case rateLimited = "rate_limited"
         case concurrencyLimited = "concurrency_limited"

@@ -206,6 +206,8 @@ public final class TenantAdmission: Sendable {
     /// One tenant's counters, for /metrics.
     public struct Snapshot: Sendable, Hashable {
         public var tenant: String
+        /// Its weight in the pools' fair sharing.
+        public var weight: Double
         public var inFlight: Int
         public var admitted: UInt64
         public var rateLimited: UInt64
@@ -385,6 +387,7 @@ public final class TenantAdmission: Sendable {
         tenants.values.sorted { $0.name < $1.name }.map { tenant in
             Snapshot(
                 tenant: tenant.name,
+                weight: tenant.share.weight,
                 inFlight: tenant.inFlight.load(ordering: .relaxed),
                 admitted: tenant.admitted.load(ordering: .relaxed),
                 rateLimited: tenant.rateLimited.load(ordering: .relaxed),

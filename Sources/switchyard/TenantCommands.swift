@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import SwitchyardAdminAPI
 import SwitchyardAdminClient
+import SwitchyardCore
 
 struct Tenants: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,7 +36,7 @@ func describeTenants(_ report: TenantsReport) -> String {
     var lines: [String] = []
     for tenant in report.tenants {
         lines.append(
-            "\(tenant.tenant)  admitted=\(tenant.admitted) rate_limited=\(tenant.rateLimited) "
+            "\(tenant.tenant)  weight=\(tenant.weight.compactDescription) admitted=\(tenant.admitted) rate_limited=\(tenant.rateLimited) "
                 + "concurrency_limited=\(tenant.concurrencyLimited) denied=\(tenant.denied) in_flight=\(tenant.inFlight)"
         )
         let total = tenant.usage.reduce(0) { $0 + $1.computeSeconds }

@@ -100,7 +100,7 @@ tenants:
   header: x-tenant-id
   bearer_tokens: {{"{ACME_TOKEN}": acme}}
   limits:
-    acme: {{max_concurrent: 64}}
+    acme: {{max_concurrent: 64, weight: 3}}
     lab: {{}}
 """)
     gateway = start_gateway("--config", str(config))
@@ -131,6 +131,7 @@ tenants:
     assert report["enabled"] is True
     tenants = {t["tenant"]: t for t in report["tenants"]}
     assert tenants["acme"]["admitted"] == 4 and tenants["lab"]["admitted"] == 1
+    assert tenants["acme"]["weight"] == 3 and tenants["lab"]["weight"] == 1
     [usage] = tenants["acme"]["usage"]
     assert (usage["model"], usage["calls"], usage["rows"], usage["shed"], usage["failed"]) == ("digits", 4, 10, 0, 0)
     assert 0 < usage["compute_seconds"] < 1, usage
@@ -153,5 +154,5 @@ tenants:
                          env=dict(os.environ, SWITCHYARD_ADMIN_TOKEN=TOKEN),
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    assert "acme  admitted=4 rate_limited=0 concurrency_limited=0 denied=0 in_flight=0" in out.stdout, out.stdout
+    assert "acme  weight=3 admitted=4 rate_limited=0 concurrency_limited=0 denied=0 in_flight=0" in out.stdout, out.stdout
     assert f"  digits version {version}  calls=4 rows=10 shed=0 failed=0 compute=" in out.stdout, out.stdout
