@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 
+import grpc
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -62,7 +63,7 @@ from hostile import (  # noqa: E402
     rss_kib,
     settings,
 )
-from tritonclient.grpc import service_pb2  # noqa: E402
+from tritonclient.grpc import service_pb2, service_pb2_grpc  # noqa: E402
 
 SCALE = max(1, int(os.environ.get("SWITCHYARD_HOSTILE_SCALE", "1")))
 
@@ -157,15 +158,44 @@ def attacker_cpus():
         os.sched_setaffinity(0, served)
 
 
+def warm_up(gw):
+    """Calls each version with the largest request an attack sends (64 rows), a few times, before the RSS baseline is
+    read: the engine and the buffers it reuses grow once to the largest batch they have run (about 4 MiB here), and
+    that first use is steady state, not memory an attack left behind."""
+    request = service_pb2.ModelInferRequest.FromString(model_infer_request(rows=64, version="1"))
+    with grpc.insecure_channel(gw.address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        for version in ("1", "2"):
+            request.model_version = version
+            for _ in range(20):
+                stub.ModelInfer(request, timeout=10)
+
+
+def steady_rss(pid, quiet_seconds=0.5, limit_seconds=5.0):
+    """The gateway's RSS once the well-behaved client's calls stop growing it (no change over `quiet_seconds`, read for
+    at most `limit_seconds`): the baseline an attack's growth and what it leaves behind are measured against."""
+    deadline = time.monotonic() + limit_seconds
+    last, since = rss_kib(pid), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = rss_kib(pid)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_seconds:
+            break
+    return last
+
+
 def run_case(name, attack, extra_config=""):
     """Starts a gateway, runs `attack(gw) -> verdict` beside a well-behaved client and an RSS sampler, and
     checks the client and the RSS."""
     outcome = Outcome(name)
     with served_cpus(), gateway(extra_config) as gw:
         pid = gw.process.pid
+        warm_up(gw)
         with WellBehavedClient(gw.address) as good, attacker_cpus():
             time.sleep(WARM_UP_SECONDS)
-            outcome.rss_before = rss_kib(pid)
+            outcome.rss_before = steady_rss(pid)
             started = time.monotonic()
             with RSSSampler(pid) as sampler:
                 for _ in range(SCALE):  # the long version repeats the attack on fresh connections
@@ -1157,11 +1187,14 @@ cases `pytest Tests/EndToEnd/test_hostile_peers.py` runs; see [SECURITY.md](../S
 each attack does). Each case starts a fresh gateway on the demo models (`models/`, one event loop, the
 limits below plus the shortened timeouts `handshake_timeout_seconds: {HANDSHAKE_TIMEOUT}`,
 `idle_timeout_seconds: {IDLE_TIMEOUT}`, `write_stall_timeout_seconds: {STALL_TIMEOUT}` and
-`max_output_buffer_bytes: 262144`), starts a grpcio client in a process of its own that calls `ModelInfer`
-(digits, 1 row) in a loop with a 2 ms pause, lets it call for 1 s, then runs the attack {SCALE} time(s) on fresh
+`max_output_buffer_bytes: 262144`), calls each version 20 times with the largest request an attack sends (64
+rows: the engine's buffers grow once to the largest batch they have run, about 4 MiB, which is steady state, not
+what an attack leaves), starts a grpcio client in a process of its own that calls `ModelInfer`
+(digits, 1 row) in a loop with a 2 ms pause, lets it call for 1 s and until the gateway's RSS has not changed for
+0.5 s (at most 5 s more), then runs the attack {SCALE} time(s) on fresh
 connections while sampling the gateway's VmRSS every 50 ms. {placement}
 
-- *RSS before*: just before the attack; *peak*: the largest sample during it; *after*: once back within 5 % of
+- *RSS before*: just before the attack, once steady; *peak*: the largest sample during it; *after*: once back within 5 % of
   *before*, read every 0.1 s from 0.6 s after the attack ended, for at most {0.6 + RSS_SETTLE_SECONDS:.1f} s (*read
   after* says when; the gateway returns freed memory to the system at most once a second).
 - *p99 / baseline p99*: the good client's p99 during the case over its p99 in the `baseline` case (no attack).
