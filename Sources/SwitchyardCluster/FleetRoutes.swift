@@ -371,23 +371,16 @@ public final class FleetRoutes: Sendable {
         audit: FleetAudit,
         applyTimeout: Duration = .seconds(2)
     ) async throws(SwitchyardError) -> Int64 {
-        let connection = connection
-        guard connection.connected else {
-            throw SwitchyardError(
-                .unavailable,
-                "route changes are refused while the fleet's store is unreachable (\(connection.reason ?? "unknown")); "
-                    + "traffic keeps the last routes"
-            )
-        }
-        let key = routeKey(model)
-        let write: EtcdOperation =
-            if let route { .put(key: key, value: try encode(route)) } else { .delete(key: key) }
+        try requireConnected()
+        let change = try guardedChange(model: model, readRevision: readRevision, route: route)
         let result: EtcdTransactionResult
         do {
             result = try await client.transaction(
-                compare: [.modRevision(key, equals: readRevision), .createRevision(holdKey(model), equals: 0)],
-                success: [write, .put(key: generationKey, value: []), .put(key: auditKey(), value: try encode(audit))],
-                failure: [.range(key: key), .range(key: holdKey(model))]
+                compare: change.compare,
+                success: [
+                    change.write, .put(key: generationKey, value: []), .put(key: auditKey(), value: try encode(audit)),
+                ],
+                failure: change.failure
             )
         } catch  where error.code == .unavailable {
             throw SwitchyardError(
@@ -416,6 +409,35 @@ public final class FleetRoutes: Sendable {
         return result.revision
     }
 
+    /// Changes are refused, naming why, while the store is unreachable: traffic keeps the last routes.
+    private func requireConnected() throws(SwitchyardError) {
+        let connection = connection
+        guard connection.connected else {
+            throw SwitchyardError(
+                .unavailable,
+                "route changes are refused while the fleet's store is unreachable (\(connection.reason ?? "unknown")); "
+                    + "traffic keeps the last routes"
+            )
+        }
+    }
+
+    /// One model's part of a guarded route change: its route unchanged since `readRevision` and not held by a
+    /// rollout; the write (a put, or a delete for `nil`); and, on failure, the reads that say which guard failed
+    /// (the route, then the hold).
+    private func guardedChange(
+        model: String,
+        readRevision: Int64,
+        route: RouteConfiguration?
+    ) throws(SwitchyardError) -> (compare: [EtcdCompare], write: EtcdOperation, failure: [EtcdOperation]) {
+        let key = routeKey(model)
+        let write: EtcdOperation = if let route { .put(key: key, value: try encode(route)) } else { .delete(key: key) }
+        return (
+            [.modRevision(key, equals: readRevision), .createRevision(holdKey(model), equals: 0)],
+            write,
+            [.range(key: key), .range(key: holdKey(model))]
+        )
+    }
+
     /// Sets several models' routes in one transaction (a configuration reload): each model's route is replaced (a
     /// route) or removed (`nil`), guarded by the revision of that route in `read` (the view its writer compared the
     /// file with) and by the absence of a rollout's hold on it, with `audit` written in the same transaction; then
@@ -429,29 +451,20 @@ public final class FleetRoutes: Sendable {
         audit: FleetAudit,
         applyTimeout: Duration = .seconds(2)
     ) async throws(SwitchyardError) -> Int64 {
-        let connection = connection
-        guard connection.connected else {
-            throw SwitchyardError(
-                .unavailable,
-                "route changes are refused while the fleet's store is unreachable (\(connection.reason ?? "unknown")); "
-                    + "traffic keeps the last routes"
-            )
-        }
+        try requireConnected()
         let models = changes.keys.sorted()
         var compare: [EtcdCompare] = []
         var success: [EtcdOperation] = []
         var failure: [EtcdOperation] = []
         for model in models {
-            compare += [
-                .modRevision(routeKey(model), equals: read.routes[model]?.modRevision ?? 0),
-                .createRevision(holdKey(model), equals: 0),
-            ]
-            if let route = changes[model] ?? nil {
-                success.append(.put(key: routeKey(model), value: try encode(route)))
-            } else {
-                success.append(.delete(key: routeKey(model)))
-            }
-            failure += [.range(key: routeKey(model)), .range(key: holdKey(model))]
+            let change = try guardedChange(
+                model: model,
+                readRevision: read.routes[model]?.modRevision ?? 0,
+                route: changes[model] ?? nil
+            )
+            compare += change.compare
+            success.append(change.write)
+            failure += change.failure
         }
         success += [.put(key: generationKey, value: []), .put(key: auditKey(), value: try encode(audit))]
         let result: EtcdTransactionResult

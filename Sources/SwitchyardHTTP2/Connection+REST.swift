@@ -52,13 +52,7 @@ final class HTTP2Exchange: HTTPResponder, @unchecked Sendable {
     var isCancelled: Bool { state.load(ordering: .relaxed) == HTTP1Exchange.cancelled }
 
     func respond(_ response: HTTPResponse) {
-        guard
-            state.compareExchange(
-                expected: HTTP1Exchange.open,
-                desired: HTTP1Exchange.answered,
-                ordering: .relaxed
-            ).exchanged
-        else { return loop.countDropped() }
+        guard state.claimAnswer() else { return loop.countDropped() }
         loop.enqueue(.respondHTTP2(self, response))
     }
 }

@@ -44,14 +44,15 @@ final class HTTP1Exchange: HTTPResponder, @unchecked Sendable {
     var isCancelled: Bool { state.load(ordering: .relaxed) == HTTP1Exchange.cancelled }
 
     func respond(_ response: HTTPResponse) {
-        guard
-            state.compareExchange(
-                expected: HTTP1Exchange.open,
-                desired: HTTP1Exchange.answered,
-                ordering: .relaxed
-            ).exchanged
-        else { return loop.countDropped() }
+        guard state.claimAnswer() else { return loop.countDropped() }
         loop.enqueue(.respondHTTP1(self, response))
+    }
+}
+
+extension Atomic where Value == UInt8 {
+    /// Takes an exchange's one answer (open → answered); false when it was answered or cancelled already.
+    func claimAnswer() -> Bool {
+        compareExchange(expected: HTTP1Exchange.open, desired: HTTP1Exchange.answered, ordering: .relaxed).exchanged
     }
 }
 

@@ -155,8 +155,9 @@ def send_routed(client, pixels):
         client.infer("digits", [inp])
 
 
-def test_a_drifting_canary_is_rolled_back_by_the_drift_gate(start_gateway, tmp_path):
-    rng = np.random.default_rng(5)
+def drift_gated_repository(tmp_path, rng):
+    """digits with a drift detector on version 2 only (a 1000-row window in 4 blocks), its reference drawn from the
+    uniform distribution the calm traffic follows."""
     root = repository(tmp_path, f"""
 max_batch_size: 64
 workers: 1
@@ -167,6 +168,12 @@ drift:
   versions: ["2"]
 """)
     np.save(root / "digits" / "reference.npy", rng.uniform(0, 16, size=(5000, 64)).astype(np.float32))
+    return root
+
+
+def test_a_drifting_canary_is_rolled_back_by_the_drift_gate(start_gateway, tmp_path):
+    rng = np.random.default_rng(5)
+    root = drift_gated_repository(tmp_path, rng)
     gateway = start_gateway(repository=root)
     wait_admin(gateway)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from test_admin import admin
-from test_drift import SHIFTED, WINDOW, repository, send_routed
+from test_drift import SHIFTED, WINDOW, drift_gated_repository, send_routed
 from test_fleet import ETCD, fresh_fleet, wait_connected
 from test_rollout import Load, make_repository
 
@@ -145,16 +145,7 @@ def test_a_drift_gate_judges_the_worst_replica_of_the_fleet(start_gateway, tmp_p
     replica's latest reading, so one replica whose canary traffic drifted rolls the rollout back, named in the
     detail."""
     rng = np.random.default_rng(11)
-    root = repository(tmp_path, f"""
-max_batch_size: 64
-workers: 1
-drift:
-  reference: reference.npy
-  window: {WINDOW}
-  blocks: 4
-  versions: ["2"]
-""")
-    np.save(root / "digits" / "reference.npy", rng.uniform(0, 16, size=(5000, 64)).astype(np.float32))
+    root = drift_gated_repository(tmp_path, rng)
     with fresh_fleet(start_gateway, tmp_path, root, "/switchyard/drift") as (_, replicas):
         a, b, c = replicas
         code, body = admin(a, "POST", "/v1/rollouts/digits", {
