@@ -312,17 +312,6 @@ public struct DriftDetector: Sendable {
         }
     }
 
-    /// The window's counts of feature `index` (inputs first, then outputs), for reports.
-    public func currentCounts(ofFeature index: Int) -> [Double] {
-        guard index + 1 < offsets.count else { return [] }
-        var counts = [Double](repeating: 0, count: offsets[index + 1] - offsets[index])
-        for block in 0..<blockRows.count where blockRows[block] > 0 {
-            let base = block * binCount + offsets[index]
-            for i in counts.indices { counts[i] += Double(blockCounts[base + i]) }
-        }
-        return counts
-    }
-
     /// The window's counts of every feature, inputs first, in the order of `profile`'s features.
     public func currentCounts() -> [[Double]] {
         let window = windowCounts()

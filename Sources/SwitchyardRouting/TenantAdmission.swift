@@ -125,28 +125,6 @@ public final class TenantAdmission: Sendable {
         public func usage(model: String, version: String) -> UsageSlot? {
             tenant.slot(model: model, version: version)
         }
-
-        /// Charges the tenant for a call `version` of `model` answered: one call, its rows, and its share of its
-        /// batch's compute time (`rows × batch time / batch rows`).
-        public func charge(
-            model: String,
-            version: String,
-            rows: Int,
-            batchRows: Int,
-            batchComputeNanoseconds: UInt64
-        ) {
-            usage(model: model, version: version)?.charge(
-                rows: rows,
-                batchRows: batchRows,
-                batchComputeNanoseconds: batchComputeNanoseconds
-            )
-        }
-
-        /// Records a call of `model` that `version` failed: shed (refused for capacity: queue full, deadline out
-        /// of reach, draining) or failed otherwise. Nothing ran for it, so no compute is charged.
-        public func chargeFailure(model: String, version: String, shed: Bool) {
-            usage(model: model, version: version)?.chargeFailure(shed: shed)
-        }
     }
 
     /// A model version a tenant's calls used.

@@ -201,28 +201,28 @@ struct JobQueue {
     /// queued rows, and from every other lane (the jobs of no tenant as one of weight 1) as many rows as that lane's
     /// weight earns while the tenant's own rows are served, at most what it has queued. A tenant within its share
     /// sees a short queue even behind a flood; the flooding tenant sees its own backlog, and is the one shed.
+    /// Runs under the pool's lock on every admission of a tenant's call: one pass over the lanes, nothing allocated.
     func fairRowsAhead(of tenant: TenantShare, rows: Int) -> Int {
-        var own = 0
-        var others: [(rows: Int, weight: Double)] = []
-        others.reserveCapacity(lanes.count + 1)
-        if primaryRows - laneRows > 0 { others.append((primaryRows - laneRows, 1)) }
+        let own = self.rows(of: tenant)
+        let served = Double(own + rows) / tenant.weight
+        var ahead = own
+        var laneRows = 0
         for (index, lane) in lanes.enumerated() {
             guard let lane, lane.rows > 0 else { continue }
-            if index == tenant.index { own = lane.rows } else { others.append((lane.rows, lane.weight)) }
+            laneRows += lane.rows
+            if index != tenant.index {
+                ahead += Self.rowsServed(queued: lane.rows, weight: lane.weight, during: served)
+            }
         }
-        return Self.fairRowsAhead(own: own, weight: tenant.weight, rows: rows, others: others)
+        // The jobs of no tenant share as one lane of weight 1.
+        return ahead + Self.rowsServed(queued: primaryRows - laneRows, weight: 1, during: served)
     }
 
-    /// `own` + Σ min(other rows, other weight / `weight` × (`own` + `rows`)).
-    static func fairRowsAhead(own: Int, weight: Double, rows: Int, others: [(rows: Int, weight: Double)]) -> Int {
-        let served = Double(own + rows) / weight
-        var ahead = own
-        for other in others { ahead += min(other.rows, Int((other.weight * served).rounded(.up))) }
-        return ahead
+    /// Rows a lane of `weight` with `queued` rows runs while `during` virtual time passes (rows / weight of the lane
+    /// being served): `weight × during`, rounded up, at most what it has queued.
+    static func rowsServed(queued: Int, weight: Double, during: Double) -> Int {
+        queued > 0 ? min(queued, Int((weight * during).rounded(.up))) : 0
     }
-
-    /// Rows queued in tenants' lanes.
-    private var laneRows: Int { lanes.reduce(0) { $0 + ($1?.rows ?? 0) } }
 
     /// Makes room in a full queue for a job of `rows` rows of `tenant`: removes and returns the job that runs last in
     /// the lane furthest over its share (queued rows / weight), if that lane is another tenant's and stays further

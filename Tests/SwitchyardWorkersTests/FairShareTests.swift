@@ -160,8 +160,9 @@ private func serve(_ queue: inout JobQueue, batchRows: Int, total: Int) -> [Stri
         // The flood waits for all of its own and the polite tenant's few.
         #expect(queue.fairRowsAhead(of: noisy, rows: 1) == 500 + 5)
         // Weights scale the others' share: a tenant of weight 3 gets 3 rows for each of the polite tenant's.
-        #expect(JobQueue.fairRowsAhead(own: 5, weight: 1, rows: 1, others: [(rows: 500, weight: 3)]) == 5 + 18)
-        #expect(JobQueue.fairRowsAhead(own: 0, weight: 1, rows: 1, others: []) == 0)
+        #expect(JobQueue.rowsServed(queued: 500, weight: 3, during: 6) == 18)
+        #expect(JobQueue.rowsServed(queued: 10, weight: 3, during: 6) == 10)
+        #expect(JobQueue.rowsServed(queued: 0, weight: 1, during: 6) == 0)
     }
 
     @Test func theSchedulerShedsTheTenantOverItsShareAndAdmitsTheOther() throws {
