@@ -142,7 +142,7 @@ let package = Package(
         .target(
             name: "SwitchyardMonitor",
             dependencies: [
-                "SwitchyardCore", "SwitchyardModels", "CSwitchyardDrift",
+                "SwitchyardCore", "SwitchyardModels", "CSwitchyardDrift", "CSwitchyardJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
             ],

@@ -2,7 +2,9 @@
 # Server CPU per batch-1 ModelInfer, two gateways measured alternately with the same client (h2load, one
 # connection, 64 concurrent streams), as medians over RUNS rounds and their ratio:
 #   COMPARE=monitor (default)  monitoring off vs payload capture at 1 % and drift detection (reference from the
-#                              first 10 000 rows; DRIFT_FRACTION, default 1, sets the share of calls observed);
+#                              first 10 000 rows observed, complete before the measured calls; DRIFT_FRACTION,
+#                              default 1, sets drift.fraction and MAX_CPU_SHARE, default the gateway's 0.02,
+#                              drift.max_cpu_share: `null` observes DRIFT_FRACTION of calls whatever it costs);
 #   COMPARE=tracing            tracing off vs tracing at TRACE_RATIO (default 0.01) of calls, exported over OTLP/HTTP
 #                              to a real receiver (Tests/EndToEnd/otlp_receiver.py) started here;
 #   COMPARE=binary             this build vs OLD_BIN (another build's switchyard, e.g. the commit before a change),
@@ -74,6 +76,7 @@ drift:
   fraction: ${DRIFT_FRACTION:-1}
   reference_rows: 10000
   window: 10000
+${MAX_CPU_SHARE:+  max_cpu_share: $MAX_CPU_SHARE}
 YAML
         ;;
     tracing)
@@ -93,6 +96,14 @@ esac
 
 clock_ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# monitor_ticks PID: CPU ticks of the gateway's monitor thread (0 without one).
+monitor_ticks() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        [[ $(cat "$t/comm" 2>/dev/null) == sy-monitor ]] && { awk '{print $14 + $15}' "$t/stat"; return; }
+    done
+    echo 0
+}
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
@@ -106,19 +117,34 @@ run() {
     local pid=$!
     wait_port "$p"
     h2load -n 20000 -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
-        "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer" >/dev/null   # warm-up (and the reference)
+        "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer" >/dev/null   # warm-up
+    # Steady state: the drift detector's reference (the first reference_rows rows it observes, a one-time cost
+    # measured apart) complete before the measured calls; under drift.max_cpu_share it observes a share of calls.
+    if [[ $COMPARE == monitor && $kind == on ]]; then
+        for _ in $(seq 60); do
+            curl -s "http://127.0.0.1:$admin/v1/drift/$MODEL?top=0" | grep -q collecting_reference || break
+            h2load -n 20000 -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
+                "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer" >/dev/null
+        done
+    fi
     local before; before=$(cpu_ticks $pid)
+    local monitor_before; monitor_before=$(monitor_ticks $pid)
     local out; out=$(h2load -n "$REQUESTS" -c 1 -m 64 -d "$work/infer.bin" -H 'content-type: application/grpc' \
         -H 'te: trailers' "http://127.0.0.1:$p/inference.GRPCInferenceService/ModelInfer")
     local after; after=$(cpu_ticks $pid)
-    local dropped
-    dropped=$(curl -s "http://127.0.0.1:$admin/metrics" |
-        awk '/^switchyard_(monitor|trace)_dropped_total/ {sum += $2} END {print sum + 0}')
+    local monitor_after; monitor_after=$(monitor_ticks $pid)
+    local dropped metrics observed
+    metrics=$(curl -s "http://127.0.0.1:$admin/metrics")
+    dropped=$(echo "$metrics" | awk '/^switchyard_(monitor|trace)_dropped_total/ {sum += $2} END {print sum + 0}')
+    observed=$(echo "$metrics" | awk '/^switchyard_drift_observed_fraction/ {print $2; exit}')
     kill -TERM $pid; wait $pid || true
     local rps; rps=$(echo "$out" | awk '/^finished in/ {gsub(",","",$4); print $4}')
     local ok; ok=$(echo "$out" | awk '/^requests:/ {print $8}')
     local us; us=$(awk -v t=$((after - before)) -v hz="$clock_ticks" -v n="$REQUESTS" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
-    echo "$kind $rps $us $ok ${dropped:-0}"
+    local monitor_us
+    monitor_us=$(awk -v t=$((monitor_after - monitor_before)) -v hz="$clock_ticks" -v n="$REQUESTS" \
+        'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+    echo "$kind $rps $us $ok ${dropped:-0} ${observed:--} $monitor_us"
 }
 
 echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -127,7 +153,7 @@ results=()
 for i in $(seq "$RUNS"); do
     for kind in off on; do
         r=$(run "$kind")
-        echo "run $i: $kind $(echo "$r" | awk '{printf "%10.0f req/s  %6.2f µs CPU/req  (%s succeeded, %s dropped)", $2, $3, $4, $5}')"
+        echo "run $i: $kind $(echo "$r" | awk '{printf "%10.0f req/s  %6.2f µs CPU/req  (%s succeeded, %s dropped; monitor thread %s µs/req, drift observing %s of calls)", $2, $3, $4, $5, $7, $6}')"
         results+=("$r")
     done
 done
@@ -141,4 +167,8 @@ names = {"monitor": ("monitoring off", "capture 1%% + drift on"), "tracing": ("t
          "binary": ("OLD_BIN", "this build")}[os.environ["COMPARE"]]
 print("median server CPU per call: %s %.2f us, %s %.2f us: %+.1f%% (median per-round ratio %.3f)"
       % (names[0], med["off"], names[1], med["on"], (med["on"] / med["off"] - 1) * 100, statistics.median(pairs)))
+monitor = statistics.median(float(r[6]) for r in rows if r[0] == "on")
+if monitor > 0:
+    print("monitor thread (drift and capture): median %.2f us per call, %.1f%% of the off median"
+          % (monitor, monitor / med["off"] * 100))
 '

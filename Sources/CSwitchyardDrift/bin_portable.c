@@ -1,7 +1,8 @@
 // The portable binning path and the run-time choice between paths.
 #include "CSwitchyardDrift.h"
 
-void sy_bin_row_avx2(const sy_bin_table *table, const float *row, uint32_t *counts);
+void sy_bin_rows_avx2(const sy_bin_table *table, const float *rows_base, size_t rows, size_t row_stride,
+                      uint32_t *counts);
 
 int sy_bin_available(int path) {
     switch (path) {
@@ -45,12 +46,17 @@ static void sy_bin_row_portable(const sy_bin_table *table, const float *row, uin
     }
 }
 
-void sy_bin_row(int path, const sy_bin_table *table, const float *row, uint32_t *counts) {
+void sy_bin_rows(int path, const sy_bin_table *table, const float *rows_base, size_t rows, size_t row_stride,
+                 uint32_t *counts) {
 #if defined(__x86_64__)
     if (path == SY_BIN_AVX2) {
-        sy_bin_row_avx2(table, row, counts);
+        sy_bin_rows_avx2(table, rows_base, rows, row_stride, counts);
         return;
     }
 #endif
-    sy_bin_row_portable(table, row, counts);
+    for (size_t row = 0; row < rows; row++) sy_bin_row_portable(table, rows_base + row * row_stride, counts);
+}
+
+void sy_bin_row(int path, const sy_bin_table *table, const float *row, uint32_t *counts) {
+    sy_bin_rows(path, table, row, 1, 0, counts);
 }

@@ -7,6 +7,8 @@
 
 #include <simdjson.h>
 
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string_view>
@@ -191,4 +193,20 @@ extern "C" size_t sy_json_numbers(const sy_json_document *document, uint32_t nod
         out[index] = element.number;
     }
     return item.count;
+}
+
+extern "C" size_t sy_json_write_floats(const float *values, size_t count, char *out) {
+    char *next = out;
+    for (size_t index = 0; index < count; ++index) {
+        if (index > 0) *next++ = ',';
+        const float value = values[index];
+        if (!std::isfinite(value)) {
+            std::memcpy(next, "null", 4);
+            next += 4;
+            continue;
+        }
+        // The shortest round-trip form is at most 15 bytes ("-1.17549435e-38"); with the comma, 16.
+        next = std::to_chars(next, next + SY_JSON_FLOAT_BYTES - 1, value).ptr;
+    }
+    return static_cast<size_t>(next - out);
 }

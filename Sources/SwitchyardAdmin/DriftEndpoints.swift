@@ -58,6 +58,7 @@ extension DriftVersion {
             inputsFlagged: scores.inputsFlagged,
             outputsFlagged: scores.outputsFlagged,
             error: report.error,
+            observedFraction: report.observedFraction,
             features: features
         )
     }
@@ -87,6 +88,18 @@ extension MetricsRenderer {
                 "switchyard_drift_status",
                 [("model", report.model), ("version", report.version)],
                 report.scores.status == .drifting ? 1 : 0
+            )
+        }
+        out.family(
+            "switchyard_drift_observed_fraction",
+            "gauge",
+            "Share of calls the drift detector observes (drift.fraction, or less within drift.max_cpu_share)."
+        )
+        for report in reports {
+            out.sample(
+                "switchyard_drift_observed_fraction",
+                [("model", report.model), ("version", report.version)],
+                report.observedFraction
             )
         }
         out.family("switchyard_drift_features_flagged", "gauge", "Features flagged in the current window, by kind.")

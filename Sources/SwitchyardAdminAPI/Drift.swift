@@ -30,6 +30,9 @@ public struct DriftVersion: Sendable, Hashable, Codable {
     public var outputsFlagged: Int
     /// Why the version is not monitored as configured, if it is not.
     public var error: String?
+    /// The share of calls the detector observes now: `drift.fraction`, or less while observing that many would
+    /// cost the monitor more than `drift.max_cpu_share` of the version's compute time (absent from older servers).
+    public var observedFraction: Double?
     /// The features, most drifting first.
     public var features: [DriftFeature]
 
@@ -46,6 +49,7 @@ public struct DriftVersion: Sendable, Hashable, Codable {
         inputsFlagged: Int,
         outputsFlagged: Int,
         error: String?,
+        observedFraction: Double? = nil,
         features: [DriftFeature]
     ) {
         self.version = version
@@ -59,6 +63,7 @@ public struct DriftVersion: Sendable, Hashable, Codable {
         self.inputsFlagged = inputsFlagged
         self.outputsFlagged = outputsFlagged
         self.error = error
+        self.observedFraction = observedFraction
         self.features = features
     }
 
@@ -71,6 +76,7 @@ public struct DriftVersion: Sendable, Hashable, Codable {
         case maxOutputPSI = "max_output_psi"
         case inputsFlagged = "inputs_flagged"
         case outputsFlagged = "outputs_flagged"
+        case observedFraction = "observed_fraction"
     }
 }
 

@@ -121,6 +121,10 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
     public var maxOutputDrift: Double
     /// Share of calls the detector observes, 0…1. Default 1.
     public var fraction: Double
+    /// The monitor's CPU (drift and capture) allowed for the version, as a share of the version's own compute time.
+    /// While observing `fraction` of calls would cost more, the detector observes fewer (never fewer than 1 in
+    /// 1000); the share it observes is reported beside its scores. Default 0.02. `null`: no limit.
+    public var maxCPUShare: Double?
     /// Versions watched; `nil` (the default): every version.
     public var versions: [String]?
     /// Calls queued for the detector thread before new ones are dropped (counted). Default 4096.
@@ -139,6 +143,7 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
         maxInputDrift: Double = 0.25,
         maxOutputDrift: Double = 0.25,
         fraction: Double = 1,
+        maxCPUShare: Double? = 0.02,
         versions: [String]? = nil,
         queueCapacity: Int = 4096
     ) {
@@ -153,12 +158,14 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
         self.maxInputDrift = maxInputDrift
         self.maxOutputDrift = maxOutputDrift
         self.fraction = fraction
+        self.maxCPUShare = maxCPUShare
         self.versions = versions
         self.queueCapacity = queueCapacity
     }
 
     enum CodingKeys: String, CodingKey {
         case reference, window, blocks, bins, significance, fraction, versions
+        case maxCPUShare = "max_cpu_share"
         case referenceRows = "reference_rows"
         case referenceOutputs = "reference_outputs"
         case categoricalMaxValues = "categorical_max_values"
@@ -182,6 +189,12 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
         maxInputDrift = try c.decodeIfPresent(Double.self, forKey: .maxInputDrift) ?? d.maxInputDrift
         maxOutputDrift = try c.decodeIfPresent(Double.self, forKey: .maxOutputDrift) ?? d.maxOutputDrift
         fraction = try c.decodeIfPresent(Double.self, forKey: .fraction) ?? d.fraction
+        // An explicit null lifts the limit; an absent key keeps the default.
+        if c.contains(.maxCPUShare) {
+            maxCPUShare = try c.decodeNil(forKey: .maxCPUShare) ? nil : try c.decode(Double.self, forKey: .maxCPUShare)
+        } else {
+            maxCPUShare = d.maxCPUShare
+        }
         versions = try c.decodeIfPresent([String].self, forKey: .versions)
         queueCapacity = try c.decodeIfPresent(Int.self, forKey: .queueCapacity) ?? d.queueCapacity
     }
@@ -221,6 +234,11 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
             problems.append("drift.max_output_drift: expected a positive PSI, got \(maxOutputDrift)")
         }
         if !(fraction > 0 && fraction <= 1) { problems.append("drift.fraction: expected (0, 1], got \(fraction)") }
+        if let maxCPUShare, !(maxCPUShare > 0) {
+            problems.append(
+                "drift.max_cpu_share: expected a positive share of compute time, or null, got \(maxCPUShare)"
+            )
+        }
         if versions?.isEmpty == true { problems.append("drift.versions: expected at least one version, got []") }
         if queueCapacity < 1 { problems.append("drift.queue_capacity: expected at least 1, got \(queueCapacity)") }
         return problems

@@ -150,6 +150,14 @@ public final class ModelVersion: Sendable {
     public let configuration: ModelConfiguration
     /// The pool that runs this version (the registry's and the admin plane's metrics; calls go through `submit`).
     package let pool: WorkerPool
+    /// Unique among the versions this process has loaded: a version unloaded and loaded again is another.
+    public let serial: UInt64
+    private static let serials = Atomic<UInt64>(0)
+    /// The share of calls captured, 0 when this version's payloads are not captured: read for every call, so kept
+    /// apart from `configuration`'s optionals.
+    public let captureFraction: Double
+    /// The share of calls the drift detector observes now, as a Double's bits (0: not watched).
+    private let driftFractionBits: Atomic<UInt64>
     /// Request counters.
     public let statistics = VersionStatistics()
     /// Calls holding the version (the low 63 bits) and whether it is retired (the top bit): one word, so that a
@@ -170,6 +178,19 @@ public final class ModelVersion: Sendable {
         self.signature = pool.signature
         self.configuration = configuration
         self.pool = pool
+        serial = Self.serials.add(1, ordering: .relaxed).newValue
+        captureFraction = configuration.capture.map { $0.covers(version: version) ? $0.fraction : 0 } ?? 0
+        let drift = configuration.drift.map { $0.covers(version: version) ? $0.fraction : 0 } ?? 0
+        driftFractionBits = Atomic(drift.bitPattern)
+    }
+
+    /// The share of calls the drift detector observes now (0 when this version is not watched): `drift.fraction`,
+    /// or less while the monitor keeps within `drift.max_cpu_share`. One relaxed load.
+    public var driftFraction: Double { Double(bitPattern: driftFractionBits.load(ordering: .relaxed)) }
+
+    /// Sets the share of calls the drift detector observes (the monitor's CPU budget).
+    package func setDriftFraction(_ fraction: Double) {
+        driftFractionBits.store(fraction.bitPattern, ordering: .relaxed)
     }
 
     // MARK: Holds

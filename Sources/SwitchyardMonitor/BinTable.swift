@@ -13,6 +13,8 @@ final class BinTable: @unchecked Sendable {
     private let slotCounts: UnsafeMutableBufferPointer<Int32>
     private let categorical: UnsafeMutableBufferPointer<Int32>
     private let offsets: UnsafeMutableBufferPointer<Int32>
+    private let groupSlots: UnsafeMutableBufferPointer<Int32>
+    private let groupCategorical: UnsafeMutableBufferPointer<Int32>
     private let slots: Int
     private let padded: Int
     private let path: Int32
@@ -41,6 +43,10 @@ final class BinTable: @unchecked Sendable {
         categorical.initialize(repeating: 0)
         offsets = .allocate(capacity: max(1, padded))
         offsets.initialize(repeating: 0)
+        groupSlots = .allocate(capacity: max(1, padded / 8))
+        groupSlots.initialize(repeating: 0)
+        groupCategorical = .allocate(capacity: max(1, padded / 8))
+        groupCategorical.initialize(repeating: 0)
         var offset = firstOffset
         for (feature, profile) in profiles.enumerated() {
             let values: [Float]
@@ -50,9 +56,11 @@ final class BinTable: @unchecked Sendable {
             case .categorical(let categories):
                 values = categories
                 categorical[feature] = -1
+                groupCategorical[feature / 8] = 1
             }
             for (slot, value) in values.enumerated() { slotValues[slot * padded + feature] = value }
             slotCounts[feature] = Int32(values.count)
+            groupSlots[feature / 8] = max(groupSlots[feature / 8], Int32(values.count))
             offsets[feature] = Int32(offset)
             offset += profile.binning.binCount
         }
@@ -63,11 +71,19 @@ final class BinTable: @unchecked Sendable {
         slotCounts.deallocate()
         categorical.deallocate()
         offsets.deallocate()
+        groupSlots.deallocate()
+        groupCategorical.deallocate()
     }
 
     /// Counts one row of `features` values into `counts`, at each feature's offset plus its bin.
     @inline(__always)
     func count(row: UnsafePointer<Float>, into counts: UnsafeMutablePointer<UInt32>) {
+        count(rows: row, count: 1, stride: features, into: counts)
+    }
+
+    /// Counts `count` rows, `stride` values apart, into `counts`, as `count` calls of `count(row:into:)` would.
+    @inline(__always)
+    func count(rows: UnsafePointer<Float>, count: Int, stride: Int, into counts: UnsafeMutablePointer<UInt32>) {
         var table = sy_bin_table(
             features: Int32(features),
             padded: Int32(padded),
@@ -75,9 +91,11 @@ final class BinTable: @unchecked Sendable {
             slot_values: UnsafePointer(slotValues.baseAddress),
             slot_counts: UnsafePointer(slotCounts.baseAddress),
             categorical: UnsafePointer(categorical.baseAddress),
-            offsets: UnsafePointer(offsets.baseAddress)
+            offsets: UnsafePointer(offsets.baseAddress),
+            group_slots: UnsafePointer(groupSlots.baseAddress),
+            group_categorical: UnsafePointer(groupCategorical.baseAddress)
         )
-        sy_bin_row(path, &table, row, counts)
+        sy_bin_rows(path, &table, rows, count, stride, counts)
     }
 
     /// Whether `path` (`SY_BIN_*`) runs on this CPU.

@@ -4,6 +4,7 @@
 // and first row that hold its values. The newest `max_files` of each kind are kept. A failed write drops
 // what it held and is counted; it never reaches a call.
 
+import CSwitchyardJSON
 import Foundation
 public import SwitchyardCore
 
@@ -107,8 +108,20 @@ public final class CaptureWriter {
     private var npyCalls = 0
     private var npyRows = 0
     /// Per tensor (`inputs.name` / `outputs.name`): its width and the rows buffered for the next .npy batch.
-    private var npyBuffers: [String: (width: Int, values: [Float])] = [:]
-    private var npyOrder: [String] = []
+    /// The buffers in the order their tensors first appeared; kept (and their storage) across batches.
+    private var npyBuffers: [NPYBuffer] = []
+    /// Each tensor's buffer index, by the tensor's raw name (`inputs.x`).
+    private var npyIndex: [String: Int] = [:]
+
+    /// One tensor's rows for the next .npy batch.
+    private struct NPYBuffer {
+        /// The file-safe tensor name.
+        var tensor: String
+        var width: Int
+        var values: [Float] = []
+        /// Whether the tensor has rows in the current batch (one absent from a batch gets no file).
+        var present = false
+    }
 
     /// Opens `directory` (created if needed).
     /// - Throws: `failedPrecondition` naming the directory when it cannot be created or written.
@@ -178,17 +191,26 @@ public final class CaptureWriter {
     }
 
     private func append(tensor rawName: String, values: [Float], rows: Int) {
-        let tensor = Self.fileSafe(rawName)
         let width = rows > 0 ? values.count / rows : 0
-        if npyBuffers[tensor] == nil {
-            npyBuffers[tensor] = (width, [Float](repeating: .nan, count: npyRows * width))
-            npyOrder.append(tensor)
+        let index: Int
+        if let known = npyIndex[rawName] {
+            index = known
+        } else {
+            index = npyBuffers.count
+            npyIndex[rawName] = index
+            npyBuffers.append(NPYBuffer(tensor: Self.fileSafe(rawName), width: width))
         }
-        if npyBuffers[tensor]!.width == width {
-            npyBuffers[tensor]!.values.append(contentsOf: values)
+        if !npyBuffers[index].present {
+            // First rows of this tensor in the batch: the batch's earlier rows (calls without it) are NaN.
+            npyBuffers[index].present = true
+            npyBuffers[index].width = width
+            npyBuffers[index].values.append(contentsOf: repeatElement(.nan, count: (npyRows) * width))
+        }
+        if npyBuffers[index].width == width {
+            npyBuffers[index].values.append(contentsOf: values)
         } else {
             // A tensor whose width changed between calls (variable shapes) pads with NaN in this batch.
-            npyBuffers[tensor]!.values.append(contentsOf: repeatElement(.nan, count: rows * npyBuffers[tensor]!.width))
+            npyBuffers[index].values.append(contentsOf: repeatElement(.nan, count: rows * npyBuffers[index].width))
         }
     }
 
@@ -227,47 +249,51 @@ public final class CaptureWriter {
 
     private func flushNPY() {
         npySequence += 1
-        for tensor in npyOrder {
-            guard var entry = npyBuffers[tensor] else { continue }
-            if entry.values.count < npyRows * entry.width {
-                entry.values.append(contentsOf: repeatElement(.nan, count: npyRows * entry.width - entry.values.count))
-            }
-            let bytes = NPY.encode(rows: npyRows, columns: entry.width, values: entry.values)
+        for index in npyBuffers.indices where npyBuffers[index].present {
+            let width = npyBuffers[index].width
+            let missing = npyRows * width - npyBuffers[index].values.count
+            if missing > 0 { npyBuffers[index].values.append(contentsOf: repeatElement(.nan, count: missing)) }
+            let tensor = npyBuffers[index].tensor
+            // The header, then the values as they lie in memory (little-endian float32, what the header says).
+            let header = NPY.header(rows: npyRows, columns: width)
             let name = path(tensor + "-" + Self.sixDigits(npySequence) + ".npy")
             let fd = open(name + ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             var saved = false
             if fd >= 0 {
-                let written = writeAll(fd, bytes)
+                let written = npyBuffers[index].values.withUnsafeBytes { values in
+                    header.withUnsafeBytes { writeAll(fd, $0) } && NPY.withLittleEndian(values) { writeAll(fd, $0) }
+                }
                 saved = close(fd) == 0 && written && rename(name + ".tmp", name) == 0
                 if !saved { unlink(name + ".tmp") }
             }
             if saved {
-                statistics.bytesWritten += UInt64(bytes.count)
+                statistics.bytesWritten += UInt64(header.count + npyBuffers[index].values.count * 4)
                 statistics.filesOpened += 1
             } else {
                 statistics.writeErrors += 1
             }
             prune(prefix: tensor + "-", suffix: ".npy")
+            // The storage stays for the next batch.
+            npyBuffers[index].values.removeAll(keepingCapacity: true)
+            npyBuffers[index].present = false
         }
-        npyBuffers = [:]
-        npyOrder = []
         npyCalls = 0
         npyRows = 0
     }
 
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += n
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { writeAll(fd, $0) } }
+
+    private func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < raw.count {
+            let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
             }
-            return true
+            offset += n
         }
+        return true
     }
 
     private func path(_ name: String) -> String { directory + "/" + name }
@@ -340,20 +366,30 @@ public final class CaptureWriter {
                     continue
                 }
                 out.append(contentsOf: ",\"data\":[".utf8)
-                for (i, value) in values.enumerated() {
-                    if i > 0 { out.append(UInt8(ascii: ",")) }
-                    // JSON has no NaN or infinity: they are written as null.
-                    if value.isFinite {
-                        out.append(contentsOf: value.description.utf8)
-                    } else {
-                        out.append(contentsOf: "null".utf8)
-                    }
-                }
+                floats(values, &out)
                 out.append(contentsOf: "]}".utf8)
             }
             out.append(UInt8(ascii: "}"))
         }
         out.append(contentsOf: ",\"npy_batch\":\(npyBatch),\"npy_row\":\(npyRow)}\n".utf8)
+    }
+
+    /// `values` as JSON numbers separated by commas, each in its shortest round-trip form; NaN and infinities (JSON
+    /// has none) as null.
+    private static func floats(_ values: [Float], _ out: inout [UInt8]) {
+        let start = out.count
+        let room = values.count * Int(SY_JSON_FLOAT_BYTES)
+        out.append(contentsOf: repeatElement(0, count: room))
+        let written = values.withUnsafeBufferPointer { values in
+            out.withUnsafeMutableBytes { bytes in
+                sy_json_write_floats(
+                    values.baseAddress,
+                    values.count,
+                    bytes.baseAddress!.advanced(by: start).assumingMemoryBound(to: CChar.self)
+                )
+            }
+        }
+        out.removeLast(room - written)
     }
 
     private static func string(_ text: String, _ out: inout [UInt8]) {

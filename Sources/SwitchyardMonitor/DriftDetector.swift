@@ -119,6 +119,12 @@ public struct DriftDetector: Sendable {
     private var outputTable: BinTable?
     /// One row's output features (values, then each multi-valued output's argmax), for the output table.
     private var outputRow: [Float] = []
+    /// Where each output feature's value comes from in a row of output values: its index (`outputCounts` 0), or
+    /// the start of the range whose argmax it is (`outputCounts` the range's length).
+    private var outputStarts: [Int] = []
+    private var outputCounts: [Int] = []
+    /// Input features per row, once there is a profile.
+    private var inputWidth = 0
     private var current = 0
     private var rowsPerBlock = 1
     private var filledBlocks = 0
@@ -173,6 +179,20 @@ public struct DriftDetector: Sendable {
             profile.outputs.isEmpty
             ? nil : BinTable(profile.outputs, firstOffset: offsets[profile.inputs.count], path: kernelPath)
         outputRow = [Float](repeating: .nan, count: profile.outputs.count)
+        outputStarts = []
+        outputCounts = []
+        var valueIndex = 0
+        for output in profile.outputs {
+            if let range = output.argmaxRange {
+                outputStarts.append(range.lowerBound)
+                outputCounts.append(range.count)
+            } else {
+                outputStarts.append(valueIndex)
+                outputCounts.append(0)
+                valueIndex += 1
+            }
+        }
+        inputWidth = profile.inputs.count
         current = 0
         filledBlocks = 0
     }
@@ -185,44 +205,44 @@ public struct DriftDetector: Sendable {
     {
         guard rows > 0 else { return false }
         observed += UInt64(rows)
-        guard let profile else {
-            sampleInputs.append(contentsOf: inputs)
-            sampleOutputs.append(contentsOf: outputs)
-            if sampleInputs.count >= referenceRows * max(inputNames.count, 1) {
-                let built = ReferenceProfile.build(
-                    inputs: sampleInputs,
-                    inputNames: inputNames,
-                    outputs: sampleOutputs,
-                    outputLayout: outputLayout,
-                    options: options.profile
-                )
-                sampleInputs = []
-                sampleOutputs = []
-                adopt(built)
-            }
+        // The table exists once there is a profile; reading it (not the profile, a struct of arrays) keeps the
+        // per-row path free of reference counting beyond one retain.
+        guard let inputTable else {
+            collectReference(inputs: inputs, outputs: outputs)
             return false
         }
-        let inputWidth = profile.inputs.count
+        let inputWidth = self.inputWidth
         let outputWidth = outputs.count / rows
-        guard inputs.count >= rows * inputWidth, let inputTable else { return false }
+        guard inputs.count >= rows * inputWidth else { return false }
         var completed = false
-        for row in 0..<rows {
+        var row = 0
+        while row < rows {
             // The oldest block leaves the window when the next row arrives, so that between rows the window
             // (and what reports show of it) is exactly what was last scored.
             if blockRows[current] >= rowsPerBlock { advance() }
+            // The rows that fit in the current block are binned in one pass.
+            let chunk = min(rows - row, rowsPerBlock - blockRows[current])
             let base = current * binCount
-            blockCounts.withUnsafeMutableBufferPointer { counts in
-                if inputWidth > 0, let start = inputs.baseAddress {
-                    inputTable.count(row: start + row * inputWidth, into: counts.baseAddress! + base)
+            if inputWidth > 0, let start = inputs.baseAddress {
+                blockCounts.withUnsafeMutableBufferPointer { counts in
+                    inputTable.count(
+                        rows: start + row * inputWidth,
+                        count: chunk,
+                        stride: inputWidth,
+                        into: counts.baseAddress! + base
+                    )
                 }
             }
-            if outputWidth > 0 {
-                countOutputs(
-                    UnsafeBufferPointer(rebasing: outputs[(row * outputWidth)..<((row + 1) * outputWidth)]),
-                    base: base
-                )
+            if outputWidth > 0, let start = outputs.baseAddress {
+                for outputRow in row..<(row + chunk) {
+                    countOutputs(
+                        UnsafeBufferPointer(start: start + outputRow * outputWidth, count: outputWidth),
+                        base: base
+                    )
+                }
             }
-            blockRows[current] += 1
+            blockRows[current] += chunk
+            row += chunk
             if blockRows[current] >= rowsPerBlock {
                 filledBlocks = min(filledBlocks + 1, blockRows.count)
                 if filledBlocks == blockRows.count { score() }
@@ -232,17 +252,32 @@ public struct DriftDetector: Sendable {
         return completed
     }
 
+    /// Keeps rows until there are `referenceRows`, then builds the profile from them.
+    private mutating func collectReference(inputs: UnsafeBufferPointer<Float>, outputs: UnsafeBufferPointer<Float>) {
+        sampleInputs.append(contentsOf: inputs)
+        sampleOutputs.append(contentsOf: outputs)
+        guard sampleInputs.count >= referenceRows * max(inputNames.count, 1) else { return }
+        let built = ReferenceProfile.build(
+            inputs: sampleInputs,
+            inputNames: inputNames,
+            outputs: sampleOutputs,
+            outputLayout: outputLayout,
+            options: options.profile
+        )
+        sampleInputs = []
+        sampleOutputs = []
+        adopt(built)
+    }
+
     private mutating func countOutputs(_ row: UnsafeBufferPointer<Float>, base: Int) {
-        guard let profile, let outputTable else { return }
-        var valueIndex = 0
-        for (index, output) in profile.outputs.enumerated() {
-            if let range = output.argmaxRange {
-                outputRow[index] =
-                    range.upperBound <= row.count
-                    ? Float(argmax(row, start: range.lowerBound, count: range.count)) : .nan
+        guard let outputTable else { return }
+        for index in outputStarts.indices {
+            let start = outputStarts[index]
+            let count = outputCounts[index]
+            if count > 0 {
+                outputRow[index] = start + count <= row.count ? Float(argmax(row, start: start, count: count)) : .nan
             } else {
-                outputRow[index] = valueIndex < row.count ? row[valueIndex] : .nan
-                valueIndex += 1
+                outputRow[index] = start < row.count ? row[start] : .nan
             }
         }
         outputRow.withUnsafeBufferPointer { values in
@@ -317,6 +352,9 @@ public struct DriftDetector: Sendable {
         let window = windowCounts()
         return (0..<(offsets.count - 1)).map { Array(window[offsets[$0]..<offsets[$0 + 1]]) }
     }
+
+    /// Whether the detector is still taking its reference from the rows it observes.
+    public var isCollectingReference: Bool { inputTable == nil }
 
     /// The scores at the end of the latest complete window.
     public var scores: DriftScores {

@@ -85,6 +85,8 @@ public struct VersionDriftReport: Sendable, Hashable {
     public var histograms: [FeatureHistogram]
     /// Why the version is not monitored (a reference that failed to load), if so.
     public var error: String?
+    /// The share of calls the detector observes now (`drift.fraction`, or less within `drift.max_cpu_share`).
+    public var observedFraction: Double
 }
 
 /// The monitor's counters.
@@ -128,7 +130,7 @@ public final class ModelMonitor: Sendable {
         self.published = published
         // Sampled calls gather for a few milliseconds rather than waking the thread one by one: a wake-up costs the
         // request path a futex call and the machine a context switch, more than binning a row.
-        queue = try WorkQueue(name: "sy-monitor", capacity: queueCapacity, gatherNanoseconds: 10_000_000) { batch in
+        queue = try WorkQueue(name: "sy-monitor", capacity: queueCapacity, gatherNanoseconds: 100_000_000) { batch in
             engine.process(
                 batch,
                 publish: { reports, rows, capture in
@@ -146,15 +148,11 @@ public final class ModelMonitor: Sendable {
     /// uniform draw compared with each fraction.
     @inlinable
     public func sample(_ version: ModelVersion) -> (drift: Bool, capture: Bool) {
-        let configuration = version.configuration
-        let drift = configuration.drift
-        let capture = configuration.capture
-        guard drift != nil || capture != nil else { return (false, false) }
+        let drift = version.driftFraction
+        let capture = version.captureFraction
+        guard drift > 0 || capture > 0 else { return (false, false) }
         let u = uniformDraw()
-        return (
-            drift.map { u < $0.fraction && $0.covers(version: version.version) } ?? false,
-            capture.map { u < $0.fraction && $0.covers(version: version.version) } ?? false
-        )
+        return (u < drift, u < capture)
     }
 
     @usableFromInline
@@ -236,11 +234,19 @@ private final class Engine: @unchecked Sendable {
     final class Target: @unchecked Sendable {
         var detector: DriftDetector?
         var writer: CaptureWriter?
-        /// The version this target monitors; a version unloaded and loaded again gets a new target.
-        weak var owner: ModelVersion?
+        /// The serial of the version this target monitors; a version unloaded and loaded again gets a new target.
+        /// (Not a weak reference: that would give every version a side table, and every retain of it, on the request
+        /// path too, the slow path.)
+        var owner: UInt64?
         var referenceSource = "traffic"
         var error: String?
         var inputWidths: [Int] = []
+        /// Values per row of each output, in signature order.
+        var outputWidths: [Int] = []
+        /// The detector's CPU budget (`drift.max_cpu_share`), when it has one.
+        var budget: DriftBudget?
+        /// Calls of the batch being processed.
+        var batchCalls = 0
     }
 
     private let repository: String
@@ -256,7 +262,7 @@ private final class Engine: @unchecked Sendable {
     }
 
     func adopt(_ target: Target, for version: ModelVersion) {
-        target.owner = version
+        target.owner = version.serial
         lock.withLock { $0[Self.key(version.model, version.version)] = target }
     }
 
@@ -273,6 +279,7 @@ private final class Engine: @unchecked Sendable {
         let inputs = signature.inputs.map { (name: $0.name, width: $0.elementsPerRow) }
         let outputs = signature.outputs.map { (name: $0.name, width: $0.elementsPerRow) }
         target.inputWidths = inputs.map(\.width)
+        target.outputWidths = outputs.map(\.width)
         if let drift = version.configuration.drift, drift.covers(version: version.version) {
             let options = DriftDetectorOptions(
                 window: drift.window,
@@ -303,6 +310,13 @@ private final class Engine: @unchecked Sendable {
                     options: options
                 )
             }
+            target.budget = drift.maxCPUShare.map {
+                DriftBudget(
+                    configured: drift.fraction,
+                    maxShare: $0,
+                    computeNanoseconds: version.statistics.counters.computeNanoseconds
+                )
+            }
         }
         if let capture = version.configuration.capture, capture.covers(version: version.version) {
             let directory =
@@ -314,7 +328,8 @@ private final class Engine: @unchecked Sendable {
     }
 
     private func target(for version: ModelVersion) -> Target {
-        if let target = lock.withLock({ $0[Self.key(version.model, version.version)] }), target.owner === version {
+        if let target = lock.withLock({ $0[Self.key(version.model, version.version)] }), target.owner == version.serial
+        {
             return target
         }
         let target: Target
@@ -336,12 +351,28 @@ private final class Engine: @unchecked Sendable {
         _ batch: [MonitoredCall],
         publish: ([DriftSnapshot], UInt64, [String: CaptureStatistics]) -> Void
     ) {
+        let started = threadCPUNanoseconds()
         var touched: [String: (ModelVersion, Target)] = [:]
         var captured: [String: [CapturedCall]] = [:]
         var rows: UInt64 = 0
         var refreshed = Set<String>()
-        // Calls of one version come in runs: its key and target are looked up once per run.
+        // Calls of one version come in runs: its key and target are looked up once per run, and the rows of a
+        // run's drift calls are gathered and binned in one pass (the detector counts them as it would one by one).
         var last: (version: ModelVersion, key: String, target: Target)?
+        var driftRun: (key: String, target: Target, rows: Int)?
+        func observeRun() {
+            guard let run = driftRun else { return }
+            driftRun = nil
+            let completed = rowBuffer.withUnsafeBufferPointer { inputs in
+                outputBuffer.withUnsafeBufferPointer { outputs in
+                    run.target.detector?.observe(inputs: inputs, outputs: outputs, rows: run.rows) ?? false
+                }
+            }
+            rows += UInt64(run.rows)
+            if completed || run.target.detector?.isCollectingReference == true { refreshed.insert(run.key) }
+            rowBuffer.removeAll(keepingCapacity: true)
+            outputBuffer.removeAll(keepingCapacity: true)
+        }
         for call in batch {
             let key: String
             let target: Target
@@ -353,17 +384,14 @@ private final class Engine: @unchecked Sendable {
                 touched[key] = (call.version, target)
                 last = (call.version, key, target)
             }
-            if call.drift, var detector = target.detector {
-                target.detector = nil
-                flatten(call, widths: target.inputWidths)
-                let completed = withInputs(call) { inputs in
-                    outputBuffer.withUnsafeBufferPointer { outputs in
-                        detector.observe(inputs: inputs, outputs: outputs, rows: call.rows)
-                    }
+            target.batchCalls += 1
+            if call.drift, target.detector != nil {
+                if driftRun?.target !== target {
+                    observeRun()
+                    driftRun = (key, target, 0)
                 }
-                target.detector = detector
-                rows += UInt64(call.rows)
-                if completed || detector.profile == nil { refreshed.insert(key) }
+                gather(call, target)
+                driftRun?.rows += call.rows
             }
             if call.capture, target.writer != nil {
                 let signature = call.version.signature
@@ -387,11 +415,27 @@ private final class Engine: @unchecked Sendable {
                 )
             }
         }
+        observeRun()
         var captureStatistics: [String: CaptureStatistics] = [:]
         for (key, calls) in captured {
             guard let writer = touched[key]?.1.writer else { continue }
             writer.write(calls)
             captureStatistics[writer.directory] = writer.statistics
+        }
+        // The batch's CPU time, shared by its versions by their calls, then each budget's revision.
+        let spent = threadCPUNanoseconds() &- started
+        for (key, (version, target)) in touched {
+            defer { target.batchCalls = 0 }
+            guard target.budget != nil else { continue }
+            target.budget?.charge(spent * UInt64(target.batchCalls) / UInt64(max(batch.count, 1)))
+            if let fraction = target.budget?.revise(
+                current: version.driftFraction,
+                computeNanoseconds: version.statistics.counters.computeNanoseconds
+            ) {
+                version.setDriftFraction(fraction)
+                // Reports show the share observed.
+                refreshed.insert(key)
+            }
         }
         var reports: [DriftSnapshot] = []
         for key in refreshed {
@@ -410,36 +454,26 @@ private final class Engine: @unchecked Sendable {
         for target in targets { target.writer?.flush() }
     }
 
-    /// A call's input rows, row-major: its one input as it is, or several flattened into `rowBuffer`.
-    private func withInputs<R>(_ call: MonitoredCall, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
-        if call.inputs.count == 1, rowBuffer.isEmpty { return call.inputs[0].withUnsafeBufferPointer(body) }
-        return rowBuffer.withUnsafeBufferPointer(body)
+    /// Appends the call's rows to `rowBuffer` (its inputs' values row by row, in signature order) and to
+    /// `outputBuffer` (likewise its outputs). A tensor of the wrong size (which validation does not let through)
+    /// becomes NaN values, which the detector counts in each feature's last bin.
+    private func gather(_ call: MonitoredCall, _ target: Target) {
+        Self.append(call.inputs, widths: target.inputWidths, rows: call.rows, to: &rowBuffer)
+        Self.append(call.outputs, widths: target.outputWidths, rows: call.rows, to: &outputBuffer)
     }
 
-    /// Flattens the call's outputs into `outputBuffer`, and its inputs into `rowBuffer` when it has several (or a
-    /// single one of the wrong size, which becomes NaN rows); `rowBuffer` stays empty for a single input.
-    private func flatten(_ call: MonitoredCall, widths: [Int]) {
-        let width = widths.reduce(0, +)
-        rowBuffer.removeAll(keepingCapacity: true)
-        if call.inputs.count == 1 {
-            if call.inputs[0].count != call.rows * width {
-                rowBuffer = [Float](repeating: .nan, count: call.rows * width)
-            }
-        } else {
-            for row in 0..<call.rows {
-                for (input, inputWidth) in zip(call.inputs, widths) {
-                    rowBuffer.append(contentsOf: input[(row * inputWidth)..<((row + 1) * inputWidth)])
-                }
-            }
+    private static func append(_ tensors: [[Float]], widths: [Int], rows: Int, to buffer: inout [Float]) {
+        if tensors.count == 1, widths.count == 1, tensors[0].count == rows * widths[0] {
+            buffer.append(contentsOf: tensors[0])
+            return
         }
-        if call.inputs.count != 1, rowBuffer.count != call.rows * width {
-            rowBuffer = [Float](repeating: .nan, count: call.rows * width)
+        guard tensors.count == widths.count, zip(tensors, widths).allSatisfy({ $0.count == rows * $1 }) else {
+            buffer.append(contentsOf: repeatElement(.nan, count: rows * widths.reduce(0, +)))
+            return
         }
-        outputBuffer.removeAll(keepingCapacity: true)
-        let outputWidths = call.outputs.map { call.rows > 0 ? $0.count / call.rows : 0 }
-        for row in 0..<call.rows {
-            for (output, outputWidth) in zip(call.outputs, outputWidths) {
-                outputBuffer.append(contentsOf: output[(row * outputWidth)..<((row + 1) * outputWidth)])
+        for row in 0..<rows {
+            for (tensor, width) in zip(tensors, widths) {
+                buffer.append(contentsOf: tensor[(row * width)..<((row + 1) * width)])
             }
         }
     }
@@ -473,7 +507,8 @@ private final class Engine: @unchecked Sendable {
             scores: scores,
             profile: profile,
             current: current,
-            error: target.error
+            error: target.error,
+            observedFraction: version.driftFraction
         )
     }
 }
@@ -489,6 +524,7 @@ struct DriftSnapshot: Sendable {
     /// The window's counts per feature, inputs first.
     var current: [[Double]]
     var error: String?
+    var observedFraction: Double
 
     var report: VersionDriftReport {
         var histograms: [FeatureHistogram] = []
@@ -509,7 +545,8 @@ struct DriftSnapshot: Sendable {
             referenceSource: referenceSource,
             scores: scores,
             histograms: histograms,
-            error: error
+            error: error,
+            observedFraction: observedFraction
         )
     }
 

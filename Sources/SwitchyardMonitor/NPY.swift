@@ -21,6 +21,18 @@ public enum NPY {
 
     /// The bytes of a version 1.0 .npy file holding a `rows × columns` little-endian float32 matrix.
     public static func encode(rows: Int, columns: Int, values: some Collection<Float>) -> [UInt8] {
+        var out = header(rows: rows, columns: columns)
+        out.reserveCapacity(out.count + values.count * 4)
+        for value in values {
+            let bits = value.bitPattern.littleEndian
+            withUnsafeBytes(of: bits) { out.append(contentsOf: $0) }
+        }
+        return out
+    }
+
+    /// The header of a `[rows, columns]` little-endian float32 file: magic, version 1.0, its length and the
+    /// dictionary, padded so that the data starts at a multiple of 64 bytes.
+    public static func header(rows: Int, columns: Int) -> [UInt8] {
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(rows), \(columns)), }"
         // Magic (6) + version (2) + length (2) + header + newline must be a multiple of 64.
         let unpadded = 10 + header.utf8.count + 1
@@ -30,12 +42,18 @@ public enum NPY {
         out.append(UInt8(length & 0xFF))
         out.append(UInt8(length >> 8))
         out.append(contentsOf: header.utf8)
-        out.reserveCapacity(out.count + values.count * 4)
-        for value in values {
-            let bits = value.bitPattern.littleEndian
-            withUnsafeBytes(of: bits) { out.append(contentsOf: $0) }
-        }
         return out
+    }
+
+    /// Calls `body` with float32 values' bytes in little-endian order: as they lie on a little-endian host, else
+    /// swapped into a copy.
+    static func withLittleEndian<R>(_ values: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        #if _endian(little)
+            return body(values)
+        #else
+            let swapped = values.withMemoryRebound(to: UInt32.self) { $0.map(\.littleEndian) }
+            return swapped.withUnsafeBytes(body)
+        #endif
     }
 
     /// Decodes a .npy file.

@@ -42,6 +42,9 @@ struct Drift: ParsableCommand {
                         + String(format: "%.4f", version.maxInputPSI) + " output="
                         + String(format: "%.4f", version.maxOutputPSI)
                 )
+                if let fraction = version.observedFraction, fraction < 1 {
+                    print("  observing " + String(format: "%.1f", fraction * 100) + " % of calls")
+                }
                 if let error = version.error { print("  error: \(error)") }
                 for feature in version.features {
                     print(

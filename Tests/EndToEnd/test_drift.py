@@ -67,6 +67,7 @@ drift:
   window: {WINDOW}
   blocks: 4
   versions: ["2"]
+  max_cpu_share: null
 """)
     np.save(root / "digits" / "reference.npy", reference)
     gateway = start_gateway(repository=root)
@@ -166,6 +167,7 @@ drift:
   window: {WINDOW}
   blocks: 4
   versions: ["2"]
+  max_cpu_share: null
 """)
     np.save(root / "digits" / "reference.npy", rng.uniform(0, 16, size=(5000, 64)).astype(np.float32))
     return root
@@ -202,3 +204,36 @@ def test_a_drifting_canary_is_rolled_back_by_the_drift_gate(start_gateway, tmp_p
     assert "gate max_input_drift failed" in rollout["detail"], rollout["detail"]
     assert f"'pixels[{SHIFTED}]'" in rollout["detail"], rollout["detail"]
     assert rollout["canary_weight"] == 0
+
+
+def test_the_cpu_budget_lowers_the_share_of_calls_observed_and_says_so(start_gateway, tmp_path):
+    """With `max_cpu_share` far below what observing every call costs, the monitor observes a smaller share of
+    calls within a few seconds of steady traffic, and reports the share in /v1/drift and /metrics."""
+    root = repository(tmp_path, """
+max_batch_size: 64
+workers: 1
+drift:
+  reference_rows: 100
+  window: 1000
+  max_cpu_share: 0.0001
+""")
+    gateway = start_gateway(repository=root)
+    client = grpcclient.InferenceServerClient(gateway.address)
+    rng = np.random.default_rng(3)
+    row = rng.uniform(0, 16, size=(1, 64)).astype(np.float32)
+    inp = grpcclient.InferInput("pixels", [1, 64], "FP32")
+    inp.set_data_from_numpy(row)
+    deadline = time.time() + 30
+    fraction = 1.0
+    while time.time() < deadline and fraction >= 0.5:
+        for _ in range(200):
+            client.infer("digits", [inp])
+        versions = get(gateway, "/v1/drift/digits")["versions"]
+        fraction = versions[0]["observed_fraction"] if versions else 1.0
+    assert fraction < 0.5, f"the observed share stayed at {fraction}"
+    assert fraction >= 0.001
+    served = versions[0]["version"]
+    metrics = get(gateway, "/metrics")
+    line = next(text for text in metrics.splitlines()
+                if text.startswith(f'switchyard_drift_observed_fraction{{model="digits",version="{served}"}}'))
+    assert float(line.split()[-1]) < 0.5, line

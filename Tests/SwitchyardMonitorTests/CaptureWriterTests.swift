@@ -39,6 +39,31 @@ final class Gate: Sendable {
         )
     }
 
+    @Test func recordsWriteEachFloatInAFormThatReadsBackToIt() throws {
+        let values: [Float] = [
+            0.1, -0.1, 1, -0, 16_777_216, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .leastNormalMagnitude,
+            .leastNonzeroMagnitude, -.leastNonzeroMagnitude * 3, 1e-7, 123_456.79, 1.0 / 3, Float(0.1).nextUp, .nan,
+            .infinity, -.infinity,
+        ]
+        var call = Self.call(0, rows: 1)
+        call.inputNames = ["x"]
+        call.inputs = [values]
+        var line: [UInt8] = []
+        CaptureWriter.jsonLine(call, redact: [], npyBatch: 1, npyRow: 0, into: &line)
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
+        let inputs = try #require(record["inputs"] as? [String: [String: Any]])
+        let data = try #require(inputs["x"]?["data"] as? [Any])
+        #expect(data.count == values.count)
+        for (written, value) in zip(data, values) {
+            if value.isFinite {
+                let number = try #require(written as? NSNumber, "\(value) written as \(written)")
+                #expect(Float(number.doubleValue) == value, "\(value) read back as \(number)")
+            } else {
+                #expect(written is NSNull, "\(value) is written as null, got \(written)")
+            }
+        }
+    }
+
     @Test func recordsAndNPYBatchesHoldWhatWasCaptured() throws {
         let directory = Self.temporaryDirectory("records")
         defer { try? FileManager.default.removeItem(atPath: directory) }

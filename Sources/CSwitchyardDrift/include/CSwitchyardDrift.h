@@ -42,6 +42,11 @@ typedef struct {
     const int32_t *categorical;
     /// Per feature: the index of its first bin in the count array.
     const int32_t *offsets;
+    /// Per group of 8 features (`padded / 8` entries): the most edges or categories of its features, so that a
+    /// group of features with few bins (constant ones, say) is compared with only its own slots.
+    const int32_t *group_slots;
+    /// Per group of 8 features: 1 when any of them is categorical (the group also tests equality), else 0.
+    const int32_t *group_categorical;
 } sy_bin_table;
 
 /// Counts one row of `table->features` values into `counts` (`counts[offsets[f] + bin(f, row[f])] += 1`), where
@@ -49,6 +54,12 @@ typedef struct {
 /// categorical feature's bin is the index of the category equal to the value (none, or NaN: the last bin).
 /// `path` must be one `sy_bin_available` reports (another faults with an illegal instruction).
 void sy_bin_row(int path, const sy_bin_table *table, const float *row, uint32_t *counts);
+
+/// Counts `rows` rows, `row_stride` floats apart, into the same `counts`, as `rows` calls of `sy_bin_row` would.
+/// The vector path takes each group of 8 features through every row before the next group, so that the group's
+/// slots and counters stay in the first-level cache instead of streaming the whole table once per row.
+void sy_bin_rows(int path, const sy_bin_table *table, const float *rows_base, size_t rows, size_t row_stride,
+                 uint32_t *counts);
 
 #ifdef __cplusplus
 }

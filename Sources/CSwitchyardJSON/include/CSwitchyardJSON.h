@@ -59,6 +59,14 @@ uint32_t sy_json_member(const sy_json_document *document, uint32_t node, const c
 /// copied: the count when every element is a number, else the index of the first that is not.
 size_t sy_json_numbers(const sy_json_document *document, uint32_t node, double *out);
 
+/// Bytes `sy_json_write_floats` may write for `count` values.
+#define SY_JSON_FLOAT_BYTES 16
+
+/// Writes `count` floats as JSON numbers separated by commas, each in the shortest form that reads back to the same
+/// float (the C++ library's `std::to_chars`); a non-finite value (JSON has none) as `null`. `out` has room for
+/// `count * SY_JSON_FLOAT_BYTES` bytes. Returns the bytes written.
+size_t sy_json_write_floats(const float *values, size_t count, char *out);
+
 #ifdef __cplusplus
 }
 #endif
