@@ -33,7 +33,7 @@ public final class OTelCallTracer: CallTracer {
     private let alwaysSample: Bool
 
     /// How long finished calls gather before the tracing thread turns them into spans.
-    static let gatherNanoseconds: UInt64 = 20_000_000
+    static let gatherNanoseconds: UInt64 = 100_000_000
 
     /// Creates the tracer and starts its thread; `run()` starts swift-otel's processor and exporter.
     /// - Throws: `invalidArgument` when swift-otel refuses the configuration; `internal` without a thread.

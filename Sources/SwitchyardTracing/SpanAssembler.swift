@@ -31,6 +31,10 @@ final class SpanAssembler: @unchecked Sendable {
 
     private let tracer: any Tracer
     private var batches: [BatchKey: OpenBatch] = [:]
+    /// Spans finished by this pass, ended together at its end: each end hands the span to swift-otel's processor
+    /// through a stream whose consumer runs on another thread, and ends in a tight run wake it once per pass rather
+    /// than once per span.
+    private var finished: [(span: any Span, end: MonotonicInstant)] = []
 
     init(tracer: any Tracer) { self.tracer = tracer }
 
@@ -48,17 +52,26 @@ final class SpanAssembler: @unchecked Sendable {
         }
         let now = MonotonicInstant.now().nanoseconds
         closeBatches(openedBefore: MonotonicInstant(nanoseconds: now - min(now, Self.batchWindowNanoseconds)))
+        endFinished()
     }
 
     /// Ends every open batch span (at shutdown).
-    func closeAll() { closeBatches(openedBefore: MonotonicInstant(nanoseconds: .max)) }
+    func closeAll() {
+        closeBatches(openedBefore: MonotonicInstant(nanoseconds: .max))
+        endFinished()
+    }
 
     private func closeBatches(openedBefore limit: MonotonicInstant) {
         guard !batches.isEmpty else { return }
         for (key, batch) in batches where batch.opened < limit {
-            batch.span.end(at: EpochClock.instant(batch.end))
+            finished.append((batch.span, batch.end))
             batches[key] = nil
         }
+    }
+
+    private func endFinished() {
+        for (span, end) in finished { span.end(at: EpochClock.instant(end)) }
+        finished.removeAll(keepingCapacity: true)
     }
 
     private func assemble(_ call: SpanCallTrace) {
@@ -105,7 +118,7 @@ final class SpanAssembler: @unchecked Sendable {
         if let completed = call.completed, let responded = call.responded {
             child("respond", of: context, from: completed, to: responded, [:])
         }
-        server.end(at: EpochClock.instant(end))
+        finished.append((server, end))
         call.assembled = true
         for run in call.pendingShadows { emit(run) }
         call.pendingShadows = []
@@ -128,7 +141,7 @@ final class SpanAssembler: @unchecked Sendable {
             line: #line
         )
         if !attributes.isEmpty { span.attributes = attributes }
-        span.end(at: EpochClock.instant(max(start, end)))
+        finished.append((span, max(start, end)))
     }
 
     /// Adds the call to its batch's span, opening the span for the batch's first traced call.
@@ -189,6 +202,6 @@ final class SpanAssembler: @unchecked Sendable {
         ]
         if let error = run.error { span.setStatus(SpanStatus(code: .error, message: error)) }
         span.addLink(SpanLink(context: run.call.span.context, attributes: [:]))
-        span.end(at: EpochClock.instant(max(run.started, run.ended)))
+        finished.append((span, max(run.started, run.ended)))
     }
 }
