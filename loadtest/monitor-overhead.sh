@@ -97,11 +97,12 @@ esac
 clock_ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # monitor_ticks PID: CPU ticks of the threads doing what is compared, off the request path: the monitor thread
-# (drift and capture), or the tracing thread and the Swift concurrency threads swift-otel's processor and exporter
-# run on (named `…default-qos…`; a gateway without tracing runs nothing there under this load).
+# (drift and capture), or the tracing thread (which also runs swift-otel's processor and exporter tasks), the Swift
+# concurrency threads (named `…default-qos…`) and the NIO threads (the exporter's HTTP client; the admin plane's
+# server, idle under this load).
 monitor_ticks() {
     local t pattern='^sy-monitor$' sum=0
-    [[ $COMPARE == tracing ]] && pattern='^(sy-trace|.*qos.*)$'
+    [[ $COMPARE == tracing ]] && pattern='^(sy-trace|.*qos.*|NIO-.*)$'
     for t in /proc/"$1"/task/*; do
         [[ $(cat "$t/comm" 2>/dev/null) =~ $pattern ]] && sum=$((sum + $(awk '{print $14 + $15}' "$t/stat")))
     done

@@ -25,6 +25,8 @@ public final class OTelCallTracer: CallTracer {
     private let running = Mutex<Task<Void, Never>?>(nil)
     private let queue: WorkQueue<TraceItem>
     private let assembler: SpanAssembler
+    /// Where swift-otel's tasks run: the tracing thread, after each pass.
+    private let executor = TracingThreadExecutor()
     private let exportCounters: ExportCounters
     private let traced = Atomic<UInt64>(0)
     /// Head sampling: a new trace starts when the next value of this sequence, mixed, falls under the threshold.
@@ -86,8 +88,9 @@ public final class OTelCallTracer: CallTracer {
             // Finished calls are taken in bursts, not one wake-up each: every span handed to swift-otel yields to
             // its event stream, and a burst wakes that stream's consumer once rather than once per span.
             gatherNanoseconds: Self.gatherNanoseconds
-        ) { items in
+        ) { [executor] items in
             assembler.process(items)
+            executor.runQueued()
         }
     }
 
@@ -96,7 +99,8 @@ public final class OTelCallTracer: CallTracer {
         let group = group
         running.withLock { task in
             guard task == nil else { return }
-            task = Task.detached { _ = try? await group.run() }
+            let executor = executor
+            task = Task.detached(executorPreference: executor) { _ = try? await group.run() }
         }
     }
 
@@ -105,6 +109,8 @@ public final class OTelCallTracer: CallTracer {
     public func shutdown() async {
         queue.close()
         assembler.closeAll()
+        // The tracing thread has stopped: swift-otel's tasks finish on the global executor.
+        executor.forwardToGlobal()
         await group.triggerGracefulShutdown()
         let task = running.withLock { $0 }
         await task?.value
