@@ -31,7 +31,8 @@ public struct DriftVersion: Sendable, Hashable, Codable {
     /// Why the version is not monitored as configured, if it is not.
     public var error: String?
     /// The share of calls the detector observes now: `drift.fraction`, or less while observing that many would
-    /// cost the monitor more than `drift.max_cpu_share` of the version's compute time (absent from older servers).
+    /// cost the monitor more than `drift.max_cpu_share` of the gateway's CPU serving the version (absent from older
+    /// servers).
     public var observedFraction: Double?
     /// The features, most drifting first.
     public var features: [DriftFeature]

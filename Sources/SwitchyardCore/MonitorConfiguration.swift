@@ -121,7 +121,8 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
     public var maxOutputDrift: Double
     /// Share of calls the detector observes, 0…1. Default 1.
     public var fraction: Double
-    /// The monitor's CPU (drift and capture) allowed for the version, as a share of the version's own compute time.
+    /// The monitor's CPU (drift and capture) allowed for the version, as a share of the gateway's CPU spent serving it
+    /// (the process's CPU time, shared among the monitored versions by their calls).
     /// While observing `fraction` of calls would cost more, the detector observes fewer (never fewer than 1 in
     /// 1000); the share it observes is reported beside its scores. Default 0.02. `null`: no limit.
     public var maxCPUShare: Double?
@@ -236,7 +237,7 @@ public struct DriftConfiguration: Sendable, Hashable, Codable {
         if !(fraction > 0 && fraction <= 1) { problems.append("drift.fraction: expected (0, 1], got \(fraction)") }
         if let maxCPUShare, !(maxCPUShare > 0) {
             problems.append(
-                "drift.max_cpu_share: expected a positive share of compute time, or null, got \(maxCPUShare)"
+                "drift.max_cpu_share: expected a positive share of CPU time, or null, got \(maxCPUShare)"
             )
         }
         if versions?.isEmpty == true { problems.append("drift.versions: expected at least one version, got []") }

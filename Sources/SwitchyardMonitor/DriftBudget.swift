@@ -1,8 +1,9 @@
 // The drift detector's CPU budget. The monitor thread's CPU time spent on a version (observing and scoring its
-// sampled rows, writing its captured payloads) is compared four times a second with the version's own compute time, and
-// the share of calls the detector observes is scaled so that the first stays within `drift.max_cpu_share` of the
-// second: a model whose rows are cheap to run next to 784 features to bin is watched on a sample of its calls rather
-// than slowed down, and the share observed is reported with the scores.
+// sampled rows, writing its captured payloads) is compared four times a second with the gateway's CPU time spent
+// serving the version (the process's CPU time, shared among the monitored versions by their calls), and the share
+// of calls the detector observes is scaled so that the first stays within `drift.max_cpu_share` of the second: a
+// model whose calls are cheap next to binning its 784 features is watched on a sample of its calls rather than slowed
+// down, and the share observed is reported with the scores.
 
 import SwitchyardCore
 
@@ -22,14 +23,14 @@ struct DriftBudget {
     /// `drift.max_cpu_share`.
     let maxShare: Double
     private var spentNanoseconds: UInt64 = 0
-    private var lastCompute: UInt64
+    private var lastServing: UInt64
     private var lastRevised: MonotonicInstant
 
-    /// A budget from now, when the version's compute time so far is `computeNanoseconds`.
-    init(configured: Double, maxShare: Double, computeNanoseconds: UInt64, now: MonotonicInstant = .now()) {
+    /// A budget from now, when the CPU time spent serving the version so far is `servingNanoseconds`.
+    init(configured: Double, maxShare: Double, servingNanoseconds: UInt64 = 0, now: MonotonicInstant = .now()) {
         self.configured = configured
         self.maxShare = maxShare
-        lastCompute = computeNanoseconds
+        lastServing = servingNanoseconds
         lastRevised = now
     }
 
@@ -39,18 +40,18 @@ struct DriftBudget {
     /// Once an interval has passed since the last revision: the share to observe from now on (`nil`: keep it).
     /// - Parameters:
     ///   - current: the share observed since the last revision.
-    ///   - computeNanoseconds: the version's compute time so far (its statistics' running total).
-    mutating func revise(current: Double, computeNanoseconds: UInt64, now: MonotonicInstant = .now()) -> Double? {
+    ///   - servingNanoseconds: the CPU time spent serving the version so far (a running total).
+    mutating func revise(current: Double, servingNanoseconds: UInt64, now: MonotonicInstant = .now()) -> Double? {
         guard now.nanoseconds(since: lastRevised) >= Self.intervalNanoseconds else { return nil }
         defer {
             lastRevised = now
-            lastCompute = computeNanoseconds
+            lastServing = servingNanoseconds
             spentNanoseconds = 0
         }
-        guard computeNanoseconds > lastCompute else { return nil }
+        guard servingNanoseconds > lastServing else { return nil }
         return Self.next(
             current: current,
-            allowed: maxShare * Double(computeNanoseconds - lastCompute),
+            allowed: maxShare * Double(servingNanoseconds - lastServing),
             spent: Double(spentNanoseconds),
             configured: configured
         )
@@ -65,8 +66,13 @@ struct DriftBudget {
 }
 
 /// The calling thread's CPU time in nanoseconds.
-func threadCPUNanoseconds() -> UInt64 {
+func threadCPUNanoseconds() -> UInt64 { cpuNanoseconds(CLOCK_THREAD_CPUTIME_ID) }
+
+/// The process's CPU time (all its threads) in nanoseconds.
+func processCPUNanoseconds() -> UInt64 { cpuNanoseconds(CLOCK_PROCESS_CPUTIME_ID) }
+
+private func cpuNanoseconds(_ clock: clockid_t) -> UInt64 {
     var time = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    clock_gettime(clock, &time)
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }

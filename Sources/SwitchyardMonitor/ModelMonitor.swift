@@ -248,6 +248,11 @@ private final class Engine: @unchecked Sendable {
         var budget: DriftBudget?
         /// Calls of the batch being processed.
         var batchCalls = 0
+        /// The version's calls (its statistics) when the CPU time serving it was last shared out.
+        var lastCalls: UInt64 = 0
+        /// The gateway's CPU time spent serving the version, so far: the process's CPU time shared among the
+        /// monitored versions by their calls.
+        var servingNanoseconds: UInt64 = 0
     }
 
     private let repository: String
@@ -255,6 +260,10 @@ private final class Engine: @unchecked Sendable {
     // Written by `prepare` before traffic and by the thread after; the lock only guards the hand-over.
     private let lock = Mutex<[String: Target]>([:])
     private var rowBuffer: [Float] = []
+    /// The process's CPU time at the end of the last pass.
+    private var lastProcessNanoseconds = processCPUNanoseconds()
+    /// The monitor thread's CPU time at the end of its last pass (0 before the first).
+    private var lastThreadNanoseconds: UInt64 = 0
     /// Input values a run of drift calls gathers before they are binned (1 MiB).
     private static let runValues = 1 << 18
     private var outputBuffer: [Float] = []
@@ -313,13 +322,8 @@ private final class Engine: @unchecked Sendable {
                     options: options
                 )
             }
-            target.budget = drift.maxCPUShare.map {
-                DriftBudget(
-                    configured: drift.fraction,
-                    maxShare: $0,
-                    computeNanoseconds: version.statistics.counters.computeNanoseconds
-                )
-            }
+            target.budget = drift.maxCPUShare.map { DriftBudget(configured: drift.fraction, maxShare: $0) }
+            target.lastCalls = version.statistics.successes + version.statistics.failures
         }
         if let capture = version.configuration.capture, capture.covers(version: version.version) {
             let directory =
@@ -354,7 +358,6 @@ private final class Engine: @unchecked Sendable {
         _ batch: [MonitoredCall],
         publish: ([DriftSnapshot], UInt64, [String: CaptureStatistics]) -> Void
     ) {
-        let started = threadCPUNanoseconds()
         var touched: [String: (ModelVersion, Target)] = [:]
         var captured: [String: [CapturedCall]] = [:]
         var rows: UInt64 = 0
@@ -427,15 +430,32 @@ private final class Engine: @unchecked Sendable {
             writer.write(calls)
             captureStatistics[writer.directory] = writer.statistics
         }
-        // The batch's CPU time, shared by its versions by their calls, then each budget's revision.
-        let spent = threadCPUNanoseconds() &- started
+        // The thread's CPU time since the last pass ended (this pass, and releasing the last one's calls and waiting
+        // for this one), shared by this pass's versions by their calls; the process's CPU time since the last pass,
+        // shared by the versions' calls since theirs; then each budget's revision.
+        let thread = threadCPUNanoseconds()
+        let spent = lastThreadNanoseconds == 0 ? 0 : thread &- lastThreadNanoseconds
+        lastThreadNanoseconds = thread
+        let process = processCPUNanoseconds()
+        let served = process &- lastProcessNanoseconds
+        lastProcessNanoseconds = process
+        var calls: [(target: Target, calls: UInt64)] = []
+        for (version, target) in touched.values {
+            let now = version.statistics.successes + version.statistics.failures
+            calls.append((target, now &- target.lastCalls))
+            target.lastCalls = now
+        }
+        let allCalls = calls.reduce(0) { $0 + $1.calls }
+        for (target, count) in calls where allCalls > 0 {
+            target.servingNanoseconds &+= UInt64(Double(served) * Double(count) / Double(allCalls))
+        }
         for (key, (version, target)) in touched {
             defer { target.batchCalls = 0 }
             guard target.budget != nil else { continue }
             target.budget?.charge(spent * UInt64(target.batchCalls) / UInt64(max(batch.count, 1)))
             if let fraction = target.budget?.revise(
                 current: version.driftFraction,
-                computeNanoseconds: version.statistics.counters.computeNanoseconds
+                servingNanoseconds: target.servingNanoseconds
             ) {
                 version.setDriftFraction(fraction)
                 // Reports show the share observed.

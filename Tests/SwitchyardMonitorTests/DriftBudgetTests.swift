@@ -1,5 +1,5 @@
 // The drift detector's CPU budget: how the observed share moves with what the monitor spent against what the
-// version's compute time allows, and the `max_cpu_share` key.
+// CPU time spent serving the version allows, and the `max_cpu_share` key.
 
 import Foundation
 import SwitchyardCore
@@ -25,31 +25,31 @@ import Testing
     @Test func revisionsWaitForAnIntervalAndForCompute() {
         let start = MonotonicInstant.now()
         let interval = DriftBudget.intervalNanoseconds
-        var budget = DriftBudget(configured: 1, maxShare: 0.02, computeNanoseconds: 1_000, now: start)
+        var budget = DriftBudget(configured: 1, maxShare: 0.02, servingNanoseconds: 1_000, now: start)
         budget.charge(4_000_000)
         // Before the interval: nothing.
-        #expect(budget.revise(current: 1, computeNanoseconds: 50_001_000, now: start.advanced(byNanoseconds: 1)) == nil)
-        // 50 ms of compute allow 1 ms of monitor time; 4 ms were spent: a quarter of the share.
+        #expect(budget.revise(current: 1, servingNanoseconds: 50_001_000, now: start.advanced(byNanoseconds: 1)) == nil)
+        // 50 ms spent serving the version allow 1 ms of monitor time; 4 ms were spent: a quarter of the share.
         let revised = budget.revise(
             current: 1,
-            computeNanoseconds: 50_001_000,
+            servingNanoseconds: 50_001_000,
             now: start.advanced(byNanoseconds: interval)
         )
         #expect(revised == 0.25)
-        // No compute since (no traffic): the share stays.
+        // Nothing served since (no traffic): the share stays.
         #expect(
             budget.revise(
                 current: 0.25,
-                computeNanoseconds: 50_001_000,
+                servingNanoseconds: 50_001_000,
                 now: start.advanced(byNanoseconds: 2 * interval)
             )
                 == nil
         )
-        // Nothing spent since, with compute: the share goes back up.
+        // Nothing spent since, with traffic served: the share goes back up.
         #expect(
             budget.revise(
                 current: 0.25,
-                computeNanoseconds: 60_001_000,
+                servingNanoseconds: 60_001_000,
                 now: start.advanced(byNanoseconds: 3 * interval)
             )
                 == 0.5
@@ -65,7 +65,7 @@ import Testing
         #expect(try decode(#"{"max_cpu_share": 0.5}"#).maxCPUShare == 0.5)
         let negative = try decode(#"{"max_cpu_share": -1}"#)
         #expect(
-            negative.validate() == ["drift.max_cpu_share: expected a positive share of compute time, or null, got -1.0"]
+            negative.validate() == ["drift.max_cpu_share: expected a positive share of CPU time, or null, got -1.0"]
         )
     }
 }
