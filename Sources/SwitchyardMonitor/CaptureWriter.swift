@@ -204,7 +204,7 @@ public final class CaptureWriter {
             // First rows of this tensor in the batch: the batch's earlier rows (calls without it) are NaN.
             npyBuffers[index].present = true
             npyBuffers[index].width = width
-            npyBuffers[index].values.append(contentsOf: repeatElement(.nan, count: (npyRows) * width))
+            npyBuffers[index].values.append(contentsOf: repeatElement(.nan, count: npyRows * width))
         }
         if npyBuffers[index].width == width {
             npyBuffers[index].values.append(contentsOf: values)

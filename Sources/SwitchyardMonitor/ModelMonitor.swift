@@ -262,8 +262,8 @@ private final class Engine: @unchecked Sendable {
     private var rowBuffer: [Float] = []
     /// The process's CPU time at the end of the last pass.
     private var lastProcessNanoseconds = processCPUNanoseconds()
-    /// The monitor thread's CPU time at the end of its last pass (0 before the first).
-    private var lastThreadNanoseconds: UInt64 = 0
+    /// The monitor thread's CPU time at the end of its last pass (`nil` before the first).
+    private var lastThreadNanoseconds: UInt64?
     /// Input values a run of drift calls gathers before they are binned (1 MiB).
     private static let runValues = 1 << 18
     private var outputBuffer: [Float] = []
@@ -434,7 +434,7 @@ private final class Engine: @unchecked Sendable {
         // for this one), shared by this pass's versions by their calls; the process's CPU time since the last pass,
         // shared by the versions' calls since theirs; then each budget's revision.
         let thread = threadCPUNanoseconds()
-        let spent = lastThreadNanoseconds == 0 ? 0 : thread &- lastThreadNanoseconds
+        let spent = lastThreadNanoseconds.map { thread &- $0 } ?? 0
         lastThreadNanoseconds = thread
         let process = processCPUNanoseconds()
         let served = process &- lastProcessNanoseconds

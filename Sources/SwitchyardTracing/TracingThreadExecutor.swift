@@ -8,7 +8,7 @@
 import Synchronization
 
 /// A task executor drained by the tracing thread.
-final class TracingThreadExecutor: TaskExecutor, @unchecked Sendable {
+final class TracingThreadExecutor: TaskExecutor, Sendable {
     private struct State {
         var jobs: [UnownedJob] = []
         var forwarding = false
