@@ -56,6 +56,16 @@ def host_cpu():
     return platform.processor() or "unknown"
 
 
+def terminate(process, timeout):
+    """Stops `process` if it still runs: SIGTERM, then SIGKILL after `timeout` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def wait_http(url, timeout=30, headers=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -131,12 +141,7 @@ class Cluster:
 
     def stop(self):
         for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            terminate(process, 20)
 
 
 def main():
@@ -299,12 +304,7 @@ cluster:
             print(f"  replica-{index}: generation {generation}, {newer} acknowledged")
     finally:
         for process in reversed(processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            terminate(process, 30)
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
 

@@ -23,6 +23,7 @@ top-1 accuracy for both.
 """
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -35,6 +36,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import onnx
 import onnxruntime as ort
+from hostinfo import cpu_name
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -127,6 +129,24 @@ def flops_per_row(path):
     return total
 
 
+def seconds_per_call(call, runs):
+    """Seconds per `call()`, after one call to warm up: the median of `runs` runs, each repeating it for ≥ 30 ms."""
+    call()
+    samples = []
+    for _ in range(runs):
+        iterations = 0
+        start = time.perf_counter()
+        while True:
+            call()
+            iterations += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= 0.03:
+                break
+        samples.append(elapsed / iterations)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
 def time_onnxruntime(path, rows_list, runs):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -138,20 +158,7 @@ def time_onnxruntime(path, rows_list, runs):
     results = {}
     for rows in rows_list:
         feed = {info.name: rng.uniform(0, 16, size=(rows, info.shape[1])).astype(np.float32)}
-        session.run(None, feed)
-        samples = []
-        for _ in range(runs):
-            iterations = 0
-            start = time.perf_counter()
-            while True:
-                session.run(None, feed)
-                iterations += 1
-                elapsed = time.perf_counter() - start
-                if elapsed >= 0.03:
-                    break
-            samples.append(elapsed / iterations)
-        samples.sort()
-        results[rows] = samples[len(samples) // 2]
+        results[rows] = seconds_per_call(functools.partial(session.run, None, feed), runs)
     return results
 
 
@@ -235,20 +242,7 @@ def time_blas(blas, steps, rows, runs):
                 np.maximum(out, 0, out=out)
             current = out
 
-    forward()
-    samples = []
-    for _ in range(runs):
-        iterations = 0
-        start = time.perf_counter()
-        while True:
-            forward()
-            iterations += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= 0.03:
-                break
-        samples.append(elapsed / iterations)
-    samples.sort()
-    return samples[len(samples) // 2]
+    return seconds_per_call(forward, runs)
 
 
 def blas_name():
@@ -406,17 +400,6 @@ def accuracy_table(args, bench, digits_model):
         session = ort.InferenceSession(quantized(digits_model, args.workdir), providers=["CPUExecutionProvider"])
         logits = session.run(None, {session.get_inputs()[0].name: x_test})[0]
         print(f"| onnxruntime quantize_dynamic (QInt8) | {np.mean(np.argmax(logits, axis=1) == y_test):.4f} | – |")
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -17,21 +17,11 @@ import subprocess
 import tempfile
 
 import numpy as np
+from hostinfo import cpu_name
 from skl2onnx import to_onnx
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main():
@@ -66,7 +56,7 @@ def main():
             for record in json.loads(out)["timings"]:
                 if record["engine"] != "reference":
                     times[name].setdefault(record["rows"], []).append(record["microseconds"])
-    print(f"host: {cpu_name()}")
+    print(f"host: {cpu_name(platform.processor())}")
     print("rows  bare µs/batch  pipeline µs/batch  pipeline/bare (median of per-round ratios)")
     for rows in sorted(times["bare"]):
         bare = times["bare"][rows]

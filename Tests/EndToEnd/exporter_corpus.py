@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import os
 import pathlib
 import shutil
@@ -533,46 +534,52 @@ def torch_export(name: str, exercises: str, **refusal) -> Case:
                 exercises, external_data=(folder / "model.onnx.data").exists(), fixture=name, **refusal)
 
 
+def sklearn_export(kind: str, exercises: str) -> Case:
+    """A scikit-learn model of `kind` (SKLEARN_KINDS) converted by skl2onnx, as case sk_<kind>."""
+    return Case(f"sk_{kind}", sklearn_case(kind), exercises)
+
+
+def legacy_cases(build: Callable[[int], onnx.ModelProto], opsets, exercises: Callable[[int], str]) -> list[Case]:
+    """One case per opset of a torch legacy export reproduced by `build(opset)` (torch_legacy_<kind>), named
+    torch_legacy_<kind>_op<opset> and described by `exercises(opset)`."""
+    kind = build.__name__.removeprefix("torch_legacy_")
+    return [Case(f"torch_legacy_{kind}_op{v}", functools.partial(build, v), exercises(v)) for v in opsets]
+
+
 SERVED = [
-    Case("sk_std_mlp_clf", sklearn_case("std_mlp_clf"),
-         "skl2onnx (opset 21 + ai.onnx.ml 1): StandardScaler as ml Scaler, Cast, MLPClassifier 3 classes as "
-         "MatMul/Add/Relu/Softmax, Identity, ArgMax, ml ArrayFeatureExtractor over the classes, Reshape, Cast; "
-         "label INT64 [N] + probabilities FP32; unnamed batch dimension"),
-    Case("sk_minmax_mlp_clf", sklearn_case("minmax_mlp_clf"),
-         "skl2onnx (opset 22): MinMaxScaler as Cast/Mul/Add/Cast (not Scaler), binary MLPClassifier "
-         "(Sigmoid, Sub from 1, Concat of the two columns)"),
-    Case("sk_robust_mlp_reg", sklearn_case("robust_mlp_reg"),
-         "skl2onnx (opset 21): RobustScaler as ml Scaler, MLPRegressor (MatMul/Add/Relu), Reshape to [N, 1]"),
-    Case("sk_std_mlp_reg", sklearn_case("std_mlp_reg"),
-         "skl2onnx (opset 21): StandardScaler as ml Scaler, MLPRegressor with two hidden layers, Reshape"),
-    Case("sk_logreg_binary", sklearn_case("logreg_binary"),
-         "skl2onnx (default domain 22 stamped twice): LogisticRegression binary as one ml LinearClassifier "
-         "(post_transform LOGISTIC, multi_class 0)"),
-    Case("sk_logreg_multi", sklearn_case("logreg_multi"),
-         "skl2onnx: LogisticRegression multiclass as ml LinearClassifier (SOFTMAX, multi_class 1) + ml Normalizer L1"),
-    Case("sk_linreg", sklearn_case("linreg"), "skl2onnx: LinearRegression as one ml LinearRegressor"),
-    Case("sk_normalizer_logreg", sklearn_case("normalizer_logreg"),
-         "skl2onnx: Normalizer (ml Normalizer L2) + LogisticRegression multiclass (LinearClassifier, Normalizer L1)"),
-    Case("sk_normalizer_linreg", sklearn_case("normalizer_linreg"),
-         "skl2onnx: Normalizer L2 → LinearRegressor"),
-    Case("sk_columns_mlp_clf", sklearn_case("columns_mlp_clf"),
-         "skl2onnx (opset 21): ColumnTransformer as ml ArrayFeatureExtractor with constant column indices, "
-         "StandardScaler (Scaler) on 12 columns, Binarizer on 8, Concat, MLPClassifier"),
-    Case("sk_bare_mlp_clf", sklearn_case("bare_mlp_clf"),
-         "skl2onnx (opset 21): bare MLPClassifier with integer labels 3/7/11 (ArrayFeatureExtractor over classes)"),
-    *[Case(f"torch_legacy_mlp_op{v}", (lambda v=v: torch_legacy_mlp(v)),
-           f"torch legacy opset {v}: Gemm transB=1, BatchNormalization, Dropout "
-           + ("(ratio attribute)" if v < 12 else "(ratio, training_mode inputs)") + ", LogSoftmax")
-      for v in (11, 12, 14, 15, 17)],
-    *[Case(f"torch_legacy_layernorm_op{v}", (lambda v=v: torch_legacy_layernorm(v)),
-           f"torch legacy opset {v}: Flatten, "
-           + ("LayerNorm decomposed (ReduceMean/Sub/Pow/Add/Sqrt/Div/Mul/Add)" if v < 17 else "LayerNormalization")
-           + ", GELU erf form, Dropout, SiLU (Sigmoid×Mul), Identity")
-      for v in (11, 13, 16, 17)],
-    *[Case(f"torch_legacy_view_op{v}", (lambda v=v: torch_legacy_view(v)),
-           f"torch legacy opset {v}: x.view(x.size(0), -1) on [N,4,5] as Shape/Gather/Unsqueeze"
-           + (" (axes attribute)" if v < 13 else " (axes input)") + "/Concat/Reshape, Softmax")
-      for v in (11, 13, 17)],
+    sklearn_export("std_mlp_clf", "skl2onnx (opset 21 + ai.onnx.ml 1): StandardScaler as ml Scaler, Cast, "
+                   "MLPClassifier 3 classes as MatMul/Add/Relu/Softmax, Identity, ArgMax, ml ArrayFeatureExtractor "
+                   "over the classes, Reshape, Cast; label INT64 [N] + probabilities FP32; unnamed batch dimension"),
+    sklearn_export("minmax_mlp_clf", "skl2onnx (opset 22): MinMaxScaler as Cast/Mul/Add/Cast (not Scaler), binary "
+                   "MLPClassifier (Sigmoid, Sub from 1, Concat of the two columns)"),
+    sklearn_export("robust_mlp_reg", "skl2onnx (opset 21): RobustScaler as ml Scaler, MLPRegressor "
+                   "(MatMul/Add/Relu), Reshape to [N, 1]"),
+    sklearn_export("std_mlp_reg", "skl2onnx (opset 21): StandardScaler as ml Scaler, MLPRegressor with two hidden "
+                   "layers, Reshape"),
+    sklearn_export("logreg_binary", "skl2onnx (default domain 22 stamped twice): LogisticRegression binary as one ml "
+                   "LinearClassifier (post_transform LOGISTIC, multi_class 0)"),
+    sklearn_export("logreg_multi", "skl2onnx: LogisticRegression multiclass as ml LinearClassifier (SOFTMAX, "
+                   "multi_class 1) + ml Normalizer L1"),
+    sklearn_export("linreg", "skl2onnx: LinearRegression as one ml LinearRegressor"),
+    sklearn_export("normalizer_logreg", "skl2onnx: Normalizer (ml Normalizer L2) + LogisticRegression multiclass "
+                   "(LinearClassifier, Normalizer L1)"),
+    sklearn_export("normalizer_linreg", "skl2onnx: Normalizer L2 → LinearRegressor"),
+    sklearn_export("columns_mlp_clf", "skl2onnx (opset 21): ColumnTransformer as ml ArrayFeatureExtractor with "
+                   "constant column indices, StandardScaler (Scaler) on 12 columns, Binarizer on 8, Concat, "
+                   "MLPClassifier"),
+    sklearn_export("bare_mlp_clf", "skl2onnx (opset 21): bare MLPClassifier with integer labels 3/7/11 "
+                   "(ArrayFeatureExtractor over classes)"),
+    *legacy_cases(torch_legacy_mlp, (11, 12, 14, 15, 17), lambda v:
+                  f"torch legacy opset {v}: Gemm transB=1, BatchNormalization, Dropout "
+                  + ("(ratio attribute)" if v < 12 else "(ratio, training_mode inputs)") + ", LogSoftmax"),
+    *legacy_cases(torch_legacy_layernorm, (11, 13, 16, 17), lambda v:
+                  f"torch legacy opset {v}: Flatten, "
+                  + ("LayerNorm decomposed (ReduceMean/Sub/Pow/Add/Sqrt/Div/Mul/Add)" if v < 17
+                     else "LayerNormalization")
+                  + ", GELU erf form, Dropout, SiLU (Sigmoid×Mul), Identity"),
+    *legacy_cases(torch_legacy_view, (11, 13, 17), lambda v:
+                  f"torch legacy opset {v}: x.view(x.size(0), -1) on [N,4,5] as Shape/Gather/Unsqueeze"
+                  + (" (axes attribute)" if v < 13 else " (axes input)") + "/Concat/Reshape, Softmax"),
     Case("torch_dynamo_gemm_op18", lambda: torch_dynamo_mlp(18, gemm=True, gelu_op=False),
          "torch dynamo opset 18, external data: Gemm transB, LayerNormalization, GELU erf form, Reshape "
          "allowzero=1 with constant shape, LogSoftmax, batch dim s0", external_data=True),

@@ -1,5 +1,6 @@
-"""Helpers for the fault-injection tests: broken model repositories, MLPs written with onnx.helper, the admin
-API, gRPC calls that report their status instead of raising, and Prometheus scrapes."""
+"""Helpers for the fault-injection tests and others: broken model repositories, MLPs written with onnx.helper, the
+admin API, waits, gRPC calls that report their status instead of raising, Prometheus scrapes, and the readiness checks
+a Triton client makes of the demo server."""
 
 import json
 import pathlib
@@ -95,6 +96,27 @@ def wait_for(predicate, timeout=10.0, interval=0.05):
             return True
         time.sleep(interval)
     return predicate()
+
+
+def wait_value(predicate, timeout=20.0, interval=0.1):
+    """The first truthy value `predicate()` returns within `timeout` seconds; an AssertionError when none is."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+def assert_serving_digits(client):
+    """Through a Triton client (tritonclient.grpc or tritonclient.http): the server is live and ready, and so are the
+    demo model `digits` and its version 1, but not a version 99 it does not have."""
+    assert client.is_server_live(), "server not live"
+    assert client.is_server_ready(), "server not ready"
+    assert client.is_model_ready("digits"), "digits not ready"
+    assert client.is_model_ready("digits", "1"), "digits version 1 not ready"
+    assert not client.is_model_ready("digits", "99"), "digits version 99 ready"
 
 
 def metrics(gateway):

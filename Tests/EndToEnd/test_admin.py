@@ -27,6 +27,21 @@ def admin(gateway, method, path, body=None, token=TOKEN, raw=None, headers=None)
     return faults_support.admin(gateway, method, path, body, token, raw, headers)
 
 
+def canary_config(weights=(50, 50)):
+    """The configuration these tests and test_fleet's replicas start from: digits split between versions 1 and 2 at
+    `weights`, and this module's admin token. It ends inside `admin:`, so a caller may append admin keys (indented
+    two spaces) and then other sections."""
+    return f"""
+routes:
+  - model: digits
+    policy: canary
+    versions: [{{version: 1, weight: {weights[0]}}}, {{version: 2, weight: {weights[1]}}}]
+admin:
+  token: {TOKEN}
+  token_name: e2e
+"""
+
+
 def infer(stub):
     req = service_pb2.ModelInferRequest(model_name="digits")
     req.inputs.add(name="pixels", datatype="FP32", shape=list(PIXELS.shape))
@@ -41,20 +56,11 @@ def setup(start_gateway, tmp_path_factory):
     root = tmp_path_factory.mktemp("admin")
     repository = copy_digits(root)
     config = root / "switchyard.yaml"
-    config.write_text(
-        f"""
-routes:
-  - model: digits
-    policy: canary
-    versions: [{{version: 1, weight: 50}}, {{version: 2, weight: 50}}]
-admin:
-  token: {TOKEN}
-  token_name: e2e
+    config.write_text(canary_config() + f"""\
   audit_log: {root / "audit.jsonl"}
   state_file: {root / "routes-state.json"}
   max_body_bytes: 65536
-"""
-    )
+""")
 
     def start():
         gateway = start_gateway("--config", str(config), repository=repository)

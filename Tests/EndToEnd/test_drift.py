@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from conftest import MODELS
-from faults_support import admin, wait_admin
+from faults_support import admin, wait_admin, wait_value
 
 SHIFTED = 10
 ROWS_PER_CALL = 50
@@ -41,42 +41,39 @@ def send(client, pixels, prefix):
                      headers={"traceparent": f"00-4bf92f3577b34da6a3ce929d0e0e{start:04x}-00f067aa0ba902b7-01"})
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
-def test_shifted_feature_is_flagged_and_payloads_are_captured(start_gateway, tmp_path):
-    rng = np.random.default_rng(21)
-    reference = rng.uniform(0, 16, size=(5000, 64)).astype(np.float32)
+def drift_gated_repository(tmp_path, rng, capture=""):
+    """digits with a drift detector on version 2 only (a 1000-row window in 4 blocks), its reference drawn from the
+    uniform distribution the calm traffic follows; `capture` is a `capture:` section for the model's configuration."""
     root = repository(tmp_path, f"""
 max_batch_size: 64
 workers: 1
-capture:
-  fraction: 1
-  directory: captured
-  npy_batch_calls: 8
-  redact: []
-drift:
+{capture}drift:
   reference: reference.npy
   window: {WINDOW}
   blocks: 4
   versions: ["2"]
   max_cpu_share: null
 """)
-    np.save(root / "digits" / "reference.npy", reference)
+    np.save(root / "digits" / "reference.npy", rng.uniform(0, 16, size=(5000, 64)).astype(np.float32))
+    return root
+
+
+def test_shifted_feature_is_flagged_and_payloads_are_captured(start_gateway, tmp_path):
+    rng = np.random.default_rng(21)
+    root = drift_gated_repository(tmp_path, rng, capture="""\
+capture:
+  fraction: 1
+  directory: captured
+  npy_batch_calls: 8
+  redact: []
+""")
     gateway = start_gateway(repository=root)
     client = grpcclient.InferenceServerClient(gateway.address)
 
     calm = rng.uniform(0, 16, size=(WINDOW, 64)).astype(np.float32)
     send(client, calm, "calm")
-    report = wait_for(lambda: next((v for v in get(gateway, "/v1/drift/digits")["versions"]
-                                    if v["window_rows"] >= WINDOW and v["status"] != "warming_up"), None))
+    report = wait_value(lambda: next((v for v in get(gateway, "/v1/drift/digits")["versions"]
+                                      if v["window_rows"] >= WINDOW and v["status"] != "warming_up"), None))
     assert report["version"] == "2"
     assert report["inputs_flagged"] == 0, report["features"][:3]
 
@@ -88,7 +85,7 @@ drift:
         versions = get(gateway, "/v1/drift/digits")["versions"]
         return versions[0] if versions and versions[0]["status"] == "drifting" and versions[0]["rows_observed"] >= 2 * WINDOW else None
 
-    report = wait_for(drifting)
+    report = wait_value(drifting)
     flagged_inputs = [f["name"] for f in report["features"] if f["flagged"] and f["kind"] == "input"]
     assert report["inputs_flagged"] == 1
     assert flagged_inputs == [f"pixels[{SHIFTED}]"]
@@ -156,23 +153,6 @@ def send_routed(client, pixels):
         client.infer("digits", [inp])
 
 
-def drift_gated_repository(tmp_path, rng):
-    """digits with a drift detector on version 2 only (a 1000-row window in 4 blocks), its reference drawn from the
-    uniform distribution the calm traffic follows."""
-    root = repository(tmp_path, f"""
-max_batch_size: 64
-workers: 1
-drift:
-  reference: reference.npy
-  window: {WINDOW}
-  blocks: 4
-  versions: ["2"]
-  max_cpu_share: null
-""")
-    np.save(root / "digits" / "reference.npy", rng.uniform(0, 16, size=(5000, 64)).astype(np.float32))
-    return root
-
-
 def test_a_drifting_canary_is_rolled_back_by_the_drift_gate(start_gateway, tmp_path):
     rng = np.random.default_rng(5)
     root = drift_gated_repository(tmp_path, rng)
@@ -200,7 +180,7 @@ def test_a_drifting_canary_is_rolled_back_by_the_drift_gate(start_gateway, tmp_p
         rollout = admin(gateway, "GET", "/v1/rollouts/digits")[1]
         return rollout if rollout["phase"] == "rolled_back" else None
 
-    rollout = wait_for(rolled_back)
+    rollout = wait_value(rolled_back)
     assert "gate max_input_drift failed" in rollout["detail"], rollout["detail"]
     assert f"'pixels[{SHIFTED}]'" in rollout["detail"], rollout["detail"]
     assert rollout["canary_weight"] == 0

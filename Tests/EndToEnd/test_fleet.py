@@ -19,7 +19,7 @@ import pytest
 from conftest import binary, free_port
 from faults_support import copy_digits
 from prometheus_client.parser import text_string_to_metric_families
-from test_admin import TOKEN, admin, infer, wait_admin
+from test_admin import TOKEN, admin, canary_config, infer, wait_admin
 from tritonclient.grpc import service_pb2_grpc
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
@@ -73,22 +73,19 @@ class Etcd:
 @pytest.fixture(scope="module")
 def fleet(start_gateway, tmp_path_factory):
     root = tmp_path_factory.mktemp("fleet")
-    repository = copy_digits(root)
-    etcd = Etcd(root)
-    etcd.start()
-    replicas = start_replicas(start_gateway, root, repository, [etcd.endpoint], "/switchyard/e2e")
-    yield etcd, replicas
-    etcd.stop()
+    with fresh_fleet(start_gateway, root, copy_digits(root), "/switchyard/e2e") as (etcd, replicas):
+        yield etcd, replicas
 
 
 @contextlib.contextmanager
-def fresh_fleet(start_gateway, root, repository, prefix):
-    """One etcd and three replicas for one test, stopped (the replicas first) when it ends."""
+def fresh_fleet(start_gateway, root, repository, prefix, **config):
+    """One etcd and three replicas (configured as replica_config says, with `config`), stopped (the replicas first)
+    when it ends."""
     etcd = Etcd(root)
     etcd.start()
     replicas = []
     try:
-        replicas = start_replicas(start_gateway, root, repository, [etcd.endpoint], prefix)
+        replicas = start_replicas(start_gateway, root, repository, [etcd.endpoint], prefix, **config)
         yield etcd, replicas
     finally:
         for gateway in replicas:
@@ -97,22 +94,11 @@ def fresh_fleet(start_gateway, root, repository, prefix):
         etcd.stop()
 
 
-def start_replicas(start_gateway, root, repository, endpoints, prefix, names=("a", "b", "c")):
-    """Gateways of one fleet (replica-a, -b, …) on the digits model, its routes seeded 50/50, each connected."""
+def replica_config(name, endpoints, prefix, weights=(50, 50), admin_keys=""):
+    """The configuration of replica-`name`: test_admin's canary route at `weights` and its token, `admin_keys` (lines
+    indented two spaces), and a cluster on the etcd `endpoints` under `prefix`."""
     listed = ", ".join(f'"{endpoint}"' for endpoint in endpoints)
-    replicas = []
-    for name in names:
-        config = root / f"{name}.yaml"
-        config.write_text(
-            f"""
-routes:
-  - model: digits
-    policy: canary
-    versions: [{{version: 1, weight: 50}}, {{version: 2, weight: 50}}]
-admin:
-  token: {TOKEN}
-  token_name: e2e
-cluster:
+    return canary_config(weights) + admin_keys + f"""cluster:
   replica_id: replica-{name}
   etcd:
     endpoints: [{listed}]
@@ -120,8 +106,16 @@ cluster:
     dial_timeout_ms: 500
     lease_ttl_s: 3
 """
-        )
-        gateway = start_gateway("--config", str(config), repository=repository)
+
+
+def start_replicas(start_gateway, root, repository, endpoints, prefix, names=("a", "b", "c"), **config):
+    """Gateways of one fleet (replica-a, -b, …) on the digits model, its routes seeded 50/50 unless `config` says
+    other weights (replica_config, written to root/<name>.yaml), each connected."""
+    replicas = []
+    for name in names:
+        path = root / f"{name}.yaml"
+        path.write_text(replica_config(name, endpoints, prefix, **config))
+        gateway = start_gateway("--config", str(path), repository=repository)
         wait_admin(gateway)
         replicas.append(gateway)
     for gateway in replicas:

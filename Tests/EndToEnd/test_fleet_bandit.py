@@ -37,11 +37,12 @@ def arms(gateway):
     return {arm["version"]: arm for arm in body["arms"]}
 
 
-def test_a_better_arm_seen_only_on_one_replica_is_learned_by_every_replica(fleet):
-    a, b, c = fleet
-    code, body = admin(a, "PUT", "/v1/routes/digits", {
+def route_by_feedback_bandit(fleet, via, algorithm):
+    """Puts a feedback bandit of `algorithm` over digits versions 1 and 2 through replica `via`; returns once every
+    replica of `fleet` has the bandit."""
+    code, body = admin(via, "PUT", "/v1/routes/digits", {
         "policy": "bandit", "versions": [{"version": "1"}, {"version": "2"}],
-        "bandit": {"algorithm": "thompson", "reward": "feedback", "feedback_ttl_s": 60},
+        "bandit": {"algorithm": algorithm, "reward": "feedback", "feedback_ttl_s": 60},
     })
     assert code == 200, body
     for gateway in fleet:
@@ -49,6 +50,11 @@ def test_a_better_arm_seen_only_on_one_replica_is_learned_by_every_replica(fleet
         while admin(gateway, "GET", "/v1/bandits/digits")[0] != 200:
             assert time.time() < deadline, gateway.output()[-2000:]
             time.sleep(0.05)
+
+
+def test_a_better_arm_seen_only_on_one_replica_is_learned_by_every_replica(fleet):
+    a, b, c = fleet
+    route_by_feedback_bandit(fleet, a, "thompson")
     # Only replica A serves and hears feedback: version 2 is right every time, version 1 never.
     served = {"1": 0, "2": 0}
     with grpc.insecure_channel(a.address) as channel:
@@ -94,16 +100,7 @@ def test_a_better_arm_seen_only_on_one_replica_is_learned_by_every_replica(fleet
 
 def test_feedback_sent_to_a_replica_that_did_not_route_the_call_is_applied_where_it_was(fleet):
     a, b, c = fleet
-    code, body = admin(b, "PUT", "/v1/routes/digits", {
-        "policy": "bandit", "versions": [{"version": "1"}, {"version": "2"}],
-        "bandit": {"algorithm": "ucb1", "reward": "feedback", "feedback_ttl_s": 60},
-    })
-    assert code == 200, body
-    for gateway in fleet:
-        deadline = time.time() + 5
-        while admin(gateway, "GET", "/v1/bandits/digits")[0] != 200:
-            assert time.time() < deadline, gateway.output()[-2000:]
-            time.sleep(0.05)
+    route_by_feedback_bandit(fleet, b, "ucb1")
     # Peers find A through the admin address in its presence key.
     deadline = time.time() + 5
     while not all(replica["admin"] for replica in admin(b, "GET", "/v1/fleet")[1]["replicas"]):

@@ -15,36 +15,20 @@ import urllib.request
 import pytest
 from conftest import binary
 from faults_support import copy_digits
-from test_admin import TOKEN, admin, wait_admin
-from test_fleet import ETCD, Etcd, trailer, wait_connected
+from test_admin import admin, wait_admin
+from test_fleet import ETCD, fresh_fleet, replica_config, trailer
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(ETCD), reason="etcd is not installed (apt-get install etcd-server; scripts/bootstrap.sh --test)"
 )
 
 PREFIX = "/switchyard/reload"
+# Replicas that reload their configuration files when they change.
+WATCH = "  watch_config: true\n"
 
 
 def write_config(path, name, endpoint, weights):
-    path.write_text(
-        f"""
-routes:
-  - model: digits
-    policy: canary
-    versions: [{{version: 1, weight: {weights[0]}}}, {{version: 2, weight: {weights[1]}}}]
-admin:
-  token: {TOKEN}
-  token_name: e2e
-  watch_config: true
-cluster:
-  replica_id: replica-{name}
-  etcd:
-    endpoints: ["{endpoint}"]
-    prefix: {PREFIX}
-    dial_timeout_ms: 500
-    lease_ttl_s: 3
-"""
-    )
+    path.write_text(replica_config(name, [endpoint], PREFIX, weights, WATCH))
 
 
 def etcd_call(etcd, path, body):
@@ -86,26 +70,8 @@ def wait_weights(gateways, expected, timeout=10):
 @pytest.fixture(scope="module")
 def fleet(start_gateway, tmp_path_factory):
     root = tmp_path_factory.mktemp("fleet-reload")
-    repository = copy_digits(root)
-    etcd = Etcd(root)
-    etcd.start()
-    replicas, configs = [], []
-    try:
-        for name in ("a", "b", "c"):
-            config = root / f"{name}.yaml"
-            write_config(config, name, etcd.endpoint, (50, 50))
-            gateway = start_gateway("--config", str(config), repository=repository)
-            wait_admin(gateway)
-            replicas.append(gateway)
-            configs.append(config)
-        for gateway in replicas:
-            wait_connected(gateway, 1)
-        yield etcd, replicas, configs
-    finally:
-        for gateway in replicas:
-            if gateway.process.poll() is None:
-                gateway.stop()
-        etcd.stop()
+    with fresh_fleet(start_gateway, root, copy_digits(root), PREFIX, admin_keys=WATCH) as (etcd, replicas):
+        yield etcd, replicas, [root / f"{name}.yaml" for name in ("a", "b", "c")]
 
 
 def test_a_file_change_is_one_fleet_transaction_that_keeps_live_changes_elsewhere(fleet):

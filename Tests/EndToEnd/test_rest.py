@@ -16,6 +16,7 @@ import pytest
 import requests
 import tritonclient.http as httpclient
 from conftest import MODELS
+from faults_support import assert_serving_digits
 from tritonclient.utils import InferenceServerException
 
 SAMPLES = json.loads((MODELS / "digits" / "samples.json").read_text())
@@ -55,11 +56,7 @@ def test_health_with_requests_and_curl(rest_gateway):
 
 
 def test_server_and_model_metadata(client):
-    assert client.is_server_live()
-    assert client.is_server_ready()
-    assert client.is_model_ready("digits")
-    assert client.is_model_ready("digits", "1")
-    assert not client.is_model_ready("digits", "99")
+    assert_serving_digits(client)
     assert not client.is_model_ready("nope")
     meta = client.get_server_metadata()
     assert meta["name"] == "switchyard"

@@ -20,6 +20,7 @@ import onnxruntime as ort
 import pytest
 import requests
 from conftest import MODELS
+from test_rest import raw_exchange
 
 PIXELS = np.asarray(json.loads((MODELS / "digits" / "samples.json").read_text())["pixels"], dtype=np.float32)
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -220,14 +221,8 @@ def test_garbage_after_the_preface_ends_only_that_connection(rest_gateway):
     with requests.Session() as good:  # a kept-alive HTTP/1.1 connection on the same port
         url = f"{rest_gateway.rest_url}/v2/health/live"
         assert good.get(url).status_code == 200
-        with socket.create_connection(("127.0.0.1", rest_gateway.rest_port), timeout=5) as s:
-            s.sendall(PREFACE + b"\x00\x00\x04\x99\x00\x00\x00\x00\x01garbage-frames" * 4)
-            answer = b""
-            try:
-                while chunk := s.recv(65536):
-                    answer += chunk
-            except TimeoutError:
-                pass
+        answer = raw_exchange(rest_gateway.rest_port,
+                              PREFACE + b"\x00\x00\x04\x99\x00\x00\x00\x00\x01garbage-frames" * 4)
         # Our SETTINGS, then GOAWAY (type 7) with a protocol error, then the close.
         assert answer[3] == 0x04 and b"\x07" in answer, answer
         # A preface cut short and then an HTTP/1.1 request line is just a malformed HTTP/1.1 request.

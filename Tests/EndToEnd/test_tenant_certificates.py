@@ -10,28 +10,20 @@ import grpc
 import numpy as np
 import pytest
 import requests
+from certificates import issue, make_ca
 from conftest import MODELS, binary
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 PIXELS = np.asarray(json.loads((MODELS / "digits" / "samples.json").read_text())["pixels"][:1], dtype=np.float32)
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("tenant-pki")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=tenants-test-ca",
-            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    make_ca(d, "ca", "/CN=tenants-test-ca")
     for name, san in (("server", "DNS:localhost,IP:127.0.0.1"), ("acme", "URI:spiffe://example.com/lab"),
                       ("lab", "DNS:lab.example.com")):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/O=tenants/CN={name}", "-keyout", f"{name}.key",
-                "-out", f"{name}.csr", cwd=d)
-        (d / f"{name}.ext").write_text(f"subjectAltName={san}\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
+        issue(d, name, f"/O=tenants/CN={name}", san)
     return d
 
 

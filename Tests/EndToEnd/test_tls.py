@@ -10,26 +10,17 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from certificates import issue, make_ca, openssl
 from tritonclient.utils import InferenceServerException
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=switchyard-test-ca",
-            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=some-other-ca",
-            "-keyout", "other-ca.key", "-out", "other-ca.pem", cwd=d)
+    make_ca(d, "ca", "/CN=switchyard-test-ca")
+    make_ca(d, "other-ca", "/CN=some-other-ca")
     for name, ca in (("server", "ca"), ("client", "ca"), ("rogue", "other-ca")):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-                "-out", f"{name}.csr", cwd=d)
-        (d / f"{name}.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
-                "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
+        issue(d, name, f"/CN={name}", "DNS:localhost,IP:127.0.0.1", ca)
     # An expired client certificate from the right CA: `openssl ca` can set both validity dates.
     (d / "ca.cnf").write_text("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n"
                               "serial = serial.txt\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n")

@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 import pytest
 from conftest import MODELS, binary, free_ports
-from faults_support import wait_admin
+from faults_support import wait_admin, wait_value
 from otlp_receiver import Receiver, attributes
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
@@ -71,14 +71,8 @@ def metrics(gateway):
     return values
 
 
-def wait_for(predicate, timeout=15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+def wait_for(predicate):
+    return wait_value(predicate, timeout=15.0)
 
 
 def calls_in(receiver, trace_id=None):

@@ -8,6 +8,7 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 from conftest import MODELS
+from faults_support import assert_serving_digits
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
@@ -45,11 +46,7 @@ def expect_error(status, *fragments):
 
 
 def test_server_and_model_metadata(client):
-    assert client.is_server_live()
-    assert client.is_server_ready()
-    assert client.is_model_ready("digits")
-    assert client.is_model_ready("digits", "1")
-    assert not client.is_model_ready("digits", "99")
+    assert_serving_digits(client)
     meta = client.get_server_metadata()
     assert meta.name == "switchyard"
     assert "statistics" in meta.extensions

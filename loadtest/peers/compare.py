@@ -173,6 +173,24 @@ class Server:
                 self.proc.wait()
 
 
+def fresh_servers(rounds, servers, model, work, bin_dir, rest=False):
+    """(round index, kind, server) for each of `rounds` rounds and each kind in `servers` in turn: a fresh server of
+    that kind for `model`, started, and stopped when the loop moves on or is left."""
+    for round_index in range(rounds):
+        for kind in servers:
+            server = Server(kind, model, work, rest=rest)
+            try:
+                server.start(bin_dir)
+                yield round_index, kind, server
+            finally:
+                server.stop()
+
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
 def run_load(bin_dir, server, args, out, label):
     cpu0 = tree_cpu_seconds(server.proc.pid)
     cmd = [str(bin_dir / "switchyard-load"), "--target", f"127.0.0.1:{server.port}", "--model", server.model["name"],
@@ -330,10 +348,6 @@ def run_h2load(server, request, args, out):
 
 
 def compare_rest(args, models, servers, bin_dir, out):
-    def median(values):
-        values = sorted(values)
-        return values[len(values) // 2]
-
     host = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"host: {host}, {os.cpu_count()} CPUs, load average {' '.join(open('/proc/loadavg').read().split()[:3])}",
           flush=True)
@@ -342,30 +356,24 @@ def compare_rest(args, models, servers, bin_dir, out):
         requests, expected = rest_requests(model, out)
         runs = {}
         notes = {}
-        for round_index in range(args.rounds):
-            for kind in servers:
-                server = Server(kind, model, out, rest=True)
-                try:
-                    server.start(bin_dir)
-                    for encoding in ("json", "binary"):
-                        problem = rest_check(server.rest_port, name, requests[encoding], expected)
-                        if encoding == "binary" and kind != "switchyard":
-                            if round_index == 0:
-                                notes[kind] = f"binary tensor data: {problem or '200 with the right outputs'}"
-                                print(f"{name:7s} {kind:10s} {notes[kind]}", flush=True)
-                            continue
-                        if problem:
-                            raise SystemExit(f"compare: {kind} answered the {name} REST {encoding} request wrongly: "
-                                             f"{problem}")
-                        r = run_h2load(server, requests[encoding], args,
-                                       out / f"{name}-{kind}-rest-{encoding}-{round_index + 1}.json")
-                        runs.setdefault(f"{kind} rest-{encoding}", []).append(r)
-                        print(f"{name:7s} {kind:10s} REST {encoding:6s} round {round_index + 1}: {r['throughput']:8.0f} "
-                              f"req/s  p50 {r['p50Ms']:7.2f} ms  p99 {r['p99Ms']:7.2f} ms  server CPU "
-                              f"{r['cpuPerRequestUs']:7.1f} µs/req  h2load {r['clientCpuPerRequestUs']:5.1f} µs/req  "
-                              f"errors {r['errors']}" + (f" (HTTP status: {r['statuses']})" if r["errors"] else ""), flush=True)
-                finally:
-                    server.stop()
+        for round_index, kind, server in fresh_servers(args.rounds, servers, model, out, bin_dir, rest=True):
+            for encoding in ("json", "binary"):
+                problem = rest_check(server.rest_port, name, requests[encoding], expected)
+                if encoding == "binary" and kind != "switchyard":
+                    if round_index == 0:
+                        notes[kind] = f"binary tensor data: {problem or '200 with the right outputs'}"
+                        print(f"{name:7s} {kind:10s} {notes[kind]}", flush=True)
+                    continue
+                if problem:
+                    raise SystemExit(f"compare: {kind} answered the {name} REST {encoding} request wrongly: "
+                                     f"{problem}")
+                r = run_h2load(server, requests[encoding], args,
+                               out / f"{name}-{kind}-rest-{encoding}-{round_index + 1}.json")
+                runs.setdefault(f"{kind} rest-{encoding}", []).append(r)
+                print(f"{name:7s} {kind:10s} REST {encoding:6s} round {round_index + 1}: {r['throughput']:8.0f} "
+                      f"req/s  p50 {r['p50Ms']:7.2f} ms  p99 {r['p99Ms']:7.2f} ms  server CPU "
+                      f"{r['cpuPerRequestUs']:7.1f} µs/req  h2load {r['clientCpuPerRequestUs']:5.1f} µs/req  "
+                      f"errors {r['errors']}" + (f" (HTTP status: {r['statuses']})" if r["errors"] else ""), flush=True)
         rows = {}
         for label, results in runs.items():
             rows[label] = {key: median([r[key] for r in results])
@@ -467,56 +475,40 @@ def main():
         return
     summary = {}
 
-    def median(values):
-        values = sorted(values)
-        return values[len(values) // 2]
-
     for name, model in models.items():
         rows = {kind: {} for kind in servers}
         rounds = {kind: [] for kind in servers}
-        for round_index in range(args.rounds):
-            for kind in servers:
-                server = Server(kind, model, out)
-                try:
-                    server.start(bin_dir)
-                    r = run_load(bin_dir, server, ["--concurrency", str(args.concurrency), "--duration",
-                                                   str(args.duration), "--warmup", "2"],
-                                 out / f"{name}-{kind}-saturation-{round_index + 1}.json", f"{kind} c={args.concurrency}")
-                    rounds[kind].append({"saturation": r["summary"]["okThroughput"],
-                                         "saturationP99Ms": r["summary"]["latencyMs"]["p99"],
-                                         "cpuPerRequestUs": r["serverCPU"]["cpuPerRequestUs"],
-                                         "errors": r["summary"]["errors"]})
-                    if args.perf_analyzer and round_index == 0:
-                        rows[kind]["perfAnalyzer"] = run_perf_analyzer(server, args.concurrency, args.duration, out)
-                    last = rounds[kind][-1]
-                    print(f"{name:7s} {kind:10s} round {round_index + 1}: saturation {last['saturation']:10.0f} req/s  "
-                          f"p99 {last['saturationP99Ms']:8.2f} ms  server CPU {last['cpuPerRequestUs']:8.1f} µs/req",
-                          flush=True)
-                finally:
-                    server.stop()
+        for round_index, kind, server in fresh_servers(args.rounds, servers, model, out, bin_dir):
+            r = run_load(bin_dir, server, ["--concurrency", str(args.concurrency), "--duration",
+                                           str(args.duration), "--warmup", "2"],
+                         out / f"{name}-{kind}-saturation-{round_index + 1}.json", f"{kind} c={args.concurrency}")
+            rounds[kind].append({"saturation": r["summary"]["okThroughput"],
+                                 "saturationP99Ms": r["summary"]["latencyMs"]["p99"],
+                                 "cpuPerRequestUs": r["serverCPU"]["cpuPerRequestUs"],
+                                 "errors": r["summary"]["errors"]})
+            if args.perf_analyzer and round_index == 0:
+                rows[kind]["perfAnalyzer"] = run_perf_analyzer(server, args.concurrency, args.duration, out)
+            last = rounds[kind][-1]
+            print(f"{name:7s} {kind:10s} round {round_index + 1}: saturation {last['saturation']:10.0f} req/s  "
+                  f"p99 {last['saturationP99Ms']:8.2f} ms  server CPU {last['cpuPerRequestUs']:8.1f} µs/req",
+                  flush=True)
         for kind in servers:
             for key in ("saturation", "saturationP99Ms", "cpuPerRequestUs", "errors"):
                 rows[kind][key] = median([r[key] for r in rounds[kind]])
             rows[kind]["saturationRounds"] = [r["saturation"] for r in rounds[kind]]
         rate = 0.5 * min(row["saturation"] for row in rows.values())
         equal = {kind: [] for kind in servers}
-        for round_index in range(args.rounds):
-            for kind in servers:
-                server = Server(kind, model, out)
-                try:
-                    server.start(bin_dir)
-                    r = run_load(bin_dir, server, ["--rate", f"{rate:.0f}", "--arrival", "poisson", "--duration",
-                                                   str(args.duration), "--warmup", "2"],
-                                 out / f"{name}-{kind}-equal-load-{round_index + 1}.json", f"{kind} @{rate:.0f}/s")
-                    equal[kind].append({"p50Ms": r["summary"]["latencyMs"]["p50"],
-                                        "p99Ms": r["summary"]["latencyMs"]["p99"],
-                                        "equalLoadOk": r["summary"]["ok"], "equalLoadErrors": r["summary"]["errors"],
-                                        "equalLoadCpuPerRequestUs": r["serverCPU"]["cpuPerRequestUs"]})
-                    last = equal[kind][-1]
-                    print(f"{name:7s} {kind:10s} round {round_index + 1} at {rate:8.0f} req/s: p50 {last['p50Ms']:8.3f} ms  "
-                          f"p99 {last['p99Ms']:8.3f} ms  errors {last['equalLoadErrors']}", flush=True)
-                finally:
-                    server.stop()
+        for round_index, kind, server in fresh_servers(args.rounds, servers, model, out, bin_dir):
+            r = run_load(bin_dir, server, ["--rate", f"{rate:.0f}", "--arrival", "poisson", "--duration",
+                                           str(args.duration), "--warmup", "2"],
+                         out / f"{name}-{kind}-equal-load-{round_index + 1}.json", f"{kind} @{rate:.0f}/s")
+            equal[kind].append({"p50Ms": r["summary"]["latencyMs"]["p50"],
+                                "p99Ms": r["summary"]["latencyMs"]["p99"],
+                                "equalLoadOk": r["summary"]["ok"], "equalLoadErrors": r["summary"]["errors"],
+                                "equalLoadCpuPerRequestUs": r["serverCPU"]["cpuPerRequestUs"]})
+            last = equal[kind][-1]
+            print(f"{name:7s} {kind:10s} round {round_index + 1} at {rate:8.0f} req/s: p50 {last['p50Ms']:8.3f} ms  "
+                  f"p99 {last['p99Ms']:8.3f} ms  errors {last['equalLoadErrors']}", flush=True)
         for kind in servers:
             rows[kind]["equalLoadRate"] = rate
             for key in ("p50Ms", "p99Ms", "equalLoadOk", "equalLoadErrors", "equalLoadCpuPerRequestUs"):
