@@ -1,6 +1,7 @@
 // swift-tools-version:6.1
 // Switchyard: a model-serving gateway. The target list reads in the order of a request's path:
 // C shims → HTTP/2 front end → inference service → routing → worker pools → engine.
+import CompilerPluginSupport
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -44,6 +45,8 @@ let package = Package(
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.4.1"),
+        // `@MemberwiseInit`'s implementation (SwitchyardMacros): public initialisers without hand-kept copies.
+        .package(url: "https://github.com/swiftlang/swift-syntax", "600.0.0"..<"604.0.0"),
     ],
     targets: [
         // MARK: C libraries (module maps and tiny shims only)
@@ -75,7 +78,18 @@ let package = Package(
         ),
 
         // MARK: The request path
-        .target(name: "SwitchyardCore", dependencies: ["CEpoll"], swiftSettings: strict),
+        // `@MemberwiseInit`, a compiler plugin: the memberwise initialiser at the access level a type needs.
+        .macro(
+            name: "SwitchyardMacros",
+            dependencies: [
+                .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+                .product(name: "SwiftSyntax", package: "swift-syntax"),
+                .product(name: "SwiftSyntaxBuilder", package: "swift-syntax"),
+                .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "SwitchyardCore", dependencies: ["CEpoll", "SwitchyardMacros"], swiftSettings: strict),
         // TLS sessions over memory BIOs, shared by the server and the load generator.
         .target(name: "SwitchyardTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(
@@ -326,6 +340,17 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
+        .testTarget(
+            name: "SwitchyardMacrosTests",
+            dependencies: [
+                "SwitchyardMacros",
+                .product(name: "SwiftSyntaxMacrosGenericTestSupport", package: "swift-syntax"),
+                .product(name: "SwiftSyntaxMacroExpansion", package: "swift-syntax"),
+                .product(name: "SwiftSyntax", package: "swift-syntax"),
+                .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "SwitchyardHTTP2TestSupport",
             dependencies: [

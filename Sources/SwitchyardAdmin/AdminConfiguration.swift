@@ -111,12 +111,10 @@ public struct AdminConfiguration: Sendable, Hashable, Codable {
 }
 
 /// The part of switchyard.yaml the admin API reads (`admin:`); the rest of the file is `ServerConfiguration`.
+@MemberwiseInit
 public struct AdminSection: Sendable, Codable {
     /// The `admin:` settings, defaults when absent.
-    public var admin: AdminConfiguration
-
-    /// Wraps settings.
-    public init(admin: AdminConfiguration = AdminConfiguration()) { self.admin = admin }
+    public var admin: AdminConfiguration = AdminConfiguration()
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -25,6 +25,7 @@ import Synchronization
 /// A fleet rollout as stored in etcd: the state every rollout keeps (its fields at the top level of the JSON object),
 /// and what judging the step across replicas needs.
 @dynamicMemberLookup
+@MemberwiseInit(.internal)
 struct FleetRolloutRecord: Sendable, Hashable, Codable {
     /// One replica's cumulative counters at the step's start.
     struct Base: Sendable, Hashable, Codable {
@@ -42,13 +43,6 @@ struct FleetRolloutRecord: Sendable, Hashable, Codable {
     var base: [String: Base]
     /// The replica that wrote this state.
     var writtenBy: String
-
-    init(state: RolloutState, stepStartedAt: Double, base: [String: Base], writtenBy: String) {
-        self.state = state
-        self.stepStartedAt = stepStartedAt
-        self.base = base
-        self.writtenBy = writtenBy
-    }
 
     subscript<Value>(dynamicMember keyPath: WritableKeyPath<RolloutState, Value>) -> Value {
         get { state[keyPath: keyPath] }
@@ -163,6 +157,7 @@ extension FleetRolloutRecord.Base {
 }
 
 /// Drives rollouts across a fleet: operator actions from any replica, decisions by the elected one.
+@MemberwiseInit(.internal)
 public final class FleetRollouts: Sendable {
     /// The election's role name (`P/leader/rollouts`).
     static let role = "rollouts"
@@ -177,22 +172,6 @@ public final class FleetRollouts: Sendable {
     private let incarnation = UUID().uuidString
     private let published = Mutex<ReplicaAggregates?>(nil)
     private let leading = Atomic<Bool>(false)
-
-    init(
-        fleet: FleetRoutes,
-        control: AdminControl,
-        registry: ModelRegistry,
-        sink: ComparisonSink?,
-        monitor: ModelMonitor?,
-        logger: Logger
-    ) {
-        self.fleet = fleet
-        self.control = control
-        self.registry = registry
-        self.sink = sink
-        self.monitor = monitor
-        self.logger = logger
-    }
 
     /// Whether this replica drives the fleet's rollouts now (as of its last tick).
     public var isLeader: Bool { leading.load(ordering: .relaxed) }

@@ -102,12 +102,10 @@ struct PrometheusText {
 }
 
 /// Renders every metric family of the gateway.
+@MemberwiseInit
 public struct MetricsRenderer: Sendable {
     /// The build version reported by `switchyard_build_info`.
     public var version: String
-
-    /// Creates a renderer.
-    public init(version: String) { self.version = version }
 
     /// The exposition of the current state.
     public func render(

@@ -9,6 +9,7 @@ import SwitchyardMonitor
 
 /// What an operator asks for: move traffic from `baseline` to `canary` in weight steps, as long as the gates
 /// hold on the canary's live metrics.
+@MemberwiseInit
 public struct RolloutPlan: Sendable, Hashable, Codable {
     /// Thresholds on the canary's calls during the current step; any one failing rolls back at once.
     public typealias Gates = RolloutGates
@@ -22,26 +23,9 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
     /// Seconds each step lasts (at least; a step without enough traffic waits for it).
     public var stepSeconds: Double
     /// The gates.
-    public var gates: Gates
+    public var gates: Gates = Gates()
     /// Share of calls mirrored to the canary for the agreement gate (default 1, only with that gate).
     public var shadowFraction: Double?
-
-    /// Creates a plan.
-    public init(
-        baseline: String,
-        canary: String,
-        steps: [Double],
-        stepSeconds: Double,
-        gates: Gates = Gates(),
-        shadowFraction: Double? = nil
-    ) {
-        self.baseline = baseline
-        self.canary = canary
-        self.steps = steps
-        self.stepSeconds = stepSeconds
-        self.gates = gates
-        self.shadowFraction = shadowFraction
-    }
 
     /// The plan a `POST /v1/rollouts/{model}` body asks for, its defaults filled in.
     public init(_ request: RolloutRequest) {
@@ -133,6 +117,7 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
 }
 
 /// Cumulative counters of the canary at one instant; the difference of two is a step's window.
+@MemberwiseInit
 public struct RolloutCounters: Sendable, Hashable {
     /// Finished canary calls.
     public var calls: UInt64
@@ -146,23 +131,6 @@ public struct RolloutCounters: Sendable, Hashable {
     public var agreed: UInt64
     /// The canary's latest drift scores, `nil` until its detector has a full window (or without `drift:`).
     public var drift: DriftReading?
-
-    /// Creates counters.
-    public init(
-        calls: UInt64,
-        failures: UInt64,
-        latencyBuckets: [UInt64],
-        compared: UInt64,
-        agreed: UInt64,
-        drift: DriftReading? = nil
-    ) {
-        self.calls = calls
-        self.failures = failures
-        self.latencyBuckets = latencyBuckets
-        self.compared = compared
-        self.agreed = agreed
-        self.drift = drift
-    }
 
     /// What happened between `earlier` and `self`.
     public func since(_ earlier: RolloutCounters) -> RolloutCounters {
@@ -187,6 +155,7 @@ public struct RolloutCounters: Sendable, Hashable {
 /// A version's drift against its reference over the detector's latest full window: the largest population stability
 /// index among its inputs and among its outputs, and which feature holds it. Not a difference of counters: a window
 /// keeps the latest reading.
+@MemberwiseInit
 public struct DriftReading: Sendable, Hashable {
     public var maxInputPSI: Double
     public var worstInput: String
@@ -194,15 +163,6 @@ public struct DriftReading: Sendable, Hashable {
     public var worstOutput: String
     /// Rows in the scored window.
     public var windowRows: Int
-
-    /// Creates a reading.
-    public init(maxInputPSI: Double, worstInput: String, maxOutputPSI: Double, worstOutput: String, windowRows: Int) {
-        self.maxInputPSI = maxInputPSI
-        self.worstInput = worstInput
-        self.maxOutputPSI = maxOutputPSI
-        self.worstOutput = worstOutput
-        self.windowRows = windowRows
-    }
 }
 
 extension DriftReading {

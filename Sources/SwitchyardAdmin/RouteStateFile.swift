@@ -9,6 +9,7 @@ public import SwitchyardCore
 #endif
 
 /// The persisted routing table.
+@MemberwiseInit
 public struct RouteState: Sendable, Hashable, Codable {
     /// Every route in force.
     public var routes: [RouteConfiguration]
@@ -17,13 +18,6 @@ public struct RouteState: Sendable, Hashable, Codable {
     /// ISO 8601 UTC time of the write.
     public var savedAt: String
 
-    /// Creates a state.
-    public init(routes: [RouteConfiguration], generation: UInt64, savedAt: String) {
-        self.routes = routes
-        self.generation = generation
-        self.savedAt = savedAt
-    }
-
     enum CodingKeys: String, CodingKey {
         case routes, generation
         case savedAt = "saved_at"
@@ -31,12 +25,10 @@ public struct RouteState: Sendable, Hashable, Codable {
 }
 
 /// Reads and atomically replaces the state file.
+@MemberwiseInit
 public struct RouteStateFile: Sendable {
     /// The file's path.
     public let path: String
-
-    /// A state file at `path`.
-    public init(path: String) { self.path = path }
 
     /// The persisted state, or `nil` when the file does not exist.
     /// - Throws: `failedPrecondition` when the file exists but cannot be read or parsed.

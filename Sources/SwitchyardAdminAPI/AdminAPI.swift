@@ -3,6 +3,7 @@
 // sides use, and the strict decoding that refuses fields a body must not carry.
 
 public import Foundation
+import SwitchyardCore
 
 /// The JSON settings of the admin API.
 public enum AdminJSON {
@@ -25,12 +26,10 @@ public enum AdminJSON {
 }
 
 /// Every error answer: `{"error": message}`, the message naming the offending field where there is one.
+@MemberwiseInit
 public struct AdminErrorBody: Sendable, Hashable, Codable {
     /// What was wrong and what was expected.
     public var error: String
-
-    /// Creates an error body.
-    public init(error: String) { self.error = error }
 }
 
 /// A request body that breaks the API's contract beyond what a decoding error says (a field the endpoint does not
@@ -46,11 +45,11 @@ public struct AdminRequestError: Error, Sendable, Hashable, CustomStringConverti
 }
 
 /// Any key of a JSON object, for checking which fields a body carries.
+@MemberwiseInit(.internal)
 struct AnyCodingKey: CodingKey {
     var stringValue: String
     var intValue: Int? { nil }
 
-    init(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
 }
 

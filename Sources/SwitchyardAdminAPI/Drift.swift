@@ -1,20 +1,18 @@
 // Drift: `GET /v1/drift/{model}[?top=N]`, each version's drift status and its most drifting features with their
 // reference and current histograms.
 
+import SwitchyardCore
+
 /// `GET /v1/drift/{model}`.
+@MemberwiseInit
 public struct DriftReport: Sendable, Hashable, Codable {
     public var model: String
     /// Each monitored version; empty when the model has no `drift:` settings or no call yet.
     public var versions: [DriftVersion]
-
-    /// Creates the body.
-    public init(model: String, versions: [DriftVersion]) {
-        self.model = model
-        self.versions = versions
-    }
 }
 
 /// One version's drift.
+@MemberwiseInit
 public struct DriftVersion: Sendable, Hashable, Codable {
     public var version: String
     /// `warming_up`, `stable`, `drifting` (the detector's status names).
@@ -37,37 +35,6 @@ public struct DriftVersion: Sendable, Hashable, Codable {
     /// The features, most drifting first.
     public var features: [DriftFeature]
 
-    /// Creates a version entry.
-    public init(
-        version: String,
-        status: String,
-        reference: String,
-        rowsObserved: UInt64,
-        windowRows: Int,
-        referenceRows: Int,
-        maxInputPSI: Double,
-        maxOutputPSI: Double,
-        inputsFlagged: Int,
-        outputsFlagged: Int,
-        error: String?,
-        observedFraction: Double? = nil,
-        features: [DriftFeature]
-    ) {
-        self.version = version
-        self.status = status
-        self.reference = reference
-        self.rowsObserved = rowsObserved
-        self.windowRows = windowRows
-        self.referenceRows = referenceRows
-        self.maxInputPSI = maxInputPSI
-        self.maxOutputPSI = maxOutputPSI
-        self.inputsFlagged = inputsFlagged
-        self.outputsFlagged = outputsFlagged
-        self.error = error
-        self.observedFraction = observedFraction
-        self.features = features
-    }
-
     enum CodingKeys: String, CodingKey {
         case version, status, reference, error, features
         case rowsObserved = "rows_observed"
@@ -82,6 +49,7 @@ public struct DriftVersion: Sendable, Hashable, Codable {
 }
 
 /// One feature's drift.
+@MemberwiseInit
 public struct DriftFeature: Sendable, Hashable, Codable {
     public var name: String
     /// `input` or `output`.
@@ -99,31 +67,6 @@ public struct DriftFeature: Sendable, Hashable, Codable {
     public var reference: [Double]
     /// The current window's share per bin.
     public var current: [Double]
-
-    /// Creates a feature entry.
-    public init(
-        name: String,
-        kind: String,
-        test: String,
-        psi: Double,
-        statistic: Double,
-        pValue: Double,
-        flagged: Bool,
-        bins: [String],
-        reference: [Double],
-        current: [Double]
-    ) {
-        self.name = name
-        self.kind = kind
-        self.test = test
-        self.psi = psi
-        self.statistic = statistic
-        self.pValue = pValue
-        self.flagged = flagged
-        self.bins = bins
-        self.reference = reference
-        self.current = current
-    }
 
     enum CodingKeys: String, CodingKey {
         case name, kind, test, psi, statistic, flagged, bins, reference, current

@@ -2,7 +2,10 @@
 // a canary or bandit route against the route's baseline (its first version), with the always-valid intervals the
 // rollout gates use.
 
+import SwitchyardCore
+
 /// `GET /v1/experiments/{model}`.
+@MemberwiseInit
 public struct ExperimentReport: Sendable, Hashable, Codable {
     public var model: String
     /// The route's policy (`canary`, `bandit`, `fixed`).
@@ -18,25 +21,6 @@ public struct ExperimentReport: Sendable, Hashable, Codable {
     /// Every version of the route, the baseline first.
     public var versions: [ExperimentArm]
 
-    /// Creates the body.
-    public init(
-        model: String,
-        policy: String,
-        baseline: String,
-        confidence: Double,
-        maxIncrease: Double,
-        maxSlowerProbability: Double,
-        versions: [ExperimentArm]
-    ) {
-        self.model = model
-        self.policy = policy
-        self.baseline = baseline
-        self.confidence = confidence
-        self.maxIncrease = maxIncrease
-        self.maxSlowerProbability = maxSlowerProbability
-        self.versions = versions
-    }
-
     enum CodingKeys: String, CodingKey {
         case model, policy, baseline, confidence, versions
         case maxIncrease = "max_increase"
@@ -45,6 +29,7 @@ public struct ExperimentReport: Sendable, Hashable, Codable {
 }
 
 /// One version of an experiment: its calls and, against the baseline, its effects with their intervals.
+@MemberwiseInit
 public struct ExperimentArm: Sendable, Hashable, Codable {
     public var version: String
     /// Calls the version finished (answered or failed) since it was loaded.
@@ -62,25 +47,6 @@ public struct ExperimentArm: Sendable, Hashable, Codable {
     /// `not yet conclusive`.
     public var verdict: String
 
-    /// Creates an arm.
-    public init(
-        version: String,
-        calls: UInt64,
-        failures: UInt64,
-        errorRate: Double?,
-        errorRateDifference: ExperimentEffect?,
-        slowerProbability: ExperimentEffect?,
-        verdict: String
-    ) {
-        self.version = version
-        self.calls = calls
-        self.failures = failures
-        self.errorRate = errorRate
-        self.errorRateDifference = errorRateDifference
-        self.slowerProbability = slowerProbability
-        self.verdict = verdict
-    }
-
     enum CodingKeys: String, CodingKey {
         case version, calls, failures, verdict
         case errorRate = "error_rate"
@@ -90,15 +56,9 @@ public struct ExperimentArm: Sendable, Hashable, Codable {
 }
 
 /// An effect with its always-valid interval.
+@MemberwiseInit
 public struct ExperimentEffect: Sendable, Hashable, Codable {
     public var estimate: Double
     public var lower: Double
     public var upper: Double
-
-    /// Creates an effect.
-    public init(estimate: Double, lower: Double, upper: Double) {
-        self.estimate = estimate
-        self.lower = lower
-        self.upper = upper
-    }
 }

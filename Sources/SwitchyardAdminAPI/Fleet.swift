@@ -1,7 +1,10 @@
 // Fleet mode: `GET /v1/fleet`, every replica present in the fleet, whether they run the same routes, and the
 // traffic and shadow comparisons each replica published, per replica and summed.
 
+import SwitchyardCore
+
 /// `GET /v1/fleet`.
+@MemberwiseInit
 public struct FleetStatus: Sendable, Hashable, Codable {
     /// The replica that answered.
     public var replica: String
@@ -15,28 +18,13 @@ public struct FleetStatus: Sendable, Hashable, Codable {
     public var versions: [FleetVersionTraffic]?
     /// Shadow comparisons per (model, primary, shadow) since each replica started, per replica and summed.
     public var shadow: [FleetShadowPair]?
-
-    /// Creates the body.
-    public init(
-        replica: String,
-        generation: UInt64,
-        converged: Bool,
-        replicas: [FleetReplica],
-        versions: [FleetVersionTraffic]? = nil,
-        shadow: [FleetShadowPair]? = nil
-    ) {
-        self.replica = replica
-        self.generation = generation
-        self.converged = converged
-        self.replicas = replicas
-        self.versions = versions
-        self.shadow = shadow
-    }
 }
 
 /// One model version's calls across the fleet.
+@MemberwiseInit
 public struct FleetVersionTraffic: Sendable, Hashable, Codable {
     /// One replica's part.
+    @MemberwiseInit
     public struct Replica: Sendable, Hashable, Codable {
         /// The replica's name.
         public var replica: String
@@ -44,13 +32,6 @@ public struct FleetVersionTraffic: Sendable, Hashable, Codable {
         public var calls: UInt64
         /// Of those, failed.
         public var failures: UInt64
-
-        /// Creates a part.
-        public init(replica: String, calls: UInt64, failures: UInt64) {
-            self.replica = replica
-            self.calls = calls
-            self.failures = failures
-        }
     }
 
     /// The model.
@@ -66,23 +47,6 @@ public struct FleetVersionTraffic: Sendable, Hashable, Codable {
     /// Per replica.
     public var replicas: [Replica]
 
-    /// Creates an entry.
-    public init(
-        model: String,
-        version: String,
-        calls: UInt64,
-        failures: UInt64,
-        p99Milliseconds: Double?,
-        replicas: [Replica]
-    ) {
-        self.model = model
-        self.version = version
-        self.calls = calls
-        self.failures = failures
-        self.p99Milliseconds = p99Milliseconds
-        self.replicas = replicas
-    }
-
     enum CodingKeys: String, CodingKey {
         case model, version, calls, failures, replicas
         case p99Milliseconds = "p99_ms"
@@ -92,6 +56,7 @@ public struct FleetVersionTraffic: Sendable, Hashable, Codable {
 /// One shadow pair's comparisons across the fleet.
 public struct FleetShadowPair: Sendable, Hashable, Codable {
     /// One replica's part.
+    @MemberwiseInit
     public struct Replica: Sendable, Hashable, Codable {
         /// The replica's name.
         public var replica: String
@@ -99,13 +64,6 @@ public struct FleetShadowPair: Sendable, Hashable, Codable {
         public var compared: UInt64
         /// Of those, agreeing.
         public var agreed: UInt64
-
-        /// Creates a part.
-        public init(replica: String, compared: UInt64, agreed: UInt64) {
-            self.replica = replica
-            self.compared = compared
-            self.agreed = agreed
-        }
     }
 
     /// The model.
@@ -150,44 +108,24 @@ public struct FleetShadowPair: Sendable, Hashable, Codable {
 
 /// One replica as it publishes itself under its presence key in etcd (`<prefix>/replicas/<replica_id>`): the same
 /// type is stored there and answered by `GET /v1/fleet`.
+@MemberwiseInit
 public struct FleetReplica: Sendable, Hashable, Codable {
     /// Its name (`cluster.replica_id`).
     public var replica: String
     /// Its gRPC listen address.
-    public var address: String
+    public var address: String = ""
     /// Its admin listen address, where peers deliver feedback for calls it routed (`""`: unknown).
-    public var admin: String
+    public var admin: String = ""
     /// Its build.
-    public var build: String
+    public var build: String = ""
     /// When it started (ISO 8601).
-    public var startedAt: String
+    public var startedAt: String = ""
     /// Every repository model loaded and not draining.
-    public var ready: Bool
+    public var ready: Bool = false
     /// The routing generation in force on it.
-    public var routeGeneration: UInt64
+    public var routeGeneration: UInt64 = 0
     /// Loaded versions by model.
-    public var models: [String: [String]]
-
-    /// Creates a replica entry.
-    public init(
-        replica: String,
-        address: String = "",
-        admin: String = "",
-        build: String = "",
-        startedAt: String = "",
-        ready: Bool = false,
-        routeGeneration: UInt64 = 0,
-        models: [String: [String]] = [:]
-    ) {
-        self.replica = replica
-        self.address = address
-        self.admin = admin
-        self.build = build
-        self.startedAt = startedAt
-        self.ready = ready
-        self.routeGeneration = routeGeneration
-        self.models = models
-    }
+    public var models: [String: [String]] = [:]
 
     enum CodingKeys: String, CodingKey {
         case replica, address, admin, build, ready, models
@@ -210,17 +148,12 @@ public struct FleetReplica: Sendable, Hashable, Codable {
 
 /// `POST /v1/fleet/feedback`: a `Feedback/Report` another replica received for a call it did not route. The replica
 /// answers from its own decision ledger and never forwards further.
+@MemberwiseInit
 public struct FleetFeedback: Sendable, Hashable, Codable {
     /// The id of the routed call.
     public var requestID: String
     /// The reward in [0, 1].
     public var reward: Double
-
-    /// Creates the body.
-    public init(requestID: String, reward: Double) {
-        self.requestID = requestID
-        self.reward = reward
-    }
 
     enum CodingKeys: String, CodingKey {
         case reward
@@ -229,10 +162,8 @@ public struct FleetFeedback: Sendable, Hashable, Codable {
 }
 
 /// The answer to `POST /v1/fleet/feedback`.
+@MemberwiseInit
 public struct FleetFeedbackOutcome: Sendable, Hashable, Codable {
     /// `applied`, `late` or `unknown`, as the ledger of the replica that answered says.
     public var outcome: String
-
-    /// Creates the answer.
-    public init(outcome: String) { self.outcome = outcome }
 }

@@ -1,17 +1,19 @@
 // Models: `GET /v1/models[/{model}]`, `POST /v1/models/{model}/versions/{version}/load|unload`.
 
+import SwitchyardCore
+
 /// `GET /v1/models`: every model of the repository.
+@MemberwiseInit
 public struct ModelsResponse: Sendable, Hashable, Codable {
     /// The models, in the registry's order.
     public var models: [ModelStatus]
-
-    /// Creates the body.
-    public init(models: [ModelStatus]) { self.models = models }
 }
 
 /// One model as the admin API shows it (`GET /v1/models/{model}`, and the answer of a load).
+@MemberwiseInit
 public struct ModelStatus: Sendable, Hashable, Codable {
     /// One loaded version and its counters.
+    @MemberwiseInit
     public struct Version: Sendable, Hashable, Codable {
         /// The version name.
         public var version: String
@@ -23,21 +25,6 @@ public struct ModelStatus: Sendable, Hashable, Codable {
         public var queueDepth: Int
         /// Batches run.
         public var batches: UInt64
-
-        /// Creates a version entry.
-        public init(
-            version: String,
-            requestsSucceeded: UInt64,
-            requestsFailed: UInt64,
-            queueDepth: Int,
-            batches: UInt64
-        ) {
-            self.version = version
-            self.requestsSucceeded = requestsSucceeded
-            self.requestsFailed = requestsFailed
-            self.queueDepth = queueDepth
-            self.batches = batches
-        }
 
         enum CodingKeys: String, CodingKey {
             case version, batches
@@ -62,25 +49,6 @@ public struct ModelStatus: Sendable, Hashable, Codable {
     /// The largest batch its pools form.
     public var maxBatchSize: Int
 
-    /// Creates a model entry.
-    public init(
-        name: String,
-        ready: Bool,
-        defaultVersion: String?,
-        versions: [Version],
-        failures: [String: String],
-        sloMilliseconds: Double,
-        maxBatchSize: Int
-    ) {
-        self.name = name
-        self.ready = ready
-        self.defaultVersion = defaultVersion
-        self.versions = versions
-        self.failures = failures
-        self.sloMilliseconds = sloMilliseconds
-        self.maxBatchSize = maxBatchSize
-    }
-
     enum CodingKeys: String, CodingKey {
         case name, ready, versions, failures
         case defaultVersion = "default_version"
@@ -91,22 +59,15 @@ public struct ModelStatus: Sendable, Hashable, Codable {
 
 /// `POST /v1/models/{model}/versions/{version}/unload`: the version is out of service and, unless `note` says
 /// otherwise, its pool has shut down.
+@MemberwiseInit
 public struct UnloadResponse: Sendable, Hashable, Codable {
     /// The model.
     public var model: String
     /// The version unloaded.
     public var version: String
     /// Always `true`: a refused unload is an error answer.
-    public var unloaded: Bool
+    public var unloaded: Bool = true
     /// Set when calls still held the version after the registry's drain bound: the version takes no new calls, and
     /// its pool stops once those calls finish. Absent when the pool has shut down.
     public var note: String?
-
-    /// Creates the body.
-    public init(model: String, version: String, unloaded: Bool = true, note: String? = nil) {
-        self.model = model
-        self.version = version
-        self.unloaded = unloaded
-        self.note = note
-    }
 }

@@ -1,7 +1,10 @@
 // Rollouts: `POST /v1/rollouts/{model}` (start), `GET /v1/rollouts[/{model}]`,
 // `POST /v1/rollouts/{model}/pause|resume|abort`.
 
+import SwitchyardCore
+
 /// The gates of a rollout: thresholds on the canary's calls during the current step; any one failing rolls back.
+@MemberwiseInit
 public struct RolloutGates: Sendable, Hashable, Codable {
     /// Highest share of failed canary calls (0…1).
     public var maxErrorRate: Double?
@@ -21,31 +24,10 @@ public struct RolloutGates: Sendable, Hashable, Codable {
     public var latencyVsBaseline: LatencyVsBaseline?
     /// Canary calls (and, with the agreement gate, compared pairs) a step needs before a gate is judged or
     /// the step may advance. Default 20.
-    public var minRequests: Int
+    public var minRequests: Int = 20
 
     /// Whether a drift gate is set.
     public var judgesDrift: Bool { maxInputDrift != nil || maxOutputDrift != nil }
-
-    /// Creates gates.
-    public init(
-        maxErrorRate: Double? = nil,
-        maxP99Milliseconds: Double? = nil,
-        minShadowAgreement: Double? = nil,
-        maxInputDrift: Double? = nil,
-        maxOutputDrift: Double? = nil,
-        errorRateVsBaseline: ErrorRateVsBaseline? = nil,
-        latencyVsBaseline: LatencyVsBaseline? = nil,
-        minRequests: Int = 20
-    ) {
-        self.maxErrorRate = maxErrorRate
-        self.maxP99Milliseconds = maxP99Milliseconds
-        self.minShadowAgreement = minShadowAgreement
-        self.maxInputDrift = maxInputDrift
-        self.maxOutputDrift = maxOutputDrift
-        self.errorRateVsBaseline = errorRateVsBaseline
-        self.latencyVsBaseline = latencyVsBaseline
-        self.minRequests = minRequests
-    }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case maxErrorRate = "max_error_rate"
@@ -73,6 +55,7 @@ public struct RolloutGates: Sendable, Hashable, Codable {
 }
 
 /// `POST /v1/rollouts/{model}`: move traffic from `baseline` to `canary` in weight steps while the gates hold.
+@MemberwiseInit
 public struct RolloutRequest: Sendable, Hashable, Codable {
     /// The version serving now.
     public var baseline: String
@@ -91,25 +74,6 @@ public struct RolloutRequest: Sendable, Hashable, Codable {
 
     /// The fields a rollout body may carry (besides `reason`).
     public static let fields = ["baseline", "canary", "steps", "step_seconds", "gates", "shadow_fraction"]
-
-    /// Creates the request.
-    public init(
-        baseline: String,
-        canary: String,
-        steps: [Double]? = nil,
-        stepSeconds: Double? = nil,
-        gates: RolloutGates? = nil,
-        shadowFraction: Double? = nil,
-        reason: String? = nil
-    ) {
-        self.baseline = baseline
-        self.canary = canary
-        self.steps = steps
-        self.stepSeconds = stepSeconds
-        self.gates = gates
-        self.shadowFraction = shadowFraction
-        self.reason = reason
-    }
 
     enum CodingKeys: String, CodingKey {
         case baseline, canary, steps, gates, reason
@@ -157,16 +121,16 @@ public enum RolloutPhase: String, Sendable, Hashable, Codable {
 }
 
 /// `GET /v1/rollouts`: every rollout, running or finished.
+@MemberwiseInit
 public struct RolloutsResponse: Sendable, Hashable, Codable {
     public var rollouts: [RolloutStatus]
-
-    /// Creates the body.
-    public init(rollouts: [RolloutStatus]) { self.rollouts = rollouts }
 }
 
 /// A rollout as the admin API shows it (`GET /v1/rollouts/{model}`, and the answer of every rollout call).
+@MemberwiseInit
 public struct RolloutStatus: Sendable, Hashable, Codable {
     /// One thing that happened.
+    @MemberwiseInit
     public struct Event: Sendable, Hashable, Codable {
         /// ISO 8601 UTC time.
         public var time: String
@@ -177,14 +141,6 @@ public struct RolloutStatus: Sendable, Hashable, Codable {
         /// Why.
         public var detail: String
 
-        /// Creates an event.
-        public init(time: String, event: String, canaryWeight: Double, detail: String) {
-            self.time = time
-            self.event = event
-            self.canaryWeight = canaryWeight
-            self.detail = detail
-        }
-
         enum CodingKeys: String, CodingKey {
             case time, event, detail
             case canaryWeight = "canary_weight"
@@ -192,6 +148,7 @@ public struct RolloutStatus: Sendable, Hashable, Codable {
     }
 
     /// What the current step has seen of the canary.
+    @MemberwiseInit
     public struct Window: Sendable, Hashable, Codable {
         public var calls: UInt64
         public var failures: UInt64
@@ -206,29 +163,6 @@ public struct RolloutStatus: Sendable, Hashable, Codable {
         public var outputDrift: Double?
         /// Seconds since the step started (0 once the rollout has ended).
         public var elapsedSeconds: Double
-
-        /// Creates a window.
-        public init(
-            calls: UInt64,
-            failures: UInt64,
-            errorRate: Double?,
-            p99Milliseconds: Double?,
-            compared: UInt64,
-            agreement: Double?,
-            inputDrift: Double?,
-            outputDrift: Double?,
-            elapsedSeconds: Double
-        ) {
-            self.calls = calls
-            self.failures = failures
-            self.errorRate = errorRate
-            self.p99Milliseconds = p99Milliseconds
-            self.compared = compared
-            self.agreement = agreement
-            self.inputDrift = inputDrift
-            self.outputDrift = outputDrift
-            self.elapsedSeconds = elapsedSeconds
-        }
 
         enum CodingKeys: String, CodingKey {
             case calls, failures, compared, agreement
@@ -262,8 +196,10 @@ public struct RolloutStatus: Sendable, Hashable, Codable {
     public var fleet: Fleet?
 
     /// A fleet rollout's leader and the window per replica (the status's `window` is their sum).
+    @MemberwiseInit
     public struct Fleet: Sendable, Hashable, Codable {
         /// One replica's part of the step's window.
+        @MemberwiseInit
         public struct Replica: Sendable, Hashable, Codable {
             /// The replica's name.
             public var replica: String
@@ -273,14 +209,6 @@ public struct RolloutStatus: Sendable, Hashable, Codable {
             public var failures: UInt64
             /// Baseline calls it served in this step.
             public var baselineCalls: UInt64
-
-            /// Creates a replica's part.
-            public init(replica: String, calls: UInt64, failures: UInt64, baselineCalls: UInt64) {
-                self.replica = replica
-                self.calls = calls
-                self.failures = failures
-                self.baselineCalls = baselineCalls
-            }
 
             enum CodingKeys: String, CodingKey {
                 case replica, calls, failures
@@ -292,47 +220,6 @@ public struct RolloutStatus: Sendable, Hashable, Codable {
         public var leader: String?
         /// The replicas publishing statistics now, by name.
         public var replicas: [Replica]
-
-        /// Creates the view.
-        public init(leader: String?, replicas: [Replica]) {
-            self.leader = leader
-            self.replicas = replicas
-        }
-    }
-
-    /// Creates a status.
-    public init(
-        model: String,
-        baseline: String,
-        canary: String,
-        phase: RolloutPhase,
-        step: Int,
-        steps: [Double],
-        canaryWeight: Double,
-        stepSeconds: Double,
-        gates: RolloutGates,
-        window: Window,
-        detail: String,
-        startedAt: String,
-        actor: String,
-        events: [Event],
-        fleet: Fleet? = nil
-    ) {
-        self.fleet = fleet
-        self.model = model
-        self.baseline = baseline
-        self.canary = canary
-        self.phase = phase
-        self.step = step
-        self.steps = steps
-        self.canaryWeight = canaryWeight
-        self.stepSeconds = stepSeconds
-        self.gates = gates
-        self.window = window
-        self.detail = detail
-        self.startedAt = startedAt
-        self.actor = actor
-        self.events = events
     }
 
     enum CodingKeys: String, CodingKey {
@@ -345,18 +232,13 @@ public struct RolloutStatus: Sendable, Hashable, Codable {
 
 extension RolloutGates {
     /// `error_rate_vs_baseline`: the canary's error rate against the baseline's on the same window.
+    @MemberwiseInit
     public struct ErrorRateVsBaseline: Sendable, Hashable, Codable {
         /// Confidence of the whole rollout's verdict, in (0.5, 1); split evenly over its steps.
-        public var confidence: Double
+        public var confidence: Double = 0.95
         /// How much higher than the baseline's (a share: 0.02 = 2 percentage points) the canary's error rate may be
         /// before it is rolled back; it advances only once the interval shows it is below that.
-        public var maxIncrease: Double
-
-        /// Creates the gate.
-        public init(confidence: Double = 0.95, maxIncrease: Double = 0.02) {
-            self.confidence = confidence
-            self.maxIncrease = maxIncrease
-        }
+        public var maxIncrease: Double = 0.02
 
         enum CodingKeys: String, CodingKey {
             case confidence
@@ -371,18 +253,13 @@ extension RolloutGates {
     }
 
     /// `latency_vs_baseline`: how often a canary call is slower than a baseline call (Mann–Whitney).
+    @MemberwiseInit
     public struct LatencyVsBaseline: Sendable, Hashable, Codable {
         /// Confidence of the whole rollout's verdict, in (0.5, 1); split evenly over its steps.
-        public var confidence: Double
+        public var confidence: Double = 0.95
         /// The highest probability that a canary call is slower than a baseline call the canary may show (½ is no
         /// difference); it advances only once the interval shows it is below that.
-        public var maxSlowerProbability: Double
-
-        /// Creates the gate.
-        public init(confidence: Double = 0.95, maxSlowerProbability: Double = 0.6) {
-            self.confidence = confidence
-            self.maxSlowerProbability = maxSlowerProbability
-        }
+        public var maxSlowerProbability: Double = 0.6
 
         enum CodingKeys: String, CodingKey {
             case confidence

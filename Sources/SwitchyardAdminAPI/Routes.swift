@@ -6,31 +6,21 @@ import Foundation
 public import SwitchyardCore
 
 /// `GET /v1/routes` and `POST /v1/config/reload`: every route and the table's generation.
+@MemberwiseInit
 public struct RoutesResponse: Sendable, Hashable, Codable {
     /// The routing table's generation (in fleet mode an etcd revision).
     public var generation: UInt64
     /// Every route, by model.
     public var routes: [RouteConfiguration]
-
-    /// Creates the body.
-    public init(generation: UInt64, routes: [RouteConfiguration]) {
-        self.generation = generation
-        self.routes = routes
-    }
 }
 
 /// `GET /v1/routes/{model}` and every route change: the generation and the model's route (`null` once deleted).
+@MemberwiseInit
 public struct RouteResponse: Sendable, Hashable, Codable {
     /// The generation after the change (or the one read).
     public var generation: UInt64
     /// The model's route; `null` when it has none.
     public var route: RouteConfiguration?
-
-    /// Creates the body.
-    public init(generation: UInt64, route: RouteConfiguration?) {
-        self.generation = generation
-        self.route = route
-    }
 
     enum CodingKeys: String, CodingKey { case generation, route }
 
@@ -44,6 +34,7 @@ public struct RouteResponse: Sendable, Hashable, Codable {
 
 /// `PUT /v1/routes/{model}`: a whole route (as `GET /v1/routes/{model}` shows it) and the change's reason. The path
 /// names the model; the body may name it too, and then the two must agree.
+@MemberwiseInit
 public struct RouteRequest: Sendable, Hashable, Codable {
     /// The model the body names, if it names one.
     public var model: String?
@@ -65,27 +56,6 @@ public struct RouteRequest: Sendable, Hashable, Codable {
 
     /// The fields a route body may carry (besides `reason`).
     public static let fields = ["model", "policy", "versions", "sticky", "bandit", "shadow", "fallback"]
-
-    /// Creates a request from its fields.
-    public init(
-        model: String? = nil,
-        policy: String?,
-        versions: [RouteConfiguration.VersionWeight]?,
-        sticky: RouteConfiguration.StickyKey? = nil,
-        bandit: RouteConfiguration.BanditSettings? = nil,
-        shadow: RouteConfiguration.ShadowSettings? = nil,
-        fallback: RouteConfiguration.FallbackSettings? = nil,
-        reason: String? = nil
-    ) {
-        self.model = model
-        self.policy = policy
-        self.versions = versions
-        self.sticky = sticky
-        self.bandit = bandit
-        self.shadow = shadow
-        self.fallback = fallback
-        self.reason = reason
-    }
 
     /// A request for `route`.
     public init(_ route: RouteConfiguration, reason: String? = nil) {
@@ -160,17 +130,12 @@ public struct RouteRequest: Sendable, Hashable, Codable {
 }
 
 /// `PATCH /v1/routes/{model}/weights`: new weights of some of the route's versions; the others keep theirs.
+@MemberwiseInit
 public struct WeightsRequest: Sendable, Hashable, Codable {
     /// Weight by version name.
     public var weights: [String: Double]
     /// Why: the audit log's reason.
     public var reason: String?
-
-    /// Creates the request.
-    public init(weights: [String: Double], reason: String? = nil) {
-        self.weights = weights
-        self.reason = reason
-    }
 
     enum CodingKeys: String, CodingKey { case weights, reason }
 

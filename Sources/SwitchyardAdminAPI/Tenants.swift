@@ -1,25 +1,23 @@
 // Tenants: `GET /v1/tenants`, each tenant's admission counters and what its calls used per model version (calls,
 // rows, shed and failed calls, and compute time apportioned from the batches they ran in).
 
+import SwitchyardCore
+
 /// `GET /v1/tenants`: every tenant of the `tenants:` section; empty without one.
+@MemberwiseInit
 public struct TenantsReport: Sendable, Hashable, Codable {
     /// Whether the gateway admits calls per tenant (a `tenants:` section).
     public var enabled: Bool
     /// The tenants, by name.
     public var tenants: [TenantReport]
-
-    /// Creates the body.
-    public init(enabled: Bool, tenants: [TenantReport]) {
-        self.enabled = enabled
-        self.tenants = tenants
-    }
 }
 
 /// One tenant: its admission counters and its usage.
+@MemberwiseInit
 public struct TenantReport: Sendable, Hashable, Codable {
     public var tenant: String
     /// Its weight: its share of a pool's capacity under contention, against the other tenants with queued calls.
-    public var weight: Double
+    public var weight: Double = 1
     /// Admitted calls not yet answered.
     public var inFlight: Int
     /// Calls admitted, and refused by reason.
@@ -32,29 +30,6 @@ public struct TenantReport: Sendable, Hashable, Codable {
     /// Calls not accounted because the tenant's usage reached its limit of model versions.
     public var usageDropped: UInt64
 
-    /// Creates a tenant's entry.
-    public init(
-        tenant: String,
-        weight: Double = 1,
-        inFlight: Int,
-        admitted: UInt64,
-        rateLimited: UInt64,
-        concurrencyLimited: UInt64,
-        denied: UInt64,
-        usage: [TenantUsage],
-        usageDropped: UInt64
-    ) {
-        self.tenant = tenant
-        self.weight = weight
-        self.inFlight = inFlight
-        self.admitted = admitted
-        self.rateLimited = rateLimited
-        self.concurrencyLimited = concurrencyLimited
-        self.denied = denied
-        self.usage = usage
-        self.usageDropped = usageDropped
-    }
-
     enum CodingKeys: String, CodingKey {
         case tenant, weight, admitted, denied, usage
         case inFlight = "in_flight"
@@ -65,6 +40,7 @@ public struct TenantReport: Sendable, Hashable, Codable {
 }
 
 /// What one tenant's calls used of one model version.
+@MemberwiseInit
 public struct TenantUsage: Sendable, Hashable, Codable {
     public var model: String
     public var version: String
@@ -79,25 +55,6 @@ public struct TenantUsage: Sendable, Hashable, Codable {
     /// The answered calls' share of their batches' compute time, in seconds: each call is charged
     /// `rows × batch time / batch rows`.
     public var computeSeconds: Double
-
-    /// Creates a usage entry.
-    public init(
-        model: String,
-        version: String,
-        calls: UInt64,
-        rows: UInt64,
-        shed: UInt64,
-        failed: UInt64,
-        computeSeconds: Double
-    ) {
-        self.model = model
-        self.version = version
-        self.calls = calls
-        self.rows = rows
-        self.shed = shed
-        self.failed = failed
-        self.computeSeconds = computeSeconds
-    }
 
     enum CodingKeys: String, CodingKey {
         case model, version, calls, rows, shed, failed

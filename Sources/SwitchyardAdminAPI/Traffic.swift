@@ -1,21 +1,19 @@
 // What traffic did: `GET /v1/shadow/report` (each shadow version against its primary, and the comparison sink's
 // counters) and `GET /v1/bandits/{model}` (each arm of a bandit route).
 
+import SwitchyardCore
+
 /// `GET /v1/shadow/report`.
+@MemberwiseInit
 public struct ShadowReport: Sendable, Hashable, Codable {
     /// Each primary/shadow pair compared so far, ordered by model and versions.
     public var pairs: [ShadowComparison]
     /// The comparison sink's counters; absent without a sink.
     public var sink: SinkCounters?
-
-    /// Creates the body.
-    public init(pairs: [ShadowComparison], sink: SinkCounters?) {
-        self.pairs = pairs
-        self.sink = sink
-    }
 }
 
 /// One shadow version against its primary.
+@MemberwiseInit
 public struct ShadowComparison: Sendable, Hashable, Codable {
     public var model: String
     public var primaryVersion: String
@@ -41,39 +39,6 @@ public struct ShadowComparison: Sendable, Hashable, Codable {
     public var primaryErrors: UInt64
     public var shadowErrors: UInt64
 
-    /// Creates a pair.
-    public init(
-        model: String,
-        primaryVersion: String,
-        shadowVersion: String,
-        pairs: UInt64,
-        compared: UInt64,
-        classified: UInt64,
-        agreed: UInt64,
-        agreementRate: Double?,
-        divergenceP50: Double?,
-        divergenceP99: Double?,
-        divergenceMax: Double,
-        meanLatencyDeltaMilliseconds: Double?,
-        primaryErrors: UInt64,
-        shadowErrors: UInt64
-    ) {
-        self.model = model
-        self.primaryVersion = primaryVersion
-        self.shadowVersion = shadowVersion
-        self.pairs = pairs
-        self.compared = compared
-        self.classified = classified
-        self.agreed = agreed
-        self.agreementRate = agreementRate
-        self.divergenceP50 = divergenceP50
-        self.divergenceP99 = divergenceP99
-        self.divergenceMax = divergenceMax
-        self.meanLatencyDeltaMilliseconds = meanLatencyDeltaMilliseconds
-        self.primaryErrors = primaryErrors
-        self.shadowErrors = shadowErrors
-    }
-
     enum CodingKeys: String, CodingKey {
         case model, pairs, compared, classified, agreed
         case primaryVersion = "primary_version"
@@ -89,21 +54,13 @@ public struct ShadowComparison: Sendable, Hashable, Codable {
 }
 
 /// The comparison sink's counters.
+@MemberwiseInit
 public struct SinkCounters: Sendable, Hashable, Codable {
     public var recorded: UInt64
     public var written: UInt64
     public var droppedQueueFull: UInt64
     public var droppedWriteFailed: UInt64
     public var queued: Int
-
-    /// Creates the counters.
-    public init(recorded: UInt64, written: UInt64, droppedQueueFull: UInt64, droppedWriteFailed: UInt64, queued: Int) {
-        self.recorded = recorded
-        self.written = written
-        self.droppedQueueFull = droppedQueueFull
-        self.droppedWriteFailed = droppedWriteFailed
-        self.queued = queued
-    }
 
     enum CodingKeys: String, CodingKey {
         case recorded, written, queued
@@ -113,8 +70,10 @@ public struct SinkCounters: Sendable, Hashable, Codable {
 }
 
 /// `GET /v1/bandits/{model}`: a bandit route's arms.
+@MemberwiseInit
 public struct BanditState: Sendable, Hashable, Codable {
     /// One arm (version) of the bandit.
+    @MemberwiseInit
     public struct Arm: Sendable, Hashable, Codable {
         public var version: String
         /// Times the arm was picked.
@@ -129,27 +88,6 @@ public struct BanditState: Sendable, Hashable, Codable {
         public var posteriorAlpha: Double
         public var posteriorBeta: Double
 
-        /// Creates an arm.
-        public init(
-            version: String,
-            pulls: UInt64,
-            rewards: UInt64,
-            observations: Double,
-            rewardSum: Double,
-            meanReward: Double?,
-            posteriorAlpha: Double,
-            posteriorBeta: Double
-        ) {
-            self.version = version
-            self.pulls = pulls
-            self.rewards = rewards
-            self.observations = observations
-            self.rewardSum = rewardSum
-            self.meanReward = meanReward
-            self.posteriorAlpha = posteriorAlpha
-            self.posteriorBeta = posteriorBeta
-        }
-
         enum CodingKeys: String, CodingKey {
             case version, pulls, rewards, observations
             case rewardSum = "reward_sum"
@@ -163,11 +101,4 @@ public struct BanditState: Sendable, Hashable, Codable {
     /// `epsilon_greedy`, `ucb1` or `thompson`.
     public var algorithm: String
     public var arms: [Arm]
-
-    /// Creates the body.
-    public init(model: String, algorithm: String, arms: [Arm]) {
-        self.model = model
-        self.algorithm = algorithm
-        self.arms = arms
-    }
 }

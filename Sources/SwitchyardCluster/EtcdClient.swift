@@ -11,36 +11,20 @@ public import SwitchyardCore
 import Synchronization
 
 /// One key and its value as etcd stores it.
+@MemberwiseInit
 public struct EtcdKeyValue: Sendable, Hashable {
     /// The key (UTF-8).
     public var key: String
     /// The value's bytes.
     public var value: [UInt8]
     /// The revision of the transaction that created the key (0: absent).
-    public var createRevision: Int64
+    public var createRevision: Int64 = 0
     /// The revision of the key's last change.
-    public var modRevision: Int64
+    public var modRevision: Int64 = 0
     /// How many times the key was written since it was created.
-    public var version: Int64
+    public var version: Int64 = 0
     /// The lease the key is attached to (0: none).
-    public var lease: Int64
-
-    /// Creates a key-value.
-    public init(
-        key: String,
-        value: [UInt8],
-        createRevision: Int64 = 0,
-        modRevision: Int64 = 0,
-        version: Int64 = 0,
-        lease: Int64 = 0
-    ) {
-        self.key = key
-        self.value = value
-        self.createRevision = createRevision
-        self.modRevision = modRevision
-        self.version = version
-        self.lease = lease
-    }
+    public var lease: Int64 = 0
 }
 
 /// The answer to a range read: the keys found and the store's revision when they were read.

@@ -20,24 +20,17 @@ public import SwitchyardCore
 import Synchronization
 
 /// Cumulative counters of one model version on one replica since the replica started.
+@MemberwiseInit
 public struct FleetVersionCounters: Sendable, Hashable, Codable {
     /// Finished calls.
-    public var calls: UInt64
+    public var calls: UInt64 = 0
     /// Failed calls.
-    public var failures: UInt64
+    public var failures: UInt64 = 0
     /// Latency histogram bucket counts (the layout of `LatencyHistogram.bucketCounts`).
-    public var latency: [UInt64]
+    public var latency: [UInt64] = []
     /// The version's latest drift scores on this replica (`nil`: no detector, or no full window yet). A reading, not
     /// a counter: `since` keeps it, and a sum keeps the worst.
     public var drift: FleetDriftReading?
-
-    /// Creates counters.
-    public init(calls: UInt64 = 0, failures: UInt64 = 0, latency: [UInt64] = [], drift: FleetDriftReading? = nil) {
-        self.calls = calls
-        self.failures = failures
-        self.latency = latency
-        self.drift = drift
-    }
 
     /// What happened between `earlier` and `self`; a bucket missing on either side counts as zero, and a counter
     /// that went backwards (which only a restart explains) counts from zero.
@@ -75,6 +68,7 @@ public struct FleetVersionCounters: Sendable, Hashable, Codable {
 /// index among the inputs and among the outputs, and which feature holds each. Windows are per replica (each scores
 /// the traffic it served); across a fleet the worst reading is the one a gate judges, so that drift in one replica's
 /// traffic is never averaged away by the others'.
+@MemberwiseInit
 public struct FleetDriftReading: Sendable, Hashable, Codable {
     public var maxInputPSI: Double
     public var worstInput: String
@@ -85,25 +79,6 @@ public struct FleetDriftReading: Sendable, Hashable, Codable {
     /// The replicas the worst input and the worst output readings came from (set when readings are combined).
     public var replica: String?
     public var outputReplica: String?
-
-    /// Creates a reading.
-    public init(
-        maxInputPSI: Double,
-        worstInput: String,
-        maxOutputPSI: Double,
-        worstOutput: String,
-        windowRows: Int,
-        replica: String? = nil,
-        outputReplica: String? = nil
-    ) {
-        self.maxInputPSI = maxInputPSI
-        self.worstInput = worstInput
-        self.maxOutputPSI = maxOutputPSI
-        self.worstOutput = worstOutput
-        self.windowRows = windowRows
-        self.replica = replica
-        self.outputReplica = outputReplica
-    }
 
     /// The worse of two readings, inputs and outputs taken separately; `nil` only when both are.
     public static func worst(_ lhs: FleetDriftReading?, _ rhs: FleetDriftReading?) -> FleetDriftReading? {
@@ -120,6 +95,7 @@ public struct FleetDriftReading: Sendable, Hashable, Codable {
 }
 
 /// Cumulative shadow-comparison counts of one (model, primary, shadow) pair on one replica.
+@MemberwiseInit
 public struct FleetPairCounters: Sendable, Hashable, Codable {
     /// The model.
     public var model: String
@@ -128,21 +104,13 @@ public struct FleetPairCounters: Sendable, Hashable, Codable {
     /// The mirrored version.
     public var shadow: String
     /// Pairs with a classification verdict.
-    public var compared: UInt64
+    public var compared: UInt64 = 0
     /// Of those, pairs whose argmax agreed.
-    public var agreed: UInt64
-
-    /// Creates counts.
-    public init(model: String, primary: String, shadow: String, compared: UInt64 = 0, agreed: UInt64 = 0) {
-        self.model = model
-        self.primary = primary
-        self.shadow = shadow
-        self.compared = compared
-        self.agreed = agreed
-    }
+    public var agreed: UInt64 = 0
 }
 
 /// One bandit route's rewards as a replica observed them itself, cumulative and undiscounted, per arm.
+@MemberwiseInit
 public struct FleetBanditShare: Sendable, Hashable, Codable {
     /// The versions the arms stand for, in arm order: a peer absorbs the share only into a route with the same.
     public var versions: [String]
@@ -150,42 +118,21 @@ public struct FleetBanditShare: Sendable, Hashable, Codable {
     public var counts: [UInt64]
     /// Their sum per arm.
     public var sums: [Double]
-
-    /// Creates a share.
-    public init(versions: [String], counts: [UInt64], sums: [Double]) {
-        self.versions = versions
-        self.counts = counts
-        self.sums = sums
-    }
 }
 
 /// What one replica publishes under `P/stats/<replica>`: cumulative counters that the reader differences.
+@MemberwiseInit
 public struct ReplicaAggregates: Sendable, Hashable, Codable {
     /// The replica's name.
     public var replica: String
     /// Differs at every start of the replica: counters of another incarnation are not comparable.
     public var incarnation: String
     /// Per model, per version.
-    public var versions: [String: [String: FleetVersionCounters]]
+    public var versions: [String: [String: FleetVersionCounters]] = [:]
     /// Shadow pairs.
-    public var pairs: [FleetPairCounters]
+    public var pairs: [FleetPairCounters] = []
     /// Bandit routes' own rewards, by model (`nil`: none).
     public var bandits: [String: FleetBanditShare]?
-
-    /// Creates aggregates.
-    public init(
-        replica: String,
-        incarnation: String,
-        versions: [String: [String: FleetVersionCounters]] = [:],
-        pairs: [FleetPairCounters] = [],
-        bandits: [String: FleetBanditShare]? = nil
-    ) {
-        self.replica = replica
-        self.incarnation = incarnation
-        self.versions = versions
-        self.pairs = pairs
-        self.bandits = bandits
-    }
 
     /// The counters of `version` of `model` (zero when not published).
     public func counters(model: String, version: String) -> FleetVersionCounters {
@@ -315,20 +262,14 @@ public struct FleetFeedbackCounters: Sendable, Hashable {
 
 /// How far a forwarded `Feedback/Report` may reach: the peers asked at once, the time the whole report may take, and
 /// the reports under way at once.
+@MemberwiseInit
 public struct FleetFeedbackLimits: Sendable, Hashable {
     /// Peers asked per report, at once (default 8); the others are counted as skipped.
-    public var maxPeers: Int
+    public var maxPeers: Int = 8
     /// The time one report may take, over every peer asked (default 1 s); a peer still silent then counts as an error.
-    public var timeout: Duration
+    public var timeout: Duration = .seconds(1)
     /// Reports forwarded at once (default 64); a report beyond it is answered UNKNOWN at once and counted as shed.
-    public var maxInFlight: Int
-
-    /// Creates limits.
-    public init(maxPeers: Int = 8, timeout: Duration = .seconds(1), maxInFlight: Int = 64) {
-        self.maxPeers = maxPeers
-        self.timeout = timeout
-        self.maxInFlight = maxInFlight
-    }
+    public var maxInFlight: Int = 64
 }
 
 /// The feedback forwarding state of one replica: its counters and the forwards under way.

@@ -20,34 +20,24 @@ public import SwitchyardCore
 import Synchronization
 
 /// The fleet's routes at one revision of the store.
+@MemberwiseInit
 public struct FleetRouteState: Sendable, Hashable {
     /// The store revision this state reflects (the routing generation in fleet mode).
     public var revision: Int64
     /// Per model: its route and the revision of the route's last change.
     public var routes: [String: FleetRoute]
 
-    /// Creates a state.
-    public init(revision: Int64, routes: [String: FleetRoute]) {
-        self.revision = revision
-        self.routes = routes
-    }
-
     /// The routes in model order.
     public var configurations: [RouteConfiguration] { routes.keys.sorted().compactMap { routes[$0]?.route } }
 }
 
 /// One model's route in the fleet and the revision it was last changed at.
+@MemberwiseInit
 public struct FleetRoute: Sendable, Hashable {
     /// The route.
     public var route: RouteConfiguration
     /// The store revision of its last change; a change must name it to win.
     public var modRevision: Int64
-
-    /// Creates a fleet route.
-    public init(route: RouteConfiguration, modRevision: Int64) {
-        self.route = route
-        self.modRevision = modRevision
-    }
 }
 
 /// Whether the replica is in touch with the fleet's store.

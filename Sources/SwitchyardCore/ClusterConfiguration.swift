@@ -25,21 +25,23 @@ public struct ClusterConfiguration: Sendable, Hashable, Codable {
     public var advertiseAdmin: String?
 
     /// Connection settings of the etcd client.
+    @MemberwiseInit
     public struct EtcdSettings: Sendable, Hashable, Codable {
         /// Client URLs of the etcd members (`http://host:2379`, or `https://` with `tls`); tried in order, the
         /// first that answers is used until it fails. No default: at least one is required.
         public var endpoints: [String]
         /// Key prefix of this fleet; every key the fleet writes lies below it. Default `/switchyard/default`.
-        public var prefix: String
+        public var prefix: String = "/switchyard/default"
         /// TLS towards etcd; `nil` speaks plain HTTP.
         public var tls: TLS?
         /// Milliseconds to connect to one endpoint before trying the next. Default 2000.
-        public var dialTimeoutMilliseconds: Int
+        public var dialTimeoutMilliseconds: Int = 2000
         /// Seconds of the leases this replica holds (its presence key); it is gone this long after the replica
         /// stops renewing. Default 10.
-        public var leaseTTLSeconds: Int
+        public var leaseTTLSeconds: Int = 10
 
         /// PEM files of a TLS connection to etcd.
+        @MemberwiseInit
         public struct TLS: Sendable, Hashable, Codable {
             /// CA bundle that signed etcd's server certificates; `nil` trusts the system's roots.
             public var ca: String?
@@ -47,28 +49,6 @@ public struct ClusterConfiguration: Sendable, Hashable, Codable {
             public var cert: String?
             /// The client certificate's private key; required with `cert`.
             public var key: String?
-
-            /// Creates TLS settings.
-            public init(ca: String? = nil, cert: String? = nil, key: String? = nil) {
-                self.ca = ca
-                self.cert = cert
-                self.key = key
-            }
-        }
-
-        /// Creates etcd settings with the documented defaults.
-        public init(
-            endpoints: [String],
-            prefix: String = "/switchyard/default",
-            tls: TLS? = nil,
-            dialTimeoutMilliseconds: Int = 2000,
-            leaseTTLSeconds: Int = 10
-        ) {
-            self.endpoints = endpoints
-            self.prefix = prefix
-            self.tls = tls
-            self.dialTimeoutMilliseconds = dialTimeoutMilliseconds
-            self.leaseTTLSeconds = leaseTTLSeconds
         }
 
         enum CodingKeys: String, CodingKey {

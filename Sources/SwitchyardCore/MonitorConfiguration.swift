@@ -2,6 +2,7 @@
 // prediction drift against a reference profile).
 
 /// `capture:` — which calls' tensors are written, and where.
+@MemberwiseInit
 public struct CaptureConfiguration: Sendable, Hashable, Codable {
     /// What a capture record holds.
     public enum Payload: String, Sendable, Hashable, Codable {
@@ -14,46 +15,23 @@ public struct CaptureConfiguration: Sendable, Hashable, Codable {
     }
 
     /// Share of successful calls captured, 0…1. Default 0.01.
-    public var fraction: Double
+    public var fraction: Double = 0.01
     /// Versions captured; `nil` (the default): every version.
     public var versions: [String]?
     /// What each record holds. Default `both`.
-    public var what: Payload
+    public var what: Payload = .both
     /// Directory of the files (relative paths are relative to the model's directory). Required.
     public var directory: String
     /// Size at which a file is rotated, in MiB. Default 64.
-    public var maxFileMegabytes: Int
+    public var maxFileMegabytes: Int = 64
     /// Files kept per kind (JSON Lines, .npy); the oldest are deleted. Default 16.
-    public var maxFiles: Int
+    public var maxFiles: Int = 16
     /// Calls per .npy batch file. Default 1024.
-    public var npyBatchCalls: Int
+    public var npyBatchCalls: Int = 1024
     /// Records queued for the writer before new ones are dropped (counted). Default 4096.
-    public var queueCapacity: Int
+    public var queueCapacity: Int = 4096
     /// Inputs whose values are never written (their shape is).
-    public var redact: [String]
-
-    /// The defaults, writing to `directory`.
-    public init(
-        fraction: Double = 0.01,
-        versions: [String]? = nil,
-        what: Payload = .both,
-        directory: String,
-        maxFileMegabytes: Int = 64,
-        maxFiles: Int = 16,
-        npyBatchCalls: Int = 1024,
-        queueCapacity: Int = 4096,
-        redact: [String] = []
-    ) {
-        self.fraction = fraction
-        self.versions = versions
-        self.what = what
-        self.directory = directory
-        self.maxFileMegabytes = maxFileMegabytes
-        self.maxFiles = maxFiles
-        self.npyBatchCalls = npyBatchCalls
-        self.queueCapacity = queueCapacity
-        self.redact = redact
-    }
+    public var redact: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case fraction, versions, what, directory, redact

@@ -6,12 +6,10 @@
 #endif
 
 /// A point on the monotonic clock, in nanoseconds since an arbitrary origin.
+@MemberwiseInit
 public struct MonotonicInstant: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// Nanoseconds since the clock's origin.
     public var nanoseconds: UInt64
-
-    /// Creates an instant from nanoseconds since the clock's origin.
-    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
 
     /// The current time.
     public static func now() -> MonotonicInstant {

@@ -2,20 +2,14 @@
 // identity (`tenants.identity: {source: client_certificate, field: …}`) is taken from.
 
 /// The names a verified client certificate carries.
+@MemberwiseInit
 public struct PeerCertificate: Sendable, Hashable {
     /// The subject's common name (CN), if it has one.
     public var subjectCommonName: String?
     /// The subjectAltName DNS entries, in certificate order.
-    public var dnsNames: [String]
+    public var dnsNames: [String] = []
     /// The subjectAltName URI entries (e.g. SPIFFE IDs), in certificate order.
-    public var uris: [String]
-
-    /// Creates the names of a certificate.
-    public init(subjectCommonName: String? = nil, dnsNames: [String] = [], uris: [String] = []) {
-        self.subjectCommonName = subjectCommonName
-        self.dnsNames = dnsNames
-        self.uris = uris
-    }
+    public var uris: [String] = []
 
     /// The name `field` gives: the CN, or the first SAN entry of that kind.
     public func name(_ field: TenantsConfiguration.Identity.Field) -> String? {

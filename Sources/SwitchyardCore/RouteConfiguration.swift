@@ -43,17 +43,12 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
     }
 
     /// One version of a route and its canary weight.
+    @MemberwiseInit
     public struct VersionWeight: Sendable, Hashable, Codable {
         /// The version name, as in the model repository (`"1"`, `"2"` …).
         public var version: String
         /// Relative share of traffic under `canary` (≥ 0). Default 1; ignored by other policies.
-        public var weight: Double
-
-        /// Creates a version entry.
-        public init(version: String, weight: Double = 1) {
-            self.version = version
-            self.weight = weight
-        }
+        public var weight: Double = 1
 
         enum CodingKeys: String, CodingKey { case version, weight }
 
@@ -85,50 +80,30 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
     }
 
     /// Bandit settings.
+    @MemberwiseInit
     public struct BanditSettings: Sendable, Hashable, Codable {
         /// The algorithm: `epsilon_greedy`, `ucb1` or `thompson`. Default `thompson`.
-        public var algorithm: String
+        public var algorithm: String = "thompson"
         /// Exploration probability for ε-greedy, 0…1. Default 0.1.
-        public var epsilon: Double
+        public var epsilon: Double = 0.1
         /// UCB1 exploration constant `c` in `mean + c·√(ln N / n)`. Default √2.
-        public var exploration: Double
+        public var exploration: Double = 2.0.squareRoot()
         /// Weight kept by past observations at each new reward (0 < γ ≤ 1); 1 = no discounting. Default 1.
-        public var discount: Double
+        public var discount: Double = 1
         /// Sliding window in rewards; 0 = no window. Default 0. Exclusive with `discount` < 1.
-        public var window: Int
+        public var window: Int = 0
         /// Reward source: `latency` (automatic: 1 when the call succeeds within `latency_target_ms`, else 0)
         /// or `feedback` (explicit, through `switchyard.v1.Feedback/Report`). Default `latency`.
-        public var reward: String
+        public var reward: String = "latency"
         /// The latency target of automatic rewards, in milliseconds; absent: the model's `slo_ms`.
         public var latencyTargetMilliseconds: Double?
         /// How long a routing decision waits for its explicit feedback, in seconds. Default 300.
-        public var feedbackTTLSeconds: Double
+        public var feedbackTTLSeconds: Double = 300
 
         /// The algorithm names accepted by `algorithm`.
         public static let algorithms = ["epsilon_greedy", "ucb1", "thompson"]
         /// The reward sources accepted by `reward`.
         public static let rewards = ["latency", "feedback"]
-
-        /// The defaults.
-        public init(
-            algorithm: String = "thompson",
-            epsilon: Double = 0.1,
-            exploration: Double = 2.0.squareRoot(),
-            discount: Double = 1,
-            window: Int = 0,
-            reward: String = "latency",
-            latencyTargetMilliseconds: Double? = nil,
-            feedbackTTLSeconds: Double = 300
-        ) {
-            self.algorithm = algorithm
-            self.epsilon = epsilon
-            self.exploration = exploration
-            self.discount = discount
-            self.window = window
-            self.reward = reward
-            self.latencyTargetMilliseconds = latencyTargetMilliseconds
-            self.feedbackTTLSeconds = feedbackTTLSeconds
-        }
 
         enum CodingKeys: String, CodingKey {
             case algorithm, epsilon, exploration, discount, window, reward
@@ -151,21 +126,15 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
     }
 
     /// Mirroring settings.
+    @MemberwiseInit
     public struct ShadowSettings: Sendable, Hashable, Codable {
         /// The version that receives mirrored calls; `nil` mirrors each call to the route's first listed
         /// version other than the one that served it ("the other version" of a two-version canary).
         public var version: String?
         /// Share of calls mirrored, 0…1. Default 1.
-        public var fraction: Double
+        public var fraction: Double = 1
         /// Whether calls naming an explicit `model_version` are mirrored too. Default true.
-        public var explicit: Bool
-
-        /// Creates shadow settings.
-        public init(version: String? = nil, fraction: Double = 1, explicit: Bool = true) {
-            self.version = version
-            self.fraction = fraction
-            self.explicit = explicit
-        }
+        public var explicit: Bool = true
 
         enum CodingKeys: String, CodingKey { case version, fraction, explicit }
 
@@ -180,15 +149,16 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
     /// A second chance for a call the chosen version fails: it is run once more on the fallback version, when the
     /// failure's code is one of `on` and the call's deadline leaves at least `deadline_margin_ms`. The failure still
     /// counts against the version that failed (its statistics, the bandit's reward, the rollout gates).
+    @MemberwiseInit
     public struct FallbackSettings: Sendable, Hashable, Codable {
         /// The version that answers instead: a version of the route, or `baseline` (the route's first version).
-        public var to: String
+        public var to: String = baseline
         /// The failure codes that fall back (snake case, as in `FallbackSettings.codes`). Default: unavailable,
         /// internal, resource_exhausted.
-        public var on: [String]
+        public var on: [String] = defaultCodes
         /// The least time, in milliseconds, the call's deadline must still leave for the fallback to be tried.
         /// Calls without a deadline always fall back. Default 5.
-        public var deadlineMarginMilliseconds: Double
+        public var deadlineMarginMilliseconds: Double = 5
 
         /// The spelling of `to` that names the route's first version.
         public static let baseline = "baseline"
@@ -201,13 +171,6 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
         ]
         /// The codes of `on` when it is left out.
         public static let defaultCodes = ["unavailable", "internal", "resource_exhausted"]
-
-        /// Creates fallback settings.
-        public init(to: String = baseline, on: [String] = defaultCodes, deadlineMarginMilliseconds: Double = 5) {
-            self.to = to
-            self.on = on
-            self.deadlineMarginMilliseconds = deadlineMarginMilliseconds
-        }
 
         enum CodingKeys: String, CodingKey {
             case to, on

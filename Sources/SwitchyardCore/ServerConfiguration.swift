@@ -1,26 +1,27 @@
 // The gateway's configuration file (`switchyard.yaml`). CLI flags override the same fields.
 
 /// Top-level configuration of a Switchyard process.
+@MemberwiseInit
 public struct ServerConfiguration: Sendable, Hashable, Codable {
     /// The gRPC listener. Default `127.0.0.1:8001`.
-    public var listen: String
+    public var listen: String = "127.0.0.1:8001"
     /// The v2 REST (HTTP/1.1 + JSON) listener, on the same event loops as gRPC. Default `127.0.0.1:8000` (Triton's
     /// HTTP port, where `perf_analyzer` and tritonclient.http look); `""` turns it off.
-    public var restListen: String
+    public var restListen: String = "127.0.0.1:8000"
     /// Event-loop threads of the front end. Default 1 (numeric work runs on the pools' own threads).
-    public var threads: Int
+    public var threads: Int = 1
     /// Path of the model repository. Default `models`.
-    public var modelRepository: String
+    public var modelRepository: String = "models"
     /// TLS settings; `nil` serves h2c (HTTP/2 over cleartext with prior knowledge).
     public var tls: TLSSettings?
     /// Per-connection and per-stream limits.
-    public var limits: Limits
+    public var limits: Limits = Limits()
     /// Grace period in seconds for in-flight calls when draining on SIGTERM/SIGINT. Default 30.
-    public var drainSeconds: Double
+    public var drainSeconds: Double = 30
     /// Traffic policies per model (`routes:`); models without a route serve their default version.
-    public var routes: [RouteConfiguration]
+    public var routes: [RouteConfiguration] = []
     /// The comparison sink for shadow traffic (`sink:`).
-    public var sink: SinkConfiguration
+    public var sink: SinkConfiguration = SinkConfiguration()
     /// CPUs the event loops run on, as a list in `taskset -c` notation (`0`, `0-1`); `nil` (the default):
     /// any. With a model's `worker_cpus` on other CPUs, the loops and the workers stop taking turns on a core.
     public var ioCPUs: String?
@@ -33,6 +34,7 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
     public var tracing: TracingConfiguration?
 
     /// TLS settings.
+    @MemberwiseInit
     public struct TLSSettings: Sendable, Hashable, Codable {
         /// PEM certificate chain.
         public var certificate: String
@@ -40,13 +42,6 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         public var key: String
         /// PEM CA bundle; when set, clients must present a certificate signed by it.
         public var clientCA: String?
-
-        /// Creates TLS settings.
-        public init(certificate: String, key: String, clientCA: String? = nil) {
-            self.certificate = certificate
-            self.key = key
-            self.clientCA = clientCA
-        }
 
         enum CodingKeys: String, CodingKey {
             case certificate = "cert"
@@ -286,37 +281,6 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
         }
     }
 
-    /// The defaults.
-    public init(
-        listen: String = "127.0.0.1:8001",
-        restListen: String = "127.0.0.1:8000",
-        threads: Int = 1,
-        modelRepository: String = "models",
-        tls: TLSSettings? = nil,
-        limits: Limits = Limits(),
-        drainSeconds: Double = 30,
-        routes: [RouteConfiguration] = [],
-        sink: SinkConfiguration = SinkConfiguration(),
-        ioCPUs: String? = nil,
-        cluster: ClusterConfiguration? = nil,
-        tenants: TenantsConfiguration? = nil,
-        tracing: TracingConfiguration? = nil
-    ) {
-        self.listen = listen
-        self.restListen = restListen
-        self.threads = threads
-        self.modelRepository = modelRepository
-        self.tls = tls
-        self.limits = limits
-        self.drainSeconds = drainSeconds
-        self.routes = routes
-        self.sink = sink
-        self.ioCPUs = ioCPUs
-        self.cluster = cluster
-        self.tenants = tenants
-        self.tracing = tracing
-    }
-
     enum CodingKeys: String, CodingKey {
         case listen, threads, tls, limits, routes, sink, cluster, tenants, tracing
         case modelRepository = "model_repository"
@@ -381,17 +345,12 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
 }
 
 /// A `HOST:PORT` pair; IPv6 hosts in brackets (`[::1]:8001`).
+@MemberwiseInit
 public struct HostAndPort: Sendable, Hashable, CustomStringConvertible {
     /// Host name or address, without brackets.
     public var host: String
     /// Port, 0…65535 (0 asks the system for a free port).
     public var port: Int
-
-    /// Creates a host and port.
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
 
     /// Parses `HOST:PORT`.
     /// - Throws: `SwitchyardError.invalidArgument` naming the text and the expected form.

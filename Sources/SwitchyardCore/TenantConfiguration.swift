@@ -21,6 +21,7 @@
 /// Tenants and their limits.
 public struct TenantsConfiguration: Sendable, Hashable, Codable {
     /// One tenant's limits; a limit left out is not enforced.
+    @MemberwiseInit
     public struct Limits: Sendable, Hashable, Codable {
         /// Calls admitted per second on average.
         public var requestsPerSecond: Double?
@@ -34,21 +35,6 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
         /// work. Default 1; must be > 0.
         public var weight: Double?
 
-        /// Creates limits.
-        public init(
-            requestsPerSecond: Double? = nil,
-            burst: Double? = nil,
-            maxConcurrent: Int? = nil,
-            models: [String]? = nil,
-            weight: Double? = nil
-        ) {
-            self.requestsPerSecond = requestsPerSecond
-            self.burst = burst
-            self.maxConcurrent = maxConcurrent
-            self.models = models
-            self.weight = weight
-        }
-
         enum CodingKeys: String, CodingKey {
             case requestsPerSecond = "requests_per_second"
             case burst
@@ -59,6 +45,7 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
     }
 
     /// Where a call's tenant comes from when it is neither a header nor a parameter.
+    @MemberwiseInit
     public struct Identity: Sendable, Hashable, Codable {
         /// The source of the identity.
         public enum Source: String, Sendable, Hashable, Codable {
@@ -77,15 +64,9 @@ public struct TenantsConfiguration: Sendable, Hashable, Codable {
         }
 
         /// The source; `client_certificate`.
-        public var source: Source
+        public var source: Source = .clientCertificate
         /// The certificate's name to use. Default `subject_cn`.
-        public var field: Field
-
-        /// Creates an identity source.
-        public init(source: Source = .clientCertificate, field: Field = .subjectCN) {
-            self.source = source
-            self.field = field
-        }
+        public var field: Field = .subjectCN
 
         enum CodingKeys: String, CodingKey { case source, field }
 

@@ -52,6 +52,7 @@ public enum DataType: String, Sendable, Hashable, CaseIterable, Codable {
 
 /// The name, datatype and shape of a model input or output. A dimension of -1 is variable; the first
 /// dimension of a batched model is the batch (-1).
+@MemberwiseInit
 public struct TensorSpec: Sendable, Hashable, CustomStringConvertible {
     /// Tensor name as the model declares it.
     public var name: String
@@ -59,13 +60,6 @@ public struct TensorSpec: Sendable, Hashable, CustomStringConvertible {
     public var dataType: DataType
     /// Shape including the leading batch dimension; -1 marks a variable dimension.
     public var shape: [Int]
-
-    /// Creates a tensor description.
-    public init(name: String, dataType: DataType, shape: [Int]) {
-        self.name = name
-        self.dataType = dataType
-        self.shape = shape
-    }
 
     /// Elements per batch row: the product of every dimension after the first. Requires those to be fixed.
     public var elementsPerRow: Int { shape.dropFirst().reduce(1) { $0 * max($1, 1) } }
@@ -92,15 +86,10 @@ public enum Shape {
 }
 
 /// What a model takes and returns.
+@MemberwiseInit
 public struct ModelSignature: Sendable, Hashable {
     /// Inputs in the order the model declares them.
     public var inputs: [TensorSpec]
     /// Outputs in the order the model declares them.
     public var outputs: [TensorSpec]
-
-    /// Creates a signature.
-    public init(inputs: [TensorSpec], outputs: [TensorSpec]) {
-        self.inputs = inputs
-        self.outputs = outputs
-    }
 }

@@ -2,42 +2,24 @@
 
 /// Distributed tracing (`tracing:`). Without the section, or with `otlp_endpoint` empty, nothing is traced and no
 /// call pays for tracing.
+@MemberwiseInit
 public struct TracingConfiguration: Sendable, Hashable, Codable {
     /// Where spans go: an OTLP/HTTP (protobuf) traces URL, used as given (e.g. `http://collector:4318/v1/traces`).
     /// `""` (the default) turns tracing off.
-    public var otlpEndpoint: String
+    public var otlpEndpoint: String = ""
     /// The fraction of calls without a caller's trace decision that start a trace, 0…1. A call whose
     /// `traceparent` carries a decision follows it (parent-based sampling). Default 0.01.
-    public var sampleRatio: Double
+    public var sampleRatio: Double = 0.01
     /// The `service.name` resource attribute of every span. Default `switchyard`.
-    public var serviceName: String
+    public var serviceName: String = "switchyard"
     /// Finished calls waiting for the tracing thread; past it, calls' spans are dropped and counted. Default 4096.
-    public var queueCapacity: Int
+    public var queueCapacity: Int = 4096
     /// Spans swift-otel's batch processor holds before export; past it, spans are dropped and counted. Default 8192.
-    public var maxQueuedSpans: Int
+    public var maxQueuedSpans: Int = 8192
     /// Milliseconds one export may take before it is abandoned (its spans counted as dropped). Default 5000.
-    public var exportTimeoutMilliseconds: Int
+    public var exportTimeoutMilliseconds: Int = 5000
     /// Milliseconds between exports. Default 1000.
-    public var exportIntervalMilliseconds: Int
-
-    /// The defaults (tracing off).
-    public init(
-        otlpEndpoint: String = "",
-        sampleRatio: Double = 0.01,
-        serviceName: String = "switchyard",
-        queueCapacity: Int = 4096,
-        maxQueuedSpans: Int = 8192,
-        exportTimeoutMilliseconds: Int = 5000,
-        exportIntervalMilliseconds: Int = 1000
-    ) {
-        self.otlpEndpoint = otlpEndpoint
-        self.sampleRatio = sampleRatio
-        self.serviceName = serviceName
-        self.queueCapacity = queueCapacity
-        self.maxQueuedSpans = maxQueuedSpans
-        self.exportTimeoutMilliseconds = exportTimeoutMilliseconds
-        self.exportIntervalMilliseconds = exportIntervalMilliseconds
-    }
+    public var exportIntervalMilliseconds: Int = 1000
 
     /// Whether calls are traced at all.
     public var isEnabled: Bool { !otlpEndpoint.isEmpty }
@@ -113,9 +95,9 @@ public struct TracingConfiguration: Sendable, Hashable, Codable {
 }
 
 /// Any key of a mapping, for finding the keys a section does not know.
+@MemberwiseInit(.internal)
 private struct AnyKey: CodingKey {
     var stringValue: String
     var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
 }

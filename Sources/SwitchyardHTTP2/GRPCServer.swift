@@ -19,37 +19,21 @@ import Synchronization
 /// `GRPCService` callback, which runs on a loop thread.
 public final class GRPCServer: Sendable {
     /// What to listen on and how.
+    @MemberwiseInit
     public struct Configuration: Sendable {
         /// Address to bind; port 0 picks a free port (see `start()`'s result).
         public var listen: HostAndPort
         /// Event-loop threads (at least 1).
-        public var eventLoops: Int
+        public var eventLoops: Int = 1
         /// TLS settings; `nil` serves h2c.
         public var tls: ServerConfiguration.TLSSettings?
         /// Per-connection and per-stream limits.
-        public var limits: ServerConfiguration.Limits
+        public var limits: ServerConfiguration.Limits = .init()
         /// CPUs the event-loop threads run on; empty: any.
-        public var loopCPUs: [Int]
+        public var loopCPUs: [Int] = []
         /// The REST (HTTP/1.1) listener on the same loops; `nil`: none. Needs an `HTTPService`. With `tls` set it
         /// serves TLS too, with the same certificate, key and client CAs (ALPN "http/1.1").
         public var restListen: HostAndPort?
-
-        /// Creates a configuration.
-        public init(
-            listen: HostAndPort,
-            eventLoops: Int = 1,
-            tls: ServerConfiguration.TLSSettings? = nil,
-            limits: ServerConfiguration.Limits = .init(),
-            loopCPUs: [Int] = [],
-            restListen: HostAndPort? = nil
-        ) {
-            self.listen = listen
-            self.eventLoops = eventLoops
-            self.tls = tls
-            self.limits = limits
-            self.loopCPUs = loopCPUs
-            self.restListen = restListen
-        }
     }
 
     private enum Lifecycle: Sendable {

@@ -5,12 +5,10 @@
 public import SwitchyardCore
 
 /// A gRPC status code (grpc `doc/statuscodes.md`).
+@MemberwiseInit
 public struct GRPCStatusCode: Sendable, Hashable, CustomStringConvertible {
     /// The numeric code sent in `grpc-status`.
     public let rawValue: Int
-
-    /// Creates a code from its number.
-    public init(rawValue: Int) { self.rawValue = rawValue }
 
     public static let ok = GRPCStatusCode(rawValue: 0)
     public static let cancelled = GRPCStatusCode(rawValue: 1)
@@ -63,48 +61,29 @@ public enum GRPCMethodKind: Sendable, Hashable {
 }
 
 /// A method a service serves, resolved once per stream from its `:path`.
+@MemberwiseInit
 public struct GRPCMethod: Sendable, Hashable {
     /// A service-defined identifier, handed back with each message.
     public var id: Int
     /// How the method exchanges messages.
     public var kind: GRPCMethodKind
-
-    /// Creates a method.
-    public init(id: Int, kind: GRPCMethodKind) {
-        self.id = id
-        self.kind = kind
-    }
 }
 
 /// What the front end knows of a call when a request message is delivered.
+@MemberwiseInit
 public struct GRPCRequestHead: Sendable {
     /// The `:path`, e.g. `/inference.GRPCInferenceService/ModelInfer`.
     public var path: String
     /// Custom metadata: every request header that is not a pseudo-header nor one the front end consumes
     /// (`content-type`, `te`, `grpc-timeout`, `grpc-encoding`, `grpc-accept-encoding`, `user-agent`), with
     /// lower-case names, in arrival order.
-    public var metadata: [(name: String, value: String)]
+    public var metadata: [(name: String, value: String)] = []
     /// When the call must be finished, from `grpc-timeout`; `nil` for no deadline.
     public var deadline: MonotonicInstant?
     /// Whether the client connected from a loopback address (127.0.0.0/8 or ::1): a client on this machine.
-    public var peerIsLoopback: Bool
+    public var peerIsLoopback: Bool = false
     /// The names of the client's verified certificate (mutual TLS); `nil` without one.
     public var peerCertificate: PeerCertificate?
-
-    /// Creates a request head.
-    public init(
-        path: String,
-        metadata: [(name: String, value: String)] = [],
-        deadline: MonotonicInstant? = nil,
-        peerIsLoopback: Bool = false,
-        peerCertificate: PeerCertificate? = nil
-    ) {
-        self.path = path
-        self.metadata = metadata
-        self.deadline = deadline
-        self.peerIsLoopback = peerIsLoopback
-        self.peerCertificate = peerCertificate
-    }
 
     /// The first value of a metadata entry (names are matched lower-case).
     public func metadata(_ name: String) -> String? { metadata.first { $0.name == name }?.value }

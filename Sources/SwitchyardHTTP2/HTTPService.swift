@@ -5,6 +5,7 @@
 public import SwitchyardCore
 
 /// One HTTP/1.1 request's head, as parsed.
+@MemberwiseInit
 public struct HTTPRequestHead: Sendable {
     /// The method, e.g. `GET`.
     public var method: String
@@ -13,48 +14,25 @@ public struct HTTPRequestHead: Sendable {
     /// The query string after `?`, or `nil`.
     public var query: String?
     /// Header fields in arrival order, names lower-cased.
-    public var headers: [(name: String, value: String)]
+    public var headers: [(name: String, value: String)] = []
     /// Whether the peer connected from this machine (a loopback address), for policies that trust local callers.
-    public var peerIsLoopback: Bool
+    public var peerIsLoopback: Bool = false
     /// The names of the client's verified certificate (mutual TLS); `nil` without one.
     public var peerCertificate: PeerCertificate?
-
-    /// Creates a request head.
-    public init(
-        method: String,
-        path: String,
-        query: String? = nil,
-        headers: [(name: String, value: String)] = [],
-        peerIsLoopback: Bool = false,
-        peerCertificate: PeerCertificate? = nil
-    ) {
-        self.method = method
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.peerIsLoopback = peerIsLoopback
-        self.peerCertificate = peerCertificate
-    }
 
     /// The first value of a header (`name` lower-case).
     public func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
 }
 
 /// One response. The front end adds `Content-Length`, and `Connection: close` when it closes afterwards.
+@MemberwiseInit
 public struct HTTPResponse: Sendable {
     /// The status code, e.g. 200.
     public var status: Int
     /// Header fields besides `Content-Length` and `Connection`.
-    public var headers: [(name: String, value: String)]
+    public var headers: [(name: String, value: String)] = []
     /// The body.
-    public var body: [UInt8]
-
-    /// Creates a response.
-    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
-        self.status = status
-        self.headers = headers
-        self.body = body
-    }
+    public var body: [UInt8] = []
 }
 
 /// A service the HTTP/1.1 front end dispatches to. `handle` runs on the connection's event-loop thread and

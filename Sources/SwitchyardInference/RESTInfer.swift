@@ -910,14 +910,10 @@ struct RESTInferResponse {
 
 /// Answers a REST infer call: the answer written from the result as JSON (and binary tensor data), on the thread that
 /// answers (a worker), so the encoding stays off the event loop.
+@MemberwiseInit(.internal)
 final class RESTInferResponder: InferResponder {
     let http: any HTTPResponder
     let call: RESTInferCall
-
-    init(http: any HTTPResponder, call: RESTInferCall) {
-        self.http = http
-        self.call = call
-    }
 
     var isCancelled: Bool { http.isCancelled }
 

@@ -12,6 +12,7 @@ import SwitchyardModels
 import Synchronization
 
 /// Serves v2 REST requests over an `InferenceService`.
+@MemberwiseInit
 public final class RESTService: HTTPService {
     let service: InferenceService
 
@@ -20,9 +21,6 @@ public final class RESTService: HTTPService {
     /// as much again: a 64 KiB body holds the loop for ~0.2 ms, several thread hops' worth, while a small one costs
     /// less than the hop.
     static let offloadBytes = 64 << 10
-
-    /// Creates the REST binding of `service`.
-    public init(service: InferenceService) { self.service = service }
 
     public func refusal(status: Int, message: String) -> HTTPResponse {
         Self.errorResponse(status: status, message: message, metadata: [])

@@ -12,6 +12,7 @@ public import SwitchyardCore
 
 /// One stage of a load profile: `duration` seconds during which the rate moves linearly from `startRate`
 /// to `endRate` requests per second (equal for a steady stage).
+@MemberwiseInit
 public struct LoadStage: Sendable, Hashable, Codable {
     /// Length of the stage in seconds (> 0).
     public var duration: Double
@@ -19,13 +20,6 @@ public struct LoadStage: Sendable, Hashable, Codable {
     public var startRate: Double
     /// Requests per second at the end of the stage (≥ 0).
     public var endRate: Double
-
-    /// Creates a stage.
-    public init(duration: Double, startRate: Double, endRate: Double) {
-        self.duration = duration
-        self.startRate = startRate
-        self.endRate = endRate
-    }
 
     /// A stage at one constant rate.
     public static func steady(_ rate: Double, for duration: Double) -> LoadStage {

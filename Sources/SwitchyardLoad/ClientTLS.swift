@@ -7,6 +7,7 @@ import SwitchyardCore
 import SwitchyardTLS
 
 /// TLS settings for the generator's connections.
+@MemberwiseInit
 public struct ClientTLSOptions: Sendable, Hashable {
     /// PEM CA bundle to verify the server with; nil skips verification (the run is labelled so).
     public var caFile: String?
@@ -16,19 +17,6 @@ public struct ClientTLSOptions: Sendable, Hashable {
     public var keyFile: String?
     /// Name for SNI and certificate checks (default: the target's host).
     public var serverName: String?
-
-    /// Creates options.
-    public init(
-        caFile: String? = nil,
-        certificateFile: String? = nil,
-        keyFile: String? = nil,
-        serverName: String? = nil
-    ) {
-        self.caFile = caFile
-        self.certificateFile = certificateFile
-        self.keyFile = keyFile
-        self.serverName = serverName
-    }
 }
 
 /// A client TLS context shared by all connections of a run (read-only once set up).

@@ -6,6 +6,7 @@
 public import SwitchyardCore
 
 /// A tensor's name, datatype and shape, as ModelMetadata reports it (-1 for a variable dimension).
+@MemberwiseInit
 public struct TensorDescription: Sendable, Hashable, Codable {
     /// The tensor's name.
     public var name: String
@@ -13,13 +14,6 @@ public struct TensorDescription: Sendable, Hashable, Codable {
     public var datatype: String
     /// The shape; -1 marks a variable dimension.
     public var shape: [Int64]
-
-    /// Creates a description.
-    public init(name: String, datatype: String, shape: [Int64]) {
-        self.name = name
-        self.datatype = datatype
-        self.shape = shape
-    }
 }
 
 /// What ModelMetadata says about a model.
@@ -37,6 +31,7 @@ public struct ModelDescription: Sendable, Hashable, Codable {
 }
 
 /// One input tensor of a request, with its raw little-endian contents.
+@MemberwiseInit
 public struct InputTensor: Sendable, Hashable {
     /// The input's name.
     public var name: String
@@ -46,14 +41,6 @@ public struct InputTensor: Sendable, Hashable {
     public var shape: [Int64]
     /// Raw contents, little-endian, row-major.
     public var raw: [UInt8]
-
-    /// Creates an input.
-    public init(name: String, datatype: String, shape: [Int64], raw: [UInt8]) {
-        self.name = name
-        self.datatype = datatype
-        self.shape = shape
-        self.raw = raw
-    }
 }
 
 /// Protobuf wire encoding and decoding for the messages above.

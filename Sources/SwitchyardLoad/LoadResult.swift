@@ -1,6 +1,8 @@
 // The JSON a run writes (schema "switchyard-load/1"), read by loadtest/report.py and the comparison
 // scripts. Latencies are milliseconds; open-loop latency runs from each request's intended send time.
 
+import SwitchyardCore
+
 /// Latency percentiles in milliseconds.
 public struct LatencySummary: Sendable, Codable, Hashable {
     /// Number of recorded values.
@@ -179,6 +181,7 @@ public struct LoadResult: Sendable, Codable, Hashable {
 }
 
 /// An admin API call made during a run, as the report marks it on the time charts.
+@MemberwiseInit
 public struct LoadEvent: Sendable, Codable, Hashable {
     /// Seconds from the start of the measured phase when the call was answered.
     public var t: Double
@@ -190,13 +193,4 @@ public struct LoadEvent: Sendable, Codable, Hashable {
     public var status: Int
     /// The start of the answer (or the connection error).
     public var answer: String
-
-    /// Creates an event.
-    public init(t: Double, label: String, request: String, status: Int, answer: String) {
-        self.t = t
-        self.label = label
-        self.request = request
-        self.status = status
-        self.answer = answer
-    }
 }

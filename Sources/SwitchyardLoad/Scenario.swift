@@ -64,6 +64,7 @@ public struct Scenario: Sendable, Hashable, Decodable {
     public var actions: [Action]?
 
     /// An admin API call at a set time of the run.
+    @MemberwiseInit
     public struct Action: Sendable, Hashable, Decodable {
         /// Seconds from the start of the measured phase.
         public var at: Double
@@ -75,15 +76,6 @@ public struct Scenario: Sendable, Hashable, Decodable {
         public var path: String
         /// JSON body.
         public var body: String?
-
-        /// Creates an action.
-        public init(at: Double, label: String? = nil, method: String? = nil, path: String, body: String? = nil) {
-            self.at = at
-            self.label = label
-            self.method = method
-            self.path = path
-            self.body = body
-        }
     }
 
     /// An empty scenario (every setting from flags or defaults).

@@ -52,6 +52,7 @@ public struct ModelEntry: Sendable {
 }
 
 /// One line of the repository index: a model version and its state.
+@MemberwiseInit
 public struct RepositoryIndexEntry: Sendable, Hashable {
     /// A version's state, as Triton names it.
     public enum State: String, Sendable, Hashable {
@@ -71,14 +72,6 @@ public struct RepositoryIndexEntry: Sendable, Hashable {
     public var state: State
     /// Why it is not ready ("unloaded", or the loader's error); empty when ready or loading.
     public var reason: String
-
-    /// Creates an entry.
-    public init(model: String, version: String, state: State, reason: String) {
-        self.model = model
-        self.version = version
-        self.state = state
-        self.reason = reason
-    }
 }
 
 /// Every loaded model, behind one lock-protected immutable snapshot, and the owner of each version's lifecycle:

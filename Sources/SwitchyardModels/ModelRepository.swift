@@ -24,12 +24,10 @@ public struct RepositoryModel: Sendable, Hashable {
 }
 
 /// A model repository directory.
+@MemberwiseInit
 public struct ModelRepository: Sendable {
     /// The repository's root directory.
     public var root: String
-
-    /// Creates a repository rooted at `root`.
-    public init(root: String) { self.root = root }
 
     /// Lists the repository's models.
     /// - Throws: `SwitchyardError.invalidArgument` when the root is missing, or a `config.yaml` does not parse or

@@ -13,6 +13,7 @@ public import SwitchyardCore
 #endif
 
 /// One captured call, as the request path hands it over (values are shared, not copied, until written).
+@MemberwiseInit
 public struct CapturedCall: Sendable {
     /// The request's id.
     public var id: String
@@ -40,37 +41,6 @@ public struct CapturedCall: Sendable {
     public var outputNames: [String]
     /// Output values, `rows × width` each (empty when not captured).
     public var outputs: [[Float]]
-
-    /// A record.
-    public init(
-        id: String,
-        model: String,
-        version: String,
-        route: String,
-        generation: UInt64,
-        latencyNanoseconds: UInt64,
-        traceID: String,
-        timestampMilliseconds: UInt64,
-        rows: Int,
-        inputNames: [String],
-        inputs: [[Float]],
-        outputNames: [String],
-        outputs: [[Float]]
-    ) {
-        self.id = id
-        self.model = model
-        self.version = version
-        self.route = route
-        self.generation = generation
-        self.latencyNanoseconds = latencyNanoseconds
-        self.traceID = traceID
-        self.timestampMilliseconds = timestampMilliseconds
-        self.rows = rows
-        self.inputNames = inputNames
-        self.inputs = inputs
-        self.outputNames = outputNames
-        self.outputs = outputs
-    }
 }
 
 /// Counters of a capture writer.

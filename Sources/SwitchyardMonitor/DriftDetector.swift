@@ -6,39 +6,24 @@
 // design: the monitor's thread owns it, and the offline benchmark drives the same type directly.
 
 import CSwitchyardDrift
+import SwitchyardCore
 
 /// Detector settings: the window, the thresholds and how a reference taken from traffic is built.
+@MemberwiseInit
 public struct DriftDetectorOptions: Sendable, Hashable {
     /// Rows in the sliding window scored against the reference. Default 10 000.
-    public var window: Int
+    public var window: Int = 10_000
     /// Blocks the window slides by (scores refresh once per block). Default 10.
-    public var blocks: Int
+    public var blocks: Int = 10
     /// A feature is flagged when its test's p-value, multiplied by the number of features tested (Bonferroni),
     /// falls below this. Default 1e-6.
-    public var significance: Double
+    public var significance: Double = 1e-6
     /// A feature is also flagged when its PSI exceeds this. Default 0.25.
-    public var maxInputDrift: Double
+    public var maxInputDrift: Double = 0.25
     /// Prediction drift's PSI threshold on outputs. Default 0.25.
-    public var maxOutputDrift: Double
+    public var maxOutputDrift: Double = 0.25
     /// Binning of a profile built from traffic.
-    public var profile: ProfileOptions
-
-    /// The defaults.
-    public init(
-        window: Int = 10_000,
-        blocks: Int = 10,
-        significance: Double = 1e-6,
-        maxInputDrift: Double = 0.25,
-        maxOutputDrift: Double = 0.25,
-        profile: ProfileOptions = ProfileOptions()
-    ) {
-        self.window = window
-        self.blocks = blocks
-        self.significance = significance
-        self.maxInputDrift = maxInputDrift
-        self.maxOutputDrift = maxOutputDrift
-        self.profile = profile
-    }
+    public var profile: ProfileOptions = ProfileOptions()
 }
 
 /// One feature's scores over the current window.

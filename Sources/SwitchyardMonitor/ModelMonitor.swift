@@ -9,6 +9,7 @@ public import SwitchyardModels
 import Synchronization
 
 /// A sampled call on its way to the monitor's thread.
+@MemberwiseInit
 public struct MonitoredCall: Sendable {
     /// The version that served it.
     public var version: ModelVersion
@@ -32,33 +33,6 @@ public struct MonitoredCall: Sendable {
     public var inputs: [[Float]]
     /// Outputs in signature order, `rows × width` each.
     public var outputs: [[Float]]
-
-    /// A sampled call.
-    public init(
-        version: ModelVersion,
-        drift: Bool,
-        capture: Bool,
-        id: String,
-        route: String,
-        generation: UInt64,
-        latencyNanoseconds: UInt64,
-        traceID: String,
-        rows: Int,
-        inputs: [[Float]],
-        outputs: [[Float]]
-    ) {
-        self.version = version
-        self.drift = drift
-        self.capture = capture
-        self.id = id
-        self.route = route
-        self.generation = generation
-        self.latencyNanoseconds = latencyNanoseconds
-        self.traceID = traceID
-        self.rows = rows
-        self.inputs = inputs
-        self.outputs = outputs
-    }
 }
 
 /// A feature's bins as a report shows them.

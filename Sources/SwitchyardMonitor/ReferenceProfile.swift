@@ -3,6 +3,8 @@
 // distinct values) and the reference's counts in them. Built from an operator's .npy/.json sample or from
 // the first calls a version serves.
 
+import SwitchyardCore
+
 /// How one feature is binned.
 public enum FeatureBinning: Sendable, Hashable {
     /// Ordered bins: below `edges[0]`, then `[edges[i], edges[i+1])`, then at or above the last edge. The first
@@ -78,18 +80,13 @@ public struct FeatureProfile: Sendable, Hashable {
 }
 
 /// Settings for building a profile.
+@MemberwiseInit
 public struct ProfileOptions: Sendable, Hashable {
     /// Quantile bins of a continuous feature (before outer bins and duplicate edges are accounted for).
     /// Default 20.
-    public var bins: Int
+    public var bins: Int = 20
     /// A feature with at most this many distinct reference values is categorical. Default 10.
-    public var categoricalMaxValues: Int
-
-    /// The defaults.
-    public init(bins: Int = 20, categoricalMaxValues: Int = 10) {
-        self.bins = bins
-        self.categoricalMaxValues = categoricalMaxValues
-    }
+    public var categoricalMaxValues: Int = 10
 }
 
 /// The reference bins and counts of a version's inputs and outputs.

@@ -54,6 +54,7 @@ public struct BanditArmState: Sendable, Hashable {
 
 /// The rewards one replica observed itself, per arm, cumulative and undiscounted: what it shares with its fleet.
 /// A peer differences two of them (`since`) and absorbs the difference.
+@MemberwiseInit
 public struct BanditShare: Sendable, Hashable, Codable {
     /// Rewards received per arm.
     public var counts: [UInt64]
@@ -64,12 +65,6 @@ public struct BanditShare: Sendable, Hashable, Codable {
     public init(arms: Int) {
         counts = Array(repeating: 0, count: arms)
         sums = Array(repeating: 0, count: arms)
-    }
-
-    /// Creates a share.
-    public init(counts: [UInt64], sums: [Double]) {
-        self.counts = counts
-        self.sums = sums
     }
 
     /// What was observed between `earlier` and `self`, per arm; an arm whose count went backwards (only a restart

@@ -12,17 +12,12 @@ import Synchronization
 #endif
 
 /// What the router needs to know about a loaded model.
+@MemberwiseInit
 public struct ModelCatalogEntry: Sendable, Hashable {
     /// The loaded versions.
     public var versions: [String]
     /// The model's latency target (its `slo_ms`), the default target of automatic bandit rewards.
     public var latencyTargetMilliseconds: Double
-
-    /// Creates a catalog entry.
-    public init(versions: [String], latencyTargetMilliseconds: Double) {
-        self.versions = versions
-        self.latencyTargetMilliseconds = latencyTargetMilliseconds
-    }
 }
 
 /// A bandit's state behind its lock, shared by the routes of successive snapshots while the route is unchanged.
@@ -86,11 +81,10 @@ public struct RoutingDecision: Sendable {
 
 /// Trailer values of one generation for decisions whose version is only known after the decision (default
 /// and explicit): a few entries, filled on first use, so that a call usually finds its string ready.
+@MemberwiseInit(.internal)
 final class TrailerCache: Sendable {
     private let generation: UInt64
     private let entries = Mutex<[String: (default: String?, explicit: String?)]>([:])
-
-    init(generation: UInt64) { self.generation = generation }
 
     func trailer(version: String, reason: RouteReason) -> String {
         let cached = entries.withLock { $0[version] }

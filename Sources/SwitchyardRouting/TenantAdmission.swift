@@ -134,6 +134,7 @@ public final class TenantAdmission: Sendable {
     }
 
     /// What a tenant's calls used of one model version.
+    @MemberwiseInit
     public struct Usage: Sendable, Hashable {
         /// Calls answered.
         public var calls: UInt64 = 0
@@ -145,21 +146,6 @@ public final class TenantAdmission: Sendable {
         public var failed: UInt64 = 0
         /// The answered calls' share of their batches' compute time.
         public var computeNanoseconds: UInt64 = 0
-
-        /// Creates usage counts.
-        public init(
-            calls: UInt64 = 0,
-            rows: UInt64 = 0,
-            shed: UInt64 = 0,
-            failed: UInt64 = 0,
-            computeNanoseconds: UInt64 = 0
-        ) {
-            self.calls = calls
-            self.rows = rows
-            self.shed = shed
-            self.failed = failed
-            self.computeNanoseconds = computeNanoseconds
-        }
     }
 
     /// Most model versions whose use is kept per tenant; calls to more are counted as dropped. Versions are few,

@@ -1,6 +1,8 @@
 // Online aggregates of comparisons per (model, primary, shadow): agreement rate, divergence quantiles,
 // latency deltas and error counts. Quantiles come from a log-scale histogram (≤ 9% relative error).
 
+import SwitchyardCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -8,6 +10,7 @@
 #endif
 
 /// The identity of an aggregate.
+@MemberwiseInit
 public struct ComparisonKey: Sendable, Hashable, CustomStringConvertible {
     /// The model.
     public var model: String
@@ -15,13 +18,6 @@ public struct ComparisonKey: Sendable, Hashable, CustomStringConvertible {
     public var primaryVersion: String
     /// The mirrored version.
     public var shadowVersion: String
-
-    /// Creates a key.
-    public init(model: String, primaryVersion: String, shadowVersion: String) {
-        self.model = model
-        self.primaryVersion = primaryVersion
-        self.shadowVersion = shadowVersion
-    }
 
     public var description: String { "\(model) \(primaryVersion)→\(shadowVersion)" }
 }

@@ -1,7 +1,10 @@
 // One shadow/primary pair compared: per output, argmax agreement, max |Δ| and mean |Δ|, plus both
 // latencies and errors. Pure functions and value types; the sink aggregates and stores them.
 
+import SwitchyardCore
+
 /// One side of a pair (the primary call or its shadow).
+@MemberwiseInit
 public struct ComparisonSide: Sendable {
     /// The version that ran.
     public var version: String
@@ -9,13 +12,6 @@ public struct ComparisonSide: Sendable {
     public var latencyNanoseconds: UInt64
     /// The output tensors in signature order (`rows × elementsPerRow` values each), or the error message.
     public var result: Result<[[Float]], ComparisonError>
-
-    /// Creates a side.
-    public init(version: String, latencyNanoseconds: UInt64, result: Result<[[Float]], ComparisonError>) {
-        self.version = version
-        self.latencyNanoseconds = latencyNanoseconds
-        self.result = result
-    }
 }
 
 /// Why one side produced no outputs.
@@ -27,6 +23,7 @@ public struct ComparisonError: Error, Sendable, Hashable {
 }
 
 /// One output compared.
+@MemberwiseInit
 public struct OutputComparison: Sendable, Hashable {
     /// The output's name.
     public var name: String
@@ -36,17 +33,10 @@ public struct OutputComparison: Sendable, Hashable {
     public var maxAbsDelta: Double
     /// Mean |primary − shadow| over the output's values.
     public var meanAbsDelta: Double
-
-    /// Creates an output comparison.
-    public init(name: String, argmaxAgreement: Double?, maxAbsDelta: Double, meanAbsDelta: Double) {
-        self.name = name
-        self.argmaxAgreement = argmaxAgreement
-        self.maxAbsDelta = maxAbsDelta
-        self.meanAbsDelta = meanAbsDelta
-    }
 }
 
 /// The comparison of one shadow result with its primary result: what the sink aggregates and writes.
+@MemberwiseInit
 public struct ComparisonRecord: Sendable, Hashable {
     /// Wall-clock milliseconds since 1970 when the pair completed.
     public var timestampMilliseconds: UInt64
@@ -68,31 +58,6 @@ public struct ComparisonRecord: Sendable, Hashable {
     public var shadowError: String?
     /// Per output; empty unless both sides succeeded with comparable outputs.
     public var outputs: [OutputComparison]
-
-    /// Creates a record.
-    public init(
-        timestampMilliseconds: UInt64,
-        requestID: String,
-        model: String,
-        primaryVersion: String,
-        shadowVersion: String,
-        primaryLatencyNanoseconds: UInt64,
-        shadowLatencyNanoseconds: UInt64,
-        primaryError: String?,
-        shadowError: String?,
-        outputs: [OutputComparison]
-    ) {
-        self.timestampMilliseconds = timestampMilliseconds
-        self.requestID = requestID
-        self.model = model
-        self.primaryVersion = primaryVersion
-        self.shadowVersion = shadowVersion
-        self.primaryLatencyNanoseconds = primaryLatencyNanoseconds
-        self.shadowLatencyNanoseconds = shadowLatencyNanoseconds
-        self.primaryError = primaryError
-        self.shadowError = shadowError
-        self.outputs = outputs
-    }
 
     /// Whether both sides produced comparable outputs.
     public var compared: Bool { primaryError == nil && shadowError == nil && !outputs.isEmpty }
@@ -122,17 +87,12 @@ public struct ComparisonRecord: Sendable, Hashable {
 }
 
 /// The layout of a model's outputs, to compare them.
+@MemberwiseInit
 public struct OutputLayout: Sendable, Hashable {
     /// Output names in signature order.
     public var names: [String]
     /// Values per row of each output.
     public var elementsPerRow: [Int]
-
-    /// Creates a layout.
-    public init(names: [String], elementsPerRow: [Int]) {
-        self.names = names
-        self.elementsPerRow = elementsPerRow
-    }
 }
 
 /// Compares two sets of outputs.

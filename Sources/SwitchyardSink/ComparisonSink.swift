@@ -126,6 +126,7 @@ public final class ComparisonSink: Sendable {
 }
 
 /// One mirrored call waiting for both results; whichever side finishes second builds the record.
+@MemberwiseInit(.internal)
 public final class ShadowPair: Sendable {
     private struct Sides {
         var primary: ComparisonSide?
@@ -137,13 +138,6 @@ public final class ShadowPair: Sendable {
     private let model: String
     private let layout: OutputLayout
     private let sides = Mutex(Sides())
-
-    init(sink: ComparisonSink, requestID: String, model: String, layout: OutputLayout) {
-        self.sink = sink
-        self.requestID = requestID
-        self.model = model
-        self.layout = layout
-    }
 
     /// The primary's result.
     public func completePrimary(_ side: ComparisonSide) {

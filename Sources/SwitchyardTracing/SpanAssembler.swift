@@ -7,6 +7,7 @@ import SwitchyardCore
 import Tracing
 
 /// Builds spans from finished calls. Used by the tracing thread only (and by `closeAll` once that thread stopped).
+@MemberwiseInit(.internal)
 final class SpanAssembler: @unchecked Sendable {
     /// How long a batch span stays open for more of its calls after the first arrived. Calls of one batch are
     /// answered back to back, so they arrive within microseconds of each other.
@@ -35,8 +36,6 @@ final class SpanAssembler: @unchecked Sendable {
     /// through a stream whose consumer runs on another thread, and ends in a tight run wake it once per pass rather
     /// than once per span.
     private var finished: [(span: any Span, end: MonotonicInstant)] = []
-
-    init(tracer: any Tracer) { self.tracer = tracer }
 
     func process(_ items: [TraceItem]) {
         for item in items {

@@ -59,6 +59,7 @@ public struct BatchScheduler: Sendable {
     }
 
     /// What the queue looks like now.
+    @MemberwiseInit
     public struct QueueState: Sendable, Hashable {
         /// Jobs queued.
         public var jobs: Int
@@ -69,38 +70,19 @@ public struct BatchScheduler: Sendable {
         /// The earliest deadline among queued jobs.
         public var earliestDeadline: MonotonicInstant?
 
-        /// Creates a queue description.
-        public init(
-            jobs: Int,
-            rows: Int,
-            oldestEnqueuedAt: MonotonicInstant? = nil,
-            earliestDeadline: MonotonicInstant? = nil
-        ) {
-            self.jobs = jobs
-            self.rows = rows
-            self.oldestEnqueuedAt = oldestEnqueuedAt
-            self.earliestDeadline = earliestDeadline
-        }
-
         /// An empty queue.
         public static let empty = QueueState(jobs: 0, rows: 0)
     }
 
     /// What the workers are doing now.
+    @MemberwiseInit
     public struct WorkerState: Sendable, Hashable {
         /// Workers waiting for a batch.
         public var idle: Int
         /// When the first busy worker is expected to finish, if all are busy.
         public var earliestExpectedFree: MonotonicInstant?
         /// The pool is shutting down: queued work runs at once, nothing waits.
-        public var draining: Bool
-
-        /// Creates a worker description.
-        public init(idle: Int, earliestExpectedFree: MonotonicInstant? = nil, draining: Bool = false) {
-            self.idle = idle
-            self.earliestExpectedFree = earliestExpectedFree
-            self.draining = draining
-        }
+        public var draining: Bool = false
     }
 
     /// The answer to "what should an idle worker do now?".

@@ -118,10 +118,10 @@ func parseWeights(_ pairs: [String]) throws -> [String: Double] {
 
 /// Whether `data` is a JSON object (a route file's shape), without reading its fields.
 struct JSONObjectProbe: Decodable {
+    @MemberwiseInit(.internal)
     private struct Key: CodingKey {
         var stringValue: String
         var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
         init?(intValue: Int) { nil }
     }
 
