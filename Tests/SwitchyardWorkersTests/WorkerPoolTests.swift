@@ -19,17 +19,20 @@ private let ms: UInt64 = 1_000_000
 private final class Outcomes: Sendable {
     let results = Mutex<[Int: (result: Result<VersionOutputs, SwitchyardError>, at: MonotonicInstant)]>([:])
 
+    /// A job whose every input value is `value` (by default the tag), or whose inputs are `inputs`.
     func job(
         _ tag: Int,
         rows: Int = 1,
         width: Int = 4,
+        value: Float? = nil,
+        inputs: [[Float]]? = nil,
         deadlineIn: UInt64? = nil,
         priority: Int = 0,
         workClass: WorkClass = .primary,
         isCancelled: @escaping @Sendable () -> Bool = { false }
     ) -> InferenceJob {
         InferenceJob(
-            inputs: [[Float](repeating: Float(tag), count: rows * width)],
+            inputs: inputs ?? [[Float](repeating: value ?? Float(tag), count: rows * width)],
             rows: rows,
             deadline: deadlineIn.map { MonotonicInstant.now().advanced(byNanoseconds: $0) },
             priority: priority,
@@ -92,29 +95,43 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
     while pool.statistics.busyWorkers == 0 && MonotonicInstant.now() < end { usleep(200) }
 }
 
+/// Runs `body` on a started pool whose worker is busy with job 1 (`firstRows` rows; every batch takes
+/// `perBatchNanoseconds`), so that what `body` submits queues behind it; shuts the pool down afterwards.
+private func whileJobOneRuns(
+    perBatchNanoseconds: UInt64,
+    firstRows: Int = 1,
+    maxBatch: Int = 8,
+    maxQueue: Int = 4096,
+    _ body: (DoublingEngine, WorkerPool, Outcomes) throws -> Void
+) throws {
+    let engine = DoublingEngine(perBatchNanoseconds: perBatchNanoseconds)
+    let pool = try makePool(engine, maxBatch: maxBatch, maxQueue: maxQueue)
+    defer { pool.shutdown() }
+    let outcomes = Outcomes()
+    pool.submit(outcomes.job(1, rows: firstRows))
+    waitForRunning(engine, pool: pool)
+    try body(engine, pool, outcomes)
+}
+
 @Suite(.serialized) struct WorkerPoolTests {
     @Test func computesEveryJobAndSplitsBatchedOutputs() throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
-        let pool = try makePool(engine, maxBatch: 8)
-        defer { pool.shutdown() }
-        let outcomes = Outcomes()
-        pool.submit(outcomes.job(1, rows: 2))
-        waitForRunning(engine, pool: pool)
-        engine.perBatchNanoseconds.withLock { $0 = 1 * ms }
-        for tag in 2...20 { pool.submit(outcomes.job(tag, rows: 1 + tag % 3)) }
-        #expect(outcomes.wait(for: 20))
-        for tag in 1...20 {
-            let outputs = try #require(outcomes.outputs(tag))
-            #expect(outputs.rows == 1 + tag % 3)
-            #expect(Array(outputs.tensors[0]) == [Float](repeating: Float(2 * tag), count: 4 * outputs.rows))
-            #expect(outputs.batchRows <= 8)
+        try whileJobOneRuns(perBatchNanoseconds: 100 * ms, firstRows: 2) { engine, pool, outcomes in
+            engine.perBatchNanoseconds.withLock { $0 = 1 * ms }
+            for tag in 2...20 { pool.submit(outcomes.job(tag, rows: 1 + tag % 3)) }
+            #expect(outcomes.wait(for: 20))
+            for tag in 1...20 {
+                let outputs = try #require(outcomes.outputs(tag))
+                #expect(outputs.rows == 1 + tag % 3)
+                #expect(Array(outputs.tensors[0]) == [Float](repeating: Float(2 * tag), count: 4 * outputs.rows))
+                #expect(outputs.batchRows <= 8)
+            }
+            let stats = pool.statistics
+            #expect(stats.succeeded == 20)
+            #expect(stats.batchCounts.reduce(0, +) == stats.batches)
+            #expect(stats.batches < 20)
+            #expect(stats.meanBatchRows > 1)
+            #expect(stats.batchComputeNanoseconds.reduce(0, +) == stats.computeNanoseconds)
         }
-        let stats = pool.statistics
-        #expect(stats.succeeded == 20)
-        #expect(stats.batchCounts.reduce(0, +) == stats.batches)
-        #expect(stats.batches < 20)
-        #expect(stats.meanBatchRows > 1)
-        #expect(stats.batchComputeNanoseconds.reduce(0, +) == stats.computeNanoseconds)
     }
 
     @Test func lowLoadRunsEachJobAlone() throws {
@@ -132,25 +149,21 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
     }
 
     @Test func deadlineIsAnsweredWhileALongBatchRuns() throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 400 * ms)
-        let pool = try makePool(engine)
-        defer { pool.shutdown() }
-        let outcomes = Outcomes()
-        pool.submit(outcomes.job(1))
-        waitForRunning(engine, pool: pool)
-        let submitted = MonotonicInstant.now()
-        pool.submit(outcomes.job(2, deadlineIn: 30 * ms))
-        #expect(outcomes.wait(for: 2))
-        let error = try #require(outcomes.error(2))
-        #expect(error.code == .deadlineExceeded)
-        #expect(error.message.contains("deadline passed"))
-        let answered = try #require(outcomes.time(2))
-        let running = try #require(outcomes.time(1))
-        #expect(answered < running)
-        // Answered at the deadline, not when the running batch ends (370 ms later).
-        #expect(answered.nanoseconds(since: submitted) < 150 * ms)
-        #expect(answered.nanoseconds(since: submitted) >= 30 * ms)
-        #expect(pool.statistics.deadlineExceeded == 1)
+        try whileJobOneRuns(perBatchNanoseconds: 400 * ms) { _, pool, outcomes in
+            let submitted = MonotonicInstant.now()
+            pool.submit(outcomes.job(2, deadlineIn: 30 * ms))
+            #expect(outcomes.wait(for: 2))
+            let error = try #require(outcomes.error(2))
+            #expect(error.code == .deadlineExceeded)
+            #expect(error.message.contains("deadline passed"))
+            let answered = try #require(outcomes.time(2))
+            let running = try #require(outcomes.time(1))
+            #expect(answered < running)
+            // Answered at the deadline, not when the running batch ends (370 ms later).
+            #expect(answered.nanoseconds(since: submitted) < 150 * ms)
+            #expect(answered.nanoseconds(since: submitted) >= 30 * ms)
+            #expect(pool.statistics.deadlineExceeded == 1)
+        }
     }
 
     @Test func aDeadlineAlreadyPassedIsRejectedAtOnce() throws {
@@ -162,68 +175,56 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
     }
 
     @Test func cancelledJobsAreDroppedAndCounted() throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 200 * ms)
-        let pool = try makePool(engine)
-        defer { pool.shutdown() }
-        let outcomes = Outcomes()
-        let gone = Atomic<Bool>(false)
-        pool.submit(outcomes.job(1))
-        waitForRunning(engine, pool: pool)
-        let polled = outcomes.job(2, isCancelled: { gone.load(ordering: .relaxed) })
-        pool.submit(polled)
-        pool.submit(outcomes.job(3))
-        let removed = outcomes.job(4)
-        pool.submit(removed)
-        gone.store(true, ordering: .relaxed)
-        pool.cancel(removed)
-        // Removed at once, while job 1 still runs.
-        #expect(outcomes.error(4)?.code == .cancelled)
-        #expect(outcomes.result(1) == nil)
-        #expect(outcomes.wait(for: 4))
-        #expect(outcomes.error(2)?.code == .cancelled)
-        #expect(outcomes.outputs(3) != nil)
-        #expect(engine.records.allSatisfy { $0.firstValue != 2 && $0.firstValue != 4 })
-        let stats = pool.statistics
-        #expect(stats.cancelled == 2)
-        #expect(stats.succeeded == 2)
+        try whileJobOneRuns(perBatchNanoseconds: 200 * ms) { engine, pool, outcomes in
+            let gone = Atomic<Bool>(false)
+            let polled = outcomes.job(2, isCancelled: { gone.load(ordering: .relaxed) })
+            pool.submit(polled)
+            pool.submit(outcomes.job(3))
+            let removed = outcomes.job(4)
+            pool.submit(removed)
+            gone.store(true, ordering: .relaxed)
+            pool.cancel(removed)
+            // Removed at once, while job 1 still runs.
+            #expect(outcomes.error(4)?.code == .cancelled)
+            #expect(outcomes.result(1) == nil)
+            #expect(outcomes.wait(for: 4))
+            #expect(outcomes.error(2)?.code == .cancelled)
+            #expect(outcomes.outputs(3) != nil)
+            #expect(engine.records.allSatisfy { $0.firstValue != 2 && $0.firstValue != 4 })
+            let stats = pool.statistics
+            #expect(stats.cancelled == 2)
+            #expect(stats.succeeded == 2)
+        }
     }
 
     @Test func aFullQueueRejectsWithTheReason() throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 200 * ms)
-        let pool = try makePool(engine, maxQueue: 2)
-        defer { pool.shutdown() }
-        let outcomes = Outcomes()
-        pool.submit(outcomes.job(1))
-        waitForRunning(engine, pool: pool)
-        pool.submit(outcomes.job(2))
-        pool.submit(outcomes.job(3))
-        pool.submit(outcomes.job(4))
-        let error = try #require(outcomes.error(4))
-        #expect(error.code == .resourceExhausted)
-        #expect(error.message.contains("max_queue_size 2"))
-        #expect(outcomes.wait(for: 4))
-        #expect(outcomes.outputs(2) != nil && outcomes.outputs(3) != nil)
-        #expect(pool.statistics.rejectedQueueFull == 1)
+        try whileJobOneRuns(perBatchNanoseconds: 200 * ms, maxQueue: 2) { _, pool, outcomes in
+            pool.submit(outcomes.job(2))
+            pool.submit(outcomes.job(3))
+            pool.submit(outcomes.job(4))
+            let error = try #require(outcomes.error(4))
+            #expect(error.code == .resourceExhausted)
+            #expect(error.message.contains("max_queue_size 2"))
+            #expect(outcomes.wait(for: 4))
+            #expect(outcomes.outputs(2) != nil && outcomes.outputs(3) != nil)
+            #expect(pool.statistics.rejectedQueueFull == 1)
+        }
     }
 
     @Test func cancelledJobsMakeRoomInAFullQueue() throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 200 * ms)
-        let pool = try makePool(engine, maxQueue: 2)
-        defer { pool.shutdown() }
-        let outcomes = Outcomes()
-        let gone = Atomic<Bool>(false)
-        pool.submit(outcomes.job(1))
-        waitForRunning(engine, pool: pool)
-        pool.submit(outcomes.job(2, isCancelled: { gone.load(ordering: .relaxed) }))
-        pool.submit(outcomes.job(3))
-        gone.store(true, ordering: .relaxed)
-        pool.submit(outcomes.job(4))
-        #expect(outcomes.error(2)?.code == .cancelled)
-        #expect(outcomes.result(4) == nil)
-        #expect(outcomes.wait(for: 4))
-        #expect(outcomes.outputs(4) != nil)
-        #expect(pool.statistics.cancelled == 1)
-        #expect(pool.statistics.rejectedQueueFull == 0)
+        try whileJobOneRuns(perBatchNanoseconds: 200 * ms, maxQueue: 2) { _, pool, outcomes in
+            let gone = Atomic<Bool>(false)
+            pool.submit(outcomes.job(2, isCancelled: { gone.load(ordering: .relaxed) }))
+            pool.submit(outcomes.job(3))
+            gone.store(true, ordering: .relaxed)
+            pool.submit(outcomes.job(4))
+            #expect(outcomes.error(2)?.code == .cancelled)
+            #expect(outcomes.result(4) == nil)
+            #expect(outcomes.wait(for: 4))
+            #expect(outcomes.outputs(4) != nil)
+            #expect(pool.statistics.cancelled == 1)
+            #expect(pool.statistics.rejectedQueueFull == 0)
+        }
     }
 
     @Test func overloadIsShedWithTheReason() throws {
@@ -258,64 +259,52 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
     }
 
     @Test func priorityThenDeadlineDecideTheOrder() throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 50 * ms)
-        let pool = try makePool(engine, maxBatch: 1)
-        defer { pool.shutdown() }
-        let outcomes = Outcomes()
-        pool.submit(outcomes.job(1))
-        waitForRunning(engine, pool: pool)
-        pool.submit(outcomes.job(2))
-        pool.submit(outcomes.job(3, deadlineIn: 10_000 * ms))
-        pool.submit(outcomes.job(4, priority: 5))
-        pool.submit(outcomes.job(5, deadlineIn: 5_000 * ms))
-        #expect(outcomes.wait(for: 5))
-        #expect(engine.records.map(\.firstValue) == [1, 4, 5, 3, 2])
+        try whileJobOneRuns(perBatchNanoseconds: 50 * ms, maxBatch: 1) { engine, pool, outcomes in
+            pool.submit(outcomes.job(2))
+            pool.submit(outcomes.job(3, deadlineIn: 10_000 * ms))
+            pool.submit(outcomes.job(4, priority: 5))
+            pool.submit(outcomes.job(5, deadlineIn: 5_000 * ms))
+            #expect(outcomes.wait(for: 5))
+            #expect(engine.records.map(\.firstValue) == [1, 4, 5, 3, 2])
+        }
     }
 
     @Test func shadowWorkWaitsForIdleCapacity() throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
-        let pool = try makePool(engine)
-        defer { pool.shutdown() }
-        let outcomes = Outcomes()
-        pool.submit(outcomes.job(1))
-        waitForRunning(engine, pool: pool)
-        pool.submit(outcomes.job(2))
-        pool.submit(outcomes.job(-1, workClass: .shadow))
-        #expect(outcomes.wait(for: 3))
-        let records = engine.records
-        let first = try #require(records.first { $0.firstValue == 1 })
-        let primary = try #require(records.first { $0.firstValue == 2 })
-        let shadow = try #require(records.first { $0.firstValue == -1 })
-        // The shadow job did not start while primary work was queued, and the primary job that was
-        // queued started as soon as the worker was free.
-        #expect(shadow.start >= first.end)
-        #expect(primary.start.nanoseconds(since: first.end) < 50 * ms)
-        #expect(outcomes.outputs(-1)?.tensors[0].elementsEqual([-2, -2, -2, -2]) == true)
-        // Shadow compute runs in the idle scheduling class where the process may leave it again.
-        #expect(primary.policy == 0)
-        #expect(shadow.policy == (idleSchedulingClassIsReversible ? 5 : 0))
-        let stats = pool.statistics
-        #expect(stats.shadowSucceeded == 1)
-        #expect(stats.succeeded == 2)
-        #expect(stats.batches == 2)
+        try whileJobOneRuns(perBatchNanoseconds: 100 * ms) { engine, pool, outcomes in
+            pool.submit(outcomes.job(2))
+            pool.submit(outcomes.job(-1, workClass: .shadow))
+            #expect(outcomes.wait(for: 3))
+            let records = engine.records
+            let first = try #require(records.first { $0.firstValue == 1 })
+            let primary = try #require(records.first { $0.firstValue == 2 })
+            let shadow = try #require(records.first { $0.firstValue == -1 })
+            // The shadow job did not start while primary work was queued, and the primary job that was
+            // queued started as soon as the worker was free.
+            #expect(shadow.start >= first.end)
+            #expect(primary.start.nanoseconds(since: first.end) < 50 * ms)
+            #expect(outcomes.outputs(-1)?.tensors[0].elementsEqual([-2, -2, -2, -2]) == true)
+            // Shadow compute runs in the idle scheduling class where the process may leave it again.
+            #expect(primary.policy == 0)
+            #expect(shadow.policy == (idleSchedulingClassIsReversible ? 5 : 0))
+            let stats = pool.statistics
+            #expect(stats.shadowSucceeded == 1)
+            #expect(stats.succeeded == 2)
+            #expect(stats.batches == 2)
+        }
     }
 
     @Test func shadowIsDroppedFirstWhenItsQueueIsFull() throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 100 * ms)
-        let pool = try makePool(engine, maxQueue: 4)
-        defer { pool.shutdown() }
-        let outcomes = Outcomes()
-        pool.submit(outcomes.job(1))
-        waitForRunning(engine, pool: pool)
-        pool.submit(outcomes.job(2))
-        pool.submit(outcomes.job(-1, workClass: .shadow))
-        pool.submit(outcomes.job(-2, workClass: .shadow))
-        let error = try #require(outcomes.error(-2))
-        #expect(error.code == .unavailable)
-        #expect(error.message.contains("shadow queue is full"))
-        #expect(outcomes.wait(for: 4))
-        #expect(outcomes.outputs(-1) != nil)
-        #expect(pool.statistics.shadowDropped == 1)
+        try whileJobOneRuns(perBatchNanoseconds: 100 * ms, maxQueue: 4) { _, pool, outcomes in
+            pool.submit(outcomes.job(2))
+            pool.submit(outcomes.job(-1, workClass: .shadow))
+            pool.submit(outcomes.job(-2, workClass: .shadow))
+            let error = try #require(outcomes.error(-2))
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains("shadow queue is full"))
+            #expect(outcomes.wait(for: 4))
+            #expect(outcomes.outputs(-1) != nil)
+            #expect(pool.statistics.shadowDropped == 1)
+        }
     }
 
     @Test func shutdownDrainsQueuedPrimaryWork() throws {
@@ -363,14 +352,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         let pool = try makePool(DoublingEngine())
         defer { pool.shutdown() }
         let outcomes = Outcomes()
-        pool.submit(
-            InferenceJob(
-                inputs: inputs,
-                rows: rows,
-                deadline: nil,
-                completion: { result in outcomes.results.withLock { $0[1] = (result, .now()) } }
-            )
-        )
+        pool.submit(outcomes.job(1, rows: rows, inputs: inputs))
         let error = try #require(outcomes.error(1))
         #expect(error.code == .invalidArgument)
         #expect(error.message.contains(mentions))
@@ -384,58 +366,40 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         let pool = try makePool(engine)
         defer { pool.shutdown() }
         let outcomes = Outcomes()
-        let bad = InferenceJob(
-            inputs: [[Float.nan, 0, 0, 0]],
-            rows: 1,
-            deadline: nil,
-            completion: { result in outcomes.results.withLock { $0[1] = (result, .now()) } }
-        )
-        pool.submit(bad)
+        pool.submit(outcomes.job(1, inputs: [[Float.nan, 0, 0, 0]]))
         #expect(outcomes.wait(for: 1))
         #expect(outcomes.error(1)?.code == .invalidArgument)
         #expect(pool.statistics.failed == 1)
     }
 
-    /// A job carrying `value` in every input.
-    private func job(_ value: Float, tag: Int, outcomes: Outcomes, workClass: WorkClass = .primary) -> InferenceJob {
-        InferenceJob(
-            inputs: [[value, value, value, value]],
-            rows: 1,
-            deadline: nil,
-            workClass: workClass,
-            completion: { result in outcomes.results.withLock { $0[tag] = (result, .now()) } }
-        )
-    }
-
     @Test(arguments: [Float.nan, -.infinity])
     func aPoisonedJobFailsAloneAndItsBatchMatesAreAnswered(poison: Float) throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 50 * ms)
-        let pool = try makePool(engine, maxBatch: 8)
-        defer { pool.shutdown() }
-        let outcomes = Outcomes()
-        pool.submit(outcomes.job(1))
-        waitForRunning(engine, pool: pool)
-        // Queued behind the running batch, these five run as one batch; the third cannot be computed.
-        for tag in 2...6 { pool.submit(tag == 4 ? job(poison, tag: tag, outcomes: outcomes) : outcomes.job(tag)) }
-        #expect(outcomes.wait(for: 6))
-        #expect(engine.records.contains { $0.rows == 5 })
-        for tag in [1, 2, 3, 5, 6] {
-            let outputs = try #require(outcomes.outputs(tag), "job \(tag): \(String(describing: outcomes.error(tag)))")
-            #expect(Array(outputs.tensors[0]) == [Float](repeating: Float(2 * tag), count: 4))
+        try whileJobOneRuns(perBatchNanoseconds: 50 * ms) { engine, pool, outcomes in
+            // Queued behind the running batch, these five run as one batch; the third cannot be computed.
+            for tag in 2...6 { pool.submit(outcomes.job(tag, value: tag == 4 ? poison : nil)) }
+            #expect(outcomes.wait(for: 6))
+            #expect(engine.records.contains { $0.rows == 5 })
+            for tag in [1, 2, 3, 5, 6] {
+                let outputs = try #require(
+                    outcomes.outputs(tag),
+                    "job \(tag): \(String(describing: outcomes.error(tag)))"
+                )
+                #expect(Array(outputs.tensors[0]) == [Float](repeating: Float(2 * tag), count: 4))
+            }
+            let error = try #require(outcomes.error(4))
+            if poison.isNaN {
+                #expect(error.code == .invalidArgument)
+                #expect(error.message == "input 'x': expected numbers, got NaN")
+            } else {
+                // The engine's own fault: INTERNAL, naming the pool and the cause.
+                #expect(error.code == .internal)
+                #expect(error.message == "model 'test:1' failed: kernel fault: row starts with -inf")
+            }
+            let statistics = pool.statistics
+            #expect(statistics.succeeded == 5)
+            #expect(statistics.failed == 1)
+            #expect(statistics.batchesIsolated == 1)
         }
-        let error = try #require(outcomes.error(4))
-        if poison.isNaN {
-            #expect(error.code == .invalidArgument)
-            #expect(error.message == "input 'x': expected numbers, got NaN")
-        } else {
-            // The engine's own fault: INTERNAL, naming the pool and the cause.
-            #expect(error.code == .internal)
-            #expect(error.message == "model 'test:1' failed: kernel fault: row starts with -inf")
-        }
-        let statistics = pool.statistics
-        #expect(statistics.succeeded == 5)
-        #expect(statistics.failed == 1)
-        #expect(statistics.batchesIsolated == 1)
     }
 
     @Test func thePoolKeepsServingAfterEngineFailures() throws {
@@ -444,7 +408,7 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
         defer { pool.shutdown() }
         let outcomes = Outcomes()
         for round in 0..<50 {
-            pool.submit(job(round % 2 == 0 ? -.infinity : Float(round), tag: round, outcomes: outcomes))
+            pool.submit(outcomes.job(round, value: round % 2 == 0 ? -.infinity : nil))
         }
         #expect(outcomes.wait(for: 50))
         for round in 0..<50 {
@@ -459,25 +423,21 @@ private func waitForRunning(_ engine: DoublingEngine, pool: WorkerPool) {
     }
 
     @Test func aPoisonedShadowJobFailsAloneAndPrimaryWorkIsUntouched() throws {
-        let engine = DoublingEngine(perBatchNanoseconds: 50 * ms)
-        let pool = try makePool(engine, maxBatch: 8)
-        defer { pool.shutdown() }
-        let outcomes = Outcomes()
-        pool.submit(outcomes.job(1))
-        waitForRunning(engine, pool: pool)
-        pool.submit(outcomes.job(2))  // queued primary work holds the shadow worker back
-        for tag in 10...13 {
-            pool.submit(job(tag == 12 ? -.infinity : Float(tag), tag: tag, outcomes: outcomes, workClass: .shadow))
+        try whileJobOneRuns(perBatchNanoseconds: 50 * ms) { _, pool, outcomes in
+            pool.submit(outcomes.job(2))  // queued primary work holds the shadow worker back
+            for tag in 10...13 {
+                pool.submit(outcomes.job(tag, value: tag == 12 ? -.infinity : nil, workClass: .shadow))
+            }
+            #expect(outcomes.wait(for: 6))
+            #expect(outcomes.outputs(1) != nil && outcomes.outputs(2) != nil)
+            for tag in [10, 11, 13] { #expect(outcomes.outputs(tag)?.tensors[0].first == Float(2 * tag)) }
+            #expect(outcomes.error(12)?.code == .internal)
+            let statistics = pool.statistics
+            #expect(statistics.shadowSucceeded == 3)
+            #expect(statistics.shadowFailed == 1)
+            #expect(statistics.failed == 0)
+            #expect(statistics.batchesIsolated == 1)
         }
-        #expect(outcomes.wait(for: 6))
-        #expect(outcomes.outputs(1) != nil && outcomes.outputs(2) != nil)
-        for tag in [10, 11, 13] { #expect(outcomes.outputs(tag)?.tensors[0].first == Float(2 * tag)) }
-        #expect(outcomes.error(12)?.code == .internal)
-        let statistics = pool.statistics
-        #expect(statistics.shadowSucceeded == 3)
-        #expect(statistics.shadowFailed == 1)
-        #expect(statistics.failed == 0)
-        #expect(statistics.batchesIsolated == 1)
     }
 
     @Test func workersRunBatchesInParallel() throws {
