@@ -96,12 +96,7 @@ import Testing
         guard kernel.isAvailable else { return }
         let width = 13
         let options = DriftDetectorOptions(window: 1000, blocks: 4)
-        let reference = DriftDetectorTests.uniformRows(3000, width: width)
-        let profile = ReferenceProfile.build(
-            inputs: reference,
-            inputNames: ReferenceProfile.featureNames([(name: "x", width: width)]),
-            options: options.profile
-        )
+        let profile = DriftDetectorTests.uniformProfile(3000, width: width, options: options.profile)
         var portable = DriftDetector(profile: profile, options: options, kernel: .portable)
         var chosen = DriftDetector(profile: profile, options: options, kernel: kernel)
         var traffic = DriftDetectorTests.uniformRows(1500, width: width, seed: 9)

@@ -16,6 +16,15 @@ import Testing
         }
     }
 
+    /// A profile of `rows` uniform reference rows of features x[0]…x[width - 1].
+    static func uniformProfile(_ rows: Int, width: Int, options: ProfileOptions) -> ReferenceProfile {
+        ReferenceProfile.build(
+            inputs: uniformRows(rows, width: width),
+            inputNames: ReferenceProfile.featureNames([(name: "x", width: width)]),
+            options: options
+        )
+    }
+
     @Test func continuousBinsComeFromQuantilesWithOuterBins() {
         let profile = ReferenceProfile.build(
             inputs: (0..<1000).map(Float.init),
@@ -68,12 +77,7 @@ import Testing
     @Test func aShiftedFeatureIsFlaggedAndTheOthersAreNot() {
         let width = 8
         let options = DriftDetectorOptions(window: 2000, blocks: 4)
-        let reference = Self.uniformRows(5000, width: width)
-        let profile = ReferenceProfile.build(
-            inputs: reference,
-            inputNames: ReferenceProfile.featureNames([(name: "x", width: width)]),
-            options: options.profile
-        )
+        let profile = Self.uniformProfile(5000, width: width, options: options.profile)
         var detector = DriftDetector(profile: profile, options: options)
         #expect(detector.scores.status == .warmingUp)
         var traffic = Self.uniformRows(2000, width: width, seed: 7)
