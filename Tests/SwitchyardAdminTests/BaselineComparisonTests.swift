@@ -23,11 +23,8 @@ func counters(calls: UInt64, failures: UInt64, latencyMilliseconds: [Double] = [
     )
 }
 
-private let comparingPlan = RolloutPlan(
-    baseline: "1",
-    canary: "2",
+private let comparingPlan = rolloutPlan(
     steps: [10, 50, 100],
-    stepSeconds: 30,
     gates: .init(errorRateVsBaseline: .init(confidence: 0.95, maxIncrease: 0.02), minRequests: 100)
 )
 
@@ -93,33 +90,27 @@ private let comparingPlan = RolloutPlan(
         #expect((slower?.lower ?? 0) > 0.5)
     }
 
-    @Test func aWorseCanaryIsRolledBackNamingTheInterval() {
+    @Test func aWorseCanaryIsRolledBackNamingTheInterval() throws {
         let decision = comparingPlan.decide(
             step: 0,
             elapsedSeconds: 5,
             window: counters(calls: 5_000, failures: 250),
             baseline: counters(calls: 45_000, failures: 450)
         )
-        guard case .rollBack(let why) = decision else {
-            Issue.record("expected a rollback, got \(decision)")
-            return
-        }
+        let why = try #require(decision.rollBackReason, "expected a rollback, got \(decision)")
         #expect(why.hasPrefix("gate error_rate_vs_baseline failed: the canary is worse than the baseline; "))
         #expect(why.contains("canary error rate 5% vs baseline 1%: difference +4 pp, 95% always-valid interval ["))
         #expect(why.contains("over 5000 and 45000 calls"))
     }
 
-    @Test func anUnprovenCanaryHoldsPastItsTimeAndAProvenOneAdvances() {
+    @Test func anUnprovenCanaryHoldsPastItsTimeAndAProvenOneAdvances() throws {
         let unproven = comparingPlan.decide(
             step: 0,
             elapsedSeconds: 600,
             window: counters(calls: 150, failures: 2),
             baseline: counters(calls: 1_350, failures: 14)
         )
-        guard case .hold(let why) = unproven else {
-            Issue.record("expected a hold, got \(unproven)")
-            return
-        }
+        let why = try #require(unproven.holdReason, "expected a hold, got \(unproven)")
         #expect(why.hasPrefix("step 1/3 at 10%: waiting for evidence: error_rate_vs_baseline not yet below +2 pp: "))
         let proven = comparingPlan.decide(
             step: 0,
@@ -130,10 +121,7 @@ private let comparingPlan = RolloutPlan(
         #expect(proven == .advance)
         // Without baseline traffic there is nothing to compare with: the step waits for it.
         let alone = comparingPlan.decide(step: 0, elapsedSeconds: 600, window: counters(calls: 20_000, failures: 0))
-        guard case .hold(let waiting) = alone else {
-            Issue.record("expected a hold, got \(alone)")
-            return
-        }
+        let waiting = try #require(alone.holdReason, "expected a hold, got \(alone)")
         #expect(waiting.contains("waiting for baseline traffic to compare with, 0 of 100 calls"))
         // At 100% the baseline serves nothing: the last step stands on the earlier steps' comparisons.
         #expect(
@@ -142,11 +130,7 @@ private let comparingPlan = RolloutPlan(
     }
 
     @Test func validationNamesTheComparisonKeys() {
-        let plan = RolloutPlan(
-            baseline: "1",
-            canary: "2",
-            steps: [10, 100],
-            stepSeconds: 30,
+        let plan = rolloutPlan(
             gates: .init(
                 errorRateVsBaseline: .init(confidence: 1.2, maxIncrease: 0),
                 latencyVsBaseline: .init(confidence: 0.4, maxSlowerProbability: 0.5)

@@ -22,6 +22,25 @@ let canary = RouteConfiguration(
     versions: [.init(version: "1", weight: 90), .init(version: "2", weight: 10)]
 )
 
+/// A plan from version 1 to version 2 in steps of 30 s through `steps` percent, judged by `gates`.
+func rolloutPlan(steps: [Double] = [10, 100], gates: RolloutPlan.Gates) -> RolloutPlan {
+    RolloutPlan(baseline: "1", canary: "2", steps: steps, stepSeconds: 30, gates: gates)
+}
+
+extension RolloutDecision {
+    /// What a hold says, or `nil` for any other decision.
+    var holdReason: String? {
+        if case .hold(let why) = self { return why }
+        return nil
+    }
+
+    /// What a rollback says, or `nil` for any other decision.
+    var rollBackReason: String? {
+        if case .rollBack(let why) = self { return why }
+        return nil
+    }
+}
+
 /// A temporary directory with the admin plane's files.
 struct Workspace {
     let directory: URL

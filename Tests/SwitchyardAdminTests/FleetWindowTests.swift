@@ -9,13 +9,7 @@ import Testing
 @testable import SwitchyardAdmin
 
 @Suite struct FleetWindowTests {
-    static let plan = RolloutPlan(
-        baseline: "1",
-        canary: "2",
-        steps: [10, 100],
-        stepSeconds: 30,
-        gates: .init(maxErrorRate: 0.1, minRequests: 20)
-    )
+    static let plan = rolloutPlan(gates: .init(maxErrorRate: 0.1, minRequests: 20))
 
     static func published(
         _ replica: String,
@@ -48,7 +42,7 @@ import Testing
         )
     }
 
-    @Test func sumsWhatEachReplicaServedSinceTheStepStarted() {
+    @Test func sumsWhatEachReplicaServedSinceTheStepStarted() throws {
         let record = Self.record(base: [
             "a": Self.published("a", canary: (100, 1), baseline: 900, compared: 50, agreed: 50),
             "b": Self.published("b", canary: (40, 0), baseline: 400),
@@ -72,10 +66,10 @@ import Testing
             ]
         )
         // 3 of 25 failed: 12% > 10%, judged on the fleet although neither replica has 20 calls alone.
-        guard case .rollBack(let why) = Self.plan.decide(step: 0, elapsedSeconds: 1, window: window.canary) else {
-            Issue.record("expected a rollback on the fleet window")
-            return
-        }
+        let why = try #require(
+            Self.plan.decide(step: 0, elapsedSeconds: 1, window: window.canary).rollBackReason,
+            "expected a rollback on the fleet window"
+        )
         #expect(why.contains("3 of 25 canary calls failed"))
     }
 
@@ -99,14 +93,8 @@ import Testing
         #expect(Self.plan.decide(step: 0, elapsedSeconds: 60, window: window.canary) != .advance)
     }
 
-    @Test func driftGatesJudgeTheWorstReplicasLatestReading() {
-        let plan = RolloutPlan(
-            baseline: "1",
-            canary: "2",
-            steps: [10, 100],
-            stepSeconds: 30,
-            gates: .init(maxInputDrift: 0.3, maxOutputDrift: 0.5, minRequests: 1)
-        )
+    @Test func driftGatesJudgeTheWorstReplicasLatestReading() throws {
+        let plan = rolloutPlan(gates: .init(maxInputDrift: 0.3, maxOutputDrift: 0.5, minRequests: 1))
         func reading(_ input: Double, _ inputName: String, _ output: Double, rows: Int) -> FleetDriftReading {
             FleetDriftReading(
                 maxInputPSI: input,
@@ -129,10 +117,10 @@ import Testing
             aggregates: ["a": Self.published("a", canary: (5, 0)), "b": Self.published("b", canary: (5, 0))]
         )
         #expect(window.canary.drift == nil)
-        guard case .hold(let waiting) = plan.decide(step: 0, elapsedSeconds: 60, window: window.canary) else {
-            Issue.record("expected a hold without drift readings")
-            return
-        }
+        let waiting = try #require(
+            plan.decide(step: 0, elapsedSeconds: 60, window: window.canary).holdReason,
+            "expected a hold without drift readings"
+        )
         #expect(waiting.contains("drift window"))
         // a's traffic is calm; b's input drifted and a's output a little: the worst of each is judged, named.
         window = FleetWindow(
@@ -146,10 +134,10 @@ import Testing
         #expect(drift?.maxInputPSI == 0.9 && drift?.worstInput == "pixels[10] on b")
         #expect(drift?.maxOutputPSI == 0.2 && drift?.worstOutput == "probabilities[3] on a")
         #expect(drift?.windowRows == 800)
-        guard case .rollBack(let why) = plan.decide(step: 0, elapsedSeconds: 1, window: window.canary) else {
-            Issue.record("expected a rollback on b's drift")
-            return
-        }
+        let why = try #require(
+            plan.decide(step: 0, elapsedSeconds: 1, window: window.canary).rollBackReason,
+            "expected a rollback on b's drift"
+        )
         #expect(why.contains("gate max_input_drift failed") && why.contains("'pixels[10] on b'"))
     }
 }

@@ -9,13 +9,7 @@ import Testing
 @testable import SwitchyardAdmin
 
 @Suite struct RolloutStateTests {
-    static let plan = RolloutPlan(
-        baseline: "1",
-        canary: "2",
-        steps: [10, 50, 100],
-        stepSeconds: 30,
-        gates: .init(maxErrorRate: 0.1, minRequests: 20)
-    )
+    static let plan = rolloutPlan(steps: [10, 50, 100], gates: .init(maxErrorRate: 0.1, minRequests: 20))
 
     static func original(fallbackTo: String?) -> RouteConfiguration {
         RouteConfiguration(

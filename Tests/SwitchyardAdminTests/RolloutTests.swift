@@ -15,11 +15,8 @@ import SwitchyardWorkers
 import Synchronization
 import Testing
 
-private let plan = RolloutPlan(
-    baseline: "1",
-    canary: "2",
+private let plan = rolloutPlan(
     steps: [10, 50, 100],
-    stepSeconds: 30,
     gates: .init(maxErrorRate: 0.05, maxP99Milliseconds: 20, minRequests: 100)
 )
 
@@ -29,27 +26,24 @@ private func window(calls: UInt64, failures: UInt64 = 0, milliseconds: Double = 
 }
 
 @Suite struct RolloutPlanTests {
-    @Test func holdsUntilTheStepHasTrafficAndTime() {
-        guard case .hold(let why) = plan.decide(step: 0, elapsedSeconds: 60, window: window(calls: 40)) else {
-            Issue.record("expected hold without enough calls")
-            return
-        }
+    @Test func holdsUntilTheStepHasTrafficAndTime() throws {
+        let why = try #require(
+            plan.decide(step: 0, elapsedSeconds: 60, window: window(calls: 40)).holdReason,
+            "expected hold without enough calls"
+        )
         #expect(why.contains("40 of 100 canary calls"))
-        guard case .hold(let left) = plan.decide(step: 0, elapsedSeconds: 10, window: window(calls: 500)) else {
-            Issue.record("expected hold before the interval is up")
-            return
-        }
+        let left = try #require(
+            plan.decide(step: 0, elapsedSeconds: 10, window: window(calls: 500)).holdReason,
+            "expected hold before the interval is up"
+        )
         #expect(left.contains("20 s left"))
         #expect(plan.decide(step: 0, elapsedSeconds: 30, window: window(calls: 500)) == .advance)
         #expect(plan.decide(step: 2, elapsedSeconds: 30, window: window(calls: 500)) == .complete)
     }
 
-    @Test func failingErrorRateRollsBackBeforeTheStepEnds() {
+    @Test func failingErrorRateRollsBackBeforeTheStepEnds() throws {
         let decision = plan.decide(step: 1, elapsedSeconds: 1, window: window(calls: 120, failures: 12))
-        guard case .rollBack(let why) = decision else {
-            Issue.record("expected a rollback, got \(decision)")
-            return
-        }
+        let why = try #require(decision.rollBackReason, "expected a rollback, got \(decision)")
         #expect(why.contains("max_error_rate"))
         #expect(why.contains("12 of 120"))
         // Under the evidence threshold nothing is judged, however bad it looks.
@@ -58,23 +52,20 @@ private func window(calls: UInt64, failures: UInt64 = 0, milliseconds: Double = 
         }
     }
 
-    @Test func slowCanaryFailsTheLatencyGate() {
+    @Test func slowCanaryFailsTheLatencyGate() throws {
         let decision = plan.decide(step: 0, elapsedSeconds: 40, window: window(calls: 200, milliseconds: 40))
-        guard case .rollBack(let why) = decision else {
-            Issue.record("expected a rollback, got \(decision)")
-            return
-        }
+        let why = try #require(decision.rollBackReason, "expected a rollback, got \(decision)")
         #expect(why.contains("max_p99_ms"))
     }
 
-    @Test func agreementGateWaitsForComparedPairsAndJudgesThem() {
+    @Test func agreementGateWaitsForComparedPairsAndJudgesThem() throws {
         var gated = plan
         gated.gates.minShadowAgreement = 0.9
         var counters = window(calls: 500)
-        guard case .hold(let why) = gated.decide(step: 0, elapsedSeconds: 60, window: counters) else {
-            Issue.record("expected a hold without compared pairs")
-            return
-        }
+        let why = try #require(
+            gated.decide(step: 0, elapsedSeconds: 60, window: counters).holdReason,
+            "expected a hold without compared pairs"
+        )
         #expect(why.contains("mirrored calls"))
         // At 100% nothing is mirrored, so the last step stands on the other gates.
         #expect(gated.decide(step: 2, elapsedSeconds: 60, window: counters) == .complete)
@@ -82,22 +73,22 @@ private func window(calls: UInt64, failures: UInt64 = 0, milliseconds: Double = 
         counters.agreed = 199
         #expect(gated.decide(step: 0, elapsedSeconds: 60, window: counters) == .advance)
         counters.agreed = 150
-        guard case .rollBack(let disagreement) = gated.decide(step: 0, elapsedSeconds: 1, window: counters) else {
-            Issue.record("expected a rollback at 75% agreement")
-            return
-        }
+        let disagreement = try #require(
+            gated.decide(step: 0, elapsedSeconds: 1, window: counters).rollBackReason,
+            "expected a rollback at 75% agreement"
+        )
         #expect(disagreement.contains("150 of 200"))
     }
 
-    @Test func driftGatesWaitForAFullWindowAndJudgeItWhateverTheCallCount() {
+    @Test func driftGatesWaitForAFullWindowAndJudgeItWhateverTheCallCount() throws {
         var gated = plan
         gated.gates.maxInputDrift = 0.2
         gated.gates.maxOutputDrift = 0.25
         var counters = window(calls: 500)
-        guard case .hold(let why) = gated.decide(step: 0, elapsedSeconds: 60, window: counters) else {
-            Issue.record("expected a hold without a drift window")
-            return
-        }
+        let why = try #require(
+            gated.decide(step: 0, elapsedSeconds: 60, window: counters).holdReason,
+            "expected a hold without a drift window"
+        )
         #expect(why.contains("first full drift window"))
         let calm = DriftReading(
             maxInputPSI: 0.05,
@@ -115,18 +106,18 @@ private func window(calls: UInt64, failures: UInt64 = 0, milliseconds: Double = 
         shifted.worstInput = "x[17]"
         counters = window(calls: 5)
         counters.drift = shifted
-        guard case .rollBack(let input) = gated.decide(step: 0, elapsedSeconds: 1, window: counters) else {
-            Issue.record("expected a rollback on input drift")
-            return
-        }
+        let input = try #require(
+            gated.decide(step: 0, elapsedSeconds: 1, window: counters).rollBackReason,
+            "expected a rollback on input drift"
+        )
         #expect(input.contains("max_input_drift") && input.contains("'x[17]'") && input.contains("PSI 0.8"))
         shifted = calm
         shifted.maxOutputPSI = 0.3
         counters.drift = shifted
-        guard case .rollBack(let output) = gated.decide(step: 0, elapsedSeconds: 1, window: counters) else {
-            Issue.record("expected a rollback on prediction drift")
-            return
-        }
+        let output = try #require(
+            gated.decide(step: 0, elapsedSeconds: 1, window: counters).rollBackReason,
+            "expected a rollback on prediction drift"
+        )
         #expect(output.contains("max_output_drift") && output.contains("'y[0]'") && output.contains("2000 rows"))
         var negative = gated
         negative.gates.maxInputDrift = -1
