@@ -115,25 +115,49 @@ extension MetricsRenderer {
             }
         }
         let statistics = monitor.statistics
-        out.family("switchyard_monitor_calls_total", "counter", "Sampled calls handed to the monitor thread.")
-        out.sample("switchyard_monitor_calls_total", [], statistics.accepted)
-        out.family("switchyard_monitor_dropped_total", "counter", "Sampled calls or records dropped, by reason.")
-        out.sample("switchyard_monitor_dropped_total", [("reason", "queue_full")], statistics.droppedQueueFull)
-        out.sample(
-            "switchyard_monitor_dropped_total",
-            [("reason", "write_failed")],
-            statistics.capture.droppedWriteFailed
+        out.family(
+            "switchyard_monitor_calls_total",
+            "counter",
+            "Sampled calls handed to the monitor thread.",
+            statistics.accepted
         )
-        out.family("switchyard_monitor_queue_depth", "gauge", "Sampled calls waiting for the monitor thread.")
-        out.sample("switchyard_monitor_queue_depth", [], statistics.queued)
-        out.family("switchyard_drift_rows_total", "counter", "Rows the drift detectors observed.")
-        out.sample("switchyard_drift_rows_total", [], statistics.driftRowsObserved)
-        out.family("switchyard_capture_records_total", "counter", "Captured calls written to JSON Lines.")
-        out.sample("switchyard_capture_records_total", [], statistics.capture.written)
-        out.family("switchyard_capture_written_bytes_total", "counter", "Bytes of captured payloads written.")
-        out.sample("switchyard_capture_written_bytes_total", [], statistics.capture.bytesWritten)
-        out.family("switchyard_capture_write_errors_total", "counter", "Failed capture writes, opens or removals.")
-        out.sample("switchyard_capture_write_errors_total", [], statistics.capture.writeErrors)
+        out.family(
+            "switchyard_monitor_dropped_total",
+            "counter",
+            "Sampled calls or records dropped, by reason.",
+            by: "reason",
+            [("queue_full", statistics.droppedQueueFull), ("write_failed", statistics.capture.droppedWriteFailed)]
+        )
+        out.family(
+            "switchyard_monitor_queue_depth",
+            "gauge",
+            "Sampled calls waiting for the monitor thread.",
+            statistics.queued
+        )
+        out.family(
+            "switchyard_drift_rows_total",
+            "counter",
+            "Rows the drift detectors observed.",
+            statistics.driftRowsObserved
+        )
+        out.family(
+            "switchyard_capture_records_total",
+            "counter",
+            "Captured calls written to JSON Lines.",
+            statistics.capture.written
+        )
+        out.family(
+            "switchyard_capture_written_bytes_total",
+            "counter",
+            "Bytes of captured payloads written.",
+            statistics.capture.bytesWritten
+        )
+        out.family(
+            "switchyard_capture_write_errors_total",
+            "counter",
+            "Failed capture writes, opens or removals.",
+            statistics.capture.writeErrors
+        )
         return out.text
     }
 }

@@ -27,9 +27,9 @@ extension MetricsRenderer {
         out.family(
             "switchyard_fallback_counts_dropped_total",
             "counter",
-            "Fallback counts not kept because their label sets reached the limit."
+            "Fallback counts not kept because their label sets reached the limit.",
+            counters.dropped
         )
-        out.sample("switchyard_fallback_counts_dropped_total", [], counters.dropped)
         return out.text
     }
 }

@@ -68,6 +68,38 @@ struct PrometheusText {
         sample(name, labels, Double(value))
     }
 
+    /// A family of one sample without labels.
+    mutating func family(_ name: String, _ type: String, _ help: String, _ value: Double) {
+        family(name, type, help)
+        sample(name, [], value)
+    }
+
+    mutating func family(_ name: String, _ type: String, _ help: String, _ value: some BinaryInteger) {
+        family(name, type, help, Double(value))
+    }
+
+    /// A family of one sample per count, `label` naming each count (a counter by outcome, reason or stage).
+    mutating func family(
+        _ name: String,
+        _ type: String,
+        _ help: String,
+        by label: String,
+        _ counts: [(String, some BinaryInteger)]
+    ) {
+        family(name, type, help)
+        samples(name, by: label, counts)
+    }
+
+    /// One sample per count, with `labels` and `label` naming the count.
+    mutating func samples(
+        _ name: String,
+        _ labels: [(String, String)] = [],
+        by label: String,
+        _ counts: [(String, some BinaryInteger)]
+    ) {
+        for (value, count) in counts { sample(name, labels + [(label, value)], Double(count)) }
+    }
+
     /// A latency histogram's `_bucket`, `_sum` and `_count` samples from `LatencyHistogram` bucket counts.
     mutating func histogram(_ name: String, _ labels: [(String, String)], buckets: [UInt64], sumNanoseconds: UInt64) {
         var cumulative: UInt64 = 0
@@ -120,17 +152,25 @@ public struct MetricsRenderer: Sendable {
         var out = PrometheusText()
         out.family("switchyard_build_info", "gauge", "Build information; always 1.")
         out.sample("switchyard_build_info", [("version", version)], 1)
-        out.family("switchyard_ready", "gauge", "1 when every model loaded and the gateway is not draining.")
-        out.sample("switchyard_ready", [], ready ? 1 : 0)
-        out.family("switchyard_route_generation", "gauge", "Generation of the routing table in force.")
-        out.sample("switchyard_route_generation", [], routing.generation)
+        out.family(
+            "switchyard_ready",
+            "gauge",
+            "1 when every model loaded and the gateway is not draining.",
+            ready ? 1 : 0
+        )
+        out.family(
+            "switchyard_route_generation",
+            "gauge",
+            "Generation of the routing table in force.",
+            routing.generation
+        )
         if let cluster {
             out.family(
                 "switchyard_cluster_connected",
                 "gauge",
-                "Fleet mode: 1 while the fleet's etcd is reachable and watched; 0: last routes kept, changes refused."
+                "Fleet mode: 1 while the fleet's etcd is reachable and watched; 0: last routes kept, changes refused.",
+                cluster.connected ? 1 : 0
             )
-            out.sample("switchyard_cluster_connected", [], cluster.connected ? 1 : 0)
         }
         if let feedback { renderFleetFeedback(feedback, into: &out) }
         renderModels(registry, into: &out)
@@ -146,25 +186,21 @@ public struct MetricsRenderer: Sendable {
             "switchyard_fleet_feedback_forwarded_total",
             "counter",
             "Fleet mode: Feedback/Reports for calls this replica did not route, forwarded to peers, by outcome "
-                + "(shed: not forwarded, too many forwards under way)."
+                + "(shed: not forwarded, too many forwards under way).",
+            by: "outcome",
+            [
+                ("applied", feedback.applied), ("late", feedback.late), ("unknown", feedback.unknown),
+                ("shed", feedback.shed),
+            ]
         )
-        for (outcome, count) in [
-            ("applied", feedback.applied), ("late", feedback.late), ("unknown", feedback.unknown),
-            ("shed", feedback.shed),
-        ] {
-            out.sample("switchyard_fleet_feedback_forwarded_total", [("outcome", outcome)], count)
-        }
         out.family(
             "switchyard_fleet_feedback_peers_total",
             "counter",
             "Fleet mode: peers of forwarded Feedback/Reports: asked, skipped (over the per-report cap), failed "
-                + "(refused, unreachable or silent past the report's time)."
+                + "(refused, unreachable or silent past the report's time).",
+            by: "result",
+            [("asked", feedback.peersAsked), ("skipped", feedback.peersSkipped), ("failed", feedback.peerErrors)]
         )
-        for (result, count) in [
-            ("asked", feedback.peersAsked), ("skipped", feedback.peersSkipped), ("failed", feedback.peerErrors),
-        ] {
-            out.sample("switchyard_fleet_feedback_peers_total", [("result", result)], count)
-        }
     }
 
     private func renderModels(_ registry: ModelRegistry, into out: inout PrometheusText) {
@@ -282,8 +318,12 @@ public struct MetricsRenderer: Sendable {
 
         out.family("switchyard_queue_depth", "gauge", "Jobs waiting in the pool's queue now, by work class.")
         for (_, version, pool) in versions {
-            out.sample("switchyard_queue_depth", labels(version) + [("class", "primary")], pool.queued)
-            out.sample("switchyard_queue_depth", labels(version) + [("class", "shadow")], pool.shadowQueued)
+            out.samples(
+                "switchyard_queue_depth",
+                labels(version),
+                by: "class",
+                [("primary", pool.queued), ("shadow", pool.shadowQueued)]
+            )
         }
 
         out.family("switchyard_workers_busy", "gauge", "Workers running a batch now.")
@@ -296,12 +336,15 @@ public struct MetricsRenderer: Sendable {
                 + "expired = deadline passed)."
         )
         for (_, version, pool) in versions {
-            for (reason, count) in [
-                ("queue_full", pool.rejectedQueueFull), ("shed", pool.shed), ("expired", pool.deadlineExceeded),
-                ("cancelled", pool.cancelled), ("shutting_down", pool.rejectedShuttingDown),
-            ] {
-                out.sample("switchyard_rejected_total", labels(version) + [("reason", reason)], count)
-            }
+            out.samples(
+                "switchyard_rejected_total",
+                labels(version),
+                by: "reason",
+                [
+                    ("queue_full", pool.rejectedQueueFull), ("shed", pool.shed), ("expired", pool.deadlineExceeded),
+                    ("cancelled", pool.cancelled), ("shutting_down", pool.rejectedShuttingDown),
+                ]
+            )
         }
 
         out.family(
@@ -315,11 +358,12 @@ public struct MetricsRenderer: Sendable {
 
         out.family("switchyard_shadow_jobs_total", "counter", "Mirrored (shadow) jobs by outcome.")
         for (_, version, pool) in versions {
-            for (outcome, count) in [
-                ("succeeded", pool.shadowSucceeded), ("failed", pool.shadowFailed), ("dropped", pool.shadowDropped),
-            ] {
-                out.sample("switchyard_shadow_jobs_total", labels(version) + [("outcome", outcome)], count)
-            }
+            out.samples(
+                "switchyard_shadow_jobs_total",
+                labels(version),
+                by: "outcome",
+                [("succeeded", pool.shadowSucceeded), ("failed", pool.shadowFailed), ("dropped", pool.shadowDropped)]
+            )
         }
     }
 
@@ -329,31 +373,46 @@ public struct MetricsRenderer: Sendable {
         for code in frontEnd.callsByCode.keys.sorted() {
             out.sample("switchyard_grpc_calls_total", [("grpc_code", String(code))], frontEnd.callsByCode[code] ?? 0)
         }
-        out.family("switchyard_connections_open", "gauge", "HTTP/2 connections open now.")
-        out.sample("switchyard_connections_open", [], frontEnd.connectionsOpen)
-        out.family("switchyard_connections_total", "counter", "HTTP/2 connections by outcome.")
-        out.sample("switchyard_connections_total", [("outcome", "accepted")], frontEnd.connectionsAccepted)
-        out.sample("switchyard_connections_total", [("outcome", "rejected")], frontEnd.connectionsRejected)
+        out.family("switchyard_connections_open", "gauge", "HTTP/2 connections open now.", frontEnd.connectionsOpen)
+        out.family(
+            "switchyard_connections_total",
+            "counter",
+            "HTTP/2 connections by outcome.",
+            by: "outcome",
+            [("accepted", frontEnd.connectionsAccepted), ("rejected", frontEnd.connectionsRejected)]
+        )
         out.family(
             "switchyard_connections_closed_total",
             "counter",
             "Connections the gateway closed by reason: throttled (a reset or control-frame budget ran out, or the "
-                + "client stopped reading), timed_out (handshake or idle timeout)."
+                + "client stopped reading), timed_out (handshake or idle timeout).",
+            by: "reason",
+            [("throttled", frontEnd.connectionsThrottled), ("timed_out", frontEnd.connectionsTimedOut)]
         )
-        out.sample("switchyard_connections_closed_total", [("reason", "throttled")], frontEnd.connectionsThrottled)
-        out.sample("switchyard_connections_closed_total", [("reason", "timed_out")], frontEnd.connectionsTimedOut)
-        out.family("switchyard_accept_pauses_total", "counter", "Listener pauses at the file-descriptor limit.")
-        out.sample("switchyard_accept_pauses_total", [], frontEnd.acceptPauses)
+        out.family(
+            "switchyard_accept_pauses_total",
+            "counter",
+            "Listener pauses at the file-descriptor limit.",
+            frontEnd.acceptPauses
+        )
         out.family(
             "switchyard_buffered_request_bytes",
             "gauge",
-            "Bytes reserved for request messages still arriving (limits.max_buffered_request_bytes)."
+            "Bytes reserved for request messages still arriving (limits.max_buffered_request_bytes).",
+            frontEnd.bufferedRequestBytes
         )
-        out.sample("switchyard_buffered_request_bytes", [], frontEnd.bufferedRequestBytes)
-        out.family("switchyard_protocol_errors_total", "counter", "HTTP/2 or TLS protocol errors.")
-        out.sample("switchyard_protocol_errors_total", [], frontEnd.protocolErrors)
-        out.family("switchyard_responses_dropped_total", "counter", "Responses that arrived after their call ended.")
-        out.sample("switchyard_responses_dropped_total", [], frontEnd.responsesDropped)
+        out.family(
+            "switchyard_protocol_errors_total",
+            "counter",
+            "HTTP/2 or TLS protocol errors.",
+            frontEnd.protocolErrors
+        )
+        out.family(
+            "switchyard_responses_dropped_total",
+            "counter",
+            "Responses that arrived after their call ended.",
+            frontEnd.responsesDropped
+        )
     }
 
     private func renderShadow(_ sink: ComparisonSink?, into out: inout PrometheusText) {
@@ -362,28 +421,25 @@ public struct MetricsRenderer: Sendable {
         func labels(_ key: ComparisonKey) -> [(String, String)] {
             [("model", key.model), ("primary_version", key.primaryVersion), ("shadow_version", key.shadowVersion)]
         }
-        out.family("switchyard_shadow_pairs_total", "counter", "Shadow/primary pairs compared by the sink.")
-        for (key, aggregate) in aggregates { out.sample("switchyard_shadow_pairs_total", labels(key), aggregate.pairs) }
-        out.family(
+        func counter(_ name: String, _ help: String, _ count: (ComparisonAggregate) -> UInt64) {
+            out.family(name, "counter", help)
+            for (key, aggregate) in aggregates { out.sample(name, labels(key), count(aggregate)) }
+        }
+        counter("switchyard_shadow_pairs_total", "Shadow/primary pairs compared by the sink.", \.pairs)
+        counter(
             "switchyard_shadow_classified_total",
-            "counter",
-            "Compared pairs with a classification output (the denominator of agreement)."
+            "Compared pairs with a classification output (the denominator of agreement).",
+            \.classified
         )
-        for (key, aggregate) in aggregates {
-            out.sample("switchyard_shadow_classified_total", labels(key), aggregate.classified)
-        }
-        out.family(
-            "switchyard_shadow_agreements_total",
-            "counter",
-            "Classified pairs whose argmax agreed on every row."
-        )
-        for (key, aggregate) in aggregates {
-            out.sample("switchyard_shadow_agreements_total", labels(key), aggregate.agreed)
-        }
+        counter("switchyard_shadow_agreements_total", "Classified pairs whose argmax agreed on every row.", \.agreed)
         out.family("switchyard_shadow_errors_total", "counter", "Pairs where one side failed, by side.")
         for (key, aggregate) in aggregates {
-            out.sample("switchyard_shadow_errors_total", labels(key) + [("side", "primary")], aggregate.primaryErrors)
-            out.sample("switchyard_shadow_errors_total", labels(key) + [("side", "shadow")], aggregate.shadowErrors)
+            out.samples(
+                "switchyard_shadow_errors_total",
+                labels(key),
+                by: "side",
+                [("primary", aggregate.primaryErrors), ("shadow", aggregate.shadowErrors)]
+            )
         }
         out.family(
             "switchyard_shadow_divergence",
@@ -400,57 +456,73 @@ public struct MetricsRenderer: Sendable {
             out.sample("switchyard_shadow_divergence_count", labels(key), aggregate.divergence.count)
         }
         let statistics = sink.statistics
-        out.family("switchyard_sink_records_total", "counter", "Comparison records by stage.")
-        out.sample("switchyard_sink_records_total", [("stage", "recorded")], statistics.recorded)
-        out.sample("switchyard_sink_records_total", [("stage", "written")], statistics.written)
-        out.family("switchyard_sink_dropped_total", "counter", "Comparison records dropped, by reason.")
-        out.sample("switchyard_sink_dropped_total", [("reason", "queue_full")], statistics.droppedQueueFull)
-        out.sample("switchyard_sink_dropped_total", [("reason", "write_failed")], statistics.droppedWriteFailed)
+        out.family(
+            "switchyard_sink_records_total",
+            "counter",
+            "Comparison records by stage.",
+            by: "stage",
+            [("recorded", statistics.recorded), ("written", statistics.written)]
+        )
+        out.family(
+            "switchyard_sink_dropped_total",
+            "counter",
+            "Comparison records dropped, by reason.",
+            by: "reason",
+            [("queue_full", statistics.droppedQueueFull), ("write_failed", statistics.droppedWriteFailed)]
+        )
         out.family(
             "switchyard_shadow_mirrors_skipped_total",
             "counter",
-            "Calls not mirrored because the host's CPUs were busier than sink.shadow_max_host_cpu."
+            "Calls not mirrored because the host's CPUs were busier than sink.shadow_max_host_cpu.",
+            by: "reason",
+            [("host_cpu", statistics.mirrorsSkippedHostBusy)]
         )
-        out.sample(
-            "switchyard_shadow_mirrors_skipped_total",
-            [("reason", "host_cpu")],
-            statistics.mirrorsSkippedHostBusy
+        out.family(
+            "switchyard_sink_queue_depth",
+            "gauge",
+            "Comparison records waiting for the writer.",
+            statistics.queued
         )
-        out.family("switchyard_sink_queue_depth", "gauge", "Comparison records waiting for the writer.")
-        out.sample("switchyard_sink_queue_depth", [], statistics.queued)
-        out.family("switchyard_sink_written_bytes_total", "counter", "Bytes of comparison records written.")
-        out.sample("switchyard_sink_written_bytes_total", [], statistics.bytesWritten)
+        out.family(
+            "switchyard_sink_written_bytes_total",
+            "counter",
+            "Bytes of comparison records written.",
+            statistics.bytesWritten
+        )
     }
 
     private func renderBandits(_ routing: RoutingTable, into out: inout PrometheusText) {
         let bandits = routing.routes.compactMap { route in
             routing.banditState(model: route.model).map { (route.model, $0) }
         }
-        out.family("switchyard_bandit_pulls_total", "counter", "Times a bandit chose each version.")
-        for (model, report) in bandits {
-            for (version, arm) in zip(report.versions, report.arms) {
-                out.sample("switchyard_bandit_pulls_total", [("model", model), ("version", version)], arm.pulls)
+        func perArm(_ name: String, _ type: String, _ help: String, _ value: (BanditArmState) -> Double) {
+            out.family(name, type, help)
+            for (model, report) in bandits {
+                for (version, arm) in zip(report.versions, report.arms) {
+                    out.sample(name, [("model", model), ("version", version)], value(arm))
+                }
             }
         }
-        out.family("switchyard_bandit_rewards_total", "counter", "Rewards received by each bandit arm.")
-        for (model, report) in bandits {
-            for (version, arm) in zip(report.versions, report.arms) {
-                out.sample("switchyard_bandit_rewards_total", [("model", model), ("version", version)], arm.rewards)
-            }
+        perArm("switchyard_bandit_pulls_total", "counter", "Times a bandit chose each version.") { Double($0.pulls) }
+        perArm("switchyard_bandit_rewards_total", "counter", "Rewards received by each bandit arm.") {
+            Double($0.rewards)
         }
-        out.family("switchyard_bandit_reward_sum", "gauge", "Effective reward sum of each arm after discounting.")
-        for (model, report) in bandits {
-            for (version, arm) in zip(report.versions, report.arms) {
-                out.sample("switchyard_bandit_reward_sum", [("model", model), ("version", version)], arm.rewardSum)
-            }
+        perArm("switchyard_bandit_reward_sum", "gauge", "Effective reward sum of each arm after discounting.") {
+            $0.rewardSum
         }
         let feedback = routing.feedbackCounters
-        out.family("switchyard_feedback_reports_total", "counter", "Explicit bandit feedback reports by outcome.")
-        for (outcome, count) in [("applied", feedback.applied), ("late", feedback.late), ("unknown", feedback.unknown)]
-        {
-            out.sample("switchyard_feedback_reports_total", [("outcome", outcome)], count)
-        }
-        out.family("switchyard_feedback_expired_total", "counter", "Decisions whose feedback never came in time.")
-        out.sample("switchyard_feedback_expired_total", [], feedback.expired)
+        out.family(
+            "switchyard_feedback_reports_total",
+            "counter",
+            "Explicit bandit feedback reports by outcome.",
+            by: "outcome",
+            [("applied", feedback.applied), ("late", feedback.late), ("unknown", feedback.unknown)]
+        )
+        out.family(
+            "switchyard_feedback_expired_total",
+            "counter",
+            "Decisions whose feedback never came in time.",
+            feedback.expired
+        )
     }
 }

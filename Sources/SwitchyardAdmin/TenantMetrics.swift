@@ -15,37 +15,38 @@ extension MetricsRenderer {
             "Calls by tenant and admission outcome (admitted, rate_limited, concurrency_limited, denied)."
         )
         for snapshot in snapshots {
-            for (outcome, count) in [
-                ("admitted", snapshot.admitted), ("rate_limited", snapshot.rateLimited),
-                ("concurrency_limited", snapshot.concurrencyLimited), ("denied", snapshot.denied),
-            ] {
-                out.sample("switchyard_tenant_calls_total", [("tenant", snapshot.tenant), ("outcome", outcome)], count)
-            }
+            out.samples(
+                "switchyard_tenant_calls_total",
+                [("tenant", snapshot.tenant)],
+                by: "outcome",
+                [
+                    ("admitted", snapshot.admitted), ("rate_limited", snapshot.rateLimited),
+                    ("concurrency_limited", snapshot.concurrencyLimited), ("denied", snapshot.denied),
+                ]
+            )
         }
         out.family(
             "switchyard_tenant_unidentified_total",
             "counter",
-            "Calls refused because they named no listed tenant and there is no default, or sent an unlisted bearer token."
+            "Calls refused because they named no listed tenant and there is no default, or sent an unlisted bearer token.",
+            tenants.unidentified
         )
-        out.sample("switchyard_tenant_unidentified_total", [], tenants.unidentified)
         out.family("switchyard_tenant_in_flight", "gauge", "Admitted calls of a tenant not yet answered.")
         for snapshot in snapshots {
             out.sample("switchyard_tenant_in_flight", [("tenant", snapshot.tenant)], snapshot.inFlight)
         }
-        out.family(
-            "switchyard_tenant_compute_seconds_total",
-            "counter",
-            "Compute time charged to a tenant's answered calls: each call's rows × its batch's time / the batch's rows."
-        )
-        for snapshot in snapshots {
-            for entry in snapshot.usage {
-                out.sample(
-                    "switchyard_tenant_compute_seconds_total",
-                    Self.usageLabels(snapshot.tenant, entry.key),
-                    Double(entry.usage.computeNanoseconds) / 1e9
-                )
+        func perVersion(_ name: String, _ help: String, _ value: (TenantAdmission.Usage) -> Double) {
+            out.family(name, "counter", help)
+            for snapshot in snapshots {
+                for entry in snapshot.usage {
+                    out.sample(name, Self.usageLabels(snapshot.tenant, entry.key), value(entry.usage))
+                }
             }
         }
+        perVersion(
+            "switchyard_tenant_compute_seconds_total",
+            "Compute time charged to a tenant's answered calls: each call's rows × its batch's time / the batch's rows."
+        ) { Double($0.computeNanoseconds) / 1e9 }
         out.family(
             "switchyard_tenant_model_calls_total",
             "counter",
@@ -53,26 +54,16 @@ extension MetricsRenderer {
         )
         for snapshot in snapshots {
             for entry in snapshot.usage {
-                for (outcome, count) in [
-                    ("answered", entry.usage.calls), ("shed", entry.usage.shed), ("failed", entry.usage.failed),
-                ] {
-                    out.sample(
-                        "switchyard_tenant_model_calls_total",
-                        Self.usageLabels(snapshot.tenant, entry.key) + [("outcome", outcome)],
-                        count
-                    )
-                }
-            }
-        }
-        out.family("switchyard_tenant_rows_total", "counter", "Rows of a tenant's answered calls by model version.")
-        for snapshot in snapshots {
-            for entry in snapshot.usage {
-                out.sample(
-                    "switchyard_tenant_rows_total",
+                out.samples(
+                    "switchyard_tenant_model_calls_total",
                     Self.usageLabels(snapshot.tenant, entry.key),
-                    entry.usage.rows
+                    by: "outcome",
+                    [("answered", entry.usage.calls), ("shed", entry.usage.shed), ("failed", entry.usage.failed)]
                 )
             }
+        }
+        perVersion("switchyard_tenant_rows_total", "Rows of a tenant's answered calls by model version.") {
+            Double($0.rows)
         }
         out.family(
             "switchyard_tenant_usage_dropped_total",

@@ -7,18 +7,28 @@ extension MetricsRenderer {
     func renderTracing(_ counters: TraceCounters?) -> String {
         guard let counters else { return "" }
         var out = PrometheusText()
-        out.family("switchyard_trace_calls_total", "counter", "Calls that head sampling chose to trace.")
-        out.sample("switchyard_trace_calls_total", [], counters.callsTraced)
-        out.family("switchyard_trace_spans_exported_total", "counter", "Spans the OTLP exporter delivered.")
-        out.sample("switchyard_trace_spans_exported_total", [], counters.spansExported)
+        out.family(
+            "switchyard_trace_calls_total",
+            "counter",
+            "Calls that head sampling chose to trace.",
+            counters.callsTraced
+        )
+        out.family(
+            "switchyard_trace_spans_exported_total",
+            "counter",
+            "Spans the OTLP exporter delivered.",
+            counters.spansExported
+        )
         out.family(
             "switchyard_trace_dropped_total",
             "counter",
-            "Traced calls (queue_full) or spans (processor_full, export_failed) dropped before reaching the collector."
+            "Traced calls (queue_full) or spans (processor_full, export_failed) dropped before reaching the collector.",
+            by: "reason",
+            [
+                ("queue_full", counters.droppedQueueFull), ("processor_full", counters.droppedProcessorFull),
+                ("export_failed", counters.droppedExportFailed),
+            ]
         )
-        out.sample("switchyard_trace_dropped_total", [("reason", "queue_full")], counters.droppedQueueFull)
-        out.sample("switchyard_trace_dropped_total", [("reason", "processor_full")], counters.droppedProcessorFull)
-        out.sample("switchyard_trace_dropped_total", [("reason", "export_failed")], counters.droppedExportFailed)
         return out.text
     }
 }
