@@ -14,6 +14,7 @@ import Synchronization
 #endif
 
 /// One audited change.
+@MemberwiseInit
 public struct AuditEntry: Sendable, Hashable, Codable {
     /// ISO 8601 UTC time of the change.
     public var time: String
@@ -34,37 +35,13 @@ public struct AuditEntry: Sendable, Hashable, Codable {
     public var generation: UInt64
     /// The model version loaded or unloaded (model changes only).
     public var version: String?
-    /// The W3C trace id of the admin request that made the change (its `traceparent`), if it carried one.
-    public var traceID: String?
+    /// The W3C trace id of the admin request that made the change (its `traceparent`), if it carried one; by
+    /// default the trace id of the request being handled.
+    public var traceID: String? = AuditTrace.traceID
 
     enum CodingKeys: String, CodingKey {
         case time, actor, action, model, old, new, reason, generation, version
         case traceID = "trace_id"
-    }
-
-    /// Creates an entry.
-    public init(
-        time: String,
-        actor: String,
-        action: String,
-        model: String?,
-        old: [RouteConfiguration],
-        new: [RouteConfiguration],
-        reason: String?,
-        generation: UInt64,
-        version: String? = nil,
-        traceID: String? = AuditTrace.traceID
-    ) {
-        self.time = time
-        self.actor = actor
-        self.action = action
-        self.model = model
-        self.old = old
-        self.new = new
-        self.reason = reason
-        self.generation = generation
-        self.version = version
-        self.traceID = traceID
     }
 }
 
