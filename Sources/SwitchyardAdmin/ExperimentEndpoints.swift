@@ -31,18 +31,7 @@ extension AdminServer {
                 maxSlowerProbability: query.get("max_slower_probability")
             )
             let versions = server.registry.model(named: model)?.versions ?? []
-            let counters = { (name: String) -> RolloutCounters in
-                let statistics = versions.first { $0.version == name }?.statistics
-                let succeeded = statistics?.successes ?? 0
-                let failed = statistics?.failures ?? 0
-                return RolloutCounters(
-                    calls: succeeded + failed,
-                    failures: failed,
-                    latencyBuckets: statistics?.latency.bucketCounts ?? [],
-                    compared: 0,
-                    agreed: 0
-                )
-            }
+            let counters = { (name: String) in RolloutCounters(versions.first { $0.version == name }?.statistics) }
             return Self.json(
                 ExperimentReport.compare(
                     model: model,

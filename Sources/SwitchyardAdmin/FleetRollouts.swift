@@ -234,13 +234,7 @@ public final class FleetRollouts: Sendable {
                 throw .notFound("model '\(model)' has no rollout")
             }
             var record = try decode(stored.value)
-            guard from.contains(record.phase) else {
-                throw SwitchyardError(
-                    .failedPrecondition,
-                    "the rollout of '\(model)' is \(record.phase.rawValue); \(action) needs it "
-                        + from.map(\.rawValue).sorted().joined(separator: " or ")
-                )
-            }
+            try requirePhase(record.phase, in: from, model: model, action: action)
             let detail = reason ?? "by \(actor)"
             var operations: [EtcdOperation] = []
             var route: RouteConfiguration?

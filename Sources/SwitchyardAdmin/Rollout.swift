@@ -152,6 +152,37 @@ public struct RolloutCounters: Sendable, Hashable {
     public var agreement: Double? { compared == 0 ? nil : Double(agreed) / Double(compared) }
 }
 
+extension RolloutCounters {
+    /// A version's calls, failures and latencies since it was loaded (none for a version not loaded), without
+    /// shadow pairs or drift.
+    init(_ statistics: VersionStatistics?) {
+        let succeeded = statistics?.successes ?? 0
+        let failed = statistics?.failures ?? 0
+        self.init(
+            calls: succeeded + failed,
+            failures: failed,
+            latencyBuckets: statistics?.latency.bucketCounts ?? [],
+            compared: 0,
+            agreed: 0
+        )
+    }
+}
+
+/// Refuses `action` on `model`'s rollout unless the rollout is in one of `phases`, naming them.
+func requirePhase(
+    _ phase: RolloutPhase,
+    in phases: Set<RolloutPhase>,
+    model: String,
+    action: String
+) throws(SwitchyardError) {
+    guard !phases.contains(phase) else { return }
+    throw SwitchyardError(
+        .failedPrecondition,
+        "the rollout of '\(model)' is \(phase.rawValue); \(action) needs it "
+            + phases.map(\.rawValue).sorted().joined(separator: " or ")
+    )
+}
+
 /// A version's drift against its reference over the detector's latest full window: the largest population stability
 /// index among its inputs and among its outputs, and which feature holds it. Not a difference of counters: a window
 /// keeps the latest reading.

@@ -233,13 +233,7 @@ public final class RolloutController: Sendable {
     ) throws(SwitchyardError) -> RolloutStatus {
         try rollouts.withLock { rollouts throws(SwitchyardError) -> RolloutStatus in
             guard var rollout = rollouts[model] else { throw .notFound("model '\(model)' has no rollout") }
-            guard phases.contains(rollout.phase) else {
-                throw SwitchyardError(
-                    .failedPrecondition,
-                    "the rollout of '\(model)' is \(rollout.phase.rawValue); \(action) needs it "
-                        + phases.map(\.rawValue).sorted().joined(separator: " or ")
-                )
-            }
+            try requirePhase(rollout.phase, in: phases, model: model, action: action)
             let detail = reason ?? "by \(actor)"
             if let route = change(&rollout) {
                 try control.apply(route: route, action: "rollout.\(action)", actor: actor, reason: detail)
@@ -313,18 +307,16 @@ public final class RolloutController: Sendable {
             let detail =
                 "step \(next + 1)/\(plan.steps.count): canary \(number(plan.steps[next]))% "
                 + "(\(windowSummary(window)) at \(number(plan.steps[rollout.step]))%)"
-            do {
-                try control.apply(
-                    route: route(for: rollout, canaryWeight: plan.steps[next], mirror: true),
-                    action: "rollout.advance",
-                    actor: "rollout",
-                    reason: detail
+            guard
+                apply(
+                    &rollout,
+                    canaryWeight: plan.steps[next],
+                    mirror: true,
+                    "advance",
+                    detail,
+                    "rollout step not applied"
                 )
-            } catch {
-                rollout.detail = "could not advance, retrying: \(error.message)"
-                logger.error("rollout step not applied", metadata: ["model": "\(rollout.model)", "reason": "\(error)"])
-                return
-            }
+            else { return }
             rollout.step = next
             rollout.stepStartedAt = clock()
             rollout.stepCounters = counters(model: rollout.model, plan: plan)
@@ -341,16 +333,7 @@ public final class RolloutController: Sendable {
     /// Ends a rollout: the canary gets everything (completed) or nothing (rolled back), the hold is released.
     private func finish(_ rollout: inout Rollout, _ phase: RolloutPhase, _ event: String, _ why: String) {
         let weight: Double = phase == .completed ? 100 : 0
-        do {
-            try control.apply(
-                route: route(for: rollout, canaryWeight: weight, mirror: false),
-                action: "rollout.\(event)",
-                actor: "rollout",
-                reason: why
-            )
-        } catch {
-            rollout.detail = "could not \(event), retrying: \(error.message)"
-            logger.error("rollout end not applied", metadata: ["model": "\(rollout.model)", "reason": "\(error)"])
+        guard apply(&rollout, canaryWeight: weight, mirror: false, event, why, "rollout end not applied") else {
             return
         }
         control.release(model: rollout.model)
@@ -365,35 +348,47 @@ public final class RolloutController: Sendable {
         rollout.state.route(canaryWeight: canaryWeight, mirror: mirror)
     }
 
+    /// Applies the rollout's route at `canaryWeight` for `event`. On failure the rollout's detail says so and the
+    /// next tick retries: returns false.
+    private func apply(
+        _ rollout: inout Rollout,
+        canaryWeight: Double,
+        mirror: Bool,
+        _ event: String,
+        _ reason: String,
+        _ failure: Logger.Message
+    ) -> Bool {
+        do {
+            try control.apply(
+                route: route(for: rollout, canaryWeight: canaryWeight, mirror: mirror),
+                action: "rollout.\(event)",
+                actor: "rollout",
+                reason: reason
+            )
+            return true
+        } catch {
+            rollout.detail = "could not \(event), retrying: \(error.message)"
+            logger.error(failure, metadata: ["model": "\(rollout.model)", "reason": "\(error)"])
+            return false
+        }
+    }
+
     private func counters(model: String, plan: RolloutPlan) -> RolloutCounters {
-        let statistics = registry.model(named: model)?.versions.first { $0.version == plan.canary }?.statistics
-        let succeeded = statistics?.successes ?? 0
-        let failed = statistics?.failures ?? 0
+        var counters = RolloutCounters(
+            registry.model(named: model)?.versions.first { $0.version == plan.canary }?.statistics
+        )
         let pair = sink?.aggregate(
             for: ComparisonKey(model: model, primaryVersion: plan.baseline, shadowVersion: plan.canary)
         )
-        return RolloutCounters(
-            calls: succeeded + failed,
-            failures: failed,
-            latencyBuckets: statistics?.latency.bucketCounts ?? [],
-            compared: pair?.classified ?? 0,
-            agreed: pair?.agreed ?? 0,
-            drift: plan.gates.judgesDrift ? driftReading(model: model, version: plan.canary) : nil
-        )
+        counters.compared = pair?.classified ?? 0
+        counters.agreed = pair?.agreed ?? 0
+        counters.drift = plan.gates.judgesDrift ? driftReading(model: model, version: plan.canary) : nil
+        return counters
     }
 
     /// The baseline's calls, failures and latencies, for the gates that compare the canary with it.
     private func baselineCounters(model: String, plan: RolloutPlan) -> RolloutCounters {
-        let statistics = registry.model(named: model)?.versions.first { $0.version == plan.baseline }?.statistics
-        let succeeded = statistics?.successes ?? 0
-        let failed = statistics?.failures ?? 0
-        return RolloutCounters(
-            calls: succeeded + failed,
-            failures: failed,
-            latencyBuckets: statistics?.latency.bucketCounts ?? [],
-            compared: 0,
-            agreed: 0
-        )
+        RolloutCounters(registry.model(named: model)?.versions.first { $0.version == plan.baseline }?.statistics)
     }
 
     /// The canary's latest scores once its detector has scored a full window.
