@@ -1,9 +1,9 @@
-// NumPy's .npy format (version 1.0): a magic string, a little-endian header length, a Python-dict header
-// (`descr`, `fortran_order`, `shape`) padded to 64 bytes, then the raw array. Reading covers the float and
-// integer types a reference sample comes in; writing emits little-endian float32 matrices.
+// NumPy's .npy format (versions 1–3): a magic string, a little-endian header length, a Python-dict header
+// (`descr`, `fortran_order`, `shape`) padded to 64 bytes, then the raw array. Reading covers the float, integer and
+// boolean types a reference sample or a load test's inputs come in (the drift monitor reads Float, the load generator
+// Double); writing emits little-endian float32 matrices (payload capture).
 
 import Foundation
-public import SwitchyardCore
 
 /// Reads and writes .npy arrays.
 public enum NPY {
@@ -47,7 +47,8 @@ public enum NPY {
 
     /// Calls `body` with float32 values' bytes in little-endian order: as they lie on a little-endian host, else
     /// swapped into a copy.
-    static func withLittleEndian<R>(_ values: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    public static func withLittleEndian<R>(_ values: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R
+    {
         #if _endian(little)
             return body(values)
         #else
@@ -56,11 +57,28 @@ public enum NPY {
         #endif
     }
 
-    /// Decodes a .npy file.
+    /// Decodes a .npy file into Float values.
     /// - Parameter what: names the file in errors.
     /// - Throws: `invalidArgument` naming what is wrong: not an .npy file, Fortran order, big-endian or
     ///   non-numeric element types, or a size that disagrees with the shape.
     public static func decode(_ bytes: [UInt8], what: String) throws(SwitchyardError) -> Array {
+        let (shape, values, descr) = try decode(bytes, what: what, as: Float.self)
+        return Array(shape: shape, values: values, descr: descr)
+    }
+
+    /// The element types read, by their `descr`, and their sizes in bytes.
+    static let elementSizes: [String: Int] = [
+        "<f2": 2, "<f4": 4, "<f8": 8, "|i1": 1, "<i2": 2, "<i4": 4, "<i8": 8, "|u1": 1, "<u2": 2, "<u4": 4, "|b1": 1,
+    ]
+
+    /// Decodes a .npy file into values of `T`, row-major, with its shape and declared element type.
+    /// - Parameter what: names the file in errors.
+    /// - Throws: as `decode(_:what:)`.
+    public static func decode<T: BinaryFloatingPoint>(
+        _ bytes: [UInt8],
+        what: String,
+        as: T.Type
+    ) throws(SwitchyardError) -> (shape: [Int], values: [T], descr: String) {
         guard bytes.count >= 10, Swift.Array(bytes[0..<6]) == magic else {
             throw SwitchyardError(
                 .invalidArgument,
@@ -91,15 +109,13 @@ public enum NPY {
         let shape = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "() "))
             .split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         let count = shape.reduce(1, *)
-        let supported = ["<f4", "<f8", "<i4", "<i8", "|u1", "|i1", "<f2"]
         let normalized = descr == "=f4" ? "<f4" : descr == "=f8" ? "<f8" : descr
-        guard supported.contains(normalized) else {
+        guard let size = elementSizes[normalized] else {
             throw SwitchyardError(
                 .invalidArgument,
-                "\(what): expected a little-endian float or integer array (\(supported.joined(separator: ", "))), got '\(descr)'"
+                "\(what): expected a little-endian number or boolean array (\(elementSizes.keys.sorted().joined(separator: ", "))), got '\(descr)'"
             )
         }
-        let size = Int(normalized.dropFirst(2))!
         let start = headerStart + headerLength
         guard bytes.count - start == count * size else {
             throw SwitchyardError(
@@ -107,37 +123,28 @@ public enum NPY {
                 "\(what): shape \(shape) of '\(descr)' needs \(count * size) bytes of data, got \(bytes.count - start)"
             )
         }
-        var values = [Float](repeating: 0, count: count)
+        var values = [T](repeating: 0, count: count)
         bytes.withUnsafeBytes { raw in
             let data = UnsafeRawBufferPointer(rebasing: raw[start...])
+            func load<I: FixedWidthInteger>(_ i: Int, _: I.Type) -> I {
+                I(littleEndian: data.loadUnaligned(fromByteOffset: i * MemoryLayout<I>.size, as: I.self))
+            }
             for i in 0..<count {
                 switch normalized {
-                case "<f4":
-                    values[i] = Float(
-                        bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
-                    )
-                case "<f8":
-                    values[i] = Float(
-                        Double(
-                            bitPattern: UInt64(littleEndian: data.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))
-                        )
-                    )
-                case "<f2":
-                    values[i] = Float(
-                        Float16(
-                            bitPattern: UInt16(littleEndian: data.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
-                        )
-                    )
-                case "<i4":
-                    values[i] = Float(Int32(littleEndian: data.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)))
-                case "<i8":
-                    values[i] = Float(Int64(littleEndian: data.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)))
-                case "|u1": values[i] = Float(data[i])
-                default: values[i] = Float(Int8(bitPattern: data[i]))
+                case "<f4": values[i] = T(Float(bitPattern: load(i, UInt32.self)))
+                case "<f8": values[i] = T(Double(bitPattern: load(i, UInt64.self)))
+                case "<f2": values[i] = T(Float(Float16(bitPattern: load(i, UInt16.self))))
+                case "<i2": values[i] = T(load(i, Int16.self))
+                case "<i4": values[i] = T(load(i, Int32.self))
+                case "<i8": values[i] = T(load(i, Int64.self))
+                case "<u2": values[i] = T(load(i, UInt16.self))
+                case "<u4": values[i] = T(load(i, UInt32.self))
+                case "|i1": values[i] = T(Int8(bitPattern: data[i]))
+                default: values[i] = T(data[i])  // |u1, |b1
                 }
             }
         }
-        return Array(shape: shape, values: values, descr: descr)
+        return (shape, values, descr)
     }
 
     /// The text after `'key':` in a header dict, up to the next top-level comma.

@@ -268,86 +268,12 @@ public struct RequestBodies: Sendable {
     }
 }
 
-/// A reader for NumPy's .npy format (version 1–3, little-endian numeric dtypes, C order), as rows.
+/// A .npy file's rows (NumPy's format through `NPY`: versions 1–3, little-endian numbers or booleans, C order).
 enum NPYFile {
     static func rows(path: String) throws(SwitchyardError) -> [[Double]] {
-        let bytes = try RequestBodies.readFile(path)
-        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
-            throw .invalidArgument("\(path): not a .npy file (expected the \\x93NUMPY magic)")
-        }
-        let major = bytes[6]
-        let headerLength: Int
-        let headerStart: Int
-        if major == 1 {
-            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
-            headerStart = 10
-        } else {
-            guard bytes.count >= 12 else { throw .invalidArgument("\(path): truncated .npy header") }
-            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
-            headerStart = 12
-        }
-        guard bytes.count >= headerStart + headerLength else { throw .invalidArgument("\(path): truncated header") }
-        let header = String(decoding: bytes[headerStart..<headerStart + headerLength], as: UTF8.self)
-        func field(_ key: String) -> String? {
-            guard let range = header.range(of: "'\(key)':") else { return nil }
-            return String(String(header[range.upperBound...]).trimmingPrefix(while: { $0 == " " }))
-        }
-        guard let descr = field("descr"), let quote = descr.dropFirst().firstIndex(of: "'") else {
-            throw .invalidArgument("\(path): .npy header has no 'descr'")
-        }
-        let dtype = String(descr[descr.index(after: descr.startIndex)..<quote])
-        if let order = field("fortran_order"), order.hasPrefix("True") {
-            throw .invalidArgument("\(path): Fortran-ordered arrays are not supported; save with C order")
-        }
-        guard let shapeText = field("shape"), let open = shapeText.firstIndex(of: "("),
-            let close = shapeText.firstIndex(of: ")")
-        else { throw .invalidArgument("\(path): .npy header has no 'shape'") }
-        let shape = shapeText[shapeText.index(after: open)..<close].split(separator: ",").compactMap {
-            Int($0.trimmingPrefix(while: { $0 == " " }))
-        }
+        let (shape, values, _) = try NPY.decode(RequestBodies.readFile(path), what: path, as: Double.self)
         guard let rows = shape.first, rows > 0 else { throw .invalidArgument("\(path): empty array") }
-        let width = shape.dropFirst().reduce(1, *)
-        let sizes: [String: Int] = [
-            "<f4": 4, "<f8": 8, "<i4": 4, "<i8": 8, "|u1": 1, "|i1": 1, "<u4": 4, "<i2": 2, "<u2": 2, "|b1": 1,
-        ]
-        guard let size = sizes[dtype] else {
-            throw .invalidArgument(
-                "\(path): dtype '\(dtype)' is not supported; expected one of "
-                    + sizes.keys.sorted().joined(separator: ", ")
-            )
-        }
-        let dataStart = headerStart + headerLength
-        guard bytes.count - dataStart >= rows * width * size else {
-            throw .invalidArgument(
-                "\(path): holds \(bytes.count - dataStart) data bytes, shape \(shape) needs \(rows * width * size)"
-            )
-        }
-        return bytes.withUnsafeBytes { raw in
-            var result: [[Double]] = []
-            result.reserveCapacity(rows)
-            for r in 0..<rows {
-                var row: [Double] = []
-                row.reserveCapacity(width)
-                for c in 0..<width {
-                    let offset = dataStart + (r * width + c) * size
-                    let v: Double
-                    switch dtype {
-                    case "<f4":
-                        v = Double(Float(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-                    case "<f8": v = Double(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-                    case "<i4": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: Int32.self))
-                    case "<i8": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: Int64.self))
-                    case "<u4": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-                    case "<i2": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: Int16.self))
-                    case "<u2": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-                    case "|i1": v = Double(raw.loadUnaligned(fromByteOffset: offset, as: Int8.self))
-                    default: v = Double(raw[offset])
-                    }
-                    row.append(v)
-                }
-                result.append(row)
-            }
-            return result
-        }
+        let width = values.count / rows
+        return (0..<rows).map { Swift.Array(values[($0 * width)..<(($0 + 1) * width)]) }
     }
 }
