@@ -222,25 +222,28 @@ package final class Connection {
 
     /// Takes one token from the reset budget; over budget, ends the connection. Returns false then.
     fileprivate func spendReset() -> Bool {
-        if !lifecycle.acceptsFrames { return false }
-        if resetBudget.take(now: MonotonicInstant.now().nanoseconds) { return true }
-        end(
-            .calm,
-            reason:
-                "stream resets over budget: burst \(resetBudget.burst), \(resetBudget.perSecond)/s (limits.max_stream_reset_burst, limits.max_stream_resets_per_second)"
+        spend(
+            &resetBudget,
+            what: "stream resets",
+            keys: "limits.max_stream_reset_burst, limits.max_stream_resets_per_second"
         )
-        return false
     }
 
     /// Takes one token from the control-frame budget; over budget, ends the connection. Returns false then.
     fileprivate func spendControl(_ kind: String) -> Bool {
-        if !lifecycle.acceptsFrames { return false }
-        if controlBudget.take(now: MonotonicInstant.now().nanoseconds) { return true }
-        end(
-            .calm,
-            reason:
-                "\(kind) frames over budget: burst \(controlBudget.burst), \(controlBudget.perSecond)/s (limits.max_control_frame_burst, limits.max_control_frames_per_second)"
+        spend(
+            &controlBudget,
+            what: "\(kind) frames",
+            keys: "limits.max_control_frame_burst, limits.max_control_frames_per_second"
         )
+    }
+
+    /// Takes one token from `budget`; over budget, ends the connection with ENHANCE_YOUR_CALM, naming `what` and
+    /// the configuration keys that set the budget. Returns false then.
+    private func spend(_ budget: inout FrameBudget, what: @autoclosure () -> String, keys: StaticString) -> Bool {
+        if !lifecycle.acceptsFrames { return false }
+        if budget.take(now: MonotonicInstant.now().nanoseconds) { return true }
+        end(.calm, reason: "\(what()) over budget: burst \(budget.burst), \(budget.perSecond)/s (\(keys))")
         return false
     }
 
