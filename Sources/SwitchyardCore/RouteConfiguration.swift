@@ -352,34 +352,20 @@ public struct RouteConfiguration: Sendable, Hashable, Codable {
 ///   queue_capacity: 65536
 ///   shadow_max_host_cpu: 1.0      # mirror only while the host's CPUs are at most this busy (1: always)
 /// ```
+@MemberwiseInit
 public struct SinkConfiguration: Sendable, Hashable, Codable {
     /// Directory for JSON Lines records (`comparisons-NNNNNN.jsonl`); `nil` keeps aggregates only.
     public var directory: String?
     /// Size at which the current file is closed and the next one started. Default 64 MiB.
-    public var maxFileBytes: Int
+    public var maxFileBytes: Int = 64 << 20
     /// Files kept; the oldest is deleted when a new one would exceed this. Default 8.
-    public var maxFiles: Int
+    public var maxFiles: Int = 8
     /// Records waiting for the writer thread before new ones are dropped (and counted). Default 65 536.
-    public var queueCapacity: Int
+    public var queueCapacity: Int = 65_536
     /// Busy share of the host's CPUs (over the last 100 ms) above which calls are not mirrored (and the
     /// skipped mirrors are counted), so that shadow traffic uses only spare capacity even where the pools
     /// are not the bottleneck (clients or other processes on the same cores). Default 1: always mirror.
-    public var shadowMaxHostCPU: Double
-
-    /// The defaults.
-    public init(
-        directory: String? = nil,
-        maxFileBytes: Int = 64 << 20,
-        maxFiles: Int = 8,
-        queueCapacity: Int = 65_536,
-        shadowMaxHostCPU: Double = 1
-    ) {
-        self.directory = directory
-        self.maxFileBytes = maxFileBytes
-        self.maxFiles = maxFiles
-        self.queueCapacity = queueCapacity
-        self.shadowMaxHostCPU = shadowMaxHostCPU
-    }
+    public var shadowMaxHostCPU: Double = 1
 
     enum CodingKeys: String, CodingKey {
         case directory

@@ -51,94 +51,56 @@ public struct ServerConfiguration: Sendable, Hashable, Codable {
     }
 
     /// Resource limits of the front end, with safe defaults.
+    @MemberwiseInit
     public struct Limits: Sendable, Hashable, Codable {
         /// Largest request message in bytes (after decompression). Default 64 MiB.
-        public var maxRequestBytes: Int
+        public var maxRequestBytes: Int = 64 << 20
         /// SETTINGS_MAX_CONCURRENT_STREAMS per connection. Default 256.
-        public var maxConcurrentStreams: Int
+        public var maxConcurrentStreams: Int = 256
         /// SETTINGS_MAX_HEADER_LIST_SIZE in bytes. Default 16 KiB.
-        public var maxHeaderListBytes: Int
+        public var maxHeaderListBytes: Int = 16 << 10
         /// Response bytes buffered per connection for a client that stops reading before the connection
         /// stops producing. Default 16 MiB.
-        public var maxOutputBufferBytes: Int
+        public var maxOutputBufferBytes: Int = 16 << 20
         /// Most connections open at once, across loops. Default 10 000.
-        public var maxConnections: Int
+        public var maxConnections: Int = 10_000
         /// Most connections open at once from one client IP address, across loops; 0 turns the limit off.
         /// Connections past it are accepted and closed at once (counted as rejected). Default 0 (off).
-        public var maxConnectionsPerAddress: Int
+        public var maxConnectionsPerAddress: Int = 0
         /// RST_STREAM frames a connection may send in a burst (token-bucket size; rapid reset, CVE-2023-44487).
         /// Server-sent stream errors count too. Past the budget: GOAWAY ENHANCE_YOUR_CALM. Default 1000.
-        public var maxStreamResetBurst: Int
+        public var maxStreamResetBurst: Int = 1000
         /// Rate at which the reset budget refills, per second. Default 200.
-        public var maxStreamResetsPerSecond: Int
+        public var maxStreamResetsPerSecond: Int = 200
         /// PING, SETTINGS and PRIORITY frames (and empty DATA frames) a connection may send in a burst; each
         /// costs work and, for PING and SETTINGS, an acknowledgement. Past it: GOAWAY ENHANCE_YOUR_CALM.
         /// Default 1000.
-        public var maxControlFrameBurst: Int
+        public var maxControlFrameBurst: Int = 1000
         /// Rate at which the control-frame budget refills, per second. Default 200.
-        public var maxControlFramesPerSecond: Int
+        public var maxControlFramesPerSecond: Int = 200
         /// Seconds a new connection has to complete the TLS handshake and the HTTP/2 preface (the client's
         /// magic and first SETTINGS) before it is closed (slowloris). Default 10.
-        public var handshakeTimeoutSeconds: Double
+        public var handshakeTimeoutSeconds: Double = 10
         /// Seconds a connection may stay open without any stream before it gets GOAWAY NO_ERROR and is
         /// closed; 0 keeps idle connections forever. Default 300.
-        public var idleTimeoutSeconds: Double
+        public var idleTimeoutSeconds: Double = 300
         /// Seconds a request header block (HEADERS and its CONTINUATION frames) may take to arrive whole once its
         /// first frame began; a connection whose block is still incomplete then gets GOAWAY NO_ERROR and is
         /// closed (half-sent headers would otherwise hold it until the idle timeout). Default 10.
-        public var headerTimeoutSeconds: Double
+        public var headerTimeoutSeconds: Double = 10
         /// Seconds a connection may stay over `maxOutputBufferBytes` (a client that stops reading or stops
         /// granting flow-control window) before it gets GOAWAY ENHANCE_YOUR_CALM and is closed. Default 10.
-        public var writeStallTimeoutSeconds: Double
+        public var writeStallTimeoutSeconds: Double = 10
         /// Request bytes the whole front end may hold in partly received messages (a message that spans
         /// DATA frames reserves its declared length when it starts). A message that would exceed it fails
         /// with RESOURCE_EXHAUSTED. Default 1 GiB.
-        public var maxBufferedRequestBytes: Int
+        public var maxBufferedRequestBytes: Int = 1 << 30
         /// Bytes per second that compressed request messages (gzip, deflate) may inflate to, across the whole
         /// server; decompression runs on a helper thread, and past this budget messages are refused with
         /// RESOURCE_EXHAUSTED until it refills. Default 512 MiB.
-        public var maxInflatedBytesPerSecond: Int
+        public var maxInflatedBytesPerSecond: Int = 512 << 20
         /// The same budget for one connection. Default 128 MiB.
-        public var maxInflatedBytesPerSecondPerConnection: Int
-
-        /// The defaults.
-        public init(
-            maxRequestBytes: Int = 64 << 20,
-            maxConcurrentStreams: Int = 256,
-            maxHeaderListBytes: Int = 16 << 10,
-            maxOutputBufferBytes: Int = 16 << 20,
-            maxConnections: Int = 10_000,
-            maxConnectionsPerAddress: Int = 0,
-            maxStreamResetBurst: Int = 1000,
-            maxStreamResetsPerSecond: Int = 200,
-            maxControlFrameBurst: Int = 1000,
-            maxControlFramesPerSecond: Int = 200,
-            handshakeTimeoutSeconds: Double = 10,
-            idleTimeoutSeconds: Double = 300,
-            headerTimeoutSeconds: Double = 10,
-            writeStallTimeoutSeconds: Double = 10,
-            maxBufferedRequestBytes: Int = 1 << 30,
-            maxInflatedBytesPerSecond: Int = 512 << 20,
-            maxInflatedBytesPerSecondPerConnection: Int = 128 << 20
-        ) {
-            self.maxRequestBytes = maxRequestBytes
-            self.maxConcurrentStreams = maxConcurrentStreams
-            self.maxHeaderListBytes = maxHeaderListBytes
-            self.maxOutputBufferBytes = maxOutputBufferBytes
-            self.maxConnections = maxConnections
-            self.maxConnectionsPerAddress = maxConnectionsPerAddress
-            self.maxStreamResetBurst = maxStreamResetBurst
-            self.maxStreamResetsPerSecond = maxStreamResetsPerSecond
-            self.maxControlFrameBurst = maxControlFrameBurst
-            self.maxControlFramesPerSecond = maxControlFramesPerSecond
-            self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
-            self.idleTimeoutSeconds = idleTimeoutSeconds
-            self.headerTimeoutSeconds = headerTimeoutSeconds
-            self.writeStallTimeoutSeconds = writeStallTimeoutSeconds
-            self.maxBufferedRequestBytes = maxBufferedRequestBytes
-            self.maxInflatedBytesPerSecond = maxInflatedBytesPerSecond
-            self.maxInflatedBytesPerSecondPerConnection = maxInflatedBytesPerSecondPerConnection
-        }
+        public var maxInflatedBytesPerSecondPerConnection: Int = 128 << 20
 
         /// Every problem with these limits, each prefixed with its key path (`limits.…`).
         public func validate() -> [String] {
