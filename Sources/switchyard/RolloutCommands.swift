@@ -228,11 +228,12 @@ struct ModelVersionArguments: ParsableArguments {
     @Option(name: .long, help: "Why: recorded in the audit log.")
     var reason: String?
 
-    /// Makes `call` with this model, version and reason; the answer, or nil after printing it as JSON.
+    /// Makes `call` (`AdminClient.loadVersion` or `.unloadVersion`) with this model, version and reason; the answer,
+    /// or nil after printing it as JSON.
     func send<Value: Sendable>(
-        _ call: (AdminClient, String, String, String?) async throws(AdminCallError) -> AdminReply<Value>
+        _ call: (AdminClient) -> (String, String, String?) async throws(AdminCallError) -> AdminReply<Value>
     ) async throws -> Value? {
-        try await options.call { client async throws(AdminCallError) in try await call(client, model, version, reason) }
+        try await options.call { client async throws(AdminCallError) in try await call(client)(model, version, reason) }
     }
 }
 
@@ -244,11 +245,7 @@ struct ModelsLoad: AsyncParsableCommand {
     @OptionGroup var arguments: ModelVersionArguments
 
     func run() async throws {
-        guard
-            let answer = try await arguments.send({ client, model, version, reason async throws(AdminCallError) in
-                try await client.loadVersion(model: model, version: version, reason: reason)
-            })
-        else { return }
+        guard let answer = try await arguments.send(AdminClient.loadVersion) else { return }
         let loaded = answer.versions.map(\.version)
         print(
             "loaded \(arguments.model) version \(arguments.version); loaded versions: "
@@ -265,11 +262,7 @@ struct ModelsUnload: AsyncParsableCommand {
     @OptionGroup var arguments: ModelVersionArguments
 
     func run() async throws {
-        guard
-            let answer = try await arguments.send({ client, model, version, reason async throws(AdminCallError) in
-                try await client.unloadVersion(model: model, version: version, reason: reason)
-            })
-        else { return }
+        guard let answer = try await arguments.send(AdminClient.unloadVersion) else { return }
         print("unloaded \(arguments.model) version \(arguments.version)")
         if let note = answer.note { print("note: \(note)") }
     }
