@@ -49,6 +49,27 @@ public struct RoutingDecision: Sendable {
     /// Whether the caller should report the call's outcome with `recordOutcome` (automatic bandit rewards).
     public var wantsOutcome: Bool { rewardTargetNanoseconds != nil }
 
+    /// A decision no policy made: the default version of a model without a route, or the version the call named.
+    static func unrouted(
+        _ version: String,
+        reason: RouteReason,
+        on snapshot: RoutingSnapshot,
+        shadowVersion: String?
+    ) -> RoutingDecision {
+        RoutingDecision(
+            version: version,
+            reason: reason,
+            generation: snapshot.generation,
+            shadowVersion: shadowVersion,
+            cachedTrailer: nil,
+            trailers: snapshot.trailers,
+            bandit: nil,
+            arm: 0,
+            rewardTargetNanoseconds: nil,
+            fallback: nil
+        )
+    }
+
     /// Records the automatic reward of a bandit decision: 1 when the call succeeded within the route's
     /// latency target, else 0. Does nothing for other decisions.
     public func recordOutcome(succeeded: Bool, latencyNanoseconds: UInt64) {
@@ -467,17 +488,11 @@ public final class RoutingTable: Sendable {
     ) -> RoutingDecision {
         let current = snapshot.withLock { $0 }
         guard let route = current.routes[model] else {
-            return RoutingDecision(
-                version: requestedVersion,
+            return .unrouted(
+                requestedVersion,
                 reason: requestedVersion.isEmpty ? .default : .explicit,
-                generation: current.generation,
-                shadowVersion: nil,
-                cachedTrailer: nil,
-                trailers: current.trailers,
-                bandit: nil,
-                arm: 0,
-                rewardTargetNanoseconds: nil,
-                fallback: nil
+                on: current,
+                shadowVersion: nil
             )
         }
         var generator = random.generator
@@ -487,18 +502,7 @@ public final class RoutingTable: Sendable {
                 let target = settings.version ?? route.versions.first { $0 != requestedVersion }
                 shadow = target == requestedVersion ? nil : target
             }
-            return RoutingDecision(
-                version: requestedVersion,
-                reason: .explicit,
-                generation: current.generation,
-                shadowVersion: shadow,
-                cachedTrailer: nil,
-                trailers: current.trailers,
-                bandit: nil,
-                arm: 0,
-                rewardTargetNanoseconds: nil,
-                fallback: nil
-            )
+            return .unrouted(requestedVersion, reason: .explicit, on: current, shadowVersion: shadow)
         }
         let arm: Int
         switch route.reason {
