@@ -99,21 +99,54 @@ func expectClose(_ actual: [Float], _ expected: [Float], _ context: String) {
     #expect(mismatch == nil, "\(context): \(String(describing: mismatch))")
 }
 
+/// For each activation, a random network of `shape` (the activation after every layer but the last, and after the
+/// last too for every other activation) with random input data for `shape.rows` rows.
+func randomNetworks(
+    _ shape: (seed: UInt64, widths: [Int], rows: Int)
+) -> [(activation: UnaryOperator, model: ONNXModel, data: [Float])] {
+    activations.enumerated().map { index, op in
+        var network = RandomNetwork(seed: shape.seed &* 31 &+ UInt64(index))
+        let input = network.value(shape.widths[0])
+        var current = input
+        for (layer, width) in shape.widths.dropFirst().enumerated() {
+            current = network.dense(current, n: width)
+            if layer < shape.widths.count - 2 || index % 2 == 0 { current = network.activation(op, current) }
+        }
+        let model = network.model(input: input, outputs: [current])
+        return (op, model, network.floats(shape.rows * shape.widths[0], scale: 2))
+    }
+}
+
+/// Expects a random input row to give the same output bits alone as at each `(rows, position)` of `placements`,
+/// amid other random rows of `network`, on one executor of `engine`.
+func expectTheSameBitsWhereverARowLands(
+    _ engine: FusedEngine,
+    network: inout RandomNetwork,
+    placements: [(rows: Int, position: Int)],
+    _ context: String
+) throws {
+    let width = engine.signature.inputs[0].elementsPerRow
+    let outputWidth = engine.signature.outputs[0].elementsPerRow
+    let executor = engine.makeExecutor()
+    let probe = network.floats(width, scale: 2)
+    let alone = try runExecutor(executor, signature: engine.signature, inputs: [probe], rows: 1)[0]
+    for (rows, position) in placements {
+        var batch = network.floats(rows * width, scale: 2)
+        batch.replaceSubrange((position * width)..<((position + 1) * width), with: probe)
+        let result = try runExecutor(executor, signature: engine.signature, inputs: [batch], rows: rows)[0]
+        #expect(
+            Array(result[(position * outputWidth)..<((position + 1) * outputWidth)]) == alone,
+            "\(context)rows \(rows) at \(position)"
+        )
+    }
+}
+
 @Suite struct FusedEngineTests {
     @Test(arguments: shapeCases, availablePaths)
     func matchesTheReferenceOnRandomNetworks(shape: (seed: UInt64, widths: [Int], rows: Int), path: KernelPath)
         throws
     {
-        for (index, op) in activations.enumerated() {
-            var network = RandomNetwork(seed: shape.seed &* 31 &+ UInt64(index))
-            let input = network.value(shape.widths[0])
-            var current = input
-            for (layer, width) in shape.widths.dropFirst().enumerated() {
-                current = network.dense(current, n: width)
-                if layer < shape.widths.count - 2 || index % 2 == 0 { current = network.activation(op, current) }
-            }
-            let model = network.model(input: input, outputs: [current])
-            let data = network.floats(shape.rows * shape.widths[0], scale: 2)
+        for (op, model, data) in randomNetworks(shape) {
             let expected = try runEngine(ReferenceEngine(model: model), inputs: [data], rows: shape.rows)
             let fused = try FusedEngine(model: model, kernel: path)
             let actual = try runEngine(fused, inputs: [data], rows: shape.rows)
@@ -145,19 +178,12 @@ func expectClose(_ actual: [Float], _ expected: [Float], _ context: String) {
         let hidden = network.activation(.gelu, network.dense(input, n: 77))
         let output = network.activation(.tanh, network.dense(hidden, n: 40))
         let model = network.model(input: input, outputs: [output])
-        let engine = try FusedEngine(model: model, kernel: path)
-        let executor = engine.makeExecutor()
-        let probe = network.floats(300, scale: 2)
-        let alone = try runExecutor(executor, signature: engine.signature, inputs: [probe], rows: 1)[0]
-        for (rows, position) in [(2, 1), (3, 0), (4, 3), (5, 2), (8, 7), (9, 8), (64, 33), (65, 64), (130, 100)] {
-            var batch = network.floats(rows * 300, scale: 2)
-            batch.replaceSubrange((position * 300)..<((position + 1) * 300), with: probe)
-            let result = try runExecutor(executor, signature: engine.signature, inputs: [batch], rows: rows)[0]
-            #expect(
-                Array(result[(position * 40)..<((position + 1) * 40)]) == alone,
-                "\(path) rows \(rows) at \(position)"
-            )
-        }
+        try expectTheSameBitsWhereverARowLands(
+            try FusedEngine(model: model, kernel: path),
+            network: &network,
+            placements: [(2, 1), (3, 0), (4, 3), (5, 2), (8, 7), (9, 8), (64, 33), (65, 64), (130, 100)],
+            "\(path) "
+        )
     }
 
     @Test(arguments: Fixtures.cases, availablePaths)
@@ -294,16 +320,7 @@ struct FusedEngineBF16Tests {
 
     @Test(arguments: shapeCases)
     func matchesAnEmulationOfTheArithmetic(shape: (seed: UInt64, widths: [Int], rows: Int)) throws {
-        for (index, op) in activations.enumerated() {
-            var network = RandomNetwork(seed: shape.seed &* 31 &+ UInt64(index))
-            let input = network.value(shape.widths[0])
-            var current = input
-            for (layer, width) in shape.widths.dropFirst().enumerated() {
-                current = network.dense(current, n: width)
-                if layer < shape.widths.count - 2 || index % 2 == 0 { current = network.activation(op, current) }
-            }
-            let model = network.model(input: input, outputs: [current])
-            let data = network.floats(shape.rows * shape.widths[0], scale: 2)
+        for (op, model, data) in randomNetworks(shape) {
             let expected = try Self.emulate(model, input: data, rows: shape.rows)
             let engine = try FusedEngine(model: model, kernel: .avx512, precision: .bf16)
             #expect(engine.precision == .bf16)
@@ -327,16 +344,12 @@ struct FusedEngineBF16Tests {
         let hidden = network.activation(.relu, network.dense(input, n: 70))
         let output = network.activation(.sigmoid, network.dense(hidden, n: 33))
         let model = network.model(input: input, outputs: [output])
-        let engine = try FusedEngine(model: model, kernel: .avx512, precision: .bf16)
-        let executor = engine.makeExecutor()
-        let probe = network.floats(301, scale: 2)
-        let alone = try runExecutor(executor, signature: engine.signature, inputs: [probe], rows: 1)[0]
-        for (rows, position) in [(2, 1), (4, 3), (5, 4), (9, 8), (64, 40), (100, 99)] {
-            var batch = network.floats(rows * 301, scale: 2)
-            batch.replaceSubrange((position * 301)..<((position + 1) * 301), with: probe)
-            let result = try runExecutor(executor, signature: engine.signature, inputs: [batch], rows: rows)[0]
-            #expect(Array(result[(position * 33)..<((position + 1) * 33)]) == alone, "rows \(rows) at \(position)")
-        }
+        try expectTheSameBitsWhereverARowLands(
+            try FusedEngine(model: model, kernel: .avx512, precision: .bf16),
+            network: &network,
+            placements: [(2, 1), (4, 3), (5, 4), (9, 8), (64, 40), (100, 99)],
+            ""
+        )
     }
 
     @Test(arguments: [1, 2])
