@@ -259,22 +259,14 @@ struct DecodingCase: Sendable, CustomTestStringConvertible {
         (DataType.fp16, TypedContents.fp32([1, 2]), "fp32_contents"), (.bf16, .uint([1, 2]), "uint_contents"),
     ])
     func halfPrecisionHasNoTypedField(_ dataType: DataType, contents: TypedContents, field: String) throws {
-        let version = makeVersion(input: dataType, width: 2)
-        let error = try #require(
-            validationError(
-                requestBytes([RequestTensor(datatype: dataType.rawValue, shape: [1, 2], contents: contents)]),
-                for: version
-            )
-        )
+        let error = try #require(typedContentsError(dataType, contents))
         #expect(error.code == .invalidArgument)
         #expect(
             error.message
                 == "input 'x': \(dataType.rawValue) has no typed contents field; expected its data in "
                 + "raw_input_contents, got contents.\(field)"
         )
-        let empty = try #require(
-            validationError(requestBytes([RequestTensor(datatype: dataType.rawValue, shape: [1, 2])]), for: version)
-        )
+        let empty = try #require(typedContentsError(dataType, nil))
         #expect(empty.message == "input 'x': no data; expected raw_input_contents")
     }
 
@@ -289,13 +281,7 @@ struct DecodingCase: Sendable, CustomTestStringConvertible {
         (.int32, .bytes([[1], [2]]), "INT32 data belongs in contents.int_contents, got bytes_contents"),
     ])
     func typedValuesMustUseTheirDatatypesField(_ dataType: DataType, contents: TypedContents, message: String) throws {
-        let version = makeVersion(input: dataType, width: 2)
-        let error = try #require(
-            validationError(
-                requestBytes([RequestTensor(datatype: dataType.rawValue, shape: [1, 2], contents: contents)]),
-                for: version
-            )
-        )
+        let error = try #require(typedContentsError(dataType, contents))
         #expect(error.code == .invalidArgument)
         #expect(error.message == "input 'x': \(message)")
     }
@@ -308,12 +294,7 @@ struct DecodingCase: Sendable, CustomTestStringConvertible {
             )
         )
         #expect(error.message == "input 'x': expected 4 values in contents.int64_contents for shape [2, 2], got 3")
-        let none = try #require(
-            validationError(
-                requestBytes([RequestTensor(datatype: "UINT8", shape: [1, 2])]),
-                for: makeVersion(input: .uint8, width: 2)
-            )
-        )
+        let none = try #require(typedContentsError(.uint8, nil))
         #expect(none.message == "input 'x': no data; expected raw_input_contents or contents.uint_contents")
     }
 
@@ -334,12 +315,7 @@ struct DecodingCase: Sendable, CustomTestStringConvertible {
         ),
     ])
     func narrowTypedValuesMustFitTheirDatatype(_ dataType: DataType, contents: TypedContents, message: String) throws {
-        let error = try #require(
-            validationError(
-                requestBytes([RequestTensor(datatype: dataType.rawValue, shape: [1, 2], contents: contents)]),
-                for: makeVersion(input: dataType, width: 2)
-            )
-        )
+        let error = try #require(typedContentsError(dataType, contents))
         #expect(error.code == .invalidArgument)
         #expect(error.message == "input 'x': \(message)")
     }

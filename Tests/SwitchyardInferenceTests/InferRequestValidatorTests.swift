@@ -64,27 +64,12 @@ private func encode(_ inputs: [TestInput], outputs: [String] = [], parameters: [
     return requestBytes(tensors, model: "double", id: "abc", outputs: outputs, parameters: parameters)
 }
 
-private func validate(_ bytes: [UInt8], version: ModelVersion = makeVersion()) throws(SwitchyardError)
-    -> ValidatedInferCall
-{
-    let outcome: Result<ValidatedInferCall, SwitchyardError> = bytes.withUnsafeBytes { raw in
-        withBumpAllocator { arena in
-            Result { () throws(SwitchyardError) -> ValidatedInferCall in
-                let request = try InferRequestDecoder.decode(raw, arena: &arena)
-                return try InferRequestValidator.validate(request.pointee, for: version)
-            }
-        }
-    }
-    return try outcome.get()
+private func validate(_ bytes: [UInt8]) throws(SwitchyardError) -> ValidatedInferCall {
+    try validateRequest(bytes, for: makeVersion())
 }
 
 private func rejection(_ bytes: [UInt8]) -> SwitchyardError? {
-    do {
-        _ = try validate(bytes)
-        return nil
-    } catch {
-        return error
-    }
+    validationError(bytes, for: makeVersion())
 }
 
 @Suite struct InferRequestValidatorTests {

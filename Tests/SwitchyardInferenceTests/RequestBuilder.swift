@@ -194,6 +194,15 @@ func validationError(_ bytes: [UInt8], for version: ModelVersion) -> SwitchyardE
     }
 }
 
+/// The error validating one tensor "x" of `dataType` and shape [1, 2], sent as `contents` (or without data), throws
+/// against a version that takes that datatype two values wide.
+func typedContentsError(_ dataType: DataType, _ contents: TypedContents?) -> SwitchyardError? {
+    validationError(
+        requestBytes([RequestTensor(datatype: dataType.rawValue, shape: [1, 2], contents: contents)]),
+        for: makeVersion(input: dataType, width: 2)
+    )
+}
+
 /// Little-endian bytes of fixed-width integers.
 func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
     values.flatMap { value in withUnsafeBytes(of: value.littleEndian) { Array($0) } }
