@@ -42,6 +42,10 @@ let catalog: @Sendable (String) -> ModelCatalogEntry? = { name in
 func versions(_ weights: [Double]) -> [RouteConfiguration.VersionWeight] {
     weights.enumerated().map { .init(version: String($0.offset + 1), weight: $0.element) }
 }
+/// A bandit route over two versions of equal prior weight.
+func bandit(_ model: String, _ settings: RouteConfiguration.BanditSettings) -> RouteConfiguration {
+    RouteConfiguration(model: model, policy: .bandit, versions: versions([1, 1]), bandit: settings)
+}
 let routes = [
     RouteConfiguration(model: "digits-fixed", policy: .fixed, versions: versions([1])),
     RouteConfiguration(
@@ -58,30 +62,10 @@ let routes = [
         sticky: .init(header: "x-user-id"),
         shadow: .init(fraction: 1)
     ),
-    RouteConfiguration(
-        model: "digits-thompson",
-        policy: .bandit,
-        versions: versions([1, 1]),
-        bandit: .init(algorithm: "thompson")
-    ),
-    RouteConfiguration(
-        model: "digits-ucb1",
-        policy: .bandit,
-        versions: versions([1, 1]),
-        bandit: .init(algorithm: "ucb1")
-    ),
-    RouteConfiguration(
-        model: "digits-egreedy",
-        policy: .bandit,
-        versions: versions([1, 1]),
-        bandit: .init(algorithm: "epsilon_greedy")
-    ),
-    RouteConfiguration(
-        model: "digits-feedback",
-        policy: .bandit,
-        versions: versions([1, 1]),
-        bandit: .init(algorithm: "thompson", reward: "feedback")
-    ),
+    bandit("digits-thompson", .init(algorithm: "thompson")),
+    bandit("digits-ucb1", .init(algorithm: "ucb1")),
+    bandit("digits-egreedy", .init(algorithm: "epsilon_greedy")),
+    bandit("digits-feedback", .init(algorithm: "thompson", reward: "feedback")),
 ]
 let table = try RoutingTable(routes: routes, catalog: catalog, random: SharedRandom(seed: 1))
 let users = (0..<1024).map { "user-\($0)" }
