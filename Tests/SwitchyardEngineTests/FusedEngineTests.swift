@@ -117,6 +117,22 @@ func randomNetworks(
     }
 }
 
+/// Expects the default fused engine of `model` to run one node on the interpreter and to match the reference engine
+/// on `rows` random rows of `network`, output by output (named in `outputs`).
+func expectOneInterpretedNodeMatchingTheReference(
+    _ model: ONNXModel,
+    network: inout RandomNetwork,
+    rows: Int,
+    outputs: [String]
+) throws {
+    let engine = try FusedEngine(model: model)
+    #expect(engine.interpretedNodes == 1)
+    let data = network.floats(rows * engine.signature.inputs[0].elementsPerRow, scale: 2)
+    let fused = try runEngine(engine, inputs: [data], rows: rows)
+    let reference = try runEngine(ReferenceEngine(model: model), inputs: [data], rows: rows)
+    for (index, name) in outputs.enumerated() { expectClose(fused[index], reference[index], name) }
+}
+
 /// Expects a random input row to give the same output bits alone as at each `(rows, position)` of `placements`,
 /// amid other random rows of `network`, on one executor of `engine`.
 func expectTheSameBitsWhereverARowLands(
@@ -227,12 +243,7 @@ func expectTheSameBitsWhereverARowLands(
         let sum = network.value(8)
         network.add(.binary(.add, lhs: .value(relu), rhs: .value(input), output: sum), "Add")
         let model = network.model(input: input, outputs: [sum])
-        let engine = try FusedEngine(model: model)
-        #expect(engine.interpretedNodes == 1)
-        let data = network.floats(5 * 8, scale: 2)
-        let fused = try runEngine(engine, inputs: [data], rows: 5)
-        let reference = try runEngine(ReferenceEngine(model: model), inputs: [data], rows: 5)
-        expectClose(fused[0], reference[0], "residual sum")
+        try expectOneInterpretedNodeMatchingTheReference(model, network: &network, rows: 5, outputs: ["residual sum"])
     }
 
     @Test func outputsInsideALayerSplitIt() throws {
@@ -243,13 +254,12 @@ func expectTheSameBitsWhereverARowLands(
         #expect(FusedEngine.unsupportedReason(for: chain.model(input: chainInput, outputs: [chainRelu])) == nil)
         // An output taken before the layer's activation: the activation runs on the interpreter instead.
         let model = chain.model(input: chainInput, outputs: [chainHidden, chainRelu])
-        let engine = try FusedEngine(model: model)
-        #expect(engine.interpretedNodes == 1)
-        let data = chain.floats(3 * 8, scale: 2)
-        let fused = try runEngine(engine, inputs: [data], rows: 3)
-        let reference = try runEngine(ReferenceEngine(model: model), inputs: [data], rows: 3)
-        expectClose(fused[0], reference[0], "pre-activation")
-        expectClose(fused[1], reference[1], "relu")
+        try expectOneInterpretedNodeMatchingTheReference(
+            model,
+            network: &chain,
+            rows: 3,
+            outputs: ["pre-activation", "relu"]
+        )
     }
 
     @Test func factoryPicksTheEngine() throws {
