@@ -17,6 +17,21 @@ struct DecodingCase: Sendable, CustomTestStringConvertible {
     var testDescription: String { dataType.rawValue }
     var count: Int { expected.count }
 
+    /// The validated call of one row of these values, sent as raw bytes or (`asTyped`) as typed contents.
+    func validated(asTyped: Bool) throws -> ValidatedInferCall {
+        try validateRequest(
+            requestBytes([
+                RequestTensor(
+                    datatype: dataType.rawValue,
+                    shape: [1, Int64(count)],
+                    raw: asTyped ? nil : raw,
+                    contents: asTyped ? typed : nil
+                )
+            ]),
+            for: makeVersion(input: dataType, width: count)
+        )
+    }
+
     static let all: [DecodingCase] = [
         DecodingCase(
             dataType: .bool,
@@ -106,26 +121,14 @@ struct DecodingCase: Sendable, CustomTestStringConvertible {
 @Suite struct DatatypeDecodingTests {
     @Test(arguments: DecodingCase.all)
     func rawInputsConvertToFloat(_ test: DecodingCase) throws {
-        let version = makeVersion(input: test.dataType, width: test.count)
-        let call = try validateRequest(
-            requestBytes([
-                RequestTensor(datatype: test.dataType.rawValue, shape: [1, Int64(test.count)], raw: test.raw)
-            ]),
-            for: version
-        )
+        let call = try test.validated(asTyped: false)
         #expect(call.rows == 1)
         #expect(sameFloats(call.inputs[0], test.expected), "\(call.inputs[0])")
     }
 
     @Test(arguments: DecodingCase.all.filter { $0.typed != nil })
     func typedContentsConvertToFloat(_ test: DecodingCase) throws {
-        let version = makeVersion(input: test.dataType, width: test.count)
-        let call = try validateRequest(
-            requestBytes([
-                RequestTensor(datatype: test.dataType.rawValue, shape: [1, Int64(test.count)], contents: test.typed)
-            ]),
-            for: version
-        )
+        let call = try test.validated(asTyped: true)
         #expect(sameFloats(call.inputs[0], test.expected), "\(call.inputs[0])")
     }
 
