@@ -68,31 +68,12 @@ extension EventLoop {
                     return true
                 }
                 if let http2 {
-                    var ok = http2OK
-                    switch outcome {
-                    case .ok: break
-                    case .closed: ok = false
-                    case .failed(let reason):
-                        http2.countProtocolError()
-                        core.logger.debug("closing TLS connection", metadata: ["reason": "\(reason)"])
-                        ok = false
-                    }
-                    return settleSwitched(http2, ok: ok)
+                    return settleSwitched(http2, ok: survives(outcome, countError: http2.countProtocolError) && http2OK)
                 }
                 tls.drain(into: &connection.out)  // handshake records, alerts
-                switch outcome {
-                case .ok:
-                    break
-                case .closed:
-                    // close_notify: as a half-close, answers already owed still go out.
-                    connection.stopReading = true
-                    connection.closeAfterFlush = true
-                    connection.markDirty()
-                    return
-                case .failed(let reason):
-                    core.counters.protocolErrors.add(1, ordering: .relaxed)
-                    core.logger.debug("closing TLS connection", metadata: ["reason": "\(reason)"])
-                    // The alert goes out, then the connection closes; owed answers are dropped.
+                if !survives(outcome, countError: { core.counters.protocolErrors.add(1, ordering: .relaxed) }) {
+                    // After close_notify, as after a half-close, answers already owed still go out; after a failure
+                    // the alert goes out, then the connection closes.
                     connection.stopReading = true
                     connection.closeAfterFlush = true
                     connection.markDirty()

@@ -766,16 +766,7 @@ package final class EventLoop: @unchecked Sendable {
                     http2OK = connection.receive(plaintext)
                     return http2OK
                 }
-                switch result {
-                case .ok:
-                    ok = http2OK
-                case .closed:
-                    ok = false
-                case .failed(let reason):
-                    connection.countProtocolError()
-                    core.logger.debug("closing TLS connection", metadata: ["reason": "\(reason)"])
-                    ok = false
-                }
+                ok = survives(result, countError: connection.countProtocolError) && http2OK
                 if !ok {
                     // Send the alert (or close_notify) before closing.
                     connection.lifecycle.closeAfterFlush()
@@ -790,6 +781,21 @@ package final class EventLoop: @unchecked Sendable {
             }
             connection.markDirty()
             if !ok || connection.readingPaused || count < readBuffer.count { break }
+        }
+    }
+
+    /// Whether a connection's TLS session survived a read: a close_notify ends it; a failure ends it and is counted
+    /// (by `countError`) and logged.
+    func survives(_ outcome: TLSSession.Outcome, countError: () -> Void) -> Bool {
+        switch outcome {
+        case .ok:
+            return true
+        case .closed:
+            return false
+        case .failed(let reason):
+            countError()
+            core.logger.debug("closing TLS connection", metadata: ["reason": "\(reason)"])
+            return false
         }
     }
 
