@@ -19,10 +19,9 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=(grpc-deframer infer-request h2-connection onnx-import); fi
 scratch="$PWD/${SWITCHYARD_FUZZ_SCRATCH:-.build-fuzz}"
 
-flags=(
-    -c release --package-path Fuzz --scratch-path "$scratch"
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xcc -fsanitize=fuzzer-no-link,address
-)
+# The sanitizer flags come from a toolset (Fuzz/toolset.json), which applies to the code being built and not to
+# build-time tools: the @MemberwiseInit compiler plugin must not be linked with libFuzzer's main.
+flags=(-c release --package-path Fuzz --scratch-path "$scratch" --toolset "$PWD/Fuzz/toolset.json")
 echo "== fuzz: build (Fuzz/, -sanitize=fuzzer,address)"
 started=$(date +%s)
 # ld.gold warns that it cannot export ASan's local __asan_extra_spill_area; the symbol is not needed.
