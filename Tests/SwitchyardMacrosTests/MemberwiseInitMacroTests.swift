@@ -26,8 +26,8 @@ struct MemberwiseInitMacroTests {
         )
     }
 
-    @Test("every settable stored property, in order, with Swift's defaults")
-    func storedProperties() {
+    @Test("a var's initial value is its default, an optional var defaults to nil, a plain var has none")
+    func defaults() {
         expect(
             """
             @MemberwiseInit
@@ -35,11 +35,6 @@ struct MemberwiseInitMacroTests {
                 public var name: String
                 public var calls: UInt64 = 0
                 public var p99: Double?
-                public let kind: String
-                public let fixed = 3
-                public static var shared = 1
-                public var total: UInt64 { calls }
-                public var watched: Int = 1 { didSet {} }
             }
             """,
             expands: """
@@ -47,22 +42,48 @@ struct MemberwiseInitMacroTests {
                     public var name: String
                     public var calls: UInt64 = 0
                     public var p99: Double?
-                    public let kind: String
-                    public let fixed = 3
-                    public static var shared = 1
-                    public var total: UInt64 { calls }
-                    public var watched: Int = 1 { didSet {} }
 
                     public init(
                         name: String,
                         calls: UInt64 = 0,
-                        p99: Double? = nil,
-                        kind: String,
-                        watched: Int = 1
+                        p99: Double? = nil
                     ) {
                         self.name = name
                         self.calls = calls
                         self.p99 = p99
+                    }
+                }
+                """
+        )
+    }
+
+    @Test("left out: a let or private property with a value, static and computed properties; an observed var is in")
+    func leftOut() {
+        expect(
+            """
+            @MemberwiseInit
+            public struct Kinds {
+                public let kind: String
+                public let fixed = 3
+                public static var shared = 1
+                public var total: Int { fixed }
+                private var cache: [Int] = []
+                public var watched: Int = 1 { didSet {} }
+            }
+            """,
+            expands: """
+                public struct Kinds {
+                    public let kind: String
+                    public let fixed = 3
+                    public static var shared = 1
+                    public var total: Int { fixed }
+                    private var cache: [Int] = []
+                    public var watched: Int = 1 { didSet {} }
+
+                    public init(
+                        kind: String,
+                        watched: Int = 1
+                    ) {
                         self.kind = kind
                         self.watched = watched
                     }
