@@ -469,13 +469,15 @@ def source_families(source):
     """Metric families the gateway's metric renderer declares: {name: type} (the monitor's included)."""
     # Both files must exist: a renamed source would otherwise quietly declare nothing.
     text = source.read_text() + "".join(path.read_text() for path in MONITOR_SOURCES)
-    return dict(re.findall(r'\.family\(\s*"(switchyard_[a-z0-9_]+)",\s*"([a-z]+)"', text))
+    # A family is declared by a call whose first two arguments are its name and type: `out.family(…)`, or a renderer's
+    # local helper that declares one family per call (`perArm(…)`, `perPair(…)`).
+    return dict(re.findall(r'\(\s*"(switchyard_[a-z0-9_]+)",\s*"(counter|gauge|histogram|summary|untyped)"', text))
 
 
 def monitor_families():
     """The families only a gateway with drift, capture or tracing configured exports."""
     text = "".join(path.read_text() for path in MONITOR_SOURCES)
-    return set(re.findall(r'\.family\(\s*"(switchyard_[a-z0-9_]+)"', text))
+    return set(re.findall(r'\(\s*"(switchyard_[a-z0-9_]+)",\s*"(?:counter|gauge|histogram|summary|untyped)"', text))
 
 
 def family_of(name, families):

@@ -421,17 +421,23 @@ public struct MetricsRenderer: Sendable {
         func labels(_ key: ComparisonKey) -> [(String, String)] {
             [("model", key.model), ("primary_version", key.primaryVersion), ("shadow_version", key.shadowVersion)]
         }
-        func counter(_ name: String, _ help: String, _ count: (ComparisonAggregate) -> UInt64) {
-            out.family(name, "counter", help)
+        func perPair(_ name: String, _ type: String, _ help: String, _ count: (ComparisonAggregate) -> UInt64) {
+            out.family(name, type, help)
             for (key, aggregate) in aggregates { out.sample(name, labels(key), count(aggregate)) }
         }
-        counter("switchyard_shadow_pairs_total", "Shadow/primary pairs compared by the sink.", \.pairs)
-        counter(
+        perPair("switchyard_shadow_pairs_total", "counter", "Shadow/primary pairs compared by the sink.", \.pairs)
+        perPair(
             "switchyard_shadow_classified_total",
+            "counter",
             "Compared pairs with a classification output (the denominator of agreement).",
             \.classified
         )
-        counter("switchyard_shadow_agreements_total", "Classified pairs whose argmax agreed on every row.", \.agreed)
+        perPair(
+            "switchyard_shadow_agreements_total",
+            "counter",
+            "Classified pairs whose argmax agreed on every row.",
+            \.agreed
+        )
         out.family("switchyard_shadow_errors_total", "counter", "Pairs where one side failed, by side.")
         for (key, aggregate) in aggregates {
             out.samples(
